@@ -1,0 +1,106 @@
+// The one API surface of the core. The tray, the window (through preload + IPC), the CLI and the
+// headless dashboard all drive exactly these types; nothing here may import Node or Electron so the
+// renderer can import it too.
+
+export type PeerState = 'up' | 'suspect' | 'gone';
+
+export interface PeerView {
+  id: string; // instance id from the TXT record, or the URL for a static peer
+  name: string;
+  url: string; // the peer's share listener base URL
+  address: string;
+  port: number;
+  platform: string | null;
+  publicKey: string | null; // "name:base64" as announced
+  trusted: boolean; // whether this machine's Nix trusts publicKey
+  rttMs: number | null;
+  state: PeerState;
+  source: 'mdns' | 'static';
+  bytesFrom: number; // NAR bytes we fetched from this peer
+  bytesTo: number; // NAR bytes this peer fetched from us
+  lastSeen: number; // epoch ms
+}
+
+export interface CacheEntryView {
+  hashPart: string;
+  storePath: string;
+  name: string; // the store path's name part
+  source: 'local' | string; // 'local' or a peer id
+  sourceName: string; // "this machine" or the peer's name
+  narHash: string; // sha256:<nix32>
+  narSize: number;
+  createdAt: number;
+  updatedAt: number;
+  hits: number;
+}
+
+export type FallbackReason = 'gc' | 'peer-gone' | 'peer-failed' | 'mismatch' | 'none';
+
+export type PeernixEvent =
+  | {
+      type: 'fallback';
+      id: number;
+      time: number;
+      storePath: string;
+      from: string; // source name the affinity cache pointed at ("this machine" or a peer name), or "none"
+      to: string | null; // the source that served it, null when nothing could
+      reason: FallbackReason;
+      outcome: 'served' | 'not-found' | 'failed';
+    }
+  | { type: 'peer-up' | 'peer-down'; id: number; time: number; peerId: string; peerName: string; reason?: string }
+  | {
+      type: 'transfer';
+      id: number;
+      time: number;
+      storePath: string;
+      direction: 'in' | 'out';
+      peerName: string;
+      bytes: number;
+      outcome: 'ok' | 'failed' | 'resumed';
+    }
+  | { type: 'sharing'; id: number; time: number; enabled: boolean }
+  | { type: 'error'; id: number; time: number; message: string };
+
+export interface StatusView {
+  version: string;
+  instanceId: string;
+  hostName: string;
+  sharing: boolean;
+  shareUrl: string | null; // null while sharing is off
+  substituterUrl: string;
+  publicKey: string; // "name:base64"
+  nixConf: string; // the lines a user adds to nix.conf
+  daemon: { ok: boolean; version: string | null; error: string | null };
+  mdns: boolean;
+  peersUp: number;
+  startedAt: number;
+}
+
+export interface Snapshot {
+  status: StatusView;
+  peers: PeerView[];
+  entries: CacheEntryView[];
+  events: PeernixEvent[];
+}
+
+export type ApiChange =
+  | { topic: 'status' }
+  | { topic: 'peers' }
+  | { topic: 'entries' }
+  | { topic: 'event'; event: PeernixEvent };
+
+/** The in-process API object returned by the composition root. */
+export interface PeernixApi {
+  snapshot(): Snapshot;
+  subscribe(listener: (change: ApiChange) => void): () => void;
+  setSharing(on: boolean): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The same API as seen from the window: everything is asynchronous across IPC or HTTP. */
+export interface PeernixBridge {
+  snapshot(): Promise<Snapshot>;
+  onChange(listener: (change: ApiChange) => void): () => void;
+  setSharing(on: boolean): Promise<void>;
+  copyText(text: string): Promise<void>;
+}
