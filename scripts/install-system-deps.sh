@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Peernix needs, only those missing. Usage: install-system-deps.sh run|test|bench
+set -euo pipefail
+want=(nix-bin)
+case "${1:-run}" in
+  run) ;;
+  test) want+=(chromium avahi-daemon avahi-utils dbus iproute2) ;;
+  bench) want+=(nginx-light) ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "peernix: please install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

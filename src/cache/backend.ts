@@ -1,0 +1,22 @@
+import type { Readable } from 'node:stream';
+import type { NarInfo } from '../nix/narinfo.ts';
+
+// What an HTTP listener serves from. The share listener's backend is the local store alone; the
+// substituter listener's is the resolver (local store, then peers). The HTTP layer stays the same.
+
+export interface NarBody {
+  narSize: number;
+  narHash: Buffer;
+  /** The whole NAR from byte 0; the HTTP layer slices ranges and verifies every byte. */
+  stream(): Readable;
+  /** Ends whatever holds the body alive (a GC temp root, a peer request). Idempotent. */
+  release(reason?: 'done' | 'failed' | 'aborted'): void;
+}
+
+export interface CacheBackend {
+  narInfo(hashPart: string): Promise<NarInfo | null>;
+  nar(hashPart: string, narHash: Buffer): Promise<NarBody | null>;
+}
+
+/** Thrown when the source is down (not "not found"): the listener answers 503, never 404. */
+export class BackendUnavailableError extends Error {}

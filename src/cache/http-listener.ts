@@ -1,0 +1,108 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from '../log.ts';
+import { formatHostPort, isLoopbackHost } from '../listen-address.ts';
+
+// One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header
+// time, and a stop that lets transfers finish for a moment and then cuts them.
+
+export interface HttpListener {
+  readonly server: Server;
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  close(graceMs?: number): Promise<void>;
+  /** Cuts every open connection at once (sharing turned off). */
+  cutAll(): void;
+}
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  log: Logger;
+  /** Answer only peers on loopback, whatever address the socket was bound to. */
+  loopbackOnly?: boolean;
+}
+
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+export async function listen(opts: ListenOptions): Promise<HttpListener> {
+  const sockets = new Set<Socket>();
+  const server = createServer(
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      headersTimeout: 15_000,
+      requestTimeout: 60_000,
+      keepAliveTimeout: 30_000,
+      noDelay: true,
+    },
+    (req, res) => {
+      if (opts.loopbackOnly && !isLoopbackAddress(req.socket.remoteAddress)) {
+        req.socket.destroy();
+        return;
+      }
+      try {
+        opts.handler(req, res);
+      } catch (e) {
+        opts.log.error(`handler crashed: ${(e as Error).stack ?? e}`);
+        if (!res.headersSent) {
+          res.statusCode = 500;
+          res.end();
+        } else res.destroy();
+      }
+    },
+  );
+  // A request may hold a NAR for many minutes; requestTimeout covers only receiving the request.
+  server.timeout = 0;
+  server.maxHeadersCount = 64;
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'HPE_HEADER_OVERFLOW' && socket.writable) {
+      socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    } else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: opts.host, port: opts.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (e) => opts.log.error(`listener ${opts.host}:${opts.port}: ${e.message}`));
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
+  let closing: Promise<void> | null = null;
+
+  return {
+    server,
+    host: opts.host,
+    port,
+    url: `http://${formatHostPort(urlHost, port)}`,
+    cutAll() {
+      for (const s of sockets) s.destroy();
+    },
+    close(graceMs = 3000) {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        const timer = setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, graceMs);
+        timer.unref();
+        server.once('close', () => clearTimeout(timer));
+      });
+      return closing;
+    },
+  };
+}
+
+export function isLoopbackAddress(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return isLoopbackHost(a);
+}

@@ -1,0 +1,61 @@
+import { basename } from 'node:path';
+import { formatSha256Nix32 } from '../nix/hash.ts';
+import type { NarInfo } from '../nix/narinfo.ts';
+import { signNarInfo, type SecretKey } from '../nix/signing.ts';
+import { DaemonError, type PathInfo } from '../store/daemon-connection.ts';
+import type { LocalStore } from '../store/local-store.ts';
+import { BackendUnavailableError, type CacheBackend, type NarBody } from './backend.ts';
+import { narUrl } from './routes.ts';
+
+// Serves this machine's store: narinfos carry every signature the store already has plus ours.
+
+export function narInfoFromPathInfo(info: PathInfo, key: SecretKey): NarInfo {
+  const narHash = formatSha256Nix32(info.narHash);
+  const hashPart = basename(info.path).slice(0, 32);
+  const base: NarInfo = {
+    storePath: info.path,
+    url: narUrl(hashPart, narHash.slice('sha256:'.length)),
+    compression: 'none',
+    fileHash: narHash,
+    fileSize: info.narSize,
+    narHash,
+    narSize: info.narSize,
+    references: info.references.map((r) => basename(r)),
+    deriver: info.deriver ? basename(info.deriver) : undefined,
+    sigs: [],
+    ca: info.ca ?? undefined,
+  };
+  const own = signNarInfo(base, key);
+  base.sigs = info.sigs.includes(own) ? [...info.sigs] : [...info.sigs, own];
+  return base;
+}
+
+export class LocalBackend implements CacheBackend {
+  private readonly store: LocalStore;
+  private readonly key: SecretKey;
+
+  constructor(store: LocalStore, key: SecretKey) {
+    this.store = store;
+    this.key = key;
+  }
+
+  async narInfo(hashPart: string): Promise<NarInfo | null> {
+    const info = await unavailableOnDaemonError(() => this.store.pathInfoByHashPart(hashPart));
+    return info ? narInfoFromPathInfo(info, this.key) : null;
+  }
+
+  async nar(hashPart: string, narHash: Buffer): Promise<NarBody | null> {
+    const nar = await unavailableOnDaemonError(() => this.store.openNar(hashPart, narHash));
+    if (!nar) return null;
+    return { narSize: nar.info.narSize, narHash: nar.info.narHash, stream: () => nar.stream(), release: () => nar.release() };
+  }
+}
+
+async function unavailableOnDaemonError<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof DaemonError) throw new BackendUnavailableError(`nix-daemon: ${e.message}`);
+    throw e;
+  }
+}

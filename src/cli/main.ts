@@ -1,0 +1,46 @@
+import { VERSION } from '../version.ts';
+import { nixConf } from './nix-conf.ts';
+import { serve, SERVE_HELP } from './serve.ts';
+
+const HELP = `Usage: peernix <command> [options]
+
+Peernix: a LAN peer-to-peer Nix binary cache.
+
+Commands:
+  serve        run the cache (headless daemon); see peernix serve --help
+  nix-conf     print the nix.conf lines that make this machine's Nix use Peernix
+  --version    print the version
+  --help       this text
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve':
+      return serve(rest);
+    case 'nix-conf':
+      return nixConf(rest);
+    case '--version':
+    case '-V':
+    case 'version':
+      process.stdout.write(`peernix ${VERSION}\n`);
+      return 0;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(HELP + '\n' + SERVE_HELP);
+      return 0;
+    default:
+      process.stderr.write(`peernix: unknown command "${cmd}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`peernix: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,389 @@
+// One settings schema for the tray app (electron-store) and the headless daemon (conf).
+//
+// People hand-edit this file, so reading it must never crash and never silently throw away what
+// they wrote: every field is validated on its own (a bad field falls back to its default and is
+// reported in `problems`), unknown keys are kept, and a file that isn't JSON at all is copied to
+// `settings.json.corrupt-<time>` before defaults are written. conf/electron-store are therefore
+// given no schema and `clearInvalidConfig: false`: their ajv check either throws or wipes the file.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import Conf from 'conf';
+
+export type Settings = {
+  /** Whether the share listener (LAN) is up. */
+  sharing: boolean;
+  /** HOST:PORT the share listener binds to. */
+  shareListen: string;
+  /** HOST:PORT of the loopback substituter + dashboard listener; must be a loopback host. */
+  listen: string;
+  /** Static peer base URLs (http or https). */
+  peers: string[];
+  /** Discover and announce peers with mDNS. */
+  mdns: boolean;
+  startAtLogin: boolean;
+};
+
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
+  sharing: true,
+  shareListen: '0.0.0.0:9999',
+  listen: '127.0.0.1:9998',
+  peers: Object.freeze([]) as unknown as string[],
+  mdns: true,
+  startAtLogin: false,
+});
+
+export const SETTINGS_FILE_NAME = 'settings.json';
+export const MAX_PEERS = 256;
+const MAX_URL_LENGTH = 2048;
+
+const HOST_PORT_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
+
+/**
+ * JSON Schema (the `properties` object, as conf's and electron-store's `schema` option expect).
+ * It documents the file and mirrors validateSettings(); we deliberately do not pass it to conf or
+ * electron-store (see the header comment). Loopback-ness of `listen` is checked only in code.
+ */
+export const SETTINGS_SCHEMA = {
+  sharing: { type: 'boolean', default: true, description: 'Share this machine’s Nix store with LAN peers.' },
+  shareListen: {
+    type: 'string',
+    pattern: HOST_PORT_PATTERN,
+    default: '0.0.0.0:9999',
+    description: 'HOST:PORT the LAN share listener binds to.',
+  },
+  listen: {
+    type: 'string',
+    pattern: HOST_PORT_PATTERN,
+    default: '127.0.0.1:9998',
+    description: 'Loopback HOST:PORT for the local substituter and the dashboard.',
+  },
+  peers: {
+    type: 'array',
+    items: { type: 'string', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', maxLength: MAX_URL_LENGTH },
+    maxItems: MAX_PEERS,
+    default: [],
+    description: 'Static peer URLs (http or https).',
+  },
+  mdns: { type: 'boolean', default: true, description: 'Find peers on the LAN with mDNS.' },
+  startAtLogin: { type: 'boolean', default: false, description: 'Start Peernix when you log in.' },
+} as const;
+
+export const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
+
+// ---- field validation ------------------------------------------------------------------------
+
+export interface HostPort {
+  host: string; // without IPv6 brackets
+  port: number;
+}
+
+/** Parses "HOST:PORT" or "[IPv6]:PORT". Port 0 (any free port) is allowed. */
+export function parseHostPort(s: string): HostPort | null {
+  if (typeof s !== 'string' || s.length > 300) return null;
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  if (m[1] !== undefined) {
+    return net.isIPv6(m[1]) ? { host: m[1], port } : null;
+  }
+  const host = m[2];
+  if (net.isIPv4(host)) return { host, port };
+  // A host name: RFC 1123 labels.
+  if (host.length > 253) return null;
+  const labels = host.split('.');
+  if (!labels.every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l))) return null;
+  return { host, port };
+}
+
+const loopback = new net.BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  if (net.isIPv4(host)) return loopback.check(host, 'ipv4');
+  if (net.isIPv6(host)) return loopback.check(host, 'ipv6');
+  return false;
+}
+
+/** Why `url` is not an acceptable static peer URL, or null when it is. */
+export function peerUrlProblem(url: unknown): string | null {
+  if (typeof url !== 'string') return `must be a string (got ${describe(url)})`;
+  if (url.length > MAX_URL_LENGTH) return `is longer than ${MAX_URL_LENGTH} characters`;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'is not a URL';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `must start with http:// or https:// (got ${u.protocol})`;
+  if (!u.hostname) return 'has no host';
+  if (u.username || u.password) return 'must not contain a user name or password';
+  if (u.search || u.hash) return 'must not contain a query or fragment';
+  return null;
+}
+
+type FieldResult<T> = { ok: true; value: T } | { ok: false; why: string };
+
+const checkers: { [K in keyof Settings]: (v: unknown) => FieldResult<Settings[K]> & { extra?: string[] } } = {
+  sharing: checkBoolean,
+  mdns: checkBoolean,
+  startAtLogin: checkBoolean,
+  shareListen(v) {
+    if (typeof v !== 'string') return { ok: false, why: `must be a "HOST:PORT" string (got ${describe(v)})` };
+    const hp = parseHostPort(v.trim());
+    if (!hp) return { ok: false, why: `must look like HOST:PORT, e.g. 0.0.0.0:9999 (got ${describe(v)})` };
+    return { ok: true, value: v.trim() };
+  },
+  listen(v) {
+    if (typeof v !== 'string') return { ok: false, why: `must be a "HOST:PORT" string (got ${describe(v)})` };
+    const hp = parseHostPort(v.trim());
+    if (!hp) return { ok: false, why: `must look like HOST:PORT, e.g. 127.0.0.1:9998 (got ${describe(v)})` };
+    if (!isLoopbackHost(hp.host)) {
+      return {
+        ok: false,
+        why: `must be a loopback address (127.0.0.1, ::1 or localhost) because it serves your local Nix and the dashboard (got ${describe(v)})`,
+      };
+    }
+    return { ok: true, value: v.trim() };
+  },
+  peers(v) {
+    if (!Array.isArray(v)) return { ok: false, why: `must be a list of URLs (got ${describe(v)})` };
+    const kept: string[] = [];
+    const extra: string[] = [];
+    for (const [i, item] of v.entries()) {
+      const why = peerUrlProblem(item);
+      if (why) {
+        extra.push(`settings: peers[${i}] ${describe(item)} ${why}; ignoring it`);
+      } else if (kept.length >= MAX_PEERS) {
+        extra.push(`settings: more than ${MAX_PEERS} peers; ignoring peers[${i}] and the rest`);
+        break;
+      } else if (!kept.includes(item.trim())) {
+        kept.push(item.trim());
+      }
+    }
+    return { ok: true, value: kept, extra };
+  },
+};
+
+function checkBoolean(v: unknown): FieldResult<boolean> {
+  return typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, why: `must be true or false (got ${describe(v)})` };
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? v.slice(0, 80) + '…' : v);
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+function defaultsCopy(): Settings {
+  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers] };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validates settings field by field. A missing field takes its default quietly; a bad field takes
+ * its default and adds a problem; unknown keys are reported (conf's own `__internal__` is not).
+ */
+export function validateSettings(raw: unknown): { settings: Settings; problems: string[] } {
+  const settings = defaultsCopy();
+  const problems: string[] = [];
+  if (raw === undefined) return { settings, problems };
+  if (!isPlainObject(raw)) {
+    problems.push(`settings: expected a JSON object, got ${describe(raw)}; using the defaults`);
+    return { settings, problems };
+  }
+  for (const key of SETTING_KEYS) {
+    if (!Object.hasOwn(raw, key)) continue;
+    const r = checkers[key](raw[key]);
+    if (r.ok) {
+      (settings as Record<string, unknown>)[key] = r.value;
+      if (r.extra) problems.push(...r.extra);
+    } else {
+      problems.push(`settings: "${key}" ${r.why}; using the default ${JSON.stringify(DEFAULT_SETTINGS[key])}`);
+    }
+  }
+  for (const key of Object.keys(raw)) {
+    if (key === '__internal__' || (SETTING_KEYS as string[]).includes(key)) continue;
+    problems.push(`settings: unknown setting "${key.slice(0, 80)}" is ignored (left in the file)`);
+  }
+  return { settings, problems };
+}
+
+/** Checks a patch strictly: any bad value throws, since the caller (UI, CLI) can correct it. */
+export function validatePatch(patch: unknown): Partial<Settings> {
+  if (!isPlainObject(patch)) throw new TypeError('settings patch must be an object');
+  const out: Partial<Settings> = {};
+  const errors: string[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    if (!(SETTING_KEYS as string[]).includes(key)) {
+      errors.push(`unknown setting "${key.slice(0, 80)}"`);
+      continue;
+    }
+    const k = key as keyof Settings;
+    const r = checkers[k](value);
+    if (!r.ok) errors.push(`"${k}" ${r.why}`);
+    else if (r.extra?.length) errors.push(...r.extra.map((e) => e.replace(/^settings: /, '').replace(/; ignoring.*$/, '')));
+    else (out as Record<string, unknown>)[k] = r.value;
+  }
+  if (errors.length) throw new TypeError(`invalid settings: ${errors.join('; ')}`);
+  return out;
+}
+
+// ---- the store --------------------------------------------------------------------------------
+
+export interface SettingsStore {
+  get(): Settings;
+  set(patch: Partial<Settings>): void;
+  readonly problems: string[];
+  readonly path: string;
+}
+
+/** The part of conf (and electron-store, which extends it) the store uses. */
+export interface SettingsBackend {
+  readonly path: string;
+  store: Record<string, unknown>;
+}
+
+export interface BackendOptions {
+  cwd: string;
+  configName: string;
+}
+
+/** The daemon's settings: `<stateDir>/settings.json` through conf. */
+export function openDaemonSettings(stateDir: string): SettingsStore {
+  return openSettingsStore(stateDir, ({ cwd, configName }) => new Conf<Record<string, unknown>>(confOptions(cwd, configName)));
+}
+
+/** Options that keep conf from validating, clearing or reshaping the file behind our back. */
+export function confOptions(cwd: string, configName: string) {
+  return {
+    cwd,
+    configName,
+    clearInvalidConfig: false,
+    accessPropertiesByDotNotation: false,
+    configFileMode: 0o600,
+  } as const;
+}
+
+/** Shared by conf (daemon) and electron-store (app): only the backend constructor differs. */
+export function openSettingsStore(
+  stateDir: string,
+  createBackend: (opts: BackendOptions) => SettingsBackend,
+): SettingsStore {
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const file = path.join(stateDir, SETTINGS_FILE_NAME);
+  const notes: string[] = [];
+
+  let raw: unknown;
+  let fileState: 'missing' | 'ok' | 'corrupt' | 'unreadable' = 'missing';
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    try {
+      raw = JSON.parse(text);
+      fileState = isPlainObject(raw) ? 'ok' : 'corrupt';
+      if (fileState === 'corrupt') notes.push(`settings: ${file} holds ${describe(raw)}, not an object`);
+    } catch (e) {
+      fileState = 'corrupt';
+      notes.push(
+        text.trim() === ''
+          ? `settings: ${file} was empty`
+          : `settings: ${file} is not valid JSON (${(e as Error).message})`,
+      );
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      fileState = 'unreadable';
+      notes.push(`settings: cannot read ${file} (${(e as Error).message}); using the defaults and leaving the file alone`);
+    }
+  }
+
+  if (fileState === 'corrupt') {
+    raw = undefined;
+    try {
+      const backup = backupFile(file);
+      writeJsonAtomic(file, defaultsCopy());
+      notes[notes.length - 1] += backup
+        ? `; kept a copy at ${backup} and started from the defaults`
+        : '; started from the defaults';
+    } catch (e) {
+      // Without a copy we must not overwrite it: run on defaults and leave the file as it is.
+      fileState = 'unreadable';
+      notes[notes.length - 1] += `; could not keep a copy (${(e as Error).message}), so the file is left alone and the defaults are used`;
+    }
+  }
+
+  let backend: SettingsBackend | null = null;
+  if (fileState !== 'unreadable') {
+    backend = createBackend({ cwd: stateDir, configName: path.basename(SETTINGS_FILE_NAME, '.json') });
+    // A first run writes the defaults so there is a file to look at and edit.
+    if (fileState === 'missing') backend.store = defaultsCopy();
+  }
+
+  let current = validateSettings(raw);
+
+  return {
+    get path() {
+      return file;
+    },
+    get problems() {
+      return [...notes, ...current.problems];
+    },
+    get() {
+      return { ...current.settings, peers: [...current.settings.peers] };
+    },
+    set(patch) {
+      const clean = validatePatch(patch);
+      if (!backend) throw new Error(`settings: cannot save, ${file} could not be read at start-up`);
+      let onDisk: Record<string, unknown>;
+      try {
+        onDisk = backend.store;
+      } catch (e) {
+        // Corrupted while we ran: keep it, then carry on from what we last knew.
+        const backup = backupFile(file);
+        notes.push(
+          `settings: ${file} became unreadable (${(e as Error).message})` +
+            (backup ? `; kept a copy at ${backup}` : '') +
+            ' and rewrote it from the current settings',
+        );
+        onDisk = { ...current.settings };
+      }
+      // Only the patched keys change: unknown keys and even bad hand-edited values stay as written.
+      const next = { ...onDisk, ...clean };
+      backend.store = next;
+      current = validateSettings(next);
+    },
+  };
+}
+
+/** Copies `file` beside itself as `<name>.corrupt-<time>`; never overwrites, never deletes. */
+function backupFile(file: string): string | null {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  for (let i = 0; i < 100; i++) {
+    const candidate = `${file}.corrupt-${stamp}${i ? `-${i}` : ''}`;
+    try {
+      fs.copyFileSync(file, candidate, fs.constants.COPYFILE_EXCL);
+      return candidate;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      if (code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+  return null;
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, '\t'), { mode: 0o600, flag: 'wx' });
+  fs.renameSync(tmp, file);
+}
