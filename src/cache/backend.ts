@@ -10,7 +10,7 @@ export interface NarBody {
   /** The whole NAR from byte 0; the HTTP layer slices ranges and verifies every byte. */
   stream(): Readable;
   /** Ends whatever holds the body alive (a GC temp root, a peer request). Idempotent. */
-  release(reason?: 'done' | 'failed' | 'aborted'): void;
+  release(reason?: 'done' | 'failed' | 'aborted' | 'mismatch'): void;
 }
 
 export interface CacheBackend {

@@ -104,11 +104,12 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     pipeline(source, verifier, res, (err) => {
       const sent = Math.max(0, Math.min(verifier.bytesSeen, end + 1) - start);
       if (err) {
+        const mismatch = err instanceof NarMismatchError;
+        const aborted = !mismatch && req.socket.destroyed;
         // Never end a wrong or short body cleanly: a destroyed socket is what tells Nix to retry or resume.
         res.destroy();
-        const aborted = !(err instanceof NarMismatchError) && req.socket.destroyed;
         log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${err.message}`);
-        body.release(aborted ? 'aborted' : 'failed');
+        body.release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
         opts.onNarSent?.({ remoteAddress, bytes: sent, ok: false });
       } else {
         body.release('done');

@@ -3,7 +3,7 @@ import { formatSha256Nix32 } from '../nix/hash.ts';
 import type { NarInfo } from '../nix/narinfo.ts';
 import { signNarInfo, type SecretKey } from '../nix/signing.ts';
 import { DaemonError, type PathInfo } from '../store/daemon-connection.ts';
-import type { LocalStore } from '../store/local-store.ts';
+import type { LocalNar, LocalStore } from '../store/local-store.ts';
 import { BackendUnavailableError, type CacheBackend, type NarBody } from './backend.ts';
 import { narUrl } from './routes.ts';
 
@@ -46,12 +46,15 @@ export class LocalBackend implements CacheBackend {
 
   async nar(hashPart: string, narHash: Buffer): Promise<NarBody | null> {
     const nar = await unavailableOnDaemonError(() => this.store.openNar(hashPart, narHash));
-    if (!nar) return null;
-    return { narSize: nar.info.narSize, narHash: nar.info.narHash, stream: () => nar.stream(), release: () => nar.release() };
+    return typeof nar === 'string' ? null : localNarBody(nar);
   }
 }
 
-async function unavailableOnDaemonError<T>(fn: () => Promise<T>): Promise<T> {
+export function localNarBody(nar: LocalNar): NarBody {
+  return { narSize: nar.info.narSize, narHash: nar.info.narHash, stream: () => nar.stream(), release: () => nar.release() };
+}
+
+export async function unavailableOnDaemonError<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {

@@ -1,4 +1,5 @@
 import { VERSION } from '../version.ts';
+import { sharing, status } from './control.ts';
 import { nixConf } from './nix-conf.ts';
 import { serve, SERVE_HELP } from './serve.ts';
 
@@ -9,6 +10,9 @@ Peernix: a LAN peer-to-peer Nix binary cache.
 Commands:
   serve        run the cache (headless daemon); see peernix serve --help
   nix-conf     print the nix.conf lines that make this machine's Nix use Peernix
+  status       show the running Peernix: sharing, peers, cache entries, events  [--json]
+  sharing on|off
+               turn sharing this store with the LAN on or off (remembered across restarts)
   --version    print the version
   --help       this text
 `;
@@ -20,6 +24,10 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'nix-conf':
       return nixConf(rest);
+    case 'status':
+      return status(rest);
+    case 'sharing':
+      return sharing(rest);
     case '--version':
     case '-V':
     case 'version':

@@ -1,10 +1,18 @@
 // Streams the NAR serialisation of a filesystem tree, byte-identical to `nix-store --dump`.
 //
-// Speed comes from three things: tokens and small files are packed into large output chunks,
-// a directory's entries are lstat'ed and (when small) read ahead of the writer with bounded
-// concurrency, and big files are read with one 1 MiB chunk in flight while the previous is emitted.
+// Where the time goes: a store path is usually thousands of small files, and each asynchronous fs
+// call costs several microseconds of event-loop work, so a purely async walk runs at a third of
+// nix-store's speed. Metadata and small files are therefore read with synchronous calls in short
+// slices (yielding to the event loop every few milliseconds and whenever the consumer is behind).
+// If one of those calls turns out slow (cold cache, network filesystem) the walk switches for
+// good to asynchronous calls with a bounded read-ahead window, so it never stalls the event loop
+// for long. Big files are always read asynchronously in 1 MiB chunks, one read in flight ahead.
+//
+// Tokens and small files are packed into large output chunks. Every emitted chunk is a fresh
+// buffer, since earlier ones may still be queued downstream.
+//
 // Any inconsistency (a vanished entry, a file whose size differs from its lstat) destroys the
-// stream, because a NAR with wrong bytes is worse than no NAR.
+// stream with an error: a NAR with wrong bytes is worse than no NAR.
 
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
@@ -12,29 +20,35 @@ import { Readable } from 'node:stream';
 
 const CHUNK = 1024 * 1024; // read size for big files
 const ACC_SIZE = 256 * 1024; // output chunk for packed tokens and small files
-const SMALL_FILE = 64 * 1024; // files up to this size are read ahead whole
-const PREFETCH_WINDOW = 32; // entries per directory looked at ahead of the writer
-const PREFETCH_BUDGET = 8 * 1024 * 1024; // bytes of read-ahead file content held at once
+const SMALL_FILE = 128 * 1024; // files up to this size are read whole, in one call (< ACC_SIZE)
+const PREFETCH_WINDOW = 32; // async mode: entries per directory looked at ahead of the writer
+const PREFETCH_BUDGET = 8 * 1024 * 1024; // async mode: read-ahead file content held at once
 const HIGH_WATER_MARK = 1024 * 1024;
+const SLICE_MS = 4; // longest run of synchronous work between event-loop turns
+const SLOW_SYNC_MS = 2; // a synchronous entry slower than this counts as slow...
+const SLOW_SYNC_LIMIT = 8; // ...and this many (and over 2% of all) switch the walk to async I/O
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0);
 
-function str(s: string): Buffer {
-  const body = Buffer.from(s, 'utf8');
-  return Buffer.concat([u64(body.length), body, Buffer.alloc(pad(body.length))]);
-}
-
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
+export interface DumpNarOptions {
+  // 'auto' (default): synchronous metadata/small-file I/O in slices, falling back to async when
+  // the filesystem is slow. 'async': never block the event loop on the filesystem.
+  io?: 'auto' | 'async';
 }
 
 function pad(n: number): number {
   return (8 - (n % 8)) % 8;
 }
 
+function str(s: string): Buffer {
+  const body = Buffer.from(s, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeUInt32LE(body.length, 0);
+  return Buffer.concat([len, body, Buffer.alloc(pad(body.length))]);
+}
+
 const ZEROS = Buffer.alloc(8);
+const SLASH = Buffer.from('/');
 const T_MAGIC = str('nix-archive-1');
 const T_OPEN = str('(');
 const T_CLOSE = str(')');
@@ -78,13 +92,17 @@ function displayPath(p: Buffer): string {
 }
 
 function changedError(p: Buffer, what: string): Error {
-  const err = new Error(`NAR dump: '${displayPath(p)}' ${what} while being read`);
-  (err as NodeJS.ErrnoException).code = 'ENARCHANGED';
+  const err: NodeJS.ErrnoException = new Error(`NAR dump: '${displayPath(p)}' ${what} while being read`);
+  err.code = 'ENARCHANGED';
   return err;
 }
 
-// Reads a whole small file, checking it is exactly `size` bytes long (asks for one byte more so
-// that growth shows up without an extra call).
+function abortedError(): Error {
+  return new Error('NAR dump aborted');
+}
+
+// Whole small files are read with a buffer one byte larger than the lstat size, so that growth
+// shows up without an extra call; a short count means it shrank.
 async function readSmallFile(p: Buffer, size: number): Promise<Buffer> {
   const fd = await open(p);
   try {
@@ -103,16 +121,25 @@ async function readSmallFile(p: Buffer, size: number): Promise<Buffer> {
   }
 }
 
-interface Prefetched {
-  st: Stats;
-  content?: Buffer; // small regular files
-  target?: Buffer; // symlinks
-  names?: Buffer[]; // directories, already sorted
-}
-
 function sortedNames(names: Buffer[]): Buffer[] {
   // NAR order is memcmp order of the raw names, which JS string comparison does not give.
   return names.sort(Buffer.compare);
+}
+
+interface Node {
+  st: Stats;
+  content?: Buffer; // small regular files
+  budgeted?: boolean; // content counts against the async read-ahead budget
+  target?: Buffer; // symlinks
+  names?: Buffer[]; // directories, sorted
+}
+
+// Small files are not read here: in sync mode dumpFile reads them straight into the output chunk.
+function fetchSync(p: Buffer): Node {
+  const st = fs.lstatSync(p);
+  if (st.isSymbolicLink()) return { st, target: fs.readlinkSync(p, { encoding: 'buffer' }) };
+  if (st.isDirectory()) return { st, names: sortedNames(fs.readdirSync(p, { encoding: 'buffer' })) };
+  return { st };
 }
 
 class NarDumper {
@@ -123,36 +150,46 @@ class NarDumper {
   private wantMore = false;
   private waiter: (() => void) | null = null;
   private aborted = false;
-  private prefetchedBytes = 0;
+  private sync: boolean;
+  private sliceStart = 0;
+  private slowCalls = 0;
+  private syncCalls = 0;
+  private prefetchedBytes = 0; // async mode only; meaningless once the walk has failed
 
-  constructor(stream: Readable) {
+  constructor(stream: Readable, options: DumpNarOptions) {
     this.stream = stream;
+    this.sync = (options.io ?? 'auto') === 'auto';
   }
 
   onRead(): void {
     this.wantMore = true;
-    const w = this.waiter;
-    this.waiter = null;
-    if (w) w();
+    this.wake();
   }
 
   abort(): void {
     this.aborted = true;
+    this.wake();
+  }
+
+  private wake(): void {
     const w = this.waiter;
     this.waiter = null;
     if (w) w();
   }
 
   async run(root: Buffer): Promise<void> {
+    this.sliceStart = performance.now();
     this.put(T_MAGIC);
-    const node = await this.fetch(root);
+    const node = this.sync ? this.timedFetchSync(root) : await this.fetchAsync(root);
     await this.dumpNode(root, node);
     this.flushAcc();
     if (!this.aborted) this.stream.push(null);
   }
 
+  // --- output -------------------------------------------------------------------------------
+
   private pushChunk(b: Buffer): void {
-    if (this.aborted) throw new Error('NAR dump aborted');
+    if (this.aborted) throw abortedError();
     if (!this.stream.push(b)) {
       this.needDrain = true;
       this.wantMore = false;
@@ -166,7 +203,8 @@ class NarDumper {
     this.off = 0;
   }
 
-  // Appends to the current output chunk; never waits, so callers reach `barrier` between entries.
+  // Appends without waiting; callers reach `barrier` after every entry, which bounds how much
+  // can pile up between waits to one small file plus headers.
   private put(b: Buffer): void {
     if (b.length >= ACC_SIZE / 2) {
       this.flushAcc();
@@ -185,48 +223,99 @@ class NarDumper {
     this.off += 8;
   }
 
+  private putPad(len: number): void {
+    const n = pad(len);
+    if (n) this.put(ZEROS.subarray(0, n));
+  }
+
   private putStr(b: Buffer): void {
     this.putU64(b.length);
     this.put(b);
     this.putPad(b.length);
   }
 
-  private putPad(len: number): void {
-    const n = pad(len);
-    if (n) this.put(ZEROS.subarray(0, n));
-  }
-
-  // Waits while the consumer is behind. Called at points where at most one small entry has been
-  // added since the last wait, which keeps memory bounded.
+  // Waits while the consumer is behind, and ends a synchronous slice that has run long enough.
   private async barrier(): Promise<void> {
-    if (this.aborted) throw new Error('NAR dump aborted');
-    if (!this.needDrain) return;
-    if (!this.wantMore) {
-      await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-      });
-      if (this.aborted) throw new Error('NAR dump aborted');
+    if (this.aborted) throw abortedError();
+    if (this.needDrain) {
+      if (!this.wantMore) {
+        await new Promise<void>((resolve) => {
+          this.waiter = resolve;
+        });
+        if (this.aborted) throw abortedError();
+      }
+      this.needDrain = false;
+      this.sliceStart = performance.now();
+    } else if (this.sync && performance.now() - this.sliceStart > SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.aborted) throw abortedError();
+      this.sliceStart = performance.now();
     }
-    this.needDrain = false;
   }
 
-  // lstat plus whatever is cheap to fetch ahead: small file contents (within the global budget),
-  // symlink targets, directory listings.
-  // Budget accounting only matters while the walk is healthy; after an error the dumper is dead.
-  private async fetch(p: Buffer): Promise<Prefetched> {
+  // --- input --------------------------------------------------------------------------------
+
+  private timedFetchSync(p: Buffer): Node {
+    const t0 = performance.now();
+    const node = fetchSync(p);
+    this.noteSyncTime(p, t0);
+    return node;
+  }
+
+  private noteSyncTime(p: Buffer, t0: number): void {
+    // A rare slow call is a GC pause or a huge directory; a steady 2% of them means the data is
+    // not in the page cache.
+    this.syncCalls++;
+    if (
+      performance.now() - t0 > SLOW_SYNC_MS &&
+      ++this.slowCalls >= SLOW_SYNC_LIMIT &&
+      this.slowCalls * 50 > this.syncCalls
+    ) {
+      this.sync = false;
+    }
+  }
+
+  // Reads a small file directly into the output chunk, avoiding a buffer per file. Asks for one
+  // byte more than the lstat size so that growth shows without an extra call.
+  private readIntoAccSync(p: Buffer, size: number): void {
+    const t0 = performance.now();
+    if (this.off + size + 1 > ACC_SIZE) this.flushAcc();
+    const fd = fs.openSync(p, OPEN_FLAGS);
+    try {
+      let got = 0;
+      for (;;) {
+        const n = fs.readSync(fd, this.acc, this.off + got, size + 1 - got, got);
+        if (n === 0) break;
+        got += n;
+        if (got > size) throw changedError(p, 'grew');
+      }
+      if (got < size) throw changedError(p, 'shrank');
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.off += size;
+    this.noteSyncTime(p, t0);
+  }
+
+  // lstat plus whatever is cheap to fetch ahead: small file contents (within a global budget so
+  // read-ahead across nested directories stays bounded), symlink targets, directory listings.
+  private async fetchAsync(p: Buffer): Promise<Node> {
     const st = await lstat(p);
     if (st.isSymbolicLink()) return { st, target: await readlink(p) };
     if (st.isDirectory()) return { st, names: sortedNames(await readdir(p)) };
     if (st.isFile() && st.size <= SMALL_FILE && this.prefetchedBytes + st.size <= PREFETCH_BUDGET) {
       this.prefetchedBytes += st.size;
-      return { st, content: await readSmallFile(p, st.size) };
+      return { st, content: await readSmallFile(p, st.size), budgeted: true };
     }
     return { st };
   }
 
-  private async dumpNode(p: Buffer, node: Prefetched): Promise<void> {
+  // --- NAR structure ------------------------------------------------------------------------
+
+  private async dumpNode(p: Buffer, node: Node): Promise<void> {
     const { st } = node;
     if (st.isFile()) {
+      if (node.budgeted && node.content) this.prefetchedBytes -= node.content.length;
       await this.dumpFile(p, st, node.content);
     } else if (st.isSymbolicLink()) {
       this.put(T_SYMLINK);
@@ -235,7 +324,7 @@ class NarDumper {
     } else if (st.isDirectory()) {
       await this.dumpDirectory(p, node.names ?? sortedNames(await readdir(p)));
     } else {
-      throw new Error(`NAR dump: '${displayPath(p)}' has an unsupported file type`);
+      throw new Error(`NAR dump: '${displayPath(p)}' is not a regular file, directory or symlink`);
     }
   }
 
@@ -245,8 +334,9 @@ class NarDumper {
     this.put(T_CONTENTS);
     this.putU64(st.size);
     if (content) {
-      this.prefetchedBytes -= content.length;
       this.put(content);
+    } else if (st.size <= SMALL_FILE && this.sync) {
+      this.readIntoAccSync(p, st.size);
     } else if (st.size <= SMALL_FILE) {
       this.put(await readSmallFile(p, st.size));
     } else {
@@ -270,8 +360,7 @@ class NarDumper {
         if (n === 0) throw changedError(p, 'shrank');
         pos += n;
         const chunk = buf.subarray(0, n);
-        // Keep the disk busy while the chunk travels downstream; every chunk gets a fresh buffer
-        // because earlier ones may still sit in the stream's queue.
+        // Keep the disk busy while this chunk travels downstream.
         if (pos < size) {
           buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, size - pos));
           pending = pread(fd, buf, 0, buf.length, pos);
@@ -290,24 +379,28 @@ class NarDumper {
 
   private async dumpDirectory(dir: Buffer, names: Buffer[]): Promise<void> {
     this.put(T_DIRECTORY);
-    const paths = names.map((name) => Buffer.concat([dir, SLASH, name]));
-    const fetched: Promise<Prefetched>[] = new Array(names.length);
+    const fetched: Promise<Node>[] = new Array(names.length);
     let started = 0;
-    const startUpTo = (limit: number) => {
-      for (; started < limit && started < names.length; started++) {
-        const pr = this.fetch(paths[started]);
-        // Failures surface when the entry's turn comes; until then they must not be "unhandled".
-        pr.catch(() => {});
-        fetched[started] = pr;
-      }
-    };
     for (let i = 0; i < names.length; i++) {
-      startUpTo(i + PREFETCH_WINDOW);
-      const node = await fetched[i];
+      const path = Buffer.concat([dir, SLASH, names[i]]);
+      let node: Node;
+      if (this.sync) {
+        node = this.timedFetchSync(path);
+      } else {
+        // Async mode (possibly switched to mid-directory): keep a window of lookups in flight.
+        started = Math.max(started, i);
+        for (; started < names.length && started < i + PREFETCH_WINDOW; started++) {
+          const pr = this.fetchAsync(Buffer.concat([dir, SLASH, names[started]]));
+          // A failure surfaces when the entry's turn comes; until then it must not count as unhandled.
+          pr.catch(() => {});
+          fetched[started] = pr;
+        }
+        node = await fetched[i];
+      }
       this.put(T_ENTRY_NAME);
       this.putStr(names[i]);
       this.put(T_NODE);
-      await this.dumpNode(paths[i], node);
+      await this.dumpNode(path, node);
       this.put(T_ENTRY_END);
       await this.barrier();
     }
@@ -315,48 +408,48 @@ class NarDumper {
   }
 }
 
-const SLASH = Buffer.from('/');
-
-export function dumpNar(fsPath: string): Readable {
-  let dumper: NarDumper;
+export function dumpNar(fsPath: string, options: DumpNarOptions = {}): Readable {
+  let dumper: NarDumper | undefined;
   const stream = new Readable({
     highWaterMark: HIGH_WATER_MARK,
     read() {
-      dumper.onRead();
+      dumper?.onRead();
     },
     destroy(err, cb) {
-      dumper.abort();
+      dumper?.abort();
       cb(err);
     },
   });
-  dumper = new NarDumper(stream);
-  // Start on the next tick so a caller can attach handlers before any error is emitted.
-  process.nextTick(() => {
-    dumper.run(Buffer.from(fsPath)).catch((err: unknown) => {
+  dumper = new NarDumper(stream, options);
+  const d = dumper;
+  // Start on a later tick so the caller can attach handlers before any error is emitted.
+  setImmediate(() => {
+    if (stream.destroyed) return;
+    d.run(Buffer.from(fsPath)).catch((err: unknown) => {
       if (!stream.destroyed) stream.destroy(err instanceof Error ? err : new Error(String(err)));
     });
   });
   return stream;
 }
 
-// The NAR size without producing it: the same walk, counting bytes instead of reading files.
+// The NAR size without producing it: the same walk, adding up lengths instead of reading files.
 export async function narSizeOf(fsPath: string): Promise<number> {
-  const tokenLen = (n: number) => 8 + n + pad(n);
+  const strLen = (n: number) => 8 + n + pad(n);
   const walk = async (p: Buffer): Promise<number> => {
     const st = await lstat(p);
     if (st.isFile()) {
-      return T_REGULAR.length + (st.mode & 0o100 ? T_EXECUTABLE.length : 0) + T_CONTENTS.length + tokenLen(st.size) + T_CLOSE.length;
+      return T_REGULAR.length + (st.mode & 0o100 ? T_EXECUTABLE.length : 0) + T_CONTENTS.length + strLen(st.size) + T_CLOSE.length;
     }
-    if (st.isSymbolicLink()) return T_SYMLINK.length + tokenLen((await readlink(p)).length) + T_CLOSE.length;
+    if (st.isSymbolicLink()) return T_SYMLINK.length + strLen((await readlink(p)).length) + T_CLOSE.length;
     if (st.isDirectory()) {
       let total = T_DIRECTORY.length + T_CLOSE.length;
       for (const name of await readdir(p)) {
-        total += T_ENTRY_NAME.length + tokenLen(name.length) + T_NODE.length + T_ENTRY_END.length;
+        total += T_ENTRY_NAME.length + strLen(name.length) + T_NODE.length + T_ENTRY_END.length;
         total += await walk(Buffer.concat([p, SLASH, name]));
       }
       return total;
     }
-    throw new Error(`NAR size: '${displayPath(p)}' has an unsupported file type`);
+    throw new Error(`NAR size: '${displayPath(p)}' is not a regular file, directory or symlink`);
   };
   return T_MAGIC.length + (await walk(Buffer.from(fsPath)));
 }

@@ -45,12 +45,12 @@ export class LocalStore {
   }
 
   /**
-   * The NAR of the path with this hash part, if it exists with exactly this NarHash.
+   * The NAR of the path with this hash part, if it exists with exactly this NarHash; otherwise why not.
    * The temp root is taken before validity is checked, so a path found valid stays valid until release().
    */
-  async openNar(hashPart: string, narHash: Buffer): Promise<LocalNar | null> {
+  async openNar(hashPart: string, narHash: Buffer): Promise<LocalNar | 'missing' | 'mismatch'> {
     const path = await this.pool.queryPathFromHashPart(hashPart);
-    if (!path) return null;
+    if (!path) return 'missing';
     const conn = await this.pool.openDedicated();
     let info: PathInfo | null;
     try {
@@ -63,7 +63,7 @@ export class LocalStore {
     }
     if (!info || !info.narHash.equals(narHash)) {
       conn.close();
-      return null;
+      return info ? 'mismatch' : 'missing';
     }
     return this.handle(conn, info);
   }

@@ -1,0 +1,63 @@
+// What the tray shows, as plain data: tray.ts renders it with Electron's Menu, tests check it here.
+import type { Snapshot } from '../src/api.ts';
+
+export type TrayIcon = 'sharing' | 'idle' | 'error';
+
+export type TrayAction = 'open' | 'copyNixConf' | 'quit';
+export type TrayToggle = 'sharing' | 'startAtLogin';
+
+export type MenuItemModel =
+  | { kind: 'status'; label: string }
+  | { kind: 'separator' }
+  | { kind: 'checkbox'; id: TrayToggle; label: string; checked: boolean; enabled: boolean }
+  | { kind: 'action'; id: TrayAction; label: string; enabled: boolean };
+
+export interface TrayModel {
+  icon: TrayIcon;
+  tooltip: string;
+  items: MenuItemModel[];
+}
+
+export interface TrayOptions {
+  startAtLogin: boolean;
+  /** The core could not start at all (shown instead of the daemon's status). */
+  startError?: string | null;
+}
+
+/** `snapshot` is null while the core is starting or if it failed to start. */
+export function trayModel(snapshot: Snapshot | null, opts: TrayOptions): TrayModel {
+  const status = snapshot?.status ?? null;
+  const error = opts.startError
+    ? `Peernix could not start: ${opts.startError}`
+    : status && !status.daemon.ok
+      ? `Nix daemon unavailable: ${status.daemon.error ?? 'no answer'}`
+      : null;
+
+  let line: string;
+  if (error) line = error;
+  else if (!status) line = 'Starting…';
+  else if (!status.sharing) line = 'Not sharing';
+  else line = status.peersUp === 0 ? 'Sharing — no peers found yet' : `Sharing with ${status.peersUp} ${status.peersUp === 1 ? 'peer' : 'peers'}`;
+
+  const icon: TrayIcon = error ? 'error' : status?.sharing ? 'sharing' : 'idle';
+
+  return {
+    icon,
+    tooltip: `Peernix — ${truncate(line, 100)}`,
+    items: [
+      { kind: 'status', label: truncate(line, 120) },
+      { kind: 'separator' },
+      { kind: 'checkbox', id: 'sharing', label: 'Share my Nix store', checked: status?.sharing ?? false, enabled: status !== null },
+      { kind: 'action', id: 'open', label: 'Open Peernix', enabled: status !== null },
+      { kind: 'action', id: 'copyNixConf', label: 'Copy Nix configuration', enabled: Boolean(status?.nixConf) },
+      { kind: 'separator' },
+      { kind: 'checkbox', id: 'startAtLogin', label: 'Start at login', checked: opts.startAtLogin, enabled: true },
+      { kind: 'action', id: 'quit', label: 'Quit Peernix', enabled: true },
+    ],
+  };
+}
+
+function truncate(s: string, n: number): string {
+  const oneLine = s.replace(/\s+/g, ' ').trim();
+  return oneLine.length > n ? oneLine.slice(0, n - 1) + '…' : oneLine;
+}

@@ -1,0 +1,66 @@
+// The Peernix window: sandboxed, context-isolated, no Node, only our preload and our page. It is
+// created on demand and destroyed on close (the app keeps running in the tray).
+import { BrowserWindow, shell } from 'electron';
+import { pathToFileURL } from 'node:url';
+
+export interface WindowPaths {
+  preload: string; // dist/electron/preload.cjs
+  page: string; // dist/renderer/index.html
+  icon?: string;
+}
+
+export function pageUrl(paths: WindowPaths): string {
+  return pathToFileURL(paths.page).href;
+}
+
+export function createMainWindow(paths: WindowPaths): BrowserWindow {
+  const win = new BrowserWindow({
+    width: 1180,
+    height: 780,
+    minWidth: 720,
+    minHeight: 480,
+    show: false,
+    title: 'Peernix',
+    icon: paths.icon,
+    autoHideMenuBar: true,
+    webPreferences: {
+      preload: paths.preload,
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      nodeIntegrationInWorker: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      webviewTag: false,
+      spellcheck: false,
+      navigateOnDragDrop: false,
+    },
+  });
+
+  const own = pageUrl(paths);
+  // The page never navigates; links (if any) open in the user's browser, nothing opens in-app.
+  win.webContents.on('will-navigate', (event, url) => {
+    if (url !== own) event.preventDefault();
+  });
+  win.webContents.on('will-redirect', (event) => event.preventDefault());
+  win.webContents.setWindowOpenHandler(({ url }) => {
+    if (/^https?:\/\//.test(url)) void shell.openExternal(url);
+    return { action: 'deny' };
+  });
+  // The page already carries a CSP <meta>; repeat it as a header for anything served over http(s).
+  win.webContents.session.webRequest.onHeadersReceived((details, callback) => {
+    callback({
+      responseHeaders: {
+        ...details.responseHeaders,
+        'Content-Security-Policy': [
+          "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'",
+        ],
+      },
+    });
+  });
+  win.webContents.session.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+
+  win.once('ready-to-show', () => win.show());
+  void win.loadFile(paths.page);
+  return win;
+}

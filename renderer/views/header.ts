@@ -1,0 +1,62 @@
+import type { StatusView } from '../../src/api.ts';
+import { byId, h, replaceChildren } from '../dom.ts';
+import { plural } from '../format.ts';
+
+export interface HeaderState {
+  status: StatusView | null;
+  peersKnown: number;
+  /** Set while a toggle is on its way to the core. */
+  pending: boolean;
+  /** The bridge itself failed (core unreachable, request refused). */
+  problem: string | null;
+}
+
+export function renderHeader(s: HeaderState): void {
+  const toggle = byId<HTMLInputElement>('sharing-toggle');
+  const line = byId('status-line');
+  byId('host-name').textContent = s.status?.hostName ?? '…';
+  if (s.status) document.title = `Peernix — ${s.status.hostName}`;
+
+  toggle.disabled = s.pending || !s.status;
+  if (s.status && !s.pending) toggle.checked = s.status.sharing;
+
+  if (s.problem) {
+    line.className = 'status status-error';
+    replaceChildren(line, [h('strong', { text: 'Problem: ' }), s.problem]);
+    return;
+  }
+  const st = s.status;
+  if (!st) {
+    line.className = 'status';
+    line.textContent = 'Connecting to Peernix…';
+    return;
+  }
+  if (!st.daemon.ok) {
+    line.className = 'status status-error';
+    replaceChildren(line, [
+      h('strong', { text: 'Nix daemon unavailable: ' }),
+      st.daemon.error ?? 'no answer from the nix-daemon',
+      h('span', { class: 'muted', text: ' — nothing can be served until Peernix reaches it.' }),
+    ]);
+    return;
+  }
+  const parts: (string | Node)[] = [];
+  if (st.sharing) {
+    parts.push(h('span', { class: 'dot dot-ok', attrs: { 'aria-hidden': 'true' } }));
+    parts.push(h('strong', { text: 'Sharing' }));
+    if (st.shareUrl) parts.push(' on ', h('code', { text: st.shareUrl }));
+    parts.push(` with ${plural(st.peersUp, 'peer')}`);
+  } else {
+    parts.push(h('span', { class: 'dot dot-idle', attrs: { 'aria-hidden': 'true' } }));
+    parts.push(h('strong', { text: 'Not sharing' }));
+    parts.push(' — peers cannot fetch from this machine; your Nix still uses theirs');
+  }
+  parts.push(h('span', { class: 'sep', text: '·' }));
+  parts.push(`Nix ${st.daemon.version ?? 'daemon'} connected`);
+  parts.push(h('span', { class: 'sep', text: '·' }));
+  parts.push(st.mdns ? 'mDNS discovery on' : 'mDNS discovery off');
+  parts.push(h('span', { class: 'sep', text: '·' }));
+  parts.push(`Peernix ${st.version}`);
+  line.className = st.sharing ? 'status status-ok' : 'status';
+  replaceChildren(line, parts);
+}

@@ -1,0 +1,67 @@
+import type { PeerView, StatusView } from '../../src/api.ts';
+import { byId, h, replaceChildren } from '../dom.ts';
+import { formatBytes, formatDateTime, formatRtt } from '../format.ts';
+
+const STATE_LABEL: Record<PeerView['state'], string> = { up: 'up', suspect: 'suspect', gone: 'gone' };
+
+export function renderPeers(peers: PeerView[], status: StatusView | null): void {
+  const body = byId('peers-body');
+  const empty = byId('peers-empty');
+  const order = { up: 0, suspect: 1, gone: 2 } as const;
+  const sorted = [...peers].sort((a, b) => order[a.state] - order[b.state] || a.name.localeCompare(b.name));
+  replaceChildren(body, sorted.map(row));
+
+  const up = peers.filter((p) => p.state === 'up').length;
+  byId('peers-count').textContent = peers.length ? `${up} up · ${peers.length} known` : '';
+
+  empty.hidden = peers.length > 0;
+  if (!peers.length) {
+    replaceChildren(empty, [
+      h('strong', { text: 'No peers yet.' }),
+      ' ',
+      status && !status.mdns
+        ? 'mDNS discovery is off; add a peer with '
+        : 'Peernix looks for peers on your LAN by mDNS; add one with ',
+      h('code', { text: '--peer URL' }),
+      '.',
+    ]);
+  }
+}
+
+function row(p: PeerView): HTMLTableRowElement {
+  const tr = h(
+    'tr',
+    { testid: 'peer-row', class: `peer-${p.state}`, attrs: { 'data-peer-id': p.id, 'data-state': p.state } },
+    h(
+      'td',
+      { class: 'name' },
+      h('span', { class: 'strong', text: p.name, title: p.url }),
+      h('span', { class: 'tag', text: p.source === 'mdns' ? 'mDNS' : 'static', title: p.source === 'mdns' ? 'found on the LAN' : 'configured with --peer' }),
+    ),
+    h('td', { class: 'mono', text: `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}` }),
+    h('td', { text: p.platform ?? '—' }),
+    h(
+      'td',
+      null,
+      h('span', {
+        class: p.trusted ? 'pill pill-ok' : 'pill pill-warn',
+        text: p.trusted ? 'yes' : 'no',
+        title: p.trusted
+          ? `This machine's Nix trusts ${p.publicKey ?? 'its key'}`
+          : p.publicKey
+            ? `Add ${p.publicKey} to trusted-public-keys to accept paths only this peer signed`
+            : 'This peer announced no signing key',
+      }),
+    ),
+    h('td', { class: 'num', text: formatRtt(p.rttMs) }),
+    h(
+      'td',
+      { title: `last seen ${formatDateTime(p.lastSeen)}` },
+      h('span', { class: `dot dot-${p.state}`, attrs: { 'aria-hidden': 'true' } }),
+      STATE_LABEL[p.state] ?? String(p.state),
+    ),
+    h('td', { class: 'num', text: formatBytes(p.bytesTo) }),
+    h('td', { class: 'num', text: formatBytes(p.bytesFrom) }),
+  );
+  return tr;
+}

@@ -1,0 +1,76 @@
+import { parseArgs } from 'node:util';
+import type { Snapshot } from '../api.ts';
+import { baseUrlFromListen, fetchSnapshot, setSharing } from '../control/client.ts';
+import { readToken } from '../control/token.ts';
+import { openDaemonSettings } from '../settings.ts';
+import { defaultStateDir } from '../state-dir.ts';
+
+// `peernix status` and `peernix sharing on|off`: talk to the running Peernix on its loopback listener.
+
+function target(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { listen: { type: 'string' }, 'state-dir': { type: 'string' }, json: { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const stateDir = values['state-dir'] ?? defaultStateDir();
+  const listen = values.listen ?? openDaemonSettings(stateDir).get().listen;
+  return { baseUrl: baseUrlFromListen(listen), stateDir, json: values.json, positionals };
+}
+
+export async function status(argv: string[]): Promise<number> {
+  const t = target(argv);
+  const snap = await fetchSnapshot(t.baseUrl);
+  process.stdout.write(t.json ? JSON.stringify(snap, null, 2) + '\n' : describe(snap));
+  return 0;
+}
+
+export async function sharing(argv: string[]): Promise<number> {
+  const t = target(argv);
+  const want = t.positionals[0];
+  if (want !== 'on' && want !== 'off') {
+    process.stderr.write('usage: peernix sharing on|off [--listen HOST:PORT] [--state-dir DIR]\n');
+    return 2;
+  }
+  const token = await readToken(t.stateDir);
+  if (!token) throw new Error(`no control token in ${t.stateDir}; is this the state directory of the running Peernix?`);
+  const now = await setSharing(t.baseUrl, token, want === 'on');
+  process.stdout.write(`sharing is ${now ? 'on' : 'off'}\n`);
+  return 0;
+}
+
+function describe(s: Snapshot): string {
+  const st = s.status;
+  const lines = [
+    `Peernix ${st.version} on ${st.hostName} (${st.instanceId})`,
+    `  sharing:      ${st.sharing ? `on, ${st.shareUrl}` : 'off'}`,
+    `  substituter:  ${st.substituterUrl}`,
+    `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
+    `  public key:   ${st.publicKey}`,
+    `  mDNS:         ${st.mdns ? 'on' : 'off'}`,
+    `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,
+    ...s.peers.map((p) => `    ${p.state.padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}`),
+    `  cache entries: ${s.entries.length}`,
+    ...s.entries.slice(0, 10).map((e) => `    ${e.name} ← ${e.sourceName} (${e.hits} hits)`),
+    `  recent events:`,
+    ...s.events.slice(0, 10).map((e) => `    ${new Date(e.time).toISOString()} ${eventLine(e)}`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+function eventLine(e: Snapshot['events'][number]): string {
+  switch (e.type) {
+    case 'fallback':
+      return `fallback ${e.storePath}: ${e.from} → ${e.to ?? 'nobody'} (${e.reason}, ${e.outcome})`;
+    case 'peer-up':
+    case 'peer-down':
+      return `${e.type} ${e.peerName}${e.type === 'peer-down' && e.reason ? ` (${e.reason})` : ''}`;
+    case 'transfer':
+      return `transfer ${e.direction} ${e.storePath} ${e.peerName} ${e.bytes} bytes ${e.outcome}`;
+    case 'sharing':
+      return `sharing ${e.enabled ? 'on' : 'off'}`;
+    case 'error':
+      return `error ${e.message}`;
+  }
+}

@@ -1,0 +1,101 @@
+// What the CLI (`peernix status`, `peernix sharing on|off`) uses to talk to a running Peernix over
+// its loopback listener. Errors are turned into sentences a user can act on.
+import got, { RequestError } from 'got';
+import type { Snapshot } from '../api.ts';
+import { parseHostPort } from '../settings.ts';
+
+const TIMEOUT_MS = 5000;
+
+export class ControlError extends Error {
+  readonly status: number | null;
+  constructor(message: string, status: number | null = null) {
+    super(message);
+    this.name = 'ControlError';
+    this.status = status;
+  }
+}
+
+/** "127.0.0.1:9998" or "[::1]:9998" (the `listen` setting) → "http://127.0.0.1:9998". */
+export function baseUrlFromListen(listen: string): string {
+  const hp = parseHostPort(listen);
+  if (!hp) throw new ControlError(`not a HOST:PORT: ${JSON.stringify(listen)}`);
+  const host = hp.host.includes(':') ? `[${hp.host}]` : hp.host;
+  return `http://${host}:${hp.port}`;
+}
+
+function endpoint(baseUrl: string, p: string): string {
+  return new URL(`/peernix/api/${p}`, baseUrl).href;
+}
+
+export async function fetchSnapshot(baseUrl: string): Promise<Snapshot> {
+  const url = endpoint(baseUrl, 'snapshot');
+  const res = await send(baseUrl, () =>
+    got.get(url, { throwHttpErrors: false, retry: { limit: 0 }, timeout: { request: TIMEOUT_MS }, followRedirect: false }),
+  );
+  const body = parseJson(res.body, url);
+  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, body, url), res.statusCode);
+  if (!isSnapshot(body)) throw new ControlError(`${url} did not return a Peernix snapshot`);
+  return body;
+}
+
+/** Turns sharing on or off; resolves to the sharing state the server reports afterwards. */
+export async function setSharing(baseUrl: string, token: string, on: boolean): Promise<boolean> {
+  const url = endpoint(baseUrl, 'sharing');
+  const res = await send(baseUrl, () =>
+    got.post(url, {
+      json: { enabled: on },
+      headers: { authorization: `Bearer ${token}` },
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      timeout: { request: 30_000 },
+      followRedirect: false,
+    }),
+  );
+  const body = parseJson(res.body, url);
+  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, body, url), res.statusCode);
+  const sharing = (body as { sharing?: unknown } | null)?.sharing;
+  if (typeof sharing !== 'boolean') throw new ControlError(`${url} gave an unexpected answer`);
+  return sharing;
+}
+
+async function send<T>(baseUrl: string, request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (err) {
+    if (err instanceof RequestError) {
+      if (err.code === 'ECONNREFUSED') {
+        throw new ControlError(`Peernix is not running at ${baseUrl} (connection refused). Start it with \`peernix serve\` or the app.`);
+      }
+      if (err.code === 'ETIMEDOUT') throw new ControlError(`Peernix at ${baseUrl} did not answer in time`);
+      throw new ControlError(`cannot reach Peernix at ${baseUrl}: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+function parseJson(text: string, url: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ControlError(`${url} did not answer with JSON; is something else listening there?`);
+  }
+}
+
+function explain(status: number, body: unknown, url: string): string {
+  const detail = typeof (body as { error?: unknown } | null)?.error === 'string' ? (body as { error: string }).error : '';
+  if (status === 403) return `Peernix refused the request: ${detail || 'forbidden'} (is this the right state directory's control token?)`;
+  return `${url} answered ${status}${detail ? `: ${detail}` : ''}`;
+}
+
+function isSnapshot(v: unknown): v is Snapshot {
+  const s = v as Snapshot | null;
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    typeof s.status === 'object' &&
+    s.status !== null &&
+    Array.isArray(s.peers) &&
+    Array.isArray(s.entries) &&
+    Array.isArray(s.events)
+  );
+}

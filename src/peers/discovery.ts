@@ -1,0 +1,572 @@
+// Finding other Peernix instances on the LAN with mDNS/DNS-SD (`_peernix._tcp`), and announcing
+// ourselves while sharing. Everything a record says is hostile input: the TXT record goes through
+// decodeTxt, only addresses on a local network are accepted, and the number of peers is bounded.
+//
+// Events: 'up' (peer) when a peer becomes usable *or changes* (address, port, TXT) — consumers
+// upsert by id; 'down' (id) on a goodbye or when a peer no longer has a usable address; 'error'.
+// bonjour-service never notices a peer that died without a goodbye; the peer registry health-checks.
+
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import os from 'node:os';
+import Bonjour from 'bonjour-service';
+import type { Browser, Service } from 'bonjour-service';
+import { decodeTxt, encodeTxt } from './txt-record.ts';
+import type { TxtAnnouncement } from './txt-record.ts';
+
+export interface Announcement {
+  instanceId: string;
+  name: string;
+  port: number;
+  publicKey: string;
+  platform: string;
+  protocol: number;
+}
+
+export interface DiscoveredPeer {
+  id: string; // instance id
+  name: string;
+  address: string; // one address chosen from the record
+  port: number;
+  url: string; // http://address:port
+  publicKey: string | null;
+  platform: string | null;
+}
+
+export interface MdnsDiscoveryOptions {
+  self: Announcement;
+  hostName?: string; // unique mDNS host name for this instance; ".local" is appended when missing
+  maxPeers?: number; // default 64
+  interface?: string; // interface name ("eth0") or its IPv4 address: mDNS and peers only there
+  isLocalAddress?: (addr: string) => boolean;
+  publish?: boolean; // announce as soon as start() runs, as if publish() had been called
+  requeryMs?: number; // re-ask the network this often (default 60 s; 0 = never)
+}
+
+export interface MdnsDiscoveryEvents {
+  up: [peer: DiscoveredPeer];
+  down: [id: string];
+  error: [err: Error];
+}
+
+export const SERVICE_TYPE = 'peernix';
+
+const MAX_ADDRESSES_PER_FAMILY = 16;
+const MAX_HOST_CHARS = 255;
+const MAX_RECORDS_PER_PACKET = 256;
+const ADDRESS_QUERY_INTERVAL_MS = 10_000;
+const UNPUBLISH_TIMEOUT_MS = 2000;
+
+// What we know about one announced service (keyed by its lower-cased fqdn).
+interface Tracked {
+  key: string;
+  host: string; // SRV target, lower-cased
+  port: number;
+  txt: TxtAnnouncement;
+  v4: string[];
+  v6: string[];
+  source: string | null; // where its last packet came from; preferred among its addresses
+  peer: DiscoveredPeer | null; // what we last reported as 'up'
+  addressQueriedAt: number;
+}
+
+// The parts of bonjour-service 1.4.4 its typings keep private but we need: the multicast-dns
+// instance (to catch its 'error' events, which would otherwise crash the process, and to see host
+// address records the Browser ignores) and the raw TXT strings (its own TXT decoder is lossy).
+interface MdnsSocket {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  removeListener(event: string, listener: (...args: any[]) => void): unknown;
+  query(name: string, type: string): void;
+}
+interface RawRecord {
+  name?: unknown;
+  type?: unknown;
+  ttl?: unknown;
+  data?: unknown;
+}
+
+// ---- which addresses count as "on a local network" ----
+
+type Interfaces = ReturnType<typeof os.networkInterfaces>;
+
+function ipv4ToInt(addr: string): number {
+  const p = addr.split('.');
+  return ((+p[0] << 24) | (+p[1] << 16) | (+p[2] << 8) | +p[3]) >>> 0;
+}
+
+// Only called on text net.isIPv6 accepted.
+function ipv6ToBytes(addr: string): number[] {
+  const groupsToBytes = (s: string): number[] => {
+    if (s === '') return [];
+    const groups = s.split(':');
+    const out: number[] = [];
+    const last = groups[groups.length - 1];
+    const v4 = last.includes('.') ? ipv4ToInt(groups.pop() as string) : null;
+    for (const g of groups) out.push(parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff);
+    if (v4 !== null) out.push(v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
+    return out;
+  };
+  const bare = addr.split('%')[0];
+  const [head, tail] = bare.includes('::') ? bare.split('::') : [bare, ''];
+  const h = groupsToBytes(head);
+  const t = groupsToBytes(tail);
+  return [...h, ...new Array<number>(16 - h.length - t.length).fill(0), ...t];
+}
+
+function samePrefix(a: number[], b: number[], bits: number): boolean {
+  for (let i = 0; i < 16 && bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((a[i] & mask) !== (b[i] & mask)) return false;
+  }
+  return true;
+}
+
+const isIPv6LinkLocal = (b: number[]): boolean => b[0] === 0xfe && (b[1] & 0xc0) === 0x80;
+
+function isLocalIPv4(addr: string, ifaces: Interfaces): boolean {
+  const a = ipv4ToInt(addr);
+  const top = a >>> 24;
+  // Loopback would aim peer requests at ourselves; 0/8, multicast and reserved are never a host.
+  if (top === 0 || top === 127 || top >= 224) return false;
+  if (a >>> 16 === 0xa9fe) return true; // 169.254/16 link-local cannot leave the link
+  for (const list of Object.values(ifaces)) {
+    for (const i of list ?? []) {
+      if (i.internal || i.family !== 'IPv4') continue;
+      const mask = ipv4ToInt(i.netmask);
+      const network = (ipv4ToInt(i.address) & mask) >>> 0;
+      if (((a & mask) >>> 0) !== network) continue;
+      const broadcast = (network | ~mask) >>> 0;
+      if (mask < 0xfffffffe && (a === network || a === broadcast)) return false;
+      return true;
+    }
+  }
+  return false;
+}
+
+function isLocalIPv6(addr: string, ifaces: Interfaces): boolean {
+  if (addr.includes('%')) return false;
+  const a = ipv6ToBytes(addr);
+  if (a.slice(0, 15).every((b) => b === 0) && (a[15] === 0 || a[15] === 1)) return false; // :: and ::1
+  if (a[0] === 0xff) return false; // multicast
+  // fe80::/10 is on-link, but needs a zone id that a URL cannot carry.
+  if (isIPv6LinkLocal(a)) return false;
+  if (a.slice(0, 10).every((b) => b === 0) && a[10] === 0xff && a[11] === 0xff) return false; // v4-mapped
+  for (const list of Object.values(ifaces)) {
+    for (const i of list ?? []) {
+      if (i.internal || i.family !== 'IPv6') continue;
+      const b = ipv6ToBytes(i.address);
+      if (isIPv6LinkLocal(b)) continue;
+      const bits = i.cidr ? Number(i.cidr.split('/')[1]) : 128;
+      if (samePrefix(a, b, bits)) return true;
+    }
+  }
+  return false;
+}
+
+export function isLocalAddress(addr: string, ifaces: Interfaces = os.networkInterfaces()): boolean {
+  const family = net.isIP(addr);
+  if (family === 4) return isLocalIPv4(addr, ifaces);
+  if (family === 6) return isLocalIPv6(addr, ifaces);
+  return false;
+}
+
+// Re-reads the interfaces at most every couple of seconds: laptops change networks.
+function cachedLocalAddressCheck(interfaceName: string | undefined): (addr: string) => boolean {
+  let cached: Interfaces | null = null;
+  let readAt = 0;
+  return (addr) => {
+    const now = Date.now();
+    if (!cached || now - readAt > 2000) {
+      const all = os.networkInterfaces();
+      cached = interfaceName === undefined ? all : { [interfaceName]: all[interfaceName] ?? [] };
+      readAt = now;
+    }
+    return isLocalAddress(addr, cached);
+  };
+}
+
+// ---- names we announce ----
+
+function dnsLabel(text: string, max: number, fallback: string): string {
+  const label = text
+    .normalize('NFKD')
+    .replace(/[^A-Za-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, max)
+    .replace(/-+$/, '');
+  return label || fallback;
+}
+
+// Instance and host names carry part of the instance id so two machines never claim one name.
+function serviceName(self: Announcement): string {
+  return `${dnsLabel(self.name, 40, 'peernix')}-${self.instanceId.slice(0, 8)}`;
+}
+
+function mdnsHostName(self: Announcement, hostName: string | undefined): string {
+  const base = hostName ?? `${dnsLabel(os.hostname(), 40, 'peernix')}-${self.instanceId.slice(0, 8)}`;
+  return /\.local\.?$/i.test(base) ? base.replace(/\.$/, '') : `${base}.local`;
+}
+
+function interfaceIPv4(name: string): string | null {
+  if (net.isIPv4(name)) return name;
+  const found = (os.networkInterfaces()[name] ?? []).find((i) => i.family === 'IPv4');
+  return found ? found.address : null;
+}
+
+function samePeer(a: DiscoveredPeer, b: DiscoveredPeer): boolean {
+  return (
+    a.id === b.id &&
+    a.name === b.name &&
+    a.address === b.address &&
+    a.port === b.port &&
+    a.publicKey === b.publicKey &&
+    a.platform === b.platform
+  );
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
+  readonly #self: Announcement;
+  readonly #txt: Record<string, string>;
+  readonly #serviceName: string;
+  readonly #hostName: string;
+  readonly #maxPeers: number;
+  readonly #interface: string | undefined;
+  readonly #isLocal: (addr: string) => boolean;
+  readonly #requeryMs: number;
+  readonly #tracked = new Map<string, Tracked>();
+  #ownFqdn: string;
+  #wantPublished: boolean;
+  #bonjour: Bonjour | null = null;
+  #mdns: MdnsSocket | null = null;
+  #browser: Browser | null = null;
+  #service: Service | null = null;
+  #requery: NodeJS.Timeout | null = null;
+  #stopping: Promise<void> | null = null;
+
+  constructor(opts: MdnsDiscoveryOptions) {
+    super();
+    const self = opts.self;
+    this.#txt = encodeTxt(self); // validates the instance id and protocol
+    if (!Number.isInteger(self.port) || self.port < 1 || self.port > 65535) {
+      throw new RangeError('mdns: port must be 1–65535');
+    }
+    this.#self = { ...self };
+    this.#serviceName = serviceName(self);
+    this.#hostName = mdnsHostName(self, opts.hostName);
+    this.#ownFqdn = `${this.#serviceName}._${SERVICE_TYPE}._tcp.local`.toLowerCase();
+    this.#maxPeers = Math.max(0, Math.floor(opts.maxPeers ?? 64));
+    this.#interface = opts.interface;
+    this.#isLocal = opts.isLocalAddress ?? cachedLocalAddressCheck(net.isIP(opts.interface ?? '') ? undefined : opts.interface);
+    this.#requeryMs = opts.requeryMs ?? 60_000;
+    this.#wantPublished = opts.publish === true;
+  }
+
+  get hostName(): string {
+    return this.#hostName;
+  }
+
+  start(): void {
+    if (this.#stopping) throw new Error('mdns: discovery was stopped');
+    if (this.#bonjour) return;
+
+    const mdnsOpts: Record<string, unknown> = {};
+    if (this.#interface !== undefined) {
+      const ip = interfaceIPv4(this.#interface);
+      if (!ip) throw new Error(`mdns: interface ${this.#interface} has no IPv4 address`);
+      // Binding to the unicast address would filter out multicast on Linux: bind wide, send/join on ip.
+      Object.assign(mdnsOpts, { interface: ip, bind: '0.0.0.0' });
+    }
+    const bonjour = new Bonjour(mdnsOpts, (err: unknown) => this.#fail(err));
+    this.#bonjour = bonjour;
+    const mdns = (bonjour as unknown as { server?: { mdns?: MdnsSocket } }).server?.mdns ?? null;
+    this.#mdns = mdns;
+    // Unhandled, multicast-dns's 'error' (EADDRINUSE, EACCES) would throw out of the event loop.
+    mdns?.on('error', this.#onSocketError);
+    mdns?.on('warning', this.#onWarning);
+
+    const browser = bonjour.find({ type: SERVICE_TYPE, protocol: 'tcp' });
+    this.#browser = browser;
+    browser.on('up', this.#onService);
+    browser.on('srv-update', this.#onService);
+    browser.on('txt-update', this.#onService);
+    browser.on('down', this.#onGoodbye);
+    // After the browser, so a goodbye packet has removed the service before its addresses are read.
+    mdns?.on('response', this.#onResponse);
+
+    if (this.#requeryMs > 0) {
+      this.#requery = setInterval(() => this.#browser?.update(), this.#requeryMs);
+      this.#requery.unref();
+    }
+    if (this.#wantPublished) this.#publishNow();
+  }
+
+  publish(): void {
+    if (this.#stopping) return;
+    this.#wantPublished = true;
+    if (this.#bonjour) this.#publishNow();
+  }
+
+  unpublish(): Promise<void> {
+    this.#wantPublished = false;
+    const bonjour = this.#bonjour;
+    if (!bonjour || !this.#service) return Promise.resolve();
+    this.#service = null;
+    return new Promise((resolve) => {
+      // The callback runs once the goodbye packet (every record with TTL 0) has been handed to the socket.
+      const timer = setTimeout(resolve, UNPUBLISH_TIMEOUT_MS);
+      bonjour.unpublishAll(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    this.#stopping = (async () => {
+      if (this.#requery) clearInterval(this.#requery);
+      this.#requery = null;
+      await this.unpublish();
+      this.#browser?.stop();
+      this.#browser?.removeAllListeners();
+      this.#mdns?.removeListener('response', this.#onResponse);
+      const bonjour = this.#bonjour;
+      if (bonjour) await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
+      // Late socket errors after close must still not crash anything.
+      this.#tracked.clear();
+    })();
+    return this.#stopping;
+  }
+
+  peers(): DiscoveredPeer[] {
+    const out: DiscoveredPeer[] = [];
+    for (const t of this.#tracked.values()) if (t.peer) out.push({ ...t.peer });
+    return out;
+  }
+
+  #publishNow(): void {
+    if (!this.#bonjour || this.#service) return;
+    // No probing: the name embeds our instance id, so a conflict means someone is impersonating us,
+    // and bonjour-service's reaction to one (console.log and give up) would let anyone silence us.
+    this.#service = this.#bonjour.publish({
+      name: this.#serviceName,
+      type: SERVICE_TYPE,
+      protocol: 'tcp',
+      port: this.#self.port,
+      host: this.#hostName,
+      txt: this.#txt,
+      probe: false,
+    });
+    this.#service.on('error', (err: unknown) => this.#fail(err));
+  }
+
+  #fail(err: unknown): void {
+    // An 'error' with no listener would throw; discovery trouble must not take the daemon down.
+    if (this.listenerCount('error') > 0) this.emit('error', toError(err));
+  }
+
+  readonly #onSocketError = (err: unknown): void => this.#fail(err);
+  readonly #onWarning = (): void => {
+    // Undecodable packets and per-interface multicast hiccups: expected on a real LAN.
+  };
+
+  readonly #onService = (service: Service): void => {
+    try {
+      this.#consider(service);
+      this.#boundBrowserMemory();
+    } catch (err) {
+      this.#fail(err);
+    }
+  };
+
+  readonly #onGoodbye = (service: Service): void => {
+    try {
+      if (typeof service?.fqdn === 'string') this.#forget(service.fqdn.toLowerCase());
+    } catch (err) {
+      this.#fail(err);
+    }
+  };
+
+  #consider(service: Service): void {
+    if (typeof service.fqdn !== 'string') return;
+    const key = service.fqdn.toLowerCase();
+    if (key === this.#ownFqdn) return;
+
+    const raw = (service as unknown as { rawTxt?: unknown }).rawTxt;
+    const txt = decodeTxt(raw !== undefined ? raw : service.txt);
+    const port = service.port;
+    const host = service.host;
+    const usable =
+      txt !== null &&
+      txt.instanceId !== this.#self.instanceId &&
+      Number.isInteger(port) &&
+      port >= 1 &&
+      port <= 65535 &&
+      typeof host === 'string' &&
+      host.length > 0 &&
+      host.length <= MAX_HOST_CHARS;
+    if (!usable) {
+      this.#forget(key);
+      return;
+    }
+
+    let t = this.#tracked.get(key);
+    if (t && t.txt.instanceId !== txt.instanceId) {
+      // The same service now claims another identity: the old one is gone.
+      this.#forget(key);
+      t = undefined;
+    }
+    let reported: DiscoveredPeer | null = t?.peer ?? null;
+    // One entry per instance id, latest announcement wins (a restart may come back under a new name).
+    for (const other of this.#tracked.values()) {
+      if (other.key !== key && other.txt.instanceId === txt.instanceId) {
+        reported = reported ?? other.peer;
+        this.#tracked.delete(other.key);
+      }
+    }
+    if (!t) {
+      if (this.#tracked.size >= this.#maxPeers) {
+        if (reported) this.emit('down', txt.instanceId);
+        return;
+      }
+      t = { key, host: '', port, txt, v4: [], v6: [], source: null, peer: reported, addressQueriedAt: 0 };
+      this.#tracked.set(key, t);
+    }
+
+    const hostKey = host.toLowerCase();
+    if (t.host !== hostKey) {
+      t.host = hostKey;
+      t.v4 = [];
+      t.v6 = [];
+    }
+    t.port = port;
+    t.txt = txt;
+    const addresses = Array.isArray(service.addresses) ? service.addresses : [];
+    this.#setAddresses(t, addresses, [], service.referer?.address);
+    this.#evaluate(t);
+  }
+
+  // Replaces a family's list when a packet carries addresses of that family; a TTL-0 record withdraws one.
+  #setAddresses(t: Tracked, fresh: unknown[], withdrawn: string[], source: unknown): void {
+    const v4: string[] = [];
+    const v6: string[] = [];
+    for (const a of fresh) {
+      if (typeof a !== 'string') continue;
+      const family = net.isIP(a);
+      if (family === 4 && v4.length < MAX_ADDRESSES_PER_FAMILY && !v4.includes(a)) v4.push(a);
+      if (family === 6 && v6.length < MAX_ADDRESSES_PER_FAMILY && !v6.includes(a)) v6.push(a);
+    }
+    if (v4.length > 0) t.v4 = v4;
+    if (v6.length > 0) t.v6 = v6;
+    if (withdrawn.length > 0) {
+      t.v4 = t.v4.filter((a) => !withdrawn.includes(a));
+      t.v6 = t.v6.filter((a) => !withdrawn.includes(a));
+    }
+    if (typeof source === 'string' && net.isIP(source)) t.source = source;
+  }
+
+  #chooseAddress(t: Tracked): string | null {
+    const ok = (a: string): boolean => {
+      try {
+        return this.#isLocal(a) === true;
+      } catch {
+        return false;
+      }
+    };
+    if (t.source && (t.v4.includes(t.source) || t.v6.includes(t.source)) && ok(t.source)) return t.source;
+    return t.v4.find(ok) ?? t.v6.find(ok) ?? null;
+  }
+
+  #evaluate(t: Tracked): void {
+    const address = this.#chooseAddress(t);
+    if (!address) {
+      if (t.peer) {
+        t.peer = null;
+        this.emit('down', t.txt.instanceId);
+      }
+      this.#askForAddress(t);
+      return;
+    }
+    const peer: DiscoveredPeer = {
+      id: t.txt.instanceId,
+      name: t.txt.name ?? t.txt.instanceId,
+      address,
+      port: t.port,
+      url: net.isIPv6(address) ? `http://[${address}]:${t.port}` : `http://${address}:${t.port}`,
+      publicKey: t.txt.publicKey,
+      platform: t.txt.platform,
+    };
+    if (t.peer && samePeer(t.peer, peer)) return;
+    t.peer = peer;
+    this.emit('up', { ...peer });
+  }
+
+  // A service announced without its host's address records (Avahi may send them separately): ask.
+  #askForAddress(t: Tracked): void {
+    const now = Date.now();
+    if (!this.#mdns || now - t.addressQueriedAt < ADDRESS_QUERY_INTERVAL_MS) return;
+    t.addressQueriedAt = now;
+    try {
+      this.#mdns.query(t.host, 'A');
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #forget(key: string): void {
+    const t = this.#tracked.get(key);
+    if (!t) return;
+    this.#tracked.delete(key);
+    if (t.peer) this.emit('down', t.txt.instanceId);
+  }
+
+  // bonjour-service's Browser only compares name/host/port when a known service answers again, so a
+  // host whose address changed would keep its old one; host address records are read here instead.
+  readonly #onResponse = (packet: unknown, rinfo: unknown): void => {
+    try {
+      if (this.#tracked.size === 0 || packet === null || typeof packet !== 'object') return;
+      const p = packet as { answers?: unknown; additionals?: unknown };
+      const records = [
+        ...(Array.isArray(p.answers) ? p.answers : []),
+        ...(Array.isArray(p.additionals) ? p.additionals : []),
+      ].slice(0, MAX_RECORDS_PER_PACKET) as RawRecord[];
+      const byHost = new Map<string, { fresh: string[]; withdrawn: string[] }>();
+      for (const rr of records) {
+        if (!rr || (rr.type !== 'A' && rr.type !== 'AAAA')) continue;
+        if (typeof rr.name !== 'string' || typeof rr.data !== 'string' || typeof rr.ttl !== 'number') continue;
+        const host = rr.name.toLowerCase();
+        let entry = byHost.get(host);
+        if (!entry) byHost.set(host, (entry = { fresh: [], withdrawn: [] }));
+        (rr.ttl > 0 ? entry.fresh : entry.withdrawn).push(rr.data);
+      }
+      if (byHost.size === 0) return;
+      const source = (rinfo as { address?: unknown } | null)?.address;
+      for (const t of [...this.#tracked.values()]) {
+        const entry = byHost.get(t.host);
+        if (!entry) continue;
+        this.#setAddresses(t, entry.fresh, entry.withdrawn, entry.fresh.length > 0 ? source : undefined);
+        this.#evaluate(t);
+      }
+    } catch (err) {
+      this.#fail(err);
+    }
+  };
+
+  // The Browser keeps every service it ever saw (and a name map it never prunes). Trim what we do not
+  // track so a flood of announcements cannot grow memory without bound.
+  #boundBrowserMemory(): void {
+    const services = this.#browser?.services;
+    if (!Array.isArray(services) || services.length <= this.#maxPeers * 2 + 16) return;
+    const keep = services.filter((s) => typeof s.fqdn === 'string' && this.#tracked.has(s.fqdn.toLowerCase()));
+    services.splice(0, services.length, ...keep);
+    const internals = this.#browser as unknown as { serviceMap?: Record<string, boolean> };
+    if (internals.serviceMap && typeof internals.serviceMap === 'object') {
+      internals.serviceMap = Object.fromEntries(keep.map((s) => [s.fqdn, true]));
+    }
+  }
+}
+

@@ -1,0 +1,648 @@
+// One client connection to nix-daemon, speaking the worker protocol (nix-protocols.md §3).
+//
+// Only the read-only operations a binary-cache server needs are implemented. Requests are
+// written as soon as they are issued and replies are matched to requests in FIFO order, which
+// the daemon guarantees because it serves one connection strictly sequentially. That lets many
+// callers share one connection without waiting for each other's round trips.
+
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import {
+  encodeString,
+  encodeStringList,
+  encodeU64,
+  RawByteStream,
+  WireError,
+  WireReader,
+} from './wire.ts';
+import type { Readable } from 'node:stream';
+
+export interface PathInfo {
+  path: string;
+  deriver: string | null;
+  narHash: Buffer; // 32 raw bytes (SHA-256 of the NAR)
+  references: string[]; // full store paths
+  registrationTime: number; // Unix seconds
+  narSize: number;
+  ultimate: boolean;
+  sigs: string[];
+  ca: string | null;
+}
+
+// Terminal escapes appear in daemon error messages (it formats them for a TTY).
+// eslint-disable-next-line no-control-regex
+const ANSI_RE = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
+
+export function stripAnsi(s: string): string {
+  return s.replace(ANSI_RE, '');
+}
+
+export class DaemonError extends Error {
+  /** True when the connection the error came from is dead and must not be used again. */
+  readonly fatal: boolean;
+  /** ENOENT, ECONNREFUSED, EACCES, ETIMEDOUT, EINVAL (rejected before sending), EPROTO, ... */
+  readonly code: string | undefined;
+  /** Extra context lines the daemon attached to the error (N >= 1.26). */
+  readonly traces: string[];
+
+  constructor(
+    message: string,
+    opts: { fatal: boolean; code?: string; cause?: unknown; traces?: string[] } = { fatal: false },
+  ) {
+    super(stripAnsi(message).trim(), opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'DaemonError';
+    this.fatal = opts.fatal;
+    this.code = opts.code;
+    this.traces = (opts.traces ?? []).map((t) => stripAnsi(t).trim());
+  }
+}
+
+// --- protocol constants ---
+
+const WORKER_MAGIC_1 = 0x6e697863; // "cxin"
+const WORKER_MAGIC_2 = 0x6478696f; // "oixd"
+const CLIENT_VERSION = 0x126; // 1.38: lets current Lix (min 1.35) and upstream (1.38) talk to us
+const MIN_DAEMON_MINOR = 10;
+
+const STDERR_NEXT = 0x6f6c6d67;
+const STDERR_READ = 0x64617461;
+const STDERR_WRITE = 0x64617416;
+const STDERR_LAST = 0x616c7473;
+const STDERR_ERROR = 0x63787470;
+const STDERR_START_ACTIVITY = 0x53545254;
+const STDERR_STOP_ACTIVITY = 0x53544f50;
+const STDERR_RESULT = 0x52534c54;
+
+const OP_IS_VALID_PATH = 1;
+const OP_ADD_TEMP_ROOT = 11;
+const OP_QUERY_PATH_INFO = 26;
+const OP_QUERY_PATH_FROM_HASH_PART = 29;
+const OP_NAR_FROM_PATH = 38;
+
+// Bounds on what we accept from the daemon; all far above anything a sane daemon sends.
+const MAX_PATH = 4096;
+const MAX_MESSAGE = 1024 * 1024;
+const MAX_TRACES = 1024;
+const MAX_FIELDS = 1024;
+const MAX_REFERENCES = 100_000;
+const MAX_SIGS = 1024;
+const MAX_FEATURES = 256;
+const MAX_WRITE_FRAME = 64 * 1024 * 1024;
+
+const minor = (v: number): number => v & 0xff;
+
+// --- local argument checks ---
+// A malformed argument makes the daemon fail while decoding the request, after which it cannot
+// resynchronise and drops the connection (§3.4), taking every pipelined call with it. So nothing
+// goes out that the daemon could choke on.
+
+const STORE_PATH_RE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-([A-Za-z0-9+._?=-]{1,211})$/;
+const HASH_PART_RE = /^[0-9a-z]{1,64}$/;
+
+export function isPlausibleStorePath(p: unknown): p is string {
+  if (typeof p !== 'string') return false;
+  const m = STORE_PATH_RE.exec(p);
+  if (!m) return false;
+  const name = m[1];
+  return !(name === '.' || name === '..' || name.startsWith('.-') || name.startsWith('..-'));
+}
+
+function checkPath(p: unknown): string {
+  if (!isPlausibleStorePath(p)) {
+    throw new DaemonError(`not a valid store path: ${JSON.stringify(p)}`, { fatal: false, code: 'EINVAL' });
+  }
+  return p;
+}
+
+// --- hash decoding (the daemon sends base16, but the reader side of Nix accepts any form) ---
+
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
+
+function nix32Decode(s: string, len: number): Buffer | null {
+  const out = Buffer.alloc(len);
+  for (let n = 0; n < s.length; n++) {
+    const digit = NIX32.indexOf(s[s.length - 1 - n]);
+    if (digit < 0) return null;
+    const b = n * 5;
+    const i = b >> 3;
+    const j = b & 7;
+    out[i] |= (digit << j) & 0xff;
+    const carry = digit >> (8 - j);
+    if (i + 1 < len) out[i + 1] |= carry;
+    else if (carry) return null;
+  }
+  return out;
+}
+
+export function parseNarHash(s: string): Buffer {
+  const bad = (): never => {
+    throw new WireError('PROTOCOL', `unrecognised NAR hash from daemon: ${JSON.stringify(s.slice(0, 100))}`);
+  };
+  if (s.startsWith('sha256-')) {
+    const b = Buffer.from(s.slice(7), 'base64');
+    return b.length === 32 ? b : bad();
+  }
+  const body = s.startsWith('sha256:') ? s.slice(7) : s;
+  if (/^[0-9a-f]{64}$/i.test(body)) return Buffer.from(body, 'hex');
+  if (body.length === 52) return nix32Decode(body, 32) ?? bad();
+  return bad();
+}
+
+// --- the stderr loop (§3.4) ---
+
+type LogSink = (line: string) => void;
+
+async function skipFields(r: WireReader): Promise<void> {
+  const n = await r.u64();
+  if (n > MAX_FIELDS) throw new WireError('OVERSIZE', `too many fields in log message: ${n}`);
+  for (let i = 0; i < n; i++) {
+    const type = await r.u64();
+    if (type === 0) await r.u64();
+    else if (type === 1) await r.skipStr(MAX_MESSAGE);
+    else throw new WireError('PROTOCOL', `unknown log field type ${type}`);
+  }
+}
+
+async function readError(r: WireReader, version: number): Promise<DaemonError> {
+  if (minor(version) >= 26) {
+    await r.skipStr(MAX_MESSAGE); // "Error"
+    await r.u64(); // verbosity level
+    await r.skipStr(MAX_MESSAGE); // obsolete name
+    const message = await r.str(MAX_MESSAGE);
+    if ((await r.u64()) !== 0) throw new WireError('PROTOCOL', 'error with a source position (unsupported)');
+    const nTraces = await r.u64();
+    if (nTraces > MAX_TRACES) throw new WireError('OVERSIZE', `too many error traces: ${nTraces}`);
+    const traces: string[] = [];
+    for (let i = 0; i < nTraces; i++) {
+      if ((await r.u64()) !== 0) throw new WireError('PROTOCOL', 'error trace with a source position (unsupported)');
+      traces.push(await r.str(MAX_MESSAGE));
+    }
+    return new DaemonError(message, { fatal: false, code: 'EDAEMON', traces });
+  }
+  const message = await r.str(MAX_MESSAGE);
+  await r.u64(); // exit status
+  return new DaemonError(message, { fatal: false, code: 'EDAEMON' });
+}
+
+/** Consume stderr messages up to LAST (returns null) or ERROR (returns the error). */
+async function readStderr(r: WireReader, version: number, onLog: LogSink | null): Promise<DaemonError | null> {
+  for (;;) {
+    const code = await r.u64();
+    switch (code) {
+      case STDERR_LAST:
+        return null;
+      case STDERR_ERROR:
+        return readError(r, version);
+      case STDERR_NEXT: {
+        const line = await r.str(MAX_MESSAGE);
+        onLog?.(stripAnsi(line).replace(/\n$/, ''));
+        break;
+      }
+      case STDERR_START_ACTIVITY: {
+        await r.u64(); // id
+        await r.u64(); // level
+        await r.u64(); // type
+        const text = await r.str(MAX_MESSAGE);
+        await skipFields(r);
+        await r.u64(); // parent
+        if (text) onLog?.(stripAnsi(text));
+        break;
+      }
+      case STDERR_STOP_ACTIVITY:
+        await r.u64();
+        break;
+      case STDERR_RESULT:
+        await r.u64(); // id
+        await r.u64(); // type
+        await skipFields(r);
+        break;
+      case STDERR_WRITE:
+        // Data for a client-side sink; no operation we issue uses one.
+        await r.skipStr(MAX_WRITE_FRAME);
+        break;
+      case STDERR_READ:
+        throw new WireError('PROTOCOL', 'daemon asked for input (STDERR_READ), which no operation we send expects');
+      default:
+        throw new WireError('PROTOCOL', `unknown stderr message 0x${code.toString(16)}`);
+    }
+  }
+}
+
+// --- connection ---
+
+interface Pending {
+  op: string;
+  /** Reads the reply after STDERR_LAST. */
+  reply: (r: WireReader) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: DaemonError) => void;
+}
+
+export interface ConnectOptions {
+  /** Connect + handshake deadline. Default 10 s. */
+  timeoutMs?: number;
+  /**
+   * Declare the connection dead when the daemon makes no progress on the oldest outstanding
+   * request for this long (NAR streaming time is not counted). Default 0 = never.
+   */
+  opTimeoutMs?: number;
+  /** Receives log lines the daemon forwards (NEXT and activity texts). */
+  onLog?: (line: string) => void;
+}
+
+interface Handshake {
+  protocolVersion: number;
+  daemonVersion: string | null;
+  trusted: boolean | null;
+  features: string[];
+}
+
+function mapConnectError(err: NodeJS.ErrnoException, socketPath: string): DaemonError {
+  const code = err.code ?? 'ECONNECT';
+  let msg: string;
+  switch (code) {
+    case 'ENOENT':
+      msg = `nix-daemon socket ${socketPath} does not exist (is nix-daemon running?)`;
+      break;
+    case 'ECONNREFUSED':
+      msg = `nix-daemon socket ${socketPath} refused the connection (is nix-daemon running?)`;
+      break;
+    case 'EACCES':
+    case 'EPERM':
+      msg = `permission denied connecting to nix-daemon socket ${socketPath}`;
+      break;
+    case 'ENOTSOCK':
+      msg = `${socketPath} is not a socket`;
+      break;
+    default:
+      msg = `cannot connect to nix-daemon socket ${socketPath}: ${err.message}`;
+  }
+  return new DaemonError(msg, { fatal: true, code, cause: err });
+}
+
+async function handshake(socket: net.Socket, r: WireReader): Promise<Handshake> {
+  socket.write(Buffer.concat([encodeU64(WORKER_MAGIC_1), encodeU64(CLIENT_VERSION)]));
+  const magic = await r.u64();
+  if (magic !== WORKER_MAGIC_2) throw new WireError('PROTOCOL', 'peer is not a nix-daemon (bad magic)');
+  const daemon = await r.u64();
+  if (daemon >> 8 !== 1 || minor(daemon) < MIN_DAEMON_MINOR) {
+    throw new WireError('PROTOCOL', `unsupported daemon protocol version ${daemon >> 8}.${minor(daemon)}`);
+  }
+  const n = Math.min(CLIENT_VERSION, daemon);
+
+  // Everything we send is independent of what the daemon answers, so send it in one go.
+  const out: Buffer[] = [];
+  if (minor(n) >= 38) out.push(encodeStringList([])); // our feature set: none
+  if (minor(n) >= 14) out.push(encodeU64(0)); // obsolete CPU affinity
+  if (minor(n) >= 11) out.push(encodeU64(0)); // obsolete reserve-space
+  if (out.length) socket.write(Buffer.concat(out));
+
+  let features: string[] = [];
+  if (minor(n) >= 38) features = await r.strList(MAX_FEATURES, 1024);
+  let daemonVersion: string | null = null;
+  if (minor(n) >= 33) daemonVersion = await r.str(1024);
+  let trusted: boolean | null = null;
+  if (minor(n) >= 35) {
+    const t = await r.u64();
+    trusted = t === 1 ? true : t === 2 ? false : null;
+  }
+  const err = await readStderr(r, n, null);
+  if (err) throw err;
+  return { protocolVersion: n, daemonVersion, trusted, features };
+}
+
+function asFatal(err: unknown, context: string): DaemonError {
+  if (err instanceof DaemonError && err.fatal) return err;
+  const e = err as Error;
+  const code = err instanceof WireError ? (err.code === 'EOF' ? 'ECONNRESET' : 'EPROTO') : (err as DaemonError).code;
+  return new DaemonError(`${context}: ${e?.message ?? String(err)}`, { fatal: true, code, cause: err });
+}
+
+export class DaemonConnection extends EventEmitter {
+  readonly socketPath: string;
+  /** Negotiated version N = min(ours, daemon's), as major << 8 | minor. */
+  readonly protocolVersion: number;
+  readonly daemonVersion: string | null;
+  /** Only reported by daemons speaking >= 1.35; null otherwise. */
+  readonly trusted: boolean | null;
+  readonly features: string[];
+
+  private readonly socket: net.Socket;
+  private readonly reader: WireReader;
+  private readonly onLog: LogSink | null;
+  private readonly opTimeoutMs: number;
+  private readonly queue: Pending[] = [];
+  private pumping = false;
+  private isClosed = false;
+  private reserved = false; // a NarFromPath was issued: nothing may follow it
+  private timer: NodeJS.Timeout | null = null;
+  private readonly closedPromise: Promise<void>;
+
+  private constructor(socketPath: string, socket: net.Socket, reader: WireReader, hs: Handshake, opts: ConnectOptions) {
+    super();
+    this.socketPath = socketPath;
+    this.socket = socket;
+    this.reader = reader;
+    this.protocolVersion = hs.protocolVersion;
+    this.daemonVersion = hs.daemonVersion;
+    this.trusted = hs.trusted;
+    this.features = hs.features;
+    this.onLog = opts.onLog ?? null;
+    this.opTimeoutMs = opts.opTimeoutMs ?? 0;
+    let markClosed!: () => void;
+    this.closedPromise = new Promise<void>((resolve) => (markClosed = resolve));
+    const onSocketClose = (): void => {
+      this.fail(new DaemonError(`nix-daemon connection ${this.socketPath} closed`, { fatal: true, code: 'ECONNRESET' }));
+      markClosed();
+      this.emit('close');
+    };
+    // The daemon may have hung up right after the handshake, before we were listening.
+    if (socket.closed) queueMicrotask(onSocketClose);
+    else socket.once('close', onSocketClose);
+  }
+
+  /**
+   * Connect to the daemon socket and perform the handshake. Every failure (missing socket,
+   * refused, permission, timeout, rejected handshake) is a DaemonError naming the socket.
+   */
+  static connect(socketPath: string, opts: ConnectOptions = {}): Promise<DaemonConnection> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    return new Promise<DaemonConnection>((resolve, reject) => {
+      const socket = net.createConnection({ path: socketPath });
+      const reader = new WireReader(socket);
+      let settled = false;
+      const fail = (err: DaemonError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        fail(
+          new DaemonError(`timed out after ${timeoutMs} ms connecting to nix-daemon at ${socketPath}`, {
+            fatal: true,
+            code: 'ETIMEDOUT',
+          }),
+        );
+      }, timeoutMs);
+      const onError = (err: NodeJS.ErrnoException): void => fail(mapConnectError(err, socketPath));
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        handshake(socket, reader).then(
+          (hs) => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            socket.off('error', onError);
+            resolve(new DaemonConnection(socketPath, socket, reader, hs, opts));
+          },
+          (err: unknown) => {
+            if (err instanceof DaemonError) {
+              fail(new DaemonError(`nix-daemon at ${socketPath} rejected the connection: ${err.message}`, { fatal: true, code: 'EDAEMON', cause: err }));
+            } else if (err instanceof WireError && err.code === 'EOF') {
+              fail(
+                new DaemonError(
+                  `nix-daemon at ${socketPath} closed the connection during the handshake ` +
+                    `(user not in allowed-users, or protocol 1.38 not accepted)`,
+                  { fatal: true, code: 'ECONNRESET', cause: err },
+                ),
+              );
+            } else {
+              fail(asFatal(err, `handshake with nix-daemon at ${socketPath} failed`));
+            }
+          },
+        );
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Requests sent whose replies have not been read yet. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /** False once closed or once a NAR transfer has been started on it. */
+  get usable(): boolean {
+    return !this.isClosed && !this.reserved;
+  }
+
+  /** Resolves once the socket is fully closed (immediately if it already is). */
+  whenClosed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  onClose(cb: () => void): () => void {
+    this.on('close', cb);
+    return () => this.off('close', cb);
+  }
+
+  // --- operations ---
+
+  async queryPathFromHashPart(hashPart: string): Promise<string | null> {
+    if (typeof hashPart !== 'string' || !HASH_PART_RE.test(hashPart)) {
+      throw new DaemonError(`not a valid hash part: ${JSON.stringify(hashPart)}`, { fatal: false, code: 'EINVAL' });
+    }
+    const path = await this.call<string>(
+      'QueryPathFromHashPart',
+      [encodeU64(OP_QUERY_PATH_FROM_HASH_PART), encodeString(hashPart)],
+      (r) => r.str(MAX_PATH),
+    );
+    return path === '' ? null : path;
+  }
+
+  async queryPathInfo(path: string): Promise<PathInfo | null> {
+    checkPath(path);
+    const n = this.protocolVersion;
+    const req = [encodeU64(OP_QUERY_PATH_INFO), encodeString(path)];
+    const readInfo = async (r: WireReader): Promise<PathInfo | null> => {
+      if (minor(n) >= 17 && !(await r.bool())) return null;
+      const deriver = await r.str(MAX_PATH);
+      const narHash = parseNarHash(await r.str(1024));
+      const references = await r.strList(MAX_REFERENCES, MAX_PATH);
+      const registrationTime = await r.u64();
+      const narSize = await r.u64();
+      let ultimate = false;
+      let sigs: string[] = [];
+      let ca = '';
+      if (minor(n) >= 16) {
+        ultimate = await r.bool();
+        sigs = await r.strList(MAX_SIGS, MAX_MESSAGE);
+        ca = await r.str(MAX_MESSAGE);
+      }
+      return { path, deriver: deriver || null, narHash, references, registrationTime, narSize, ultimate, sigs, ca: ca || null };
+    };
+    if (minor(n) >= 17) return this.call('QueryPathInfo', req, readInfo);
+    try {
+      return await this.call('QueryPathInfo', req, readInfo);
+    } catch (err) {
+      // Before 1.17 an unknown path is reported as an in-band error.
+      if (err instanceof DaemonError && !err.fatal && /is not valid/.test(err.message)) return null;
+      throw err;
+    }
+  }
+
+  async isValidPath(path: string): Promise<boolean> {
+    checkPath(path);
+    return this.call('IsValidPath', [encodeU64(OP_IS_VALID_PATH), encodeString(path)], (r) => r.bool());
+  }
+
+  /**
+   * Register a temporary GC root held by the daemon process serving this connection; it lasts
+   * exactly as long as the connection (nix-protocols.md §4).
+   */
+  async addTempRoot(path: string): Promise<void> {
+    checkPath(path);
+    await this.call('AddTempRoot', [encodeU64(OP_ADD_TEMP_ROOT), encodeString(path)], (r) => r.u64());
+  }
+
+  /**
+   * Stream the NAR of `path`: exactly `narSize` bytes, then end. The daemon sends the NAR
+   * unframed, so the length must come from a preceding QueryPathInfo; an error the daemon
+   * reports mid-dump is indistinguishable from NAR bytes, so the consumer must hash what it
+   * gets. This must be the last operation on the connection, which closes when the stream ends
+   * or is destroyed. Earlier pipelined calls still complete normally.
+   */
+  narFromPath(path: string, narSize: number): Readable {
+    checkPath(path);
+    if (!Number.isSafeInteger(narSize) || narSize < 0) {
+      throw new DaemonError(`bad NAR size: ${narSize}`, { fatal: false, code: 'EINVAL' });
+    }
+    this.assertUsable();
+    this.reserved = true;
+
+    let finished = false;
+    const stream = new RawByteStream(narSize, {
+      onDestroy: () => {
+        // The consumer gave up (or we failed it): the daemon would keep dumping, so hang up.
+        if (!finished) this.close();
+      },
+    });
+    this.enqueue(
+      'NarFromPath',
+      [encodeU64(OP_NAR_FROM_PATH), encodeString(path)],
+      async (r) => {
+        // From here on the pace is set by the consumer, not the daemon.
+        this.clearTimer();
+        await r.handOff(stream);
+        // Every byte is in the stream now. No reply can follow a NAR, so release the daemon
+        // process (and its temp roots) right away; the consumer still reads what is buffered.
+        finished = true;
+        this.close();
+      },
+      () => {},
+      (err) => {
+        if (!finished && !stream.destroyed) stream.destroy(err);
+        this.close();
+      },
+    );
+    return stream;
+  }
+
+  /** Hang up. Calls still waiting for a reply are rejected with a fatal DaemonError. */
+  close(): void {
+    if (!this.isClosed) {
+      this.fail(new DaemonError(`nix-daemon connection ${this.socketPath} closed by client`, { fatal: true, code: 'ECLOSED' }));
+    }
+  }
+
+  // --- machinery ---
+
+  private assertUsable(): void {
+    if (this.isClosed) {
+      throw new DaemonError(`nix-daemon connection ${this.socketPath} is closed`, { fatal: true, code: 'ECLOSED' });
+    }
+    if (this.reserved) {
+      throw new DaemonError(`nix-daemon connection ${this.socketPath} is in use for a NAR transfer`, {
+        fatal: true,
+        code: 'ECLOSED',
+      });
+    }
+  }
+
+  private call<T>(op: string, request: Buffer[], reply: (r: WireReader) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      try {
+        this.assertUsable();
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      this.enqueue(op, request, reply, resolve as (v: unknown) => void, reject);
+    });
+  }
+
+  private enqueue(
+    op: string,
+    request: Buffer[],
+    reply: (r: WireReader) => Promise<unknown>,
+    resolve: (v: unknown) => void,
+    reject: (err: DaemonError) => void,
+  ): void {
+    this.queue.push({ op, reply, resolve, reject });
+    this.socket.write(request.length === 1 ? request[0] : Buffer.concat(request));
+    if (!this.timer && this.opTimeoutMs > 0) this.armTimer();
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.isClosed) {
+        const head = this.queue[0];
+        let value: unknown;
+        let opError: DaemonError | null;
+        try {
+          opError = await readStderr(this.reader, this.protocolVersion, this.onLog);
+          if (!opError) value = await head.reply(this.reader);
+        } catch (err) {
+          this.fail(asFatal(err, `nix-daemon ${head.op} on ${this.socketPath} failed`));
+          return;
+        }
+        if (this.isClosed) return; // close() already rejected head
+        this.queue.shift();
+        if (this.queue.length > 0) this.timer?.refresh();
+        else this.clearTimer();
+        if (opError) head.reject(opError);
+        else head.resolve(value);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private armTimer(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.queue.length === 0) return;
+      this.fail(
+        new DaemonError(`nix-daemon at ${this.socketPath} did not answer ${this.queue[0].op} within ${this.opTimeoutMs} ms`, {
+          fatal: true,
+          code: 'ETIMEDOUT',
+        }),
+      );
+    }, this.opTimeoutMs);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private fail(err: DaemonError): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.clearTimer();
+    this.socket.destroy();
+    const pending = this.queue.splice(0);
+    for (const p of pending) p.reject(err);
+  }
+}

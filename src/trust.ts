@@ -1,0 +1,53 @@
+import { execFile } from 'node:child_process';
+import type { NarInfo } from './nix/narinfo.ts';
+import { parsePublicKey, verifyNarInfoSignature, type PublicKey } from './nix/signing.ts';
+
+// What this machine's Nix will accept from a substituter: a narinfo signed by one of its
+// trusted-public-keys, or a content-addressed one, or anything when require-sigs is off.
+// Peers' answers are judged by the same rule so Nix never gets one it would reject.
+
+export interface TrustPolicy {
+  requireSigs: boolean;
+  keys: PublicKey[];
+}
+
+export type Verdict = 'trusted' | 'acceptable' | 'rejected';
+
+export function judgeNarInfo(info: NarInfo, policy: TrustPolicy): Verdict {
+  for (const sig of info.sigs) if (verifyNarInfoSignature(info, sig, policy.keys)) return 'trusted';
+  if (info.ca) return 'trusted';
+  return policy.requireSigs ? 'rejected' : 'acceptable';
+}
+
+export function isKeyTrusted(publicKeyText: string | null, policy: TrustPolicy): boolean {
+  if (!publicKeyText) return false;
+  return policy.keys.some((k) => k.text === publicKeyText);
+}
+
+export function policyFromKeys(keyTexts: string[], requireSigs = true): TrustPolicy {
+  const keys: PublicKey[] = [];
+  for (const t of keyTexts) {
+    try {
+      keys.push(parsePublicKey(t));
+    } catch {
+      // Nix ignores keys it can't parse too
+    }
+  }
+  return { requireSigs, keys };
+}
+
+/** Reads the effective settings of the local Nix (nix.conf files, NIX_CONFIG) the way Nix itself does. */
+export async function readNixTrustPolicy(env: NodeJS.ProcessEnv = process.env): Promise<TrustPolicy> {
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(
+      'nix',
+      ['show-config', '--json'],
+      { env: { ...env, NIX_CONFIG: `${env.NIX_CONFIG ?? ''}\nextra-experimental-features = nix-command` }, timeout: 10_000, maxBuffer: 4 << 20 },
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+  });
+  const conf = JSON.parse(out) as Record<string, { value: unknown }>;
+  const keys = conf['trusted-public-keys']?.value;
+  const require = conf['require-sigs']?.value;
+  return policyFromKeys(Array.isArray(keys) ? keys.map(String) : [], require !== false);
+}
