@@ -1,5 +1,6 @@
 // The tray app: a thin shell around the same core `peernix serve` runs. It owns only what needs a
 // desktop — the single-instance lock, the tray, the window and start-at-login; the core does the rest.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, BrowserWindow, clipboard, dialog, ipcMain } from 'electron';
@@ -27,6 +28,15 @@ const windowPaths: WindowPaths = {
   icon: path.join(assetsDir, 'icon.png'),
 };
 const log = createLogger('info', 'peernix-app');
+
+/** Peernix's version (package.json beside dist/), not Electron's when started as `electron main.js`. */
+function version(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return app.getVersion();
+  }
+}
 
 let win: BrowserWindow | null = null;
 let tray: PeernixTray | null = null;
@@ -101,7 +111,7 @@ async function start(): Promise<void> {
       sharing: s.sharing,
       peers: s.peers,
       mdns: s.mdns,
-      version: app.getVersion(),
+      version: version(),
       log,
       persistSharing: (on) => settings.set({ sharing: on }),
       // The same dashboard as the headless daemon, for a browser or `peernix status`.

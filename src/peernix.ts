@@ -39,6 +39,8 @@ export interface PeernixOptions {
   /** Restrict mDNS to one interface (name or IPv4 address). */
   mdnsInterface?: string;
   narSource?: NarSourceKind;
+  /** Hash local NARs while they stream too (peers' always are). */
+  verifyLocalNars?: boolean;
   version: string;
   log: Logger;
   /** Remembers the sharing switch across restarts (the settings file). */
@@ -93,8 +95,9 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const client = new PeerClient({}, `peernix/${opts.version}`);
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust) });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
-  const resolver = new Resolver({ store, key: identity.key, registry, client, affinity, events, log: log.child('resolver'), trust: () => trust });
-  const local = new LocalBackend(store, identity.key);
+  const resolver = new Resolver({ store, key: identity.key, registry, client, affinity, events, log: log.child('resolver'), trust: () => trust, verifyLocalNars: opts.verifyLocalNars });
+  const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
+  if (store.dbUnavailable) log.info(`narinfo metadata from the nix-daemon (store database not readable: ${store.dbUnavailable})`);
 
   registry.on('up', (p) => {
     log.info(`peer up: ${p.name} ${p.url}`);

@@ -34,6 +34,7 @@ export interface ResolverOptions {
   trust: () => TrustPolicy;
   negativeTtlMs?: number;
   hedgeMs?: number;
+  verifyLocalNars?: boolean;
 }
 
 interface Lookup {
@@ -116,7 +117,7 @@ export class Resolver implements CacheBackend {
         if (entry) this.fallback(storePath, entry, 'this machine', reason, 'served');
       }
       this.o.affinity.hit(hashPart);
-      return localNarBody(local);
+      return localNarBody(local, this.o.verifyLocalNars ?? false);
     }
     if (entry?.source === LOCAL) reason = local === 'mismatch' ? 'mismatch' : 'gc';
 
@@ -307,6 +308,7 @@ export class Resolver implements CacheBackend {
     return {
       narSize,
       narHash,
+      hashCheck: true,
       stream: () => {
         stream = new ResumingNarStream({
           first,

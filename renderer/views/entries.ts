@@ -31,6 +31,7 @@ export function renderEntries(entries: CacheEntryView[], query: string, now: num
   more.hidden = matching.length <= shown.length;
   more.textContent = `Showing the ${shown.length} most recent of ${matching.length}; type in the filter to narrow down.`;
 
+  byId('entries-table').hidden = shown.length === 0;
   empty.hidden = shown.length > 0;
   if (!entries.length) {
     replaceChildren(empty, [

@@ -50,9 +50,11 @@ function item(e: PeernixEvent): HTMLLIElement {
         h(
           'div',
           { class: 'route' },
-          h('span', { class: 'src', text: e.from }),
+          e.from === 'none'
+            ? h('span', { class: 'src src-unknown', text: 'no record', title: 'no remembered source for this path' })
+            : h('span', { class: e.from === 'this machine' ? 'src src-local' : 'src', text: e.from, title: e.from }),
           h('span', { class: 'arrow', text: '→', attrs: { 'aria-label': 'to' } }),
-          h('span', { class: e.to ? 'src' : 'src src-none', text: e.to ?? 'nobody' }),
+          h('span', { class: e.to ? (e.to === 'this machine' ? 'src src-local' : 'src') : 'src src-none', text: e.to ?? 'nobody', title: e.to ?? 'no source had it' }),
         ),
         h(
           'div',
@@ -63,11 +65,11 @@ function item(e: PeernixEvent): HTMLLIElement {
       );
     }
     case 'peer-up':
-      return li('up', h('div', { class: 'ev-title' }, h('span', { class: 'strong', text: e.peerName }), ' joined'));
+      return li('up', h('div', { class: 'ev-title' }, h('span', { class: 'strong', text: e.peerName, title: e.peerName }), h('span', { text: 'joined' })));
     case 'peer-down':
       return li(
         'down',
-        h('div', { class: 'ev-title' }, h('span', { class: 'strong', text: e.peerName }), ' left'),
+        h('div', { class: 'ev-title' }, h('span', { class: 'strong', text: e.peerName, title: e.peerName }), h('span', { text: 'left' })),
         e.reason ? h('div', { class: 'muted', text: e.reason }) : null,
       );
     case 'sharing':

@@ -45,7 +45,7 @@ export function renderHeader(s: HeaderState): void {
     parts.push(h('span', { class: 'dot dot-ok', attrs: { 'aria-hidden': 'true' } }));
     parts.push(h('strong', { text: 'Sharing' }));
     if (st.shareUrl) parts.push(' on ', h('code', { text: st.shareUrl }));
-    parts.push(` with ${plural(st.peersUp, 'peer')}`);
+    parts.push(st.peersUp ? ` with ${plural(st.peersUp, 'peer')}` : ' — no peers found yet');
   } else {
     parts.push(h('span', { class: 'dot dot-idle', attrs: { 'aria-hidden': 'true' } }));
     parts.push(h('strong', { text: 'Not sharing' }));

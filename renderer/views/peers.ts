@@ -14,6 +14,7 @@ export function renderPeers(peers: PeerView[], status: StatusView | null): void 
   const up = peers.filter((p) => p.state === 'up').length;
   byId('peers-count').textContent = peers.length ? `${up} up · ${peers.length} known` : '';
 
+  byId('peers-table').hidden = peers.length === 0;
   empty.hidden = peers.length > 0;
   if (!peers.length) {
     replaceChildren(empty, [

@@ -7,6 +7,11 @@ import type { NarInfo } from '../nix/narinfo.ts';
 export interface NarBody {
   narSize: number;
   narHash: Buffer;
+  /**
+   * Hash every byte against narHash while streaming. Off only for the local store, whose bytes are
+   * pinned by a GC temp root and checked against the NarHash before headers; always on for peers.
+   */
+  hashCheck: boolean;
   /** The whole NAR from byte 0; the HTTP layer slices ranges and verifies every byte. */
   stream(): Readable;
   /** Ends whatever holds the body alive (a GC temp root, a peer request). Idempotent. */

@@ -92,7 +92,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       return;
     }
 
-    const verifier = new VerifiedBody({ narHash: body.narHash, narSize: size, start, end });
+    const verifier = new VerifiedBody({ narHash: body.hashCheck ? body.narHash : null, narSize: size, start, end });
     const remoteAddress = req.socket.remoteAddress ?? '';
     let source;
     try {

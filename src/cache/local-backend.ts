@@ -9,6 +9,22 @@ import { narUrl } from './routes.ts';
 
 // Serves this machine's store: narinfos carry every signature the store already has plus ours.
 
+// Signing costs more than the rest of a narinfo; a path's fingerprint never changes, so each is
+// signed once.
+const signatures = new Map<string, string>();
+const MAX_SIGNATURES = 50_000;
+
+function ownSignature(info: NarInfo, key: SecretKey): string {
+  const id = `${key.publicKey.text}\0${info.storePath}\0${info.narHash}`;
+  let sig = signatures.get(id);
+  if (sig === undefined) {
+    sig = signNarInfo(info, key);
+    if (signatures.size >= MAX_SIGNATURES) signatures.delete(signatures.keys().next().value!);
+    signatures.set(id, sig);
+  }
+  return sig;
+}
+
 export function narInfoFromPathInfo(info: PathInfo, key: SecretKey): NarInfo {
   const narHash = formatSha256Nix32(info.narHash);
   const hashPart = basename(info.path).slice(0, 32);
@@ -25,7 +41,7 @@ export function narInfoFromPathInfo(info: PathInfo, key: SecretKey): NarInfo {
     sigs: [],
     ca: info.ca ?? undefined,
   };
-  const own = signNarInfo(base, key);
+  const own = ownSignature(base, key);
   base.sigs = info.sigs.includes(own) ? [...info.sigs] : [...info.sigs, own];
   return base;
 }
@@ -33,10 +49,12 @@ export function narInfoFromPathInfo(info: PathInfo, key: SecretKey): NarInfo {
 export class LocalBackend implements CacheBackend {
   private readonly store: LocalStore;
   private readonly key: SecretKey;
+  private readonly hashCheck: boolean;
 
-  constructor(store: LocalStore, key: SecretKey) {
+  constructor(store: LocalStore, key: SecretKey, hashCheck = false) {
     this.store = store;
     this.key = key;
+    this.hashCheck = hashCheck;
   }
 
   async narInfo(hashPart: string): Promise<NarInfo | null> {
@@ -46,12 +64,12 @@ export class LocalBackend implements CacheBackend {
 
   async nar(hashPart: string, narHash: Buffer): Promise<NarBody | null> {
     const nar = await unavailableOnDaemonError(() => this.store.openNar(hashPart, narHash));
-    return typeof nar === 'string' ? null : localNarBody(nar);
+    return typeof nar === 'string' ? null : localNarBody(nar, this.hashCheck);
   }
 }
 
-export function localNarBody(nar: LocalNar): NarBody {
-  return { narSize: nar.info.narSize, narHash: nar.info.narHash, stream: () => nar.stream(), release: () => nar.release() };
+export function localNarBody(nar: LocalNar, hashCheck: boolean): NarBody {
+  return { narSize: nar.info.narSize, narHash: nar.info.narHash, hashCheck, stream: () => nar.stream(), release: () => nar.release() };
 }
 
 export async function unavailableOnDaemonError<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,23 +1,24 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
-// Every NAR we send passes through here: the whole NAR is hashed, only the requested slice goes out,
-// and the last chunk of that slice is held back until the digest and size match. A mismatch errors the
+// Every NAR we send passes through here: the whole NAR is counted (and hashed, unless its source is
+// the local store under a temp root), only the requested slice goes out, and the last chunk of that
+// slice is held back until the size and digest match. A mismatch errors the
 // stream, and the HTTP layer destroys the socket, so the client sees a truncated body — never a clean
 // end with wrong bytes.
 
 export class NarMismatchError extends Error {}
 
 export interface VerifiedBodyOptions {
-  narHash: Buffer; // expected sha256 of the whole NAR
+  narHash: Buffer | null; // expected sha256 of the whole NAR; null checks the size only
   narSize: number;
   start?: number; // first byte to emit (inclusive)
   end?: number; // last byte to emit (inclusive)
 }
 
 export class VerifiedBody extends Transform {
-  private readonly hash: Hash = createHash('sha256');
-  private readonly expected: Buffer;
+  private readonly hash: Hash | null;
+  private readonly expected: Buffer | null;
   private readonly size: number;
   private readonly firstByte: number;
   private readonly lastByte: number;
@@ -25,8 +26,9 @@ export class VerifiedBody extends Transform {
   private held: Buffer | null = null;
 
   constructor(opts: VerifiedBodyOptions) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: 256 * 1024 });
     this.expected = opts.narHash;
+    this.hash = opts.narHash ? createHash('sha256') : null;
     this.size = opts.narSize;
     this.firstByte = opts.start ?? 0;
     this.lastByte = opts.end ?? opts.narSize - 1;
@@ -40,7 +42,7 @@ export class VerifiedBody extends Transform {
     const offset = this.seen;
     this.seen += chunk.length;
     if (this.seen > this.size) return cb(new NarMismatchError(`NAR longer than its NarSize ${this.size}`));
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     const from = Math.max(this.firstByte, offset);
     const to = Math.min(this.lastByte + 1, this.seen);
     if (from < to) {
@@ -52,7 +54,7 @@ export class VerifiedBody extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.seen !== this.size) return cb(new NarMismatchError(`NAR ended after ${this.seen} of ${this.size} bytes`));
-    if (!this.hash.digest().equals(this.expected)) return cb(new NarMismatchError('NAR bytes do not match NarHash'));
+    if (this.hash && !this.hash.digest().equals(this.expected!)) return cb(new NarMismatchError('NAR bytes do not match NarHash'));
     if (this.held) this.push(this.held);
     this.held = null;
     cb();

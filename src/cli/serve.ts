@@ -28,8 +28,11 @@ Options:
   --mdns-interface IFACE    use only this interface (name or IPv4 address) for mDNS
   --name NAME               the name peers see (default: this host's name)
   --no-share                start with sharing off (the loopback substituter still runs)
-  --nar-source daemon|filesystem
-                            where NAR bytes come from (default daemon: NarFromPath under a temp root)
+  --nar-source filesystem|daemon
+                            where local NAR bytes come from: our NAR writer reading the store's files
+                            (default), or the daemon's NarFromPath; both under a GC temp root
+  --verify-local-nars       SHA-256 local NARs while they stream too, not only before headers
+                            (peers' NARs always are); costs about half the throughput
   --log-level LEVEL         debug | info | warn | error (default info; debug logs every request)
   -h, --help                this text
 `;
@@ -48,7 +51,8 @@ export async function serve(argv: string[]): Promise<number> {
       'mdns-interface': { type: 'string' },
       name: { type: 'string' },
       'no-share': { type: 'boolean', default: false },
-      'nar-source': { type: 'string', default: 'daemon' },
+      'nar-source': { type: 'string', default: 'filesystem' },
+      'verify-local-nars': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: process.env.PEERNIX_LOG_LEVEL ?? 'info' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -84,6 +88,7 @@ export async function serve(argv: string[]): Promise<number> {
     mdnsInterface: values['mdns-interface'],
     name: values.name,
     narSource,
+    verifyLocalNars: values['verify-local-nars'],
     version: VERSION,
     log,
     persistSharing: (on) => settings.set({ sharing: on }),

@@ -433,23 +433,33 @@ export function dumpNar(fsPath: string, options: DumpNarOptions = {}): Readable 
 }
 
 // The NAR size without producing it: the same walk, adding up lengths instead of reading files.
+// Synchronous metadata calls in short slices, for the same reason as the dump.
 export async function narSizeOf(fsPath: string): Promise<number> {
   const strLen = (n: number) => 8 + n + pad(n);
-  const walk = async (p: Buffer): Promise<number> => {
-    const st = await lstat(p);
+  let total = T_MAGIC.length;
+  const stack: Buffer[] = [Buffer.from(fsPath)];
+  let sliceStart = performance.now();
+  while (stack.length > 0) {
+    const p = stack.pop() as Buffer;
+    const st = fs.lstatSync(p);
     if (st.isFile()) {
-      return T_REGULAR.length + (st.mode & 0o100 ? T_EXECUTABLE.length : 0) + T_CONTENTS.length + strLen(st.size) + T_CLOSE.length;
-    }
-    if (st.isSymbolicLink()) return T_SYMLINK.length + strLen((await readlink(p)).length) + T_CLOSE.length;
-    if (st.isDirectory()) {
-      let total = T_DIRECTORY.length + T_CLOSE.length;
-      for (const name of await readdir(p)) {
+      total += T_REGULAR.length + (st.mode & 0o100 ? T_EXECUTABLE.length : 0) + T_CONTENTS.length;
+      total += strLen(st.size) + T_CLOSE.length;
+    } else if (st.isSymbolicLink()) {
+      total += T_SYMLINK.length + strLen(fs.readlinkSync(p, { encoding: 'buffer' }).length) + T_CLOSE.length;
+    } else if (st.isDirectory()) {
+      total += T_DIRECTORY.length + T_CLOSE.length;
+      for (const name of fs.readdirSync(p, { encoding: 'buffer' })) {
         total += T_ENTRY_NAME.length + strLen(name.length) + T_NODE.length + T_ENTRY_END.length;
-        total += await walk(Buffer.concat([p, SLASH, name]));
+        stack.push(Buffer.concat([p, SLASH, name]));
       }
-      return total;
+    } else {
+      throw new Error(`NAR size: '${displayPath(p)}' is not a regular file, directory or symlink`);
     }
-    throw new Error(`NAR size: '${displayPath(p)}' is not a regular file, directory or symlink`);
-  };
-  return T_MAGIC.length + (await walk(Buffer.from(fsPath)));
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+  return total;
 }

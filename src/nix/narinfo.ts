@@ -51,6 +51,19 @@ export function renderNarInfo(info: NarInfo): string {
   return out;
 }
 
+const SINGLE_VALUED = new Set([
+  'StorePath',
+  'URL',
+  'Compression',
+  'FileHash',
+  'FileSize',
+  'NarHash',
+  'NarSize',
+  'References',
+  'Deriver',
+  'CA',
+]);
+
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 const SIG = /^[^\s:]+:[A-Za-z0-9+/]+={0,2}$/;
 
@@ -139,6 +152,7 @@ function parseStrict(text: string, maxBytes: number): NarInfo {
   const sigs: string[] = [];
   let ca: string | undefined;
 
+  const seenKeys = new Set<string>();
   let pos = 0;
   while (pos < text.length) {
     const eol = text.indexOf('\n', pos);
@@ -150,6 +164,12 @@ function parseStrict(text: string, maxBytes: number): NarInfo {
     const key = text.slice(pos, colon);
     const value = text.slice(colon + 2, eol);
     pos = eol + 1;
+    // Nix lets a repeated field silently override the earlier one (and rejects only some
+    // repeats); a hostile peer gains nothing from repeats, so none are accepted.
+    if (SINGLE_VALUED.has(key)) {
+      if (seenKeys.has(key)) throw new NarInfoError(`narinfo: more than one ${key} line`);
+      seenKeys.add(key);
+    }
 
     switch (key) {
       case 'StorePath':
@@ -181,7 +201,6 @@ function parseStrict(text: string, maxBytes: number): NarInfo {
         narSize = parseSize('NarSize', value);
         break;
       case 'References': {
-        if (references !== undefined) throw new NarInfoError('narinfo: more than one References line');
         // Split like Nix's tokenizeString: runs of spaces separate, empty tokens vanish.
         const refs: string[] = [];
         const seen = new Set<string>();
@@ -209,7 +228,6 @@ function parseStrict(text: string, maxBytes: number): NarInfo {
         if (!sigs.includes(value)) sigs.push(value);
         break;
       case 'CA':
-        if (ca !== undefined) throw new NarInfoError('narinfo: more than one CA line');
         // Nix treats an empty CA as absent.
         if (value === '') break;
         if (!isContentAddress(value)) throw new NarInfoError(`narinfo: invalid CA ${JSON.stringify(value.slice(0, 100))}`);

@@ -41,6 +41,7 @@ export interface MdnsDiscoveryOptions {
   isLocalAddress?: (addr: string) => boolean;
   publish?: boolean; // announce as soon as start() runs, as if publish() had been called
   requeryMs?: number; // re-ask the network this often (default 60 s; 0 = never)
+  addressCheckMs?: number; // re-announce when our addresses change, checked this often (default 5 s; 0 = never)
 }
 
 export interface MdnsDiscoveryEvents {
@@ -170,21 +171,6 @@ export function isLocalAddress(addr: string, ifaces: Interfaces = os.networkInte
   return false;
 }
 
-// Re-reads the interfaces at most every couple of seconds: laptops change networks.
-function cachedLocalAddressCheck(interfaceName: string | undefined): (addr: string) => boolean {
-  let cached: Interfaces | null = null;
-  let readAt = 0;
-  return (addr) => {
-    const now = Date.now();
-    if (!cached || now - readAt > 2000) {
-      const all = os.networkInterfaces();
-      cached = interfaceName === undefined ? all : { [interfaceName]: all[interfaceName] ?? [] };
-      readAt = now;
-    }
-    return isLocalAddress(addr, cached);
-  };
-}
-
 // ---- names we announce ----
 
 function dnsLabel(text: string, max: number, fallback: string): string {
@@ -202,15 +188,26 @@ function serviceName(self: Announcement): string {
   return `${dnsLabel(self.name, 40, 'peernix')}-${self.instanceId.slice(0, 8)}`;
 }
 
+// One DNS-safe label + ".local" (a user's display name may be passed in, spaces and all).
 function mdnsHostName(self: Announcement, hostName: string | undefined): string {
-  const base = hostName ?? `${dnsLabel(os.hostname(), 40, 'peernix')}-${self.instanceId.slice(0, 8)}`;
-  return /\.local\.?$/i.test(base) ? base.replace(/\.$/, '') : `${base}.local`;
+  const fallback = `${dnsLabel(os.hostname(), 40, 'peernix')}-${self.instanceId.slice(0, 8)}`;
+  const base = hostName === undefined ? fallback : hostName.replace(/\.local\.?$/i, '');
+  return `${dnsLabel(base, 63, fallback)}.local`;
 }
 
 function interfaceIPv4(name: string): string | null {
   if (net.isIPv4(name)) return name;
   const found = (os.networkInterfaces()[name] ?? []).find((i) => i.family === 'IPv4');
   return found ? found.address : null;
+}
+
+// The addresses bonjour-service would put in our A/AAAA records, as one comparable string.
+function addressSignature(ifaces: Interfaces): string {
+  const out: string[] = [];
+  for (const list of Object.values(ifaces)) {
+    for (const i of list ?? []) if (!i.internal && i.mac !== '00:00:00:00:00:00') out.push(i.address);
+  }
+  return out.sort().join(' ');
 }
 
 function samePeer(a: DiscoveredPeer, b: DiscoveredPeer): boolean {
@@ -235,8 +232,10 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   readonly #hostName: string;
   readonly #maxPeers: number;
   readonly #interface: string | undefined;
-  readonly #isLocal: (addr: string) => boolean;
+  readonly #customIsLocal: ((addr: string) => boolean) | undefined;
+  readonly #interfaceName: string | undefined; // peers only on this interface's networks
   readonly #requeryMs: number;
+  readonly #addressCheckMs: number;
   readonly #tracked = new Map<string, Tracked>();
   #ownFqdn: string;
   #wantPublished: boolean;
@@ -245,14 +244,21 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   #browser: Browser | null = null;
   #service: Service | null = null;
   #requery: NodeJS.Timeout | null = null;
+  #addressCheck: NodeJS.Timeout | null = null;
+  #interfaces: Interfaces = {};
+  #interfacesReadAt = 0;
+  #addressesSeen = '';
+  #publishedAddresses = '';
+  #republishing: Promise<void> = Promise.resolve();
   #stopping: Promise<void> | null = null;
 
   constructor(opts: MdnsDiscoveryOptions) {
     super();
     const self = opts.self;
     this.#txt = encodeTxt(self); // validates the instance id and protocol
-    if (!Number.isInteger(self.port) || self.port < 1 || self.port > 65535) {
-      throw new RangeError('mdns: port must be 1–65535');
+    // 0: the share listener's port is not known yet; publish(port) supplies it.
+    if (!Number.isInteger(self.port) || self.port < 0 || self.port > 65535) {
+      throw new RangeError('mdns: port must be 0–65535');
     }
     this.#self = { ...self };
     this.#serviceName = serviceName(self);
@@ -260,8 +266,10 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.#ownFqdn = `${this.#serviceName}._${SERVICE_TYPE}._tcp.local`.toLowerCase();
     this.#maxPeers = Math.max(0, Math.floor(opts.maxPeers ?? 64));
     this.#interface = opts.interface;
-    this.#isLocal = opts.isLocalAddress ?? cachedLocalAddressCheck(net.isIP(opts.interface ?? '') ? undefined : opts.interface);
+    this.#customIsLocal = opts.isLocalAddress;
+    this.#interfaceName = opts.interface !== undefined && !net.isIP(opts.interface) ? opts.interface : undefined;
     this.#requeryMs = opts.requeryMs ?? 60_000;
+    this.#addressCheckMs = opts.addressCheckMs ?? 5000;
     this.#wantPublished = opts.publish === true;
   }
 
@@ -301,17 +309,35 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       this.#requery = setInterval(() => this.#browser?.update(), this.#requeryMs);
       this.#requery.unref();
     }
+    if (this.#addressCheckMs > 0) {
+      this.#addressesSeen = this.#readInterfaces();
+      this.#addressCheck = setInterval(() => this.#followNetworkChanges(), this.#addressCheckMs);
+      this.#addressCheck.unref();
+    }
     if (this.#wantPublished) this.#publishNow();
   }
 
-  publish(): void {
+  // `port`: the share listener's port, when it is only known now or has changed since.
+  publish(port?: number): void {
     if (this.#stopping) return;
     this.#wantPublished = true;
+    if (port !== undefined && port !== this.#self.port) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError('mdns: port must be 1–65535');
+      this.#self.port = port;
+      if (this.#service) {
+        this.#republish();
+        return;
+      }
+    }
     if (this.#bonjour) this.#publishNow();
   }
 
   unpublish(): Promise<void> {
     this.#wantPublished = false;
+    return this.#withdraw();
+  }
+
+  #withdraw(): Promise<void> {
     const bonjour = this.#bonjour;
     if (!bonjour || !this.#service) return Promise.resolve();
     this.#service = null;
@@ -329,14 +355,16 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     if (this.#stopping) return this.#stopping;
     this.#stopping = (async () => {
       if (this.#requery) clearInterval(this.#requery);
+      if (this.#addressCheck) clearInterval(this.#addressCheck);
       this.#requery = null;
+      this.#addressCheck = null;
       await this.unpublish();
       this.#browser?.stop();
       this.#browser?.removeAllListeners();
       this.#mdns?.removeListener('response', this.#onResponse);
       const bonjour = this.#bonjour;
+      // The socket's 'error' listener stays: a late error after close must not crash anything either.
       if (bonjour) await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
-      // Late socket errors after close must still not crash anything.
       this.#tracked.clear();
     })();
     return this.#stopping;
@@ -349,7 +377,12 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   }
 
   #publishNow(): void {
-    if (!this.#bonjour || this.#service) return;
+    if (!this.#bonjour || this.#service || this.#stopping) return;
+    if (this.#self.port === 0) {
+      this.#fail(new Error('mdns: cannot announce before the share port is known'));
+      return;
+    }
+    this.#publishedAddresses = addressSignature(os.networkInterfaces());
     // No probing: the name embeds our instance id, so a conflict means someone is impersonating us,
     // and bonjour-service's reaction to one (console.log and give up) would let anyone silence us.
     this.#service = this.#bonjour.publish({
@@ -362,6 +395,52 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       probe: false,
     });
     this.#service.on('error', (err: unknown) => this.#fail(err));
+  }
+
+  // Returns the signature of all our addresses; keeps the interfaces that decide what is local.
+  #readInterfaces(): string {
+    const all = os.networkInterfaces();
+    this.#interfaces = this.#interfaceName === undefined ? all : { [this.#interfaceName]: all[this.#interfaceName] ?? [] };
+    this.#interfacesReadAt = Date.now();
+    return addressSignature(all);
+  }
+
+  #isLocal(addr: string): boolean {
+    if (this.#customIsLocal) return this.#customIsLocal(addr) === true;
+    // Re-read at most every couple of seconds: a flood of records must not mean a flood of syscalls.
+    if (Date.now() - this.#interfacesReadAt > 2000) this.#readInterfaces();
+    return isLocalAddress(addr, this.#interfaces);
+  }
+
+  // After a network change (a laptop moving, DHCP), what counts as local changes, peers on the new
+  // network should be asked for at once, and our own announcement must carry the new addresses:
+  // bonjour-service puts the addresses of the moment into its records and never revisits them.
+  #followNetworkChanges(): void {
+    const seen = this.#readInterfaces();
+    if (seen !== this.#addressesSeen) {
+      this.#addressesSeen = seen;
+      try {
+        for (const t of [...this.#tracked.values()]) this.#evaluate(t);
+        this.#browser?.update();
+      } catch (err) {
+        this.#fail(err);
+      }
+    }
+    if (!this.#service || seen === this.#publishedAddresses) return;
+    this.#publishedAddresses = seen; // so the next check does not queue another round
+    this.#republish();
+  }
+
+  // Goodbye for the old records, then the new ones; rounds never overlap.
+  #republish(): void {
+    this.#republishing = this.#republishing.then(async () => {
+      try {
+        await this.#withdraw();
+        if (this.#wantPublished) this.#publishNow();
+      } catch (err) {
+        this.#fail(err);
+      }
+    });
   }
 
   #fail(err: unknown): void {
@@ -420,20 +499,16 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       this.#forget(key);
       t = undefined;
     }
-    let reported: DiscoveredPeer | null = t?.peer ?? null;
-    // One entry per instance id, latest announcement wins (a restart may come back under a new name).
+    // One entry per instance id. A usable peer keeps its id: a second service claiming it is an
+    // impostor (or a stale twin) and must not redirect us. An unusable holder gives the id up.
     for (const other of this.#tracked.values()) {
-      if (other.key !== key && other.txt.instanceId === txt.instanceId) {
-        reported = reported ?? other.peer;
-        this.#tracked.delete(other.key);
-      }
+      if (other.key === key || other.txt.instanceId !== txt.instanceId) continue;
+      if (other.peer) return;
+      this.#tracked.delete(other.key);
     }
     if (!t) {
-      if (this.#tracked.size >= this.#maxPeers) {
-        if (reported) this.emit('down', txt.instanceId);
-        return;
-      }
-      t = { key, host: '', port, txt, v4: [], v6: [], source: null, peer: reported, addressQueriedAt: 0 };
+      if (this.#tracked.size >= this.#maxPeers) return;
+      t = { key, host: '', port, txt, v4: [], v6: [], source: null, peer: null, addressQueriedAt: 0 };
       this.#tracked.set(key, t);
     }
 
@@ -472,7 +547,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   #chooseAddress(t: Tracked): string | null {
     const ok = (a: string): boolean => {
       try {
-        return this.#isLocal(a) === true;
+        return this.#isLocal(a);
       } catch {
         return false;
       }
@@ -505,7 +580,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.emit('up', { ...peer });
   }
 
-  // A service announced without its host's address records (Avahi may send them separately): ask.
+  // A service whose host address records did not come with it (they may travel in another packet): ask.
   #askForAddress(t: Tracked): void {
     const now = Date.now();
     if (!this.#mdns || now - t.addressQueriedAt < ADDRESS_QUERY_INTERVAL_MS) return;

@@ -30,7 +30,6 @@ export interface PathInfo {
 }
 
 // Terminal escapes appear in daemon error messages (it formats them for a TTY).
-// eslint-disable-next-line no-control-regex
 const ANSI_RE = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
 
 export function stripAnsi(s: string): string {
@@ -271,6 +270,9 @@ function mapConnectError(err: NodeJS.ErrnoException, socketPath: string): Daemon
     case 'EPERM':
       msg = `permission denied connecting to nix-daemon socket ${socketPath}`;
       break;
+    case 'EAGAIN':
+      msg = `nix-daemon socket ${socketPath} is not accepting connections fast enough (listen backlog full)`;
+      break;
     case 'ENOTSOCK':
       msg = `${socketPath} is not a socket`;
       break;
@@ -365,8 +367,24 @@ export class DaemonConnection extends EventEmitter {
    * Connect to the daemon socket and perform the handshake. Every failure (missing socket,
    * refused, permission, timeout, rejected handshake) is a DaemonError naming the socket.
    */
-  static connect(socketPath: string, opts: ConnectOptions = {}): Promise<DaemonConnection> {
+  static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<DaemonConnection> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    let delay = 2;
+    for (;;) {
+      try {
+        return await DaemonConnection.attempt(socketPath, opts, timeoutMs, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        // The daemon's listen backlog is small; a burst of connects (many NAR requests at once)
+        // overflows it and Linux answers EAGAIN instead of queueing. Back off and try again.
+        if (!(err instanceof DaemonError) || err.code !== 'EAGAIN' || Date.now() + delay >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 50);
+      }
+    }
+  }
+
+  private static attempt(socketPath: string, opts: ConnectOptions, timeoutMs: number, remainingMs: number): Promise<DaemonConnection> {
     return new Promise<DaemonConnection>((resolve, reject) => {
       const socket = net.createConnection({ path: socketPath });
       const reader = new WireReader(socket);
@@ -385,7 +403,7 @@ export class DaemonConnection extends EventEmitter {
             code: 'ETIMEDOUT',
           }),
         );
-      }, timeoutMs);
+      }, remainingMs);
       const onError = (err: NodeJS.ErrnoException): void => fail(mapConnectError(err, socketPath));
       socket.once('error', onError);
       socket.once('connect', () => {

@@ -37,6 +37,7 @@ export class DaemonPool {
   private readonly connecting = new Set<Promise<DaemonConnection>>();
   private readonly dedicated = new Set<DaemonConnection>();
   private isClosed = false;
+  private spread = 0;
 
   constructor(opts: DaemonPoolOptions) {
     this.socketPath = opts.socketPath;
@@ -138,8 +139,9 @@ export class DaemonPool {
     }
     if (this.conns.length + this.connecting.size < this.size) return this.openPooled();
     if (best) return Promise.resolve(best);
-    // Every slot is still connecting: share the first of those attempts.
-    return this.connecting.values().next().value as Promise<DaemonConnection>;
+    // Every slot is still connecting: spread callers over those attempts.
+    const attempts = [...this.connecting];
+    return attempts[this.spread++ % attempts.length];
   }
 
   /** Open a connection and keep it in the pool if there is room (a retry may find none). */

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { dumpNar } from '../nix/nar-writer.ts';
 import { DaemonPool } from './daemon-pool.ts';
-import type { DaemonConnection, PathInfo } from './daemon-connection.ts';
+import { DaemonError, type DaemonConnection, type PathInfo } from './daemon-connection.ts';
+import { StoreDb } from './store-db.ts';
 import type { StoreLocation } from './store-uri.ts';
 
 // The local Nix store as the cache needs it: metadata over pooled daemon connections, and NARs
@@ -21,23 +22,49 @@ export interface LocalStoreOptions {
   location: StoreLocation;
   narSource?: NarSourceKind;
   poolSize?: number;
+  /** Read narinfo metadata from the store's SQLite database when it is readable (default true). */
+  useDb?: boolean;
 }
 
 export class LocalStore {
   readonly location: StoreLocation;
   readonly narSource: NarSourceKind;
   private readonly pool: DaemonPool;
+  private readonly db: StoreDb | null;
+  /** Why metadata comes from the daemon rather than the database, when it does. */
+  readonly dbUnavailable: string | null;
 
   constructor(opts: LocalStoreOptions) {
     this.location = opts.location;
-    this.narSource = opts.narSource ?? 'daemon';
+    this.narSource = opts.narSource ?? 'filesystem';
     this.pool = new DaemonPool({ socketPath: opts.location.socketPath, size: opts.poolSize ?? 4 });
+    const opened = opts.useDb === false ? { db: null, why: 'disabled' } : StoreDb.open(opts.location.root);
+    this.db = opened.db;
+    this.dbUnavailable = opened.why;
   }
 
   async pathInfoByHashPart(hashPart: string): Promise<PathInfo | null> {
-    const path = await this.pool.queryPathFromHashPart(hashPart);
-    if (!path) return null;
-    return this.pool.queryPathInfo(path);
+    // The database answers only while the daemon is up: a narinfo is a promise of a NAR, and NARs
+    // need the daemon (for the temp root). While it is down the daemon path fails and we say 503.
+    const fromDb = this.daemonDown ? undefined : this.db?.byHashPart(hashPart);
+    if (fromDb !== undefined) return fromDb;
+    return this.daemonCall(async () => {
+      const path = await this.pool.queryPathFromHashPart(hashPart);
+      return path ? this.pool.queryPathInfo(path) : null;
+    });
+  }
+
+  private daemonDown = false;
+
+  private async daemonCall<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const v = await fn();
+      this.daemonDown = false;
+      return v;
+    } catch (e) {
+      if (e instanceof DaemonError && e.fatal) this.daemonDown = true;
+      throw e;
+    }
   }
 
   async pathInfo(path: string): Promise<PathInfo | null> {
@@ -49,9 +76,10 @@ export class LocalStore {
    * The temp root is taken before validity is checked, so a path found valid stays valid until release().
    */
   async openNar(hashPart: string, narHash: Buffer): Promise<LocalNar | 'missing' | 'mismatch'> {
-    const path = await this.pool.queryPathFromHashPart(hashPart);
+    const known = this.daemonDown ? undefined : this.db?.byHashPart(hashPart);
+    const path = known === undefined ? await this.daemonCall(() => this.pool.queryPathFromHashPart(hashPart)) : known?.path;
     if (!path) return 'missing';
-    const conn = await this.pool.openDedicated();
+    const conn = await this.daemonCall(() => this.pool.openDedicated());
     let info: PathInfo | null;
     try {
       // Pipelined on one connection: the daemon runs them in order, root first.
@@ -68,27 +96,41 @@ export class LocalStore {
     return this.handle(conn, info);
   }
 
-  health(): Promise<{ ok: boolean; version: string | null; error: string | null }> {
-    return this.pool.health();
+  async health(): Promise<{ ok: boolean; version: string | null; error: string | null }> {
+    const h = await this.pool.health();
+    this.daemonDown = !h.ok;
+    return h;
   }
 
   close(): Promise<void> {
+    this.db?.close();
     return this.pool.close();
   }
 
   private handle(conn: DaemonConnection, info: PathInfo): LocalNar {
     let released = false;
+    let body: Readable | null = null;
+    // The temp root lives exactly as long as this connection. If the daemon goes away mid-transfer
+    // the path is no longer protected from GC, so the transfer is cut (Nix resumes it with a Range).
+    const stopWatching = conn.onClose(() => {
+      if (released) return;
+      if (this.narSource === 'filesystem' || !body) this.daemonDown = true; // until a daemon call succeeds again
+      if (body && !body.destroyed && this.narSource === 'filesystem') {
+        body.destroy(new Error('nix-daemon connection holding the GC temp root closed'));
+      }
+    });
     const release = () => {
       if (released) return;
       released = true;
+      stopWatching();
       conn.close();
     };
     return {
       info,
       release,
       stream: () => {
-        if (this.narSource === 'filesystem') return dumpNar(this.location.root + info.path);
-        return conn.narFromPath(info.path, info.narSize);
+        body = this.narSource === 'filesystem' ? dumpNar(this.location.root + info.path) : conn.narFromPath(info.path, info.narSize);
+        return body;
       },
     };
   }

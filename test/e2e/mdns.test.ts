@@ -372,8 +372,7 @@ enable-reflector=no
       assert.deepEqual(r.txt.sort(), [`id=${p.id}`, `name=${p.name}`, 'os=linux', `pk=${p.publicKey}`, 'v=1'].sort());
     }
 
-    // The other way: a service Avahi announces is a peer to us (Avahi sends its host's address
-    // record separately from the service records, which bonjour-service's browser alone misses).
+    // The other way: a service Avahi announces is a peer to us, and its withdrawal a goodbye.
     const avahiId = `${hex(4)}-from-avahi`;
     const publisher = host.exec(
       'avahi-publish',
@@ -434,6 +433,57 @@ enable-reflector=no
     await announcer.do({ op: 'respond', answers: serviceRecords({ ...svc, port: 4001, addresses: [`${base}.203`], ttl: 0 }) });
     for (const me of peers) await me.proc.waitFor((l) => l.event === 'down' && l.id === id, 5000, `${me.name}: mover down`);
     announcer.proc.child.kill('SIGTERM');
+  });
+
+  it('a host whose own address changes re-announces, and the others follow', { timeout: 60_000 }, async () => {
+    const moving = peers[2];
+    const others = peers.filter((p) => p !== moving);
+    const original = moving.host.address;
+    const moved = original.replace(/\.\d+$/, '.33');
+    // Deleting an interface's primary address would also delete the secondary one we just added.
+    const promote = await moving.host.run('sh', ['-c', 'echo 1 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries']);
+    assert.equal(promote.code, 0, promote.stderr);
+    const readdress = async (add: string, del: string): Promise<void> => {
+      for (const args of [['addr', 'add', `${add}/24`, 'dev', 'eth0'], ['addr', 'del', `${del}/24`, 'dev', 'eth0']]) {
+        const r = await moving.host.run('ip', args);
+        assert.equal(r.code, 0, r.stderr);
+      }
+    };
+    // Waiters are registered before the change, so no event can slip past them.
+    const expectAt = (address: string): Promise<Line[]> =>
+      Promise.all(
+        others.map((me) =>
+          me.proc.next(
+            (l) => l.event === 'up' && l.peer.id === moving.id && l.peer.address === address,
+            15_000,
+            `${me.name} to see ${moving.name} at ${address}`,
+          ),
+        ),
+      );
+    const seenMoved = expectAt(moved);
+    await readdress(moved, original);
+    await seenMoved;
+    const seenBack = expectAt(original);
+    await readdress(original, moved);
+    await seenBack;
+  });
+
+  it('a host that announces a new share port is followed', { timeout: 20_000 }, async () => {
+    const moving = peers[1];
+    const others = peers.filter((p) => p !== moving);
+    const newPort = moving.port + 100;
+    const seen = Promise.all(
+      others.map((me) =>
+        me.proc.next(
+          (l) => l.event === 'up' && l.peer.id === moving.id && l.peer.port === newPort,
+          10_000,
+          `${me.name} to see ${moving.name} on port ${newPort}`,
+        ),
+      ),
+    );
+    moving.proc.send(`publish ${newPort}`);
+    for (const line of await seen) assert.equal(line.peer.address, moving.host.address);
+    moving.port = newPort;
   });
 
   it('a host that stops (SIGTERM) says goodbye: the others see it down within 2 s', { timeout: 20_000 }, async () => {
@@ -518,8 +568,8 @@ enable-reflector=no
       assert.ok(!ups.some((p) => p.address.startsWith('127.') || p.port === 0));
       assert.ok(!me.proc.lines.some((l) => l.event === 'error'), JSON.stringify(me.proc.lines.filter((l) => l.event === 'error')));
     }
-    // The other observer claimed by the impostor is up at one of the two addresses, never lost.
-    assert.ok(view(observers[1]).has(ids.impostor));
+    // The impostor does not take over the identity of a peer that is already known.
+    assert.equal(view(observers[1]).get(ids.impostor)?.address, observers[0].host.address);
 
     // A flood of distinct, valid services: the peer table stays bounded (64 by default).
     for (let batch = 0; batch < 10; batch++) {
@@ -535,7 +585,7 @@ enable-reflector=no
       assert.ok(me.proc.alive(), `${me.name} died: ${me.proc.stderr}`);
       const listed = await askPeers(me);
       assert.ok(listed.length <= 64, `${me.name} holds ${listed.length} peers`);
-      assert.ok(listed.length >= 60, `${me.name} holds only ${listed.length} peers`);
+      assert.ok(listed.length >= 50, `${me.name} holds only ${listed.length} peers`);
       assert.ok(listed.some((p) => p.id === observers.find((o) => o !== me)!.id), 'a real peer was pushed out');
     }
     announcer.proc.child.kill('SIGTERM');

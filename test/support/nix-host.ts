@@ -188,7 +188,10 @@ export interface NixHost {
   readonly storeUri: string;
   /** `unix://<socket>`: for the Nix CLI (`--store`), which does not need the root. */
   readonly daemonUri: string;
-  /** Environment for Nix processes acting on this host (NIX_ENV + this host's conf/XDG dirs). */
+  /**
+   * Environment for Nix processes acting on this host: NIX_ENV, NIX_REMOTE=<root> (so the
+   * default store is this chroot store), NIX_CONF_DIR and XDG dirs inside <dir>.
+   */
   readonly env: NodeJS.ProcessEnv;
   /** Start the daemon (again); resolves once the socket accepts connections. */
   start(): Promise<void>;
@@ -196,6 +199,11 @@ export interface NixHost {
   stop(): Promise<void>;
   /** Kill the daemon and its per-connection children right now (default SIGKILL). */
   kill(signal?: NodeJS.Signals): void;
+  /**
+   * Kill only the per-connection daemon processes (every open client connection drops) while
+   * the daemon keeps accepting new ones. Returns how many were killed.
+   */
+  killConnections(signal?: NodeJS.Signals): number;
   /** Main daemon pid while it runs. */
   pid(): number | undefined;
   /** `nix --store <root> ...args`. */
@@ -305,6 +313,10 @@ class HostImpl implements NixHost {
     this.logFile = path.join(dir, 'daemon.log');
     const xdg = path.join(dir, 'xdg');
     this.env = nixEnv({
+      // Default store for any Nix command run with this environment, so a command that forgets
+      // --store (or opens a store it does not need, like --generate-binary-cache-key) lands
+      // here instead of the machine's /nix.
+      NIX_REMOTE: this.root,
       NIX_CONF_DIR: path.join(dir, 'etc'),
       XDG_CACHE_HOME: path.join(xdg, 'cache'),
       XDG_CONFIG_HOME: path.join(xdg, 'config'),
@@ -372,6 +384,14 @@ class HostImpl implements NixHost {
       for (const c of this.children) tryKill(c, signal);
     }
     liveHosts.delete(this);
+  }
+
+  killConnections(signal: NodeJS.Signals = 'SIGKILL'): number {
+    const pid = this.pid();
+    if (pid === undefined) return 0;
+    const kids = childPids(pid);
+    for (const c of kids) tryKill(c, signal);
+    return kids.length;
   }
 
   async stop(): Promise<void> {
@@ -812,7 +832,7 @@ export async function addPath(host: NixHost, name: string, tree: TreeNode): Prom
 export async function makeSigningKey(host: NixHost, dirPath: string, name: string): Promise<{ secretKeyFile: string; publicKeyFile: string; publicKey: string }> {
   const secretKeyFile = path.join(dirPath, `${name}.sec`);
   const publicKeyFile = path.join(dirPath, `${name}.pub`);
-  await host.run('nix-store', ['--generate-binary-cache-key', name, secretKeyFile, publicKeyFile], { check: true });
+  await host.nixStore(['--generate-binary-cache-key', name, secretKeyFile, publicKeyFile], { check: true });
   return { secretKeyFile, publicKeyFile, publicKey: (await fsp.readFile(publicKeyFile, 'utf8')).trim() };
 }
 

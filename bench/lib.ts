@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+
+// Measuring helpers shared by the benchmarks. Figures are medians; latency percentiles come from
+// every request of a run.
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export function median(xs: number[]): number {
+  return percentile([...xs].sort((a, b) => a - b), 50);
+}
+
+/** Sequential GETs over one keep-alive connection; returns per-request latencies in ms, sorted. */
+export async function sequentialLatency(urls: string[]): Promise<number[]> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const out: number[] = [];
+  for (const url of urls) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const req = request(url, { agent }, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve());
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    out.push(performance.now() - t0);
+  }
+  agent.destroy();
+  return out.sort((a, b) => a - b);
+}
+
+/** Downloads with curl (a neutral, cheap client) and returns the aggregate throughput in MiB/s. */
+export async function curlThroughput(url: string, connections: number): Promise<number> {
+  const args = ['-s', '-o', '/dev/null', '-w', '%{size_download}\\n'];
+  const t0 = performance.now();
+  const sizes = await Promise.all(
+    Array.from({ length: connections }, () =>
+      new Promise<number>((resolve, reject) => {
+        const p = spawn('curl', [...args, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        p.stdout.on('data', (d) => (out += d));
+        p.on('close', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`curl exit ${code} for ${url}`))));
+      }),
+    ),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  const bytes = sizes.reduce((a, b) => a + b, 0);
+  return bytes / secs / (1024 * 1024);
+}
+
+/** Peak resident set (VmHWM) of a process, in MiB. */
+export function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export function currentRssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export function fmt(n: number, digits = 3): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
+}
+
+export function row(label: string, ours: number, ref: number, unit: string, digits = 3): string {
+  return `${label.padEnd(34)} ${fmt(ours, digits).padStart(10)} ${fmt(ref, digits).padStart(10)}  ${unit.padEnd(6)} ratio ${fmt(ours / ref, 2)}`;
+}

@@ -1,0 +1,109 @@
+// Benchmark for `peernix serve` against nginx serving a flat-file cache of the same closure
+// (`nix copy --to file://…?compression=none`), the speed limit for serving the same bytes.
+//
+//   npm run bench            (needs nginx-light: scripts/install-system-deps.sh bench)
+//
+// Prints narinfo hit/miss latency (sequential, one keep-alive connection, p50/p99), NAR throughput
+// with 1 and 16 connections (curl to /dev/null), and Peernix's peak RSS while 16 NARs of 200 MB
+// stream at once. Each figure is the median of RUNS runs, measured in one go for both servers.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
+import { startPeernixProcess } from '../test/support/peernix-process.ts';
+import { curlThroughput, median, peakRssMiB, percentile, row, sequentialLatency } from './lib.ts';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const NARINFO_REQUESTS = Number(process.env.BENCH_NARINFO ?? 2000);
+const BIG = 200 * 1024 * 1024;
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
+
+async function main() {
+  const dir = await makeTempDir('pn-bench');
+  let nginx: ChildProcess | null = null;
+  let pn: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
+  const host = await startNixHost(`${dir}/host`);
+  try {
+    process.stderr.write('preparing the closure (200 MB NAR + 300 small files)…\n');
+    const closure = await addTestClosure(host, { largeSize: 1024 * 1024 });
+    const big = await addPath(host, 'bench-200mb', { type: 'file', size: BIG, seed: 'bench' });
+    const paths = [...closure.paths, big];
+    const cache = `${dir}/flat`;
+    await run('nix', ['copy', '--store', host.root, '--to', `file://${cache}?compression=none`, ...paths], { check: true, timeoutMs: 600_000 });
+
+    const conf = `${dir}/nginx.conf`;
+    mkdirSync(`${dir}/nginx`, { recursive: true });
+    writeFileSync(
+      conf,
+      `daemon off; user root; worker_processes auto; pid ${dir}/nginx/pid; error_log ${dir}/nginx/error.log;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 100000;
+  client_body_temp_path ${dir}/nginx; proxy_temp_path ${dir}/nginx; fastcgi_temp_path ${dir}/nginx;
+  uwsgi_temp_path ${dir}/nginx; scgi_temp_path ${dir}/nginx;
+  server { listen 127.0.0.1:0; root ${cache}; } }\n`,
+    );
+    const nginxPort = 20000 + Math.floor(Math.random() * 20000);
+    writeFileSync(conf, (await import('node:fs')).readFileSync(conf, 'utf8').replace('127.0.0.1:0', `127.0.0.1:${nginxPort}`));
+    nginx = spawn('nginx', ['-c', conf, '-p', `${dir}/nginx`], { stdio: 'inherit' });
+    const nginxBase = `http://127.0.0.1:${nginxPort}`;
+    for (let i = 0; i < 100; i++) {
+      const ok = await fetch(`${nginxBase}/nix-cache-info`).then((r) => r.ok, () => false);
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns']);
+    const pnBase = pn.shareUrl!;
+    await new Promise((r) => setTimeout(r, 500));
+
+    const hp = (p: string) => p.slice(11, 43);
+    const hitHashes = paths.map(hp);
+    const hitUrls = (b: string) => Array.from({ length: NARINFO_REQUESTS }, (_, i) => `${b}/${hitHashes[i % hitHashes.length]}.narinfo`);
+    const missUrls = (b: string) =>
+      Array.from({ length: NARINFO_REQUESTS }, () => `${b}/${Array.from(randomBytes(32), (x) => NIX32[x & 31]).join('')}.narinfo`);
+    const bigInfo = await (await fetch(`${pnBase}/${hp(big)}.narinfo`)).text();
+    const pnNar = `${pnBase}/${/^URL: (.*)$/m.exec(bigInfo)![1]}`;
+    const nginxInfo = await (await fetch(`${nginxBase}/${hp(big)}.narinfo`)).text();
+    const nginxNar = `${nginxBase}/${/^URL: (.*)$/m.exec(nginxInfo)![1]}`;
+
+    // Warm both (page cache, connection pools, JIT).
+    await sequentialLatency(hitUrls(pnBase).slice(0, 300));
+    await sequentialLatency(hitUrls(nginxBase).slice(0, 300));
+    await curlThroughput(pnNar, 1);
+    await curlThroughput(nginxNar, 1);
+
+    const m: Record<string, { ours: number[]; ref: number[] }> = {};
+    const add = (k: string, ours: number, ref: number) => {
+      m[k] ??= { ours: [], ref: [] };
+      m[k].ours.push(ours);
+      m[k].ref.push(ref);
+    };
+    for (let r = 0; r < RUNS; r++) {
+      process.stderr.write(`run ${r + 1}/${RUNS}\n`);
+      const [ph, nh] = [await sequentialLatency(hitUrls(pnBase)), await sequentialLatency(hitUrls(nginxBase))];
+      add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50));
+      add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99));
+      const [pm, nm] = [await sequentialLatency(missUrls(pnBase)), await sequentialLatency(missUrls(nginxBase))];
+      add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50));
+      add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99));
+      add('NAR 200 MB, 1 connection (MiB/s)', await curlThroughput(pnNar, 1), await curlThroughput(nginxNar, 1));
+      add('NAR 200 MB, 16 connections (MiB/s)', await curlThroughput(pnNar, 16), await curlThroughput(nginxNar, 16));
+    }
+    const rss = peakRssMiB(pn.proc.pid!);
+
+    console.log(`\npeernix serve vs nginx (flat file cache, compression=none) — medians of ${RUNS} runs, ${NARINFO_REQUESTS} narinfo requests per run`);
+    console.log(`${'metric'.padEnd(34)} ${'peernix'.padStart(10)} ${'nginx'.padStart(10)}`);
+    for (const [k, v] of Object.entries(m)) {
+      const unit = k.includes('MiB/s') ? 'MiB/s' : 'ms';
+      console.log(row(k.replace(/ \((ms|MiB\/s)\)$/, ''), median(v.ours), median(v.ref), unit));
+    }
+    console.log(`${'peernix peak RSS (whole run, incl. 16×200 MB)'.padEnd(34)} ${rss.toFixed(1).padStart(10)} MiB`);
+  } finally {
+    await pn?.stop();
+    nginx?.kill('SIGTERM');
+    await host.stop();
+    await cleanup(dir);
+  }
+}
+
+await main();

@@ -1,0 +1,89 @@
+import { existsSync } from 'node:fs';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { PathInfo } from './daemon-connection.ts';
+
+// Read-only lookups in the store's own SQLite database, the fast path for narinfos: one indexed
+// query instead of two daemon round trips (~30 µs against ~160 µs). The daemon reads the very same
+// rows, so the answer is as authoritative as its own; NARs and GC temp roots still go through the
+// daemon. Anything unexpected (no access, a schema we don't know, a busy database) returns
+// undefined and the caller asks the daemon instead.
+
+export class StoreDb {
+  private readonly db: DatabaseSync;
+  private readonly byHash: StatementSync;
+  private readonly byPath: StatementSync;
+  private readonly refs: StatementSync;
+
+  private constructor(db: DatabaseSync) {
+    this.db = db;
+    this.byHash = db.prepare('SELECT id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca FROM ValidPaths WHERE path >= ? AND path < ? LIMIT 1');
+    this.byPath = db.prepare('SELECT id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca FROM ValidPaths WHERE path = ?');
+    this.refs = db.prepare('SELECT v.path AS path FROM Refs r JOIN ValidPaths v ON r.reference = v.id WHERE r.referrer = ?');
+  }
+
+  /** Opens `<root>/nix/var/nix/db/db.sqlite` read-only, or returns null (with why) when it can't. */
+  static open(root: string): { db: StoreDb | null; why: string | null } {
+    const file = `${root}/nix/var/nix/db/db.sqlite`;
+    if (!existsSync(file)) return { db: null, why: `${file} does not exist` };
+    try {
+      const db = new DatabaseSync(file, { readOnly: true, timeout: 50 });
+      const store = new StoreDb(db);
+      store.byPath.get('/nix/store/x'); // proves the schema is one we can read
+      return { db: store, why: null };
+    } catch (e) {
+      return { db: null, why: `${file}: ${(e as Error).message}` };
+    }
+  }
+
+  /** The valid path with this hash part: PathInfo, null when there is none, undefined on error. */
+  byHashPart(hashPart: string): PathInfo | null | undefined {
+    return this.query(() => this.byHash.get(`/nix/store/${hashPart}`, `/nix/store/${hashPart}.`));
+  }
+
+  byStorePath(path: string): PathInfo | null | undefined {
+    return this.query(() => this.byPath.get(path));
+  }
+
+  close(): void {
+    try {
+      this.db.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  private query(get: () => unknown): PathInfo | null | undefined {
+    try {
+      const row = get() as Row | undefined;
+      if (!row) return null;
+      const hash = /^sha256:([0-9a-f]{64})$/.exec(row.hash);
+      if (!hash || typeof row.narSize !== 'number' || row.narSize <= 0) return undefined;
+      const refs = (this.refs.all(row.id) as { path: string }[]).map((r) => r.path).sort();
+      return {
+        path: row.path,
+        deriver: row.deriver || null,
+        narHash: Buffer.from(hash[1], 'hex'),
+        references: refs,
+        registrationTime: Number(row.registrationTime),
+        narSize: row.narSize,
+        ultimate: row.ultimate === 1,
+        sigs: row.sigs ? row.sigs.split(' ').filter(Boolean) : [],
+        ca: row.ca || null,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+interface Row {
+  id: number;
+  path: string;
+  hash: string;
+  registrationTime: number;
+  deriver: string | null;
+  narSize: number | null;
+  ultimate: number | null;
+  sigs: string | null;
+  ca: string | null;
+}

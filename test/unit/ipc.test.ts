@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { ApiChange, PeernixApi, Snapshot } from '../../src/api.ts';
+import { registerIpc, type InvokeEventLike, type IpcMainLike } from '../../electron/ipc.ts';
+import { IPC, MAX_COPY_TEXT } from '../../electron/ipc-schema.ts';
+
+const T = { timeout: 5000 };
+const PAGE = 'file:///opt/peernix/dist/renderer/index.html';
+
+class FakeIpcMain implements IpcMainLike {
+  handlers = new Map<string, (event: InvokeEventLike, ...args: any[]) => unknown>();
+  handle(channel: string, listener: (event: InvokeEventLike, ...args: any[]) => unknown): void {
+    assert.ok(!this.handlers.has(channel), `${channel} registered once`);
+    this.handlers.set(channel, listener);
+  }
+  removeHandler(channel: string): void {
+    this.handlers.delete(channel);
+  }
+  async invoke(channel: string, ...args: unknown[]): Promise<unknown> {
+    return this.invokeFrom(PAGE, channel, ...args);
+  }
+  async invokeFrom(url: string | null, channel: string, ...args: unknown[]): Promise<unknown> {
+    const h = this.handlers.get(channel);
+    if (!h) throw new Error(`no handler for ${channel}`);
+    return h({ senderFrame: url === null ? null : { url } }, ...args);
+  }
+}
+
+function setup() {
+  const snap = { status: { sharing: true }, peers: [], entries: [], events: [] } as unknown as Snapshot;
+  const sharingCalls: boolean[] = [];
+  const listeners = new Set<(c: ApiChange) => void>();
+  const api: PeernixApi = {
+    snapshot: () => snap,
+    subscribe: (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    setSharing: async (on) => {
+      sharingCalls.push(on);
+    },
+    stop: async () => {},
+  };
+  const copied: string[] = [];
+  const broadcasts: ApiChange[] = [];
+  const ipc = new FakeIpcMain();
+  const dispose = registerIpc(ipc, api, {
+    clipboard: { writeText: (t) => void copied.push(t) },
+    isTrustedSender: (url) => url === PAGE,
+    broadcast: (c) => void broadcasts.push(c),
+  });
+  return { ipc, snap, sharingCalls, copied, broadcasts, listeners, dispose };
+}
+
+describe('registerIpc', () => {
+  test('registers exactly the schema channels', T, () => {
+    const { ipc } = setup();
+    assert.deepEqual([...ipc.handlers.keys()].sort(), [IPC.copyText, IPC.setSharing, IPC.snapshot].sort());
+  });
+
+  test('snapshot returns the API snapshot', T, async () => {
+    const { ipc, snap } = setup();
+    assert.equal(await ipc.invoke(IPC.snapshot), snap);
+    await assert.rejects(ipc.invoke(IPC.snapshot, 'extra'), /expected 0 arguments/);
+  });
+
+  test('setSharing forwards a boolean', T, async () => {
+    const { ipc, sharingCalls } = setup();
+    await ipc.invoke(IPC.setSharing, false);
+    await ipc.invoke(IPC.setSharing, true);
+    assert.deepEqual(sharingCalls, [false, true]);
+  });
+
+  test('setSharing rejects anything but a boolean', T, async () => {
+    const { ipc, sharingCalls } = setup();
+    for (const bad of ['true', 1, null, undefined, { on: true }]) {
+      await assert.rejects(ipc.invoke(IPC.setSharing, bad), /expected true or false/, String(bad));
+    }
+    await assert.rejects(ipc.invoke(IPC.setSharing), /expected 1 argument/);
+    await assert.rejects(ipc.invoke(IPC.setSharing, true, true), /expected 1 argument/);
+    assert.deepEqual(sharingCalls, []);
+  });
+
+  test('copyText takes one bounded string', T, async () => {
+    const { ipc, copied } = setup();
+    await ipc.invoke(IPC.copyText, 'extra-substituters = http://127.0.0.1:9998\n');
+    assert.deepEqual(copied, ['extra-substituters = http://127.0.0.1:9998\n']);
+    await assert.rejects(ipc.invoke(IPC.copyText, 42), /expected a string/);
+    await assert.rejects(ipc.invoke(IPC.copyText, 'x'.repeat(MAX_COPY_TEXT + 1)), /longer than/);
+    assert.equal(copied.length, 1);
+  });
+
+  test('requests from any other frame are refused', T, async () => {
+    const { ipc, sharingCalls, copied } = setup();
+    await assert.rejects(ipc.invokeFrom('https://evil.example/', IPC.setSharing, false), /refused a request from https:\/\/evil\.example/);
+    await assert.rejects(ipc.invokeFrom(null, IPC.copyText, 'x'), /refused/);
+    await assert.rejects(ipc.invokeFrom('file:///tmp/other.html', IPC.snapshot), /refused/);
+    assert.deepEqual(sharingCalls, []);
+    assert.deepEqual(copied, []);
+  });
+
+  test('API changes are broadcast to windows, until disposed', T, () => {
+    const { listeners, broadcasts, dispose, ipc } = setup();
+    for (const l of listeners) l({ topic: 'peers' });
+    assert.deepEqual(broadcasts, [{ topic: 'peers' }]);
+    dispose();
+    assert.equal(listeners.size, 0);
+    assert.equal(ipc.handlers.size, 0);
+  });
+});

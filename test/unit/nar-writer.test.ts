@@ -1,0 +1,220 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { dumpNar, narSizeOf } from '../../src/nix/nar-writer.ts';
+import type { DumpNarOptions } from '../../src/nix/nar-writer.ts';
+
+const MODES: DumpNarOptions[] = [{}, { io: 'async' }];
+
+function nixDump(p: string | Buffer): Buffer {
+  return execFileSync('nix-store', ['--dump', p as string], { maxBuffer: 64 * 1024 * 1024 });
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+async function ourDump(p: string, opts: DumpNarOptions): Promise<Buffer> {
+  return collect(dumpNar(p, opts));
+}
+
+function sha256OfNixDump(p: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nix-store', ['--dump', p], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const h = createHash('sha256');
+    child.stdout.on('data', (c: Buffer) => h.update(c));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(h.digest('hex')) : reject(new Error(`nix-store exited ${code}`))));
+  });
+}
+
+async function expectStreamError(stream: Readable, pattern: RegExp): Promise<void> {
+  await assert.rejects(collect(stream), (err: Error) => {
+    assert.match(`${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`, pattern);
+    return true;
+  });
+}
+
+function openFdCount(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+describe('dumpNar', { timeout: 240_000 }, () => {
+  let tmp: string;
+  let tree: string;
+  let big: string;
+
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'peernix-nar-'));
+    tree = path.join(tmp, 'tree');
+    fs.mkdirSync(path.join(tree, 'nested/deeper/deepest'), { recursive: true });
+    fs.mkdirSync(path.join(tree, 'emptydir'));
+    fs.mkdirSync(path.join(tree, 'sort'));
+    fs.writeFileSync(path.join(tree, 'regular.txt'), 'hello world\n');
+    fs.writeFileSync(path.join(tree, 'script'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(tree, 'owner-x-only'), 'x', { mode: 0o700 });
+    fs.writeFileSync(path.join(tree, 'group-x-only'), 'x', { mode: 0o654 });
+    fs.writeFileSync(path.join(tree, 'empty'), '');
+    fs.writeFileSync(path.join(tree, 'binary'), randomBytes(10_007));
+    fs.writeFileSync(path.join(tree, 'pad7'), 'abcdefg'); // every padding length
+    fs.writeFileSync(path.join(tree, 'pad8'), 'abcdefgh');
+    fs.writeFileSync(path.join(tree, 'pad9'), 'abcdefghi');
+    fs.symlinkSync('regular.txt', path.join(tree, 'rel-link'));
+    fs.symlinkSync('../outside/thing', path.join(tree, 'up-link'));
+    fs.symlinkSync('/nonexistent/dangling', path.join(tree, 'dangling'));
+    fs.symlinkSync('nested', path.join(tree, 'dir-link'));
+    fs.writeFileSync(path.join(tree, 'nested/a'), 'a');
+    fs.writeFileSync(path.join(tree, 'nested/deeper/b'), 'b');
+    fs.writeFileSync(path.join(tree, 'nested/deeper/deepest/c'), 'c', { mode: 0o555 });
+    // Byte order, not JS string order: 'Ａ' (EF BC A1) sorts before '😀' (F0 9F 98 80) in UTF-8,
+    // after it in UTF-16. Plus a name that is not UTF-8 at all.
+    for (const n of ['B', '_z', 'a.txt', 'aa', 'é', 'z', '\uff21', '\u{1f600}', 'a', 'A', '0', '~']) {
+      fs.writeFileSync(path.join(tree, 'sort', n), n);
+    }
+    fs.writeFileSync(Buffer.concat([Buffer.from(path.join(tree, 'sort') + '/'), Buffer.from([0xff, 0x41])]), 'latin1');
+    // Sizes around the small-file and output-chunk limits.
+    fs.mkdirSync(path.join(tree, 'sizes'));
+    for (const size of [131071, 131072, 131073, 262143, 262144, 262145, 1048576, 1048579, 3 * 1048576 + 5]) {
+      fs.writeFileSync(path.join(tree, 'sizes', `f${size}`), randomBytes(size));
+    }
+    // Enough entries to exceed the read-ahead window and several output chunks.
+    fs.mkdirSync(path.join(tree, 'many'));
+    for (let i = 0; i < 1500; i++) fs.writeFileSync(path.join(tree, 'many', `f${i}`), randomBytes(i % 700));
+
+    big = path.join(tmp, 'big.bin');
+    const fd = fs.openSync(big, 'w');
+    for (let i = 0; i < 200; i++) fs.writeSync(fd, randomBytes(1_000_000));
+    fs.writeSync(fd, randomBytes(13));
+    fs.closeSync(fd);
+  });
+
+  after(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  for (const opts of MODES) {
+    const mode = opts.io ?? 'auto';
+
+    it(`[${mode}] whole tree is byte-identical to nix-store --dump`, async () => {
+      const ours = await ourDump(tree, opts);
+      const theirs = nixDump(tree);
+      assert.equal(ours.length, theirs.length);
+      assert.ok(ours.equals(theirs));
+    });
+
+    it(`[${mode}] each kind of node on its own is byte-identical`, async () => {
+      for (const rel of [
+        'regular.txt', 'script', 'owner-x-only', 'group-x-only', 'empty', 'binary', 'pad7', 'pad8', 'pad9',
+        'rel-link', 'up-link', 'dangling', 'dir-link', 'emptydir', 'nested', 'nested/deeper/deepest/c', 'sort',
+        'sizes/f131072', 'sizes/f262145', 'sizes/f3145733', 'many',
+      ]) {
+        const p = path.join(tree, rel);
+        const ours = await ourDump(p, opts);
+        assert.ok(ours.equals(nixDump(p)), rel);
+      }
+    });
+
+    it(`[${mode}] a 200 MB file matches nix-store --dump with bounded memory and backpressure`, async () => {
+      const stream = dumpNar(big, opts);
+      const h = createHash('sha256');
+      let total = 0;
+      let maxBuffers = 0;
+      let paused = false;
+      let bufferedWhilePaused = -1;
+      const done = new Promise<void>((resolve, reject) => {
+        stream.on('error', reject);
+        stream.on('end', resolve);
+      });
+      stream.on('data', (c: Buffer) => {
+        h.update(c);
+        total += c.length;
+        maxBuffers = Math.max(maxBuffers, process.memoryUsage().arrayBuffers);
+        if (!paused && total > 50_000_000) {
+          // A stalled consumer: the producer must stop at the high-water mark.
+          paused = true;
+          stream.pause();
+          setTimeout(() => {
+            bufferedWhilePaused = stream.readableLength;
+            stream.resume();
+          }, 300);
+        }
+      });
+      await done;
+      assert.ok(bufferedWhilePaused >= 0 && bufferedWhilePaused <= 4 * 1024 * 1024, `buffered ${bufferedWhilePaused}`);
+      assert.ok(maxBuffers < 96 * 1024 * 1024, `arrayBuffers peaked at ${maxBuffers}`);
+      assert.equal(total, 200_000_016 + 112); // contents padded to 8, plus the framing tokens
+      assert.equal(h.digest('hex'), await sha256OfNixDump(big));
+    });
+
+    it(`[${mode}] a vanished entry, a shrinking and a growing file fail the stream`, async () => {
+      const dir = fs.mkdtempSync(path.join(tmp, 'race-'));
+      const mk = () => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        fs.mkdirSync(dir);
+        fs.writeFileSync(path.join(dir, 'a-big'), randomBytes(4 * 1048576));
+        for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(dir, `f${String(i).padStart(3, '0')}`), `${i}`);
+      };
+      // The change happens when the first output chunk arrives, after the root was listed and
+      // while the 4 MiB file is being read; f099 lies beyond the read-ahead window.
+      const raceWith = (change: () => void) => {
+        mk();
+        const stream = dumpNar(dir, opts);
+        stream.once('data', change);
+        return stream;
+      };
+      await expectStreamError(raceWith(() => fs.rmSync(path.join(dir, 'f099'))), /ENOENT/);
+      await expectStreamError(raceWith(() => fs.truncateSync(path.join(dir, 'a-big'), 10)), /shrank/);
+      await expectStreamError(raceWith(() => fs.appendFileSync(path.join(dir, 'a-big'), 'more')), /grew/);
+      // Sanity: without interference the same tree dumps fine.
+      mk();
+      assert.ok((await ourDump(dir, opts)).equals(nixDump(dir)));
+    });
+
+    it(`[${mode}] small files whose size lies are rejected`, async () => {
+      // procfs reports size 0 but has content; sysfs reports 4096 but has less.
+      await expectStreamError(dumpNar('/proc/self/status', opts), /grew/);
+      if (fs.existsSync('/sys/devices/system/cpu/online')) {
+        await expectStreamError(dumpNar('/sys/devices/system/cpu/online', opts), /shrank/);
+      }
+    });
+
+    it(`[${mode}] unsupported file types and missing paths fail the stream`, async () => {
+      const dir = fs.mkdtempSync(path.join(tmp, 'types-'));
+      fs.writeFileSync(path.join(dir, 'ok'), 'ok');
+      execFileSync('mkfifo', [path.join(dir, 'zfifo')]);
+      await expectStreamError(dumpNar(dir, opts), /not a regular file/);
+      await expectStreamError(dumpNar(path.join(dir, 'zfifo'), opts), /not a regular file/);
+      await expectStreamError(dumpNar(path.join(tmp, 'does-not-exist'), opts), /ENOENT/);
+      await expectStreamError(dumpNar('/dev/null', opts), /not a regular file/);
+    });
+
+    it(`[${mode}] destroying the stream early releases everything`, async () => {
+      const before = openFdCount();
+      for (const p of [big, tree]) {
+        const stream = dumpNar(p, opts);
+        await new Promise<void>((resolve) => {
+          stream.once('data', () => {
+            stream.destroy();
+            resolve();
+          });
+        });
+        await new Promise((r) => setTimeout(r, 100));
+        assert.ok(stream.destroyed);
+      }
+      assert.equal(openFdCount(), before);
+    });
+  }
+
+  it('narSizeOf agrees with the dump length', async () => {
+    for (const p of [tree, path.join(tree, 'regular.txt'), path.join(tree, 'rel-link'), path.join(tree, 'emptydir')]) {
+      assert.equal(await narSizeOf(p), nixDump(p).length, p);
+    }
+  });
+});

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Snapshot, StatusView } from '../../src/api.ts';
+import { trayModel, type MenuItemModel, type TrayModel } from '../../electron/tray-model.ts';
+
+const T = { timeout: 5000 };
+
+function snapshot(over: Partial<StatusView> = {}): Snapshot {
+  return {
+    status: {
+      version: '0.1.0',
+      instanceId: 'abc',
+      hostName: 'alice-laptop',
+      sharing: true,
+      shareUrl: 'http://0.0.0.0:9999',
+      substituterUrl: 'http://127.0.0.1:9998',
+      publicKey: 'alice-1:AAAA',
+      nixConf: 'extra-substituters = http://127.0.0.1:9998\nextra-trusted-public-keys = alice-1:AAAA\n',
+      daemon: { ok: true, version: '2.8.0', error: null },
+      mdns: true,
+      peersUp: 3,
+      startedAt: 0,
+      ...over,
+    },
+    peers: [],
+    entries: [],
+    events: [],
+  };
+}
+
+const statusLine = (m: TrayModel) => (m.items[0] as Extract<MenuItemModel, { kind: 'status' }>).label;
+function item<K extends MenuItemModel['kind']>(m: TrayModel, kind: K, id: string): Extract<MenuItemModel, { kind: K }> {
+  const found = m.items.find((i) => i.kind === kind && 'id' in i && i.id === id);
+  assert.ok(found, `${kind} ${id} present`);
+  return found as Extract<MenuItemModel, { kind: K }>;
+}
+
+describe('trayModel', () => {
+  test('sharing with N peers', T, () => {
+    const m = trayModel(snapshot({ peersUp: 3 }), { startAtLogin: false });
+    assert.equal(m.icon, 'sharing');
+    assert.equal(statusLine(m), 'Sharing with 3 peers');
+    assert.equal(m.tooltip, 'Peernix — Sharing with 3 peers');
+    assert.equal(item(m, 'checkbox', 'sharing').checked, true);
+    assert.equal(statusLine(trayModel(snapshot({ peersUp: 1 }), { startAtLogin: false })), 'Sharing with 1 peer');
+    assert.equal(statusLine(trayModel(snapshot({ peersUp: 0 }), { startAtLogin: false })), 'Sharing — no peers found yet');
+  });
+
+  test('not sharing', T, () => {
+    const m = trayModel(snapshot({ sharing: false, shareUrl: null }), { startAtLogin: true });
+    assert.equal(m.icon, 'idle');
+    assert.equal(statusLine(m), 'Not sharing');
+    assert.equal(item(m, 'checkbox', 'sharing').checked, false);
+    assert.equal(item(m, 'checkbox', 'startAtLogin').checked, true);
+  });
+
+  test('the daemon error is shown plainly and wins over sharing state', T, () => {
+    const m = trayModel(snapshot({ daemon: { ok: false, version: null, error: 'connect ENOENT /nix/var/nix/daemon-socket/socket' } }), {
+      startAtLogin: false,
+    });
+    assert.equal(m.icon, 'error');
+    assert.equal(statusLine(m), 'Nix daemon unavailable: connect ENOENT /nix/var/nix/daemon-socket/socket');
+    assert.match(m.tooltip, /Nix daemon unavailable/);
+    assert.equal(item(m, 'checkbox', 'sharing').checked, true, 'the checkbox still tells the truth');
+  });
+
+  test('a core that failed to start', T, () => {
+    const m = trayModel(null, { startAtLogin: false, startError: 'listen EADDRINUSE 127.0.0.1:9998' });
+    assert.equal(m.icon, 'error');
+    assert.equal(statusLine(m), 'Peernix could not start: listen EADDRINUSE 127.0.0.1:9998');
+    assert.equal(item(m, 'checkbox', 'sharing').enabled, false);
+    assert.equal(item(m, 'action', 'open').enabled, false);
+    assert.equal(item(m, 'action', 'quit').enabled, true);
+  });
+
+  test('while starting', T, () => {
+    const m = trayModel(null, { startAtLogin: false });
+    assert.equal(statusLine(m), 'Starting…');
+    assert.equal(m.icon, 'idle');
+    assert.equal(item(m, 'action', 'copyNixConf').enabled, false);
+  });
+
+  test('every action is present, in order, with the status line first', T, () => {
+    const m = trayModel(snapshot(), { startAtLogin: false });
+    assert.deepEqual(
+      m.items.map((i) => (i.kind === 'separator' ? '---' : i.kind === 'status' ? 'status' : `${i.id}:${i.label}`)),
+      [
+        'status',
+        '---',
+        'sharing:Share my Nix store',
+        'open:Open Peernix',
+        'copyNixConf:Copy Nix configuration',
+        '---',
+        'startAtLogin:Start at login',
+        'quit:Quit Peernix',
+      ],
+    );
+    for (const i of m.items) if (i.kind === 'action' || i.kind === 'checkbox') assert.equal(i.enabled, true, i.id);
+  });
+
+  test('long or multi-line errors stay one menu line', T, () => {
+    const m = trayModel(snapshot({ daemon: { ok: false, version: null, error: 'x'.repeat(300) + '\nstack' } }), { startAtLogin: false });
+    assert.ok(statusLine(m).length <= 120);
+    assert.ok(!statusLine(m).includes('\n'));
+  });
+});
