@@ -11,4 +11,5 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${NIX_DAEMON_SOCKET_PATH:-}" ] && ! pgrep -x ni
   nohup nix-daemon >>/var/log/nix-daemon.log 2>&1 &
   for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 fi
+node_modules/.bin/node scripts/build.ts >/dev/null
 exec node_modules/.bin/node src/cli/main.ts serve "$@"
