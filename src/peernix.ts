@@ -184,7 +184,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     discovery.on('down', (id) => registry.remove(id, 'goodbye'));
     discovery.on('error', (e) => log.warn(`mDNS: ${e.message}`));
     discovery.start();
-    if (sharing) discovery.publish();
+    if (sharing) discovery.publish((share as HttpListener | null)?.port);
   }
   for (const p of staticPeers) registry.upsert(p);
   registry.start();
@@ -232,7 +232,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         if (on === sharing || stopping) return;
         if (on) {
           await startShare();
-          discovery?.publish();
+          discovery?.publish((share as HttpListener | null)?.port);
         } else {
           // Goodbye first so peers stop asking, then refuse and cut what is in flight.
           await discovery?.unpublish();

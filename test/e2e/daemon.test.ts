@@ -1,4 +1,8 @@
 // The daemon client (src/store/daemon-*.ts) against a real nix-daemon serving a chroot store.
+//
+// Timings are reported with t.diagnostic, never asserted. Per-operation latencies measured
+// inside node:test come out several times higher than the same code run standalone (the test
+// harness makes promise-heavy code slower), so read them as upper bounds.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

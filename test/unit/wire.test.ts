@@ -276,10 +276,21 @@ describe('raw hand-off', () => {
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pnx-wire-'));
 const servers: net.Server[] = [];
+const serverSockets = new Set<net.Socket>();
 after(async () => {
+  for (const s of serverSockets) s.destroy();
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+function track(server: net.Server): net.Server {
+  servers.push(server);
+  server.on('connection', (s: net.Socket) => {
+    serverSockets.add(s);
+    s.on('close', () => serverSockets.delete(s));
+  });
+  return server;
+}
 
 let sockCounter = 0;
 
@@ -318,7 +329,7 @@ async function fakeDaemon(version: number, script: Script, extra: { features?: s
       await script(sock, r, n);
     })().catch(() => sock.destroy());
   });
-  servers.push(server);
+  track(server);
   await new Promise<void>((res) => server.listen(sockPath, res));
   return sockPath;
 }
@@ -530,14 +541,12 @@ describe('DaemonConnection against a scripted daemon', () => {
     await assert.rejects(DaemonConnection.connect(missing), (e: unknown) => e instanceof DaemonError && e.code === 'ENOENT' && e.fatal && e.message.includes(missing));
     // Accepts but never answers the handshake.
     const silent = path.join(tmp, 'silent');
-    const server = net.createServer(() => {});
-    servers.push(server);
+    const server = track(net.createServer(() => {}));
     await new Promise<void>((res) => server.listen(silent, res));
     await assert.rejects(DaemonConnection.connect(silent, { timeoutMs: 200 }), (e: unknown) => e instanceof DaemonError && e.code === 'ETIMEDOUT' && e.message.includes(silent));
     // Hangs up during the handshake (what a daemon does to a client it does not allow).
     const rude = path.join(tmp, 'rude');
-    const server2 = net.createServer((s) => s.destroy());
-    servers.push(server2);
+    const server2 = track(net.createServer((s) => s.destroy()));
     await new Promise<void>((res) => server2.listen(rude, res));
     await assert.rejects(DaemonConnection.connect(rude), (e: unknown) => e instanceof DaemonError && e.fatal && e.message.includes(rude));
   });
