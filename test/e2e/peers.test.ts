@@ -1,26 +1,15 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import type { Snapshot } from '../../src/api.ts';
-import { canUseNetns, createLan, nodeBin, type Lan, type LanHost } from '../support/netns.ts';
-import { addPath, addTestClosure, cleanup, makeSigningKey, makeTempDir, nixEnv, run, startNixHost, type NixHost } from '../support/nix-host.ts';
-import { MAIN, PROJECT_ROOT, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
+import { canUseNetns, nodeBin } from '../support/netns.ts';
+import { addPath, addTestClosure, makeSigningKey, nixEnv, run } from '../support/nix-host.ts';
+import { PROJECT_ROOT } from '../support/peernix-process.ts';
+import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
 
 // Three Peernix hosts in network namespaces, each with its own chroot store and nix-daemon,
 // finding each other by mDNS alone — and the seed scenario, verbatim.
 
 const netns = canUseNetns();
-const H = (p: string) => p.slice(11, 43);
-const SUBST = 'http://127.0.0.1:9998';
-
-interface Host {
-  name: string;
-  lan: LanHost;
-  nix: NixHost;
-  key: { secretKeyFile: string; publicKey: string };
-  stateDir: string;
-  pn: PeernixProcess | null;
-}
 
 describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 900_000 }, () => {
   if (!netns.ok) {
@@ -28,49 +17,13 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
     it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
     return;
   }
+  let pl: PnLan;
   let dir: string;
-  let lan: Lan;
-  const hosts: Host[] = [];
+  let hosts: PnHost[];
   let evil: ChildProcess | null = null;
-  let trustedKeys = '';
   const [A, B, C] = [0, 1, 2];
-
-  async function startPn(h: Host, extra: string[] = []) {
-    h.pn = await startPeernixProcess(
-      ['--store', h.nix.storeUri, '--share-listen', '0.0.0.0:9999', '--listen', '127.0.0.1:9998', '--secret-key-file', h.key.secretKeyFile, '--state-dir', h.stateDir, '--name', h.name, '--log-level', 'debug', ...extra],
-      {
-        env: nixEnv({ NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${trustedKeys}`, XDG_CACHE_HOME: `${h.stateDir}/xdg` }),
-        wrap: (cmd, args) => ['ip', ['netns', 'exec', h.lan.ns, cmd, ...args]],
-      },
-    );
-  }
-
-  async function curl(h: Host, args: string[]) {
-    return h.lan.run('curl', ['-s', '--max-time', '60', ...args], { timeoutMs: 90_000 });
-  }
-
-  async function status(h: Host): Promise<Snapshot> {
-    const r = await h.lan.run(nodeBin(), [MAIN, 'status', '--json', '--listen', '127.0.0.1:9998', '--state-dir', h.stateDir], { timeoutMs: 20_000 });
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as Snapshot;
-  }
-
-  async function waitFor<T>(what: string, fn: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
-    const end = Date.now() + ms;
-    let last: unknown;
-    while (Date.now() < end) {
-      try {
-        const v = await fn();
-        if (v) return v;
-      } catch (e) {
-        last = e;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
-  }
-
-  const upPeers = (s: Snapshot) => s.peers.filter((p) => p.state === 'up').map((p) => p.name).sort();
+  const curl = (h: PnHost, args: string[]) => pl.curl(h, args);
+  const status = (h: PnHost) => pl.status(h);
 
   let onlyB: { top: string; paths: string[] };
   let seed: string;
@@ -79,15 +32,11 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
   let evilPath: string;
 
   before(async () => {
-    dir = await makeTempDir('pn-peers');
-    lan = await createLan(3);
-    for (const [i, name] of ['host-a', 'host-b', 'host-c'].entries()) {
-      const nix = await startNixHost(`${dir}/${name}`);
-      hosts.push({ name, lan: lan.hosts[i], nix, key: await makeSigningKey(nix, `${dir}/${name}`, `${name}-1`), stateDir: `${dir}/${name}/state`, pn: null });
-    }
+    pl = await createPnLan('pn-peers', ['host-a', 'host-b', 'host-c']);
+    ({ dir, hosts } = pl);
     // The upstream key plays cache.nixos.org: the evil peer's path is signed with it.
     const upstream = await makeSigningKey(hosts[A].nix, dir, 'upstream-1');
-    trustedKeys = [...hosts.map((h) => h.key.publicKey), upstream.publicKey].join(' ');
+    pl.trustedKeys += ` ${upstream.publicKey}`;
 
     onlyB = await addTestClosure(hosts[B].nix, { largeSize: 4 * 1024 * 1024 });
     const seedTree = { type: 'file' as const, size: 3 * 1024 * 1024, seed: 'seed' };
@@ -101,19 +50,16 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
     // The hostile peer's cache: a genuine, signed path that exists nowhere else.
     evilPath = (await run('nix-store', ['--store', `${dir}/evilstore`, '--add', `${PROJECT_ROOT}package.json`], { check: true })).stdout.trim();
     await run('nix', ['copy', '--store', `${dir}/evilstore`, '--to', `file://${dir}/evilcache?compression=none&secret-key=${upstream.secretKeyFile}`, evilPath], { check: true });
-    evil = lan.hosts[C].exec(nodeBin(), [`${PROJECT_ROOT}test/fixtures/evil-cache.ts`, `${dir}/evilcache`, '0.0.0.0', '9997']);
+    evil = hosts[C].lan.exec(nodeBin(), [`${PROJECT_ROOT}test/fixtures/evil-cache.ts`, `${dir}/evilcache`, '0.0.0.0', '9997']);
 
-    await startPn(hosts[A], ['--peer', `http://${lan.hosts[C].address}:9997`]);
-    await startPn(hosts[B]);
-    await startPn(hosts[C]);
+    await pl.start(hosts[A], ['--peer', `http://${hosts[C].lan.address}:9997`]);
+    await pl.start(hosts[B]);
+    await pl.start(hosts[C]);
   });
 
   after(async () => {
-    for (const h of hosts) await h.pn?.stop();
     evil?.kill('SIGKILL');
-    for (const h of hosts) await h.nix.stop();
-    await lan?.teardown();
-    if (dir) await cleanup(dir);
+    await pl?.teardown();
   });
 
   it('every host finds the other two by mDNS alone, never itself', async () => {
@@ -172,16 +118,16 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
   });
 
   it('sharing off on B: A stops seeing B within 2 s; back on, A finds it again', async () => {
-    const off = await hosts[B].lan.run(nodeBin(), [MAIN, 'sharing', 'off', '--listen', '127.0.0.1:9998', '--state-dir', hosts[B].stateDir]);
+    const off = await pl.cli(hosts[B], ['sharing', 'off']);
     assert.equal(off.code, 0, off.stderr);
     const t0 = Date.now();
     await waitFor('A to drop B', async () => !upPeers(await status(hosts[A])).includes('host-b'), 2000);
     const took = Date.now() - t0;
     assert.ok(took <= 2000, `took ${took} ms`);
-    const refused = await curl(hosts[A], ['-o', '/dev/null', '-w', '%{http_code}', `http://${lan.hosts[B].address}:9999/nix-cache-info`]);
+    const refused = await curl(hosts[A], ['-o', '/dev/null', '-w', '%{http_code}', `http://${hosts[B].lan.address}:9999/nix-cache-info`]);
     assert.equal(refused.stdout, '000', 'B’s share listener refuses at once');
     assert.equal((await status(hosts[B])).status.sharing, false);
-    const on = await hosts[B].lan.run(nodeBin(), [MAIN, 'sharing', 'on', '--listen', '127.0.0.1:9998', '--state-dir', hosts[B].stateDir]);
+    const on = await pl.cli(hosts[B], ['sharing', 'on']);
     assert.equal(on.code, 0, on.stderr);
     await waitFor('A to see B again', async () => upPeers(await status(hosts[A])).includes('host-b'), 15_000);
   });
@@ -190,13 +136,13 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
     const r = await hosts[A].lan.run(
       'nix',
       ['copy', '--from', SUBST, '--to', `${dir}/client-evil`, evilPath, '--option', 'require-sigs', 'true'],
-      { env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-evil-xdg`, NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${trustedKeys}` }), timeoutMs: 120_000 },
+      { env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-evil-xdg`, NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${pl.trustedKeys}` }), timeoutMs: 120_000 },
     );
     assert.notEqual(r.code, 0, 'Nix must not accept the path');
     const present = await run('nix-store', ['--store', `${dir}/client-evil`, '--check-validity', evilPath]);
     assert.notEqual(present.code, 0, 'the corrupted path is not in the client store');
     const s = await status(hosts[A]);
-    const bad = s.peers.find((p) => p.url === `http://${lan.hosts[C].address}:9997`);
+    const bad = s.peers.find((p) => p.url === `http://${hosts[C].lan.address}:9997`);
     assert.notEqual(bad?.state, 'up');
   });
 
