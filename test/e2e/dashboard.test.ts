@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { canUseNetns } from '../support/netns.ts';
+import { addPath, addTestClosure, nixEnv } from '../support/nix-host.ts';
+import { PROJECT_ROOT } from '../support/peernix-process.ts';
+import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
+
+// The window, as the headless dashboard, in a real Chromium against two real Peernix hosts that
+// find each other by mDNS. The browser runs inside host A's network namespace, so it reaches A's
+// loopback-only listener exactly as a local user's browser would.
+
+const netns = canUseNetns();
+const ARTIFACTS = `${PROJECT_ROOT}test-artifacts/e2e-dashboard`;
+
+describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 }, () => {
+  if (!netns.ok) {
+    if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);
+    it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
+    return;
+  }
+  let pl: PnLan;
+  let A: PnHost;
+  let B: PnHost;
+  let browser: Browser;
+  let page: Page;
+  let closure: { top: string; paths: string[] };
+  let seed: string;
+  const shot = (name: string) => page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    pl = await createPnLan('pn-dash', ['laptop-a', 'buildbox-b']);
+    [A, B] = pl.hosts;
+    closure = await addTestClosure(B.nix, { largeSize: 2 * 1024 * 1024, smallFiles: 20 });
+    const tree = { type: 'file' as const, size: 1024 * 1024, seed: 'dash-seed' };
+    seed = await addPath(A.nix, 'gc-me', tree);
+    await addPath(B.nix, 'gc-me', tree);
+    await pl.start(A);
+    await pl.start(B);
+
+    const wrapper = `${pl.dir}/chromium-in-a`;
+    writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${A.lan.ns} /usr/bin/chromium "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    // A fresh profile: launch() gives the browser a new temporary user-data-dir each time.
+    browser = await chromium.launch({
+      executablePath: wrapper,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    await page.goto(`${SUBST}/peernix/`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await pl?.teardown();
+  });
+
+  it('lists the other peer, found by mDNS', async () => {
+    await page.locator('[data-testid="peer-row"]', { hasText: 'buildbox-b' }).waitFor({ timeout: 20_000 });
+    const row = page.locator('[data-testid="peer-row"]', { hasText: 'buildbox-b' });
+    assert.match(await row.innerText(), /up/);
+    assert.match(await row.innerText(), new RegExp(B.lan.address.replace(/\./g, '\\.')));
+    assert.equal(await page.locator('[data-testid="host-name"]').innerText(), 'laptop-a');
+    assert.match(await page.locator('[data-testid="nixconf"]').innerText(), /extra-trusted-public-keys = laptop-a-1:/);
+    await shot('1-peer-listed');
+  });
+
+  it('shows the cache entry after a real Nix substitution through this host', async () => {
+    const r = await A.lan.run(
+      'nix',
+      ['copy', '--from', SUBST, '--to', `${pl.dir}/client`, closure.top, '--option', 'trusted-public-keys', B.key.publicKey],
+      { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-xdg` }), timeoutMs: 120_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const name = closure.top.slice(44);
+    const row = page.locator('[data-testid="entry-row"]', { hasText: name });
+    await row.waitFor({ timeout: 10_000 });
+    assert.match(await row.innerText(), /buildbox-b/);
+    await page.locator('[data-testid="entries-search"]').fill('peernix-test-top');
+    assert.equal(await page.locator('[data-testid="entry-row"]:visible').count(), 1);
+    await shot('2-entries-after-substitution');
+    await page.locator('[data-testid="entries-search"]').fill('');
+  });
+
+  it('shows the fallback event after the seed’s GC scenario', async () => {
+    const info = await pl.curl(A, [`${SUBST}/${H(seed)}.narinfo`]);
+    const url = /^URL: (.*)$/m.exec(info.stdout)![1];
+    assert.equal((await A.nix.nixStore(['--delete', seed])).code, 0);
+    const nar = await pl.curl(A, ['-o', '/dev/null', '-w', '%{http_code}', `${SUBST}/${url}`]);
+    assert.equal(nar.stdout, '200');
+    const ev = page.locator('[data-testid="event-row"]', { hasText: 'gc-me' });
+    await ev.waitFor({ timeout: 10_000 });
+    const text = await ev.innerText();
+    assert.match(text, /this machine/);
+    assert.match(text, /buildbox-b/);
+    assert.match(text, /gc/);
+    assert.match(text, /served/);
+    const entry = page.locator('[data-testid="entry-row"]', { hasText: 'gc-me' });
+    await entry.filter({ hasText: 'buildbox-b' }).waitFor({ timeout: 10_000 });
+    await shot('3-gc-fallback-event');
+  });
+
+  it('toggling sharing off in the page stops the other host from seeing this one', async () => {
+    assert.ok(upPeers(await pl.status(B)).includes('laptop-a'));
+    await page.locator('label.switch').click();
+    await waitFor('A to report sharing off', async () => (await pl.status(A)).status.sharing === false, 5000);
+    const t0 = Date.now();
+    await waitFor('B to drop A', async () => !upPeers(await pl.status(B)).includes('laptop-a'), 2000);
+    assert.ok(Date.now() - t0 <= 2000);
+    assert.equal(await page.locator('[data-testid="sharing-toggle"]').isChecked(), false);
+    await shot('4-sharing-off');
+  });
+});

@@ -1,0 +1,622 @@
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import { AffinityCache, LOCAL } from '../../src/affinity.ts';
+import type { PeernixEvent } from '../../src/api.ts';
+import { createCacheHandler } from '../../src/cache/cache-handler.ts';
+import { listen, type HttpListener } from '../../src/cache/http-listener.ts';
+import { EventLog } from '../../src/events.ts';
+import { silentLogger } from '../../src/log.ts';
+import { parseNarInfo, type NarInfo } from '../../src/nix/narinfo.ts';
+import { encodeNix32 } from '../../src/nix/nix32.ts';
+import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
+import { PeerClient, type PeerTimeouts } from '../../src/peers/peer-client.ts';
+import { PeerRegistry } from '../../src/peers/registry.ts';
+import { Resolver } from '../../src/resolver.ts';
+import { policyFromKeys, type TrustPolicy } from '../../src/trust.ts';
+import { FakeLocalStore, FakePeer, makePath, narInfoFor, otherBytes, type TestPath } from '../support/fake-peer.ts';
+import { get } from '../support/http.ts';
+
+// Every way a substituter request can end, driven through the real HTTP handler (what Nix sees)
+// against real HTTP peers that misbehave on request.
+
+const key = (name: string): SecretKey => parseSecretKey(generateKeyPair(name).secretKeyText);
+const ownKey = key('this-machine-1'); // the resolver's own key (signs local narinfos)
+const upstream = key('cache.example.org-1'); // what the local Nix trusts, like cache.nixos.org-1
+const stranger = key('stranger-1'); // a peer's own key, not trusted here
+
+const T = { timeout: 15_000 };
+const TIMEOUTS: Partial<PeerTimeouts> = { connectMs: 300, narInfoMs: 600, narHeadersMs: 2000, narIdleMs: 3000 };
+
+interface WorldOptions {
+  peers?: number;
+  requireSigs?: boolean;
+  hedgeMs?: number;
+  negativeTtlMs?: number;
+}
+
+interface World {
+  peers: FakePeer[];
+  store: FakeLocalStore;
+  registry: PeerRegistry;
+  client: PeerClient;
+  affinity: AffinityCache;
+  events: EventLog;
+  resolver: Resolver;
+  listener: HttpListener;
+  trust: TrustPolicy;
+  /** Starts another fake peer and brings it up in the registry. */
+  addPeer(): Promise<FakePeer>;
+  idOf(p: FakePeer): string;
+  nameOf(p: FakePeer): string;
+  narInfo(hashPart: string): Promise<{ status: number; info: NarInfo | null; text: string; ms: number }>;
+  nar(p: TestPath, headers?: Record<string, string>, method?: string): ReturnType<typeof get>;
+  fallbacks(): Extract<PeernixEvent, { type: 'fallback' }>[];
+  transfers(): Extract<PeernixEvent, { type: 'transfer' }>[];
+}
+
+const NAMES = ['alice', 'bob', 'carol', 'dave', 'erin'];
+
+async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
+  const store = new FakeLocalStore();
+  const client = new PeerClient(TIMEOUTS, 'peernix-test');
+  const trust = policyFromKeys([upstream.publicKey.text], o.requireSigs ?? true);
+  const registry = new PeerRegistry({ client, healthTimeoutMs: 500, isTrusted: () => false });
+  const affinity = new AffinityCache();
+  const events = new EventLog();
+  const resolver = new Resolver({
+    store: store.asLocalStore(),
+    key: ownKey,
+    registry,
+    client,
+    affinity,
+    events,
+    log: silentLogger,
+    trust: () => trust,
+    hedgeMs: o.hedgeMs ?? 150,
+    negativeTtlMs: o.negativeTtlMs,
+  });
+  const listener = await listen({
+    host: '127.0.0.1',
+    port: 0,
+    handler: createCacheHandler({ backend: resolver, log: silentLogger, priority: 30 }),
+    log: silentLogger,
+    loopbackOnly: true,
+  });
+  const peers: FakePeer[] = [];
+  const ids = new Map<FakePeer, number>();
+  t.after(async () => {
+    registry.stop();
+    await listener.close(0);
+    client.close();
+    await Promise.all(peers.map((p) => p.close()));
+  });
+
+  const w: World = {
+    peers,
+    store,
+    registry,
+    client,
+    affinity,
+    events,
+    resolver,
+    listener,
+    trust,
+    async addPeer() {
+      const peer = await FakePeer.start();
+      const n = peers.length;
+      peers.push(peer);
+      ids.set(peer, n);
+      registry.upsert({ id: `peer-${n}`, name: NAMES[n], url: peer.url, address: '127.0.0.1', port: peer.port, platform: null, publicKey: null, source: 'static' });
+      await registry.checkAll();
+      assert.equal(registry.get(`peer-${n}`)?.state, 'up', 'fake peer passes its health probe');
+      return peer;
+    },
+    idOf: (p) => `peer-${ids.get(p)}`,
+    nameOf: (p) => NAMES[ids.get(p)!],
+    async narInfo(hashPart) {
+      const t0 = performance.now();
+      const r = await get(`${listener.url}/${hashPart}.narinfo`);
+      const ms = performance.now() - t0;
+      const text = r.body.toString('utf8');
+      return { status: r.status, text, info: r.status === 200 ? parseNarInfo(text) : null, ms };
+    },
+    nar: (p, headers = {}, method = 'GET') => get(`${listener.url}/nar/${p.hashPart}-${p.narHash32}.nar`, headers, method),
+    fallbacks: () => events.recent().filter((e) => e.type === 'fallback').reverse() as Extract<PeernixEvent, { type: 'fallback' }>[],
+    transfers: () => events.recent().filter((e) => e.type === 'transfer').reverse() as Extract<PeernixEvent, { type: 'transfer' }>[],
+  };
+  for (let i = 0; i < (o.peers ?? 0); i++) await w.addPeer();
+  return w;
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function assertSameNar(r: Awaited<ReturnType<typeof get>>, p: TestPath): void {
+  assert.equal(r.status, 200);
+  assert.equal(r.complete, true, 'body ends cleanly');
+  assert.equal(r.headers['content-length'], String(p.narSize));
+  assert.equal(r.body.length, p.narSize);
+  assert.ok(r.body.equals(p.nar), 'byte-exact NAR');
+}
+
+describe('resolver: narinfo', () => {
+  it('local hit: served from this machine, entry local, own signature added, no peer asked', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('hello-2.12');
+    w.store.add(p, [`${upstream.name}:${'A'.repeat(86)}==`]);
+    w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 200);
+    assert.equal(r.info!.storePath, p.storePath);
+    assert.equal(r.info!.url, `nar/${p.hashPart}-${p.narHash32}.nar`);
+    assert.equal(r.info!.sigs.length, 2, 'the store signature plus our own');
+    assert.ok(r.info!.sigs.some((s) => s.startsWith(`${ownKey.name}:`)));
+    const e = w.affinity.get(p.hashPart)!;
+    assert.equal(e.source, LOCAL);
+    assert.equal(e.sourceName, 'this machine');
+    assert.equal(e.narHash32, p.narHash32);
+    assert.equal(w.peers[0].counts.narInfo, 0);
+  });
+
+  it('peer hit: URL rewritten to come back through us, every other line and Sig untouched, entry = that peer', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('ripgrep-14.1.0');
+    const original = narInfoFor(p, { signers: [upstream, stranger], references: [p.storePath.slice(11)] });
+    w.peers[0].add(p, original);
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.info, { ...original, url: `nar/${p.hashPart}-${p.narHash32}.nar` });
+    const sigLines = r.text.split('\n').filter((l) => l.startsWith('Sig: '));
+    assert.deepEqual(sigLines, original.sigs.map((s) => `Sig: ${s}`));
+    const e = w.affinity.get(p.hashPart)!;
+    assert.equal(e.source, w.idOf(w.peers[0]));
+    assert.equal(e.sourceName, 'alice');
+    assert.equal(e.peerNarUrl, `${w.peers[0].url}/nar/${p.hashPart}-${p.narHash32}.nar`);
+  });
+
+  it('prefers a trusted answer over an earlier untrusted one', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [fast, slow] = w.peers;
+    const p = makePath('jq-1.7');
+    fast.add(p, narInfoFor(p, { signers: [stranger] }));
+    slow.add(p, narInfoFor(p, { signers: [upstream] }));
+    slow.knobs.narInfoDelayMs = 200;
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.info!.sigs, narInfoFor(p, { signers: [upstream] }).sigs);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(slow));
+  });
+
+  it('untrusted answers only, with require-sigs: 404 (Nix would reject them)', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('untrusted');
+    w.peers[0].add(p, narInfoFor(p, { signers: [stranger] }));
+    w.peers[1].add(p, narInfoFor(p));
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 404);
+    assert.equal(w.affinity.get(p.hashPart), undefined);
+  });
+
+  it('untrusted answer with require-sigs off: accepted', T, async (t) => {
+    const w = await world(t, { peers: 1, requireSigs: false });
+    const p = makePath('unsigned');
+    w.peers[0].add(p, narInfoFor(p));
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.info!.sigs, []);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[0]));
+  });
+
+  it('content-addressed narinfo without any Sig: accepted even with require-sigs', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('source.tar.gz');
+    const ca = `fixed:r:sha256:${encodeNix32(p.narHash)}`;
+    w.peers[0].add(p, narInfoFor(p, { ca }));
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 200);
+    assert.equal(r.info!.ca, ca);
+    assert.deepEqual(r.info!.sigs, []);
+  });
+
+  const badAnswers: [string, (p: TestPath) => NarInfo][] = [
+    ['an answer for a different store path', (p) => narInfoFor(p, { signers: [upstream], storePath: makePath('other').storePath })],
+    ['a compressed NAR', (p) => narInfoFor(p, { signers: [upstream], compression: 'xz', url: `nar/${p.narHash32}.nar.xz` })],
+    ['a URL pointing to another origin', (p) => narInfoFor(p, { signers: [upstream], url: `http://198.51.100.7:5000/nar/${p.hashPart}-${p.narHash32}.nar` })],
+  ];
+  for (const [what, make] of badAnswers) {
+    it(`ignores ${what}`, T, async (t) => {
+      const w = await world(t, { peers: 2 });
+      const p = makePath('bad-answer');
+      w.peers[0].add(p, make(p));
+      const r = await w.narInfo(p.hashPart);
+      assert.equal(r.status, 404);
+      assert.equal(w.affinity.get(p.hashPart), undefined);
+      // ...while a good answer from a slower peer still wins.
+      const q = makePath('good-answer');
+      w.peers[0].add(q, make(q));
+      w.peers[1].add(q, narInfoFor(q, { signers: [upstream] }));
+      w.peers[1].knobs.narInfoDelayMs = 100;
+      const r2 = await w.narInfo(q.hashPart);
+      assert.equal(r2.status, 200);
+      assert.equal(r2.info!.storePath, q.storePath);
+      assert.equal(w.affinity.get(q.hashPart)!.source, w.idOf(w.peers[1]));
+    });
+  }
+
+  it('miss: 404 quickly, remembered (no peer asked again), forgotten when a peer comes up', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('nowhere');
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 404);
+    assert.ok(r.ms < 300, `a miss took ${r.ms}ms`);
+    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1]);
+
+    const again = await w.narInfo(p.hashPart);
+    assert.equal(again.status, 404);
+    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1], 'the negative cache answered');
+
+    const newcomer = await FakePeer.start();
+    newcomer.add(p, narInfoFor(p, { signers: [upstream] }));
+    w.peers.push(newcomer);
+    w.registry.upsert({ id: 'newcomer', name: 'newcomer', url: newcomer.url, address: '127.0.0.1', port: newcomer.port, platform: null, publicKey: null, source: 'static' });
+    await w.registry.checkAll();
+    const third = await w.narInfo(p.hashPart);
+    assert.equal(third.status, 200, 'the newcomer was asked');
+    assert.equal(newcomer.counts.narInfo, 1);
+    assert.deepEqual(w.peers.slice(0, 2).map((x) => x.counts.narInfo), [2, 2]);
+  });
+
+  it('a miss with no live peer at all is a 404 without waiting', T, async (t) => {
+    const w = await world(t);
+    const r = await w.narInfo(makePath('alone').hashPart);
+    assert.equal(r.status, 404);
+    assert.ok(r.ms < 200, `took ${r.ms}ms`);
+  });
+
+  it('concurrent identical lookups share one fan-out (each peer asked once)', T, async (t) => {
+    const w = await world(t, { peers: 3 });
+    const p = makePath('popular');
+    for (const peer of w.peers) peer.knobs.narInfoDelayMs = 100;
+    w.peers[2].add(p, narInfoFor(p, { signers: [upstream] }));
+    const rs = await Promise.all(Array.from({ length: 8 }, () => w.narInfo(p.hashPart)));
+    for (const r of rs) assert.equal(r.status, 200);
+    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1, 1]);
+    const misses = await Promise.all(Array.from({ length: 8 }, () => w.narInfo(makePath('nope', 1, 'z'.repeat(32)).hashPart)));
+    for (const r of misses) assert.equal(r.status, 404);
+    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2, 2]);
+  });
+
+  it('a slow peer does not delay a fast trusted answer from another', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('fast');
+    w.peers[0].knobs.narInfoDelayMs = 2000;
+    w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
+    w.peers[1].add(p, narInfoFor(p, { signers: [upstream] }));
+    const r = await w.narInfo(p.hashPart);
+    assert.equal(r.status, 200);
+    assert.ok(r.ms < 400, `took ${r.ms}ms`);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[1]));
+  });
+
+  it('a peer that never answers costs a miss no more than the narinfo timeout', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    w.peers[0].knobs.narInfoDelayMs = 10_000;
+    const r = await w.narInfo(makePath('hang').hashPart);
+    assert.equal(r.status, 404);
+    assert.ok(r.ms < TIMEOUTS.narInfoMs! + 400, `took ${r.ms}ms`);
+    assert.equal(w.registry.get(w.idOf(w.peers[0]))!.state, 'suspect', 'the timeout marks it');
+    assert.ok(!w.registry.live().some((x) => x.id === w.idOf(w.peers[0])));
+  });
+
+  it('a dead peer (connection refused) is asked once, then skipped until a probe passes', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [dead, good] = w.peers;
+    const asked = new Map<string, number>();
+    const narInfo = w.client.narInfo.bind(w.client);
+    w.client.narInfo = (base, hashPart, signal) => {
+      asked.set(base, (asked.get(base) ?? 0) + 1);
+      return narInfo(base, hashPart, signal);
+    };
+    await dead.close();
+    const p = makePath('one');
+    const q = makePath('two');
+    good.add(p, narInfoFor(p, { signers: [upstream] })).add(q, narInfoFor(q, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assert.equal(w.registry.get(w.idOf(dead))!.state, 'suspect');
+    const r = await w.narInfo(q.hashPart);
+    assert.equal(r.status, 200);
+    assert.equal(asked.get(dead.url), 1, 'the dead peer was asked once');
+    assert.equal(asked.get(good.url), 2);
+    assert.equal((await w.narInfo(makePath('three').hashPart)).status, 404);
+    assert.equal(asked.get(dead.url), 1);
+  });
+});
+
+describe('resolver: NAR', () => {
+  it('entry local: served from the local store, byte-exact, no peer asked', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('local-nar', 200_000);
+    w.store.add(p);
+    w.peers[0].add(p);
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assertSameNar(await w.nar(p), p);
+    assert.equal(w.peers[0].counts.nar, 0);
+    assert.equal(w.peers[0].counts.narInfo, 0);
+    assert.deepEqual(w.fallbacks(), []);
+    await waitFor('the temp root released', () => w.store.released.length === 1);
+    assert.equal(w.affinity.get(p.hashPart)!.hits, 1);
+  });
+
+  it('entry peer: served from that peer, byte-exact, verified, transfer event ok', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('peer-nar', 300_000);
+    w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
+    w.peers[1].add(p, narInfoFor(p, { signers: [upstream] }));
+    w.peers[1].knobs.narInfoDelayMs = 100;
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[0]));
+    assertSameNar(await w.nar(p), p);
+    assert.equal(w.peers[0].counts.nar, 1);
+    assert.equal(w.peers[1].counts.nar, 0);
+    await waitFor('transfer event', () => w.transfers().length === 1);
+    assert.deepEqual(
+      { ...w.transfers()[0], id: 0, time: 0 },
+      { type: 'transfer', id: 0, time: 0, storePath: p.storePath, direction: 'in', peerName: 'alice', bytes: p.narSize, outcome: 'ok' },
+    );
+    assert.deepEqual(w.fallbacks(), []);
+    assert.equal(w.registry.get(w.idOf(w.peers[0]))!.bytesFrom, p.narSize);
+  });
+
+  it('seed case: entry local, path garbage-collected → a peer with the same NarHash serves, entry re-pointed, fallback gc', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('gc-victim', 150_000);
+    w.store.add(p);
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assert.equal(w.affinity.get(p.hashPart)!.source, LOCAL);
+    w.store.delete(p);
+    w.peers[1].add(p, narInfoFor(p, { signers: [stranger] })); // no trust needed: the URL pins the NarHash
+    assertSameNar(await w.nar(p), p);
+    const e = w.affinity.get(p.hashPart)!;
+    assert.equal(e.source, w.idOf(w.peers[1]));
+    assert.equal(e.sourceName, 'bob');
+    assert.equal(e.narHash32, p.narHash32);
+    const [f, ...more] = w.fallbacks();
+    assert.deepEqual(more, []);
+    assert.deepEqual({ ...f, id: 0, time: 0 }, { type: 'fallback', id: 0, time: 0, storePath: p.storePath, from: 'this machine', to: 'bob', reason: 'gc', outcome: 'served' });
+  });
+
+  it('entry local, local path now holds other bytes → fallback mismatch', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('rebuilt');
+    w.store.add(p);
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    w.store.add(otherBytes(p));
+    w.peers[0].add(p);
+    assertSameNar(await w.nar(p), p);
+    assert.deepEqual(
+      w.fallbacks().map((f) => [f.from, f.to, f.reason, f.outcome]),
+      [['this machine', 'alice', 'mismatch', 'served']],
+    );
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[0]));
+  });
+
+  it('entry peer answers 404 for the NAR → another peer serves, fallback peer-failed', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [first, second] = w.peers;
+    const p = makePath('moved');
+    first.add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    first.knobs.nar404 = true;
+    second.add(p);
+    assertSameNar(await w.nar(p), p);
+    assert.equal(first.counts.nar, 1);
+    assert.equal(second.counts.nar, 1);
+    assert.deepEqual(
+      w.fallbacks().map((f) => [f.from, f.to, f.reason, f.outcome]),
+      [['alice', 'bob', 'peer-failed', 'served']],
+    );
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(second));
+  });
+
+  it('entry peer removed from the registry → another peer serves, fallback peer-gone', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [first, second] = w.peers;
+    const p = makePath('left');
+    first.add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    w.registry.remove(w.idOf(first));
+    second.add(p);
+    assertSameNar(await w.nar(p), p);
+    assert.equal(first.counts.nar, 0, 'a peer that left is not asked');
+    assert.deepEqual(
+      w.fallbacks().map((f) => [f.from, f.to, f.reason, f.outcome]),
+      [['alice', 'bob', 'peer-gone', 'served']],
+    );
+  });
+
+  it('no entry (a fresh resolver, as after a restart) → served from the URL alone, fallback none', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('remembered-by-nix', 100_000);
+    w.peers[1].add(p);
+    assertSameNar(await w.nar(p), p);
+    assert.deepEqual(
+      w.fallbacks().map((f) => [f.from, f.to, f.reason, f.outcome]),
+      [['none', 'bob', 'none', 'served']],
+    );
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[1]));
+    // and when the local store has it, from there, with no peer asked
+    const q = makePath('local-after-restart');
+    w.store.add(q);
+    assertSameNar(await w.nar(q), q);
+    assert.equal(w.affinity.get(q.hashPart)!.source, LOCAL);
+    assert.equal(w.peers[0].counts.urls.filter((u) => u.includes(q.hashPart)).length, 0);
+  });
+
+  it('peers holding the path with a different NarHash are never used', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('nondeterministic');
+    const other = otherBytes(p);
+    w.peers[0].add(other, narInfoFor(other, { signers: [upstream] }));
+    const r = await w.nar(p);
+    assert.equal(r.status, 404);
+    assert.equal(w.peers[0].counts.nar, 0);
+    w.peers[1].add(p);
+    await sleep(1100); // past the lookup's reuse window
+    await w.registry.checkAll();
+    w.store.add(p);
+    assert.equal((await w.narInfo(p.hashPart)).status, 200); // entry local
+    w.store.delete(p);
+    assertSameNar(await w.nar(p), p);
+    assert.equal(w.peers[0].counts.nar, 0, 'the peer with other bytes was never asked for its NAR');
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[1]));
+  });
+
+  it('nothing anywhere → 404, with a not-found fallback event when there was an entry', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const p = makePath('gone-everywhere');
+    w.store.add(p);
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    w.store.delete(p);
+    const t0 = performance.now();
+    const r = await w.nar(p);
+    assert.equal(r.status, 404);
+    assert.ok(performance.now() - t0 < 400);
+    assert.deepEqual(
+      w.fallbacks().map((f) => [f.from, f.to, f.reason, f.outcome]),
+      [['this machine', null, 'gc', 'not-found']],
+    );
+    const q = makePath('never-known');
+    assert.equal((await w.nar(q)).status, 404);
+    assert.equal(w.fallbacks().length, 1, 'no entry, no fallback to report');
+  });
+
+  it('a peer dying mid-NAR: the client still gets the whole NAR, resumed with Range from another peer', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [dying, backup] = w.peers;
+    const p = makePath('big', 2 * 1024 * 1024);
+    dying.add(p, narInfoFor(p, { signers: [upstream] }));
+    backup.add(p, narInfoFor(p, { signers: [upstream] }));
+    backup.knobs.narInfoDelayMs = 100;
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(dying));
+    dying.knobs.dieAfterBytes = 700_000;
+    assertSameNar(await w.nar(p), p);
+    assert.equal(backup.counts.ranged, 1);
+    const [asked] = backup.rangesAsked;
+    assert.ok(Number(asked.slice(0, -1)) > 0, `resumed from byte ${asked}`);
+    await waitFor('transfer event', () => w.transfers().length === 1);
+    const tr = w.transfers()[0];
+    assert.equal(tr.outcome, 'resumed');
+    assert.equal(tr.peerName, 'bob');
+    assert.equal(tr.bytes, p.narSize);
+    assert.deepEqual(
+      w.fallbacks().map((f) => [f.from, f.to, f.reason, f.outcome]),
+      [['alice', 'bob', 'peer-failed', 'served']],
+    );
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(backup));
+    assert.ok(!w.registry.live().some((x) => x.id === w.idOf(dying)));
+  });
+
+  it('a peer dying mid-NAR with nobody to resume from: the client connection is cut, never ended cleanly', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('orphan', 1024 * 1024);
+    w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
+    w.peers[0].knobs.dieAfterBytes = 300_000;
+    const r = await w.nar(p);
+    assert.equal(r.status, 200);
+    assert.equal(r.complete, false);
+    assert.ok(r.body.length < p.narSize);
+    assert.ok(r.body.equals(p.nar.subarray(0, r.body.length)), 'what was sent is a correct prefix');
+    await waitFor('transfer event', () => w.transfers().length === 1);
+    assert.equal(w.transfers()[0].outcome, 'failed');
+  });
+
+  it('corrupted bytes: the client connection is cut short and the peer is marked bad', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [liar, honest] = w.peers;
+    const p = makePath('tampered', 500_000);
+    liar.add(p, narInfoFor(p, { signers: [upstream] }));
+    honest.add(p, narInfoFor(p, { signers: [upstream] }));
+    honest.knobs.narInfoDelayMs = 100;
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    liar.knobs.corruptAt = 123_456;
+    const r = await w.nar(p);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-length'], String(p.narSize));
+    assert.equal(r.complete, false, 'never a clean end');
+    assert.ok(r.body.length < p.narSize, `got ${r.body.length} of ${p.narSize} bytes`);
+    await waitFor('the liar marked bad', () => !w.registry.live().some((x) => x.id === w.idOf(liar)));
+    assert.ok(w.registry.get(w.idOf(liar))!.badUntil > Date.now());
+    await waitFor('transfer event', () => w.transfers().length === 1);
+    assert.equal(w.transfers()[0].outcome, 'failed');
+    // Even once its health probe passes again, the liar stays out for a while.
+    await w.registry.checkAll();
+    assert.ok(!w.registry.live().some((x) => x.id === w.idOf(liar)));
+    assertSameNar(await w.nar(p), p);
+    assert.equal(liar.counts.nar, 1);
+    assert.equal(honest.counts.nar, 1);
+  });
+
+  it('hedging: when the first peer is slow to answer the NAR, a second peer serves it', T, async (t) => {
+    const w = await world(t, { peers: 2, hedgeMs: 100 });
+    const [slow, quick] = w.peers;
+    const p = makePath('hedged', 100_000);
+    slow.add(p);
+    quick.add(p);
+    quick.knobs.narInfoDelayMs = 50; // slow is first in line
+    slow.knobs.narDelayMs = 1500;
+    const t0 = performance.now();
+    assertSameNar(await w.nar(p), p);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 1000, `took ${ms}ms`);
+    assert.equal(slow.counts.nar, 1);
+    assert.equal(quick.counts.nar, 1);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(quick));
+  });
+
+  it('hedging: when the entry peer is slow to answer the NAR, a second peer serves it', T, async (t) => {
+    const w = await world(t, { peers: 2, hedgeMs: 100 });
+    const [slow, quick] = w.peers;
+    const p = makePath('hedged-entry', 100_000);
+    slow.add(p, narInfoFor(p, { signers: [upstream] }));
+    quick.add(p, narInfoFor(p, { signers: [upstream] }));
+    quick.knobs.narInfoDelayMs = 50;
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(slow));
+    slow.knobs.narDelayMs = 1500;
+    const t0 = performance.now();
+    assertSameNar(await w.nar(p), p);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 1000, `took ${ms}ms`);
+    assert.equal(quick.counts.nar, 1);
+  });
+
+  it('HEAD of a peer NAR: headers only, and the peer request is let go', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('head-only', 1024 * 1024);
+    w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    const r = await w.nar(p, {}, 'HEAD');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-length'], String(p.narSize));
+    assert.equal(r.body.length, 0);
+    await waitFor('the peer connection closed', () => w.peers[0].openConnections === 0);
+  });
+
+  it('a Range request on a peer NAR gets exactly that slice, verified against the whole NAR', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('ranged', 400_000);
+    w.peers[0].add(p);
+    const r = await w.nar(p, { range: 'bytes=100000-' });
+    assert.equal(r.status, 206);
+    assert.equal(r.complete, true);
+    assert.ok(r.body.equals(p.nar.subarray(100_000)));
+  });
+});
