@@ -11,7 +11,7 @@ import type { NarInfo } from './nix/narinfo.ts';
 import { encodeNix32 } from './nix/nix32.ts';
 import type { SecretKey } from './nix/signing.ts';
 import { parseStorePath } from './nix/store-path.ts';
-import type { PeerClient } from './peers/peer-client.ts';
+import { PeerError, type PeerClient } from './peers/peer-client.ts';
 import type { Peer, PeerRegistry } from './peers/registry.ts';
 import { ResumingNarStream, type NarSource } from './peers/resuming-nar.ts';
 import type { LocalStore } from './store/local-store.ts';
@@ -54,15 +54,32 @@ interface PeerAnswer {
   narUrl: string;
 }
 
+/** A peer to open a NAR on: one that answered a lookup, or the affinity entry's (answer null). */
+interface Candidate {
+  peer: Peer;
+  url: string;
+  storePath: string;
+  narSize: number;
+  answer: PeerAnswer | null;
+}
+
+type Found = { candidate: Candidate; opened: Opened };
+
 export class Resolver implements CacheBackend {
   private readonly o: ResolverOptions;
   private readonly negative = new Map<string, number>();
   private readonly lookups = new Map<string, Lookup>();
 
   constructor(opts: ResolverOptions) {
-    this.o = { negativeTtlMs: 5000, hedgeMs: 300, ...opts };
-    // A new peer may have what we just missed.
-    opts.registry.on('up', () => this.negative.clear());
+    // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
+    // negative cache off (NaN expiry) and the hedge timer into 1ms.
+    this.o = { ...opts, negativeTtlMs: opts.negativeTtlMs ?? 5000, hedgeMs: opts.hedgeMs ?? 300 };
+    // A new peer may have what we just missed. Finished lookups go too: reusing one would repeat
+    // the miss without asking the newcomer.
+    opts.registry.on('up', () => {
+      this.negative.clear();
+      for (const [hashPart, l] of this.lookups) if (l.done) this.lookups.delete(hashPart);
+    });
   }
 
   async narInfo(hashPart: string): Promise<NarInfo | null> {
@@ -99,13 +116,15 @@ export class Resolver implements CacheBackend {
       if (!peer || peer.state === 'gone') reason = 'peer-gone';
       else if (!this.o.registry.live().includes(peer) || !entry.peerNarUrl) reason = 'peer-failed';
       else {
-        tried.add(peer.id);
-        const opened = await this.openFromPeer({ peer, url: entry.peerNarUrl }, entry.narSize);
-        if (opened) {
+        // Hedged like any peer: a stalled entry peer must not hold the NAR up for the header timeout.
+        const first: Candidate = { peer, url: entry.peerNarUrl, storePath: entry.storePath, narSize: entry.narSize, answer: null };
+        const got = await this.openFromPeers(hashPart, narHash32, tried, 0, first);
+        if (got?.candidate === first) {
           this.o.affinity.hit(hashPart);
-          return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
+          return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, got.opened, tried);
         }
         reason = 'peer-failed';
+        if (got) return this.servedByOtherPeer(hashPart, narHash, entry, reason, got, tried);
       }
     }
 
@@ -123,16 +142,17 @@ export class Resolver implements CacheBackend {
 
     // Any peer that holds this store path with exactly this NarHash serves identical bytes.
     const found2 = await this.openFromPeers(hashPart, narHash32, tried);
-    if (found2) {
-      const { answer, opened } = found2;
-      const storePath = answer.info.storePath;
-      this.remember(hashPart, answer);
-      this.o.affinity.hit(hashPart);
-      this.fallback(storePath, entry, answer.peer.name, reason, 'served');
-      return this.peerBody(hashPart, storePath, narHash, answer.info.narSize, opened, tried);
-    }
+    if (found2) return this.servedByOtherPeer(hashPart, narHash, entry, reason, found2, tried);
     if (entry) this.fallback(entry.storePath, entry, null, reason, 'not-found');
     return null;
+  }
+
+  private servedByOtherPeer(hashPart: string, narHash: Buffer, entry: AffinityEntry | undefined, reason: FallbackReason, found: Found, tried: Set<string>): NarBody {
+    const { candidate, opened } = found;
+    if (candidate.answer) this.remember(hashPart, candidate.answer);
+    this.o.affinity.hit(hashPart);
+    this.fallback(candidate.storePath, entry, candidate.peer.name, reason, 'served');
+    return this.peerBody(hashPart, candidate.storePath, narHash, candidate.narSize, opened, tried);
   }
 
   private remember(hashPart: string, a: PeerAnswer): void {
@@ -183,8 +203,11 @@ export class Resolver implements CacheBackend {
     return state.list.find((a) => judge(a) === 'trusted') ?? state.list.find((a) => judge(a) === 'acceptable') ?? null;
   }
 
-  /** The fan-out for this hash part: the one in flight or just finished, else a new one (null on a fresh miss). */
-  private fanOut(hashPart: string): Lookup | null {
+  /**
+   * The fan-out for this hash part: the one in flight or (unless `fresh`) just finished, else a new
+   * one. Null on a remembered miss.
+   */
+  private fanOut(hashPart: string, fresh = false): Lookup | null {
     const now = Date.now();
     const until = this.negative.get(hashPart);
     if (until !== undefined) {
@@ -192,7 +215,7 @@ export class Resolver implements CacheBackend {
       this.negative.delete(hashPart);
     }
     const existing = this.lookups.get(hashPart);
-    if (existing && (!existing.done || existing.doneAt + 1000 > now)) return existing;
+    if (existing && (!existing.done || (!fresh && existing.doneAt + 1000 > now))) return existing;
     const state: Lookup = { list: [], done: false, doneAt: 0, waiters: new Set() };
     this.lookups.set(hashPart, state);
     const wake = () => {
@@ -235,42 +258,71 @@ export class Resolver implements CacheBackend {
   }
 
   /**
-   * Opens the NAR on the first peer with this NarHash; if that peer hasn't answered within hedgeMs,
-   * the next one is asked too, and whichever answers first serves.
+   * Opens the NAR on the first live peer with this NarHash (or on `first`, without asking anyone
+   * else unless it is slow). When a peer hasn't answered within hedgeMs, the next one is asked too;
+   * whichever answers first serves and the others are cancelled. With `first`, a quick failure
+   * resolves null, so the caller can try the local store before other peers.
    */
-  private async openFromPeers(hashPart: string, narHash32: string, tried: Set<string>, offset = 0): Promise<{ answer: PeerAnswer; opened: Opened } | null> {
-    const state = this.fanOut(hashPart);
-    if (!state) return null;
-    const next = () => state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id));
+  private openFromPeers(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate): Promise<Found | null> {
+    const next = (state: Lookup) => {
+      const live = new Set(this.o.registry.live());
+      return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
+    };
+    let state: Lookup | null = null;
+    let fanned = false;
+    const lookup = (): Lookup | null => {
+      if (fanned) return state;
+      fanned = true;
+      state = this.fanOut(hashPart);
+      // A lookup that just finished may predate what we need now (a peer that since got the path,
+      // or only peers we have already tried): ask again rather than give up on stale answers.
+      if (state?.done && !next(state)) state = this.fanOut(hashPart, true);
+      return state;
+    };
     return new Promise((resolve) => {
       let pending = 0;
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
-      const finish = (v: { answer: PeerAnswer; opened: Opened } | null) => {
+      const cancels = new Set<AbortController>();
+      const finish = (v: Found | null) => {
         settled = true;
         clearTimeout(timer);
+        for (const c of cancels) c.abort();
         resolve(v);
+      };
+      const open = async (candidate: Candidate) => {
+        tried.add(candidate.peer.id);
+        pending++;
+        clearTimeout(timer);
+        timer = setTimeout(() => void launch(), this.o.hedgeMs);
+        const cancel = new AbortController();
+        cancels.add(cancel);
+        const opened = await this.openFromPeer(candidate, candidate.narSize, offset, cancel.signal);
+        cancels.delete(cancel);
+        pending--;
+        if (opened && !settled) finish({ candidate, opened });
+        else if (opened) opened.stream.destroy();
+        else if (!settled && !fanned && pending === 0) finish(null);
+        else void launch();
       };
       const launch = async () => {
         if (settled) return;
-        await this.until(state, () => next() !== undefined);
-        const answer = next();
+        const s = lookup();
+        if (!s) {
+          if (pending === 0) finish(null);
+          return;
+        }
+        await this.until(s, () => next(s) !== undefined);
         if (settled) return;
+        const answer = next(s);
         if (!answer) {
           if (pending === 0) finish(null);
           return;
         }
-        tried.add(answer.peer.id);
-        pending++;
-        clearTimeout(timer);
-        timer = setTimeout(() => void launch(), this.o.hedgeMs);
-        const opened = await this.openFromPeer({ peer: answer.peer, url: answer.narUrl }, answer.info.narSize, offset);
-        pending--;
-        if (opened && !settled) finish({ answer, opened });
-        else if (opened) opened.stream.destroy();
-        else void launch();
+        void open({ peer: answer.peer, url: answer.narUrl, storePath: answer.info.storePath, narSize: answer.info.narSize, answer });
       };
-      void launch();
+      if (first) void open(first);
+      else void launch();
     });
   }
 
@@ -288,14 +340,18 @@ export class Resolver implements CacheBackend {
     }
   }
 
-  /** Opens a NAR on one source; a failure marks the peer so it isn't asked again until it recovers. */
-  private async openFromPeer(source: NarSource, narSize: number, offset = 0): Promise<Opened | null> {
+  /**
+   * Opens a NAR on one source; a failure marks the peer so it isn't asked again until it recovers.
+   * A peer that merely no longer has the path, or that we cancelled, has not failed.
+   */
+  private async openFromPeer(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal): Promise<Opened | null> {
     try {
-      const stream = await this.o.client.openNar(source.url, { offset, expectedSize: narSize });
-      return { source, stream };
+      const stream = await this.o.client.openNar(source.url, { offset, expectedSize: narSize, signal });
+      return { source: { peer: source.peer, url: source.url }, stream };
     } catch (e) {
+      if (signal?.aborted) return null;
       this.o.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
-      this.o.registry.reportFailure(source.peer, (e as Error).message);
+      if (!(e instanceof PeerError && e.kind === 'missing')) this.o.registry.reportFailure(source.peer, (e as Error).message);
       return null;
     }
   }
@@ -323,8 +379,8 @@ export class Resolver implements CacheBackend {
             const found = await this.openFromPeers(hashPart, narHash32, tried, offset);
             if (!found) return null;
             const before = this.o.affinity.get(hashPart);
-            this.remember(hashPart, found.answer);
-            this.fallback(storePath, before, found.answer.peer.name, 'peer-failed', 'served');
+            if (found.candidate.answer) this.remember(hashPart, found.candidate.answer);
+            this.fallback(storePath, before, found.candidate.peer.name, 'peer-failed', 'served');
             return found.opened;
           },
         });
@@ -334,10 +390,16 @@ export class Resolver implements CacheBackend {
         if (released) return;
         released = true;
         const s = stream as ResumingNarStream | null;
-        s?.destroy();
-        const last = s?.sources.at(-1)?.peer ?? first.source.peer;
+        if (!s) {
+          // Never streamed (HEAD, an unsatisfiable range, a client already gone): let the peer go
+          // now rather than hold its connection until the idle timeout. Nothing was transferred.
+          first.stream.destroy();
+          return;
+        }
+        s.destroy();
+        const last = s.sources.at(-1)?.peer ?? first.source.peer;
         if (reason === 'mismatch') {
-          for (const src of s?.sources ?? [first.source]) this.o.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
+          for (const src of s.sources) this.o.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
         }
         if (reason !== 'aborted') {
           this.o.events.emit({
@@ -346,7 +408,7 @@ export class Resolver implements CacheBackend {
             direction: 'in',
             peerName: last.name,
             bytes,
-            outcome: reason === 'done' ? ((s?.sources.length ?? 1) > 1 ? 'resumed' : 'ok') : 'failed',
+            outcome: reason === 'done' ? (s.sources.length > 1 ? 'resumed' : 'ok') : 'failed',
           });
         }
       },

@@ -101,11 +101,14 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       body.release('failed');
       return failed(res, e, head);
     }
+    // pipeline() destroys every stream on any error, so who failed first must be noted as it happens.
+    let sourceFailed = false;
+    source.once('error', () => (sourceFailed = true));
     pipeline(source, verifier, res, (err) => {
       const sent = Math.max(0, Math.min(verifier.bytesSeen, end + 1) - start);
       if (err) {
         const mismatch = err instanceof NarMismatchError;
-        const aborted = !mismatch && req.socket.destroyed;
+        const aborted = !mismatch && !sourceFailed && (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
         // Never end a wrong or short body cleanly: a destroyed socket is what tells Nix to retry or resume.
         res.destroy();
         log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${err.message}`);

@@ -9,7 +9,7 @@ import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 export const MAX_NARINFO_BYTES = 64 * 1024;
 
 export class PeerError extends Error {
-  readonly kind: 'unreachable' | 'timeout' | 'bad-response';
+  readonly kind: 'unreachable' | 'timeout' | 'bad-response' | 'missing';
   constructor(kind: PeerError['kind'], message: string) {
     super(message);
     this.kind = kind;
@@ -85,11 +85,12 @@ export class PeerClient {
       throw asPeerError(e, url);
     });
     const want = opts.expectedSize - opts.offset;
-    const fail = (why: string): never => {
+    const fail = (why: string, kind: PeerError['kind'] = 'bad-response'): never => {
       stream.destroy();
-      throw new PeerError('bad-response', `${url}: ${why}`);
+      throw new PeerError(kind, `${url}: ${why}`);
     };
-    if (response.statusCode === 404 || response.statusCode === 410 || response.statusCode === 403) fail('not there any more');
+    // The peer is fine, it just no longer has the path (GC): the caller must not count it as down.
+    if (response.statusCode === 404 || response.statusCode === 410 || response.statusCode === 403) fail('not there any more', 'missing');
     if (opts.offset > 0) {
       if (response.statusCode !== 206) fail(`no range support (HTTP ${response.statusCode})`);
       const cr = String(response.headers['content-range'] ?? '');

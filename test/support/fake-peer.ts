@@ -94,6 +94,7 @@ export class FakePeer {
   private readonly nars = new Map<string, Buffer>();
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly narSockets = new Set<Socket>();
 
   private constructor(server: Server) {
     this.server = server;
@@ -127,9 +128,9 @@ export class FakePeer {
     return this;
   }
 
-  /** Open connections right now (a proxied NAR the resolver let go of closes its connection). */
-  get openConnections(): number {
-    return this.sockets.size;
+  /** Connections that carried a NAR and are still open (a NAR the resolver lets go of closes its own). */
+  get openNarConnections(): number {
+    return [...this.narSockets].filter((s) => !s.destroyed).length;
   }
 
   async close(): Promise<void> {
@@ -168,6 +169,7 @@ export class FakePeer {
     }
     if (path.startsWith('/nar/')) {
       this.counts.nar++;
+      this.narSockets.add(req.socket);
       return this.later(this.knobs.narDelayMs, () => this.serveNar(path, req, res));
     }
     res.writeHead(404, { 'Content-Length': '0' }).end();

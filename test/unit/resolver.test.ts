@@ -250,27 +250,38 @@ describe('resolver: narinfo', () => {
     });
   }
 
-  it('miss: 404 quickly, remembered (no peer asked again), forgotten when a peer comes up', T, async (t) => {
-    const w = await world(t, { peers: 2 });
+  it('miss: 404 quickly, remembered briefly (no peer asked again), then asked again once it expires', T, async (t) => {
+    const w = await world(t, { peers: 2, negativeTtlMs: 2000 });
     const p = makePath('nowhere');
     const r = await w.narInfo(p.hashPart);
     assert.equal(r.status, 404);
     assert.ok(r.ms < 300, `a miss took ${r.ms}ms`);
     assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1]);
-
+    await sleep(1100); // past the window in which a finished lookup is shared
     const again = await w.narInfo(p.hashPart);
     assert.equal(again.status, 404);
     assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1], 'the negative cache answered');
+    await sleep(1000);
+    assert.equal((await w.narInfo(p.hashPart)).status, 404);
+    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2], 'expired: the peers are asked again');
+  });
 
-    const newcomer = await FakePeer.start();
-    newcomer.add(p, narInfoFor(p, { signers: [upstream] }));
-    w.peers.push(newcomer);
-    w.registry.upsert({ id: 'newcomer', name: 'newcomer', url: newcomer.url, address: '127.0.0.1', port: newcomer.port, platform: null, publicKey: null, source: 'static' });
-    await w.registry.checkAll();
-    const third = await w.narInfo(p.hashPart);
-    assert.equal(third.status, 200, 'the newcomer was asked');
-    assert.equal(newcomer.counts.narInfo, 1);
-    assert.deepEqual(w.peers.slice(0, 2).map((x) => x.counts.narInfo), [2, 2]);
+  it('a remembered miss is forgotten when a peer comes up', T, async (t) => {
+    const w = await world(t, { peers: 2 }); // the default negative TTL (5s), passed as undefined
+    const p = makePath('not-yet');
+    const q = makePath('not-yet-either');
+    assert.equal((await w.narInfo(q.hashPart)).status, 404);
+    await sleep(1100);
+    assert.equal((await w.narInfo(p.hashPart)).status, 404); // just now: a finished lookup is shared for a moment
+    assert.equal((await w.narInfo(q.hashPart)).status, 404); // long ago: the negative cache
+    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2]);
+
+    const newcomer = await w.addPeer();
+    newcomer.add(p, narInfoFor(p, { signers: [upstream] })).add(q, narInfoFor(q, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200, 'the newcomer was asked at once');
+    assert.equal((await w.narInfo(q.hashPart)).status, 200);
+    assert.equal(newcomer.counts.narInfo, 2);
+    assert.deepEqual(w.peers.slice(0, 2).map((x) => x.counts.narInfo), [4, 4]);
   });
 
   it('a miss with no live peer at all is a 404 without waiting', T, async (t) => {
@@ -423,6 +434,7 @@ describe('resolver: NAR', () => {
       [['alice', 'bob', 'peer-failed', 'served']],
     );
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(second));
+    assert.ok(w.registry.live().some((x) => x.id === w.idOf(first)), 'a peer that merely lost the path is not down');
   });
 
   it('entry peer removed from the registry → another peer serves, fallback peer-gone', T, async (t) => {
@@ -468,8 +480,6 @@ describe('resolver: NAR', () => {
     assert.equal(r.status, 404);
     assert.equal(w.peers[0].counts.nar, 0);
     w.peers[1].add(p);
-    await sleep(1100); // past the lookup's reuse window
-    await w.registry.checkAll();
     w.store.add(p);
     assert.equal((await w.narInfo(p.hashPart)).status, 200); // entry local
     w.store.delete(p);
@@ -534,9 +544,22 @@ describe('resolver: NAR', () => {
     assert.equal(r.complete, false);
     assert.ok(r.body.length < p.narSize);
     assert.ok(r.body.equals(p.nar.subarray(0, r.body.length)), 'what was sent is a correct prefix');
-    await waitFor('transfer event', () => w.transfers().length === 1);
-    assert.equal(w.transfers()[0].outcome, 'failed');
+    assert.ok(!w.registry.live().some((x) => x.id === w.idOf(w.peers[0])), 'the dead peer is not asked again');
   });
+
+  it(
+    'a peer transfer that fails mid-way is reported as a failed transfer',
+    T,
+    async (t) => {
+      const w = await world(t, { peers: 1 });
+      const p = makePath('orphan-event', 1024 * 1024);
+      w.peers[0].add(p);
+      w.peers[0].knobs.dieAfterBytes = 300_000;
+      assert.equal((await w.nar(p)).complete, false);
+      await waitFor('transfer event', () => w.transfers().length === 1, 1000);
+      assert.equal(w.transfers()[0].outcome, 'failed');
+    },
+  );
 
   it('corrupted bytes: the client connection is cut short and the peer is marked bad', T, async (t) => {
     const w = await world(t, { peers: 2 });
@@ -607,7 +630,7 @@ describe('resolver: NAR', () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-length'], String(p.narSize));
     assert.equal(r.body.length, 0);
-    await waitFor('the peer connection closed', () => w.peers[0].openConnections === 0);
+    await waitFor('the peer connection closed', () => w.peers[0].openNarConnections === 0, 1000);
   });
 
   it('a Range request on a peer NAR gets exactly that slice, verified against the whole NAR', T, async (t) => {
