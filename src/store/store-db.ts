@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { PathInfo } from './daemon-connection.ts';
 
 // Read-only lookups in the store's own SQLite database, the fast path for narinfos: one indexed
@@ -25,8 +25,11 @@ export class StoreDb {
   static open(root: string): { db: StoreDb | null; why: string | null } {
     const file = `${root}/nix/var/nix/db/db.sqlite`;
     if (!existsSync(file)) return { db: null, why: `${file} does not exist` };
+    // Looked up at run time: a runtime without node:sqlite (an older Electron) still runs, on the daemon.
+    const sqlite = process.getBuiltinModule?.('node:sqlite') as typeof import('node:sqlite') | undefined;
+    if (!sqlite) return { db: null, why: 'this Node has no node:sqlite' };
     try {
-      const db = new DatabaseSync(file, { readOnly: true, timeout: 50 });
+      const db = new sqlite.DatabaseSync(file, { readOnly: true, timeout: 50 });
       const store = new StoreDb(db);
       store.byPath.get('/nix/store/x'); // proves the schema is one we can read
       return { db: store, why: null };
