@@ -1,4 +1,5 @@
-import { Agent } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import got, { type Got } from 'got';
 import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
@@ -28,13 +29,17 @@ export const DEFAULT_TIMEOUTS: PeerTimeouts = { connectMs: 500, narInfoMs: 1500,
 export class PeerClient {
   private readonly http: Got;
   private readonly timeouts: PeerTimeouts;
+  private readonly userAgent: string;
   readonly agent: Agent;
+  readonly httpsAgent: HttpsAgent;
 
   constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix') {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    this.userAgent = userAgent;
     this.agent = new Agent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: 60_000 });
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: 60_000 });
     this.http = got.extend({
-      agent: { http: this.agent },
+      agent: { http: this.agent, https: this.httpsAgent },
       retry: { limit: 0 },
       followRedirect: false,
       throwHttpErrors: false,
@@ -49,11 +54,9 @@ export class PeerClient {
     let status: number;
     let body: string;
     try {
-      const stream = this.http.stream(url, {
-        timeout: { connect: this.timeouts.connectMs, request: this.timeouts.narInfoMs },
-        signal,
-      });
-      ({ status, body } = await readBounded(stream, MAX_NARINFO_BYTES));
+      const res = await this.request(url, {}, this.timeouts.narInfoMs, signal);
+      status = res.statusCode ?? 0;
+      body = await readBounded(res, MAX_NARINFO_BYTES, this.timeouts.narInfoMs);
     } catch (e) {
       throw asPeerError(e, url);
     }
@@ -72,34 +75,31 @@ export class PeerClient {
    * right status and length, so the caller can still choose another source before sending headers.
    */
   async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal }): Promise<Readable> {
-    const stream = this.http.stream(url, {
-      timeout: { connect: this.timeouts.connectMs, response: this.timeouts.narHeadersMs, read: this.timeouts.narIdleMs },
-      headers: opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {},
-      signal: opts.signal,
-    });
-    const response = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
-      stream.once('response', resolve);
-      stream.once('error', reject);
-    }).catch((e) => {
-      stream.destroy();
+    let res: IncomingMessage;
+    try {
+      res = await this.request(url, opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {}, this.timeouts.narHeadersMs, opts.signal);
+    } catch (e) {
       throw asPeerError(e, url);
-    });
+    }
     const want = opts.expectedSize - opts.offset;
     const fail = (why: string, kind: PeerError['kind'] = 'bad-response'): never => {
-      stream.destroy();
+      res.destroy();
       throw new PeerError(kind, `${url}: ${why}`);
     };
+    const status = res.statusCode ?? 0;
     // The peer is fine, it just no longer has the path (GC): the caller must not count it as down.
-    if (response.statusCode === 404 || response.statusCode === 410 || response.statusCode === 403) fail('not there any more', 'missing');
+    if (status === 404 || status === 410 || status === 403) fail('not there any more', 'missing');
     if (opts.offset > 0) {
-      if (response.statusCode !== 206) fail(`no range support (HTTP ${response.statusCode})`);
-      const cr = String(response.headers['content-range'] ?? '');
+      if (status !== 206) fail(`no range support (HTTP ${status})`);
+      const cr = String(res.headers['content-range'] ?? '');
       if (!cr.startsWith(`bytes ${opts.offset}-`)) fail(`wrong Content-Range "${cr}"`);
-    } else if (response.statusCode !== 200) fail(`HTTP ${response.statusCode}`);
-    const len = response.headers['content-length'];
+    } else if (status !== 200) fail(`HTTP ${status}`);
+    const len = res.headers['content-length'];
     if (len !== undefined && Number(len) !== want) fail(`Content-Length ${len}, expected ${want}`);
-    if (response.headers['content-encoding'] && response.headers['content-encoding'] !== 'identity') fail('unexpected Content-Encoding');
-    return stream;
+    if (res.headers['content-encoding'] && res.headers['content-encoding'] !== 'identity') fail('unexpected Content-Encoding');
+    // A peer that stops sending mid-NAR is treated as dead, so the stream can resume elsewhere.
+    res.setTimeout(this.timeouts.narIdleMs, () => res.destroy(new PeerError('timeout', `${url}: no data for ${this.timeouts.narIdleMs} ms`)));
+    return res;
   }
 
   /** A cheap liveness check: the peer answers /nix-cache-info with 200 in time. */
@@ -114,26 +114,61 @@ export class PeerClient {
 
   close(): void {
     this.agent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  /**
+   * One GET on a kept-alive connection, resolving at the response headers. got's per-request cost
+   * (~0.6 ms here, measured with bench/peers.ts) is more than a whole LAN miss may take, so the two
+   * hot requests use node:http directly; got keeps the rest (probes, the CLI).
+   */
+  private request(url: string, headers: Record<string, string>, headersMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const https = url.startsWith('https:');
+      const req = (https ? httpsRequest : httpRequest)(url, {
+        agent: https ? this.httpsAgent : this.agent,
+        headers: { 'user-agent': this.userAgent, ...headers },
+        signal,
+      });
+      const timer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: no answer within ${headersMs} ms`)), headersMs);
+      req.once('socket', (socket) => {
+        if (!socket.connecting) return;
+        const connectTimer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: connect timed out`)), this.timeouts.connectMs);
+        socket.once('connect', () => clearTimeout(connectTimer));
+        socket.once('close', () => clearTimeout(connectTimer));
+      });
+      req.once('response', (res) => {
+        clearTimeout(timer);
+        resolve(res);
+      });
+      req.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      req.end();
+    });
   }
 }
 
-async function readBounded(stream: Readable & { once: Function }, max: number): Promise<{ status: number; body: string }> {
+function readBounded(res: IncomingMessage, max: number, ms: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    let status = 0;
     const parts: Buffer[] = [];
     let size = 0;
-    stream.once('response', (r: { statusCode: number }) => {
-      status = r.statusCode;
-    });
-    stream.on('data', (chunk: Buffer) => {
+    const timer = setTimeout(() => res.destroy(new PeerError('timeout', 'body timed out')), ms);
+    res.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > max) {
-        stream.destroy();
-        reject(new PeerError('bad-response', `response larger than ${max} bytes`));
-      } else parts.push(chunk);
+      if (size > max) res.destroy(new PeerError('bad-response', `response larger than ${max} bytes`));
+      else parts.push(chunk);
     });
-    stream.once('end', () => resolve({ status, body: Buffer.concat(parts).toString('utf8') }));
-    stream.once('error', reject);
+    res.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(parts).toString('utf8'));
+    });
+    res.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    res.once('aborted', () => reject(new PeerError('unreachable', 'connection closed mid-response')));
   });
 }
 
