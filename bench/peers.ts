@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, cleanup, makeTempDir, startNixHost } from '../test/support/nix-host.ts';
-import { startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
+import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
 import { curlThroughput, median, percentile, row, sequentialLatency } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -24,7 +24,7 @@ async function main() {
   const emptyStore = await startNixHost(`${dir}/a`);
   const started: PeernixProcess[] = [];
   const serve = async (name: string, store: string, args: string[]) => {
-    const p = await startPeernixProcess(['--store', store, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}`, '--no-mdns', ...args]);
+    const p = await startPeernixProcess(['--store', store, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}`, '--no-mdns', ...args], { main: BUILT_MAIN });
     started.push(p);
     return p;
   };

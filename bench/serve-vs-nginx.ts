@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
-import { startPeernixProcess } from '../test/support/peernix-process.ts';
+import { BUILT_MAIN, startPeernixProcess } from '../test/support/peernix-process.ts';
 import { curlThroughput, median, peakRssMiB, percentile, row, sequentialLatency } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -52,7 +52,7 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns']);
+    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns'], { main: BUILT_MAIN });
     const pnBase = pn.shareUrl!;
     await new Promise((r) => setTimeout(r, 500));
 

@@ -4,6 +4,7 @@
 //   renderer/index.html, styles.css, assets/favicon.png → dist/renderer/
 //   electron/preload.ts → dist/electron/preload.cjs (one CommonJS file: sandboxed preloads can
 //                        require nothing but 'electron')
+//   src/cli/main.ts    → dist/cli/peernix.js (the CLI and daemon, ESM, npm packages external)
 //   electron/main.ts   → dist/electron/main.js (ESM; npm packages stay external and load from
 //                        node_modules, the core's .ts files are bundled in)
 // Usage: node scripts/build.ts [--watch]
@@ -34,6 +35,18 @@ const builds: esbuild.BuildOptions[] = [
     format: 'cjs',
     target: ['node20'],
     external: ['electron'],
+  },
+  {
+    // The daemon as users run it: one file, so Node needn't strip types (and hold the stripper) at run time.
+    // Split so that `status`/`sharing`'s HTTP client stays a separate chunk the daemon never loads.
+    entryPoints: { peernix: r('src/cli/main.ts') },
+    outdir: r('dist/cli'),
+    bundle: true,
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    target: ['node22'],
+    packages: 'external',
   },
   {
     entryPoints: [r('electron/main.ts')],

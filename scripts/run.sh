@@ -12,4 +12,4 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${NIX_DAEMON_SOCKET_PATH:-}" ] && ! pgrep -x ni
   for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
 fi
 node_modules/.bin/node scripts/build.ts >/dev/null
-exec node_modules/.bin/node src/cli/main.ts serve "$@"
+exec node_modules/.bin/node dist/cli/peernix.js serve "$@"

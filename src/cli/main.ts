@@ -1,5 +1,4 @@
 import { VERSION } from '../version.ts';
-import { sharing, status } from './control.ts';
 import { nixConf } from './nix-conf.ts';
 import { serve, SERVE_HELP } from './serve.ts';
 
@@ -24,10 +23,11 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'nix-conf':
       return nixConf(rest);
+    // Loaded only when used: the control client's HTTP library has no place in the daemon's memory.
     case 'status':
-      return status(rest);
+      return (await import('./control.ts')).status(rest);
     case 'sharing':
-      return sharing(rest);
+      return (await import('./control.ts')).sharing(rest);
     case '--version':
     case '-V':
     case 'version':

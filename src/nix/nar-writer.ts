@@ -18,12 +18,12 @@ import fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 
-const CHUNK = 1024 * 1024; // read size for big files
+const CHUNK = 256 * 1024; // read size for big files
 const ACC_SIZE = 256 * 1024; // output chunk for packed tokens and small files
 const SMALL_FILE = 128 * 1024; // files up to this size are read whole, in one call (< ACC_SIZE)
 const PREFETCH_WINDOW = 32; // async mode: entries per directory looked at ahead of the writer
 const PREFETCH_BUDGET = 8 * 1024 * 1024; // async mode: read-ahead file content held at once
-const HIGH_WATER_MARK = 1024 * 1024;
+const HIGH_WATER_MARK = 256 * 1024;
 const SLICE_MS = 4; // longest run of synchronous work between event-loop turns
 const SLOW_SYNC_MS = 2; // a synchronous entry slower than this counts as slow...
 const SLOW_SYNC_LIMIT = 8; // ...and this many (and over 2% of all) switch the walk to async I/O

@@ -1,7 +1,6 @@
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
-import got, { type Got } from 'got';
 import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
@@ -27,7 +26,6 @@ export interface PeerTimeouts {
 export const DEFAULT_TIMEOUTS: PeerTimeouts = { connectMs: 500, narInfoMs: 1500, narHeadersMs: 3000, narIdleMs: 15000 };
 
 export class PeerClient {
-  private readonly http: Got;
   private readonly timeouts: PeerTimeouts;
   private readonly userAgent: string;
   readonly agent: Agent;
@@ -38,14 +36,6 @@ export class PeerClient {
     this.userAgent = userAgent;
     this.agent = new Agent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: 60_000 });
     this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: 60_000 });
-    this.http = got.extend({
-      agent: { http: this.agent, https: this.httpsAgent },
-      retry: { limit: 0 },
-      followRedirect: false,
-      throwHttpErrors: false,
-      decompress: false,
-      headers: { 'user-agent': userAgent },
-    });
   }
 
   /** The peer's narinfo for a hash part: a NarInfo, null when it says it hasn't it, or a PeerError. */
@@ -105,8 +95,9 @@ export class PeerClient {
   /** A cheap liveness check: the peer answers /nix-cache-info with 200 in time. */
   async probe(baseUrl: string, timeoutMs: number): Promise<boolean> {
     try {
-      const r = await this.http.get(`${baseUrl}/nix-cache-info`, { timeout: { request: timeoutMs } });
-      return r.statusCode === 200 && r.body.length < 4096 && /StoreDir: \/nix\/store/.test(r.body);
+      const res = await this.request(`${baseUrl}/nix-cache-info`, {}, timeoutMs);
+      const body = await readBounded(res, 4096, timeoutMs);
+      return res.statusCode === 200 && /^StoreDir: \/nix\/store$/m.test(body);
     } catch {
       return false;
     }
@@ -118,9 +109,9 @@ export class PeerClient {
   }
 
   /**
-   * One GET on a kept-alive connection, resolving at the response headers. got's per-request cost
-   * (~0.6 ms here, measured with bench/peers.ts) is more than a whole LAN miss may take, so the two
-   * hot requests use node:http directly; got keeps the rest (probes, the CLI).
+   * One GET on a kept-alive connection, resolving at the response headers. node:http rather than got:
+   * got's per-request cost (~0.6 ms here, measured with bench/peers.ts) is more than a whole LAN miss
+   * may take, and loading it costs the daemon ~34 MB of RSS. got stays in the short-lived CLI.
    */
   private request(url: string, headers: Record<string, string>, headersMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {

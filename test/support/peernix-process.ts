@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MAIN = `${PROJECT_ROOT}src/cli/main.ts`;
+/** The bundle users run (npm run build); benchmarks measure this one. */
+export const BUILT_MAIN = `${PROJECT_ROOT}dist/cli/peernix.js`;
 
 export interface PeernixProcess {
   proc: ChildProcess;
@@ -18,9 +20,9 @@ export interface PeernixProcess {
 
 export async function startPeernixProcess(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: (cmd: string, args: string[]) => [string, string[]] } = {},
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: (cmd: string, args: string[]) => [string, string[]]; main?: string } = {},
 ): Promise<PeernixProcess> {
-  const cmdArgs = [MAIN, 'serve', ...args];
+  const cmdArgs = [opts.main ?? MAIN, 'serve', ...args];
   const [cmd, finalArgs] = opts.wrap ? opts.wrap(process.execPath, cmdArgs) : [process.execPath, cmdArgs];
   const proc = spawn(cmd, finalArgs, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
