@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { decodeNix32 } from '../nix/nix32.ts';
-import { renderNarInfo } from '../nix/narinfo.ts';
+import { renderNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import type { Logger } from '../log.ts';
 import { BackendUnavailableError, type CacheBackend } from './backend.ts';
 import { parseRange } from './range.ts';
@@ -51,7 +51,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     try {
       const info = await backend.narInfo(hashPart);
       if (!info) return send(res, 404, 'not found\n', {}, head);
-      send(res, 200, renderNarInfo(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
+      send(res, 200, rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
     } catch (e) {
       failed(res, e, head);
     }
@@ -129,6 +129,17 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     log.error(`internal error: ${(e as Error)?.stack ?? e}`);
     send(res, 500, 'internal error\n', {}, head);
   }
+}
+
+// Backends hand out the same NarInfo object for the same path info, so its text is rendered once.
+const renderings = new WeakMap<NarInfo, string>();
+function rendered(info: NarInfo): string {
+  let text = renderings.get(info);
+  if (text === undefined) {
+    text = renderNarInfo(info);
+    renderings.set(info, text);
+  }
+  return text;
 }
 
 export function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}, head = false): void {

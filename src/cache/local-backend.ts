@@ -9,23 +9,23 @@ import { narUrl } from './routes.ts';
 
 // Serves this machine's store: narinfos carry every signature the store already has plus ours.
 
-// Signing costs more than the rest of a narinfo; a path's fingerprint never changes, so each is
-// signed once.
-const signatures = new Map<string, string>();
-const MAX_SIGNATURES = 50_000;
-
-function ownSignature(info: NarInfo, key: SecretKey): string {
-  const id = `${key.publicKey.text}\0${info.storePath}\0${info.narHash}`;
-  let sig = signatures.get(id);
-  if (sig === undefined) {
-    sig = signNarInfo(info, key);
-    if (signatures.size >= MAX_SIGNATURES) signatures.delete(signatures.keys().next().value!);
-    signatures.set(id, sig);
-  }
-  return sig;
-}
+// Signing costs more than all the rest of a narinfo, and the same path info makes the same narinfo,
+// so recent ones are kept whole, keyed by all that can change for a path: its NarHash and signatures.
+const recent = new Map<string, NarInfo>();
+const MAX_RECENT = 10_000;
 
 export function narInfoFromPathInfo(info: PathInfo, key: SecretKey): NarInfo {
+  const id = `${info.path}\0${info.narHash.toString('hex')}\0${info.sigs.join(' ')}\0${key.publicKey.text}`;
+  let made = recent.get(id);
+  if (!made) {
+    made = buildNarInfo(info, key);
+    if (recent.size >= MAX_RECENT) recent.delete(recent.keys().next().value!);
+    recent.set(id, made);
+  }
+  return made;
+}
+
+function buildNarInfo(info: PathInfo, key: SecretKey): NarInfo {
   const narHash = formatSha256Nix32(info.narHash);
   const hashPart = basename(info.path).slice(0, 32);
   const base: NarInfo = {
@@ -41,7 +41,7 @@ export function narInfoFromPathInfo(info: PathInfo, key: SecretKey): NarInfo {
     sigs: [],
     ca: info.ca ?? undefined,
   };
-  const own = ownSignature(base, key);
+  const own = signNarInfo(base, key);
   base.sigs = info.sigs.includes(own) ? [...info.sigs] : [...info.sigs, own];
   return base;
 }

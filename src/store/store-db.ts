@@ -55,13 +55,27 @@ export class StoreDb {
     }
   }
 
+  // A row's references never change while its id lives, and ids are never reused (AUTOINCREMENT),
+  // so they are read once.
+  private readonly refsById = new Map<number, string[]>();
+
+  private referencesOf(id: number): string[] {
+    let refs = this.refsById.get(id);
+    if (!refs) {
+      refs = (this.refs.all(id) as { path: string }[]).map((r) => r.path).sort();
+      if (this.refsById.size >= 50_000) this.refsById.delete(this.refsById.keys().next().value!);
+      this.refsById.set(id, refs);
+    }
+    return refs;
+  }
+
   private query(get: () => unknown): PathInfo | null | undefined {
     try {
       const row = get() as Row | undefined;
       if (!row) return null;
       const hash = /^sha256:([0-9a-f]{64})$/.exec(row.hash);
       if (!hash || typeof row.narSize !== 'number' || row.narSize <= 0) return undefined;
-      const refs = (this.refs.all(row.id) as { path: string }[]).map((r) => r.path).sort();
+      const refs = this.referencesOf(row.id);
       return {
         path: row.path,
         deriver: row.deriver || null,
