@@ -7,6 +7,7 @@
 // proxied through the substituter against downloading it from the peer directly (curl, MiB/s).
 // Medians of RUNS runs. Targets (issue 3): a miss with 20 peers ≤ 5 ms p50; proxied ≥ 0.8× direct.
 import { randomBytes } from 'node:crypto';
+import { Agent, createServer, get, type Server } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, cleanup, makeTempDir, startNixHost } from '../test/support/nix-host.ts';
 import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
@@ -76,8 +77,16 @@ async function main() {
         const viaNar = `${via}/${/^URL: (.*)$/m.exec(info)![1]}`;
         const dinfo = await (await fetch(`${direct}/${big.slice(11, 43)}.narinfo`)).text();
         const directNar = `${direct}/${/^URL: (.*)$/m.exec(dinfo)![1]}`;
+        // A second reference: the least a Node proxy can do (http.get(...).pipe(res), no checks at all).
+        const bare = await bareNodeProxy(direct);
+        const bareNar = `${bare.url}${new URL(directNar).pathname}`;
         await curlThroughput(viaNar, 1);
-        for (let r = 0; r < RUNS; r++) add('NAR 200 MB proxied (vs direct)', await curlThroughput(viaNar, 1), await curlThroughput(directNar, 1), 'MiB/s');
+        for (let r = 0; r < RUNS; r++) {
+          const ours = await curlThroughput(viaNar, 1);
+          add('NAR 200 MB proxied (vs direct)', ours, await curlThroughput(directNar, 1), 'MiB/s');
+          add('NAR 200 MB proxied (vs bare node)', ours, await curlThroughput(bareNar, 1), 'MiB/s');
+        }
+        bare.server.close();
       }
       await a.stop();
       started.splice(started.indexOf(a), 1);
@@ -92,6 +101,18 @@ async function main() {
     await emptyStore.stop();
     await cleanup(dir);
   }
+}
+
+async function bareNodeProxy(upstream: string): Promise<{ url: string; server: Server }> {
+  const agent = new Agent({ keepAlive: true });
+  const server = createServer((req, res) => {
+    get(upstream + req.url, { agent }, (up) => {
+      res.writeHead(up.statusCode ?? 502, { 'content-length': up.headers['content-length'] ?? '0' });
+      up.pipe(res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server };
 }
 
 async function waitUp(p: PeernixProcess, n: number) {
