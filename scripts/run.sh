@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 scripts/install-system-deps.sh run
 scripts/install-node-deps.sh
 socket="${NIX_DAEMON_SOCKET_PATH:-/nix/var/nix/daemon-socket/socket}"
-if [ "$(id -u)" -eq 0 ] && [ -z "${NIX_DAEMON_SOCKET_PATH:-}" ] && ! pgrep -x nix-daemon >/dev/null; then
-  echo "peernix: no nix-daemon is running; starting one (log: /var/log/nix-daemon.log)" >&2
-  nohup nix-daemon >>/var/log/nix-daemon.log 2>&1 &
-  for _ in $(seq 50); do [ -S "$socket" ] && break; sleep 0.1; done
+daemon_up() { NIX_CONFIG='experimental-features = nix-command' nix store ping --store daemon >/dev/null 2>&1; }
+if [ "$(id -u)" -eq 0 ] && [ -z "${NIX_DAEMON_SOCKET_PATH:-}" ] && ! daemon_up; then
+  echo "peernix: no nix-daemon answers on $socket; starting one (log: /var/log/nix-daemon.log)" >&2
+  # Its own session, so stopping Peernix (Ctrl-C) leaves the system's daemon running.
+  setsid nohup nix-daemon >>/var/log/nix-daemon.log 2>&1 < /dev/null &
+  for _ in $(seq 50); do daemon_up && break; sleep 0.1; done
 fi
 node_modules/.bin/node scripts/build.ts >/dev/null
 exec node_modules/.bin/node dist/cli/peernix.js serve "$@"
