@@ -123,10 +123,10 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     backend: local,
     log: log.child('share'),
     priority: CACHE_PRIORITY,
-    onNarSent: ({ remoteAddress, bytes, ok }) => {
+    onNarSent: ({ remoteAddress, storePath, bytes, ok }) => {
       registry.countBytesTo(remoteAddress, bytes);
       const peer = registry.findByAddress(remoteAddress);
-      if (peer) events.emit({ type: 'transfer', storePath: '', direction: 'out', peerName: peer.name, bytes, outcome: ok ? 'ok' : 'failed' });
+      if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, outcome: ok ? 'ok' : 'failed' });
     },
   });
   const substHandler = createCacheHandler({ backend: resolver, log: log.child('subst'), priority: CACHE_PRIORITY });

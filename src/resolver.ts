@@ -364,6 +364,7 @@ export class Resolver implements CacheBackend {
     return {
       narSize,
       narHash,
+      storePath,
       hashCheck: true,
       stream: () => {
         stream = new ResumingNarStream({

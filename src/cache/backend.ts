@@ -7,6 +7,7 @@ import type { NarInfo } from '../nix/narinfo.ts';
 export interface NarBody {
   narSize: number;
   narHash: Buffer;
+  storePath: string;
   /**
    * Hash every byte against narHash while streaming. Off only for the local store, whose bytes are
    * pinned by a GC temp root and checked against the NarHash before headers; always on for peers.

@@ -17,7 +17,7 @@ export interface CacheHandlerOptions {
   log: Logger;
   priority: number;
   /** Counts NAR bytes sent, for the API's per-peer figures. */
-  onNarSent?: (info: { remoteAddress: string; bytes: number; ok: boolean }) => void;
+  onNarSent?: (info: { remoteAddress: string; storePath: string; bytes: number; ok: boolean }) => void;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -113,10 +113,10 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
         res.destroy();
         log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${err.message}`);
         body.release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
-        opts.onNarSent?.({ remoteAddress, bytes: sent, ok: false });
+        opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: false });
       } else {
         body.release('done');
-        opts.onNarSent?.({ remoteAddress, bytes: sent, ok: true });
+        opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: true });
       }
     });
   }

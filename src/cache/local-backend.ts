@@ -69,7 +69,7 @@ export class LocalBackend implements CacheBackend {
 }
 
 export function localNarBody(nar: LocalNar, hashCheck: boolean): NarBody {
-  return { narSize: nar.info.narSize, narHash: nar.info.narHash, hashCheck, stream: () => nar.stream(), release: () => nar.release() };
+  return { narSize: nar.info.narSize, narHash: nar.info.narHash, storePath: nar.info.path, hashCheck, stream: () => nar.stream(), release: () => nar.release() };
 }
 
 export async function unavailableOnDaemonError<T>(fn: () => Promise<T>): Promise<T> {
