@@ -4,6 +4,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
+  /** Lets hot paths skip building debug lines nobody will see. */
+  readonly debugEnabled: boolean;
   debug(msg: string): void;
   info(msg: string): void;
   warn(msg: string): void;
@@ -22,6 +24,7 @@ export function createLogger(level: LogLevel = 'info', scope = 'peernix', sink: 
     sink(`${new Date().toISOString()} ${lvl.padEnd(5)} [${scope}] ${msg}`);
   };
   return {
+    debugEnabled: min <= ORDER.debug,
     debug: (m) => emit('debug', m),
     info: (m) => emit('info', m),
     warn: (m) => emit('warn', m),
@@ -31,6 +34,7 @@ export function createLogger(level: LogLevel = 'info', scope = 'peernix', sink: 
 }
 
 export const silentLogger: Logger = {
+  debugEnabled: false,
   debug() {},
   info() {},
   warn() {},

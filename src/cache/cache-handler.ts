@@ -27,11 +27,13 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
   const cacheInfo = `StoreDir: /nix/store\nWantMassQuery: 1\nPriority: ${opts.priority}\n`;
 
   return (req, res) => {
-    const started = process.hrtime.bigint();
-    res.on('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.debug(`${req.socket.remoteAddress} ${req.method} ${req.url} ${res.statusCode} ${ms.toFixed(2)}ms`);
-    });
+    if (log.debugEnabled) {
+      const started = process.hrtime.bigint();
+      res.on('finish', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        log.debug(`${req.socket.remoteAddress} ${req.method} ${req.url} ${res.statusCode} ${ms.toFixed(2)}ms`);
+      });
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
     const head = req.method === 'HEAD';
     const route = matchCacheRoute(req.url);
