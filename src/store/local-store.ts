@@ -67,10 +67,6 @@ export class LocalStore {
     }
   }
 
-  async pathInfo(path: string): Promise<PathInfo | null> {
-    return this.pool.queryPathInfo(path);
-  }
-
   /**
    * The NAR of the path with this hash part, if it exists with exactly this NarHash; otherwise why not.
    * The temp root is taken before validity is checked, so a path found valid stays valid until release().

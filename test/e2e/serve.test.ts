@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { addPath, addTestClosure, cleanup, makeSigningKey, makeTempDir, nixEnv, run, signPaths, startNixHost, type NixHost, type TestClosure } from '../support/nix-host.ts';
 import { get, narinfoField, rawExchange, sha256Of } from '../support/http.ts';
 import { startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
+import { waitFor } from '../support/wait.ts';
 
 // `peernix serve` in front of a real nix-daemon, judged by an unmodified Nix with signature checks on.
 
@@ -202,15 +203,6 @@ describe('peernix serve: a real Nix substitutes from it', { timeout: 600_000 }, 
     return r.stdout.trim() === '' ? 0 : r.stdout.trim().split('\n').length;
   }
 
-  async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      if (await cond()) return true;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return cond();
-  }
-
   it('holds a GC temp root while a NAR streams: delete refused during, allowed after', async () => {
     const url = await narUrlOf(big);
     const dl = await pausedDownload(url);
@@ -219,8 +211,7 @@ describe('peernix serve: a real Nix substitutes from it', { timeout: 600_000 }, 
     assert.match(during.stderr, /still alive/);
     const done = await dl.resume();
     assert.ok(done.complete);
-    const deleted = await waitFor(async () => (await host.nixStore(['--delete', big])).code === 0, 5000);
-    assert.ok(deleted, 'the path can be deleted once the transfer is over');
+    await waitFor('the path to be deletable once the transfer is over', async () => (await host.nixStore(['--delete', big])).code === 0, 5000);
     assert.equal((await get(url)).status, 404, 'a deleted path is a 404, not an error');
     assert.equal((await get(`${base}/${H(big)}.narinfo`)).status, 404);
   });
@@ -232,7 +223,7 @@ describe('peernix serve: a real Nix substitutes from it', { timeout: 600_000 }, 
     const dl = await pausedDownload(url);
     assert.ok((await daemonChildren()) > baseline, 'the transfer has its own daemon connection');
     dl.abort();
-    assert.ok(await waitFor(async () => (await daemonChildren()) <= baseline, 5000), 'its connection is closed');
+    await waitFor('the transfer’s daemon connection to close', async () => (await daemonChildren()) <= baseline, 5000);
     assert.equal((await get(`${base}/nix-cache-info`)).status, 200);
   });
 
@@ -246,7 +237,7 @@ describe('peernix serve: a real Nix substitutes from it', { timeout: 600_000 }, 
     assert.equal(down.status, 503, 'the store being down is not "not found"');
     assert.equal(pn.proc.exitCode, null, 'peernix is still running');
     await host.start();
-    assert.ok(await waitFor(async () => (await get(`${base}/${H(closure.top)}.narinfo`)).status === 200, 10_000));
+    await waitFor('narinfos after the daemon restart', async () => (await get(`${base}/${H(closure.top)}.narinfo`)).status === 200, 10_000);
     const again = await sha256Of(url);
     assert.equal(again.sha256, (await host.dumpHash(closure.large)).sha256.toString('hex'));
   });

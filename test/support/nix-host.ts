@@ -39,6 +39,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { encodeU64 } from '../../src/store/wire.ts';
 
 /**
  * Settings every Nix process in the tests runs with. Spread into an environment with
@@ -527,16 +528,11 @@ function* pseudoRandom(seed: string, size: number): Generator<Buffer> {
   }
 }
 
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
 
 function str(s: string | Buffer): Buffer[] {
   const b = typeof s === 'string' ? Buffer.from(s) : s;
   const pad = (8 - (b.length % 8)) % 8;
-  return pad ? [u64(b.length), b, Buffer.alloc(pad)] : [u64(b.length), b];
+  return pad ? [encodeU64(b.length), b, Buffer.alloc(pad)] : [encodeU64(b.length), b];
 }
 
 /** NAR serialisation of a tree (nix-protocols.md §2.2), as a stream of buffers. */
@@ -558,7 +554,7 @@ function* narNode(node: TreeNode): Generator<Buffer> {
     if ('contents' in node) {
       yield* str(node.contents);
     } else {
-      yield u64(node.size);
+      yield encodeU64(node.size);
       yield* pseudoRandom(node.seed, node.size);
       const pad = (8 - (node.size % 8)) % 8;
       if (pad) yield Buffer.alloc(pad);
@@ -637,16 +633,16 @@ export async function importPaths(host: NixHost, items: ImportItem[]): Promise<v
   const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   function* stream(): Generator<Buffer> {
     for (const it of items) {
-      yield u64(1);
+      yield encodeU64(1);
       yield* narOf(it.tree);
-      yield u64(0x4558494e); // export magic "NIXE"
+      yield encodeU64(0x4558494e); // export magic "NIXE"
       yield* str(it.path);
-      yield u64(it.references.length);
+      yield encodeU64(it.references.length);
       for (const r of it.references) yield* str(r);
       yield* str(it.deriver ?? '');
-      yield u64(0); // no legacy signature
+      yield encodeU64(0); // no legacy signature
     }
-    yield u64(0);
+    yield encodeU64(0);
   }
   await writeAll(child.stdin, stream());
   child.stdin.end();

@@ -4,6 +4,8 @@ import { createLan, nodeBin, type Lan, type LanHost } from './netns.ts';
 import { cleanup, makeSigningKey, makeTempDir, nixEnv, startNixHost, type NixHost } from './nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from './peernix-process.ts';
 
+export { waitFor } from './wait.ts';
+
 // Peernix hosts on a private LAN of network namespaces: each with its own chroot store, nix-daemon,
 // signing key and `peernix serve`, whose Nix trusts every host's key. Shared by the peers and
 // dashboard end-to-end tests.
@@ -75,21 +77,6 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
     throw e;
   }
   return self;
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`);
 }
 
 export const upPeers = (s: Snapshot) => s.peers.filter((p) => p.state === 'up').map((p) => p.name).sort();

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NarInfoError, parseNarInfo, renderNarInfo } from '../../src/nix/narinfo.ts';
 import type { NarInfo } from '../../src/nix/narinfo.ts';
+import { encodeString, encodeU64 } from '../../src/store/wire.ts';
 
 const NIX_ENV = {
   ...process.env,
@@ -312,15 +313,6 @@ interface NixCache {
   paths: { plain: string; withRef: string; withDeriver: string; dep: string };
 }
 
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
-function wireStr(s: string | Buffer): Buffer {
-  const b = Buffer.from(s);
-  return Buffer.concat([u64(b.length), b, Buffer.alloc((8 - (b.length % 8)) % 8)]);
-}
 
 function nix(args: string[], input?: Buffer): string {
   return execFileSync(args[0], args.slice(1), { env: NIX_ENV, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }).trim();
@@ -343,15 +335,15 @@ function buildNixCache(dir: string): NixCache {
   const withDeriver = '/nix/store/00000000000000000000000000000abc-fakeout';
   const nar = execFileSync('nix-store', ['--dump', path.join(dir, 'somefile')]);
   const exported = Buffer.concat([
-    u64(1),
+    encodeU64(1),
     nar,
-    u64(0x4558494e),
-    wireStr(withDeriver),
-    u64(1),
-    wireStr(dep),
-    wireStr('/nix/store/ajr10axfmk5ilf4njxc7g2im7pjhbxjg-fakeout.drv'),
-    u64(0),
-    u64(0),
+    encodeU64(0x4558494e),
+    encodeString(withDeriver),
+    encodeU64(1),
+    encodeString(dep),
+    encodeString('/nix/store/ajr10axfmk5ilf4njxc7g2im7pjhbxjg-fakeout.drv'),
+    encodeU64(0),
+    encodeU64(0),
   ]);
   nix(['nix-store', '--store', store, '--import', '--option', 'require-sigs', 'false'], exported);
   nix(['nix', 'copy', '--store', store, '--to', `file://${cache}?compression=none&secret-key=${secretKeyFile}`, plain, withRef, withDeriver]);

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseNarInfo, renderNarInfo } from '../../src/nix/narinfo.ts';
 import type { NarInfo } from '../../src/nix/narinfo.ts';
+import { encodeString, encodeU64 } from '../../src/store/wire.ts';
 import {
   generateKeyPair,
   narInfoFingerprint,
@@ -24,30 +25,21 @@ function nix(args: string[], input?: Buffer): string {
   return execFileSync(args[0], args.slice(1), { env: NIX_ENV, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }).trim();
 }
 
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
-function wireStr(s: string | Buffer): Buffer {
-  const b = Buffer.from(s);
-  return Buffer.concat([u64(b.length), b, Buffer.alloc((8 - (b.length % 8)) % 8)]);
-}
 
 // Input-addressed paths need a signature to be copied with require-sigs; content-addressed ones
 // do not, so the trust tests use imported input-addressed paths.
 function importInputAddressed(store: string, fsFile: string, storePath: string, refs: string[]): void {
   const nar = execFileSync('nix-store', ['--dump', fsFile]);
   const exported = Buffer.concat([
-    u64(1),
+    encodeU64(1),
     nar,
-    u64(0x4558494e),
-    wireStr(storePath),
-    u64(refs.length),
-    ...refs.map(wireStr),
-    wireStr(''),
-    u64(0),
-    u64(0),
+    encodeU64(0x4558494e),
+    encodeString(storePath),
+    encodeU64(refs.length),
+    ...refs.map((r) => encodeString(r)),
+    encodeString(''),
+    encodeU64(0),
+    encodeU64(0),
   ]);
   nix(['nix-store', '--store', store, '--import', '--option', 'require-sigs', 'false'], exported);
 }
