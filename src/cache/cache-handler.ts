@@ -7,6 +7,7 @@ import { BackendUnavailableError, type CacheBackend } from './backend.ts';
 import { parseRange } from './range.ts';
 import { matchCacheRoute } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
+import { ResponseSink } from './response-sink.ts';
 
 // The binary-cache protocol over HTTP, for any backend. Status codes follow what Nix does with them:
 // 404 for anything absent or malformed (Nix moves on), 503 only when the source itself is down,
@@ -106,7 +107,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     // pipeline() destroys every stream on any error, so who failed first must be noted as it happens.
     let sourceFailed = false;
     source.once('error', () => (sourceFailed = true));
-    pipeline(source, verifier, res, (err) => {
+    pipeline(source, verifier, new ResponseSink(res), (err) => {
       const sent = Math.max(0, Math.min(verifier.bytesSeen, end + 1) - start);
       if (err) {
         const mismatch = err instanceof NarMismatchError;

@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { releaseChunk } from '../chunk-pool.ts';
 
 // Every NAR we send passes through here: the whole NAR is counted (and hashed, unless its source is
 // the local store under a temp root), only the requested slice goes out, and the last chunk of that
@@ -48,6 +49,8 @@ export class VerifiedBody extends Transform {
     if (from < to) {
       if (this.held) this.push(this.held);
       this.held = from === offset && to === this.seen ? chunk : chunk.subarray(from - offset, to - offset);
+    } else {
+      releaseChunk(chunk); // outside the requested range: hashed, and no longer needed
     }
     cb();
   }

@@ -2,14 +2,15 @@
 //
 // Where the time goes: a store path is usually thousands of small files, and each asynchronous fs
 // call costs several microseconds of event-loop work, so a purely async walk runs at a third of
-// nix-store's speed. Metadata and small files are therefore read with synchronous calls in short
-// slices (yielding to the event loop every few milliseconds and whenever the consumer is behind).
-// If one of those calls turns out slow (cold cache, network filesystem) the walk switches for
-// good to asynchronous calls with a bounded read-ahead window, so it never stalls the event loop
-// for long. Big files are always read asynchronously in 1 MiB chunks, one read in flight ahead.
+// nix-store's speed. Metadata, small files and the chunks of big files are therefore read with
+// synchronous calls in short slices (yielding to the event loop every few milliseconds and whenever
+// the consumer is behind). If those calls turn out slow (cold cache, network filesystem) the walk
+// switches for good to asynchronous calls with a bounded read-ahead window, so it never stalls the
+// event loop for long.
 //
-// Tokens and small files are packed into large output chunks. Every emitted chunk is a fresh
-// buffer, since earlier ones may still be queued downstream.
+// Tokens and small files are packed into large output chunks. Output chunks come from the shared
+// chunk pool (see chunk-pool.ts): a consumer that releases them once written makes the whole
+// transfer run in a handful of reused buffers.
 //
 // Any inconsistency (a vanished entry, a file whose size differs from its lstat) destroys the
 // stream with an error: a NAR with wrong bytes is worse than no NAR.
@@ -17,9 +18,9 @@
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
+import { CHUNK_SIZE, takeChunk } from '../chunk-pool.ts';
 
-const CHUNK = 256 * 1024; // read size for big files
-const ACC_SIZE = 256 * 1024; // output chunk for packed tokens and small files
+const ACC_SIZE = CHUNK_SIZE; // output chunk for packed tokens and small files; also the big-file read size
 const SMALL_FILE = 128 * 1024; // files up to this size are read whole, in one call (< ACC_SIZE)
 const PREFETCH_WINDOW = 32; // async mode: entries per directory looked at ahead of the writer
 const PREFETCH_BUDGET = 8 * 1024 * 1024; // async mode: read-ahead file content held at once
@@ -144,7 +145,7 @@ function fetchSync(p: Buffer): Node {
 
 class NarDumper {
   private readonly stream: Readable;
-  private acc: Buffer = Buffer.allocUnsafeSlow(ACC_SIZE);
+  private acc: Buffer = takeChunk();
   private off = 0;
   private needDrain = false;
   private wantMore = false;
@@ -199,7 +200,7 @@ class NarDumper {
   private flushAcc(): void {
     if (this.off === 0) return;
     this.pushChunk(this.acc.subarray(0, this.off));
-    this.acc = Buffer.allocUnsafeSlow(ACC_SIZE);
+    this.acc = takeChunk();
     this.off = 0;
   }
 
@@ -346,33 +347,50 @@ class NarDumper {
     this.put(T_CLOSE);
   }
 
+  // Synchronous reads while the walk is in sync mode; asynchronous ones, with the next chunk already
+  // being read while this one travels downstream, once it is not (or stops being) fast.
   private async streamFile(p: Buffer, size: number): Promise<void> {
     this.flushAcc();
-    const fd = await open(p);
-    let pending: Promise<number> | null = null;
+    const fd = this.sync ? fs.openSync(p, OPEN_FLAGS) : await open(p);
+    let ahead: { buf: Buffer; read: Promise<number> } | null = null;
+    const readAsync = (at: number) => {
+      const buf = takeChunk();
+      const read = pread(fd, buf, 0, Math.min(ACC_SIZE, size - at), at);
+      // A failure surfaces when the chunk's turn comes; until then it must not count as unhandled.
+      read.catch(() => {});
+      return { buf, read };
+    };
     try {
       let pos = 0;
-      let buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, size));
-      pending = pread(fd, buf, 0, buf.length, 0);
-      while (pending) {
-        const n: number = await pending;
-        pending = null;
+      while (pos < size) {
+        let buf: Buffer;
+        let n: number;
+        if (ahead) {
+          buf = ahead.buf;
+          n = await ahead.read;
+          ahead = null;
+        } else if (this.sync) {
+          buf = takeChunk();
+          const t0 = performance.now();
+          n = fs.readSync(fd, buf, 0, Math.min(ACC_SIZE, size - pos), pos);
+          this.noteSyncTime(p, t0);
+        } else {
+          const r = readAsync(pos);
+          buf = r.buf;
+          n = await r.read;
+        }
         if (n === 0) throw changedError(p, 'shrank');
         pos += n;
-        const chunk = buf.subarray(0, n);
-        // Keep the disk busy while this chunk travels downstream.
-        if (pos < size) {
-          buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, size - pos));
-          pending = pread(fd, buf, 0, buf.length, pos);
-        }
-        this.pushChunk(chunk);
+        if (!this.sync && pos < size) ahead = readAsync(pos);
+        this.pushChunk(buf.subarray(0, n));
         await this.barrier();
       }
       const probe = Buffer.allocUnsafe(1);
-      if ((await pread(fd, probe, 0, 1, size)) !== 0) throw changedError(p, 'grew');
+      const more = this.sync ? fs.readSync(fd, probe, 0, 1, size) : await pread(fd, probe, 0, 1, size);
+      if (more !== 0) throw changedError(p, 'grew');
     } finally {
       // Never close an fd with a read still in flight: the number could be reused meanwhile.
-      if (pending) await pending.catch(() => 0);
+      if (ahead) await ahead.read.catch(() => 0);
       await close(fd);
     }
   }

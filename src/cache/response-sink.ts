@@ -1,0 +1,40 @@
+import type { ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
+import { releaseChunk } from '../chunk-pool.ts';
+
+// The last stage of a NAR transfer: writes to the HTTP response and gives each chunk back to the
+// chunk pool once the socket has taken it — the only moment a chunk is known to be unread.
+// Ends the response only when the whole body went through; if the client goes away first, the
+// sink fails with ERR_STREAM_PREMATURE_CLOSE like a piped response would.
+
+export class ResponseSink extends Writable {
+  private readonly res: ServerResponse;
+
+  constructor(res: ServerResponse) {
+    super({ highWaterMark: 256 * 1024 });
+    this.res = res;
+    res.once('close', () => {
+      if (res.writableFinished || this.destroyed) return; // 'close' also follows a complete response
+      const err: NodeJS.ErrnoException = new Error('the client closed the connection');
+      err.code = 'ERR_STREAM_PREMATURE_CLOSE';
+      this.destroy(err);
+    });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const flowing = this.res.write(chunk, (err) => {
+      if (!err) releaseChunk(chunk);
+    });
+    if (flowing) cb();
+    else this.res.once('drain', () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.res.end(() => cb());
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (err && !this.res.destroyed) this.res.destroy();
+    cb(err);
+  }
+}
