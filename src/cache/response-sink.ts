@@ -6,9 +6,17 @@ import { releaseChunk } from '../chunk-pool.ts';
 // chunk pool once the socket has taken it — the only moment a chunk is known to be unread.
 // Ends the response only when the whole body went through; if the client goes away first, the
 // sink fails with ERR_STREAM_PREMATURE_CLOSE like a piped response would.
+//
+// Backpressure counts the bytes the socket has not yet taken rather than waiting for 'drain' after
+// every write: a response's buffer limit is 16 KiB, so each 256 KiB chunk would otherwise stop the
+// source until the socket ran dry, and a proxied NAR would stall the peer at every chunk.
+
+const MAX_IN_FLIGHT = 1024 * 1024;
 
 export class ResponseSink extends Writable {
   private readonly res: ServerResponse;
+  private inFlight = 0;
+  private resume: (() => void) | null = null;
 
   constructor(res: ServerResponse) {
     super({ highWaterMark: 256 * 1024 });
@@ -22,11 +30,18 @@ export class ResponseSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const flowing = this.res.write(chunk, (err) => {
+    this.inFlight += chunk.length;
+    this.res.write(chunk, (err) => {
+      this.inFlight -= chunk.length;
       if (!err) releaseChunk(chunk);
+      if (this.resume && this.inFlight <= MAX_IN_FLIGHT / 2) {
+        const resume = this.resume;
+        this.resume = null;
+        resume();
+      }
     });
-    if (flowing) cb();
-    else this.res.once('drain', () => cb());
+    if (this.inFlight <= MAX_IN_FLIGHT) cb();
+    else this.resume = () => cb();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
