@@ -20,7 +20,8 @@ export interface NarBody {
 }
 
 export interface CacheBackend {
-  narInfo(hashPart: string): Promise<NarInfo | null>;
+  /** Synchronous when the answer is at hand: the hottest route then costs no event-loop turns. */
+  narInfo(hashPart: string): NarInfo | null | Promise<NarInfo | null>;
   nar(hashPart: string, narHash: Buffer): Promise<NarBody | null>;
 }
 

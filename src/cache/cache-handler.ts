@@ -42,7 +42,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       case 'cache-info':
         return send(res, 200, cacheInfo, { 'Content-Type': 'text/x-nix-cache-info' }, head);
       case 'narinfo':
-        return void serveNarInfo(route.hashPart, res, head);
+        return serveNarInfo(route.hashPart, res, head);
       case 'nar':
         return void serveNar(route.hashPart, route.narHash32, req, res, head);
       default:
@@ -50,14 +50,20 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     }
   };
 
-  async function serveNarInfo(hashPart: string, res: ServerResponse, head: boolean): Promise<void> {
+  function serveNarInfo(hashPart: string, res: ServerResponse, head: boolean): void {
+    let answer;
     try {
-      const info = await backend.narInfo(hashPart);
-      if (!info) return send(res, 404, 'not found\n', {}, head);
-      send(res, 200, rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
+      answer = backend.narInfo(hashPart);
     } catch (e) {
-      failed(res, e, head);
+      return failed(res, e, head);
     }
+    if (answer instanceof Promise) answer.then((info) => sendNarInfo(res, info, head), (e: unknown) => failed(res, e, head));
+    else sendNarInfo(res, answer, head);
+  }
+
+  function sendNarInfo(res: ServerResponse, info: NarInfo | null, head: boolean): void {
+    if (!info) return send(res, 404, 'not found\n', {}, head);
+    send(res, 200, rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
   }
 
   async function serveNar(hashPart: string, narHash32: string, req: IncomingMessage, res: ServerResponse, head: boolean): Promise<void> {

@@ -57,7 +57,13 @@ export class LocalBackend implements CacheBackend {
     this.hashCheck = hashCheck;
   }
 
-  async narInfo(hashPart: string): Promise<NarInfo | null> {
+  narInfo(hashPart: string): NarInfo | null | Promise<NarInfo | null> {
+    const known = this.store.pathInfoFromDb(hashPart);
+    if (known !== undefined) return known ? narInfoFromPathInfo(known, this.key) : null;
+    return this.narInfoFromDaemon(hashPart);
+  }
+
+  private async narInfoFromDaemon(hashPart: string): Promise<NarInfo | null> {
     const info = await unavailableOnDaemonError(() => this.store.pathInfoByHashPart(hashPart));
     return info ? narInfoFromPathInfo(info, this.key) : null;
   }

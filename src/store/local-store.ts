@@ -43,10 +43,18 @@ export class LocalStore {
     this.dbUnavailable = opened.why;
   }
 
+  /**
+   * The database's answer, when it can give one at once: a PathInfo, or null for no such path.
+   * Undefined means ask pathInfoByHashPart(). The database answers only while the daemon is up: a
+   * narinfo is a promise of a NAR, and NARs need the daemon (for the temp root).
+   */
+  pathInfoFromDb(hashPart: string): PathInfo | null | undefined {
+    return this.daemonDown ? undefined : this.db?.byHashPart(hashPart);
+  }
+
   async pathInfoByHashPart(hashPart: string): Promise<PathInfo | null> {
-    // The database answers only while the daemon is up: a narinfo is a promise of a NAR, and NARs
-    // need the daemon (for the temp root). While it is down the daemon path fails and we say 503.
-    const fromDb = this.daemonDown ? undefined : this.db?.byHashPart(hashPart);
+    // While the daemon is down the daemon path fails and the listener says 503.
+    const fromDb = this.pathInfoFromDb(hashPart);
     if (fromDb !== undefined) return fromDb;
     return this.daemonCall(async () => {
       const path = await this.pool.queryPathFromHashPart(hashPart);
