@@ -6,6 +6,8 @@
 // Prints narinfo hit/miss latency (sequential, one keep-alive connection, p50/p99), NAR throughput
 // with 1 and 16 connections (curl to /dev/null), and Peernix's peak RSS while 16 NARs of 200 MB
 // stream at once. Each figure is the median of RUNS runs, measured in one go for both servers.
+// Narinfo latency is also measured against bare-node-cache.ts (narinfos from memory, no checks): the
+// floor of any Node server on this machine.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
 async function main() {
   const dir = await makeTempDir('pn-bench');
   let nginx: ChildProcess | null = null;
+  let bare: ChildProcess | null = null;
   let pn: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
   const host = await startNixHost(`${dir}/host`);
   try {
@@ -52,6 +55,11 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       await new Promise((r) => setTimeout(r, 100));
     }
 
+    const bareNode = spawn(process.execPath, [new URL('./bare-node-cache.ts', import.meta.url).pathname, cache, String(nginxPort + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    bare = bareNode;
+    await new Promise((resolve) => bareNode.stdout!.once('data', resolve));
+    const bareBase = `http://127.0.0.1:${nginxPort + 1}`;
+
     pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns'], { main: BUILT_MAIN });
     const pnBase = pn.shareUrl!;
     await new Promise((r) => setTimeout(r, 500));
@@ -69,41 +77,60 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     // Warm both (page cache, connection pools, JIT).
     await sequentialLatency(hitUrls(pnBase).slice(0, 300));
     await sequentialLatency(hitUrls(nginxBase).slice(0, 300));
+    await sequentialLatency(hitUrls(bareBase).slice(0, 300));
     await curlThroughput(pnNar, 1);
     await curlThroughput(nginxNar, 1);
 
-    const m: Record<string, { ours: number[]; ref: number[] }> = {};
-    const add = (k: string, ours: number, ref: number) => {
-      m[k] ??= { ours: [], ref: [] };
+    const m: Record<string, { ours: number[]; ref: number[]; node: number[] }> = {};
+    const add = (k: string, ours: number, ref: number, node = NaN) => {
+      m[k] ??= { ours: [], ref: [], node: [] };
       m[k].ours.push(ours);
       m[k].ref.push(ref);
+      m[k].node.push(node);
     };
+    // Each run starts with a different server, so that none is always the one measured right after
+    // the heavy NAR transfers of the run before.
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`run ${r + 1}/${RUNS}\n`);
-      const [ph, nh] = [await sequentialLatency(hitUrls(pnBase)), await sequentialLatency(hitUrls(nginxBase))];
-      add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50));
-      add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99));
-      const [pm, nm] = [await sequentialLatency(missUrls(pnBase)), await sequentialLatency(missUrls(nginxBase))];
-      add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50));
-      add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99));
-      add('NAR 200 MB, 1 connection (MiB/s)', await curlThroughput(pnNar, 1), await curlThroughput(nginxNar, 1));
-      add('NAR 200 MB, 16 connections (MiB/s)', await curlThroughput(pnNar, 16), await curlThroughput(nginxNar, 16));
+      const [ph, nh, bh] = await inTurn(r, [pnBase, nginxBase, bareBase].map((b) => () => sequentialLatency(hitUrls(b))));
+      add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50), percentile(bh, 50));
+      add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99), percentile(bh, 99));
+      const [pm, nm, bm] = await inTurn(r, [pnBase, nginxBase, bareBase].map((b) => () => sequentialLatency(missUrls(b))));
+      add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50), percentile(bm, 50));
+      add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99), percentile(bm, 99));
+      const [p1, n1] = await inTurn(r, [pnNar, nginxNar].map((u) => () => curlThroughput(u, 1)));
+      add('NAR 200 MB, 1 connection (MiB/s)', p1, n1);
+      const [p16, n16] = await inTurn(r, [pnNar, nginxNar].map((u) => () => curlThroughput(u, 16)));
+      add('NAR 200 MB, 16 connections (MiB/s)', p16, n16);
     }
     const rss = peakRssMiB(pn.proc.pid!);
 
     console.log(`\npeernix serve vs nginx (flat file cache, compression=none) — medians of ${RUNS} runs, ${NARINFO_REQUESTS} narinfo requests per run`);
-    console.log(`${'metric'.padEnd(34)} ${'peernix'.padStart(10)} ${'nginx'.padStart(10)}`);
+    console.log(`${'metric'.padEnd(34)} ${'peernix'.padStart(10)} ${'nginx'.padStart(10)}                ${'bare node'.padStart(10)}`);
     for (const [k, v] of Object.entries(m)) {
       const unit = k.includes('MiB/s') ? 'MiB/s' : 'ms';
-      console.log(row(k.replace(/ \((ms|MiB\/s)\)$/, ''), median(v.ours), median(v.ref), unit));
+      const node = median(v.node);
+      const nodeCol = Number.isFinite(node) ? `${node.toFixed(3).padStart(10)}  (nginx ratio ${(node / median(v.ref)).toFixed(2)})` : '';
+      console.log(`${row(k.replace(/ \((ms|MiB\/s)\)$/, ''), median(v.ours), median(v.ref), unit)} ${nodeCol}`);
     }
     console.log(`${'peernix peak RSS (whole run, incl. 16×200 MB)'.padEnd(34)} ${rss.toFixed(1).padStart(10)} MiB`);
   } finally {
     await pn?.stop();
     nginx?.kill('SIGTERM');
+    bare?.kill('SIGTERM');
     await host.stop();
     await cleanup(dir);
   }
+}
+
+/** Runs the measurements one after another starting with number `run` (mod n); results in the given order. */
+async function inTurn<T>(run: number, measure: (() => Promise<T>)[]): Promise<T[]> {
+  const out: T[] = new Array(measure.length);
+  for (let i = 0; i < measure.length; i++) {
+    const k = (run + i) % measure.length;
+    out[k] = await measure[k]();
+  }
+  return out;
 }
 
 await main();

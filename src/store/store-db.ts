@@ -1,18 +1,27 @@
 import { existsSync } from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { PathInfo } from './daemon-connection.ts';
+import { WalIndexWatch } from './wal-index.ts';
 
 // Read-only lookups in the store's own SQLite database, the fast path for narinfos: one indexed
 // query instead of two daemon round trips (~30 µs against ~160 µs). The daemon reads the very same
 // rows, so the answer is as authoritative as its own; NARs and GC temp roots still go through the
 // daemon. Anything unexpected (no access, a schema we don't know, a busy database) returns
 // undefined and the caller asks the daemon instead.
+//
+// Answers by hash part are kept until the database is next written (see wal-index.ts), so a narinfo
+// asked again costs no query, and a path added or deleted is seen by the very next request.
+
+const MAX_ANSWERS = 10_000;
 
 export class StoreDb {
   private readonly db: DatabaseSync;
   private readonly byHash: StatementSync;
   private readonly byPath: StatementSync;
   private readonly refs: StatementSync;
+  private wal: WalIndexWatch | null = null;
+  private readonly answers = new Map<string, PathInfo | null>();
+  private answersGeneration: number | null = null;
 
   private constructor(db: DatabaseSync) {
     this.db = db;
@@ -32,6 +41,8 @@ export class StoreDb {
       const db = new sqlite.DatabaseSync(file, { readOnly: true, timeout: 50 });
       const store = new StoreDb(db);
       store.byPath.get('/nix/store/x'); // proves the schema is one we can read
+      // Only now: with no other connection open, the index file is (re)created by that first read.
+      store.wal = WalIndexWatch.open(file);
       return { db: store, why: null };
     } catch (e) {
       return { db: null, why: `${file}: ${(e as Error).message}` };
@@ -40,7 +51,22 @@ export class StoreDb {
 
   /** The valid path with this hash part: PathInfo, null when there is none, undefined on error. */
   byHashPart(hashPart: string): PathInfo | null | undefined {
-    return this.query(() => this.byHash.get(`/nix/store/${hashPart}`, `/nix/store/${hashPart}.`));
+    // The generation is read before the query: a write landing in between changes it, so an answer
+    // is never reused past a write it might not have seen.
+    const generation = this.wal?.current() ?? null;
+    if (generation === null || generation !== this.answersGeneration) {
+      this.answers.clear();
+      this.answersGeneration = generation;
+    } else {
+      const known = this.answers.get(hashPart);
+      if (known !== undefined) return known;
+    }
+    const answer = this.query(() => this.byHash.get(`/nix/store/${hashPart}`, `/nix/store/${hashPart}.`));
+    if (generation !== null && answer !== undefined) {
+      if (this.answers.size >= MAX_ANSWERS) this.answers.clear();
+      this.answers.set(hashPart, answer);
+    }
+    return answer;
   }
 
   byStorePath(path: string): PathInfo | null | undefined {
@@ -48,6 +74,7 @@ export class StoreDb {
   }
 
   close(): void {
+    this.wal?.close();
     try {
       this.db.close();
     } catch {
