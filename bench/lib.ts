@@ -35,6 +35,37 @@ export async function sequentialLatency(urls: string[]): Promise<number[]> {
   return out.sort((a, b) => a - b);
 }
 
+/**
+ * Like sequentialLatency for several servers at once, taking turns every `slice` requests (each on
+ * its own kept-alive connection), so that all of them see the same moments of a noisy machine.
+ * urls[k] are server k's URLs; returns each server's latencies in ms, sorted.
+ */
+export async function latencyInTurns(urls: string[][], slice = 100): Promise<number[][]> {
+  const agents = urls.map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
+  const out: number[][] = urls.map(() => []);
+  const total = Math.max(...urls.map((u) => u.length));
+  for (let from = 0, turn = 0; from < total; from += slice, turn++) {
+    for (let j = 0; j < urls.length; j++) {
+      const k = (turn + j) % urls.length;
+      for (const url of urls[k].slice(from, from + slice)) out[k].push(await timedGet(url, agents[k]));
+    }
+  }
+  for (const a of agents) a.destroy();
+  return out.map((l) => l.sort((a, b) => a - b));
+}
+
+function timedGet(url: string, agent: Agent): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve(performance.now() - t0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** Downloads with curl (a neutral, cheap client) and returns the aggregate throughput in MiB/s. */
 export async function curlThroughput(url: string, connections: number): Promise<number> {
   const args = ['-s', '-o', '/dev/null', '-w', '%{size_download}\\n'];

@@ -3,7 +3,7 @@
 //
 //   npm run bench            (needs nginx-light: scripts/install-system-deps.sh bench)
 //
-// Prints narinfo hit/miss latency (sequential, one keep-alive connection, p50/p99), NAR throughput
+// Prints narinfo hit/miss latency (sequential, one keep-alive connection per server, p50/p99), NAR throughput
 // with 1 and 16 connections (curl to /dev/null), and Peernix's peak RSS while 16 NARs of 200 MB
 // stream at once. Each figure is the median of RUNS runs, measured in one go for both servers.
 // Narinfo latency is also measured against bare-node-cache.ts (narinfos from memory, no checks): the
@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
 import { BUILT_MAIN, startPeernixProcess } from '../test/support/peernix-process.ts';
-import { curlThroughput, median, peakRssMiB, percentile, row, sequentialLatency } from './lib.ts';
+import { curlThroughput, latencyInTurns, median, peakRssMiB, percentile, row, sequentialLatency } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const NARINFO_REQUESTS = Number(process.env.BENCH_NARINFO ?? 2000);
@@ -88,14 +88,14 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       m[k].ref.push(ref);
       m[k].node.push(node);
     };
-    // Each run starts with a different server, so that none is always the one measured right after
-    // the heavy NAR transfers of the run before.
+    // Latency: the servers take turns every 100 requests. Throughput: each run starts with a
+    // different server. Either way no server is always the one measured at a quiet or busy moment.
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`run ${r + 1}/${RUNS}\n`);
-      const [ph, nh, bh] = await inTurn(r, [pnBase, nginxBase, bareBase].map((b) => () => sequentialLatency(hitUrls(b))));
+      const [ph, nh, bh] = await latencyInTurns([pnBase, nginxBase, bareBase].map(hitUrls));
       add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50), percentile(bh, 50));
       add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99), percentile(bh, 99));
-      const [pm, nm, bm] = await inTurn(r, [pnBase, nginxBase, bareBase].map((b) => () => sequentialLatency(missUrls(b))));
+      const [pm, nm, bm] = await latencyInTurns([pnBase, nginxBase, bareBase].map(missUrls));
       add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50), percentile(bm, 50));
       add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99), percentile(bm, 99));
       const [p1, n1] = await inTurn(r, [pnNar, nginxNar].map((u) => () => curlThroughput(u, 1)));

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { PathInfo } from './daemon-connection.ts';
+import { HashPartFilter } from './hash-part-filter.ts';
 import { WalIndexWatch } from './wal-index.ts';
 
 // Read-only lookups in the store's own SQLite database, the fast path for narinfos: one indexed
@@ -10,24 +11,35 @@ import { WalIndexWatch } from './wal-index.ts';
 // undefined and the caller asks the daemon instead.
 //
 // Answers by hash part are kept until the database is next written (see wal-index.ts), so a narinfo
-// asked again costs no query, and a path added or deleted is seen by the very next request.
+// asked again costs no query, and a path added or deleted is seen by the very next request. Misses
+// are mostly answered by a filter of all hash parts in the store (hash-part-filter.ts), brought up
+// to date after every write: rows are only ever added with a higher id (the schema's AUTOINCREMENT),
+// so reading the rows above the highest id seen is enough. Deleted paths linger in the filter and
+// cost the query they always did, until the filter is rebuilt.
 
 const MAX_ANSWERS = 10_000;
+const MIN_REBUILD = 10_000; // rebuild the filter once this many rows (or as many as it was built from) came since
 
 export class StoreDb {
   private readonly db: DatabaseSync;
   private readonly byHash: StatementSync;
   private readonly byPath: StatementSync;
   private readonly refs: StatementSync;
+  private readonly rowsAfter: StatementSync;
   private wal: WalIndexWatch | null = null;
   private readonly answers = new Map<string, PathInfo | null>();
   private answersGeneration: number | null = null;
+  private filter: HashPartFilter | null = null;
+  private filterMaxId = 0;
+  private filterBuiltFrom = 0;
+  private filterAddedSince = 0;
 
   private constructor(db: DatabaseSync) {
     this.db = db;
     this.byHash = db.prepare('SELECT id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca FROM ValidPaths WHERE path >= ? AND path < ? LIMIT 1');
     this.byPath = db.prepare('SELECT id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca FROM ValidPaths WHERE path = ?');
     this.refs = db.prepare('SELECT v.path AS path FROM Refs r JOIN ValidPaths v ON r.reference = v.id WHERE r.referrer = ?');
+    this.rowsAfter = db.prepare('SELECT id, path FROM ValidPaths WHERE id > ? ORDER BY id');
   }
 
   /** Opens `<root>/nix/var/nix/db/db.sqlite` read-only, or returns null (with why) when it can't. */
@@ -43,6 +55,7 @@ export class StoreDb {
       store.byPath.get('/nix/store/x'); // proves the schema is one we can read
       // Only now: with no other connection open, the index file is (re)created by that first read.
       store.wal = WalIndexWatch.open(file);
+      if (store.wal) store.byHashPart('0'.repeat(32)); // builds the filter now rather than on a request
       return { db: store, why: null };
     } catch (e) {
       return { db: null, why: `${file}: ${(e as Error).message}` };
@@ -57,10 +70,13 @@ export class StoreDb {
     if (generation === null || generation !== this.answersGeneration) {
       this.answers.clear();
       this.answersGeneration = generation;
+      if (generation !== null) this.refreshFilter();
     } else {
       const known = this.answers.get(hashPart);
       if (known !== undefined) return known;
     }
+    // The filter is as fresh as the generation just read; without one it cannot be trusted.
+    if (generation !== null && this.filter && !this.filter.mayContain(hashPart)) return null;
     const answer = this.query(() => this.byHash.get(`/nix/store/${hashPart}`, `/nix/store/${hashPart}.`));
     if (generation !== null && answer !== undefined) {
       if (this.answers.size >= MAX_ANSWERS) this.answers.clear();
@@ -80,6 +96,36 @@ export class StoreDb {
     } catch {
       // already closed
     }
+  }
+
+  private refreshFilter(): void {
+    try {
+      if (!this.filter || this.filterAddedSince > Math.max(MIN_REBUILD, this.filterBuiltFrom)) {
+        const fresh = new HashPartFilter();
+        const { maxId, rows } = this.addRowsAfter(fresh, 0);
+        this.filter = fresh;
+        this.filterMaxId = maxId;
+        this.filterBuiltFrom = rows;
+        this.filterAddedSince = 0;
+      } else {
+        const { maxId, rows } = this.addRowsAfter(this.filter, this.filterMaxId);
+        this.filterMaxId = maxId;
+        this.filterAddedSince += rows;
+      }
+    } catch {
+      this.filter = null; // every lookup queries, as before
+    }
+  }
+
+  private addRowsAfter(filter: HashPartFilter, afterId: number): { maxId: number; rows: number } {
+    let maxId = afterId;
+    let rows = 0;
+    for (const row of this.rowsAfter.iterate(afterId) as Iterable<{ id: number; path: string }>) {
+      filter.add(row.path.slice('/nix/store/'.length));
+      maxId = row.id;
+      rows++;
+    }
+    return { maxId, rows };
   }
 
   // A row's references never change while its id lives, and ids are never reused (AUTOINCREMENT),
