@@ -11,7 +11,7 @@ import { Agent, createServer, get, type Server } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, cleanup, makeTempDir, startNixHost } from '../test/support/nix-host.ts';
 import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
-import { curlThroughput, median, percentile, row, sequentialLatency } from './lib.ts';
+import { curlThroughput, latencyInTurns, median, percentile, row, sequentialLatency } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const REQUESTS = Number(process.env.BENCH_NARINFO ?? 1000);
@@ -68,8 +68,7 @@ async function main() {
         const hits = (base: string, from: number) => Array.from({ length: REQUESTS }, (_, i) => `${base}/${small[(from + i) % small.length].slice(11, 43)}.narinfo`);
         for (let r = 0; r < RUNS; r++) {
           // Fresh paths each run so no lookup is shared with an earlier one.
-          const through = await sequentialLatency(hits(via, next));
-          const straight = await sequentialLatency(hits(direct, next));
+          const [through, straight] = await latencyInTurns([hits(via, next), hits(direct, next)]);
           next += REQUESTS;
           add('hit through 1 peer p50 (vs direct)', percentile(through, 50), percentile(straight, 50), 'ms');
         }
