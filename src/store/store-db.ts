@@ -54,7 +54,9 @@ export class StoreDb {
       const store = new StoreDb(db);
       store.byPath.get('/nix/store/x'); // proves the schema is one we can read
       // Only now: with no other connection open, the index file is (re)created by that first read.
-      store.wal = WalIndexWatch.open(file);
+      // And only in WAL mode: a -shm file left over from it would otherwise never change again.
+      const mode = (db.prepare('PRAGMA journal_mode').get() as { journal_mode?: string } | undefined)?.journal_mode;
+      store.wal = mode === 'wal' ? WalIndexWatch.open(file) : null;
       if (store.wal) store.byHashPart('0'.repeat(32)); // builds the filter now rather than on a request
       return { db: store, why: null };
     } catch (e) {
