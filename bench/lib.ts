@@ -19,18 +19,7 @@ export function median(xs: number[]): number {
 export async function sequentialLatency(urls: string[]): Promise<number[]> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const out: number[] = [];
-  for (const url of urls) {
-    const t0 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      const req = request(url, { agent }, (res) => {
-        res.on('data', () => {});
-        res.on('end', () => resolve());
-      });
-      req.on('error', reject);
-      req.end();
-    });
-    out.push(performance.now() - t0);
-  }
+  for (const url of urls) out.push(await timedGet(url, agent));
   agent.destroy();
   return out.sort((a, b) => a - b);
 }

@@ -16,7 +16,7 @@ const MAX_IN_FLIGHT = 1024 * 1024;
 export class ResponseSink extends Writable {
   private readonly res: ServerResponse;
   private inFlight = 0;
-  private resume: (() => void) | null = null;
+  private resume: ((err?: Error | null) => void) | null = null;
 
   constructor(res: ServerResponse) {
     super({ highWaterMark: 256 * 1024 });
@@ -41,7 +41,7 @@ export class ResponseSink extends Writable {
       }
     });
     if (this.inFlight <= MAX_IN_FLIGHT) cb();
-    else this.resume = () => cb();
+    else this.resume = cb;
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -7,6 +7,11 @@ export const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
 const DIGIT = new Int8Array(128).fill(-1);
 for (let i = 0; i < NIX32_ALPHABET.length; i++) DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
 
+/** The value of one nix32 digit given its char code, or -1 when it is not one. */
+export function nix32Digit(code: number): number {
+  return code < 128 ? DIGIT[code] : -1;
+}
+
 export function nix32Length(byteLength: number): number {
   return Math.ceil((byteLength * 8) / 5);
 }
@@ -34,7 +39,7 @@ export function decodeNix32(text: string, byteLength: number): Buffer {
   const len = text.length;
   for (let p = 0; p < len; p++) {
     const code = text.charCodeAt(len - 1 - p);
-    const digit = code < 128 ? DIGIT[code] : -1;
+    const digit = nix32Digit(code);
     if (digit < 0) throw new Error(`nix32: invalid character ${JSON.stringify(text[len - 1 - p])}`);
     const bit = p * 5;
     const i = bit >> 3;

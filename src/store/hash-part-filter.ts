@@ -1,4 +1,4 @@
-import { NIX32_ALPHABET } from '../nix/nix32.ts';
+import { nix32Digit } from '../nix/nix32.ts';
 
 // "Certainly not in the store" without a database query, for the narinfo misses that peers send
 // all day: a fixed 2 MiB bitmap over the first 24 bits of every hash part seen. A set bit only says
@@ -7,8 +7,6 @@ import { NIX32_ALPHABET } from '../nix/nix32.ts';
 // still reach the database.
 
 const BITS = 24;
-const DIGIT = new Int8Array(128).fill(-1);
-for (let i = 0; i < NIX32_ALPHABET.length; i++) DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
 
 export class HashPartFilter {
   private readonly bits = new Uint8Array(1 << (BITS - 3));
@@ -29,8 +27,7 @@ export class HashPartFilter {
 function slot(hashPart: string): number {
   let v = 0;
   for (let k = 0; k < 5; k++) {
-    const c = hashPart.charCodeAt(k);
-    const d = c < 128 ? DIGIT[c] : -1;
+    const d = nix32Digit(hashPart.charCodeAt(k));
     if (d < 0) return -1;
     v = (v << 5) | d;
   }
