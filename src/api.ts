@@ -61,6 +61,13 @@ export type PeernixEvent =
   | { type: 'sharing'; id: number; time: number; enabled: boolean }
   | { type: 'error'; id: number; time: number; message: string };
 
+/** Whether the local nix-daemon answers, and which Nix it is. */
+export interface DaemonHealth {
+  ok: boolean;
+  version: string | null;
+  error: string | null;
+}
+
 export interface StatusView {
   version: string;
   instanceId: string;
@@ -72,7 +79,7 @@ export interface StatusView {
   substituterUrl: string;
   publicKey: string; // "name:base64"
   nixConf: string; // the lines a user adds to nix.conf
-  daemon: { ok: boolean; version: string | null; error: string | null };
+  daemon: DaemonHealth;
   mdns: boolean;
   peersUp: number;
   startedAt: number;

@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, parseSecretKey, type SecretKey } from './nix/signing.ts';
+import { isInstanceId } from './peers/txt-record.ts';
 
 // This host's lasting identity: the key that signs what it serves and the id peers know it by.
 // Both are created once and reused, because peers' Nix trusts the key by value.
@@ -43,7 +44,7 @@ function loadInstanceId(stateDir: string): string {
   const file = join(stateDir, 'instance-id');
   try {
     const id = readFileSync(file, 'utf8').trim();
-    if (/^[A-Za-z0-9-]{16,64}$/.test(id)) return id;
+    if (isInstanceId(id)) return id;
   } catch {
     // first start: fall through and create one
   }

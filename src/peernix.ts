@@ -1,5 +1,5 @@
 import { platform, arch } from 'node:os';
-import type { PeernixApi, Snapshot, StatusView } from './api.ts';
+import type { DaemonHealth, PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache } from './affinity.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen } from './cache/http-listener.ts';
@@ -133,7 +133,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   let discovery: MdnsDiscovery | null = null;
   const startedAt = Date.now();
-  let daemon: StatusView['daemon'] = { ok: false, version: null, error: 'not checked yet' };
+  let daemon: DaemonHealth = { ok: false, version: null, error: 'not checked yet' };
 
   const sharing = new SharingSwitch({
     bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: shareHandler, log }),

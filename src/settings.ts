@@ -7,116 +7,63 @@
 // given no schema and `clearInvalidConfig: false`: their ajv check either throws or wipes the file.
 import fs from 'node:fs';
 import { isLoopbackHost, parseHostPort } from './listen-address.ts';
+import { MAX_PEER_URL_LENGTH, peerUrlProblem } from './peers/peer-url.ts';
 import path from 'node:path';
 import Conf from 'conf';
 
-export type Settings = {
-  /** Whether the share listener (LAN) is up. */
-  sharing: boolean;
-  /** HOST:PORT the share listener binds to. */
-  shareListen: string;
-  /** HOST:PORT of the loopback substituter + dashboard listener; must be a loopback host. */
-  listen: string;
-  /** Static peer base URLs (http or https). */
-  peers: string[];
-  /** Discover and announce peers with mDNS. */
-  mdns: boolean;
-  startAtLogin: boolean;
-};
+// ---- the one schema: each field's default, its JSON Schema (documentation) and its check -------
 
-export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
-  sharing: true,
-  shareListen: '0.0.0.0:9999',
-  listen: '127.0.0.1:9998',
-  peers: Object.freeze([]) as unknown as string[],
-  mdns: true,
-  startAtLogin: false,
-});
+type FieldResult<T> = ({ ok: true; value: T } | { ok: false; why: string }) & { extra?: string[] };
+
+interface Field<T> {
+  default: T;
+  /** JSON Schema of the field, as conf's and electron-store's `schema` option would take it. */
+  schema: Record<string, unknown>;
+  check(v: unknown): FieldResult<T>;
+}
 
 export const SETTINGS_FILE_NAME = 'settings.json';
 export const MAX_PEERS = 256;
-const MAX_URL_LENGTH = 2048;
+
+function booleanField(def: boolean, description: string): Field<boolean> {
+  return {
+    default: def,
+    schema: { type: 'boolean', default: def, description },
+    check: (v) => (typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, why: `must be true or false (got ${describe(v)})` }),
+  };
+}
 
 const HOST_PORT_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
 
-/**
- * JSON Schema (the `properties` object, as conf's and electron-store's `schema` option expect).
- * It documents the file and mirrors validateSettings(); we deliberately do not pass it to conf or
- * electron-store (see the header comment). Loopback-ness of `listen` is checked only in code.
- */
-export const SETTINGS_SCHEMA = {
-  sharing: { type: 'boolean', default: true, description: 'Share this machine’s Nix store with LAN peers.' },
-  shareListen: {
-    type: 'string',
-    pattern: HOST_PORT_PATTERN,
-    default: '0.0.0.0:9999',
-    description: 'HOST:PORT the LAN share listener binds to.',
-  },
-  listen: {
-    type: 'string',
-    pattern: HOST_PORT_PATTERN,
-    default: '127.0.0.1:9998',
-    description: 'Loopback HOST:PORT for the local substituter and the dashboard.',
-  },
-  peers: {
+function hostPortField(def: string, description: string, loopbackOnly: boolean): Field<string> {
+  return {
+    default: def,
+    schema: { type: 'string', pattern: HOST_PORT_PATTERN, default: def, description },
+    check(v) {
+      if (typeof v !== 'string') return { ok: false, why: `must be a "HOST:PORT" string (got ${describe(v)})` };
+      const hp = parseHostPort(v.trim());
+      if (!hp) return { ok: false, why: `must look like HOST:PORT, e.g. ${def} (got ${describe(v)})` };
+      if (loopbackOnly && !isLoopbackHost(hp.host)) {
+        return {
+          ok: false,
+          why: `must be a loopback address (127.0.0.1, ::1 or localhost) because it serves your local Nix and the dashboard (got ${describe(v)})`,
+        };
+      }
+      return { ok: true, value: v.trim() };
+    },
+  };
+}
+
+const peersField: Field<string[]> = {
+  default: [],
+  schema: {
     type: 'array',
-    items: { type: 'string', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', maxLength: MAX_URL_LENGTH },
+    items: { type: 'string', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', maxLength: MAX_PEER_URL_LENGTH },
     maxItems: MAX_PEERS,
     default: [],
     description: 'Static peer URLs (http or https).',
   },
-  mdns: { type: 'boolean', default: true, description: 'Find peers on the LAN with mDNS.' },
-  startAtLogin: { type: 'boolean', default: false, description: 'Start Peernix when you log in.' },
-} as const;
-
-export const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof Settings)[];
-
-// ---- field validation ------------------------------------------------------------------------
-
-export { isLoopbackHost, parseHostPort, type HostPort } from './listen-address.ts';
-
-/** Why `url` is not an acceptable static peer URL, or null when it is. */
-export function peerUrlProblem(url: unknown): string | null {
-  if (typeof url !== 'string') return `must be a string (got ${describe(url)})`;
-  if (url.length > MAX_URL_LENGTH) return `is longer than ${MAX_URL_LENGTH} characters`;
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'is not a URL';
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `must start with http:// or https:// (got ${u.protocol})`;
-  if (!u.hostname) return 'has no host';
-  if (u.username || u.password) return 'must not contain a user name or password';
-  if (u.search || u.hash) return 'must not contain a query or fragment';
-  return null;
-}
-
-type FieldResult<T> = { ok: true; value: T } | { ok: false; why: string };
-
-const checkers: { [K in keyof Settings]: (v: unknown) => FieldResult<Settings[K]> & { extra?: string[] } } = {
-  sharing: checkBoolean,
-  mdns: checkBoolean,
-  startAtLogin: checkBoolean,
-  shareListen(v) {
-    if (typeof v !== 'string') return { ok: false, why: `must be a "HOST:PORT" string (got ${describe(v)})` };
-    const hp = parseHostPort(v.trim());
-    if (!hp) return { ok: false, why: `must look like HOST:PORT, e.g. 0.0.0.0:9999 (got ${describe(v)})` };
-    return { ok: true, value: v.trim() };
-  },
-  listen(v) {
-    if (typeof v !== 'string') return { ok: false, why: `must be a "HOST:PORT" string (got ${describe(v)})` };
-    const hp = parseHostPort(v.trim());
-    if (!hp) return { ok: false, why: `must look like HOST:PORT, e.g. 127.0.0.1:9998 (got ${describe(v)})` };
-    if (!isLoopbackHost(hp.host)) {
-      return {
-        ok: false,
-        why: `must be a loopback address (127.0.0.1, ::1 or localhost) because it serves your local Nix and the dashboard (got ${describe(v)})`,
-      };
-    }
-    return { ok: true, value: v.trim() };
-  },
-  peers(v) {
+  check(v) {
     if (!Array.isArray(v)) return { ok: false, why: `must be a list of URLs (got ${describe(v)})` };
     const kept: string[] = [];
     const extra: string[] = [];
@@ -127,16 +74,49 @@ const checkers: { [K in keyof Settings]: (v: unknown) => FieldResult<Settings[K]
       } else if (kept.length >= MAX_PEERS) {
         extra.push(`settings: more than ${MAX_PEERS} peers; ignoring peers[${i}] and the rest`);
         break;
-      } else if (!kept.includes(item.trim())) {
-        kept.push(item.trim());
+      } else if (!kept.includes((item as string).trim())) {
+        kept.push((item as string).trim());
       }
     }
     return { ok: true, value: kept, extra };
   },
 };
 
-function checkBoolean(v: unknown): FieldResult<boolean> {
-  return typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, why: `must be true or false (got ${describe(v)})` };
+const FIELDS = {
+  /** Whether the share listener (LAN) is up. */
+  sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
+  /** HOST:PORT the share listener binds to. */
+  shareListen: hostPortField('0.0.0.0:9999', 'HOST:PORT the LAN share listener binds to.', false),
+  /** HOST:PORT of the loopback substituter + dashboard listener; must be a loopback host. */
+  listen: hostPortField('127.0.0.1:9998', 'Loopback HOST:PORT for the local substituter and the dashboard.', true),
+  /** Static peer base URLs (http or https). */
+  peers: peersField,
+  /** Discover and announce peers with mDNS. */
+  mdns: booleanField(true, 'Find peers on the LAN with mDNS.'),
+  startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
+};
+
+type FieldValue<F> = F extends Field<infer T> ? T : never;
+export type Settings = { [K in keyof typeof FIELDS]: FieldValue<(typeof FIELDS)[K]> };
+
+export const SETTING_KEYS = Object.keys(FIELDS) as (keyof Settings)[];
+
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze(
+  Object.fromEntries(SETTING_KEYS.map((k) => [k, Array.isArray(FIELDS[k].default) ? Object.freeze([...FIELDS[k].default]) : FIELDS[k].default])) as unknown as Settings,
+);
+
+/**
+ * JSON Schema (the `properties` object conf and electron-store take), for documentation and tools.
+ * Deliberately not passed to conf or electron-store (see the header comment); loopback-ness of
+ * `listen` is checked only in code.
+ */
+export const SETTINGS_SCHEMA = Object.fromEntries(SETTING_KEYS.map((k) => [k, FIELDS[k].schema])) as Record<keyof Settings, Record<string, unknown> & { default: unknown }>;
+
+export { isLoopbackHost, parseHostPort, type HostPort } from './listen-address.ts';
+export { peerUrlProblem } from './peers/peer-url.ts';
+
+function check<K extends keyof Settings>(key: K, v: unknown): FieldResult<Settings[K]> {
+  return (FIELDS[key] as unknown as Field<Settings[K]>).check(v);
 }
 
 function describe(v: unknown): string {
@@ -169,7 +149,7 @@ export function validateSettings(raw: unknown): { settings: Settings; problems: 
   }
   for (const key of SETTING_KEYS) {
     if (!Object.hasOwn(raw, key)) continue;
-    const r = checkers[key](raw[key]);
+    const r = check(key, raw[key]);
     if (r.ok) {
       (settings as Record<string, unknown>)[key] = r.value;
       if (r.extra) problems.push(...r.extra);
@@ -196,7 +176,7 @@ export function validatePatch(patch: unknown): Partial<Settings> {
       continue;
     }
     const k = key as keyof Settings;
-    const r = checkers[k](value);
+    const r = check(k, value);
     if (!r.ok) errors.push(`"${k}" ${r.why}`);
     else if (r.extra?.length) errors.push(...r.extra.map((e) => e.replace(/^settings: /, '').replace(/; ignoring.*$/, '')));
     else (out as Record<string, unknown>)[k] = r.value;

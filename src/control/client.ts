@@ -2,7 +2,7 @@
 // its loopback listener. Errors are turned into sentences a user can act on.
 import got, { RequestError } from 'got';
 import type { Snapshot } from '../api.ts';
-import { parseHostPort } from '../settings.ts';
+import { formatHostPort, parseHostPort } from '../listen-address.ts';
 
 const TIMEOUT_MS = 5000;
 
@@ -19,8 +19,7 @@ export class ControlError extends Error {
 export function baseUrlFromListen(listen: string): string {
   const hp = parseHostPort(listen);
   if (!hp) throw new ControlError(`not a HOST:PORT: ${JSON.stringify(listen)}`);
-  const host = hp.host.includes(':') ? `[${hp.host}]` : hp.host;
-  return `http://${host}:${hp.port}`;
+  return `http://${formatHostPort(hp.host, hp.port)}`;
 }
 
 function endpoint(baseUrl: string, p: string): string {

@@ -33,7 +33,7 @@ import { DaemonError, MAX_MESSAGE, readStderr, type LogSink } from './daemon-std
 import { parseSha256 } from '../nix/hash.ts';
 import { parseStorePath } from '../nix/store-path.ts';
 
-export { DaemonError, stripAnsi } from './daemon-stderr.ts';
+export { DaemonError } from './daemon-stderr.ts';
 
 // --- protocol constants ---
 

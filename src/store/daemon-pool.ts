@@ -8,6 +8,7 @@
 
 import { DaemonConnection, DaemonError } from './daemon-connection.ts';
 import type { PathInfo } from './daemon-connection.ts';
+import type { DaemonHealth } from '../api.ts';
 
 export interface DaemonPoolOptions {
   socketPath: string;
@@ -17,12 +18,6 @@ export interface DaemonPoolOptions {
   connectTimeoutMs?: number;
   /** A pooled connection that makes no progress for this long is declared dead. Default 60 s. */
   opTimeoutMs?: number;
-}
-
-export interface DaemonHealth {
-  ok: boolean;
-  version: string | null;
-  error: string | null;
 }
 
 // A path that cannot exist, for a cheap round trip in health().

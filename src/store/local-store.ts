@@ -4,6 +4,7 @@ import { DaemonPool } from './daemon-pool.ts';
 import { DaemonError, type DaemonConnection, type PathInfo } from './daemon-connection.ts';
 import { StoreDb } from './store-db.ts';
 import type { StoreLocation } from './store-uri.ts';
+import type { DaemonHealth } from '../api.ts';
 
 // The local Nix store as the cache needs it: metadata over pooled daemon connections, and NARs
 // under a GC temp root that lives on a connection of their own for exactly as long as the transfer.
@@ -100,7 +101,7 @@ export class LocalStore {
     return this.handle(conn, info);
   }
 
-  async health(): Promise<{ ok: boolean; version: string | null; error: string | null }> {
+  async health(): Promise<DaemonHealth> {
     const h = await this.pool.health();
     this.daemonDown = !h.ok;
     return h;
