@@ -2,11 +2,10 @@
 // the page's own origin. The control token comes from a <meta> the server adds to the page (the
 // CSP allows no inline script); it is only needed for POSTs.
 import type { ApiChange, PeernixBridge, Snapshot } from '../src/api.ts';
-
-const API = '/peernix/api/';
+import { CONTROL_API, TOKEN_META_NAME } from '../src/control/contract.ts';
 
 export function readPageToken(doc: Document = document): string | null {
-  const meta = doc.querySelector<HTMLMetaElement>('meta[name="peernix-token"]');
+  const meta = doc.querySelector<HTMLMetaElement>(`meta[name="${TOKEN_META_NAME}"]`);
   return meta?.content || null;
 }
 
@@ -21,7 +20,7 @@ export function createWebBridge(doc: Document = document): PeernixBridge {
   };
 
   function connect(): void {
-    source = new EventSource(`${API}changes`);
+    source = new EventSource(CONTROL_API.changes);
     source.onmessage = (m: MessageEvent<string>) => {
       let change: ApiChange;
       try {
@@ -46,7 +45,7 @@ export function createWebBridge(doc: Document = document): PeernixBridge {
 
   return {
     async snapshot(): Promise<Snapshot> {
-      const res = await fetch(`${API}snapshot`, { cache: 'no-store', credentials: 'same-origin' });
+      const res = await fetch(CONTROL_API.snapshot, { cache: 'no-store', credentials: 'same-origin' });
       if (!res.ok) throw new Error(await errorText(res));
       return (await res.json()) as Snapshot;
     },
@@ -63,7 +62,7 @@ export function createWebBridge(doc: Document = document): PeernixBridge {
     },
     async setSharing(on) {
       if (!token) throw new Error('this page has no control token; reload it from Peernix');
-      const res = await fetch(`${API}sharing`, {
+      const res = await fetch(CONTROL_API.sharing, {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },

@@ -11,6 +11,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
+import { PAGE_CONTENT_SECURITY_POLICY } from '../src/control/contract.ts';
 
 const root = path.join(import.meta.dirname, '..');
 const r = (...p: string[]) => path.join(root, ...p);
@@ -62,7 +63,10 @@ const builds: esbuild.BuildOptions[] = [
 
 async function copyStatic(): Promise<void> {
   await fs.mkdir(r('dist/renderer'), { recursive: true });
-  await fs.copyFile(r('renderer/index.html'), r('dist/renderer/index.html'));
+  // The page's CSP is defined once, in the core; the build writes it into the page's <meta>.
+  const page = await fs.readFile(r('renderer/index.html'), 'utf8');
+  if (!page.includes('%PAGE_CSP%')) throw new Error('renderer/index.html lost its %PAGE_CSP% placeholder');
+  await fs.writeFile(r('dist/renderer/index.html'), page.replace('%PAGE_CSP%', PAGE_CONTENT_SECURITY_POLICY));
   await fs.copyFile(r('renderer/styles.css'), r('dist/renderer/styles.css'));
   await fs.copyFile(r('assets/favicon.png'), r('dist/renderer/favicon.png'));
 }

@@ -2,6 +2,7 @@
 // its loopback listener. Errors are turned into sentences a user can act on.
 import got, { RequestError } from 'got';
 import type { Snapshot } from '../api.ts';
+import { CONTROL_API } from './contract.ts';
 import { formatHostPort, parseHostPort } from '../listen-address.ts';
 
 const TIMEOUT_MS = 5000;
@@ -22,8 +23,8 @@ export function baseUrlFromListen(listen: string): string {
   return `http://${formatHostPort(hp.host, hp.port)}`;
 }
 
-function endpoint(baseUrl: string, p: string): string {
-  return new URL(`/peernix/api/${p}`, baseUrl).href;
+function endpoint(baseUrl: string, p: keyof typeof CONTROL_API): string {
+  return new URL(CONTROL_API[p], baseUrl).href;
 }
 
 export async function fetchSnapshot(baseUrl: string): Promise<Snapshot> {

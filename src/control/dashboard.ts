@@ -4,9 +4,9 @@
 // its relative asset names resolve under /peernix/assets/.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { TOKEN_META_NAME } from './contract.ts';
 
 export const ASSET_PREFIX = '/peernix/assets/';
-export const TOKEN_META_NAME = 'peernix-token';
 
 export const ASSETS: Readonly<Record<string, string>> = Object.freeze({
   'app.js': 'text/javascript; charset=utf-8',

@@ -18,6 +18,7 @@ import {
   originAllowed,
 } from './security.ts';
 import { createSseHub } from './sse.ts';
+import { CONTROL_API } from './contract.ts';
 
 export const CONTROL_PREFIX = '/peernix/';
 const MAX_BODY_BYTES = 4096;
@@ -101,15 +102,15 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
       return;
     }
     switch (p) {
-      case '/peernix/api/snapshot':
+      case CONTROL_API.snapshot:
         if (!allow(req, res, ['GET'])) return;
         sendJson(res, 200, opts.api.snapshot());
         return;
-      case '/peernix/api/changes':
+      case CONTROL_API.changes:
         if (!allow(req, res, ['GET'])) return;
         sse.open(req, res);
         return;
-      case '/peernix/api/sharing':
+      case CONTROL_API.sharing:
         if (!allow(req, res, ['POST'])) return;
         await postSharing(req, res);
         return;
