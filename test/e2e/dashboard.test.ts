@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.ts';
 import { canUseNetns } from '../support/netns.ts';
 import { addPath, addTestClosure, nixEnv } from '../support/nix-host.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
@@ -44,10 +45,7 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
     writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${A.lan.ns} /usr/bin/chromium "$@"\n`);
     chmodSync(wrapper, 0o755);
     // A fresh profile: launch() gives the browser a new temporary user-data-dir each time.
-    browser = await chromium.launch({
-      executablePath: wrapper,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(wrapper);
     page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
     await page.goto(`${SUBST}/peernix/`);
   });

@@ -1,0 +1,196 @@
+// A made-up Peernix for the window's UI: realistic peers (one with a hostile name), cache entries
+// and events behind a fake PeernixApi, served by the real control routes and the built renderer.
+// Used by the renderer's Chromium test and by `node scripts/dev-dashboard.ts` for UI work.
+import http from 'node:http';
+import path from 'node:path';
+import type { ApiChange, CacheEntryView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView } from '../../src/api.ts';
+import { createControlRoutes } from '../../src/control/routes.ts';
+import { nixConfLines } from '../../src/nix-conf.ts';
+import { PROJECT_ROOT } from './peernix-process.ts';
+import { statusFixture } from './snapshot-fixture.ts';
+
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
+let seed = 7;
+const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const nix32 = (n: number) => Array.from({ length: n }, () => NIX32[Math.floor(rand() * 32)]).join('');
+
+const now = Date.now();
+const min = 60_000;
+
+const PUBLIC_KEY = 'alice-laptop-1:Vq8o3nBbY1w5kX9dC6Qe7xw3m0Kq1aZf3sL2tT8pR4U=';
+const SUBST = 'http://127.0.0.1:9998';
+
+export function demoStatus(over: Partial<StatusView> = {}): StatusView {
+  return statusFixture({
+    instanceId: 'b6f1c2d9e0a34f58',
+    substituterUrl: SUBST,
+    publicKey: PUBLIC_KEY,
+    nixConf: nixConfLines(SUBST, PUBLIC_KEY),
+    mdns: true,
+    peersUp: 2,
+    startedAt: now - 3 * 60 * min,
+    ...over,
+  });
+}
+
+export const demoPeers: PeerView[] = [
+  {
+    id: '6a1f0e3c9b2d4e71',
+    name: 'build-01',
+    url: 'http://10.0.4.20:9999',
+    address: '10.0.4.20',
+    port: 9999,
+    platform: 'linux-x64',
+    publicKey: 'build-01-1:4lWw2d8m1xq0b9yT7cZr5eN3vK6pA2sJ8hF0gU1iO3Y=',
+    trusted: true,
+    rttMs: 0.8,
+    state: 'up',
+    source: 'mdns',
+    bytesFrom: 2_845_000_000,
+    bytesTo: 12_400_000,
+    lastSeen: now - 4000,
+  },
+  {
+    id: 'http://mac-mini.lan:9999',
+    name: 'mac-mini.lan',
+    url: 'http://mac-mini.lan:9999',
+    address: '10.0.4.31',
+    port: 9999,
+    platform: 'darwin-arm64',
+    publicKey: 'mac-mini-1:9gT2kL0pQ4wE6rY8uI1oP3aS5dF7gH9jK2lZ4xC6vB8=',
+    trusted: true,
+    rttMs: 3.4,
+    state: 'up',
+    source: 'static',
+    bytesFrom: 310_000_000,
+    bytesTo: 96_500_000,
+    lastSeen: now - 9000,
+  },
+  {
+    id: '0c7e5d2a8f1b3e96',
+    name: 'bob-thinkpad <script>alert(1)</script>',
+    url: 'http://10.0.4.57:9999',
+    address: '10.0.4.57',
+    port: 9999,
+    platform: 'linux-x64',
+    publicKey: 'bob-thinkpad-1:Zx3cV5bN7mA9sD1fG3hJ5kL7qW9eR1tY3uI5oP7aS9d=',
+    trusted: false,
+    rttMs: null,
+    state: 'gone',
+    source: 'mdns',
+    bytesFrom: 0,
+    bytesTo: 48_000_000,
+    lastSeen: now - 14 * min,
+  },
+];
+
+const ENTRY_SPECS: [string, 'local' | number, number, number, number][] = [
+  // name, source (local or peer index), size, age (min), hits
+  ['hello-2.12.1', 0, 226_000, 2, 3],
+  ['glibc-2.40-66', 'local', 29_600_000, 171, 41],
+  ['openssl-3.3.2', 'local', 6_900_000, 160, 18],
+  ['python3-3.12.8', 0, 108_000_000, 95, 7],
+  ['nodejs-22.12.0', 1, 187_000_000, 64, 2],
+  ['rustc-1.83.0', 0, 612_000_000, 41, 1],
+  ['gcc-14.2.1.20250322', 'local', 252_000_000, 150, 12],
+  ['curl-8.11.1-bin', 1, 1_200_000, 12, 5],
+  ['git-2.47.1', 'local', 59_000_000, 30, 9],
+  ['zlib-1.3.1', 'local', 410_000, 172, 63],
+];
+
+export const demoEntries: CacheEntryView[] = ENTRY_SPECS.map(([name, src, size, age, hits], i) => {
+  const hashPart = nix32(32);
+  const peer = src === 'local' ? null : demoPeers[src];
+  return {
+    hashPart,
+    storePath: `/nix/store/${hashPart}-${name}`,
+    name,
+    source: peer ? peer.id : 'local',
+    sourceName: peer ? peer.name : 'this machine',
+    narHash: `sha256:${nix32(52)}`,
+    narSize: size,
+    createdAt: now - age * min,
+    updatedAt: now - Math.max(0, age - 1 - i) * min,
+    hits,
+  };
+});
+
+export type NewEvent = PeernixEvent extends infer E ? (E extends PeernixEvent ? Omit<E, 'id'> : never) : never;
+let nextId = 1;
+const ev = (e: NewEvent) => ({ ...e, id: nextId++ }) as PeernixEvent;
+export const demoEvents: PeernixEvent[] = [
+  ev({ type: 'sharing', time: now - 180 * min, enabled: true }),
+  ev({ type: 'peer-up', time: now - 179 * min, peerId: demoPeers[0].id, peerName: demoPeers[0].name }),
+  ev({ type: 'peer-up', time: now - 178 * min, peerId: demoPeers[1].id, peerName: demoPeers[1].name }),
+  ev({ type: 'peer-up', time: now - 60 * min, peerId: demoPeers[2].id, peerName: demoPeers[2].name }),
+  ev({ type: 'fallback', time: now - 41 * min, storePath: demoEntries[5].storePath, from: 'bob-thinkpad <script>alert(1)</script>', to: 'build-01', reason: 'peer-gone', outcome: 'served' }),
+  ev({ type: 'peer-down', time: now - 14 * min, peerId: demoPeers[2].id, peerName: demoPeers[2].name, reason: 'no answer to 3 health checks' }),
+  ev({ type: 'fallback', time: now - 9 * min, storePath: `/nix/store/${nix32(32)}-ripgrep-14.1.1`, from: 'none', to: null, reason: 'none', outcome: 'not-found' }),
+  ev({ type: 'transfer', time: now - 6 * min, storePath: demoEntries[4].storePath, direction: 'in', peerName: 'mac-mini.lan', bytes: 94_000_000, outcome: 'resumed' }),
+  ev({ type: 'fallback', time: now - 2 * min, storePath: demoEntries[0].storePath, from: 'this machine', to: 'build-01', reason: 'gc', outcome: 'served' }),
+];
+
+// ---- the fake API --------------------------------------------------------------------------------
+
+export class DemoApi implements PeernixApi {
+  snap: Snapshot;
+  listeners = new Set<(c: ApiChange) => void>();
+  sharingCalls: boolean[] = [];
+  constructor(snap: Snapshot) {
+    this.snap = snap;
+  }
+  snapshot(): Snapshot {
+    return structuredClone(this.snap);
+  }
+  subscribe(l: (c: ApiChange) => void) {
+    this.listeners.add(l);
+    return () => void this.listeners.delete(l);
+  }
+  emit(c: ApiChange) {
+    for (const l of this.listeners) l(c);
+  }
+  addEvent(e: NewEvent) {
+    const full = { ...e, id: nextId++ } as PeernixEvent;
+    this.snap.events.push(full);
+    this.emit({ topic: 'event', event: full });
+  }
+  async setSharing(on: boolean) {
+    this.sharingCalls.push(on);
+    this.snap.status = { ...this.snap.status, sharing: on, shareUrl: on ? 'http://0.0.0.0:9999' : null };
+    this.addEvent({ type: 'sharing', time: Date.now(), enabled: on });
+    this.emit({ topic: 'status' });
+  }
+  async stop() {}
+}
+
+export function demoApi(): DemoApi {
+  return new DemoApi({ status: demoStatus(), peers: structuredClone(demoPeers), entries: structuredClone(demoEntries), events: structuredClone(demoEvents) });
+}
+
+// ---- serving -------------------------------------------------------------------------------------
+
+export async function serveDemoApi(api: PeernixApi, port: number) {
+  let handler: ReturnType<typeof createControlRoutes> | null = null;
+  const server = http.createServer((req, res) => {
+    if (handler?.(req, res)) return;
+    res.writeHead(302, { Location: '/peernix/' }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const actual = (server.address() as { port: number }).port;
+  handler = createControlRoutes({
+    api,
+    token: 'a'.repeat(64),
+    rendererDir: path.join(PROJECT_ROOT, 'dist', 'renderer'),
+    allowedHosts: [`127.0.0.1:${actual}`, `localhost:${actual}`],
+    heartbeatMs: 5000,
+  });
+  return {
+    url: `http://127.0.0.1:${actual}/peernix/`,
+    close: async () => {
+      handler?.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
