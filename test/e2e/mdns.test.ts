@@ -188,6 +188,7 @@ function serviceRecords(o: {
   ];
 }
 
+// A sequence on one LAN: later cases follow the peers as earlier ones moved, renamed or stopped them.
 describe('mDNS discovery between network namespaces', { skip, timeout: 180_000 }, () => {
   let lan: Lan | undefined;
   const peers: PeerHost[] = [];

@@ -11,6 +11,8 @@ import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type 
 
 const netns = canUseNetns();
 
+// A sequence on one LAN (three hosts are slow to set up): the last two cases kill hosts on purpose,
+// the fast-404 case relies on the kill before it, and nothing before them depends on them.
 describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 900_000 }, () => {
   if (!netns.ok) {
     if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);

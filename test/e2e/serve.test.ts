@@ -10,6 +10,8 @@ import { waitFor } from '../support/wait.ts';
 
 const H = (p: string) => p.slice('/nix/store/'.length, '/nix/store/'.length + 32);
 
+// One daemon and one Peernix for all cases; the last two are a sequence on purpose: the daemon is
+// killed and restarted (Peernix must recover without a restart), then Peernix itself is stopped.
 describe('peernix serve: a real Nix substitutes from it', { timeout: 600_000 }, () => {
   let dir: string;
   let host: NixHost;
