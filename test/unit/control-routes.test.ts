@@ -4,35 +4,15 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ApiChange, PeernixApi, Snapshot } from '../../src/api.ts';
+import type { ApiChange } from '../../src/api.ts';
 import { ControlError, baseUrlFromListen, fetchSnapshot, setSharing } from '../../src/control/client.ts';
 import { createControlRoutes, type ControlHandler } from '../../src/control/routes.ts';
 import { loadOrCreateToken, readToken } from '../../src/control/token.ts';
+import { DemoApi } from '../support/dashboard-demo.ts';
 import { snapshotFixture } from '../support/snapshot-fixture.ts';
 
 const T = { timeout: 10_000 };
 const TOKEN = '0123456789abcdef'.repeat(4);
-
-class FakeApi implements PeernixApi {
-  listeners = new Set<(c: ApiChange) => void>();
-  sharingCalls: boolean[] = [];
-  snap: Snapshot = snapshotFixture({ nixConf: 'extra-substituters = http://127.0.0.1:9998\n' });
-  snapshot() {
-    return structuredClone(this.snap);
-  }
-  subscribe(l: (c: ApiChange) => void) {
-    this.listeners.add(l);
-    return () => void this.listeners.delete(l);
-  }
-  emit(c: ApiChange) {
-    for (const l of this.listeners) l(c);
-  }
-  async setSharing(on: boolean) {
-    this.sharingCalls.push(on);
-    this.snap.status.sharing = on;
-  }
-  async stop() {}
-}
 
 interface Reply {
   status: number;
@@ -44,7 +24,7 @@ let server: http.Server;
 let port: number;
 let host: string;
 let routes: ControlHandler;
-let api: FakeApi;
+let api: DemoApi;
 let tmp: string;
 
 function request(opts: { method?: string; path: string; headers?: Record<string, string>; body?: string }): Promise<Reply> {
@@ -113,7 +93,7 @@ before(async () => {
   fs.writeFileSync(path.join(rendererDir, 'secret.txt'), 'not an asset');
   fs.writeFileSync(path.join(tmp, 'secret.txt'), 'outside');
 
-  api = new FakeApi();
+  api = new DemoApi(snapshotFixture({ nixConf: 'extra-substituters = http://127.0.0.1:9998\n' }));
   server = http.createServer((req, res) => {
     if (routes(req, res)) return;
     res.writeHead(418, { 'content-type': 'text/plain' }).end('cache routes');

@@ -20,6 +20,12 @@ async function busyPort(): Promise<{ port: number; free(): Promise<void> }> {
   return { port, free: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
+async function freePort(): Promise<number> {
+  const probe = await busyPort();
+  await probe.free();
+  return probe.port;
+}
+
 function rig(port: number, persist?: (on: boolean) => void) {
   const events = new EventLog();
   const saved: boolean[] = [];
@@ -76,9 +82,7 @@ describe('SharingSwitch', () => {
   });
 
   test('turning on when the setting cannot be saved closes the listener again; the next attempt works', T, async () => {
-    const probe = await busyPort();
-    const port = probe.port;
-    await probe.free();
+    const port = await freePort();
     let failWrites = 1;
     const r = rig(port, () => {
       if (failWrites-- > 0) throw new Error('EROFS: read-only file system');
@@ -95,9 +99,7 @@ describe('SharingSwitch', () => {
   });
 
   test('turning off always takes effect, and a failed save is reported rather than hidden', T, async () => {
-    const probe = await busyPort();
-    const port = probe.port;
-    await probe.free();
+    const port = await freePort();
     let failWrites = 0;
     const r = rig(port, () => {
       if (failWrites-- > 0) throw new Error('EACCES: permission denied');
@@ -130,9 +132,7 @@ describe('SharingSwitch', () => {
   });
 
   test('switches run one at a time, in order', T, async () => {
-    const probe = await busyPort();
-    const port = probe.port;
-    await probe.free();
+    const port = await freePort();
     const r = rig(port);
     await Promise.all([r.sw.set(true), r.sw.set(false), r.sw.set(true)]);
     assert.equal(r.sw.on, true);
