@@ -7,23 +7,23 @@ import type { ApiChange } from './api.ts';
 export type Topic = 'peers' | 'entries' | 'status';
 
 export class ChangeBatcher {
-  readonly #listeners = new Set<(c: ApiChange) => void>();
-  readonly #pending = new Set<Topic>();
-  readonly #delayMs: number;
-  #timer: NodeJS.Timeout | null = null;
+  private readonly listeners = new Set<(c: ApiChange) => void>();
+  private readonly pending = new Set<Topic>();
+  private readonly delayMs: number;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(delayMs = 100) {
-    this.#delayMs = delayMs;
+    this.delayMs = delayMs;
   }
 
   subscribe(listener: (c: ApiChange) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Delivers a change to every subscriber now; one that throws does not stop the others. */
   now(change: ApiChange): void {
-    for (const l of this.#listeners) {
+    for (const l of this.listeners) {
       try {
         l(change);
       } catch {
@@ -33,18 +33,18 @@ export class ChangeBatcher {
   }
 
   soon(topic: Topic): void {
-    this.#pending.add(topic);
-    this.#timer ??= setTimeout(() => {
-      this.#timer = null;
-      const topics = [...this.#pending];
-      this.#pending.clear();
+    this.pending.add(topic);
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      const topics = [...this.pending];
+      this.pending.clear();
       for (const t of topics) this.now({ topic: t });
-    }, this.#delayMs);
+    }, this.delayMs);
   }
 
   close(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#pending.clear();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.pending.clear();
   }
 }

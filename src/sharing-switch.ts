@@ -24,28 +24,28 @@ export interface SharingSwitchParts {
 }
 
 export class SharingSwitch {
-  readonly #parts: SharingSwitchParts;
-  #listener: HttpListener | null = null;
-  #error: string | null = null;
+  private readonly parts: SharingSwitchParts;
+  private current: HttpListener | null = null;
+  private lastError: string | null = null;
   // Switches run one at a time; the tail never rejects, so a failed one can't block the next.
-  #tail: Promise<void> = Promise.resolve();
-  #stopped = false;
+  private tail: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(parts: SharingSwitchParts) {
-    this.#parts = parts;
+    this.parts = parts;
   }
 
   get on(): boolean {
-    return this.#listener !== null;
+    return this.current !== null;
   }
 
   get listener(): HttpListener | null {
-    return this.#listener;
+    return this.current;
   }
 
   /** Why sharing is not in the state last asked for, or why that choice was not saved; null when all is well. */
   get error(): string | null {
-    return this.#error;
+    return this.lastError;
   }
 
   /**
@@ -53,97 +53,97 @@ export class SharingSwitch {
    * for this run with a visible error, and the saved choice stays as the user left it.
    */
   startUp(wanted: boolean): Promise<void> {
-    return this.#queue(async () => {
+    return this.queue(async () => {
       if (!wanted) return;
       try {
-        this.#listener = await this.#parts.bind();
+        this.current = await this.parts.bind();
       } catch (e) {
-        this.#fail(`could not start sharing: ${describe(e)}; sharing is off for this run`);
+        this.fail(`could not start sharing: ${describe(e)}; sharing is off for this run`);
         return;
       }
-      this.#parts.log.info(`sharing this store on ${this.#listener.url}`);
-      this.#parts.announce(this.#listener.port);
-      this.#parts.changed();
+      this.parts.log.info(`sharing this store on ${this.current.url}`);
+      this.parts.announce(this.current.port);
+      this.parts.changed();
     });
   }
 
   /** Turns sharing on or off; rejects with a message a user can act on. */
   set(on: boolean): Promise<void> {
-    return this.#queue(() => (on ? this.#turnOn() : this.#turnOff()));
+    return this.queue(() => (on ? this.turnOn() : this.turnOff()));
   }
 
   /** Closes the listener for good, letting transfers finish for `graceMs`. */
   stop(graceMs: number): Promise<void> {
-    return this.#queue(async () => {
-      this.#stopped = true;
-      const l = this.#listener;
-      this.#listener = null;
+    return this.queue(async () => {
+      this.stopped = true;
+      const l = this.current;
+      this.current = null;
       await l?.close(graceMs);
     });
   }
 
-  async #turnOn(): Promise<void> {
-    if (this.#stopped) throw new Error('Peernix is stopping');
-    if (this.#listener) {
-      this.#clearError();
+  private async turnOn(): Promise<void> {
+    if (this.stopped) throw new Error('Peernix is stopping');
+    if (this.current) {
+      this.clearError();
       return;
     }
     let listener: HttpListener;
     try {
-      listener = await this.#parts.bind();
+      listener = await this.parts.bind();
     } catch (e) {
-      throw this.#fail(`could not start sharing: ${describe(e)}`);
+      throw this.fail(`could not start sharing: ${describe(e)}`);
     }
     try {
-      this.#parts.persist?.(true);
+      this.parts.persist?.(true);
     } catch (e) {
       await listener.close(0);
-      throw this.#fail(`could not turn sharing on: saving the setting failed (${describe(e)})`);
+      throw this.fail(`could not turn sharing on: saving the setting failed (${describe(e)})`);
     }
-    this.#listener = listener;
-    this.#parts.announce(listener.port);
-    this.#error = null;
-    this.#parts.log.info(`sharing turned on: ${listener.url}`);
-    this.#parts.events.emit({ type: 'sharing', enabled: true });
-    this.#parts.changed();
+    this.current = listener;
+    this.parts.announce(listener.port);
+    this.lastError = null;
+    this.parts.log.info(`sharing turned on: ${listener.url}`);
+    this.parts.events.emit({ type: 'sharing', enabled: true });
+    this.parts.changed();
   }
 
-  async #turnOff(): Promise<void> {
-    const listener = this.#listener;
+  private async turnOff(): Promise<void> {
+    const listener = this.current;
     if (listener) {
       // Goodbye first so peers stop asking, then refuse and cut what is in flight.
-      await this.#parts.unannounce();
-      this.#listener = null;
+      await this.parts.unannounce();
+      this.current = null;
       listener.cutAll();
       await listener.close(0);
-      this.#parts.log.info('sharing turned off');
-      this.#parts.events.emit({ type: 'sharing', enabled: false });
+      this.parts.log.info('sharing turned off');
+      this.parts.events.emit({ type: 'sharing', enabled: false });
     }
     try {
-      this.#parts.persist?.(false);
+      this.parts.persist?.(false);
     } catch (e) {
-      throw this.#fail(`sharing is off, but the setting could not be saved (${describe(e)}); it may be on again after a restart`);
+      throw this.fail(`sharing is off, but the setting could not be saved (${describe(e)}); it may be on again after a restart`);
     }
-    this.#clearError();
+    this.clearError();
   }
 
-  #fail(message: string): Error {
-    this.#error = message;
-    this.#parts.log.warn(message);
-    this.#parts.events.emit({ type: 'error', message });
-    this.#parts.changed();
+  private fail(message: string): Error {
+    this.lastError = message;
+    this.parts.log.warn(message);
+    this.parts.events.emit({ type: 'error', message });
+    this.parts.changed();
     return new Error(message);
   }
 
-  #clearError(): void {
-    if (this.#error === null) return;
-    this.#error = null;
-    this.#parts.changed();
+  private clearError(): void {
+    if (this.lastError === null) return;
+    this.lastError = null;
+    this.parts.changed();
   }
 
-  #queue(step: () => Promise<void>): Promise<void> {
-    const attempt = this.#tail.then(step);
-    this.#tail = attempt.catch(() => {});
+  private queue(step: () => Promise<void>): Promise<void> {
+    const attempt = this.tail.then(step);
+    this.tail = attempt.catch(() => {});
     return attempt;
   }
 }
