@@ -1,0 +1,270 @@
+import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { BloomFilter } from 'bloomfilter';
+import type { Logger } from '../log.ts';
+import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from './summary-wire.ts';
+
+// The other peers' store summaries, each followed with one long poll: the peer answers as soon as
+// its store changed (a path added there is known here within moments) and otherwise every `waitS`
+// seconds, which also shows the summary is current. The resolver asks a peer about a path only if
+// its summary says "maybe"; without a usable summary (not a Peernix, not loaded yet, stale,
+// refused) the answer is null and the peer is asked as before. A summary is only ever a hint —
+// nothing is served on its word.
+//
+// Summaries are hostile input: bounded in size, a filter that admits nearly everything is refused,
+// and so is a peer whose summary changes faster than any store does.
+
+export type PeerSummaryState = 'loading' | 'ok' | 'stale' | 'unsupported' | 'refused';
+
+export interface PeerSummaryView {
+  state: PeerSummaryState;
+  reason: string | null;
+  bytes: number;
+  epoch: string | null;
+  generation: number | null;
+  paths: number; // as the peer claims
+  admittedEstimate: number; // as the filter's bits suggest
+  updatedAt: number | null;
+}
+
+export interface PeerSummariesOptions {
+  log: Logger;
+  userAgent?: string;
+  onChange?: () => void;
+  waitS?: number; // long-poll wait asked of peers (default 20 s)
+  staleMs?: number; // without contact for this long a summary is not used (default waitS + 15 s)
+  maxUpdatesPerMinute?: number; // default 120
+  maxFill?: number; // share of bits set above which a filter says nothing (default 0.6)
+  retryUnsupportedMs?: number; // default 5 min
+  refusedMs?: number; // how long a peer whose summary was refused goes without one (default 5 min)
+}
+
+const MIN_INTERVAL_MS = 250;
+
+interface Followed {
+  id: string;
+  url: string;
+  stopped: boolean;
+  abort: AbortController;
+  filter: BloomFilter | null;
+  view: PeerSummaryView;
+  contactAt: number;
+  updates: number[]; // times of recent changes
+}
+
+export class PeerSummaries {
+  private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange'>> & Pick<PeerSummariesOptions, 'onChange'>;
+  private readonly peers = new Map<string, Followed>();
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 });
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 });
+
+  constructor(opts: PeerSummariesOptions) {
+    const waitS = opts.waitS ?? 20;
+    this.opts = {
+      userAgent: 'peernix',
+      waitS,
+      staleMs: (waitS + 15) * 1000,
+      maxUpdatesPerMinute: 120,
+      maxFill: 0.6,
+      retryUnsupportedMs: 5 * 60_000,
+      refusedMs: 5 * 60_000,
+      ...opts,
+    };
+  }
+
+  /** Starts following a peer's summary, or restarts it when the peer moved. */
+  follow(id: string, url: string): void {
+    const known = this.peers.get(id);
+    if (known && known.url === url) return;
+    if (known) this.unfollow(id);
+    const f: Followed = {
+      id,
+      url,
+      stopped: false,
+      abort: new AbortController(),
+      filter: null,
+      view: { state: 'loading', reason: null, bytes: 0, epoch: null, generation: null, paths: 0, admittedEstimate: 0, updatedAt: null },
+      contactAt: 0,
+      updates: [],
+    };
+    this.peers.set(id, f);
+    void this.loop(f);
+  }
+
+  unfollow(id: string): void {
+    const f = this.peers.get(id);
+    if (!f) return;
+    f.stopped = true;
+    f.abort.abort();
+    this.peers.delete(id);
+  }
+
+  /** true/false from a current summary; null when there is none to go by (ask the peer). */
+  mayHave(id: string, hashPart: string): boolean | null {
+    const f = this.peers.get(id);
+    if (!f || !f.filter || f.view.state !== 'ok') return null;
+    if (Date.now() - f.contactAt > this.opts.staleMs) {
+      this.setState(f, 'stale', `no word from the peer for ${Math.round((Date.now() - f.contactAt) / 1000)} s`);
+      return null;
+    }
+    return f.filter.test(hashPart);
+  }
+
+  view(id: string): PeerSummaryView | null {
+    const f = this.peers.get(id);
+    return f ? { ...f.view } : null;
+  }
+
+  close(): void {
+    for (const id of [...this.peers.keys()]) this.unfollow(id);
+    this.agent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private async loop(f: Followed): Promise<void> {
+    let failures = 0;
+    while (!f.stopped) {
+      // However fast a peer answers, it is asked at most this often: a hostile one can't make us spin.
+      const started = Date.now();
+      try {
+        const waiting = f.filter !== null && f.view.state !== 'refused';
+        const url = waiting ? `${f.url}${SUMMARY_PATH}?epoch=${f.view.epoch}&since=${f.view.generation}&wait=${this.opts.waitS}` : `${f.url}${SUMMARY_PATH}`;
+        const res = await this.get(url, f.abort.signal, waiting ? this.opts.waitS * 1000 + 10_000 : 10_000);
+        if (f.stopped) return;
+        const done = await this.take(f, res);
+        failures = 0;
+        if (done === 'unsupported') await this.sleep(f, this.opts.retryUnsupportedMs);
+        else if (done === 'refused') await this.sleep(f, this.opts.refusedMs);
+        else await this.sleep(f, MIN_INTERVAL_MS - (Date.now() - started));
+      } catch (e) {
+        if (f.stopped) return;
+        failures++;
+        this.opts.log.debug(`summary of ${f.url}: ${(e as Error).message}`);
+        if (f.view.state === 'loading' || failures > 2) this.setState(f, f.filter ? 'stale' : 'loading', (e as Error).message);
+        await this.sleep(f, Math.min(30_000, 500 * 2 ** Math.min(failures, 6)));
+      }
+    }
+  }
+
+  /** Applies one answer; says when the loop should back off. */
+  private async take(f: Followed, res: IncomingMessage): Promise<'ok' | 'unsupported' | 'refused'> {
+    const status = res.statusCode ?? 0;
+    const type = String(res.headers['content-type'] ?? '').split(';')[0].trim();
+    if (status === 404 || status === 405 || status === 501) {
+      res.resume();
+      f.filter = null;
+      this.setState(f, 'unsupported', 'the peer publishes no summary');
+      return 'unsupported';
+    }
+    if (status === 204) {
+      res.resume();
+      f.contactAt = Date.now();
+      if (f.view.state === 'stale') this.setState(f, 'ok', null);
+      return 'ok';
+    }
+    if (status !== 200) {
+      res.resume();
+      throw new Error(`HTTP ${status}`);
+    }
+    try {
+      if (type === SUMMARY_TYPE) {
+        const s = decodeSummary(await readBody(res, MAX_SUMMARY_BYTES));
+        const fill = s.filter.countBits() / s.filter.m;
+        if (fill > this.opts.maxFill) return this.refuse(f, `its filter admits nearly everything (${Math.round(fill * 100)} % of bits set)`);
+        f.filter = s.filter;
+        Object.assign(f.view, { epoch: s.epoch, generation: s.generation, paths: s.paths, bytes: s.filter.m / 8 + 28 });
+      } else if (type === DELTA_TYPE) {
+        const d = decodeDelta((await readBody(res, 128 + MAX_DELTA_PATHS * 33)).toString('latin1'));
+        if (!f.filter || d.epoch !== f.view.epoch || d.from !== f.view.generation) throw new SummaryFormatError('delta does not follow the summary we hold');
+        for (const h of d.hashParts) f.filter.add(h);
+        f.view.generation = d.to;
+        f.view.paths += d.hashParts.length;
+        const fill = f.filter.countBits() / f.filter.m;
+        if (fill > this.opts.maxFill) return this.refuse(f, `its filter admits nearly everything (${Math.round(fill * 100)} % of bits set)`);
+      } else {
+        res.resume();
+        throw new SummaryFormatError(`unexpected Content-Type "${type.slice(0, 60)}"`);
+      }
+    } catch (e) {
+      if (e instanceof SummaryFormatError || e instanceof RangeError) return this.refuse(f, e.message);
+      throw e;
+    }
+    const now = Date.now();
+    f.contactAt = now;
+    f.updates = f.updates.filter((t) => now - t < 60_000);
+    f.updates.push(now);
+    if (f.updates.length > this.opts.maxUpdatesPerMinute) return this.refuse(f, `its summary changed ${f.updates.length} times in a minute`);
+    f.view.updatedAt = now;
+    f.view.admittedEstimate = Math.round(f.filter!.size());
+    this.setState(f, 'ok', null);
+    return 'ok';
+  }
+
+  private refuse(f: Followed, why: string): 'refused' {
+    this.opts.log.info(`not using the summary of ${f.url}: ${why}`);
+    f.filter = null;
+    f.updates = [];
+    Object.assign(f.view, { epoch: null, generation: null, paths: 0, bytes: 0, admittedEstimate: 0 });
+    this.setState(f, 'refused', why);
+    return 'refused';
+  }
+
+  private setState(f: Followed, state: PeerSummaryState, reason: string | null): void {
+    if (f.view.state === state && f.view.reason === reason) return;
+    f.view.state = state;
+    f.view.reason = reason;
+    this.opts.onChange?.();
+  }
+
+  private sleep(f: Followed, ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      f.abort.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  }
+
+  private get(url: string, signal: AbortSignal, ms: number): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const https = url.startsWith('https:');
+      const req = (https ? httpsRequest : request)(url, { agent: https ? this.httpsAgent : this.agent, headers: { 'user-agent': this.opts.userAgent }, signal });
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${ms} ms`)), ms);
+      req.once('response', (res) => {
+        clearTimeout(timer);
+        resolve(res);
+      });
+      req.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      req.end();
+    });
+  }
+}
+
+function readBody(res: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(res.headers['content-length'] ?? NaN);
+    if (declared > max) {
+      res.destroy();
+      reject(new SummaryFormatError(`answer of ${declared} bytes is larger than ${max}`));
+      return;
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => res.destroy(new Error('body timed out')), 30_000);
+    res.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) res.destroy(new SummaryFormatError(`answer larger than ${max} bytes`));
+      else parts.push(c);
+    });
+    res.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(parts));
+    });
+    res.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
