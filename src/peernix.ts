@@ -249,12 +249,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       });
       return switching;
     },
-    stop() {
+    stop(stopOpts) {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
         registry.stop();
         await discovery?.stop();
-        await Promise.all([substituter.close(), share?.close()]);
+        await Promise.all([substituter.close(stopOpts?.graceMs), share?.close(stopOpts?.graceMs)]);
         client.close();
         await store.close();
         if (flushTimer) clearTimeout(flushTimer);
