@@ -67,6 +67,8 @@ export interface StatusView {
   hostName: string;
   sharing: boolean;
   shareUrl: string | null; // null while sharing is off
+  /** Why sharing is not as last asked (a busy port, a setting that could not be saved); null when all is well. */
+  shareError: string | null;
   substituterUrl: string;
   publicKey: string; // "name:base64"
   nixConf: string; // the lines a user adds to nix.conf

@@ -1,8 +1,9 @@
 import { platform, arch } from 'node:os';
-import type { ApiChange, PeernixApi, Snapshot, StatusView } from './api.ts';
+import type { PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache } from './affinity.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
-import { listen, type HttpListener } from './cache/http-listener.ts';
+import { listen } from './cache/http-listener.ts';
+import { ChangeBatcher, type Topic } from './change-batcher.ts';
 import { LocalBackend } from './cache/local-backend.ts';
 import { EventLog } from './events.ts';
 import { loadIdentity } from './identity.ts';
@@ -14,6 +15,7 @@ import { PeerClient } from './peers/peer-client.ts';
 import { PeerRegistry } from './peers/registry.ts';
 import { staticPeerInfo } from './peers/static-peer.ts';
 import { Resolver } from './resolver.ts';
+import { SharingSwitch } from './sharing-switch.ts';
 import { ensureStateDir } from './state-dir.ts';
 import { LocalStore, type NarSourceKind } from './store/local-store.ts';
 import { parseStoreUri } from './store/store-uri.ts';
@@ -70,26 +72,13 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   }
   const staticPeers = opts.peers.map(staticPeerInfo);
 
-  // --- change notification: many small changes become one 'peers'/'entries' notice per tick
-  const listeners = new Set<(c: ApiChange) => void>();
-  const notify = (c: ApiChange) => {
-    for (const l of listeners) l(c);
-  };
-  const pending = new Set<'peers' | 'entries' | 'status'>();
-  let flushTimer: NodeJS.Timeout | null = null;
-  const notifySoon = (topic: 'peers' | 'entries' | 'status') => {
-    pending.add(topic);
-    flushTimer ??= setTimeout(() => {
-      flushTimer = null;
-      const topics = [...pending];
-      pending.clear();
-      for (const t of topics) notify({ topic: t });
-    }, 100);
-  };
+  // --- change notification: events at once, re-read notices batched per tick
+  const changes = new ChangeBatcher();
+  const notifySoon = (topic: Topic) => changes.soon(topic);
 
   // --- the parts
   const events = new EventLog();
-  events.subscribe((event) => notify({ topic: 'event', event }));
+  events.subscribe((event) => changes.now({ topic: 'event', event }));
   let trust: TrustPolicy = { requireSigs: true, keys: [] };
   const store = new LocalStore({ location, narSource: opts.narSource });
   const client = new PeerClient({}, `peernix/${opts.version}`);
@@ -142,37 +131,30 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     },
   });
 
-  let share: HttpListener | null = null;
-  let sharing = opts.sharing;
   let discovery: MdnsDiscovery | null = null;
   const startedAt = Date.now();
   let daemon: StatusView['daemon'] = { ok: false, version: null, error: 'not checked yet' };
 
-  const shareUrl = () => (share ? `http://${formatHostPort(shareAddr.host, share.port)}` : null);
-  const startShare = async () => {
-    share = await listen({ host: shareAddr.host, port: shareAddr.port, handler: shareHandler, log });
-    log.info(`sharing this store on ${shareUrl()}`);
+  const sharing = new SharingSwitch({
+    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: shareHandler, log }),
+    announce: (port) => discovery?.publish(port),
+    unannounce: async () => discovery?.unpublish(),
+    persist: opts.persistSharing,
+    events,
+    log,
+    changed: () => notifySoon('status'),
+  });
+  const shareUrl = () => {
+    const l = sharing.listener;
+    return l ? `http://${formatHostPort(shareAddr.host, l.port)}` : null;
   };
-  const cleanupOnFailure = async () => {
-    await substituter.close(0);
-    await store.close();
-    client.close();
-  };
-  if (sharing) {
-    try {
-      await startShare();
-    } catch (e) {
-      await cleanupOnFailure();
-      throw e;
-    }
-  }
 
   if (opts.mdns) {
     discovery = new MdnsDiscovery({
       self: {
         instanceId: identity.instanceId,
         name,
-        port: (share as HttpListener | null)?.port ?? shareAddr.port,
+        port: shareAddr.port,
         publicKey: identity.key.publicKey.text,
         platform: `${platform()}-${arch()}`,
         protocol: 1,
@@ -184,8 +166,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     discovery.on('down', (id) => registry.remove(id, 'goodbye'));
     discovery.on('error', (e) => log.warn(`mDNS: ${e.message}`));
     discovery.start();
-    if (sharing) discovery.publish((share as HttpListener | null)?.port);
   }
+  await sharing.startUp(opts.sharing);
   for (const p of staticPeers) registry.upsert(p);
   registry.start();
 
@@ -208,8 +190,9 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     version: opts.version,
     instanceId: identity.instanceId,
     hostName: name,
-    sharing,
+    sharing: sharing.on,
     shareUrl: shareUrl(),
+    shareError: sharing.error,
     substituterUrl: substituter.url,
     publicKey: identity.key.publicKey.text,
     nixConf: nixConfLines(substituter.url, identity.key.publicKey.text),
@@ -219,45 +202,20 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     startedAt,
   });
 
-  let switching: Promise<void> = Promise.resolve();
   let stopping: Promise<void> | null = null;
   const api: PeernixApi = {
     snapshot: (): Snapshot => ({ status: status(), peers: registry.views(), entries: affinity.views(), events: events.recent() }),
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    setSharing(on) {
-      switching = switching.then(async () => {
-        if (on === sharing || stopping) return;
-        if (on) {
-          await startShare();
-          discovery?.publish((share as HttpListener | null)?.port);
-        } else {
-          // Goodbye first so peers stop asking, then refuse and cut what is in flight.
-          await discovery?.unpublish();
-          const s = share;
-          share = null;
-          s?.cutAll();
-          await s?.close(0);
-        }
-        sharing = on;
-        opts.persistSharing?.(on);
-        log.info(on ? 'sharing turned on' : 'sharing turned off');
-        events.emit({ type: 'sharing', enabled: on });
-        notifySoon('status');
-      });
-      return switching;
-    },
+    subscribe: (listener) => changes.subscribe(listener),
+    setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
     stop(stopOpts) {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
         registry.stop();
         await discovery?.stop();
-        await Promise.all([substituter.close(stopOpts?.graceMs), share?.close(stopOpts?.graceMs)]);
+        await Promise.all([substituter.close(stopOpts?.graceMs), sharing.stop(stopOpts?.graceMs ?? 3000)]);
         client.close();
         await store.close();
-        if (flushTimer) clearTimeout(flushTimer);
+        changes.close();
       })();
       return stopping;
     },

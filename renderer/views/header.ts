@@ -51,12 +51,13 @@ export function renderHeader(s: HeaderState): void {
     parts.push(h('strong', { text: 'Not sharing' }));
     parts.push(' — peers cannot fetch from this machine; your Nix still uses theirs');
   }
+  if (st.shareError) parts.push(h('span', { class: 'sep', text: '·' }), h('strong', { class: 'share-error', text: st.shareError }));
   parts.push(h('span', { class: 'sep', text: '·' }));
   parts.push(`Nix ${st.daemon.version ?? 'daemon'} connected`);
   parts.push(h('span', { class: 'sep', text: '·' }));
   parts.push(st.mdns ? 'mDNS discovery on' : 'mDNS discovery off');
   parts.push(h('span', { class: 'sep', text: '·' }));
   parts.push(`Peernix ${st.version}`);
-  line.className = st.sharing ? 'status status-ok' : 'status';
+  line.className = st.shareError ? 'status status-error' : st.sharing ? 'status status-ok' : 'status';
   replaceChildren(line, parts);
 }

@@ -45,6 +45,7 @@ function describe(s: Snapshot): string {
   const lines = [
     `Peernix ${st.version} on ${st.hostName} (${st.instanceId})`,
     `  sharing:      ${st.sharing ? `on, ${st.shareUrl}` : 'off'}`,
+    ...(st.shareError ? [`  !             ${st.shareError}`] : []),
     `  substituter:  ${st.substituterUrl}`,
     `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
     `  public key:   ${st.publicKey}`,

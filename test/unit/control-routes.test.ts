@@ -8,6 +8,7 @@ import type { ApiChange, PeernixApi, Snapshot } from '../../src/api.ts';
 import { ControlError, baseUrlFromListen, fetchSnapshot, setSharing } from '../../src/control/client.ts';
 import { createControlRoutes, type ControlHandler } from '../../src/control/routes.ts';
 import { loadOrCreateToken, readToken } from '../../src/control/token.ts';
+import { snapshotFixture } from '../support/snapshot-fixture.ts';
 
 const T = { timeout: 10_000 };
 const TOKEN = '0123456789abcdef'.repeat(4);
@@ -15,25 +16,7 @@ const TOKEN = '0123456789abcdef'.repeat(4);
 class FakeApi implements PeernixApi {
   listeners = new Set<(c: ApiChange) => void>();
   sharingCalls: boolean[] = [];
-  snap: Snapshot = {
-    status: {
-      version: '0.1.0',
-      instanceId: 'i1',
-      hostName: 'alice-laptop',
-      sharing: true,
-      shareUrl: 'http://0.0.0.0:9999',
-      substituterUrl: 'http://127.0.0.1:9998',
-      publicKey: 'alice-1:AAAA',
-      nixConf: 'extra-substituters = http://127.0.0.1:9998\n',
-      daemon: { ok: true, version: '2.8.0', error: null },
-      mdns: false,
-      peersUp: 0,
-      startedAt: 1,
-    },
-    peers: [],
-    entries: [],
-    events: [],
-  };
+  snap: Snapshot = snapshotFixture({ nixConf: 'extra-substituters = http://127.0.0.1:9998\n' });
   snapshot() {
     return structuredClone(this.snap);
   }

@@ -1,31 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Snapshot, StatusView } from '../../src/api.ts';
+import { snapshotFixture } from '../support/snapshot-fixture.ts';
 import { trayModel, type MenuItemModel, type TrayModel } from '../../electron/tray-model.ts';
 
 const T = { timeout: 5000 };
 
 function snapshot(over: Partial<StatusView> = {}): Snapshot {
-  return {
-    status: {
-      version: '0.1.0',
-      instanceId: 'abc',
-      hostName: 'alice-laptop',
-      sharing: true,
-      shareUrl: 'http://0.0.0.0:9999',
-      substituterUrl: 'http://127.0.0.1:9998',
-      publicKey: 'alice-1:AAAA',
-      nixConf: 'extra-substituters = http://127.0.0.1:9998\nextra-trusted-public-keys = alice-1:AAAA\n',
-      daemon: { ok: true, version: '2.8.0', error: null },
-      mdns: true,
-      peersUp: 3,
-      startedAt: 0,
-      ...over,
-    },
-    peers: [],
-    entries: [],
-    events: [],
-  };
+  return snapshotFixture({ mdns: true, peersUp: 3, ...over });
 }
 
 const statusLine = (m: TrayModel) => (m.items[0] as Extract<MenuItemModel, { kind: 'status' }>).label;

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { listen } from '../../src/cache/http-listener.ts';
+import { EventLog } from '../../src/events.ts';
+import { createLogger } from '../../src/log.ts';
+import { SharingSwitch } from '../../src/sharing-switch.ts';
+
+// The switch with real listeners on loopback: a port held by another socket, and a settings write
+// that fails, must each fail one attempt only and leave listener, state, saved choice and events
+// agreeing.
+
+const T = { timeout: 10_000 };
+const log = createLogger('error');
+
+async function busyPort(): Promise<{ port: number; free(): Promise<void> }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return { port, free: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+function rig(port: number, persist?: (on: boolean) => void) {
+  const events = new EventLog();
+  const saved: boolean[] = [];
+  const announced: (number | 'gone')[] = [];
+  let changes = 0;
+  const sw = new SharingSwitch({
+    bind: () => listen({ host: '127.0.0.1', port, log, handler: (_req, res) => res.end('ok') }),
+    announce: (p) => announced.push(p),
+    unannounce: async () => void announced.push('gone'),
+    persist: (on) => {
+      persist?.(on);
+      saved.push(on);
+    },
+    events,
+    log,
+    changed: () => changes++,
+  });
+  return { sw, events, saved, announced, changes: () => changes };
+}
+
+async function answers(port: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+describe('SharingSwitch', () => {
+  test('a busy port fails one switch only: state off, nothing saved, an error event; once free, the next switch works', T, async () => {
+    const busy = await busyPort();
+    const r = rig(busy.port);
+    await assert.rejects(r.sw.set(true), /share port is in use/);
+    assert.equal(r.sw.on, false);
+    assert.match(r.sw.error ?? '', /in use/);
+    assert.deepEqual(r.saved, [], 'the failed choice is not saved');
+    assert.deepEqual(r.announced, [], 'nothing announced');
+    assert.deepEqual(r.events.recent().map((e) => e.type), ['error']);
+
+    await assert.rejects(r.sw.set(true), /in use/, 'still busy: fails again, with the current cause');
+    await busy.free();
+    await r.sw.set(true);
+    assert.equal(r.sw.on, true);
+    assert.equal(r.sw.error, null, 'the error clears once it works');
+    assert.deepEqual(r.saved, [true]);
+    assert.deepEqual(r.announced, [busy.port]);
+    assert.equal(await answers(busy.port), true);
+    assert.deepEqual(r.events.recent().map((e) => e.type), ['sharing', 'error', 'error']);
+    await r.sw.set(false);
+    assert.equal(await answers(busy.port), false);
+    assert.deepEqual(r.saved, [true, false]);
+    assert.ok(r.changes() >= 3, `status change notices: ${r.changes()}`);
+  });
+
+  test('turning on when the setting cannot be saved closes the listener again; the next attempt works', T, async () => {
+    const probe = await busyPort();
+    const port = probe.port;
+    await probe.free();
+    let failWrites = 1;
+    const r = rig(port, () => {
+      if (failWrites-- > 0) throw new Error('EROFS: read-only file system');
+    });
+    await assert.rejects(r.sw.set(true), /saving the setting failed \(EROFS/);
+    assert.equal(r.sw.on, false);
+    assert.equal(await answers(port), false, 'no listener left behind');
+    assert.deepEqual(r.announced, []);
+    assert.equal(r.events.recent().filter((e) => e.type === 'sharing').length, 0, 'no "sharing on" event for a failed switch');
+    await r.sw.set(true);
+    assert.equal(r.sw.on, true);
+    assert.equal(await answers(port), true);
+    await r.sw.stop(0);
+  });
+
+  test('turning off always takes effect, and a failed save is reported rather than hidden', T, async () => {
+    const probe = await busyPort();
+    const port = probe.port;
+    await probe.free();
+    let failWrites = 0;
+    const r = rig(port, () => {
+      if (failWrites-- > 0) throw new Error('EACCES: permission denied');
+    });
+    await r.sw.set(true);
+    failWrites = 1;
+    await assert.rejects(r.sw.set(false), /sharing is off, but the setting could not be saved/);
+    assert.equal(r.sw.on, false);
+    assert.equal(await answers(port), false, 'the store is not shared any more');
+    assert.deepEqual(r.announced, [port, 'gone']);
+    assert.deepEqual(r.events.recent().map((e) => e.type), ['error', 'sharing', 'sharing']);
+    await r.sw.set(false);
+    assert.equal(r.sw.error, null, 'saved on the next try; the warning clears');
+    assert.deepEqual(r.saved, [true, false]);
+  });
+
+  test('at start-up a busy port leaves sharing off with an error, and the saved choice untouched', T, async () => {
+    const busy = await busyPort();
+    const r = rig(busy.port);
+    await r.sw.startUp(true);
+    assert.equal(r.sw.on, false);
+    assert.match(r.sw.error ?? '', /in use.*off for this run/);
+    assert.deepEqual(r.saved, []);
+    await busy.free();
+    await r.sw.set(true);
+    assert.equal(r.sw.on, true);
+    await r.sw.stop(0);
+    assert.equal(r.sw.on, false);
+    await assert.rejects(r.sw.set(true), /stopping/, 'no switching after stop');
+  });
+
+  test('switches run one at a time, in order', T, async () => {
+    const probe = await busyPort();
+    const port = probe.port;
+    await probe.free();
+    const r = rig(port);
+    await Promise.all([r.sw.set(true), r.sw.set(false), r.sw.set(true)]);
+    assert.equal(r.sw.on, true);
+    assert.deepEqual(r.saved, [true, false, true]);
+    await r.sw.stop(0);
+  });
+});
