@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
 
 // The packaging config (electron-builder.json), checked where Electron's binary and macOS can't be had:
