@@ -4,6 +4,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, BrowserWindow, clipboard, dialog, ipcMain, Menu, shell } from 'electron';
+import type { PeernixApi } from '../src/api.ts';
+import { connectRemoteApi, tokenMatches, type RemoteApi } from '../src/control/remote-api.ts';
+import { readToken } from '../src/control/token.ts';
 import { createLogger, type Logger } from '../src/log.ts';
 import { openLogFile, type LogFile } from '../src/log-file.ts';
 import { openServiceState, resolveStateDir, startService, type PeernixService, type ServiceState } from '../src/service.ts';
@@ -43,22 +46,27 @@ let log: Logger = createLogger('info', 'peernix-app');
 let logFile: LogFile | null = null;
 let state: ServiceState | null = null;
 let service: PeernixService | null = null;
+// Another Peernix on this machine (`peernix serve`) whose tray and window this app has become.
+let remote: RemoteApi | null = null;
+/** What the tray and window show: our own core's API, or the other Peernix's. */
+let api: PeernixApi | null = null;
+let unregisterIpc: (() => void) | null = null;
+let unsubscribeApi: (() => void) | null = null;
 let starting: Promise<boolean> | null = null;
 let failure: StartFailure | null = null;
 let notice: string | null = null;
 let startAtLogin = false;
 let win: BrowserWindow | null = null;
 let tray: PeernixTray | null = null;
-let ipcRegistered = false;
 let stopped = false;
 let quitting = false;
 
 function refreshTray(): void {
-  tray?.update(trayModel(service?.api.snapshot() ?? null, { startAtLogin, startError: failure?.message ?? null, notice }));
+  tray?.update(trayModel(api?.snapshot() ?? null, { startAtLogin, startError: failure?.message ?? null, notice }));
 }
 
 function openWindow(): void {
-  if (!service) return;
+  if (!api) return;
   if (!win || win.isDestroyed()) {
     win = createMainWindow(windowPaths, log, windowMenu());
     win.on('closed', () => {
@@ -115,9 +123,65 @@ function toggleStartAtLogin(on: boolean): void {
   saveSetting({ startAtLogin });
 }
 
+/** Points the tray, the window's IPC and change notices at `a`. */
+function useApi(a: PeernixApi): void {
+  api = a;
+  unregisterIpc?.();
+  const own = pageUrl(windowPaths);
+  unregisterIpc = registerIpc(ipcMain, a, {
+    clipboard,
+    isTrustedSender: (url) => url.split('#')[0] === own,
+    broadcast: (change) => {
+      for (const w of BrowserWindow.getAllWindows()) {
+        if (!w.isDestroyed() && !w.webContents.isDestroyed()) w.webContents.send(IPC.change, change);
+      }
+    },
+  });
+  unsubscribeApi?.();
+  unsubscribeApi = a.subscribe((change) => {
+    if (change.topic !== 'entries') refreshTray();
+  });
+  refreshTray();
+}
+
+/**
+ * Our port is held by a Peernix on this machine. If its control token is ours (same user, same state
+ * directory), become its tray and window; when it goes away, try to start our own core again.
+ */
+async function attachToRunningPeernix(f: StartFailure): Promise<boolean> {
+  if (!f.dashboardUrl || !state) return false;
+  const base = new URL(f.dashboardUrl).origin;
+  try {
+    const token = await readToken(state.stateDir);
+    if (!token || !(await tokenMatches(base, token))) {
+      log.info(`the Peernix at ${base} is not ours to control (another user's or state directory's token)`);
+      return false;
+    }
+    const r = await connectRemoteApi(base, token, log);
+    remote = r;
+    notice = `Showing the Peernix already running here (${base})`;
+    log.info(`${notice}: becoming its tray and window`);
+    r.onLost(() => {
+      if (remote !== r) return;
+      remote = null;
+      api = null;
+      notice = null;
+      refreshTray();
+      // It stopped: its port is probably free now, so run our own core, from the settings as it left them.
+      state = null;
+      setTimeout(() => void startCore(), 500).unref();
+    });
+    useApi(r);
+    return true;
+  } catch (e) {
+    log.warn(`could not attach to the Peernix at ${base}: ${(e as Error).message}`);
+    return false;
+  }
+}
+
 /** Starts the core; on failure says why (dialog + tray) and leaves Retry. Resolves whether it runs. */
 function startCore(): Promise<boolean> {
-  if (service) return Promise.resolve(true);
+  if (api) return Promise.resolve(true);
   starting ??= (async () => {
     failure = null;
     refreshTray();
@@ -132,7 +196,9 @@ function startCore(): Promise<boolean> {
         log,
       });
     } catch (e) {
-      failure = await explainStartError(e, state?.settings.path ?? null);
+      const f = await explainStartError(e, state?.settings.path ?? null);
+      if (await attachToRunningPeernix(f)) return true;
+      failure = f;
       log.error(`could not start: ${failure.message}`);
       refreshTray();
       showStartFailure(failure);
@@ -140,24 +206,7 @@ function startCore(): Promise<boolean> {
     } finally {
       starting = null;
     }
-    const api = service.api;
-    if (!ipcRegistered) {
-      ipcRegistered = true;
-      const own = pageUrl(windowPaths);
-      registerIpc(ipcMain, api, {
-        clipboard,
-        isTrustedSender: (url) => url.split('#')[0] === own,
-        broadcast: (change) => {
-          for (const w of BrowserWindow.getAllWindows()) {
-            if (!w.isDestroyed() && !w.webContents.isDestroyed()) w.webContents.send(IPC.change, change);
-          }
-        },
-      });
-    }
-    api.subscribe((change) => {
-      if (change.topic !== 'entries') refreshTray();
-    });
-    refreshTray();
+    useApi(service.api);
     return true;
   })();
   return starting;
@@ -206,7 +255,7 @@ async function whenReady(): Promise<void> {
       action(id) {
         if (id === 'open') openWindow();
         else if (id === 'copyNixConf') {
-          const text = service?.api.snapshot().status.nixConf;
+          const text = api?.snapshot().status.nixConf;
           if (text) clipboard.writeText(text.endsWith('\n') ? text : text + '\n');
         } else if (id === 'retry') void startCore().then((ok) => ok && openWindow());
         else if (id === 'openLog') openLog();
@@ -216,8 +265,8 @@ async function whenReady(): Promise<void> {
         // Electron has already flipped the checkbox; whatever happens, show the truth again.
         tray?.invalidate();
         if (id === 'sharing') {
-          if (!service) return refreshTray();
-          service.api
+          if (!api) return refreshTray();
+          api
             .setSharing(checked)
             .catch((e: unknown) => log.error(`could not turn sharing ${checked ? 'on' : 'off'}: ${(e as Error).message}`))
             .finally(refreshTray);
@@ -239,6 +288,8 @@ async function whenReady(): Promise<void> {
 async function stop(): Promise<void> {
   tray?.destroy();
   tray = null;
+  // The other Peernix keeps running; only our connection to it ends.
+  await remote?.stop();
   if (!service) return;
   log.info(`stopping; running transfers get up to ${SHUTDOWN_GRACE_MS / 1000} s to finish`);
   // A wedged stop must not keep the app from quitting.

@@ -258,6 +258,36 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
+  it('bug 8: when this user’s own `peernix serve` runs, the app becomes its tray and window, and takes over when it stops', async () => {
+    const u = user();
+    const daemon = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${u.dir}/state`, '--no-mdns', '--no-share']);
+    const port = new URL(daemon.substituterUrl).port;
+    const settingsFile = `${u.dir}/state/settings.json`;
+    fs.writeFileSync(settingsFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(settingsFile, 'utf8')), listen: `127.0.0.1:${port}` }));
+    try {
+      const a = launch(u.env);
+      const s = await a.waitFor('attached, window open', (st) => st.tray?.menu[1]?.label.startsWith('Showing the Peernix already running here') && st.windows.some((w) => w.visible) && st);
+      assert.equal(s.dialogs.length, 0, 'no error dialog');
+      const theirs = JSON.parse((await get(`${daemon.substituterUrl}/peernix/api/snapshot`)).body.toString()) as Snapshot;
+      assert.equal((await snapshot(a)).status.substituterUrl, theirs.status.substituterUrl);
+      await a.click('Share my Nix store');
+      await a.waitFor('sharing shown', (st) => /^Sharing/.test(statusLine(st)));
+      const after = JSON.parse((await get(`${daemon.substituterUrl}/peernix/api/snapshot`)).body.toString()) as Snapshot;
+      console.log(`attached to pid ${daemon.proc.pid} on :${port}; tray "${statusLine(await a.state())}"; daemon sharing=${after.status.sharing}`);
+      assert.equal(after.status.sharing, true, 'the click switched the daemon');
+      // The daemon stops: the app runs its own core on the freed port, with the saved choice.
+      assert.equal(await daemon.stop(), 0);
+      const own = await a.waitFor('own core', (st) => /^Sharing/.test(statusLine(st)) && st.tray!.menu[1].type === 'separator' && st);
+      const mine = await snapshot(a);
+      console.log(`after the daemon stopped: tray "${statusLine(own)}", own core on ${mine.status.substituterUrl}`);
+      assert.equal(mine.status.substituterUrl, `http://127.0.0.1:${port}`);
+      await a.send({ cmd: 'quit' });
+      assert.equal(await a.exited, 0);
+    } finally {
+      await daemon.stop('SIGKILL');
+    }
+  });
+
   it('bug 9: a window whose page cannot load is logged and shown, not an unhandled rejection', async () => {
     // A broken install: the app without dist/renderer.
     const copy = `${dir}/broken`;
