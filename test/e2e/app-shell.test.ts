@@ -235,6 +235,10 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.deepEqual(s.dialogs[0].buttons, ['Retry', 'Close']);
     assert.match(statusLine(s), /could not start/);
     assert.equal(s.windows.length, 0);
+    // Retry while the port is still held: the same clear failure again, nothing worse.
+    await a.click('Retry');
+    const again = await a.waitFor('second failure shown', (st) => st.dialogs.length === 2 && menuItem(st, 'Retry') && st);
+    assert.equal(again.dialogs[1].content, s.dialogs[0].content);
     blockers.pop()!.close();
     await new Promise((r) => setTimeout(r, 100));
     const b = launch(u.env);
