@@ -36,7 +36,13 @@ export function getStartAtLogin(app: App, mainScript: string): boolean {
  */
 export function setStartAtLogin(app: App, mainScript: string, on: boolean): string | null {
   const { exe, args } = launchCommand(app, mainScript);
+  // macOS registers the running bundle itself; unpackaged, that is bare Electron.app, which would open
+  // Electron's default window at login instead of Peernix.
+  if (process.platform === 'darwin' && on && !app.isPackaged) {
+    return 'Start at login needs the installed Peernix.app (this is a development build)';
+  }
   if (process.platform !== 'linux') {
+    // path/args are used on Windows; macOS registers this app's bundle.
     app.setLoginItemSettings({ openAtLogin: on, path: exe, args });
     const now = app.getLoginItemSettings({ path: exe, args }) as { openAtLogin: boolean; status?: string };
     if (on && now.status === 'requires-approval') {

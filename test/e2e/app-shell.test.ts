@@ -192,6 +192,31 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
+  it('bug 3 on macOS (platform stand-in): a development build refuses with a reason; an installed one shows "requires approval"; template icons; no Dock', async () => {
+    const dev = launch({ ...user().env, STUB_PLATFORM: 'darwin' }, ['--hidden']);
+    await dev.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
+    await dev.click('Start at login');
+    const d = await dev.waitFor('refusal shown', (s) => s.tray!.menu[1].type !== 'separator' && s);
+    console.log(`macOS dev build: "${d.tray!.menu[1].label}"; login items registered: ${d.loginItem.length}; icons ${d.imagesRequested.map((f) => path.basename(f)).join(', ')}; dock hidden ${d.dockHidden}`);
+    assert.match(d.tray!.menu[1].label, /installed Peernix\.app/);
+    assert.equal(d.loginItem.length, 0, 'bare Electron.app is never registered');
+    assert.equal(menuItem(d, 'Start at login')!.checked, false);
+    assert.equal(d.dockHidden, true);
+    assert.ok(d.imagesRequested.every((f) => /Template\.png$/.test(f) && fs.existsSync(f)));
+    await dev.send({ cmd: 'quit' });
+    assert.equal(await dev.exited, 0);
+
+    const inst = launch({ ...user().env, STUB_PLATFORM: 'darwin', STUB_PACKAGED: '1', STUB_LOGIN_STATUS: 'requires-approval' }, ['--hidden']);
+    await inst.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
+    await inst.click('Start at login');
+    const p = await inst.waitFor('approval shown', (s) => s.tray!.menu[1].type !== 'separator' && s);
+    console.log(`macOS installed: "${p.tray!.menu[1].label}"; registered ${JSON.stringify(p.loginItem)}`);
+    assert.match(p.tray!.menu[1].label, /needs your approval/);
+    assert.equal(p.loginItem[0].openAtLogin, true);
+    await inst.send({ cmd: 'quit' });
+    assert.equal(await inst.exited, 0);
+  });
+
   it('bug 4 + second launch: named Peernix (its own userData and lock); a second launch exits and opens the first one’s window', async () => {
     const u = user();
     const a = launch(u.env, ['--hidden']);

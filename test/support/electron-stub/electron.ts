@@ -9,6 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { MenuItemState, StubCommand, StubMessage, StubState, WindowState } from './protocol.ts';
 
+// STUB_PLATFORM=darwin runs the app's macOS paths (template icons, Dock, login items) on Linux;
+// STUB_PACKAGED=1 makes it an installed app; STUB_LOGIN_STATUS is what macOS says after registering.
+if (process.env.STUB_PLATFORM) Object.defineProperty(process, 'platform', { value: process.env.STUB_PLATFORM });
+const loginItem = { openAtLogin: false, status: 'not-registered' };
+
 const state: StubState = {
   name: 'Electron', // what an unpackaged app without its own name is called
   paths: {},
@@ -24,6 +29,7 @@ const state: StubState = {
   quitRequested: 0,
   singleInstanceLock: null,
   secondInstances: [],
+  dockHidden: false,
 };
 
 function send(msg: StubMessage): void {
@@ -297,8 +303,8 @@ const readyPromise = new Promise<void>((r) => (readyResolve = r));
 let exiting = false;
 
 class App extends EventEmitter {
-  readonly isPackaged = false;
-  dock = undefined;
+  readonly isPackaged = process.env.STUB_PACKAGED === '1';
+  dock = process.platform === 'darwin' ? { hide: () => void (state.dockHidden = true) } : undefined;
   commandLine = { appendSwitch() {}, hasSwitch: () => false };
   getName(): string {
     return state.name;
@@ -328,10 +334,13 @@ class App extends EventEmitter {
   focus(): void {}
   setAppUserModelId(): void {}
   getLoginItemSettings(): Record<string, unknown> {
-    return { openAtLogin: false, status: 'not-registered' };
+    return { ...loginItem, wasOpenedAtLogin: false };
   }
   setLoginItemSettings(s: Record<string, unknown>): void {
     state.loginItem.push(s);
+    const wanted = process.env.STUB_LOGIN_STATUS ?? 'enabled';
+    loginItem.openAtLogin = Boolean(s.openAtLogin) && wanted === 'enabled';
+    loginItem.status = s.openAtLogin ? wanted : 'not-registered';
   }
   requestSingleInstanceLock(): boolean {
     const dir = this.getPath('userData');

@@ -48,6 +48,7 @@ export interface StubState {
   quitRequested: number;
   singleInstanceLock: boolean | null;
   secondInstances: string[][];
+  dockHidden: boolean;
 }
 
 export type StubMessage =
