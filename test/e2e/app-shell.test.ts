@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -7,7 +10,7 @@ import { IPC } from '../../electron/ipc-schema.ts';
 import type { Snapshot } from '../../src/api.ts';
 import { APP_MAIN, childPids, menuItem, startApp, statusLine, type AppProcess } from '../support/electron-app.ts';
 import { get } from '../support/http.ts';
-import { cleanup, makeTempDir, nixEnv, startNixHost, type NixHost } from '../support/nix-host.ts';
+import { addPath, cleanup, makeTempDir, nixEnv, startNixHost, type NixHost } from '../support/nix-host.ts';
 import { PROJECT_ROOT, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -347,6 +350,34 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await a.send({ cmd: 'quit' });
     assert.equal(await a.exited, 0);
     assert.match(fs.readFileSync(file, 'utf8'), /stopped/);
+  });
+
+  it('Quit while a peer downloads a NAR: the transfer finishes byte-exact, then exit 0', async () => {
+    const big = await addPath(host, 'app-quit', { type: 'file', size: 64 * 1024 * 1024, seed: 'app-quit' });
+    const want = await host.dumpHash(big);
+    const a = launch(user({ sharing: true }).env, ['--hidden']);
+    await a.waitFor('sharing', (s) => /^Sharing/.test(statusLine(s)));
+    const shareUrl = (await snapshot(a)).status.shareUrl!;
+    const ni = await get(`${shareUrl}/${big.slice(11, 43)}.narinfo`);
+    const narUrl = new URL(/^URL: (.*)$/m.exec(ni.body.toString())![1], shareUrl + '/').href;
+    const curl = spawn('curl', ['-sS', '--fail', '--limit-rate', String(12 * 1024 * 1024), '-o', '-', narUrl], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const hash = createHash('sha256');
+    let bytes = 0;
+    curl.stdout.on('data', (b: Buffer) => {
+      bytes += b.length;
+      hash.update(b);
+    });
+    const curlDone = once(curl, 'close');
+    await waitFor('download under way', async () => bytes > 4 * 1024 * 1024, 20_000);
+    const at = bytes;
+    await a.click('Quit Peernix');
+    const [curlCode] = (await curlDone) as [number];
+    const code = await a.exited;
+    console.log(`Quit at ${at} bytes; download ${bytes}/${want.size} bytes, curl exit ${curlCode}; app exit ${code}`);
+    assert.equal(curlCode, 0);
+    assert.equal(bytes, want.size);
+    assert.equal(hash.digest('hex'), want.sha256.toString('hex'));
+    assert.equal(code, 0);
   });
 
   it('one SIGTERM quits the app like Quit: exit 0', async () => {
