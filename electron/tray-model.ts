@@ -3,7 +3,7 @@ import type { Snapshot } from '../src/api.ts';
 
 export type TrayIcon = 'sharing' | 'idle' | 'error';
 
-export type TrayAction = 'open' | 'copyNixConf' | 'quit';
+export type TrayAction = 'open' | 'copyNixConf' | 'retry' | 'openLog' | 'quit';
 export type TrayToggle = 'sharing' | 'startAtLogin';
 
 export type MenuItemModel =
@@ -22,6 +22,8 @@ export interface TrayOptions {
   startAtLogin: boolean;
   /** The core could not start at all (shown instead of the daemon's status). */
   startError?: string | null;
+  /** Something the user asked for that the shell could not do (start at login refused, settings not saved). */
+  notice?: string | null;
 }
 
 /** `snapshot` is null while the core is starting or if it failed to start. */
@@ -31,7 +33,9 @@ export function trayModel(snapshot: Snapshot | null, opts: TrayOptions): TrayMod
     ? `Peernix could not start: ${opts.startError}`
     : status && !status.daemon.ok
       ? `Nix daemon unavailable: ${status.daemon.error ?? 'no answer'}`
-      : null;
+      : status?.shareError
+        ? `Sharing failed: ${status.shareError}`
+        : null;
 
   let line: string;
   if (error) line = error;
@@ -46,12 +50,15 @@ export function trayModel(snapshot: Snapshot | null, opts: TrayOptions): TrayMod
     tooltip: `Peernix — ${truncate(line, 100)}`,
     items: [
       { kind: 'status', label: truncate(line, 120) },
+      ...(opts.notice ? [{ kind: 'status', label: truncate(opts.notice, 120) } as const] : []),
+      ...(opts.startError ? [{ kind: 'action', id: 'retry', label: 'Retry', enabled: true } as const] : []),
       { kind: 'separator' },
       { kind: 'checkbox', id: 'sharing', label: 'Share my Nix store', checked: status?.sharing ?? false, enabled: status !== null },
       { kind: 'action', id: 'open', label: 'Open Peernix', enabled: status !== null },
       { kind: 'action', id: 'copyNixConf', label: 'Copy Nix configuration', enabled: Boolean(status?.nixConf) },
       { kind: 'separator' },
       { kind: 'checkbox', id: 'startAtLogin', label: 'Start at login', checked: opts.startAtLogin, enabled: true },
+      { kind: 'action', id: 'openLog', label: 'Open log', enabled: true },
       { kind: 'action', id: 'quit', label: 'Quit Peernix', enabled: true },
     ],
   };

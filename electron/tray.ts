@@ -1,5 +1,6 @@
 // Renders a TrayModel with Electron. On Linux the menu is only updated by calling setContextMenu
-// again, so every update rebuilds and re-sets the whole menu.
+// again, which closes or flickers a menu the user has open, so it is re-set only when what it shows
+// changed (events and health probes arrive every few seconds and mostly change nothing here).
 import path from 'node:path';
 import { Menu, Tray, nativeImage, type MenuItemConstructorOptions, type NativeImage } from 'electron';
 import type { TrayAction, TrayIcon, TrayModel, TrayToggle } from './tray-model.ts';
@@ -11,6 +12,8 @@ export interface TrayHandlers {
 
 export interface PeernixTray {
   update(model: TrayModel): void;
+  /** The next update re-sets the menu even if the model is the same (after a click flipped a checkbox). */
+  invalidate(): void;
   destroy(): void;
 }
 
@@ -28,18 +31,30 @@ export function createTray(assetsDir: string, handlers: TrayHandlers, initial: T
 
   const tray = new Tray(image(initial.icon));
   let shownIcon = initial.icon;
+  let shownTooltip: string | null = null;
+  let shownItems: string | null = null;
   const render = (model: TrayModel) => {
     if (model.icon !== shownIcon) {
       tray.setImage(image(model.icon));
       shownIcon = model.icon;
     }
-    tray.setToolTip(model.tooltip);
-    tray.setContextMenu(Menu.buildFromTemplate(model.items.map((item) => toTemplate(item, handlers))));
+    if (model.tooltip !== shownTooltip) {
+      tray.setToolTip(model.tooltip);
+      shownTooltip = model.tooltip;
+    }
+    const items = JSON.stringify(model.items);
+    if (items !== shownItems) {
+      tray.setContextMenu(Menu.buildFromTemplate(model.items.map((item) => toTemplate(item, handlers))));
+      shownItems = items;
+    }
   };
   render(initial);
 
   return {
     update: render,
+    invalidate: () => {
+      shownItems = null;
+    },
     destroy: () => tray.destroy(),
   };
 }

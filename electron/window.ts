@@ -1,6 +1,7 @@
 // The Peernix window: sandboxed, context-isolated, no Node, only our preload and our page. It is
 // created on demand and destroyed on close (the app keeps running in the tray).
-import { BrowserWindow, shell } from 'electron';
+import { BrowserWindow, shell, type Menu } from 'electron';
+import type { Logger } from '../src/log.ts';
 import { pathToFileURL } from 'node:url';
 
 export interface WindowPaths {
@@ -13,7 +14,7 @@ export function pageUrl(paths: WindowPaths): string {
   return pathToFileURL(paths.page).href;
 }
 
-export function createMainWindow(paths: WindowPaths): BrowserWindow {
+export function createMainWindow(paths: WindowPaths, log: Logger, menu?: Menu): BrowserWindow {
   const win = new BrowserWindow({
     width: 1180,
     height: 780,
@@ -44,7 +45,7 @@ export function createMainWindow(paths: WindowPaths): BrowserWindow {
   });
   win.webContents.on('will-redirect', (event) => event.preventDefault());
   win.webContents.setWindowOpenHandler(({ url }) => {
-    if (/^https?:\/\//.test(url)) void shell.openExternal(url);
+    if (/^https?:\/\//.test(url)) shell.openExternal(url).catch((e: unknown) => log.warn(`could not open ${url}: ${(e as Error).message}`));
     return { action: 'deny' };
   });
   // The page already carries a CSP <meta>; repeat it as a header for anything served over http(s).
@@ -60,7 +61,19 @@ export function createMainWindow(paths: WindowPaths): BrowserWindow {
   });
   win.webContents.session.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
 
+  if (menu) win.setMenu(menu);
   win.once('ready-to-show', () => win.show());
-  void win.loadFile(paths.page);
+  win.loadFile(paths.page).catch((e: unknown) => {
+    // A broken install (no dist/renderer): say so in the log and the window rather than crash.
+    log.error(`could not load the window's page ${paths.page}: ${(e as Error).message}`);
+    if (!win.isDestroyed()) {
+      const html = `<meta charset="utf-8"><title>Peernix</title><p>Peernix could not load its window (${escapeHtml((e as Error).message)}). Its log has the details.</p>`;
+      win.loadURL(`data:text/html;charset=utf-8,${encodeURIComponent(html)}`).then(() => win.show(), () => win.show());
+    }
+  });
   return win;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

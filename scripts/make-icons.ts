@@ -223,4 +223,6 @@ for (const state of ['sharing', 'idle', 'error'] as const) {
   write(`tray-${state}@2x.png`, render(64, colourLayers(state)));
 }
 write('icon.png', render(512, appLayers(), 3));
+// The installers' icon: macOS wants 1024 px for its .icns, Linux packages take sizes up to 512 from it.
+write('icon-1024.png', render(1024, appLayers(), 2));
 write('favicon.png', render(64, appLayers()));

@@ -103,7 +103,12 @@ export interface PeernixApi {
   snapshot(): Snapshot;
   subscribe(listener: (change: ApiChange) => void): () => void;
   setSharing(on: boolean): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
+  stop(opts?: StopOptions): Promise<void>;
+}
+
+export interface StopOptions {
+  graceMs?: number;
 }
 
 /** The same API as seen from the window: everything is asynchronous across IPC or HTTP. */

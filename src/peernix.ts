@@ -207,12 +207,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     snapshot: (): Snapshot => ({ status: status(), peers: registry.views(), entries: affinity.views(), events: events.recent() }),
     subscribe: (listener) => changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
-    stop() {
+    stop(stopOpts) {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
         registry.stop();
         await discovery?.stop();
-        await Promise.all([substituter.close(), sharing.stop(3000)]);
+        await Promise.all([substituter.close(stopOpts?.graceMs), sharing.stop(stopOpts?.graceMs ?? 3000)]);
         client.close();
         await store.close();
         changes.close();

@@ -1,11 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createControlRoutes, type ControlHandler } from '../control/routes.ts';
-import { loadOrCreateToken } from '../control/token.ts';
 import { createLogger, isLogLevel } from '../log.ts';
-import { startPeernix } from '../peernix.ts';
-import { openDaemonSettings } from '../settings.ts';
-import { defaultStateDir, ensureStateDir } from '../state-dir.ts';
+import { openServiceState, startService } from '../service.ts';
+import { onShutdownSignals, SHUTDOWN_GRACE_MS } from '../shutdown-signals.ts';
 import { VERSION } from '../version.ts';
 
 export const SERVE_HELP = `Usage: peernix serve [options]
@@ -22,7 +19,8 @@ Options:
                             or unix:///path/to/socket[?root=/dir] when the store's files live under /dir
   --secret-key-file FILE    signing key from nix-store --generate-binary-cache-key
                             (default: a key generated once in the state directory)
-  --state-dir DIR           where the key, settings and state live (default $XDG_STATE_HOME/peernix)
+  --state-dir DIR           where the key, settings and state live (default $PEERNIX_STATE_DIR, else
+                            $XDG_STATE_HOME/peernix)
   --peer URL                a static peer (any Nix binary cache serving uncompressed NARs); repeatable
   --no-mdns                 neither announce nor discover peers by mDNS
   --mdns-interface IFACE    use only this interface (name or IPv4 address) for mDNS
@@ -68,57 +66,51 @@ export async function serve(argv: string[]): Promise<number> {
   if (narSource !== 'daemon' && narSource !== 'filesystem') throw new Error(`--nar-source must be daemon or filesystem`);
   const log = createLogger(level);
 
-  const stateDir = ensureStateDir(values['state-dir'] ?? defaultStateDir());
-  const settings = openDaemonSettings(stateDir);
-  for (const p of settings.problems) log.warn(p);
-  const s = settings.get();
-  const token = await loadOrCreateToken(stateDir);
-  const rendererDir = fileURLToPath(new URL('../../dist/renderer/', import.meta.url));
-  let control: ControlHandler | null = null;
-
-  const peernix = await startPeernix({
-    stateDir,
-    storeUri: values.store,
-    shareListen: values['share-listen'] ?? s.shareListen,
-    listen: values.listen ?? s.listen,
-    secretKeyFile: values['secret-key-file'],
-    sharing: values['no-share'] ? false : s.sharing,
-    peers: values.peer ?? s.peers,
-    mdns: values['no-mdns'] ? false : s.mdns,
-    mdnsInterface: values['mdns-interface'],
-    name: values.name,
-    narSource,
-    verifyLocalNars: values['verify-local-nars'],
+  const state = openServiceState({ stateDir: values['state-dir'], log });
+  const service = await startService({
+    state,
+    core: {
+      storeUri: values.store,
+      secretKeyFile: values['secret-key-file'],
+      mdnsInterface: values['mdns-interface'],
+      name: values.name,
+      narSource,
+      verifyLocalNars: values['verify-local-nars'],
+    },
+    overrides: {
+      shareListen: values['share-listen'],
+      listen: values.listen,
+      sharing: values['no-share'] ? false : undefined,
+      peers: values.peer,
+      mdns: values['no-mdns'] ? false : undefined,
+    },
+    rendererDir: fileURLToPath(new URL('../../dist/renderer/', import.meta.url)),
     version: VERSION,
     log,
-    persistSharing: (on) => settings.set({ sharing: on }),
-    loopbackRoutes: (api, url) => {
-      const port = new URL(url).port;
-      control = createControlRoutes({ api, token, rendererDir, allowedHosts: [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`] });
-      return control;
-    },
   });
-  log.info(`dashboard on ${peernix.substituterUrl}/peernix/`);
-  log.info(`peernix ${VERSION} ready; public key ${peernix.api.snapshot().status.publicKey}`);
+  log.info(`dashboard on ${service.substituterUrl}/peernix/`);
+  log.info(`peernix ${VERSION} ready; public key ${service.api.snapshot().status.publicKey}`);
 
+  // First signal: stop accepting, let running transfers finish (bounded), exit 0. A second one from
+  // outside cuts them and exits 1 at once, since what was running did not end cleanly.
   return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) {
-        log.warn(`second ${sig}: exiting now`);
+    const { removedForeign } = onShutdownSignals((sig, count) => {
+      if (count > 1) {
+        log.warn(`second ${sig}: cutting running transfers and exiting now`);
         process.exit(1);
       }
-      log.info(`${sig}: stopping`);
-      (control as ControlHandler | null)?.close();
-      peernix.api.stop().then(
-        () => resolve(0),
-        (e) => {
+      log.info(`${sig}: stopping; running transfers get up to ${SHUTDOWN_GRACE_MS / 1000} s to finish (send it again to cut them)`);
+      service.stop({ graceMs: SHUTDOWN_GRACE_MS }).then(
+        () => {
+          log.info('stopped');
+          resolve(0);
+        },
+        (e: unknown) => {
           log.error(`stop failed: ${(e as Error).message}`);
           resolve(1);
         },
       );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    });
+    if (log.debugEnabled) log.debug(`took over SIGTERM/SIGINT from ${removedForeign} listener(s) installed at import`);
   });
 }

@@ -55,6 +55,18 @@ describe('trayModel', () => {
     assert.equal(item(m, 'action', 'quit').enabled, true);
   });
 
+  test('a failed start offers Retry; a notice gets its own line; a failed sharing switch is shown as an error', T, () => {
+    const failed = trayModel(null, { startAtLogin: false, startError: 'listen EADDRINUSE 127.0.0.1:9998' });
+    assert.equal(item(failed, 'action', 'retry').enabled, true);
+    assert.ok(!trayModel(snapshot(), { startAtLogin: false }).items.some((i) => 'id' in i && i.id === 'retry'));
+    const noticed = trayModel(snapshot(), { startAtLogin: true, notice: 'Start at login needs your approval' });
+    assert.deepEqual(noticed.items[1], { kind: 'status', label: 'Start at login needs your approval' });
+    const shareFailed = trayModel(snapshot({ sharing: false, shareUrl: null, shareError: 'the share port is in use' }), { startAtLogin: false });
+    assert.equal(shareFailed.icon, 'error');
+    assert.equal(statusLine(shareFailed), 'Sharing failed: the share port is in use');
+    assert.equal(item(shareFailed, 'checkbox', 'sharing').checked, false);
+  });
+
   test('while starting', T, () => {
     const m = trayModel(null, { startAtLogin: false });
     assert.equal(statusLine(m), 'Starting…');
@@ -74,6 +86,7 @@ describe('trayModel', () => {
         'copyNixConf:Copy Nix configuration',
         '---',
         'startAtLogin:Start at login',
+        'openLog:Open log',
         'quit:Quit Peernix',
       ],
     );

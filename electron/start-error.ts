@@ -1,0 +1,58 @@
+// Turns a failed start into a sentence a user can act on: a busy port names the process holding it,
+// and when that process is a Peernix already running here, its dashboard is offered.
+import http from 'node:http';
+import { findPortHolder } from './port-holder.ts';
+
+export interface StartFailure {
+  message: string;
+  /** The dashboard of another Peernix that holds our port, if one answered. */
+  dashboardUrl: string | null;
+}
+
+export async function explainStartError(e: unknown, settingsPath: string | null): Promise<StartFailure> {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (err?.code !== 'EADDRINUSE' || typeof err.port !== 'number') {
+    return { message: err instanceof Error ? err.message : String(e), dashboardUrl: null };
+  }
+  const where = `${err.address?.includes(':') ? `[${err.address}]` : (err.address ?? '')}:${err.port}`;
+  const holder = findPortHolder(err.port);
+  const who = holder ? `process ${holder.pid} (${holder.command || 'unknown command'})` : null;
+  // Is it a Peernix (`peernix serve`, a system service)? Its loopback listener answers our API.
+  let dashboardUrl: string | null = null;
+  const base = `http://127.0.0.1:${err.port}`;
+  if (await answersAsPeernix(base)) dashboardUrl = `${base}/peernix/`;
+  if (dashboardUrl) {
+    return {
+      message: `Peernix is already running on this machine${who ? ` as ${who}` : ''}: it holds ${where}. Its dashboard is ${dashboardUrl}; stop it or quit this app.`,
+      dashboardUrl,
+    };
+  }
+  return {
+    message: `${where} is already in use by ${who ?? 'another program'}. Stop it, or choose another port ("listen"/"shareListen") in ${settingsPath ?? 'settings.json'}.`,
+    dashboardUrl: null,
+  };
+}
+
+/** A short look (loopback, 1.5 s): does the holder answer Peernix's snapshot route? */
+function answersAsPeernix(base: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(`${base}/peernix/api/snapshot`, { timeout: 1500 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (body.length < 4 << 20) body += c;
+      });
+      res.on('end', () => {
+        try {
+          const snap = JSON.parse(body) as { status?: { instanceId?: unknown; substituterUrl?: unknown } };
+          resolve(res.statusCode === 200 && typeof snap.status?.instanceId === 'string' && typeof snap.status?.substituterUrl === 'string');
+        } catch {
+          resolve(false);
+        }
+      });
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}

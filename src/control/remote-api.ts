@@ -1,0 +1,125 @@
+// A PeernixApi for a Peernix that runs in another process on this machine (`peernix serve`, a
+// service): the tray app becomes its tray and window instead of failing on its busy port. Snapshot
+// and changes come over the control API (JSON + Server-Sent Events), sharing needs the control token.
+import http from 'node:http';
+import type { ApiChange, PeernixApi, Snapshot } from '../api.ts';
+import type { Logger } from '../log.ts';
+import { fetchSnapshot, setSharing } from './client.ts';
+import { TOKEN_META_NAME } from './dashboard.ts';
+
+export interface RemoteApi extends PeernixApi {
+  readonly baseUrl: string;
+  /** Called once when the other Peernix stops answering (it stopped, or was stopped). */
+  onLost(listener: (why: string) => void): void;
+}
+
+/** Whether the Peernix at baseUrl is controlled by `token` (its dashboard page carries it). */
+export async function tokenMatches(baseUrl: string, token: string): Promise<boolean> {
+  const page = await getText(new URL('/peernix/', baseUrl).href);
+  const m = new RegExp(`<meta name="${TOKEN_META_NAME}" content="([0-9a-f]+)">`).exec(page);
+  return m !== null && m[1] === token;
+}
+
+export async function connectRemoteApi(baseUrl: string, token: string, log: Logger): Promise<RemoteApi> {
+  let snap: Snapshot = await fetchSnapshot(baseUrl);
+  const listeners = new Set<(c: ApiChange) => void>();
+  const lostListeners: ((why: string) => void)[] = [];
+  const notify = (c: ApiChange) => {
+    for (const l of listeners) l(c);
+  };
+  let closed = false;
+  let refreshing = false;
+  let again = false;
+  // Changes come in bursts; one snapshot fetch at a time, one more if something changed meanwhile.
+  const refresh = async () => {
+    if (refreshing) {
+      again = true;
+      return;
+    }
+    refreshing = true;
+    try {
+      do {
+        again = false;
+        snap = await fetchSnapshot(baseUrl);
+        notify({ topic: 'status' });
+      } while (again && !closed);
+    } catch (e) {
+      log.debug(`remote snapshot: ${(e as Error).message}`);
+    } finally {
+      refreshing = false;
+    }
+  };
+
+  let req: http.ClientRequest | null = null;
+  const lose = (why: string) => {
+    if (closed) return;
+    closed = true;
+    req?.destroy();
+    log.warn(`lost the Peernix at ${baseUrl}: ${why}`);
+    for (const l of lostListeners) l(why);
+  };
+  req = http.get(new URL('/peernix/api/changes', baseUrl), { headers: { accept: 'text/event-stream' } }, (res) => {
+    if (res.statusCode !== 200) return lose(`change stream answered ${res.statusCode}`);
+    res.setEncoding('utf8');
+    let buf = '';
+    res.on('data', (chunk: string) => {
+      buf += chunk;
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = block
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => l.slice(6))
+          .join('\n');
+        if (!data) continue;
+        try {
+          const change = JSON.parse(data) as ApiChange;
+          if (change.topic === 'event') notify(change);
+          void refresh();
+        } catch {
+          log.debug(`remote change stream: not JSON: ${data.slice(0, 80)}`);
+        }
+      }
+    });
+    res.on('end', () => lose('it closed the change stream (stopped?)'));
+    res.on('error', (e) => lose(e.message));
+  });
+  req.on('error', (e) => lose(e.message));
+
+  return {
+    baseUrl,
+    onLost: (l) => void lostListeners.push(l),
+    snapshot: () => snap,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async setSharing(on) {
+      await setSharing(baseUrl, token, on);
+      await refresh();
+    },
+    // Detaches from the other Peernix; it keeps running.
+    async stop() {
+      closed = true;
+      req?.destroy();
+    },
+  };
+}
+
+function getText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const r = http.get(url, { timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (body.length < 1 << 20) body += c;
+      });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    r.on('timeout', () => r.destroy(new Error(`${url}: no answer`)));
+    r.on('error', reject);
+  });
+}
