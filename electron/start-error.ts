@@ -2,6 +2,7 @@
 // and when that process is a Peernix already running here, its dashboard is offered.
 import http from 'node:http';
 import { findPortHolder } from './port-holder.ts';
+import { CONTROL_API } from '../src/control/contract.ts';
 
 export interface StartFailure {
   message: string;
@@ -36,7 +37,7 @@ export async function explainStartError(e: unknown, settingsPath: string | null)
 /** A short look (loopback, 1.5 s): does the holder answer Peernix's snapshot route? */
 function answersAsPeernix(base: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(`${base}/peernix/api/snapshot`, { timeout: 1500 }, (res) => {
+    const req = http.get(`${base}${CONTROL_API.snapshot}`, { timeout: 1500 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => {

@@ -3,6 +3,7 @@
 import { BrowserWindow, shell, type Menu } from 'electron';
 import type { Logger } from '../src/log.ts';
 import { pathToFileURL } from 'node:url';
+import { PAGE_CONTENT_SECURITY_POLICY } from '../src/control/contract.ts';
 
 export interface WindowPaths {
   preload: string; // dist/electron/preload.cjs
@@ -53,9 +54,7 @@ export function createMainWindow(paths: WindowPaths, log: Logger, menu?: Menu): 
     callback({
       responseHeaders: {
         ...details.responseHeaders,
-        'Content-Security-Policy': [
-          "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'",
-        ],
+        'Content-Security-Policy': [PAGE_CONTENT_SECURITY_POLICY],
       },
     });
   });

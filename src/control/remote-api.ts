@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { ApiChange, PeernixApi, Snapshot } from '../api.ts';
 import type { Logger } from '../log.ts';
 import { fetchSnapshot, setSharing } from './client.ts';
-import { TOKEN_META_NAME } from './dashboard.ts';
+import { CONTROL_API, TOKEN_META_NAME } from './contract.ts';
 
 export interface RemoteApi extends PeernixApi {
   readonly baseUrl: string;
@@ -58,7 +58,7 @@ export async function connectRemoteApi(baseUrl: string, token: string, log: Logg
     log.warn(`lost the Peernix at ${baseUrl}: ${why}`);
     for (const l of lostListeners) l(why);
   };
-  req = http.get(new URL('/peernix/api/changes', baseUrl), { headers: { accept: 'text/event-stream' } }, (res) => {
+  req = http.get(new URL(CONTROL_API.changes, baseUrl), { headers: { accept: 'text/event-stream' } }, (res) => {
     if (res.statusCode !== 200) return lose(`change stream answered ${res.statusCode}`);
     res.setEncoding('utf8');
     let buf = '';
