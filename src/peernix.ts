@@ -2,6 +2,7 @@ import { platform, arch } from 'node:os';
 import type { ApiChange, PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache } from './affinity.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
+import { createIdentityRoute } from './cache/identity-route.ts';
 import { listen, type HttpListener } from './cache/http-listener.ts';
 import { LocalBackend } from './cache/local-backend.ts';
 import { EventLog } from './events.ts';
@@ -129,6 +130,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, outcome: ok ? 'ok' : 'failed' });
     },
   });
+  const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });
   const substHandler = createCacheHandler({ backend: resolver, log: log.child('subst'), priority: CACHE_PRIORITY });
   let extraRoutes: ((req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean) | null = null;
   const substituter = await listen({
@@ -150,7 +152,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   const shareUrl = () => (share ? `http://${formatHostPort(shareAddr.host, share.port)}` : null);
   const startShare = async () => {
-    share = await listen({ host: shareAddr.host, port: shareAddr.port, handler: shareHandler, log });
+    share = await listen({ host: shareAddr.host, port: shareAddr.port, handler: (req, res) => identityRoute(req, res) || shareHandler(req, res), log });
     log.info(`sharing this store on ${shareUrl()}`);
   };
   const cleanupOnFailure = async () => {
@@ -179,9 +181,10 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       },
       hostName: opts.name ? `${opts.name}-${identity.instanceId.slice(0, 6)}` : undefined,
       interface: opts.mdnsInterface,
+      isProven: (p) => registry.isProvenService(p.key),
     });
     discovery.on('up', (p) => registry.upsert({ ...p, source: 'mdns' }));
-    discovery.on('down', (id) => registry.remove(id, 'goodbye'));
+    discovery.on('down', (id, key) => registry.remove(id, 'goodbye', key));
     discovery.on('error', (e) => log.warn(`mDNS: ${e.message}`));
     discovery.start();
     if (sharing) discovery.publish((share as HttpListener | null)?.port);
