@@ -211,6 +211,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       standing: (key) => this.#standing(key),
       minLifetimeMs: Math.min(rounds, MAX_LIFETIME_MS),
       maxLifetimeMs: MAX_LIFETIME_MS,
+      staleMs: (this.#requeryMs > 0 ? this.#requeryMs : 60_000) + 5000,
     });
   }
 

@@ -4,7 +4,9 @@
 //   - an expiry: a service not heard from (announced or answering our queries) within its record TTL
 //     (clamped, and never shorter than two of our query rounds) is dropped;
 //   - an eviction order that gives up unproven, unreachable, long-unheard entries first and never
-//     drops a proven one to make room for a newcomer.
+//     drops a proven one to make room for a newcomer. Within one address's quota a newcomer replaces
+//     only an entry that is unusable or has gone quiet, so a host re-announcing hundreds of names
+//     churns nothing (each admission costs a health check and an identity challenge).
 // Time is passed in, so the rules can be tested without waiting.
 
 export interface TableEntry {
@@ -21,6 +23,7 @@ export interface ServiceTableOptions {
   standing: (key: string) => number;
   minLifetimeMs: number;
   maxLifetimeMs: number;
+  staleMs: number; // not heard from for this long: may be replaced by a newcomer from the same address
 }
 
 export type Admission<T> = { admitted: true; evicted: T[] } | { admitted: false; evicted: [] };
@@ -70,7 +73,7 @@ export class ServiceTable<T extends TableEntry> {
     const evicted: T[] = [];
     const fromSource = [...this.#entries.values()].filter((e) => e.source === entry.source);
     if (fromSource.length >= this.#o.perSource) {
-      const victim = this.#weakest(fromSource);
+      const victim = this.#weakest(fromSource, entry.seenAt - this.#o.staleMs);
       if (!victim) return { admitted: false, evicted: [] };
       this.#entries.delete(victim.key);
       evicted.push(victim);
@@ -92,13 +95,15 @@ export class ServiceTable<T extends TableEntry> {
     return gone;
   }
 
-  // The entry to give up first: lowest standing, then the longest unheard. Proven ones are never given up.
-  #weakest(candidates: T[]): T | null {
+  // The entry to give up first: lowest standing, then the longest unheard. Proven ones are never given
+  // up; with `quietSince`, only unusable entries or ones not heard from since then are.
+  #weakest(candidates: T[], quietSince?: number): T | null {
     let worst: T | null = null;
     let worstStanding = 0;
     for (const e of candidates) {
       const s = this.#o.standing(e.key);
       if (s >= 2) continue;
+      if (quietSince !== undefined && s > 0 && e.seenAt > quietSince) continue;
       if (!worst || s < worstStanding || (s === worstStanding && e.seenAt < worst.seenAt)) {
         worst = e;
         worstStanding = s;
