@@ -62,6 +62,7 @@ export class PeerRegistry extends EventEmitter {
   private readonly contenders = new Map<string, Contender>(); // by service key
   private readonly proving = new Set<Peer>();
   private readonly provedAt = new WeakMap<Peer, number>();
+  private readonly proofs = new WeakMap<Peer, ProofResult>();
   private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client'>> & Pick<RegistryOptions, 'isTrusted' | 'client'>;
   private timer: NodeJS.Timeout | null = null;
 
@@ -172,6 +173,7 @@ export class PeerRegistry extends EventEmitter {
       this.proving.delete(peer);
     }
     if (this.peers.get(peer.id) !== peer || peer.url !== url || peer.publicKey !== publicKey) return;
+    this.proofs.set(peer, result);
     const verified = result === 'verified';
     if (verified !== peer.verified) {
       peer.verified = verified;
@@ -301,8 +303,9 @@ export class PeerRegistry extends EventEmitter {
       this.emit('changed');
     }
     if (peer.state !== 'up') return;
-    const last = this.provedAt.get(peer) ?? 0;
-    if (before === 'gone' || (!peer.verified && Date.now() - last >= this.opts.identityRetryMs)) void this.verify(peer);
+    // A peer without the identity route (another implementation) is not asked again until it changes.
+    const retry = !peer.verified && this.proofs.get(peer) !== 'unsupported' && Date.now() - (this.provedAt.get(peer) ?? 0) >= this.opts.identityRetryMs;
+    if (before === 'gone' || retry) void this.verify(peer);
   }
 
   async checkAll(): Promise<void> {
