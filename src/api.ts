@@ -12,7 +12,8 @@ export interface PeerView {
   port: number;
   platform: string | null;
   publicKey: string | null; // "name:base64" as announced
-  trusted: boolean; // whether this machine's Nix trusts publicKey
+  verified: boolean; // proved it holds publicKey (signed a fresh challenge), or configured with --peer
+  trusted: boolean; // verified, and this machine's Nix trusts publicKey
   rttMs: number | null;
   state: PeerState;
   source: 'mdns' | 'static';

@@ -3,6 +3,7 @@ import type { DaemonHealth, PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache } from './affinity.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen } from './cache/http-listener.ts';
+import { createIdentityRoute } from './cache/identity-route.ts';
 import { ChangeBatcher, type Topic } from './change-batcher.ts';
 import { LocalBackend } from './cache/local-backend.ts';
 import { EventLog } from './events.ts';
@@ -118,6 +119,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, outcome: ok ? 'ok' : 'failed' });
     },
   });
+  const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });
   const substHandler = createCacheHandler({ backend: resolver, log: log.child('subst'), priority: CACHE_PRIORITY });
   let extraRoutes: ((req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean) | null = null;
   const substituter = await listen({
@@ -136,7 +138,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   let daemon: DaemonHealth = { ok: false, version: null, error: 'not checked yet' };
 
   const sharing = new SharingSwitch({
-    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: shareHandler, log }),
+    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: (req, res) => identityRoute(req, res) || shareHandler(req, res), log }),
     announce: (port) => discovery?.publish(port),
     unannounce: async () => discovery?.unpublish(),
     persist: opts.persistSharing,
@@ -161,9 +163,10 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       },
       hostName: opts.name ? `${opts.name}-${identity.instanceId.slice(0, 6)}` : undefined,
       interface: opts.mdnsInterface,
+      isProven: (p) => registry.isProvenService(p.key),
     });
     discovery.on('up', (p) => registry.upsert({ ...p, source: 'mdns' }));
-    discovery.on('down', (id) => registry.remove(id, 'goodbye'));
+    discovery.on('down', (id, key) => registry.remove(id, 'goodbye', key));
     discovery.on('error', (e) => log.warn(`mDNS: ${e.message}`));
     discovery.start();
   }

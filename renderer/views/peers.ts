@@ -46,10 +46,13 @@ function row(p: PeerView): HTMLTableRowElement {
       null,
       h('span', {
         class: p.trusted ? 'pill pill-ok' : 'pill pill-warn',
-        text: p.trusted ? 'yes' : 'no',
+        text: p.trusted ? 'yes' : p.verified ? 'no' : 'unverified',
+        attrs: { 'data-verified': String(p.verified) },
         title: p.trusted
           ? `This machine's Nix trusts ${p.publicKey ?? 'its key'}`
-          : p.publicKey
+          : !p.verified
+            ? 'This peer has not proven it holds the key it announces; its answers are judged one by one'
+            : p.publicKey
             ? `Add ${p.publicKey} to trusted-public-keys to accept paths only this peer signed`
             : 'This peer announced no signing key',
       }),

@@ -2,9 +2,12 @@
 // ourselves while sharing. Everything a record says is hostile input: the TXT record goes through
 // decodeTxt, only addresses on a local network are accepted, and the number of peers is bounded.
 //
-// Events: 'up' (peer) when a peer becomes usable *or changes* (address, port, TXT) — consumers
-// upsert by id; 'down' (id) on a goodbye or when a peer no longer has a usable address; 'error'.
-// bonjour-service never notices a peer that died without a goodbye; the peer registry health-checks.
+// Events: 'up' (peer) when a service becomes usable *or changes* (address, port, TXT); 'down' (id, key)
+// on a goodbye, when a service no longer has a usable address, expires or is evicted; 'error'.
+// Each service is reported on its own, keyed by its name (`key`): two services may claim one instance
+// id, and only the registry, which asks each to prove its key, can tell the genuine one.
+// bonjour-service never notices a peer that died without a goodbye: entries expire here when not heard
+// from (service-table.ts), and the peer registry health-checks what is left.
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -12,6 +15,7 @@ import os from 'node:os';
 import Bonjour from 'bonjour-service';
 import { isLocalAddress, type Interfaces } from './local-address.ts';
 import type { Browser, Service } from 'bonjour-service';
+import { ServiceTable, type TableEntry } from './service-table.ts';
 import { decodeTxt, encodeTxt } from './txt-record.ts';
 import type { TxtAnnouncement } from './txt-record.ts';
 
@@ -25,7 +29,8 @@ export interface Announcement {
 }
 
 export interface DiscoveredPeer {
-  id: string; // instance id
+  key: string; // the service's name (lower-cased fqdn): what tells two claimants of one id apart
+  id: string; // instance id, as claimed
   name: string;
   address: string; // one address chosen from the record
   port: number;
@@ -38,6 +43,10 @@ export interface MdnsDiscoveryOptions {
   self: Announcement;
   hostName?: string; // unique mDNS host name for this instance; ".local" is appended when missing
   maxPeers?: number; // default 64
+  maxPerSource?: number; // services one announcing address may hold in the table (default maxPeers / 4)
+  /** Whether this service's claim has been proven (the registry verified its key): never evicted for a newcomer. */
+  isProven?: (peer: DiscoveredPeer) => boolean;
+  expiryCheckMs?: number; // how often expired services are swept (default 5 s)
   interface?: string; // interface name ("eth0") or its IPv4 address: mDNS and peers only there
   isLocalAddress?: (addr: string) => boolean;
   publish?: boolean; // announce as soon as start() runs, as if publish() had been called
@@ -47,7 +56,7 @@ export interface MdnsDiscoveryOptions {
 
 export interface MdnsDiscoveryEvents {
   up: [peer: DiscoveredPeer];
-  down: [id: string];
+  down: [id: string, key: string];
   error: [err: Error];
 }
 
@@ -59,16 +68,16 @@ const MAX_HOST_CHARS = 255;
 const MAX_RECORDS_PER_PACKET = 256;
 const ADDRESS_QUERY_INTERVAL_MS = 10_000;
 const UNPUBLISH_TIMEOUT_MS = 2000;
+const MAX_LIFETIME_MS = 10 * 60_000;
 
 // What we know about one announced service (keyed by its lower-cased fqdn).
-interface Tracked {
-  key: string;
+interface Tracked extends TableEntry {
   host: string; // SRV target, lower-cased
   port: number;
   txt: TxtAnnouncement;
   v4: string[];
   v6: string[];
-  source: string | null; // where its last packet came from; preferred among its addresses
+  // `source`: where its last packet came from; preferred among its addresses, and its quota bucket
   peer: DiscoveredPeer | null; // what we last reported as 'up'
   addressQueriedAt: number;
 }
@@ -129,6 +138,7 @@ function addressSignature(ifaces: Interfaces): string {
 
 function samePeer(a: DiscoveredPeer, b: DiscoveredPeer): boolean {
   return (
+    a.key === b.key &&
     a.id === b.id &&
     a.name === b.name &&
     a.address === b.address &&
@@ -153,7 +163,10 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   readonly #interfaceName: string | undefined; // peers only on this interface's networks
   readonly #requeryMs: number;
   readonly #addressCheckMs: number;
-  readonly #tracked = new Map<string, Tracked>();
+  readonly #tracked: ServiceTable<Tracked>;
+  readonly #isProven: ((peer: DiscoveredPeer) => boolean) | undefined;
+  readonly #expiryCheckMs: number;
+  #expiryCheck: NodeJS.Timeout | null = null;
   #ownFqdn: string;
   #wantPublished: boolean;
   #bonjour: Bonjour | null = null;
@@ -188,6 +201,28 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.#requeryMs = opts.requeryMs ?? 60_000;
     this.#addressCheckMs = opts.addressCheckMs ?? 5000;
     this.#wantPublished = opts.publish === true;
+    this.#isProven = opts.isProven;
+    this.#expiryCheckMs = opts.expiryCheckMs ?? 5000;
+    // A live service answers every query round; two missed rounds (or its TTL, if longer) and it is gone.
+    const rounds = this.#requeryMs > 0 ? 2 * this.#requeryMs + 5000 : 125_000;
+    this.#tracked = new ServiceTable<Tracked>({
+      max: this.#maxPeers,
+      perSource: Math.max(1, Math.floor(opts.maxPerSource ?? Math.max(4, this.#maxPeers / 4))),
+      standing: (key) => this.#standing(key),
+      minLifetimeMs: Math.min(rounds, MAX_LIFETIME_MS),
+      maxLifetimeMs: MAX_LIFETIME_MS,
+      staleMs: (this.#requeryMs > 0 ? this.#requeryMs : 60_000) + 5000,
+    });
+  }
+
+  #standing(key: string): number {
+    const t = this.#tracked.get(key);
+    if (!t?.peer) return 0;
+    try {
+      return this.#isProven?.({ ...t.peer }) === true ? 2 : 1;
+    } catch {
+      return 1;
+    }
   }
 
   get hostName(): string {
@@ -225,6 +260,10 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     if (this.#requeryMs > 0) {
       this.#requery = setInterval(() => this.#browser?.update(), this.#requeryMs);
       this.#requery.unref();
+    }
+    if (this.#expiryCheckMs > 0) {
+      this.#expiryCheck = setInterval(() => this.#expireNow(), this.#expiryCheckMs);
+      this.#expiryCheck.unref();
     }
     if (this.#addressCheckMs > 0) {
       this.#addressesSeen = this.#readInterfaces();
@@ -273,6 +312,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.#stopping = (async () => {
       if (this.#requery) clearInterval(this.#requery);
       if (this.#addressCheck) clearInterval(this.#addressCheck);
+      if (this.#expiryCheck) clearInterval(this.#expiryCheck);
+      this.#expiryCheck = null;
       this.#requery = null;
       this.#addressCheck = null;
       await this.unpublish();
@@ -416,18 +457,22 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       this.#forget(key);
       t = undefined;
     }
-    // One entry per instance id. A usable peer keeps its id: a second service claiming it is an
-    // impostor (or a stale twin) and must not redirect us. An unusable holder gives the id up.
-    for (const other of this.#tracked.values()) {
-      if (other.key === key || other.txt.instanceId !== txt.instanceId) continue;
-      if (other.peer) return;
-      this.#tracked.delete(other.key);
-    }
+    // Several services may claim one instance id (a peer back from sleep under a new name, or an
+    // impostor): each is reported on its own, and the registry decides by proof, not by arrival order.
+    const now = Date.now();
+    const referer = service.referer?.address;
     if (!t) {
-      if (this.#tracked.size >= this.#maxPeers) return;
-      t = { key, host: '', port, txt, v4: [], v6: [], source: null, peer: null, addressQueriedAt: 0 };
-      this.#tracked.set(key, t);
+      const source = typeof referer === 'string' && net.isIP(referer) ? referer : null;
+      const fresh: Tracked = { key, host: '', port, txt, v4: [], v6: [], source, peer: null, addressQueriedAt: 0, seenAt: now, expiresAt: now };
+      const admission = this.#tracked.admit(fresh);
+      for (const gone of admission.evicted) this.#drop(gone);
+      if (!admission.admitted) {
+        this.#dropFromBrowser(key);
+        return;
+      }
+      t = fresh;
     }
+    this.#tracked.touch(t, now);
 
     const hostKey = host.toLowerCase();
     if (t.host !== hostKey) {
@@ -438,8 +483,34 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     t.port = port;
     t.txt = txt;
     const addresses = Array.isArray(service.addresses) ? service.addresses : [];
-    this.#setAddresses(t, addresses, [], service.referer?.address);
+    this.#setAddresses(t, addresses, [], referer);
     this.#evaluate(t);
+  }
+
+  #expireNow(): void {
+    try {
+      for (const gone of this.#tracked.expire(Date.now())) this.#drop(gone);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  // An entry left the table (expired or evicted): report it, and make bonjour-service forget it too,
+  // or the service's next announcement would not be news to its Browser and never reach us again.
+  #drop(t: Tracked): void {
+    this.#dropFromBrowser(t.key);
+    if (t.peer) this.emit('down', t.txt.instanceId, t.key);
+  }
+
+  #dropFromBrowser(key: string): void {
+    const services = this.#browser?.services;
+    if (!Array.isArray(services)) return;
+    const i = services.findIndex((s) => typeof s.fqdn === 'string' && s.fqdn.toLowerCase() === key);
+    if (i === -1) return;
+    const fqdn = services[i].fqdn;
+    services.splice(i, 1);
+    const internals = this.#browser as unknown as { serviceMap?: Record<string, boolean> };
+    if (internals.serviceMap && typeof internals.serviceMap === 'object') delete internals.serviceMap[fqdn];
   }
 
   // Replaces a family's list when a packet carries addresses of that family; a TTL-0 record withdraws one.
@@ -478,12 +549,13 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     if (!address) {
       if (t.peer) {
         t.peer = null;
-        this.emit('down', t.txt.instanceId);
+        this.emit('down', t.txt.instanceId, t.key);
       }
       this.#askForAddress(t);
       return;
     }
     const peer: DiscoveredPeer = {
+      key: t.key,
       id: t.txt.instanceId,
       name: t.txt.name ?? t.txt.instanceId,
       address,
@@ -513,7 +585,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     const t = this.#tracked.get(key);
     if (!t) return;
     this.#tracked.delete(key);
-    if (t.peer) this.emit('down', t.txt.instanceId);
+    if (t.peer) this.emit('down', t.txt.instanceId, t.key);
   }
 
   // bonjour-service's Browser only compares name/host/port when a known service answers again, so a
@@ -527,7 +599,13 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
         ...(Array.isArray(p.additionals) ? p.additionals : []),
       ].slice(0, MAX_RECORDS_PER_PACKET) as RawRecord[];
       const byHost = new Map<string, { fresh: string[]; withdrawn: string[] }>();
+      const now = Date.now();
       for (const rr of records) {
+        // A service answering again (our query round, or its own re-announcement) is still there.
+        if (rr && rr.type === 'SRV' && typeof rr.name === 'string' && typeof rr.ttl === 'number' && rr.ttl > 0) {
+          const t = this.#tracked.get(rr.name.toLowerCase());
+          if (t) this.#tracked.touch(t, now, rr.ttl);
+        }
         if (!rr || (rr.type !== 'A' && rr.type !== 'AAAA')) continue;
         if (typeof rr.name !== 'string' || typeof rr.data !== 'string' || typeof rr.ttl !== 'number') continue;
         const host = rr.name.toLowerCase();
@@ -553,7 +631,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   #boundBrowserMemory(): void {
     const services = this.#browser?.services;
     if (!Array.isArray(services) || services.length <= this.#maxPeers * 2 + 16) return;
-    const keep = services.filter((s) => typeof s.fqdn === 'string' && this.#tracked.has(s.fqdn.toLowerCase()));
+    const keep = services.filter((s) => typeof s.fqdn === 'string' && this.#tracked.get(s.fqdn.toLowerCase()) !== undefined);
     services.splice(0, services.length, ...keep);
     const internals = this.#browser as unknown as { serviceMap?: Record<string, boolean> };
     if (internals.serviceMap && typeof internals.serviceMap === 'object') {

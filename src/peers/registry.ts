@@ -1,10 +1,17 @@
 import { EventEmitter } from 'node:events';
 import type { PeerState, PeerView } from '../api.ts';
 import type { PeerClient } from './peer-client.ts';
+import { proveIdentity, type ProofResult } from './identity-proof.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours: a health probe of /nix-cache-info, and any failed request marks
 // a peer suspect at once so no lookup waits on it twice.
+//
+// Identity: an mDNS peer's instance id and key are claims. A peer is `verified` once it has signed a
+// fresh challenge with the key it announces (identity-proof.ts); only then may its key make it
+// "trusted". Unverified peers are still asked, their answers judged one by one like any cache's.
+// One entry per instance id: a second service claiming a held id waits as a contender and takes the id
+// only by proving it while the holder is unproven or gone. Static peers are as the user configured them.
 
 export interface PeerInfo {
   id: string;
@@ -15,9 +22,11 @@ export interface PeerInfo {
   platform: string | null;
   publicKey: string | null;
   source: 'mdns' | 'static';
+  key?: string; // mDNS: the announcing service's name, which tells claimants of one id apart
 }
 
 export interface Peer extends PeerInfo {
+  verified: boolean; // proved its key (mDNS), or configured by the user (static)
   state: PeerState;
   rttMs: number | null;
   failures: number;
@@ -34,21 +43,40 @@ export interface RegistryOptions {
   healthTimeoutMs?: number;
   badPeerMs?: number;
   isTrusted: (publicKey: string | null) => boolean;
+  /** Challenges an mDNS peer to prove its claimed id and key (default: GET /peernix/identity). */
+  proveIdentity?: (peer: PeerInfo) => Promise<ProofResult>;
+  identityRetryMs?: number;
 }
+
+interface Contender {
+  info: PeerInfo;
+  nextTry: number;
+  proving: boolean;
+}
+
+const MAX_CONTENDERS = 16;
 
 /** Events: 'up' (peer), 'down' (peer, reason), 'changed'. */
 export class PeerRegistry extends EventEmitter {
   private readonly peers = new Map<string, Peer>();
+  private readonly contenders = new Map<string, Contender>(); // by service key
+  private readonly proving = new Set<Peer>();
+  private readonly provedAt = new WeakMap<Peer, number>();
+  private readonly proofs = new WeakMap<Peer, ProofResult>();
   private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client'>> & Pick<RegistryOptions, 'isTrusted' | 'client'>;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(opts: RegistryOptions) {
     super();
-    this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, badPeerMs: 10 * 60_000, ...opts };
+    const prove = (p: PeerInfo) => proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.agent, timeoutMs: 1500 });
+    this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, badPeerMs: 10 * 60_000, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.checkAll(), this.opts.healthIntervalMs);
+    this.timer ??= setInterval(() => {
+      void this.checkAll();
+      for (const c of [...this.contenders.values()]) void this.tryContender(c);
+    }, this.opts.healthIntervalMs);
     this.timer.unref();
   }
 
@@ -60,32 +88,143 @@ export class PeerRegistry extends EventEmitter {
   /** Adds or updates a peer; it is asked only once a health probe has passed. */
   upsert(info: PeerInfo): void {
     const existing = this.peers.get(info.id);
+    if (existing && info.source === 'mdns' && existing.source === 'mdns' && existing.key !== info.key) {
+      this.contend(info);
+      return;
+    }
     if (existing) {
       const moved = existing.url !== info.url;
+      const rekeyed = existing.publicKey !== info.publicKey;
       Object.assign(existing, info);
       if (moved) void this.check(existing);
+      if ((moved || rekeyed) && existing.source === 'mdns') {
+        existing.verified = false;
+        void this.verify(existing);
+      }
       this.emit('changed');
       return;
     }
-    if (this.peers.size >= this.opts.maxPeers) {
-      // Keep room for live peers: drop a gone one if we can, else ignore the newcomer.
-      const gone = [...this.peers.values()].find((p) => p.state === 'gone');
-      if (!gone) return;
-      this.peers.delete(gone.id);
+    this.admit(info, false);
+  }
+
+  /** The peer said goodbye (mDNS; `key` names the service) or was removed from the settings. */
+  remove(id: string, reason = 'goodbye', key?: string): void {
+    if (key !== undefined) this.contenders.delete(key);
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    if (key !== undefined && peer.key !== undefined && peer.key !== key) return; // a contender left, not the holder
+    this.drop(peer, reason);
+    // Someone else claims this id: its turn now (it proves itself or stays unverified).
+    const next = [...this.contenders.values()].find((c) => c.info.id === id);
+    if (next) {
+      this.contenders.delete(next.info.key ?? '');
+      this.admit(next.info, false);
     }
-    const peer: Peer = { ...info, state: 'suspect', rttMs: null, failures: 0, badUntil: 0, bytesFrom: 0, bytesTo: 0, lastSeen: Date.now() };
+  }
+
+  /** Whether the mDNS service `key` is held by a peer that proved its identity (discovery keeps those). */
+  isProvenService(key: string): boolean {
+    for (const p of this.peers.values()) if (p.key === key) return p.verified;
+    return false;
+  }
+
+  private admit(info: PeerInfo, verified: boolean): void {
+    if (this.peers.size >= this.opts.maxPeers) {
+      const victim = this.weakest();
+      if (!victim) return;
+      this.drop(victim, 'evicted for a newcomer');
+    }
+    const peer: Peer = { ...info, verified: verified || info.source === 'static', state: 'suspect', rttMs: null, failures: 0, badUntil: 0, bytesFrom: 0, bytesTo: 0, lastSeen: Date.now() };
     this.peers.set(info.id, peer);
     this.emit('changed');
     void this.check(peer);
+    if (!peer.verified) void this.verify(peer);
   }
 
-  /** The peer said goodbye (mDNS) or was removed from the settings. */
-  remove(id: string, reason = 'goodbye'): void {
-    const peer = this.peers.get(id);
-    if (!peer) return;
-    this.peers.delete(id);
+  private drop(peer: Peer, reason: string): void {
+    this.peers.delete(peer.id);
     if (peer.state === 'up') this.emit('down', peer, reason);
     this.emit('changed');
+  }
+
+  // The entry to give up for a newcomer: never a static or a proven live peer; gone before suspect
+  // before up, then the longest unseen.
+  private weakest(): Peer | null {
+    const rank = { gone: 0, suspect: 1, up: 2 } as const;
+    let worst: Peer | null = null;
+    for (const p of this.peers.values()) {
+      if (p.source === 'static' || (p.verified && p.state !== 'gone')) continue;
+      if (!worst || rank[p.state] < rank[worst.state] || (rank[p.state] === rank[worst.state] && p.lastSeen < worst.lastSeen)) worst = p;
+    }
+    return worst;
+  }
+
+  private async verify(peer: Peer): Promise<void> {
+    if (peer.source !== 'mdns' || this.proving.has(peer)) return;
+    const { url, publicKey } = peer;
+    this.proving.add(peer);
+    this.provedAt.set(peer, Date.now());
+    let result: ProofResult;
+    try {
+      result = await this.opts.proveIdentity(peer);
+    } catch {
+      result = 'failed';
+    } finally {
+      this.proving.delete(peer);
+    }
+    if (this.peers.get(peer.id) !== peer || peer.url !== url || peer.publicKey !== publicKey) return;
+    this.proofs.set(peer, result);
+    const verified = result === 'verified';
+    if (verified !== peer.verified) {
+      peer.verified = verified;
+      this.emit('changed');
+    }
+  }
+
+  // A second service claims a held id. It waits here (bounded) and is challenged now and then.
+  private contend(info: PeerInfo): void {
+    const key = info.key ?? '';
+    let c = this.contenders.get(key);
+    if (c) c.info = info;
+    else {
+      if (this.contenders.size >= MAX_CONTENDERS) {
+        const oldest = this.contenders.keys().next().value;
+        if (oldest !== undefined) this.contenders.delete(oldest);
+      }
+      c = { info, nextTry: 0, proving: false };
+      this.contenders.set(key, c);
+    }
+    void this.tryContender(c);
+  }
+
+  private async tryContender(c: Contender): Promise<void> {
+    const now = Date.now();
+    if (c.proving || now < c.nextTry) return;
+    c.proving = true;
+    c.nextTry = now + this.opts.identityRetryMs;
+    const info = c.info;
+    let result: ProofResult;
+    try {
+      result = await this.opts.proveIdentity(info);
+    } catch {
+      result = 'failed';
+    } finally {
+      c.proving = false;
+    }
+    const key = info.key ?? '';
+    if (this.contenders.get(key) !== c || c.info !== info) return;
+    const holder = this.peers.get(info.id);
+    if (!holder) {
+      this.contenders.delete(key);
+      this.admit(info, result === 'verified');
+      return;
+    }
+    if (result !== 'verified') return;
+    // A proven, live holder keeps its id (the contender is a stale twin); an unproven or dead one yields.
+    if (holder.verified && holder.state !== 'gone') return;
+    this.contenders.delete(key);
+    this.drop(holder, 'its identity was proven by another');
+    this.admit(info, true);
   }
 
   get(id: string): Peer | undefined {
@@ -143,7 +282,9 @@ export class PeerRegistry extends EventEmitter {
       port: p.port,
       platform: p.platform,
       publicKey: p.publicKey,
-      trusted: this.opts.isTrusted(p.publicKey),
+      verified: p.verified,
+      // A key only counts once the peer has proven it holds it (or the user configured the peer).
+      trusted: p.verified && this.opts.isTrusted(p.publicKey),
       rttMs: p.rttMs,
       state: p.badUntil > Date.now() && p.state === 'up' ? 'suspect' : p.state,
       source: p.source,
@@ -151,6 +292,20 @@ export class PeerRegistry extends EventEmitter {
       bytesTo: p.bytesTo,
       lastSeen: p.lastSeen,
     }));
+  }
+
+  // Identity follows liveness: a peer that vanished must prove itself again when it answers (someone
+  // else may hold its address now), and one that could not answer the challenge yet is asked again.
+  private afterCheck(peer: Peer, before: PeerState): void {
+    if (peer.source !== 'mdns') return;
+    if (peer.state === 'gone' && peer.verified) {
+      peer.verified = false;
+      this.emit('changed');
+    }
+    if (peer.state !== 'up') return;
+    // A peer without the identity route (another implementation) is not asked again until it changes.
+    const retry = !peer.verified && this.proofs.get(peer) !== 'unsupported' && Date.now() - (this.provedAt.get(peer) ?? 0) >= this.opts.identityRetryMs;
+    if (before === 'gone' || retry) void this.verify(peer);
   }
 
   async checkAll(): Promise<void> {
@@ -172,6 +327,7 @@ export class PeerRegistry extends EventEmitter {
       peer.rttMs = null;
       peer.state = peer.failures >= 3 ? 'gone' : 'suspect';
     }
+    this.afterCheck(peer, before);
     if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
     if (before === 'up' && peer.state !== 'up') this.emit('down', peer, 'health check failed');
     if (before !== peer.state || ok) this.emit('changed');

@@ -236,6 +236,7 @@ describe('mDNS discovery between network namespaces', { skip, timeout: 180_000 }
       assert.equal(seen.size, 2, `${me.name} sees ${[...seen.keys()].join(', ')}`);
       for (const other of peers.filter((p) => p !== me)) {
         assert.deepEqual(seen.get(other.id), {
+          key: `peer-${other.host.index}-${other.id.slice(0, 8)}._peernix._tcp.local`.toLowerCase(),
           id: other.id,
           name: other.name,
           address: other.host.address,
@@ -558,6 +559,7 @@ enable-reflector=no
         `${me.name}: weird peer`,
       );
       assert.deepEqual(line.peer, {
+        key: 'weird._peernix._tcp.local',
         id: ids.weird,
         name: 'Mallorygnp.exe',
         address: `${base}.215`,
@@ -578,10 +580,12 @@ enable-reflector=no
       const errors = me.proc.lines.filter((l) => l.event === 'error');
       assert.deepEqual(errors, []);
     }
-    // The impostor does not take over the identity of a peer that is already known.
-    assert.equal(view(observers[1]).get(ids.impostor)?.address, observers[0].host.address);
+    // A second service claiming a known id does not redirect the first: each is reported under its own
+    // service name, and the registry decides between them by proof (registry-identity.test.ts).
+    const claimants = (await askPeers(observers[1])).filter((p) => p.id === ids.impostor);
+    assert.ok(claimants.some((p) => p.address === observers[0].host.address && p.port === observers[0].port), JSON.stringify(claimants));
 
-    // A flood of distinct, valid services: the peer table stays bounded (64 by default).
+    // A flood of distinct, valid services from one host: it holds at most its quota (64 / 4) of the table.
     for (let batch = 0; batch < 10; batch++) {
       const answers = [];
       for (let i = 0; i < 10; i++) {
@@ -601,8 +605,10 @@ enable-reflector=no
     for (const me of observers) {
       assert.ok(me.proc.alive(), `${me.name} died: ${me.proc.stderr}`);
       const listed = await askPeers(me);
+      const flood = listed.filter((p) => p.id.includes('-flood-'));
+      console.log(`${me.name}: ${listed.length} services listed, ${flood.length} of them from the flood`);
       assert.ok(listed.length <= 64, `${me.name} holds ${listed.length} peers`);
-      assert.ok(listed.length >= 50, `${me.name} holds only ${listed.length} peers`);
+      assert.ok(flood.length >= 1 && flood.length <= 16, `${me.name} holds ${flood.length} flood services`);
       assert.ok(listed.some((p) => p.id === observers.find((o) => o !== me)!.id), 'a real peer was pushed out');
     }
     announcer.proc.child.kill('SIGTERM');
