@@ -153,150 +153,150 @@ function toError(err: unknown): Error {
 }
 
 export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
-  readonly #self: Announcement;
-  readonly #txt: Record<string, string>;
-  readonly #serviceName: string;
-  readonly #hostName: string;
-  readonly #maxPeers: number;
-  readonly #interface: string | undefined;
-  readonly #customIsLocal: ((addr: string) => boolean) | undefined;
-  readonly #interfaceName: string | undefined; // peers only on this interface's networks
-  readonly #requeryMs: number;
-  readonly #addressCheckMs: number;
-  readonly #tracked: ServiceTable<Tracked>;
-  readonly #isProven: ((peer: DiscoveredPeer) => boolean) | undefined;
-  readonly #expiryCheckMs: number;
-  #expiryCheck: NodeJS.Timeout | null = null;
-  #ownFqdn: string;
-  #wantPublished: boolean;
-  #bonjour: Bonjour | null = null;
-  #mdns: MdnsSocket | null = null;
-  #browser: Browser | null = null;
-  #service: Service | null = null;
-  #requery: NodeJS.Timeout | null = null;
-  #addressCheck: NodeJS.Timeout | null = null;
-  #interfaces: Interfaces = {};
-  #interfacesReadAt = 0;
-  #addressesSeen = '';
-  #publishedAddresses = '';
-  #republishing: Promise<void> = Promise.resolve();
-  #stopping: Promise<void> | null = null;
+  private readonly announcement: Announcement;
+  private readonly ownTxt: Record<string, string>;
+  private readonly serviceName: string;
+  private readonly ownHostName: string;
+  private readonly maxPeers: number;
+  private readonly interface: string | undefined;
+  private readonly customIsLocal: ((addr: string) => boolean) | undefined;
+  private readonly interfaceName: string | undefined; // peers only on this interface's networks
+  private readonly requeryMs: number;
+  private readonly addressCheckMs: number;
+  private readonly tracked: ServiceTable<Tracked>;
+  private readonly isProven: ((peer: DiscoveredPeer) => boolean) | undefined;
+  private readonly expiryCheckMs: number;
+  private expiryCheck: NodeJS.Timeout | null = null;
+  private ownFqdn: string;
+  private wantPublished: boolean;
+  private bonjour: Bonjour | null = null;
+  private mdns: MdnsSocket | null = null;
+  private browser: Browser | null = null;
+  private service: Service | null = null;
+  private requery: NodeJS.Timeout | null = null;
+  private addressCheck: NodeJS.Timeout | null = null;
+  private interfaces: Interfaces = {};
+  private interfacesReadAt = 0;
+  private addressesSeen = '';
+  private publishedAddresses = '';
+  private republishing: Promise<void> = Promise.resolve();
+  private stopping: Promise<void> | null = null;
 
   constructor(opts: MdnsDiscoveryOptions) {
     super();
     const self = opts.self;
-    this.#txt = encodeTxt(self); // validates the instance id and protocol
+    this.ownTxt = encodeTxt(self); // validates the instance id and protocol
     // 0: the share listener's port is not known yet; publish(port) supplies it.
     if (!Number.isInteger(self.port) || self.port < 0 || self.port > 65535) {
       throw new RangeError('mdns: port must be 0–65535');
     }
-    this.#self = { ...self };
-    this.#serviceName = serviceName(self);
-    this.#hostName = mdnsHostName(self, opts.hostName);
-    this.#ownFqdn = `${this.#serviceName}._${SERVICE_TYPE}._tcp.local`.toLowerCase();
-    this.#maxPeers = Math.max(0, Math.floor(opts.maxPeers ?? 64));
-    this.#interface = opts.interface;
-    this.#customIsLocal = opts.isLocalAddress;
-    this.#interfaceName = opts.interface !== undefined && !net.isIP(opts.interface) ? opts.interface : undefined;
-    this.#requeryMs = opts.requeryMs ?? 60_000;
-    this.#addressCheckMs = opts.addressCheckMs ?? 5000;
-    this.#wantPublished = opts.publish === true;
-    this.#isProven = opts.isProven;
-    this.#expiryCheckMs = opts.expiryCheckMs ?? 5000;
+    this.announcement = { ...self };
+    this.serviceName = serviceName(self);
+    this.ownHostName = mdnsHostName(self, opts.hostName);
+    this.ownFqdn = `${this.serviceName}._${SERVICE_TYPE}._tcp.local`.toLowerCase();
+    this.maxPeers = Math.max(0, Math.floor(opts.maxPeers ?? 64));
+    this.interface = opts.interface;
+    this.customIsLocal = opts.isLocalAddress;
+    this.interfaceName = opts.interface !== undefined && !net.isIP(opts.interface) ? opts.interface : undefined;
+    this.requeryMs = opts.requeryMs ?? 60_000;
+    this.addressCheckMs = opts.addressCheckMs ?? 5000;
+    this.wantPublished = opts.publish === true;
+    this.isProven = opts.isProven;
+    this.expiryCheckMs = opts.expiryCheckMs ?? 5000;
     // A live service answers every query round; two missed rounds (or its TTL, if longer) and it is gone.
-    const rounds = this.#requeryMs > 0 ? 2 * this.#requeryMs + 5000 : 125_000;
-    this.#tracked = new ServiceTable<Tracked>({
-      max: this.#maxPeers,
-      perSource: Math.max(1, Math.floor(opts.maxPerSource ?? Math.max(4, this.#maxPeers / 4))),
-      standing: (key) => this.#standing(key),
+    const rounds = this.requeryMs > 0 ? 2 * this.requeryMs + 5000 : 125_000;
+    this.tracked = new ServiceTable<Tracked>({
+      max: this.maxPeers,
+      perSource: Math.max(1, Math.floor(opts.maxPerSource ?? Math.max(4, this.maxPeers / 4))),
+      standing: (key) => this.standingOf(key),
       minLifetimeMs: Math.min(rounds, MAX_LIFETIME_MS),
       maxLifetimeMs: MAX_LIFETIME_MS,
-      staleMs: (this.#requeryMs > 0 ? this.#requeryMs : 60_000) + 5000,
+      staleMs: (this.requeryMs > 0 ? this.requeryMs : 60_000) + 5000,
     });
   }
 
-  #standing(key: string): number {
-    const t = this.#tracked.get(key);
+  private standingOf(key: string): number {
+    const t = this.tracked.get(key);
     if (!t?.peer) return 0;
     try {
-      return this.#isProven?.({ ...t.peer }) === true ? 2 : 1;
+      return this.isProven?.({ ...t.peer }) === true ? 2 : 1;
     } catch {
       return 1;
     }
   }
 
   get hostName(): string {
-    return this.#hostName;
+    return this.ownHostName;
   }
 
   start(): void {
-    if (this.#stopping) throw new Error('mdns: discovery was stopped');
-    if (this.#bonjour) return;
+    if (this.stopping) throw new Error('mdns: discovery was stopped');
+    if (this.bonjour) return;
 
     const mdnsOpts: Record<string, unknown> = {};
-    if (this.#interface !== undefined) {
-      const ip = interfaceIPv4(this.#interface);
-      if (!ip) throw new Error(`mdns: interface ${this.#interface} has no IPv4 address`);
+    if (this.interface !== undefined) {
+      const ip = interfaceIPv4(this.interface);
+      if (!ip) throw new Error(`mdns: interface ${this.interface} has no IPv4 address`);
       // Binding to the unicast address would filter out multicast on Linux: bind wide, send/join on ip.
       Object.assign(mdnsOpts, { interface: ip, bind: '0.0.0.0' });
     }
-    const bonjour = new Bonjour(mdnsOpts, (err: unknown) => this.#fail(err));
-    this.#bonjour = bonjour;
+    const bonjour = new Bonjour(mdnsOpts, (err: unknown) => this.fail(err));
+    this.bonjour = bonjour;
     const mdns = (bonjour as unknown as { server?: { mdns?: MdnsSocket } }).server?.mdns ?? null;
-    this.#mdns = mdns;
+    this.mdns = mdns;
     // Unhandled, multicast-dns's 'error' (EADDRINUSE, EACCES) would throw out of the event loop.
-    mdns?.on('error', this.#onSocketError);
-    mdns?.on('warning', this.#onWarning);
+    mdns?.on('error', this.onSocketError);
+    mdns?.on('warning', this.onWarning);
 
     const browser = bonjour.find({ type: SERVICE_TYPE, protocol: 'tcp' });
-    this.#browser = browser;
-    browser.on('up', this.#onService);
-    browser.on('srv-update', this.#onService);
-    browser.on('txt-update', this.#onService);
-    browser.on('down', this.#onGoodbye);
+    this.browser = browser;
+    browser.on('up', this.onService);
+    browser.on('srv-update', this.onService);
+    browser.on('txt-update', this.onService);
+    browser.on('down', this.onGoodbye);
     // After the browser, so a goodbye packet has removed the service before its addresses are read.
-    mdns?.on('response', this.#onResponse);
+    mdns?.on('response', this.onResponse);
 
-    if (this.#requeryMs > 0) {
-      this.#requery = setInterval(() => this.#browser?.update(), this.#requeryMs);
-      this.#requery.unref();
+    if (this.requeryMs > 0) {
+      this.requery = setInterval(() => this.browser?.update(), this.requeryMs);
+      this.requery.unref();
     }
-    if (this.#expiryCheckMs > 0) {
-      this.#expiryCheck = setInterval(() => this.#expireNow(), this.#expiryCheckMs);
-      this.#expiryCheck.unref();
+    if (this.expiryCheckMs > 0) {
+      this.expiryCheck = setInterval(() => this.expireNow(), this.expiryCheckMs);
+      this.expiryCheck.unref();
     }
-    if (this.#addressCheckMs > 0) {
-      this.#addressesSeen = this.#readInterfaces();
-      this.#addressCheck = setInterval(() => this.#followNetworkChanges(), this.#addressCheckMs);
-      this.#addressCheck.unref();
+    if (this.addressCheckMs > 0) {
+      this.addressesSeen = this.readInterfaces();
+      this.addressCheck = setInterval(() => this.followNetworkChanges(), this.addressCheckMs);
+      this.addressCheck.unref();
     }
-    if (this.#wantPublished) this.#publishNow();
+    if (this.wantPublished) this.publishNow();
   }
 
   // `port`: the share listener's port, when it is only known now or has changed since.
   publish(port?: number): void {
-    if (this.#stopping) return;
-    this.#wantPublished = true;
-    if (port !== undefined && port !== this.#self.port) {
+    if (this.stopping) return;
+    this.wantPublished = true;
+    if (port !== undefined && port !== this.announcement.port) {
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError('mdns: port must be 1–65535');
-      this.#self.port = port;
-      if (this.#service) {
-        this.#republish();
+      this.announcement.port = port;
+      if (this.service) {
+        this.republish();
         return;
       }
     }
-    if (this.#bonjour) this.#publishNow();
+    if (this.bonjour) this.publishNow();
   }
 
   unpublish(): Promise<void> {
-    this.#wantPublished = false;
-    return this.#withdraw();
+    this.wantPublished = false;
+    return this.withdraw();
   }
 
-  #withdraw(): Promise<void> {
-    const bonjour = this.#bonjour;
-    if (!bonjour || !this.#service) return Promise.resolve();
-    this.#service = null;
+  private withdraw(): Promise<void> {
+    const bonjour = this.bonjour;
+    if (!bonjour || !this.service) return Promise.resolve();
+    this.service = null;
     return new Promise((resolve) => {
       // The callback runs once the goodbye packet (every record with TTL 0) has been handed to the socket.
       const timer = setTimeout(resolve, UNPUBLISH_TIMEOUT_MS);
@@ -308,130 +308,130 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   }
 
   stop(): Promise<void> {
-    if (this.#stopping) return this.#stopping;
-    this.#stopping = (async () => {
-      if (this.#requery) clearInterval(this.#requery);
-      if (this.#addressCheck) clearInterval(this.#addressCheck);
-      if (this.#expiryCheck) clearInterval(this.#expiryCheck);
-      this.#expiryCheck = null;
-      this.#requery = null;
-      this.#addressCheck = null;
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      if (this.requery) clearInterval(this.requery);
+      if (this.addressCheck) clearInterval(this.addressCheck);
+      if (this.expiryCheck) clearInterval(this.expiryCheck);
+      this.expiryCheck = null;
+      this.requery = null;
+      this.addressCheck = null;
       await this.unpublish();
-      this.#browser?.stop();
-      this.#browser?.removeAllListeners();
-      this.#mdns?.removeListener('response', this.#onResponse);
-      const bonjour = this.#bonjour;
+      this.browser?.stop();
+      this.browser?.removeAllListeners();
+      this.mdns?.removeListener('response', this.onResponse);
+      const bonjour = this.bonjour;
       // The socket's 'error' listener stays: a late error after close must not crash anything either.
       if (bonjour) await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
-      this.#tracked.clear();
+      this.tracked.clear();
     })();
-    return this.#stopping;
+    return this.stopping;
   }
 
   peers(): DiscoveredPeer[] {
     const out: DiscoveredPeer[] = [];
-    for (const t of this.#tracked.values()) if (t.peer) out.push({ ...t.peer });
+    for (const t of this.tracked.values()) if (t.peer) out.push({ ...t.peer });
     return out;
   }
 
-  #publishNow(): void {
-    if (!this.#bonjour || this.#service || this.#stopping) return;
-    if (this.#self.port === 0) {
-      this.#fail(new Error('mdns: cannot announce before the share port is known'));
+  private publishNow(): void {
+    if (!this.bonjour || this.service || this.stopping) return;
+    if (this.announcement.port === 0) {
+      this.fail(new Error('mdns: cannot announce before the share port is known'));
       return;
     }
-    this.#publishedAddresses = addressSignature(os.networkInterfaces());
+    this.publishedAddresses = addressSignature(os.networkInterfaces());
     // No probing: the name embeds our instance id, so a conflict means someone is impersonating us,
     // and bonjour-service's reaction to one (console.log and give up) would let anyone silence us.
-    this.#service = this.#bonjour.publish({
-      name: this.#serviceName,
+    this.service = this.bonjour.publish({
+      name: this.serviceName,
       type: SERVICE_TYPE,
       protocol: 'tcp',
-      port: this.#self.port,
-      host: this.#hostName,
-      txt: this.#txt,
+      port: this.announcement.port,
+      host: this.ownHostName,
+      txt: this.ownTxt,
       probe: false,
     });
-    this.#service.on('error', (err: unknown) => this.#fail(err));
+    this.service.on('error', (err: unknown) => this.fail(err));
   }
 
   // Returns the signature of all our addresses; keeps the interfaces that decide what is local.
-  #readInterfaces(): string {
+  private readInterfaces(): string {
     const all = os.networkInterfaces();
-    this.#interfaces = this.#interfaceName === undefined ? all : { [this.#interfaceName]: all[this.#interfaceName] ?? [] };
-    this.#interfacesReadAt = Date.now();
+    this.interfaces = this.interfaceName === undefined ? all : { [this.interfaceName]: all[this.interfaceName] ?? [] };
+    this.interfacesReadAt = Date.now();
     return addressSignature(all);
   }
 
-  #isLocal(addr: string): boolean {
-    if (this.#customIsLocal) return this.#customIsLocal(addr) === true;
+  private isLocal(addr: string): boolean {
+    if (this.customIsLocal) return this.customIsLocal(addr) === true;
     // Re-read at most every couple of seconds: a flood of records must not mean a flood of syscalls.
-    if (Date.now() - this.#interfacesReadAt > 2000) this.#readInterfaces();
-    return isLocalAddress(addr, this.#interfaces);
+    if (Date.now() - this.interfacesReadAt > 2000) this.readInterfaces();
+    return isLocalAddress(addr, this.interfaces);
   }
 
   // After a network change (a laptop moving, DHCP), what counts as local changes, peers on the new
   // network should be asked for at once, and our own announcement must carry the new addresses:
   // bonjour-service puts the addresses of the moment into its records and never revisits them.
-  #followNetworkChanges(): void {
-    const seen = this.#readInterfaces();
-    if (seen !== this.#addressesSeen) {
-      this.#addressesSeen = seen;
+  private followNetworkChanges(): void {
+    const seen = this.readInterfaces();
+    if (seen !== this.addressesSeen) {
+      this.addressesSeen = seen;
       try {
-        for (const t of [...this.#tracked.values()]) this.#evaluate(t);
-        this.#browser?.update();
+        for (const t of [...this.tracked.values()]) this.evaluate(t);
+        this.browser?.update();
       } catch (err) {
-        this.#fail(err);
+        this.fail(err);
       }
     }
-    if (!this.#service || seen === this.#publishedAddresses) return;
-    this.#publishedAddresses = seen; // so the next check does not queue another round
-    this.#republish();
+    if (!this.service || seen === this.publishedAddresses) return;
+    this.publishedAddresses = seen; // so the next check does not queue another round
+    this.republish();
   }
 
   // Goodbye for the old records, then the new ones; rounds never overlap.
-  #republish(): void {
-    this.#republishing = this.#republishing.then(async () => {
+  private republish(): void {
+    this.republishing = this.republishing.then(async () => {
       try {
-        await this.#withdraw();
-        if (this.#wantPublished) this.#publishNow();
+        await this.withdraw();
+        if (this.wantPublished) this.publishNow();
       } catch (err) {
-        this.#fail(err);
+        this.fail(err);
       }
     });
   }
 
-  #fail(err: unknown): void {
+  private fail(err: unknown): void {
     // An 'error' with no listener would throw; discovery trouble must not take the daemon down.
     if (this.listenerCount('error') > 0) this.emit('error', toError(err));
   }
 
-  readonly #onSocketError = (err: unknown): void => this.#fail(err);
-  readonly #onWarning = (): void => {
+  private readonly onSocketError = (err: unknown): void => this.fail(err);
+  private readonly onWarning = (): void => {
     // Undecodable packets and per-interface multicast hiccups: expected on a real LAN.
   };
 
-  readonly #onService = (service: Service): void => {
+  private readonly onService = (service: Service): void => {
     try {
-      this.#consider(service);
-      this.#boundBrowserMemory();
+      this.consider(service);
+      this.boundBrowserMemory();
     } catch (err) {
-      this.#fail(err);
+      this.fail(err);
     }
   };
 
-  readonly #onGoodbye = (service: Service): void => {
+  private readonly onGoodbye = (service: Service): void => {
     try {
-      if (typeof service?.fqdn === 'string') this.#forget(service.fqdn.toLowerCase());
+      if (typeof service?.fqdn === 'string') this.forget(service.fqdn.toLowerCase());
     } catch (err) {
-      this.#fail(err);
+      this.fail(err);
     }
   };
 
-  #consider(service: Service): void {
+  private consider(service: Service): void {
     if (typeof service.fqdn !== 'string') return;
     const key = service.fqdn.toLowerCase();
-    if (key === this.#ownFqdn) return;
+    if (key === this.ownFqdn) return;
 
     const raw = (service as unknown as { rawTxt?: unknown }).rawTxt;
     const txt = decodeTxt(raw !== undefined ? raw : service.txt);
@@ -439,7 +439,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     const host = service.host;
     const usable =
       txt !== null &&
-      txt.instanceId !== this.#self.instanceId &&
+      txt.instanceId !== this.announcement.instanceId &&
       Number.isInteger(port) &&
       port >= 1 &&
       port <= 65535 &&
@@ -447,14 +447,14 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       host.length > 0 &&
       host.length <= MAX_HOST_CHARS;
     if (!usable) {
-      this.#forget(key);
+      this.forget(key);
       return;
     }
 
-    let t = this.#tracked.get(key);
+    let t = this.tracked.get(key);
     if (t && t.txt.instanceId !== txt.instanceId) {
       // The same service now claims another identity: the old one is gone.
-      this.#forget(key);
+      this.forget(key);
       t = undefined;
     }
     // Several services may claim one instance id (a peer back from sleep under a new name, or an
@@ -464,15 +464,15 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     if (!t) {
       const source = typeof referer === 'string' && net.isIP(referer) ? referer : null;
       const fresh: Tracked = { key, host: '', port, txt, v4: [], v6: [], source, peer: null, addressQueriedAt: 0, seenAt: now, expiresAt: now };
-      const admission = this.#tracked.admit(fresh);
-      for (const gone of admission.evicted) this.#drop(gone);
+      const admission = this.tracked.admit(fresh);
+      for (const gone of admission.evicted) this.drop(gone);
       if (!admission.admitted) {
-        this.#dropFromBrowser(key);
+        this.dropFromBrowser(key);
         return;
       }
       t = fresh;
     }
-    this.#tracked.touch(t, now);
+    this.tracked.touch(t, now);
 
     const hostKey = host.toLowerCase();
     if (t.host !== hostKey) {
@@ -483,38 +483,38 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     t.port = port;
     t.txt = txt;
     const addresses = Array.isArray(service.addresses) ? service.addresses : [];
-    this.#setAddresses(t, addresses, [], referer);
-    this.#evaluate(t);
+    this.setAddresses(t, addresses, [], referer);
+    this.evaluate(t);
   }
 
-  #expireNow(): void {
+  private expireNow(): void {
     try {
-      for (const gone of this.#tracked.expire(Date.now())) this.#drop(gone);
+      for (const gone of this.tracked.expire(Date.now())) this.drop(gone);
     } catch (err) {
-      this.#fail(err);
+      this.fail(err);
     }
   }
 
   // An entry left the table (expired or evicted): report it, and make bonjour-service forget it too,
   // or the service's next announcement would not be news to its Browser and never reach us again.
-  #drop(t: Tracked): void {
-    this.#dropFromBrowser(t.key);
+  private drop(t: Tracked): void {
+    this.dropFromBrowser(t.key);
     if (t.peer) this.emit('down', t.txt.instanceId, t.key);
   }
 
-  #dropFromBrowser(key: string): void {
-    const services = this.#browser?.services;
+  private dropFromBrowser(key: string): void {
+    const services = this.browser?.services;
     if (!Array.isArray(services)) return;
     const i = services.findIndex((s) => typeof s.fqdn === 'string' && s.fqdn.toLowerCase() === key);
     if (i === -1) return;
     const fqdn = services[i].fqdn;
     services.splice(i, 1);
-    const internals = this.#browser as unknown as { serviceMap?: Record<string, boolean> };
+    const internals = this.browser as unknown as { serviceMap?: Record<string, boolean> };
     if (internals.serviceMap && typeof internals.serviceMap === 'object') delete internals.serviceMap[fqdn];
   }
 
   // Replaces a family's list when a packet carries addresses of that family; a TTL-0 record withdraws one.
-  #setAddresses(t: Tracked, fresh: unknown[], withdrawn: string[], source: unknown): void {
+  private setAddresses(t: Tracked, fresh: unknown[], withdrawn: string[], source: unknown): void {
     const v4: string[] = [];
     const v6: string[] = [];
     for (const a of fresh) {
@@ -532,10 +532,10 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     if (typeof source === 'string' && net.isIP(source)) t.source = source;
   }
 
-  #chooseAddress(t: Tracked): string | null {
+  private chooseAddress(t: Tracked): string | null {
     const ok = (a: string): boolean => {
       try {
-        return this.#isLocal(a);
+        return this.isLocal(a);
       } catch {
         return false;
       }
@@ -544,14 +544,14 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     return t.v4.find(ok) ?? t.v6.find(ok) ?? null;
   }
 
-  #evaluate(t: Tracked): void {
-    const address = this.#chooseAddress(t);
+  private evaluate(t: Tracked): void {
+    const address = this.chooseAddress(t);
     if (!address) {
       if (t.peer) {
         t.peer = null;
         this.emit('down', t.txt.instanceId, t.key);
       }
-      this.#askForAddress(t);
+      this.askForAddress(t);
       return;
     }
     const peer: DiscoveredPeer = {
@@ -570,29 +570,29 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   }
 
   // A service whose host address records did not come with it (they may travel in another packet): ask.
-  #askForAddress(t: Tracked): void {
+  private askForAddress(t: Tracked): void {
     const now = Date.now();
-    if (!this.#mdns || now - t.addressQueriedAt < ADDRESS_QUERY_INTERVAL_MS) return;
+    if (!this.mdns || now - t.addressQueriedAt < ADDRESS_QUERY_INTERVAL_MS) return;
     t.addressQueriedAt = now;
     try {
-      this.#mdns.query(t.host, 'A');
+      this.mdns.query(t.host, 'A');
     } catch (err) {
-      this.#fail(err);
+      this.fail(err);
     }
   }
 
-  #forget(key: string): void {
-    const t = this.#tracked.get(key);
+  private forget(key: string): void {
+    const t = this.tracked.get(key);
     if (!t) return;
-    this.#tracked.delete(key);
+    this.tracked.delete(key);
     if (t.peer) this.emit('down', t.txt.instanceId, t.key);
   }
 
   // bonjour-service's Browser only compares name/host/port when a known service answers again, so a
   // host whose address changed would keep its old one; host address records are read here instead.
-  readonly #onResponse = (packet: unknown, rinfo: unknown): void => {
+  private readonly onResponse = (packet: unknown, rinfo: unknown): void => {
     try {
-      if (this.#tracked.size === 0 || packet === null || typeof packet !== 'object') return;
+      if (this.tracked.size === 0 || packet === null || typeof packet !== 'object') return;
       const p = packet as { answers?: unknown; additionals?: unknown };
       const records = [
         ...(Array.isArray(p.answers) ? p.answers : []),
@@ -603,8 +603,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       for (const rr of records) {
         // A service answering again (our query round, or its own re-announcement) is still there.
         if (rr && rr.type === 'SRV' && typeof rr.name === 'string' && typeof rr.ttl === 'number' && rr.ttl > 0) {
-          const t = this.#tracked.get(rr.name.toLowerCase());
-          if (t) this.#tracked.touch(t, now, rr.ttl);
+          const t = this.tracked.get(rr.name.toLowerCase());
+          if (t) this.tracked.touch(t, now, rr.ttl);
         }
         if (!rr || (rr.type !== 'A' && rr.type !== 'AAAA')) continue;
         if (typeof rr.name !== 'string' || typeof rr.data !== 'string' || typeof rr.ttl !== 'number') continue;
@@ -615,25 +615,25 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       }
       if (byHost.size === 0) return;
       const source = (rinfo as { address?: unknown } | null)?.address;
-      for (const t of [...this.#tracked.values()]) {
+      for (const t of [...this.tracked.values()]) {
         const entry = byHost.get(t.host);
         if (!entry) continue;
-        this.#setAddresses(t, entry.fresh, entry.withdrawn, entry.fresh.length > 0 ? source : undefined);
-        this.#evaluate(t);
+        this.setAddresses(t, entry.fresh, entry.withdrawn, entry.fresh.length > 0 ? source : undefined);
+        this.evaluate(t);
       }
     } catch (err) {
-      this.#fail(err);
+      this.fail(err);
     }
   };
 
   // The Browser keeps every service it ever saw (and a name map it never prunes). Trim what we do not
   // track so a flood of announcements cannot grow memory without bound.
-  #boundBrowserMemory(): void {
-    const services = this.#browser?.services;
-    if (!Array.isArray(services) || services.length <= this.#maxPeers * 2 + 16) return;
-    const keep = services.filter((s) => typeof s.fqdn === 'string' && this.#tracked.get(s.fqdn.toLowerCase()) !== undefined);
+  private boundBrowserMemory(): void {
+    const services = this.browser?.services;
+    if (!Array.isArray(services) || services.length <= this.maxPeers * 2 + 16) return;
+    const keep = services.filter((s) => typeof s.fqdn === 'string' && this.tracked.get(s.fqdn.toLowerCase()) !== undefined);
     services.splice(0, services.length, ...keep);
-    const internals = this.#browser as unknown as { serviceMap?: Record<string, boolean> };
+    const internals = this.browser as unknown as { serviceMap?: Record<string, boolean> };
     if (internals.serviceMap && typeof internals.serviceMap === 'object') {
       internals.serviceMap = Object.fromEntries(keep.map((s) => [s.fqdn, true]));
     }

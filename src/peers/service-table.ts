@@ -29,36 +29,36 @@ export interface ServiceTableOptions {
 export type Admission<T> = { admitted: true; evicted: T[] } | { admitted: false; evicted: [] };
 
 export class ServiceTable<T extends TableEntry> {
-  readonly #entries = new Map<string, T>();
-  readonly #o: ServiceTableOptions;
+  private readonly entries = new Map<string, T>();
+  private readonly o: ServiceTableOptions;
 
   constructor(o: ServiceTableOptions) {
-    this.#o = o;
+    this.o = o;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.entries.size;
   }
 
   get(key: string): T | undefined {
-    return this.#entries.get(key);
+    return this.entries.get(key);
   }
 
   values(): T[] {
-    return [...this.#entries.values()];
+    return [...this.entries.values()];
   }
 
   delete(key: string): boolean {
-    return this.#entries.delete(key);
+    return this.entries.delete(key);
   }
 
   clear(): void {
-    this.#entries.clear();
+    this.entries.clear();
   }
 
   lifetimeMs(ttlSeconds: number | undefined): number {
     const ttl = typeof ttlSeconds === 'number' && Number.isFinite(ttlSeconds) && ttlSeconds > 0 ? ttlSeconds * 1000 : 0;
-    return Math.min(this.#o.maxLifetimeMs, Math.max(this.#o.minLifetimeMs, ttl));
+    return Math.min(this.o.maxLifetimeMs, Math.max(this.o.minLifetimeMs, ttl));
   }
 
   /** The service was heard from again. */
@@ -69,39 +69,39 @@ export class ServiceTable<T extends TableEntry> {
 
   /** Makes room for `entry` if the rules allow it; the caller reports the evicted ones as gone. */
   admit(entry: T): Admission<T> {
-    if (this.#entries.has(entry.key)) return { admitted: true, evicted: [] };
+    if (this.entries.has(entry.key)) return { admitted: true, evicted: [] };
     const evicted: T[] = [];
-    const fromSource = [...this.#entries.values()].filter((e) => e.source === entry.source);
-    if (fromSource.length >= this.#o.perSource) {
-      const victim = this.#weakest(fromSource, entry.seenAt - this.#o.staleMs);
+    const fromSource = [...this.entries.values()].filter((e) => e.source === entry.source);
+    if (fromSource.length >= this.o.perSource) {
+      const victim = this.weakest(fromSource, entry.seenAt - this.o.staleMs);
       if (!victim) return { admitted: false, evicted: [] };
-      this.#entries.delete(victim.key);
+      this.entries.delete(victim.key);
       evicted.push(victim);
-    } else if (this.#entries.size >= this.#o.max) {
-      const victim = this.#weakest([...this.#entries.values()]);
+    } else if (this.entries.size >= this.o.max) {
+      const victim = this.weakest([...this.entries.values()]);
       if (!victim) return { admitted: false, evicted: [] };
-      this.#entries.delete(victim.key);
+      this.entries.delete(victim.key);
       evicted.push(victim);
     }
-    this.#entries.set(entry.key, entry);
+    this.entries.set(entry.key, entry);
     return { admitted: true, evicted };
   }
 
   /** Removes and returns every entry whose lifetime is over. */
   expire(now: number): T[] {
     const gone: T[] = [];
-    for (const e of this.#entries.values()) if (e.expiresAt <= now) gone.push(e);
-    for (const e of gone) this.#entries.delete(e.key);
+    for (const e of this.entries.values()) if (e.expiresAt <= now) gone.push(e);
+    for (const e of gone) this.entries.delete(e.key);
     return gone;
   }
 
   // The entry to give up first: lowest standing, then the longest unheard. Proven ones are never given
   // up; with `quietSince`, only unusable entries or ones not heard from since then are.
-  #weakest(candidates: T[], quietSince?: number): T | null {
+  private weakest(candidates: T[], quietSince?: number): T | null {
     let worst: T | null = null;
     let worstStanding = 0;
     for (const e of candidates) {
-      const s = this.#o.standing(e.key);
+      const s = this.o.standing(e.key);
       if (s >= 2) continue;
       if (quietSince !== undefined && s > 0 && e.seenAt > quietSince) continue;
       if (!worst || s < worstStanding || (s === worstStanding && e.seenAt < worst.seenAt)) {
