@@ -17,16 +17,7 @@ import { isLocalAddress, type Interfaces } from './local-address.ts';
 import type { Browser, Service } from 'bonjour-service';
 import { ServiceTable, type TableEntry } from './service-table.ts';
 import { decodeTxt, encodeTxt } from './txt-record.ts';
-import type { TxtAnnouncement } from './txt-record.ts';
-
-export interface Announcement {
-  instanceId: string;
-  name: string;
-  port: number;
-  publicKey: string;
-  platform: string;
-  protocol: number;
-}
+import type { Announcement, TxtAnnouncement } from './txt-record.ts';
 
 export interface DiscoveredPeer {
   key: string; // the service's name (lower-cased fqdn): what tells two claimants of one id apart

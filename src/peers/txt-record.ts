@@ -10,9 +10,18 @@
 //
 // The port is not in the TXT record: the SRV record carries it.
 
-import type { Announcement } from './discovery.ts';
 
 export const PROTOCOL_VERSION = 1;
+
+/** What this host announces about itself; the TXT record carries all of it but the port. */
+export interface Announcement {
+  instanceId: string;
+  name: string;
+  port: number;
+  publicKey: string;
+  platform: string;
+  protocol: number;
+}
 
 export interface TxtAnnouncement {
   protocol: number;

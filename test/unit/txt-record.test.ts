@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { Announcement } from '../../src/peers/discovery.ts';
+import type { Announcement } from '../../src/peers/txt-record.ts';
 import { decodeTxt, encodeTxt } from '../../src/peers/txt-record.ts';
 
 const KEY = `cache.example.org-1:${Buffer.alloc(32, 7).toString('base64')}`;
