@@ -1,9 +1,13 @@
 import { execFile } from 'node:child_process';
+import { isContentAddressedPath, narHashFitsContentAddress } from './nix/content-address.ts';
+import { parseSha256 } from './nix/hash.ts';
+import { STORE_DIR } from './nix/store-path.ts';
 import type { NarInfo } from './nix/narinfo.ts';
 import { parsePublicKey, verifyNarInfoSignature, type PublicKey } from './nix/signing.ts';
 
 // What this machine's Nix will accept from a substituter: a narinfo signed by one of its
-// trusted-public-keys, or a content-addressed one, or anything when require-sigs is off.
+// trusted-public-keys, or a content-addressed one (its CA, name and references determine its
+// store path, as Nix checks), or anything when require-sigs is off.
 // Peers' answers are judged by the same rule so Nix never gets one it would reject.
 
 export interface TrustPolicy {
@@ -15,8 +19,19 @@ export type Verdict = 'trusted' | 'acceptable' | 'rejected';
 
 export function judgeNarInfo(info: NarInfo, policy: TrustPolicy): Verdict {
   for (const sig of info.sigs) if (verifyNarInfoSignature(info, sig, policy.keys)) return 'trusted';
-  if (info.ca) return 'trusted';
+  // A CA line alone proves nothing: anyone can write one. Only a CA that yields this very store path
+  // does, since finding content for a given path would need a SHA-256 preimage.
+  if (info.ca && isContentAddressedPath(info.storePath, info.ca, info.references) && narHashFits(info)) return 'trusted';
   return policy.requireSigs ? 'rejected' : 'acceptable';
+}
+
+function narHashFits(info: NarInfo): boolean {
+  try {
+    const self = info.storePath.slice(STORE_DIR.length + 1);
+    return narHashFitsContentAddress(info.ca!, parseSha256(info.narHash), info.references.includes(self));
+  } catch {
+    return false;
+  }
 }
 
 export function isKeyTrusted(publicKeyText: string | null, policy: TrustPolicy): boolean {
