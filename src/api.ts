@@ -71,6 +71,11 @@ export interface StatusView {
   publicKey: string; // "name:base64"
   nixConf: string; // the lines a user adds to nix.conf
   daemon: { ok: boolean; version: string | null; error: string | null };
+  /**
+   * The local Nix's trust settings peers' answers are judged by. `error` says why they could not be
+   * read (then the last ones read, or none, are in use); `source` where they came from.
+   */
+  trust?: { source: string | null; keys: number; requireSigs: boolean; error: string | null };
   mdns: boolean;
   peersUp: number;
   startedAt: number;

@@ -17,7 +17,7 @@ import { Resolver } from './resolver.ts';
 import { ensureStateDir } from './state-dir.ts';
 import { LocalStore, type NarSourceKind } from './store/local-store.ts';
 import { parseStoreUri } from './store/store-uri.ts';
-import { isKeyTrusted, readNixTrustPolicy, type TrustPolicy } from './trust.ts';
+import { isKeyTrusted, readNixTrust, type TrustPolicy } from './trust.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else.
 //
@@ -109,14 +109,24 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   registry.on('changed', () => notifySoon('peers'));
 
-  const refreshTrust = async () => {
+  // Unreadable settings keep the last ones read (none at first) and say so in the status.
+  let trustView: NonNullable<StatusView['trust']> = { source: null, keys: 0, requireSigs: true, error: 'not read yet' };
+  const refreshTrust = () => {
+    let next: NonNullable<StatusView['trust']>;
     try {
-      trust = await readNixTrustPolicy();
+      const read = readNixTrust();
+      trust = read.policy;
+      next = { source: read.source, keys: trust.keys.length, requireSigs: trust.requireSigs, error: null };
     } catch (e) {
-      log.warn(`cannot read this machine's Nix settings (trusted-public-keys): ${(e as Error).message}`);
+      next = { ...trustView, error: (e as Error).message };
     }
+    if (JSON.stringify(next) === JSON.stringify(trustView)) return;
+    trustView = next;
+    if (next.error) log.warn(`cannot read this machine's Nix trust settings (trusted-public-keys, require-sigs): ${next.error}`);
+    else log.info(`Nix trust settings from ${next.source}: ${next.keys} trusted key(s), require-sigs ${next.requireSigs}`);
+    notifySoon('status');
   };
-  await refreshTrust();
+  refreshTrust();
 
   // --- listeners
   const shareHandler = createCacheHandler({
@@ -201,7 +211,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     }
   };
   await refreshDaemon();
-  const timers = [setInterval(() => void refreshDaemon(), 5_000), setInterval(() => void refreshTrust(), 60_000)];
+  const timers = [setInterval(() => void refreshDaemon(), 5_000), setInterval(refreshTrust, 60_000)];
   for (const t of timers) t.unref();
 
   const status = (): StatusView => ({
@@ -214,6 +224,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     publicKey: identity.key.publicKey.text,
     nixConf: nixConfLines(substituter.url, identity.key.publicKey.text),
     daemon,
+    trust: trustView,
     mdns: discovery !== null,
     peersUp: registry.live().length,
     startedAt,

@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process';
 import { isContentAddressedPath, narHashFitsContentAddress } from './nix/content-address.ts';
 import { parseSha256 } from './nix/hash.ts';
 import { STORE_DIR } from './nix/store-path.ts';
 import type { NarInfo } from './nix/narinfo.ts';
+import { nixConfDir, readNixTrustSettings } from './nix-config.ts';
 import { parsePublicKey, verifyNarInfoSignature, type PublicKey } from './nix/signing.ts';
 
 // What this machine's Nix will accept from a substituter: a narinfo signed by one of its
@@ -51,18 +51,18 @@ export function policyFromKeys(keyTexts: string[], requireSigs = true): TrustPol
   return { requireSigs, keys };
 }
 
-/** Reads the effective settings of the local Nix (nix.conf files, NIX_CONFIG) the way Nix itself does. */
-export async function readNixTrustPolicy(env: NodeJS.ProcessEnv = process.env): Promise<TrustPolicy> {
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile(
-      'nix',
-      ['show-config', '--json'],
-      { env: { ...env, NIX_CONFIG: `${env.NIX_CONFIG ?? ''}\nextra-experimental-features = nix-command` }, timeout: 10_000, maxBuffer: 4 << 20 },
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    );
-  });
-  const conf = JSON.parse(out) as Record<string, { value: unknown }>;
-  const keys = conf['trusted-public-keys']?.value;
-  const require = conf['require-sigs']?.value;
-  return policyFromKeys(Array.isArray(keys) ? keys.map(String) : [], require !== false);
+export interface NixTrust {
+  policy: TrustPolicy;
+  /** Where the settings came from: the files read and NIX_CONFIG, or Nix's defaults. */
+  source: string;
+}
+
+/**
+ * What the local nix-daemon will accept, from the system nix.conf (and its includes) and NIX_CONFIG,
+ * read directly: no `nix` on PATH needed. Throws NixConfigError when it cannot be known.
+ */
+export function readNixTrust(env: NodeJS.ProcessEnv = process.env): NixTrust {
+  const s = readNixTrustSettings(env);
+  const source = s.sources.length > 0 ? s.sources.join(', ') : `Nix's defaults (no ${nixConfDir(env)}/nix.conf)`;
+  return { policy: policyFromKeys(s.trustedPublicKeys, s.requireSigs), source };
 }
