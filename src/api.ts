@@ -76,6 +76,8 @@ export interface StatusView {
    * read (then the last ones read, or none, are in use); `source` where they came from.
    */
   trust?: { source: string | null; keys: number; requireSigs: boolean; error: string | null };
+  /** Where narinfo metadata comes from: the store database (fast) or the nix-daemon, and why. */
+  metadata?: { source: 'database' | 'daemon'; why: string | null };
   mdns: boolean;
   peersUp: number;
   startedAt: number;

@@ -91,13 +91,20 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const events = new EventLog();
   events.subscribe((event) => notify({ topic: 'event', event }));
   let trust: TrustPolicy = { requireSigs: true, keys: [] };
-  const store = new LocalStore({ location, narSource: opts.narSource });
+  const store = new LocalStore({
+    location,
+    narSource: opts.narSource,
+    onMetadataSource: (source, why) => {
+      if (source === 'database') log.info(`narinfo metadata from the store database${why ? ` (${why})` : ''}`);
+      else log.info(`narinfo metadata from the nix-daemon (store database not readable: ${why}); retrying`);
+      notifySoon('status');
+    },
+  });
   const client = new PeerClient({}, `peernix/${opts.version}`);
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust) });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
   const resolver = new Resolver({ store, key: identity.key, registry, client, affinity, events, log: log.child('resolver'), trust: () => trust, verifyLocalNars: opts.verifyLocalNars });
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
-  if (store.dbUnavailable) log.info(`narinfo metadata from the nix-daemon (store database not readable: ${store.dbUnavailable})`);
 
   registry.on('up', (p) => {
     log.info(`peer up: ${p.name} ${p.url}`);
@@ -225,6 +232,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     nixConf: nixConfLines(substituter.url, identity.key.publicKey.text),
     daemon,
     trust: trustView,
+    metadata: { source: store.metadataSource, why: store.dbUnavailable },
     mdns: discovery !== null,
     peersUp: registry.live().length,
     startedAt,
