@@ -22,39 +22,17 @@ import type { Snapshot } from '../../src/api.ts';
 import { get } from '../support/http.ts';
 import { addTestClosure, cleanup, makeTempDir, run, startNixHost, type NixHost, type TestClosure } from '../support/nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
+import { asUser, ensureUser, releaseUser, type OsUser } from '../support/os-user.ts';
 import { waitFor } from '../support/wait.ts';
 
 const H = (p: string) => p.slice('/nix/store/'.length, '/nix/store/'.length + 32);
 const K = (n: string) => `${n}-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=`;
 
-interface User {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-  created: boolean;
-}
-
-async function ensureUser(name: string): Promise<User> {
-  let created = false;
-  if ((await run('id', ['-u', name])).code !== 0) {
-    await run('useradd', ['-m', '-s', '/bin/sh', name], { check: true });
-    created = true;
-  }
-  const uid = Number((await run('id', ['-u', name], { check: true })).stdout.trim());
-  const gid = Number((await run('id', ['-g', name], { check: true })).stdout.trim());
-  const home = (await run('getent', ['passwd', name], { check: true })).stdout.split(':')[5];
-  return { name, uid, gid, home, created };
-}
-
-/** The command as the user, in the same process (setpriv execs; signals reach Node itself). */
-const asUser = (u: User) => (cmd: string, args: string[]): [string, string[]] => ['/usr/bin/setpriv', [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--clear-groups', '--', cmd, ...args]];
-
 describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () => {
   let dir: string;
   let host: NixHost;
   let closure: TestClosure;
-  let user: User;
+  let user: OsUser;
   let pn: PeernixProcess | null = null;
   let pn2: PeernixProcess | null = null;
   let userEnv: NodeJS.ProcessEnv;
@@ -99,7 +77,7 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     await pn2?.stop().catch(() => {});
     await host?.stop().catch(() => {});
     if (dir) await cleanup(dir);
-    if (user?.created) await run('userdel', ['-r', user.name]);
+    await releaseUser(user);
   });
 
   async function status(p: PeernixProcess, stateDir: string): Promise<Snapshot> {
