@@ -156,6 +156,26 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     assert.deepEqual(listed.stdout.trim().split('\n').sort(), [...closure.paths].sort());
   });
 
+  it('falls back while the daemon is down (no narinfo without it) and returns to the fast path after', async () => {
+    assert.ok(pn);
+    const p = closure.top;
+    // The share listener answers from this store only (the substituter would go on to peers: a 404).
+    const narinfo = async () => (await get(`${pn!.shareUrl}/${H(p)}.narinfo`)).status;
+    assert.equal(await narinfo(), 200);
+    host.kill();
+    const t0 = Date.now();
+    const down = await waitFor('narinfo refused without the daemon', async () => ((await narinfo()) === 503 ? true : null), 20_000);
+    let snap = await status(pn, `${dir}/state`);
+    await waitFor('status to say the daemon is down', async () => ((snap = await status(pn!, `${dir}/state`)).status.daemon.ok ? null : true), 20_000);
+    console.log(`daemon killed: narinfo 503 after ${Date.now() - t0} ms (${down}); metadata ${JSON.stringify(snap.status.metadata)}`);
+    assert.equal(snap.status.metadata?.source, 'daemon');
+    await host.start();
+    const t1 = Date.now();
+    await waitFor('narinfo again', async () => ((await narinfo()) === 200 ? true : null), 30_000);
+    await waitFor('the fast path again', async () => ((snap = await status(pn!, `${dir}/state`)).status.metadata?.source === 'database' ? true : null), 30_000);
+    console.log(`daemon restarted: narinfo 200 and metadata ${JSON.stringify(snap.status.metadata)} after ${Date.now() - t1} ms`);
+  });
+
   it('says so in `peernix status --json` when the trust settings cannot be read', async () => {
     await fsp.chmod(`${confDir}/nix.conf.d/keys.conf`, 0o600); // root-only, as a hardened system might have it
     try {
