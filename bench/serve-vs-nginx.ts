@@ -12,7 +12,7 @@
 // as the desktop app runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
 import { asUser, ensureUser, releaseUser, type OsUser } from '../test/support/os-user.ts';
 import { BUILT_MAIN, startPeernixProcess } from '../test/support/peernix-process.ts';
@@ -65,10 +65,10 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     await new Promise((resolve) => bareNode.stdout!.once('data', resolve));
     const bareBase = `http://127.0.0.1:${nginxPort + 1}`;
 
-    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns'], { main: BUILT_MAIN });
-    const pnBase = pn.shareUrl!;
-
-    // The same server as a desktop user runs it (see test/e2e/nonroot.test.ts).
+    // The same server as a desktop user runs it (see test/e2e/nonroot.test.ts), started first, while
+    // no daemon client holds the store database open, as at login.
+    for (let i = 0; i < 100 && existsSync(`${host.root}/nix/var/nix/db/db.sqlite-shm`); i++) await new Promise((r) => setTimeout(r, 100));
+    const shmAtStart = existsSync(`${host.root}/nix/var/nix/db/db.sqlite-shm`);
     user = await ensureUser('pnbench');
     chmodSync(dir, 0o755);
     mkdirSync(`${dir}/state-user`);
@@ -80,9 +80,12 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       wrap: asUser(user),
     });
     const userBase = pnUser.shareUrl!;
+    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns'], { main: BUILT_MAIN });
+    const pnBase = pn.shareUrl!;
     await new Promise((r) => setTimeout(r, 500));
     await fetch(`${userBase}/${'0'.repeat(32)}.narinfo`); // a request brings the fast path up at the latest
-    const userMetadata = /narinfo metadata from the store database/.test(pnUser.logs()) ? 'store database' : 'nix-daemon';
+    // Logged when the source changes; nothing logged means the database opened at once.
+    const userMetadata = /narinfo metadata from the store database/.test(pnUser.logs()) || !/narinfo metadata from the nix-daemon/.test(pnUser.logs()) ? 'store database' : 'nix-daemon';
 
     const hp = (p: string) => p.slice(11, 43);
     const hitHashes = paths.map(hp);
@@ -143,7 +146,7 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       console.log(`${row(k.replace(/ \((ms|MiB\/s)\)$/, ''), median(v.ours), median(v.ref), unit)} ${nodeCol}`);
     }
     console.log(`${'peernix peak RSS (whole run, incl. 16×200 MB)'.padEnd(34)} ${rss.toFixed(1).padStart(10)} MiB`);
-    console.log(`\npeernix as root vs as non-root user ${user.name} (uid ${user.uid}, no nix on PATH; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`);
+    console.log(`\npeernix as root vs as non-root user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`);
     console.log(`${'metric'.padEnd(34)} ${'root'.padStart(10)} ${'non-root'.padStart(10)}`);
     for (const [k, v] of Object.entries(nonRoot)) console.log(`${row(k, median(v.root), median(v.user), 'ms')}`);
   } finally {
