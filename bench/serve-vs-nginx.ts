@@ -146,9 +146,9 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       console.log(`${row(k.replace(/ \((ms|MiB\/s)\)$/, ''), median(v.ours), median(v.ref), unit)} ${nodeCol}`);
     }
     console.log(`${'peernix peak RSS (whole run, incl. 16×200 MB)'.padEnd(34)} ${rss.toFixed(1).padStart(10)} MiB`);
-    console.log(`\npeernix as root vs as non-root user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`);
-    console.log(`${'metric'.padEnd(34)} ${'root'.padStart(10)} ${'non-root'.padStart(10)}`);
-    for (const [k, v] of Object.entries(nonRoot)) console.log(`${row(k, median(v.root), median(v.user), 'ms')}`);
+    console.log(`\npeernix as a non-root user vs as root: user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`);
+    console.log(`${'metric'.padEnd(34)} ${'non-root'.padStart(10)} ${'root'.padStart(10)}`);
+    for (const [k, v] of Object.entries(nonRoot)) console.log(`${row(k, median(v.user), median(v.root), 'ms')}`);
   } finally {
     await pn?.stop();
     await pnUser?.stop();
