@@ -7,11 +7,14 @@
 // with 1 and 16 connections (curl to /dev/null), and Peernix's peak RSS while 16 NARs of 200 MB
 // stream at once. Each figure is the median of RUNS runs, measured in one go for both servers.
 // Narinfo latency is also measured against bare-node-cache.ts (narinfos from memory, no checks): the
-// floor of any Node server on this machine.
+// floor of any Node server on this machine, and against a second `peernix serve` run as a non-root
+// user (created for the run if missing, with no nix on PATH) on the same root-owned store and daemon,
+// as the desktop app runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
+import { asUser, ensureUser, releaseUser, type OsUser } from '../test/support/os-user.ts';
 import { BUILT_MAIN, startPeernixProcess } from '../test/support/peernix-process.ts';
 import { curlThroughput, latencyInTurns, median, peakRssMiB, percentile, row, sequentialLatency } from './lib.ts';
 
@@ -25,6 +28,8 @@ async function main() {
   let nginx: ChildProcess | null = null;
   let bare: ChildProcess | null = null;
   let pn: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
+  let pnUser: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
+  let user: OsUser | undefined;
   const host = await startNixHost(`${dir}/host`);
   try {
     process.stderr.write('preparing the closure (200 MB NAR + 300 small files)…\n');
@@ -60,9 +65,27 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     await new Promise((resolve) => bareNode.stdout!.once('data', resolve));
     const bareBase = `http://127.0.0.1:${nginxPort + 1}`;
 
+    // The same server as a desktop user runs it (see test/e2e/nonroot.test.ts), started first, while
+    // no daemon client holds the store database open, as at login.
+    for (let i = 0; i < 100 && existsSync(`${host.root}/nix/var/nix/db/db.sqlite-shm`); i++) await new Promise((r) => setTimeout(r, 100));
+    const shmAtStart = existsSync(`${host.root}/nix/var/nix/db/db.sqlite-shm`);
+    user = await ensureUser('pnbench');
+    chmodSync(dir, 0o755);
+    mkdirSync(`${dir}/state-user`);
+    chownSync(`${dir}/state-user`, user.uid, user.gid);
+    mkdirSync(`${dir}/empty-bin`);
+    pnUser = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state-user`, '--no-mdns'], {
+      main: BUILT_MAIN,
+      env: { PATH: `${dir}/empty-bin`, HOME: `${dir}/state-user`, NIX_CONFIG: undefined },
+      wrap: asUser(user),
+    });
+    const userBase = pnUser.shareUrl!;
     pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns'], { main: BUILT_MAIN });
     const pnBase = pn.shareUrl!;
     await new Promise((r) => setTimeout(r, 500));
+    await fetch(`${userBase}/${'0'.repeat(32)}.narinfo`); // a request brings the fast path up at the latest
+    // Logged when the source changes; nothing logged means the database opened at once.
+    const userMetadata = /narinfo metadata from the store database/.test(pnUser.logs()) || !/narinfo metadata from the nix-daemon/.test(pnUser.logs()) ? 'store database' : 'nix-daemon';
 
     const hp = (p: string) => p.slice(11, 43);
     const hitHashes = paths.map(hp);
@@ -78,9 +101,16 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     await sequentialLatency(hitUrls(pnBase).slice(0, 300));
     await sequentialLatency(hitUrls(nginxBase).slice(0, 300));
     await sequentialLatency(hitUrls(bareBase).slice(0, 300));
+    await sequentialLatency(hitUrls(userBase).slice(0, 300));
     await curlThroughput(pnNar, 1);
     await curlThroughput(nginxNar, 1);
 
+    const nonRoot: Record<string, { root: number[]; user: number[] }> = {};
+    const addNonRoot = (k: string, root: number, usr: number) => {
+      nonRoot[k] ??= { root: [], user: [] };
+      nonRoot[k].root.push(root);
+      nonRoot[k].user.push(usr);
+    };
     const m: Record<string, { ours: number[]; ref: number[]; node: number[] }> = {};
     const add = (k: string, ours: number, ref: number, node = NaN) => {
       m[k] ??= { ours: [], ref: [], node: [] };
@@ -92,12 +122,14 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     // different server. Either way no server is always the one measured at a quiet or busy moment.
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`run ${r + 1}/${RUNS}\n`);
-      const [ph, nh, bh] = await latencyInTurns([pnBase, nginxBase, bareBase].map(hitUrls));
+      const [ph, nh, bh, uh] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(hitUrls));
       add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50), percentile(bh, 50));
       add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99), percentile(bh, 99));
-      const [pm, nm, bm] = await latencyInTurns([pnBase, nginxBase, bareBase].map(missUrls));
+      addNonRoot('narinfo hit p50', percentile(ph, 50), percentile(uh, 50));
+      const [pm, nm, bm, um] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(missUrls));
       add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50), percentile(bm, 50));
       add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99), percentile(bm, 99));
+      addNonRoot('narinfo miss p50', percentile(pm, 50), percentile(um, 50));
       const [p1, n1] = await inTurn(r, [pnNar, nginxNar].map((u) => () => curlThroughput(u, 1)));
       add('NAR 200 MB, 1 connection (MiB/s)', p1, n1);
       const [p16, n16] = await inTurn(r, [pnNar, nginxNar].map((u) => () => curlThroughput(u, 16)));
@@ -114,8 +146,13 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       console.log(`${row(k.replace(/ \((ms|MiB\/s)\)$/, ''), median(v.ours), median(v.ref), unit)} ${nodeCol}`);
     }
     console.log(`${'peernix peak RSS (whole run, incl. 16×200 MB)'.padEnd(34)} ${rss.toFixed(1).padStart(10)} MiB`);
+    console.log(`\npeernix as a non-root user vs as root: user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`);
+    console.log(`${'metric'.padEnd(34)} ${'non-root'.padStart(10)} ${'root'.padStart(10)}`);
+    for (const [k, v] of Object.entries(nonRoot)) console.log(`${row(k, median(v.user), median(v.root), 'ms')}`);
   } finally {
     await pn?.stop();
+    await pnUser?.stop();
+    await releaseUser(user);
     nginx?.kill('SIGTERM');
     bare?.kill('SIGTERM');
     await host.stop();

@@ -42,6 +42,8 @@ export function trayModel(snapshot: Snapshot | null, opts: TrayOptions): TrayMod
   else if (!status) line = 'Starting…';
   else if (!status.sharing) line = 'Not sharing';
   else line = status.peersUp === 0 ? 'Sharing — no peers found yet' : `Sharing with ${status.peersUp} ${status.peersUp === 1 ? 'peer' : 'peers'}`;
+  // Without Nix's trusted keys every signed answer from a peer is turned away: say so, not just "sharing".
+  if (!error && status?.trust?.error) line += ' — cannot read Nix trust settings';
 
   const icon: TrayIcon = error ? 'error' : status?.sharing ? 'sharing' : 'idle';
 

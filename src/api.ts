@@ -81,6 +81,13 @@ export interface StatusView {
   publicKey: string; // "name:base64"
   nixConf: string; // the lines a user adds to nix.conf
   daemon: DaemonHealth;
+  /**
+   * The local Nix's trust settings peers' answers are judged by. `error` says why they could not be
+   * read (then the last ones read, or none, are in use); `source` where they came from.
+   */
+  trust?: { source: string | null; keys: number; requireSigs: boolean; error: string | null };
+  /** Where narinfo metadata comes from: the store database (fast) or the nix-daemon, and why. */
+  metadata?: { source: 'database' | 'daemon'; why: string | null };
   mdns: boolean;
   peersUp: number;
   startedAt: number;

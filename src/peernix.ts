@@ -20,7 +20,7 @@ import { SharingSwitch } from './sharing-switch.ts';
 import { ensureStateDir } from './state-dir.ts';
 import { LocalStore, type NarSourceKind } from './store/local-store.ts';
 import { parseStoreUri } from './store/store-uri.ts';
-import { isKeyTrusted, readNixTrustPolicy, type TrustPolicy } from './trust.ts';
+import { isKeyTrusted, readNixTrust, type TrustPolicy } from './trust.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else.
 //
@@ -81,13 +81,20 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const events = new EventLog();
   events.subscribe((event) => changes.now({ topic: 'event', event }));
   let trust: TrustPolicy = { requireSigs: true, keys: [] };
-  const store = new LocalStore({ location, narSource: opts.narSource });
+  const store = new LocalStore({
+    location,
+    narSource: opts.narSource,
+    onMetadataSource: (source, why) => {
+      if (source === 'database') log.info(`narinfo metadata from the store database${why ? ` (${why})` : ''}`);
+      else log.info(`narinfo metadata from the nix-daemon (store database not readable: ${why}); retrying`);
+      notifySoon('status');
+    },
+  });
   const client = new PeerClient({}, `peernix/${opts.version}`);
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust) });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
   const resolver = new Resolver({ store, key: identity.key, registry, client, affinity, events, log: log.child('resolver'), trust: () => trust, verifyLocalNars: opts.verifyLocalNars });
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
-  if (store.dbUnavailable) log.info(`narinfo metadata from the nix-daemon (store database not readable: ${store.dbUnavailable})`);
 
   registry.on('up', (p) => {
     log.info(`peer up: ${p.name} ${p.url}`);
@@ -99,14 +106,24 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   registry.on('changed', () => notifySoon('peers'));
 
-  const refreshTrust = async () => {
+  // Unreadable settings keep the last ones read (none at first) and say so in the status.
+  let trustView: NonNullable<StatusView['trust']> = { source: null, keys: 0, requireSigs: true, error: 'not read yet' };
+  const refreshTrust = () => {
+    let next: NonNullable<StatusView['trust']>;
     try {
-      trust = await readNixTrustPolicy();
+      const read = readNixTrust();
+      trust = read.policy;
+      next = { source: read.source, keys: trust.keys.length, requireSigs: trust.requireSigs, error: null };
     } catch (e) {
-      log.warn(`cannot read this machine's Nix settings (trusted-public-keys): ${(e as Error).message}`);
+      next = { ...trustView, error: (e as Error).message };
     }
+    if (JSON.stringify(next) === JSON.stringify(trustView)) return;
+    trustView = next;
+    if (next.error) log.warn(`cannot read this machine's Nix trust settings (trusted-public-keys, require-sigs): ${next.error}`);
+    else log.info(`Nix trust settings from ${next.source}: ${next.keys} trusted key(s), require-sigs ${next.requireSigs}`);
+    notifySoon('status');
   };
-  await refreshTrust();
+  refreshTrust();
 
   // --- listeners
   const shareHandler = createCacheHandler({
@@ -186,7 +203,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     }
   };
   await refreshDaemon();
-  const timers = [setInterval(() => void refreshDaemon(), 5_000), setInterval(() => void refreshTrust(), 60_000)];
+  const timers = [setInterval(() => void refreshDaemon(), 5_000), setInterval(refreshTrust, 60_000)];
   for (const t of timers) t.unref();
 
   const status = (): StatusView => ({
@@ -200,6 +217,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     publicKey: identity.key.publicKey.text,
     nixConf: nixConfLines(substituter.url, identity.key.publicKey.text),
     daemon,
+    trust: trustView,
+    metadata: { source: store.metadataSource, why: store.dbUnavailable },
     mdns: discovery !== null,
     peersUp: registry.live().length,
     startedAt,

@@ -1,9 +1,13 @@
-import { execFile } from 'node:child_process';
+import { isContentAddressedPath, narHashFitsContentAddress } from './nix/content-address.ts';
+import { parseSha256 } from './nix/hash.ts';
+import { STORE_DIR } from './nix/store-path.ts';
 import type { NarInfo } from './nix/narinfo.ts';
+import { nixConfDir, readNixTrustSettings } from './nix-config.ts';
 import { parsePublicKey, verifyNarInfoSignature, type PublicKey } from './nix/signing.ts';
 
 // What this machine's Nix will accept from a substituter: a narinfo signed by one of its
-// trusted-public-keys, or a content-addressed one, or anything when require-sigs is off.
+// trusted-public-keys, or a content-addressed one (its CA, name and references determine its
+// store path, as Nix checks), or anything when require-sigs is off.
 // Peers' answers are judged by the same rule so Nix never gets one it would reject.
 
 export interface TrustPolicy {
@@ -15,8 +19,19 @@ export type Verdict = 'trusted' | 'acceptable' | 'rejected';
 
 export function judgeNarInfo(info: NarInfo, policy: TrustPolicy): Verdict {
   for (const sig of info.sigs) if (verifyNarInfoSignature(info, sig, policy.keys)) return 'trusted';
-  if (info.ca) return 'trusted';
+  // A CA line alone proves nothing: anyone can write one. Only a CA that yields this very store path
+  // does, since finding content for a given path would need a SHA-256 preimage.
+  if (info.ca && isContentAddressedPath(info.storePath, info.ca, info.references) && narHashFits(info)) return 'trusted';
   return policy.requireSigs ? 'rejected' : 'acceptable';
+}
+
+function narHashFits(info: NarInfo): boolean {
+  try {
+    const self = info.storePath.slice(STORE_DIR.length + 1);
+    return narHashFitsContentAddress(info.ca!, parseSha256(info.narHash), info.references.includes(self));
+  } catch {
+    return false;
+  }
 }
 
 export function isKeyTrusted(publicKeyText: string | null, policy: TrustPolicy): boolean {
@@ -36,18 +51,18 @@ export function policyFromKeys(keyTexts: string[], requireSigs = true): TrustPol
   return { requireSigs, keys };
 }
 
-/** Reads the effective settings of the local Nix (nix.conf files, NIX_CONFIG) the way Nix itself does. */
-export async function readNixTrustPolicy(env: NodeJS.ProcessEnv = process.env): Promise<TrustPolicy> {
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile(
-      'nix',
-      ['show-config', '--json'],
-      { env: { ...env, NIX_CONFIG: `${env.NIX_CONFIG ?? ''}\nextra-experimental-features = nix-command` }, timeout: 10_000, maxBuffer: 4 << 20 },
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    );
-  });
-  const conf = JSON.parse(out) as Record<string, { value: unknown }>;
-  const keys = conf['trusted-public-keys']?.value;
-  const require = conf['require-sigs']?.value;
-  return policyFromKeys(Array.isArray(keys) ? keys.map(String) : [], require !== false);
+export interface NixTrust {
+  policy: TrustPolicy;
+  /** Where the settings came from: the files read and NIX_CONFIG, or Nix's defaults. */
+  source: string;
+}
+
+/**
+ * What the local nix-daemon will accept, from the system nix.conf (and its includes) and NIX_CONFIG,
+ * read directly: no `nix` on PATH needed. Throws NixConfigError when it cannot be known.
+ */
+export function readNixTrust(env: NodeJS.ProcessEnv = process.env): NixTrust {
+  const s = readNixTrustSettings(env);
+  const source = s.sources.length > 0 ? s.sources.join(', ') : `Nix's defaults (no ${nixConfDir(env)}/nix.conf)`;
+  return { policy: policyFromKeys(s.trustedPublicKeys, s.requireSigs), source };
 }

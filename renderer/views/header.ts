@@ -58,6 +58,11 @@ export function renderHeader(s: HeaderState): void {
   parts.push(st.mdns ? 'mDNS discovery on' : 'mDNS discovery off');
   parts.push(h('span', { class: 'sep', text: '·' }));
   parts.push(`Peernix ${st.version}`);
-  line.className = st.shareError ? 'status status-error' : st.sharing ? 'status status-ok' : 'status';
+  // Without the local Nix's trusted keys every signed answer from a peer is refused: not "all is well".
+  if (st.trust?.error) {
+    parts.push(h('br', {}), h('strong', { text: 'Cannot read the Nix trust settings: ' }), st.trust.error);
+    parts.push(h('span', { class: 'muted', text: ` — peers' answers are judged by ${st.trust.keys ? 'the last ones read' : 'no trusted keys'}.` }));
+  }
+  line.className = st.shareError || st.trust?.error ? 'status status-error' : st.sharing ? 'status status-ok' : 'status';
   replaceChildren(line, parts);
 }

@@ -48,6 +48,7 @@ function describe(s: Snapshot): string {
     ...(st.shareError ? [`  !             ${st.shareError}`] : []),
     `  substituter:  ${st.substituterUrl}`,
     `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
+    ...(st.trust ? [`  nix trust:    ${st.trust.error ? `UNREADABLE: ${st.trust.error}; ` : ''}${st.trust.keys} trusted key(s), require-sigs ${st.trust.requireSigs}${st.trust.source ? `, from ${st.trust.source}` : ''}`] : []),
     `  public key:   ${st.publicKey}`,
     `  mDNS:         ${st.mdns ? 'on' : 'off'}`,
     `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,

@@ -25,23 +25,73 @@ export interface LocalStoreOptions {
   poolSize?: number;
   /** Read narinfo metadata from the store's SQLite database when it is readable (default true). */
   useDb?: boolean;
+  /** Told whenever metadata starts coming from the other source (the database or the daemon). */
+  onMetadataSource?: (source: MetadataSource, why: string | null) => void;
 }
+
+export type MetadataSource = 'database' | 'daemon';
+
+// The database may open later than we start (see StoreDb.open): tried again on use, at most this often.
+const DB_RETRY_MIN_MS = 1_000;
+const DB_RETRY_MAX_MS = 60_000;
 
 export class LocalStore {
   readonly location: StoreLocation;
   readonly narSource: NarSourceKind;
   private readonly pool: DaemonPool;
-  private readonly db: StoreDb | null;
-  /** Why metadata comes from the daemon rather than the database, when it does. */
-  readonly dbUnavailable: string | null;
+  private db: StoreDb | null = null;
+  private dbWhy: string | null = null;
+  private dbRetryable = false;
+  private dbRetryAt = 0;
+  private dbRetryMs = DB_RETRY_MIN_MS;
+  private dbAttempts = 0;
+  private closed = false;
+  private readonly onMetadataSource: LocalStoreOptions['onMetadataSource'];
 
   constructor(opts: LocalStoreOptions) {
     this.location = opts.location;
     this.narSource = opts.narSource ?? 'filesystem';
     this.pool = new DaemonPool({ socketPath: opts.location.socketPath, size: opts.poolSize ?? 4 });
-    const opened = opts.useDb === false ? { db: null, why: 'disabled' } : StoreDb.open(opts.location.root);
-    this.db = opened.db;
-    this.dbUnavailable = opened.why;
+    this.onMetadataSource = opts.onMetadataSource;
+    if (opts.useDb === false) this.dbWhy = 'disabled';
+    else {
+      this.dbRetryable = true;
+      this.tryOpenDb();
+      // The first retry comes as soon as a daemon call succeeds (health(), or any request): from then
+      // on a daemon process has the database open and its -shm index exists.
+      this.dbRetryAt = 0;
+    }
+  }
+
+  /** Why metadata comes from the daemon rather than the database, when it does. */
+  get dbUnavailable(): string | null {
+    return this.db ? null : this.dbWhy;
+  }
+
+  /** Where narinfo metadata comes from right now. */
+  get metadataSource(): MetadataSource {
+    return this.db && !this.daemonDown ? 'database' : 'daemon';
+  }
+
+  /** Opens the database if it is not open and an attempt is due; cheap when neither. */
+  private tryOpenDb(): void {
+    if (this.db || !this.dbRetryable || this.closed) return;
+    const now = performance.now();
+    if (now < this.dbRetryAt) return;
+    this.dbAttempts++;
+    const opened = StoreDb.open(this.location.root);
+    if (opened.db) {
+      this.db = opened.db;
+      this.dbWhy = null;
+      this.onMetadataSource?.('database', this.dbAttempts > 1 ? `opened at attempt ${this.dbAttempts}` : null);
+      return;
+    }
+    const first = this.dbWhy === null;
+    this.dbWhy = opened.why;
+    if (opened.permanent) this.dbRetryable = false;
+    this.dbRetryAt = now + this.dbRetryMs;
+    this.dbRetryMs = Math.min(this.dbRetryMs * 2, DB_RETRY_MAX_MS);
+    if (first) this.onMetadataSource?.('daemon', opened.why);
   }
 
   /**
@@ -50,7 +100,9 @@ export class LocalStore {
    * narinfo is a promise of a NAR, and NARs need the daemon (for the temp root).
    */
   pathInfoFromDb(hashPart: string): PathInfo | null | undefined {
-    return this.daemonDown ? undefined : this.db?.byHashPart(hashPart);
+    if (this.daemonDown) return undefined;
+    this.tryOpenDb();
+    return this.db?.byHashPart(hashPart);
   }
 
   async pathInfoByHashPart(hashPart: string): Promise<PathInfo | null> {
@@ -81,7 +133,7 @@ export class LocalStore {
    * The temp root is taken before validity is checked, so a path found valid stays valid until release().
    */
   async openNar(hashPart: string, narHash: Buffer): Promise<LocalNar | 'missing' | 'mismatch'> {
-    const known = this.daemonDown ? undefined : this.db?.byHashPart(hashPart);
+    const known = this.pathInfoFromDb(hashPart);
     const path = known === undefined ? await this.daemonCall(() => this.pool.queryPathFromHashPart(hashPart)) : known?.path;
     if (!path) return 'missing';
     const conn = await this.daemonCall(() => this.pool.openDedicated());
@@ -104,10 +156,12 @@ export class LocalStore {
   async health(): Promise<DaemonHealth> {
     const h = await this.pool.health();
     this.daemonDown = !h.ok;
+    if (h.ok) this.tryOpenDb();
     return h;
   }
 
   close(): Promise<void> {
+    this.closed = true;
     this.db?.close();
     return this.pool.close();
   }

@@ -42,24 +42,37 @@ export class StoreDb {
     this.rowsAfter = db.prepare('SELECT id, path FROM ValidPaths WHERE id > ? ORDER BY id');
   }
 
-  /** Opens `<root>/nix/var/nix/db/db.sqlite` read-only, or returns null (with why) when it can't. */
-  static open(root: string): { db: StoreDb | null; why: string | null } {
+  /**
+   * Opens `<root>/nix/var/nix/db/db.sqlite` read-only, or returns null with why, and whether trying
+   * again later may succeed. It may: a user who cannot write the database directory (anyone but
+   * root) can read a WAL database only while its `-shm` index exists, and SQLite deletes that when
+   * the last connection closes; the nix-daemon's per-connection processes hold one open while any
+   * client (Peernix's own pool included) is connected, and once ours is open it keeps the file.
+   */
+  static open(root: string): { db: StoreDb | null; why: string | null; permanent?: boolean } {
     const file = `${root}/nix/var/nix/db/db.sqlite`;
     if (!existsSync(file)) return { db: null, why: `${file} does not exist` };
     // Looked up at run time: a runtime without node:sqlite (an older Electron) still runs, on the daemon.
     const sqlite = process.getBuiltinModule?.('node:sqlite') as typeof import('node:sqlite') | undefined;
-    if (!sqlite) return { db: null, why: 'this Node has no node:sqlite' };
+    if (!sqlite) return { db: null, why: 'this Node has no node:sqlite', permanent: true };
+    let db: DatabaseSync | null = null;
     try {
-      const db = new sqlite.DatabaseSync(file, { readOnly: true, timeout: 50 });
+      db = new sqlite.DatabaseSync(file, { readOnly: true, timeout: 50 });
       const store = new StoreDb(db);
       store.byPath.get('/nix/store/x'); // proves the schema is one we can read
       // Only now: with no other connection open, the index file is (re)created by that first read.
       // And only in WAL mode: a -shm file left over from it would otherwise never change again.
-      const mode = (db.prepare('PRAGMA journal_mode').get() as { journal_mode?: string } | undefined)?.journal_mode;
+      const mode = (db!.prepare('PRAGMA journal_mode').get() as { journal_mode?: string } | undefined)?.journal_mode;
       store.wal = mode === 'wal' ? WalIndexWatch.open(file) : null;
       if (store.wal) store.byHashPart('0'.repeat(32)); // builds the filter now rather than on a request
       return { db: store, why: null };
     } catch (e) {
+      // Closed, not left to the GC: an open handle would hold the file (and its locks) until then.
+      try {
+        db?.close();
+      } catch {
+        // never opened
+      }
       return { db: null, why: `${file}: ${(e as Error).message}` };
     }
   }

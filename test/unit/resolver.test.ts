@@ -6,6 +6,7 @@ import { createCacheHandler } from '../../src/cache/cache-handler.ts';
 import { listen, type HttpListener } from '../../src/cache/http-listener.ts';
 import { EventLog } from '../../src/events.ts';
 import { silentLogger } from '../../src/log.ts';
+import { contentAddressedPath, parseContentAddress } from '../../src/nix/content-address.ts';
 import { parseNarInfo, type NarInfo } from '../../src/nix/narinfo.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
@@ -216,8 +217,11 @@ describe('resolver: narinfo', () => {
 
   it('content-addressed narinfo without any Sig: accepted even with require-sigs', T, async (t) => {
     const w = await world(t, { peers: 1 });
-    const p = makePath('source.tar.gz');
-    const ca = `fixed:r:sha256:${encodeNix32(p.narHash)}`;
+    const bytes = makePath('source.tar.gz');
+    const ca = `fixed:r:sha256:${encodeNix32(bytes.narHash)}`;
+    // The store path must be the one the CA determines, or the CA proves nothing.
+    const storePath = contentAddressedPath(parseContentAddress(ca)!, 'source.tar.gz', [])!;
+    const p: TestPath = { ...bytes, storePath, hashPart: storePath.slice(11, 43) };
     w.peers[0].add(p, narInfoFor(p, { ca }));
     const r = await w.narInfo(p.hashPart);
     assert.equal(r.status, 200);
