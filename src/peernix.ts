@@ -249,6 +249,11 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       });
       return switching;
     },
+    async clearPeerBad(id) {
+      const cleared = registry.clearBad(id);
+      if (cleared) log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);
+      return cleared;
+    },
     stop() {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);

@@ -13,13 +13,15 @@ import type { SecretKey } from './nix/signing.ts';
 import { parseStorePath } from './nix/store-path.ts';
 import { PeerError, type PeerClient } from './peers/peer-client.ts';
 import type { Peer, PeerRegistry } from './peers/registry.ts';
-import { ResumingNarStream, type NarSource } from './peers/resuming-nar.ts';
+import { ResumingNarStream, type NarSource, type NarWatchOptions } from './peers/resuming-nar.ts';
 import type { LocalStore } from './store/local-store.ts';
 import { judgeNarInfo, type TrustPolicy } from './trust.ts';
 
 // Where the substituter listener's answers come from. Every way a request can end is here:
 //   narinfo: local store → (negative cache) → all live peers in parallel → 404
-//   NAR:     the affinity entry's source → local store → any live peer with the same NarHash → 404
+//   NAR:     (a resume of a transfer cut for wrong bytes → 404) → the affinity entry's source →
+//            local store → any live peer with the same NarHash → the entry's peer, if still there,
+//            however busy → 404
 // A NAR is never refused just because we don't remember its narinfo: the URL names the store hash
 // and the NarHash, which is all any source needs.
 
@@ -34,8 +36,17 @@ export interface ResolverOptions {
   trust: () => TrustPolicy;
   negativeTtlMs?: number;
   hedgeMs?: number;
+  /** A finished lookup answers identical ones for this long (Nix asks narinfo then NAR at once). */
+  lookupReuseMs?: number;
+  /** How long a transfer cut for wrong bytes refuses resumes. */
+  mismatchMemoryMs?: number;
+  /** Drip watchdog for proxied NARs (see resuming-nar.ts). */
+  narWatch?: Partial<NarWatchOptions>;
   verifyLocalNars?: boolean;
 }
+
+/** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
+const MAX_MISMATCH_CUTS = 4096;
 
 interface Lookup {
   list: PeerAnswer[];
@@ -66,14 +77,22 @@ interface Candidate {
 type Found = { candidate: Candidate; opened: Opened };
 
 export class Resolver implements CacheBackend {
-  private readonly o: ResolverOptions;
+  private readonly o: ResolverOptions & { negativeTtlMs: number; hedgeMs: number; lookupReuseMs: number; mismatchMemoryMs: number };
   private readonly negative = new Map<string, number>();
   private readonly lookups = new Map<string, Lookup>();
+  /** `${hashPart}-${narHash32}` → until when a resume of it is refused. */
+  private readonly mismatchCuts = new Map<string, number>();
 
   constructor(opts: ResolverOptions) {
     // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
     // negative cache off (NaN expiry) and the hedge timer into 1ms.
-    this.o = { ...opts, negativeTtlMs: opts.negativeTtlMs ?? 5000, hedgeMs: opts.hedgeMs ?? 300 };
+    this.o = {
+      ...opts,
+      negativeTtlMs: opts.negativeTtlMs ?? 5000,
+      hedgeMs: opts.hedgeMs ?? 300,
+      lookupReuseMs: opts.lookupReuseMs ?? 1000,
+      mismatchMemoryMs: opts.mismatchMemoryMs ?? 60 * 60_000,
+    };
     // A new peer may have what we just missed. Finished lookups go too: reusing one would repeat
     // the miss without asking the newcomer.
     opts.registry.on('up', () => {
@@ -104,8 +123,17 @@ export class Resolver implements CacheBackend {
     return { ...answer.info, url: narUrl(hashPart, answer.narHash32) };
   }
 
-  async nar(hashPart: string, narHash: Buffer): Promise<NarBody | null> {
+  async nar(hashPart: string, narHash: Buffer, opts: { resume?: boolean } = {}): Promise<NarBody | null> {
     const narHash32 = encodeNix32(narHash);
+    if (opts.resume && this.refusesResume(hashPart, narHash32)) {
+      // The client holds a prefix that failed verification (it reached it before the final hash
+      // check): any correct suffix would still fail its own check. A 404 makes Nix drop this
+      // substituter for the path cleanly ("substitute gone") and move on.
+      this.o.log.warn(`NAR ${hashPart}: refusing to resume a transfer that was cut for wrong bytes`);
+      const entry = this.o.affinity.get(hashPart);
+      this.fallback(entry?.storePath ?? hashPart, entry, null, 'mismatch', 'not-found');
+      return null;
+    }
     const found = this.o.affinity.get(hashPart);
     const entry = found && found.narHash32 === narHash32 ? found : undefined;
     const tried = new Set<string>();
@@ -143,8 +171,37 @@ export class Resolver implements CacheBackend {
     // Any peer that holds this store path with exactly this NarHash serves identical bytes.
     const found2 = await this.openFromPeers(hashPart, narHash32, tried);
     if (found2) return this.servedByOtherPeer(hashPart, narHash, entry, reason, found2, tried);
+
+    // The peer whose narinfo Nix holds may just be busy or have missed a probe: while it is still
+    // there (and not caught lying), a NAR waits for it rather than fail the user's build with a 404.
+    const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.o.registry.get(entry.source) : undefined;
+    if (entry && holder && !tried.has(holder.id) && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
+      const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
+      const opened = await this.openFromPeer(last, last.narSize);
+      if (opened) {
+        tried.add(holder.id);
+        this.o.affinity.hit(hashPart);
+        return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
+      }
+    }
     if (entry) this.fallback(entry.storePath, entry, null, reason, 'not-found');
     return null;
+  }
+
+  private refusesResume(hashPart: string, narHash32: string): boolean {
+    const key = `${hashPart}-${narHash32}`;
+    const until = this.mismatchCuts.get(key);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.mismatchCuts.delete(key);
+    return false;
+  }
+
+  private rememberMismatchCut(hashPart: string, narHash32: string): void {
+    const key = `${hashPart}-${narHash32}`;
+    this.mismatchCuts.delete(key);
+    this.mismatchCuts.set(key, Date.now() + this.o.mismatchMemoryMs);
+    if (this.mismatchCuts.size > MAX_MISMATCH_CUTS) this.mismatchCuts.delete(this.mismatchCuts.keys().next().value!);
   }
 
   private servedByOtherPeer(hashPart: string, narHash: Buffer, entry: AffinityEntry | undefined, reason: FallbackReason, found: Found, tried: Set<string>): NarBody {
@@ -215,15 +272,19 @@ export class Resolver implements CacheBackend {
       this.negative.delete(hashPart);
     }
     const existing = this.lookups.get(hashPart);
-    if (existing && (!existing.done || (!fresh && existing.doneAt + 1000 > now))) return existing;
+    if (existing && (!existing.done || (!fresh && existing.doneAt + this.o.lookupReuseMs > now))) return existing;
     const state: Lookup = { list: [], done: false, doneAt: 0, waiters: new Set() };
     this.lookups.set(hashPart, state);
     const wake = () => {
       for (const w of state.waiters) w();
     };
     const asks = this.o.registry.live().map(async (peer) => {
+      // A stall of this peer (registry health) releases this lookup and every other one waiting on it.
+      const stop = new AbortController();
+      const untrack = this.o.registry.trackLookup(peer, () => stop.abort());
       try {
-        const info = await this.o.client.narInfo(peer.url, hashPart);
+        const info = await this.o.client.narInfo(peer.url, hashPart, stop.signal);
+        this.o.registry.reportAnswer(peer);
         const answer = info && this.validAnswer(peer, hashPart, info);
         if (answer) {
           state.list.push(answer);
@@ -231,7 +292,9 @@ export class Resolver implements CacheBackend {
         }
       } catch (e) {
         this.o.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        this.o.registry.reportFailure(peer, (e as Error).message);
+        if (!stop.signal.aborted) this.o.registry.reportFailure(peer, (e as Error).message);
+      } finally {
+        untrack();
       }
     });
     void Promise.all(asks).then(() => {
@@ -239,7 +302,7 @@ export class Resolver implements CacheBackend {
       state.doneAt = Date.now();
       if (state.list.length === 0) this.negative.set(hashPart, state.doneAt + this.o.negativeTtlMs!);
       wake();
-      setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), 1000).unref();
+      setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.o.lookupReuseMs).unref();
     });
     return state;
   }
@@ -351,7 +414,8 @@ export class Resolver implements CacheBackend {
     } catch (e) {
       if (signal?.aborted) return null;
       this.o.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
-      if (!(e instanceof PeerError && e.kind === 'missing')) this.o.registry.reportFailure(source.peer, (e as Error).message);
+      // Gone from that peer (GC) or merely busy: the peer itself did nothing wrong.
+      if (!(e instanceof PeerError && (e.kind === 'missing' || e.kind === 'busy'))) this.o.registry.reportFailure(source.peer, (e as Error).message);
       return null;
     }
   }
@@ -374,11 +438,18 @@ export class Resolver implements CacheBackend {
             bytes += n;
             this.o.registry.countBytesFrom(src.peer, n);
           },
-          resume: async (offset, failed, why) => {
-            this.o.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
-            this.o.registry.reportFailure(failed.peer, why);
+          watch: this.o.narWatch,
+          resume: async (offset, failed, why, slow) => {
+            if (slow) this.o.log.info(`NAR ${storePath} from ${failed.peer.name} is slow at byte ${offset} (${why}); looking for another holder`);
+            else {
+              this.o.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
+              this.o.registry.reportFailure(failed.peer, why);
+            }
             const found = await this.openFromPeers(hashPart, narHash32, tried, offset);
+            // A slow peer stays the source when no one else has the NAR; once replaced, it may still
+            // serve a later resume of this one.
             if (!found) return null;
+            if (slow) tried.delete(failed.peer.id);
             const before = this.o.affinity.get(hashPart);
             if (found.candidate.answer) this.remember(hashPart, found.candidate.answer);
             this.fallback(storePath, before, found.candidate.peer.name, 'peer-failed', 'served');
@@ -400,6 +471,7 @@ export class Resolver implements CacheBackend {
         s.destroy();
         const last = s.sources.at(-1)?.peer ?? first.source.peer;
         if (reason === 'mismatch') {
+          this.rememberMismatchCut(hashPart, narHash32);
           for (const src of s.sources) this.o.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
         }
         if (reason !== 'aborted') {

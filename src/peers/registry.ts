@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { PeerState, PeerView } from '../api.ts';
+import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } from './health.ts';
 import type { PeerClient } from './peer-client.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
-// crashed peer, so liveness is ours: a health probe of /nix-cache-info, and any failed request marks
-// a peer suspect at once so no lookup waits on it twice.
+// crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
+// requests — a failed or stalled one marks it suspect at once, so no lookup waits on it twice.
 
 export interface PeerInfo {
   id: string;
@@ -17,14 +18,9 @@ export interface PeerInfo {
   source: 'mdns' | 'static';
 }
 
-export interface Peer extends PeerInfo {
-  state: PeerState;
-  rttMs: number | null;
-  failures: number;
-  badUntil: number; // served wrong bytes: not asked until then
+export interface Peer extends PeerInfo, PeerHealthFields {
   bytesFrom: number;
   bytesTo: number;
-  lastSeen: number;
 }
 
 export interface RegistryOptions {
@@ -33,18 +29,27 @@ export interface RegistryOptions {
   healthIntervalMs?: number;
   healthTimeoutMs?: number;
   badPeerMs?: number;
+  health?: Partial<HealthOptions>;
   isTrusted: (publicKey: string | null) => boolean;
 }
 
 /** Events: 'up' (peer), 'down' (peer, reason), 'changed'. */
 export class PeerRegistry extends EventEmitter {
   private readonly peers = new Map<string, Peer>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client'>> & Pick<RegistryOptions, 'isTrusted' | 'client'>;
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'badPeerMs'>> & Pick<RegistryOptions, 'isTrusted' | 'client'>;
+  readonly health: PeerHealth<Peer>;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(opts: RegistryOptions) {
     super();
-    this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, badPeerMs: 10 * 60_000, ...opts };
+    this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, ...opts };
+    const healthOpts = { ...opts.health, ...(opts.badPeerMs !== undefined ? { badPeerMs: opts.badPeerMs } : {}) };
+    this.health = new PeerHealth<Peer>(healthOpts, (peer, before, why) => {
+      if (!this.peers.has(peer.id)) return;
+      if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
+      if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
+      this.emit('changed');
+    });
   }
 
   start(): void {
@@ -73,7 +78,7 @@ export class PeerRegistry extends EventEmitter {
       if (!gone) return;
       this.peers.delete(gone.id);
     }
-    const peer: Peer = { ...info, state: 'suspect', rttMs: null, failures: 0, badUntil: 0, bytesFrom: 0, bytesTo: 0, lastSeen: Date.now() };
+    const peer: Peer = { ...info, ...freshHealth(), bytesFrom: 0, bytesTo: 0 };
     this.peers.set(info.id, peer);
     this.emit('changed');
     void this.check(peer);
@@ -84,6 +89,7 @@ export class PeerRegistry extends EventEmitter {
     const peer = this.peers.get(id);
     if (!peer) return;
     this.peers.delete(id);
+    this.health.forget(peer);
     if (peer.state === 'up') this.emit('down', peer, reason);
     this.emit('changed');
   }
@@ -99,7 +105,7 @@ export class PeerRegistry extends EventEmitter {
   /** Peers worth asking now: up, and not caught serving bad bytes recently. */
   live(): Peer[] {
     const now = Date.now();
-    return this.all().filter((p) => p.state === 'up' && p.badUntil <= now);
+    return this.all().filter((p) => this.health.askable(p, now));
   }
 
   findByAddress(address: string): Peer | undefined {
@@ -107,23 +113,39 @@ export class PeerRegistry extends EventEmitter {
     return this.all().find((p) => p.address === a);
   }
 
-  /** A request to this peer failed: stop asking it until a health probe passes. */
+  /** A request to this peer failed or went unanswered: not asked again until its backoff is over. */
   reportFailure(peer: Peer, why: string): void {
-    peer.failures++;
-    if (peer.state === 'up') {
-      peer.state = 'suspect';
-      this.emit('down', peer, why);
-      this.emit('changed');
-    }
+    this.health.strike(peer, why);
+  }
+
+  /** It answered a lookup in time, yes or no. */
+  reportAnswer(peer: Peer): void {
+    this.health.answered(peer);
+  }
+
+  /** A lookup to `peer` starts; see PeerHealth.track. */
+  trackLookup(peer: Peer, abort: () => void): () => void {
+    return this.health.track(peer, abort);
   }
 
   reportBadBytes(peer: Peer, why: string): void {
-    peer.badUntil = Date.now() + this.opts.badPeerMs;
-    this.reportFailure(peer, why);
+    this.health.markBad(peer, why);
+    this.emit('changed');
+  }
+
+  /** Forgets that a peer served wrong bytes; false when it was not marked. */
+  clearBad(id: string): boolean {
+    const peer = this.peers.get(id);
+    if (!peer) return false;
+    const was = this.health.clearBad(peer);
+    this.emit('changed');
+    if (was && peer.state === 'up') this.emit('up', peer);
+    return was;
   }
 
   countBytesFrom(peer: Peer, n: number): void {
     peer.bytesFrom += n;
+    this.health.heard(peer);
     this.emit('changed');
   }
 
@@ -146,6 +168,7 @@ export class PeerRegistry extends EventEmitter {
       trusted: this.opts.isTrusted(p.publicKey),
       rttMs: p.rttMs,
       state: p.badUntil > Date.now() && p.state === 'up' ? 'suspect' : p.state,
+      bad: p.badUntil > Date.now() ? { since: p.badSince, until: p.badUntil, reason: p.badReason ?? 'served wrong bytes' } : null,
       source: p.source,
       bytesFrom: p.bytesFrom,
       bytesTo: p.bytesTo,
@@ -161,19 +184,7 @@ export class PeerRegistry extends EventEmitter {
     const t0 = performance.now();
     const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs);
     if (!this.peers.has(peer.id)) return;
-    const before = peer.state;
-    if (ok) {
-      peer.rttMs = Math.round((performance.now() - t0) * 100) / 100;
-      peer.failures = 0;
-      peer.lastSeen = Date.now();
-      peer.state = 'up';
-    } else {
-      peer.failures++;
-      peer.rttMs = null;
-      peer.state = peer.failures >= 3 ? 'gone' : 'suspect';
-    }
-    if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
-    if (before === 'up' && peer.state !== 'up') this.emit('down', peer, 'health check failed');
-    if (before !== peer.state || ok) this.emit('changed');
+    this.health.probed(peer, ok, ok ? Math.round((performance.now() - t0) * 100) / 100 : null);
+    if (ok) this.emit('changed');
   }
 }

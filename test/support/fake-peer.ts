@@ -6,6 +6,7 @@ import { formatSha256Nix32 } from '../../src/nix/hash.ts';
 import { renderNarInfo, type NarInfo } from '../../src/nix/narinfo.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { signNarInfo, type SecretKey } from '../../src/nix/signing.ts';
+import { PROBE_HASH_PART } from '../../src/peers/peer-client.ts';
 import type { PathInfo } from '../../src/store/daemon-connection.ts';
 import type { LocalNar, LocalStore } from '../../src/store/local-store.ts';
 
@@ -76,6 +77,7 @@ export interface FakePeerKnobs {
 
 export interface FakePeerCounts {
   probe: number;
+  probeLookup: number;
   narInfo: number;
   nar: number;
   ranged: number;
@@ -87,7 +89,7 @@ export class FakePeer {
   readonly url: string;
   readonly port: number;
   readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true };
-  readonly counts: FakePeerCounts = { probe: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
+  readonly counts: FakePeerCounts = { probe: 0, probeLookup: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
   /** Ranges asked for, as "start-" strings. */
   readonly rangesAsked: string[] = [];
   private readonly narInfos = new Map<string, string>();
@@ -160,7 +162,9 @@ export class FakePeer {
     }
     const m = /^\/([0-9a-z]{32})\.narinfo$/.exec(path);
     if (m) {
-      this.counts.narInfo++;
+      // Health probes look up a hash no store has; they are probes, not lookups.
+      if (m[1] === PROBE_HASH_PART) this.counts.probeLookup++;
+      else this.counts.narInfo++;
       return this.later(this.knobs.narInfoDelayMs, () => {
         const text = this.knobs.narInfo404 ? undefined : this.narInfos.get(m[1]);
         if (text === undefined) return void res.writeHead(404, { 'Content-Length': '0' }).end();

@@ -48,6 +48,11 @@ class FakeApi implements PeernixApi {
     this.sharingCalls.push(on);
     this.snap.status.sharing = on;
   }
+  clearedBad: string[] = [];
+  async clearPeerBad(id: string) {
+    this.clearedBad.push(id);
+    return id === 'bad-peer';
+  }
   async stop() {}
 }
 
