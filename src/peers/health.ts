@@ -124,6 +124,9 @@ export class PeerHealth<P extends PeerHealthFields> {
     p.badUntil = 0;
     p.badSince = 0;
     p.badReason = null;
+    // Its strikes came from the same wrong bytes: the next passing probe brings it back.
+    p.strikes = 0;
+    p.retryAt = 0;
     return was;
   }
 

@@ -6,7 +6,6 @@ import { formatSha256Nix32 } from '../../src/nix/hash.ts';
 import { renderNarInfo, type NarInfo } from '../../src/nix/narinfo.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { signNarInfo, type SecretKey } from '../../src/nix/signing.ts';
-import { PROBE_HASH_PART } from '../../src/peers/peer-client.ts';
 import type { PathInfo } from '../../src/store/daemon-connection.ts';
 import type { LocalNar, LocalStore } from '../../src/store/local-store.ts';
 
@@ -29,6 +28,9 @@ export function makePath(name: string, size = 64 * 1024, hashPart = encodeNix32(
   const narHash = createHash('sha256').update(nar).digest();
   return { storePath: `/nix/store/${hashPart}-${name}`, hashPart, nar, narHash, narHash32: formatSha256Nix32(narHash).slice(7), narSize: size };
 }
+
+/** What PeerClient.probe looks up (peer-client.ts PROBE_HASH_PART): a hash no store has. */
+const PROBE_HASH_PART = '0'.repeat(32);
 
 /** The same store path holding other bytes (a non-reproducible rebuild). */
 export function otherBytes(p: TestPath, size = p.narSize): TestPath {
@@ -73,6 +75,10 @@ export interface FakePeerKnobs {
   /** Flip the bits of the NAR byte at this offset. */
   corruptAt: number | null;
   ranges: boolean;
+  /** Send the NAR body slowly: `afterBytes` at once, then `bytes` every `everyMs`. */
+  drip: { afterBytes: number; bytes: number; everyMs: number } | null;
+  /** Accept connections and requests but never answer anything (a cut link, seen from our side). */
+  blackhole: boolean;
 }
 
 export interface FakePeerCounts {
@@ -88,7 +94,7 @@ export class FakePeer {
   readonly server: Server;
   readonly url: string;
   readonly port: number;
-  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true };
+  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true, drip: null, blackhole: false };
   readonly counts: FakePeerCounts = { probe: 0, probeLookup: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
   /** Ranges asked for, as "start-" strings. */
   readonly rangesAsked: string[] = [];
@@ -156,6 +162,7 @@ export class FakePeer {
     const path = req.url ?? '';
     this.counts.urls.push(path);
     res.on('error', () => {});
+    if (this.knobs.blackhole) return;
     if (path === '/nix-cache-info') {
       this.counts.probe++;
       return void res.writeHead(200, { 'Content-Type': 'text/x-nix-cache-info' }).end('StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n');
@@ -199,13 +206,31 @@ export class FakePeer {
         'Content-Range': `bytes ${start}-${size - 1}/${size}`,
         'Accept-Ranges': 'bytes',
       });
-      return void res.end(bytes.subarray(start));
+      return void this.send(res, bytes.subarray(start));
     }
     res.writeHead(200, { 'Content-Type': 'application/x-nix-nar', 'Content-Length': String(size), 'Accept-Ranges': 'bytes' });
     const die = this.knobs.dieAfterBytes;
-    if (die === null) return void res.end(bytes);
+    if (die === null) return void this.send(res, bytes);
     // Let the first bytes reach the other side before the connection drops, as a crashing peer would.
     res.write(bytes.subarray(0, die), () => this.later(30, () => res.socket?.destroy()));
+  }
+
+  /** The body at once, or dripped as the drip knob says (stopping when the client goes away). */
+  private send(res: ServerResponse, body: Buffer): void {
+    const drip = this.knobs.drip;
+    if (!drip) return void res.end(body);
+    let at = Math.min(drip.afterBytes, body.length);
+    res.write(body.subarray(0, at));
+    const step = () => {
+      if (res.destroyed) return;
+      const next = Math.min(at + drip.bytes, body.length);
+      const last = next >= body.length;
+      if (last) res.end(body.subarray(at, next));
+      else res.write(body.subarray(at, next));
+      at = next;
+      if (!last) this.later(drip.everyMs, step);
+    };
+    this.later(drip.everyMs, step);
   }
 }
 
