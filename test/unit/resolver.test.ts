@@ -782,14 +782,17 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     const { createServer } = await import('node:http');
     const server = createServer((req, res) => {
       if (req.url === '/nix-cache-info') return void res.end('StoreDir: /nix/store\n');
-      res.writeHead(200, { 'Content-Length': '100' });
-      res.write('StorePath: ');
+      // Headers late but in time, then a body that never finishes.
+      setTimeout(() => {
+        res.writeHead(200, { 'Content-Length': '100' });
+        res.write('StorePath: ');
+      }, 400);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     const t0 = performance.now();
-    await assert.rejects(w.client.narInfo(url, makePath('x').hashPart), /within/);
+    await assert.rejects(w.client.narInfo(url, makePath('x').hashPart));
     const ms = performance.now() - t0;
     t.diagnostic(`a narinfo whose body stalls failed after ${Math.round(ms)} ms (narInfoMs ${TIMEOUTS.narInfoMs})`);
     assert.ok(ms < TIMEOUTS.narInfoMs! + 200, `took ${ms} ms`);
