@@ -175,7 +175,8 @@ export class Resolver implements CacheBackend {
     // The peer whose narinfo Nix holds may just be busy or have missed a probe: while it is still
     // there (and not caught lying), a NAR waits for it rather than fail the user's build with a 404.
     const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.o.registry.get(entry.source) : undefined;
-    if (entry && holder && !tried.has(holder.id) && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
+    // (Once more even if it was just tried: a timeout on a congested link is no proof it is gone.)
+    if (entry && holder && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
       const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
       const opened = await this.openFromPeer(last, last.narSize);
       if (opened) {
@@ -292,7 +293,7 @@ export class Resolver implements CacheBackend {
         }
       } catch (e) {
         this.o.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        if (!stop.signal.aborted) this.o.registry.reportFailure(peer, (e as Error).message);
+        if (!stop.signal.aborted) this.o.registry.reportFailure(peer, (e as Error).message, isTimeout(e));
       } finally {
         untrack();
       }
@@ -415,7 +416,7 @@ export class Resolver implements CacheBackend {
       if (signal?.aborted) return null;
       this.o.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
       // Gone from that peer (GC) or merely busy: the peer itself did nothing wrong.
-      if (!(e instanceof PeerError && (e.kind === 'missing' || e.kind === 'busy'))) this.o.registry.reportFailure(source.peer, (e as Error).message);
+      if (!(e instanceof PeerError && (e.kind === 'missing' || e.kind === 'busy'))) this.o.registry.reportFailure(source.peer, (e as Error).message, isTimeout(e));
       return null;
     }
   }
@@ -488,5 +489,7 @@ export class Resolver implements CacheBackend {
     };
   }
 }
+
+const isTimeout = (e: unknown): boolean => e instanceof PeerError && e.kind === 'timeout';
 
 export { BackendUnavailableError };

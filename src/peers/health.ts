@@ -85,12 +85,18 @@ export class PeerHealth<P extends PeerHealthFields> {
     p.strikes = 0;
   }
 
-  /** A request to it failed or went unanswered: out until the backoff is over, waiting lookups released. */
-  strike(p: P, why: string): void {
+  /**
+   * A request to it failed or went unanswered: out until the backoff is over, waiting lookups
+   * released. A `soft` failure (a timeout) of a peer heard from within stallMs is congestion, not
+   * death: a peer busy streaming NARs over a slow link is kept. Returns whether it counted.
+   */
+  strike(p: P, why: string, soft = false): boolean {
+    if (soft && Date.now() - p.lastHeard < this.opts.stallMs) return false;
     p.strikes++;
     p.retryAt = Date.now() + this.backoffMs(p.strikes);
     this.releaseAll(p);
     this.set(p, p.state === 'gone' ? 'gone' : 'suspect', why);
+    return true;
   }
 
   /** The result of a health probe. */

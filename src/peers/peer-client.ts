@@ -91,7 +91,9 @@ export class PeerClient {
     const release = await this.slots.acquire(originOf(url), this.timeouts.narSlotMs, opts.signal, url);
     let res: IncomingMessage;
     try {
-      res = await this.request(url, opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {}, this.narPool, this.timeouts.narHeadersMs, opts.signal);
+      // No connect timeout of its own: on a congested link a SYN-ACK can be dropped, and the header
+      // deadline (with hedging in the resolver) already bounds the wait.
+      res = await this.request(url, opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {}, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
     } catch (e) {
       release();
       throw asPeerError(e, url);
@@ -164,7 +166,7 @@ export class PeerClient {
    * got's per-request cost (~0.6 ms here, measured with bench/peers.ts) is more than a whole LAN miss
    * may take, and loading it costs the daemon ~34 MB of RSS. got stays in the short-lived CLI.
    */
-  private request(url: string, headers: Record<string, string>, pool: Pools, headersMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+  private request(url: string, headers: Record<string, string>, pool: Pools, headersMs: number, signal?: AbortSignal, connectTimeout = true): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const https = url.startsWith('https:');
       const req = (https ? httpsRequest : httpRequest)(url, {
@@ -174,7 +176,7 @@ export class PeerClient {
       });
       const timer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: no answer within ${headersMs} ms`)), headersMs);
       req.once('socket', (socket) => {
-        if (!socket.connecting) return;
+        if (!connectTimeout || !socket.connecting) return;
         const connectTimer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: connect timed out`)), this.timeouts.connectMs);
         socket.once('connect', () => clearTimeout(connectTimer));
         socket.once('close', () => clearTimeout(connectTimer));

@@ -114,8 +114,8 @@ export class PeerRegistry extends EventEmitter {
   }
 
   /** A request to this peer failed or went unanswered: not asked again until its backoff is over. */
-  reportFailure(peer: Peer, why: string): void {
-    this.health.strike(peer, why);
+  reportFailure(peer: Peer, why: string, soft = false): void {
+    this.health.strike(peer, why, soft);
   }
 
   /** It answered a lookup in time, yes or no. */

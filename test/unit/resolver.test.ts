@@ -731,6 +731,18 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     assert.ok(w.registry.live().some((x) => x.id === w.idOf(dripper)), 'slow is not dead: the dripper still answers lookups');
   });
 
+  it('the entry peer missed a beat (suspect, not gone): its NAR waits for it instead of a 404', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const [holder] = w.peers;
+    const p = makePath('held', 200_000);
+    holder.add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    w.registry.reportFailure(w.registry.get(w.idOf(holder))!, 'one lookup timed out');
+    const r = await w.nar(p);
+    t.diagnostic(`holder ${w.registry.get(w.idOf(holder))!.state}: NAR ${r.status}, ${r.body.length} bytes`);
+    assertSameNar(r, p);
+  });
+
   it('a slow source with no other holder is kept, not cut', { timeout: 30_000 }, async (t) => {
     const w = await world(t, { peers: 1, narWatch: { tickMs: 200, graceMs: 400, windowTicks: 3, minBytesPerSec: 1024 * 1024, retryMs: 500 } });
     const p = makePath('slow-only', 200_000);
