@@ -159,19 +159,18 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
       return upPeers(s).includes('host-b') && peerByUrl(s, evilUrl)?.state === 'up';
     }, 20_000);
     const outcomes: string[] = [];
+    const clears: string[] = [];
     let ok = 0;
     for (const [i, path] of lyingPaths.entries()) {
       if (i > 0) {
         // The liar was marked bad by the last copy: the user clears it, so this copy meets it again.
         const before = peerByUrl(await status(A), evilUrl)!;
-        assert.ok(before.bad, 'the liar is marked bad');
         const cleared = await pl.cli(A, ['peer', 'clear', before.name]);
-        assert.equal(cleared.code, 0, cleared.stderr);
-        assert.match(cleared.stdout, /no longer marked bad/);
+        clears.push(`${before.bad ? 'bad' : 'not marked'} → ${cleared.code === 0 ? cleared.stdout.trim() : `exit ${cleared.code}: ${cleared.stderr.trim()}`}`);
         await waitFor('the liar back in use', async () => {
           const p = peerByUrl(await status(A), evilUrl)!;
-          return p.bad === null && p.state === 'up';
-        }, 15_000);
+          return !p.bad && p.state === 'up';
+        }, 15_000).catch(() => clears.push('(not back in use)'));
       }
       const r = await A.lan.run(
         'nix-store',
@@ -191,6 +190,8 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
     const evilNars = (fixtureOut.get('evil')!.match(/^nar /gm) ?? []).length;
     const refused = s.events.filter((e) => e.type === 'fallback' && e.reason === 'mismatch' && e.outcome === 'not-found').length;
     t.diagnostic(`copies through a liar: ${ok} of ${lyingPaths.length} good (${outcomes.join('; ')}); liar served ${evilNars} NARs; resumes refused: ${refused}; liar now ${JSON.stringify(liar.bad)}`);
+    t.diagnostic(`between copies: ${clears.join('; ')}`);
+    for (const c of clears) assert.match(c, /^bad → .*no longer marked bad/);
     assert.equal(ok, lyingPaths.length, 'every copy ends with the right path');
     assert.equal(evilNars, lyingPaths.length, 'the liar met every copy once');
     assert.ok(liar.bad, 'shown as bad in `peernix status --json`');
