@@ -11,6 +11,7 @@ import type { NarInfo } from './nix/narinfo.ts';
 import { encodeNix32 } from './nix/nix32.ts';
 import type { SecretKey } from './nix/signing.ts';
 import { parseStorePath } from './nix/store-path.ts';
+import { HedgedOpener, waitUntil, type Candidate, type Found, type Lookup, type PeerAnswer } from './peers/hedged-open.ts';
 import { PeerError, type PeerClient } from './peers/peer-client.ts';
 import type { Peer, PeerRegistry } from './peers/registry.ts';
 import { ResumingNarStream, type NarSource, type NarWatchOptions } from './peers/resuming-nar.ts';
@@ -23,7 +24,7 @@ import { judgeNarInfo, type TrustPolicy } from './trust.ts';
 //            local store → any live peer with the same NarHash → the entry's peer, if still there,
 //            however busy → 404
 // A NAR is never refused just because we don't remember its narinfo: the URL names the store hash
-// and the NarHash, which is all any source needs.
+// and the NarHash, which is all any source needs. Opening it on peers is hedged (peers/hedged-open.ts).
 
 export interface ResolverOptions {
   store: LocalStore;
@@ -48,33 +49,7 @@ export interface ResolverOptions {
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
 const MAX_MISMATCH_CUTS = 4096;
 
-interface Lookup {
-  list: PeerAnswer[];
-  done: boolean;
-  doneAt: number;
-  waiters: Set<() => void>;
-}
-
-type Opened = { source: NarSource; stream: Readable };
 type Verdict = 'trusted' | 'acceptable' | 'rejected';
-
-interface PeerAnswer {
-  peer: Peer;
-  info: NarInfo;
-  narHash32: string;
-  narUrl: string;
-}
-
-/** A peer to open a NAR on: one that answered a lookup, or the affinity entry's (answer null). */
-interface Candidate {
-  peer: Peer;
-  url: string;
-  storePath: string;
-  narSize: number;
-  answer: PeerAnswer | null;
-}
-
-type Found = { candidate: Candidate; opened: Opened };
 
 export class Resolver implements CacheBackend {
   private readonly o: ResolverOptions & { negativeTtlMs: number; hedgeMs: number; lookupReuseMs: number; mismatchMemoryMs: number };
@@ -82,6 +57,7 @@ export class Resolver implements CacheBackend {
   private readonly lookups = new Map<string, Lookup>();
   /** `${hashPart}-${narHash32}` → until when a resume of it is refused. */
   private readonly mismatchCuts = new Map<string, number>();
+  private readonly hedged: HedgedOpener;
 
   constructor(opts: ResolverOptions) {
     // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
@@ -93,6 +69,7 @@ export class Resolver implements CacheBackend {
       lookupReuseMs: opts.lookupReuseMs ?? 1000,
       mismatchMemoryMs: opts.mismatchMemoryMs ?? 60 * 60_000,
     };
+    this.hedged = new HedgedOpener({ registry: opts.registry, client: opts.client, log: opts.log, hedgeMs: this.o.hedgeMs, lookup: (h, fresh) => this.fanOut(h, fresh) });
     // A new peer may have what we just missed. Finished lookups go too: reusing one would repeat
     // the miss without asking the newcomer.
     opts.registry.on('up', () => {
@@ -146,7 +123,7 @@ export class Resolver implements CacheBackend {
       else {
         // Hedged like any peer: a stalled entry peer must not hold the NAR up for the header timeout.
         const first: Candidate = { peer, url: entry.peerNarUrl, storePath: entry.storePath, narSize: entry.narSize, answer: null };
-        const got = await this.openFromPeers(hashPart, narHash32, tried, 0, first);
+        const got = await this.hedged.open(hashPart, narHash32, tried, 0, first);
         if (got?.candidate === first) {
           this.o.affinity.hit(hashPart);
           return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, got.opened, tried);
@@ -169,7 +146,7 @@ export class Resolver implements CacheBackend {
     if (entry?.source === LOCAL) reason = local === 'mismatch' ? 'mismatch' : 'gc';
 
     // Any peer that holds this store path with exactly this NarHash serves identical bytes.
-    const found2 = await this.openFromPeers(hashPart, narHash32, tried);
+    const found2 = await this.hedged.open(hashPart, narHash32, tried);
     if (found2) return this.servedByOtherPeer(hashPart, narHash, entry, reason, found2, tried);
 
     // The peer whose narinfo Nix holds may just be busy or have missed a probe: while it is still
@@ -178,7 +155,7 @@ export class Resolver implements CacheBackend {
     // (Once more even if it was just tried: a timeout on a congested link is no proof it is gone.)
     if (entry && holder && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
       const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
-      const opened = await this.openFromPeer(last, last.narSize);
+      const opened = await this.hedged.openOne(last, last.narSize);
       if (opened) {
         tried.add(holder.id);
         this.o.affinity.hit(hashPart);
@@ -257,7 +234,7 @@ export class Resolver implements CacheBackend {
   private async lookupPeers(hashPart: string, judge: (a: PeerAnswer) => Verdict): Promise<PeerAnswer | null> {
     const state = this.fanOut(hashPart);
     if (!state) return null;
-    await this.until(state, () => state.list.some((a) => judge(a) === 'trusted'));
+    await waitUntil(state, () => state.list.some((a) => judge(a) === 'trusted'));
     return state.list.find((a) => judge(a) === 'trusted') ?? state.list.find((a) => judge(a) === 'acceptable') ?? null;
   }
 
@@ -293,7 +270,7 @@ export class Resolver implements CacheBackend {
         }
       } catch (e) {
         this.o.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        if (!stop.signal.aborted) this.o.registry.reportFailure(peer, (e as Error).message, isTimeout(e));
+        if (!stop.signal.aborted) this.o.registry.reportFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
       } finally {
         untrack();
       }
@@ -308,88 +285,6 @@ export class Resolver implements CacheBackend {
     return state;
   }
 
-  private until(state: Lookup, ready: () => boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => {
-        if (ready() || state.done) {
-          state.waiters.delete(check);
-          resolve();
-        }
-      };
-      state.waiters.add(check);
-      check();
-    });
-  }
-
-  /**
-   * Opens the NAR on the first live peer with this NarHash (or on `first`, without asking anyone
-   * else unless it is slow). When a peer hasn't answered within hedgeMs, the next one is asked too;
-   * whichever answers first serves and the others are cancelled. With `first`, a quick failure
-   * resolves null, so the caller can try the local store before other peers.
-   */
-  private openFromPeers(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate): Promise<Found | null> {
-    const next = (state: Lookup) => {
-      const live = new Set(this.o.registry.live());
-      return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
-    };
-    let state: Lookup | null = null;
-    let fanned = false;
-    const lookup = (): Lookup | null => {
-      if (fanned) return state;
-      fanned = true;
-      state = this.fanOut(hashPart);
-      // A lookup that just finished may predate what we need now (a peer that since got the path,
-      // or only peers we have already tried): ask again rather than give up on stale answers.
-      if (state?.done && !next(state)) state = this.fanOut(hashPart, true);
-      return state;
-    };
-    return new Promise((resolve) => {
-      let pending = 0;
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      const cancels = new Set<AbortController>();
-      const finish = (v: Found | null) => {
-        settled = true;
-        clearTimeout(timer);
-        for (const c of cancels) c.abort();
-        resolve(v);
-      };
-      const open = async (candidate: Candidate) => {
-        tried.add(candidate.peer.id);
-        pending++;
-        clearTimeout(timer);
-        timer = setTimeout(() => void launch(), this.o.hedgeMs);
-        const cancel = new AbortController();
-        cancels.add(cancel);
-        const opened = await this.openFromPeer(candidate, candidate.narSize, offset, cancel.signal);
-        cancels.delete(cancel);
-        pending--;
-        if (opened && !settled) finish({ candidate, opened });
-        else if (opened) opened.stream.destroy();
-        else if (!settled && !fanned && pending === 0) finish(null);
-        else void launch();
-      };
-      const launch = async () => {
-        if (settled) return;
-        const s = lookup();
-        if (!s) {
-          if (pending === 0) finish(null);
-          return;
-        }
-        await this.until(s, () => next(s) !== undefined);
-        if (settled) return;
-        const answer = next(s);
-        if (!answer) {
-          if (pending === 0) finish(null);
-          return;
-        }
-        void open({ peer: answer.peer, url: answer.narUrl, storePath: answer.info.storePath, narSize: answer.info.narSize, answer });
-      };
-      if (first) void open(first);
-      else void launch();
-    });
-  }
-
   /** A peer's narinfo is used only if it is for exactly this path and its NAR lives on that peer. */
   private validAnswer(peer: Peer, hashPart: string, info: NarInfo): PeerAnswer | null {
     try {
@@ -400,23 +295,6 @@ export class Resolver implements CacheBackend {
       const narHash32 = formatSha256Nix32(parseSha256(info.narHash)).slice('sha256:'.length);
       return { peer, info, narHash32, narUrl: url.href };
     } catch {
-      return null;
-    }
-  }
-
-  /**
-   * Opens a NAR on one source; a failure marks the peer so it isn't asked again until it recovers.
-   * A peer that merely no longer has the path, or that we cancelled, has not failed.
-   */
-  private async openFromPeer(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal): Promise<Opened | null> {
-    try {
-      const stream = await this.o.client.openNar(source.url, { offset, expectedSize: narSize, signal });
-      return { source: { peer: source.peer, url: source.url }, stream };
-    } catch (e) {
-      if (signal?.aborted) return null;
-      this.o.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
-      // Gone from that peer (GC) or merely busy: the peer itself did nothing wrong.
-      if (!(e instanceof PeerError && (e.kind === 'missing' || e.kind === 'busy'))) this.o.registry.reportFailure(source.peer, (e as Error).message, isTimeout(e));
       return null;
     }
   }
@@ -446,7 +324,7 @@ export class Resolver implements CacheBackend {
               this.o.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
               this.o.registry.reportFailure(failed.peer, why);
             }
-            const found = await this.openFromPeers(hashPart, narHash32, tried, offset);
+            const found = await this.hedged.open(hashPart, narHash32, tried, offset);
             // A slow peer stays the source when no one else has the NAR; once replaced, it may still
             // serve a later resume of this one.
             if (!found) return null;
@@ -489,7 +367,5 @@ export class Resolver implements CacheBackend {
     };
   }
 }
-
-const isTimeout = (e: unknown): boolean => e instanceof PeerError && e.kind === 'timeout';
 
 export { BackendUnavailableError };
