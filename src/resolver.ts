@@ -152,8 +152,10 @@ export class Resolver implements CacheBackend {
     // The peer whose narinfo Nix holds may just be busy or have missed a probe: while it is still
     // there (and not caught lying), a NAR waits for it rather than fail the user's build with a 404.
     const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.o.registry.get(entry.source) : undefined;
-    // (Once more even if it was just tried: a timeout on a congested link is no proof it is gone.)
-    if (entry && holder && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
+    // Once more even if it was just tried (a timeout on a congested link is no proof it is gone),
+    // but not when its probes fail and nothing has come from it lately (a cut link): that 404 is quick.
+    const alive = holder && (holder.failures === 0 || Date.now() - holder.lastHeard < 2000);
+    if (entry && holder && alive && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
       const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
       const opened = await this.hedged.openOne(last, last.narSize);
       if (opened) {
