@@ -79,6 +79,8 @@ export interface FakePeerKnobs {
   drip: { afterBytes: number; bytes: number; everyMs: number } | null;
   /** Accept connections and requests but never answer anything (a cut link, seen from our side). */
   blackhole: boolean;
+  /** Answer health probes' lookups at once even when narInfoDelayMs stalls real lookups. */
+  fastProbeLookups: boolean;
 }
 
 export interface FakePeerCounts {
@@ -94,7 +96,7 @@ export class FakePeer {
   readonly server: Server;
   readonly url: string;
   readonly port: number;
-  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true, drip: null, blackhole: false };
+  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true, drip: null, blackhole: false, fastProbeLookups: false };
   readonly counts: FakePeerCounts = { probe: 0, probeLookup: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
   /** Ranges asked for, as "start-" strings. */
   readonly rangesAsked: string[] = [];
@@ -170,9 +172,10 @@ export class FakePeer {
     const m = /^\/([0-9a-z]{32})\.narinfo$/.exec(path);
     if (m) {
       // Health probes look up a hash no store has; they are probes, not lookups.
-      if (m[1] === PROBE_HASH_PART) this.counts.probeLookup++;
+      const probe = m[1] === PROBE_HASH_PART;
+      if (probe) this.counts.probeLookup++;
       else this.counts.narInfo++;
-      return this.later(this.knobs.narInfoDelayMs, () => {
+      return this.later(probe && this.knobs.fastProbeLookups ? 0 : this.knobs.narInfoDelayMs, () => {
         const text = this.knobs.narInfo404 ? undefined : this.narInfos.get(m[1]);
         if (text === undefined) return void res.writeHead(404, { 'Content-Length': '0' }).end();
         res.writeHead(200, { 'Content-Type': 'text/x-nix-narinfo', 'Content-Length': String(Buffer.byteLength(text)) }).end(text);

@@ -773,6 +773,27 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     assert.notEqual(w.registry.get(w.idOf(staller))!.state, 'up');
   });
 
+  it('a peer that answers probes (lookups of them too) but stalls real lookups is tried again only after a doubling backoff', { timeout: 30_000 }, async (t) => {
+    const w = await world(t, { peers: 2, health: { stallMs: 200, backoffBaseMs: 600 } });
+    const [staller] = w.peers;
+    staller.knobs.narInfoDelayMs = 60_000;
+    staller.knobs.fastProbeLookups = true;
+    const slowAt: number[] = [];
+    const t0 = performance.now();
+    while (performance.now() - t0 < 6000) {
+      await w.registry.checkAll(); // probes every ~100 ms: far more often than the real timer
+      const r = await w.narInfo(makePath('m').hashPart);
+      assert.equal(r.status, 404);
+      if (r.ms > 100) slowAt.push(Math.round(performance.now() - t0));
+      await sleep(100);
+    }
+    const gaps = slowAt.slice(1).map((x, i) => x - slowAt[i]);
+    const peer = w.registry.get(w.idOf(staller))!;
+    t.diagnostic(`stalled lookups, passing probes: ${staller.counts.probe} probes, slow misses at ${slowAt.join(', ')} ms (gaps ${gaps.join(', ')}), strikes ${peer.strikes}`);
+    assert.ok(slowAt.length >= 2 && slowAt.length <= 4, `${slowAt.length} slow misses in 6 s`);
+    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] > gaps[i - 1], 'each retry waits longer');
+  });
+
   it('a peer whose link is cut: misses in flight end together, at most one slow round, the rest fast', { timeout: 30_000 }, async (t) => {
     const w = await world(t, { peers: 2, health: { stallMs: 200 } });
     const [cut] = w.peers;
