@@ -107,8 +107,8 @@ export class PeerHealth<P extends PeerHealthFields> {
       p.failures = 0;
       p.lastSeen = now;
       // A probe shows the peer is there, not that it answers lookups: after a strike it comes back
-      // only once the backoff is over, and its next lookup decides.
-      if (now >= p.retryAt) this.set(p, 'up', 'health check passed');
+      // only once the backoff is over, and its next lookup decides. A liar stays out until cleared.
+      if (now >= p.retryAt && p.badUntil <= now) this.set(p, 'up', 'health check passed');
     } else {
       p.failures++;
       p.rttMs = null;

@@ -766,8 +766,10 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
       times.push(r.ms);
       await sleep(100);
     }
-    const slow = times.filter((ms) => ms > 100).length;
-    t.diagnostic(`stalling peer: first miss ${Math.round(first.ms)} ms; of 20 later misses (probes between), ${slow} took > 100 ms (max ${Math.round(Math.max(...times))} ms); state ${w.registry.get(w.idOf(staller))!.state}`);
+    // A miss that waited on the staller takes its stall time (300 ms here) or more; on a loaded
+    // machine a quick one can still take tens of ms, hence the line at 250.
+    const slow = times.filter((ms) => ms > 250).length;
+    t.diagnostic(`stalling peer: first miss ${Math.round(first.ms)} ms; of 20 later misses (probes between), ${slow} took > 250 ms (max ${Math.round(Math.max(...times))} ms); state ${w.registry.get(w.idOf(staller))!.state}`);
     assert.ok(first.ms < 1000, `the first miss took ${first.ms} ms`);
     assert.equal(slow, 0);
     assert.notEqual(w.registry.get(w.idOf(staller))!.state, 'up');
