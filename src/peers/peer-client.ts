@@ -147,19 +147,26 @@ export class PeerClient {
 
   /** GET of a small body on the lookup pool; `ms` bounds everything from now to the last byte. */
   private async fetchSmall(url: string, max: number, ms: number, signal?: AbortSignal): Promise<{ status: number; body: string }> {
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new PeerError('timeout', `${url}: no answer within ${ms} ms`)), ms);
-    const both = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
+    // One deadline for queue, connect, headers and body (timers rather than AbortSignal.any: this
+    // runs once per peer per miss).
+    const deadline = Date.now() + ms;
+    let res: IncomingMessage;
     try {
-      const res = await this.request(url, {}, this.lookupPool, ms, both);
+      res = await this.request(url, {}, this.lookupPool, ms, signal);
+    } catch (e) {
+      throw asPeerError(e, url);
+    }
+    const late = new PeerError('timeout', `${url}: no answer within ${ms} ms`);
+    const timer = setTimeout(() => res.destroy(late), Math.max(1, deadline - Date.now()));
+    try {
       return { status: res.statusCode ?? 0, body: await readBounded(res, max) };
     } catch (e) {
-      if (deadline.signal.aborted) throw deadline.signal.reason as PeerError;
       throw asPeerError(e, url);
     } finally {
       clearTimeout(timer);
     }
   }
+
 
   /**
    * One GET on a kept-alive connection, resolving at the response headers. node:http rather than got:
@@ -278,7 +285,9 @@ function readBounded(res: IncomingMessage, max: number): Promise<string> {
     });
     res.once('end', () => resolve(Buffer.concat(parts).toString('utf8')));
     res.once('error', reject);
+    // (A promise settles once: after 'end' or 'error' these change nothing.)
     res.once('aborted', () => reject(new PeerError('unreachable', 'connection closed mid-response')));
+    res.once('close', () => reject(new PeerError('unreachable', 'connection closed mid-response')));
   });
 }
 
