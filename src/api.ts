@@ -20,6 +20,8 @@ export interface PeerView {
   bytesFrom: number; // NAR bytes we fetched from this peer
   bytesTo: number; // NAR bytes this peer fetched from us
   lastSeen: number; // epoch ms
+  /** Served bytes that failed verification: not used until `until` or until the user clears it. */
+  bad: { since: number; until: number; reason: string } | null;
 }
 
 export interface CacheEntryView {
@@ -111,6 +113,8 @@ export interface PeernixApi {
   snapshot(): Snapshot;
   subscribe(listener: (change: ApiChange) => void): () => void;
   setSharing(on: boolean): Promise<void>;
+  /** Forgets that a peer served wrong bytes; resolves false when it was not marked (or unknown). */
+  clearPeerBad(id: string): Promise<boolean>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }

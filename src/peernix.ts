@@ -229,6 +229,11 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     snapshot: (): Snapshot => ({ status: status(), peers: registry.views(), entries: affinity.views(), events: events.recent() }),
     subscribe: (listener) => changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
+    async clearPeerBad(id) {
+      const cleared = registry.clearBad(id);
+      if (cleared) log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);
+      return cleared;
+    },
     stop(stopOpts) {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);

@@ -11,17 +11,20 @@ import type { NarInfo } from './nix/narinfo.ts';
 import { encodeNix32 } from './nix/nix32.ts';
 import type { SecretKey } from './nix/signing.ts';
 import { parseStorePath } from './nix/store-path.ts';
+import { HedgedOpener, waitUntil, type Candidate, type Found, type Lookup, type PeerAnswer } from './peers/hedged-open.ts';
 import { PeerError, type PeerClient } from './peers/peer-client.ts';
 import type { Peer, PeerRegistry } from './peers/registry.ts';
-import { ResumingNarStream, type NarSource } from './peers/resuming-nar.ts';
+import { ResumingNarStream, type NarSource, type NarWatchOptions } from './peers/resuming-nar.ts';
 import type { LocalStore } from './store/local-store.ts';
 import { judgeNarInfo, type TrustPolicy } from './trust.ts';
 
 // Where the substituter listener's answers come from. Every way a request can end is here:
 //   narinfo: local store → (negative cache) → all live peers in parallel → 404
-//   NAR:     the affinity entry's source → local store → any live peer with the same NarHash → 404
+//   NAR:     (a resume of a transfer cut for wrong bytes → 404) → the affinity entry's source →
+//            local store → any live peer with the same NarHash → the entry's peer, if still there,
+//            however busy → 404
 // A NAR is never refused just because we don't remember its narinfo: the URL names the store hash
-// and the NarHash, which is all any source needs.
+// and the NarHash, which is all any source needs. Opening it on peers is hedged (peers/hedged-open.ts).
 
 export interface ResolverOptions {
   store: LocalStore;
@@ -34,46 +37,39 @@ export interface ResolverOptions {
   trust: () => TrustPolicy;
   negativeTtlMs?: number;
   hedgeMs?: number;
+  /** A finished lookup answers identical ones for this long (Nix asks narinfo then NAR at once). */
+  lookupReuseMs?: number;
+  /** How long a transfer cut for wrong bytes refuses resumes. */
+  mismatchMemoryMs?: number;
+  /** Drip watchdog for proxied NARs (see resuming-nar.ts). */
+  narWatch?: Partial<NarWatchOptions>;
   verifyLocalNars?: boolean;
 }
 
-interface Lookup {
-  list: PeerAnswer[];
-  done: boolean;
-  doneAt: number;
-  waiters: Set<() => void>;
-}
+/** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
+const MAX_MISMATCH_CUTS = 4096;
 
-type Opened = { source: NarSource; stream: Readable };
 type Verdict = 'trusted' | 'acceptable' | 'rejected';
 
-interface PeerAnswer {
-  peer: Peer;
-  info: NarInfo;
-  narHash32: string;
-  narUrl: string;
-}
-
-/** A peer to open a NAR on: one that answered a lookup, or the affinity entry's (answer null). */
-interface Candidate {
-  peer: Peer;
-  url: string;
-  storePath: string;
-  narSize: number;
-  answer: PeerAnswer | null;
-}
-
-type Found = { candidate: Candidate; opened: Opened };
-
 export class Resolver implements CacheBackend {
-  private readonly o: ResolverOptions;
+  private readonly o: ResolverOptions & { negativeTtlMs: number; hedgeMs: number; lookupReuseMs: number; mismatchMemoryMs: number };
   private readonly negative = new Map<string, number>();
   private readonly lookups = new Map<string, Lookup>();
+  /** `${hashPart}-${narHash32}` → until when a resume of it is refused. */
+  private readonly mismatchCuts = new Map<string, number>();
+  private readonly hedged: HedgedOpener;
 
   constructor(opts: ResolverOptions) {
     // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
     // negative cache off (NaN expiry) and the hedge timer into 1ms.
-    this.o = { ...opts, negativeTtlMs: opts.negativeTtlMs ?? 5000, hedgeMs: opts.hedgeMs ?? 300 };
+    this.o = {
+      ...opts,
+      negativeTtlMs: opts.negativeTtlMs ?? 5000,
+      hedgeMs: opts.hedgeMs ?? 300,
+      lookupReuseMs: opts.lookupReuseMs ?? 1000,
+      mismatchMemoryMs: opts.mismatchMemoryMs ?? 60 * 60_000,
+    };
+    this.hedged = new HedgedOpener({ registry: opts.registry, client: opts.client, log: opts.log, hedgeMs: this.o.hedgeMs, lookup: (h, fresh) => this.fanOut(h, fresh) });
     // A new peer may have what we just missed. Finished lookups go too: reusing one would repeat
     // the miss without asking the newcomer.
     opts.registry.on('up', () => {
@@ -104,8 +100,17 @@ export class Resolver implements CacheBackend {
     return { ...answer.info, url: narUrl(hashPart, answer.narHash32) };
   }
 
-  async nar(hashPart: string, narHash: Buffer): Promise<NarBody | null> {
+  async nar(hashPart: string, narHash: Buffer, opts: { resume?: boolean } = {}): Promise<NarBody | null> {
     const narHash32 = encodeNix32(narHash);
+    if (opts.resume && this.refusesResume(hashPart, narHash32)) {
+      // The client holds a prefix that failed verification (it reached it before the final hash
+      // check): any correct suffix would still fail its own check. A 404 makes Nix drop this
+      // substituter for the path cleanly ("substitute gone") and move on.
+      this.o.log.warn(`NAR ${hashPart}: refusing to resume a transfer that was cut for wrong bytes`);
+      const entry = this.o.affinity.get(hashPart);
+      this.fallback(entry?.storePath ?? hashPart, entry, null, 'mismatch', 'not-found');
+      return null;
+    }
     const found = this.o.affinity.get(hashPart);
     const entry = found && found.narHash32 === narHash32 ? found : undefined;
     const tried = new Set<string>();
@@ -118,7 +123,7 @@ export class Resolver implements CacheBackend {
       else {
         // Hedged like any peer: a stalled entry peer must not hold the NAR up for the header timeout.
         const first: Candidate = { peer, url: entry.peerNarUrl, storePath: entry.storePath, narSize: entry.narSize, answer: null };
-        const got = await this.openFromPeers(hashPart, narHash32, tried, 0, first);
+        const got = await this.hedged.open(hashPart, narHash32, tried, 0, first);
         if (got?.candidate === first) {
           this.o.affinity.hit(hashPart);
           return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, got.opened, tried);
@@ -141,10 +146,42 @@ export class Resolver implements CacheBackend {
     if (entry?.source === LOCAL) reason = local === 'mismatch' ? 'mismatch' : 'gc';
 
     // Any peer that holds this store path with exactly this NarHash serves identical bytes.
-    const found2 = await this.openFromPeers(hashPart, narHash32, tried);
+    const found2 = await this.hedged.open(hashPart, narHash32, tried);
     if (found2) return this.servedByOtherPeer(hashPart, narHash, entry, reason, found2, tried);
+
+    // The peer whose narinfo Nix holds may just be busy or have missed a probe: while it is still
+    // there (and not caught lying), a NAR waits for it rather than fail the user's build with a 404.
+    const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.o.registry.get(entry.source) : undefined;
+    // Once more even if it was just tried (a timeout on a congested link is no proof it is gone),
+    // but not when its probes fail and nothing has come from it lately (a cut link): that 404 is quick.
+    const alive = holder && (holder.failures === 0 || Date.now() - holder.lastHeard < 2000);
+    if (entry && holder && alive && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
+      const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
+      const opened = await this.hedged.openOne(last, last.narSize);
+      if (opened) {
+        tried.add(holder.id);
+        this.o.affinity.hit(hashPart);
+        return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
+      }
+    }
     if (entry) this.fallback(entry.storePath, entry, null, reason, 'not-found');
     return null;
+  }
+
+  private refusesResume(hashPart: string, narHash32: string): boolean {
+    const key = `${hashPart}-${narHash32}`;
+    const until = this.mismatchCuts.get(key);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.mismatchCuts.delete(key);
+    return false;
+  }
+
+  private rememberMismatchCut(hashPart: string, narHash32: string): void {
+    const key = `${hashPart}-${narHash32}`;
+    this.mismatchCuts.delete(key);
+    this.mismatchCuts.set(key, Date.now() + this.o.mismatchMemoryMs);
+    if (this.mismatchCuts.size > MAX_MISMATCH_CUTS) this.mismatchCuts.delete(this.mismatchCuts.keys().next().value!);
   }
 
   private servedByOtherPeer(hashPart: string, narHash: Buffer, entry: AffinityEntry | undefined, reason: FallbackReason, found: Found, tried: Set<string>): NarBody {
@@ -199,7 +236,7 @@ export class Resolver implements CacheBackend {
   private async lookupPeers(hashPart: string, judge: (a: PeerAnswer) => Verdict): Promise<PeerAnswer | null> {
     const state = this.fanOut(hashPart);
     if (!state) return null;
-    await this.until(state, () => state.list.some((a) => judge(a) === 'trusted'));
+    await waitUntil(state, () => state.list.some((a) => judge(a) === 'trusted'));
     return state.list.find((a) => judge(a) === 'trusted') ?? state.list.find((a) => judge(a) === 'acceptable') ?? null;
   }
 
@@ -215,15 +252,19 @@ export class Resolver implements CacheBackend {
       this.negative.delete(hashPart);
     }
     const existing = this.lookups.get(hashPart);
-    if (existing && (!existing.done || (!fresh && existing.doneAt + 1000 > now))) return existing;
+    if (existing && (!existing.done || (!fresh && existing.doneAt + this.o.lookupReuseMs > now))) return existing;
     const state: Lookup = { list: [], done: false, doneAt: 0, waiters: new Set() };
     this.lookups.set(hashPart, state);
     const wake = () => {
       for (const w of state.waiters) w();
     };
     const asks = this.o.registry.live().map(async (peer) => {
+      // A stall of this peer (registry health) releases this lookup and every other one waiting on it.
+      const stop = new AbortController();
+      const untrack = this.o.registry.trackLookup(peer, () => stop.abort());
       try {
-        const info = await this.o.client.narInfo(peer.url, hashPart);
+        const info = await this.o.client.narInfo(peer.url, hashPart, stop.signal);
+        this.o.registry.reportAnswer(peer);
         const answer = info && this.validAnswer(peer, hashPart, info);
         if (answer) {
           state.list.push(answer);
@@ -231,7 +272,9 @@ export class Resolver implements CacheBackend {
         }
       } catch (e) {
         this.o.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        this.o.registry.reportFailure(peer, (e as Error).message);
+        if (!stop.signal.aborted) this.o.registry.reportFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
+      } finally {
+        untrack();
       }
     });
     void Promise.all(asks).then(() => {
@@ -239,91 +282,9 @@ export class Resolver implements CacheBackend {
       state.doneAt = Date.now();
       if (state.list.length === 0) this.negative.set(hashPart, state.doneAt + this.o.negativeTtlMs!);
       wake();
-      setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), 1000).unref();
+      setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.o.lookupReuseMs).unref();
     });
     return state;
-  }
-
-  private until(state: Lookup, ready: () => boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => {
-        if (ready() || state.done) {
-          state.waiters.delete(check);
-          resolve();
-        }
-      };
-      state.waiters.add(check);
-      check();
-    });
-  }
-
-  /**
-   * Opens the NAR on the first live peer with this NarHash (or on `first`, without asking anyone
-   * else unless it is slow). When a peer hasn't answered within hedgeMs, the next one is asked too;
-   * whichever answers first serves and the others are cancelled. With `first`, a quick failure
-   * resolves null, so the caller can try the local store before other peers.
-   */
-  private openFromPeers(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate): Promise<Found | null> {
-    const next = (state: Lookup) => {
-      const live = new Set(this.o.registry.live());
-      return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
-    };
-    let state: Lookup | null = null;
-    let fanned = false;
-    const lookup = (): Lookup | null => {
-      if (fanned) return state;
-      fanned = true;
-      state = this.fanOut(hashPart);
-      // A lookup that just finished may predate what we need now (a peer that since got the path,
-      // or only peers we have already tried): ask again rather than give up on stale answers.
-      if (state?.done && !next(state)) state = this.fanOut(hashPart, true);
-      return state;
-    };
-    return new Promise((resolve) => {
-      let pending = 0;
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      const cancels = new Set<AbortController>();
-      const finish = (v: Found | null) => {
-        settled = true;
-        clearTimeout(timer);
-        for (const c of cancels) c.abort();
-        resolve(v);
-      };
-      const open = async (candidate: Candidate) => {
-        tried.add(candidate.peer.id);
-        pending++;
-        clearTimeout(timer);
-        timer = setTimeout(() => void launch(), this.o.hedgeMs);
-        const cancel = new AbortController();
-        cancels.add(cancel);
-        const opened = await this.openFromPeer(candidate, candidate.narSize, offset, cancel.signal);
-        cancels.delete(cancel);
-        pending--;
-        if (opened && !settled) finish({ candidate, opened });
-        else if (opened) opened.stream.destroy();
-        else if (!settled && !fanned && pending === 0) finish(null);
-        else void launch();
-      };
-      const launch = async () => {
-        if (settled) return;
-        const s = lookup();
-        if (!s) {
-          if (pending === 0) finish(null);
-          return;
-        }
-        await this.until(s, () => next(s) !== undefined);
-        if (settled) return;
-        const answer = next(s);
-        if (!answer) {
-          if (pending === 0) finish(null);
-          return;
-        }
-        void open({ peer: answer.peer, url: answer.narUrl, storePath: answer.info.storePath, narSize: answer.info.narSize, answer });
-      };
-      if (first) void open(first);
-      else void launch();
-    });
   }
 
   /** A peer's narinfo is used only if it is for exactly this path and its NAR lives on that peer. */
@@ -336,22 +297,6 @@ export class Resolver implements CacheBackend {
       const narHash32 = formatSha256Nix32(parseSha256(info.narHash)).slice('sha256:'.length);
       return { peer, info, narHash32, narUrl: url.href };
     } catch {
-      return null;
-    }
-  }
-
-  /**
-   * Opens a NAR on one source; a failure marks the peer so it isn't asked again until it recovers.
-   * A peer that merely no longer has the path, or that we cancelled, has not failed.
-   */
-  private async openFromPeer(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal): Promise<Opened | null> {
-    try {
-      const stream = await this.o.client.openNar(source.url, { offset, expectedSize: narSize, signal });
-      return { source: { peer: source.peer, url: source.url }, stream };
-    } catch (e) {
-      if (signal?.aborted) return null;
-      this.o.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
-      if (!(e instanceof PeerError && e.kind === 'missing')) this.o.registry.reportFailure(source.peer, (e as Error).message);
       return null;
     }
   }
@@ -374,11 +319,18 @@ export class Resolver implements CacheBackend {
             bytes += n;
             this.o.registry.countBytesFrom(src.peer, n);
           },
-          resume: async (offset, failed, why) => {
-            this.o.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
-            this.o.registry.reportFailure(failed.peer, why);
-            const found = await this.openFromPeers(hashPart, narHash32, tried, offset);
+          watch: this.o.narWatch,
+          resume: async (offset, failed, why, slow) => {
+            if (slow) this.o.log.info(`NAR ${storePath} from ${failed.peer.name} is slow at byte ${offset} (${why}); looking for another holder`);
+            else {
+              this.o.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
+              this.o.registry.reportFailure(failed.peer, why);
+            }
+            const found = await this.hedged.open(hashPart, narHash32, tried, offset);
+            // A slow peer stays the source when no one else has the NAR; once replaced, it may still
+            // serve a later resume of this one.
             if (!found) return null;
+            if (slow) tried.delete(failed.peer.id);
             const before = this.o.affinity.get(hashPart);
             if (found.candidate.answer) this.remember(hashPart, found.candidate.answer);
             this.fallback(storePath, before, found.candidate.peer.name, 'peer-failed', 'served');
@@ -400,6 +352,7 @@ export class Resolver implements CacheBackend {
         s.destroy();
         const last = s.sources.at(-1)?.peer ?? first.source.peer;
         if (reason === 'mismatch') {
+          this.rememberMismatchCut(hashPart, narHash32);
           for (const src of s.sources) this.o.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
         }
         if (reason !== 'aborted') {

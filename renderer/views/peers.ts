@@ -63,6 +63,17 @@ function row(p: PeerView): HTMLTableRowElement {
       { title: `last seen ${formatDateTime(p.lastSeen)}` },
       h('span', { class: `dot dot-${p.state}`, attrs: { 'aria-hidden': 'true' } }),
       STATE_LABEL[p.state] ?? String(p.state),
+      ...(p.bad
+        ? [
+            ' ',
+            h('span', {
+              testid: 'peer-bad',
+              class: 'pill pill-warn',
+              text: 'bad',
+              title: `Not used for NARs: ${p.bad.reason} (since ${formatDateTime(p.bad.since)}, until ${formatDateTime(p.bad.until)}). Clear with: peernix peer clear ${p.name}`,
+            }),
+          ]
+        : []),
     ),
     h('td', { class: 'num', text: formatBytes(p.bytesTo) }),
     h('td', { class: 'num', text: formatBytes(p.bytesFrom) }),

@@ -22,7 +22,8 @@ export interface NarBody {
 export interface CacheBackend {
   /** Synchronous when the answer is at hand: the hottest route then costs no event-loop turns. */
   narInfo(hashPart: string): NarInfo | null | Promise<NarInfo | null>;
-  nar(hashPart: string, narHash: Buffer): Promise<NarBody | null>;
+  /** `resume`: the request asks for the NAR from a byte > 0 (a client resuming a cut transfer). */
+  nar(hashPart: string, narHash: Buffer, opts?: { resume?: boolean }): Promise<NarBody | null>;
 }
 
 /** Thrown when the source is down (not "not found"): the listener answers 503, never 404. */

@@ -75,7 +75,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     }
     let body;
     try {
-      body = await backend.nar(hashPart, narHash);
+      body = await backend.nar(hashPart, narHash, { resume: /^bytes=\s*0*[1-9]/.test(String(req.headers.range ?? '')) });
     } catch (e) {
       return failed(res, e, head);
     }

@@ -1,11 +1,12 @@
 import { parseArgs } from 'node:util';
 import type { Snapshot } from '../api.ts';
-import { baseUrlFromListen, fetchSnapshot, setSharing } from '../control/client.ts';
+import { baseUrlFromListen, clearPeerBad, fetchSnapshot, setSharing } from '../control/client.ts';
 import { readToken } from '../control/token.ts';
 import { openDaemonSettings } from '../settings.ts';
 import { defaultStateDir } from '../state-dir.ts';
 
-// `peernix status` and `peernix sharing on|off`: talk to the running Peernix on its loopback listener.
+// `peernix status`, `peernix sharing on|off` and `peernix peer clear ID|NAME`: talk to the running
+// Peernix on its loopback listener.
 
 function target(argv: string[]) {
   const { values, positionals } = parseArgs({
@@ -40,6 +41,32 @@ export async function sharing(argv: string[]): Promise<number> {
   return 0;
 }
 
+export async function peer(argv: string[]): Promise<number> {
+  const t = target(argv);
+  const [verb, who] = t.positionals;
+  if (verb !== 'clear' || !who || t.positionals.length !== 2) {
+    process.stderr.write('usage: peernix peer clear ID|NAME [--listen HOST:PORT] [--state-dir DIR]\n');
+    return 2;
+  }
+  const snap = await fetchSnapshot(t.baseUrl);
+  const byId = snap.peers.find((p) => p.id === who);
+  const byName = snap.peers.filter((p) => p.name === who);
+  if (!byId && byName.length > 1) {
+    process.stderr.write(`peernix: ${byName.length} peers are named "${who}"; give an id: ${byName.map((p) => p.id).join(', ')}\n`);
+    return 1;
+  }
+  const target_ = byId ?? byName[0];
+  if (!target_) {
+    process.stderr.write(`peernix: no peer "${who}"; see \`peernix status\`\n`);
+    return 1;
+  }
+  const token = await readToken(t.stateDir);
+  if (!token) throw new Error(`no control token in ${t.stateDir}; is this the state directory of the running Peernix?`);
+  const cleared = await clearPeerBad(t.baseUrl, token, target_.id);
+  process.stdout.write(cleared ? `${target_.name}: no longer marked bad; it is used again once it answers\n` : `${target_.name} was not marked bad\n`);
+  return 0;
+}
+
 function describe(s: Snapshot): string {
   const st = s.status;
   const lines = [
@@ -52,13 +79,18 @@ function describe(s: Snapshot): string {
     `  public key:   ${st.publicKey}`,
     `  mDNS:         ${st.mdns ? 'on' : 'off'}`,
     `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,
-    ...s.peers.map((p) => `    ${p.state.padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}`),
+    ...s.peers.map((p) => `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}`),
     `  cache entries: ${s.entries.length}`,
     ...s.entries.slice(0, 10).map((e) => `    ${e.name} ← ${e.sourceName} (${e.hits} hits)`),
     `  recent events:`,
     ...s.events.slice(0, 10).map((e) => `    ${new Date(e.time).toISOString()} ${eventLine(e)}`),
   ];
   return lines.join('\n') + '\n';
+}
+
+function badLine(p: Snapshot['peers'][number]): string {
+  if (!p.bad) return '';
+  return `\n            not used: ${p.bad.reason} (since ${new Date(p.bad.since).toISOString()}, until ${new Date(p.bad.until).toISOString()}; \`peernix peer clear ${p.name}\` to use it again)`;
 }
 
 function eventLine(e: Snapshot['events'][number]): string {

@@ -12,6 +12,8 @@ Commands:
   status       show the running Peernix: sharing, peers, cache entries, events  [--json]
   sharing on|off
                turn sharing this store with the LAN on or off (remembered across restarts)
+  peer clear ID|NAME
+               use a peer again that was caught serving wrong bytes
   --version    print the version
   --help       this text
 `;
@@ -28,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./control.ts')).status(rest);
     case 'sharing':
       return (await import('./control.ts')).sharing(rest);
+    case 'peer':
+      return (await import('./control.ts')).peer(rest);
     case '--version':
     case '-V':
     case 'version':

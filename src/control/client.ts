@@ -58,6 +58,26 @@ export async function setSharing(baseUrl: string, token: string, on: boolean): P
   return sharing;
 }
 
+/** Forgets that a peer served wrong bytes; resolves whether it was marked. */
+export async function clearPeerBad(baseUrl: string, token: string, id: string): Promise<boolean> {
+  const url = endpoint(baseUrl, 'peerClearBad');
+  const res = await send(baseUrl, () =>
+    got.post(url, {
+      json: { id },
+      headers: { authorization: `Bearer ${token}` },
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      timeout: { request: TIMEOUT_MS },
+      followRedirect: false,
+    }),
+  );
+  const body = parseJson(res.body, url);
+  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, body, url), res.statusCode);
+  const cleared = (body as { cleared?: unknown } | null)?.cleared;
+  if (typeof cleared !== 'boolean') throw new ControlError(`${url} gave an unexpected answer`);
+  return cleared;
+}
+
 async function send<T>(baseUrl: string, request: () => Promise<T>): Promise<T> {
   try {
     return await request();

@@ -6,6 +6,7 @@ export const CONTROL_API = {
   snapshot: '/peernix/api/snapshot',
   changes: '/peernix/api/changes',
   sharing: '/peernix/api/sharing',
+  peerClearBad: '/peernix/api/peer-clear-bad',
 } as const;
 
 /** The <meta> the dashboard's page carries the control token in (the CSP allows no inline script). */

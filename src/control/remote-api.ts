@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { ApiChange, PeernixApi, Snapshot } from '../api.ts';
 import type { Logger } from '../log.ts';
-import { fetchSnapshot, setSharing } from './client.ts';
+import { clearPeerBad, fetchSnapshot, setSharing } from './client.ts';
 import { CONTROL_API, TOKEN_META_NAME } from './contract.ts';
 
 export interface RemoteApi extends PeernixApi {
@@ -96,6 +96,7 @@ export async function connectRemoteApi(baseUrl: string, token: string, log: Logg
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    clearPeerBad: (id) => clearPeerBad(baseUrl, token, id),
     async setSharing(on) {
       await setSharing(baseUrl, token, on);
       await refresh();

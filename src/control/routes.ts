@@ -6,6 +6,7 @@
 //   GET  /peernix/api/snapshot  Snapshot as JSON
 //   GET  /peernix/api/changes   ApiChange as Server-Sent Events
 //   POST /peernix/api/sharing   {"enabled": boolean}, Bearer token + application/json required
+//   POST /peernix/api/peer-clear-bad  {"id": string}: forget that a peer served wrong bytes (same rules)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeernixApi } from '../api.ts';
 import { ASSET_PREFIX, readAsset, renderDashboardHtml } from './dashboard.ts';
@@ -114,32 +115,56 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
         if (!allow(req, res, ['POST'])) return;
         await postSharing(req, res);
         return;
+      case CONTROL_API.peerClearBad:
+        if (!allow(req, res, ['POST'])) return;
+        await postClearBad(req, res);
+        return;
       default:
         sendJson(res, 404, { error: 'not found' });
     }
   }
 
-  async function postSharing(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** The JSON body of an authorised change, or undefined once an error has been answered. */
+  async function authorisedJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
     if (!bearerMatches(req, opts.token)) {
       sendJson(res, 403, { error: 'missing or wrong control token' });
-      return;
+      return undefined;
     }
     if (!isJsonContentType(req)) {
       sendJson(res, 403, { error: 'Content-Type must be application/json' });
-      return;
+      return undefined;
     }
     const body = await readBody(req, MAX_BODY_BYTES);
     if (body === null) {
       sendJson(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
-      return;
+      return undefined;
     }
-    let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
+      return JSON.parse(body.toString('utf8'));
     } catch {
       sendJson(res, 400, { error: 'body is not JSON' });
+      return undefined;
+    }
+  }
+
+  async function postClearBad(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const parsed = await authorisedJson(req, res);
+    if (parsed === undefined) return;
+    const id = (parsed as { id?: unknown } | null)?.id;
+    if (typeof parsed !== 'object' || parsed === null || Object.keys(parsed).length !== 1 || typeof id !== 'string' || id.length === 0 || id.length > 512) {
+      sendJson(res, 400, { error: 'body must be {"id": "<peer id>"}' });
       return;
     }
+    if (!opts.api.snapshot().peers.some((p) => p.id === id)) {
+      sendJson(res, 404, { error: 'no such peer' });
+      return;
+    }
+    sendJson(res, 200, { id, cleared: await opts.api.clearPeerBad(id) });
+  }
+
+  async function postSharing(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const parsed = await authorisedJson(req, res);
+    if (parsed === undefined) return;
     if (
       typeof parsed !== 'object' ||
       parsed === null ||

@@ -9,7 +9,8 @@ import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 export const MAX_NARINFO_BYTES = 64 * 1024;
 
 export class PeerError extends Error {
-  readonly kind: 'unreachable' | 'timeout' | 'bad-response' | 'missing';
+  /** 'busy': no NAR slot on that peer came free in time; the peer itself did nothing wrong. */
+  readonly kind: 'unreachable' | 'timeout' | 'bad-response' | 'missing' | 'busy';
   constructor(kind: PeerError['kind'], message: string) {
     super(message);
     this.kind = kind;
@@ -18,38 +19,60 @@ export class PeerError extends Error {
 
 export interface PeerTimeouts {
   connectMs: number;
-  narInfoMs: number; // whole narinfo exchange
-  narHeadersMs: number; // until a NAR's response headers
+  narInfoMs: number; // a whole narinfo exchange from the moment it is asked: queue, connect, headers, body
+  narHeadersMs: number; // from sending a NAR request (its slot is ours) to its response headers
   narIdleMs: number; // longest silence inside a NAR body
+  narSlotMs: number; // longest wait for a free NAR slot on one peer
 }
 
-export const DEFAULT_TIMEOUTS: PeerTimeouts = { connectMs: 500, narInfoMs: 1500, narHeadersMs: 3000, narIdleMs: 15000 };
+export const DEFAULT_TIMEOUTS: PeerTimeouts = { connectMs: 500, narInfoMs: 1500, narHeadersMs: 3000, narIdleMs: 15000, narSlotMs: 10 * 60_000 };
+
+export interface PeerLimits {
+  /** Lookup and probe connections per peer. */
+  lookupSockets: number;
+  /** NARs streaming from one peer at once; more wait for a slot instead of failing. */
+  narSlots: number;
+}
+
+export const DEFAULT_LIMITS: PeerLimits = { lookupSockets: 16, narSlots: 32 };
+
+// Lookups and probes have a pool of their own, so they never queue behind NAR bodies from the
+// same peer (a slow peer with 32 NARs streaming would otherwise time every lookup out and look dead).
+interface Pools {
+  http: Agent;
+  https: HttpsAgent;
+}
 
 export class PeerClient {
   private readonly timeouts: PeerTimeouts;
   private readonly userAgent: string;
-  readonly agent: Agent;
-  readonly httpsAgent: HttpsAgent;
+  /** Also used by identity challenges, which must not queue behind NAR bodies either. */
+  readonly lookupPool: Pools;
+  private readonly narPool: Pools;
+  private readonly slots: NarSlots;
 
-  constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix') {
+  constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix', limits: Partial<PeerLimits> = {}) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
     this.userAgent = userAgent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: 60_000 });
-    this.httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: 60_000 });
+    const l = { ...DEFAULT_LIMITS, ...limits };
+    const lookup = { keepAlive: true, maxSockets: l.lookupSockets, maxFreeSockets: 4, timeout: 60_000 };
+    this.lookupPool = { http: new Agent(lookup), https: new HttpsAgent(lookup) };
+    // No socket limit here: NarSlots is the queue, so waiting for a slot is never mistaken for a
+    // peer that does not answer.
+    const nar = { keepAlive: true, maxFreeSockets: 8, timeout: 60_000 };
+    this.narPool = { http: new Agent(nar), https: new HttpsAgent(nar) };
+    this.slots = new NarSlots(l.narSlots);
+  }
+
+  /** NARs streaming from the peer at this URL's origin, and how many wait for a slot. */
+  narLoad(url: string): { active: number; waiting: number } {
+    return this.slots.load(originOf(url));
   }
 
   /** The peer's narinfo for a hash part: a NarInfo, null when it says it hasn't it, or a PeerError. */
   async narInfo(baseUrl: string, hashPart: string, signal?: AbortSignal): Promise<NarInfo | null> {
     const url = `${baseUrl}/${hashPart}.narinfo`;
-    let status: number;
-    let body: string;
-    try {
-      const res = await this.request(url, {}, this.timeouts.narInfoMs, signal);
-      status = res.statusCode ?? 0;
-      body = await readBounded(res, MAX_NARINFO_BYTES, this.timeouts.narInfoMs);
-    } catch (e) {
-      throw asPeerError(e, url);
-    }
+    const { status, body } = await this.fetchSmall(url, MAX_NARINFO_BYTES, this.timeouts.narInfoMs, signal);
     if (status === 404 || status === 410 || status === 403 || status === 401) return null;
     if (status !== 200) throw new PeerError('bad-response', `${url}: HTTP ${status}`);
     try {
@@ -63,14 +86,20 @@ export class PeerClient {
   /**
    * Opens a NAR (or the rest of it from `offset`) and resolves once the peer has answered with the
    * right status and length, so the caller can still choose another source before sending headers.
+   * Waits for one of the peer's NAR slots first; the header timeout starts once the request is sent.
    */
   async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal }): Promise<Readable> {
+    const release = await this.slots.acquire(originOf(url), this.timeouts.narSlotMs, opts.signal, url);
     let res: IncomingMessage;
     try {
-      res = await this.request(url, opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {}, this.timeouts.narHeadersMs, opts.signal);
+      // No connect timeout of its own: on a congested link a SYN-ACK can be dropped, and the header
+      // deadline (with hedging in the resolver) already bounds the wait.
+      res = await this.request(url, opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {}, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
     } catch (e) {
+      release();
       throw asPeerError(e, url);
     }
+    res.once('close', release);
     const want = opts.expectedSize - opts.offset;
     const fail = (why: string, kind: PeerError['kind'] = 'bad-response'): never => {
       res.destroy();
@@ -92,38 +121,70 @@ export class PeerClient {
     return res;
   }
 
-  /** A cheap liveness check: the peer answers /nix-cache-info with 200 in time. */
+  /**
+   * Liveness as lookups see it: /nix-cache-info says this is a Nix cache, and a narinfo for a hash
+   * no store has comes back (any answer) within the same deadline. A peer whose lookups stall
+   * fails this even while its /nix-cache-info still answers.
+   */
   async probe(baseUrl: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
     try {
-      const res = await this.request(`${baseUrl}/nix-cache-info`, {}, timeoutMs);
-      const body = await readBounded(res, 4096, timeoutMs);
-      return res.statusCode === 200 && /^StoreDir: \/nix\/store$/m.test(body);
+      const info = await this.fetchSmall(`${baseUrl}/nix-cache-info`, 4096, timeoutMs);
+      if (info.status !== 200 || !/^StoreDir: \/nix\/store$/m.test(info.body)) return false;
+      const lookup = await this.fetchSmall(`${baseUrl}/${PROBE_HASH_PART}.narinfo`, MAX_NARINFO_BYTES, Math.max(1, deadline - Date.now()));
+      return lookup.status === 404 || lookup.status === 200 || lookup.status === 410;
     } catch {
       return false;
     }
   }
 
   close(): void {
-    this.agent.destroy();
-    this.httpsAgent.destroy();
+    for (const p of [this.lookupPool, this.narPool]) {
+      p.http.destroy();
+      p.https.destroy();
+    }
+    this.slots.close();
   }
+
+  /** GET of a small body on the lookup pool; `ms` bounds everything from now to the last byte. */
+  private async fetchSmall(url: string, max: number, ms: number, signal?: AbortSignal): Promise<{ status: number; body: string }> {
+    // One deadline for queue, connect, headers and body (timers rather than AbortSignal.any: this
+    // runs once per peer per miss).
+    const deadline = Date.now() + ms;
+    let res: IncomingMessage;
+    try {
+      res = await this.request(url, {}, this.lookupPool, ms, signal);
+    } catch (e) {
+      throw asPeerError(e, url);
+    }
+    const late = new PeerError('timeout', `${url}: no answer within ${ms} ms`);
+    const timer = setTimeout(() => res.destroy(late), Math.max(1, deadline - Date.now()));
+    try {
+      return { status: res.statusCode ?? 0, body: await readBounded(res, max) };
+    } catch (e) {
+      throw asPeerError(e, url);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
 
   /**
    * One GET on a kept-alive connection, resolving at the response headers. node:http rather than got:
    * got's per-request cost (~0.6 ms here, measured with bench/peers.ts) is more than a whole LAN miss
    * may take, and loading it costs the daemon ~34 MB of RSS. got stays in the short-lived CLI.
    */
-  private request(url: string, headers: Record<string, string>, headersMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+  private request(url: string, headers: Record<string, string>, pool: Pools, headersMs: number, signal?: AbortSignal, connectTimeout = true): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const https = url.startsWith('https:');
       const req = (https ? httpsRequest : httpRequest)(url, {
-        agent: https ? this.httpsAgent : this.agent,
+        agent: https ? pool.https : pool.http,
         headers: { 'user-agent': this.userAgent, ...headers },
         signal,
       });
       const timer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: no answer within ${headersMs} ms`)), headersMs);
       req.once('socket', (socket) => {
-        if (!socket.connecting) return;
+        if (!connectTimeout || !socket.connecting) return;
         const connectTimer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: connect timed out`)), this.timeouts.connectMs);
         socket.once('connect', () => clearTimeout(connectTimer));
         socket.once('close', () => clearTimeout(connectTimer));
@@ -141,25 +202,93 @@ export class PeerClient {
   }
 }
 
-function readBounded(res: IncomingMessage, max: number, ms: number): Promise<string> {
+/** A hash part no store holds (all zero bits): what a probe looks up. */
+export const PROBE_HASH_PART = '0'.repeat(32);
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * At most `limit` NARs at once per peer; the rest wait in order. Waiting is not failing: a NAR whose
+ * narinfo a peer answered is served by that peer when a slot frees, however busy it is.
+ */
+class NarSlots {
+  private readonly limit: number;
+  private readonly peers = new Map<string, { active: number; queue: (() => void)[] }>();
+  private closed = false;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  load(origin: string): { active: number; waiting: number } {
+    const p = this.peers.get(origin);
+    return { active: p?.active ?? 0, waiting: p?.queue.length ?? 0 };
+  }
+
+  acquire(origin: string, maxWaitMs: number, signal: AbortSignal | undefined, url: string): Promise<() => void> {
+    if (this.closed) return Promise.reject(new PeerError('unreachable', `${url}: client closed`));
+    if (signal?.aborted) return Promise.reject(new PeerError('timeout', `${url}: aborted`));
+    let p = this.peers.get(origin);
+    if (!p) this.peers.set(origin, (p = { active: 0, queue: [] }));
+    const peer = p;
+    const grant = (): (() => void) => {
+      peer.active++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        peer.active--;
+        const next = peer.queue.shift();
+        if (next) next();
+        else if (peer.active === 0) this.peers.delete(origin);
+      };
+    };
+    if (peer.active < this.limit) return Promise.resolve(grant());
+    return new Promise((resolve, reject) => {
+      const onAbort = () => leave(new PeerError('timeout', `${url}: aborted while waiting for a NAR slot`));
+      const timer = setTimeout(() => leave(new PeerError('busy', `${url}: no NAR slot free within ${maxWaitMs} ms`)), maxWaitMs);
+      const entry = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(grant());
+      };
+      const leave = (e: PeerError) => {
+        const i = peer.queue.indexOf(entry);
+        if (i >= 0) peer.queue.splice(i, 1);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        reject(e);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      peer.queue.push(entry);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function readBounded(res: IncomingMessage, max: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => res.destroy(new PeerError('timeout', 'body timed out')), ms);
     res.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > max) res.destroy(new PeerError('bad-response', `response larger than ${max} bytes`));
       else parts.push(chunk);
     });
-    res.once('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(parts).toString('utf8'));
-    });
-    res.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
+    res.once('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    res.once('error', reject);
+    // (A promise settles once: after 'end' or 'error' these change nothing.)
     res.once('aborted', () => reject(new PeerError('unreachable', 'connection closed mid-response')));
+    res.once('close', () => reject(new PeerError('unreachable', 'connection closed mid-response')));
   });
 }
 

@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type { PeerState, PeerView } from '../api.ts';
+import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } from './health.ts';
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from './identity-proof.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
-// crashed peer, so liveness is ours: a health probe of /nix-cache-info, and any failed request marks
-// a peer suspect at once so no lookup waits on it twice.
+// crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
+// requests — a failed or stalled one marks it suspect at once, so no lookup waits on it twice.
 //
 // Identity: an mDNS peer's instance id and key are claims. A peer is `verified` once it has signed a
 // fresh challenge with the key it announces (identity-proof.ts); only then may its key make it
@@ -25,15 +26,10 @@ export interface PeerInfo {
   key?: string; // mDNS: the announcing service's name, which tells claimants of one id apart
 }
 
-export interface Peer extends PeerInfo {
+export interface Peer extends PeerInfo, PeerHealthFields {
   verified: boolean; // proved its key (mDNS), or configured by the user (static)
-  state: PeerState;
-  rttMs: number | null;
-  failures: number;
-  badUntil: number; // served wrong bytes: not asked until then
   bytesFrom: number;
   bytesTo: number;
-  lastSeen: number;
 }
 
 export interface RegistryOptions {
@@ -42,6 +38,7 @@ export interface RegistryOptions {
   healthIntervalMs?: number;
   healthTimeoutMs?: number;
   badPeerMs?: number;
+  health?: Partial<HealthOptions>;
   isTrusted: (publicKey: string | null) => boolean;
   /** Challenges an mDNS peer to prove its claimed id and key (default: GET /peernix/identity). */
   proveIdentity?: (peer: PeerInfo) => Promise<ProofResult>;
@@ -63,13 +60,21 @@ export class PeerRegistry extends EventEmitter {
   private readonly proving = new Set<Peer>();
   private readonly provedAt = new WeakMap<Peer, number>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client'>> & Pick<RegistryOptions, 'isTrusted' | 'client'>;
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'badPeerMs'>> & Pick<RegistryOptions, 'isTrusted' | 'client'>;
+  readonly health: PeerHealth<Peer>;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(opts: RegistryOptions) {
     super();
-    const prove = (p: PeerInfo) => proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.agent, timeoutMs: 1500 });
-    this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, badPeerMs: 10 * 60_000, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
+    const prove = (p: PeerInfo) => proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.lookupPool.http, timeoutMs: 1500 });
+    this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
+    const healthOpts = { ...opts.health, ...(opts.badPeerMs !== undefined ? { badPeerMs: opts.badPeerMs } : {}) };
+    this.health = new PeerHealth<Peer>(healthOpts, (peer, before, why) => {
+      if (!this.peers.has(peer.id)) return;
+      if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
+      if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
+      this.emit('changed');
+    });
   }
 
   start(): void {
@@ -134,7 +139,7 @@ export class PeerRegistry extends EventEmitter {
       if (!victim) return;
       this.drop(victim, 'evicted for a newcomer');
     }
-    const peer: Peer = { ...info, verified: verified || info.source === 'static', state: 'suspect', rttMs: null, failures: 0, badUntil: 0, bytesFrom: 0, bytesTo: 0, lastSeen: Date.now() };
+    const peer: Peer = { ...info, ...freshHealth(), verified: verified || info.source === 'static', bytesFrom: 0, bytesTo: 0 };
     this.peers.set(info.id, peer);
     this.emit('changed');
     void this.check(peer);
@@ -143,6 +148,7 @@ export class PeerRegistry extends EventEmitter {
 
   private drop(peer: Peer, reason: string): void {
     this.peers.delete(peer.id);
+    this.health.forget(peer);
     if (peer.state === 'up') this.emit('down', peer, reason);
     this.emit('changed');
   }
@@ -238,7 +244,7 @@ export class PeerRegistry extends EventEmitter {
   /** Peers worth asking now: up, and not caught serving bad bytes recently. */
   live(): Peer[] {
     const now = Date.now();
-    return this.all().filter((p) => p.state === 'up' && p.badUntil <= now);
+    return this.all().filter((p) => this.health.askable(p, now));
   }
 
   findByAddress(address: string): Peer | undefined {
@@ -246,23 +252,39 @@ export class PeerRegistry extends EventEmitter {
     return this.all().find((p) => p.address === a);
   }
 
-  /** A request to this peer failed: stop asking it until a health probe passes. */
-  reportFailure(peer: Peer, why: string): void {
-    peer.failures++;
-    if (peer.state === 'up') {
-      peer.state = 'suspect';
-      this.emit('down', peer, why);
-      this.emit('changed');
-    }
+  /** A request to this peer failed or went unanswered: not asked again until its backoff is over. */
+  reportFailure(peer: Peer, why: string, soft = false): void {
+    this.health.strike(peer, why, soft);
+  }
+
+  /** It answered a lookup in time, yes or no. */
+  reportAnswer(peer: Peer): void {
+    this.health.answered(peer);
+  }
+
+  /** A lookup to `peer` starts; see PeerHealth.track. */
+  trackLookup(peer: Peer, abort: () => void): () => void {
+    return this.health.track(peer, abort);
   }
 
   reportBadBytes(peer: Peer, why: string): void {
-    peer.badUntil = Date.now() + this.opts.badPeerMs;
-    this.reportFailure(peer, why);
+    this.health.markBad(peer, why);
+    this.emit('changed');
+  }
+
+  /** Forgets that a peer served wrong bytes; false when it was not marked. */
+  clearBad(id: string): boolean {
+    const peer = this.peers.get(id);
+    if (!peer) return false;
+    const was = this.health.clearBad(peer);
+    this.emit('changed');
+    if (was && peer.state === 'up') this.emit('up', peer);
+    return was;
   }
 
   countBytesFrom(peer: Peer, n: number): void {
     peer.bytesFrom += n;
+    this.health.heard(peer);
     this.emit('changed');
   }
 
@@ -287,6 +309,7 @@ export class PeerRegistry extends EventEmitter {
       trusted: p.verified && this.opts.isTrusted(p.publicKey),
       rttMs: p.rttMs,
       state: p.badUntil > Date.now() && p.state === 'up' ? 'suspect' : p.state,
+      bad: p.badUntil > Date.now() ? { since: p.badSince, until: p.badUntil, reason: p.badReason ?? 'served wrong bytes' } : null,
       source: p.source,
       bytesFrom: p.bytesFrom,
       bytesTo: p.bytesTo,
@@ -317,19 +340,8 @@ export class PeerRegistry extends EventEmitter {
     const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs);
     if (!this.peers.has(peer.id)) return;
     const before = peer.state;
-    if (ok) {
-      peer.rttMs = Math.round((performance.now() - t0) * 100) / 100;
-      peer.failures = 0;
-      peer.lastSeen = Date.now();
-      peer.state = 'up';
-    } else {
-      peer.failures++;
-      peer.rttMs = null;
-      peer.state = peer.failures >= 3 ? 'gone' : 'suspect';
-    }
+    this.health.probed(peer, ok, ok ? Math.round((performance.now() - t0) * 100) / 100 : null);
     this.afterCheck(peer, before);
-    if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
-    if (before === 'up' && peer.state !== 'up') this.emit('down', peer, 'health check failed');
-    if (before !== peer.state || ok) this.emit('changed');
+    if (ok) this.emit('changed');
   }
 }

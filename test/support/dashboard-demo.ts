@@ -44,6 +44,7 @@ export const demoPeers: PeerView[] = [
     publicKey: 'build-01-1:4lWw2d8m1xq0b9yT7cZr5eN3vK6pA2sJ8hF0gU1iO3Y=',
     verified: true,
     trusted: true,
+    bad: null,
     rttMs: 0.8,
     state: 'up',
     source: 'mdns',
@@ -61,6 +62,7 @@ export const demoPeers: PeerView[] = [
     publicKey: 'mac-mini-1:9gT2kL0pQ4wE6rY8uI1oP3aS5dF7gH9jK2lZ4xC6vB8=',
     verified: true,
     trusted: true,
+    bad: null,
     rttMs: 3.4,
     state: 'up',
     source: 'static',
@@ -78,6 +80,7 @@ export const demoPeers: PeerView[] = [
     publicKey: 'bob-thinkpad-1:Zx3cV5bN7mA9sD1fG3hJ5kL7qW9eR1tY3uI5oP7aS9d=',
     verified: false,
     trusted: false,
+    bad: null,
     rttMs: null,
     state: 'gone',
     source: 'mdns',
@@ -156,6 +159,16 @@ export class DemoApi implements PeernixApi {
     const full = { ...e, id: nextId++ } as PeernixEvent;
     this.snap.events.push(full);
     this.emit({ topic: 'event', event: full });
+  }
+  clearedBad: string[] = [];
+  /** Clears a peer's bad mark in the made-up snapshot; false when it had none (or is unknown). */
+  async clearPeerBad(id: string) {
+    this.clearedBad.push(id);
+    const peer = this.snap.peers.find((p) => p.id === id);
+    if (!peer?.bad) return false;
+    peer.bad = null;
+    this.emit({ topic: 'peers' });
+    return true;
   }
   async setSharing(on: boolean) {
     this.sharingCalls.push(on);

@@ -29,6 +29,9 @@ export function makePath(name: string, size = 64 * 1024, hashPart = encodeNix32(
   return { storePath: `/nix/store/${hashPart}-${name}`, hashPart, nar, narHash, narHash32: formatSha256Nix32(narHash).slice(7), narSize: size };
 }
 
+/** What PeerClient.probe looks up (peer-client.ts PROBE_HASH_PART): a hash no store has. */
+const PROBE_HASH_PART = '0'.repeat(32);
+
 /** The same store path holding other bytes (a non-reproducible rebuild). */
 export function otherBytes(p: TestPath, size = p.narSize): TestPath {
   return makePath(p.storePath.slice(44), size, p.hashPart);
@@ -72,10 +75,17 @@ export interface FakePeerKnobs {
   /** Flip the bits of the NAR byte at this offset. */
   corruptAt: number | null;
   ranges: boolean;
+  /** Send the NAR body slowly: `afterBytes` at once, then `bytes` every `everyMs`. */
+  drip: { afterBytes: number; bytes: number; everyMs: number } | null;
+  /** Accept connections and requests but never answer anything (a cut link, seen from our side). */
+  blackhole: boolean;
+  /** Answer health probes' lookups at once even when narInfoDelayMs stalls real lookups. */
+  fastProbeLookups: boolean;
 }
 
 export interface FakePeerCounts {
   probe: number;
+  probeLookup: number;
   narInfo: number;
   nar: number;
   ranged: number;
@@ -86,8 +96,8 @@ export class FakePeer {
   readonly server: Server;
   readonly url: string;
   readonly port: number;
-  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true };
-  readonly counts: FakePeerCounts = { probe: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
+  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true, drip: null, blackhole: false, fastProbeLookups: false };
+  readonly counts: FakePeerCounts = { probe: 0, probeLookup: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
   /** Ranges asked for, as "start-" strings. */
   readonly rangesAsked: string[] = [];
   private readonly narInfos = new Map<string, string>();
@@ -154,14 +164,18 @@ export class FakePeer {
     const path = req.url ?? '';
     this.counts.urls.push(path);
     res.on('error', () => {});
+    if (this.knobs.blackhole) return;
     if (path === '/nix-cache-info') {
       this.counts.probe++;
       return void res.writeHead(200, { 'Content-Type': 'text/x-nix-cache-info' }).end('StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n');
     }
     const m = /^\/([0-9a-z]{32})\.narinfo$/.exec(path);
     if (m) {
-      this.counts.narInfo++;
-      return this.later(this.knobs.narInfoDelayMs, () => {
+      // Health probes look up a hash no store has; they are probes, not lookups.
+      const probe = m[1] === PROBE_HASH_PART;
+      if (probe) this.counts.probeLookup++;
+      else this.counts.narInfo++;
+      return this.later(probe && this.knobs.fastProbeLookups ? 0 : this.knobs.narInfoDelayMs, () => {
         const text = this.knobs.narInfo404 ? undefined : this.narInfos.get(m[1]);
         if (text === undefined) return void res.writeHead(404, { 'Content-Length': '0' }).end();
         res.writeHead(200, { 'Content-Type': 'text/x-nix-narinfo', 'Content-Length': String(Buffer.byteLength(text)) }).end(text);
@@ -195,13 +209,31 @@ export class FakePeer {
         'Content-Range': `bytes ${start}-${size - 1}/${size}`,
         'Accept-Ranges': 'bytes',
       });
-      return void res.end(bytes.subarray(start));
+      return void this.send(res, bytes.subarray(start));
     }
     res.writeHead(200, { 'Content-Type': 'application/x-nix-nar', 'Content-Length': String(size), 'Accept-Ranges': 'bytes' });
     const die = this.knobs.dieAfterBytes;
-    if (die === null) return void res.end(bytes);
+    if (die === null) return void this.send(res, bytes);
     // Let the first bytes reach the other side before the connection drops, as a crashing peer would.
     res.write(bytes.subarray(0, die), () => this.later(30, () => res.socket?.destroy()));
+  }
+
+  /** The body at once, or dripped as the drip knob says (stopping when the client goes away). */
+  private send(res: ServerResponse, body: Buffer): void {
+    const drip = this.knobs.drip;
+    if (!drip) return void res.end(body);
+    let at = Math.min(drip.afterBytes, body.length);
+    res.write(body.subarray(0, at));
+    const step = () => {
+      if (res.destroyed) return;
+      const next = Math.min(at + drip.bytes, body.length);
+      const last = next >= body.length;
+      if (last) res.end(body.subarray(at, next));
+      else res.write(body.subarray(at, next));
+      at = next;
+      if (!last) this.later(drip.everyMs, step);
+    };
+    this.later(drip.everyMs, step);
   }
 }
 

@@ -354,3 +354,33 @@ describe('control token', () => {
     }
   });
 });
+
+describe('control routes: clearing a bad peer', () => {
+  const post = (body: unknown, headers: Record<string, string> = {}) =>
+    request({
+      method: 'POST',
+      path: '/peernix/api/peer-clear-bad',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...headers },
+      body: JSON.stringify(body),
+    });
+
+  test('needs the token, takes {"id"} of a known peer, and answers whether it was marked', T, async () => {
+    const peer = { id: 'bad-peer', name: 'liar', url: 'http://10.0.0.9:9999', address: '10.0.0.9', port: 9999, platform: null, publicKey: null, verified: true, trusted: false, rttMs: 1, state: 'suspect' as const, source: 'static' as const, bytesFrom: 0, bytesTo: 0, lastSeen: 1, bad: { since: 1, until: 2, reason: 'served bytes that do not match the NarHash' } };
+    api.snap.peers = [peer, { ...peer, id: 'good-peer', name: 'honest', bad: null }];
+    try {
+      assert.equal((await post({ id: 'bad-peer' }, { authorization: 'Bearer nope' })).status, 403);
+      assert.equal((await post({ id: 'bad-peer', extra: 1 })).status, 400);
+      assert.equal((await post({ id: 42 })).status, 400);
+      assert.equal((await post({ id: 'stranger' })).status, 404);
+      assert.deepEqual(api.clearedBad, []);
+      const r = await post({ id: 'bad-peer' });
+      assert.equal(r.status, 200);
+      assert.deepEqual(JSON.parse(r.body), { id: 'bad-peer', cleared: true });
+      assert.deepEqual(JSON.parse((await post({ id: 'good-peer' })).body), { id: 'good-peer', cleared: false });
+      assert.deepEqual(api.clearedBad, ['bad-peer', 'good-peer']);
+      assert.equal((await request({ path: '/peernix/api/peer-clear-bad' })).status, 405);
+    } finally {
+      api.snap.peers = [];
+    }
+  });
+});

@@ -39,6 +39,7 @@ function setup() {
     setSharing: async (on) => {
       sharingCalls.push(on);
     },
+    clearPeerBad: async () => false,
     stop: async () => {},
   };
   const copied: string[] = [];

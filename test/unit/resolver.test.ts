@@ -11,7 +11,9 @@ import { parseNarInfo, type NarInfo } from '../../src/nix/narinfo.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
 import { PeerClient, type PeerTimeouts } from '../../src/peers/peer-client.ts';
+import type { HealthOptions } from '../../src/peers/health.ts';
 import { PeerRegistry } from '../../src/peers/registry.ts';
+import type { NarWatchOptions } from '../../src/peers/resuming-nar.ts';
 import { Resolver } from '../../src/resolver.ts';
 import { policyFromKeys, type TrustPolicy } from '../../src/trust.ts';
 import { FakeLocalStore, FakePeer, makePath, narInfoFor, otherBytes, type TestPath } from '../support/fake-peer.ts';
@@ -33,6 +35,8 @@ interface WorldOptions {
   requireSigs?: boolean;
   hedgeMs?: number;
   negativeTtlMs?: number;
+  health?: Partial<HealthOptions>;
+  narWatch?: Partial<NarWatchOptions>;
 }
 
 interface World {
@@ -61,7 +65,7 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   const store = new FakeLocalStore();
   const client = new PeerClient(TIMEOUTS, 'peernix-test');
   const trust = policyFromKeys([upstream.publicKey.text], o.requireSigs ?? true);
-  const registry = new PeerRegistry({ client, healthTimeoutMs: 500, isTrusted: () => false });
+  const registry = new PeerRegistry({ client, healthTimeoutMs: 500, health: o.health, isTrusted: () => false });
   const affinity = new AffinityCache();
   const events = new EventLog();
   const resolver = new Resolver({
@@ -75,6 +79,7 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
     trust: () => trust,
     hedgeMs: o.hedgeMs ?? 150,
     negativeTtlMs: o.negativeTtlMs,
+    narWatch: o.narWatch,
   });
   const listener = await listen({
     host: '127.0.0.1',
@@ -645,5 +650,190 @@ describe('resolver: NAR', () => {
     assert.equal(r.status, 206);
     assert.equal(r.complete, true);
     assert.ok(r.body.equals(p.nar.subarray(100_000)));
+  });
+});
+
+describe('resolver: the field (slow, lying, dripping and stalling peers)', () => {
+  it('one slow peer: 40 concurrent NARs all complete (none 404 after its narinfo said 200) and a miss meanwhile stays fast', { timeout: 60_000 }, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const slow = w.peers[0];
+    const paths = Array.from({ length: 40 }, (_, i) => makePath(`slow-${i}`, 100_000));
+    for (const p of paths) slow.add(p, narInfoFor(p, { signers: [upstream] }));
+    for (const p of paths) assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    // Each body takes ~2.5 s: 32 fill the old shared pool, and everything else queued behind them.
+    slow.knobs.drip = { afterBytes: 0, bytes: 10_000, everyMs: 250 };
+    const t0 = performance.now();
+    const nars = Promise.all(paths.map((p) => w.nar(p)));
+    await sleep(400);
+    const miss = await w.narInfo(makePath('not-there').hashPart);
+    const results = await nars;
+    const statuses = new Map<number, number>();
+    for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+    const complete = results.filter((r, i) => r.status === 200 && r.complete && r.body.equals(paths[i].nar)).length;
+    t.diagnostic(`40 NARs from one slow peer: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${complete} complete and byte-exact, in ${Math.round(performance.now() - t0)} ms; a miss meanwhile took ${Math.round(miss.ms)} ms; peer ${w.registry.get(w.idOf(slow))!.state}`);
+    assert.equal(statuses.get(404) ?? 0, 0, 'no NAR 404 after its narinfo said 200');
+    assert.equal(complete, 40);
+    assert.equal(miss.status, 404);
+    assert.ok(miss.ms < 300, `a miss took ${miss.ms} ms while NARs streamed`);
+    assert.equal(w.registry.get(w.idOf(slow))!.state, 'up', 'a busy peer is not a dead one');
+  });
+
+  it('a resume of a transfer cut for wrong bytes is refused with 404; a fresh request is served by an honest peer; the liar is marked bad until cleared', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [liar, honest] = w.peers;
+    const p = makePath('tampered-resume', 600_000);
+    liar.add(p, narInfoFor(p, { signers: [upstream] }));
+    honest.add(p, narInfoFor(p, { signers: [upstream] }));
+    honest.knobs.narInfoDelayMs = 100;
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    liar.knobs.corruptAt = 200_000;
+    const cut = await w.nar(p);
+    assert.equal(cut.complete, false);
+    const reached = cut.body.length;
+    assert.ok(reached > 200_000, `the wrong byte reached the client (${reached} bytes sent)`);
+    // What Nix does next: resume at the cut, holding a prefix with the wrong byte in it.
+    const resumed = await w.nar(p, { range: `bytes=${reached}-` });
+    const fresh = await w.nar(p);
+    const view = w.registry.views().find((v) => v.id === w.idOf(liar))!;
+    t.diagnostic(`cut after ${reached} of ${p.narSize} bytes; resume → ${resumed.status}; fresh request → ${fresh.status} (${fresh.body.length} bytes); liar bad: ${JSON.stringify(view.bad)}; honest NAR requests: ${honest.counts.nar}`);
+    assert.equal(resumed.status, 404, 'never complete a wrong prefix with a right suffix');
+    assertSameNar(fresh, p);
+    assert.ok(view.bad && view.bad.until - view.bad.since >= 60 * 60_000, 'bad for hours');
+    assert.match(view.bad!.reason, /NarHash/);
+    assert.equal(liar.counts.nar, 1, 'the liar is not asked for NARs again');
+    assert.ok(!w.registry.live().some((x) => x.id === w.idOf(liar)));
+    assert.deepEqual(
+      w.fallbacks().filter((f) => f.reason === 'mismatch').map((f) => [f.to, f.outcome]),
+      [[null, 'not-found']],
+    );
+    // The user clears it: it is asked again once a probe passes.
+    assert.equal(w.registry.clearBad(w.idOf(liar)), true);
+    assert.equal(w.registry.views().find((v) => v.id === w.idOf(liar))!.bad, null);
+    await w.registry.checkAll();
+    await waitFor('the liar back', () => w.registry.live().some((x) => x.id === w.idOf(liar)), 5000);
+    assert.equal(w.registry.clearBad(w.idOf(liar)), false, 'nothing left to clear');
+  });
+
+  it('a dripping peer (1 byte per tick) is abandoned mid-stream; the rest comes from another holder by Range', { timeout: 30_000 }, async (t) => {
+    const w = await world(t, { peers: 2, narWatch: { tickMs: 200, graceMs: 600, windowTicks: 3, minBytesPerSec: 16 * 1024 } });
+    const [dripper, backup] = w.peers;
+    const p = makePath('dripped', 1024 * 1024);
+    dripper.add(p, narInfoFor(p, { signers: [upstream] }));
+    backup.add(p, narInfoFor(p, { signers: [upstream] }));
+    backup.knobs.narInfoDelayMs = 100;
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(dripper));
+    dripper.knobs.drip = { afterBytes: 300_000, bytes: 1, everyMs: 200 };
+    const t0 = performance.now();
+    const r = await Promise.race([w.nar(p), sleep(10_000).then(() => null)]);
+    const ms = Math.round(performance.now() - t0);
+    t.diagnostic(`drip: ${r ? `${r.status}, ${r.body.length} bytes, complete ${r.complete}` : 'still dripping'} after ${ms} ms; backup ranges asked ${JSON.stringify(backup.rangesAsked)}`);
+    assert.ok(r, 'the NAR completed within 10 s');
+    assertSameNar(r, p);
+    assert.equal(backup.counts.ranged, 1);
+    assert.ok(Number(backup.rangesAsked[0].slice(0, -1)) >= 300_000, 'resumed where the drip had got to');
+    assert.ok(w.registry.live().some((x) => x.id === w.idOf(dripper)), 'slow is not dead: the dripper still answers lookups');
+  });
+
+  it('the entry peer missed a beat (suspect, not gone): its NAR waits for it instead of a 404', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const [holder] = w.peers;
+    const p = makePath('held', 200_000);
+    holder.add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    w.registry.reportFailure(w.registry.get(w.idOf(holder))!, 'one lookup timed out');
+    const r = await w.nar(p);
+    t.diagnostic(`holder ${w.registry.get(w.idOf(holder))!.state}: NAR ${r.status}, ${r.body.length} bytes`);
+    assertSameNar(r, p);
+  });
+
+  it('a slow source with no other holder is kept, not cut', { timeout: 30_000 }, async (t) => {
+    const w = await world(t, { peers: 1, narWatch: { tickMs: 200, graceMs: 400, windowTicks: 3, minBytesPerSec: 1024 * 1024, retryMs: 500 } });
+    const p = makePath('slow-only', 200_000);
+    w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
+    w.peers[0].knobs.drip = { afterBytes: 0, bytes: 20_000, everyMs: 200 };
+    const r = await w.nar(p);
+    t.diagnostic(`slow sole holder: ${r.status}, ${r.body.length} bytes, complete ${r.complete}`);
+    assertSameNar(r, p);
+  });
+
+  it('a peer that passes health checks but stalls lookups costs one slow lookup, not one per probe', { timeout: 30_000 }, async (t) => {
+    const w = await world(t, { peers: 2, health: { stallMs: 300, backoffBaseMs: 1000 } });
+    const [staller] = w.peers;
+    staller.knobs.narInfoDelayMs = 60_000; // /nix-cache-info still answers at once
+    const first = await w.narInfo(makePath('first-miss').hashPart);
+    const times: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      if (i % 4 === 0) await w.registry.checkAll(); // the health probes, as the timer would run them
+      const r = await w.narInfo(makePath(`miss-${i}`).hashPart);
+      assert.equal(r.status, 404);
+      times.push(r.ms);
+      await sleep(100);
+    }
+    // A miss that waited on the staller takes its stall time (300 ms here) or more; on a loaded
+    // machine a quick one can still take tens of ms, hence the line at 250.
+    const slow = times.filter((ms) => ms > 250).length;
+    t.diagnostic(`stalling peer: first miss ${Math.round(first.ms)} ms; of 20 later misses (probes between), ${slow} took > 250 ms (max ${Math.round(Math.max(...times))} ms); state ${w.registry.get(w.idOf(staller))!.state}`);
+    assert.ok(first.ms < 1000, `the first miss took ${first.ms} ms`);
+    assert.equal(slow, 0);
+    assert.notEqual(w.registry.get(w.idOf(staller))!.state, 'up');
+  });
+
+  it('a peer that answers probes (lookups of them too) but stalls real lookups is tried again only after a doubling backoff', { timeout: 30_000 }, async (t) => {
+    const w = await world(t, { peers: 2, health: { stallMs: 200, backoffBaseMs: 600 } });
+    const [staller] = w.peers;
+    staller.knobs.narInfoDelayMs = 60_000;
+    staller.knobs.fastProbeLookups = true;
+    const slowAt: number[] = [];
+    const t0 = performance.now();
+    while (performance.now() - t0 < 6000) {
+      await w.registry.checkAll(); // probes every ~100 ms: far more often than the real timer
+      const r = await w.narInfo(makePath('m').hashPart);
+      assert.equal(r.status, 404);
+      if (r.ms > 100) slowAt.push(Math.round(performance.now() - t0));
+      await sleep(100);
+    }
+    const gaps = slowAt.slice(1).map((x, i) => x - slowAt[i]);
+    const peer = w.registry.get(w.idOf(staller))!;
+    t.diagnostic(`stalled lookups, passing probes: ${staller.counts.probe} probes, slow misses at ${slowAt.join(', ')} ms (gaps ${gaps.join(', ')}), strikes ${peer.strikes}`);
+    assert.ok(slowAt.length >= 2 && slowAt.length <= 4, `${slowAt.length} slow misses in 6 s`);
+    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] > gaps[i - 1], 'each retry waits longer');
+  });
+
+  it('a peer whose link is cut: misses in flight end together, at most one slow round, the rest fast', { timeout: 30_000 }, async (t) => {
+    const w = await world(t, { peers: 2, health: { stallMs: 200 } });
+    const [cut] = w.peers;
+    cut.knobs.blackhole = true;
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => sleep(i * 20).then(() => w.narInfo(makePath(`burst-${i}`).hashPart))));
+    const later: number[] = [];
+    for (let i = 0; i < 20; i++) later.push((await w.narInfo(makePath(`later-${i}`).hashPart)).ms);
+    const burstMax = Math.max(...burst.map((r) => r.ms));
+    const slowLater = later.filter((ms) => ms > 100).length;
+    t.diagnostic(`cut link: 10 misses in flight took at most ${Math.round(burstMax)} ms (lookup timeout ${TIMEOUTS.narInfoMs} ms); of 20 later misses ${slowLater} took > 100 ms`);
+    for (const r of burst) assert.equal(r.status, 404);
+    assert.ok(burstMax < TIMEOUTS.narInfoMs! - 150, `misses in flight waited ${burstMax} ms`);
+    assert.equal(slowLater, 0);
+  });
+
+  it('a lookup timeout covers the whole exchange, body included', T, async (t) => {
+    const w = await world(t, { peers: 1, health: { stallMs: 60_000 } });
+    // Headers at once, then the body never finishes: the old per-phase timers allowed twice narInfoMs.
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      if (req.url === '/nix-cache-info') return void res.end('StoreDir: /nix/store\n');
+      // Headers late but in time, then a body that never finishes.
+      setTimeout(() => {
+        res.writeHead(200, { 'Content-Length': '100' });
+        res.write('StorePath: ');
+      }, 400);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const t0 = performance.now();
+    await assert.rejects(w.client.narInfo(url, makePath('x').hashPart));
+    const ms = performance.now() - t0;
+    t.diagnostic(`a narinfo whose body stalls failed after ${Math.round(ms)} ms (narInfoMs ${TIMEOUTS.narInfoMs})`);
+    assert.ok(ms < TIMEOUTS.narInfoMs! + 200, `took ${ms} ms`);
   });
 });

@@ -1,0 +1,155 @@
+import type { Readable } from 'node:stream';
+import type { Logger } from '../log.ts';
+import type { NarInfo } from '../nix/narinfo.ts';
+import { PeerError, type PeerClient } from './peer-client.ts';
+import type { Peer, PeerRegistry } from './registry.ts';
+import type { NarSource } from './resuming-nar.ts';
+
+// Opening a NAR on peers, hedged: the preferred peer first, and when it has not answered within
+// hedgeMs the next holder of the same NarHash too; whichever answers first serves, the others are
+// cancelled. Holders come from the resolver's lookups (one fan-out per hash part, shared).
+
+/** A peer's usable narinfo answer for a hash part. */
+export interface PeerAnswer {
+  peer: Peer;
+  info: NarInfo;
+  narHash32: string;
+  narUrl: string;
+}
+
+/** One fan-out of narinfo lookups: answers as they arrive, and who waits for more. */
+export interface Lookup {
+  list: PeerAnswer[];
+  done: boolean;
+  doneAt: number;
+  waiters: Set<() => void>;
+}
+
+/** A peer to open a NAR on: one that answered a lookup, or the affinity entry's (answer null). */
+export interface Candidate {
+  peer: Peer;
+  url: string;
+  storePath: string;
+  narSize: number;
+  answer: PeerAnswer | null;
+}
+
+export type Opened = { source: NarSource; stream: Readable };
+export type Found = { candidate: Candidate; opened: Opened };
+
+/** Resolves once `ready()` holds or the lookup is done. */
+export function waitUntil(state: Lookup, ready: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (ready() || state.done) {
+        state.waiters.delete(check);
+        resolve();
+      }
+    };
+    state.waiters.add(check);
+    check();
+  });
+}
+
+export interface HedgedOpenDeps {
+  registry: PeerRegistry;
+  client: PeerClient;
+  log: Logger;
+  hedgeMs: number;
+  /** The fan-out for a hash part (in flight, or just finished unless `fresh`), or null on a remembered miss. */
+  lookup(hashPart: string, fresh?: boolean): Lookup | null;
+}
+
+export class HedgedOpener {
+  private readonly d: HedgedOpenDeps;
+
+  constructor(deps: HedgedOpenDeps) {
+    this.d = deps;
+  }
+
+  /**
+   * Opens the NAR on the first live peer with this NarHash (or on `first`, without asking anyone
+   * else unless it is slow). With `first`, a quick failure resolves null, so the caller can try the
+   * local store before other peers. Peers in `tried` are skipped; every peer opened is added.
+   */
+  open(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate): Promise<Found | null> {
+    const next = (state: Lookup) => {
+      const live = new Set(this.d.registry.live());
+      return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
+    };
+    let state: Lookup | null = null;
+    let fanned = false;
+    const lookup = (): Lookup | null => {
+      if (fanned) return state;
+      fanned = true;
+      state = this.d.lookup(hashPart);
+      // A lookup that just finished may predate what we need now (a peer that since got the path,
+      // or only peers we have already tried): ask again rather than give up on stale answers.
+      if (state?.done && !next(state)) state = this.d.lookup(hashPart, true);
+      return state;
+    };
+    return new Promise((resolve) => {
+      let pending = 0;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const cancels = new Set<AbortController>();
+      const finish = (v: Found | null) => {
+        settled = true;
+        clearTimeout(timer);
+        for (const c of cancels) c.abort();
+        resolve(v);
+      };
+      const open = async (candidate: Candidate) => {
+        tried.add(candidate.peer.id);
+        pending++;
+        clearTimeout(timer);
+        timer = setTimeout(() => void launch(), this.d.hedgeMs);
+        const cancel = new AbortController();
+        cancels.add(cancel);
+        const opened = await this.openOne(candidate, candidate.narSize, offset, cancel.signal);
+        cancels.delete(cancel);
+        pending--;
+        if (opened && !settled) finish({ candidate, opened });
+        else if (opened) opened.stream.destroy();
+        else if (!settled && !fanned && pending === 0) finish(null);
+        else void launch();
+      };
+      const launch = async () => {
+        if (settled) return;
+        const s = lookup();
+        if (!s) {
+          if (pending === 0) finish(null);
+          return;
+        }
+        await waitUntil(s, () => next(s) !== undefined);
+        if (settled) return;
+        const answer = next(s);
+        if (!answer) {
+          if (pending === 0) finish(null);
+          return;
+        }
+        void open({ peer: answer.peer, url: answer.narUrl, storePath: answer.info.storePath, narSize: answer.info.narSize, answer });
+      };
+      if (first) void open(first);
+      else void launch();
+    });
+  }
+
+  /**
+   * Opens a NAR on one source; a failure marks the peer so it isn't asked again until it recovers.
+   * A peer that merely no longer has the path, is busy, or that we cancelled, has not failed.
+   */
+  async openOne(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal): Promise<Opened | null> {
+    try {
+      const stream = await this.d.client.openNar(source.url, { offset, expectedSize: narSize, signal });
+      return { source: { peer: source.peer, url: source.url }, stream };
+    } catch (e) {
+      if (signal?.aborted) return null;
+      this.d.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
+      if (e instanceof PeerError && (e.kind === 'missing' || e.kind === 'busy')) return null;
+      // A timeout of a peer heard from moments ago is congestion (registry health decides).
+      this.d.registry.reportFailure(source.peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
+      return null;
+    }
+  }
+}
