@@ -4,6 +4,20 @@
 
 export type PeerState = 'up' | 'suspect' | 'gone';
 
+export type PeerSummaryState = 'loading' | 'ok' | 'stale' | 'unsupported' | 'refused';
+
+/** What this machine knows of a peer's store summary (which paths it may have). */
+export interface PeerSummaryView {
+  state: PeerSummaryState;
+  reason: string | null; // why it is stale, unsupported or refused
+  bytes: number; // size of the summary as last received whole
+  epoch: string | null;
+  generation: number | null;
+  paths: number; // as the peer claims
+  admittedEstimate: number; // as the filter's bits suggest
+  updatedAt: number | null; // epoch ms of its last change
+}
+
 export interface PeerView {
   id: string; // instance id from the TXT record, or the URL for a static peer
   name: string;
@@ -22,6 +36,8 @@ export interface PeerView {
   lastSeen: number; // epoch ms
   /** Served bytes that failed verification: not used until `until` or until the user clears it. */
   bad: { since: number; until: number; reason: string } | null;
+  /** The peer's store summary as followed here; null for a peer not followed (yet). */
+  summary: PeerSummaryView | null;
 }
 
 export interface CacheEntryView {

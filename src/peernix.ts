@@ -4,6 +4,7 @@ import { AffinityCache } from './affinity.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen } from './cache/http-listener.ts';
 import { createIdentityRoute } from './cache/identity-route.ts';
+import { createSummaryRoute } from './cache/summary-route.ts';
 import { ChangeBatcher, type Topic } from './change-batcher.ts';
 import { LocalBackend } from './cache/local-backend.ts';
 import { EventLog } from './events.ts';
@@ -13,12 +14,14 @@ import type { Logger } from './log.ts';
 import { nixConfLines } from './nix-conf.ts';
 import { MdnsDiscovery } from './peers/discovery.ts';
 import { PeerClient } from './peers/peer-client.ts';
+import { PeerSummaries } from './peers/peer-summaries.ts';
 import { PeerRegistry } from './peers/registry.ts';
 import { staticPeerInfo } from './peers/static-peer.ts';
 import { Resolver } from './resolver.ts';
 import { SharingSwitch } from './sharing-switch.ts';
 import { ensureStateDir } from './state-dir.ts';
 import { LocalStore, type NarSourceKind } from './store/local-store.ts';
+import { StoreSummary } from './store/store-summary.ts';
 import { parseStoreUri } from './store/store-uri.ts';
 import { isKeyTrusted, readNixTrust, type TrustPolicy } from './trust.ts';
 
@@ -91,9 +94,31 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     },
   });
   const client = new PeerClient({}, `peernix/${opts.version}`);
-  const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust) });
+  // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
+  const summaries = new PeerSummaries({
+    log: log.child('summaries'),
+    userAgent: `peernix/${opts.version}`,
+    onChange: () => {
+      resolver.forgetMisses();
+      notifySoon('peers');
+    },
+  });
+  const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust), summaryOf: (id) => summaries.view(id) });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
-  const resolver = new Resolver({ store, key: identity.key, registry, client, affinity, events, log: log.child('resolver'), trust: () => trust, verifyLocalNars: opts.verifyLocalNars });
+  const resolver = new Resolver({
+    store,
+    key: identity.key,
+    registry,
+    client,
+    affinity,
+    events,
+    log: log.child('resolver'),
+    trust: () => trust,
+    verifyLocalNars: opts.verifyLocalNars,
+    mayHave: (peer, hashPart) => summaries.mayHave(peer.id, hashPart),
+  });
+  // This store's summary for peers, served on the share listener and kept current from the database.
+  const storeSummary = new StoreSummary(store.summarySource);
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
 
   registry.on('up', (p) => {
@@ -104,7 +129,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log.info(`peer down: ${p.name} (${reason})`);
     events.emit({ type: 'peer-down', peerId: p.id, peerName: p.name, reason });
   });
-  registry.on('changed', () => notifySoon('peers'));
+  registry.on('changed', () => {
+    notifySoon('peers');
+    // Follow the summary of every peer that has been up; forget those that left.
+    for (const p of registry.all()) if (p.state === 'up') summaries.follow(p.id, p.url);
+    for (const id of summaries.followed()) if (!registry.get(id)) summaries.unfollow(id);
+  });
 
   // Unreadable settings keep the last ones read (none at first) and say so in the status.
   let trustView: NonNullable<StatusView['trust']> = { source: null, keys: 0, requireSigs: true, error: 'not read yet' };
@@ -137,6 +167,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     },
   });
   const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });
+  const summaryRoute = createSummaryRoute({ summary: storeSummary });
   const substHandler = createCacheHandler({ backend: resolver, log: log.child('subst'), priority: CACHE_PRIORITY });
   let extraRoutes: ((req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean) | null = null;
   const substituter = await listen({
@@ -155,7 +186,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   let daemon: DaemonHealth = { ok: false, version: null, error: 'not checked yet' };
 
   const sharing = new SharingSwitch({
-    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: (req, res) => identityRoute(req, res) || shareHandler(req, res), log }),
+    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: (req, res) => identityRoute(req, res) || summaryRoute(req, res) || shareHandler(req, res), log }),
     announce: (port) => discovery?.publish(port),
     unannounce: async () => discovery?.unpublish(),
     persist: opts.persistSharing,
@@ -203,7 +234,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     }
   };
   await refreshDaemon();
-  const timers = [setInterval(() => void refreshDaemon(), 5_000), setInterval(refreshTrust, 60_000)];
+  // Paths added here reach peers' summaries within moments: a look at the database's newest rows
+  // (an indexed query that finds nothing most of the time), and every 10 s a count for deletions.
+  let summaryTicks = 0;
+  const refreshSummary = () => {
+    if (sharing.on) storeSummary.refresh(++summaryTicks % 20 === 0);
+  };
+  refreshSummary();
+  const timers = [setInterval(() => void refreshDaemon(), 5_000), setInterval(refreshTrust, 60_000), setInterval(refreshSummary, 500)];
   for (const t of timers) t.unref();
 
   const status = (): StatusView => ({
@@ -241,6 +279,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         await discovery?.stop();
         await Promise.all([substituter.close(stopOpts?.graceMs), sharing.stop(stopOpts?.graceMs ?? 3000)]);
         client.close();
+        summaries.close();
         await store.close();
         changes.close();
       })();

@@ -44,6 +44,8 @@ export interface ResolverOptions {
   /** Drip watchdog for proxied NARs (see resuming-nar.ts). */
   narWatch?: Partial<NarWatchOptions>;
   verifyLocalNars?: boolean;
+  /** A peer's store summary on a path: false = certainly not there (not asked), null = no summary to go by. */
+  mayHave?: (peer: Peer, hashPart: string) => boolean | null;
 }
 
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
@@ -76,6 +78,11 @@ export class Resolver implements CacheBackend {
       this.negative.clear();
       for (const [hashPart, l] of this.lookups) if (l.done) this.lookups.delete(hashPart);
     });
+  }
+
+  /** Forgets remembered misses: a peer's summary now admits paths it did not. */
+  forgetMisses(): void {
+    this.negative.clear();
   }
 
   async narInfo(hashPart: string): Promise<NarInfo | null> {
@@ -258,7 +265,9 @@ export class Resolver implements CacheBackend {
     const wake = () => {
       for (const w of state.waiters) w();
     };
-    const asks = this.o.registry.live().map(async (peer) => {
+    // Only peers whose summary admits the path (or that publish none) are asked: most misses ask nobody.
+    const candidates = this.o.mayHave ? this.o.registry.live().filter((p) => this.o.mayHave!(p, hashPart) !== false) : this.o.registry.live();
+    const asks = candidates.map(async (peer) => {
       // A stall of this peer (registry health) releases this lookup and every other one waiting on it.
       const stop = new AbortController();
       const untrack = this.o.registry.trackLookup(peer, () => stop.abort());

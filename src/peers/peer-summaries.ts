@@ -1,6 +1,7 @@
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { BloomFilter } from 'bloomfilter';
+import type { PeerSummaryState, PeerSummaryView } from '../api.ts';
 import type { Logger } from '../log.ts';
 import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from './summary-wire.ts';
 
@@ -13,19 +14,6 @@ import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BY
 //
 // Summaries are hostile input: bounded in size, a filter that admits nearly everything is refused,
 // and so is a peer whose summary changes faster than any store does.
-
-export type PeerSummaryState = 'loading' | 'ok' | 'stale' | 'unsupported' | 'refused';
-
-export interface PeerSummaryView {
-  state: PeerSummaryState;
-  reason: string | null;
-  bytes: number;
-  epoch: string | null;
-  generation: number | null;
-  paths: number; // as the peer claims
-  admittedEstimate: number; // as the filter's bits suggest
-  updatedAt: number | null;
-}
 
 export interface PeerSummariesOptions {
   log: Logger;
@@ -97,6 +85,10 @@ export class PeerSummaries {
     f.stopped = true;
     f.abort.abort();
     this.peers.delete(id);
+  }
+
+  followed(): string[] {
+    return [...this.peers.keys()];
   }
 
   /** true/false from a current summary; null when there is none to go by (ask the peer). */

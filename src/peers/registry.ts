@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { PeerState, PeerView } from '../api.ts';
+import type { PeerState, PeerSummaryView, PeerView } from '../api.ts';
 import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } from './health.ts';
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from './identity-proof.ts';
@@ -40,6 +40,8 @@ export interface RegistryOptions {
   badPeerMs?: number;
   health?: Partial<HealthOptions>;
   isTrusted: (publicKey: string | null) => boolean;
+  /** What is known of a peer's store summary, for its view. */
+  summaryOf?: (id: string) => PeerSummaryView | null;
   /** Challenges an mDNS peer to prove its claimed id and key (default: GET /peernix/identity). */
   proveIdentity?: (peer: PeerInfo) => Promise<ProofResult>;
   identityRetryMs?: number;
@@ -60,7 +62,7 @@ export class PeerRegistry extends EventEmitter {
   private readonly proving = new Set<Peer>();
   private readonly provedAt = new WeakMap<Peer, number>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'badPeerMs'>> & Pick<RegistryOptions, 'isTrusted' | 'client'>;
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'badPeerMs' | 'summaryOf'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
   private timer: NodeJS.Timeout | null = null;
 
@@ -310,6 +312,7 @@ export class PeerRegistry extends EventEmitter {
       rttMs: p.rttMs,
       state: p.badUntil > Date.now() && p.state === 'up' ? 'suspect' : p.state,
       bad: p.badUntil > Date.now() ? { since: p.badSince, until: p.badUntil, reason: p.badReason ?? 'served wrong bytes' } : null,
+      summary: this.opts.summaryOf?.(p.id) ?? null,
       source: p.source,
       bytesFrom: p.bytesFrom,
       bytesTo: p.bytesTo,

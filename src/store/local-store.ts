@@ -3,6 +3,7 @@ import { dumpNar } from '../nix/nar-writer.ts';
 import { DaemonPool } from './daemon-pool.ts';
 import { DaemonError, type DaemonConnection, type PathInfo } from './daemon-connection.ts';
 import { StoreDb } from './store-db.ts';
+import type { SummarySource } from './store-summary.ts';
 import type { StoreLocation } from './store-uri.ts';
 import type { DaemonHealth } from '../api.ts';
 
@@ -104,6 +105,15 @@ export class LocalStore {
     this.tryOpenDb();
     return this.db?.byHashPart(hashPart);
   }
+
+  /** The store's rows for its summary (store-summary.ts), from the database; null while it can't be read. */
+  readonly summarySource: SummarySource = {
+    rowsAfter: (afterId) => {
+      this.tryOpenDb();
+      return this.db?.hashPartsAfter(afterId) ?? null;
+    },
+    count: () => this.db?.pathCount() ?? null,
+  };
 
   async pathInfoByHashPart(hashPart: string): Promise<PathInfo | null> {
     // While the daemon is down the daemon path fails and the listener says 503.

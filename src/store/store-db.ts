@@ -26,6 +26,7 @@ export class StoreDb {
   private readonly byPath: StatementSync;
   private readonly refs: StatementSync;
   private readonly rowsAfter: StatementSync;
+  private count: StatementSync | null = null;
   private wal: WalIndexWatch | null = null;
   private readonly answers = new Map<string, PathInfo | null>();
   private answersGeneration: number | null = null;
@@ -98,6 +99,27 @@ export class StoreDb {
       this.answers.set(hashPart, answer);
     }
     return answer;
+  }
+
+  /** Hash parts of the rows added after `afterId`, in id order (this store's summary); null when the database can't be read. */
+  hashPartsAfter(afterId: number): { id: number; hashPart: string }[] | null {
+    try {
+      const out: { id: number; hashPart: string }[] = [];
+      for (const row of this.rowsAfter.iterate(afterId) as Iterable<{ id: number; path: string }>) out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32) });
+      return out;
+    } catch {
+      return null;
+    }
+  }
+
+  /** How many valid paths the store holds; null when the database can't be read. */
+  pathCount(): number | null {
+    try {
+      this.count ??= this.db.prepare('SELECT count(*) AS n FROM ValidPaths');
+      return Number((this.count.get() as { n: number }).n);
+    } catch {
+      return null;
+    }
   }
 
   byStorePath(path: string): PathInfo | null | undefined {

@@ -365,7 +365,7 @@ describe('control routes: clearing a bad peer', () => {
     });
 
   test('needs the token, takes {"id"} of a known peer, and answers whether it was marked', T, async () => {
-    const peer = { id: 'bad-peer', name: 'liar', url: 'http://10.0.0.9:9999', address: '10.0.0.9', port: 9999, platform: null, publicKey: null, verified: true, trusted: false, rttMs: 1, state: 'suspect' as const, source: 'static' as const, bytesFrom: 0, bytesTo: 0, lastSeen: 1, bad: { since: 1, until: 2, reason: 'served bytes that do not match the NarHash' } };
+    const peer = { id: 'bad-peer', name: 'liar', url: 'http://10.0.0.9:9999', address: '10.0.0.9', port: 9999, platform: null, publicKey: null, verified: true, trusted: false, summary: null, rttMs: 1, state: 'suspect' as const, source: 'static' as const, bytesFrom: 0, bytesTo: 0, lastSeen: 1, bad: { since: 1, until: 2, reason: 'served bytes that do not match the NarHash' } };
     api.snap.peers = [peer, { ...peer, id: 'good-peer', name: 'honest', bad: null }];
     try {
       assert.equal((await post({ id: 'bad-peer' }, { authorization: 'Bearer nope' })).status, 403);
