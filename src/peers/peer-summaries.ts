@@ -188,7 +188,10 @@ export class PeerSummaries {
     if (f.updates.length > this.opts.maxUpdatesPerMinute) return this.refuse(f, `its summary changed ${f.updates.length} times in a minute`);
     f.view.updatedAt = now;
     f.view.admittedEstimate = Math.round(f.filter!.size());
-    this.setState(f, 'ok', null);
+    f.view.state = 'ok';
+    f.view.reason = null;
+    // New content may admit paths that just missed here: always tell, not only when the state moved.
+    this.opts.onChange?.();
     return 'ok';
   }
 
