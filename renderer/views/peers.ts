@@ -1,6 +1,7 @@
 import type { PeerView, StatusView } from '../../src/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatBytes, formatDateTime, formatRtt } from '../format.ts';
+import { describeSummary } from '../../src/peers/summary-text.ts';
 
 const STATE_LABEL: Record<PeerView['state'], string> = { up: 'up', suspect: 'suspect', gone: 'gone' };
 
@@ -38,6 +39,7 @@ function row(p: PeerView): HTMLTableRowElement {
       { class: 'name' },
       h('span', { class: 'strong', text: p.name, title: p.url }),
       h('span', { class: 'tag', text: p.source === 'mdns' ? 'mDNS' : 'static', title: p.source === 'mdns' ? 'found on the LAN' : 'configured with --peer' }),
+      h('div', { class: 'muted small', testid: 'peer-summary', text: describeSummary(p.summary) }),
     ),
     h('td', { class: 'mono', text: `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}` }),
     h('td', { text: p.platform ?? '—' }),

@@ -4,6 +4,7 @@ import { baseUrlFromListen, clearPeerBad, fetchSnapshot, setSharing } from '../c
 import { readToken } from '../control/token.ts';
 import { openDaemonSettings } from '../settings.ts';
 import { defaultStateDir } from '../state-dir.ts';
+import { describeSummary } from '../peers/summary-text.ts';
 
 // `peernix status`, `peernix sharing on|off` and `peernix peer clear ID|NAME`: talk to the running
 // Peernix on its loopback listener.
@@ -79,7 +80,7 @@ function describe(s: Snapshot): string {
     `  public key:   ${st.publicKey}`,
     `  mDNS:         ${st.mdns ? 'on' : 'off'}`,
     `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,
-    ...s.peers.map((p) => `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}`),
+    ...s.peers.map((p) => `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`),
     `  cache entries: ${s.entries.length}`,
     ...s.entries.slice(0, 10).map((e) => `    ${e.name} ← ${e.sourceName} (${e.hits} hits)`),
     `  recent events:`,
