@@ -29,3 +29,37 @@ export type InvokeChannel = keyof IpcInvoke;
 
 /** Longest text the window may put on the clipboard; the nix.conf lines are far shorter. */
 export const MAX_COPY_TEXT = 64 * 1024;
+
+export class IpcInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IpcInputError';
+  }
+}
+
+/**
+ * What each channel accepts, checked: the renderer is untrusted, so main takes its arguments as
+ * unknown and gets them back typed as IpcInvoke declares, or an IpcInputError.
+ */
+export const IPC_ARGS: { [C in InvokeChannel]: (args: unknown[]) => IpcInvoke[C]['args'] } = {
+  [IPC.snapshot]: (args) => {
+    arity(IPC.snapshot, args, 0);
+    return [];
+  },
+  [IPC.setSharing]: (args) => {
+    arity(IPC.setSharing, args, 1);
+    if (typeof args[0] !== 'boolean') throw new IpcInputError(`${IPC.setSharing}: expected true or false`);
+    return [args[0]];
+  },
+  [IPC.copyText]: (args) => {
+    arity(IPC.copyText, args, 1);
+    const text = args[0];
+    if (typeof text !== 'string') throw new IpcInputError(`${IPC.copyText}: expected a string`);
+    if (text.length > MAX_COPY_TEXT) throw new IpcInputError(`${IPC.copyText}: text longer than ${MAX_COPY_TEXT} characters`);
+    return [text];
+  },
+};
+
+function arity(channel: string, args: unknown[], n: number): void {
+  if (args.length !== n) throw new IpcInputError(`${channel}: expected ${n} argument${n === 1 ? '' : 's'}, got ${args.length}`);
+}

@@ -1,11 +1,16 @@
 // Runs in the sandboxed window before the page: exposes exactly one object, window.peernix, that
 // implements PeernixBridge over IPC. No Electron or Node object crosses into the page.
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
-import type { ApiChange, PeernixBridge, Snapshot } from '../src/api.ts';
-import { IPC } from './ipc-schema.ts';
+import type { ApiChange, PeernixBridge } from '../src/api.ts';
+import { IPC, type InvokeChannel, type IpcInvoke } from './ipc-schema.ts';
+
+/** The one place a channel's result type is asserted: the schema declares what main answers. */
+function invoke<C extends InvokeChannel>(channel: C, ...args: IpcInvoke[C]['args']): Promise<IpcInvoke[C]['result']> {
+  return ipcRenderer.invoke(channel, ...args) as Promise<IpcInvoke[C]['result']>;
+}
 
 const bridge: PeernixBridge = {
-  snapshot: () => ipcRenderer.invoke(IPC.snapshot) as Promise<Snapshot>,
+  snapshot: () => invoke(IPC.snapshot),
   onChange(listener) {
     const wrapped = (_event: IpcRendererEvent, change: ApiChange) => listener(change);
     ipcRenderer.on(IPC.change, wrapped);
@@ -14,10 +19,10 @@ const bridge: PeernixBridge = {
     };
   },
   setSharing: async (on) => {
-    await ipcRenderer.invoke(IPC.setSharing, on === true);
+    await invoke(IPC.setSharing, on === true);
   },
   copyText: async (text) => {
-    await ipcRenderer.invoke(IPC.copyText, String(text));
+    await invoke(IPC.copyText, String(text));
   },
 };
 
