@@ -4,6 +4,8 @@ import { AffinityCache } from './affinity.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen, type HttpListener } from './cache/http-listener.ts';
 import { LocalBackend } from './cache/local-backend.ts';
+import { limitsFromEnv } from './cache/limits.ts';
+import { NarSlots } from './cache/nar-slots.ts';
 import { EventLog } from './events.ts';
 import { loadIdentity } from './identity.ts';
 import { formatHostPort, isLoopbackHost, parseListenAddress } from './listen-address.ts';
@@ -119,10 +121,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   await refreshTrust();
 
   // --- listeners
+  const limits = limitsFromEnv();
   const shareHandler = createCacheHandler({
     backend: local,
     log: log.child('share'),
     priority: CACHE_PRIORITY,
+    narSlots: new NarSlots({ total: limits.narStreams, perAddress: limits.narStreamsPerAddress, queue: limits.narQueue, waitMs: limits.narQueueWaitMs }),
     onNarSent: ({ remoteAddress, storePath, bytes, ok }) => {
       registry.countBytesTo(remoteAddress, bytes);
       const peer = registry.findByAddress(remoteAddress);
@@ -136,6 +140,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     port: substAddr.port,
     log,
     loopbackOnly: true,
+    pinLoopbackHost: true,
+    stallMs: limits.stallMs,
     handler: (req, res) => {
       if (extraRoutes?.(req, res)) return;
       substHandler(req, res);
@@ -150,7 +156,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   const shareUrl = () => (share ? `http://${formatHostPort(shareAddr.host, share.port)}` : null);
   const startShare = async () => {
-    share = await listen({ host: shareAddr.host, port: shareAddr.port, handler: shareHandler, log });
+    share = await listen({ host: shareAddr.host, port: shareAddr.port, handler: shareHandler, log, stallMs: limits.stallMs });
     log.info(`sharing this store on ${shareUrl()}`);
   };
   const cleanupOnFailure = async () => {
