@@ -83,7 +83,8 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     if ('refused' in admission) {
       if (admission.refused === 'busy') {
         log.debug(`NAR ${hashPart} for ${address}: all NAR streams busy, 503`);
-        send(res, 503, 'busy: too many NAR transfers at once\n', { 'Retry-After': '2' }, head);
+        // Connection: close, so a turned-away client holds no socket either.
+        send(res, 503, 'busy: too many NAR transfers at once\n', { 'Retry-After': '2', Connection: 'close' }, head);
       }
       return;
     }

@@ -55,6 +55,7 @@ function str(s: string): Buffer {
 }
 
 const ZEROS = Buffer.alloc(8);
+const NO_ACC = Buffer.alloc(0); // no output chunk taken yet: a big file's chunks need none
 const SLASH = Buffer.from('/');
 const T_MAGIC = str('nix-archive-1');
 const T_OPEN = str('(');
@@ -151,7 +152,7 @@ function fetchSync(p: Buffer): Node {
 
 class NarDumper {
   private readonly stream: Readable;
-  private acc: Buffer = takeChunk();
+  private acc: Buffer = NO_ACC;
   private off = 0;
   private needDrain = false;
   private wantMore = false;
@@ -214,8 +215,13 @@ class NarDumper {
 
   private flushAcc(): void {
     if (this.off === 0) return;
-    if (this.pushChunk(this.acc.subarray(0, this.off))) this.acc = takeChunk();
+    if (this.pushChunk(this.acc.subarray(0, this.off))) this.acc = NO_ACC;
     this.off = 0;
+  }
+
+  // Taken only when something is written into it, so a transfer streaming a big file holds no idle one.
+  private ensureAcc(): void {
+    if (this.acc === NO_ACC) this.acc = takeChunk();
   }
 
   /** Accounts for `size` bytes wholly before `start` without producing them. */
@@ -233,12 +239,14 @@ class NarDumper {
       return;
     }
     if (this.off + b.length > ACC_SIZE) this.flushAcc();
+    this.ensureAcc();
     b.copy(this.acc, this.off);
     this.off += b.length;
   }
 
   private putU64(n: number): void {
     if (this.off + 8 > ACC_SIZE) this.flushAcc();
+    this.ensureAcc();
     this.acc.writeUInt32LE(n >>> 0, this.off);
     this.acc.writeUInt32LE(Math.floor(n / 0x100000000), this.off + 4);
     this.off += 8;
@@ -301,6 +309,7 @@ class NarDumper {
   private readIntoAccSync(p: Buffer, size: number): void {
     const t0 = performance.now();
     if (this.off + size + 1 > ACC_SIZE) this.flushAcc();
+    this.ensureAcc();
     const fd = fs.openSync(p, OPEN_FLAGS);
     try {
       let got = 0;
