@@ -1,8 +1,10 @@
 // Every limit the HTTP listeners enforce, named in one place.
 //
-// NAR streams: a normal Nix opens at most 25 connections to a cache (http-connections), and a Peernix
-// requester proxies no more than its own Nix asks for, so one address never needs more than that at
-// once; 32 per address and 64 overall leave room for two busy peers. Over the cap a request waits a
+// NAR streams: a normal Nix opens at most 25 connections to a cache (http-connections) and runs at most
+// 16 substitutions at once (max-substitution-jobs), and a Peernix requester proxies no more than its
+// own Nix asks for, so one address never needs more than that; 32 per address and 48 overall serve
+// three such clients at full tilt. Each stream costs a nix-daemon process, a few fds and 1–2 MB of
+// buffers, so the overall cap is also what keeps 100 concurrent downloads under 200 MB of RSS. Over the cap a request waits a
 // moment for a slot and then gets 503, which a Peernix requester takes as "try another holder". The
 // wait stays under the peer client's 3 s header timeout so the requester sees the 503 rather than
 // giving up on its own. Nix 2.8 ignores Retry-After and fails after five 5xx answers: the cap must sit
@@ -28,7 +30,7 @@ export interface ListenerLimits {
 }
 
 export const DEFAULT_LIMITS: Readonly<ListenerLimits> = Object.freeze({
-  narStreams: 64,
+  narStreams: 48,
   narStreamsPerAddress: 32,
   narQueue: 64,
   narQueueWaitMs: 2000,

@@ -9,6 +9,7 @@ import { addPath, cleanup, makeTempDir, run, startNixHost, type NixHost } from '
 import { get, narinfoField } from '../support/http.ts';
 import { BUILT_MAIN, PROJECT_ROOT, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
 import { waitFor } from '../support/wait.ts';
+import { DEFAULT_LIMITS } from '../../src/cache/limits.ts';
 
 // The field issue's share-listener items, against `peernix serve` on a real nix-daemon: a flood of
 // stalled clients, foreign Host names on the substituter, client aborts in the log, memory under 100
@@ -49,6 +50,7 @@ function sampleMax(fn: () => number, ms = 100): { stop(): number } {
       // the process may be gone at the very end
     }
   }, ms);
+  t.unref(); // a failed test must not keep the runner alive
   return {
     stop() {
       clearInterval(t);
@@ -247,60 +249,15 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
         req.end();
       });
     for (let batch = 0; batch < 15; batch++) await Promise.all(Array.from({ length: 10 }, abortOne));
-    await waitFor('every abort noticed', async () => logLines(pn, from, 'debug').filter((l) => /cut after \d+ bytes: the client left/.test(l)).length >= 150, 20_000);
+    // Every cut transfer is logged once, at whatever level the server thinks it deserves.
+    const cuts = () => ['debug', 'info', 'warn', 'error'].flatMap((lvl) => logLines(pn, from, lvl)).filter((l) => /cut after \d+ bytes/.test(l)).length;
+    await waitFor('every abort noticed', async () => cuts() >= 150, 20_000).catch(() => {});
     await sleep(500);
     const warns = logLines(pn, from, 'warn');
     const debugAborts = logLines(pn, from, 'debug').filter((l) => /cut after \d+ bytes: the client left/.test(l)).length;
     console.log(`150 aborts: ${warns.length} warn lines, ${logLines(pn, from, 'error').length} error lines, ${debugAborts} debug "client left" lines`);
     assert.deepEqual(warns, []);
     assert.equal(debugAborts, 150);
-  });
-
-  it('(a) 300 stalled clients: bounded daemons, fds and RSS; 503 after the queue; stalls cut and everything freed', async () => {
-    const pid = pn.proc.pid!;
-    const daemonPid = host.pid()!;
-    const idleDaemons = childPids(daemonPid).length;
-    const idleFds = fdCount(pid);
-    const daemons = sampleMax(() => childPids(daemonPid).length);
-    const fds = sampleMax(() => fdCount(pid));
-    const rss = sampleMax(() => rssMb(pid));
-    const t0 = Date.now();
-    // Ten client addresses, 30 clients each: the overall cap binds, not the per-address one.
-    const clients = await Promise.all(Array.from({ length: 300 }, (_, i) => stalledClient(sharePort, `127.0.0.${1 + (i % 10)}`, narUrl[stallTarget])));
-    const headersIn = Date.now() - t0;
-    const ok = clients.filter((c) => c.status === 200);
-    const busy = clients.filter((c) => c.status === 503);
-    const busyLate = busy.filter((c) => c.afterMs >= QUEUE_WAIT_MS - 200);
-    // The stalled transfers are cut after STALL_MS without a byte taken; their daemon processes go.
-    await waitFor('the stalled transfers cut and their daemon connections closed', async () => childPids(daemonPid).length <= idleDaemons, STALL_MS + 20_000);
-    const freedAfter = Date.now() - t0;
-    const peak = { daemons: daemons.stop(), fds: fds.stop(), rss: rss.stop() };
-    for (const c of clients) c.socket.destroy();
-    console.log(
-      `300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting ≥${QUEUE_WAIT_MS - 200} ms), all headers in ${headersIn} ms; ` +
-        `peak nix-daemon children ${peak.daemons} (idle ${idleDaemons}), peak fds ${peak.fds} (idle ${idleFds}), peak RSS ${peak.rss.toFixed(0)} MB; daemons freed after ${freedAfter} ms`,
-    );
-    assert.deepEqual(clients.filter((c) => c.status === 0).map((c) => c.why), []);
-    assert.equal(ok.length + busy.length, 300);
-    assert.ok(ok.length <= 64 && ok.length >= 32, `${ok.length} streams at once`);
-    assert.ok(busy.length >= 300 - 64 - 64, `${busy.length} turned away`);
-    assert.ok(busyLate.length > 0 && busyLate.length <= 64, `${busyLate.length} turned away after the queue wait`);
-    assert.ok(peak.daemons <= 64 + idleDaemons + 4, `peak ${peak.daemons} nix-daemon children`);
-    assert.ok(peak.fds < 600, `peak ${peak.fds} fds`);
-    assert.ok(peak.rss < 300, `peak RSS ${peak.rss} MB`);
-    // No temp root is left: the path can be deleted (it is referenced by nothing).
-    const del = await host.nixStore(['--delete', stallTarget]);
-    console.log(`nix-store --delete after the cut: exit ${del.code}`);
-    assert.equal(del.code, 0, del.stderr);
-    await waitFor('fds back near idle', async () => fdCount(pid) <= idleFds + 10, 20_000);
-
-    // A normal Nix opens at most 25 connections at once: it never sees a 503.
-    const want = createHash('sha256').update(await nixDump(host, memTarget)).digest('hex');
-    const normal = await Promise.all(Array.from({ length: 25 }, () => download(`${share}${narUrl[memTarget]}`)));
-    const statuses = normal.map((r) => r.status);
-    console.log(`25 concurrent downloads from one address: ${statuses.filter((s) => s === 200).length}×200, ${statuses.filter((s) => s === 503).length}×503`);
-    assert.deepEqual(statuses, Array(25).fill(200));
-    for (const r of normal) assert.ok(r.complete && r.sha256 === want);
   });
 
   it('(d) RSS stays under 200 MB with 100 concurrent 50 MB downloads and goes back down after', async () => {
@@ -328,9 +285,65 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       figures.push(`round ${round}: ${ok}×200 complete, ${busy}×503 in ${ms} ms, peak RSS ${peak.toFixed(0)} MB, 3 s later ${lastAfter.toFixed(0)} MB`);
       console.log(figures.at(-1));
       assert.equal(ok + busy, 100);
-      assert.ok(ok >= 64, `${ok} complete`);
+      assert.ok(ok >= DEFAULT_LIMITS.narStreams, `${ok} complete`);
     }
     assert.ok(worstPeak < 200, `peak RSS ${worstPeak} MB`);
     assert.ok(lastAfter < idle + 0.5 * (worstPeak - idle) + 10, `RSS ${lastAfter} MB after, idle ${idle} MB, peak ${worstPeak} MB`);
+  });
+
+  it('(a) 300 stalled clients: bounded daemons, fds and RSS; 503 after the queue; stalls cut and everything freed', async () => {
+    const pid = pn.proc.pid!;
+    const daemonPid = host.pid()!;
+    const peakSeen = { daemons: 0, fds: 0, rss: 0 };
+    const idleDaemons = childPids(daemonPid).length;
+    const idleFds = fdCount(pid);
+    const daemons = sampleMax(() => childPids(daemonPid).length);
+    const fds = sampleMax(() => fdCount(pid));
+    const rss = sampleMax(() => rssMb(pid));
+    const t0 = Date.now();
+    // Ten client addresses, 30 clients each: the overall cap binds, not the per-address one.
+    const clients = await Promise.all(Array.from({ length: 300 }, (_, i) => stalledClient(sharePort, `127.0.0.${1 + (i % 10)}`, narUrl[stallTarget])));
+    const headersIn = Date.now() - t0;
+    const ok = clients.filter((c) => c.status === 200);
+    const busy = clients.filter((c) => c.status === 503);
+    const busyLate = busy.filter((c) => c.afterMs >= QUEUE_WAIT_MS - 200);
+    // The stalled transfers are cut after STALL_MS without a byte taken; their daemon processes go.
+    let freedAfter = -1;
+    try {
+      await waitFor('the stalled transfers cut and their daemon connections closed', async () => childPids(daemonPid).length <= idleDaemons, STALL_MS + 20_000);
+      freedAfter = Date.now() - t0;
+    } finally {
+      const peak = { daemons: daemons.stop(), fds: fds.stop(), rss: rss.stop() };
+      console.log(
+        `300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting ≥${QUEUE_WAIT_MS - 200} ms), all headers in ${headersIn} ms; ` +
+          `peak nix-daemon children ${peak.daemons} (idle ${idleDaemons}), peak fds ${peak.fds} (idle ${idleFds}), peak RSS ${peak.rss.toFixed(0)} MB; ` +
+          `daemon children now ${childPids(daemonPid).length}, freed after ${freedAfter} ms`,
+      );
+      Object.assign(peakSeen, peak);
+      for (const c of clients) c.socket.destroy();
+    }
+    const peak = peakSeen;
+    assert.deepEqual(clients.filter((c) => c.status === 0).map((c) => c.why), []);
+    assert.equal(ok.length + busy.length, 300);
+    const { narStreams, narQueue } = DEFAULT_LIMITS;
+    assert.equal(ok.length, narStreams, 'streams at once');
+    assert.equal(busy.length, 300 - narStreams, 'turned away');
+    assert.ok(busyLate.length > 0 && busyLate.length <= narQueue, `${busyLate.length} turned away after the queue wait`);
+    assert.ok(peak.daemons <= narStreams + idleDaemons + 4, `peak ${peak.daemons} nix-daemon children`);
+    assert.ok(peak.fds < 600, `peak ${peak.fds} fds`);
+    assert.ok(peak.rss < 300, `peak RSS ${peak.rss} MB`);
+    // No temp root is left: the path can be deleted (it is referenced by nothing).
+    const del = await host.nixStore(['--delete', stallTarget]);
+    console.log(`nix-store --delete after the cut: exit ${del.code}`);
+    assert.equal(del.code, 0, del.stderr);
+    await waitFor('fds back near idle', async () => fdCount(pid) <= idleFds + 10, 20_000);
+
+    // A normal Nix opens at most 25 connections at once: it never sees a 503.
+    const want = createHash('sha256').update(await nixDump(host, memTarget)).digest('hex');
+    const normal = await Promise.all(Array.from({ length: 25 }, () => download(`${share}${narUrl[memTarget]}`)));
+    const statuses = normal.map((r) => r.status);
+    console.log(`25 concurrent downloads from one address: ${statuses.filter((s) => s === 200).length}×200, ${statuses.filter((s) => s === 503).length}×503`);
+    assert.deepEqual(statuses, Array(25).fill(200));
+    for (const r of normal) assert.ok(r.complete && r.sha256 === want);
   });
 });
