@@ -48,7 +48,12 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       case 'narinfo':
         return serveNarInfo(route.hashPart, res, head);
       case 'nar':
-        return void admitNar(route.hashPart, route.narHash32, req, res, head);
+        return void admitNar(route.hashPart, route.narHash32, req, res, head).catch((e: unknown) => {
+          // Never an unhandled rejection: that would end the whole daemon.
+          log.error(`internal error: ${(e as Error)?.stack ?? e}`);
+          if (!res.headersSent) send(res, 500, 'internal error\n', {}, head);
+          else res.destroy();
+        });
       default:
         return send(res, 404, 'not found\n', {}, head);
     }
@@ -91,7 +96,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     const slot = admission.slot;
     if (res.destroyed) return slot.release();
     return serveNar(hashPart, narHash32, req, res, head, slot).catch((e: unknown) => {
-      slot.release();
+      slot.release(); // idempotent: whichever path ran first gave it back already, or this does
       throw e;
     });
   }
