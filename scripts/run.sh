@@ -14,4 +14,7 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${NIX_DAEMON_SOCKET_PATH:-}" ] && ! daemon_up; 
   for _ in $(seq 50); do daemon_up && break; sleep 0.1; done
 fi
 node_modules/.bin/node scripts/build.ts >/dev/null
+# NAR buffers of 256 KiB are freed back to the system only if malloc maps them on their own; glibc's
+# adaptive threshold would soon put them on the heap, where a burst of transfers stays resident for good.
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 exec node_modules/.bin/node dist/cli/peernix.js serve "$@"

@@ -8,7 +8,8 @@
 // The rule that keeps bytes right: a chunk goes back only through releaseChunk(), called by the last
 // holder once nothing can read it any more (the socket has taken its bytes). A chunk that is never
 // released (a destroyed stream, an unaware consumer) is simply garbage-collected, so forgetting to
-// release costs speed, never correctness. A second release of the same chunk is ignored.
+// release costs speed, never correctness. A second release of the same chunk is ignored. A released
+// chunk the pool has no room for is detached (its memory freed): as unreadable as a reused one.
 
 export const CHUNK_SIZE = 256 * 1024;
 const MAX_FREE = 64; // 16 MiB kept for reuse across all transfers
@@ -30,6 +31,10 @@ export function releaseChunk(view: Uint8Array): void {
   if (!chunk) return;
   outstanding.delete(view.buffer);
   if (free.length < MAX_FREE) free.push(chunk);
+  // Past what the pool keeps, the memory goes back at once: left to the garbage collector it would
+  // wait for the next major collection, which an otherwise idle server may not have for a long time,
+  // and each burst of transfers would pile new chunks on top of the last burst's dead ones.
+  else (chunk.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }).transfer?.(0);
 }
 
 /** Chunks waiting for reuse; for tests and diagnostics. */

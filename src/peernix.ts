@@ -7,6 +7,8 @@ import { createIdentityRoute } from './cache/identity-route.ts';
 import { createSummaryRoute } from './cache/summary-route.ts';
 import { ChangeBatcher, type Topic } from './change-batcher.ts';
 import { LocalBackend } from './cache/local-backend.ts';
+import { limitsFromEnv } from './cache/limits.ts';
+import { NarSlots } from './cache/nar-slots.ts';
 import { EventLog } from './events.ts';
 import { loadIdentity } from './identity.ts';
 import { formatHostPort, isLoopbackHost, parseListenAddress } from './listen-address.ts';
@@ -156,10 +158,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   refreshTrust();
 
   // --- listeners
+  const limits = limitsFromEnv();
   const shareHandler = createCacheHandler({
     backend: local,
     log: log.child('share'),
     priority: CACHE_PRIORITY,
+    narSlots: new NarSlots({ total: limits.narStreams, perAddress: limits.narStreamsPerAddress, queue: limits.narQueue, waitMs: limits.narQueueWaitMs }),
     onNarSent: ({ remoteAddress, storePath, bytes, ok }) => {
       registry.countBytesTo(remoteAddress, bytes);
       const peer = registry.findByAddress(remoteAddress);
@@ -175,6 +179,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     port: substAddr.port,
     log,
     loopbackOnly: true,
+    pinLoopbackHost: true,
+    stallMs: limits.stallMs,
     handler: (req, res) => {
       if (extraRoutes?.(req, res)) return;
       substHandler(req, res);
@@ -186,7 +192,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   let daemon: DaemonHealth = { ok: false, version: null, error: 'not checked yet' };
 
   const sharing = new SharingSwitch({
-    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: (req, res) => identityRoute(req, res) || summaryRoute(req, res) || shareHandler(req, res), log }),
+    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: (req, res) => identityRoute(req, res) || summaryRoute(req, res) || shareHandler(req, res), log, stallMs: limits.stallMs }),
     announce: (port) => discovery?.publish(port),
     unannounce: async () => discovery?.unpublish(),
     persist: opts.persistSharing,

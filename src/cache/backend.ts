@@ -15,6 +15,11 @@ export interface NarBody {
   hashCheck: boolean;
   /** The whole NAR from byte 0; the HTTP layer slices ranges and verifies every byte. */
   stream(): Readable;
+  /**
+   * The NAR from byte `start` on, when the source can skip ahead without reading what it skips
+   * (the local store's files). Used only for bodies without hashCheck: a hash needs every byte.
+   */
+  streamFrom?(start: number): Readable;
   /** Ends whatever holds the body alive (a GC temp root, a peer request). Idempotent. */
   release(reason?: 'done' | 'failed' | 'aborted' | 'mismatch'): void;
 }

@@ -8,10 +8,12 @@ import { parseRange } from './range.ts';
 import { matchCacheRoute } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
+import type { NarSlot, NarSlots } from './nar-slots.ts';
 
 // The binary-cache protocol over HTTP, for any backend. Status codes follow what Nix does with them:
 // 404 for anything absent or malformed (Nix moves on), 503 only when the source itself is down,
-// never 400 (Nix would abort the user's whole command).
+// never 400 (Nix would abort the user's whole command). 503 also answers a NAR request over the
+// stream cap (nar-slots.ts), which a Peernix requester takes as "ask another holder".
 
 export interface CacheHandlerOptions {
   backend: CacheBackend;
@@ -19,6 +21,8 @@ export interface CacheHandlerOptions {
   priority: number;
   /** Counts NAR bytes sent, for the API's per-peer figures. */
   onNarSent?: (info: { remoteAddress: string; storePath: string; bytes: number; ok: boolean }) => void;
+  /** Caps concurrent NAR streams (the share listener); without it every request streams at once. */
+  narSlots?: NarSlots;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -44,7 +48,12 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       case 'narinfo':
         return serveNarInfo(route.hashPart, res, head);
       case 'nar':
-        return void serveNar(route.hashPart, route.narHash32, req, res, head);
+        return void admitNar(route.hashPart, route.narHash32, req, res, head).catch((e: unknown) => {
+          // Never an unhandled rejection: that would end the whole daemon.
+          log.error(`internal error: ${(e as Error)?.stack ?? e}`);
+          if (!res.headersSent) send(res, 500, 'internal error\n', {}, head);
+          else res.destroy();
+        });
       default:
         return send(res, 404, 'not found\n', {}, head);
     }
@@ -66,26 +75,62 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     send(res, 200, rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
   }
 
-  async function serveNar(hashPart: string, narHash32: string, req: IncomingMessage, res: ServerResponse, head: boolean): Promise<void> {
+  // A slot is taken before the backend is asked: opening a local NAR costs a daemon connection
+  // (a nix-daemon process) and a temp root, which is exactly what the cap exists to bound.
+  async function admitNar(hashPart: string, narHash32: string, req: IncomingMessage, res: ServerResponse, head: boolean): Promise<void> {
+    if (!opts.narSlots) return serveNar(hashPart, narHash32, req, res, head, null);
+    const address = req.socket.remoteAddress ?? '';
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    res.once('close', onClose);
+    const admission = await opts.narSlots.acquire(address, gone.signal);
+    res.off('close', onClose);
+    if ('refused' in admission) {
+      if (admission.refused === 'busy') {
+        log.debug(`NAR ${hashPart} for ${address}: all NAR streams busy, 503`);
+        // Connection: close, so a turned-away client holds no socket either.
+        send(res, 503, 'busy: too many NAR transfers at once\n', { 'Retry-After': '2', Connection: 'close' }, head);
+      }
+      return;
+    }
+    const slot = admission.slot;
+    if (res.destroyed) return slot.release();
+    return serveNar(hashPart, narHash32, req, res, head, slot).catch((e: unknown) => {
+      slot.release(); // idempotent: whichever path ran first gave it back already, or this does
+      throw e;
+    });
+  }
+
+  async function serveNar(hashPart: string, narHash32: string, req: IncomingMessage, res: ServerResponse, head: boolean, slot: NarSlot | null): Promise<void> {
+    const done = () => slot?.release();
     let narHash: Buffer;
     try {
       narHash = decodeNix32(narHash32, 32);
     } catch {
+      done();
       return send(res, 404, 'not found\n', {}, head);
     }
     let body;
     try {
       body = await backend.nar(hashPart, narHash, { resume: /^bytes=\s*0*[1-9]/.test(String(req.headers.range ?? '')) });
     } catch (e) {
+      done();
       return failed(res, e, head);
     }
-    if (!body) return send(res, 404, 'not found\n', {}, head);
-    if (res.destroyed || req.socket.destroyed) return body.release('aborted');
+    if (!body) {
+      done();
+      return send(res, 404, 'not found\n', {}, head);
+    }
+    const release = (reason: Parameters<typeof body.release>[0]) => {
+      body.release(reason);
+      done();
+    };
+    if (res.destroyed || req.socket.destroyed) return release('aborted');
 
     const size = body.narSize;
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
-      body.release('done');
+      release('done');
       return send(res, 416, 'range not satisfiable\n', { 'Content-Range': `bytes */${size}` }, head);
     }
     const start = range.kind === 'partial' ? range.start : 0;
@@ -96,35 +141,43 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     res.setHeader('Accept-Ranges', 'bytes');
     if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
     if (head || size === 0) {
-      body.release('done');
+      release('done');
       res.end();
       return;
     }
 
-    const verifier = new VerifiedBody({ narHash: body.hashCheck ? body.narHash : null, narSize: size, start, end });
+    // A body that need not be hashed can start at the range: the bytes before it are never produced.
+    const skip = start > 0 && !body.hashCheck && body.streamFrom ? start : 0;
+    // The verifier counts from the first byte it is given, so a body that starts at `skip` is, to it,
+    // a NAR of size - skip bytes (its size is still checked to the end; there is no hash to check).
+    const verifier = new VerifiedBody({ narHash: body.hashCheck ? body.narHash : null, narSize: size - skip, start: start - skip, end: end - skip });
     const remoteAddress = req.socket.remoteAddress ?? '';
     let source;
     try {
-      source = body.stream();
+      source = skip > 0 ? body.streamFrom!(skip) : body.stream();
     } catch (e) {
-      body.release('failed');
+      release('failed');
       return failed(res, e, head);
     }
-    // pipeline() destroys every stream on any error, so who failed first must be noted as it happens.
-    let sourceFailed = false;
-    source.once('error', () => (sourceFailed = true));
+    // pipeline() destroys every stream with the first error, so a client that left makes the source
+    // fail too: who failed first is noted as it happens, before the teardown can blur it.
+    let firstFailure: 'client' | 'source' | null = null;
+    res.once('close', () => {
+      if (!res.writableFinished) firstFailure ??= 'client';
+    });
+    source.once('error', () => (firstFailure ??= 'source'));
     pipeline(source, verifier, new ResponseSink(res), (err) => {
-      const sent = Math.max(0, Math.min(verifier.bytesSeen, end + 1) - start);
+      const sent = Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start);
       if (err) {
         const mismatch = err instanceof NarMismatchError;
-        const aborted = !mismatch && !sourceFailed && (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
+        const aborted = !mismatch && firstFailure === 'client';
         // Never end a wrong or short body cleanly: a destroyed socket is what tells Nix to retry or resume.
         res.destroy();
-        log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${err.message}`);
-        body.release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
+        log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${aborted ? 'the client left' : err.message}`);
+        release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: false });
       } else {
-        body.release('done');
+        release('done');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: true });
       }
     });

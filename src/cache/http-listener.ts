@@ -2,9 +2,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../log.ts';
 import { formatHostPort, isLoopbackHost } from '../listen-address.ts';
+import { allowedHost, normaliseHosts } from '../control/security.ts';
+import { DEFAULT_LIMITS } from './limits.ts';
 
 // One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header
-// time, and a stop that lets transfers finish for a moment and then cuts them.
+// time, a response that stalls is cut, and a stop that lets transfers finish for a moment and then
+// cuts them.
 
 export interface HttpListener {
   readonly server: Server;
@@ -23,12 +26,27 @@ export interface ListenOptions {
   log: Logger;
   /** Answer only peers on loopback, whatever address the socket was bound to. */
   loopbackOnly?: boolean;
+  /**
+   * Answer only requests whose Host names this listener on loopback (127.0.0.1, localhost, [::1] with
+   * its port), on every route: a web page that rebinds its own name to 127.0.0.1 gets nothing.
+   */
+  pinLoopbackHost?: boolean;
+  /** Cut a connection whose socket neither takes nor gives a byte for this long (default 60 s). */
+  stallMs?: number;
+}
+
+/** The Host values a loopback listener on this port answers to (Nix sends "127.0.0.1:PORT"). */
+export function loopbackHostNames(port: number): string[] {
+  const names = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
+  // Clients leave the default port out of Host.
+  return port === 80 ? [...names, '127.0.0.1', 'localhost', '[::1]'] : names;
 }
 
 export const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function listen(opts: ListenOptions): Promise<HttpListener> {
   const sockets = new Set<Socket>();
+  let hosts: Set<string> | null = null; // set once the port is known
   const server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
@@ -42,6 +60,11 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
         req.socket.destroy();
         return;
       }
+      if (opts.pinLoopbackHost && !(hosts && allowedHost(req, hosts))) {
+        res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+        res.end('this Host is not allowed: the substituter answers only on its own loopback address\n');
+        return;
+      }
       try {
         opts.handler(req, res);
       } catch (e) {
@@ -53,8 +76,11 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
       }
     },
   );
-  // A request may hold a NAR for many minutes; requestTimeout covers only receiving the request.
-  server.timeout = 0;
+  // A request may hold a NAR for many minutes (requestTimeout covers only receiving the request), but
+  // not without progress: a socket idle this long in both directions is destroyed (Node resets the
+  // timer on every read and on every write the kernel takes, not on bytes merely queued for it), which
+  // closes the response and so frees whatever the transfer held.
+  server.timeout = opts.stallMs ?? DEFAULT_LIMITS.stallMs;
   server.maxHeadersCount = 64;
   server.on('connection', (s: Socket) => {
     sockets.add(s);
@@ -75,6 +101,7 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
   });
   server.on('error', (e) => opts.log.error(`listener ${opts.host}:${opts.port}: ${e.message}`));
   const port = (server.address() as AddressInfo).port;
+  if (opts.pinLoopbackHost) hosts = normaliseHosts(loopbackHostNames(port));
   const urlHost = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
   let closing: Promise<void> | null = null;
 

@@ -75,7 +75,15 @@ export class LocalBackend implements CacheBackend {
 }
 
 export function localNarBody(nar: LocalNar, hashCheck: boolean): NarBody {
-  return { narSize: nar.info.narSize, narHash: nar.info.narHash, storePath: nar.info.path, hashCheck, stream: () => nar.stream(), release: () => nar.release() };
+  return {
+    narSize: nar.info.narSize,
+    narHash: nar.info.narHash,
+    storePath: nar.info.path,
+    hashCheck,
+    stream: () => nar.stream(),
+    streamFrom: nar.streamFrom && ((start) => nar.streamFrom!(start)),
+    release: () => nar.release(),
+  };
 }
 
 export async function unavailableOnDaemonError<T>(fn: () => Promise<T>): Promise<T> {

@@ -11,7 +11,19 @@ import { releaseChunk } from '../chunk-pool.ts';
 // every write: a response's buffer limit is 16 KiB, so each 256 KiB chunk would otherwise stop the
 // source until the socket ran dry, and a proxied NAR would stall the peer at every chunk.
 
+//
+// That allowance is shared: every open sink may have 1 MiB unsent while few are open, but all of them
+// together no more than SHARED_IN_FLIGHT, down to one chunk each, so many slow clients at once cost
+// a bounded amount of memory.
+
 const MAX_IN_FLIGHT = 1024 * 1024;
+const MIN_IN_FLIGHT = 256 * 1024;
+const SHARED_IN_FLIGHT = 16 * 1024 * 1024;
+let openSinks = 0;
+
+function inFlightAllowance(): number {
+  return Math.max(MIN_IN_FLIGHT, Math.min(MAX_IN_FLIGHT, Math.floor(SHARED_IN_FLIGHT / Math.max(1, openSinks))));
+}
 
 export class ResponseSink extends Writable {
   private readonly res: ServerResponse;
@@ -21,6 +33,8 @@ export class ResponseSink extends Writable {
   constructor(res: ServerResponse) {
     super({ highWaterMark: 256 * 1024 });
     this.res = res;
+    openSinks++;
+    this.once('close', () => openSinks--);
     res.once('close', () => {
       if (res.writableFinished || this.destroyed) return; // 'close' also follows a complete response
       const err: NodeJS.ErrnoException = new Error('the client closed the connection');
@@ -34,13 +48,13 @@ export class ResponseSink extends Writable {
     this.res.write(chunk, (err) => {
       this.inFlight -= chunk.length;
       if (!err) releaseChunk(chunk);
-      if (this.resume && this.inFlight <= MAX_IN_FLIGHT / 2) {
+      if (this.resume && this.inFlight <= inFlightAllowance() / 2) {
         const resume = this.resume;
         this.resume = null;
         resume();
       }
     });
-    if (this.inFlight <= MAX_IN_FLIGHT) cb();
+    if (this.inFlight <= inFlightAllowance()) cb();
     else this.resume = cb;
   }
 

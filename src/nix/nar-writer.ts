@@ -12,13 +12,17 @@
 // chunk pool (see chunk-pool.ts): a consumer that releases them once written makes the whole
 // transfer run in a handful of reused buffers.
 //
+// A dump can start at any byte offset (an HTTP range): it walks the tree as usual but drops what lies
+// before the offset, and a file's contents that lie wholly before it are never read — lstat gives
+// their size — while a big file straddling it is read from the right place on.
+//
 // Any inconsistency (a vanished entry, a file whose size differs from its lstat) destroys the
 // stream with an error: a NAR with wrong bytes is worse than no NAR.
 
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
-import { CHUNK_SIZE, takeChunk } from '../chunk-pool.ts';
+import { CHUNK_SIZE, releaseChunk, takeChunk } from '../chunk-pool.ts';
 
 const ACC_SIZE = CHUNK_SIZE; // output chunk for packed tokens and small files; also the big-file read size
 const SMALL_FILE = 128 * 1024; // files up to this size are read whole, in one call (< ACC_SIZE)
@@ -35,6 +39,8 @@ export interface DumpNarOptions {
   // 'auto' (default): synchronous metadata/small-file I/O in slices, falling back to async when
   // the filesystem is slow. 'async': never block the event loop on the filesystem.
   io?: 'auto' | 'async';
+  /** First byte of the NAR to produce; the stream is the NAR's bytes from here to its end. */
+  start?: number;
 }
 
 function pad(n: number): number {
@@ -49,6 +55,7 @@ function str(s: string): Buffer {
 }
 
 const ZEROS = Buffer.alloc(8);
+const NO_ACC = Buffer.alloc(0); // no output chunk taken yet: a big file's chunks need none
 const SLASH = Buffer.from('/');
 const T_MAGIC = str('nix-archive-1');
 const T_OPEN = str('(');
@@ -145,7 +152,7 @@ function fetchSync(p: Buffer): Node {
 
 class NarDumper {
   private readonly stream: Readable;
-  private acc: Buffer = takeChunk();
+  private acc: Buffer = NO_ACC;
   private off = 0;
   private needDrain = false;
   private wantMore = false;
@@ -156,10 +163,14 @@ class NarDumper {
   private slowCalls = 0;
   private syncCalls = 0;
   private prefetchedBytes = 0; // async mode only; meaningless once the walk has failed
+  private readonly start: number;
+  private pos = 0; // NAR offset of acc[0]: every byte before it has been pushed or dropped
 
   constructor(stream: Readable, options: DumpNarOptions) {
     this.stream = stream;
     this.sync = (options.io ?? 'auto') === 'auto';
+    this.start = options.start ?? 0;
+    if (!Number.isSafeInteger(this.start) || this.start < 0) throw new RangeError(`NAR dump: bad start ${options.start}`);
   }
 
   onRead(): void {
@@ -189,19 +200,34 @@ class NarDumper {
 
   // --- output -------------------------------------------------------------------------------
 
-  private pushChunk(b: Buffer): void {
+  /** Pushes what of `b` lies at or after `start`; false if none of it did (the caller keeps `b`). */
+  private pushChunk(b: Buffer): boolean {
     if (this.aborted) throw abortedError();
-    if (!this.stream.push(b)) {
+    const from = this.pos;
+    this.pos += b.length;
+    if (this.pos <= this.start) return false;
+    if (!this.stream.push(from < this.start ? b.subarray(this.start - from) : b)) {
       this.needDrain = true;
       this.wantMore = false;
     }
+    return true;
   }
 
   private flushAcc(): void {
     if (this.off === 0) return;
-    this.pushChunk(this.acc.subarray(0, this.off));
-    this.acc = takeChunk();
+    if (this.pushChunk(this.acc.subarray(0, this.off))) this.acc = NO_ACC;
     this.off = 0;
+  }
+
+  // Taken only when something is written into it, so a transfer streaming a big file holds no idle one.
+  private ensureAcc(): void {
+    if (this.acc === NO_ACC) this.acc = takeChunk();
+  }
+
+  /** Accounts for `size` bytes wholly before `start` without producing them. */
+  private skipBytes(size: number): void {
+    this.flushAcc(); // everything in it lies before these bytes, so before start: dropped
+    this.pos += size;
   }
 
   // Appends without waiting; callers reach `barrier` after every entry, which bounds how much
@@ -213,12 +239,14 @@ class NarDumper {
       return;
     }
     if (this.off + b.length > ACC_SIZE) this.flushAcc();
+    this.ensureAcc();
     b.copy(this.acc, this.off);
     this.off += b.length;
   }
 
   private putU64(n: number): void {
     if (this.off + 8 > ACC_SIZE) this.flushAcc();
+    this.ensureAcc();
     this.acc.writeUInt32LE(n >>> 0, this.off);
     this.acc.writeUInt32LE(Math.floor(n / 0x100000000), this.off + 4);
     this.off += 8;
@@ -281,6 +309,7 @@ class NarDumper {
   private readIntoAccSync(p: Buffer, size: number): void {
     const t0 = performance.now();
     if (this.off + size + 1 > ACC_SIZE) this.flushAcc();
+    this.ensureAcc();
     const fd = fs.openSync(p, OPEN_FLAGS);
     try {
       let got = 0;
@@ -334,14 +363,17 @@ class NarDumper {
     if (st.mode & 0o100) this.put(T_EXECUTABLE);
     this.put(T_CONTENTS);
     this.putU64(st.size);
-    if (content) {
+    const contentAt = this.pos + this.off;
+    if (contentAt + st.size <= this.start) {
+      this.skipBytes(st.size);
+    } else if (content) {
       this.put(content);
     } else if (st.size <= SMALL_FILE && this.sync) {
       this.readIntoAccSync(p, st.size);
     } else if (st.size <= SMALL_FILE) {
       this.put(await readSmallFile(p, st.size));
     } else {
-      await this.streamFile(p, st.size);
+      await this.streamFile(p, st.size, Math.max(0, this.start - contentAt));
     }
     this.putPad(st.size);
     this.put(T_CLOSE);
@@ -349,8 +381,10 @@ class NarDumper {
 
   // Synchronous reads while the walk is in sync mode; asynchronous ones, with the next chunk already
   // being read while this one travels downstream, once it is not (or stops being) fast.
-  private async streamFile(p: Buffer, size: number): Promise<void> {
-    this.flushAcc();
+  // `from`: where in the file to begin; the bytes before it lie before the dump's start.
+  private async streamFile(p: Buffer, size: number, from: number): Promise<void> {
+    if (from > 0) this.skipBytes(from);
+    else this.flushAcc();
     const fd = this.sync ? fs.openSync(p, OPEN_FLAGS) : await open(p);
     let ahead: { buf: Buffer; read: Promise<number> } | null = null;
     const readAsync = (at: number) => {
@@ -361,7 +395,7 @@ class NarDumper {
       return { buf, read };
     };
     try {
-      let pos = 0;
+      let pos = from;
       while (pos < size) {
         let buf: Buffer;
         let n: number;
@@ -382,7 +416,7 @@ class NarDumper {
         if (n === 0) throw changedError(p, 'shrank');
         pos += n;
         if (!this.sync && pos < size) ahead = readAsync(pos);
-        this.pushChunk(buf.subarray(0, n));
+        if (!this.pushChunk(buf.subarray(0, n))) releaseChunk(buf);
         await this.barrier();
       }
       const probe = Buffer.allocUnsafe(1);

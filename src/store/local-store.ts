@@ -16,6 +16,8 @@ export interface LocalNar {
   info: PathInfo;
   /** The whole NAR, exactly info.narSize bytes (the caller verifies them). */
   stream(): Readable;
+  /** The NAR from byte `start`, skipping file contents before it unread (filesystem source only). */
+  streamFrom?(start: number): Readable;
   /** Drops the temp root. Safe to call more than once. */
   release(): void;
 }
@@ -194,13 +196,15 @@ export class LocalStore {
       stopWatching();
       conn.close();
     };
+    const fsPath = this.location.root + info.path;
     return {
       info,
       release,
       stream: () => {
-        body = this.narSource === 'filesystem' ? dumpNar(this.location.root + info.path) : conn.narFromPath(info.path, info.narSize);
+        body = this.narSource === 'filesystem' ? dumpNar(fsPath) : conn.narFromPath(info.path, info.narSize);
         return body;
       },
+      streamFrom: this.narSource === 'filesystem' ? (start) => (body = dumpNar(fsPath, { start })) : undefined,
     };
   }
 }

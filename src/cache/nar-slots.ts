@@ -1,0 +1,120 @@
+// Admission for NAR streams: at most `total` at once and `perAddress` from one client address. A
+// request over either cap waits in a short, bounded queue (first come, first served among those that
+// fit) and is turned away if no slot frees up in time, so a flood of clients costs a fixed number of
+// daemon connections, file descriptors and buffers, never one per client.
+
+export interface NarSlotOptions {
+  total: number;
+  perAddress: number;
+  /** Requests that may wait at once; 0 turns every request over a cap away at once. */
+  queue: number;
+  waitMs: number;
+}
+
+export interface NarSlot {
+  /** Gives the slot back (to the next waiter that fits). Idempotent. */
+  release(): void;
+}
+
+export type Admission = { slot: NarSlot } | { refused: 'busy' | 'gone' };
+
+interface Waiter {
+  address: string;
+  grant: (slot: NarSlot) => void;
+  timer: NodeJS.Timeout;
+  done: boolean;
+}
+
+export class NarSlots {
+  private readonly o: NarSlotOptions;
+  private active = 0;
+  private readonly byAddress = new Map<string, number>();
+  private readonly waiting: Waiter[] = [];
+  /** Requests turned away because no slot came up; for logs and tests. */
+  refused = 0;
+
+  constructor(o: NarSlotOptions) {
+    this.o = o;
+  }
+
+  get inUse(): number {
+    return this.active;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  inUseBy(address: string): number {
+    return this.byAddress.get(address) ?? 0;
+  }
+
+  /**
+   * A slot now, a slot after waiting, or a refusal: 'busy' when the caps stayed full, 'gone' when
+   * `signal` aborted (the client left) while waiting.
+   */
+  acquire(address: string, signal?: AbortSignal): Admission | Promise<Admission> {
+    // Whoever waits does not fit (admitWaiting runs on every release), so a request that fits now
+    // jumps no one.
+    if (this.fits(address)) return { slot: this.take(address) };
+    if (this.waiting.length >= this.o.queue) {
+      this.refused++;
+      return { refused: 'busy' };
+    }
+    return new Promise<Admission>((resolve) => {
+      const waiter: Waiter = {
+        address,
+        done: false,
+        grant: (slot) => finish({ slot }),
+        timer: setTimeout(() => {
+          this.refused++;
+          finish({ refused: 'busy' });
+        }, this.o.waitMs),
+      };
+      const onAbort = () => finish({ refused: 'gone' });
+      const finish = (a: Admission) => {
+        if (waiter.done) return;
+        waiter.done = true;
+        clearTimeout(waiter.timer);
+        signal?.removeEventListener('abort', onAbort);
+        const i = this.waiting.indexOf(waiter);
+        if (i >= 0) this.waiting.splice(i, 1);
+        resolve(a);
+      };
+      if (signal?.aborted) return finish({ refused: 'gone' });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+    });
+  }
+
+  private fits(address: string): boolean {
+    return this.active < this.o.total && this.inUseBy(address) < this.o.perAddress;
+  }
+
+  private take(address: string): NarSlot {
+    this.active++;
+    this.byAddress.set(address, this.inUseBy(address) + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.active--;
+        const n = this.inUseBy(address) - 1;
+        if (n > 0) this.byAddress.set(address, n);
+        else this.byAddress.delete(address);
+        this.admitWaiting();
+      },
+    };
+  }
+
+  // A waiter whose address is under its cap may stand behind one whose address is full.
+  private admitWaiting(): void {
+    for (let i = 0; i < this.waiting.length && this.active < this.o.total; ) {
+      const w = this.waiting[i];
+      if (this.fits(w.address)) {
+        w.grant(this.take(w.address)); // removes w from the queue
+      } else i++;
+    }
+  }
+}
