@@ -9,7 +9,7 @@ import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 export const MAX_NARINFO_BYTES = 64 * 1024;
 
 export class PeerError extends Error {
-  /** 'busy': no NAR slot on that peer came free in time; the peer itself did nothing wrong. */
+  /** 'busy': no NAR slot on that peer came free in time, here or on its side (503); the peer did nothing wrong. */
   readonly kind: 'unreachable' | 'timeout' | 'bad-response' | 'missing' | 'busy';
   constructor(kind: PeerError['kind'], message: string) {
     super(message);
@@ -108,6 +108,8 @@ export class PeerClient {
     const status = res.statusCode ?? 0;
     // The peer is fine, it just no longer has the path (GC): the caller must not count it as down.
     if (status === 404 || status === 410 || status === 403) fail('not there any more', 'missing');
+    // Its share listener is at its cap of NAR streams: another holder, not a mark against the peer.
+    if (status === 503) fail('busy (HTTP 503)', 'busy');
     if (opts.offset > 0) {
       if (status !== 206) fail(`no range support (HTTP ${status})`);
       const cr = String(res.headers['content-range'] ?? '');

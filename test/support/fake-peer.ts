@@ -70,6 +70,8 @@ export interface FakePeerKnobs {
   narDelayMs: number; // before the NAR's response headers
   narInfo404: boolean;
   nar404: boolean;
+  /** Answer NARs 503, as a share listener at its cap of NAR streams does. */
+  nar503: boolean;
   /** Destroy the socket after sending this many NAR body bytes (only for requests from byte 0). */
   dieAfterBytes: number | null;
   /** Flip the bits of the NAR byte at this offset. */
@@ -96,7 +98,7 @@ export class FakePeer {
   readonly server: Server;
   readonly url: string;
   readonly port: number;
-  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, dieAfterBytes: null, corruptAt: null, ranges: true, drip: null, blackhole: false, fastProbeLookups: false };
+  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, nar503: false, dieAfterBytes: null, corruptAt: null, ranges: true, drip: null, blackhole: false, fastProbeLookups: false };
   readonly counts: FakePeerCounts = { probe: 0, probeLookup: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
   /** Ranges asked for, as "start-" strings. */
   readonly rangesAsked: string[] = [];
@@ -192,6 +194,7 @@ export class FakePeer {
   private serveNar(path: string, req: IncomingMessage, res: ServerResponse): void {
     const stored = this.nars.get(path);
     if (!stored || this.knobs.nar404) return void res.writeHead(404, { 'Content-Length': '0' }).end();
+    if (this.knobs.nar503) return void res.writeHead(503, { 'Content-Length': '0', Connection: 'close' }).end();
     let bytes = stored;
     if (this.knobs.corruptAt !== null) {
       bytes = Buffer.from(stored);

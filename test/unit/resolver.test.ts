@@ -446,6 +446,19 @@ describe('resolver: NAR', () => {
     assert.ok(w.registry.live().some((x) => x.id === w.idOf(first)), 'a peer that merely lost the path is not down');
   });
 
+  it('entry peer busy (503: its share listener is at its cap) → another peer serves, and the busy one is not marked down', T, async (t) => {
+    const w = await world(t, { peers: 2 });
+    const [first, second] = w.peers;
+    const p = makePath('busy');
+    first.add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    first.knobs.nar503 = true;
+    second.add(p);
+    assertSameNar(await w.nar(p), p);
+    assert.equal(second.counts.nar, 1);
+    assert.ok(w.registry.live().some((x) => x.id === w.idOf(first)), 'a busy peer is still up');
+  });
+
   it('entry peer removed from the registry → another peer serves, fallback peer-gone', T, async (t) => {
     const w = await world(t, { peers: 2 });
     const [first, second] = w.peers;
