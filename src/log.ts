@@ -49,32 +49,32 @@ export function messageKind(msg: string): string {
 }
 
 export class LogRateLimiter {
-  private readonly o: Required<RateLimitOptions>;
+  private readonly limits: Required<RateLimitOptions>;
   private readonly windows = new Map<string, Window>();
   private readonly write: (lvl: LogLevel, scope: string, msg: string) => void;
 
-  constructor(write: (lvl: LogLevel, scope: string, msg: string) => void, o: RateLimitOptions = DEFAULT_RATE_LIMIT) {
+  constructor(write: (lvl: LogLevel, scope: string, msg: string) => void, limits: RateLimitOptions = DEFAULT_RATE_LIMIT) {
     this.write = write;
-    this.o = { maxKinds: 1000, now: () => Date.now(), ...o };
+    this.limits = { maxKinds: 1000, now: () => Date.now(), ...limits };
   }
 
   log(lvl: LogLevel, scope: string, msg: string): void {
     const key = `${lvl}\0${scope}\0${messageKind(msg)}`;
-    const now = this.o.now();
+    const now = this.limits.now();
     let w = this.windows.get(key);
-    if (w && now - w.started >= this.o.windowMs) {
+    if (w && now - w.started >= this.limits.windowMs) {
       this.close(key, w);
       w = undefined;
     }
     if (!w) {
-      if (this.windows.size >= this.o.maxKinds) {
+      if (this.windows.size >= this.limits.maxKinds) {
         const [oldKey, old] = this.windows.entries().next().value!;
         this.close(oldKey, old);
       }
       w = { started: now, count: 0, suppressed: 0, level: lvl, scope, sample: msg, timer: null };
       this.windows.set(key, w);
     }
-    if (w.count < this.o.perWindow) {
+    if (w.count < this.limits.perWindow) {
       w.count++;
       this.write(lvl, scope, msg);
       return;
@@ -84,7 +84,7 @@ export class LogRateLimiter {
     if (!w.timer) {
       const win = w;
       // The summary must come even if the messages stop; it never keeps the process alive.
-      win.timer = setTimeout(() => this.close(key, win), Math.max(0, this.o.windowMs - (now - win.started)));
+      win.timer = setTimeout(() => this.close(key, win), Math.max(0, this.limits.windowMs - (now - win.started)));
       win.timer.unref?.();
     }
   }
@@ -99,7 +99,7 @@ export class LogRateLimiter {
     this.windows.delete(key);
     if (w.timer) clearTimeout(w.timer);
     if (w.suppressed > 0) {
-      const secs = Math.round(this.o.windowMs / 1000);
+      const secs = Math.round(this.limits.windowMs / 1000);
       this.write(w.level, w.scope, `suppressed ${w.suppressed} more like this in ${secs} s; the last: ${w.sample}`);
     }
   }

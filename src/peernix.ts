@@ -107,22 +107,19 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust), summaryOf: (id) => summaries.view(id) });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
+  const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
   const resolver = new Resolver({
-    store,
-    key: identity.key,
+    local,
     registry,
     client,
     affinity,
     events,
     log: log.child('resolver'),
     trust: () => trust,
-    verifyLocalNars: opts.verifyLocalNars,
     mayHave: (peer, hashPart) => summaries.mayHave(peer.id, hashPart),
   });
   // This store's summary for peers, served on the share listener and kept current from the database.
   const storeSummary = new StoreSummary(store.summarySource);
-  const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
-
   registry.on('up', (p) => {
     log.info(`peer up: ${p.name} ${p.url}`);
     events.emit({ type: 'peer-up', peerId: p.id, peerName: p.name });

@@ -1,22 +1,17 @@
-import type { Readable } from 'node:stream';
 import { AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
 import type { FallbackReason } from './api.ts';
-import { BackendUnavailableError, type CacheBackend, type NarBody } from './cache/backend.ts';
-import { localNarBody, narInfoFromPathInfo } from './cache/local-backend.ts';
-import { narUrl } from './cache/routes.ts';
+import type { CacheBackend, LocalSource, NarBody } from './cache/backend.ts';
 import type { EventLog } from './events.ts';
 import type { Logger } from './log.ts';
 import { formatSha256Nix32, parseSha256 } from './nix/hash.ts';
 import type { NarInfo } from './nix/narinfo.ts';
 import { encodeNix32 } from './nix/nix32.ts';
-import type { SecretKey } from './nix/signing.ts';
 import { parseStorePath } from './nix/store-path.ts';
 import { HedgedOpener, waitUntil, type Candidate, type Found, type Lookup, type PeerAnswer } from './peers/hedged-open.ts';
 import { PeerError, type PeerClient } from './peers/peer-client.ts';
 import type { Peer, PeerRegistry } from './peers/registry.ts';
-import { ResumingNarStream, type NarSource, type NarWatchOptions } from './peers/resuming-nar.ts';
-import type { LocalStore } from './store/local-store.ts';
-import { judgeNarInfo, type TrustPolicy } from './trust.ts';
+import { ResumingNarStream, type NarWatchOptions, type OpenedNar } from './peers/resuming-nar.ts';
+import { judgeNarInfo, type TrustPolicy, type Verdict } from './trust.ts';
 
 // Where the substituter listener's answers come from. Every way a request can end is here:
 //   narinfo: local store → (negative cache) → all live peers in parallel → 404
@@ -27,8 +22,8 @@ import { judgeNarInfo, type TrustPolicy } from './trust.ts';
 // and the NarHash, which is all any source needs. Opening it on peers is hedged (peers/hedged-open.ts).
 
 export interface ResolverOptions {
-  store: LocalStore;
-  key: SecretKey;
+  /** This machine's store, through the cache layer (signed narinfos, NAR bodies). */
+  local: LocalSource;
   registry: PeerRegistry;
   client: PeerClient;
   affinity: AffinityCache;
@@ -43,7 +38,6 @@ export interface ResolverOptions {
   mismatchMemoryMs?: number;
   /** Drip watchdog for proxied NARs (see resuming-nar.ts). */
   narWatch?: Partial<NarWatchOptions>;
-  verifyLocalNars?: boolean;
   /** A peer's store summary on a path: false = certainly not there (not asked), null = no summary to go by. */
   mayHave?: (peer: Peer, hashPart: string) => boolean | null;
 }
@@ -51,10 +45,8 @@ export interface ResolverOptions {
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
 const MAX_MISMATCH_CUTS = 4096;
 
-type Verdict = 'trusted' | 'acceptable' | 'rejected';
-
 export class Resolver implements CacheBackend {
-  private readonly o: ResolverOptions & { negativeTtlMs: number; hedgeMs: number; lookupReuseMs: number; mismatchMemoryMs: number };
+  private readonly opts: ResolverOptions & { negativeTtlMs: number; hedgeMs: number; lookupReuseMs: number; mismatchMemoryMs: number };
   private readonly negative = new Map<string, number>();
   private readonly lookups = new Map<string, Lookup>();
   /** `${hashPart}-${narHash32}` → until when a resume of it is refused. */
@@ -64,14 +56,14 @@ export class Resolver implements CacheBackend {
   constructor(opts: ResolverOptions) {
     // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
     // negative cache off (NaN expiry) and the hedge timer into 1ms.
-    this.o = {
+    this.opts = {
       ...opts,
       negativeTtlMs: opts.negativeTtlMs ?? 5000,
       hedgeMs: opts.hedgeMs ?? 300,
       lookupReuseMs: opts.lookupReuseMs ?? 1000,
       mismatchMemoryMs: opts.mismatchMemoryMs ?? 60 * 60_000,
     };
-    this.hedged = new HedgedOpener({ registry: opts.registry, client: opts.client, log: opts.log, hedgeMs: this.o.hedgeMs, lookup: (h, fresh) => this.fanOut(h, fresh) });
+    this.hedged = new HedgedOpener({ registry: opts.registry, client: opts.client, log: opts.log, hedgeMs: this.opts.hedgeMs, lookup: (h, fresh) => this.fanOut(h, fresh) });
     // A new peer may have what we just missed. Finished lookups go too: reusing one would repeat
     // the miss without asking the newcomer.
     opts.registry.on('up', () => {
@@ -86,25 +78,24 @@ export class Resolver implements CacheBackend {
   }
 
   async narInfo(hashPart: string): Promise<NarInfo | null> {
-    const local = await this.localPathInfo(hashPart);
+    const local = await this.localNarInfo(hashPart);
     if (local) {
-      const info = narInfoFromPathInfo(local, this.o.key);
-      this.o.affinity.record({
+      this.opts.affinity.record({
         hashPart,
-        storePath: local.path,
+        storePath: local.storePath,
         source: LOCAL,
         sourceName: 'this machine',
         peerNarUrl: null,
-        narHash32: encodeNix32(local.narHash),
+        narHash32: formatSha256Nix32(parseSha256(local.narHash)).slice('sha256:'.length),
         narSize: local.narSize,
       });
-      return info;
+      return local;
     }
-    const answer = await this.lookupPeers(hashPart, (a) => judgeNarInfo(a.info, this.o.trust()));
+    const answer = await this.lookupPeers(hashPart, (a) => judgeNarInfo(a.info, this.opts.trust()));
     if (!answer) return null;
     this.remember(hashPart, answer);
-    // Signatures pass through untouched; only the URL changes so the NAR comes back through us.
-    return { ...answer.info, url: narUrl(hashPart, answer.narHash32) };
+    // Signatures pass through untouched; the cache layer gives it our own NAR URL, so the NAR comes back through us.
+    return answer.info;
   }
 
   async nar(hashPart: string, narHash: Buffer, opts: { resume?: boolean } = {}): Promise<NarBody | null> {
@@ -113,26 +104,26 @@ export class Resolver implements CacheBackend {
       // The client holds a prefix that failed verification (it reached it before the final hash
       // check): any correct suffix would still fail its own check. A 404 makes Nix drop this
       // substituter for the path cleanly ("substitute gone") and move on.
-      this.o.log.warn(`NAR ${hashPart}: refusing to resume a transfer that was cut for wrong bytes`);
-      const entry = this.o.affinity.get(hashPart);
+      this.opts.log.warn(`NAR ${hashPart}: refusing to resume a transfer that was cut for wrong bytes`);
+      const entry = this.opts.affinity.get(hashPart);
       this.fallback(entry?.storePath ?? hashPart, entry, null, 'mismatch', 'not-found');
       return null;
     }
-    const found = this.o.affinity.get(hashPart);
+    const found = this.opts.affinity.get(hashPart);
     const entry = found && found.narHash32 === narHash32 ? found : undefined;
     const tried = new Set<string>();
     let reason: FallbackReason = 'none';
 
     if (entry && entry.source !== LOCAL) {
-      const peer = this.o.registry.get(entry.source);
+      const peer = this.opts.registry.get(entry.source);
       if (!peer || peer.state === 'gone') reason = 'peer-gone';
-      else if (!this.o.registry.live().includes(peer) || !entry.peerNarUrl) reason = 'peer-failed';
+      else if (!this.opts.registry.live().includes(peer) || !entry.peerNarUrl) reason = 'peer-failed';
       else {
         // Hedged like any peer: a stalled entry peer must not hold the NAR up for the header timeout.
         const first: Candidate = { peer, url: entry.peerNarUrl, storePath: entry.storePath, narSize: entry.narSize, answer: null };
         const got = await this.hedged.open(hashPart, narHash32, tried, 0, first);
         if (got?.candidate === first) {
-          this.o.affinity.hit(hashPart);
+          this.opts.affinity.hit(hashPart);
           return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, got.opened, tried);
         }
         reason = 'peer-failed';
@@ -142,13 +133,13 @@ export class Resolver implements CacheBackend {
 
     const local = await this.openLocal(hashPart, narHash);
     if (typeof local !== 'string') {
-      const storePath = local.info.path;
+      const storePath = local.storePath;
       if (entry?.source !== LOCAL || !entry) {
-        this.o.affinity.record({ hashPart, storePath, source: LOCAL, sourceName: 'this machine', peerNarUrl: null, narHash32, narSize: local.info.narSize });
+        this.opts.affinity.record({ hashPart, storePath, source: LOCAL, sourceName: 'this machine', peerNarUrl: null, narHash32, narSize: local.narSize });
         if (entry) this.fallback(storePath, entry, 'this machine', reason, 'served');
       }
-      this.o.affinity.hit(hashPart);
-      return localNarBody(local, this.o.verifyLocalNars ?? false);
+      this.opts.affinity.hit(hashPart);
+      return local;
     }
     if (entry?.source === LOCAL) reason = local === 'mismatch' ? 'mismatch' : 'gc';
 
@@ -158,7 +149,7 @@ export class Resolver implements CacheBackend {
 
     // The peer whose narinfo Nix holds may just be busy or have missed a probe: while it is still
     // there (and not caught lying), a NAR waits for it rather than fail the user's build with a 404.
-    const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.o.registry.get(entry.source) : undefined;
+    const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.opts.registry.get(entry.source) : undefined;
     // Once more even if it was just tried (a timeout on a congested link is no proof it is gone),
     // but not when its probes fail and nothing has come from it lately (a cut link): that 404 is quick.
     const alive = holder && (holder.failures === 0 || Date.now() - holder.lastHeard < 2000);
@@ -167,7 +158,7 @@ export class Resolver implements CacheBackend {
       const opened = await this.hedged.openOne(last, last.narSize);
       if (opened) {
         tried.add(holder.id);
-        this.o.affinity.hit(hashPart);
+        this.opts.affinity.hit(hashPart);
         return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
       }
     }
@@ -187,20 +178,20 @@ export class Resolver implements CacheBackend {
   private rememberMismatchCut(hashPart: string, narHash32: string): void {
     const key = `${hashPart}-${narHash32}`;
     this.mismatchCuts.delete(key);
-    this.mismatchCuts.set(key, Date.now() + this.o.mismatchMemoryMs);
+    this.mismatchCuts.set(key, Date.now() + this.opts.mismatchMemoryMs);
     if (this.mismatchCuts.size > MAX_MISMATCH_CUTS) this.mismatchCuts.delete(this.mismatchCuts.keys().next().value!);
   }
 
   private servedByOtherPeer(hashPart: string, narHash: Buffer, entry: AffinityEntry | undefined, reason: FallbackReason, found: Found, tried: Set<string>): NarBody {
     const { candidate, opened } = found;
     if (candidate.answer) this.remember(hashPart, candidate.answer);
-    this.o.affinity.hit(hashPart);
+    this.opts.affinity.hit(hashPart);
     this.fallback(candidate.storePath, entry, candidate.peer.name, reason, 'served');
     return this.peerBody(hashPart, candidate.storePath, narHash, candidate.narSize, opened, tried);
   }
 
   private remember(hashPart: string, a: PeerAnswer): void {
-    this.o.affinity.record({
+    this.opts.affinity.record({
       hashPart,
       storePath: a.info.storePath,
       source: a.peer.id,
@@ -213,25 +204,25 @@ export class Resolver implements CacheBackend {
 
   private fallback(storePath: string, entry: AffinityEntry | undefined, to: string | null, reason: FallbackReason, outcome: 'served' | 'not-found'): void {
     const from = entry?.sourceName ?? 'none';
-    this.o.log.info(`fallback ${storePath}: ${from} → ${to ?? 'nobody'} (${reason}, ${outcome})`);
-    this.o.events.emit({ type: 'fallback', storePath, from, to, reason, outcome });
+    this.opts.log.info(`fallback ${storePath}: ${from} → ${to ?? 'nobody'} (${reason}, ${outcome})`);
+    this.opts.events.emit({ type: 'fallback', storePath, from, to, reason, outcome });
   }
 
-  private async localPathInfo(hashPart: string) {
+  private async localNarInfo(hashPart: string): Promise<NarInfo | null> {
     try {
-      return await this.o.store.pathInfoByHashPart(hashPart);
+      return await this.opts.local.narInfo(hashPart);
     } catch (e) {
       // The local daemon being down must not stop us finding the path on a peer.
-      this.o.log.warn(`local store: ${(e as Error).message}`);
+      this.opts.log.warn(`local store: ${(e as Error).message}`);
       return null;
     }
   }
 
   private async openLocal(hashPart: string, narHash: Buffer) {
     try {
-      return await this.o.store.openNar(hashPart, narHash);
+      return await this.opts.local.openLocal(hashPart, narHash);
     } catch (e) {
-      this.o.log.warn(`local store: ${(e as Error).message}`);
+      this.opts.log.warn(`local store: ${(e as Error).message}`);
       return 'missing' as const;
     }
   }
@@ -259,29 +250,29 @@ export class Resolver implements CacheBackend {
       this.negative.delete(hashPart);
     }
     const existing = this.lookups.get(hashPart);
-    if (existing && (!existing.done || (!fresh && existing.doneAt + this.o.lookupReuseMs > now))) return existing;
+    if (existing && (!existing.done || (!fresh && existing.doneAt + this.opts.lookupReuseMs > now))) return existing;
     const state: Lookup = { list: [], done: false, doneAt: 0, waiters: new Set() };
     this.lookups.set(hashPart, state);
     const wake = () => {
       for (const w of state.waiters) w();
     };
     // Only peers whose summary admits the path (or that publish none) are asked: most misses ask nobody.
-    const candidates = this.o.mayHave ? this.o.registry.live().filter((p) => this.o.mayHave!(p, hashPart) !== false) : this.o.registry.live();
+    const candidates = this.opts.mayHave ? this.opts.registry.live().filter((p) => this.opts.mayHave!(p, hashPart) !== false) : this.opts.registry.live();
     const asks = candidates.map(async (peer) => {
       // A stall of this peer (registry health) releases this lookup and every other one waiting on it.
       const stop = new AbortController();
-      const untrack = this.o.registry.trackLookup(peer, () => stop.abort());
+      const untrack = this.opts.registry.trackLookup(peer, () => stop.abort());
       try {
-        const info = await this.o.client.narInfo(peer.url, hashPart, stop.signal);
-        this.o.registry.reportAnswer(peer);
+        const info = await this.opts.client.narInfo(peer.url, hashPart, stop.signal);
+        this.opts.registry.reportAnswer(peer);
         const answer = info && this.validAnswer(peer, hashPart, info);
         if (answer) {
           state.list.push(answer);
           wake();
         }
       } catch (e) {
-        this.o.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        if (!stop.signal.aborted) this.o.registry.reportFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
+        this.opts.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
+        if (!stop.signal.aborted) this.opts.registry.reportFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
       } finally {
         untrack();
       }
@@ -289,9 +280,9 @@ export class Resolver implements CacheBackend {
     void Promise.all(asks).then(() => {
       state.done = true;
       state.doneAt = Date.now();
-      if (state.list.length === 0) this.negative.set(hashPart, state.doneAt + this.o.negativeTtlMs!);
+      if (state.list.length === 0) this.negative.set(hashPart, state.doneAt + this.opts.negativeTtlMs!);
       wake();
-      setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.o.lookupReuseMs).unref();
+      setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.opts.lookupReuseMs).unref();
     });
     return state;
   }
@@ -310,7 +301,7 @@ export class Resolver implements CacheBackend {
     }
   }
 
-  private peerBody(hashPart: string, storePath: string, narHash: Buffer, narSize: number, first: { source: NarSource; stream: Readable }, tried: Set<string>): NarBody {
+  private peerBody(hashPart: string, storePath: string, narHash: Buffer, narSize: number, first: OpenedNar, tried: Set<string>): NarBody {
     const narHash32 = encodeNix32(narHash);
     let stream: ResumingNarStream | null = null;
     let bytes = 0;
@@ -326,21 +317,21 @@ export class Resolver implements CacheBackend {
           narSize,
           onBytes: (src, n) => {
             bytes += n;
-            this.o.registry.countBytesFrom(src.peer, n);
+            this.opts.registry.countBytesFrom(src.peer, n);
           },
-          watch: this.o.narWatch,
+          watch: this.opts.narWatch,
           resume: async (offset, failed, why, slow) => {
-            if (slow) this.o.log.info(`NAR ${storePath} from ${failed.peer.name} is slow at byte ${offset} (${why}); looking for another holder`);
+            if (slow) this.opts.log.info(`NAR ${storePath} from ${failed.peer.name} is slow at byte ${offset} (${why}); looking for another holder`);
             else {
-              this.o.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
-              this.o.registry.reportFailure(failed.peer, why);
+              this.opts.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
+              this.opts.registry.reportFailure(failed.peer, why);
             }
             const found = await this.hedged.open(hashPart, narHash32, tried, offset);
             // A slow peer stays the source when no one else has the NAR; once replaced, it may still
             // serve a later resume of this one.
             if (!found) return null;
             if (slow) tried.delete(failed.peer.id);
-            const before = this.o.affinity.get(hashPart);
+            const before = this.opts.affinity.get(hashPart);
             if (found.candidate.answer) this.remember(hashPart, found.candidate.answer);
             this.fallback(storePath, before, found.candidate.peer.name, 'peer-failed', 'served');
             return found.opened;
@@ -362,10 +353,10 @@ export class Resolver implements CacheBackend {
         const last = s.sources.at(-1)?.peer ?? first.source.peer;
         if (reason === 'mismatch') {
           this.rememberMismatchCut(hashPart, narHash32);
-          for (const src of s.sources) this.o.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
+          for (const src of s.sources) this.opts.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
         }
         if (reason !== 'aborted') {
-          this.o.events.emit({
+          this.opts.events.emit({
             type: 'transfer',
             storePath,
             direction: 'in',
@@ -379,4 +370,3 @@ export class Resolver implements CacheBackend {
   }
 }
 
-export { BackendUnavailableError };

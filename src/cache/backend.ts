@@ -31,5 +31,12 @@ export interface CacheBackend {
   nar(hashPart: string, narHash: Buffer, opts?: { resume?: boolean }): Promise<NarBody | null>;
 }
 
+/** This machine's store as the resolver sees it: its narinfos, and its NARs or why not. */
+export interface LocalSource {
+  narInfo(hashPart: string): NarInfo | null | Promise<NarInfo | null>;
+  /** 'missing': not here (never was, or garbage-collected); 'mismatch': here, with other bytes. */
+  openLocal(hashPart: string, narHash: Buffer): Promise<NarBody | 'missing' | 'mismatch'>;
+}
+
 /** Thrown when the source is down (not "not found"): the listener answers 503, never 404. */
 export class BackendUnavailableError extends Error {}

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
+import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import { decodeNix32 } from '../nix/nix32.ts';
 import { renderNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import type { Logger } from '../log.ts';
 import { BackendUnavailableError, type CacheBackend } from './backend.ts';
 import { parseRange } from './range.ts';
-import { matchCacheRoute } from './routes.ts';
+import { matchCacheRoute, narUrl } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
 import type { NarSlot, NarSlots } from './nar-slots.ts';
@@ -66,13 +67,13 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     } catch (e) {
       return failed(res, e, head);
     }
-    if (answer instanceof Promise) answer.then((info) => sendNarInfo(res, info, head), (e: unknown) => failed(res, e, head));
-    else sendNarInfo(res, answer, head);
+    if (answer instanceof Promise) answer.then((info) => sendNarInfo(res, hashPart, info, head), (e: unknown) => failed(res, e, head));
+    else sendNarInfo(res, hashPart, answer, head);
   }
 
-  function sendNarInfo(res: ServerResponse, info: NarInfo | null, head: boolean): void {
+  function sendNarInfo(res: ServerResponse, hashPart: string, info: NarInfo | null, head: boolean): void {
     if (!info) return send(res, 404, 'not found\n', {}, head);
-    send(res, 200, rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
+    send(res, 200, rendered(withOwnNarUrl(hashPart, info)), { 'Content-Type': 'text/x-nix-narinfo' }, head);
   }
 
   // A slot is taken before the backend is asked: opening a local NAR costs a daemon connection
@@ -191,6 +192,19 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     log.error(`internal error: ${(e as Error)?.stack ?? e}`);
     send(res, 500, 'internal error\n', {}, head);
   }
+}
+
+// Every narinfo goes out with this cache's own NAR URL (routes.ts), whichever source answered, so the
+// NAR is asked of us too. The local store's already carry it; a peer's answer gets a copy, once.
+const withOwnUrl = new WeakMap<NarInfo, NarInfo>();
+function withOwnNarUrl(hashPart: string, info: NarInfo): NarInfo {
+  let out = withOwnUrl.get(info);
+  if (!out) {
+    const url = narUrl(hashPart, formatSha256Nix32(parseSha256(info.narHash)).slice('sha256:'.length));
+    out = info.url === url ? info : { ...info, url };
+    withOwnUrl.set(info, out);
+  }
+  return out;
 }
 
 // Backends hand out the same NarInfo object for the same path info, so its text is rendered once.

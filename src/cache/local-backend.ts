@@ -4,7 +4,7 @@ import type { NarInfo } from '../nix/narinfo.ts';
 import { signNarInfo, type SecretKey } from '../nix/signing.ts';
 import { DaemonError, type PathInfo } from '../store/daemon-connection.ts';
 import type { LocalNar, LocalStore } from '../store/local-store.ts';
-import { BackendUnavailableError, type CacheBackend, type NarBody } from './backend.ts';
+import { BackendUnavailableError, type CacheBackend, type LocalSource, type NarBody } from './backend.ts';
 import { narUrl } from './routes.ts';
 
 // Serves this machine's store: narinfos carry every signature the store already has plus ours.
@@ -46,19 +46,22 @@ function buildNarInfo(info: PathInfo, key: SecretKey): NarInfo {
   return base;
 }
 
-export class LocalBackend implements CacheBackend {
-  private readonly store: LocalStore;
+/** What the backend reads of the local store (LocalStore, or a stand-in in unit tests). */
+export type StoreReader = Pick<LocalStore, 'pathInfoByHashPart' | 'openNar'> & Partial<Pick<LocalStore, 'pathInfoFromDb'>>;
+
+export class LocalBackend implements CacheBackend, LocalSource {
+  private readonly store: StoreReader;
   private readonly key: SecretKey;
   private readonly hashCheck: boolean;
 
-  constructor(store: LocalStore, key: SecretKey, hashCheck = false) {
+  constructor(store: StoreReader, key: SecretKey, hashCheck = false) {
     this.store = store;
     this.key = key;
     this.hashCheck = hashCheck;
   }
 
   narInfo(hashPart: string): NarInfo | null | Promise<NarInfo | null> {
-    const known = this.store.pathInfoFromDb(hashPart);
+    const known = this.store.pathInfoFromDb?.(hashPart);
     if (known !== undefined) return known ? narInfoFromPathInfo(known, this.key) : null;
     return this.narInfoFromDaemon(hashPart);
   }
@@ -69,12 +72,17 @@ export class LocalBackend implements CacheBackend {
   }
 
   async nar(hashPart: string, narHash: Buffer): Promise<NarBody | null> {
+    const body = await this.openLocal(hashPart, narHash);
+    return typeof body === 'string' ? null : body;
+  }
+
+  async openLocal(hashPart: string, narHash: Buffer): Promise<NarBody | 'missing' | 'mismatch'> {
     const nar = await unavailableOnDaemonError(() => this.store.openNar(hashPart, narHash));
-    return typeof nar === 'string' ? null : localNarBody(nar, this.hashCheck);
+    return typeof nar === 'string' ? nar : localNarBody(nar, this.hashCheck);
   }
 }
 
-export function localNarBody(nar: LocalNar, hashCheck: boolean): NarBody {
+function localNarBody(nar: LocalNar, hashCheck: boolean): NarBody {
   return {
     narSize: nar.info.narSize,
     narHash: nar.info.narHash,

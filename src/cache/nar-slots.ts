@@ -26,15 +26,15 @@ interface Waiter {
 }
 
 export class NarSlots {
-  private readonly o: NarSlotOptions;
+  private readonly limits: NarSlotOptions;
   private active = 0;
   private readonly byAddress = new Map<string, number>();
   private readonly waiting: Waiter[] = [];
   /** Requests turned away because no slot came up; for logs and tests. */
   refused = 0;
 
-  constructor(o: NarSlotOptions) {
-    this.o = o;
+  constructor(limits: NarSlotOptions) {
+    this.limits = limits;
   }
 
   get inUse(): number {
@@ -57,7 +57,7 @@ export class NarSlots {
     // Whoever waits does not fit (admitWaiting runs on every release), so a request that fits now
     // jumps no one.
     if (this.fits(address)) return { slot: this.take(address) };
-    if (this.waiting.length >= this.o.queue) {
+    if (this.waiting.length >= this.limits.queue) {
       this.refused++;
       return { refused: 'busy' };
     }
@@ -69,7 +69,7 @@ export class NarSlots {
         timer: setTimeout(() => {
           this.refused++;
           finish({ refused: 'busy' });
-        }, this.o.waitMs),
+        }, this.limits.waitMs),
       };
       const onAbort = () => finish({ refused: 'gone' });
       const finish = (a: Admission) => {
@@ -88,7 +88,7 @@ export class NarSlots {
   }
 
   private fits(address: string): boolean {
-    return this.active < this.o.total && this.inUseBy(address) < this.o.perAddress;
+    return this.active < this.limits.total && this.inUseBy(address) < this.limits.perAddress;
   }
 
   private take(address: string): NarSlot {
@@ -110,7 +110,7 @@ export class NarSlots {
 
   // A waiter whose address is under its cap may stand behind one whose address is full.
   private admitWaiting(): void {
-    for (let i = 0; i < this.waiting.length && this.active < this.o.total; ) {
+    for (let i = 0; i < this.waiting.length && this.active < this.limits.total; ) {
       const w = this.waiting[i];
       if (this.fits(w.address)) {
         w.grant(this.take(w.address)); // removes w from the queue

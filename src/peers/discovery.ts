@@ -18,17 +18,12 @@ import type { Browser, Service } from 'bonjour-service';
 import { ServiceTable, type TableEntry } from './service-table.ts';
 import { decodeTxt, encodeTxt } from './txt-record.ts';
 import type { Announcement, TxtAnnouncement } from './txt-record.ts';
+import type { PeerInfo } from './registry.ts';
 
-export interface DiscoveredPeer {
+/** A peer as one announced service describes it: the id and key are claims until proven (registry). */
+export type DiscoveredPeer = Omit<PeerInfo, 'source' | 'key'> & {
   key: string; // the service's name (lower-cased fqdn): what tells two claimants of one id apart
-  id: string; // instance id, as claimed
-  name: string;
-  address: string; // one address chosen from the record
-  port: number;
-  url: string; // http://address:port
-  publicKey: string | null;
-  platform: string | null;
-}
+};
 
 export interface MdnsDiscoveryOptions {
   self: Announcement;

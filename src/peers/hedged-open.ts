@@ -1,9 +1,8 @@
-import type { Readable } from 'node:stream';
 import type { Logger } from '../log.ts';
 import type { NarInfo } from '../nix/narinfo.ts';
 import { PeerError, type PeerClient } from './peer-client.ts';
 import type { Peer, PeerRegistry } from './registry.ts';
-import type { NarSource } from './resuming-nar.ts';
+import type { NarSource, OpenedNar } from './resuming-nar.ts';
 
 // Opening a NAR on peers, hedged: the preferred peer first, and when it has not answered within
 // hedgeMs the next holder of the same NarHash too; whichever answers first serves, the others are
@@ -34,8 +33,7 @@ export interface Candidate {
   answer: PeerAnswer | null;
 }
 
-export type Opened = { source: NarSource; stream: Readable };
-export type Found = { candidate: Candidate; opened: Opened };
+export type Found = { candidate: Candidate; opened: OpenedNar };
 
 /** Resolves once `ready()` holds or the lookup is done. */
 export function waitUntil(state: Lookup, ready: () => boolean): Promise<void> {
@@ -61,10 +59,10 @@ export interface HedgedOpenDeps {
 }
 
 export class HedgedOpener {
-  private readonly d: HedgedOpenDeps;
+  private readonly deps: HedgedOpenDeps;
 
   constructor(deps: HedgedOpenDeps) {
-    this.d = deps;
+    this.deps = deps;
   }
 
   /**
@@ -74,7 +72,7 @@ export class HedgedOpener {
    */
   open(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate): Promise<Found | null> {
     const next = (state: Lookup) => {
-      const live = new Set(this.d.registry.live());
+      const live = new Set(this.deps.registry.live());
       return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
     };
     let state: Lookup | null = null;
@@ -82,10 +80,10 @@ export class HedgedOpener {
     const lookup = (): Lookup | null => {
       if (fanned) return state;
       fanned = true;
-      state = this.d.lookup(hashPart);
+      state = this.deps.lookup(hashPart);
       // A lookup that just finished may predate what we need now (a peer that since got the path,
       // or only peers we have already tried): ask again rather than give up on stale answers.
-      if (state?.done && !next(state)) state = this.d.lookup(hashPart, true);
+      if (state?.done && !next(state)) state = this.deps.lookup(hashPart, true);
       return state;
     };
     return new Promise((resolve) => {
@@ -103,7 +101,7 @@ export class HedgedOpener {
         tried.add(candidate.peer.id);
         pending++;
         clearTimeout(timer);
-        timer = setTimeout(() => void launch(), this.d.hedgeMs);
+        timer = setTimeout(() => void launch(), this.deps.hedgeMs);
         const cancel = new AbortController();
         cancels.add(cancel);
         const opened = await this.openOne(candidate, candidate.narSize, offset, cancel.signal);
@@ -139,16 +137,16 @@ export class HedgedOpener {
    * Opens a NAR on one source; a failure marks the peer so it isn't asked again until it recovers.
    * A peer that merely no longer has the path, is busy, or that we cancelled, has not failed.
    */
-  async openOne(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal): Promise<Opened | null> {
+  async openOne(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal): Promise<OpenedNar | null> {
     try {
-      const stream = await this.d.client.openNar(source.url, { offset, expectedSize: narSize, signal });
+      const stream = await this.deps.client.openNar(source.url, { offset, expectedSize: narSize, signal });
       return { source: { peer: source.peer, url: source.url }, stream };
     } catch (e) {
       if (signal?.aborted) return null;
-      this.d.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
+      this.deps.log.info(`peer ${source.peer.name}: ${(e as Error).message}`);
       if (e instanceof PeerError && (e.kind === 'missing' || e.kind === 'busy')) return null;
       // A timeout of a peer heard from moments ago is congestion (registry health decides).
-      this.d.registry.reportFailure(source.peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
+      this.deps.registry.reportFailure(source.peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
       return null;
     }
   }

@@ -87,14 +87,14 @@ export interface ProveOptions {
  * Challenges a peer. 'unsupported': it has no identity route (another implementation) or claims no
  * key, so it stays unverified without being an impostor; 'failed': it answered and could not prove.
  */
-export async function proveIdentity(o: ProveOptions): Promise<ProofResult> {
-  if (!o.publicKey) return 'unsupported';
+export async function proveIdentity(opts: ProveOptions): Promise<ProofResult> {
+  if (!opts.publicKey) return 'unsupported';
   const nonce = newNonce();
-  const host = net.isIPv6(o.address) ? `[${o.address}]` : o.address;
+  const host = net.isIPv6(opts.address) ? `[${opts.address}]` : opts.address;
   let status: number;
   let body: string;
   try {
-    ({ status, body } = await get(`http://${host}:${o.port}${IDENTITY_PATH}?nonce=${nonce}`, o.timeoutMs ?? 1500, o.agent));
+    ({ status, body } = await get(`http://${host}:${opts.port}${IDENTITY_PATH}?nonce=${nonce}`, opts.timeoutMs ?? 1500, opts.agent));
   } catch {
     return 'failed';
   }
@@ -108,8 +108,8 @@ export async function proveIdentity(o: ProveOptions): Promise<ProofResult> {
   }
   if (!answer || typeof answer !== 'object') return 'failed';
   const a = answer as Record<string, unknown>;
-  if (a.v !== 1 || a.id !== o.instanceId || a.publicKey !== o.publicKey) return 'failed';
-  const ok = verifyIdentity(o.publicKey, { instanceId: o.instanceId, address: o.address, port: o.port, nonce }, a.sig);
+  if (a.v !== 1 || a.id !== opts.instanceId || a.publicKey !== opts.publicKey) return 'failed';
+  const ok = verifyIdentity(opts.publicKey, { instanceId: opts.instanceId, address: opts.address, port: opts.port, nonce }, a.sig);
   return ok ? 'verified' : 'failed';
 }
 

@@ -14,17 +14,10 @@ import { proveIdentity, type ProofResult } from './identity-proof.ts';
 // One entry per instance id: a second service claiming a held id waits as a contender and takes the id
 // only by proving it while the holder is unproven or gone. Static peers are as the user configured them.
 
-export interface PeerInfo {
-  id: string;
-  name: string;
-  url: string;
-  address: string;
-  port: number;
-  platform: string | null;
-  publicKey: string | null;
-  source: 'mdns' | 'static';
+/** What discovery or the settings say of a peer: the identifying part of its view. */
+export type PeerInfo = Pick<PeerView, 'id' | 'name' | 'url' | 'address' | 'port' | 'platform' | 'publicKey' | 'source'> & {
   key?: string; // mDNS: the announcing service's name, which tells claimants of one id apart
-}
+};
 
 export interface Peer extends PeerInfo, PeerHealthFields {
   verified: boolean; // proved its key (mDNS), or configured by the user (static)

@@ -11,6 +11,12 @@ import type { Peer } from './registry.ts';
 // far below this transfer's own best second, asks for another holder; if there is one, the rest
 // comes from it by Range, and if not, the slow peer carries on.
 
+/** A NAR opened on one source: what it came from and its bytes. */
+export interface OpenedNar {
+  source: NarSource;
+  stream: Readable;
+}
+
 export interface NarSource {
   peer: Peer;
   url: string;
@@ -34,13 +40,13 @@ export interface NarWatchOptions {
 export const DEFAULT_NAR_WATCH: NarWatchOptions = { tickMs: 1000, graceMs: 3000, windowTicks: 5, minBytesPerSec: 32 * 1024, relativeFloor: 50, retryMs: 10_000 };
 
 export interface ResumingNarOptions {
-  first: { source: NarSource; stream: Readable };
+  first: OpenedNar;
   narSize: number;
   /**
    * Opens the rest of the NAR from another source, or resolves null when none is left. `slow`: the
    * failed source still works and is only too slow; null then means "keep it".
    */
-  resume: (offset: number, failed: NarSource, why: string, slow: boolean) => Promise<{ source: NarSource; stream: Readable } | null>;
+  resume: (offset: number, failed: NarSource, why: string, slow: boolean) => Promise<OpenedNar | null>;
   onBytes: (source: NarSource, n: number) => void;
   watch?: Partial<NarWatchOptions>;
 }

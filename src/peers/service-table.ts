@@ -30,10 +30,10 @@ export type Admission<T> = { admitted: true; evicted: T[] } | { admitted: false;
 
 export class ServiceTable<T extends TableEntry> {
   private readonly entries = new Map<string, T>();
-  private readonly o: ServiceTableOptions;
+  private readonly limits: ServiceTableOptions;
 
-  constructor(o: ServiceTableOptions) {
-    this.o = o;
+  constructor(limits: ServiceTableOptions) {
+    this.limits = limits;
   }
 
   get size(): number {
@@ -58,7 +58,7 @@ export class ServiceTable<T extends TableEntry> {
 
   lifetimeMs(ttlSeconds: number | undefined): number {
     const ttl = typeof ttlSeconds === 'number' && Number.isFinite(ttlSeconds) && ttlSeconds > 0 ? ttlSeconds * 1000 : 0;
-    return Math.min(this.o.maxLifetimeMs, Math.max(this.o.minLifetimeMs, ttl));
+    return Math.min(this.limits.maxLifetimeMs, Math.max(this.limits.minLifetimeMs, ttl));
   }
 
   /** The service was heard from again. */
@@ -72,12 +72,12 @@ export class ServiceTable<T extends TableEntry> {
     if (this.entries.has(entry.key)) return { admitted: true, evicted: [] };
     const evicted: T[] = [];
     const fromSource = [...this.entries.values()].filter((e) => e.source === entry.source);
-    if (fromSource.length >= this.o.perSource) {
-      const victim = this.weakest(fromSource, entry.seenAt - this.o.staleMs);
+    if (fromSource.length >= this.limits.perSource) {
+      const victim = this.weakest(fromSource, entry.seenAt - this.limits.staleMs);
       if (!victim) return { admitted: false, evicted: [] };
       this.entries.delete(victim.key);
       evicted.push(victim);
-    } else if (this.entries.size >= this.o.max) {
+    } else if (this.entries.size >= this.limits.max) {
       const victim = this.weakest([...this.entries.values()]);
       if (!victim) return { admitted: false, evicted: [] };
       this.entries.delete(victim.key);
@@ -101,7 +101,7 @@ export class ServiceTable<T extends TableEntry> {
     let worst: T | null = null;
     let worstStanding = 0;
     for (const e of candidates) {
-      const s = this.o.standing(e.key);
+      const s = this.limits.standing(e.key);
       if (s >= 2) continue;
       if (quietSince !== undefined && s > 0 && e.seenAt > quietSince) continue;
       if (!worst || s < worstStanding || (s === worstStanding && e.seenAt < worst.seenAt)) {

@@ -7,7 +7,8 @@ import { renderNarInfo, type NarInfo } from '../../src/nix/narinfo.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { signNarInfo, type SecretKey } from '../../src/nix/signing.ts';
 import type { PathInfo } from '../../src/store/daemon-connection.ts';
-import type { LocalNar, LocalStore } from '../../src/store/local-store.ts';
+import type { StoreReader } from '../../src/cache/local-backend.ts';
+import type { LocalNar } from '../../src/store/local-store.ts';
 
 // Peers and a local store for resolver tests. A fake peer is a real HTTP server on 127.0.0.1 that
 // serves real narinfos and arbitrary NAR bytes (the resolver never parses NAR grammar, it only
@@ -240,8 +241,8 @@ export class FakePeer {
   }
 }
 
-/** The part of LocalStore the resolver uses, over an in-memory map of paths. */
-export class FakeLocalStore {
+/** The part of the local store the cache layer reads (local-backend.ts StoreReader), over an in-memory map of paths. */
+export class FakeLocalStore implements StoreReader {
   private readonly paths = new Map<string, { info: PathInfo; nar: Buffer }>();
   readonly released: string[] = [];
   opened = 0;
@@ -282,9 +283,5 @@ export class FakeLocalStore {
       stream: () => Readable.from([found.nar]),
       release: () => void this.released.push(hashPart),
     };
-  }
-
-  asLocalStore(): LocalStore {
-    return this as unknown as LocalStore;
   }
 }

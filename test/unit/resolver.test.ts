@@ -18,6 +18,7 @@ import { Resolver } from '../../src/resolver.ts';
 import { policyFromKeys, type TrustPolicy } from '../../src/trust.ts';
 import { FakeLocalStore, FakePeer, makePath, narInfoFor, otherBytes, type TestPath } from '../support/fake-peer.ts';
 import { get } from '../support/http.ts';
+import { LocalBackend } from '../../src/cache/local-backend.ts';
 
 // Every way a substituter request can end, driven through the real HTTP handler (what Nix sees)
 // against real HTTP peers that misbehave on request.
@@ -69,8 +70,7 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   const affinity = new AffinityCache();
   const events = new EventLog();
   const resolver = new Resolver({
-    store: store.asLocalStore(),
-    key: ownKey,
+    local: new LocalBackend(store, ownKey),
     registry,
     client,
     affinity,

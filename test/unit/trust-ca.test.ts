@@ -20,6 +20,7 @@ import { judgeNarInfo, policyFromKeys } from '../../src/trust.ts';
 import { FakeLocalStore, FakePeer, makePath, narInfoFor, type TestPath } from '../support/fake-peer.ts';
 import { get } from '../support/http.ts';
 import { addTestClosure, cleanup, makeTempDir, startNixHost, type NixHost, type PathInfoJson } from '../support/nix-host.ts';
+import { LocalBackend } from '../../src/cache/local-backend.ts';
 
 // A CA line counts only when it determines the very store path it is attached to. Checked against
 // every kind of content-addressed path Nix 2.8 makes, and through the resolver against a peer that
@@ -172,8 +173,7 @@ describe('resolver: a peer forging CA lines', () => {
     const client = new PeerClient({ connectMs: 300, narInfoMs: 1500, narHeadersMs: 2000, narIdleMs: 3000 }, 'peernix-test');
     const registry = new PeerRegistry({ client, healthTimeoutMs: 500, isTrusted: () => false });
     const resolver = new Resolver({
-      store: store.asLocalStore(),
-      key: parseSecretKey(generateKeyPair('this-machine-1').secretKeyText),
+      local: new LocalBackend(store, parseSecretKey(generateKeyPair('this-machine-1').secretKeyText)),
       registry,
       client,
       affinity: new AffinityCache(),
