@@ -36,6 +36,7 @@ interface WorldOptions {
   requireSigs?: boolean;
   hedgeMs?: number;
   negativeTtlMs?: number;
+  lookupReuseMs?: number;
   health?: Partial<HealthOptions>;
   narWatch?: Partial<NarWatchOptions>;
 }
@@ -79,6 +80,7 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
     trust: () => trust,
     hedgeMs: o.hedgeMs ?? 150,
     negativeTtlMs: o.negativeTtlMs,
+    lookupReuseMs: o.lookupReuseMs,
     narWatch: o.narWatch,
   });
   const listener = await listen({
@@ -143,6 +145,19 @@ async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<vo
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Whether `p` settles before `ms` pass: an assertion on order (answered before the slow thing it must
+ * not wait for could have happened), with `ms` the delay or timeout in question, not a stopwatch.
+ */
+async function before<V>(p: Promise<V>, ms: number): Promise<V> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
+  const first = await Promise.race([p, late]);
+  clearTimeout(timer);
+  assert.notEqual(first, 'late', `still waiting after ${ms} ms`);
+  return first as V;
+}
 
 function assertSameNar(r: Awaited<ReturnType<typeof get>>, p: TestPath): void {
   assert.equal(r.status, 200);
@@ -260,27 +275,26 @@ describe('resolver: narinfo', () => {
   }
 
   it('miss: 404 quickly, remembered briefly (no peer asked again), then asked again once it expires', T, async (t) => {
-    const w = await world(t, { peers: 2, negativeTtlMs: 2000 });
+    const w = await world(t, { peers: 2, negativeTtlMs: 1000, lookupReuseMs: 100 });
     const p = makePath('nowhere');
     const r = await w.narInfo(p.hashPart);
     assert.equal(r.status, 404);
-    assert.ok(r.ms < 300, `a miss took ${r.ms}ms`);
     assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1]);
-    await sleep(1100); // past the window in which a finished lookup is shared
+    await sleep(200); // past the window in which a finished lookup is shared (lookupReuseMs)
     const again = await w.narInfo(p.hashPart);
     assert.equal(again.status, 404);
     assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1], 'the negative cache answered');
-    await sleep(1000);
+    await sleep(1000); // past negativeTtlMs
     assert.equal((await w.narInfo(p.hashPart)).status, 404);
     assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2], 'expired: the peers are asked again');
   });
 
   it('a remembered miss is forgotten when a peer comes up', T, async (t) => {
-    const w = await world(t, { peers: 2 }); // the default negative TTL (5s), passed as undefined
+    const w = await world(t, { peers: 2, lookupReuseMs: 100 }); // the default negative TTL (5s), passed as undefined
     const p = makePath('not-yet');
     const q = makePath('not-yet-either');
     assert.equal((await w.narInfo(q.hashPart)).status, 404);
-    await sleep(1100);
+    await sleep(200); // past lookupReuseMs
     assert.equal((await w.narInfo(p.hashPart)).status, 404); // just now: a finished lookup is shared for a moment
     assert.equal((await w.narInfo(q.hashPart)).status, 404); // long ago: the negative cache
     assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2]);
@@ -295,9 +309,8 @@ describe('resolver: narinfo', () => {
 
   it('a miss with no live peer at all is a 404 without waiting', T, async (t) => {
     const w = await world(t);
-    const r = await w.narInfo(makePath('alone').hashPart);
+    const r = await before(w.narInfo(makePath('alone').hashPart), TIMEOUTS.narInfoMs!);
     assert.equal(r.status, 404);
-    assert.ok(r.ms < 200, `took ${r.ms}ms`);
   });
 
   it('concurrent identical lookups share one fan-out (each peer asked once)', T, async (t) => {
@@ -319,18 +332,16 @@ describe('resolver: narinfo', () => {
     w.peers[0].knobs.narInfoDelayMs = 2000;
     w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
     w.peers[1].add(p, narInfoFor(p, { signers: [upstream] }));
-    const r = await w.narInfo(p.hashPart);
+    const r = await before(w.narInfo(p.hashPart), w.peers[0].knobs.narInfoDelayMs);
     assert.equal(r.status, 200);
-    assert.ok(r.ms < 400, `took ${r.ms}ms`);
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[1]));
   });
 
   it('a peer that never answers costs a miss no more than the narinfo timeout', T, async (t) => {
     const w = await world(t, { peers: 2 });
     w.peers[0].knobs.narInfoDelayMs = 10_000;
-    const r = await w.narInfo(makePath('hang').hashPart);
+    const r = await before(w.narInfo(makePath('hang').hashPart), 2 * TIMEOUTS.narInfoMs!);
     assert.equal(r.status, 404);
-    assert.ok(r.ms < TIMEOUTS.narInfoMs! + 400, `took ${r.ms}ms`);
     assert.equal(w.registry.get(w.idOf(w.peers[0]))!.state, 'suspect', 'the timeout marks it');
     assert.ok(!w.registry.live().some((x) => x.id === w.idOf(w.peers[0])));
   });
@@ -617,10 +628,7 @@ describe('resolver: NAR', () => {
     quick.add(p);
     quick.knobs.narInfoDelayMs = 50; // slow is first in line
     slow.knobs.narDelayMs = 1500;
-    const t0 = performance.now();
-    assertSameNar(await w.nar(p), p);
-    const ms = performance.now() - t0;
-    assert.ok(ms < 1000, `took ${ms}ms`);
+    assertSameNar(await before(w.nar(p), slow.knobs.narDelayMs), p);
     assert.equal(slow.counts.nar, 1);
     assert.equal(quick.counts.nar, 1);
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(quick));
@@ -636,10 +644,7 @@ describe('resolver: NAR', () => {
     assert.equal((await w.narInfo(p.hashPart)).status, 200);
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(slow));
     slow.knobs.narDelayMs = 1500;
-    const t0 = performance.now();
-    assertSameNar(await w.nar(p), p);
-    const ms = performance.now() - t0;
-    assert.ok(ms < 1000, `took ${ms}ms`);
+    assertSameNar(await before(w.nar(p), slow.knobs.narDelayMs), p);
     assert.equal(quick.counts.nar, 1);
   });
 
@@ -678,7 +683,7 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     const t0 = performance.now();
     const nars = Promise.all(paths.map((p) => w.nar(p)));
     await sleep(400);
-    const miss = await w.narInfo(makePath('not-there').hashPart);
+    const miss = await before(w.narInfo(makePath('not-there').hashPart), TIMEOUTS.narInfoMs!); // not queued behind the bodies
     const results = await nars;
     const statuses = new Map<number, number>();
     for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
@@ -687,7 +692,6 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     assert.equal(statuses.get(404) ?? 0, 0, 'no NAR 404 after its narinfo said 200');
     assert.equal(complete, 40);
     assert.equal(miss.status, 404);
-    assert.ok(miss.ms < 300, `a miss took ${miss.ms} ms while NARs streamed`);
     assert.equal(w.registry.get(w.idOf(slow))!.state, 'up', 'a busy peer is not a dead one');
   });
 
@@ -774,7 +778,7 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     const w = await world(t, { peers: 2, health: { stallMs: 300, backoffBaseMs: 1000 } });
     const [staller] = w.peers;
     staller.knobs.narInfoDelayMs = 60_000; // /nix-cache-info still answers at once
-    const first = await w.narInfo(makePath('first-miss').hashPart);
+    const first = await before(w.narInfo(makePath('first-miss').hashPart), TIMEOUTS.narInfoMs!); // released by the stall, not the timeout
     const times: number[] = [];
     for (let i = 0; i < 20; i++) {
       if (i % 4 === 0) await w.registry.checkAll(); // the health probes, as the timer would run them
@@ -787,7 +791,6 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     // machine a quick one can still take tens of ms, hence the line at 250.
     const slow = times.filter((ms) => ms > 250).length;
     t.diagnostic(`stalling peer: first miss ${Math.round(first.ms)} ms; of 20 later misses (probes between), ${slow} took > 250 ms (max ${Math.round(Math.max(...times))} ms); state ${w.registry.get(w.idOf(staller))!.state}`);
-    assert.ok(first.ms < 1000, `the first miss took ${first.ms} ms`);
     assert.equal(slow, 0);
     assert.notEqual(w.registry.get(w.idOf(staller))!.state, 'up');
   });
@@ -843,10 +846,10 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    // Headers come after 400 ms, then the body stalls: one deadline for the whole exchange fails it
+    // before a second one could have started counting at the headers.
     const t0 = performance.now();
-    await assert.rejects(w.client.narInfo(url, makePath('x').hashPart));
-    const ms = performance.now() - t0;
-    t.diagnostic(`a narinfo whose body stalls failed after ${Math.round(ms)} ms (narInfoMs ${TIMEOUTS.narInfoMs})`);
-    assert.ok(ms < TIMEOUTS.narInfoMs! + 200, `took ${ms} ms`);
+    await before(assert.rejects(w.client.narInfo(url, makePath('x').hashPart)), TIMEOUTS.narInfoMs! + 400);
+    t.diagnostic(`a narinfo whose body stalls failed after ${Math.round(performance.now() - t0)} ms (narInfoMs ${TIMEOUTS.narInfoMs})`);
   });
 });
