@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
 
 // Measuring helpers shared by the benchmarks. Figures are medians; latency percentiles come from
 // every request of a run.
@@ -91,4 +92,17 @@ export function fmt(n: number, digits = 3): string {
 
 export function row(label: string, ours: number, ref: number, unit: string, digits = 3): string {
   return `${label.padEnd(34)} ${fmt(ours, digits).padStart(10)} ${fmt(ref, digits).padStart(10)}  ${unit.padEnd(6)} ratio ${fmt(ours / ref, 2)}`;
+}
+
+/** Starts built `peernix serve` processes on loopback (no mDNS), each with a state dir under `dir`; keeps them in `started`. */
+export function peernixLauncher(dir: string): { started: PeernixProcess[]; serve(name: string, store: string, args: string[]): Promise<PeernixProcess> } {
+  const started: PeernixProcess[] = [];
+  return {
+    started,
+    async serve(name, store, args) {
+      const p = await startPeernixProcess(['--store', store, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}`, '--no-mdns', ...args], { main: BUILT_MAIN });
+      started.push(p);
+      return p;
+    },
+  };
 }

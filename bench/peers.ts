@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { Agent, createServer, get, type Server } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, cleanup, makeTempDir, startNixHost } from '../test/support/nix-host.ts';
-import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
-import { curlThroughput, latencyInTurns, median, percentile, row, sequentialLatency } from './lib.ts';
+import type { PeernixProcess } from '../test/support/peernix-process.ts';
+import { curlThroughput, latencyInTurns, median, peernixLauncher, percentile, row, sequentialLatency } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const REQUESTS = Number(process.env.BENCH_NARINFO ?? 1000);
@@ -23,12 +23,7 @@ async function main() {
   const dir = await makeTempDir('pn-bpeers');
   const peerStore = await startNixHost(`${dir}/peers`);
   const emptyStore = await startNixHost(`${dir}/a`);
-  const started: PeernixProcess[] = [];
-  const serve = async (name: string, store: string, args: string[]) => {
-    const p = await startPeernixProcess(['--store', store, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}`, '--no-mdns', ...args], { main: BUILT_MAIN });
-    started.push(p);
-    return p;
-  };
+  const { started, serve } = peernixLauncher(dir);
   try {
     process.stderr.write('preparing: 2000 small paths and one 200 MB path in the peers’ store…\n');
     mkdirSync(`${dir}/files`);

@@ -20,8 +20,8 @@ import { DEFAULT_TIMEOUTS } from '../src/peers/peer-client.ts';
 import { decodeSummary } from '../src/peers/summary-wire.ts';
 import { StoreSummary } from '../src/store/store-summary.ts';
 import { cleanup, makeTempDir, startNixHost, type NixHost } from '../test/support/nix-host.ts';
-import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
-import { latencyInTurns, median, percentile, row } from './lib.ts';
+import type { PeernixProcess } from '../test/support/peernix-process.ts';
+import { latencyInTurns, median, peernixLauncher, percentile, row } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const REQUESTS = Number(process.env.BENCH_NARINFO ?? 1000);
@@ -32,12 +32,7 @@ async function main() {
   const holderStore = await startNixHost(`${dir}/holder`);
   const otherStore = await startNixHost(`${dir}/other`);
   const emptyStore = await startNixHost(`${dir}/a`);
-  const started: PeernixProcess[] = [];
-  const serve = async (name: string, store: string, args: string[]) => {
-    const p = await startPeernixProcess(['--store', store, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}`, '--no-mdns', ...args], { main: BUILT_MAIN });
-    started.push(p);
-    return p;
-  };
+  const { started, serve } = peernixLauncher(dir);
   const fig: Record<string, { ours: number[]; ref: number[]; unit: string }> = {};
   const add = (k: string, ours: number, ref: number, unit: string) => {
     fig[k] ??= { ours: [], ref: [], unit };

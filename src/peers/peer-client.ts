@@ -1,7 +1,8 @@
-import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
+import { getHeaders, type Pools } from './http-get.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -38,10 +39,6 @@ export const DEFAULT_LIMITS: PeerLimits = { lookupSockets: 16, narSlots: 32 };
 
 // Lookups and probes have a pool of their own, so they never queue behind NAR bodies from the
 // same peer (a slow peer with 32 NARs streaming would otherwise time every lookup out and look dead).
-interface Pools {
-  http: Agent;
-  https: HttpsAgent;
-}
 
 export class PeerClient {
   private readonly timeouts: PeerTimeouts;
@@ -171,35 +168,14 @@ export class PeerClient {
   }
 
 
-  /**
-   * One GET on a kept-alive connection, resolving at the response headers. node:http rather than got:
-   * got's per-request cost (~0.6 ms here, measured with bench/peers.ts) is more than a whole LAN miss
-   * may take, and loading it costs the daemon ~34 MB of RSS. got stays in the short-lived CLI.
-   */
   private request(url: string, headers: Record<string, string>, pool: Pools, headersMs: number, signal?: AbortSignal, connectTimeout = true): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const https = url.startsWith('https:');
-      const req = (https ? httpsRequest : httpRequest)(url, {
-        agent: https ? pool.https : pool.http,
-        headers: { 'user-agent': this.userAgent, ...headers },
-        signal,
-      });
-      const timer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: no answer within ${headersMs} ms`)), headersMs);
-      req.once('socket', (socket) => {
-        if (!connectTimeout || !socket.connecting) return;
-        const connectTimer = setTimeout(() => req.destroy(new PeerError('timeout', `${url}: connect timed out`)), this.timeouts.connectMs);
-        socket.once('connect', () => clearTimeout(connectTimer));
-        socket.once('close', () => clearTimeout(connectTimer));
-      });
-      req.once('response', (res) => {
-        clearTimeout(timer);
-        resolve(res);
-      });
-      req.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      req.end();
+    return getHeaders(url, {
+      pool,
+      headers: { 'user-agent': this.userAgent, ...headers },
+      headersMs,
+      connectMs: connectTimeout ? this.timeouts.connectMs : undefined,
+      signal,
+      timeoutError: (what) => new PeerError('timeout', what === 'connect' ? `${url}: connect timed out` : `${url}: no answer within ${headersMs} ms`),
     });
   }
 }

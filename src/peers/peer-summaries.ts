@@ -1,8 +1,9 @@
-import { Agent, request, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { BloomFilter } from 'bloomfilter';
 import type { PeerSummaryState, PeerSummaryView } from '../api.ts';
 import type { Logger } from '../log.ts';
+import { getHeaders, type Pools } from './http-get.ts';
 import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from './summary-wire.ts';
 
 // The other peers' store summaries, each followed with one long poll: the peer answers as soon as
@@ -43,8 +44,8 @@ interface Followed {
 export class PeerSummaries {
   private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange'>> & Pick<PeerSummariesOptions, 'onChange'>;
   private readonly peers = new Map<string, Followed>();
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 });
-  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 });
+  // A pool of its own: long polls must not hold sockets that lookups or NARs wait for.
+  private readonly pool: Pools = { http: new Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }) };
 
   constructor(opts: PeerSummariesOptions) {
     const waitS = opts.waitS ?? 20;
@@ -109,8 +110,8 @@ export class PeerSummaries {
 
   close(): void {
     for (const id of [...this.peers.keys()]) this.unfollow(id);
-    this.agent.destroy();
-    this.httpsAgent.destroy();
+    this.pool.http.destroy();
+    this.pool.https.destroy();
   }
 
   private async loop(f: Followed): Promise<void> {
@@ -220,20 +221,7 @@ export class PeerSummaries {
   }
 
   private get(url: string, signal: AbortSignal, ms: number): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const https = url.startsWith('https:');
-      const req = (https ? httpsRequest : request)(url, { agent: https ? this.httpsAgent : this.agent, headers: { 'user-agent': this.opts.userAgent }, signal });
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${ms} ms`)), ms);
-      req.once('response', (res) => {
-        clearTimeout(timer);
-        resolve(res);
-      });
-      req.once('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      req.end();
-    });
+    return getHeaders(url, { pool: this.pool, headers: { 'user-agent': this.opts.userAgent }, headersMs: ms, signal, timeoutError: () => new Error(`no answer within ${ms} ms`) });
   }
 }
 

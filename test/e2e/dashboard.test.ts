@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
-import { canUseNetns } from '../support/netns.ts';
+import { skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, addTestClosure, nixEnv } from '../support/nix-host.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
@@ -12,15 +12,10 @@ import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type 
 // find each other by mDNS. The browser runs inside host A's network namespace, so it reaches A's
 // loopback-only listener exactly as a local user's browser would.
 
-const netns = canUseNetns();
 const ARTIFACTS = `${PROJECT_ROOT}test-artifacts/e2e-dashboard`;
 
 describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 }, () => {
-  if (!netns.ok) {
-    if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);
-    it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
-    return;
-  }
+  if (skippedWithoutNetns()) return;
   let pl: PnLan;
   let A: PnHost;
   let B: PnHost;

@@ -7,11 +7,10 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { PeerView, Snapshot } from '../../src/api.ts';
-import { canUseNetns, nodeBin, PROJECT_ROOT } from '../support/netns.ts';
+import { nodeBin, PROJECT_ROOT, skippedWithoutNetns } from '../support/netns.ts';
 import { addPath } from '../support/nix-host.ts';
 import { createPnLan, hashPart, SUBST, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
 
-const netns = canUseNetns();
 const FIXTURE = `${PROJECT_ROOT}/test/fixtures/hostile-announcer.ts`;
 const FLOOD = 500;
 const DISCOVERY_MS = 15_000; // how long discovering a peer may take on this LAN, flood or not
@@ -65,11 +64,7 @@ async function waitPeer(pl: PnLan, h: PnHost, what: string, pred: (p: PeerView) 
 }
 
 describe('discovery in the field: floods and squatters', { timeout: 600_000 }, () => {
-  if (!netns.ok) {
-    if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);
-    it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
-    return;
-  }
+  if (skippedWithoutNetns()) return;
   let pl: PnLan;
   let obs: PnHost;
   let genuine: PnHost;

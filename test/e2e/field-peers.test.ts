@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Snapshot } from '../../src/api.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
-import { canUseNetns, nodeBin } from '../support/netns.ts';
+import { nodeBin, skippedWithoutNetns } from '../support/netns.ts';
 import { importPaths, makeSigningKey, nixEnv } from '../support/nix-host.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
@@ -17,15 +17,10 @@ import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type 
 //   B  Peernix, a good peer (slowed with tbf for one test, its link cut in the last)
 //   C  no Peernix: the misbehaving fixtures, as static peers of A
 
-const netns = canUseNetns();
 const MiB = 1024 * 1024;
 
 describe('the field: slow, lying, dripping, stalling and vanished peers', { timeout: 900_000 }, () => {
-  if (!netns.ok) {
-    if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);
-    it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
-    return;
-  }
+  if (skippedWithoutNetns()) return;
   let pl: PnLan;
   let dir: string;
   let A: PnHost, B: PnHost, C: PnHost;

@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { addPath, cleanup, makeTempDir, run, startNixHost, type NixHost } from '../support/nix-host.ts';
+import { addPath, childPids, cleanup, makeTempDir, run, startNixHost, type NixHost } from '../support/nix-host.ts';
 import { get, narinfoField } from '../support/http.ts';
 import { BUILT_MAIN, PROJECT_ROOT, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
 import { waitFor } from '../support/wait.ts';
@@ -21,20 +21,6 @@ const MB = 1024 * 1024;
 const STALL_MS = 8000;
 const QUEUE_WAIT_MS = 2000;
 
-function childPids(ppid: number): number[] {
-  const out: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[1]) === ppid && rest[0] !== 'Z') out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 const fdCount = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).length;
 const rchar = (pid: number) => Number(/^rchar: (\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);

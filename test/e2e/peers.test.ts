@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { canUseNetns, nodeBin } from '../support/netns.ts';
+import { nodeBin, skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, addTestClosure, makeSigningKey, nixEnv, run } from '../support/nix-host.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
@@ -9,16 +9,11 @@ import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type 
 // Three Peernix hosts in network namespaces, each with its own chroot store and nix-daemon,
 // finding each other by mDNS alone — and the seed scenario, verbatim.
 
-const netns = canUseNetns();
 
 // A sequence on one LAN (three hosts are slow to set up): the last two cases kill hosts on purpose,
 // the fast-404 case relies on the kill before it, and nothing before them depends on them.
 describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 900_000 }, () => {
-  if (!netns.ok) {
-    if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);
-    it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
-    return;
-  }
+  if (skippedWithoutNetns()) return;
   let pl: PnLan;
   let dir: string;
   let hosts: PnHost[];

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { PROBE_HASH_PART } from '../../src/peers/peer-client.ts';
-import { canUseNetns } from '../support/netns.ts';
+import { skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, nixEnv, run } from '../support/nix-host.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
 
@@ -11,14 +11,9 @@ import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type 
 // nothing (B's own request log is the witness), a path added on B is found by A's Nix within 2 s,
 // and B's link cut without a goodbye doesn't slow A's misses.
 
-const netns = canUseNetns();
 
 describe('store summaries between two hosts', { timeout: 300_000 }, () => {
-  if (!netns.ok) {
-    if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);
-    it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
-    return;
-  }
+  if (skippedWithoutNetns()) return;
   let pl: PnLan;
   let A: PnHost;
   let B: PnHost;

@@ -6,6 +6,7 @@
 // cannot collide and leftovers of a crashed run can be recognised and removed.
 
 import { execFile, spawn, spawnSync } from 'node:child_process';
+import { it } from 'node:test';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { existsSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -79,6 +80,18 @@ function tag(): string {
     .toString(36)
     .padStart(2, '0');
   return `${PREFIX}${pid}${run}`;
+}
+
+/**
+ * For a describe() whose hosts live in network namespaces: where they can't be made (not root, not
+ * Linux) it adds one skipped test that says why and returns true — except in CI, where they must run.
+ */
+export function skippedWithoutNetns(): boolean {
+  const netns = canUseNetns();
+  if (netns.ok) return false;
+  if (process.env.CI) throw new Error(`network namespaces are required in CI: ${netns.why}`);
+  it(`needs root and network namespaces (${netns.why})`, { skip: netns.why }, () => {});
+  return true;
 }
 
 export function canUseNetns(): { ok: boolean; why?: string } {

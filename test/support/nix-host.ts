@@ -122,7 +122,8 @@ process.on('exit', () => {
   for (const h of liveHosts) h.kill('SIGKILL');
 });
 
-function childPids(ppid: number): number[] {
+/** Live child processes of `ppid`, from /proc (a daemon's per-connection workers). */
+export function childPids(ppid: number): number[] {
   const out: number[] = [];
   let entries: string[];
   try {
