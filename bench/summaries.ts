@@ -20,6 +20,7 @@ import { DEFAULT_TIMEOUTS } from '../src/peers/peer-client.ts';
 import { decodeSummary } from '../src/peers/summary-wire.ts';
 import { StoreSummary } from '../src/store/store-summary.ts';
 import { cleanup, makeTempDir, startNixHost, type NixHost } from '../test/support/nix-host.ts';
+import { waitFor } from '../test/support/wait.ts';
 import type { PeernixProcess } from '../test/support/peernix-process.ts';
 import { latencyInTurns, median, peernixLauncher, percentile, row } from './lib.ts';
 
@@ -162,15 +163,6 @@ function narinfoRequests(p: PeernixProcess): number {
 async function snapshot(p: PeernixProcess): Promise<{ peers: { state: string; summary: { state: string } | null }[] }> {
   const res = await fetch(`${p.substituterUrl}/peernix/api/snapshot`, { headers: { host: new URL(p.substituterUrl).host } });
   return (await res.json()) as { peers: { state: string; summary: { state: string } | null }[] };
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms: number) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 await main();

@@ -52,7 +52,7 @@ const postSharing = (body: unknown, headers: Record<string, string> = {}) =>
   });
 
 /** Opens the SSE stream and collects what arrives. */
-function openStream(): Promise<{ res: http.IncomingMessage; text: () => string; waitFor: (re: RegExp) => Promise<string>; close: () => void }> {
+function openStream(): Promise<{ res: http.IncomingMessage; text: () => string; untilMatch: (re: RegExp) => Promise<string>; close: () => void }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/peernix/api/changes', headers: { host }, agent: false }, (res) => {
       let buf = '';
@@ -62,7 +62,7 @@ function openStream(): Promise<{ res: http.IncomingMessage; text: () => string; 
         buf += c;
         for (const w of waiters.splice(0)) w();
       });
-      const waitFor = (re: RegExp) =>
+      const untilMatch = (re: RegExp) =>
         new Promise<string>((ok, fail) => {
           const timer = setTimeout(() => fail(new Error(`timed out waiting for ${re} in ${JSON.stringify(buf)}`)), 3000);
           const check = () => {
@@ -74,7 +74,7 @@ function openStream(): Promise<{ res: http.IncomingMessage; text: () => string; 
           };
           check();
         });
-      resolve({ res, text: () => buf, waitFor, close: () => req.destroy() });
+      resolve({ res, text: () => buf, untilMatch, close: () => req.destroy() });
     });
     req.on('error', reject);
   });
@@ -238,17 +238,17 @@ describe('control routes', () => {
     const stream = await openStream();
     assert.equal(stream.res.statusCode, 200);
     assert.match(String(stream.res.headers['content-type']), /^text\/event-stream/);
-    await stream.waitFor(/: connected\n\n/);
+    await stream.untilMatch(/: connected\n\n/);
     const listenersBefore = api.listeners.size;
     assert.ok(listenersBefore >= 1);
 
     const change: ApiChange = { topic: 'event', event: { type: 'peer-up', id: 7, time: 1, peerId: 'p', peerName: 'bob <b>' } };
     api.emit(change);
-    const line = await stream.waitFor(/data: .*\n\n/);
+    const line = await stream.untilMatch(/data: .*\n\n/);
     assert.deepEqual(JSON.parse(line.slice('data: '.length)), change);
     api.emit({ topic: 'peers' });
-    await stream.waitFor(/data: \{"topic":"peers"\}\n\n/);
-    await stream.waitFor(/: ping\n\n/);
+    await stream.untilMatch(/data: \{"topic":"peers"\}\n\n/);
+    await stream.untilMatch(/: ping\n\n/);
 
     const ended = new Promise<void>((resolve) => stream.res.on('end', resolve));
     routes.close();
@@ -265,7 +265,7 @@ describe('control routes', () => {
     try {
       const before = api.listeners.size;
       const stream = await openStream();
-      await stream.waitFor(/: connected/);
+      await stream.untilMatch(/: connected/);
       assert.equal(api.listeners.size, before + 1);
       stream.close();
       for (let i = 0; i < 50 && api.listeners.size !== before; i++) await new Promise((r) => setTimeout(r, 20));

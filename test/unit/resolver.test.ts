@@ -16,6 +16,7 @@ import { PeerRegistry } from '../../src/peers/registry.ts';
 import type { NarWatchOptions } from '../../src/peers/resuming-nar.ts';
 import { Resolver } from '../../src/resolver.ts';
 import { policyFromKeys, type TrustPolicy } from '../../src/trust.ts';
+import { waitFor } from '../support/wait.ts';
 import { FakeLocalStore, FakePeer, makePath, narInfoFor, otherBytes, type TestPath } from '../support/fake-peer.ts';
 import { get } from '../support/http.ts';
 import { LocalBackend } from '../../src/cache/local-backend.ts';
@@ -136,13 +137,6 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   return w;
 }
 
-async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -381,7 +375,7 @@ describe('resolver: NAR', () => {
     assert.equal(w.peers[0].counts.nar, 0);
     assert.equal(w.peers[0].counts.narInfo, 0);
     assert.deepEqual(w.fallbacks(), []);
-    await waitFor('the temp root released', () => w.store.released.length === 1);
+    await waitFor('the temp root released', async () => w.store.released.length === 1, 3000);
     assert.equal(w.affinity.get(p.hashPart)!.hits, 1);
   });
 
@@ -396,7 +390,7 @@ describe('resolver: NAR', () => {
     assertSameNar(await w.nar(p), p);
     assert.equal(w.peers[0].counts.nar, 1);
     assert.equal(w.peers[1].counts.nar, 0);
-    await waitFor('transfer event', () => w.transfers().length === 1);
+    await waitFor('transfer event', async () => w.transfers().length === 1, 3000);
     assert.deepEqual(
       { ...w.transfers()[0], id: 0, time: 0 },
       { type: 'transfer', id: 0, time: 0, storePath: p.storePath, direction: 'in', peerName: 'alice', bytes: p.narSize, outcome: 'ok' },
@@ -554,7 +548,7 @@ describe('resolver: NAR', () => {
     assert.equal(backup.counts.ranged, 1);
     const [asked] = backup.rangesAsked;
     assert.ok(Number(asked.slice(0, -1)) > 0, `resumed from byte ${asked}`);
-    await waitFor('transfer event', () => w.transfers().length === 1);
+    await waitFor('transfer event', async () => w.transfers().length === 1, 3000);
     const tr = w.transfers()[0];
     assert.equal(tr.outcome, 'resumed');
     assert.equal(tr.peerName, 'bob');
@@ -589,7 +583,7 @@ describe('resolver: NAR', () => {
       w.peers[0].add(p);
       w.peers[0].knobs.dieAfterBytes = 300_000;
       assert.equal((await w.nar(p)).complete, false);
-      await waitFor('transfer event', () => w.transfers().length === 1, 1000);
+      await waitFor('transfer event', async () => w.transfers().length === 1, 1000);
       assert.equal(w.transfers()[0].outcome, 'failed');
     },
   );
@@ -608,9 +602,9 @@ describe('resolver: NAR', () => {
     assert.equal(r.headers['content-length'], String(p.narSize));
     assert.equal(r.complete, false, 'never a clean end');
     assert.ok(r.body.length < p.narSize, `got ${r.body.length} of ${p.narSize} bytes`);
-    await waitFor('the liar marked bad', () => !w.registry.live().some((x) => x.id === w.idOf(liar)));
+    await waitFor('the liar marked bad', async () => !w.registry.live().some((x) => x.id === w.idOf(liar)), 3000);
     assert.ok(w.registry.get(w.idOf(liar))!.badUntil > Date.now());
-    await waitFor('transfer event', () => w.transfers().length === 1);
+    await waitFor('transfer event', async () => w.transfers().length === 1, 3000);
     assert.equal(w.transfers()[0].outcome, 'failed');
     // Even once its health probe passes again, the liar stays out for a while.
     await w.registry.checkAll();
@@ -657,7 +651,7 @@ describe('resolver: NAR', () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-length'], String(p.narSize));
     assert.equal(r.body.length, 0);
-    await waitFor('the peer connection closed', () => w.peers[0].openNarConnections === 0, 1000);
+    await waitFor('the peer connection closed', async () => w.peers[0].openNarConnections === 0, 1000);
   });
 
   it('a Range request on a peer NAR gets exactly that slice, verified against the whole NAR', T, async (t) => {
@@ -727,7 +721,7 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     assert.equal(w.registry.clearBad(w.idOf(liar)), true);
     assert.equal(w.registry.views().find((v) => v.id === w.idOf(liar))!.bad, null);
     await w.registry.checkAll();
-    await waitFor('the liar back', () => w.registry.live().some((x) => x.id === w.idOf(liar)), 5000);
+    await waitFor('the liar back', async () => w.registry.live().some((x) => x.id === w.idOf(liar)), 5000);
     assert.equal(w.registry.clearBad(w.idOf(liar)), false, 'nothing left to clear');
   });
 
