@@ -17,7 +17,7 @@ import { nixConfLines } from './nix-conf.ts';
 import { MdnsDiscovery } from './peers/discovery.ts';
 import { PeerClient } from './peers/peer-client.ts';
 import { PeerSummaries } from './peers/peer-summaries.ts';
-import { PeerRegistry } from './peers/registry.ts';
+import { PeerRegistry, type Peer } from './peers/registry.ts';
 import { staticPeerInfo } from './peers/static-peer.ts';
 import { Resolver } from './resolver.ts';
 import { SharingSwitch } from './sharing-switch.ts';
@@ -100,8 +100,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const summaries = new PeerSummaries({
     log: log.child('summaries'),
     userAgent: `peernix/${opts.version}`,
-    onChange: () => {
-      resolver.forgetMisses();
+    onChange: (hashParts) => {
+      resolver.forgetMisses(hashParts);
       notifySoon('peers');
     },
   });
@@ -128,12 +128,11 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log.info(`peer down: ${p.name} (${reason})`);
     events.emit({ type: 'peer-down', peerId: p.id, peerName: p.name, reason });
   });
-  registry.on('changed', () => {
-    notifySoon('peers');
-    // Follow the summary of every peer that has been up; forget those that left.
-    for (const p of registry.all()) if (p.state === 'up') summaries.follow(p.id, p.url);
-    for (const id of summaries.followed()) if (!registry.get(id)) summaries.unfollow(id);
-  });
+  registry.on('changed', () => notifySoon('peers'));
+  // The summary of every peer that has been up is followed (at its current URL) until it leaves.
+  registry.on('up', (p: Peer) => summaries.follow(p.id, p.url));
+  registry.on('moved', (p: Peer) => summaries.follow(p.id, p.url));
+  registry.on('removed', (p: Peer) => summaries.unfollow(p.id));
 
   // Unreadable settings keep the last ones read (none at first) and say so in the status.
   let trustView: NonNullable<StatusView['trust']> = { source: null, keys: 0, requireSigs: true, error: 'not read yet' };

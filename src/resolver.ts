@@ -1,6 +1,7 @@
 import { AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
 import type { FallbackReason } from './api.ts';
 import type { CacheBackend, LocalSource, NarBody } from './cache/backend.ts';
+import { narUrl } from './cache/routes.ts';
 import type { EventLog } from './events.ts';
 import type { Logger } from './log.ts';
 import { formatSha256Nix32, parseSha256 } from './nix/hash.ts';
@@ -72,9 +73,10 @@ export class Resolver implements CacheBackend {
     });
   }
 
-  /** Forgets remembered misses: a peer's summary now admits paths it did not. */
-  forgetMisses(): void {
-    this.negative.clear();
+  /** Forgets remembered misses a peer's summary now admits: these paths, or (none given) all. */
+  forgetMisses(hashParts?: readonly string[]): void {
+    if (!hashParts) return this.negative.clear();
+    for (const h of hashParts) this.negative.delete(h);
   }
 
   async narInfo(hashPart: string): Promise<NarInfo | null> {
@@ -86,7 +88,7 @@ export class Resolver implements CacheBackend {
         source: LOCAL,
         sourceName: 'this machine',
         peerNarUrl: null,
-        narHash32: formatSha256Nix32(parseSha256(local.narHash)).slice('sha256:'.length),
+        narHash32: local.narHash.slice('sha256:'.length), // the local backend writes it in nix32
         narSize: local.narSize,
       });
       return local;
@@ -94,7 +96,6 @@ export class Resolver implements CacheBackend {
     const answer = await this.lookupPeers(hashPart, (a) => judgeNarInfo(a.info, this.opts.trust()));
     if (!answer) return null;
     this.remember(hashPart, answer);
-    // Signatures pass through untouched; the cache layer gives it our own NAR URL, so the NAR comes back through us.
     return answer.info;
   }
 
@@ -295,7 +296,8 @@ export class Resolver implements CacheBackend {
       const url = new URL(info.url, peer.url + '/');
       if (url.origin !== new URL(peer.url).origin) return null; // never let a peer point us elsewhere
       const narHash32 = formatSha256Nix32(parseSha256(info.narHash)).slice('sha256:'.length);
-      return { peer, info, narHash32, narUrl: url.href };
+      // Signatures pass through untouched; only the URL changes, once, so the NAR comes back through us.
+      return { peer, info: { ...info, url: narUrl(hashPart, narHash32) }, narHash32, narUrl: url.href };
     } catch {
       return null;
     }

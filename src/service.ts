@@ -9,6 +9,7 @@ import type { Logger } from './log.ts';
 import { startPeernix, type PeernixOptions } from './peernix.ts';
 import { openDaemonSettings, type Settings, type SettingsStore } from './settings.ts';
 import { defaultStateDir, ensureStateDir } from './state-dir.ts';
+import { loopbackHostNames } from './cache/http-listener.ts';
 
 /** PEERNIX_STATE_DIR overrides the XDG default (tests, several instances, a system service). */
 export function resolveStateDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -77,7 +78,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
         api,
         token,
         rendererDir: opts.rendererDir,
-        allowedHosts: [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`],
+        allowedHosts: loopbackHostNames(Number(port)),
       });
       return control;
     },

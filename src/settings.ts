@@ -112,8 +112,6 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze(
  */
 export const SETTINGS_SCHEMA = Object.fromEntries(SETTING_KEYS.map((k) => [k, FIELDS[k].schema])) as Record<keyof Settings, Record<string, unknown> & { default: unknown }>;
 
-export { isLoopbackHost, parseHostPort, type HostPort } from './listen-address.ts';
-export { peerUrlProblem } from './peers/peer-url.ts';
 
 function check<K extends keyof Settings>(key: K, v: unknown): FieldResult<Settings[K]> {
   return (FIELDS[key] as unknown as Field<Settings[K]>).check(v);

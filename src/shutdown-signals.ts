@@ -7,7 +7,7 @@
 // therefore see every outside signal twice and take the first SIGTERM for "second SIGTERM: exit now".
 // when-exit also runs the same cleanup on 'exit', which every shutdown path here reaches, so its
 // SIGTERM/SIGINT hooks are removed and nothing is lost. Other signals keep their default behaviour.
-export const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+const SHUTDOWN_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 export type ShutdownSignal = (typeof SHUTDOWN_SIGNALS)[number];
 
 /**

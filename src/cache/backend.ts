@@ -33,6 +33,7 @@ export interface CacheBackend {
 
 /** This machine's store as the resolver sees it: its narinfos, and its NARs or why not. */
 export interface LocalSource {
+  /** Signed, with this cache's NAR URL and the NarHash as sha256:<nix32>. */
   narInfo(hashPart: string): NarInfo | null | Promise<NarInfo | null>;
   /** 'missing': not here (never was, or garbage-collected); 'mismatch': here, with other bytes. */
   openLocal(hashPart: string, narHash: Buffer): Promise<NarBody | 'missing' | 'mismatch'>;

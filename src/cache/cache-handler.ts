@@ -1,15 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
-import { formatSha256Nix32, parseSha256 } from '../nix/hash.ts';
 import { decodeNix32 } from '../nix/nix32.ts';
 import { renderNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import type { Logger } from '../log.ts';
 import { BackendUnavailableError, type CacheBackend } from './backend.ts';
 import { parseRange } from './range.ts';
-import { matchCacheRoute, narUrl } from './routes.ts';
+import { matchCacheRoute } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
-import type { NarSlot, NarSlots } from './nar-slots.ts';
+import type { NarSlots } from './nar-slots.ts';
 
 // The binary-cache protocol over HTTP, for any backend. Status codes follow what Nix does with them:
 // 404 for anything absent or malformed (Nix moves on), 503 only when the source itself is down,
@@ -67,19 +66,19 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     } catch (e) {
       return failed(res, e, head);
     }
-    if (answer instanceof Promise) answer.then((info) => sendNarInfo(res, hashPart, info, head), (e: unknown) => failed(res, e, head));
-    else sendNarInfo(res, hashPart, answer, head);
+    if (answer instanceof Promise) answer.then((info) => sendNarInfo(res, info, head), (e: unknown) => failed(res, e, head));
+    else sendNarInfo(res, answer, head);
   }
 
-  function sendNarInfo(res: ServerResponse, hashPart: string, info: NarInfo | null, head: boolean): void {
+  function sendNarInfo(res: ServerResponse, info: NarInfo | null, head: boolean): void {
     if (!info) return send(res, 404, 'not found\n', {}, head);
-    send(res, 200, rendered(withOwnNarUrl(hashPart, info)), { 'Content-Type': 'text/x-nix-narinfo' }, head);
+    send(res, 200, rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
   }
 
   // A slot is taken before the backend is asked: opening a local NAR costs a daemon connection
   // (a nix-daemon process) and a temp root, which is exactly what the cap exists to bound.
   async function admitNar(hashPart: string, narHash32: string, req: IncomingMessage, res: ServerResponse, head: boolean): Promise<void> {
-    if (!opts.narSlots) return serveNar(hashPart, narHash32, req, res, head, null);
+    if (!opts.narSlots) return serveNar(hashPart, narHash32, req, res, head);
     const address = req.socket.remoteAddress ?? '';
     const gone = new AbortController();
     const onClose = () => gone.abort();
@@ -94,44 +93,33 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       }
       return;
     }
+    // Held for as long as the response lives, whichever way it ends: answered, streamed, cut or failed.
     const slot = admission.slot;
     if (res.destroyed) return slot.release();
-    return serveNar(hashPart, narHash32, req, res, head, slot).catch((e: unknown) => {
-      slot.release(); // idempotent: whichever path ran first gave it back already, or this does
-      throw e;
-    });
+    res.once('close', () => slot.release());
+    return serveNar(hashPart, narHash32, req, res, head);
   }
 
-  async function serveNar(hashPart: string, narHash32: string, req: IncomingMessage, res: ServerResponse, head: boolean, slot: NarSlot | null): Promise<void> {
-    const done = () => slot?.release();
+  async function serveNar(hashPart: string, narHash32: string, req: IncomingMessage, res: ServerResponse, head: boolean): Promise<void> {
     let narHash: Buffer;
     try {
       narHash = decodeNix32(narHash32, 32);
     } catch {
-      done();
       return send(res, 404, 'not found\n', {}, head);
     }
     let body;
     try {
       body = await backend.nar(hashPart, narHash, { resume: /^bytes=\s*0*[1-9]/.test(String(req.headers.range ?? '')) });
     } catch (e) {
-      done();
       return failed(res, e, head);
     }
-    if (!body) {
-      done();
-      return send(res, 404, 'not found\n', {}, head);
-    }
-    const release = (reason: Parameters<typeof body.release>[0]) => {
-      body.release(reason);
-      done();
-    };
-    if (res.destroyed || req.socket.destroyed) return release('aborted');
+    if (!body) return send(res, 404, 'not found\n', {}, head);
+    if (res.destroyed || req.socket.destroyed) return body.release('aborted');
 
     const size = body.narSize;
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
-      release('done');
+      body.release('done');
       return send(res, 416, 'range not satisfiable\n', { 'Content-Range': `bytes */${size}` }, head);
     }
     const start = range.kind === 'partial' ? range.start : 0;
@@ -142,7 +130,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     res.setHeader('Accept-Ranges', 'bytes');
     if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
     if (head || size === 0) {
-      release('done');
+      body.release('done');
       res.end();
       return;
     }
@@ -157,7 +145,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     try {
       source = skip > 0 ? body.streamFrom!(skip) : body.stream();
     } catch (e) {
-      release('failed');
+      body.release('failed');
       return failed(res, e, head);
     }
     // pipeline() destroys every stream with the first error, so a client that left makes the source
@@ -175,10 +163,10 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
         // Never end a wrong or short body cleanly: a destroyed socket is what tells Nix to retry or resume.
         res.destroy();
         log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${aborted ? 'the client left' : err.message}`);
-        release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
+        body.release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: false });
       } else {
-        release('done');
+        body.release('done');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: true });
       }
     });
@@ -192,19 +180,6 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     log.error(`internal error: ${(e as Error)?.stack ?? e}`);
     send(res, 500, 'internal error\n', {}, head);
   }
-}
-
-// Every narinfo goes out with this cache's own NAR URL (routes.ts), whichever source answered, so the
-// NAR is asked of us too. The local store's already carry it; a peer's answer gets a copy, once.
-const withOwnUrl = new WeakMap<NarInfo, NarInfo>();
-function withOwnNarUrl(hashPart: string, info: NarInfo): NarInfo {
-  let out = withOwnUrl.get(info);
-  if (!out) {
-    const url = narUrl(hashPart, formatSha256Nix32(parseSha256(info.narHash)).slice('sha256:'.length));
-    out = info.url === url ? info : { ...info, url };
-    withOwnUrl.set(info, out);
-  }
-  return out;
 }
 
 // Backends hand out the same NarInfo object for the same path info, so its text is rendered once.

@@ -101,8 +101,9 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
   });
   server.on('error', (e) => opts.log.error(`listener ${opts.host}:${opts.port}: ${e.message}`));
   const port = (server.address() as AddressInfo).port;
-  if (opts.pinLoopbackHost) hosts = normaliseHosts(loopbackHostNames(port));
   const urlHost = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
+  // Any loopback address may be bound (127.0.0.2 …): its own URL must be answered too.
+  if (opts.pinLoopbackHost) hosts = normaliseHosts([...loopbackHostNames(port), formatHostPort(urlHost, port)]);
   let closing: Promise<void> | null = null;
 
   return {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DELTA_TYPE, encodeDelta, SUMMARY_PATH, SUMMARY_TYPE } from '../peers/summary-wire.ts';
+import { DELTA_TYPE, encodeDelta, SUMMARY_PATH, SUMMARY_TYPE, type SummaryDelta } from '../peers/summary-wire.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
 import { send } from './cache-handler.ts';
 
@@ -59,7 +59,7 @@ export function createSummaryRoute(opts: SummaryRouteOptions): (req: IncomingMes
       return true;
     }
     if (delta.hashParts.length > 0 || waitMs === 0) {
-      sendDelta(res, head);
+      sendDelta(res, delta, head);
       return true;
     }
 
@@ -81,16 +81,15 @@ export function createSummaryRoute(opts: SummaryRouteOptions): (req: IncomingMes
       if (gone.signal.aborted) return;
       const after = summary.deltaSince(epoch, since);
       if (!after) sendFull(res, head);
-      else if (after.hashParts.length > 0) sendDelta(res, head);
+      else if (after.hashParts.length > 0) sendDelta(res, after, head);
       else send(res, 204, '', current(), head);
     });
     return true;
-
-    function sendDelta(r: ServerResponse, h: boolean): void {
-      const d = summary.deltaSince(epoch, since)!;
-      send(r, 200, encodeDelta(d), { 'Content-Type': DELTA_TYPE, ...current() }, h);
-    }
   };
+
+  function sendDelta(res: ServerResponse, delta: SummaryDelta, head: boolean): void {
+    send(res, 200, encodeDelta(delta), { 'Content-Type': DELTA_TYPE, ...current() }, head);
+  }
 
   function current(): Record<string, string> {
     const c = opts.summary.current();

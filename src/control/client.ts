@@ -40,42 +40,33 @@ export async function fetchSnapshot(baseUrl: string): Promise<Snapshot> {
 
 /** Turns sharing on or off; resolves to the sharing state the server reports afterwards. */
 export async function setSharing(baseUrl: string, token: string, on: boolean): Promise<boolean> {
-  const url = endpoint(baseUrl, 'sharing');
-  const res = await send(baseUrl, () =>
-    got.post(url, {
-      json: { enabled: on },
-      headers: { authorization: `Bearer ${token}` },
-      throwHttpErrors: false,
-      retry: { limit: 0 },
-      timeout: { request: 30_000 },
-      followRedirect: false,
-    }),
-  );
-  const body = parseJson(res.body, url);
-  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, body, url), res.statusCode);
-  const sharing = (body as { sharing?: unknown } | null)?.sharing;
-  if (typeof sharing !== 'boolean') throw new ControlError(`${url} gave an unexpected answer`);
-  return sharing;
+  // A switch may wait for the listener to bind or close (and running transfers to be cut).
+  return postForBoolean(baseUrl, token, 'sharing', { enabled: on }, 'sharing', 30_000);
 }
 
 /** Forgets that a peer served wrong bytes; resolves whether it was marked. */
 export async function clearPeerBad(baseUrl: string, token: string, id: string): Promise<boolean> {
-  const url = endpoint(baseUrl, 'peerClearBad');
+  return postForBoolean(baseUrl, token, 'peerClearBad', { id }, 'cleared', TIMEOUT_MS);
+}
+
+/** POSTs a change with the control token; resolves to the boolean field `answer` of the reply. */
+async function postForBoolean(baseUrl: string, token: string, route: keyof typeof CONTROL_API, body: object, answer: string, timeoutMs: number): Promise<boolean> {
+  const url = endpoint(baseUrl, route);
   const res = await send(baseUrl, () =>
     got.post(url, {
-      json: { id },
+      json: body,
       headers: { authorization: `Bearer ${token}` },
       throwHttpErrors: false,
       retry: { limit: 0 },
-      timeout: { request: TIMEOUT_MS },
+      timeout: { request: timeoutMs },
       followRedirect: false,
     }),
   );
-  const body = parseJson(res.body, url);
-  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, body, url), res.statusCode);
-  const cleared = (body as { cleared?: unknown } | null)?.cleared;
-  if (typeof cleared !== 'boolean') throw new ControlError(`${url} gave an unexpected answer`);
-  return cleared;
+  const reply = parseJson(res.body, url);
+  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, reply, url), res.statusCode);
+  const value = (reply as Record<string, unknown> | null)?.[answer];
+  if (typeof value !== 'boolean') throw new ControlError(`${url} gave an unexpected answer`);
+  return value;
 }
 
 async function send<T>(baseUrl: string, request: () => Promise<T>): Promise<T> {

@@ -160,11 +160,6 @@ export class PeerHealth<P extends PeerHealthFields> {
     };
   }
 
-  /** Lookups waiting on `p` right now. */
-  waiting(p: P): number {
-    return this.outstanding.get(p)?.size ?? 0;
-  }
-
   forget(p: P): void {
     this.releaseAll(p);
   }

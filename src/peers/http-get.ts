@@ -23,6 +23,29 @@ export interface GetOptions {
   timeoutError: (what: 'headers' | 'connect') => Error;
 }
 
+/** The whole body, or `tooLarge(max)` as soon as it grows past `max` bytes. */
+export function readBounded(res: IncomingMessage, max: number, tooLarge: (max: number) => Error): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (Number(res.headers['content-length'] ?? 0) > max) {
+      res.destroy(tooLarge(max));
+      reject(tooLarge(max));
+      return;
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) res.destroy(tooLarge(max));
+      else parts.push(chunk);
+    });
+    res.once('end', () => resolve(Buffer.concat(parts)));
+    res.once('error', reject);
+    // (A promise settles once: after 'end' or 'error' these change nothing.)
+    res.once('aborted', () => reject(new Error('connection closed mid-response')));
+    res.once('close', () => reject(new Error('connection closed mid-response')));
+  });
+}
+
 export function getHeaders(url: string, opts: GetOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const https = url.startsWith('https:');

@@ -2,7 +2,7 @@ import { Agent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
-import { getHeaders, type Pools } from './http-get.ts';
+import { getHeaders, readBounded, type Pools } from './http-get.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -59,11 +59,6 @@ export class PeerClient {
     const nar = { keepAlive: true, maxFreeSockets: 8, timeout: 60_000 };
     this.narPool = { http: new Agent(nar), https: new HttpsAgent(nar) };
     this.slots = new NarSlots(l.narSlots);
-  }
-
-  /** NARs streaming from the peer at this URL's origin, and how many wait for a slot. */
-  narLoad(url: string): { active: number; waiting: number } {
-    return this.slots.load(originOf(url));
   }
 
   /** The peer's narinfo for a hash part: a NarInfo, null when it says it hasn't it, or a PeerError. */
@@ -159,7 +154,7 @@ export class PeerClient {
     const late = new PeerError('timeout', `${url}: no answer within ${ms} ms`);
     const timer = setTimeout(() => res.destroy(late), Math.max(1, deadline - Date.now()));
     try {
-      return { status: res.statusCode ?? 0, body: await readBounded(res, max) };
+      return { status: res.statusCode ?? 0, body: (await readBounded(res, max, tooLarge)).toString('utf8') };
     } catch (e) {
       throw asPeerError(e, url);
     } finally {
@@ -204,10 +199,6 @@ class NarSlots {
     this.limit = limit;
   }
 
-  load(origin: string): { active: number; waiting: number } {
-    const p = this.peers.get(origin);
-    return { active: p?.active ?? 0, waiting: p?.queue.length ?? 0 };
-  }
 
   acquire(origin: string, maxWaitMs: number, signal: AbortSignal | undefined, url: string): Promise<() => void> {
     if (this.closed) return Promise.reject(new PeerError('unreachable', `${url}: client closed`));
@@ -253,22 +244,7 @@ class NarSlots {
   }
 }
 
-function readBounded(res: IncomingMessage, max: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    res.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) res.destroy(new PeerError('bad-response', `response larger than ${max} bytes`));
-      else parts.push(chunk);
-    });
-    res.once('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    res.once('error', reject);
-    // (A promise settles once: after 'end' or 'error' these change nothing.)
-    res.once('aborted', () => reject(new PeerError('unreachable', 'connection closed mid-response')));
-    res.once('close', () => reject(new PeerError('unreachable', 'connection closed mid-response')));
-  });
-}
+const tooLarge = (max: number) => new PeerError('bad-response', `response larger than ${max} bytes`);
 
 function asPeerError(e: unknown, url: string): PeerError {
   if (e instanceof PeerError) return e;

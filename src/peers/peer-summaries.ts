@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { BloomFilter } from 'bloomfilter';
 import type { PeerSummaryState, PeerSummaryView } from '../api.ts';
 import type { Logger } from '../log.ts';
-import { getHeaders, type Pools } from './http-get.ts';
+import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from './summary-wire.ts';
 
 // The other peers' store summaries, each followed with one long poll: the peer answers as soon as
@@ -19,7 +19,8 @@ import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BY
 export interface PeerSummariesOptions {
   log: Logger;
   userAgent?: string;
-  onChange?: () => void;
+  /** A summary now admits other paths: `hashParts` newly added (a delta), or none given (anything may have changed). */
+  onChange?: (hashParts?: readonly string[]) => void;
   waitS?: number; // long-poll wait asked of peers (default 20 s)
   staleMs?: number; // without contact for this long a summary is not used (default waitS + 15 s)
   maxUpdatesPerMinute?: number; // default 120
@@ -86,10 +87,6 @@ export class PeerSummaries {
     f.stopped = true;
     f.abort.abort();
     this.peers.delete(id);
-  }
-
-  followed(): string[] {
-    return [...this.peers.keys()];
   }
 
   /** true/false from a current summary; null when there is none to go by (ask the peer). */
@@ -159,21 +156,20 @@ export class PeerSummaries {
       res.resume();
       throw new Error(`HTTP ${status}`);
     }
+    let added: string[] | undefined; // undefined: a whole summary, which may admit anything
     try {
       if (type === SUMMARY_TYPE) {
-        const s = decodeSummary(await readBody(res, MAX_SUMMARY_BYTES));
-        const fill = s.filter.countBits() / s.filter.m;
-        if (fill > this.opts.maxFill) return this.refuse(f, `its filter admits nearly everything (${Math.round(fill * 100)} % of bits set)`);
+        const body = await readBody(res, MAX_SUMMARY_BYTES);
+        const s = decodeSummary(body);
         f.filter = s.filter;
-        Object.assign(f.view, { epoch: s.epoch, generation: s.generation, paths: s.paths, bytes: s.filter.m / 8 + 28 });
+        Object.assign(f.view, { epoch: s.epoch, generation: s.generation, paths: s.paths, bytes: body.length });
       } else if (type === DELTA_TYPE) {
         const d = decodeDelta((await readBody(res, 128 + MAX_DELTA_PATHS * 33)).toString('latin1'));
         if (!f.filter || d.epoch !== f.view.epoch || d.from !== f.view.generation) throw new SummaryFormatError('delta does not follow the summary we hold');
         for (const h of d.hashParts) f.filter.add(h);
         f.view.generation = d.to;
         f.view.paths += d.hashParts.length;
-        const fill = f.filter.countBits() / f.filter.m;
-        if (fill > this.opts.maxFill) return this.refuse(f, `its filter admits nearly everything (${Math.round(fill * 100)} % of bits set)`);
+        added = d.hashParts;
       } else {
         res.resume();
         throw new SummaryFormatError(`unexpected Content-Type "${type.slice(0, 60)}"`);
@@ -182,17 +178,21 @@ export class PeerSummaries {
       if (e instanceof SummaryFormatError || e instanceof RangeError) return this.refuse(f, e.message);
       throw e;
     }
+    const filter = f.filter!;
+    const bits = filter.countBits();
+    if (bits / filter.m > this.opts.maxFill) return this.refuse(f, `its filter admits nearly everything (${Math.round((bits / filter.m) * 100)} % of bits set)`);
     const now = Date.now();
     f.contactAt = now;
     f.updates = f.updates.filter((t) => now - t < 60_000);
     f.updates.push(now);
     if (f.updates.length > this.opts.maxUpdatesPerMinute) return this.refuse(f, `its summary changed ${f.updates.length} times in a minute`);
     f.view.updatedAt = now;
-    f.view.admittedEstimate = Math.round(f.filter!.size());
+    // The filter's own estimate of what was added to it (Swamidass & Baldi), from the bits counted once.
+    f.view.admittedEstimate = Math.round((-filter.m / filter.k) * Math.log(1 - bits / filter.m));
     f.view.state = 'ok';
     f.view.reason = null;
     // New content may admit paths that just missed here: always tell, not only when the state moved.
-    this.opts.onChange?.();
+    this.opts.onChange?.(added);
     return 'ok';
   }
 
@@ -215,8 +215,16 @@ export class PeerSummaries {
   private sleep(f: Followed, ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      f.abort.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      // The listener goes with the timer: the signal lives as long as the peer is followed.
+      const onAbort = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        f.abort.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      f.abort.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -225,29 +233,12 @@ export class PeerSummaries {
   }
 }
 
-function readBody(res: IncomingMessage, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(res.headers['content-length'] ?? NaN);
-    if (declared > max) {
-      res.destroy();
-      reject(new SummaryFormatError(`answer of ${declared} bytes is larger than ${max}`));
-      return;
-    }
-    const parts: Buffer[] = [];
-    let size = 0;
-    const timer = setTimeout(() => res.destroy(new Error('body timed out')), 30_000);
-    res.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) res.destroy(new SummaryFormatError(`answer larger than ${max} bytes`));
-      else parts.push(c);
-    });
-    res.once('end', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(parts));
-    });
-    res.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
+/** The body, bounded in size and time: a summary that trickles in is as useless as none. */
+async function readBody(res: IncomingMessage, max: number): Promise<Buffer> {
+  const timer = setTimeout(() => res.destroy(new Error('body timed out')), 30_000);
+  try {
+    return await readBounded(res, max, (m) => new SummaryFormatError(`answer larger than ${m} bytes`));
+  } finally {
+    clearTimeout(timer);
+  }
 }

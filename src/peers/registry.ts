@@ -30,7 +30,6 @@ export interface RegistryOptions {
   maxPeers?: number;
   healthIntervalMs?: number;
   healthTimeoutMs?: number;
-  badPeerMs?: number;
   health?: Partial<HealthOptions>;
   isTrusted: (publicKey: string | null) => boolean;
   /** What is known of a peer's store summary, for its view. */
@@ -48,14 +47,14 @@ interface Contender {
 
 const MAX_CONTENDERS = 16;
 
-/** Events: 'up' (peer), 'down' (peer, reason), 'changed'. */
+/** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
 export class PeerRegistry extends EventEmitter {
   private readonly peers = new Map<string, Peer>();
   private readonly contenders = new Map<string, Contender>(); // by service key
   private readonly proving = new Set<Peer>();
   private readonly provedAt = new WeakMap<Peer, number>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'badPeerMs' | 'summaryOf'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
   private timer: NodeJS.Timeout | null = null;
 
@@ -63,9 +62,8 @@ export class PeerRegistry extends EventEmitter {
     super();
     const prove = (p: PeerInfo) => proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.lookupPool.http, timeoutMs: 1500 });
     this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
-    const healthOpts = { ...opts.health, ...(opts.badPeerMs !== undefined ? { badPeerMs: opts.badPeerMs } : {}) };
-    this.health = new PeerHealth<Peer>(healthOpts, (peer, before, why) => {
-      if (!this.peers.has(peer.id)) return;
+    this.health = new PeerHealth<Peer>(opts.health ?? {}, (peer, before, why) => {
+      if (this.peers.get(peer.id) !== peer) return; // replaced (another claimant took the id) or gone
       if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
       if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
       this.emit('changed');
@@ -96,7 +94,10 @@ export class PeerRegistry extends EventEmitter {
       const moved = existing.url !== info.url;
       const rekeyed = existing.publicKey !== info.publicKey;
       Object.assign(existing, info);
-      if (moved) void this.check(existing);
+      if (moved) {
+        this.emit('moved', existing);
+        void this.check(existing);
+      }
       if ((moved || rekeyed) && existing.source === 'mdns') {
         existing.verified = false;
         void this.verify(existing);
@@ -145,6 +146,7 @@ export class PeerRegistry extends EventEmitter {
     this.peers.delete(peer.id);
     this.health.forget(peer);
     if (peer.state === 'up') this.emit('down', peer, reason);
+    this.emit('removed', peer);
     this.emit('changed');
   }
 
@@ -334,7 +336,7 @@ export class PeerRegistry extends EventEmitter {
   private async check(peer: Peer): Promise<void> {
     const t0 = performance.now();
     const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs);
-    if (!this.peers.has(peer.id)) return;
+    if (this.peers.get(peer.id) !== peer) return;
     const before = peer.state;
     this.health.probed(peer, ok, ok ? Math.round((performance.now() - t0) * 100) / 100 : null);
     this.afterCheck(peer, before);

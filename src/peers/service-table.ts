@@ -56,7 +56,7 @@ export class ServiceTable<T extends TableEntry> {
     this.entries.clear();
   }
 
-  lifetimeMs(ttlSeconds: number | undefined): number {
+  private lifetimeMs(ttlSeconds: number | undefined): number {
     const ttl = typeof ttlSeconds === 'number' && Number.isFinite(ttlSeconds) && ttlSeconds > 0 ? ttlSeconds * 1000 : 0;
     return Math.min(this.limits.maxLifetimeMs, Math.max(this.limits.minLifetimeMs, ttl));
   }

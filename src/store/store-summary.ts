@@ -23,13 +23,6 @@ export interface StoreSummaryOptions {
   staleShare?: number;
 }
 
-export interface SummaryStats {
-  epoch: string;
-  generation: number;
-  paths: number;
-  bytes: number;
-}
-
 export class StoreSummary {
   private readonly source: SummarySource;
   private readonly fpRate: number;
@@ -116,10 +109,6 @@ export class StoreSummary {
       this.waiters.add(done);
       signal?.addEventListener('abort', done, { once: true });
     });
-  }
-
-  stats(): SummaryStats {
-    return { epoch: this.epoch, generation: this.generation, paths: this.inFilter, bytes: this.full()?.length ?? 0 };
   }
 
   private rebuild(): boolean {

@@ -8,6 +8,7 @@ import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { signNarInfo, type SecretKey } from '../../src/nix/signing.ts';
 import type { PathInfo } from '../../src/store/daemon-connection.ts';
 import type { StoreReader } from '../../src/cache/local-backend.ts';
+import { PROBE_HASH_PART } from '../../src/peers/peer-client.ts';
 import type { LocalNar } from '../../src/store/local-store.ts';
 
 // Peers and a local store for resolver tests. A fake peer is a real HTTP server on 127.0.0.1 that
@@ -30,8 +31,6 @@ export function makePath(name: string, size = 64 * 1024, hashPart = encodeNix32(
   return { storePath: `/nix/store/${hashPart}-${name}`, hashPart, nar, narHash, narHash32: formatSha256Nix32(narHash).slice(7), narSize: size };
 }
 
-/** What PeerClient.probe looks up (peer-client.ts PROBE_HASH_PART): a hash no store has. */
-const PROBE_HASH_PART = '0'.repeat(32);
 
 /** The same store path holding other bytes (a non-reproducible rebuild). */
 export function otherBytes(p: TestPath, size = p.narSize): TestPath {

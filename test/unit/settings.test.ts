@@ -3,16 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import {
-  DEFAULT_SETTINGS,
-  SETTINGS_SCHEMA,
-  SETTING_KEYS,
-  isLoopbackHost,
-  openDaemonSettings,
-  parseHostPort,
-  validatePatch,
-  validateSettings,
-} from '../../src/settings.ts';
+import { isLoopbackHost, parseHostPort } from '../../src/listen-address.ts';
+import { DEFAULT_SETTINGS, SETTINGS_SCHEMA, SETTING_KEYS, openDaemonSettings, validatePatch, validateSettings } from '../../src/settings.ts';
 
 const T = { timeout: 10_000 };
 const dirs: string[] = [];
