@@ -162,19 +162,22 @@ export class PeerRegistry extends EventEmitter {
     return worst;
   }
 
+  /** Asks a claimant to prove its id and key; anything that goes wrong is a failed proof. */
+  private async challenge(info: PeerInfo): Promise<ProofResult> {
+    try {
+      return await this.opts.proveIdentity(info);
+    } catch {
+      return 'failed';
+    }
+  }
+
   private async verify(peer: Peer): Promise<void> {
     if (peer.source !== 'mdns' || this.proving.has(peer)) return;
     const { url, publicKey } = peer;
     this.proving.add(peer);
     this.provedAt.set(peer, Date.now());
-    let result: ProofResult;
-    try {
-      result = await this.opts.proveIdentity(peer);
-    } catch {
-      result = 'failed';
-    } finally {
-      this.proving.delete(peer);
-    }
+    const result = await this.challenge(peer);
+    this.proving.delete(peer);
     if (this.peers.get(peer.id) !== peer || peer.url !== url || peer.publicKey !== publicKey) return;
     this.proofs.set(peer, result);
     const verified = result === 'verified';
@@ -206,14 +209,8 @@ export class PeerRegistry extends EventEmitter {
     c.proving = true;
     c.nextTry = now + this.opts.identityRetryMs;
     const info = c.info;
-    let result: ProofResult;
-    try {
-      result = await this.opts.proveIdentity(info);
-    } catch {
-      result = 'failed';
-    } finally {
-      c.proving = false;
-    }
+    const result = await this.challenge(info);
+    c.proving = false;
     const key = info.key ?? '';
     if (this.contenders.get(key) !== c || c.info !== info) return;
     const holder = this.peers.get(info.id);
