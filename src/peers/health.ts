@@ -9,6 +9,10 @@ import type { PeerState } from '../api.ts';
 //   - only an answered lookup clears the strikes; a probe can bring the peer back only once the
 //     backoff is over, and then its next real lookup decides;
 //   - a peer that served wrong bytes is kept out for hours (until the user clears it).
+//   - a lookup left unanswered for a few round trips has the peer's link checked with a TCP connect
+//     (reach-check.ts): a cut link is a strike within tens of milliseconds, where waiting for stallMs
+//     would make every miss its summary falsely admits wait half a second; a peer whose kernel
+//     answers is only busy, and keeps stallMs.
 
 export interface HealthOptions {
   /** First backoff after a strike; doubles per strike. */
@@ -20,6 +24,12 @@ export interface HealthOptions {
   badPeerMs: number;
   /** Failed probes in a row before a peer counts as gone. */
   goneAfterProbes: number;
+  /** Silence on a lookup before its peer's link is checked: at least this, or twice its RTT. */
+  reachAfterMs: number;
+  /** How long that check's connect may take: at least this, or four times the peer's RTT. */
+  reachTimeoutMs: number;
+  /** A passed check is believed this long: a busy peer is not connected to on every slow lookup. */
+  reachMemoryMs: number;
 }
 
 export const DEFAULT_HEALTH: HealthOptions = {
@@ -28,7 +38,13 @@ export const DEFAULT_HEALTH: HealthOptions = {
   stallMs: 500,
   badPeerMs: 6 * 60 * 60_000,
   goneAfterProbes: 3,
+  reachAfterMs: 10,
+  reachTimeoutMs: 25,
+  reachMemoryMs: 250,
 };
+
+/** Whether the peer's host answers a connect within timeoutMs (see reach-check.ts). */
+export type ReachCheck<P> = (peer: P, timeoutMs: number) => Promise<boolean>;
 
 /** The health fields of a registry peer. */
 export interface PeerHealthFields {
@@ -52,6 +68,7 @@ interface Outstanding {
   start: number;
   abort: () => void;
   timer: NodeJS.Timeout;
+  quick: NodeJS.Timeout | null;
 }
 
 /** Moves peers between states; `onTransition` hears every change of `state` (and of bad marks). */
@@ -59,10 +76,15 @@ export class PeerHealth<P extends PeerHealthFields> {
   readonly opts: HealthOptions;
   private readonly outstanding = new Map<P, Set<Outstanding>>();
   private readonly onTransition: (peer: P, before: PeerState, why: string) => void;
+  private readonly reach: ReachCheck<P> | null;
+  /** Peers whose link is being checked, and until when a passed check holds. */
+  private readonly reaching = new Set<P>();
+  private readonly reachedUntil = new WeakMap<P, number>();
 
-  constructor(opts: Partial<HealthOptions>, onTransition: (peer: P, before: PeerState, why: string) => void) {
+  constructor(opts: Partial<HealthOptions>, onTransition: (peer: P, before: PeerState, why: string) => void, reach: ReachCheck<P> | null = null) {
     this.opts = { ...DEFAULT_HEALTH, ...opts };
     this.onTransition = onTransition;
+    this.reach = reach;
   }
 
   /** Worth asking now: up and not caught serving wrong bytes. */
@@ -150,11 +172,20 @@ export class PeerHealth<P extends PeerHealthFields> {
       timer: setTimeout(() => {
         if (p.lastHeard < o.start && set.has(o)) this.strike(p, `no answer for ${this.opts.stallMs} ms`);
       }, this.opts.stallMs),
+      quick: null,
     };
     o.timer.unref();
+    if (this.reach) {
+      const after = Math.min(this.opts.stallMs, Math.max(this.opts.reachAfterMs, 2 * (p.rttMs ?? 0)));
+      o.quick = setTimeout(() => {
+        if (p.lastHeard < o.start && set.has(o)) this.checkReach(p, o.start);
+      }, after);
+      o.quick.unref();
+    }
     set.add(o);
     return () => {
       clearTimeout(o.timer);
+      if (o.quick) clearTimeout(o.quick);
       set.delete(o);
       if (set.size === 0 && this.outstanding.get(p) === set) this.outstanding.delete(p);
     };
@@ -164,12 +195,25 @@ export class PeerHealth<P extends PeerHealthFields> {
     this.releaseAll(p);
   }
 
+  /** One connect per peer at a time; its failure strikes the peer if it stayed silent meanwhile. */
+  private checkReach(p: P, since: number): void {
+    if (this.reaching.has(p) || (this.reachedUntil.get(p) ?? 0) > Date.now()) return;
+    this.reaching.add(p);
+    const timeoutMs = Math.min(this.opts.stallMs, Math.max(this.opts.reachTimeoutMs, 4 * (p.rttMs ?? 0)));
+    void this.reach!(p, timeoutMs).then((ok) => {
+      this.reaching.delete(p);
+      if (ok) this.reachedUntil.set(p, Date.now() + this.opts.reachMemoryMs);
+      else if (p.lastHeard < since && this.outstanding.get(p)?.size) this.strike(p, `its host did not answer a connect within ${timeoutMs} ms (link down?)`);
+    });
+  }
+
   private releaseAll(p: P): void {
     const set = this.outstanding.get(p);
     if (!set) return;
     this.outstanding.delete(p);
     for (const o of set) {
       clearTimeout(o.timer);
+      if (o.quick) clearTimeout(o.quick);
       o.abort();
     }
   }

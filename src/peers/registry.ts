@@ -3,6 +3,7 @@ import type { PeerState, PeerSummaryView, PeerView } from '../api.ts';
 import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } from './health.ts';
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from './identity-proof.ts';
+import { tcpReachable } from './reach-check.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
@@ -67,7 +68,7 @@ export class PeerRegistry extends EventEmitter {
       if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
       if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
       this.emit('changed');
-    });
+    }, (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs));
   }
 
   start(): void {
