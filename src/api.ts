@@ -74,7 +74,9 @@ export type PeernixEvent =
       storePath: string;
       direction: 'in' | 'out';
       peerName: string;
-      bytes: number;
+      bytes: number; // NAR bytes
+      /** Bytes that crossed the network for them (fewer when a Peernix peer compressed them). */
+      wireBytes: number;
       outcome: 'ok' | 'failed' | 'resumed';
     }
   | { type: 'sharing'; id: number; time: number; enabled: boolean }

@@ -1,6 +1,7 @@
 import { platform, arch } from 'node:os';
 import type { DaemonHealth, PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache } from './affinity.ts';
+import { CompressionBudget } from './cache/adaptive-frames.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen } from './cache/http-listener.ts';
 import { createIdentityRoute } from './cache/identity-route.ts';
@@ -42,6 +43,8 @@ export interface PeernixOptions {
   sharing: boolean;
   peers: string[];
   mdns: boolean;
+  /** Offer NAR frames (compression when it pays) to Peernix peers; default on. */
+  peerCompression?: boolean;
   /** Display and mDNS host name; defaults to the machine's host name. */
   name?: string;
   /** Restrict mDNS to one interface (name or IPv4 address). */
@@ -95,7 +98,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       notifySoon('status');
     },
   });
-  const client = new PeerClient({}, `peernix/${opts.version}`);
+  const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true });
   // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
   const summaries = new PeerSummaries({
     log: log.child('summaries'),
@@ -160,10 +163,11 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log: log.child('share'),
     priority: CACHE_PRIORITY,
     narSlots: new NarSlots({ total: limits.narStreams, perAddress: limits.narStreamsPerAddress, queue: limits.narQueue, waitMs: limits.narQueueWaitMs }),
-    onNarSent: ({ remoteAddress, storePath, bytes, ok }) => {
+    compression: new CompressionBudget(),
+    onNarSent: ({ remoteAddress, storePath, bytes, wireBytes, ok }) => {
       registry.countBytesTo(remoteAddress, bytes);
       const peer = registry.findByAddress(remoteAddress);
-      if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, outcome: ok ? 'ok' : 'failed' });
+      if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, wireBytes, outcome: ok ? 'ok' : 'failed' });
     },
   });
   const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });

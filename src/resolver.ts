@@ -364,6 +364,7 @@ export class Resolver implements CacheBackend {
             direction: 'in',
             peerName: last.name,
             bytes,
+            wireBytes: s.wireBytes,
             outcome: reason === 'done' ? (s.sources.length > 1 ? 'resumed' : 'ok') : 'failed',
           });
         }

@@ -93,6 +93,8 @@ const FIELDS = {
   peers: peersField,
   /** Discover and announce peers with mDNS. */
   mdns: booleanField(true, 'Find peers on the LAN with mDNS.'),
+  /** Offer Peernix peers to send NARs compressed (they do only when it gets them here sooner). */
+  peerCompression: booleanField(true, 'Let Peernix peers compress NARs they send here when that makes them arrive sooner.'),
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
 };
 

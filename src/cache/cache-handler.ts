@@ -9,6 +9,8 @@ import { matchCacheRoute } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
 import type { NarSlots } from './nar-slots.ts';
+import { FRAMES_HEADER, FRAMES_VERSION } from '../peers/nar-frames.ts';
+import { encodeFrames, type CompressionBudget, type FrameStats } from './adaptive-frames.ts';
 
 // The binary-cache protocol over HTTP, for any backend. Status codes follow what Nix does with them:
 // 404 for anything absent or malformed (Nix moves on), 503 only when the source itself is down,
@@ -20,9 +22,11 @@ export interface CacheHandlerOptions {
   log: Logger;
   priority: number;
   /** Counts NAR bytes sent, for the API's per-peer figures. */
-  onNarSent?: (info: { remoteAddress: string; storePath: string; bytes: number; ok: boolean }) => void;
+  onNarSent?: (info: { remoteAddress: string; storePath: string; bytes: number; wireBytes: number; ok: boolean }) => void;
   /** Caps concurrent NAR streams (the share listener); without it every request streams at once. */
   narSlots?: NarSlots;
+  /** Lets Peernix peers that offer it get NARs in frames, compressed when that pays (the share listener). */
+  compression?: CompressionBudget;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -126,7 +130,11 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     const end = range.kind === 'partial' ? range.end : size - 1;
     res.statusCode = range.kind === 'partial' ? 206 : 200;
     res.setHeader('Content-Type', 'application/x-nix-nar');
-    res.setHeader('Content-Length', String(end - start + 1));
+    // Only a Peernix asks for frames (Nix never does, whatever Accept-Encoding it sends); ranges stay
+    // in NAR offsets, and the framed length is not known in advance.
+    const framed = opts.compression !== undefined && !head && size > 0 && offersFrames(req);
+    if (framed) res.setHeader(FRAMES_HEADER, FRAMES_VERSION);
+    else res.setHeader('Content-Length', String(end - start + 1));
     res.setHeader('Accept-Ranges', 'bytes');
     if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
     if (head || size === 0) {
@@ -155,8 +163,11 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       if (!res.writableFinished) firstFailure ??= 'client';
     });
     source.once('error', () => (firstFailure ??= 'source'));
-    pipeline(source, verifier, new ResponseSink(res), (err) => {
+    const frames: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
+    const done = (err: Error | null | undefined) => {
       const sent = Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start);
+      const wireBytes = framed ? frames.wireBytes : sent;
+      if (framed) log.debug(`NAR ${hashPart}: ${frames.narBytes} bytes in ${frames.wireBytes} on the wire (${frames.zstdFrames} zstd frames, ${frames.rawFrames} raw)`);
       if (err) {
         const mismatch = err instanceof NarMismatchError;
         const aborted = !mismatch && firstFailure === 'client';
@@ -164,12 +175,14 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
         res.destroy();
         log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${aborted ? 'the client left' : err.message}`);
         body.release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
-        opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: false });
+        opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, wireBytes, ok: false });
       } else {
         body.release('done');
-        opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: true });
+        opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, wireBytes, ok: true });
       }
-    });
+    };
+    if (framed) pipeline(source, verifier, (src: AsyncIterable<Buffer>) => encodeFrames(src, opts.compression!, frames), new ResponseSink(res), done);
+    else pipeline(source, verifier, new ResponseSink(res), done);
   }
 
   function failed(res: ServerResponse, e: unknown, head: boolean): void {
@@ -180,6 +193,11 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     log.error(`internal error: ${(e as Error)?.stack ?? e}`);
     send(res, 500, 'internal error\n', {}, head);
   }
+}
+
+function offersFrames(req: IncomingMessage): boolean {
+  const offer = req.headers[FRAMES_HEADER];
+  return typeof offer === 'string' && offer.split(',').some((v) => v.trim() === FRAMES_VERSION);
 }
 
 // Backends hand out the same NarInfo object for the same path info, so its text is rendered once.

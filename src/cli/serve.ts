@@ -23,6 +23,7 @@ Options:
                             $XDG_STATE_HOME/peernix)
   --peer URL                a static peer (any Nix binary cache serving uncompressed NARs); repeatable
   --no-mdns                 neither announce nor discover peers by mDNS
+  --no-peer-compression     don't let Peernix peers compress the NARs they send here
   --mdns-interface IFACE    use only this interface (name or IPv4 address) for mDNS
   --name NAME               the name peers see (default: this host's name)
   --no-share                start with sharing off (the loopback substituter still runs)
@@ -46,6 +47,7 @@ export async function serve(argv: string[]): Promise<number> {
       'state-dir': { type: 'string' },
       peer: { type: 'string', multiple: true },
       'no-mdns': { type: 'boolean', default: false },
+      'no-peer-compression': { type: 'boolean', default: false },
       'mdns-interface': { type: 'string' },
       name: { type: 'string' },
       'no-share': { type: 'boolean', default: false },
@@ -83,6 +85,7 @@ export async function serve(argv: string[]): Promise<number> {
       sharing: values['no-share'] ? false : undefined,
       peers: values.peer,
       mdns: values['no-mdns'] ? false : undefined,
+      peerCompression: values['no-peer-compression'] ? false : undefined,
     },
     rendererDir: fileURLToPath(new URL('../../dist/renderer/', import.meta.url)),
     version: VERSION,

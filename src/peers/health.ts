@@ -24,9 +24,9 @@ export interface HealthOptions {
   badPeerMs: number;
   /** Failed probes in a row before a peer counts as gone. */
   goneAfterProbes: number;
-  /** Silence on a lookup before its peer's link is checked: at least this, or twice its RTT. */
+  /** Silence on a lookup before its peer's link is checked: at least this, or twice its RTT floor. */
   reachAfterMs: number;
-  /** How long that check's connect may take: at least this, or four times the peer's RTT. */
+  /** How long that check's connect may take: at least this, or four times the peer's RTT floor. */
   reachTimeoutMs: number;
   /** A passed check is believed this long: a busy peer is not connected to on every slow lookup. */
   reachMemoryMs: number;
@@ -50,6 +50,8 @@ export type ReachCheck<P> = (peer: P, timeoutMs: number) => Promise<boolean>;
 export interface PeerHealthFields {
   state: PeerState;
   rttMs: number | null;
+  /** The quickest recent probe: the link's round trip with the least of the peer's own work in it. */
+  rttFloorMs: number | null;
   failures: number; // probes failed in a row
   strikes: number; // lookups left unanswered since it last answered one
   retryAt: number; // epoch ms: not brought back before this
@@ -61,7 +63,7 @@ export interface PeerHealthFields {
 }
 
 export function freshHealth(now = Date.now()): PeerHealthFields {
-  return { state: 'suspect', rttMs: null, failures: 0, strikes: 0, retryAt: 0, lastHeard: 0, lastSeen: now, badUntil: 0, badSince: 0, badReason: null };
+  return { state: 'suspect', rttMs: null, rttFloorMs: null, failures: 0, strikes: 0, retryAt: 0, lastHeard: 0, lastSeen: now, badUntil: 0, badSince: 0, badReason: null };
 }
 
 interface Outstanding {
@@ -126,6 +128,8 @@ export class PeerHealth<P extends PeerHealthFields> {
     const now = Date.now();
     if (ok) {
       p.rttMs = rttMs;
+      // Drifts up 10% a probe, so a link that really got slower is followed within a minute or so.
+      if (rttMs !== null) p.rttFloorMs = p.rttFloorMs === null ? rttMs : Math.min(rttMs, p.rttFloorMs * 1.1 + 0.1);
       p.failures = 0;
       p.lastSeen = now;
       // A probe shows the peer is there, not that it answers lookups: after a strike it comes back
@@ -176,7 +180,7 @@ export class PeerHealth<P extends PeerHealthFields> {
     };
     o.timer.unref();
     if (this.reach) {
-      const after = Math.min(this.opts.stallMs, Math.max(this.opts.reachAfterMs, 2 * (p.rttMs ?? 0)));
+      const after = Math.min(this.opts.stallMs, Math.max(this.opts.reachAfterMs, 2 * (p.rttFloorMs ?? 0)));
       o.quick = setTimeout(() => {
         if (p.lastHeard < o.start && set.has(o)) this.checkReach(p, o.start);
       }, after);
@@ -199,7 +203,7 @@ export class PeerHealth<P extends PeerHealthFields> {
   private checkReach(p: P, since: number): void {
     if (this.reaching.has(p) || (this.reachedUntil.get(p) ?? 0) > Date.now()) return;
     this.reaching.add(p);
-    const timeoutMs = Math.min(this.opts.stallMs, Math.max(this.opts.reachTimeoutMs, 4 * (p.rttMs ?? 0)));
+    const timeoutMs = Math.min(this.opts.stallMs, Math.max(this.opts.reachTimeoutMs, 4 * (p.rttFloorMs ?? 0)));
     void this.reach!(p, timeoutMs).then((ok) => {
       this.reaching.delete(p);
       if (ok) this.reachedUntil.set(p, Date.now() + this.opts.reachMemoryMs);

@@ -3,6 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
+import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from './nar-frames.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -47,10 +48,13 @@ export class PeerClient {
   readonly lookupPool: Pools;
   private readonly narPool: Pools;
   private readonly slots: NarSlots;
+  /** Offer NAR frames (compressed when that pays) to peers; those that aren't Peernix ignore it. */
+  private readonly frames: boolean;
 
-  constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix', limits: Partial<PeerLimits> = {}) {
+  constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix', limits: Partial<PeerLimits> = {}, opts: { frames?: boolean } = {}) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
     this.userAgent = userAgent;
+    this.frames = opts.frames ?? true;
     const l = { ...DEFAULT_LIMITS, ...limits };
     const lookup = { keepAlive: true, maxSockets: l.lookupSockets, maxFreeSockets: 4, timeout: 60_000 };
     this.lookupPool = { http: new Agent(lookup), https: new HttpsAgent(lookup) };
@@ -79,6 +83,8 @@ export class PeerClient {
    * Opens a NAR (or the rest of it from `offset`) and resolves once the peer has answered with the
    * right status and length, so the caller can still choose another source before sending headers.
    * Waits for one of the peer's NAR slots first; the header timeout starts once the request is sent.
+   * A framed answer (a Peernix peer, nar-frames.ts) comes back decoded: NAR bytes, with the bytes on
+   * the wire counted in the decoder's `wireBytes`.
    */
   async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal }): Promise<Readable> {
     const release = await this.slots.acquire(originOf(url), this.timeouts.narSlotMs, opts.signal, url);
@@ -86,7 +92,9 @@ export class PeerClient {
     try {
       // No connect timeout of its own: on a congested link a SYN-ACK can be dropped, and the header
       // deadline (with hedging in the resolver) already bounds the wait.
-      res = await this.request(url, opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {}, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
+      const headers: Record<string, string> = opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {};
+      if (this.frames) headers[FRAMES_HEADER] = FRAMES_VERSION;
+      res = await this.request(url, headers, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
     } catch (e) {
       release();
       throw asPeerError(e, url);
@@ -107,12 +115,25 @@ export class PeerClient {
       const cr = String(res.headers['content-range'] ?? '');
       if (!cr.startsWith(`bytes ${opts.offset}-`)) fail(`wrong Content-Range "${cr}"`);
     } else if (status !== 200) fail(`HTTP ${status}`);
+    const framed = res.headers[FRAMES_HEADER];
+    if (framed !== undefined && (!this.frames || framed !== FRAMES_VERSION)) fail(`frames "${String(framed).slice(0, 40)}" that were not asked for`);
     const len = res.headers['content-length'];
-    if (len !== undefined && Number(len) !== want) fail(`Content-Length ${len}, expected ${want}`);
+    if (len !== undefined && !framed && Number(len) !== want) fail(`Content-Length ${len}, expected ${want}`);
     if (res.headers['content-encoding'] && res.headers['content-encoding'] !== 'identity') fail('unexpected Content-Encoding');
     // A peer that stops sending mid-NAR is treated as dead, so the stream can resume elsewhere.
     res.setTimeout(this.timeouts.narIdleMs, () => res.destroy(new PeerError('timeout', `${url}: no data for ${this.timeouts.narIdleMs} ms`)));
-    return res;
+    if (!framed) return res;
+    const decoder = new FrameDecoder();
+    // Either side failing ends both: a cut response is a cut NAR, a bad frame must stop the peer.
+    res.once('error', (e) => decoder.destroy(asPeerError(e, url)));
+    res.once('close', () => {
+      if (!res.complete) decoder.destroy(new PeerError('unreachable', `${url}: connection closed mid-NAR`));
+    });
+    decoder.once('close', () => {
+      if (!res.complete) res.destroy();
+    });
+    res.pipe(decoder);
+    return decoder;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { FrameDecoder } from './nar-frames.ts';
 import type { Peer } from './registry.ts';
 
 // A NAR proxied from peers. If the peer serving it dies mid-way, the rest is fetched from another
@@ -61,6 +62,8 @@ export class ResumingNarStream extends Readable {
   /** Set when the upstream fails while a slow-source replacement is being looked for. */
   private failedWhileSwitching: string | null = null;
   readonly sources: NarSource[] = [];
+  /** Each attached stream and the NAR bytes it gave, for the bytes on the wire. */
+  private readonly attached: { stream: Readable; narBytes: number }[] = [];
   // Watchdog state, per attached source.
   private readonly watchTimer: NodeJS.Timeout;
   private attachedAt = 0;
@@ -101,8 +104,11 @@ export class ResumingNarStream extends Readable {
     this.samples = [];
     this.tickBytes = 0;
     this.bestTick = 0;
+    const mine = { stream, narBytes: 0 };
+    this.attached.push(mine);
     stream.on('data', (chunk: Buffer) => {
       if (stream !== this.upstream) return;
+      mine.narBytes += chunk.length;
       this.offset += chunk.length;
       this.tickBytes += chunk.length;
       this.opts.onBytes(source, chunk.length);
@@ -120,6 +126,13 @@ export class ResumingNarStream extends Readable {
       if (stream !== this.upstream) return;
       this.upstreamFailed(e.message);
     });
+  }
+
+  /** Bytes that crossed the network: what framed sources received, the NAR bytes of plain ones. */
+  get wireBytes(): number {
+    let n = 0;
+    for (const a of this.attached) n += a.stream instanceof FrameDecoder ? a.stream.wireBytes : a.narBytes;
+    return n;
   }
 
   private upstreamFailed(why: string): void {

@@ -135,7 +135,7 @@ export const demoEvents: PeernixEvent[] = [
   ev({ type: 'fallback', time: now - 41 * min, storePath: demoEntries[5].storePath, from: 'bob-thinkpad <script>alert(1)</script>', to: 'build-01', reason: 'peer-gone', outcome: 'served' }),
   ev({ type: 'peer-down', time: now - 14 * min, peerId: demoPeers[2].id, peerName: demoPeers[2].name, reason: 'no answer to 3 health checks' }),
   ev({ type: 'fallback', time: now - 9 * min, storePath: `/nix/store/${nix32(32)}-ripgrep-14.1.1`, from: 'none', to: null, reason: 'none', outcome: 'not-found' }),
-  ev({ type: 'transfer', time: now - 6 * min, storePath: demoEntries[4].storePath, direction: 'in', peerName: 'mac-mini.lan', bytes: 94_000_000, outcome: 'resumed' }),
+  ev({ type: 'transfer', time: now - 6 * min, storePath: demoEntries[4].storePath, direction: 'in', peerName: 'mac-mini.lan', bytes: 94_000_000, wireBytes: 31_500_000, outcome: 'resumed' }),
   ev({ type: 'fallback', time: now - 2 * min, storePath: demoEntries[0].storePath, from: 'this machine', to: 'build-01', reason: 'gc', outcome: 'served' }),
 ];
 

@@ -8,7 +8,7 @@ import { tcpReachable } from '../../src/peers/reach-check.ts';
 // struck long before the stall threshold, a host that does is only busy and keeps it.
 
 type P = PeerHealthFields & { name: string };
-const peer = (): P => ({ ...freshHealth(), state: 'up', rttMs: 1, name: 'p' });
+const peer = (): P => ({ ...freshHealth(), state: 'up', rttMs: 1, rttFloorMs: 1, name: 'p' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('health: link checks on silent lookups', () => {

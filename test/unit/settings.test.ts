@@ -35,6 +35,7 @@ describe('defaults and schema', () => {
       listen: '127.0.0.1:9998',
       peers: [],
       mdns: true,
+      peerCompression: true,
       startAtLogin: false,
     });
   });

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { zstdCompressSync } from 'node:zlib';
+import { CompressionBudget, encodeFrames, type FrameStats } from '../../src/cache/adaptive-frames.ts';
+import { FRAME_RAW, FRAME_ZSTD, FrameDecoder, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/peers/nar-frames.ts';
+
+// NAR frames between Peernix peers: what goes in comes out byte for byte; compression happens only
+// when the consumer (the link) is what holds the transfer back and the bytes shrink; a hostile
+// framed body is refused without inflating or holding more than one frame.
+
+/** Text-like content that compresses a few times over, as most store paths do. */
+function compressible(bytes: number): Buffer {
+  const words = ['lib', 'share', 'bin', 'python3.12', 'site-packages', '__init__.py', 'def ', 'return ', 'import ', 'self.', '\n'];
+  const parts: string[] = [];
+  let n = 0;
+  let seed = 7;
+  while (n < bytes) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    const w = words[seed % words.length] + (seed % 97).toString(36);
+    parts.push(w);
+    n += w.length;
+  }
+  return Buffer.from(parts.join('')).subarray(0, bytes);
+}
+
+function chunks(buf: Buffer, size = 256 * 1024): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) out.push(Buffer.from(buf.subarray(i, i + size)));
+  return out;
+}
+
+/** A consumer that takes `bytesPerSec` (Infinity: at once), like a socket on a link of that speed. */
+function link(bytesPerSec: number, into: Buffer[]): Writable {
+  return new Writable({
+    highWaterMark: 256 * 1024,
+    write(chunk: Buffer, _e, cb) {
+      into.push(chunk);
+      if (bytesPerSec === Infinity) return cb();
+      setTimeout(cb, (chunk.length / bytesPerSec) * 1000);
+    },
+  });
+}
+
+async function roundTrip(nar: Buffer, bytesPerSec: number) {
+  const wire: Buffer[] = [];
+  const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
+  await pipeline(Readable.from(chunks(nar)), (src: AsyncIterable<Buffer>) => encodeFrames(src, new CompressionBudget(2), stats), link(bytesPerSec, wire));
+  const decoder = new FrameDecoder();
+  const out: Buffer[] = [];
+  await pipeline(Readable.from(chunks(Buffer.concat(wire), 64 * 1024 + 3)), decoder, link(Infinity, out));
+  return { stats, out: Buffer.concat(out), wire: Buffer.concat(wire), decoderWire: decoder.wireBytes };
+}
+
+describe('NAR frames', () => {
+  it('compresses compressible bytes on a slow link, and they come back exact', async () => {
+    const nar = compressible(24 * 1024 * 1024);
+    const r = await roundTrip(nar, 40e6);
+    console.log(`24 MiB text at 40 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, ${r.wire.length} bytes on the wire (${(nar.length / r.wire.length).toFixed(2)}×)`);
+    assert.ok(r.out.equals(nar));
+    assert.equal(r.decoderWire, r.wire.length);
+    assert.equal(r.stats.wireBytes, r.wire.length);
+    assert.ok(r.stats.zstdFrames >= 15, `${r.stats.zstdFrames} zstd frames`);
+    assert.ok(r.wire.length < nar.length / 2);
+  });
+
+  it('sends raw when the link keeps up', async () => {
+    const nar = compressible(16 * 1024 * 1024);
+    const r = await roundTrip(nar, Infinity);
+    console.log(`16 MiB text on an unlimited link: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw`);
+    assert.ok(r.out.equals(nar));
+    assert.equal(r.stats.zstdFrames, 0);
+  });
+
+  it('sends incompressible bytes raw after a look, and looks again now and then', async () => {
+    const nar = randomBytes(40 * 1024 * 1024);
+    const r = await roundTrip(nar, 80e6);
+    console.log(`40 MiB random at 80 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, overhead ${r.wire.length - nar.length} bytes`);
+    assert.ok(r.out.equals(nar));
+    assert.equal(r.stats.zstdFrames, 0);
+    assert.ok(r.wire.length - nar.length < 1024, 'only frame headers added');
+  });
+
+  it('goes raw when the compression budget is taken', async () => {
+    const budget = new CompressionBudget(1);
+    assert.equal(budget.tryTake(), true); // someone else compressing
+    const nar = compressible(12 * 1024 * 1024);
+    const wire: Buffer[] = [];
+    const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
+    await pipeline(Readable.from(chunks(nar)), (src: AsyncIterable<Buffer>) => encodeFrames(src, budget, stats), link(20e6, wire));
+    assert.equal(stats.zstdFrames, 0);
+    assert.equal(stats.rawFrames, 12);
+  });
+});
+
+describe('FrameDecoder against hostile bodies', () => {
+  const decode = async (body: Buffer) => {
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([body]), new FrameDecoder(), link(Infinity, out));
+    return Buffer.concat(out);
+  };
+  const zstd = (b: Buffer) => zstdCompressSync(b);
+
+  it('decodes well-formed frames', async () => {
+    const a = Buffer.from('hello ');
+    const b = Buffer.alloc(100_000, 'x');
+    const z = zstd(b);
+    const out = await decode(Buffer.concat([frameHeader(FRAME_RAW, a.length, a.length), a, frameHeader(FRAME_ZSTD, b.length, z.length), z]));
+    assert.ok(out.equals(Buffer.concat([a, b])));
+  });
+
+  const cases: [string, () => Buffer, RegExp][] = [
+    ['an unknown kind', () => Buffer.concat([frameHeader(7, 4, 4), Buffer.alloc(4)]), /unknown frame kind/],
+    ['a frame larger than allowed', () => frameHeader(FRAME_RAW, MAX_FRAME_NAR_BYTES + 1, MAX_FRAME_NAR_BYTES + 1), /NAR bytes/],
+    ['an empty frame', () => frameHeader(FRAME_RAW, 0, 0), /NAR bytes/],
+    ['a raw frame whose payload differs from its size', () => frameHeader(FRAME_RAW, 10, 11), /payload/],
+    ['a zstd payload larger than what it stands for', () => frameHeader(FRAME_ZSTD, 10, 11), /payload/],
+    ['a zstd bomb (decodes past its stated size)', () => {
+      const z = zstd(Buffer.alloc(4 * 1024 * 1024));
+      return Buffer.concat([frameHeader(FRAME_ZSTD, 1000, z.length), z]);
+    }, /does not decode|decoded to/],
+    ['a zstd frame that decodes short', () => {
+      const z = zstd(Buffer.alloc(500, 1));
+      return Buffer.concat([frameHeader(FRAME_ZSTD, 1000, z.length), z]);
+    }, /decoded to 500/],
+    ['garbage as zstd', () => Buffer.concat([frameHeader(FRAME_ZSTD, 1000, 20), randomBytes(20)]), /does not decode/],
+    ['a body cut inside a frame', () => Buffer.concat([frameHeader(FRAME_RAW, 100, 100), Buffer.alloc(50)]), /ended inside a frame/],
+    ['a body cut inside a header', () => frameHeader(FRAME_RAW, 100, 100).subarray(0, 5), /ended inside a frame/],
+  ];
+  for (const [what, body, error] of cases) {
+    it(`refuses ${what}`, async () => {
+      await assert.rejects(decode(body()), error);
+    });
+  }
+});
