@@ -273,6 +273,8 @@ export async function createLan(n: number): Promise<Lan> {
           clearTimeout(timer);
           resolve({ code, signal, stdout, stderr });
         });
+        // A command that exits without reading its input (tc, ip) makes the write fail with EPIPE: not its failure.
+        child.stdin?.on('error', () => {});
         child.stdin?.end(opts.input ?? '');
       });
     return { ns, index, address: `${subnet}.${index}`, prefixLength: 24, exec, run };
