@@ -73,7 +73,7 @@ test('every .nix file of the project parses with nix-instantiate --parse', { tim
 test('NixOS: the options, and a sandboxed service with firewall and nix.settings for a full configuration', { timeout: 120_000 }, () => {
   withStore((store) => {
     const r = evalModule(NIXOS, FULL, { storeDir: store });
-    const opts = (r.options.services as any).peernix as Record<string, { type: string; default: unknown }>;
+    const opts = (r.options.services as any).peernix as Record<string, { type: string; default: unknown; description: string }>;
     console.log(`options: ${Object.keys(opts).join(', ')}`);
     for (const name of ['enable', 'package', 'dynamicUser', 'user', 'group', 'stateDir', 'secretKeyFile', 'publicKey', 'shareListen', 'listen', 'peers', 'mdns', 'openFirewall', 'udpPort', 'addToNixSettings']) {
       assert.ok(opts[name], `option ${name} missing`);
