@@ -23,6 +23,9 @@ in
     {
       assertions = nixSettings.assertions;
 
+      # `peernix status`, `peernix sharing on|off`, `peernix nix-conf` for the administrator.
+      environment.systemPackages = [ cfg.package ];
+
       launchd.daemons.peernix.serviceConfig = {
         ProgramArguments =
           [ "${cfg.package}/bin/peernix" ]

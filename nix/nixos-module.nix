@@ -62,6 +62,9 @@ in
         }
       ];
 
+      # `peernix status`, `peernix sharing on|off`, `peernix nix-conf` for the administrator.
+      environment.systemPackages = [ cfg.package ];
+
       systemd.services.peernix = {
         description = "Peernix: LAN peer-to-peer Nix binary cache";
         wantedBy = [ "multi-user.target" ];

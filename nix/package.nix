@@ -32,6 +32,7 @@ buildNpmPackage {
 
   npmDeps = importNpmLock {
     npmRoot = src;
+    inherit package;
     packageLock = import ./npm-lock.nix (lib.importJSON ../package-lock.json);
   };
   npmConfigHook = importNpmLock.npmConfigHook;

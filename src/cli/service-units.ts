@@ -73,16 +73,21 @@ export function systemdUnit(spec: ServiceSpec): string {
       'ProtectHome=read-only',
       'PrivateTmp=yes',
       'PrivateDevices=yes',
+      'DevicePolicy=closed',
       'ProtectKernelTunables=yes',
       'ProtectKernelModules=yes',
       'ProtectKernelLogs=yes',
       'ProtectControlGroups=yes',
       'ProtectClock=yes',
       'ProtectHostname=yes',
+      'ProtectProc=invisible',
+      'SystemCallFilter=@system-service',
+      'SystemCallFilter=~@privileged',
       'RestrictNamespaces=yes',
       'RestrictRealtime=yes',
       'RestrictSUIDSGID=yes',
       'CapabilityBoundingSet=',
+      // V8 compiles to executable memory: MemoryDenyWriteExecute would stop Node.
     );
   }
   return [

@@ -97,6 +97,7 @@ test('NixOS: the options, and a sandboxed service with firewall and nix.settings
       assert.equal(sc[k], v, k);
     }
     assert.deepEqual(svc.environment, { PEERNIX_STATE_DIR: '/var/lib/peernix' });
+    assert.deepEqual(r.config.environment.systemPackages, [`${store}/peernix`]);
     assert.deepEqual(r.config.networking.firewall, { allowedTCPPorts: [9997], allowedUDPPorts: [5353, 9999] });
     assert.deepEqual(r.config.nix.settings, { substituters: ['http://127.0.0.1:9998'], 'trusted-public-keys': ['build-1-peernix-1:AAAA='] });
 
