@@ -78,6 +78,20 @@ test('rehearsal: the build runs on the source file set alone, and the installed 
     assert.equal(version.status, 0, version.stderr);
     assert.equal(version.stdout.trim(), `peernix ${p.version}`);
     assert.ok(fs.existsSync(path.join(dir, 'dist/renderer/index.html')), 'the dashboard the daemon serves');
+
+    // `npm prune --omit=dev` leaves only the dependencies: the built code may import nothing else.
+    const deps = Object.keys((JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+    const built = [...fs.readdirSync(path.join(dir, 'dist/cli')).map((f) => `dist/cli/${f}`), 'dist/electron/main.js'];
+    const imported = new Set<string>();
+    for (const f of built) {
+      const code = fs.readFileSync(path.join(dir, f), 'utf8');
+      for (const m of code.matchAll(/^import\b[^'"]*?["']([^"'.][^"']*)["'];?$/gm)) imported.add(m[1]);
+      for (const m of code.matchAll(/\bimport\(["']([^"'.][^"']*)["']\)/g)) imported.add(m[1]);
+    }
+    const packages = [...imported].filter((s) => !s.startsWith('node:')).map((s) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]));
+    console.log(`packages the built code imports: ${[...new Set(packages)].sort().join(', ')}`);
+    assert.ok(packages.includes('got') && packages.includes('electron'), 'the scan sees the imports');
+    for (const name of packages) assert.ok(name === 'electron' || deps.includes(name), `${name} is imported but not a production dependency`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
