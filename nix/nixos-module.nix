@@ -119,6 +119,8 @@ in
             "@system-service"
             "~@privileged"
           ];
+          # A call outside the filter fails (EPERM) rather than killing Node.
+          SystemCallErrorNumber = "EPERM";
           # V8 compiles to executable memory: MemoryDenyWriteExecute would stop Node.
         };
       };

@@ -83,6 +83,8 @@ export function systemdUnit(spec: ServiceSpec): string {
       'ProtectProc=invisible',
       'SystemCallFilter=@system-service',
       'SystemCallFilter=~@privileged',
+      // A call outside the filter fails (EPERM) rather than killing Node.
+      'SystemCallErrorNumber=EPERM',
       'RestrictNamespaces=yes',
       'RestrictRealtime=yes',
       'RestrictSUIDSGID=yes',
