@@ -5,10 +5,13 @@
   lib,
   buildNpmPackage,
   importNpmLock,
-  nodejs_24,
+  # Node 24 where nixpkgs has it; Node 22 (from 22.18, which runs the .ts build script) elsewhere.
+  nodejs_24 ? null,
+  nodejs_22,
   makeWrapper,
 }:
 let
+  nodejs = if nodejs_24 != null then nodejs_24 else nodejs_22;
   package = lib.importJSON ../package.json;
   src = lib.fileset.toSource {
     root = ../.;
@@ -28,7 +31,7 @@ buildNpmPackage {
   pname = "peernix";
   inherit (package) version;
   inherit src;
-  nodejs = nodejs_24;
+  inherit nodejs;
 
   npmDeps = importNpmLock {
     npmRoot = src;
@@ -59,13 +62,13 @@ buildNpmPackage {
     cp -r dist node_modules assets $dir/
     # The hook's patched package.json points at store paths; the original keeps them out of the closure.
     cp .package.json.orig $dir/package.json
-    makeWrapper ${lib.getExe nodejs_24} $out/bin/peernix \
+    makeWrapper ${lib.getExe nodejs} $out/bin/peernix \
       --add-flags $dir/dist/cli/peernix.js \
       --set-default MALLOC_MMAP_THRESHOLD_ 131072
     runHook postInstall
   '';
 
-  passthru.nodejs = nodejs_24;
+  passthru = { inherit nodejs; };
 
   meta = {
     description = "LAN peer-to-peer Nix binary cache (headless daemon)";

@@ -29,6 +29,7 @@ let
       npmConfigHook = "importNpmLock.npmConfigHook";
     };
     nodejs_24 = drv "nodejs-24" { meta.mainProgram = "node"; };
+    nodejs_22 = drv "nodejs-22" { meta.mainProgram = "node"; };
     makeWrapper = drv "make-wrapper" { };
   };
   tray = import ../../../nix/tray.nix {
