@@ -14,6 +14,8 @@ Commands:
                turn sharing this store with the LAN on or off (remembered across restarts)
   peer clear ID|NAME
                use a peer again that was caught serving wrong bytes
+  service install|uninstall [--user]
+               run the daemon as a systemd or launchd service; see peernix service --help
   --version    print the version
   --help       this text
 `;
@@ -32,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./control.ts')).sharing(rest);
     case 'peer':
       return (await import('./control.ts')).peer(rest);
+    case 'service':
+      return (await import('./service-command.ts')).service(rest);
     case '--version':
     case '-V':
     case 'version':

@@ -1,0 +1,94 @@
+# Options the NixOS and nix-darwin modules share: what `peernix serve` is told, and the Nix settings.
+{ lib, pkgs }:
+let
+  inherit (lib) mkOption mkEnableOption types literalExpression;
+in
+{
+  enable = mkEnableOption "Peernix, a LAN peer-to-peer Nix binary cache (the headless daemon)";
+
+  package = mkOption {
+    type = types.package;
+    default = pkgs.peernix;
+    defaultText = literalExpression "pkgs.peernix";
+    description = "The Peernix package (the flake's modules set it to the flake's own).";
+  };
+
+  stateDir = mkOption {
+    type = types.str;
+    default = "/var/lib/peernix";
+    description = "Where the daemon keeps its generated key, settings, instance id and control token.";
+  };
+
+  secretKeyFile = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    example = "/etc/nix/peernix-secret-key";
+    description = ''
+      A signing key from `nix-store --generate-binary-cache-key` (a path as a string, so the key is never
+      copied into the world-readable store). Null: a key generated at first start in `stateDir`.
+    '';
+  };
+
+  publicKey = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    example = "build-1-peernix-1:2Yf7…=";
+    description = ''
+      The public half of this machine's Peernix key, for `addToNixSettings` (a key generated at first
+      start can't be known when the configuration is evaluated). `peernix nix-conf` prints it.
+    '';
+  };
+
+  shareListen = mkOption {
+    type = types.str;
+    default = "0.0.0.0:9999";
+    description = "HOST:PORT of the LAN-facing cache listener.";
+  };
+
+  listen = mkOption {
+    type = types.str;
+    default = "127.0.0.1:9998";
+    description = "HOST:PORT of the loopback substituter and dashboard; must be a loopback address.";
+  };
+
+  peers = mkOption {
+    type = types.listOf types.str;
+    default = [ ];
+    example = [ "http://buildbox.lan:9999" ];
+    description = "Static peers: other Peernix instances or Nix binary caches serving uncompressed NARs.";
+  };
+
+  mdns = mkOption {
+    type = types.bool;
+    default = true;
+    description = "Announce this cache and find peers by mDNS (_peernix._tcp).";
+  };
+
+  mdnsInterface = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    description = "Use only this interface (name or IPv4 address) for mDNS.";
+  };
+
+  share = mkOption {
+    type = types.bool;
+    default = true;
+    description = "Start with sharing this store on; `peernix sharing on|off` changes it while running.";
+  };
+
+  extraArgs = mkOption {
+    type = types.listOf types.str;
+    default = [ ];
+    example = [ "--log-level" "debug" ];
+    description = "More options for `peernix serve`.";
+  };
+
+  addToNixSettings = mkOption {
+    type = types.bool;
+    default = false;
+    description = ''
+      Add the loopback substituter to `nix.settings.substituters` and `publicKey` to
+      `nix.settings.trusted-public-keys`.
+    '';
+  };
+}

@@ -1,0 +1,62 @@
+# services.peernix-app for home-manager: the tray app, started hidden at login (a systemd user service
+# in the graphical session on Linux, a launchd agent on macOS).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption mkEnableOption mkIf mkMerge types literalExpression;
+  cfg = config.services.peernix-app;
+  # --hidden: in the tray only, as the app's own "Start at login" starts it.
+  command = [
+    "${cfg.package}/bin/peernix-app"
+    "--hidden"
+  ];
+in
+{
+  options.services.peernix-app = {
+    enable = mkEnableOption "the Peernix tray app, started at login";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.peernix-app;
+      defaultText = literalExpression "pkgs.peernix-app";
+      description = "The Peernix tray app package (the flake's module sets it to the flake's own).";
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    { home.packages = [ cfg.package ]; }
+    (mkIf pkgs.stdenv.hostPlatform.isLinux {
+      systemd.user.services.peernix-app = {
+        Unit = {
+          Description = "Peernix tray app";
+          After = [
+            "graphical-session.target"
+            "tray.target"
+          ];
+          PartOf = [ "graphical-session.target" ];
+        };
+        Service = {
+          ExecStart = lib.concatStringsSep " " command;
+          Restart = "on-failure";
+          RestartSec = 5;
+        };
+        Install.WantedBy = [ "graphical-session.target" ];
+      };
+    })
+    (mkIf pkgs.stdenv.hostPlatform.isDarwin {
+      launchd.agents.peernix-app = {
+        enable = true;
+        config = {
+          ProgramArguments = command;
+          RunAtLoad = true;
+          KeepAlive.SuccessfulExit = false;
+          ProcessType = "Interactive";
+        };
+      };
+    })
+  ]);
+}

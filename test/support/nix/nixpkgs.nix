@@ -1,0 +1,41 @@
+# A stand-in for the nixpkgs flake input: the library functions flake.nix uses, and per system a
+# callPackage that records what it was asked to build, and an Electron available where the test says.
+{ electronOn }:
+let
+  lib = import ./lib.nix // {
+    genAttrs =
+      names: f:
+      builtins.listToAttrs (
+        map (n: {
+          name = n;
+          value = f n;
+        }) names
+      );
+    optionalAttrs = cond: attrs: if cond then attrs else { };
+    meta.availableOn = platform: pkg: builtins.elem platform.system pkg.meta.platforms;
+    intersectLists = a: b: builtins.filter (x: builtins.elem x b) a;
+  };
+  pkgsFor = system: {
+    stdenv.hostPlatform = { inherit system; };
+    electron = {
+      type = "derivation";
+      meta.platforms = electronOn;
+    };
+    callPackage = file: args: {
+      type = "derivation";
+      name = baseNameOf (toString file);
+      outPath = "/nix/store/${system}-${baseNameOf (toString file)}";
+      args = builtins.attrNames args;
+    };
+  };
+in
+{
+  inherit lib;
+  legacyPackages = lib.genAttrs [
+    "x86_64-linux"
+    "aarch64-linux"
+    "x86_64-darwin"
+    "aarch64-darwin"
+    "riscv64-linux"
+  ] pkgsFor;
+}
