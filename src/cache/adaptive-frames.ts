@@ -5,28 +5,35 @@ import { releaseChunk } from '../chunk-pool.ts';
 import { FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
 
 // The serving side of NAR frames (peers/nar-frames.ts): block by block, compress only when that
-// gets the NAR there sooner. Compressing pays when the link, not this machine, sets the pace — the
-// response keeps backing up — and the content shrinks enough that sending fewer bytes beats the
-// time spent compressing them. Both are measured as the NAR goes: the link's rate from how fast the
-// response drains while it backs up, the content's ratio from the blocks compressed so far, and
-// this machine's compression speed per level from every block it has compressed. Nothing is
-// guessed from core counts or link names.
+// gets the NAR there sooner. Whether it does is measured, not guessed from core counts or link
+// names: the NAR goes in phases, raw or compressed, and the NAR bytes per second each phase achieved
+// decide the next. A short trial of the other way follows every long phase, so a link that got
+// faster or a receiver that became the bottleneck (decompressing costs it too) is noticed.
+//
+// A compressed trial is worth running only when the response backs up (the consumer, not this
+// machine, sets the pace), the content shrinks (looked at again every few phases), and this machine
+// compresses faster than the consumer drains raw bytes.
 
 /** A block is whole chunks adding up to at least this (so under twice it: far below MAX_FRAME_NAR_BYTES). */
 const BLOCK_BYTES = 1024 * 1024;
-/** Every this many blocks sent raw for not shrinking, one is compressed again to look. */
-const RECHECK_BLOCKS = 16;
-/** Compressing must promise at least this much more NAR per second than sending raw. */
-const MARGIN = 1.15;
+const TRIAL_BLOCKS = 3;
+const LONG_BLOCKS = 24;
+/** Compressing must bring at least this much more NAR per second than sending raw. */
+const MARGIN = 1.1;
+/** Blocks that shrink less than this are not worth compressing. */
+const WORTH = 0.9;
 /** A link is the bottleneck when the response backed up for this share of the recent time. */
 const BACKED_UP_SHARE = 0.3;
 const WINDOW_MS = 500;
+/** Longest a block waits for the compression budget before it goes raw. */
+const BUDGET_WAIT_MS = 20;
 
 const compress = promisify(zstdCompress) as (buf: Buffer, opts: object) => Promise<Buffer>;
 
-/** Compression work this machine accepts from all clients at once; the rest goes raw. */
+/** Compression work this machine accepts from all clients at once; a block that can't get it soon goes raw. */
 export class CompressionBudget {
   private active = 0;
+  private readonly waiting: (() => void)[] = [];
   readonly max: number;
   /** NAR bytes per second one compression achieves here, per level (measured, starts as a guess). */
   private readonly rates = new Map<number, number>([
@@ -38,14 +45,31 @@ export class CompressionBudget {
     this.max = max;
   }
 
-  tryTake(): boolean {
-    if (this.active >= this.max) return false;
-    this.active++;
-    return true;
+  /** A compression slot within waitMs, or false. */
+  take(waitMs = BUDGET_WAIT_MS): Promise<boolean> {
+    if (this.active < this.max) {
+      this.active++;
+      return Promise.resolve(true);
+    }
+    if (waitMs <= 0 || this.waiting.length >= 64) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiting.indexOf(grant);
+        if (i >= 0) this.waiting.splice(i, 1);
+        resolve(false);
+      }, waitMs);
+      this.waiting.push(grant);
+    });
   }
 
   give(): void {
-    this.active--;
+    const next = this.waiting.shift();
+    if (next) next(); // the slot passes on
+    else this.active--;
   }
 
   rate(level: number): number {
@@ -66,7 +90,7 @@ export interface FrameStats {
   rawFrames: number;
 }
 
-/** Measures how fast the consumer takes what is yielded, and whether it is what holds us back. */
+/** How fast the consumer takes what is yielded, and whether it is what holds us back. */
 class LinkMeter {
   private samples: { at: number; bytes: number; waitedMs: number }[] = [];
 
@@ -76,7 +100,7 @@ class LinkMeter {
     while (this.samples.length > 2 && now - this.samples[0].at > WINDOW_MS) this.samples.shift();
   }
 
-  /** Bytes per second the link drains while it is the bottleneck, or null when it isn't. */
+  /** Wire bytes per second the consumer drains while it is the bottleneck, or null when it isn't. */
   boundRate(): number | null {
     if (this.samples.length < 4) return null;
     const span = this.samples.at(-1)!.at - this.samples[0].at;
@@ -92,6 +116,48 @@ class LinkMeter {
   }
 }
 
+type Mode = 'raw' | 'zstd';
+
+/** Phases of raw or compressed blocks, chosen by the NAR throughput each achieved. */
+class PhasePlan {
+  mode: Mode = 'raw';
+  private trial = true;
+  private left = TRIAL_BLOCKS;
+  private start = performance.now();
+  private nar = 0;
+  private readonly rate: Record<Mode, number | null> = { raw: null, zstd: null };
+
+  /** Called once a block is on its way; `zstdWorthTrying` says whether a compressed trial could pay now. */
+  blockSent(narBytes: number, zstdWorthTrying: () => boolean): void {
+    this.nar += narBytes;
+    if (--this.left > 0) return;
+    const now = performance.now();
+    const mine = now > this.start ? (this.nar / (now - this.start)) * 1000 : null;
+    this.rate[this.mode] = mine;
+    const other: Mode = this.mode === 'raw' ? 'zstd' : 'raw';
+    let next: Mode;
+    let trial: boolean;
+    if (this.trial && this.rate[other] !== null) {
+      // A trial against the phase before it: the better one runs long.
+      const z = this.rate.zstd!;
+      const r = this.rate.raw!;
+      next = z > r * MARGIN ? 'zstd' : 'raw';
+      trial = false;
+    } else if (other === 'zstd' && !zstdWorthTrying()) {
+      next = 'raw';
+      trial = false;
+    } else {
+      next = other; // after a long phase (or the first one), try the other way
+      trial = true;
+    }
+    this.mode = next;
+    this.trial = trial;
+    this.left = trial ? TRIAL_BLOCKS : LONG_BLOCKS;
+    this.start = now;
+    this.nar = 0;
+  }
+}
+
 /**
  * Frames a NAR body for a Peernix peer. Chunks from the source are this stream's to release once
  * consumed (they are the chunk pool's when raw frames pass them on to the response sink, which
@@ -99,8 +165,8 @@ class LinkMeter {
  */
 export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: CompressionBudget, stats: FrameStats): AsyncGenerator<Buffer> {
   const link = new LinkMeter();
-  let ratio: number | null = null; // wire bytes per NAR byte of compressed blocks, recent
-  let rawSinceLook = 0;
+  const plan = new PhasePlan();
+  let ratio: number | null = null; // wire bytes per NAR byte of recent compressed blocks
   let block: Buffer[] = [];
   let blockBytes = 0;
 
@@ -112,47 +178,52 @@ export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: Compr
     link.note(buf.length, performance.now() - t0);
   }
 
+  function zstdWorthTrying(): boolean {
+    const drain = link.boundRate();
+    if (drain === null) return false; // the consumer keeps up: compressing could only slow us down
+    if (budget.rate(1) < drain * MARGIN) return false; // it drains faster than we compress
+    if (ratio !== null && ratio > WORTH) {
+      ratio = null; // doesn't shrink: raw for this round, a fresh look at the next
+      return false;
+    }
+    return true;
+  }
+
+  // Level 3 only where the link is slow enough that even it outruns the link.
+  function level(): number {
+    const drain = link.boundRate();
+    if (drain === null || ratio === null) return 1;
+    return budget.rate(3) > (drain / ratio) * 1.5 ? 3 : 1;
+  }
+
   async function* send(parts: Buffer[], bytes: number, releasable: boolean): AsyncGenerator<Buffer> {
     stats.narBytes += bytes;
-    const level = choose();
-    if (level !== null && budget.tryTake()) {
+    if (plan.mode === 'zstd' && (await budget.take())) {
       let packed: Buffer | null = null;
-      const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
+      const lvl = level();
       try {
+        const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
         const t0 = performance.now();
-        packed = await compress(whole, { params: { [constants.ZSTD_c_compressionLevel]: level } });
-        budget.measured(level, bytes, performance.now() - t0);
+        packed = await compress(whole, { params: { [constants.ZSTD_c_compressionLevel]: lvl } });
+        budget.measured(lvl, bytes, performance.now() - t0);
       } catch {
         packed = null; // compression failing here is our problem, not the peer's: send it raw
       } finally {
         budget.give();
       }
+      if (packed) ratio = ratio === null ? packed.length / bytes : 0.5 * ratio + 0.5 * (packed.length / bytes);
       if (packed && packed.length < bytes * 0.95) {
-        ratio = ratio === null ? packed.length / bytes : 0.5 * ratio + 0.5 * (packed.length / bytes);
-        rawSinceLook = 0;
         if (releasable) for (const p of parts) releaseChunk(p);
         stats.zstdFrames++;
         yield* out(Buffer.concat([frameHeader(FRAME_ZSTD, bytes, packed.length), packed]));
+        plan.blockSent(bytes, zstdWorthTrying);
         return;
       }
-      ratio = 1; // doesn't shrink: raw until it is time to look again
-      rawSinceLook = 0;
-    } else rawSinceLook++;
+    }
     stats.rawFrames++;
     yield* out(frameHeader(FRAME_RAW, bytes, bytes));
     for (const p of parts) yield* out(p);
-  }
-
-  // The zstd level to compress this block at, or null to send it raw.
-  function choose(): number | null {
-    const linkRate = link.boundRate();
-    if (linkRate === null) return null; // the link keeps up: compressing could only slow us down
-    if (budget.rate(1) < linkRate * MARGIN) return null; // faster than we compress, however well it shrinks
-    if (ratio === null || (ratio >= 0.87 && rawSinceLook >= RECHECK_BLOCKS)) return 1; // look at the content
-    const gain = (level: number) => Math.min(budget.rate(level), linkRate / ratio!) / linkRate;
-    if (gain(1) < MARGIN) return null;
-    // A link slow enough that level 3 still outruns it gets the smaller output.
-    return gain(3) >= gain(1) ? 3 : 1;
+    plan.blockSent(bytes, zstdWorthTrying);
   }
 
   // A chunk goes back to the pool whole, so a block is made of whole chunks (never a slice of one

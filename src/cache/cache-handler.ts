@@ -133,8 +133,12 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     // Only a Peernix asks for frames (Nix never does, whatever Accept-Encoding it sends); ranges stay
     // in NAR offsets, and the framed length is not known in advance.
     const framed = opts.compression !== undefined && !head && size > 0 && offersFrames(req);
-    if (framed) res.setHeader(FRAMES_HEADER, FRAMES_VERSION);
-    else res.setHeader('Content-Length', String(end - start + 1));
+    if (framed) {
+      res.setHeader(FRAMES_HEADER, FRAMES_VERSION);
+      // Delimited by the close, not chunked: the frames delimit themselves (nar-frames.ts), and the
+      // requester reads straight into its buffers with no chunk lines to cut them.
+      res.useChunkedEncodingByDefault = false;
+    } else res.setHeader('Content-Length', String(end - start + 1));
     res.setHeader('Accept-Ranges', 'bytes');
     if (range.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
     if (head || size === 0) {

@@ -10,6 +10,9 @@ import { zstdDecompress } from 'node:zlib';
 //
 //   frame = kind (1 byte: 0 raw, 1 zstd) · NAR bytes it stands for (u32 BE) · payload bytes (u32 BE) · payload
 //
+// A framed body is delimited by the connection closing (no Content-Length, no chunked encoding: the
+// frames delimit themselves, and a body cut at a frame boundary is a NAR short of its NarSize).
+//
 // A frame never stands for more than MAX_FRAME_NAR_BYTES, and a zstd payload is never larger than
 // the bytes it stands for (the server sends those raw instead): a hostile peer can't make the
 // decoder hold or inflate more than that per frame.
@@ -60,6 +63,7 @@ export class FrameDecoder extends Transform {
 
   private async consume(chunk: Buffer): Promise<void> {
     let at = 0;
+    let pushed = false; // a piece of this chunk went on already: see below
     while (at < chunk.length) {
       if (this.kind === -1) {
         const need = FRAME_HEADER_BYTES - this.header.length;
@@ -73,9 +77,13 @@ export class FrameDecoder extends Transform {
       const piece = chunk.subarray(at, at + this.remaining);
       at += piece.length;
       this.remaining -= piece.length;
-      // Raw bytes go on as they arrive; a zstd payload is decoded whole.
-      if (this.kind === FRAME_RAW) this.push(piece);
-      else this.parts.push(piece);
+      // Raw bytes go on as they arrive; a zstd payload is decoded whole. A chunk from the pool goes
+      // back whole once its first piece is sent, so a second piece of it (past a frame boundary,
+      // once per frame) goes on as a copy.
+      if (this.kind === FRAME_RAW) {
+        this.push(pushed ? Buffer.from(piece) : piece);
+        pushed = true;
+      } else this.parts.push(Buffer.from(piece)); // held until the frame is whole: off the pool's chunk
       if (this.remaining === 0) await this.finishFrame();
     }
   }

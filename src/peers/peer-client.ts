@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from './nar-frames.ts';
+import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -88,13 +89,17 @@ export class PeerClient {
    */
   async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal }): Promise<Readable> {
     const release = await this.slots.acquire(originOf(url), this.timeouts.narSlotMs, opts.signal, url);
-    let res: IncomingMessage;
+    let res: IncomingMessage | NarResponse;
     try {
-      // No connect timeout of its own: on a congested link a SYN-ACK can be dropped, and the header
-      // deadline (with hedging in the resolver) already bounds the wait.
-      const headers: Record<string, string> = opts.offset > 0 ? { range: `bytes=${opts.offset}-` } : {};
+      const headers: Record<string, string> = { 'user-agent': this.userAgent };
+      if (opts.offset > 0) headers.range = `bytes=${opts.offset}-`;
       if (this.frames) headers[FRAMES_HEADER] = FRAMES_VERSION;
-      res = await this.request(url, headers, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
+      // Plain http peers get the lean client (nar-get.ts); https keeps node:http. No connect timeout
+      // of its own: on a congested link a SYN-ACK can be dropped, and the header deadline (with
+      // hedging in the resolver) already bounds the wait.
+      res = url.startsWith('http:')
+        ? await getNar(url, { headers, headersMs: this.timeouts.narHeadersMs, signal: opts.signal, timeoutError: () => new PeerError('timeout', `${url}: no answer within ${this.timeouts.narHeadersMs} ms`) })
+        : await this.request(url, headers, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
     } catch (e) {
       release();
       throw asPeerError(e, url);
@@ -121,7 +126,9 @@ export class PeerClient {
     if (len !== undefined && !framed && Number(len) !== want) fail(`Content-Length ${len}, expected ${want}`);
     if (res.headers['content-encoding'] && res.headers['content-encoding'] !== 'identity') fail('unexpected Content-Encoding');
     // A peer that stops sending mid-NAR is treated as dead, so the stream can resume elsewhere.
-    res.setTimeout(this.timeouts.narIdleMs, () => res.destroy(new PeerError('timeout', `${url}: no data for ${this.timeouts.narIdleMs} ms`)));
+    const idle = () => res.destroy(new PeerError('timeout', `${url}: no data for ${this.timeouts.narIdleMs} ms`));
+    if ('setIdleTimeout' in res) res.setIdleTimeout(this.timeouts.narIdleMs, idle);
+    else res.setTimeout(this.timeouts.narIdleMs, idle);
     if (!framed) return res;
     const decoder = new FrameDecoder();
     // Either side failing ends both: a cut response is a cut NAR, a bad frame must stop the peer.
@@ -272,5 +279,6 @@ function asPeerError(e: unknown, url: string): PeerError {
   const err = e as { code?: string; name?: string; message?: string };
   if (err.name === 'TimeoutError' || err.code === 'ETIMEDOUT') return new PeerError('timeout', `${url}: timed out`);
   if (err.name === 'AbortError') return new PeerError('timeout', `${url}: aborted`);
+  if (e instanceof HttpResponseError) return new PeerError('bad-response', `${url}: ${e.message}`);
   return new PeerError('unreachable', `${url}: ${err.code ?? err.message ?? String(e)}`);
 }

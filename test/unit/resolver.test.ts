@@ -393,7 +393,7 @@ describe('resolver: NAR', () => {
     await waitFor('transfer event', async () => w.transfers().length === 1, 3000);
     assert.deepEqual(
       { ...w.transfers()[0], id: 0, time: 0 },
-      { type: 'transfer', id: 0, time: 0, storePath: p.storePath, direction: 'in', peerName: 'alice', bytes: p.narSize, outcome: 'ok' },
+      { type: 'transfer', id: 0, time: 0, storePath: p.storePath, direction: 'in', peerName: 'alice', bytes: p.narSize, wireBytes: p.narSize, outcome: 'ok' },
     );
     assert.deepEqual(w.fallbacks(), []);
     assert.equal(w.registry.get(w.idOf(w.peers[0]))!.bytesFrom, p.narSize);
