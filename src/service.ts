@@ -67,6 +67,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     sharing: s.sharing,
     peers: s.peers,
     mdns: s.mdns,
+    metricsOnShare: s.metricsOnShare,
     version: opts.version,
     log: opts.log,
     persistSharing: (on) => settings.set({ sharing: on }),

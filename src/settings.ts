@@ -94,6 +94,8 @@ const FIELDS = {
   /** Discover and announce peers with mDNS. */
   mdns: booleanField(true, 'Find peers on the LAN with mDNS.'),
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
+  /** GET /metrics on the share listener as well as on loopback, for a fleet's Prometheus. */
+  metricsOnShare: booleanField(false, 'Also serve Prometheus metrics (/metrics) on the LAN share listener.'),
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;
