@@ -107,6 +107,8 @@ export interface StatusView {
   /** Where narinfo metadata comes from: the store database (fast) or the nix-daemon, and why. */
   metadata?: { source: 'database' | 'daemon'; why: string | null };
   mdns: boolean;
+  /** When mDNS last brought back this host's own announcement (it works here); null: not yet. */
+  mdnsSelfSeenAt?: number | null;
   peersUp: number;
   startedAt: number;
 }
@@ -123,6 +125,24 @@ export type ApiChange =
   | { topic: 'peers' }
   | { topic: 'entries' }
   | { topic: 'event'; event: PeernixEvent };
+
+/** One `peernix doctor` finding: what was checked, what is wrong, and the exact fix. */
+export interface DoctorCheck {
+  id: string;
+  group: 'nix-daemon' | 'nix-config' | 'peernix' | 'lan' | 'nix-cache' | 'files';
+  title: string;
+  /** unknown: it could not be told from here (said why in `detail`). */
+  status: 'ok' | 'warn' | 'fail' | 'unknown';
+  detail: string;
+  fix: string | null;
+}
+
+export interface DoctorReport {
+  at: number;
+  checks: DoctorCheck[];
+  /** Checks that failed: the command exits non-zero when any did. */
+  failed: number;
+}
 
 /** The in-process API object returned by the composition root. */
 export interface PeernixApi {

@@ -293,6 +293,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     trust: trustView,
     metadata: { source: store.metadataSource, why: store.dbUnavailable },
     mdns: discovery !== null,
+    mdnsSelfSeenAt: discovery?.ownSeenAt ?? null,
     peersUp: registry.live().length,
     startedAt,
   });

@@ -14,6 +14,7 @@ Commands:
                turn sharing this store with the LAN on or off (remembered across restarts)
   peer clear ID|NAME
                use a peer again that was caught serving wrong bytes
+  doctor       why isn't Nix using Peernix? each problem with its fix  [--json]
   --version    print the version
   --help       this text
 `;
@@ -32,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./control.ts')).sharing(rest);
     case 'peer':
       return (await import('./control.ts')).peer(rest);
+    case 'doctor':
+      return (await import('./doctor.ts')).doctor(rest);
     case '--version':
     case '-V':
     case 'version':
