@@ -12,6 +12,8 @@ import { nodeBin } from '../support/netns.ts';
 import { cleanup, makeTempDir, run } from '../support/nix-host.ts';
 import { MAIN } from '../support/peernix-process.ts';
 import { waitFor } from '../support/wait.ts';
+import { sample } from '../support/promtool.ts';
+import { DatabaseSync } from 'node:sqlite';
 
 // `peernix doctor` against real machine states: a real nix-daemon reading exactly the nix.conf the
 // doctor reads (its own NIX_CONF_DIR, no NIX_CONFIG), a real running Peernix, Nix's own narinfo
@@ -171,6 +173,24 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     // An hour on, Nix asks again: so does the doctor say.
     const later = await doctor({ now: Date.now() + 3601_000 });
     assert.equal(check(later, 'nix-cache.negative').status, 'ok');
+
+    // The fix is exact: while the row is there Nix doesn't ask Peernix (its miss counter stays);
+    // once the doctor's DELETE has run, it asks again.
+    const misses = async () => sample(await (await fetch(`${url}/metrics`)).text(), 'peernix_answers_total', { listener: 'substituter', route: 'narinfo', source: 'miss' });
+    const m0 = await misses();
+    await nixStoreR(path);
+    const m1 = await misses();
+    const sql = /sqlite3 (\S+) "([^"]+)"/.exec(c.fix!)!;
+    const db = new DatabaseSync(sql[1]);
+    db.exec(sql[2]);
+    db.close();
+    await nixStoreR(path);
+    const m2 = await misses();
+    console.log(`Peernix's narinfo misses: ${m0} → ${m1} (asked again with the row there) → ${m2} (after the doctor's DELETE)`);
+    assert.equal(m1, m0);
+    assert.equal(m2, m1 + 1);
+    // Peernix still has no such path, so Nix remembers this fresh miss: just that one now.
+    assert.match(check(await doctor(), 'nix-cache.negative').detail, /^1 path\(s\) missed/);
   });
 
   it('a closed share port and a key file readable by all', async () => {
