@@ -151,6 +151,8 @@ export interface PeernixApi {
   setSharing(on: boolean): Promise<void>;
   /** Forgets that a peer served wrong bytes; resolves false when it was not marked (or unknown). */
   clearPeerBad(id: string): Promise<boolean>;
+  /** Runs `peernix doctor`'s checks as this process sees the machine. */
+  doctor?(): Promise<DoctorReport>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }
@@ -165,4 +167,6 @@ export interface PeernixBridge {
   onChange(listener: (change: ApiChange) => void): () => void;
   setSharing(on: boolean): Promise<void>;
   copyText(text: string): Promise<void>;
+  /** `peernix doctor`'s checks; absent where the window can't ask for them. */
+  doctor?(): Promise<DoctorReport>;
 }

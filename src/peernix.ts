@@ -1,5 +1,5 @@
 import { platform, arch } from 'node:os';
-import type { DaemonHealth, PeernixApi, Snapshot, StatusView } from './api.ts';
+import type { DaemonHealth, DoctorReport, PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache, LOCAL } from './affinity.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen } from './cache/http-listener.ts';
@@ -14,6 +14,8 @@ import { loadIdentity } from './identity.ts';
 import { formatHostPort, isLoopbackHost, parseListenAddress } from './listen-address.ts';
 import type { Logger } from './log.ts';
 import { nixConfLines } from './nix-conf.ts';
+import { diagnose } from './doctor/doctor.ts';
+import { gatherFacts } from './doctor/gather.ts';
 import { probeBackend } from './metrics/backend-probe.ts';
 import { PeernixMetrics } from './metrics/metrics.ts';
 import { createMetricsRoute } from './metrics/route.ts';
@@ -299,6 +301,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
 
   let stopping: Promise<void> | null = null;
+  // One doctor run at a time: asking again while it runs gets the same answer.
+  let doctorRun: Promise<DoctorReport> | null = null;
   const api: PeernixApi = {
     snapshot: (): Snapshot => ({ status: status(), peers: registry.views(), entries: affinity.views(), events: events.recent() }),
     subscribe: (listener) => changes.subscribe(listener),
@@ -307,6 +311,19 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       const cleared = registry.clearBad(id);
       if (cleared) log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);
       return cleared;
+    },
+    doctor() {
+      doctorRun ??= gatherFacts({
+        stateDir: opts.stateDir,
+        storeUri: opts.storeUri,
+        listen: new URL(substituter.url).host,
+        shareListen: opts.shareListen,
+        secretKeyFile: opts.secretKeyFile,
+        snapshot: async () => api.snapshot(),
+      })
+        .then(diagnose)
+        .finally(() => (doctorRun = null));
+      return doctorRun;
     },
     stop(stopOpts) {
       stopping ??= (async () => {

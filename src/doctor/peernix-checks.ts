@@ -13,7 +13,7 @@ export function peernixChecks(f: DoctorFacts): DoctorCheck[] {
       group: 'peernix',
       title: 'Peernix running',
       status: 'fail',
-      detail: `Nothing answers at ${f.substituterUrl}: ${f.peernix.error ?? 'no answer'}. Nix skips a substituter it cannot reach.`,
+      detail: `Nothing answers at ${f.substituterUrl}: ${(f.peernix.error ?? 'no answer').replace(/\.+$/, '')}. Nix skips a substituter it cannot reach.`,
       fix: 'Start it: `peernix serve` (or the Peernix app).',
     });
   } else {

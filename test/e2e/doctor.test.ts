@@ -10,7 +10,8 @@ import { silentLogger } from '../../src/log.ts';
 import { startService, openServiceState, type PeernixService } from '../../src/service.ts';
 import { nodeBin } from '../support/netns.ts';
 import { cleanup, makeTempDir, run } from '../support/nix-host.ts';
-import { MAIN } from '../support/peernix-process.ts';
+import { MAIN, PROJECT_ROOT } from '../support/peernix-process.ts';
+import { launchChromium } from '../support/chromium.ts';
 import { waitFor } from '../support/wait.ts';
 import { sample } from '../support/promtool.ts';
 import { DatabaseSync } from 'node:sqlite';
@@ -30,6 +31,8 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
   let url: string;
   let publicKey: string;
   const env = () => ({ ...process.env, NIX_CONFIG: undefined, NIX_USER_CONF_FILES: undefined, NIX_CONF_DIR: `${dir}/etc`, HOME: `${dir}/home`, XDG_CONFIG_HOME: `${dir}/home/.config`, XDG_CACHE_HOME: `${dir}/home/.cache`, NIX_REMOTE: 'daemon' });
+  // The daemon reads only the system nix.conf: no NIX_CONFIG, and user config dirs of its own (empty).
+  const daemonEnv = () => ({ ...process.env, NIX_CONFIG: '', NIX_REMOTE: '', NIX_CONF_DIR: `${dir}/etc`, NIX_DAEMON_SOCKET_PATH: `${dir}/socket`, HOME: `${dir}/daemon-home`, XDG_CONFIG_HOME: `${dir}/daemon-home/.config`, XDG_CACHE_HOME: `${dir}/daemon-xdg` });
   const writeSystemConf = (lines: string[]) => writeFileSync(`${dir}/etc/nix.conf`, [...NIX_BASE, ...lines].join('\n') + '\n');
   const writeUserConf = (lines: string[]) => writeFileSync(`${dir}/home/.config/nix/nix.conf`, lines.join('\n') + '\n');
   const opts = (over: Partial<GatherOptions> = {}): GatherOptions => ({
@@ -52,20 +55,25 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
 
   before(async () => {
     dir = await makeTempDir('pn-doctor');
-    for (const d of ['etc', 'root', 'home/.config/nix', 'state', 'daemon-xdg']) mkdirSync(`${dir}/${d}`, { recursive: true });
+    for (const d of ['etc', 'root', 'home/.config/nix', 'state', 'daemon-xdg', 'daemon-home']) mkdirSync(`${dir}/${d}`, { recursive: true });
     writeSystemConf(['trusted-users = root', 'substituters =']);
     const log = openSync(`${dir}/daemon.log`, 'a');
     daemon = spawn('nix-daemon', ['--store', `${dir}/root`], {
-      env: { ...process.env, NIX_CONFIG: '', NIX_CONF_DIR: `${dir}/etc`, NIX_DAEMON_SOCKET_PATH: `${dir}/socket`, XDG_CACHE_HOME: `${dir}/daemon-xdg`, NIX_REMOTE: '' },
+      env: daemonEnv(),
       stdio: ['ignore', log, log],
     });
     await waitForSocket();
+    // The in-process Peernix (its trust reading, the window's doctor) sees this machine state too.
+    for (const [k, v] of Object.entries(env())) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     const state = openServiceState({ stateDir: `${dir}/state`, log: silentLogger });
     svc = await startService({
       state,
       core: { storeUri: `unix://${dir}/socket?root=${dir}/root` },
       overrides: { listen: '127.0.0.1:0', shareListen: '127.0.0.1:0', mdns: false, sharing: true, peers: [] },
-      rendererDir: `${dir}/no-renderer`,
+      rendererDir: `${PROJECT_ROOT}dist/renderer`,
       version: 'test',
       log: silentLogger,
     });
@@ -99,6 +107,30 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     const fromCli = JSON.parse(cli.stdout) as DoctorReport;
     console.log(`peernix doctor --json: exit ${cli.code}, ${fromCli.checks.length} checks, ${fromCli.failed} failed`);
     assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+  });
+
+  it('the window shows the same checks, each problem with its fix', async () => {
+    writeSystemConf(['trusted-users = root', 'substituters =']); // no substituter line
+    writeUserConf([]);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+      await page.goto(`${url}/peernix/`);
+      await page.getByTestId('doctor-check').first().waitFor({ timeout: 20_000 });
+      const shown = await page.$$eval('[data-testid="doctor-check"]', (els) => els.map((e) => `${(e as HTMLElement).dataset.check}=${(e as HTMLElement).dataset.status}`));
+      const report = await svc.api.doctor!();
+      const expected = report.checks.map((c) => `${c.id}=${c.status}`);
+      const fix = await page.locator('[data-check="nixconf.substituter"] [data-testid="doctor-fix"]').textContent();
+      const summary = await page.getByTestId('doctor-summary').textContent();
+      mkdirSync(`${PROJECT_ROOT}test-artifacts`, { recursive: true });
+      await page.locator('#doctor').screenshot({ path: `${PROJECT_ROOT}test-artifacts/doctor-window.png` });
+      console.log(`window: ${shown.length} checks (${shown.join(' ')}); summary "${summary}"`);
+      assert.deepEqual(shown, expected);
+      assert.ok(fix!.includes(`extra-substituters = ${url}`), fix!);
+      assert.match(summary!, /problem\(s\) found/);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('no daemon: says so, with the command that starts it', async () => {
@@ -229,7 +261,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     await new Promise((r) => daemon.once('exit', r));
     const log = openSync(`${dir}/daemon.log`, 'a');
     daemon = spawn('nix-daemon', ['--store', `${dir}/root`], {
-      env: { ...process.env, NIX_CONFIG: '', NIX_CONF_DIR: `${dir}/etc`, NIX_DAEMON_SOCKET_PATH: `${dir}/socket`, XDG_CACHE_HOME: `${dir}/daemon-xdg`, NIX_REMOTE: '' },
+      env: daemonEnv(),
       stdio: ['ignore', log, log],
     });
     await waitForSocket();

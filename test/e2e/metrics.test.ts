@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import type { DoctorReport } from '../../src/api.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, nixEnv, run } from '../support/nix-host.ts';
@@ -91,6 +92,18 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
       console.log(`promtool check metrics on ${who}: exit ${check.code} ${check.output || '(no complaints)'}`);
       assert.equal(check.code, 0, check.output);
     }
+  });
+
+  it('doctor on B sees the LAN: mDNS brought its own announcement back, and A fetched from its share listener', async () => {
+    const r = await pl.cli(B, ['doctor', '--json', '--store', B.nix.storeUri]);
+    const report = JSON.parse(r.stdout) as DoctorReport;
+    const byId = (id: string) => report.checks.find((c) => c.id === id)!;
+    console.log(`doctor on B (exit ${r.code}): lan.mdns ${byId('lan.mdns').status} (${byId('lan.mdns').detail}); share.lan ${byId('share.lan').status} (${byId('share.lan').detail}); lan.peers ${byId('lan.peers').status}`);
+    assert.equal(byId('lan.mdns').status, 'ok');
+    assert.equal(byId('share.lan').status, 'ok');
+    assert.match(byId('share.lan').detail, /host-a/);
+    assert.equal(byId('lan.peers').status, 'ok');
+    assert.equal(byId('daemon.reachable').status, 'ok');
   });
 
   it('/metrics is on the share listener only where the setting asks for it', async () => {
