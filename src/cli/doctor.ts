@@ -3,7 +3,9 @@ import { baseUrlFromListen, fetchSnapshot } from '../control/client.ts';
 import { describeReport, diagnose } from '../doctor/doctor.ts';
 import { gatherFacts } from '../doctor/gather.ts';
 import { resolveStateDir } from '../service.ts';
-import { openDaemonSettings } from '../settings.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { DEFAULT_SETTINGS, openDaemonSettings, SETTINGS_FILE_NAME } from '../settings.ts';
 
 // `peernix doctor [--json]`: why isn't Nix using Peernix? Exit status 1 when a check failed.
 
@@ -32,7 +34,8 @@ export async function doctor(argv: string[]): Promise<number> {
     return 0;
   }
   const stateDir = resolveStateDir(values['state-dir']);
-  const settings = openDaemonSettings(stateDir).get();
+  // Looking must change nothing: no state directory is created for a Peernix that never ran.
+  const settings = existsSync(path.join(stateDir, SETTINGS_FILE_NAME)) ? openDaemonSettings(stateDir).get() : DEFAULT_SETTINGS;
   const listen = values.listen ?? settings.listen;
   const facts = await gatherFacts({
     stateDir,

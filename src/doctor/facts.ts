@@ -44,7 +44,7 @@ export interface DoctorFacts {
   shareProbe: { port: number; listening: boolean; error: string | null } | null;
   negativeCaches: NegativeCacheFile[];
   keyFile: { path: string; exists: boolean; mode: number | null; ownerUid: number | null; error: string | null };
-  stateDir: { path: string; writable: boolean; error: string | null };
+  stateDir: { path: string; exists: boolean; writable: boolean; error: string | null };
 }
 
 /** Nix's settings after the system layer and (for settings the daemon lets this user set) the user's. */

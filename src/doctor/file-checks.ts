@@ -19,14 +19,15 @@ export function fileChecks(f: DoctorFacts): DoctorCheck[] {
   } else checks.push({ ...keyBase, status: 'ok', detail: `${k.path}: mode ${(k.mode! & 0o777).toString(8).padStart(3, '0')}.`, fix: null });
 
   const s = f.stateDir;
-  if (s.writable) checks.push({ id: 'files.state-dir', group: 'files', title: 'State directory writable', status: 'ok', detail: `${s.path} is writable.`, fix: null });
+  if (!s.exists) checks.push({ id: 'files.state-dir', group: 'files', title: 'State directory writable', status: 'warn', detail: `${s.path} does not exist yet; Peernix creates it on first start.`, fix: 'Start Peernix once: `peernix serve`.' });
+  else if (s.writable) checks.push({ id: 'files.state-dir', group: 'files', title: 'State directory writable', status: 'ok', detail: `${s.path} is writable.`, fix: null });
   else {
     checks.push({
       id: 'files.state-dir',
       group: 'files',
       title: 'State directory writable',
       status: 'fail',
-      detail: `${s.path}: ${s.error ?? 'not writable'}. Settings (the sharing switch) and the control token can't be saved.`,
+      detail: `${s.path} is not writable by ${f.user.name} (${s.error ?? 'refused'}). Settings (the sharing switch) and the control token can't be saved.`,
       fix: `sudo chown -R ${f.user.name} ${s.path} && chmod 700 ${s.path}`,
     });
   }

@@ -137,10 +137,10 @@ function stateDirFacts(dir: string): DoctorFacts['stateDir'] {
   try {
     closeSync(openSync(probe, 'wx', 0o600));
     unlinkSync(probe);
-    return { path: dir, writable: true, error: null };
+    return { path: dir, exists: true, writable: true, error: null };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { path: dir, writable: false, error: code === 'ENOENT' ? 'does not exist (Peernix creates it on first start)' : (code ?? (e as Error).message) };
+    return { path: dir, exists: code !== 'ENOENT', writable: false, error: code ?? (e as Error).message };
   }
 }
 

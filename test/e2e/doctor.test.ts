@@ -12,6 +12,7 @@ import { nodeBin } from '../support/netns.ts';
 import { cleanup, makeTempDir, run } from '../support/nix-host.ts';
 import { MAIN, PROJECT_ROOT } from '../support/peernix-process.ts';
 import { launchChromium } from '../support/chromium.ts';
+import { asUser, ensureUser, releaseUser } from '../support/os-user.ts';
 import { waitFor } from '../support/wait.ts';
 import { sample } from '../support/promtool.ts';
 import { DatabaseSync } from 'node:sqlite';
@@ -253,6 +254,26 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
       assert.equal(c.fix, `chmod 600 ${keyFile}`);
     } finally {
       chmodSync(keyFile, 0o600);
+    }
+  });
+
+  it('a state directory this user cannot write: says so, with the chown that fixes it', async () => {
+    const user = await ensureUser('pn-doctor');
+    try {
+      chmodSync(dir, 0o755);
+      mkdirSync(`${dir}/root-owned-state`, { mode: 0o755 });
+      const [cmd, args] = asUser(user)(nodeBin(), [MAIN, 'doctor', '--json', '--state-dir', `${dir}/root-owned-state`, '--listen', '127.0.0.1:1', '--store', `unix://${dir}/no-socket`]);
+      const r = await run(cmd, args, { baseEnv: { PATH: '/usr/bin:/bin', HOME: `/home/${user.name}` }, timeoutMs: 60_000 });
+      const report = JSON.parse(r.stdout) as DoctorReport;
+      const c = check(report, 'files.state-dir');
+      console.log(`as ${user.name} (uid ${user.uid}): exit ${r.code}; files.state-dir ${c.status}: ${c.detail} fix: ${c.fix}`);
+      assert.equal(r.code, 1);
+      assert.equal(c.status, 'fail');
+      assert.match(c.detail, /EACCES/);
+      assert.equal(c.fix, `sudo chown -R ${user.name} ${dir}/root-owned-state && chmod 700 ${dir}/root-owned-state`);
+    } finally {
+      chmodSync(dir, 0o700);
+      await releaseUser(user);
     }
   });
 
