@@ -16,6 +16,7 @@ import type { Logger } from './log.ts';
 import { nixConfLines } from './nix-conf.ts';
 import { diagnose } from './doctor/doctor.ts';
 import { gatherFacts } from './doctor/gather.ts';
+import { createReachBackRoute } from './doctor/reach-back.ts';
 import { probeBackend } from './metrics/backend-probe.ts';
 import { PeernixMetrics } from './metrics/metrics.ts';
 import { createMetricsRoute } from './metrics/route.ts';
@@ -186,6 +187,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });
   const summaryRoute = createSummaryRoute({ summary: storeSummary });
+  // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
+  const reachBackRoute = createReachBackRoute({ portOf: (address) => registry.findByAddress(address)?.port ?? null });
   const substHandler = createCacheHandler({
     backend: probeBackend(resolver, { listener: 'substituter', metrics, sourceOf: (h) => (affinity.get(h)?.source === LOCAL ? 'local' : 'peer') }),
     log: log.child('subst'),
@@ -219,7 +222,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         handler: (req, res) => {
           metrics.countRequest('share', req.url);
           if (opts.metricsOnShare && metricsRoute(req, res)) return;
-          if (!identityRoute(req, res) && !summaryRoute(req, res)) shareHandler(req, res);
+          if (!identityRoute(req, res) && !summaryRoute(req, res) && !reachBackRoute(req, res)) shareHandler(req, res);
         },
         log,
         stallMs: limits.stallMs,

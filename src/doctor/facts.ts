@@ -42,6 +42,8 @@ export interface DoctorFacts {
   peernix: { snapshot: Snapshot | null; error: string | null };
   /** A TCP connect to the share listener's port over loopback; null when there is nothing to try. */
   shareProbe: { port: number; listening: boolean; error: string | null } | null;
+  /** Peers asked to connect back to our share listener, and what they said (null: they could not say). */
+  reachBack: { peer: string; answer: { reachable: boolean; detail: string } | null }[];
   negativeCaches: NegativeCacheFile[];
   keyFile: { path: string; exists: boolean; mode: number | null; ownerUid: number | null; error: string | null };
   stateDir: { path: string; exists: boolean; writable: boolean; error: string | null };

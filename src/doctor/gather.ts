@@ -10,6 +10,7 @@ import { DaemonConnection } from '../store/daemon-connection.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import type { DoctorFacts, Layer } from './facts.ts';
 import { readNegativeCache } from './negative-cache-reader.ts';
+import { askReachBack } from './reach-back.ts';
 import { urlForms } from './substituter-checks.ts';
 
 // Everything the checks judge, read from this machine: the daemon's handshake, Nix's configuration
@@ -52,7 +53,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const ownCache = path.join(env.XDG_CACHE_HOME || path.join(home, '.cache'), CACHE_FILE);
   const caches = o.narinfoCaches ?? (usesDaemon ? [{ file: `/root/.cache/${CACHE_FILE}`, owner: 'nix-daemon' }, { file: ownCache, owner: me.username }] : [{ file: ownCache, owner: me.username }]);
 
-  const [daemon, shareProbe] = await Promise.all([probeDaemon(o.storeUri, env), probeShare(snapshot, o.shareListen)]);
+  const [daemon, shareProbe, reachBack] = await Promise.all([probeDaemon(o.storeUri, env), probeShare(snapshot, o.shareListen), askPeersToReachBack(snapshot)]);
   return {
     now: o.now ?? Date.now(),
     user: { name: me.username, uid: me.uid, groups: groupNames(me.username) },
@@ -64,10 +65,21 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     publicKey: snapshot?.status.publicKey ?? publicKeyOf(keyPath),
     peernix: { snapshot, error: snapshotError },
     shareProbe,
+    reachBack,
     negativeCaches: caches.map((c) => readNegativeCache(c.file, c.owner, forms)),
     keyFile: keyFileFacts(keyPath),
     stateDir: stateDirFacts(o.stateDir),
   };
+}
+
+/** A few live peers (proven ones first) try to reach our share listener from where they are. */
+async function askPeersToReachBack(snapshot: Snapshot | null): Promise<DoctorFacts['reachBack']> {
+  if (!snapshot?.status.sharing) return [];
+  const peers = snapshot.peers
+    .filter((p) => p.state === 'up')
+    .sort((a, b) => Number(b.verified) - Number(a.verified))
+    .slice(0, 3);
+  return Promise.all(peers.map(async (p) => ({ peer: p.name, answer: await askReachBack(p.url) })));
 }
 
 function layer(files: string[], nixConfig?: string): Layer {

@@ -50,20 +50,44 @@ function shareCheck(f: DoctorFacts): DoctorCheck {
 }
 
 // A connection from this host to its own share port goes over loopback and proves nothing about
-// the firewall. The only honest evidence from here is a LAN host that did fetch from us.
+// the firewall. Evidence comes only from the LAN: a peer that fetched from us, or one that was asked
+// to connect back (reach-back.ts) and said whether it got through.
 function lanCheck(f: DoctorFacts): DoctorCheck {
   const base = { id: 'share.lan', group: 'lan', title: 'Share listener reachable from the LAN' } as const;
   const snap = f.peernix.snapshot;
-  const fetchedBy = snap?.peers.filter((p) => p.bytesTo > 0) ?? [];
-  if (fetchedBy.length > 0) {
-    return { ...base, status: 'ok', detail: `Peers fetched from it over the LAN: ${fetchedBy.map((p) => `${p.name} (${p.bytesTo} bytes)`).join(', ')}.`, fix: null };
-  }
   const port = f.shareProbe?.port ?? 9999;
+  const fetchedBy = snap?.peers.filter((p) => p.bytesTo > 0) ?? [];
+  const answered = f.reachBack.filter((r) => r.answer !== null);
+  const reached = answered.filter((r) => r.answer!.reachable);
+  const open = `open TCP port ${port} (e.g. \`sudo ufw allow ${port}/tcp\`, or \`sudo firewall-cmd --add-port=${port}/tcp --permanent && sudo firewall-cmd --reload\`)`;
+  const blocked = answered.filter((r) => !r.answer!.reachable);
+  if (reached.length > 0 || fetchedBy.length > 0) {
+    const how = [
+      ...reached.map((r) => `${r.peer} connected back (${r.answer!.detail})`),
+      ...fetchedBy.map((p) => `${p.name} fetched ${p.bytesTo} bytes from it`),
+    ];
+    if (blocked.length === 0) return { ...base, status: 'ok', detail: `Seen from the LAN: ${how.join('; ')}.`, fix: null };
+    // Some get through and some don't: a firewall between some of them (another subnet, a host rule).
+    return {
+      ...base,
+      status: 'warn',
+      detail: `Seen from part of the LAN only: ${how.join('; ')}; but ${blocked.map((r) => `${r.peer}: ${r.answer!.detail}`).join('; ')}.`,
+      fix: `Let those peers reach port ${port}: ${open}, or check the network between them.`,
+    };
+  }
+  if (answered.length > 0) {
+    return {
+      ...base,
+      status: 'fail',
+      detail: `Peers could not reach it: ${answered.map((r) => `${r.peer}: ${r.answer!.detail}`).join('; ')}. They find this machine but can't fetch from it.`,
+      fix: `Let the LAN reach port ${port}: ${open}.`,
+    };
+  }
   return {
     ...base,
     status: 'unknown',
-    detail: `Can't tell from this host: a connection from here goes over loopback and says nothing about a firewall, and no peer has fetched from this machine since Peernix started.`,
-    fix: `From another machine on the LAN: \`curl http://<this machine's address>:${port}/nix-cache-info\`. If it times out, open TCP port ${port} (e.g. \`sudo ufw allow ${port}/tcp\`, or \`sudo firewall-cmd --add-port=${port}/tcp --permanent && sudo firewall-cmd --reload\`).`,
+    detail: `Can't tell from this host: a connection from here goes over loopback and says nothing about a firewall, no peer has fetched from this machine since Peernix started${f.reachBack.length > 0 ? ', and the peers asked to connect back could not say' : ', and no peer is up to ask to connect back'}.`,
+    fix: `From another machine on the LAN: \`curl http://<this machine's address>:${port}/nix-cache-info\`. If it times out, ${open}.`,
   };
 }
 
