@@ -15,7 +15,7 @@ export interface ProbeOptions {
 
 export function probeBackend(backend: CacheBackend, opts: ProbeOptions): CacheBackend {
   const { listener, metrics } = opts;
-  const answered = (route: 'narinfo' | 'nar', source: 'local' | 'peer' | 'miss' | 'error') => metrics.answers.inc({ listener, route, source });
+  const answered = (route: 'narinfo' | 'nar', source: 'local' | 'peer' | 'miss' | 'error') => metrics.countAnswer(listener, route, source);
 
   return {
     narInfo(hashPart) {
@@ -23,12 +23,12 @@ export function probeBackend(backend: CacheBackend, opts: ProbeOptions): CacheBa
       const done = (info: NarInfo | null) => {
         const source = info ? opts.sourceOf(hashPart) : 'miss';
         answered('narinfo', source);
-        metrics.lookupSeconds.observe({ listener, source }, (performance.now() - t0) / 1000);
+        metrics.observeLookup(listener, source, (performance.now() - t0) / 1000);
         return info;
       };
       const failed = (e: unknown): never => {
         answered('narinfo', 'error');
-        metrics.lookupSeconds.observe({ listener, source: 'error' }, (performance.now() - t0) / 1000);
+        metrics.observeLookup(listener, 'error', (performance.now() - t0) / 1000);
         throw e;
       };
       let answer;

@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { FallbackReason, PeernixEvent, PeerView } from '../api.ts';
 import type { Peer } from '../peers/registry.ts';
-import { matchCacheRoute } from '../cache/routes.ts';
 import { PeerByteLabels } from './peer-labels.ts';
 
 // Every figure Peernix exports to Prometheus, on a registry of its own (several cores may run in one
@@ -39,17 +38,34 @@ export class PeernixMetrics {
   readonly narBytesSent: Counter<'listener'>;
   private readonly unsubscribe: () => void;
   private readonly labels: PeerByteLabels;
+  private readonly requestCounts = new Map<string, number>();
+  private readonly answerCounts = new Map<string, number>();
   private readonly takeDeltas: (peers: Iterable<Peer>) => void;
 
   constructor(src: MetricsSources) {
     const registers = [this.registry];
     this.labels = new PeerByteLabels(src.peerLabelCap);
-    this.requests = new Counter({ name: 'peernix_requests_total', help: 'HTTP requests by listener and binary-cache route (cache-info, narinfo, nar, other).', labelNames: ['listener', 'route'], registers });
+    // The two counters every request touches are kept as plain numbers (prom-client hashes the label
+    // object on each inc) and handed over when scraped.
+    const requestCounts = this.requestCounts;
+    const answerCounts = this.answerCounts;
+    this.requests = new Counter({
+      name: 'peernix_requests_total',
+      help: 'HTTP requests by listener and binary-cache route (cache-info, narinfo, nar, other).',
+      labelNames: ['listener', 'route'],
+      registers,
+      collect() {
+        handOver(this, requestCounts, ['listener', 'route']);
+      },
+    });
     this.answers = new Counter({
       name: 'peernix_answers_total',
       help: 'narinfo and NAR requests by where the answer came from: local store, a peer, nowhere (miss) or an error.',
       labelNames: ['listener', 'route', 'source'],
       registers,
+      collect() {
+        handOver(this, answerCounts, ['listener', 'route', 'source']);
+      },
     });
     this.lookupSeconds = new Histogram({ name: 'peernix_lookup_duration_seconds', help: 'Time to answer a narinfo request, by where the answer came from.', labelNames: ['listener', 'source'], buckets: LOOKUP_BUCKETS, registers });
     this.transferSeconds = new Histogram({
@@ -107,7 +123,7 @@ export class PeernixMetrics {
     for (const listener of ['substituter', 'share'] as const) {
       this.narsInFlight.set({ listener }, 0);
       this.narBytesSent.inc({ listener }, 0);
-      for (const route of ['narinfo', 'nar'] as const) for (const source of ['local', 'peer', 'miss', 'error'] as const) this.answers.inc({ listener, route, source }, 0);
+      for (const route of ['narinfo', 'nar'] as const) for (const source of ['local', 'peer', 'miss', 'error'] as const) answerCounts.set(`${listener}|${route}|${source}`, 0);
     }
     for (const reason of FALLBACK_REASONS) for (const outcome of ['served', 'not-found', 'failed']) fallbacks.inc({ reason, outcome }, 0);
 
@@ -129,10 +145,20 @@ export class PeernixMetrics {
     });
   }
 
-  /** One HTTP request on a listener, by the binary-cache route its URL matches. */
+  /** One HTTP request on a listener, by the binary-cache route its URL looks like (a cheap look: the
+   * handler does the exact match; a label only needs to be one of a few). */
   countRequest(listener: Listener, url: string | undefined): void {
-    const kind = matchCacheRoute(url).kind;
-    this.requests.inc({ listener, route: kind === 'none' ? 'other' : kind });
+    bump(this.requestCounts, `${listener}|${routeOf(url ?? '')}`);
+  }
+
+  /** A narinfo or NAR answer, by where it came from. */
+  countAnswer(listener: Listener, route: AnswerRoute, source: AnswerSource): void {
+    bump(this.answerCounts, `${listener}|${route}|${source}`);
+  }
+
+  /** A narinfo answered after `seconds`. */
+  observeLookup(listener: Listener, source: AnswerSource, seconds: number): void {
+    this.lookupSeconds.observe({ listener, source }, seconds);
   }
 
   /** Counts what a peer moved since the last scrape before the registry forgets it. */
@@ -151,5 +177,25 @@ export class PeernixMetrics {
 
   close(): void {
     this.unsubscribe();
+  }
+}
+
+function routeOf(url: string): 'cache-info' | 'narinfo' | 'nar' | 'other' {
+  if (url.endsWith('.narinfo')) return 'narinfo';
+  if (url.endsWith('.nar') || url.includes('.nar?')) return 'nar';
+  if (url.endsWith('/nix-cache-info')) return 'cache-info';
+  return 'other';
+}
+
+function bump(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+/** Sets a counter to the totals kept in `counts` (keys are label values joined by "|"). */
+function handOver(counter: Counter<string>, counts: Map<string, number>, names: string[]): void {
+  counter.reset();
+  for (const [key, n] of counts) {
+    const values = key.split('|');
+    counter.inc(Object.fromEntries(names.map((name, i) => [name, values[i]])), n);
   }
 }

@@ -42,7 +42,12 @@ describe('metrics', () => {
     got!.release('done');
     got!.release('done'); // idempotent
     a.bytesFrom = 5000;
+    for (const url of ['/x.narinfo', '/nix-cache/y.narinfo', '/nar/a-b.nar', '/nix-cache-info', '/metrics', undefined]) metrics.countRequest('substituter', url);
     text = await metrics.text();
+    assert.deepEqual(
+      ['narinfo', 'nar', 'cache-info', 'other'].map((route) => sample(text, 'peernix_requests_total', { listener: 'substituter', route })),
+      [2, 1, 1, 2],
+    );
     const check = await promtoolCheck(text);
     console.log(`promtool: exit ${check.code} ${check.output || '(no complaints)'}; ${text.split('\n').length} lines`);
     assert.equal(check.code, 0, check.output);
