@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -37,7 +37,7 @@ const CACHE_FILE = 'nix/binary-cache-v6.sqlite';
 export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const env = o.env ?? process.env;
   const me = userInfo();
-  const usesDaemon = me.uid !== 0 || env.NIX_REMOTE === 'daemon';
+  const usesDaemon = nixUsesDaemon(env, o.storeUri);
   const home = env.HOME || homedir();
 
   let snapshot: Snapshot | null = null;
@@ -70,6 +70,23 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     keyFile: keyFileFacts(keyPath),
     stateDir: stateDirFacts(o.stateDir),
   };
+}
+
+// Nix 2.8's "auto" store: the local store when its state directory is writable (root, a single-user
+// install), else the daemon when its socket exists. Only through the daemon are settings judged by
+// trusted-users.
+function nixUsesDaemon(env: NodeJS.ProcessEnv, storeUri: string): boolean {
+  if (env.NIX_REMOTE) return env.NIX_REMOTE === 'daemon' || env.NIX_REMOTE.startsWith('unix://');
+  try {
+    accessSync(env.NIX_STATE_DIR || '/nix/var/nix', constants.W_OK);
+    return false;
+  } catch {
+    try {
+      return existsSync(parseStoreUri(storeUri, env).socketPath);
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** A few live peers (proven ones first) try to reach our share listener from where they are. */

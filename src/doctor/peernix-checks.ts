@@ -99,7 +99,9 @@ function mdnsAndPeers(f: DoctorFacts): DoctorCheck[] {
     checks.push({ id: 'lan.mdns', group: 'lan', title: 'mDNS', status: 'warn', detail: 'mDNS is off: peers are only those given with --peer or in settings.json.', fix: 'Turn it on: remove --no-mdns, or set "mdns": true in settings.json.' });
   } else if (st.mdnsSelfSeenAt) {
     checks.push({ id: 'lan.mdns', group: 'lan', title: 'mDNS', status: 'ok', detail: `Working: this host's own announcement came back (${new Date(st.mdnsSelfSeenAt).toISOString()}).`, fix: null });
-  } else if (st.mdnsSelfSeenAt === null && st.sharing) {
+  } else if (st.mdnsSelfSeenAt === undefined) {
+    checks.push({ id: 'lan.mdns', group: 'lan', title: 'mDNS', status: 'unknown', detail: 'This Peernix does not report whether its own announcement came back.', fix: null });
+  } else if (st.sharing) {
     checks.push({
       id: 'lan.mdns',
       group: 'lan',
