@@ -15,6 +15,7 @@ export function daemonChecks(f: DoctorFacts): DoctorCheck[] {
         detail: `${d.socketPath}: Nix ${d.version ?? '(version not reported by this protocol)'}, worker protocol ${d.protocol ?? '?'}`,
         fix: null,
       },
+      configAge(f),
     ];
   }
   return [
@@ -29,4 +30,27 @@ export function daemonChecks(f: DoctorFacts): DoctorCheck[] {
         (d.socketPath !== '/nix/var/nix/daemon-socket/socket' ? ` Peernix looks for it at ${d.socketPath} (--store / NIX_DAEMON_SOCKET_PATH): check that path.` : ''),
     },
   ];
+}
+
+// The daemon reads nix.conf when it starts: a substituter line added since does nothing yet.
+function configAge(f: DoctorFacts): DoctorCheck {
+  const base = { id: 'daemon.config-age', group: 'nix-daemon', title: 'nix-daemon has read the current nix.conf' } as const;
+  const file = f.system.files[0] ?? '/etc/nix/nix.conf';
+  const restart = 'Restart it: `sudo systemctl restart nix-daemon`.';
+  const changed = f.systemConfChangedAt;
+  const started = f.daemon.startedAt;
+  if (changed === null) return { ...base, status: 'ok', detail: `No ${file}: the daemon runs with Nix's defaults.`, fix: null };
+  if (started === null) {
+    return { ...base, status: 'unknown', detail: `Can't tell when the nix-daemon started (that needs root here); it reads ${file} only then.`, fix: `If you changed ${file} since it started: ${restart}` };
+  }
+  // The start time is known to a second or so (/proc/stat's boot time is in whole seconds).
+  if (changed > started + 1500) {
+    return {
+      ...base,
+      status: 'fail',
+      detail: `${file} changed at ${new Date(changed).toISOString()}, after the nix-daemon started (${new Date(started).toISOString()}): it still runs with the settings from before.`,
+      fix: restart,
+    };
+  }
+  return { ...base, status: 'ok', detail: `Started ${new Date(started).toISOString()}, after ${file} last changed.`, fix: null };
 }

@@ -30,7 +30,9 @@ export interface DoctorFacts {
   user: { name: string; uid: number; groups: string[] };
   /** Nix commands of this user go through the nix-daemon (multi-user install) rather than the store directly. */
   usesDaemon: boolean;
-  daemon: { socketPath: string; ok: boolean; version: string | null; protocol: string | null; error: string | null };
+  daemon: { socketPath: string; ok: boolean; version: string | null; protocol: string | null; error: string | null; startedAt: number | null };
+  /** When the system configuration files were last changed (epoch ms; null when none was read). */
+  systemConfChangedAt: number | null;
   /** The system configuration the nix-daemon reads ($NIX_CONF_DIR/nix.conf). */
   system: Layer;
   /** This user's configuration (user files and NIX_CONFIG), which the daemon judges by who the user is. */

@@ -9,6 +9,7 @@ import { parseSecretKey } from '../nix/signing.ts';
 import { DaemonConnection } from '../store/daemon-connection.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import type { DoctorFacts, Layer } from './facts.ts';
+import { daemonStartedAt } from './daemon-start.ts';
 import { readNegativeCache } from './negative-cache-reader.ts';
 import { askReachBack } from './reach-back.ts';
 import { urlForms } from './substituter-checks.ts';
@@ -53,13 +54,15 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const ownCache = path.join(env.XDG_CACHE_HOME || path.join(home, '.cache'), CACHE_FILE);
   const caches = o.narinfoCaches ?? (usesDaemon ? [{ file: `/root/.cache/${CACHE_FILE}`, owner: 'nix-daemon' }, { file: ownCache, owner: me.username }] : [{ file: ownCache, owner: me.username }]);
 
+  const system = layer([path.join(nixConfDir(env), 'nix.conf')]);
   const [daemon, shareProbe, reachBack] = await Promise.all([probeDaemon(o.storeUri, env), probeShare(snapshot, o.shareListen), askPeersToReachBack(snapshot)]);
   return {
     now: o.now ?? Date.now(),
     user: { name: me.username, uid: me.uid, groups: groupNames(me.username) },
     usesDaemon,
     daemon,
-    system: layer([path.join(nixConfDir(env), 'nix.conf')]),
+    system,
+    systemConfChangedAt: newestChange(system.layer?.sources ?? []),
     userConf: layer(userNixConfFiles(env, home), env.NIX_CONFIG),
     substituterUrl,
     publicKey: snapshot?.status.publicKey ?? publicKeyOf(keyPath),
@@ -99,6 +102,19 @@ async function askPeersToReachBack(snapshot: Snapshot | null): Promise<DoctorFac
   return Promise.all(peers.map(async (p) => ({ peer: p.name, answer: await askReachBack(p.url) })));
 }
 
+function newestChange(files: string[]): number | null {
+  let newest: number | null = null;
+  for (const f of files) {
+    try {
+      const t = statSync(f).mtimeMs;
+      if (newest === null || t > newest) newest = t;
+    } catch {
+      // NIX_CONFIG, or a file gone since it was read
+    }
+  }
+  return newest;
+}
+
 function layer(files: string[], nixConfig?: string): Layer {
   try {
     return { layer: readNixConfLayer(files, nixConfig), error: null, files };
@@ -114,9 +130,9 @@ async function probeDaemon(storeUri: string, env: NodeJS.ProcessEnv): Promise<Do
     const conn = await DaemonConnection.connect(socketPath, { timeoutMs: 3000 });
     const p = conn.protocolVersion;
     conn.close();
-    return { socketPath, ok: true, version: conn.daemonVersion, protocol: `${p >> 8}.${p & 0xff}`, error: null };
+    return { socketPath, ok: true, version: conn.daemonVersion, protocol: `${p >> 8}.${p & 0xff}`, error: null, startedAt: daemonStartedAt(socketPath) };
   } catch (e) {
-    return { socketPath, ok: false, version: null, protocol: null, error: (e as Error).message };
+    return { socketPath, ok: false, version: null, protocol: null, error: (e as Error).message, startedAt: null };
   }
 }
 

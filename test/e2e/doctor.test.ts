@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { DoctorReport, Snapshot } from '../../src/api.ts';
@@ -94,11 +94,19 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
   it('a machine that is right: nothing fails, and the CLI exits 0', async () => {
     writeSystemConf(['trusted-users = root', 'substituters =', `extra-substituters = ${url}`, `extra-trusted-public-keys = ${publicKey}`]);
     writeUserConf([]);
+    // Not restarted yet: the daemon still runs with the nix.conf it read at start.
+    await new Promise((r) => setTimeout(r, 2000));
+    writeFileSync(`${dir}/etc/nix.conf`, readFileSync(`${dir}/etc/nix.conf`)); // touched 2 s after the daemon started
+    const stale = check(await doctor(), 'daemon.config-age');
+    console.log(`nix.conf changed after the daemon started: ${stale.status}: ${stale.detail} fix: ${stale.fix}`);
+    assert.equal(stale.status, 'fail');
+    assert.match(stale.fix!, /systemctl restart nix-daemon/);
+    await restartDaemon();
     const r = await doctor();
-    show('right state', r, ['daemon.reachable', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'share.lan', 'nix-cache.negative', 'files.key', 'files.state-dir']);
+    show('right state', r, ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'share.lan', 'nix-cache.negative', 'files.key', 'files.state-dir']);
     console.log(`  daemon: ${check(r, 'daemon.reachable').detail}`);
     assert.equal(r.failed, 0, JSON.stringify(r.checks.filter((c) => c.status === 'fail'), null, 1));
-    for (const id of ['daemon.reachable', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'files.key', 'files.state-dir']) assert.equal(check(r, id).status, 'ok', id);
+    for (const id of ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'files.key', 'files.state-dir']) assert.equal(check(r, id).status, 'ok', id);
     assert.match(check(r, 'daemon.reachable').detail, /worker protocol 1\.\d+/);
     // Honest: from here the LAN side can't be seen.
     assert.equal(check(r, 'share.lan').status, 'unknown');
