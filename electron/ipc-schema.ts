@@ -1,6 +1,6 @@
 // Every IPC channel between the window and the main process, with its payload types. The preload
 // and the main-side handlers both import this file; nothing else names a channel.
-import type { ApiChange, Snapshot } from '../src/api.ts';
+import type { ApiChange, DoctorReport, Snapshot } from '../src/api.ts';
 
 export const IPC = {
   /** renderer → main (invoke): the full snapshot. */
@@ -9,6 +9,8 @@ export const IPC = {
   setSharing: 'peernix:set-sharing',
   /** renderer → main (invoke): put text on the clipboard (the sandboxed renderer has no clipboard). */
   copyText: 'peernix:copy-text',
+  /** renderer → main (invoke): `peernix doctor`'s checks. */
+  doctor: 'peernix:doctor',
   /** main → renderer (send): an ApiChange. */
   change: 'peernix:change',
 } as const;
@@ -18,6 +20,7 @@ export interface IpcInvoke {
   [IPC.snapshot]: { args: []; result: Snapshot };
   [IPC.setSharing]: { args: [on: boolean]; result: void };
   [IPC.copyText]: { args: [text: string]; result: void };
+  [IPC.doctor]: { args: []; result: DoctorReport };
 }
 
 /** Payload of each main → renderer channel. */
@@ -57,6 +60,10 @@ export const IPC_ARGS: { [C in InvokeChannel]: (args: unknown[]) => IpcInvoke[C]
     if (typeof text !== 'string') throw new IpcInputError(`${IPC.copyText}: expected a string`);
     if (text.length > MAX_COPY_TEXT) throw new IpcInputError(`${IPC.copyText}: text longer than ${MAX_COPY_TEXT} characters`);
     return [text];
+  },
+  [IPC.doctor]: (args) => {
+    arity(IPC.doctor, args, 0);
+    return [];
   },
 };
 

@@ -24,6 +24,7 @@ const bridge: PeernixBridge = {
   copyText: async (text) => {
     await invoke(IPC.copyText, String(text));
   },
+  doctor: () => invoke(IPC.doctor),
 };
 
 contextBridge.exposeInMainWorld('peernix', bridge);

@@ -3,6 +3,7 @@
 import type { PeernixBridge } from '../src/api.ts';
 import { startApp } from './app.ts';
 import { createWebBridge } from './bridge-web.ts';
+import { mountDoctor } from './doctor-view.ts';
 
 declare global {
   interface Window {
@@ -11,7 +12,9 @@ declare global {
 }
 
 function boot(): void {
-  startApp(window.peernix ?? createWebBridge());
+  const bridge = window.peernix ?? createWebBridge();
+  startApp(bridge);
+  mountDoctor(bridge);
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);

@@ -109,6 +109,8 @@ export interface StatusView {
   /** Where narinfo metadata comes from: the store database (fast) or the nix-daemon, and why. */
   metadata?: { source: 'database' | 'daemon'; why: string | null };
   mdns: boolean;
+  /** When mDNS last brought back this host's own announcement (it works here); null: not yet. */
+  mdnsSelfSeenAt?: number | null;
   peersUp: number;
   startedAt: number;
 }
@@ -126,6 +128,24 @@ export type ApiChange =
   | { topic: 'entries' }
   | { topic: 'event'; event: PeernixEvent };
 
+/** One `peernix doctor` finding: what was checked, what is wrong, and the exact fix. */
+export interface DoctorCheck {
+  id: string;
+  group: 'nix-daemon' | 'nix-config' | 'peernix' | 'lan' | 'nix-cache' | 'files';
+  title: string;
+  /** unknown: it could not be told from here (said why in `detail`). */
+  status: 'ok' | 'warn' | 'fail' | 'unknown';
+  detail: string;
+  fix: string | null;
+}
+
+export interface DoctorReport {
+  at: number;
+  checks: DoctorCheck[];
+  /** Checks that failed: the command exits non-zero when any did. */
+  failed: number;
+}
+
 /** The in-process API object returned by the composition root. */
 export interface PeernixApi {
   snapshot(): Snapshot;
@@ -133,6 +153,8 @@ export interface PeernixApi {
   setSharing(on: boolean): Promise<void>;
   /** Forgets that a peer served wrong bytes; resolves false when it was not marked (or unknown). */
   clearPeerBad(id: string): Promise<boolean>;
+  /** Runs `peernix doctor`'s checks as this process sees the machine. */
+  doctor?(): Promise<DoctorReport>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }
@@ -147,4 +169,6 @@ export interface PeernixBridge {
   onChange(listener: (change: ApiChange) => void): () => void;
   setSharing(on: boolean): Promise<void>;
   copyText(text: string): Promise<void>;
+  /** `peernix doctor`'s checks; absent where the window can't ask for them. */
+  doctor?(): Promise<DoctorReport>;
 }

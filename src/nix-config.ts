@@ -64,6 +64,8 @@ class Reader {
   requireSigs = true;
   keys = [...DEFAULT_TRUSTED_PUBLIC_KEYS];
   readonly sources: string[] = [];
+  /** Every setting as its tokens, `extra-NAME` appended to NAME (for `peernix doctor`). */
+  readonly all = new Map<string, string[]>();
 
   readFile(file: string, depth: number, from: string | null): void {
     if (depth > MAX_INCLUDE_DEPTH) throw new NixConfigError(`includes nested deeper than ${MAX_INCLUDE_DEPTH} at '${file}' (a cycle?)`);
@@ -105,6 +107,9 @@ class Reader {
   }
 
   private set(rawName: string, values: string[], where: string): void {
+    const plain = rawName.startsWith('extra-') && rawName !== 'extra-' ? rawName.slice(6) : null;
+    const key = ALIASES[plain ?? rawName] ?? plain ?? rawName;
+    this.all.set(key, plain ? [...(this.all.get(key) ?? []), ...values] : [...values]);
     let name = ALIASES[rawName] ?? rawName;
     let append = false;
     if (name.startsWith('extra-') && name !== 'extra-') {
@@ -135,4 +140,33 @@ export function readNixTrustSettings(env: NodeJS.ProcessEnv = process.env): NixT
     r.sources.push('NIX_CONFIG');
   }
   return { requireSigs: r.requireSigs, trustedPublicKeys: r.keys, sources: r.sources };
+}
+
+/** Settings as one Nix configuration layer states them: name → tokens, and the files that were read. */
+export interface NixConfLayer {
+  settings: Map<string, string[]>;
+  sources: string[];
+}
+
+/**
+ * Reads configuration files (each with its includes; missing ones skipped) and then `nixConfig` (a
+ * NIX_CONFIG value), in order, as one layer. Throws NixConfigError like readNixTrustSettings.
+ */
+export function readNixConfLayer(files: string[], nixConfig?: string): NixConfLayer {
+  const r = new Reader();
+  for (const file of files) if (exists(file, null)) r.readFile(file, 0, null);
+  if (nixConfig) {
+    r.apply(nixConfig, 'NIX_CONFIG', 0);
+    r.sources.push('NIX_CONFIG');
+  }
+  return { settings: r.all, sources: r.sources };
+}
+
+/** The user configuration files Nix 2.8 reads after the system one (NIX_USER_CONF_FILES, else the XDG ones). */
+export function userNixConfFiles(env: NodeJS.ProcessEnv, home: string): string[] {
+  const configHome = env.XDG_CONFIG_HOME || path.join(home, '.config');
+  const dirs = [configHome, ...(env.XDG_CONFIG_DIRS || '/etc/xdg').split(':').filter(Boolean)];
+  const files = env.NIX_USER_CONF_FILES ? env.NIX_USER_CONF_FILES.split(':').filter(Boolean) : dirs.map((d) => path.join(d, 'nix', 'nix.conf'));
+  // Nix applies the list from its end: the first file (the user's own) has the last word.
+  return files.reverse();
 }

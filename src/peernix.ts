@@ -1,6 +1,6 @@
 import { platform, arch } from 'node:os';
-import type { DaemonHealth, PeernixApi, Snapshot, StatusView } from './api.ts';
-import { AffinityCache } from './affinity.ts';
+import type { DaemonHealth, DoctorReport, PeernixApi, Snapshot, StatusView } from './api.ts';
+import { AffinityCache, LOCAL } from './affinity.ts';
 import { CompressionBudget } from './cache/adaptive-frames.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen } from './cache/http-listener.ts';
@@ -15,6 +15,12 @@ import { loadIdentity } from './identity.ts';
 import { formatHostPort, isLoopbackHost, parseListenAddress } from './listen-address.ts';
 import type { Logger } from './log.ts';
 import { nixConfLines } from './nix-conf.ts';
+import { diagnose } from './doctor/doctor.ts';
+import { gatherFacts } from './doctor/gather.ts';
+import { createReachBackRoute } from './doctor/reach-back.ts';
+import { probeBackend } from './metrics/backend-probe.ts';
+import { PeernixMetrics } from './metrics/metrics.ts';
+import { createMetricsRoute } from './metrics/route.ts';
 import { MdnsDiscovery } from './peers/discovery.ts';
 import { PeerClient } from './peers/peer-client.ts';
 import { PeerSummaries } from './peers/peer-summaries.ts';
@@ -56,6 +62,8 @@ export interface PeernixOptions {
   log: Logger;
   /** Remembers the sharing switch across restarts (the settings file). */
   persistSharing?: (on: boolean) => void;
+  /** Serve /metrics on the share listener too (for a fleet's Prometheus); always on loopback. */
+  metricsOnShare?: boolean;
   /** Extra routes on the loopback listener (the control API and dashboard); returns true if handled. */
   loopbackRoutes?: (api: PeernixApi, substituterUrl: string) => (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean;
 }
@@ -132,6 +140,16 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     events.emit({ type: 'peer-down', peerId: p.id, peerName: p.name, reason });
   });
   registry.on('changed', () => notifySoon('peers'));
+  // Prometheus figures: a subscriber of the events, reading the registry and status when scraped.
+  const metrics = new PeernixMetrics({
+    peers: () => registry.all(),
+    peerViews: () => registry.views(),
+    sharing: () => sharing.on,
+    daemonUp: () => daemon.ok,
+    subscribe: (l) => events.subscribe(l),
+  });
+  registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
+  const metricsRoute = createMetricsRoute(metrics, log.child('metrics'));
   // The summary of every peer that has been up is followed (at its current URL) until it leaves.
   registry.on('up', (p: Peer) => summaries.follow(p.id, p.url));
   registry.on('moved', (p: Peer) => summaries.follow(p.id, p.url));
@@ -159,12 +177,13 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   // --- listeners
   const limits = limitsFromEnv();
   const shareHandler = createCacheHandler({
-    backend: local,
+    backend: probeBackend(local, { listener: 'share', metrics, sourceOf: () => 'local' }),
     log: log.child('share'),
     priority: CACHE_PRIORITY,
     narSlots: new NarSlots({ total: limits.narStreams, perAddress: limits.narStreamsPerAddress, queue: limits.narQueue, waitMs: limits.narQueueWaitMs }),
     compression: new CompressionBudget(),
     onNarSent: ({ remoteAddress, storePath, bytes, wireBytes, ok }) => {
+      metrics.narBytesSent.inc({ listener: 'share' }, bytes);
       registry.countBytesTo(remoteAddress, bytes);
       const peer = registry.findByAddress(remoteAddress);
       if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, wireBytes, outcome: ok ? 'ok' : 'failed' });
@@ -172,7 +191,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });
   const summaryRoute = createSummaryRoute({ summary: storeSummary });
-  const substHandler = createCacheHandler({ backend: resolver, log: log.child('subst'), priority: CACHE_PRIORITY });
+  // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
+  const reachBackRoute = createReachBackRoute({ portOf: (address) => registry.findByAddress(address)?.port ?? null });
+  const substHandler = createCacheHandler({
+    backend: probeBackend(resolver, { listener: 'substituter', metrics, sourceOf: (h) => (affinity.get(h)?.source === LOCAL ? 'local' : 'peer') }),
+    log: log.child('subst'),
+    priority: CACHE_PRIORITY,
+    onNarSent: ({ bytes }) => metrics.narBytesSent.inc({ listener: 'substituter' }, bytes),
+  });
   let extraRoutes: ((req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean) | null = null;
   const substituter = await listen({
     host: substAddr.host,
@@ -182,7 +208,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     pinLoopbackHost: true,
     stallMs: limits.stallMs,
     handler: (req, res) => {
-      if (extraRoutes?.(req, res)) return;
+      metrics.countRequest('substituter', req.url);
+      if (metricsRoute(req, res) || extraRoutes?.(req, res)) return;
       substHandler(req, res);
     },
   });
@@ -192,7 +219,18 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   let daemon: DaemonHealth = { ok: false, version: null, error: 'not checked yet' };
 
   const sharing = new SharingSwitch({
-    bind: () => listen({ host: shareAddr.host, port: shareAddr.port, handler: (req, res) => identityRoute(req, res) || summaryRoute(req, res) || shareHandler(req, res), log, stallMs: limits.stallMs }),
+    bind: () =>
+      listen({
+        host: shareAddr.host,
+        port: shareAddr.port,
+        handler: (req, res) => {
+          metrics.countRequest('share', req.url);
+          if (opts.metricsOnShare && metricsRoute(req, res)) return;
+          if (!identityRoute(req, res) && !summaryRoute(req, res) && !reachBackRoute(req, res)) shareHandler(req, res);
+        },
+        log,
+        stallMs: limits.stallMs,
+      }),
     announce: (port) => discovery?.publish(port),
     unannounce: async () => discovery?.unpublish(),
     persist: opts.persistSharing,
@@ -264,11 +302,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     trust: trustView,
     metadata: { source: store.metadataSource, why: store.dbUnavailable },
     mdns: discovery !== null,
+    mdnsSelfSeenAt: discovery?.ownSeenAt ?? null,
     peersUp: registry.live().length,
     startedAt,
   });
 
   let stopping: Promise<void> | null = null;
+  // One doctor run at a time: asking again while it runs gets the same answer.
+  let doctorRun: Promise<DoctorReport> | null = null;
   const api: PeernixApi = {
     snapshot: (): Snapshot => ({ status: status(), peers: registry.views(), entries: affinity.views(), events: events.recent() }),
     subscribe: (listener) => changes.subscribe(listener),
@@ -277,6 +318,19 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       const cleared = registry.clearBad(id);
       if (cleared) log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);
       return cleared;
+    },
+    doctor() {
+      doctorRun ??= gatherFacts({
+        stateDir: opts.stateDir,
+        storeUri: opts.storeUri,
+        listen: new URL(substituter.url).host,
+        shareListen: opts.shareListen,
+        secretKeyFile: opts.secretKeyFile,
+        snapshot: async () => api.snapshot(),
+      })
+        .then(diagnose)
+        .finally(() => (doctorRun = null));
+      return doctorRun;
     },
     stop(stopOpts) {
       stopping ??= (async () => {
@@ -288,6 +342,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         summaries.close();
         await store.close();
         changes.close();
+        metrics.close();
       })();
       return stopping;
     },

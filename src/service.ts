@@ -68,6 +68,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     peers: s.peers,
     mdns: s.mdns,
     peerCompression: s.peerCompression,
+    metricsOnShare: s.metricsOnShare,
     version: opts.version,
     log: opts.log,
     persistSharing: (on) => settings.set({ sharing: on }),

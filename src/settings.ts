@@ -96,6 +96,8 @@ const FIELDS = {
   /** Offer Peernix peers to send NARs compressed (they do only when it gets them here sooner). */
   peerCompression: booleanField(true, 'Let Peernix peers compress NARs they send here when that makes them arrive sooner.'),
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
+  /** GET /metrics on the share listener as well as on loopback, for a fleet's Prometheus. */
+  metricsOnShare: booleanField(false, 'Also serve Prometheus metrics (/metrics) on the LAN share listener.'),
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;

@@ -16,6 +16,7 @@ Commands:
                use a peer again that was caught serving wrong bytes
   service install|uninstall [--user]
                run the daemon as a systemd or launchd service; see peernix service --help
+  doctor       why isn't Nix using Peernix? each problem with its fix  [--json]
   --version    print the version
   --help       this text
 `;
@@ -36,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./control.ts')).peer(rest);
     case 'service':
       return (await import('./service-command.ts')).service(rest);
+    case 'doctor':
+      return (await import('./doctor.ts')).doctor(rest);
     case '--version':
     case '-V':
     case 'version':

@@ -7,6 +7,7 @@ export const CONTROL_API = {
   changes: '/peernix/api/changes',
   sharing: '/peernix/api/sharing',
   peerClearBad: '/peernix/api/peer-clear-bad',
+  doctor: '/peernix/api/doctor',
 } as const;
 
 /** The <meta> the dashboard's page carries the control token in (the CSP allows no inline script). */

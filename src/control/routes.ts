@@ -7,6 +7,7 @@
 //   GET  /peernix/api/changes   ApiChange as Server-Sent Events
 //   POST /peernix/api/sharing   {"enabled": boolean}, Bearer token + application/json required
 //   POST /peernix/api/peer-clear-bad  {"id": string}: forget that a peer served wrong bytes (same rules)
+//   GET  /peernix/api/doctor    DoctorReport as JSON (`peernix doctor`'s checks)
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeernixApi } from '../api.ts';
 import { ASSET_PREFIX, readAsset, renderDashboardHtml } from './dashboard.ts';
@@ -110,6 +111,11 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
       case CONTROL_API.changes:
         if (!allow(req, res, ['GET'])) return;
         sse.open(req, res);
+        return;
+      case CONTROL_API.doctor:
+        if (!allow(req, res, ['GET'])) return;
+        if (!opts.api.doctor) return sendJson(res, 404, { error: 'this Peernix has no doctor' });
+        sendJson(res, 200, await opts.api.doctor());
         return;
       case CONTROL_API.sharing:
         if (!allow(req, res, ['POST'])) return;

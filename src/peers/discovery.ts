@@ -154,6 +154,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   private readonly expiryCheckMs: number;
   private expiryCheck: NodeJS.Timeout | null = null;
   private ownFqdn: string;
+  /** When our own announcement was last seen on the network (null: never yet). */
+  ownSeenAt: number | null = null;
   private wantPublished: boolean;
   private bonjour: Bonjour | null = null;
   private mdns: MdnsSocket | null = null;
@@ -417,7 +419,10 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   private consider(service: Service): void {
     if (typeof service.fqdn !== 'string') return;
     const key = service.fqdn.toLowerCase();
-    if (key === this.ownFqdn) return;
+    if (key === this.ownFqdn) {
+      this.ownSeenAt = Date.now(); // proof that mDNS works here: our own announcement came back
+      return;
+    }
 
     const raw = (service as unknown as { rawTxt?: unknown }).rawTxt;
     const txt = decodeTxt(raw !== undefined ? raw : service.txt);

@@ -56,7 +56,7 @@ function setup() {
 describe('registerIpc', () => {
   test('registers exactly the schema channels', T, () => {
     const { ipc } = setup();
-    assert.deepEqual([...ipc.handlers.keys()].sort(), [IPC.copyText, IPC.setSharing, IPC.snapshot].sort());
+    assert.deepEqual([...ipc.handlers.keys()].sort(), [IPC.copyText, IPC.doctor, IPC.setSharing, IPC.snapshot].sort());
   });
 
   test('snapshot returns the API snapshot', T, async () => {

@@ -37,6 +37,7 @@ describe('defaults and schema', () => {
       mdns: true,
       peerCompression: true,
       startAtLogin: false,
+      metricsOnShare: false,
     });
   });
 
@@ -54,7 +55,7 @@ describe('defaults and schema', () => {
 describe('validateSettings, field by field', () => {
   const one = (raw: Record<string, unknown>) => validateSettings(raw);
 
-  for (const key of ['sharing', 'mdns', 'startAtLogin'] as const) {
+  for (const key of ['sharing', 'mdns', 'startAtLogin', 'metricsOnShare'] as const) {
     test(`${key} must be a boolean`, T, () => {
       assert.equal(one({ [key]: !DEFAULT_SETTINGS[key] }).settings[key], !DEFAULT_SETTINGS[key]);
       for (const bad of ['true', 1, null, [], {}]) {

@@ -1,0 +1,105 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+
+// "Is my share listener reachable from the LAN?" can't be answered from the host itself (its own
+// connection goes over loopback). So a Peernix may ask a peer to connect back: the peer tries
+// GET /nix-cache-info on the asker's share listener and says whether it got there.
+//
+// LAN-facing, so it is made harmless: the peer connects only to the address the request came from
+// (never one the request names), only to the port that address announced as its share listener
+// (a known peer), once per address per minute, a few at a time, with a short deadline; the answer
+// says nothing but reachable or not and why.
+
+export const REACH_BACK_PATH = '/peernix/reach-back';
+
+export interface ReachBackAnswer {
+  reachable: boolean;
+  detail: string;
+}
+
+export interface ReachBackRouteOptions {
+  /** The share port the peer at this address announced, or null when no such peer is known. */
+  portOf: (address: string) => number | null;
+  perAddressMs?: number;
+  maxConcurrent?: number;
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+const MAX_REMEMBERED = 1024;
+
+export function createReachBackRoute(opts: ReachBackRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const perAddressMs = opts.perAddressMs ?? 60_000;
+  const maxConcurrent = opts.maxConcurrent ?? 4;
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const now = opts.now ?? Date.now;
+  const lastAsked = new Map<string, number>();
+  let running = 0;
+
+  return (req, res) => {
+    if (req.url !== REACH_BACK_PATH) return false;
+    if (req.method !== 'GET') return json(res, 405, { error: 'GET only' });
+    const raw = req.socket.remoteAddress ?? '';
+    const address = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
+    const port = opts.portOf(address);
+    if (port === null) return json(res, 403, { error: 'only a known peer may ask, and only about itself' });
+    const t = now();
+    const last = lastAsked.get(address);
+    if ((last !== undefined && t - last < perAddressMs) || running >= maxConcurrent) {
+      return json(res, 429, { error: 'asked too often; try again later' }, { 'Retry-After': String(Math.ceil(perAddressMs / 1000)) });
+    }
+    lastAsked.delete(address);
+    lastAsked.set(address, t);
+    if (lastAsked.size > MAX_REMEMBERED) lastAsked.delete(lastAsked.keys().next().value!);
+    running++;
+    void tryConnect(address, port, timeoutMs)
+      .then((answer) => json(res, 200, answer))
+      .finally(() => running--);
+    return true;
+  };
+}
+
+function tryConnect(address: string, port: number, timeoutMs: number): Promise<ReachBackAnswer> {
+  const host = address.includes(':') ? `[${address}]` : address;
+  const where = `http://${host}:${port}/nix-cache-info`;
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (a: ReachBackAnswer) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(a);
+    };
+    const req = http.get(where, { agent: false, headers: { 'User-Agent': 'peernix-reach-back' } }, (res) => {
+      const ok = res.statusCode === 200;
+      res.resume();
+      finish({ reachable: ok, detail: ok ? `connected to ${where}` : `${where} answered ${res.statusCode}` });
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => finish({ reachable: false, detail: `could not connect to ${where}: ${e.code ?? e.message}` }));
+    const timer = setTimeout(() => finish({ reachable: false, detail: `no answer from ${where} within ${timeoutMs} ms (a firewall dropping it?)` }), timeoutMs);
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): true {
+  if (!res.headersSent && !res.destroyed) {
+    const buf = Buffer.from(JSON.stringify(body));
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(buf.length), 'Cache-Control': 'no-store', ...headers });
+    res.end(buf);
+  }
+  return true;
+}
+
+/** Asks a peer to connect back to this host's share listener; null when it can't or won't say. */
+export async function askReachBack(peerUrl: string, timeoutMs = 4000): Promise<ReachBackAnswer | null> {
+  try {
+    const res = await fetch(new URL(REACH_BACK_PATH, peerUrl), { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+    if (res.status !== 200) return null;
+    const text = await res.text();
+    if (text.length > 4096) return null;
+    const body = JSON.parse(text) as Partial<ReachBackAnswer>;
+    if (typeof body.reachable !== 'boolean' || typeof body.detail !== 'string') return null;
+    return { reachable: body.reachable, detail: body.detail.slice(0, 300) };
+  } catch {
+    return null;
+  }
+}
