@@ -21,6 +21,8 @@ export interface CacheHandlerOptions {
   priority: number;
   /** Counts NAR bytes sent, for the API's per-peer figures. */
   onNarSent?: (info: { remoteAddress: string; storePath: string; bytes: number; ok: boolean }) => void;
+  /** A NAR starts streaming: `bytes` reads how many have been sent; end() is called once it is over. */
+  trackNar?: (info: { remoteAddress: string; storePath: string; total: number; bytes: () => number }) => { end(outcome: 'ok' | 'failed' | 'aborted'): void } | null;
   /** Caps concurrent NAR streams (the share listener); without it every request streams at once. */
   narSlots?: NarSlots;
 }
@@ -155,6 +157,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       if (!res.writableFinished) firstFailure ??= 'client';
     });
     source.once('error', () => (firstFailure ??= 'source'));
+    const tracked = opts.trackNar?.({ remoteAddress, storePath: body.storePath, total: end - start + 1, bytes: () => Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start) }) ?? null;
     pipeline(source, verifier, new ResponseSink(res), (err) => {
       const sent = Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start);
       if (err) {
@@ -164,9 +167,11 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
         res.destroy();
         log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${aborted ? 'the client left' : err.message}`);
         body.release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
+        tracked?.end(aborted ? 'aborted' : 'failed');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: false });
       } else {
         body.release('done');
+        tracked?.end('ok');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, ok: true });
       }
     });
