@@ -47,7 +47,7 @@ function row(p: PeerView): HTMLTableRowElement {
     h('td', { class: 'wide-only', text: p.platform ?? '—' }),
     h(
       'td',
-      null,
+      { attrs: { 'data-label': 'Trusted' } },
       h('span', {
         class: p.trusted ? 'pill pill-ok' : 'pill pill-warn',
         text: p.trusted ? 'yes' : p.verified ? 'no' : 'unverified',
@@ -61,10 +61,10 @@ function row(p: PeerView): HTMLTableRowElement {
             : 'This peer announced no signing key',
       }),
     ),
-    h('td', { class: 'num' }, formatRtt(p.rttMs), ' ', rttSpark(p)),
+    h('td', { class: 'num', attrs: { 'data-label': 'RTT' } }, formatRtt(p.rttMs), ' ', rttSpark(p)),
     h(
       'td',
-      { title: `last seen ${formatDateTime(p.lastSeen)}` },
+      { title: `last seen ${formatDateTime(p.lastSeen)}`, attrs: { 'data-label': 'State' } },
       h('span', { class: `dot dot-${p.state}`, attrs: { 'aria-hidden': 'true' } }),
       STATE_LABEL[p.state] ?? String(p.state),
       ...(p.bad
@@ -79,8 +79,8 @@ function row(p: PeerView): HTMLTableRowElement {
           ]
         : []),
     ),
-    h('td', { class: 'num', text: formatBytes(p.bytesTo) }),
-    h('td', { class: 'num' }, formatBytes(p.bytesFrom), ' ', throughputSpark(p)),
+    h('td', { class: 'num', text: formatBytes(p.bytesTo), attrs: { 'data-label': 'Sent' } }),
+    h('td', { class: 'num', attrs: { 'data-label': 'Received' } }, formatBytes(p.bytesFrom), ' ', throughputSpark(p)),
   );
   return tr;
 }
