@@ -18,15 +18,20 @@ function labelled(width: number, height: number, label: string, cls: string, tes
   return root;
 }
 
-/** A line of recent values; nulls (no answer) break the line. */
-export function sparkline(values: (number | null)[], label: string, opts: { width?: number; height?: number; cls?: string; testid?: string } = {}): SVGElement {
+/**
+ * A line of recent values, newest at the right; nulls (no answer) break the line. `slots` is how
+ * many values a full history has: a young one fills only the right part, at the same scale.
+ */
+export function sparkline(values: (number | null)[], label: string, opts: { width?: number; height?: number; cls?: string; testid?: string; slots?: number } = {}): SVGElement {
   const w = opts.width ?? 72;
   const hgt = opts.height ?? 18;
   const root = labelled(w, hgt, label, `spark ${opts.cls ?? ''}`.trim(), opts.testid);
   const nums = values.filter((v): v is number => v !== null && Number.isFinite(v));
   if (values.length < 2 || nums.length === 0) return root;
   const max = Math.max(...nums) || 1;
-  const step = w / (values.length - 1);
+  const slots = Math.max(values.length, opts.slots ?? values.length);
+  const step = w / (slots - 1);
+  const first = slots - values.length;
   let d = '';
   let pen = false;
   values.forEach((v, i) => {
@@ -34,7 +39,7 @@ export function sparkline(values: (number | null)[], label: string, opts: { widt
       pen = false;
       return;
     }
-    const x = (i * step).toFixed(1);
+    const x = ((first + i) * step).toFixed(1);
     const y = (hgt - 1 - (v / max) * (hgt - 2)).toFixed(1);
     d += `${pen ? 'L' : 'M'}${x} ${y} `;
     pen = true;

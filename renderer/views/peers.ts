@@ -85,6 +85,9 @@ function row(p: PeerView): HTMLTableRowElement {
   return tr;
 }
 
+/** Samples in a full history (peer-history.ts keeps 30). */
+const SLOTS = 30;
+
 function rttSpark(p: PeerView): SVGElement | null {
   const v = p.history?.rttMs ?? [];
   if (v.length < 2) return null;
@@ -92,13 +95,13 @@ function rttSpark(p: PeerView): SVGElement | null {
   const label = seen.length
     ? `RTT over the last ${minutes(p, v.length)}: ${formatRtt(Math.min(...seen))} to ${formatRtt(Math.max(...seen))}${seen.length < v.length ? `, ${v.length - seen.length} checks unanswered` : ''}`
     : `No RTT over the last ${minutes(p, v.length)}: it did not answer`;
-  return sparkline(v, label, { cls: 'spark-rtt', testid: 'peer-rtt-spark' });
+  return sparkline(v, label, { cls: 'spark-rtt', testid: 'peer-rtt-spark', slots: SLOTS });
 }
 
 function throughputSpark(p: PeerView): SVGElement | null {
   const v = p.history?.bytesPerSec ?? [];
   if (v.length < 2) return null;
-  return sparkline(v, `Throughput over the last ${minutes(p, v.length)}: up to ${formatBytes(Math.max(...v))}/s`, { cls: 'spark-bytes', testid: 'peer-throughput-spark' });
+  return sparkline(v, `Throughput over the last ${minutes(p, v.length)}: up to ${formatBytes(Math.max(...v))}/s`, { cls: 'spark-bytes', testid: 'peer-throughput-spark', slots: SLOTS });
 }
 
 function minutes(p: PeerView, n: number): string {

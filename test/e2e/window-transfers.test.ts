@@ -82,6 +82,10 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
       return s.bytes >= firstAfter.bytes + 4 * 1024 * 1024 && s.bytes < s.total ? s : null;
     }, 60_000);
     await shot('transfer-progress-2');
+    // The other side at the same moment: B is serving it, and says so.
+    const serving = (await pl.status(B)).transfers?.find((x) => x.direction === 'out' && x.storePath === blob);
+    t.diagnostic(`B meanwhile: ${JSON.stringify(serving)}`);
+    assert.ok(serving && serving.bytes > 0 && serving.total === narSize && serving.peerName === 'laptop-a', 'B shows the NAR it serves to A in progress');
     const rate = await row.locator('[data-testid="transfer-rate"]').innerText();
     const peer = await row.innerText();
     t.diagnostic(`shown: "${first.text}" then "${second.text}" (${firstAfter.bytes} → ${second.bytes} of ${second.total} bytes), rate ${rate.trim()}, ${Date.now() - t0} ms after the start`);
@@ -126,6 +130,11 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     const chartIn = status.lan!.minutes.inBytes.reduce((a, b) => a + b, 0);
     assert.equal(chartIn, narSize, 'the per-minute chart adds up to the same bytes');
     assert.match(cli.stdout, /LAN today: +fetched 67\.\d MB \(1 paths\)/);
+    const served = (await pl.status(B)).lan!;
+    t.diagnostic(`B: ${JSON.stringify(served.today)}`);
+    assert.equal(served.today.servedBytes, narSize, 'B counted what it served');
+    assert.equal(served.today.servedPaths, 1);
+    assert.equal(served.minutes.outBytes.reduce((a, b) => a + b, 0), narSize, "B's chart adds up to it too");
     const label = await page.locator('[data-testid="lan-chart"]').getAttribute('aria-label');
     assert.match(label ?? '', /fetched from peers/);
     await page.locator('[data-testid="transfer-row"]').first().waitFor({ state: 'detached', timeout: 15_000 });

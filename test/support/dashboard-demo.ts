@@ -96,11 +96,11 @@ export const demoPeers: PeerView[] = [
 ];
 
 // RTT and throughput samples, every 10 s over five minutes; the gone peer stopped answering.
-const wave = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
+const wave = <T = number>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 const HISTORY: PeerView['history'][] = [
   { intervalMs: 10_000, rttMs: wave(30, (i) => 0.6 + 0.3 * Math.abs(Math.sin(i / 3))), bytesPerSec: wave(30, (i) => (i > 18 && i < 26 ? 9e6 + 2e6 * Math.sin(i) : 0)) },
   { intervalMs: 10_000, rttMs: wave(30, (i) => 2.5 + (i % 7 === 0 ? 4 : 1) * Math.abs(Math.cos(i))), bytesPerSec: wave(30, (i) => (i > 5 && i < 12 ? 3e6 : 0)) },
-  { intervalMs: 10_000, rttMs: wave(30, (i) => (i < 12 ? 5 + Math.sin(i) : null)), bytesPerSec: wave(30, () => 0) },
+  { intervalMs: 10_000, rttMs: wave<number | null>(30, (i) => (i < 12 ? 5 + Math.sin(i) : null)), bytesPerSec: wave(30, () => 0) },
 ];
 const DOWN = [null, null, 'no answer to 3 health checks'];
 demoPeers.forEach((p, i) => Object.assign(p, { history: HISTORY[i], why: explainPeer(p, DOWN[i]) }));

@@ -118,7 +118,7 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
       await shot(page, 'transfers-dark');
       await page.setViewportSize({ width: 420, height: 900 });
       const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-      const tableOver = await page.evaluate(() => [...document.querySelectorAll('.table-wrap')].map((w) => w.scrollWidth - w.clientWidth));
+      const tableOver = await page.evaluate(() => Array.from(document.querySelectorAll('.table-wrap')).map((w) => w.scrollWidth - w.clientWidth));
       console.log(`420 px: page ${over} px over, tables ${tableOver.join(', ')} px over`);
       await shot(page, 'transfers-narrow-dark');
       assert.ok(over <= 0, 'no sideways scrolling of the page');
