@@ -94,7 +94,8 @@ function describe(s: Snapshot): string {
 function lanLines(s: Snapshot): string[] {
   const lines: string[] = [];
   const tally = (t: NonNullable<Snapshot['lan']>['today']) =>
-    `fetched ${formatBytes(t.fetchedBytes)} (${t.fetchedPaths} paths) from peers, served ${formatBytes(t.servedBytes)} (${t.servedPaths} paths), ${t.misses} misses answered`;
+    `fetched ${formatBytes(t.fetchedBytes)} (${paths(t.fetchedPaths)}) from peers, served ${formatBytes(t.servedBytes)} (${paths(t.servedPaths)}), ${t.misses} ${t.misses === 1 ? 'miss' : 'misses'} answered`;
+  const paths = (n: number) => `${n} ${n === 1 ? 'path' : 'paths'}`;
   if (s.lan) lines.push(`  LAN today:    ${tally(s.lan.today)}`, `  this week:    ${tally(s.lan.week)}`);
   const moving = (s.transfers ?? []).filter((t) => t.outcome === null);
   if (moving.length) {

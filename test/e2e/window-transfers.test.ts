@@ -129,7 +129,7 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     assert.equal(status.lan?.today.fetchedBytes, narSize);
     const chartIn = status.lan!.minutes.inBytes.reduce((a, b) => a + b, 0);
     assert.equal(chartIn, narSize, 'the per-minute chart adds up to the same bytes');
-    assert.match(cli.stdout, /LAN today: +fetched 67\.\d MB \(1 paths\)/);
+    assert.match(cli.stdout, /LAN today: +fetched 67\.1 MB \(1 path\) from peers/);
     const served = (await pl.status(B)).lan!;
     t.diagnostic(`B: ${JSON.stringify(served.today)}`);
     assert.equal(served.today.servedBytes, narSize, 'B counted what it served');
