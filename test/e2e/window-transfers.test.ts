@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
@@ -153,5 +153,18 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     assert.ok(await page.locator('[data-testid="lan-today"]').isVisible());
     assert.ok(await page.locator('[data-testid="share-address"]', { hasText: `http://${A.lan.address}:9999` }).isVisible(), 'the LAN address a colleague can use');
     await shot('narrow', true);
+  });
+
+  it('the totals outlive a restart: kept in the state directory', async (t) => {
+    await browser.close();
+    const code = await A.pn!.stop();
+    const stored = JSON.parse(readFileSync(`${A.stateDir}/lan-totals.json`, 'utf8')) as { days: Record<string, { fetchedBytes: number; fetchedPaths: number }> };
+    t.diagnostic(`A exited ${code}; lan-totals.json: ${JSON.stringify(stored.days)}`);
+    assert.deepEqual(Object.values(stored.days).map((d) => [d.fetchedBytes, d.fetchedPaths]), [[narSize, 1]]);
+    await pl.start(A);
+    const again = await pl.status(A);
+    assert.equal(again.lan?.today.fetchedBytes, narSize);
+    assert.equal(again.lan?.today.fetchedPaths, 1);
+    assert.equal(again.lan?.week.fetchedBytes, narSize);
   });
 });
