@@ -67,12 +67,17 @@ export class LanTotals {
 
   record(e: PeernixEvent): void {
     if (e.type !== 'transfer' || e.outcome === 'failed') return;
+    this.countTransfer(e.direction, e.bytes);
+  }
+
+  /** A NAR that arrived (or went out) whole; also for clients that are not peers (no event names them). */
+  countTransfer(direction: 'in' | 'out', bytes: number): void {
     const day = this.today();
-    if (e.direction === 'in') {
-      day.fetchedBytes += e.bytes;
+    if (direction === 'in') {
+      day.fetchedBytes += bytes;
       day.fetchedPaths++;
     } else {
-      day.servedBytes += e.bytes;
+      day.servedBytes += bytes;
       day.servedPaths++;
     }
     this.changed();

@@ -184,6 +184,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       registry.countBytesTo(remoteAddress, bytes);
       const peer = registry.findByAddress(remoteAddress);
       if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, outcome: ok ? 'ok' : 'failed' });
+      // A colleague using this machine as a plain binary cache is served all the same.
+      else if (ok) lanTotals.countTransfer('out', bytes);
     },
     trackNar: ({ remoteAddress, storePath, total, bytes }) =>
       transfers.begin({ storePath, direction: 'out', peerName: registry.findByAddress(remoteAddress)?.name ?? remoteAddress, total, bytes }),
