@@ -99,6 +99,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       liveTimer = null;
       changes.now({ topic: 'transfers', transfers: transfers.views(), lan: lanTotals.view() });
     }, 250);
+    liveTimer.unref();
   };
   const transfers = new TransferTracker({ onUpdate: liveSoon, onFlow: (direction, n) => lanTotals.flow(direction, n) });
   lanTotals.onChange(liveSoon);
