@@ -139,7 +139,8 @@ function useApi(a: PeernixApi): void {
   });
   unsubscribeApi?.();
   unsubscribeApi = a.subscribe((change) => {
-    if (change.topic !== 'entries') refreshTray();
+    // Transfer progress comes several times a second and says nothing the tray shows.
+    if (change.topic !== 'entries' && change.topic !== 'transfers') refreshTray();
   });
   refreshTray();
 }

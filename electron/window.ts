@@ -19,7 +19,7 @@ export function createMainWindow(paths: WindowPaths, log: Logger, menu?: Menu): 
   const win = new BrowserWindow({
     width: 1180,
     height: 780,
-    minWidth: 720,
+    minWidth: 400, // the page has a compact layout for a tray-sized window
     minHeight: 480,
     show: false,
     title: 'Peernix',

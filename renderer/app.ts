@@ -7,6 +7,8 @@ import { renderEntries } from './views/entries.ts';
 import { renderEvents } from './views/events.ts';
 import { renderHeader } from './views/header.ts';
 import { renderPeers } from './views/peers.ts';
+import { renderLanTotals } from './views/totals.ts';
+import { renderTransfers } from './views/transfers.ts';
 
 const MAX_EVENTS = 500;
 const REFRESH_DELAY_MS = 150;
@@ -33,6 +35,11 @@ export function startApp(bridge: PeernixBridge): () => void {
     entries();
     renderEvents(snap?.events ?? []);
     renderConfig(snap?.status ?? null);
+    live();
+  };
+  const live = () => {
+    renderTransfers(snap?.transfers ?? []);
+    renderLanTotals(snap?.lan);
   };
 
   async function refresh(): Promise<void> {
@@ -73,6 +80,14 @@ export function startApp(bridge: PeernixBridge): () => void {
         renderEvents(snap.events);
       }
       if (change.event.type === 'sharing') scheduleRefresh();
+      return;
+    }
+    // Progress carries its data: applied as it comes, no snapshot refetch.
+    if (change.topic === 'transfers') {
+      if (snap) {
+        snap = { ...snap, transfers: change.transfers, lan: change.lan };
+        live();
+      }
       return;
     }
     scheduleRefresh();

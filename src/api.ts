@@ -38,6 +38,50 @@ export interface PeerView {
   bad: { since: number; until: number; reason: string } | null;
   /** The peer's store summary as followed here; null for a peer not followed (yet). */
   summary: PeerSummaryView | null;
+  /** Recent RTT and throughput samples, oldest first (peer-history.ts); absent from older cores. */
+  history?: PeerHistoryView;
+  /** Why the peer is not up, or not trusted, in words; null when it is up and trusted. */
+  why?: string | null;
+}
+
+export interface PeerHistoryView {
+  intervalMs: number;
+  rttMs: (number | null)[];
+  /** NAR bytes per second both ways, averaged over each interval. */
+  bytesPerSec: number[];
+}
+
+/** A NAR being fetched from a peer ('in') or served to one ('out'). */
+export interface TransferView {
+  id: number;
+  storePath: string;
+  direction: 'in' | 'out';
+  peerName: string;
+  /** NAR bytes so far, and of the whole transfer (its NarSize, or the requested range). */
+  bytes: number;
+  total: number;
+  /** Bytes on the wire, when they differ from NAR bytes (compression between peers). */
+  wireBytes?: number;
+  bytesPerSec: number;
+  startedAt: number;
+  /** Set once it ended; the row stays a few seconds so the user sees how it ended. */
+  outcome: 'ok' | 'failed' | 'resumed' | null;
+}
+
+/** What the LAN did for this machine over one period. */
+export interface LanTally {
+  fetchedBytes: number; // NAR bytes fetched from peers instead of the upstream caches
+  fetchedPaths: number;
+  servedBytes: number; // NAR bytes peers fetched from this machine
+  servedPaths: number;
+  misses: number; // lookups answered "not on the LAN" at once (Nix moved on to its other caches)
+}
+
+export interface LanTotalsView {
+  today: LanTally;
+  week: LanTally; // since Monday 00:00, local time
+  /** Bytes per minute over the last hour, oldest first; `start` is the first minute's epoch ms. */
+  minutes: { start: number; inBytes: number[]; outBytes: number[] };
 }
 
 export interface CacheEntryView {
@@ -111,6 +155,8 @@ export interface StatusView {
   mdns: boolean;
   /** When mDNS last brought back this host's own announcement (it works here); null: not yet. */
   mdnsSelfSeenAt?: number | null;
+  /** Addresses a colleague can use for this machine's share listener (its LAN addresses); empty while not sharing. */
+  shareAddresses?: string[];
   peersUp: number;
   startedAt: number;
 }
@@ -120,10 +166,15 @@ export interface Snapshot {
   peers: PeerView[];
   entries: CacheEntryView[];
   events: PeernixEvent[];
+  /** Transfers in progress (and those just ended). Optional: older cores have none. */
+  transfers?: TransferView[];
+  lan?: LanTotalsView;
 }
 
 export type ApiChange =
   | { topic: 'status' }
+  /** Live progress: sent at most every ~250 ms while anything moves, never kept in the event history. */
+  | { topic: 'transfers'; transfers: TransferView[]; lan: LanTotalsView }
   | { topic: 'peers' }
   | { topic: 'entries' }
   | { topic: 'event'; event: PeernixEvent };

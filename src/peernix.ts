@@ -1,4 +1,5 @@
 import { platform, arch } from 'node:os';
+import { join } from 'node:path';
 import type { DaemonHealth, DoctorReport, PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache, LOCAL } from './affinity.ts';
 import { CompressionBudget } from './cache/adaptive-frames.ts';
@@ -11,6 +12,10 @@ import { LocalBackend } from './cache/local-backend.ts';
 import { limitsFromEnv } from './cache/limits.ts';
 import { NarSlots } from './cache/nar-slots.ts';
 import { EventLog } from './events.ts';
+import { LAN_TOTALS_FILE, LanTotals } from './lan-totals.ts';
+import { PeerHistory } from './peer-history.ts';
+import { shareAddresses } from './share-addresses.ts';
+import { TransferTracker } from './transfers.ts';
 import { loadIdentity } from './identity.ts';
 import { formatHostPort, isLoopbackHost, parseListenAddress } from './listen-address.ts';
 import type { Logger } from './log.ts';
@@ -96,6 +101,20 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   // --- the parts
   const events = new EventLog();
   events.subscribe((event) => changes.now({ topic: 'event', event }));
+  // Transfers in progress and the LAN totals go out as one live change, at most every 250 ms.
+  const lanTotals = new LanTotals({ file: join(opts.stateDir, LAN_TOTALS_FILE), log: log.child('totals') });
+  lanTotals.follow((l) => events.subscribe(l));
+  let liveTimer: NodeJS.Timeout | null = null;
+  const liveSoon = () => {
+    liveTimer ??= setTimeout(() => {
+      liveTimer = null;
+      changes.now({ topic: 'transfers', transfers: transfers.views(), lan: lanTotals.view() });
+    }, 250);
+    liveTimer.unref();
+  };
+  const transfers = new TransferTracker({ onUpdate: liveSoon, onFlow: (direction, n) => lanTotals.flow(direction, n) });
+  lanTotals.onChange(liveSoon);
+  const peerHistory = new PeerHistory();
   let trust: TrustPolicy = { requireSigs: true, keys: [] };
   const store = new LocalStore({
     location,
@@ -125,6 +144,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     client,
     affinity,
     events,
+    transfers,
     log: log.child('resolver'),
     trust: () => trust,
     mayHave: (peer, hashPart) => summaries.mayHave(peer.id, hashPart),
@@ -137,6 +157,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   registry.on('down', (p, reason: string) => {
     log.info(`peer down: ${p.name} (${reason})`);
+    peerHistory.noteDown(p.id, reason);
     events.emit({ type: 'peer-down', peerId: p.id, peerName: p.name, reason });
   });
   registry.on('changed', () => notifySoon('peers'));
@@ -187,14 +208,27 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       registry.countBytesTo(remoteAddress, bytes);
       const peer = registry.findByAddress(remoteAddress);
       if (peer) events.emit({ type: 'transfer', storePath, direction: 'out', peerName: peer.name, bytes, wireBytes, outcome: ok ? 'ok' : 'failed' });
+      // A colleague using this machine as a plain binary cache is served all the same.
+      else if (ok) lanTotals.countTransfer('out', bytes);
     },
+    trackNar: ({ remoteAddress, storePath, total, bytes, wireBytes }) =>
+      transfers.begin({ storePath, direction: 'out', peerName: registry.findByAddress(remoteAddress)?.name ?? remoteAddress, total, bytes, wireBytes }),
   });
   const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });
   const summaryRoute = createSummaryRoute({ summary: storeSummary });
   // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
   const reachBackRoute = createReachBackRoute({ portOf: (address) => registry.findByAddress(address)?.port ?? null });
+  // A lookup no peer could answer is a miss the LAN answered at once (Nix goes on to its other caches).
+  const substBackend = {
+    narInfo: async (hashPart: string) => {
+      const info = await resolver.narInfo(hashPart);
+      if (!info) lanTotals.countMiss();
+      return info;
+    },
+    nar: resolver.nar.bind(resolver),
+  };
   const substHandler = createCacheHandler({
-    backend: probeBackend(resolver, { listener: 'substituter', metrics, sourceOf: (h) => (affinity.get(h)?.source === LOCAL ? 'local' : 'peer') }),
+    backend: probeBackend(substBackend, { listener: 'substituter', metrics, sourceOf: (h) => (affinity.get(h)?.source === LOCAL ? 'local' : 'peer') }),
     log: log.child('subst'),
     priority: CACHE_PRIORITY,
     onNarSent: ({ bytes }) => metrics.narBytesSent.inc({ listener: 'substituter' }, bytes),
@@ -285,7 +319,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     if (sharing.on) storeSummary.refresh(++summaryTicks % 20 === 0);
   };
   refreshSummary();
-  const timers = [setInterval(() => void refreshDaemon(), 5_000), setInterval(refreshTrust, 60_000), setInterval(refreshSummary, 500)];
+  const timers = [
+    setInterval(() => void refreshDaemon(), 5_000),
+    setInterval(refreshTrust, 60_000),
+    setInterval(refreshSummary, 500),
+    setInterval(() => peerHistory.sample(registry.views()), peerHistory.intervalMs),
+  ];
   for (const t of timers) t.unref();
 
   const status = (): StatusView => ({
@@ -295,6 +334,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     sharing: sharing.on,
     shareUrl: shareUrl(),
     shareError: sharing.error,
+    shareAddresses: sharing.listener ? shareAddresses(shareAddr.host, sharing.listener.port) : [],
     substituterUrl: substituter.url,
     publicKey: identity.key.publicKey.text,
     nixConf: nixConfLines(substituter.url, identity.key.publicKey.text),
@@ -311,7 +351,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   // One doctor run at a time: asking again while it runs gets the same answer.
   let doctorRun: Promise<DoctorReport> | null = null;
   const api: PeernixApi = {
-    snapshot: (): Snapshot => ({ status: status(), peers: registry.views(), entries: affinity.views(), events: events.recent() }),
+    snapshot: (): Snapshot => ({
+      status: status(),
+      peers: registry.views().map((p) => peerHistory.annotate(p)),
+      entries: affinity.views(),
+      events: events.recent(),
+      transfers: transfers.views(),
+      lan: lanTotals.view(),
+    }),
     subscribe: (listener) => changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
     async clearPeerBad(id) {
@@ -343,6 +390,9 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         await store.close();
         changes.close();
         metrics.close();
+        transfers.close();
+        if (liveTimer) clearTimeout(liveTimer);
+        lanTotals.close();
       })();
       return stopping;
     },

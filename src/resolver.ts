@@ -12,6 +12,7 @@ import { HedgedOpener, waitUntil, type Candidate, type Found, type Lookup, type 
 import { PeerError, type PeerClient } from './peers/peer-client.ts';
 import type { Peer, PeerRegistry } from './peers/registry.ts';
 import { ResumingNarStream, type NarWatchOptions, type OpenedNar } from './peers/resuming-nar.ts';
+import type { TransferHandle, TransferTracker } from './transfers.ts';
 import { judgeNarInfo, type TrustPolicy, type Verdict } from './trust.ts';
 
 // Where the substituter listener's answers come from. Every way a request can end is here:
@@ -29,6 +30,8 @@ export interface ResolverOptions {
   client: PeerClient;
   affinity: AffinityCache;
   events: EventLog;
+  /** Shows NARs from peers while they stream (the window's transfers in progress). */
+  transfers?: Pick<TransferTracker, 'begin'>;
   log: Logger;
   trust: () => TrustPolicy;
   negativeTtlMs?: number;
@@ -308,6 +311,7 @@ export class Resolver implements CacheBackend {
     let stream: ResumingNarStream | null = null;
     let bytes = 0;
     let released = false;
+    let progress: TransferHandle | undefined;
     return {
       narSize,
       narHash,
@@ -339,6 +343,8 @@ export class Resolver implements CacheBackend {
             return found.opened;
           },
         });
+        const s = stream;
+        progress = this.opts.transfers?.begin({ storePath, direction: 'in', peerName: () => (s.sources.at(-1) ?? first.source).peer.name, total: narSize, bytes: () => bytes, wireBytes: () => s.wireBytes });
         return stream;
       },
       release: (reason = 'done') => {
@@ -352,6 +358,7 @@ export class Resolver implements CacheBackend {
           return;
         }
         s.destroy();
+        progress?.end(reason === 'aborted' ? 'aborted' : reason !== 'done' ? 'failed' : s.sources.length > 1 ? 'resumed' : 'ok');
         const last = s.sources.at(-1)?.peer ?? first.source.peer;
         if (reason === 'mismatch') {
           this.rememberMismatchCut(hashPart, narHash32);

@@ -54,10 +54,10 @@ function row(e: CacheEntryView, now: number): HTMLTableRowElement {
     { testid: 'entry-row', attrs: { 'data-hash-part': e.hashPart } },
     h('td', { class: 'name' }, h('span', { class: 'strong', text: e.name, title: e.storePath })),
     h('td', null, h('span', { class: local ? 'src src-local' : 'src src-peer', text: e.sourceName, title: local ? 'this machine’s store' : `peer ${e.source}` })),
-    h('td', { class: 'mono', text: shortHash(e.narHash), title: e.narHash }),
+    h('td', { class: 'mono wide-only', text: shortHash(e.narHash), title: e.narHash }),
     h('td', { class: 'num', text: formatBytes(e.narSize) }),
     h('td', {
-      class: 'num',
+      class: 'num wide-only',
       text: formatAge(e.createdAt, now),
       title: `first served ${formatDateTime(e.createdAt)}, last ${formatDateTime(e.updatedAt)}`,
     }),

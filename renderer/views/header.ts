@@ -44,7 +44,10 @@ export function renderHeader(s: HeaderState): void {
   if (st.sharing) {
     parts.push(h('span', { class: 'dot dot-ok', attrs: { 'aria-hidden': 'true' } }));
     parts.push(h('strong', { text: 'Sharing' }));
-    if (st.shareUrl) parts.push(' on ', h('code', { text: st.shareUrl }));
+    // "0.0.0.0:9999" means nothing to a colleague: show an address they can use.
+    const addr = st.shareAddresses?.[0] ?? st.shareUrl;
+    if (addr) parts.push(' on ', h('code', { testid: 'share-url', text: addr }));
+    if ((st.shareAddresses?.length ?? 0) > 1) parts.push(h('span', { class: 'muted', text: ` (+${st.shareAddresses!.length - 1})` }));
     parts.push(st.peersUp ? ` with ${plural(st.peersUp, 'peer')}` : ' — no peers found yet');
   } else {
     parts.push(h('span', { class: 'dot dot-idle', attrs: { 'aria-hidden': 'true' } }));

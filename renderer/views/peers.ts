@@ -2,6 +2,7 @@ import type { PeerView, StatusView } from '../../src/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatBytes, formatDateTime, formatRtt } from '../format.ts';
 import { describeSummary } from '../../src/peers/summary-text.ts';
+import { sparkline } from '../svg.ts';
 
 const STATE_LABEL: Record<PeerView['state'], string> = { up: 'up', suspect: 'suspect', gone: 'gone' };
 
@@ -40,12 +41,13 @@ function row(p: PeerView): HTMLTableRowElement {
       h('span', { class: 'strong', text: p.name, title: p.url }),
       h('span', { class: 'tag', text: p.source === 'mdns' ? 'mDNS' : 'static', title: p.source === 'mdns' ? 'found on the LAN' : 'configured with --peer' }),
       h('div', { class: 'muted small', testid: 'peer-summary', text: describeSummary(p.summary) }),
+      p.why ? h('div', { class: 'why small', testid: 'peer-why', text: p.why }) : null,
     ),
-    h('td', { class: 'mono', text: `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}` }),
-    h('td', { text: p.platform ?? '—' }),
+    h('td', { class: 'mono wide-only', text: `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}` }),
+    h('td', { class: 'wide-only', text: p.platform ?? '—' }),
     h(
       'td',
-      null,
+      { attrs: { 'data-label': 'Trusted' } },
       h('span', {
         class: p.trusted ? 'pill pill-ok' : 'pill pill-warn',
         text: p.trusted ? 'yes' : p.verified ? 'no' : 'unverified',
@@ -59,10 +61,10 @@ function row(p: PeerView): HTMLTableRowElement {
             : 'This peer announced no signing key',
       }),
     ),
-    h('td', { class: 'num', text: formatRtt(p.rttMs) }),
+    h('td', { class: 'num', attrs: { 'data-label': 'RTT' } }, formatRtt(p.rttMs), ' ', rttSpark(p)),
     h(
       'td',
-      { title: `last seen ${formatDateTime(p.lastSeen)}` },
+      { title: `last seen ${formatDateTime(p.lastSeen)}`, attrs: { 'data-label': 'State' } },
       h('span', { class: `dot dot-${p.state}`, attrs: { 'aria-hidden': 'true' } }),
       STATE_LABEL[p.state] ?? String(p.state),
       ...(p.bad
@@ -77,8 +79,32 @@ function row(p: PeerView): HTMLTableRowElement {
           ]
         : []),
     ),
-    h('td', { class: 'num', text: formatBytes(p.bytesTo) }),
-    h('td', { class: 'num', text: formatBytes(p.bytesFrom) }),
+    h('td', { class: 'num', text: formatBytes(p.bytesTo), attrs: { 'data-label': 'Sent' } }),
+    h('td', { class: 'num', attrs: { 'data-label': 'Received' } }, formatBytes(p.bytesFrom), ' ', throughputSpark(p)),
   );
   return tr;
+}
+
+/** Samples in a full history (peer-history.ts keeps 30). */
+const SLOTS = 30;
+
+function rttSpark(p: PeerView): SVGElement | null {
+  const v = p.history?.rttMs ?? [];
+  if (v.length < 2) return null;
+  const seen = v.filter((x): x is number => x !== null);
+  const label = seen.length
+    ? `RTT over the last ${minutes(p, v.length)}: ${formatRtt(Math.min(...seen))} to ${formatRtt(Math.max(...seen))}${seen.length < v.length ? `, ${v.length - seen.length} checks unanswered` : ''}`
+    : `No RTT over the last ${minutes(p, v.length)}: it did not answer`;
+  return sparkline(v, label, { cls: 'spark-rtt', testid: 'peer-rtt-spark', slots: SLOTS });
+}
+
+function throughputSpark(p: PeerView): SVGElement | null {
+  const v = p.history?.bytesPerSec ?? [];
+  if (v.length < 2) return null;
+  return sparkline(v, `Throughput over the last ${minutes(p, v.length)}: up to ${formatBytes(Math.max(...v))}/s`, { cls: 'spark-bytes', testid: 'peer-throughput-spark', slots: SLOTS });
+}
+
+function minutes(p: PeerView, n: number): string {
+  const s = Math.round(((p.history?.intervalMs ?? 10_000) * n) / 1000);
+  return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
 }

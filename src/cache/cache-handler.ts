@@ -23,6 +23,8 @@ export interface CacheHandlerOptions {
   priority: number;
   /** Counts NAR bytes sent, for the API's per-peer figures. */
   onNarSent?: (info: { remoteAddress: string; storePath: string; bytes: number; wireBytes: number; ok: boolean }) => void;
+  /** A NAR starts streaming: `bytes` reads how many have been sent; end() is called once it is over. */
+  trackNar?: (info: { remoteAddress: string; storePath: string; total: number; bytes: () => number; wireBytes: () => number | undefined }) => { end(outcome: 'ok' | 'failed' | 'aborted'): void } | null;
   /** Caps concurrent NAR streams (the share listener); without it every request streams at once. */
   narSlots?: NarSlots;
   /** Lets Peernix peers that offer it get NARs in frames, compressed when that pays (the share listener). */
@@ -168,6 +170,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     });
     source.once('error', () => (firstFailure ??= 'source'));
     const frames: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
+    const tracked = opts.trackNar?.({ remoteAddress, storePath: body.storePath, total: end - start + 1, bytes: () => Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start), wireBytes: () => (framed ? frames.wireBytes : undefined) }) ?? null;
     const done = (err: Error | null | undefined) => {
       const sent = Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start);
       const wireBytes = framed ? frames.wireBytes : sent;
@@ -179,9 +182,11 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
         res.destroy();
         log[aborted ? 'debug' : 'warn'](`NAR ${hashPart} cut after ${sent} bytes: ${aborted ? 'the client left' : err.message}`);
         body.release(mismatch ? 'mismatch' : aborted ? 'aborted' : 'failed');
+        tracked?.end(aborted ? 'aborted' : 'failed');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, wireBytes, ok: false });
       } else {
         body.release('done');
+        tracked?.end('ok');
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, wireBytes, ok: true });
       }
     };

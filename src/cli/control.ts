@@ -78,7 +78,9 @@ function describe(s: Snapshot): string {
     `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
     ...(st.trust ? [`  nix trust:    ${st.trust.error ? `UNREADABLE: ${st.trust.error}; ` : ''}${st.trust.keys} trusted key(s), require-sigs ${st.trust.requireSigs}${st.trust.source ? `, from ${st.trust.source}` : ''}`] : []),
     `  public key:   ${st.publicKey}`,
+    ...(st.shareAddresses?.length ? [`  colleagues:   ${st.shareAddresses.join('  ')}`] : []),
     `  mDNS:         ${st.mdns ? 'on' : 'off'}`,
+    ...lanLines(s),
     `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,
     ...s.peers.map((p) => `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`),
     `  cache entries: ${s.entries.length}`,
@@ -87,6 +89,33 @@ function describe(s: Snapshot): string {
     ...s.events.slice(0, 10).map((e) => `    ${new Date(e.time).toISOString()} ${eventLine(e)}`),
   ];
   return lines.join('\n') + '\n';
+}
+
+function lanLines(s: Snapshot): string[] {
+  const lines: string[] = [];
+  const tally = (t: NonNullable<Snapshot['lan']>['today']) =>
+    `fetched ${formatBytes(t.fetchedBytes)} (${paths(t.fetchedPaths)}) from peers, served ${formatBytes(t.servedBytes)} (${paths(t.servedPaths)}), ${t.misses} ${t.misses === 1 ? 'miss' : 'misses'} answered`;
+  const paths = (n: number) => `${n} ${n === 1 ? 'path' : 'paths'}`;
+  if (s.lan) lines.push(`  LAN today:    ${tally(s.lan.today)}`, `  this week:    ${tally(s.lan.week)}`);
+  const moving = (s.transfers ?? []).filter((t) => t.outcome === null);
+  if (moving.length) {
+    lines.push(`  transfers:`);
+    for (const t of moving) {
+      lines.push(`    ${t.direction === 'in' ? '← from' : '→ to'} ${t.peerName} ${t.storePath} ${formatBytes(t.bytes)} of ${formatBytes(t.total)} at ${formatBytes(t.bytesPerSec)}/s`);
+    }
+  }
+  return lines;
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = Math.max(0, n);
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
 function badLine(p: Snapshot['peers'][number]): string {

@@ -77,6 +77,12 @@ export async function connectRemoteApi(baseUrl: string, token: string, log: Logg
         try {
           const change = JSON.parse(data) as ApiChange;
           if (change.topic === 'event') notify(change);
+          // Progress carries its own data and comes often: no snapshot refetch for it.
+          if (change.topic === 'transfers') {
+            snap = { ...snap, transfers: change.transfers, lan: change.lan };
+            notify(change);
+            continue;
+          }
           void refresh();
         } catch {
           log.debug(`remote change stream: not JSON: ${data.slice(0, 80)}`);

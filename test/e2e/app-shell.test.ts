@@ -88,6 +88,8 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await a.click('Open Peernix');
     const w = await a.waitFor('window', (st) => st.windows.find((x) => x.visible && x.loaded));
     assert.equal(w.loaded, path.join(PROJECT_ROOT, 'dist/renderer/index.html'));
+    // The page has a compact layout: the window may be as narrow as a tray-sized one.
+    assert.ok((w.options.minWidth as number) <= 420, `minWidth ${w.options.minWidth}`);
     const prefs = w.options.webPreferences as Record<string, unknown>;
     assert.equal(prefs.contextIsolation, true);
     assert.equal(prefs.sandbox, true);

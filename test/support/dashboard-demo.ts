@@ -3,7 +3,8 @@
 // Used by the renderer's Chromium test and by `node scripts/dev-dashboard.ts` for UI work.
 import http from 'node:http';
 import path from 'node:path';
-import type { ApiChange, CacheEntryView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView } from '../../src/api.ts';
+import type { ApiChange, CacheEntryView, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/api.ts';
+import { explainPeer } from '../../src/peer-history.ts';
 import { createControlRoutes } from '../../src/control/routes.ts';
 import { nixConfLines } from '../../src/nix-conf.ts';
 import { PROJECT_ROOT } from './peernix-process.ts';
@@ -28,6 +29,7 @@ export function demoStatus(over: Partial<StatusView> = {}): StatusView {
     nixConf: nixConfLines(SUBST, PUBLIC_KEY),
     mdns: true,
     peersUp: 2,
+    shareAddresses: ['http://10.0.4.12:9999', 'http://[fd00:4::12]:9999'],
     startedAt: now - 3 * 60 * min,
     ...over,
   });
@@ -92,6 +94,37 @@ export const demoPeers: PeerView[] = [
     lastSeen: now - 14 * min,
   },
 ];
+
+// RTT and throughput samples, every 10 s over five minutes; the gone peer stopped answering.
+const wave = <T = number>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+const HISTORY: PeerView['history'][] = [
+  { intervalMs: 10_000, rttMs: wave(30, (i) => 0.6 + 0.3 * Math.abs(Math.sin(i / 3))), bytesPerSec: wave(30, (i) => (i > 18 && i < 26 ? 9e6 + 2e6 * Math.sin(i) : 0)) },
+  { intervalMs: 10_000, rttMs: wave(30, (i) => 2.5 + (i % 7 === 0 ? 4 : 1) * Math.abs(Math.cos(i))), bytesPerSec: wave(30, (i) => (i > 5 && i < 12 ? 3e6 : 0)) },
+  { intervalMs: 10_000, rttMs: wave<number | null>(30, (i) => (i < 12 ? 5 + Math.sin(i) : null)), bytesPerSec: wave(30, () => 0) },
+];
+const DOWN = [null, null, 'no answer to 3 health checks'];
+demoPeers.forEach((p, i) => Object.assign(p, { history: HISTORY[i], why: explainPeer(p, DOWN[i]) }));
+
+export function demoTransfers(at = now): TransferView[] {
+  return [
+    { id: 1, storePath: `/nix/store/${nix32(32)}-llvm-19.1.5-lib`, direction: 'in', peerName: 'build-01', bytes: 212_000_000, total: 498_000_000, wireBytes: 131_000_000, bytesPerSec: 38_400_000, startedAt: at - 6000, outcome: null },
+    { id: 2, storePath: demoEntries[1].storePath, direction: 'out', peerName: 'mac-mini.lan', bytes: 8_200_000, total: 29_600_000, bytesPerSec: 4_100_000, startedAt: at - 2000, outcome: null },
+    { id: 3, storePath: demoEntries[0].storePath, direction: 'in', peerName: 'build-01', bytes: 226_000, total: 226_000, bytesPerSec: 0, startedAt: at - 3000, outcome: 'ok' },
+  ];
+}
+
+export function demoLan(at = now): LanTotalsView {
+  const last = Math.floor(at / min);
+  return {
+    today: { fetchedBytes: 3_720_000_000, fetchedPaths: 412, servedBytes: 640_000_000, servedPaths: 57, misses: 1893 },
+    week: { fetchedBytes: 18_400_000_000, fetchedPaths: 2210, servedBytes: 5_100_000_000, servedPaths: 380, misses: 9120 },
+    minutes: {
+      start: (last - 59) * min,
+      inBytes: wave(60, (i) => (i > 40 ? Math.round(2e8 * Math.abs(Math.sin(i / 2))) : i % 9 === 0 ? 3e7 : 0)),
+      outBytes: wave(60, (i) => (i % 5 === 0 ? Math.round(5e7 * Math.abs(Math.cos(i))) : 0)),
+    },
+  };
+}
 
 const ENTRY_SPECS: [string, 'local' | number, number, number, number][] = [
   // name, source (local or peer index), size, age (min), hits
@@ -183,7 +216,7 @@ export class DemoApi implements PeernixApi {
 }
 
 export function demoApi(): DemoApi {
-  return new DemoApi({ status: demoStatus(), peers: structuredClone(demoPeers), entries: structuredClone(demoEntries), events: structuredClone(demoEvents) });
+  return new DemoApi({ status: demoStatus(), peers: structuredClone(demoPeers), entries: structuredClone(demoEntries), events: structuredClone(demoEvents), transfers: demoTransfers(), lan: demoLan() });
 }
 
 // ---- serving -------------------------------------------------------------------------------------

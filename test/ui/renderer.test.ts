@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { ApiChange, Snapshot } from '../../src/api.ts';
 import { launchChromium } from '../support/chromium.ts';
-import { demoApi, demoEntries, demoEvents, demoPeers, demoStatus, DemoApi, serveDemoApi } from '../support/dashboard-demo.ts';
+import { demoApi, demoEntries, demoEvents, demoLan, demoPeers, demoStatus, demoTransfers, DemoApi, serveDemoApi } from '../support/dashboard-demo.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
 
 // The window's renderer on its own, in Debian's Chromium: over HTTP from the real control routes
@@ -86,6 +86,45 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
       assert.match((await page.getByTestId('status-line').textContent()) ?? '', c.expect, c.name);
       await shot(page, c.name);
       assert.deepEqual(problems, [], `${c.name}: no console errors or CSP violations`);
+      await close();
+    }
+  });
+
+  it('transfers in progress move with live changes; totals, sparklines, reasons and addresses show; 420 px fits', async () => {
+    const api = demoApi();
+    const { page, problems, close } = await open(api);
+    try {
+      assert.equal(await page.getByTestId('transfer-row').count(), 3);
+      const wire = await page.getByTestId('transfer-wire').allTextContents();
+      assert.deepEqual(wire, [' · 131 MB on the wire'], 'wire bytes shown only where they differ from NAR bytes');
+      const rows = demoTransfers();
+      for (const bytes of [300_000_000, 420_000_000]) {
+        api.emit({ topic: 'transfers', transfers: [{ ...rows[0], bytes }, rows[1]], lan: demoLan() });
+        await page.waitForFunction((b) => document.querySelector('[data-transfer-id="1"] progress')?.getAttribute('value') === String(b) || (document.querySelector('[data-transfer-id="1"] progress') as HTMLProgressElement | null)?.value === b, bytes, { timeout: 5000 });
+      }
+      const shown = await page.locator('[data-transfer-id="1"] [data-testid="transfer-bytes"]').innerText();
+      console.log(`after two live changes: "${shown}"; rows ${await page.getByTestId('transfer-row').count()}`);
+      assert.equal(shown, '420 MB of 498 MB');
+      assert.equal(await page.getByTestId('transfer-row').count(), 2, 'the finished row left with the change that dropped it');
+      assert.equal(await page.getByTestId('lan-today').getAttribute('data-fetched-paths'), '412');
+      assert.match((await page.getByTestId('lan-chart').getAttribute('aria-label')) ?? '', /^Last hour, per minute: 2\.6 GB fetched from peers, 376 MB served to them$/);
+      assert.equal(await page.locator('[data-testid="lan-chart"] title').count(), 1, 'the chart has a text alternative');
+      assert.equal(await page.getByTestId('peer-rtt-spark').count(), 3);
+      assert.match((await page.getByTestId('peer-why').allTextContents()).join('\n'), /Unreachable: no answer to 3 health checks/);
+      assert.deepEqual(await page.getByTestId('share-address').allTextContents(), ['http://10.0.4.12:9999', 'http://[fd00:4::12]:9999']);
+      assert.equal(await page.getByTestId('share-url').innerText(), 'http://10.0.4.12:9999');
+      await shot(page, 'transfers-light');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await shot(page, 'transfers-dark');
+      await page.setViewportSize({ width: 420, height: 900 });
+      const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const tableOver = await page.evaluate(() => Array.from(document.querySelectorAll('.table-wrap')).map((w) => w.scrollWidth - w.clientWidth));
+      console.log(`420 px: page ${over} px over, tables ${tableOver.join(', ')} px over`);
+      await shot(page, 'transfers-narrow-dark');
+      assert.ok(over <= 0, 'no sideways scrolling of the page');
+      assert.ok(tableOver.every((o) => o <= 0), 'no table needs sideways scrolling at 420 px');
+      assert.deepEqual(problems, [], 'no console errors or CSP violations');
+    } finally {
       await close();
     }
   });
