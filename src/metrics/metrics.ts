@@ -80,6 +80,9 @@ export class PeernixMetrics {
 
     const fallbacks = new Counter({ name: 'peernix_fallbacks_total', help: 'Requests served elsewhere than the affinity cache said (or not at all), by reason and outcome.', labelNames: ['reason', 'outcome'], registers });
     const transfers = new Counter({ name: 'peernix_transfers_total', help: 'Finished NAR transfers with peers, by direction (in: fetched, out: served) and outcome.', labelNames: ['direction', 'outcome'], registers });
+    // NAR bytes against bytes on the wire: what compression between Peernix peers saved.
+    const transferNar = new Counter({ name: 'peernix_transfer_nar_bytes_total', help: 'NAR bytes of finished transfers with peers, by direction.', labelNames: ['direction'], registers });
+    const transferWire = new Counter({ name: 'peernix_transfer_wire_bytes_total', help: 'Bytes on the network for finished transfers with peers (fewer than NAR bytes when a Peernix peer compressed them), by direction.', labelNames: ['direction'], registers });
     const peerEvents = new Counter({ name: 'peernix_peer_transitions_total', help: 'Peers coming up and going down.', labelNames: ['transition'], registers });
     const labels = this.labels;
     const fetched = new Counter({
@@ -134,6 +137,8 @@ export class PeernixMetrics {
           break;
         case 'transfer':
           transfers.inc({ direction: e.direction, outcome: e.outcome });
+          transferNar.inc({ direction: e.direction }, e.bytes);
+          transferWire.inc({ direction: e.direction }, e.wireBytes);
           break;
         case 'peer-up':
           peerEvents.inc({ transition: 'up' });
