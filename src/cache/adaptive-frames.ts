@@ -6,18 +6,29 @@ import { FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
 
 // The serving side of NAR frames (peers/nar-frames.ts): block by block, compress only when that
 // gets the NAR there sooner. Whether it does is measured, not guessed from core counts or link
-// names: the NAR goes in phases, raw or compressed, and the NAR bytes per second each phase achieved
-// decide the next. A short trial of the other way follows every long phase, so a link that got
+// names: NARs to a client go in phases, raw or compressed, and the NAR bytes per second each phase
+// achieved decide the next. A trial of the other way follows every long phase, so a link that got
 // faster or a receiver that became the bottleneck (decompressing costs it too) is noticed.
 //
+// Phases are timed, and a phase's rate counts only its second half: the buffers between here and
+// the receiver (the response's, both sockets') hold the previous phase's bytes at first, and a few
+// compressed blocks would vanish into them and look infinitely fast. A client's plan is shared by
+// its NARs (one after another or at once: they share its link and its CPU), so a closure of many
+// small paths is judged as a whole. A compressed trial that loses makes the next raw phase twice as
+// long.
+//
 // A compressed trial is worth running only when the response backs up (the consumer, not this
-// machine, sets the pace), the content shrinks (looked at again every few phases), and this machine
+// machine, sets the pace), the content shrinks (looked at again every phase), and this machine
 // compresses faster than the consumer drains raw bytes.
 
 /** A block is whole chunks adding up to at least this (so under twice it: far below MAX_FRAME_NAR_BYTES). */
 const BLOCK_BYTES = 1024 * 1024;
-const TRIAL_BLOCKS = 3;
-const LONG_BLOCKS = 24;
+const TRIAL_MS = 1000;
+const LONG_MS = 4000;
+/** Each compressed trial that loses doubles the raw phase before the next one, up to this. */
+const MAX_RAW_MS = 64_000;
+/** Clients whose plans are kept. */
+const REMEMBERED_CLIENTS = 256;
 /** Compressing must bring at least this much more NAR per second than sending raw. */
 const MARGIN = 1.1;
 /** Blocks that shrink less than this are not worth compressing. */
@@ -35,6 +46,8 @@ export class CompressionBudget {
   private active = 0;
   private readonly waiting: (() => void)[] = [];
   readonly max: number;
+  /** Per client address: its NARs' phase plan. */
+  private readonly plans = new Map<string, PhasePlan>();
   /** NAR bytes per second one compression achieves here, per level (measured, starts as a guess). */
   private readonly rates = new Map<number, number>([
     [1, 200e6],
@@ -70,6 +83,16 @@ export class CompressionBudget {
     const next = this.waiting.shift();
     if (next) next(); // the slot passes on
     else this.active--;
+  }
+
+  /** The phase plan of a client's NARs (the most recently used are kept). */
+  planFor(client: string): PhasePlan {
+    let plan = this.plans.get(client);
+    if (plan) this.plans.delete(client);
+    else plan = new PhasePlan();
+    this.plans.set(client, plan);
+    if (this.plans.size > REMEMBERED_CLIENTS) this.plans.delete(this.plans.keys().next().value!);
+    return plan;
   }
 
   rate(level: number): number {
@@ -118,31 +141,34 @@ class LinkMeter {
 
 type Mode = 'raw' | 'zstd';
 
-/** Phases of raw or compressed blocks, chosen by the NAR throughput each achieved. */
-class PhasePlan {
+/** Timed phases of raw or compressed blocks, chosen by the NAR throughput each achieved. */
+export class PhasePlan {
   mode: Mode = 'raw';
   private trial = true;
-  private left = TRIAL_BLOCKS;
   private start = performance.now();
   private nar = 0;
+  private samples: { at: number; nar: number }[] = [];
   private readonly rate: Record<Mode, number | null> = { raw: null, zstd: null };
+  /** Length of a long raw phase: doubles with each compressed trial that loses. */
+  private rawMs = LONG_MS;
 
   /** Called once a block is on its way; `zstdWorthTrying` says whether a compressed trial could pay now. */
   blockSent(narBytes: number, zstdWorthTrying: () => boolean): void {
-    this.nar += narBytes;
-    if (--this.left > 0) return;
     const now = performance.now();
-    const mine = now > this.start ? (this.nar / (now - this.start)) * 1000 : null;
-    this.rate[this.mode] = mine;
+    this.nar += narBytes;
+    this.samples.push({ at: now, nar: this.nar });
+    const elapsed = now - this.start;
+    if (elapsed < (this.trial ? TRIAL_MS : this.mode === 'raw' ? this.rawMs : LONG_MS) || this.samples.length < 4) return;
+    const mid = this.samples.find((x) => x.at >= this.start + elapsed / 2)!;
+    this.rate[this.mode] = now > mid.at ? ((this.nar - mid.nar) / (now - mid.at)) * 1000 : null;
     const other: Mode = this.mode === 'raw' ? 'zstd' : 'raw';
     let next: Mode;
     let trial: boolean;
-    if (this.trial && this.rate[other] !== null) {
+    if (this.trial && this.rate[other] !== null && this.rate[this.mode] !== null) {
       // A trial against the phase before it: the better one runs long.
-      const z = this.rate.zstd!;
-      const r = this.rate.raw!;
-      next = z > r * MARGIN ? 'zstd' : 'raw';
+      next = this.rate.zstd! > this.rate.raw! * MARGIN ? 'zstd' : 'raw';
       trial = false;
+      this.rawMs = next === 'zstd' ? LONG_MS : Math.min(MAX_RAW_MS, this.rawMs * 2);
     } else if (other === 'zstd' && !zstdWorthTrying()) {
       next = 'raw';
       trial = false;
@@ -152,9 +178,19 @@ class PhasePlan {
     }
     this.mode = next;
     this.trial = trial;
-    this.left = trial ? TRIAL_BLOCKS : LONG_BLOCKS;
+    this.begin(now);
+  }
+
+  /** A NAR starts: after a pause (no block for a while) the phase is timed afresh. */
+  resumeAfterIdle(): void {
+    const last = this.samples.at(-1)?.at ?? this.start;
+    if (performance.now() - last > 1000) this.begin(performance.now());
+  }
+
+  private begin(now: number): void {
     this.start = now;
     this.nar = 0;
+    this.samples = [];
   }
 }
 
@@ -163,9 +199,10 @@ class PhasePlan {
  * consumed (they are the chunk pool's when raw frames pass them on to the response sink, which
  * releases them after the socket took them).
  */
-export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: CompressionBudget, stats: FrameStats): AsyncGenerator<Buffer> {
+export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: CompressionBudget, stats: FrameStats, client = ''): AsyncGenerator<Buffer> {
   const link = new LinkMeter();
-  const plan = new PhasePlan();
+  const plan = budget.planFor(client);
+  plan.resumeAfterIdle();
   let ratio: number | null = null; // wire bytes per NAR byte of recent compressed blocks
   let block: Buffer[] = [];
   let blockBytes = 0;

@@ -190,7 +190,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
         opts.onNarSent?.({ remoteAddress, storePath: body.storePath, bytes: sent, wireBytes, ok: true });
       }
     };
-    if (framed) pipeline(source, verifier, (src: AsyncIterable<Buffer>) => encodeFrames(src, opts.compression!, frames), new ResponseSink(res), done);
+    if (framed) pipeline(source, verifier, (src: AsyncIterable<Buffer>) => encodeFrames(src, opts.compression!, frames, remoteAddress), new ResponseSink(res), done);
     else pipeline(source, verifier, new ResponseSink(res), done);
   }
 
