@@ -17,6 +17,8 @@ import { proveIdentity, type ProofResult } from './identity-proof.ts';
 /** What discovery or the settings say of a peer: the identifying part of its view. */
 export type PeerInfo = Pick<PeerView, 'id' | 'name' | 'url' | 'address' | 'port' | 'platform' | 'publicKey' | 'source'> & {
   key?: string; // mDNS: the announcing service's name, which tells claimants of one id apart
+  /** A Go peernix (go-peer.ts): never verified (it has no way to prove an identity), probed by its cache info only. */
+  dialect?: 'go';
 };
 
 export interface Peer extends PeerInfo, PeerHealthFields {
@@ -172,7 +174,7 @@ export class PeerRegistry extends EventEmitter {
   }
 
   private async verify(peer: Peer): Promise<void> {
-    if (peer.source !== 'mdns' || this.proving.has(peer)) return;
+    if (peer.source !== 'mdns' || peer.dialect === 'go' || this.proving.has(peer)) return;
     const { url, publicKey } = peer;
     this.proving.add(peer);
     this.provedAt.set(peer, Date.now());
@@ -332,7 +334,9 @@ export class PeerRegistry extends EventEmitter {
 
   private async check(peer: Peer): Promise<void> {
     const t0 = performance.now();
-    const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs);
+    // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
+    // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
+    const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
     if (this.peers.get(peer.id) !== peer) return;
     const before = peer.state;
     this.health.probed(peer, ok, ok ? Math.round((performance.now() - t0) * 100) / 100 : null);
