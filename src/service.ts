@@ -37,7 +37,7 @@ export interface ServiceOptions {
   state: ServiceState;
   core: CoreOptions;
   /** Settings overridden for this run only (command-line flags); never written back. */
-  overrides?: Partial<Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns'>>;
+  overrides?: Partial<Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'goPeers' | 'goUdpPort'>>;
   /** The built renderer (dist/renderer) the dashboard serves. */
   rendererDir: string;
   version: string;
@@ -67,6 +67,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     sharing: s.sharing,
     peers: s.peers,
     mdns: s.mdns,
+    goUdp: s.goPeers ? { port: s.goUdpPort } : null,
     version: opts.version,
     log: opts.log,
     persistSharing: (on) => settings.set({ sharing: on }),

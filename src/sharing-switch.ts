@@ -13,6 +13,11 @@ import type { Logger } from './log.ts';
 export interface SharingSwitchParts {
   /** Binds the share listener (rejects with e.g. EADDRINUSE). */
   bind(): Promise<HttpListener>;
+  /**
+   * What must follow the listener exactly (the Go peers' UDP responder): opened right after it, and
+   * sharing fails with it; closed with it. Its errors should say what they are about.
+   */
+  companion?: { open(): Promise<void>; close(): Promise<void> };
   announce(port: number): void;
   unannounce(): Promise<void>;
   /** Saves the choice for the next start; may throw. */
@@ -56,7 +61,7 @@ export class SharingSwitch {
     return this.queue(async () => {
       if (!wanted) return;
       try {
-        this.current = await this.parts.bind();
+        this.current = await this.bindAll();
       } catch (e) {
         this.fail(`could not start sharing: ${describe(e)}; sharing is off for this run`);
         return;
@@ -78,6 +83,7 @@ export class SharingSwitch {
       this.stopped = true;
       const l = this.current;
       this.current = null;
+      if (l) await this.parts.companion?.close();
       await l?.close(graceMs);
     });
   }
@@ -90,13 +96,14 @@ export class SharingSwitch {
     }
     let listener: HttpListener;
     try {
-      listener = await this.parts.bind();
+      listener = await this.bindAll();
     } catch (e) {
       throw this.fail(`could not start sharing: ${describe(e)}`);
     }
     try {
       this.parts.persist?.(true);
     } catch (e) {
+      await this.parts.companion?.close();
       await listener.close(0);
       throw this.fail(`could not turn sharing on: saving the setting failed (${describe(e)})`);
     }
@@ -115,6 +122,7 @@ export class SharingSwitch {
       await this.parts.unannounce();
       this.current = null;
       listener.cutAll();
+      await this.parts.companion?.close();
       await listener.close(0);
       this.parts.log.info('sharing turned off');
       this.parts.events.emit({ type: 'sharing', enabled: false });
@@ -125,6 +133,18 @@ export class SharingSwitch {
       throw this.fail(`sharing is off, but the setting could not be saved (${describe(e)}); it may be on again after a restart`);
     }
     this.clearError();
+  }
+
+  // The listener, then its companion; if the companion can't open, the listener is closed again.
+  private async bindAll(): Promise<HttpListener> {
+    const listener = await this.parts.bind();
+    try {
+      await this.parts.companion?.open();
+    } catch (e) {
+      await listener.close(0);
+      throw e;
+    }
+    return listener;
   }
 
   private fail(message: string): Error {

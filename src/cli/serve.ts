@@ -24,6 +24,8 @@ Options:
   --peer URL                a static peer (any Nix binary cache serving uncompressed NARs); repeatable
   --no-mdns                 neither announce nor discover peers by mDNS
   --mdns-interface IFACE    use only this interface (name or IPv4 address) for mDNS
+  --no-go-peers             do not answer the UDP questions of Go peernix hosts (zw3rk/peernix)
+  --go-udp-port PORT        UDP port for their questions while sharing (default 9999, their udp-port)
   --name NAME               the name peers see (default: this host's name)
   --no-share                start with sharing off (the loopback substituter still runs)
   --nar-source filesystem|daemon
@@ -47,6 +49,8 @@ export async function serve(argv: string[]): Promise<number> {
       peer: { type: 'string', multiple: true },
       'no-mdns': { type: 'boolean', default: false },
       'mdns-interface': { type: 'string' },
+      'no-go-peers': { type: 'boolean', default: false },
+      'go-udp-port': { type: 'string' },
       name: { type: 'string' },
       'no-share': { type: 'boolean', default: false },
       'nar-source': { type: 'string', default: 'filesystem' },
@@ -65,6 +69,8 @@ export async function serve(argv: string[]): Promise<number> {
   const narSource = values['nar-source'];
   if (narSource !== 'daemon' && narSource !== 'filesystem') throw new Error(`--nar-source must be daemon or filesystem`);
   const log = createLogger(level);
+  const goUdpPort = values['go-udp-port'] === undefined ? undefined : Number(values['go-udp-port']);
+  if (goUdpPort !== undefined && !(Number.isInteger(goUdpPort) && goUdpPort >= 1 && goUdpPort <= 65535)) throw new Error('--go-udp-port must be a port number 1–65535');
 
   const state = openServiceState({ stateDir: values['state-dir'], log });
   const service = await startService({
@@ -83,6 +89,8 @@ export async function serve(argv: string[]): Promise<number> {
       sharing: values['no-share'] ? false : undefined,
       peers: values.peer,
       mdns: values['no-mdns'] ? false : undefined,
+      goPeers: values['no-go-peers'] ? false : undefined,
+      goUdpPort,
     },
     rendererDir: fileURLToPath(new URL('../../dist/renderer/', import.meta.url)),
     version: VERSION,

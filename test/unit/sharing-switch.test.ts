@@ -5,6 +5,9 @@ import { listen } from '../../src/cache/http-listener.ts';
 import { EventLog } from '../../src/events.ts';
 import { createLogger } from '../../src/log.ts';
 import { SharingSwitch } from '../../src/sharing-switch.ts';
+import dgram from 'node:dgram';
+import { encodeHasPath } from '../../src/peers/go-udp.ts';
+import { UdpResponder } from '../../src/peers/udp-responder.ts';
 
 // The switch with real listeners on loopback: a port held by another socket, and a settings write
 // that fails, must each fail one attempt only and leave listener, state, saved choice and events
@@ -138,5 +141,62 @@ describe('SharingSwitch', () => {
     assert.equal(r.sw.on, true);
     assert.deepEqual(r.saved, [true, false, true]);
     await r.sw.stop(0);
+  });
+
+  // The Go peers' UDP responder rides along: bound exactly while sharing, and a busy UDP port fails
+  // the switch the way a busy share port does.
+  test('the UDP responder follows the listener: open while on, closed when off, a busy UDP port fails sharing cleanly', T, async () => {
+    const HELD = '0123456789abcdfghijklmnpqrsvwxyz';
+    const udpPort = await new Promise<number>((resolve) => {
+      const s = dgram.createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+    });
+    const udp = new UdpResponder({ host: '127.0.0.1', port: udpPort, log, has: (h) => h === HELD });
+    const companion = {
+      open: () => udp.bind().catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`the Go-peer UDP port ${udpPort} is in use by another program (${e.message})`);
+      }),
+      close: () => udp.close(),
+    };
+    const port = await freePort();
+    const events = new EventLog();
+    const sw = new SharingSwitch({ bind: () => listen({ host: '127.0.0.1', port, log, handler: (_q, res) => res.end('ok') }), companion, announce: () => {}, unannounce: async () => {}, events, log, changed: () => {} });
+    const ask = async (): Promise<string[]> => {
+      const c = dgram.createSocket('udp4');
+      const got: string[] = [];
+      await new Promise<void>((r) => c.connect(udpPort, '127.0.0.1', () => r()));
+      c.on('message', (m) => got.push(m.toString()));
+      c.on('error', () => {}); // ECONNREFUSED while nothing listens
+      c.send(encodeHasPath(HELD));
+      await new Promise((r) => setTimeout(r, 250));
+      c.close();
+      return got;
+    };
+
+    assert.deepEqual(await ask(), []);
+    await sw.set(true);
+    assert.equal(udp.open, true);
+    assert.deepEqual(await ask(), ['yes']);
+    await sw.set(false);
+    assert.equal(udp.open, false);
+    assert.deepEqual(await ask(), [], 'sharing off: no answer at all');
+    assert.equal(await answers(port), false);
+
+    // Someone else holds the UDP port: sharing fails as a whole, the HTTP listener is not left open.
+    const squatter = dgram.createSocket('udp4');
+    await new Promise<void>((r) => squatter.bind(udpPort, '127.0.0.1', () => r()));
+    await assert.rejects(sw.set(true), /Go-peer UDP port .* in use/);
+    assert.equal(sw.on, false);
+    assert.match(sw.error ?? '', /could not start sharing: the Go-peer UDP port/);
+    assert.equal(await answers(port), false, 'the share listener was closed again');
+    await new Promise<void>((r) => squatter.close(() => r()));
+    await sw.set(true);
+    assert.deepEqual(await ask(), ['yes']);
+    await sw.stop(0);
+    assert.equal(udp.open, false);
+    console.log(`responder stats: ${JSON.stringify(udp.stats)}; events ${events.recent().map((e) => e.type).join(',')}`);
   });
 });
