@@ -48,6 +48,10 @@ interface Contender {
 }
 
 const MAX_CONTENDERS = 16;
+// A Go peer makes each narinfo by running nix-store four times, and looks for what it lacks on its own
+// peers over UDP for up to 2 s before it says 404 (zw3rk/peernix main.go: generateNarInfo,
+// findPeerForHash): slow answers are its normal, not a stall.
+const GO_STALL_MS = 2500;
 
 /** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
 export class PeerRegistry extends EventEmitter {
@@ -260,7 +264,7 @@ export class PeerRegistry extends EventEmitter {
 
   /** A lookup to `peer` starts; see PeerHealth.track. */
   trackLookup(peer: Peer, abort: () => void): () => void {
-    return this.health.track(peer, abort);
+    return peer.dialect === 'go' ? this.health.track(peer, abort, GO_STALL_MS) : this.health.track(peer, abort);
   }
 
   reportBadBytes(peer: Peer, why: string): void {

@@ -1,0 +1,161 @@
+// Mixed LANs: Peernix next to a host running the original Go peernix (zw3rk/peernix). The Go host is
+// a stand-in written from its source (test/support/go-peer-standin.ts: its mDNS record, its
+// /nix-cache/ layout and narinfo quirks, its UDP questions), serving a real chroot store; Peernix runs
+// for real with its own Nix daemon; real mDNS between the two network namespaces only, real Nix on
+// both sides with signature checking on.
+
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import type { PeerView, Snapshot } from '../../src/api.ts';
+import { nodeBin, PROJECT_ROOT, skippedWithoutNetns } from '../support/netns.ts';
+import { addPath, addTestClosure, makeSigningKey, nixEnv, type TestClosure } from '../support/nix-host.ts';
+import { createPnLan, hashPart, SUBST, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
+
+const STANDIN = `${PROJECT_ROOT}/test/support/go-peer-standin.ts`;
+
+interface AskResult {
+  found: string | null;
+  replies: (string | null)[];
+  ms: number;
+}
+
+describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
+  if (skippedWithoutNetns()) return;
+  let pl: PnLan;
+  let pn: PnHost;
+  let go: PnHost;
+  let goKey: { secretKeyFile: string; publicKey: string };
+  let closure: TestClosure;
+  let onlyHere: string; // in Peernix's own store only
+  let standin: ChildProcess | null = null;
+  let standinOut = '';
+  let standinErr = '';
+
+  before(async () => {
+    pl = await createPnLan('pn-go-peer', ['pn', 'gohost']);
+    [pn, go] = pl.hosts;
+    // Every Go host names its key peernix-1. Peernix's Nix trusts this one, as a user who added it would.
+    goKey = await makeSigningKey(go.nix, `${pl.dir}/gohost`, 'peernix-1');
+    pl.trustedKeys = `${pl.trustedKeys} ${goKey.publicKey}`;
+    closure = await addTestClosure(go.nix, { largeSize: 3 * 1024 * 1024, smallFiles: 40 });
+    onlyHere = await addPath(pn.nix, 'only-on-peernix', { type: 'file', contents: 'held by the Peernix host alone\n' });
+
+    const cfg = { root: go.nix.root, address: go.lan.address, hostName: 'gohost', httpPort: 9999, udpPort: 9999, secretKeyFile: goKey.secretKeyFile, peers: [pn.lan.address] };
+    standin = go.lan.exec(nodeBin(), [STANDIN, JSON.stringify(cfg)], { cwd: PROJECT_ROOT, env: go.nix.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    standin.stdout!.setEncoding('utf8').on('data', (d: string) => (standinOut += d));
+    standin.stderr!.setEncoding('utf8').on('data', (d: string) => (standinErr = (standinErr + d).slice(-4000)));
+    await waitFor(`the Go stand-in to be ready (stderr: ${standinErr})`, async () => standinOut.includes('"event":"ready"'), 20_000);
+    await pl.start(pn);
+  });
+
+  after(async () => {
+    if (standin && standin.exitCode === null && standin.signalCode === null) standin.kill('SIGKILL');
+    await pl?.teardown();
+  });
+
+  const goUrl = () => `http://${go.lan.address}:9999/nix-cache`;
+  const goPeer = (s: Snapshot): PeerView | undefined => s.peers.find((p) => p.url === goUrl());
+  // The stand-in asks its peers over UDP exactly as on a narinfo miss (Go's retry schedule, 2 s deadline).
+  const ask = async (storePath: string): Promise<AskResult> => {
+    const r = await go.lan.run('curl', ['-s', '--max-time', '10', `http://127.0.0.1:9999/standin/ask/${hashPart(storePath)}`], { timeoutMs: 15_000 });
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as AskResult;
+  };
+
+  it('is discovered by its TXT record at its /nix-cache/ URL, and its announced key makes it neither verified nor trusted', async () => {
+    const t0 = Date.now();
+    let last: Snapshot | null = null;
+    const peer = await waitFor('Peernix to list the Go peer as up', async () => {
+      last = await pl.status(pn);
+      const p = goPeer(last);
+      return p?.state === 'up' ? p : null;
+    }, 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}; Peernix showed ${JSON.stringify((last as Snapshot | null)?.peers ?? [])}; stand-in said ${standinOut.slice(-1500)}`);
+    });
+    console.log(`Go peer up after ${Date.now() - t0} ms: ${peer.name} ${peer.url} verified=${peer.verified} trusted=${peer.trusted} publicKey=${peer.publicKey} platform=${peer.platform}`);
+    assert.equal(peer.address, go.lan.address);
+    assert.equal(peer.port, 9999);
+    assert.equal(peer.verified, false);
+    assert.equal(peer.trusted, false, 'a Go peer is never trusted for the key it announces, even one Nix trusts');
+    assert.equal(peer.publicKey, null);
+    assert.equal(peer.platform, 'amd64-linux');
+    // Still so a while later: nothing upgrades it.
+    await new Promise((r) => setTimeout(r, 3000));
+    const again = goPeer(await pl.status(pn))!;
+    assert.equal(again.verified || again.trusted, false);
+  });
+
+  it('a closure is substituted from it through Peernix with signature checking on, bytes identical', async () => {
+    const r = await pn.lan.run(
+      'nix-store',
+      ['--store', `${pl.dir}/client`, '-r', closure.top, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', goKey.publicKey, '--option', 'require-sigs', 'true'],
+      { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-xdg` }), timeoutMs: 180_000 },
+    );
+    if (r.code !== 0) {
+      const lines = pn.pn!.logs().split('\n').filter((l) => /resolver|subst|peer/.test(l)).slice(-40).join('\n');
+      assert.fail(`nix-store -r failed: ${r.stderr.slice(-1500)}\nPeernix: ${lines}\nstand-in: ${standinOut.slice(-1500)}`);
+    }
+    const fromGo = await go.nix.pathInfoJson(closure.paths);
+    let identical = 0;
+    for (const p of closure.paths) {
+      const verify = await pn.nix.run('nix-store', ['--store', `${pl.dir}/client`, '--verify-path', p]);
+      assert.equal(verify.code, 0, `${p} fails --verify-path: ${verify.stderr}`);
+      const here = JSON.parse((await pn.nix.run('nix', ['--store', `${pl.dir}/client`, 'path-info', '--json', p], { check: true })).stdout)[0];
+      const there = fromGo.find((x) => x.path === p)!;
+      assert.equal(here.narHash, there.narHash, p);
+      assert.equal(here.narSize, there.narSize, p);
+      identical++;
+    }
+    const nars = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}\.nar"/g) ?? []).length;
+    const narinfos = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}\.narinfo"/g) ?? []).length;
+    console.log(`closure of ${closure.paths.length} paths substituted from the Go peer: ${identical} verified with NarHash and size equal to the Go host's; the stand-in served ${narinfos} narinfos and ${nars} NARs`);
+    assert.equal(identical, closure.paths.length);
+    assert.ok(nars >= closure.paths.length, 'every NAR came from the Go peer');
+    const s = await pl.status(pn);
+    assert.ok(!goPeer(s)!.bad, 'not marked bad');
+  });
+
+  it('answers its UDP questions while sharing: yes for a path of its own store, silence for one it only knows from a peer', async () => {
+    const held = await ask(onlyHere);
+    console.log(`has_path? for a path in Peernix's store: found=${held.found} replies=${JSON.stringify(held.replies)} in ${held.ms} ms`);
+    assert.equal(held.found, pn.lan.address);
+    assert.deepEqual(held.replies, ['yes']);
+
+    // The closure's top is known to Peernix (it fetched it for Nix above) only as held by the Go peer.
+    const known = await ask(closure.top);
+    console.log(`has_path? for a path Peernix knows only from a peer: found=${known.found} replies=${JSON.stringify(known.replies)} in ${known.ms} ms`);
+    assert.equal(known.found, null);
+    assert.ok(known.replies.length >= 2 && known.replies.every((x) => x === null), 'silence, as the Go protocol expects');
+  });
+
+  it("the Go peer's own Nix fetches a path from Peernix through it: narinfo URL in the form it follows", async () => {
+    const r = await go.lan.run(
+      'nix-store',
+      ['--store', `${pl.dir}/goclient`, '-r', onlyHere, '--option', 'substituters', 'http://127.0.0.1:9999/nix-cache', '--option', 'trusted-public-keys', pn.key.publicKey, '--option', 'require-sigs', 'true'],
+      { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/goclient-xdg` }), timeoutMs: 120_000 },
+    );
+    assert.equal(r.code, 0, `the Go host's Nix failed: ${r.stderr.slice(-2000)}\nstand-in: ${standinOut.slice(-2000)}`);
+    const here = JSON.parse((await go.nix.run('nix', ['--store', `${pl.dir}/goclient`, 'path-info', '--json', onlyHere], { check: true })).stdout)[0];
+    const there = (await pn.nix.pathInfoJson([onlyHere]))[0];
+    const proxied = standinOut.split('\n').filter((l) => l.includes('"event":"proxied"') && l.includes(hashPart(onlyHere)));
+    console.log(`Go host's Nix got ${onlyHere} via the stand-in's proxy (${proxied.length} requests: ${proxied.map((l) => JSON.parse(l).url + ' ' + JSON.parse(l).status).join(', ')}); narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
+    assert.equal(here.narHash, there.narHash);
+    assert.ok(proxied.some((l) => l.includes(`${hashPart(onlyHere)}.nar"`) && l.includes('"status":200')), 'the NAR came from Peernix at the Go form URL');
+  });
+
+  it('answers nothing at all while sharing is off, and again once it is back on', async () => {
+    const off = await pl.cli(pn, ['sharing', 'off']);
+    assert.equal(off.code, 0, off.stderr);
+    const silent = await ask(onlyHere);
+    console.log(`sharing off: has_path? found=${silent.found} replies=${JSON.stringify(silent.replies)} in ${silent.ms} ms`);
+    assert.equal(silent.found, null);
+    assert.ok(silent.replies.length >= 2 && silent.replies.every((x) => x === null));
+
+    const on = await pl.cli(pn, ['sharing', 'on']);
+    assert.equal(on.code, 0, on.stderr);
+    const back = await ask(onlyHere);
+    console.log(`sharing on again: found=${back.found} replies=${JSON.stringify(back.replies)}`);
+    assert.deepEqual(back.replies, ['yes']);
+  });
+});
