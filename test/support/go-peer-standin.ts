@@ -1,41 +1,50 @@
 // A stand-in for the original Go peernix (github zw3rk/peernix), run as a process inside a test
-// namespace. Written from what its main.go says (read at commit 93fc5118f620948ab3d1d68e07bed84fcc00291b,
-// the newest stored; line numbers are that file's), not from its code. What it does, and where it says so:
+// namespace. Written from what its main.go says, not from its code: main.go as stored at commit
+// 93fc5118f620948ab3d1d68e07bed84fcc00291b (line numbers below are that file's, counted from the stored
+// text), and hashicorp/mdns (zone.go 075c2148…, server.go 062c82cd…) for what its mDNS puts on the wire.
 //
-//   mDNS (startMDNSServer; hashicorp/mdns zone.go + server.go for the wire form):
-//     instance "peernix", service "_peernix._tcp", domain "local", port = its http-port; TXT strings
-//     version=2.0.0, platform=<GOARCH>-<GOOS>, features=compression,parallel,health[,signing],
-//     pubkey=<key-name>:<base64> (signing on). A PTR query is answered with PTR + SRV (priority 10,
-//     weight 1, target "<hostname>.") + A + TXT, TTL 120, all in the answer section, sent back to the
-//     asker's address and port (hashicorp sendResponse); at start an unsolicited SRV + A + TXT (no PTR)
-//     is multicast three times, 1 s and 2 s apart (hashicorp probe).
-//   HTTP (main; handleNixCacheInfo; handleNixCache):
-//     /nix-cache/nix-cache-info: "StoreDir: /nix/store", "WantMassQuery: 0", "Priority: 10".
-//     /nix-cache/<X>.narinfo and /nix-cache/<X>.nar: X is everything between "/nix-cache/" and the
-//     suffix, taken as a hash part (so /nix-cache/nar/… is a 404); anything else under it is a 404.
-//     A path held locally is served from the store; otherwise a narinfo is looked for on its peers by
-//     UDP (findPeerForHash), the answering peer is remembered for the hash, and the request is proxied
-//     to http://<peer>:<its own http-port><the same path>; a .nar for a hash no narinfo was proxied
-//     for is a 404 ("peer for .nar not cached").
-//   narinfo (generateNarInfo): StorePath; URL "<hash>.nar" (".gz" never: compression is
-//     only for .nar requests); Compression: none; FileHash = NarHash; FileSize = NarSize; NarHash from
-//     `nix-store --query --hash`; References from --references, sorted, basenames, the path itself
-//     left out; Deriver: basename or "unknown-deriver"; Sig "<key-name>:<base64>" over
-//     "1;<path>;<narHash>;<narSize>;<full reference paths joined by ','>". The key name is "peernix-1"
-//     on every host (config default KeyName; var keyName).
-//   NAR (generateNar): `nix-store --dump` streamed, no Content-Length (chunked), gzip
-//     with Content-Encoding only when Accept-Encoding has "gzip"; no Range support (always 200).
-//   UDP (udpServer; queryPeersParallel): one socket on :<udp-port> (default
-//     9999, apart from the HTTP port), 1024-byte reads; "has_path?<hash>" answered "yes" only when held
-//     (nothing otherwise); "ping" answered "pong" unless from its own address. Asking: per peer, a
-//     connected socket to <peer>:<its own udp-port> sends "has_path?<hash>" and reads 1 s; attempts
-//     at 0, +100 ms, +500 ms, +2 s, all within a 2 s deadline; exactly "yes" means found.
-//   hasPath (with findStorePath): `nix store path-from-hash-part`, then the path exists and has no ".lock".
+//   mDNS: startMDNSServer (l. 978–1002) announces instance "peernix", service "_peernix._tcp", domain
+//     "" (→ "local"), port = http-port (l. 990), TXT strings version=2.0.0, platform=<GOARCH>-<GOOS>,
+//     features=compression,parallel,health[,signing] (getSupportedFeatures l. 289–295),
+//     pubkey=<keyName>:<base64> when signing (l. 980–988). hashicorp/mdns answers a PTR query with PTR +
+//     SRV (priority 10, weight 1, target "<hostname>.") + A + AAAA + TXT, TTL 120, all as answers
+//     (zone.go), written back to the asker's address and port (server.go sendResponse); at start it
+//     multicasts SRV + A + TXT (no PTR) three times, 1 s then 2 s apart (server.go probe). Its own
+//     browsing (updatePeersMDNS l. 1005–1091) takes any `_peernix._tcp` service's entry.Addr as a peer.
+//   HTTP routes (l. 515–521): "/", "/health", "/status", "/ping", "/nix-cache/nix-cache-info",
+//     "/nix-cache/", "/public-key". nix-cache-info (l. 550–557): StoreDir /nix/store, WantMassQuery: 0,
+//     Priority: 10. handleNixCache (l. 1588 on): the part after "/nix-cache/" (l. 1590) ending in
+//     ".narinfo" or ".nar" is stripped to the hash (l. 1597–1608; so "/nix-cache/nar/…" looks up the hash
+//     "nar/…" and is a 404), anything else a 404. Held locally (hasPath, l. 1622): served from the store,
+//     and a narinfo leaves a "localhost" marker (l. 1637). Not held: a .nar needs a peer remembered from
+//     its narinfo, else 404 "Not found, peer for .nar not cached" (l. 1665–1695); a .narinfo asks the
+//     peers by UDP (findPeerForHash l. 1536–1586) and remembers who said yes (l. 1698–1714); either is
+//     then proxied to "http://" + peer + ":" + its own http-port + the same path (l. 1717).
+//   narinfo (generateNarInfo l. 1155–1279): nix-store --query --references/--deriver/--size/--hash
+//     (l. 1162–1186); URL "<hash>.nar" and Compression: none (".gz"/gzip only if compress, which is never
+//     true for a narinfo: l. 1619, 1197–1202); FileHash = NarHash, FileSize = NarSize (l. 1188–1190);
+//     References sorted basenames without the path itself (l. 1228–1244); Deriver basename or
+//     "unknown-deriver" (l. 1248–1257); Sig = keyName + ":" + base64(Ed25519) (signNarInfo l. 269–276) over
+//     "1;<path>;<narHash>;<narSize>;<full reference paths joined by ','>" (l. 1259–1276). keyName is
+//     "peernix-1" by default on every host (l. 50, 108).
+//   NAR (generateNar l. 1466–1520): `nix-store --dump` copied to the response (no Content-Length, so
+//     chunked), through gzip with Content-Encoding only when Accept-Encoding has "gzip" (l. 1619, 1643);
+//     Range is never looked at (always 200 with the whole NAR).
+//   UDP: udpServer (l. 730–846) listens on config.UDPPort (l. 731–732; default "9999" like HTTPPort, l.
+//     46–47, separate settings), reads 1024 bytes (l. 766); "has_path?<hash>" → hasPath → "yes" only,
+//     nothing when not held (l. 776–784); "ping" → "pong" unless from itself (l. 785–792); JSON "{…"
+//     is its discovery announce (l. 793–840). Asking (queryPeersParallel l. 1282–1464): per peer,
+//     <peer address>:<its own UDPPort> (l. 1336), a connected socket (l. 1354), 1 s deadline (l. 1372),
+//     "has_path?" + hash (l. 1374), exactly "yes" is found (l. 1414); attempts after 0, 100 ms, 500 ms,
+//     2 s (l. 1314), all under one 2 s deadline (l. 1294).
+//   hasPath (l. 1133–1153): findStorePath runs `nix store path-from-hash-part` (l. 1114); then the path
+//     must exist (l. 1140) and have no ".lock" beside it (l. 1145).
 //
 // Differences, for the test's sake: Nix 2.8 has no `nix store path-from-hash-part`, so the path is
-// found by its name under the chroot store and checked with `nix-store --check-validity`; its peers
-// are given on the command line (it would learn them by mDNS or UDP broadcast); it prints one JSON line
-// per event on stdout for the test to read. Everything runs against a chroot store (--store <root>).
+// found by its name under the chroot store and checked with `nix-store --check-validity`; `nix store
+// dump-path` stands for `nix-store --dump`, which ignores --store; its peers are given on the command
+// line (it would learn them by mDNS or UDP broadcast); /standin/ask/<hash> is a test hook that asks
+// the peers exactly as a narinfo miss does; it prints one JSON line per event for the test to read.
 
 import { spawn } from 'node:child_process';
 import { createPrivateKey, sign } from 'node:crypto';
