@@ -25,6 +25,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
   let pl: PnLan;
   let pn: PnHost;
   let go: PnHost;
+  let p2: PnHost; // a second Peernix, for the resume
   let goKey: { secretKeyFile: string; publicKey: string };
   let closure: TestClosure;
   let onlyHere: string; // in Peernix's own store only
@@ -33,8 +34,8 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
   let standinErr = '';
 
   before(async () => {
-    pl = await createPnLan('pn-go-peer', ['pn', 'gohost']);
-    [pn, go] = pl.hosts;
+    pl = await createPnLan('pn-go-peer', ['pn', 'gohost', 'peer2']);
+    [pn, go, p2] = pl.hosts;
     // Every Go host names its key peernix-1. Peernix's Nix trusts this one, as a user who added it would.
     goKey = await makeSigningKey(go.nix, `${pl.dir}/gohost`, 'peernix-1');
     pl.trustedKeys = `${pl.trustedKeys} ${goKey.publicKey}`;
@@ -157,5 +158,42 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     const back = await ask(onlyHere);
     console.log(`sharing on again: found=${back.found} replies=${JSON.stringify(back.replies)}`);
     assert.deepEqual(back.replies, ['yes']);
+  });
+
+  it('a NAR the Go peer cuts mid-way is finished by Range from another holder; the Go peer, which ignores Range, is not asked to resume', async () => {
+    const large = closure.large;
+    // peer2 holds a copy of the large path but is not running yet: Peernix can only take it from the Go peer.
+    await go.nix.run('nix', ['copy', '--no-check-sigs', '--from', go.nix.root, '--to', p2.nix.root, large], { check: true });
+    const size = (await go.nix.pathInfoJson([large]))[0].narSize;
+    const cutAt = Math.floor(size / 3);
+    const armed = await go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/cut/${hashPart(large)}/${cutAt}`]);
+    assert.equal(armed.stdout.trim(), 'armed');
+
+    const copying = pn.lan.run(
+      'nix-store',
+      ['--store', `${pl.dir}/client-resume`, '-r', large, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', `${goKey.publicKey} ${p2.key.publicKey}`, '--option', 'require-sigs', 'true'],
+      { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-resume-xdg` }), timeoutMs: 180_000 },
+    );
+    await waitFor('the Go peer to be mid-way through the NAR', async () => standinOut.includes(`"event":"held","hash":"${hashPart(large)}"`), 30_000);
+    // Another holder appears; then the Go host dies mid-transfer.
+    await pl.start(p2);
+    await waitFor('Peernix to see peer2 up', async () => (await pl.status(pn)).peers.some((p) => p.name === 'peer2' && p.state === 'up'), 30_000);
+    await go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/release/${hashPart(large)}`]);
+    const r = await copying;
+    assert.equal(r.code, 0, `nix-store -r failed: ${r.stderr.slice(-1500)}`);
+    const verify = await pn.nix.run('nix-store', ['--store', `${pl.dir}/client-resume`, '--verify-path', large]);
+    assert.equal(verify.code, 0, verify.stderr);
+    const here = JSON.parse((await pn.nix.run('nix', ['--store', `${pl.dir}/client-resume`, 'path-info', '--json', large], { check: true })).stdout)[0];
+    const there = (await go.nix.pathInfoJson([large]))[0];
+    const goNars = standinOut.split('\n').filter((l) => l.includes('"event":"http"') && l.includes(`${hashPart(large)}.nar"`));
+    const goRanges = goNars.filter((l) => !l.includes('"range":null'));
+    const p2Ranges = p2.pn!.logs().split('\n').filter((l) => l.includes(`/nar/${hashPart(large)}-`) && / 206 /.test(l));
+    const resumed = (await pl.status(pn)).events.filter((e) => e.type === 'transfer' && (e as { outcome?: string }).outcome === 'resumed');
+    console.log(`NAR of ${size} bytes held by the Go peer at ${cutAt}, then cut: NAR requests to the Go peer ${goNars.length} (with Range ${goRanges.length}); Range answers (206) from peer2 ${p2Ranges.length}; resumed transfers ${resumed.length}; narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
+    assert.equal(goNars.length, 2, 'the Go peer served this NAR once before (the closure) and once now');
+    assert.equal(goRanges.length, 0, 'never asked to resume: it ignores Range');
+    assert.ok(p2Ranges.length >= 1, 'the rest came from peer2 by Range');
+    assert.ok(resumed.length >= 1);
+    assert.equal(here.narHash, there.narHash);
   });
 });

@@ -43,8 +43,9 @@
 // Differences, for the test's sake: Nix 2.8 has no `nix store path-from-hash-part`, so the path is
 // found by its name under the chroot store and checked with `nix-store --check-validity`; `nix store
 // dump-path` stands for `nix-store --dump`, which ignores --store; its peers are given on the command
-// line (it would learn them by mDNS or UDP broadcast); /standin/ask/<hash> is a test hook that asks
-// the peers exactly as a narinfo miss does; it prints one JSON line per event for the test to read.
+// line (it would learn them by mDNS or UDP broadcast); test hooks: /standin/ask/<hash> asks the peers
+// exactly as a narinfo miss does, /standin/cut/<hash>/<bytes> holds the next NAR of that hash after so
+// many bytes, /standin/release/<hash> then cuts it; it prints one JSON line per event for the test to read.
 
 import { spawn } from 'node:child_process';
 import { createPrivateKey, sign } from 'node:crypto';
@@ -180,6 +181,10 @@ async function findPeerForHash(hash: string, replies: (string | null)[] = []): P
 
 // ---- HTTP ----
 const narInfoPeer = new Map<string, string>();
+// Test hook: the next NAR served for a hash stops after this many bytes and is cut when released (a Go
+// host dying mid-transfer, at a moment the test chooses).
+const cuts = new Map<string, number>();
+const held = new Map<string, () => void>();
 
 async function handleNixCache(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const p = (req.url ?? '').split('?')[0].slice('/nix-cache/'.length);
@@ -201,7 +206,25 @@ async function handleNixCache(req: http.IncomingMessage, res: http.ServerRespons
     res.writeHead(200, { 'Content-Type': 'application/x-nix-nar', ...(compress ? { 'Content-Encoding': 'gzip' } : {}) });
     const dump = spawn('nix', ['--store', cfg.root, 'store', 'dump-path', full], { stdio: ['ignore', 'pipe', 'ignore'] });
     const body = compress ? dump.stdout.pipe(createGzip()) : dump.stdout;
-    body.pipe(res);
+    const cutAfter = cuts.get(hash);
+    cuts.delete(hash);
+    if (cutAfter === undefined) body.pipe(res);
+    else {
+      let sent = 0;
+      body.on('data', (chunk: Buffer) => {
+        if (sent >= cutAfter) return;
+        const part = chunk.subarray(0, cutAfter - sent);
+        sent += part.length;
+        res.write(part);
+        if (sent >= cutAfter) {
+          say({ event: 'held', hash, after: sent });
+          held.set(hash, () => {
+            say({ event: 'cut', hash, after: sent });
+            res.socket?.destroy();
+          });
+        }
+      });
+    }
     res.on('close', () => dump.kill());
     return;
   }
@@ -248,6 +271,18 @@ const server = http.createServer((req, res) => {
     const t0 = Date.now();
     void findPeerForHash(ask[1], replies).then((found) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ found, replies, ms: Date.now() - t0 })));
     return;
+  }
+  const cut = /^\/standin\/cut\/([0-9a-z]{32})\/([0-9]{1,12})$/.exec(url);
+  if (cut) {
+    cuts.set(cut[1], Number(cut[2]));
+    return void res.writeHead(200).end('armed\n');
+  }
+  const release = /^\/standin\/release\/([0-9a-z]{32})$/.exec(url);
+  if (release) {
+    const cutNow = held.get(release[1]);
+    held.delete(release[1]);
+    cutNow?.();
+    return void res.writeHead(200).end(cutNow ? 'cut\n' : 'nothing held\n');
   }
   if (url === '/') return void res.writeHead(200, { 'Content-Type': 'text/plain' }).end('peernix server running\n');
   res.writeHead(404).end('404 page not found\n');
