@@ -20,6 +20,7 @@ import { PeerSummaries } from './peers/peer-summaries.ts';
 import { PeerRegistry, type Peer } from './peers/registry.ts';
 import { staticPeerInfo } from './peers/static-peer.ts';
 import { UdpResponder } from './peers/udp-responder.ts';
+import { GO_HTTP_PORT } from './peers/go-peer.ts';
 import { Resolver } from './resolver.ts';
 import { SharingSwitch } from './sharing-switch.ts';
 import { ensureStateDir } from './state-dir.ts';
@@ -206,12 +207,19 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     : null;
   const goUdpCompanion = goUdp && {
     open: async () => {
+      // A Go peer that hears "yes" fetches from our address on its own HTTP port: saying yes while the
+      // share listener is elsewhere would only send it to a closed port.
+      const port = sharing.listener?.port;
+      if (port !== GO_HTTP_PORT) {
+        log.info(`not answering Go peernix UDP questions: they fetch from port ${GO_HTTP_PORT}, this store is shared on ${port}`);
+        return;
+      }
       try {
         await goUdp.bind();
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         const why = err.code === 'EADDRINUSE' ? 'is in use by another program' : err.code === 'EACCES' ? 'may not be bound' : 'could not be bound';
-        throw new Error(`the UDP port for Go peernix questions (${opts.goUdp!.port}) ${why} (${err.message}); set goUdpPort, or goPeers false`);
+        throw new Error(`the UDP port for Go peernix questions (${opts.goUdp!.port}) ${why} (${err.message}): Go peernix hosts will not fetch from this one (settings goUdpPort, goPeers)`);
       }
       log.info(`answering Go peernix UDP questions on ${formatHostPort(shareAddr.host, goUdp.port ?? opts.goUdp!.port)}/udp`);
     },

@@ -6,6 +6,11 @@ import net from 'node:net';
 // key named peernix-1 on every host), so it is known by the address it announces from and its port.
 
 export const GO_CACHE_PREFIX = '/nix-cache';
+/**
+ * The port a Go peer fetches from on every peer: its own http-port setting (default 9999), not a port
+ * it learns (main.go handleNixCache builds "http://" + peer + ":" + config.HTTPPort + path).
+ */
+export const GO_HTTP_PORT = 9999;
 
 export function goPeerId(address: string, port: number): string {
   return `go:${address}:${port}`;

@@ -196,4 +196,16 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     assert.ok(resumed.length >= 1);
     assert.equal(here.narHash, there.narHash);
   });
+
+  it('stays silent when its share listener is not on the port Go peers fetch from (they would be sent to a closed port)', async () => {
+    await pn.pn!.stop();
+    await pl.start(pn, ['--share-listen', '0.0.0.0:9990']);
+    const quiet = await ask(onlyHere);
+    const said = pn.pn!.logs().split('\n').find((l) => l.includes('not answering Go peernix UDP questions'));
+    console.log(`shared on 9990: has_path? found=${quiet.found} replies=${JSON.stringify(quiet.replies)}; log: ${said?.replace(/^.*\] /, '')}`);
+    assert.equal(quiet.found, null);
+    assert.ok(quiet.replies.length >= 2 && quiet.replies.every((x) => x === null));
+    assert.ok(said, 'the reason is logged');
+    assert.equal((await pl.status(pn)).status.shareError, null, 'not an error: sharing works for Peernix peers');
+  });
 });
