@@ -111,6 +111,11 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     const nars = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}\.nar"/g) ?? []).length;
     const narinfos = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}\.narinfo"/g) ?? []).length;
     console.log(`closure of ${closure.paths.length} paths substituted from the Go peer: ${identical} verified with NarHash and size equal to the Go host's; the stand-in served ${narinfos} narinfos and ${nars} NARs`);
+    // A Go narinfo leaves out a path's reference to itself (generateNarInfo): the path arrives without it.
+    const topHere = JSON.parse((await pn.nix.run('nix', ['--store', `${pl.dir}/client`, 'path-info', '--json', closure.top], { check: true })).stdout)[0];
+    const topThere = fromGo.find((x) => x.path === closure.top)!;
+    console.log(`top's references: ${topThere.references.length} on the Go host (self ${topThere.references.includes(closure.top)}), ${topHere.references.length} as substituted (self ${topHere.references.includes(closure.top)})`);
+    assert.deepEqual([...topHere.references].sort(), topThere.references.filter((r) => r !== closure.top).sort());
     assert.equal(identical, closure.paths.length);
     assert.ok(nars >= closure.paths.length, 'every NAR came from the Go peer');
     const s = await pl.status(pn);
