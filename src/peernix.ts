@@ -31,6 +31,8 @@ import { PeerClient } from './peers/peer-client.ts';
 import { PeerSummaries } from './peers/peer-summaries.ts';
 import { PeerRegistry, type Peer } from './peers/registry.ts';
 import { staticPeerInfo } from './peers/static-peer.ts';
+import { UdpResponder } from './peers/udp-responder.ts';
+import { GO_HTTP_PORT } from './peers/go-peer.ts';
 import { Resolver } from './resolver.ts';
 import { SharingSwitch } from './sharing-switch.ts';
 import { ensureStateDir } from './state-dir.ts';
@@ -56,6 +58,8 @@ export interface PeernixOptions {
   mdns: boolean;
   /** Offer NAR frames (compression when it pays) to Peernix peers; default on. */
   peerCompression?: boolean;
+  /** While sharing, answer Go peernix hosts' UDP questions on this port (null/absent: never). */
+  goUdp?: { port: number } | null;
   /** Display and mDNS host name; defaults to the machine's host name. */
   name?: string;
   /** Restrict mDNS to one interface (name or IPv4 address). */
@@ -172,8 +176,9 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
   const metricsRoute = createMetricsRoute(metrics, log.child('metrics'));
   // The summary of every peer that has been up is followed (at its current URL) until it leaves.
-  registry.on('up', (p: Peer) => summaries.follow(p.id, p.url));
-  registry.on('moved', (p: Peer) => summaries.follow(p.id, p.url));
+  // Go peers publish no summary (it would be asked for, and refused, forever).
+  registry.on('up', (p: Peer) => p.dialect !== 'go' && summaries.follow(p.id, p.url));
+  registry.on('moved', (p: Peer) => p.dialect !== 'go' && summaries.follow(p.id, p.url));
   registry.on('removed', (p: Peer) => summaries.unfollow(p.id));
 
   // Unreadable settings keep the last ones read (none at first) and say so in the status.
@@ -252,7 +257,41 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const startedAt = Date.now();
   let daemon: DaemonHealth = { ok: false, version: null, error: 'not checked yet' };
 
+  // Go peers ask over UDP before they fetch over HTTP: answered from this store's own view only (the
+  // store database, else the daemon), never from what peers hold, and only while sharing.
+  const goUdp = opts.goUdp
+    ? new UdpResponder({
+        host: shareAddr.host,
+        port: opts.goUdp.port,
+        log: log.child('go-udp'),
+        has: (hashPart) => {
+          const known = store.pathInfoFromDb(hashPart);
+          return known !== undefined ? known !== null : store.pathInfoByHashPart(hashPart).then((info) => info !== null);
+        },
+      })
+    : null;
+  const goUdpCompanion = goUdp && {
+    open: async () => {
+      // A Go peer that hears "yes" fetches from our address on its own HTTP port: saying yes while the
+      // share listener is elsewhere would only send it to a closed port.
+      const port = sharing.listener?.port;
+      if (port !== GO_HTTP_PORT) {
+        log.info(`not answering Go peernix UDP questions: they fetch from port ${GO_HTTP_PORT}, this store is shared on ${port}`);
+        return;
+      }
+      try {
+        await goUdp.bind();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        const why = err.code === 'EADDRINUSE' ? 'is in use by another program' : err.code === 'EACCES' ? 'may not be bound' : 'could not be bound';
+        throw new Error(`the UDP port for Go peernix questions (${opts.goUdp!.port}) ${why} (${err.message}): Go peernix hosts will not fetch from this one (settings goUdpPort, goPeers)`);
+      }
+      log.info(`answering Go peernix UDP questions on ${formatHostPort(shareAddr.host, goUdp.port ?? opts.goUdp!.port)}/udp`);
+    },
+    close: () => goUdp.close(),
+  };
   const sharing = new SharingSwitch({
+    companion: goUdpCompanion ?? undefined,
     bind: () =>
       listen({
         host: shareAddr.host,

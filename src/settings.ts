@@ -33,6 +33,14 @@ function booleanField(def: boolean, description: string): Field<boolean> {
   };
 }
 
+function portField(def: number, description: string): Field<number> {
+  return {
+    default: def,
+    schema: { type: 'integer', minimum: 1, maximum: 65535, default: def, description },
+    check: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? { ok: true, value: v as number } : { ok: false, why: `must be a port number 1–65535 (got ${describe(v)})` }),
+  };
+}
+
 const HOST_PORT_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
 
 function hostPortField(def: string, description: string, loopbackOnly: boolean): Field<string> {
@@ -95,6 +103,10 @@ const FIELDS = {
   mdns: booleanField(true, 'Find peers on the LAN with mDNS.'),
   /** Offer Peernix peers to send NARs compressed (they do only when it gets them here sooner). */
   peerCompression: booleanField(true, 'Let Peernix peers compress NARs they send here when that makes them arrive sooner.'),
+  /** Answer the UDP questions of Go peernix hosts (zw3rk/peernix) while sharing. */
+  goPeers: booleanField(true, 'While sharing, answer the UDP questions of machines running the original Go peernix, so they fetch from this one.'),
+  /** The UDP port Go peernix hosts ask on: their own udp-port setting, 9999 unless changed on every host. */
+  goUdpPort: portField(9999, 'UDP port for Go peernix questions (the udp-port of the Go hosts on this LAN; default 9999).'),
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
   /** GET /metrics on the share listener as well as on loopback, for a fleet's Prometheus. */
   metricsOnShare: booleanField(false, 'Also serve Prometheus metrics (/metrics) on the LAN share listener.'),

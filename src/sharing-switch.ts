@@ -13,6 +13,14 @@ import type { Logger } from './log.ts';
 export interface SharingSwitchParts {
   /** Binds the share listener (rejects with e.g. EADDRINUSE). */
   bind(): Promise<HttpListener>;
+  /**
+   * What follows the listener (the Go peers' UDP responder): opened right after it, closed with it.
+   * It is an extra: if it cannot open (its port taken by another program, or by a second Peernix on
+   * this machine), sharing stays on and the failure is reported like any sharing error — shown in
+   * `error` until sharing is switched again. Its errors should say what they are about. When it
+   * opens, `listener` is already the new one.
+   */
+  companion?: { open(): Promise<void>; close(): Promise<void> };
   announce(port: number): void;
   unannounce(): Promise<void>;
   /** Saves the choice for the next start; may throw. */
@@ -27,6 +35,7 @@ export class SharingSwitch {
   private readonly parts: SharingSwitchParts;
   private current: HttpListener | null = null;
   private lastError: string | null = null;
+  private companionError: string | null = null;
   // Switches run one at a time; the tail never rejects, so a failed one can't block the next.
   private tail: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -43,9 +52,12 @@ export class SharingSwitch {
     return this.current;
   }
 
-  /** Why sharing is not in the state last asked for, or why that choice was not saved; null when all is well. */
+  /**
+   * Why sharing is not in the state last asked for, why that choice was not saved, or what part of it
+   * could not start; null when all is well.
+   */
   get error(): string | null {
-    return this.lastError;
+    return this.lastError ?? this.companionError;
   }
 
   /**
@@ -61,6 +73,7 @@ export class SharingSwitch {
         this.fail(`could not start sharing: ${describe(e)}; sharing is off for this run`);
         return;
       }
+      await this.openCompanion();
       this.parts.log.info(`sharing this store on ${this.current.url}`);
       this.parts.announce(this.current.port);
       this.parts.changed();
@@ -78,6 +91,7 @@ export class SharingSwitch {
       this.stopped = true;
       const l = this.current;
       this.current = null;
+      if (l) await this.closeCompanion();
       await l?.close(graceMs);
     });
   }
@@ -101,8 +115,9 @@ export class SharingSwitch {
       throw this.fail(`could not turn sharing on: saving the setting failed (${describe(e)})`);
     }
     this.current = listener;
-    this.parts.announce(listener.port);
     this.lastError = null;
+    await this.openCompanion();
+    this.parts.announce(listener.port);
     this.parts.log.info(`sharing turned on: ${listener.url}`);
     this.parts.events.emit({ type: 'sharing', enabled: true });
     this.parts.changed();
@@ -115,6 +130,7 @@ export class SharingSwitch {
       await this.parts.unannounce();
       this.current = null;
       listener.cutAll();
+      await this.closeCompanion();
       await listener.close(0);
       this.parts.log.info('sharing turned off');
       this.parts.events.emit({ type: 'sharing', enabled: false });
@@ -125,6 +141,25 @@ export class SharingSwitch {
       throw this.fail(`sharing is off, but the setting could not be saved (${describe(e)}); it may be on again after a restart`);
     }
     this.clearError();
+  }
+
+  private async openCompanion(): Promise<void> {
+    const companion = this.parts.companion;
+    if (!companion) return;
+    try {
+      await companion.open();
+      this.companionError = null;
+    } catch (e) {
+      this.companionError = `sharing is on, but ${describe(e)}`;
+      this.parts.log.warn(this.companionError);
+      this.parts.events.emit({ type: 'error', message: this.companionError });
+    }
+    this.parts.changed();
+  }
+
+  private async closeCompanion(): Promise<void> {
+    this.companionError = null;
+    await this.parts.companion?.close();
   }
 
   private fail(message: string): Error {

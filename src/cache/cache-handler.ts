@@ -5,7 +5,7 @@ import { renderNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import type { Logger } from '../log.ts';
 import { BackendUnavailableError, type CacheBackend } from './backend.ts';
 import { parseRange } from './range.ts';
-import { matchCacheRoute } from './routes.ts';
+import { goNarUrl, matchCacheRoute } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
 import type { NarSlots } from './nar-slots.ts';
@@ -52,7 +52,9 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       case 'cache-info':
         return send(res, 200, cacheInfo, { 'Content-Type': 'text/x-nix-cache-info' }, head);
       case 'narinfo':
-        return serveNarInfo(route.hashPart, res, head);
+        return serveNarInfo(route.hashPart, res, head, route.goForm === true);
+      case 'nar-by-hash':
+        return narByHash(route.hashPart, req, res, head);
       case 'nar':
         return void admitNar(route.hashPart, route.narHash32, req, res, head).catch((e: unknown) => {
           // Never an unhandled rejection: that would end the whole daemon.
@@ -65,20 +67,38 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     }
   };
 
-  function serveNarInfo(hashPart: string, res: ServerResponse, head: boolean): void {
+  function serveNarInfo(hashPart: string, res: ServerResponse, head: boolean, goForm: boolean): void {
+    withNarInfo(hashPart, res, head, (info) => sendNarInfo(res, info, head, goForm));
+  }
+
+  function withNarInfo(hashPart: string, res: ServerResponse, head: boolean, then: (info: NarInfo | null) => void): void {
     let answer;
     try {
       answer = backend.narInfo(hashPart);
     } catch (e) {
       return failed(res, e, head);
     }
-    if (answer instanceof Promise) answer.then((info) => sendNarInfo(res, info, head), (e: unknown) => failed(res, e, head));
-    else sendNarInfo(res, answer, head);
+    if (answer instanceof Promise) answer.then(then, (e: unknown) => failed(res, e, head));
+    else then(answer);
   }
 
-  function sendNarInfo(res: ServerResponse, info: NarInfo | null, head: boolean): void {
+  function sendNarInfo(res: ServerResponse, info: NarInfo | null, head: boolean, goForm: boolean): void {
     if (!info) return send(res, 404, 'not found\n', {}, head);
-    send(res, 200, rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
+    send(res, 200, goForm ? renderedGoForm(info) : rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
+  }
+
+  // The Go form names no NarHash: the path's current one is looked up, and the bytes are checked
+  // against it as for any NAR request.
+  function narByHash(hashPart: string, req: IncomingMessage, res: ServerResponse, head: boolean): void {
+    withNarInfo(hashPart, res, head, (info) => {
+      const narHash32 = info?.narHash.startsWith('sha256:') ? info.narHash.slice('sha256:'.length) : null;
+      if (!narHash32) return send(res, 404, 'not found\n', {}, head);
+      admitNar(hashPart, narHash32, req, res, head).catch((e: unknown) => {
+        log.error(`internal error: ${(e as Error)?.stack ?? e}`);
+        if (!res.headersSent) send(res, 500, 'internal error\n', {}, head);
+        else res.destroy();
+      });
+    });
   }
 
   // A slot is taken before the backend is asked: opening a local NAR costs a daemon connection
@@ -216,6 +236,17 @@ function rendered(info: NarInfo): string {
   if (text === undefined) {
     text = renderNarInfo(info);
     renderings.set(info, text);
+  }
+  return text;
+}
+
+// The same narinfo with the NAR URL a Go peernix can follow (routes.ts); the URL is not signed.
+const goRenderings = new WeakMap<NarInfo, string>();
+function renderedGoForm(info: NarInfo): string {
+  let text = goRenderings.get(info);
+  if (text === undefined) {
+    text = renderNarInfo({ ...info, url: goNarUrl(info.storePath.slice('/nix/store/'.length, '/nix/store/'.length + 32)) });
+    goRenderings.set(info, text);
   }
   return text;
 }

@@ -6,11 +6,17 @@ const PREFIX = '(?:/nix-cache)?';
 const CACHE_INFO = new RegExp(`^${PREFIX}/nix-cache-info$`);
 const NARINFO = new RegExp(`^${PREFIX}/(${N32}{32})\\.narinfo$`);
 const NAR = new RegExp(`^${PREFIX}/nar/(${N32}{32})-(${N32}{52})\\.nar$`);
+// The Go peernix (zw3rk/peernix main.go, handleNixCache) serves NARs at /nix-cache/<hash part>.nar
+// and, as a proxy, asks its peer for exactly the path its Nix asked it for: its handler takes all
+// between "/nix-cache/" and ".nar" as the hash part, so "nar/…" URLs are a 404 there. Under
+// /nix-cache/ our narinfos therefore name the NAR the Go way, and we serve that form too.
+const GO_NAR = new RegExp(`^/nix-cache/(${N32}{32})\\.nar$`);
 
 export type CacheRoute =
   | { kind: 'cache-info' }
-  | { kind: 'narinfo'; hashPart: string }
+  | { kind: 'narinfo'; hashPart: string; goForm?: true }
   | { kind: 'nar'; hashPart: string; narHash32: string }
+  | { kind: 'nar-by-hash'; hashPart: string }
   | { kind: 'none' };
 
 export const MAX_URL_LENGTH = 512;
@@ -22,13 +28,20 @@ export function matchCacheRoute(rawUrl: string | undefined): CacheRoute {
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
   if (CACHE_INFO.test(path)) return { kind: 'cache-info' };
   let m = NARINFO.exec(path);
-  if (m) return { kind: 'narinfo', hashPart: m[1] };
+  if (m) return path.startsWith('/nix-cache/') ? { kind: 'narinfo', hashPart: m[1], goForm: true } : { kind: 'narinfo', hashPart: m[1] };
   m = NAR.exec(path);
   if (m) return { kind: 'nar', hashPart: m[1], narHash32: m[2] };
+  m = GO_NAR.exec(path);
+  if (m) return { kind: 'nar-by-hash', hashPart: m[1] };
   return { kind: 'none' };
 }
 
 /** The NAR URL we put in narinfos: relative, so it resolves under /nix-cache/ too, and self-describing. */
 export function narUrl(hashPart: string, narHash32: string): string {
   return `nar/${hashPart}-${narHash32}.nar`;
+}
+
+/** The NAR URL a Go peernix can follow (relative to /nix-cache/, served as `nar-by-hash`). */
+export function goNarUrl(hashPart: string): string {
+  return `${hashPart}.nar`;
 }

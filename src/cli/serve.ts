@@ -25,6 +25,8 @@ Options:
   --no-mdns                 neither announce nor discover peers by mDNS
   --no-peer-compression     don't let Peernix peers compress the NARs they send here
   --mdns-interface IFACE    use only this interface (name or IPv4 address) for mDNS
+  --no-go-peers             do not answer the UDP questions of Go peernix hosts (zw3rk/peernix)
+  --go-udp-port PORT        UDP port for their questions while sharing (default 9999, their udp-port)
   --name NAME               the name peers see (default: this host's name)
   --no-share                start with sharing off (the loopback substituter still runs)
   --nar-source filesystem|daemon
@@ -49,6 +51,8 @@ export async function serve(argv: string[]): Promise<number> {
       'no-mdns': { type: 'boolean', default: false },
       'no-peer-compression': { type: 'boolean', default: false },
       'mdns-interface': { type: 'string' },
+      'no-go-peers': { type: 'boolean', default: false },
+      'go-udp-port': { type: 'string' },
       name: { type: 'string' },
       'no-share': { type: 'boolean', default: false },
       'nar-source': { type: 'string', default: 'filesystem' },
@@ -67,6 +71,8 @@ export async function serve(argv: string[]): Promise<number> {
   const narSource = values['nar-source'];
   if (narSource !== 'daemon' && narSource !== 'filesystem') throw new Error(`--nar-source must be daemon or filesystem`);
   const log = createLogger(level);
+  const goUdpPort = values['go-udp-port'] === undefined ? undefined : Number(values['go-udp-port']);
+  if (goUdpPort !== undefined && !(Number.isInteger(goUdpPort) && goUdpPort >= 1 && goUdpPort <= 65535)) throw new Error('--go-udp-port must be a port number 1–65535');
 
   const state = openServiceState({ stateDir: values['state-dir'], log });
   const service = await startService({
@@ -86,6 +92,8 @@ export async function serve(argv: string[]): Promise<number> {
       peers: values.peer,
       mdns: values['no-mdns'] ? false : undefined,
       peerCompression: values['no-peer-compression'] ? false : undefined,
+      goPeers: values['no-go-peers'] ? false : undefined,
+      goUdpPort,
     },
     rendererDir: fileURLToPath(new URL('../../dist/renderer/', import.meta.url)),
     version: VERSION,

@@ -8,6 +8,10 @@
 // id, and only the registry, which asks each to prove its key, can tell the genuine one.
 // bonjour-service never notices a peer that died without a goodbye: entries expire here when not heard
 // from (service-table.ts), and the peer registry health-checks what is left.
+// Go peernix hosts (zw3rk/peernix) announce the same type with their own TXT record (decodeGoTxt) and
+// all under the one instance name "peernix", so one name stands for many hosts: they are read from
+// the raw responses, keyed by the address that sent them and their port (go-peer.ts), and held to
+// the same table and quotas as everyone else.
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -16,8 +20,9 @@ import Bonjour from 'bonjour-service';
 import { isLocalAddress, type Interfaces } from './local-address.ts';
 import type { Browser, Service } from 'bonjour-service';
 import { ServiceTable, type TableEntry } from './service-table.ts';
-import { decodeTxt, encodeTxt } from './txt-record.ts';
-import type { Announcement, TxtAnnouncement } from './txt-record.ts';
+import { decodeGoTxt, decodeTxt, encodeTxt } from './txt-record.ts';
+import type { Announcement, GoTxtAnnouncement, TxtAnnouncement } from './txt-record.ts';
+import { goPeerId, goPeerName, goPeerUrl } from './go-peer.ts';
 import type { PeerInfo } from './registry.ts';
 
 /** A peer as one announced service describes it: the id and key are claims until proven (registry). */
@@ -58,6 +63,7 @@ const MAX_LIFETIME_MS = 10 * 60_000;
 
 // What we know about one announced service (keyed by its lower-cased fqdn).
 interface Tracked extends TableEntry {
+  go: GoTxtAnnouncement | null; // a Go peernix: keyed by source address and port, its address is the source
   host: string; // SRV target, lower-cased
   port: number;
   txt: TxtAnnouncement;
@@ -454,7 +460,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     const referer = service.referer?.address;
     if (!t) {
       const source = typeof referer === 'string' && net.isIP(referer) ? referer : null;
-      const fresh: Tracked = { key, host: '', port, txt, v4: [], v6: [], source, peer: null, addressQueriedAt: 0, seenAt: now, expiresAt: now };
+      const fresh: Tracked = { key, go: null, host: '', port, txt, v4: [], v6: [], source, peer: null, addressQueriedAt: 0, seenAt: now, expiresAt: now };
       const admission = this.tracked.admit(fresh);
       for (const gone of admission.evicted) this.drop(gone);
       if (!admission.admitted) {
@@ -545,16 +551,19 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       this.askForAddress(t);
       return;
     }
-    const peer: DiscoveredPeer = {
-      key: t.key,
-      id: t.txt.instanceId,
-      name: t.txt.name ?? t.txt.instanceId,
-      address,
-      port: t.port,
-      url: net.isIPv6(address) ? `http://[${address}]:${t.port}` : `http://${address}:${t.port}`,
-      publicKey: t.txt.publicKey,
-      platform: t.txt.platform,
-    };
+    const peer: DiscoveredPeer = t.go
+      ? // Its claimed key is left out: it can prove nothing (and every Go host names its key peernix-1).
+        { key: t.key, id: t.txt.instanceId, name: goPeerName(address), address, port: t.port, url: goPeerUrl(address, t.port), publicKey: null, platform: t.go.platform, dialect: 'go' }
+      : {
+          key: t.key,
+          id: t.txt.instanceId,
+          name: t.txt.name ?? t.txt.instanceId,
+          address,
+          port: t.port,
+          url: net.isIPv6(address) ? `http://[${address}]:${t.port}` : `http://${address}:${t.port}`,
+          publicKey: t.txt.publicKey,
+          platform: t.txt.platform,
+        };
     if (t.peer && samePeer(t.peer, peer)) return;
     t.peer = peer;
     this.emit('up', { ...peer });
@@ -583,12 +592,14 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   // host whose address changed would keep its old one; host address records are read here instead.
   private readonly onResponse = (packet: unknown, rinfo: unknown): void => {
     try {
-      if (this.tracked.size === 0 || packet === null || typeof packet !== 'object') return;
+      if (packet === null || typeof packet !== 'object') return;
       const p = packet as { answers?: unknown; additionals?: unknown };
       const records = [
         ...(Array.isArray(p.answers) ? p.answers : []),
         ...(Array.isArray(p.additionals) ? p.additionals : []),
       ].slice(0, MAX_RECORDS_PER_PACKET) as RawRecord[];
+      this.considerGo(records, (rinfo as { address?: unknown } | null)?.address);
+      if (this.tracked.size === 0) return;
       const byHost = new Map<string, { fresh: string[]; withdrawn: string[] }>();
       const now = Date.now();
       for (const rr of records) {
@@ -608,7 +619,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       const source = (rinfo as { address?: unknown } | null)?.address;
       for (const t of [...this.tracked.values()]) {
         const entry = byHost.get(t.host);
-        if (!entry) continue;
+        if (!entry || t.go) continue;
         this.setAddresses(t, entry.fresh, entry.withdrawn, entry.fresh.length > 0 ? source : undefined);
         this.evaluate(t);
       }
@@ -616,6 +627,54 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       this.fail(err);
     }
   };
+
+  // Go peernix services in one response: an SRV of our type with a Go TXT record beside it (hashicorp/mdns
+  // sends PTR, SRV, A, AAAA and TXT together). The sender's address is the peer's: its A record names
+  // whatever its host name resolves to there, and its instance name is the same on every Go host.
+  private considerGo(records: RawRecord[], rawSource: unknown): void {
+    if (typeof rawSource !== 'string' || !net.isIP(rawSource)) return;
+    const source = rawSource.startsWith('::ffff:') && net.isIPv4(rawSource.slice(7)) ? rawSource.slice(7) : rawSource;
+    const suffix = `._${SERVICE_TYPE}._tcp.local`;
+    const now = Date.now();
+    for (const rr of records) {
+      if (!rr || rr.type !== 'SRV' || typeof rr.name !== 'string' || typeof rr.ttl !== 'number') continue;
+      const name = rr.name.toLowerCase();
+      if (!name.endsWith(suffix) || name === this.ownFqdn) continue;
+      const port = (rr.data as { port?: unknown } | null)?.port;
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) continue;
+      const key = goPeerId(source, port);
+      const known = this.tracked.get(key);
+      if (rr.ttl === 0) {
+        if (known) this.forget(key);
+        continue;
+      }
+      const txt = records.find((x) => x && x.type === 'TXT' && typeof x.name === 'string' && x.name.toLowerCase() === name);
+      const go = txt ? decodeGoTxt(txt.data) : null;
+      if (!go) {
+        if (known && !txt) this.tracked.touch(known, now, rr.ttl); // its SRV alone: still there
+        continue;
+      }
+      if (!known && !this.isLocal(source)) continue;
+      this.trackGo(key, source, port, go, rr.ttl, now);
+    }
+  }
+
+  private trackGo(key: string, source: string, port: number, go: GoTxtAnnouncement, ttl: number, now: number): void {
+    let t = this.tracked.get(key);
+    if (!t) {
+      const txt: TxtAnnouncement = { protocol: 0, instanceId: key, name: null, publicKey: null, platform: go.platform };
+      const family = net.isIP(source);
+      const fresh: Tracked = { key, go, host: '', port, txt, v4: family === 4 ? [source] : [], v6: family === 6 ? [source] : [], source, peer: null, addressQueriedAt: 0, seenAt: now, expiresAt: now };
+      const admission = this.tracked.admit(fresh);
+      for (const gone of admission.evicted) this.drop(gone);
+      if (!admission.admitted) return;
+      t = fresh;
+    }
+    this.tracked.touch(t, now, ttl);
+    t.go = go;
+    t.txt.platform = go.platform;
+    this.evaluate(t);
+  }
 
   // The Browser keeps every service it ever saw (and a name map it never prunes). Trim what we do not
   // track so a flood of announcements cannot grow memory without bound.

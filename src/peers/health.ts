@@ -164,18 +164,18 @@ export class PeerHealth<P extends PeerHealthFields> {
 
   /**
    * A lookup to `p` is starting; `abort` ends it. It counts as a stall (a strike, releasing every
-   * lookup waiting on `p`) if nothing at all arrives from `p` within stallMs. Call the returned
-   * function when it ends.
+   * lookup waiting on `p`) if nothing at all arrives from `p` within stallMs (or the given allowance).
+   * Call the returned function when it ends.
    */
-  track(p: P, abort: () => void): () => void {
+  track(p: P, abort: () => void, stallMs = this.opts.stallMs): () => void {
     let set = this.outstanding.get(p);
     if (!set) this.outstanding.set(p, (set = new Set()));
     const o: Outstanding = {
       start: Date.now(),
       abort,
       timer: setTimeout(() => {
-        if (p.lastHeard < o.start && set.has(o)) this.strike(p, `no answer for ${this.opts.stallMs} ms`);
-      }, this.opts.stallMs),
+        if (p.lastHeard < o.start && set.has(o)) this.strike(p, `no answer for ${stallMs} ms`);
+      }, stallMs),
       quick: null,
     };
     o.timer.unref();

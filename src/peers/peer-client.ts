@@ -146,13 +146,14 @@ export class PeerClient {
   /**
    * Liveness as lookups see it: /nix-cache-info says this is a Nix cache, and a narinfo for a hash
    * no store has comes back (any answer) within the same deadline. A peer whose lookups stall
-   * fails this even while its /nix-cache-info still answers.
+   * fails this even while its /nix-cache-info still answers. `askLookup` false: the cache info only.
    */
-  async probe(baseUrl: string, timeoutMs: number): Promise<boolean> {
+  async probe(baseUrl: string, timeoutMs: number, askLookup = true): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     try {
       const info = await this.fetchSmall(`${baseUrl}/nix-cache-info`, 4096, timeoutMs);
       if (info.status !== 200 || !/^StoreDir: \/nix\/store$/m.test(info.body)) return false;
+      if (!askLookup) return true;
       const lookup = await this.fetchSmall(`${baseUrl}/${PROBE_HASH_PART}.narinfo`, MAX_NARINFO_BYTES, Math.max(1, deadline - Date.now()));
       return lookup.status === 404 || lookup.status === 200 || lookup.status === 410;
     } catch {

@@ -18,6 +18,8 @@ import { tcpReachable } from './reach-check.ts';
 /** What discovery or the settings say of a peer: the identifying part of its view. */
 export type PeerInfo = Pick<PeerView, 'id' | 'name' | 'url' | 'address' | 'port' | 'platform' | 'publicKey' | 'source'> & {
   key?: string; // mDNS: the announcing service's name, which tells claimants of one id apart
+  /** A Go peernix (go-peer.ts): never verified (it has no way to prove an identity), probed by its cache info only. */
+  dialect?: 'go';
 };
 
 export interface Peer extends PeerInfo, PeerHealthFields {
@@ -47,6 +49,10 @@ interface Contender {
 }
 
 const MAX_CONTENDERS = 16;
+// A Go peer makes each narinfo by running nix-store four times, and looks for what it lacks on its own
+// peers over UDP for up to 2 s before it says 404 (zw3rk/peernix main.go: generateNarInfo,
+// findPeerForHash): slow answers are its normal, not a stall.
+const GO_STALL_MS = 2500;
 
 /** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
 export class PeerRegistry extends EventEmitter {
@@ -173,7 +179,7 @@ export class PeerRegistry extends EventEmitter {
   }
 
   private async verify(peer: Peer): Promise<void> {
-    if (peer.source !== 'mdns' || this.proving.has(peer)) return;
+    if (peer.source !== 'mdns' || peer.dialect === 'go' || this.proving.has(peer)) return;
     const { url, publicKey } = peer;
     this.proving.add(peer);
     this.provedAt.set(peer, Date.now());
@@ -259,7 +265,7 @@ export class PeerRegistry extends EventEmitter {
 
   /** A lookup to `peer` starts; see PeerHealth.track. */
   trackLookup(peer: Peer, abort: () => void): () => void {
-    return this.health.track(peer, abort);
+    return peer.dialect === 'go' ? this.health.track(peer, abort, GO_STALL_MS) : this.health.track(peer, abort);
   }
 
   reportBadBytes(peer: Peer, why: string): void {
@@ -333,7 +339,9 @@ export class PeerRegistry extends EventEmitter {
 
   private async check(peer: Peer): Promise<void> {
     const t0 = performance.now();
-    const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs);
+    // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
+    // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
+    const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
     if (this.peers.get(peer.id) !== peer) return;
     const before = peer.state;
     this.health.probed(peer, ok, ok ? Math.round((performance.now() - t0) * 100) / 100 : null);

@@ -9,6 +9,14 @@
 //   name=<display name>      up to 63 UTF-8 bytes, control characters removed (display only)
 //
 // The port is not in the TXT record: the SRV record carries it.
+//
+// The original Go peernix (github zw3rk/peernix, main.go) announces the same service type with a
+// record of its own, decoded by decodeGoTxt (facts from its startMDNSServer and getSupportedFeatures):
+//   version=2.0.0                      always present; no `v`, no `id`
+//   platform=<GOARCH>-<GOOS>           e.g. "amd64-linux"
+//   features=compression,parallel,health[,signing]
+//   pubkey=peernix-1:<base64>          only with signing on; every Go host names its key peernix-1
+// Its instance name is always "peernix", so it identifies nothing: Go peers are told apart by address.
 
 
 export const PROTOCOL_VERSION = 1;
@@ -173,6 +181,43 @@ export function decodeTxt(raw: unknown): TxtAnnouncement | null {
     };
   } catch {
     // Proxies and throwing getters are the only way to get here; the record is simply unusable.
+    return null;
+  }
+}
+
+/** What a Go peernix's TXT record says. Nothing in it is proof of anything; it is shown, never trusted. */
+export interface GoTxtAnnouncement {
+  version: string;
+  platform: string | null;
+  features: string[];
+  /** The key it claims (`peernix-1:…` on every Go host): display only, it can prove nothing. */
+  claimedKey: string | null;
+}
+
+const GO_VERSION = /^2\.[0-9]{1,4}(?:\.[0-9]{1,4}){0,2}$/;
+const GO_FEATURE = /^[a-z0-9-]{1,32}$/;
+const MAX_GO_FEATURES = 16;
+
+/** A Go peernix's record (`version=2.x`, no `v=`), or null when the record is not one. Never throws. */
+export function decodeGoTxt(raw: unknown): GoTxtAnnouncement | null {
+  try {
+    const fields = collect(raw);
+    if (!fields || fields.has('v') || fields.has('id')) return null;
+    const version = text(fields, 'version');
+    if (version === null || !GO_VERSION.test(version)) return null;
+    const platform = text(fields, 'platform');
+    const features = (text(fields, 'features') ?? '')
+      .split(',')
+      .filter((f) => GO_FEATURE.test(f))
+      .slice(0, MAX_GO_FEATURES);
+    const pubkey = text(fields, 'pubkey');
+    return {
+      version,
+      platform: platform !== null && PLATFORM.test(platform) ? platform : null,
+      features,
+      claimedKey: isPublicKeyText(pubkey) ? pubkey : null,
+    };
+  } catch {
     return null;
   }
 }

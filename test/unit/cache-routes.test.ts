@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { matchCacheRoute, narUrl } from '../../src/cache/routes.ts';
+import { goNarUrl, matchCacheRoute, narUrl } from '../../src/cache/routes.ts';
 import { parseRange } from '../../src/cache/range.ts';
 
 const H = '0ajr02r8s687bpci3xmv1yhy0i73ry94';
@@ -11,9 +11,18 @@ describe('cache routes', () => {
     assert.deepEqual(matchCacheRoute('/nix-cache-info'), { kind: 'cache-info' });
     assert.deepEqual(matchCacheRoute('/nix-cache/nix-cache-info'), { kind: 'cache-info' });
     assert.deepEqual(matchCacheRoute(`/${H}.narinfo`), { kind: 'narinfo', hashPart: H });
-    assert.deepEqual(matchCacheRoute(`/nix-cache/${H}.narinfo`), { kind: 'narinfo', hashPart: H });
+    // Under /nix-cache/ the narinfo names its NAR the way a Go peernix can follow (routes.ts).
+    assert.deepEqual(matchCacheRoute(`/nix-cache/${H}.narinfo`), { kind: 'narinfo', hashPart: H, goForm: true });
     assert.deepEqual(matchCacheRoute(`/${narUrl(H, N)}`), { kind: 'nar', hashPart: H, narHash32: N });
     assert.deepEqual(matchCacheRoute(`/nix-cache/${narUrl(H, N)}?x=1`), { kind: 'nar', hashPart: H, narHash32: N });
+  });
+
+  it('serves the Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
+    assert.equal(goNarUrl(H), `${H}.nar`);
+    assert.deepEqual(matchCacheRoute(`/nix-cache/${goNarUrl(H)}`), { kind: 'nar-by-hash', hashPart: H });
+    const bad = [`/${H}.nar`, `/nix-cache/${H}.nar.gz`, `/nix-cache/nar/${H}.nar`, `/nix-cache/${H.slice(1)}.nar`, `/nix-cache/${H.toUpperCase()}.nar`, `/nix-cache/../${H}.nar`];
+    for (const u of bad) assert.deepEqual(matchCacheRoute(u), { kind: 'none' }, u);
+    console.log(`Go-form NAR URLs refused: ${bad.length}`);
   });
 
   it('rejects traversal, encodings, wrong lengths and letters outside nix32', () => {

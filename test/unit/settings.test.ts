@@ -36,6 +36,8 @@ describe('defaults and schema', () => {
       peers: [],
       mdns: true,
       peerCompression: true,
+      goPeers: true,
+      goUdpPort: 9999,
       startAtLogin: false,
       metricsOnShare: false,
     });
@@ -55,7 +57,7 @@ describe('defaults and schema', () => {
 describe('validateSettings, field by field', () => {
   const one = (raw: Record<string, unknown>) => validateSettings(raw);
 
-  for (const key of ['sharing', 'mdns', 'startAtLogin', 'metricsOnShare'] as const) {
+  for (const key of ['sharing', 'mdns', 'goPeers', 'startAtLogin', 'metricsOnShare'] as const) {
     test(`${key} must be a boolean`, T, () => {
       assert.equal(one({ [key]: !DEFAULT_SETTINGS[key] }).settings[key], !DEFAULT_SETTINGS[key]);
       for (const bad of ['true', 1, null, [], {}]) {
@@ -67,6 +69,16 @@ describe('validateSettings, field by field', () => {
       }
     });
   }
+
+  test('goUdpPort takes a port number 1–65535, and nothing else', T, () => {
+    assert.equal(one({ goUdpPort: 10999 }).settings.goUdpPort, 10999);
+    for (const bad of [0, 65536, 9999.5, '9999', null, -1]) {
+      const r = one({ goUdpPort: bad });
+      assert.equal(r.settings.goUdpPort, 9999);
+      assert.equal(r.problems.length, 1, String(bad));
+      assert.match(r.problems[0], /"goUdpPort" must be a port number/);
+    }
+  });
 
   test('shareListen takes HOST:PORT, including bracketed IPv6', T, () => {
     for (const good of ['0.0.0.0:9999', '192.168.1.5:80', '[::]:9999', 'my-host.local:9999', '10.0.0.1:0']) {

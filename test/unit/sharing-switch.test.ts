@@ -5,6 +5,9 @@ import { listen } from '../../src/cache/http-listener.ts';
 import { EventLog } from '../../src/events.ts';
 import { createLogger } from '../../src/log.ts';
 import { SharingSwitch } from '../../src/sharing-switch.ts';
+import dgram from 'node:dgram';
+import { encodeHasPath } from '../../src/peers/go-udp.ts';
+import { UdpResponder } from '../../src/peers/udp-responder.ts';
 
 // The switch with real listeners on loopback: a port held by another socket, and a settings write
 // that fails, must each fail one attempt only and leave listener, state, saved choice and events
@@ -138,5 +141,76 @@ describe('SharingSwitch', () => {
     assert.equal(r.sw.on, true);
     assert.deepEqual(r.saved, [true, false, true]);
     await r.sw.stop(0);
+  });
+
+  // The Go peers' UDP responder rides along: bound exactly while sharing; a busy UDP port is reported
+  // like any sharing error but does not take HTTP sharing down with it.
+  test('the UDP responder follows the listener: open while on, closed when off; a busy UDP port is an error, not the end of sharing', T, async (t) => {
+    const HELD = '0123456789abcdfghijklmnpqrsvwxyz';
+    const udpPort = await new Promise<number>((resolve) => {
+      const s = dgram.createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+    });
+    const udp = new UdpResponder({ host: '127.0.0.1', port: udpPort, log, has: (h) => h === HELD });
+    const companion = {
+      open: () => udp.bind().catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`the Go-peer UDP port ${udpPort} is in use by another program (${e.message})`);
+      }),
+      close: () => udp.close(),
+    };
+    const port = await freePort();
+    const events = new EventLog();
+    const sw = new SharingSwitch({ bind: () => listen({ host: '127.0.0.1', port, log, handler: (_q, res) => res.end('ok') }), companion, announce: () => {}, unannounce: async () => {}, events, log, changed: () => {} });
+    const squatter = dgram.createSocket('udp4');
+    let squatterOpen = false;
+    t.after(async () => {
+      await sw.stop(0);
+      await udp.close();
+      if (squatterOpen) await new Promise<void>((r) => squatter.close(() => r()));
+    });
+    const ask = async (): Promise<string[]> => {
+      const c = dgram.createSocket('udp4');
+      const got: string[] = [];
+      await new Promise<void>((r) => c.connect(udpPort, '127.0.0.1', () => r()));
+      c.on('message', (m) => got.push(m.toString()));
+      c.on('error', () => {}); // ECONNREFUSED while nothing listens
+      c.send(encodeHasPath(HELD));
+      await new Promise((r) => setTimeout(r, 250));
+      c.close();
+      return got;
+    };
+
+    assert.deepEqual(await ask(), []);
+    await sw.set(true);
+    assert.equal(udp.open, true);
+    assert.deepEqual(await ask(), ['yes']);
+    await sw.set(false);
+    assert.equal(udp.open, false);
+    assert.deepEqual(await ask(), [], 'sharing off: no answer at all');
+    assert.equal(await answers(port), false);
+
+    // Someone else holds the UDP port: HTTP sharing goes on, the failure is shown and sent as an event.
+    await new Promise<void>((r) => squatter.bind(udpPort, '127.0.0.1', () => r()));
+    squatterOpen = true;
+    await sw.set(true);
+    assert.equal(sw.on, true);
+    assert.equal(await answers(port), true, 'the share listener is up');
+    assert.equal(udp.open, false);
+    assert.match(sw.error ?? '', /^sharing is on, but the Go-peer UDP port .* in use/);
+    assert.equal(events.recent().filter((e) => e.type === 'error').length, 1);
+    // Switched off and on once the port is free: answered again, the error gone.
+    await new Promise<void>((r) => squatter.close(() => r()));
+    squatterOpen = false;
+    await sw.set(false);
+    assert.equal(sw.error, null);
+    await sw.set(true);
+    assert.equal(sw.error, null);
+    assert.deepEqual(await ask(), ['yes']);
+    await sw.stop(0);
+    assert.equal(udp.open, false);
+    console.log(`responder stats: ${JSON.stringify(udp.stats)}; events ${events.recent().map((e) => e.type).join(',')}`);
   });
 });
