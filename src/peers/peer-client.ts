@@ -147,17 +147,23 @@ export class PeerClient {
    * Liveness as lookups see it: /nix-cache-info says this is a Nix cache, and a narinfo for a hash
    * no store has comes back (any answer) within the same deadline. A peer whose lookups stall
    * fails this even while its /nix-cache-info still answers. `askLookup` false: the cache info only.
+   * Resolves with the round trip in ms when it passed, null when it did not.
    */
-  async probe(baseUrl: string, timeoutMs: number, askLookup = true): Promise<boolean> {
+  async probe(baseUrl: string, timeoutMs: number, askLookup = true): Promise<number | null> {
     const deadline = Date.now() + timeoutMs;
     try {
+      let t0 = performance.now();
       const info = await this.fetchSmall(`${baseUrl}/nix-cache-info`, 4096, timeoutMs);
-      if (info.status !== 200 || !/^StoreDir: \/nix\/store$/m.test(info.body)) return false;
-      if (!askLookup) return true;
+      // The round trip: the quicker of the two exchanges (the first may have had to connect).
+      let rtt = performance.now() - t0;
+      if (info.status !== 200 || !/^StoreDir: \/nix\/store$/m.test(info.body)) return null;
+      if (!askLookup) return rtt;
+      t0 = performance.now();
       const lookup = await this.fetchSmall(`${baseUrl}/${PROBE_HASH_PART}.narinfo`, MAX_NARINFO_BYTES, Math.max(1, deadline - Date.now()));
-      return lookup.status === 404 || lookup.status === 200 || lookup.status === 410;
+      rtt = Math.min(rtt, performance.now() - t0);
+      return lookup.status === 404 || lookup.status === 200 || lookup.status === 410 ? rtt : null;
     } catch {
-      return false;
+      return null;
     }
   }
 

@@ -338,13 +338,13 @@ export class PeerRegistry extends EventEmitter {
   }
 
   private async check(peer: Peer): Promise<void> {
-    const t0 = performance.now();
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
-    const ok = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
+    const rtt = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
+    const ok = rtt !== null;
     if (this.peers.get(peer.id) !== peer) return;
     const before = peer.state;
-    this.health.probed(peer, ok, ok ? Math.round((performance.now() - t0) * 100) / 100 : null);
+    this.health.probed(peer, ok, ok ? Math.round(rtt * 100) / 100 : null);
     this.afterCheck(peer, before);
     if (ok) this.emit('changed');
   }

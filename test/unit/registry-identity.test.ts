@@ -14,7 +14,7 @@ const ID = 'a1b2c3d4e5f6a7b8c9d0e1f2';
 // Who can prove what: url → result. Everything not listed answers health probes but cannot prove.
 function setup(proofs: Map<string, ProofResult>, maxPeers = 64) {
   const alive = new Set<string>();
-  const client = { probe: async (url: string) => alive.has(url) || url.includes('fake') || proofs.has(url) } as unknown as PeerClient;
+  const client = { probe: async (url: string) => (alive.has(url) || url.includes('fake') || proofs.has(url) ? 1 : null) } as unknown as PeerClient;
   let challenges = 0;
   const registry = new PeerRegistry({
     client,
