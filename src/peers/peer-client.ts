@@ -67,9 +67,9 @@ export class PeerClient {
   }
 
   /** The peer's narinfo for a hash part: a NarInfo, null when it says it hasn't it, or a PeerError. */
-  async narInfo(baseUrl: string, hashPart: string, signal?: AbortSignal): Promise<NarInfo | null> {
+  async narInfo(baseUrl: string, hashPart: string, signal?: AbortSignal, ms = this.timeouts.narInfoMs): Promise<NarInfo | null> {
     const url = `${baseUrl}/${hashPart}.narinfo`;
-    const { status, body } = await this.fetchSmall(url, MAX_NARINFO_BYTES, this.timeouts.narInfoMs, signal);
+    const { status, body } = await this.fetchSmall(url, MAX_NARINFO_BYTES, ms, signal);
     if (status === 404 || status === 410 || status === 403 || status === 401) return null;
     if (status !== 200) throw new PeerError('bad-response', `${url}: HTTP ${status}`);
     try {

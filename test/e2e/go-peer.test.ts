@@ -5,6 +5,8 @@
 // both sides with signature checking on.
 
 import assert from 'node:assert/strict';
+import { encodeNix32 } from '../../src/nix/nix32.ts';
+import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import type { PeerView, Snapshot } from '../../src/api.ts';
@@ -120,6 +122,22 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     assert.ok(nars >= closure.paths.length, 'every NAR came from the Go peer');
     const s = await pl.status(pn);
     assert.ok(!goPeer(s)!.bad, 'not marked bad');
+  });
+
+  it('a miss is answered soon although the Go peer looks for it on its peers for 2 s, and the Go peer stays up', async () => {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const h = encodeNix32(randomBytes(20));
+      const r = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${h}.narinfo`], { timeoutMs: 15_000 });
+      const [code, secs] = r.stdout.split(' ');
+      assert.equal(code, '404');
+      times.push(Number(secs) * 1000);
+    }
+    const s = await pl.status(pn);
+    console.log(`misses with a Go peer on the LAN: ${times.map((t) => t.toFixed(0)).join(', ')} ms; the Go peer is ${goPeer(s)?.state}`);
+    // The Go host asks its own peers (here: Peernix) for up to 2 s before its 404; the lookup waits 600 ms.
+    assert.ok(Math.max(...times) < 1200, `slowest miss ${Math.max(...times)} ms`);
+    assert.equal(goPeer(s)?.state, 'up');
   });
 
   it('answers its UDP questions while sharing: yes for a path of its own store, silence for one it only knows from a peer', async () => {
