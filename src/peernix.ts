@@ -172,6 +172,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     sharing: () => sharing.on,
     daemonUp: () => daemon.ok,
     subscribe: (l) => events.subscribe(l),
+    lanToday: () => lanTotals.view().today,
   });
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
   const metricsRoute = createMetricsRoute(metrics, log.child('metrics'));

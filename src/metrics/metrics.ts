@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FallbackReason, PeernixEvent, PeerView } from '../api.ts';
+import type { FallbackReason, LanTally, PeernixEvent, PeerView } from '../api.ts';
 import type { Peer } from '../peers/registry.ts';
 import { PeerByteLabels } from './peer-labels.ts';
 
@@ -20,6 +20,8 @@ export interface MetricsSources {
   sharing: () => boolean;
   daemonUp: () => boolean;
   subscribe: (listener: (e: PeernixEvent) => void) => () => void;
+  /** What the LAN did today (local time), from the totals the window shows. */
+  lanToday?: () => LanTally;
   /** Most peers with their own label; the rest count as peer="other". */
   peerLabelCap?: number;
 }
@@ -119,6 +121,20 @@ export class PeernixMetrics {
       },
     });
     new Gauge({ name: 'peernix_peer_labels', help: 'Peers with their own label in the byte counters (capped).', registers, collect() { this.set(labels.labelCount()); } });
+    const today = src.lanToday;
+    if (today) {
+      // Gauges, not counters: they start again at local midnight, as the window's "today" does.
+      new Gauge({ name: 'peernix_lan_today_bytes', help: 'NAR bytes fetched from peers (in) and served to them (out) today, local time.', labelNames: ['direction'], registers, collect() {
+        const t = today();
+        this.set({ direction: 'in' }, t.fetchedBytes);
+        this.set({ direction: 'out' }, t.servedBytes);
+      } });
+      new Gauge({ name: 'peernix_lan_today_paths', help: 'Store paths fetched from peers (in) and served to them (out) today, local time.', labelNames: ['direction'], registers, collect() {
+        const t = today();
+        this.set({ direction: 'in' }, t.fetchedPaths);
+        this.set({ direction: 'out' }, t.servedPaths);
+      } });
+    }
     new Gauge({ name: 'peernix_sharing', help: '1 while this store is shared with the LAN.', registers, collect() { this.set(src.sharing() ? 1 : 0); } });
     new Gauge({ name: 'peernix_nix_daemon_up', help: '1 while the local nix-daemon answers.', registers, collect() { this.set(src.daemonUp() ? 1 : 0); } });
 

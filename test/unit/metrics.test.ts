@@ -19,7 +19,8 @@ const peer = (id: string, verified: boolean, bytesFrom = 0, bytesTo = 0): Peer =
 function setup(peers: Peer[], cap?: number) {
   const events = new EventLog();
   const views = () => peers.map((p) => ({ state: 'up', verified: p.verified }) as PeerView);
-  const metrics = new PeernixMetrics({ peers: () => peers, peerViews: views, sharing: () => true, daemonUp: () => true, subscribe: (l) => events.subscribe(l), peerLabelCap: cap });
+  const lanToday = () => ({ fetchedBytes: 4321, fetchedPaths: 2, servedBytes: 99, servedPaths: 1, misses: 7 });
+  const metrics = new PeernixMetrics({ peers: () => peers, peerViews: views, sharing: () => true, daemonUp: () => true, subscribe: (l) => events.subscribe(l), lanToday, peerLabelCap: cap });
   return { events, metrics };
 }
 
@@ -28,7 +29,7 @@ describe('metrics', () => {
     const a = peer('a', true);
     const { events, metrics } = setup([a]);
     events.emit({ type: 'fallback', storePath: '/nix/store/x', from: 'this machine', to: 'host-a', reason: 'gc', outcome: 'served' });
-    events.emit({ type: 'transfer', storePath: '/nix/store/x', direction: 'in', peerName: 'host-a', bytes: 10, wireBytes: 10, outcome: 'ok' });
+    events.emit({ type: 'transfer', storePath: '/nix/store/x', direction: 'in', peerName: 'host-a', bytes: 10, wireBytes: 4, outcome: 'ok' });
     events.emit({ type: 'peer-up', peerId: 'a', peerName: 'host-a' });
     const info = { storePath: '/nix/store/x' } as NarInfo;
     const body: NarBody = { narSize: 3, narHash: Buffer.alloc(32), storePath: '/nix/store/x', hashCheck: true, stream: () => Readable.from([Buffer.from('abc')]), release: () => {} };
@@ -53,6 +54,10 @@ describe('metrics', () => {
     assert.equal(check.code, 0, check.output);
     assert.equal(sample(text, 'peernix_fallbacks_total', { reason: 'gc', outcome: 'served' }), 1);
     assert.equal(sample(text, 'peernix_transfers_total', { direction: 'in', outcome: 'ok' }), 1);
+    assert.equal(sample(text, 'peernix_transfer_nar_bytes_total', { direction: 'in' }), 10);
+    assert.equal(sample(text, 'peernix_transfer_wire_bytes_total', { direction: 'in' }), 4, 'bytes on the wire: fewer when compressed');
+    assert.equal(sample(text, 'peernix_lan_today_bytes', { direction: 'in' }), 4321, 'the totals the window shows');
+    assert.equal(sample(text, 'peernix_lan_today_paths', { direction: 'out' }), 1);
     assert.equal(sample(text, 'peernix_peer_transitions_total', { transition: 'up' }), 1);
     assert.equal(sample(text, 'peernix_answers_total', { listener: 'substituter', route: 'narinfo', source: 'peer' }), 1);
     assert.equal(sample(text, 'peernix_answers_total', { listener: 'substituter', route: 'narinfo', source: 'miss' }), 1);
