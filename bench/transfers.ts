@@ -25,6 +25,7 @@ import { run } from '../test/support/run.ts';
 import { curlThroughput, median, peernixLauncher } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const SHAPES = (process.env.BENCH_SHAPES ?? '100mbit,1gbit,unshaped').split(',');
 const MB = 1e6;
 const MiB = 1024 * 1024;
 
@@ -117,7 +118,17 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   keepLan(lan);
   const [A, B] = lan.hosts;
   const inNs = (h: LanHost) => (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', h.ns, cmd, ...args]];
-  const b = await startPeernixProcess(['--store', bStore.storeUri, '--listen', '127.0.0.1:9998', '--share-listen', '0.0.0.0:9999', '--secret-key-file', key.secretKeyFile, '--state-dir', `${dir}/b-state`, '--no-mdns'], { main: BUILT_MAIN, wrap: inNs(B) });
+  const b = await startPeernixProcess(['--store', bStore.storeUri, '--listen', '127.0.0.1:9998', '--share-listen', '0.0.0.0:9999', '--secret-key-file', key.secretKeyFile, '--state-dir', `${dir}/b-state`, '--no-mdns', '--log-level', 'debug'], { main: BUILT_MAIN, wrap: inNs(B) });
+  // B's debug log has a line per framed NAR: how many of its frames went compressed.
+  const frameCounts = () => {
+    let zstd = 0;
+    let raw = 0;
+    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw\)/g)) {
+      zstd += Number(m[1]);
+      raw += Number(m[2]);
+    }
+    return { zstd, raw };
+  };
   started.push(b);
   const peer = ['--peer', `http://${B.address}:9999`, '--no-share', '--no-mdns', '--store', aStore.storeUri];
   const aZstd = await startPeernixProcess([...peer, '--listen', '127.0.0.1:9998', '--state-dir', `${dir}/a1`], { main: BUILT_MAIN, wrap: inNs(A) });
@@ -146,7 +157,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
     return ms;
   };
 
-  for (const shape of ['100mbit', '1gbit', 'unshaped']) {
+  for (const shape of SHAPES) {
     await B.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
     if (shape !== 'unshaped') {
       const tc = await B.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', shape, 'burst', shape === '1gbit' ? '256kb' : '64kb', 'latency', '50ms']);
@@ -154,6 +165,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
     }
     for (const [what, paths] of Object.entries(sets) as [keyof typeof sets, string[]][]) {
       process.stderr.write(`${shape}, ${what} (${(sizes[what] / MB).toFixed(0)} MB of NARs)…\n`);
+      const before = frameCounts();
       for (let r = 0; r < RUNS; r++) {
         // In turns, starting with each side in alternate runs, so both see the same moments of a noisy machine.
         for (const variant of r % 2 === 0 ? ['zstd', 'plain'] : ['plain', 'zstd']) {
@@ -165,6 +177,9 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
           add(`${what} closure at ${shape}: B's CPU per MB sent`, col, (cpu * 1000) / (sizes[what] / MB), 'ms/MB');
         }
       }
+      const after = frameCounts();
+      const z = after.zstd - before.zstd;
+      add(`${what} closure at ${shape}: compressed share of frames`, 'compressed', (100 * z) / Math.max(1, z + after.raw - before.raw), '%');
       const t = fig[`${what} closure at ${shape}: nix copy`].values;
       add(`${what} closure at ${shape}: speed-up`, 'compressed vs uncompressed', median(t.uncompressed) / median(t.compressed), '×');
     }

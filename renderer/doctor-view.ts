@@ -30,6 +30,8 @@ export function renderDoctorChecks(doc: Document, list: HTMLElement, report: Doc
     item.dataset.check = c.id;
     item.dataset.status = c.status;
     item.style.margin = '0.5em 0';
+    // Details and fixes carry long paths and URLs: they wrap rather than widen a narrow window.
+    item.style.overflowWrap = 'anywhere';
     const badge = el(doc, 'strong', LABEL[c.status]);
     badge.style.color = COLOUR[c.status];
     const title = el(doc, 'span', ` ${c.title}: `);
@@ -39,6 +41,7 @@ export function renderDoctorChecks(doc: Document, list: HTMLElement, report: Doc
       const fix = el(doc, 'pre', c.fix);
       fix.dataset.testid = 'doctor-fix';
       fix.style.whiteSpace = 'pre-wrap';
+      fix.style.overflowWrap = 'anywhere';
       fix.style.margin = '0.25em 0 0 1em';
       item.append(fix);
     }
@@ -50,6 +53,7 @@ export function renderDoctorChecks(doc: Document, list: HTMLElement, report: Doc
 export function mountDoctor(bridge: PeernixBridge, doc: Document = document): () => Promise<void> {
   const card = el(doc, 'section', undefined, 'card span-all');
   card.id = 'doctor';
+  card.style.minWidth = '0';
   card.dataset.testid = 'doctor';
   const head = el(doc, 'div', undefined, 'card-head');
   const heading = el(doc, 'h2', "Why isn't Nix using Peernix?");

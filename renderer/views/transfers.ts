@@ -28,7 +28,8 @@ function row(t: TransferView): HTMLLIElement {
     h('span', { class: 'muted', text: ` · ${Math.floor(pct)}%` }),
   ];
   if (t.outcome === null) figures.push(h('span', { class: 'muted', testid: 'transfer-rate', text: ` · ${formatBytes(t.bytesPerSec)}/s` }));
-  if (t.wireBytes !== undefined && t.wireBytes !== t.bytes) figures.push(h('span', { class: 'muted', testid: 'transfer-wire', text: ` · ${formatBytes(t.wireBytes)} on the wire` }));
+  // Frame headers alone add a few bytes per MiB: only a real difference (compression) is worth a word.
+  if (t.wireBytes !== undefined && Math.abs(t.wireBytes - t.bytes) > t.bytes * 0.01) figures.push(h('span', { class: 'muted', testid: 'transfer-wire', text: ` · ${formatBytes(t.wireBytes)} on the wire` }));
   return h(
     'li',
     { class: `xfer xfer-${t.direction}${t.outcome ? ` xfer-${t.outcome}` : ''}`, testid: 'transfer-row', attrs: { 'data-transfer-id': String(t.id), 'data-direction': t.direction } },

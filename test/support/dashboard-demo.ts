@@ -3,7 +3,7 @@
 // Used by the renderer's Chromium test and by `node scripts/dev-dashboard.ts` for UI work.
 import http from 'node:http';
 import path from 'node:path';
-import type { ApiChange, CacheEntryView, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/api.ts';
+import type { ApiChange, CacheEntryView, DoctorCheck, DoctorReport, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/api.ts';
 import { explainPeer } from '../../src/peer-history.ts';
 import { createControlRoutes } from '../../src/control/routes.ts';
 import { nixConfLines } from '../../src/nix-conf.ts';
@@ -195,6 +195,16 @@ export class DemoApi implements PeernixApi {
     const full = { ...e, id: nextId++ } as PeernixEvent;
     this.snap.events.push(full);
     this.emit({ topic: 'event', event: full });
+  }
+  /** Made-up checks, one of each status, as `peernix doctor` gives them. */
+  async doctor(): Promise<DoctorReport> {
+    const checks: DoctorCheck[] = [
+      { id: 'nix-daemon.reachable', group: 'nix-daemon', title: 'nix-daemon', status: 'ok', detail: 'Nix 2.8.0, protocol 1.34', fix: null },
+      { id: 'nix-config.substituter', group: 'nix-config', title: 'Substituter in nix.conf', status: 'fail', detail: 'http://127.0.0.1:9998 is not in substituters or extra-substituters', fix: 'add to /etc/nix/nix.conf:\nextra-substituters = http://127.0.0.1:9998' },
+      { id: 'lan.reachable', group: 'lan', title: 'Share listener reachable from the LAN', status: 'unknown', detail: 'no peer has found this machine yet', fix: null },
+      { id: 'files.key', group: 'files', title: 'Signing key', status: 'warn', detail: 'readable by others (mode 644)', fix: 'chmod 600 secret-key' },
+    ];
+    return { at: now, checks, failed: checks.filter((c) => c.status === 'fail').length };
   }
   clearedBad: string[] = [];
   /** Clears a peer's bad mark in the made-up snapshot; false when it had none (or is unknown). */

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import type { ApiChange, Snapshot } from '../../src/api.ts';
+import type { ApiChange, DoctorReport, Snapshot } from '../../src/api.ts';
 import { launchChromium } from '../support/chromium.ts';
 import { demoApi, demoEntries, demoEvents, demoLan, demoPeers, demoStatus, demoTransfers, DemoApi, serveDemoApi } from '../support/dashboard-demo.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
@@ -17,6 +17,9 @@ const ARTIFACTS = path.join(PROJECT_ROOT, 'test-artifacts', 'ui-renderer');
 
 describe('the renderer in Chromium', { timeout: 120_000 }, () => {
   let browser: Browser;
+  // Demo servers still open when a test fails before closing its own: their change streams would
+  // keep this process (and the whole run) from ever exiting.
+  const servers = new Set<{ close: () => Promise<unknown> }>();
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -24,10 +27,13 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
   });
   after(async () => {
     await browser?.close();
+    for (const s of servers) await s.close();
   });
 
   async function open(api: DemoApi, opts: { scheme?: 'light' | 'dark'; width?: number } = {}) {
-    const served = await serveDemoApi(api, 0);
+    const opened = await serveDemoApi(api, 0);
+    const served = { url: opened.url, close: async () => (servers.delete(served), await opened.close()) };
+    servers.add(served);
     const page = await browser.newPage({ viewport: { width: opts.width ?? 1360, height: 900 }, colorScheme: opts.scheme ?? 'light' });
     const problems: string[] = [];
     page.on('console', (m) => {
@@ -136,7 +142,8 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
       if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text());
     });
     page.on('pageerror', (e) => problems.push(e.message));
-    await page.addInitScript((s: Snapshot) => {
+    const demo = demoApi();
+    await page.addInitScript(({ s, report }: { s: Snapshot; report: DoctorReport }) => {
       const listeners = new Set<(c: ApiChange) => void>();
       const w = window as unknown as { peernix: unknown; __sharing: boolean[] };
       w.__sharing = [];
@@ -145,14 +152,18 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
         onChange: (l: (c: ApiChange) => void) => (listeners.add(l), () => listeners.delete(l)),
         setSharing: async (on: boolean) => void w.__sharing.push(on),
         copyText: async () => {},
+        doctor: async () => report,
       };
-    }, demoApi().snapshot());
+    }, { s: demo.snapshot(), report: await demo.doctor() });
     await page.goto(`file://${path.join(PROJECT_ROOT, 'dist', 'renderer', 'index.html')}`);
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="peer-row"]').length === n, demoPeers.length, { timeout: 5000 });
     assert.equal(await page.getByTestId('entry-row').count(), demoEntries.length);
     await page.getByTestId('sharing-toggle').click({ force: true });
     await page.waitForFunction(() => (window as unknown as { __sharing: boolean[] }).__sharing.length === 1, undefined, { timeout: 5000 });
     assert.deepEqual(await page.evaluate(() => (window as unknown as { __sharing: boolean[] }).__sharing), [false]);
+    // The doctor's checks come over the bridge, as in the app: one row each, fixes shown for problems.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="doctor-check"]').length === 4, undefined, { timeout: 5000 });
+    assert.equal(await page.getByTestId('doctor-fix').count(), 2);
     await shot(page, 'window-file-light');
     assert.deepEqual(problems, [], 'no console errors or CSP violations');
     await page.close();
