@@ -228,6 +228,8 @@ function originOf(url: string): string {
 class NarSlots {
   private readonly limit: number;
   private readonly peers = new Map<string, { active: number; queue: (() => void)[] }>();
+  /** Every waiter's way out, so close() can end the waits at once. */
+  private readonly leaving = new Set<(e: PeerError) => void>();
   private closed = false;
 
   constructor(limit: number) {
@@ -260,6 +262,7 @@ class NarSlots {
       const entry = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        this.leaving.delete(leave);
         resolve(grant());
       };
       const leave = (e: PeerError) => {
@@ -267,8 +270,10 @@ class NarSlots {
         if (i >= 0) peer.queue.splice(i, 1);
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        this.leaving.delete(leave);
         reject(e);
       };
+      this.leaving.add(leave);
       signal?.addEventListener('abort', onAbort, { once: true });
       peer.queue.push(entry);
     });
@@ -276,6 +281,7 @@ class NarSlots {
 
   close(): void {
     this.closed = true;
+    for (const leave of [...this.leaving]) leave(new PeerError('unreachable', 'client closed while waiting for a NAR slot'));
   }
 }
 

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { describe, it } from 'node:test';
+import { PeerClient, PeerError } from '../../src/peers/peer-client.ts';
+
+// A NAR waiting for one of a peer's slots waits in order, however long; but when the client closes
+// (Peernix stops), every wait ends at once instead of holding the stop for up to the slot timeout.
+
+describe('peer client NAR slots', () => {
+  it('close() ends the waits for a slot at once', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write(Buffer.alloc(10)); // and never the rest: the slot stays taken
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/nar/x.nar`;
+    const client = new PeerClient({}, 'test', { narSlots: 1 });
+    try {
+      const first = await client.openNar(url, { offset: 0, expectedSize: 1000 });
+      first.on('error', () => {});
+      const waiting = client.openNar(url, { offset: 0, expectedSize: 1000 });
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      client.close();
+      await assert.rejects(waiting, (e: unknown) => e instanceof PeerError && /client closed/.test(e.message));
+      const ms = performance.now() - t0;
+      console.log(`a wait for a NAR slot ended ${ms.toFixed(1)} ms after close()`);
+      assert.ok(ms < 1000);
+      first.destroy();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
