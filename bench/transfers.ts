@@ -55,7 +55,7 @@ async function main() {
     await proxy(dir, hosts, started, children);
     console.log(`\ntransfers between peers — medians of ${RUNS} runs; every process shares this machine's ${cores} cores (A, B, Nix, curl and the proxies alike)`);
     for (const [metric, { values, unit }] of Object.entries(fig)) {
-      const cols = Object.entries(values).map(([c, v]) => `${c} ${median(v).toFixed(unit === 'ms/MB' ? 2 : 1)}`);
+      const cols = Object.entries(values).map(([c, v]) => `${c} ${median(v).toFixed(unit === 'ms/MB' || unit === 'x' ? 2 : 1)}`);
       console.log(`${metric.padEnd(46)} ${cols.join('   ')}  ${unit}`);
     }
   } finally {
@@ -181,7 +181,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
       const z = after.zstd - before.zstd;
       add(`${what} closure at ${shape}: compressed share of frames`, 'compressed', (100 * z) / Math.max(1, z + after.raw - before.raw), '%');
       const t = fig[`${what} closure at ${shape}: nix copy`].values;
-      add(`${what} closure at ${shape}: speed-up`, 'compressed vs uncompressed', median(t.uncompressed) / median(t.compressed), '×');
+      add(`${what} closure at ${shape}: speed-up`, 'compressed vs uncompressed', median(t.uncompressed) / median(t.compressed), 'x');
     }
   }
 }
