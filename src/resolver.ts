@@ -46,9 +46,6 @@ export interface ResolverOptions {
   mayHave?: (peer: Peer, hashPart: string) => boolean | null;
 }
 
-/** How long a narinfo lookup waits for a Go peernix host (see fanOut). */
-export const GO_LOOKUP_MS = 600;
-
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
 const MAX_MISMATCH_CUTS = 4096;
 
@@ -270,9 +267,7 @@ export class Resolver implements CacheBackend {
       const stop = new AbortController();
       const untrack = this.opts.registry.trackLookup(peer, () => stop.abort());
       try {
-        // A Go peer answers what it holds soon, but looks for what it lacks on its own peers for up to
-        // 2 s before its 404: past GO_LOOKUP_MS its silence is taken as that miss, not as a failure.
-        const info = await this.opts.client.narInfo(peer.url, hashPart, stop.signal, peer.dialect === 'go' ? GO_LOOKUP_MS : undefined);
+        const info = await this.opts.client.narInfo(peer.url, hashPart, stop.signal, this.opts.registry.lookupMs(peer));
         this.opts.registry.reportAnswer(peer);
         const answer = info && this.validAnswer(peer, hashPart, info);
         if (answer) {
@@ -281,9 +276,7 @@ export class Resolver implements CacheBackend {
         }
       } catch (e) {
         this.opts.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        const timeout = e instanceof PeerError && e.kind === 'timeout';
-        if (peer.dialect === 'go' && timeout) this.opts.registry.reportAnswer(peer);
-        else if (!stop.signal.aborted) this.opts.registry.reportFailure(peer, (e as Error).message, timeout);
+        if (!stop.signal.aborted) this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
       } finally {
         untrack();
       }

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { CHUNK_SIZE, takeChunk } from '../chunk-pool.ts';
+import { takeChunk } from '../chunk-pool.ts';
 
 // A GET for a NAR body over plain HTTP/1.1, leaner per byte than node:http: the socket reads
 // straight into the chunk pool's 256 KiB buffers (node:http reads 64 KiB into a fresh buffer each
@@ -290,6 +290,3 @@ export function getNar(url: string, opts: NarGetOptions): Promise<NarResponse> {
     });
   });
 }
-
-/** For tests: the size reads land in. */
-export const READ_BUFFER_BYTES = CHUNK_SIZE;

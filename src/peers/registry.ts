@@ -52,6 +52,9 @@ const MAX_CONTENDERS = 16;
 // A Go peer makes each narinfo by running nix-store four times, and looks for what it lacks on its own
 // peers over UDP for up to 2 s before it says 404 (zw3rk/peernix main.go: generateNarInfo,
 // findPeerForHash): slow answers are its normal, not a stall.
+// So a lookup waits GO_LOOKUP_MS for one and takes its silence then as the miss it will be; it is
+// never struck as stalled meanwhile.
+const GO_LOOKUP_MS = 600;
 const GO_STALL_MS = 2500;
 
 /** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
@@ -261,6 +264,17 @@ export class PeerRegistry extends EventEmitter {
   /** It answered a lookup in time, yes or no. */
   reportAnswer(peer: Peer): void {
     this.health.answered(peer);
+  }
+
+  /** How long a narinfo lookup may wait for this peer (undefined: the client's default). */
+  lookupMs(peer: Peer): number | undefined {
+    return peer.dialect === 'go' ? GO_LOOKUP_MS : undefined;
+  }
+
+  /** A lookup to it failed; a Go peer's silence past lookupMs is its miss, not a failure. */
+  reportLookupFailure(peer: Peer, why: string, timeout: boolean): void {
+    if (timeout && peer.dialect === 'go') this.health.answered(peer);
+    else this.health.strike(peer, why, timeout);
   }
 
   /** A lookup to `peer` starts; see PeerHealth.track. */
