@@ -25,7 +25,8 @@ import { run } from '../test/support/run.ts';
 import { curlThroughput, median, peernixLauncher } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const SHAPES = (process.env.BENCH_SHAPES ?? '100mbit,1gbit,unshaped').split(',');
+// Unshaped first: it is the ceiling the shaped runs are held against.
+const SHAPES = (process.env.BENCH_SHAPES ?? 'unshaped,100mbit,1gbit').split(',');
 const MB = 1e6;
 const MiB = 1024 * 1024;
 
@@ -43,6 +44,13 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
+/** Busy and total CPU time of the whole machine so far, in clock ticks (from /proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total }; // idle and iowait are not busy
+}
+
 async function main() {
   const dir = await makeTempDir('pn-bxfer');
   const hosts: NixHost[] = [];
@@ -55,7 +63,7 @@ async function main() {
     await proxy(dir, hosts, started, children);
     console.log(`\ntransfers between peers — medians of ${RUNS} runs; every process shares this machine's ${cores} cores (A, B, Nix, curl and the proxies alike)`);
     for (const [metric, { values, unit }] of Object.entries(fig)) {
-      const cols = Object.entries(values).map(([c, v]) => `${c} ${median(v).toFixed(unit === 'ms/MB' || unit === 'x' ? 2 : 1)}`);
+      const cols = Object.entries(values).map(([c, v]) => `${c} ${median(v).toFixed(unit === 'ms/MB' || unit === 'x' || unit === 'cores' ? 2 : 1)}`);
       console.log(`${metric.padEnd(46)} ${cols.join('   ')}  ${unit}`);
     }
   } finally {
@@ -120,14 +128,18 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   const inNs = (h: LanHost) => (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', h.ns, cmd, ...args]];
   const b = await startPeernixProcess(['--store', bStore.storeUri, '--listen', '127.0.0.1:9998', '--share-listen', '0.0.0.0:9999', '--secret-key-file', key.secretKeyFile, '--state-dir', `${dir}/b-state`, '--no-mdns', '--log-level', 'debug'], { main: BUILT_MAIN, wrap: inNs(B) });
   // B's debug log has a line per framed NAR: how many of its frames went compressed.
+  // It also says what A reported of its own pace (peers/receiver-load.ts): the share of its raw
+  // transfers' time that its own side, not the link, held B's bytes back.
   const frameCounts = () => {
     let zstd = 0;
     let raw = 0;
-    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw\)/g)) {
+    const held: number[] = [];
+    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw; receiver held ([\d.?]+)\)/g)) {
       zstd += Number(m[1]);
       raw += Number(m[2]);
+      if (m[3] !== '?') held.push(Number(m[3]));
     }
-    return { zstd, raw };
+    return { zstd, raw, held };
   };
   started.push(b);
   const peer = ['--peer', `http://${B.address}:9999`, '--no-share', '--no-mdns', '--store', aStore.storeUri];
@@ -170,18 +182,27 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
         // In turns, starting with each side in alternate runs, so both see the same moments of a noisy machine.
         for (const variant of r % 2 === 0 ? ['zstd', 'plain'] : ['plain', 'zstd']) {
           const cpu0 = cpuSeconds(b.proc.pid!);
+          const m0 = machineTicks();
           const ms = await substitute(variant === 'zstd' ? 9998 : 9997, paths);
           const cpu = cpuSeconds(b.proc.pid!) - cpu0;
+          const m1 = machineTicks();
           const col = variant === 'zstd' ? 'compressed' : 'uncompressed';
           add(`${what} closure at ${shape}: nix copy`, col, ms / 1000, 's');
+          // How many of the machine's cores were busy meanwhile: at all of them, the CPU, not the link, sets the pace.
+          add(`${what} closure at ${shape}: cores busy`, col, (availableParallelism() * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total), 'cores');
           add(`${what} closure at ${shape}: B's CPU per MB sent`, col, (cpu * 1000) / (sizes[what] / MB), 'ms/MB');
         }
       }
       const after = frameCounts();
       const z = after.zstd - before.zstd;
       add(`${what} closure at ${shape}: compressed share of frames`, 'compressed', (100 * z) / Math.max(1, z + after.raw - before.raw), '%');
+      const held = after.held.slice(before.held.length);
+      if (held.length > 0) add(`${what} closure at ${shape}: A's side held its NARs`, 'share of time', 100 * median(held), '%');
       const t = fig[`${what} closure at ${shape}: nix copy`].values;
       add(`${what} closure at ${shape}: speed-up`, 'compressed vs uncompressed', median(t.uncompressed) / median(t.compressed), 'x');
+      // The most any compression could gain here: to what the same copy takes with no link limit at all.
+      const free = fig[`${what} closure at unshaped: nix copy`]?.values.uncompressed;
+      if (shape !== 'unshaped' && free) add(`${what} closure at ${shape}: ceiling on this machine`, 'uncompressed vs unshaped', median(t.uncompressed) / median(free), 'x');
     }
   }
 }

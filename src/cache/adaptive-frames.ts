@@ -18,7 +18,9 @@ import { FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
 // long.
 //
 // A compressed trial is worth running only when the response backs up (the consumer, not this
-// machine, sets the pace), the content shrinks (looked at again every phase), and this machine
+// machine, sets the pace), the receiver says it is not what holds its raw transfers back (a busy
+// receiver and a slow link both back the response up, and compressing only helps the link:
+// peers/receiver-load.ts), the content shrinks (looked at again every phase), and this machine
 // compresses faster than the consumer drains raw bytes.
 
 /** A block is whole chunks adding up to at least this (so under twice it: far below MAX_FRAME_NAR_BYTES). */
@@ -36,6 +38,8 @@ const WORTH = 0.9;
 /** A link is the bottleneck when the response backed up for this share of the recent time. */
 const BACKED_UP_SHARE = 0.3;
 const WINDOW_MS = 500;
+/** A receiver whose consumer held its raw transfers up for more than this share of their time gets no trial. */
+const RECEIVER_HELD_MAX = 0.3;
 /** Longest a block waits for the compression budget before it goes raw. */
 const BUDGET_WAIT_MS = 20;
 
@@ -151,6 +155,8 @@ export class PhasePlan {
   private readonly rate: Record<Mode, number | null> = { raw: null, zstd: null };
   /** Length of a long raw phase: doubles with each compressed trial that loses. */
   private rawMs = LONG_MS;
+  /** What the receiver said of its own pace in its latest request (null: nothing, an older Peernix). */
+  receiverHeld: number | null = null;
 
   /** Called once a block is on its way; `zstdWorthTrying` says whether a compressed trial could pay now. */
   blockSent(narBytes: number, zstdWorthTrying: () => boolean): void {
@@ -199,10 +205,11 @@ export class PhasePlan {
  * consumed (they are the chunk pool's when raw frames pass them on to the response sink, which
  * releases them after the socket took them).
  */
-export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: CompressionBudget, stats: FrameStats, client = ''): AsyncGenerator<Buffer> {
+export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null } = {}): AsyncGenerator<Buffer> {
   const link = new LinkMeter();
-  const plan = budget.planFor(client);
+  const plan = budget.planFor(from.client ?? '');
   plan.resumeAfterIdle();
+  plan.receiverHeld = from.receiverHeld ?? null;
   let ratio: number | null = null; // wire bytes per NAR byte of recent compressed blocks
   let block: Buffer[] = [];
   let blockBytes = 0;
@@ -218,6 +225,7 @@ export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: Compr
   function zstdWorthTrying(): boolean {
     const drain = link.boundRate();
     if (drain === null) return false; // the consumer keeps up: compressing could only slow us down
+    if (plan.receiverHeld !== null && plan.receiverHeld > RECEIVER_HELD_MAX) return false; // backed up by a busy receiver, not the link
     if (budget.rate(1) < drain * MARGIN) return false; // it drains faster than we compress
     if (ratio !== null && ratio > WORTH) {
       ratio = null; // doesn't shrink: raw for this round, a fresh look at the next

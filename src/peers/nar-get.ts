@@ -29,6 +29,8 @@ export interface NarResponse extends Readable {
   /** The whole body arrived (as framed by Content-Length, chunked encoding or the close). */
   complete: boolean;
   setIdleTimeout(ms: number, onTimeout: () => void): void;
+  /** How long the body's bytes waited for its consumer, within how long they took to arrive (receiver-load.ts). */
+  pace(): { heldMs: number; spanMs: number };
 }
 
 export interface NarGetOptions {
@@ -82,6 +84,10 @@ class NarBody extends Readable implements NarResponse {
   headers: Record<string, string> = {};
   complete = false;
   socket: Socket | null = null;
+  private firstByteAt = 0;
+  private lastByteAt = 0;
+  private pausedAt = 0;
+  private heldMs = 0;
 
   constructor() {
     super({ highWaterMark: 1 << 20 });
@@ -96,8 +102,26 @@ class NarBody extends Readable implements NarResponse {
     this.socket?.setTimeout(ms, onTimeout);
   }
 
+  /** Body bytes arrived (for pace()). */
+  arrived(): void {
+    this.lastByteAt = performance.now();
+    if (this.firstByteAt === 0) this.firstByteAt = this.lastByteAt;
+  }
+
+  /** The consumer is behind: reads stop until _read asks for more. */
+  hold(): void {
+    this.socket!.pause();
+    this.pausedAt = performance.now();
+  }
+
+  pace(): { heldMs: number; spanMs: number } {
+    return { heldMs: this.heldMs, spanMs: this.lastByteAt - this.firstByteAt };
+  }
+
   override _read(): void {
-    if (this.socket?.isPaused()) this.socket.resume();
+    if (!this.socket?.isPaused()) return;
+    this.heldMs += performance.now() - this.pausedAt;
+    this.socket.resume();
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
@@ -151,7 +175,7 @@ export function getNar(url: string, opts: NarGetOptions): Promise<NarResponse> {
             const more = onBytes(n, buf);
             // Returning false stops reads without marking the socket paused; paused, resume() (from
             // the body's _read) starts them again.
-            if (!more && !socket.destroyed) socket.pause();
+            if (!more && !socket.destroyed) body.hold();
             return more;
           } catch (e) {
             fail(e instanceof HttpResponseError ? e : new HttpResponseError((e as Error).message));
@@ -206,6 +230,7 @@ export function getNar(url: string, opts: NarGetOptions): Promise<NarResponse> {
     }
 
     function bodyBytes(data: Buffer): boolean {
+      body.arrived();
       const f = framing!;
       if (f.kind === 'length') {
         const mine = data.length > f.left ? data.subarray(0, f.left) : data;

@@ -5,6 +5,7 @@ import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from './nar-frames.ts';
 import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
+import { ReceiverLoad, RECEIVER_HELD_HEADER } from './receiver-load.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -51,6 +52,8 @@ export class PeerClient {
   private readonly slots: NarSlots;
   /** Offer NAR frames (compressed when that pays) to peers; those that aren't Peernix ignore it. */
   private readonly frames: boolean;
+  /** Whether our side held recent NARs from each peer back, for the peer to judge compression by. */
+  readonly receiverLoad = new ReceiverLoad();
 
   constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix', limits: Partial<PeerLimits> = {}, opts: { frames?: boolean } = {}) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
@@ -93,7 +96,10 @@ export class PeerClient {
     try {
       const headers: Record<string, string> = { 'user-agent': this.userAgent };
       if (opts.offset > 0) headers.range = `bytes=${opts.offset}-`;
+      const origin = originOf(url);
+      const held = this.frames ? this.receiverLoad.hint(origin) : undefined;
       if (this.frames) headers[FRAMES_HEADER] = FRAMES_VERSION;
+      if (held !== undefined) headers[RECEIVER_HELD_HEADER] = held;
       // Plain http peers get the lean client (nar-get.ts); https keeps node:http. No connect timeout
       // of its own: on a congested link a SYN-ACK can be dropped, and the header deadline (with
       // hedging in the resolver) already bounds the wait.
@@ -129,8 +135,16 @@ export class PeerClient {
     const idle = () => res.destroy(new PeerError('timeout', `${url}: no data for ${this.timeouts.narIdleMs} ms`));
     if ('setIdleTimeout' in res) res.setIdleTimeout(this.timeouts.narIdleMs, idle);
     else res.setTimeout(this.timeouts.narIdleMs, idle);
-    if (!framed) return res;
+    // A whole NAR from the lean client says how long its bytes waited for us (receiver-load.ts).
+    const noteCompleted = (zstdNarBytes: number) => {
+      if (res.complete && 'pace' in res && want > 0) this.receiverLoad.note(originOf(url), { ...res.pace(), compressedShare: zstdNarBytes / want });
+    };
+    if (!framed) {
+      res.once('end', () => noteCompleted(0));
+      return res;
+    }
     const decoder = new FrameDecoder();
+    decoder.once('end', () => noteCompleted(decoder.zstdNarBytes));
     // Either side failing ends both: a cut response is a cut NAR, a bad frame must stop the peer.
     res.once('error', (e) => decoder.destroy(asPeerError(e, url)));
     res.once('close', () => {

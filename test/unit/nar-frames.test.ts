@@ -44,10 +44,10 @@ function link(bytesPerSec: number, into: Buffer[]): Writable {
   });
 }
 
-async function roundTrip(nar: Buffer, bytesPerSec: number) {
+async function roundTrip(nar: Buffer, bytesPerSec: number, receiverHeld: number | null = null) {
   const wire: Buffer[] = [];
   const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
-  await pipeline(Readable.from(chunks(nar)), (src: AsyncIterable<Buffer>) => encodeFrames(src, new CompressionBudget(2), stats, 'client'), link(bytesPerSec, wire));
+  await pipeline(Readable.from(chunks(nar)), (src: AsyncIterable<Buffer>) => encodeFrames(src, new CompressionBudget(2), stats, { client: 'client', receiverHeld }), link(bytesPerSec, wire));
   const decoder = new FrameDecoder();
   const out: Buffer[] = [];
   await pipeline(Readable.from(chunks(Buffer.concat(wire), 64 * 1024 + 3)), decoder, link(Infinity, out));
@@ -65,6 +65,19 @@ describe('NAR frames', () => {
     assert.equal(r.stats.wireBytes, r.wire.length);
     assert.ok(r.stats.zstdFrames >= 30, `${r.stats.zstdFrames} zstd frames`);
     assert.ok(r.wire.length < nar.length / 2);
+  });
+
+  it('tries no compression for a receiver that says its own side holds its transfers up', async () => {
+    // The same slow, backed-up consumer as above; but the receiver measured that its raw transfers
+    // waited on it, not on the link (peers/receiver-load.ts), and a peer that listens to it and one
+    // that is told its receiver keeps up must differ exactly there.
+    const nar = compressible(32 * 1024 * 1024);
+    const held = await roundTrip(nar, 20e6, 0.8);
+    const free = await roundTrip(nar, 20e6, 0.05);
+    console.log(`32 MiB text at 20 MB/s: receiver held 0.8 → ${held.stats.zstdFrames} zstd frames; held 0.05 → ${free.stats.zstdFrames}`);
+    assert.ok(held.out.equals(nar));
+    assert.equal(held.stats.zstdFrames, 0);
+    assert.ok(free.stats.zstdFrames >= 10, `${free.stats.zstdFrames} zstd frames`);
   });
 
   it('sends raw when the link keeps up', async () => {
@@ -111,7 +124,7 @@ describe('NAR frames', () => {
     const runs: FrameStats[] = [];
     for (let i = 0; i < 2; i++) {
       const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
-      await pipeline(Readable.from(chunks(compressible(80 * 1024 * 1024))), (src: AsyncIterable<Buffer>) => encodeFrames(src, budget, stats, '10.0.0.7'), receiver([]));
+      await pipeline(Readable.from(chunks(compressible(80 * 1024 * 1024))), (src: AsyncIterable<Buffer>) => encodeFrames(src, budget, stats, { client: '10.0.0.7' }), receiver([]));
       runs.push(stats);
     }
     console.log(`receiver-bound: first NAR ${runs[0].zstdFrames} zstd / ${runs[0].rawFrames} raw frames, second ${runs[1].zstdFrames} / ${runs[1].rawFrames}`);

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { PeerClient } from '../../src/peers/peer-client.ts';
+import { parseReceiverHeld, ReceiverLoad, RECEIVER_HELD_HEADER } from '../../src/peers/receiver-load.ts';
+
+// A Peernix tells the peer it fetches NARs from whether its own side (its consumer: Nix, the disk,
+// a CPU shared with both) held the peer's bytes back, so the peer doesn't take a busy receiver for a
+// slow link and compress for nothing. Measured on real sockets: a slow consumer reads as held, a
+// slow sender as not.
+
+const SIZE = 8 * 1024 * 1024;
+
+/** A peer that serves SIZE bytes, at `bytesPerSec` (Infinity: as fast as the socket takes them), and notes each request's headers. */
+async function peer(bytesPerSec: number, seen: IncomingHttpHeaders[]): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    seen.push(req.headers);
+    res.writeHead(200, { 'content-length': String(SIZE) });
+    const piece = Buffer.alloc(256 * 1024, 7);
+    let sent = 0;
+    const more = () => {
+      while (sent < SIZE) {
+        sent += piece.length;
+        const ok = res.write(piece);
+        if (sent >= SIZE) return res.end();
+        if (bytesPerSec !== Infinity) return void setTimeout(more, (piece.length / bytesPerSec) * 1000);
+        if (!ok) return void res.once('drain', more);
+      }
+    };
+    more();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/nar/x.nar` };
+}
+
+/** Takes what it is given at `bytesPerSec` (Infinity: at once). */
+function consumer(bytesPerSec: number): Writable {
+  return new Writable({
+    highWaterMark: 64 * 1024,
+    write(chunk: Buffer, _e, cb) {
+      if (bytesPerSec === Infinity) return cb();
+      setTimeout(cb, (chunk.length / bytesPerSec) * 1000);
+    },
+  });
+}
+
+async function fetchTwice(peerRate: number, consumerRate: number) {
+  const seen: IncomingHttpHeaders[] = [];
+  const { server, url } = await peer(peerRate, seen);
+  const client = new PeerClient({}, 'test', {}, { frames: true });
+  try {
+    for (let i = 0; i < 2; i++) await pipeline(await client.openNar(url, { offset: 0, expectedSize: SIZE }), consumer(consumerRate));
+    return seen.map((h) => h[RECEIVER_HELD_HEADER]);
+  } finally {
+    client.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+}
+
+describe('receiver load', () => {
+  it('a consumer slower than the peer reads as held; the next request says so', async () => {
+    const hints = await fetchTwice(Infinity, 20e6);
+    console.log(`fast peer, consumer at 20 MB/s: hints sent ${JSON.stringify(hints)}`);
+    assert.equal(hints[0], undefined, 'nothing is known before the first transfer');
+    assert.ok(Number(hints[1]) >= 0.6, `held share ${hints[1]}`);
+  });
+
+  it('a peer slower than the consumer reads as not held', async () => {
+    const hints = await fetchTwice(20e6, Infinity);
+    console.log(`peer at 20 MB/s, fast consumer: hints sent ${JSON.stringify(hints)}`);
+    assert.equal(hints[0], undefined);
+    assert.ok(Number(hints[1]) <= 0.1, `held share ${hints[1]}`);
+  });
+
+  it('counts only transfers long enough and (nearly) raw, weighted by their length', () => {
+    const load = new ReceiverLoad();
+    load.note('a', { heldMs: 90, spanMs: 100, compressedShare: 0 });
+    assert.equal(load.hint('a'), undefined, 'too short to tell');
+    load.note('a', { heldMs: 900, spanMs: 1000, compressedShare: 0.5 });
+    assert.equal(load.hint('a'), undefined, 'mostly compressed: a consumer behind is what compressing was for');
+    load.note('a', { heldMs: 800, spanMs: 1000, compressedShare: 0.05 });
+    assert.equal(load.hint('a'), '0.80');
+    load.note('a', { heldMs: 0, spanMs: 3000, compressedShare: 0 });
+    const mixed = Number(load.hint('a'));
+    console.log(`1 s held 80 %, then 3 s held 0 %: hint ${mixed}`);
+    assert.ok(mixed > 0.1 && mixed < 0.3, `${mixed}`);
+    load.note('a', { heldMs: 0, spanMs: 60_000, compressedShare: 0 });
+    assert.equal(load.hint('a'), '0.00', 'a long transfer outweighs what came well before it');
+    assert.equal(load.hint('b'), undefined);
+  });
+
+  it('a peer reads the hint strictly: anything but a share from 0 to 1 is no hint', () => {
+    assert.equal(parseReceiverHeld('0.62'), 0.62);
+    assert.equal(parseReceiverHeld('1'), 1);
+    assert.equal(parseReceiverHeld(' 0 '), 0);
+    for (const bad of [undefined, '', '1.5', '-0.1', '0.1234', 'NaN', '0x1', '0.5, 0.6', ['0.5']]) assert.equal(parseReceiverHeld(bad), null, String(bad));
+  });
+});
