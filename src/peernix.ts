@@ -152,6 +152,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log: log.child('resolver'),
     trust: () => trust,
     mayHave: (peer, hashPart) => summaries.mayHave(peer.id, hashPart),
+    goUdpPort: opts.goUdp?.port,
   });
   // This store's summary for peers, served on the share listener and kept current from the database.
   const storeSummary = new StoreSummary(store.summarySource);

@@ -8,6 +8,8 @@ import { formatSha256Nix32, parseSha256 } from './nix/hash.ts';
 import type { NarInfo } from './nix/narinfo.ts';
 import { encodeNix32 } from './nix/nix32.ts';
 import { parseStorePath } from './nix/store-path.ts';
+import { askGoHasPath } from './peers/go-has-path.ts';
+import { GO_UDP_DEFAULT_PORT } from './peers/go-udp.ts';
 import { HedgedOpener, waitUntil, type Candidate, type Found, type Lookup, type PeerAnswer } from './peers/hedged-open.ts';
 import { PeerError, type PeerClient } from './peers/peer-client.ts';
 import type { Peer, PeerRegistry } from './peers/registry.ts';
@@ -44,6 +46,8 @@ export interface ResolverOptions {
   narWatch?: Partial<NarWatchOptions>;
   /** A peer's store summary on a path: false = certainly not there (not asked), null = no summary to go by. */
   mayHave?: (peer: Peer, hashPart: string) => boolean | null;
+  /** The UDP port Go peernix hosts answer "has_path?" on (go-has-path.ts); default 9999. */
+  goUdpPort?: number;
 }
 
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
@@ -266,8 +270,9 @@ export class Resolver implements CacheBackend {
       // A stall of this peer (registry health) releases this lookup and every other one waiting on it.
       const stop = new AbortController();
       const untrack = this.opts.registry.trackLookup(peer, () => stop.abort());
+      const go = peer.dialect === 'go' ? this.goLookup(peer, hashPart, stop.signal) : null;
       try {
-        const info = await this.opts.client.narInfo(peer.url, hashPart, stop.signal, this.opts.registry.lookupMs(peer));
+        const info = await this.opts.client.narInfo(peer.url, hashPart, go?.signal ?? stop.signal, this.opts.registry.lookupMs(peer));
         this.opts.registry.reportAnswer(peer);
         const answer = info && this.validAnswer(peer, hashPart, info);
         if (answer) {
@@ -278,6 +283,7 @@ export class Resolver implements CacheBackend {
         this.opts.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
         if (!stop.signal.aborted) this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout');
       } finally {
+        go?.end();
         untrack();
       }
     });
@@ -289,6 +295,28 @@ export class Resolver implements CacheBackend {
       setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.opts.lookupReuseMs).unref();
     });
     return state;
+  }
+
+  /**
+   * A Go peer's lookup: its silence is a miss after registry.goSilenceMs, unless it says over UDP
+   * that it holds the path; then its (slow) narinfo is waited for. The signal aborts either way.
+   */
+  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void } {
+    const silence = new AbortController();
+    const asked = new AbortController(); // the UDP question ends with the lookup
+    const timer = setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
+    void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, hashPart, AbortSignal.any([stop, asked.signal, silence.signal])).then((ms) => {
+      if (ms === null) return;
+      clearTimeout(timer);
+      this.opts.registry.reportGoYes(peer, ms);
+    });
+    return {
+      signal: AbortSignal.any([stop, silence.signal]),
+      end: () => {
+        clearTimeout(timer);
+        asked.abort();
+      },
+    };
   }
 
   /** A peer's narinfo is used only if it is for exactly this path and its NAR lives on that peer. */

@@ -52,10 +52,21 @@ const MAX_CONTENDERS = 16;
 // A Go peer makes each narinfo by running nix-store four times, and looks for what it lacks on its own
 // peers over UDP for up to 2 s before it says 404 (zw3rk/peernix main.go: generateNarInfo,
 // findPeerForHash): slow answers are its normal, not a stall.
-// So a lookup waits GO_LOOKUP_MS for one and takes its silence then as the miss it will be; it is
-// never struck as stalled meanwhile.
-const GO_LOOKUP_MS = 600;
+// So a lookup also asks it over UDP (go-has-path.ts), where it answers "yes" after one nix-store run
+// and never "no". Until a "yes" comes, its silence is taken as the miss it will be after a while:
+// GO_SILENCE_MS on an idle host, longer for a host whose "yes" answers or probes come slowly now
+// (fading with time), since a hit cut short is a 404 that Nix remembers for an hour. After a "yes",
+// the narinfo is waited for up to GO_HELD_MS. It is never struck as stalled meanwhile.
+const GO_SILENCE_MS = 600;
+/** Below the 2 s a Go host spends asking its peers before its 404: silence is never waited out longer. */
+const GO_SILENCE_MAX_MS = 1800;
+/** Silence is waited out this many times the peer's recent slowest "yes" (or probe). */
+const GO_SILENCE_FACTOR = 2;
+/** A slow "yes" counts half as much after this long. */
+const GO_SLOW_HALF_LIFE_MS = 30_000;
 const GO_STALL_MS = 2500;
+/** Under GO_STALL_MS, so a narinfo that never comes after a "yes" ends as a timeout (a miss), not a stall. */
+const GO_HELD_MS = 2400;
 
 /** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
 export class PeerRegistry extends EventEmitter {
@@ -63,6 +74,8 @@ export class PeerRegistry extends EventEmitter {
   private readonly contenders = new Map<string, Contender>(); // by service key
   private readonly proving = new Set<Peer>();
   private readonly provedAt = new WeakMap<Peer, number>();
+  /** Go peers' slowest recent UDP "yes" answers (see goSilenceMs). */
+  private readonly goSlow = new WeakMap<Peer, { ms: number; at: number }>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
   private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
@@ -268,7 +281,24 @@ export class PeerRegistry extends EventEmitter {
 
   /** How long a narinfo lookup may wait for this peer (undefined: the client's default). */
   lookupMs(peer: Peer): number | undefined {
-    return peer.dialect === 'go' ? GO_LOOKUP_MS : undefined;
+    return peer.dialect === 'go' ? GO_HELD_MS : undefined;
+  }
+
+  /** How long a lookup takes a Go peer's silence (no UDP "yes") for a miss. */
+  goSilenceMs(peer: Peer): number {
+    const slowest = Math.max(this.goSlowest(peer), peer.rttMs ?? 0);
+    return Math.min(GO_SILENCE_MAX_MS, Math.max(GO_SILENCE_MS, GO_SILENCE_FACTOR * slowest));
+  }
+
+  /** A Go peer said "yes" over UDP `ms` after it was asked. */
+  reportGoYes(peer: Peer, ms: number): void {
+    if (ms > this.goSlowest(peer)) this.goSlow.set(peer, { ms, at: Date.now() });
+  }
+
+  /** A Go peer's slowest recent "yes", fading with time. */
+  private goSlowest(peer: Peer): number {
+    const slow = this.goSlow.get(peer);
+    return slow ? slow.ms * 0.5 ** ((Date.now() - slow.at) / GO_SLOW_HALF_LIFE_MS) : 0;
   }
 
   /** A lookup to it failed; a Go peer's silence past lookupMs is its miss, not a failure. */

@@ -140,6 +140,38 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     assert.equal(goPeer(s)?.state, 'up');
   });
 
+  it('a Go host slow to make narinfos (a loaded machine) still has its paths found: its UDP "yes" keeps the lookup waiting', async () => {
+    // Its narinfo takes 1.5 s, past the 600 ms after which silence counts as a miss; its "yes" comes in 300 ms.
+    const slowPath = await addPath(go.nix, 'slow-go-narinfo', { type: 'file', contents: 'made slowly on a loaded Go host\n' });
+    const slow = (ms: number) => go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/slow/${ms}`], { timeoutMs: 10_000 }).then((r) => assert.equal(r.stdout, 'slow\n', r.stderr));
+    await slow(1500);
+    try {
+      const t0 = Date.now();
+      const r = await pn.lan.run(
+        'nix-store',
+        ['--store', `${pl.dir}/client`, '-r', slowPath, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', goKey.publicKey, '--option', 'require-sigs', 'true'],
+        { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-slow-xdg` }), timeoutMs: 60_000 },
+      );
+      const hitMs = Date.now() - t0;
+      assert.equal(r.code, 0, `nix-store -r of a path on a slow Go host: ${r.stderr.slice(-800)}`);
+      const misses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const h = encodeNix32(randomBytes(20));
+        const m = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${h}.narinfo`], { timeoutMs: 15_000 });
+        const [code, secs] = m.stdout.split(' ');
+        assert.equal(code, '404');
+        misses.push(Number(secs) * 1000);
+      }
+      const s = await pl.status(pn);
+      console.log(`slow Go host (narinfo 1500 ms, "yes" 300 ms): nix-store -r took ${hitMs} ms; misses meanwhile ${misses.map((t) => t.toFixed(0)).join(', ')} ms; Go peer ${goPeer(s)?.state}`);
+      // Silence is waited out 2× its slowest recent "yes" (600 ms here), never as long as its own 2 s search.
+      assert.ok(Math.max(...misses) < 1900, `slowest miss ${Math.max(...misses)} ms`);
+      assert.equal(goPeer(s)?.state, 'up');
+    } finally {
+      await slow(0);
+    }
+  });
+
   it('answers its UDP questions while sharing: yes for a path of its own store, silence for one it only knows from a peer', async () => {
     const held = await ask(onlyHere);
     console.log(`has_path? for a path in Peernix's store: found=${held.found} replies=${JSON.stringify(held.replies)} in ${held.ms} ms`);

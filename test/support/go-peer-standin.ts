@@ -44,7 +44,7 @@
 // found by its name under the chroot store and checked with `nix-store --check-validity`; `nix store
 // dump-path` stands for `nix-store --dump`, which ignores --store; its peers are given on the command
 // line (it would learn them by mDNS or UDP broadcast); test hooks: /standin/ask/<hash> asks the peers
-// exactly as a narinfo miss does, /standin/cut/<hash>/<bytes> holds the next NAR of that hash after so
+// exactly as a narinfo miss does, /standin/slow/<ms> makes it a loaded host (see slowMs), /standin/cut/<hash>/<bytes> holds the next NAR of that hash after so
 // many bytes, /standin/release/<hash> then cuts it; it prints one JSON line per event for the test to read.
 
 import { spawn } from 'node:child_process';
@@ -126,13 +126,19 @@ async function narInfo(full: string, hash: string): Promise<string> {
   ].join('\n');
 }
 
+// Test hook: a loaded Go host, whose nix-store runs are slow. A narinfo of a held path takes this much
+// longer, and a UDP "yes" a fifth of it (Go runs nix-store five times for the one, once for the other).
+let slowMs = 0;
+const later = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 // ---- UDP: answering and asking ----
 const udp = dgram.createSocket('udp4');
 udp.on('message', (msg, rinfo) => {
   const text = msg.subarray(0, 1024).toString('latin1');
   if (text.startsWith('has_path?')) {
     const hash = text.slice('has_path?'.length);
-    void hasPath(hash).then((p) => {
+    void hasPath(hash).then(async (p) => {
+      if (p) await later(slowMs / 5);
       if (p) udp.send('yes', rinfo.port, rinfo.address);
       say({ event: 'udp-asked', from: rinfo.address, hash, answer: p ? 'yes' : null });
     });
@@ -198,6 +204,7 @@ async function handleNixCache(req: http.IncomingMessage, res: http.ServerRespons
   const full = await hasPath(hash);
   if (full) {
     if (isNarInfo) {
+      await later(slowMs);
       res.writeHead(200, { 'Content-Type': 'text/x-nix-narinfo' }).end(await narInfo(full, hash));
       narInfoPeer.set(hash, 'localhost');
       return;
@@ -271,6 +278,11 @@ const server = http.createServer((req, res) => {
     const t0 = Date.now();
     void findPeerForHash(ask[1], replies).then((found) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ found, replies, ms: Date.now() - t0 })));
     return;
+  }
+  const slow = /^\/standin\/slow\/([0-9]{1,5})$/.exec(url);
+  if (slow) {
+    slowMs = Number(slow[1]);
+    return void res.writeHead(200).end('slow\n');
   }
   const cut = /^\/standin\/cut\/([0-9a-z]{32})\/([0-9]{1,12})$/.exec(url);
   if (cut) {
