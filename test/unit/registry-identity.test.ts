@@ -122,6 +122,11 @@ interface LoopbackPeer {
   identityAsks: number;
   /** false: the identity route answers 503 (a share listener still starting). */
   ready: boolean;
+  /** Health probes (/nix-cache-info) held unanswered while true; their sockets, to end them. */
+  hold: boolean;
+  /** How long the identity route takes to answer. */
+  identityDelayMs: number;
+  held: Set<import('node:net').Socket>;
   close(): Promise<void>;
 }
 
@@ -132,13 +137,15 @@ after(() => Promise.all(opened.map((s) => new Promise((r) => (s.closeAllConnecti
 // narinfo, and the real identity route signing with `key` for instance `id`.
 async function loopbackPeer(address: string, key: SecretKey, id = ID): Promise<LoopbackPeer> {
   const identity = createIdentityRoute({ instanceId: id, key });
-  const peer = { url: '', address, port: 0, identityAsks: 0, ready: true } as LoopbackPeer;
+  const peer = { url: '', address, port: 0, identityAsks: 0, ready: true, hold: false, identityDelayMs: 0, held: new Set() } as LoopbackPeer;
   const server = createServer((req, res) => {
     if (req.url?.startsWith('/peernix/identity?')) {
       peer.identityAsks++;
       if (!peer.ready) return void res.writeHead(503).end('starting\n');
+      if (peer.identityDelayMs > 0) return void setTimeout(() => identity(req, res), peer.identityDelayMs);
       if (identity(req, res)) return;
     }
+    if (req.url === '/nix-cache-info' && peer.hold) return void peer.held.add(req.socket);
     if (req.url === '/nix-cache-info') return void res.writeHead(200).end('StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n');
     res.writeHead(404).end('not found\n');
   });
@@ -163,14 +170,14 @@ async function until<T>(what: string, f: () => T | null | undefined | false, ms 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // A started registry with a real client and the real challenge (counted per url and key).
-function liveRegistry(identityRetryMs: number) {
+function liveRegistry(identityRetryMs: number, healthTimeoutMs = 1000) {
   const client = new PeerClient({ connectMs: 300, narInfoMs: 1000 }, 'peernix-test');
   const asked: string[] = [];
   const registry = new PeerRegistry({
     client,
     isTrusted: (k) => k === realKey.publicKey.text,
     healthIntervalMs: 100,
-    healthTimeoutMs: 1000,
+    healthTimeoutMs,
     health: { goneAfterProbes: 2 },
     identityRetryMs,
     proveIdentity: (p) => {
@@ -214,7 +221,7 @@ async function provenAt(r: ReturnType<typeof liveRegistry>, peer: LoopbackPeer):
 
 const view = (r: ReturnType<typeof liveRegistry>) => r.registry.views().map((v) => [v.url, v.state, v.verified, v.trusted, v.publicKey === realKey.publicKey.text ? 'real key' : 'other key']);
 
-describe('registry: a proven peer\'s records are claims', { timeout: 120_000 }, () => {
+describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
   it('a hostile address for a proven peer is challenged, retried and never applied; the peer keeps its address and proof; a flood of such records is one claim; a goodbye still removes it', async () => {
     const real = await loopbackPeer('127.0.0.2', realKey);
     const hostile = await loopbackPeer('127.0.0.66', hostileKey); // signs with a key of its own
@@ -350,6 +357,48 @@ describe('registry: a proven peer\'s records are claims', { timeout: 120_000 }, 
     } finally {
       r.stop();
       await Promise.all([oldAddr.close(), newAddr.close()]);
+    }
+  });
+
+  it('probes of the address a peer moved from, answered late, do not count against it', async () => {
+    const oldAddr = await loopbackPeer('127.0.0.2', realKey);
+    const newAddr = await loopbackPeer('127.0.0.3', realKey);
+    const r = liveRegistry(60_000, 5000);
+    try {
+      await provenAt(r, oldAddr);
+      oldAddr.hold = true; // the old address goes quiet while probes to it are out
+      await until('three probes held at the old address', () => oldAddr.held.size >= 3);
+      r.registry.upsert(record(newAddr));
+      await until('the peer to move and pass a probe there', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
+      const stale = oldAddr.held.size;
+      for (const s of oldAddr.held) s.destroy(); // now they fail
+      await sleep(500);
+      console.log(`${stale} probes of the old address failed after the move; states ${JSON.stringify(r.states)}; events ${JSON.stringify(r.events)}`);
+      assert.ok(stale >= 3);
+      assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
+      assert.ok(!r.events.some((e) => e.startsWith('down')), JSON.stringify(r.events));
+    } finally {
+      r.stop();
+      await Promise.all([oldAddr.close(), newAddr.close()]);
+    }
+  });
+
+  it('an unproven peer that moves while its challenge is out is asked at its new address as soon as that challenge ends', async () => {
+    const slow = await loopbackPeer('127.0.0.66', hostileKey);
+    slow.identityDelayMs = 500; // a claim that takes a while to fail
+    const real = await loopbackPeer('127.0.0.2', realKey);
+    const r = liveRegistry(60_000); // a timed retry would come far too late
+    try {
+      r.registry.upsert(record(slow));
+      await until('the first challenge to be out', () => slow.identityAsks === 1);
+      r.registry.upsert(record(real)); // an unproven peer's record applies at once, as before
+      await until('the peer to be proven at its new address', () => r.registry.get(ID)?.url === real.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up', 10_000);
+      console.log(`challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}`);
+      assert.deepEqual(r.asked, [`${slow.url} real key`, `${real.url} real key`]);
+      assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
+    } finally {
+      r.stop();
+      await Promise.all([slow.close(), real.close()]);
     }
   });
 });
