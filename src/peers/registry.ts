@@ -154,7 +154,10 @@ export class PeerRegistry extends EventEmitter {
 
   /** The peer said goodbye (mDNS; `key` names the service) or was removed from the settings. */
   remove(id: string, reason = 'goodbye', key?: string): void {
-    if (key !== undefined) this.contenders.delete(key);
+    if (key !== undefined) {
+      this.contenders.delete(key);
+      this.claims.delete(key); // what the departed service last claimed goes with it
+    }
     const peer = this.peers.get(id);
     if (!peer) return;
     if (key !== undefined && peer.key !== undefined && peer.key !== key) return; // a contender left, not the holder
