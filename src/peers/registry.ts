@@ -14,6 +14,9 @@ import { tcpReachable } from './reach-check.ts';
 // "trusted". Unverified peers are still asked, their answers judged one by one like any cache's.
 // One entry per instance id: a second service claiming a held id waits as a contender and takes the id
 // only by proving it while the holder is unproven or gone. Static peers are as the user configured them.
+// A proven peer's own records are claims too: anyone on the LAN can answer for its host name or send its
+// service's TXT, so a new address or key for it is challenged there first and applied only once proven
+// (or once the peer itself has gone and is no longer proven); meanwhile the proven one is kept and used.
 
 /** What discovery or the settings say of a peer: the identifying part of its view. */
 export type PeerInfo = Pick<PeerView, 'id' | 'name' | 'url' | 'address' | 'port' | 'platform' | 'publicKey' | 'source'> & {
@@ -49,6 +52,7 @@ interface Contender {
 }
 
 const MAX_CONTENDERS = 16;
+
 // A Go peer makes each narinfo by running nix-store four times, and looks for what it lacks on its own
 // peers over UDP for up to 2 s before it says 404 (zw3rk/peernix main.go: generateNarInfo,
 // findPeerForHash): slow answers are its normal, not a stall.
@@ -68,10 +72,18 @@ const GO_STALL_MS = 2500;
 /** Under GO_STALL_MS, so a narinfo that never comes after a "yes" ends as a timeout (a miss), not a stall. */
 const GO_HELD_MS = 2400;
 
+/** Whether an update would send a peer's requests elsewhere or change the key it is known by. */
+function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
+  return peer.url !== info.url || peer.address !== info.address || peer.port !== info.port || peer.publicKey !== info.publicKey;
+}
+
 /** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
 export class PeerRegistry extends EventEmitter {
   private readonly peers = new Map<string, Peer>();
   private readonly contenders = new Map<string, Contender>(); // by service key
+  // A proven peer's service announcing another address or key: the latest such claim, by service key.
+  // At most one per peer held (dropped with the peer), so a flood cannot grow it.
+  private readonly claims = new Map<string, Contender>();
   private readonly proving = new Set<Peer>();
   private readonly provedAt = new WeakMap<Peer, number>();
   /** Go peers' slowest recent UDP "yes" answers (see goSilenceMs). */
@@ -97,6 +109,7 @@ export class PeerRegistry extends EventEmitter {
     this.timer ??= setInterval(() => {
       void this.checkAll();
       for (const c of [...this.contenders.values()]) void this.tryContender(c);
+      for (const c of [...this.claims.values()]) void this.tryClaim(c);
     }, this.opts.healthIntervalMs);
     this.timer.unref();
   }
@@ -114,26 +127,50 @@ export class PeerRegistry extends EventEmitter {
       return;
     }
     if (existing) {
-      const moved = existing.url !== info.url;
-      const rekeyed = existing.publicKey !== info.publicKey;
-      Object.assign(existing, info);
-      if (moved) {
-        this.emit('moved', existing);
-        void this.check(existing);
+      if (info.source === 'mdns' && this.isProvenLive(existing) && changesIdentity(existing, info)) {
+        this.claim(info);
+        return;
       }
-      if ((moved || rekeyed) && existing.source === 'mdns') {
-        existing.verified = false;
-        void this.verify(existing);
-      }
-      this.emit('changed');
+      // The service's latest word is applied here, so an earlier claim of it is moot.
+      if (info.key !== undefined) this.claims.delete(info.key);
+      this.update(existing, info);
       return;
     }
     this.admit(info, false);
   }
 
+  // `proof`: the claim was challenged at its new address already (no need to ask again).
+  private update(existing: Peer, info: PeerInfo, proof?: ProofResult): void {
+    const moved = existing.url !== info.url;
+    const rekeyed = existing.publicKey !== info.publicKey;
+    Object.assign(existing, info);
+    // Its proof is settled before anyone hears of the move, so listeners see the peer as it now is.
+    const reprove = (moved || rekeyed) && existing.source === 'mdns';
+    if (reprove) {
+      existing.verified = proof === 'verified';
+      if (proof !== undefined) {
+        this.proofs.set(existing, proof);
+        this.provedAt.set(existing, Date.now());
+      }
+    }
+    if (moved) {
+      this.emit('moved', existing);
+      void this.check(existing);
+    }
+    if (reprove && proof === undefined) void this.verify(existing);
+    this.emit('changed');
+  }
+
+  private isProvenLive(peer: Peer): boolean {
+    return peer.source === 'mdns' && peer.verified && peer.state !== 'gone';
+  }
+
   /** The peer said goodbye (mDNS; `key` names the service) or was removed from the settings. */
   remove(id: string, reason = 'goodbye', key?: string): void {
-    if (key !== undefined) this.contenders.delete(key);
+    if (key !== undefined) {
+      this.contenders.delete(key);
+      this.claims.delete(key); // what the departed service last claimed goes with it
+    }
     const peer = this.peers.get(id);
     if (!peer) return;
     if (key !== undefined && peer.key !== undefined && peer.key !== key) return; // a contender left, not the holder
@@ -167,6 +204,7 @@ export class PeerRegistry extends EventEmitter {
 
   private drop(peer: Peer, reason: string): void {
     this.peers.delete(peer.id);
+    if (peer.key !== undefined && this.claims.get(peer.key)?.info.id === peer.id) this.claims.delete(peer.key);
     this.health.forget(peer);
     if (peer.state === 'up') this.emit('down', peer, reason);
     this.emit('removed', peer);
@@ -201,13 +239,74 @@ export class PeerRegistry extends EventEmitter {
     this.provedAt.set(peer, Date.now());
     const result = await this.challenge(peer);
     this.proving.delete(peer);
-    if (this.peers.get(peer.id) !== peer || peer.url !== url || peer.publicKey !== publicKey) return;
+    if (this.peers.get(peer.id) !== peer) return;
+    if (peer.url !== url || peer.publicKey !== publicKey) {
+      // It moved or changed key while being asked: what it is now was never asked (it was skipped as
+      // already proving), so ask now rather than after identityRetryMs.
+      if (!peer.verified) void this.verify(peer);
+      return;
+    }
     this.proofs.set(peer, result);
     const verified = result === 'verified';
     if (verified !== peer.verified) {
       peer.verified = verified;
       this.emit('changed');
     }
+  }
+
+  // The service of a proven, live peer claims another address or key. Only a proof at the claimed
+  // address applies it; until then the peer keeps what it proved (see tryClaim).
+  private claim(info: PeerInfo): void {
+    const key = info.key ?? '';
+    let c = this.claims.get(key);
+    if (c) {
+      // Another address or key than the one asked last is asked at once (a real move must not wait behind
+      // an impostor's claim); the same claim again waits for its turn.
+      if (changesIdentity(c.info, info)) c.nextTry = 0;
+      c.info = info;
+    } else {
+      c = { info, nextTry: 0, proving: false };
+      this.claims.set(key, c);
+    }
+    void this.tryClaim(c);
+  }
+
+  // The holder went away (and with that is no longer proven): its pending claim is asked at once
+  // instead of at its next turn.
+  private claimNow(peer: Peer): void {
+    const c = peer.key === undefined ? undefined : this.claims.get(peer.key);
+    if (!c || c.info.id !== peer.id) return;
+    c.nextTry = 0;
+    void this.tryClaim(c);
+  }
+
+  private async tryClaim(c: Contender): Promise<void> {
+    const now = Date.now();
+    if (c.proving || now < c.nextTry) return;
+    c.proving = true;
+    c.nextTry = now + this.opts.identityRetryMs;
+    const asked = c.info;
+    const result = await this.challenge(asked);
+    c.proving = false;
+    const key = asked.key ?? '';
+    if (this.claims.get(key) !== c) return;
+    if (changesIdentity(asked, c.info)) {
+      // Another claim came in meanwhile: it is asked now (one challenge at a time per service).
+      void this.tryClaim(c);
+      return;
+    }
+    const info = c.info;
+    const holder = this.peers.get(info.id);
+    if (!holder || holder.key !== info.key) {
+      this.claims.delete(key);
+      return;
+    }
+    // Unproven, the claim waits while the holder stays proven and live; once it is not (a holder that
+    // went away must prove itself again anyway), the service's latest word applies as it would to any
+    // unproven peer's — the same record sent again would be applied at once.
+    if (result !== 'verified' && this.isProvenLive(holder)) return;
+    this.claims.delete(key);
+    this.update(holder, info, result);
   }
 
   // A second service claims a held id. It waits here (bounded) and is challenged now and then.
@@ -371,6 +470,7 @@ export class PeerRegistry extends EventEmitter {
       peer.verified = false;
       this.emit('changed');
     }
+    if (peer.state === 'gone' && before !== 'gone') this.claimNow(peer);
     if (peer.state !== 'up') return;
     // A peer without the identity route (another implementation) is not asked again until it changes.
     const retry = !peer.verified && this.proofs.get(peer) !== 'unsupported' && Date.now() - (this.provedAt.get(peer) ?? 0) >= this.opts.identityRetryMs;
@@ -384,9 +484,11 @@ export class PeerRegistry extends EventEmitter {
   private async check(peer: Peer): Promise<void> {
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
-    const rtt = await this.opts.client.probe(peer.url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
+    const url = peer.url;
+    const rtt = await this.opts.client.probe(url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
     const ok = rtt !== null;
-    if (this.peers.get(peer.id) !== peer) return;
+    // A probe of an address the peer has since moved from says nothing of it.
+    if (this.peers.get(peer.id) !== peer || peer.url !== url) return;
     const before = peer.state;
     this.health.probed(peer, ok, ok ? Math.round(rtt * 100) / 100 : null);
     this.afterCheck(peer, before);

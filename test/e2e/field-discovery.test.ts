@@ -1,6 +1,7 @@
 // The field, for discovery: a LAN host flooding `_peernix._tcp` with 500 services and vanishing without
-// goodbye, and one squatting a departed peer's instance id and key. Real Peernix processes with real
-// Nix daemons in network namespaces, real mDNS between them only.
+// goodbye, one squatting a departed peer's instance id and key, and one answering for a proven peer's
+// host name with its own address. Real Peernix processes with real Nix daemons in network namespaces,
+// real mDNS between them only.
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -71,6 +72,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
   let later: PnHost;
   let evil: PnHost;
   let onlyOnGenuine: string;
+  let alsoOnlyOnGenuine: string;
   let rssBefore = 0;
   const killed: ChildProcess[] = [];
 
@@ -78,6 +80,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     pl = await createPnLan('pn-field-disc', ['observer', 'genuine', 'later', 'hostile']);
     [obs, genuine, later, evil] = pl.hosts;
     onlyOnGenuine = await addPath(genuine.nix, 'only-on-genuine', { type: 'file', contents: 'served by the genuine peer only\n' });
+    alsoOnlyOnGenuine = await addPath(genuine.nix, 'also-only-on-genuine', { type: 'file', contents: 'also served by the genuine peer only\n' });
     await pl.start(obs);
     await new Promise((r) => setTimeout(r, 2000));
     rssBefore = rssMiB(obs.pn!.proc.pid!);
@@ -169,5 +172,44 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     const holder = settled.peers.find((p) => p.id === id);
     assert.equal(holder?.url, genuineUrl);
     assert.ok(!settled.peers.some((p) => p.url === impostorUrl && (p.verified || p.trusted)));
+  });
+
+  it('a host answering for a proven peer\'s host name with its own address does not take it over', async () => {
+    // Runs on its own too (--test-name-pattern "host name"): then the genuine peer starts here.
+    if (!genuine.pn) await pl.start(genuine);
+    const id = readFileSync(`${genuine.stateDir}/instance-id`, 'utf8').trim();
+    const genuineUrl = `http://${genuine.lan.address}:9999`;
+    await waitPeer(pl, obs, 'the genuine peer to be proven', (x) => x.id === id && x.url === genuineUrl && x.state === 'up' && x.verified, DISCOVERY_MS);
+
+    // Its A record gives the genuine peer's mDNS host name (peernix.ts: name + id prefix) the hostile
+    // address; its HTTP server on the same port answers challenges with a key of its own.
+    const hijack = hostile(evil, ['hijack', id, genuine.key.publicKey, `${genuine.name}-${id.slice(0, 6)}.local`, evil.lan.address, '9999']);
+    killed.push(hijack.child);
+    const views = new Map<string, number>(); // each distinct view of the id at the observer, and how often
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const s = await pl.status(obs);
+        const line = s.peers.filter((p) => p.id === id).map(brief).join('; ') || 'not listed';
+        views.set(line, (views.get(line) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    try {
+      await hijack.until((l) => l.event === 'challenged' && String(l.from).endsWith(obs.lan.address), 30_000, 'the observer to challenge the hijacked address');
+      await hijack.until((l) => l.event === 'round' && l.n >= 5, 30_000, 'five hijack rounds');
+    } finally {
+      watching = false;
+      await watcher;
+    }
+    console.log(`while the host name was hijacked (${[...views.values()].reduce((a, b) => a + b, 0)} samples): ${JSON.stringify([...views])}`);
+    const expected = `${genuine.name} ${genuineUrl} up verified=true trusted=true`;
+    assert.deepEqual([...views.keys()], [expected], 'the observer kept the proven address, verified and trusted, throughout');
+
+    // And it is the genuine peer that is asked.
+    const r = await pl.curl(obs, ['-o', '/dev/null', '-w', '%{http_code}', `${SUBST}/${hashPart(alsoOnlyOnGenuine)}.narinfo`]);
+    console.log(`narinfo of a path only the genuine peer has, while hijacked: HTTP ${r.stdout}`);
+    assert.equal(r.stdout, '200');
+    hijack.child.kill('SIGKILL');
   });
 });

@@ -1,11 +1,16 @@
 // The registry's admission, eviction and identity rules, with the health probe and the identity
 // challenge answered by stand-ins (the real challenge is tested in identity-proof.test.ts and end to
-// end in field-discovery.test.ts).
+// end in field-discovery.test.ts) — except for the records that would move or re-key a proven peer,
+// which are judged against real HTTP peers on loopback with the real challenge.
 
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import type { ProofResult } from '../../src/peers/identity-proof.ts';
-import type { PeerClient } from '../../src/peers/peer-client.ts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { createIdentityRoute } from '../../src/cache/identity-route.ts';
+import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
+import { proveIdentity, type ProofResult } from '../../src/peers/identity-proof.ts';
+import { PeerClient } from '../../src/peers/peer-client.ts';
 import { PeerRegistry, type PeerInfo } from '../../src/peers/registry.ts';
 
 const KEY = `real-1:${Buffer.alloc(32, 1).toString('base64')}`;
@@ -101,5 +106,299 @@ describe('registry identity', () => {
     console.log(`after 500 fakes: ${registry.all().length} peers, genuine ${real ? `${real.state} verified=${real.verified}` : 'missing'}`);
     assert.equal(registry.all().length, 64);
     assert.ok(real && real.verified && real.state === 'up');
+  });
+});
+
+// ---- a proven peer's own service records, judged by real challenges over real HTTP ----
+
+const realKey = parseSecretKey(generateKeyPair('real-1').secretKeyText);
+const hostileKey = parseSecretKey(generateKeyPair('real-1').secretKeyText); // same name, another key
+const SERVICE = 'laptop-aaaa._peernix._tcp.local';
+
+interface LoopbackPeer {
+  url: string;
+  address: string;
+  port: number;
+  identityAsks: number;
+  /** false: the identity route answers 503 (a share listener still starting). */
+  ready: boolean;
+  /** Health probes (/nix-cache-info) held unanswered while true; their sockets, to end them. */
+  hold: boolean;
+  /** How long the identity route takes to answer. */
+  identityDelayMs: number;
+  held: Set<import('node:net').Socket>;
+  close(): Promise<void>;
+}
+
+const opened: Server[] = [];
+after(() => Promise.all(opened.map((s) => new Promise((r) => (s.closeAllConnections(), s.close(r))))));
+
+// A peer's share listener as far as the registry sees it: /nix-cache-info, a 404 for the probe's
+// narinfo, and the real identity route signing with `key` for instance `id`.
+async function loopbackPeer(address: string, key: SecretKey, id = ID): Promise<LoopbackPeer> {
+  const identity = createIdentityRoute({ instanceId: id, key });
+  const peer = { url: '', address, port: 0, identityAsks: 0, ready: true, hold: false, identityDelayMs: 0, held: new Set() } as LoopbackPeer;
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/peernix/identity?')) {
+      peer.identityAsks++;
+      if (!peer.ready) return void res.writeHead(503).end('starting\n');
+      if (peer.identityDelayMs > 0) return void setTimeout(() => identity(req, res), peer.identityDelayMs);
+      if (identity(req, res)) return;
+    }
+    if (req.url === '/nix-cache-info' && peer.hold) return void peer.held.add(req.socket);
+    if (req.url === '/nix-cache-info') return void res.writeHead(200).end('StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n');
+    res.writeHead(404).end('not found\n');
+  });
+  opened.push(server);
+  await new Promise<void>((r) => server.listen(0, address, r));
+  peer.port = (server.address() as AddressInfo).port;
+  peer.url = `http://${address}:${peer.port}`;
+  peer.close = () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r())));
+  return peer;
+}
+
+async function until<T>(what: string, f: () => T | null | undefined | false, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// A started registry with a real client and the real challenge (counted per url and key).
+function liveRegistry(identityRetryMs: number, healthTimeoutMs = 1000) {
+  const client = new PeerClient({ connectMs: 300, narInfoMs: 1000 }, 'peernix-test');
+  const asked: string[] = [];
+  const registry = new PeerRegistry({
+    client,
+    isTrusted: (k) => k === realKey.publicKey.text,
+    healthIntervalMs: 100,
+    healthTimeoutMs,
+    health: { goneAfterProbes: 2 },
+    identityRetryMs,
+    proveIdentity: (p) => {
+      asked.push(`${p.url} ${p.publicKey === realKey.publicKey.text ? 'real key' : 'other key'}`);
+      return proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: client.lookupPool.http, timeoutMs: 1500 });
+    },
+  });
+  // What a listener sees: each event, with the peer's URL and verified state at that moment.
+  const events: string[] = [];
+  for (const name of ['up', 'down', 'moved', 'removed'] as const) {
+    registry.on(name, (p) => events.push(`${name} ${p.url} verified=${p.verified}`));
+  }
+  const states: string[] = [];
+  registry.on('changed', () => {
+    const p = registry.get(ID);
+    const last = p ? `${p.url} ${p.state} verified=${p.verified} key=${p.publicKey === realKey.publicKey.text ? 'real' : 'other'}` : 'none';
+    if (states.at(-1) !== last) states.push(last);
+  });
+  registry.start();
+  const stop = () => {
+    registry.stop();
+    client.close();
+  };
+  return { registry, asked, events, states, stop };
+}
+
+function record(peer: { url: string; address: string; port: number }, publicKey = realKey.publicKey.text): PeerInfo {
+  return { id: ID, name: 'laptop', url: peer.url, address: peer.address, port: peer.port, platform: null, publicKey, source: 'mdns', key: SERVICE };
+}
+
+async function provenAt(r: ReturnType<typeof liveRegistry>, peer: LoopbackPeer): Promise<void> {
+  r.registry.upsert(record(peer));
+  await until('the peer to be up and proven', () => {
+    const p = r.registry.get(ID);
+    return p?.url === peer.url && p.state === 'up' && p.verified;
+  });
+  r.events.length = 0;
+  r.states.length = 0;
+  r.asked.length = 0;
+}
+
+const view = (r: ReturnType<typeof liveRegistry>) => r.registry.views().map((v) => [v.url, v.state, v.verified, v.trusted, v.publicKey === realKey.publicKey.text ? 'real key' : 'other key']);
+
+describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
+  it('a hostile address for a proven peer is challenged, retried and never applied; the peer keeps its address and proof; a flood of such records is one claim; a goodbye still removes it', async () => {
+    const real = await loopbackPeer('127.0.0.2', realKey);
+    const hostile = await loopbackPeer('127.0.0.66', hostileKey); // signs with a key of its own
+    const r = liveRegistry(300);
+    try {
+      await provenAt(r, real);
+      r.registry.upsert(record(hostile)); // an A record naming the hostile host for the peer's host name
+      await until('the hostile claim to be challenged three times', () => hostile.identityAsks >= 3);
+      console.log(`hostile address: challenged ${hostile.identityAsks} times; view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+      assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
+      assert.deepEqual(r.registry.live().map((p) => p.url), [real.url], 'lookups go to the proven address');
+      assert.equal(r.events.length, 0, 'no moved, down or removed');
+      assert.ok(r.states.every((s) => s.startsWith(`${real.url} up verified=true`)), JSON.stringify(r.states));
+
+      // 200 more such records (another port each) while it is claimed: one claim, not 200 challenges.
+      const before = r.asked.length;
+      for (let i = 0; i < 200; i++) r.registry.upsert(record({ url: `http://127.0.0.66:${20000 + i}`, address: '127.0.0.66', port: 20000 + i }));
+      await sleep(1000);
+      const burst = r.asked.length - before;
+      console.log(`200 hostile records: ${burst} challenges in the next second (retry every 300 ms)`);
+      assert.ok(burst <= 8, `${burst} challenges`);
+      assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
+      assert.equal(r.events.length, 0);
+
+      // A goodbye from the service removes the peer as before, and its pending claim with it.
+      r.registry.remove(ID, 'goodbye', SERVICE);
+      const askedAtGoodbye = r.asked.length;
+      await sleep(1000);
+      console.log(`after goodbye: ${r.registry.all().length} peers; events ${JSON.stringify(r.events)}; challenges since ${r.asked.length - askedAtGoodbye}`);
+      assert.equal(r.registry.all().length, 0);
+      assert.deepEqual(r.events, [`down ${real.url} verified=true`, `removed ${real.url} verified=true`]);
+      assert.equal(r.asked.length - askedAtGoodbye, 0, 'the claim went with the peer');
+    } finally {
+      r.stop();
+      await Promise.all([real.close(), hostile.close()]);
+    }
+  });
+
+  it('a proven peer that really moved proves it at its new address and moves at once, verified throughout', async () => {
+    const oldAddr = await loopbackPeer('127.0.0.2', realKey);
+    const newAddr = await loopbackPeer('127.0.0.3', realKey); // the same peer after a DHCP renewal
+    const r = liveRegistry(60_000); // a retry would come far too late: the first challenge must do
+    try {
+      await provenAt(r, oldAddr);
+      r.registry.upsert(record(newAddr));
+      await until('the peer to move', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
+      console.log(`moved: challenges ${JSON.stringify(r.asked)}; events ${JSON.stringify(r.events)}; states ${JSON.stringify(r.states)}`);
+      assert.deepEqual(r.asked, [`${newAddr.url} real key`], 'one challenge, at the new address');
+      assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${newAddr.url} verified=true`]);
+      assert.ok(!r.events.some((e) => e.startsWith('removed')), JSON.stringify(r.events));
+      assert.ok(r.states.every((s) => s.includes('verified=true')), `verified throughout: ${JSON.stringify(r.states)}`);
+      assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
+      assert.deepEqual(r.registry.live().map((p) => p.url), [newAddr.url]);
+    } finally {
+      r.stop();
+      await Promise.all([oldAddr.close(), newAddr.close()]);
+    }
+  });
+
+  it('a hostile TXT record with another key for a proven peer leaves its key and proof alone', async () => {
+    const real = await loopbackPeer('127.0.0.2', realKey);
+    const r = liveRegistry(300);
+    try {
+      await provenAt(r, real);
+      r.registry.upsert(record(real, hostileKey.publicKey.text)); // same service, same address, another key
+      await until('the claimed key to be challenged twice', () => r.asked.filter((a) => a === `${real.url} other key`).length >= 2);
+      console.log(`hostile key: challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+      assert.equal(r.registry.get(ID)?.publicKey, realKey.publicKey.text);
+      assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
+      assert.equal(r.events.length, 0);
+      assert.ok(r.states.every((s) => s.includes('verified=true key=real')), JSON.stringify(r.states));
+    } finally {
+      r.stop();
+      await real.close();
+    }
+  });
+
+  it('once the proven peer is gone, its pending claim is asked at once: proven, it takes over verified; unproven, it takes over unverified and untrusted', async () => {
+    const oldAddr = await loopbackPeer('127.0.0.2', realKey);
+    const newAddr = await loopbackPeer('127.0.0.3', realKey);
+    newAddr.ready = false; // its share listener is still starting: the first challenge fails
+    const r = liveRegistry(60_000); // no timed retry within the test: only the holder going may trigger one
+    try {
+      await provenAt(r, oldAddr);
+      r.registry.upsert(record(newAddr));
+      await until('the claim to be challenged', () => newAddr.identityAsks === 1 && r.asked.length === 1);
+      await sleep(300);
+      console.log(`claim not yet proven: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+      assert.deepEqual(view(r), [[oldAddr.url, 'up', true, true, 'real key']], 'the live, proven holder is kept');
+      assert.equal(r.events.length, 0);
+
+      newAddr.ready = true;
+      await oldAddr.close(); // the old address stops answering
+      await until('the claim to take over', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
+      console.log(`after the holder went: challenges ${JSON.stringify(r.asked)}; events ${JSON.stringify(r.events)}; states ${JSON.stringify(r.states)}`);
+      // The second challenge came when the holder went (a timed retry would take 60 s); a third may
+      // follow when the moved peer's first probe passes (a peer back from gone proves itself again).
+      assert.ok(r.asked.length >= 2 && r.asked.every((a) => a === `${newAddr.url} real key`), JSON.stringify(r.asked));
+      const goneAt = r.states.findIndex((s) => s.startsWith(`${oldAddr.url} gone`));
+      const movedAt = r.states.findIndex((s) => s.startsWith(newAddr.url));
+      assert.ok(goneAt !== -1 && goneAt < movedAt, `gone before the move: ${JSON.stringify(r.states)}`);
+      assert.ok(r.states[movedAt].includes('verified=true'), 'proven when it took over');
+      assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${newAddr.url} verified=true`]);
+      assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
+
+      // An unproven claim pending when the (proven) holder goes takes over as an unproven record
+      // would: used, but neither verified nor trusted; the real peer's next record wins it back.
+      const hostile = await loopbackPeer('127.0.0.66', hostileKey);
+      try {
+        r.events.length = 0;
+        r.states.length = 0;
+        r.registry.upsert(record(hostile));
+        await until('the hostile claim to be challenged', () => hostile.identityAsks === 1);
+        await sleep(300);
+        assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
+        await newAddr.close();
+        await until('the hostile claim to take over the gone holder', () => r.registry.get(ID)?.url === hostile.url && r.registry.get(ID)?.state === 'up');
+        console.log(`unproven claim after the holder went: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+        assert.deepEqual(view(r), [[hostile.url, 'up', false, false, 'real key']]);
+        assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${hostile.url} verified=false`]);
+        const back = await loopbackPeer('127.0.0.4', realKey);
+        try {
+          r.registry.upsert(record(back));
+          await until('the real peer to win it back', () => r.registry.get(ID)?.url === back.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up');
+          console.log(`real peer back: view ${JSON.stringify(view(r))}`);
+          assert.deepEqual(view(r), [[back.url, 'up', true, true, 'real key']]);
+        } finally {
+          await back.close();
+        }
+      } finally {
+        await hostile.close();
+      }
+    } finally {
+      r.stop();
+      await Promise.all([oldAddr.close(), newAddr.close()]);
+    }
+  });
+
+  it('probes of the address a peer moved from, answered late, do not count against it', async () => {
+    const oldAddr = await loopbackPeer('127.0.0.2', realKey);
+    const newAddr = await loopbackPeer('127.0.0.3', realKey);
+    const r = liveRegistry(60_000, 5000);
+    try {
+      await provenAt(r, oldAddr);
+      oldAddr.hold = true; // the old address goes quiet while probes to it are out
+      await until('three probes held at the old address', () => oldAddr.held.size >= 3);
+      r.registry.upsert(record(newAddr));
+      await until('the peer to move and pass a probe there', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
+      const stale = oldAddr.held.size;
+      for (const s of oldAddr.held) s.destroy(); // now they fail
+      await sleep(500);
+      console.log(`${stale} probes of the old address failed after the move; states ${JSON.stringify(r.states)}; events ${JSON.stringify(r.events)}`);
+      assert.ok(stale >= 3);
+      assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
+      assert.ok(!r.events.some((e) => e.startsWith('down')), JSON.stringify(r.events));
+    } finally {
+      r.stop();
+      await Promise.all([oldAddr.close(), newAddr.close()]);
+    }
+  });
+
+  it('an unproven peer that moves while its challenge is out is asked at its new address as soon as that challenge ends', async () => {
+    const slow = await loopbackPeer('127.0.0.66', hostileKey);
+    slow.identityDelayMs = 500; // a claim that takes a while to fail
+    const real = await loopbackPeer('127.0.0.2', realKey);
+    const r = liveRegistry(60_000); // a timed retry would come far too late
+    try {
+      r.registry.upsert(record(slow));
+      await until('the first challenge to be out', () => slow.identityAsks === 1);
+      r.registry.upsert(record(real)); // an unproven peer's record applies at once, as before
+      await until('the peer to be proven at its new address', () => r.registry.get(ID)?.url === real.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up', 10_000);
+      console.log(`challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}`);
+      assert.deepEqual(r.asked, [`${slow.url} real key`, `${real.url} real key`]);
+      assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
+    } finally {
+      r.stop();
+      await Promise.all([slow.close(), real.close()]);
+    }
   });
 });
