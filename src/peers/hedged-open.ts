@@ -69,8 +69,9 @@ export class HedgedOpener {
    * Opens the NAR on the first live peer with this NarHash (or on `first`, without asking anyone
    * else unless it is slow). With `first`, a quick failure resolves null, so the caller can try the
    * local store before other peers. Peers in `tried` are skipped; every peer opened is added.
+   * `signal` (the client left): resolves null at once, every open is cancelled, no hedge follows.
    */
-  open(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate): Promise<Found | null> {
+  open(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate, signal?: AbortSignal): Promise<Found | null> {
     const next = (state: Lookup) => {
       const live = new Set(this.deps.registry.live());
       return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
@@ -92,11 +93,17 @@ export class HedgedOpener {
       let timer: NodeJS.Timeout | undefined;
       const cancels = new Set<AbortController>();
       const finish = (v: Found | null) => {
+        if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener('abort', left);
+        // Cancelling an open ends its slot wait or destroys its request, so the peer's slot frees too.
         for (const c of cancels) c.abort();
         resolve(v);
       };
+      const left = () => finish(null);
+      if (signal?.aborted) return finish(null);
+      signal?.addEventListener('abort', left, { once: true });
       const open = async (candidate: Candidate) => {
         tried.add(candidate.peer.id);
         pending++;
