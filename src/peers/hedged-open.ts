@@ -35,16 +35,21 @@ export interface Candidate {
 
 export type Found = { candidate: Candidate; opened: OpenedNar };
 
-/** Resolves once `ready()` holds or the lookup is done. */
-export function waitUntil(state: Lookup, ready: () => boolean): Promise<void> {
+/**
+ * Resolves once `ready()` holds, the lookup is done or `stop` aborts (the waiter has no use for the
+ * answer any more: it then leaves the lookup at once rather than when a slow peer finally answers).
+ */
+export function waitUntil(state: Lookup, ready: () => boolean, stop?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const check = () => {
-      if (ready() || state.done) {
+      if (ready() || state.done || stop?.aborted) {
         state.waiters.delete(check);
+        stop?.removeEventListener('abort', check);
         resolve();
       }
     };
     state.waiters.add(check);
+    stop?.addEventListener('abort', check, { once: true });
     check();
   });
 }
@@ -92,11 +97,14 @@ export class HedgedOpener {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       const cancels = new Set<AbortController>();
+      // Aborted once the open is over (won, failed or the client left): ends the waits for more answers.
+      const over = new AbortController();
       const finish = (v: Found | null) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', left);
+        over.abort();
         // Cancelling an open ends its slot wait or destroys its request, so the peer's slot frees too.
         for (const c of cancels) c.abort();
         resolve(v);
@@ -126,7 +134,7 @@ export class HedgedOpener {
           if (pending === 0) finish(null);
           return;
         }
-        await waitUntil(s, () => next(s) !== undefined);
+        await waitUntil(s, () => next(s) !== undefined, over.signal);
         if (settled) return;
         const answer = next(s);
         if (!answer) {
