@@ -1,6 +1,7 @@
+import type { Readable } from 'node:stream';
 import { AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
 import type { FallbackReason } from './api.ts';
-import type { CacheBackend, LocalSource, NarBody } from './cache/backend.ts';
+import type { CacheBackend, LocalSource, NarBody, NarRequestOptions } from './cache/backend.ts';
 import { narUrl } from './cache/routes.ts';
 import type { EventLog } from './events.ts';
 import type { Logger } from './log.ts';
@@ -22,6 +23,7 @@ import { judgeNarInfo, type TrustPolicy, type Verdict } from './trust.ts';
 //   NAR:     (a resume of a transfer cut for wrong bytes → 404) → the affinity entry's source →
 //            local store → any live peer with the same NarHash → the entry's peer, if still there,
 //            however busy → 404
+//          the client leaving at any point before the answer ends the search: null, nothing recorded
 // A NAR is never refused just because we don't remember its narinfo: the URL names the store hash
 // and the NarHash, which is all any source needs. Opening it on peers is hedged (peers/hedged-open.ts).
 
@@ -106,7 +108,9 @@ export class Resolver implements CacheBackend {
     return answer.info;
   }
 
-  async nar(hashPart: string, narHash: Buffer, opts: { resume?: boolean } = {}): Promise<NarBody | null> {
+  async nar(hashPart: string, narHash: Buffer, opts: NarRequestOptions = {}): Promise<NarBody | null> {
+    const { signal } = opts;
+    if (signal?.aborted) return this.clientLeft(hashPart);
     const narHash32 = encodeNix32(narHash);
     if (opts.resume && this.refusesResume(hashPart, narHash32)) {
       // The client holds a prefix that failed verification (it reached it before the final hash
@@ -129,7 +133,8 @@ export class Resolver implements CacheBackend {
       else {
         // Hedged like any peer: a stalled entry peer must not hold the NAR up for the header timeout.
         const first: Candidate = { peer, url: entry.peerNarUrl, storePath: entry.storePath, narSize: entry.narSize, answer: null };
-        const got = await this.hedged.open(hashPart, narHash32, tried, 0, first);
+        const got = await this.hedged.open(hashPart, narHash32, tried, 0, first, signal);
+        if (signal?.aborted) return this.clientLeft(hashPart, got?.opened.stream);
         if (got?.candidate === first) {
           this.opts.affinity.hit(hashPart);
           return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, got.opened, tried);
@@ -140,6 +145,10 @@ export class Resolver implements CacheBackend {
     }
 
     const local = await this.openLocal(hashPart, narHash);
+    if (signal?.aborted) {
+      if (typeof local !== 'string') local.release('aborted');
+      return this.clientLeft(hashPart);
+    }
     if (typeof local !== 'string') {
       const storePath = local.storePath;
       if (entry?.source !== LOCAL || !entry) {
@@ -152,7 +161,8 @@ export class Resolver implements CacheBackend {
     if (entry?.source === LOCAL) reason = local === 'mismatch' ? 'mismatch' : 'gc';
 
     // Any peer that holds this store path with exactly this NarHash serves identical bytes.
-    const found2 = await this.hedged.open(hashPart, narHash32, tried);
+    const found2 = await this.hedged.open(hashPart, narHash32, tried, 0, undefined, signal);
+    if (signal?.aborted) return this.clientLeft(hashPart, found2?.opened.stream);
     if (found2) return this.servedByOtherPeer(hashPart, narHash, entry, reason, found2, tried);
 
     // The peer whose narinfo Nix holds may just be busy or have missed a probe: while it is still
@@ -163,7 +173,8 @@ export class Resolver implements CacheBackend {
     const alive = holder && (holder.failures === 0 || Date.now() - holder.lastHeard < 2000);
     if (entry && holder && alive && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
       const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
-      const opened = await this.hedged.openOne(last, last.narSize);
+      const opened = await this.hedged.openOne(last, last.narSize, 0, signal);
+      if (signal?.aborted) return this.clientLeft(hashPart, opened?.stream);
       if (opened) {
         tried.add(holder.id);
         this.opts.affinity.hit(hashPart);
@@ -171,6 +182,16 @@ export class Resolver implements CacheBackend {
       }
     }
     if (entry) this.fallback(entry.storePath, entry, null, reason, 'not-found');
+    return null;
+  }
+
+  /**
+   * The client hung up before its answer: a NAR nobody wants is neither served nor a fallback (no
+   * event, no affinity change), and a peer stream opened for it in the meantime is let go at once.
+   */
+  private clientLeft(hashPart: string, opened?: Readable): null {
+    opened?.destroy();
+    this.opts.log.debug(`NAR ${hashPart}: the client left before it was found; no longer looking`);
     return null;
   }
 

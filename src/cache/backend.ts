@@ -24,11 +24,20 @@ export interface NarBody {
   release(reason?: 'done' | 'failed' | 'aborted' | 'mismatch'): void;
 }
 
+export interface NarRequestOptions {
+  resume?: boolean;
+  signal?: AbortSignal;
+}
+
 export interface CacheBackend {
   /** Synchronous when the answer is at hand: the hottest route then costs no event-loop turns. */
   narInfo(hashPart: string): NarInfo | null | Promise<NarInfo | null>;
-  /** `resume`: the request asks for the NAR from a byte > 0 (a client resuming a cut transfer). */
-  nar(hashPart: string, narHash: Buffer, opts?: { resume?: boolean }): Promise<NarBody | null>;
+  /**
+   * `resume`: the request asks for the NAR from a byte > 0 (a client resuming a cut transfer).
+   * `signal`: aborts when the client leaves before the answer; the backend then stops looking and
+   * resolves null (nothing is recorded for it), or ignores it when its answer is quick anyway.
+   */
+  nar(hashPart: string, narHash: Buffer, opts?: NarRequestOptions): Promise<NarBody | null>;
 }
 
 /** This machine's store as the resolver sees it: its narinfos, and its NARs or why not. */

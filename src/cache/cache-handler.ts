@@ -134,11 +134,19 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     } catch {
       return send(res, 404, 'not found\n', {}, head);
     }
+    // A client that hangs up while the NAR is being looked for (a Ctrl-C'd Nix, its own timeout)
+    // ends the search: waits for peer slots, open peer requests and hedges are all on its behalf.
+    // Only until the backend answers: from then on the response's own teardown ends the body.
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    res.once('close', onClose);
     let body;
     try {
-      body = await backend.nar(hashPart, narHash, { resume: /^bytes=\s*0*[1-9]/.test(String(req.headers.range ?? '')) });
+      body = await backend.nar(hashPart, narHash, { resume: /^bytes=\s*0*[1-9]/.test(String(req.headers.range ?? '')), signal: gone.signal });
     } catch (e) {
       return failed(res, e, head);
+    } finally {
+      res.off('close', onClose);
     }
     if (!body) return send(res, 404, 'not found\n', {}, head);
     if (res.destroyed || req.socket.destroyed) return body.release('aborted');

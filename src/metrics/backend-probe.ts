@@ -49,6 +49,8 @@ export function probeBackend(backend: CacheBackend, opts: ProbeOptions): CacheBa
         answered('nar', 'error');
         throw e;
       }
+      // A client that left was answered nothing: not a miss.
+      if (!body && narOpts?.signal?.aborted) return null;
       if (!body) {
         answered('nar', 'miss');
         return null;

@@ -35,16 +35,21 @@ export interface Candidate {
 
 export type Found = { candidate: Candidate; opened: OpenedNar };
 
-/** Resolves once `ready()` holds or the lookup is done. */
-export function waitUntil(state: Lookup, ready: () => boolean): Promise<void> {
+/**
+ * Resolves once `ready()` holds, the lookup is done or `stop` aborts (the waiter has no use for the
+ * answer any more: it then leaves the lookup at once rather than when a slow peer finally answers).
+ */
+export function waitUntil(state: Lookup, ready: () => boolean, stop?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const check = () => {
-      if (ready() || state.done) {
+      if (ready() || state.done || stop?.aborted) {
         state.waiters.delete(check);
+        stop?.removeEventListener('abort', check);
         resolve();
       }
     };
     state.waiters.add(check);
+    stop?.addEventListener('abort', check, { once: true });
     check();
   });
 }
@@ -69,8 +74,9 @@ export class HedgedOpener {
    * Opens the NAR on the first live peer with this NarHash (or on `first`, without asking anyone
    * else unless it is slow). With `first`, a quick failure resolves null, so the caller can try the
    * local store before other peers. Peers in `tried` are skipped; every peer opened is added.
+   * `signal` (the client left): resolves null at once, every open is cancelled, no hedge follows.
    */
-  open(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate): Promise<Found | null> {
+  open(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate, signal?: AbortSignal): Promise<Found | null> {
     const next = (state: Lookup) => {
       const live = new Set(this.deps.registry.live());
       return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
@@ -91,12 +97,21 @@ export class HedgedOpener {
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
       const cancels = new Set<AbortController>();
+      // Aborted once the open is over (won, failed or the client left): ends the waits for more answers.
+      const over = new AbortController();
       const finish = (v: Found | null) => {
+        if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener('abort', left);
+        over.abort();
+        // Cancelling an open ends its slot wait or destroys its request, so the peer's slot frees too.
         for (const c of cancels) c.abort();
         resolve(v);
       };
+      const left = () => finish(null);
+      if (signal?.aborted) return finish(null);
+      signal?.addEventListener('abort', left, { once: true });
       const open = async (candidate: Candidate) => {
         tried.add(candidate.peer.id);
         pending++;
@@ -119,7 +134,7 @@ export class HedgedOpener {
           if (pending === 0) finish(null);
           return;
         }
-        await waitUntil(s, () => next(s) !== undefined);
+        await waitUntil(s, () => next(s) !== undefined, over.signal);
         if (settled) return;
         const answer = next(s);
         if (!answer) {

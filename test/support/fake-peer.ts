@@ -102,6 +102,8 @@ export class FakePeer {
   readonly counts: FakePeerCounts = { probe: 0, probeLookup: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
   /** Ranges asked for, as "start-" strings. */
   readonly rangesAsked: string[] = [];
+  /** Every NAR request, with when it came and when its response closed (answered or cut), in performance.now() ms. */
+  readonly narRequests: { path: string; at: number; closedAt: number | null }[] = [];
   private readonly narInfos = new Map<string, string>();
   private readonly nars = new Map<string, Buffer>();
   private readonly sockets = new Set<Socket>();
@@ -186,6 +188,9 @@ export class FakePeer {
     if (path.startsWith('/nar/')) {
       this.counts.nar++;
       this.narSockets.add(req.socket);
+      const seen = { path, at: performance.now(), closedAt: null as number | null };
+      this.narRequests.push(seen);
+      res.once('close', () => (seen.closedAt = performance.now()));
       return this.later(this.knobs.narDelayMs, () => this.serveNar(path, req, res));
     }
     res.writeHead(404, { 'Content-Length': '0' }).end();

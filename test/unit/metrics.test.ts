@@ -73,6 +73,21 @@ describe('metrics', () => {
     metrics.close();
   });
 
+  it('a NAR request whose client left is no miss: nobody was answered', async () => {
+    const { metrics } = setup([]);
+    const backend: CacheBackend = { narInfo: () => null, nar: async () => null };
+    const probed = probeBackend(backend, { listener: 'substituter', metrics, sourceOf: () => 'peer' });
+    const left = new AbortController();
+    left.abort();
+    assert.equal(await probed.nar('x'.repeat(32), Buffer.alloc(32), { signal: left.signal }), null);
+    assert.equal(await probed.nar('y'.repeat(32), Buffer.alloc(32), { signal: new AbortController().signal }), null);
+    const text = await metrics.text();
+    const misses = sample(text, 'peernix_answers_total', { listener: 'substituter', route: 'nar', source: 'miss' });
+    console.log(`NAR misses counted: ${misses} (one real miss, one client that left)`);
+    assert.equal(misses, 1);
+    metrics.close();
+  });
+
   it('a flood of unverified peers adds no series; proven ones are capped', async () => {
     const peers: Peer[] = [];
     for (let i = 0; i < 500; i++) peers.push(peer(`u${i}`, false, 100, 1));

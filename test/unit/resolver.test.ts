@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
+import { request } from 'node:http';
 import { describe, it, type TestContext } from 'node:test';
 import { AffinityCache, LOCAL } from '../../src/affinity.ts';
 import type { PeernixEvent } from '../../src/api.ts';
@@ -10,7 +12,7 @@ import { contentAddressedPath, parseContentAddress } from '../../src/nix/content
 import { parseNarInfo, type NarInfo } from '../../src/nix/narinfo.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
-import { PeerClient, type PeerTimeouts } from '../../src/peers/peer-client.ts';
+import { PeerClient, type PeerLimits, type PeerTimeouts } from '../../src/peers/peer-client.ts';
 import type { HealthOptions } from '../../src/peers/health.ts';
 import { PeerRegistry } from '../../src/peers/registry.ts';
 import type { NarWatchOptions } from '../../src/peers/resuming-nar.ts';
@@ -40,6 +42,7 @@ interface WorldOptions {
   lookupReuseMs?: number;
   health?: Partial<HealthOptions>;
   narWatch?: Partial<NarWatchOptions>;
+  limits?: Partial<PeerLimits>;
 }
 
 interface World {
@@ -66,7 +69,7 @@ const NAMES = ['alice', 'bob', 'carol', 'dave', 'erin'];
 
 async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   const store = new FakeLocalStore();
-  const client = new PeerClient(TIMEOUTS, 'peernix-test');
+  const client = new PeerClient(TIMEOUTS, 'peernix-test', o.limits);
   const trust = policyFromKeys([upstream.publicKey.text], o.requireSigs ?? true);
   const registry = new PeerRegistry({ client, healthTimeoutMs: 500, health: o.health, isTrusted: () => false });
   const affinity = new AffinityCache();
@@ -129,7 +132,7 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
       const text = r.body.toString('utf8');
       return { status: r.status, text, info: r.status === 200 ? parseNarInfo(text) : null, ms };
     },
-    nar: (p, headers = {}, method = 'GET') => get(`${listener.url}/nar/${p.hashPart}-${p.narHash32}.nar`, headers, method),
+    nar: (p, headers = {}, method = 'GET') => get(narUrlOf(listener, p), headers, method),
     fallbacks: () => events.recent().filter((e) => e.type === 'fallback').reverse() as Extract<PeernixEvent, { type: 'fallback' }>[],
     transfers: () => events.recent().filter((e) => e.type === 'transfer').reverse() as Extract<PeernixEvent, { type: 'transfer' }>[],
   };
@@ -137,6 +140,21 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   return w;
 }
 
+
+const narUrlOf = (listener: HttpListener, p: TestPath) => `${listener.url}/nar/${p.hashPart}-${p.narHash32}.nar`;
+
+/** Asks for `url` and hangs up after `ms` unanswered, as a Ctrl-C'd Nix does; resolves with when it left. */
+function leaveAfter(url: string, ms: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, () => reject(new Error('answered before the client left')));
+    req.on('error', () => {});
+    setTimeout(() => {
+      req.destroy();
+      resolve(performance.now());
+    }, ms);
+    req.end();
+  });
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -845,5 +863,103 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     const t0 = performance.now();
     await before(assert.rejects(w.client.narInfo(url, makePath('x').hashPart)), TIMEOUTS.narInfoMs! + 400);
     t.diagnostic(`a narinfo whose body stalls failed after ${Math.round(performance.now() - t0)} ms (narInfoMs ${TIMEOUTS.narInfoMs})`);
+  });
+});
+
+describe('resolver: a client that leaves before its NAR is found', () => {
+  it('the peer request made for it is cut at once; no hedge, retry or fallback follows', T, async (t) => {
+    const w = await world(t, { peers: 2, hedgeMs: 1000 });
+    const [alice, bob] = w.peers;
+    const p = makePath('left-early', 100_000);
+    alice.add(p, narInfoFor(p, { signers: [upstream] }));
+    bob.add(p, narInfoFor(p, { signers: [upstream] }));
+    bob.knobs.narInfoDelayMs = 50; // alice answers first: the entry points at her
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(alice));
+    // Both accept the NAR request and never answer its head (within the test).
+    alice.knobs.narDelayMs = bob.knobs.narDelayMs = 60_000;
+    const leftAt = await leaveAfter(narUrlOf(w.listener, p), 200);
+    const asked = await waitFor('the entry peer was asked', async () => alice.narRequests[0], 1000);
+    const closedAt = await waitFor('the entry peer\'s request closed', async () => alice.narRequests[0].closedAt, TIMEOUTS.narHeadersMs! + 2000);
+    t.diagnostic(`the client left ${Math.round(leftAt - asked.at)} ms after the peer was asked; the peer's request closed ${Math.round(closedAt - leftAt)} ms after the client left (header timeout ${TIMEOUTS.narHeadersMs} ms)`);
+    assert.ok(closedAt - leftAt < 500, `the peer's request stayed open ${Math.round(closedAt - leftAt)} ms after the client left`);
+    // Past the hedge delay and the header timeout: nobody else is asked, nothing is recorded.
+    await sleep(TIMEOUTS.narHeadersMs!);
+    t.diagnostic(`NAR requests: alice ${alice.counts.nar}, bob ${bob.counts.nar}; fallback events ${w.fallbacks().length}`);
+    assert.equal(alice.counts.nar, 1);
+    assert.equal(bob.counts.nar, 0, 'no hedge for a client that left');
+    assert.deepEqual(w.fallbacks(), [], 'a client that left is no fallback');
+    assert.deepEqual(w.transfers(), []);
+    assert.equal(w.registry.get(w.idOf(alice))!.state, 'up', 'a request we cut is no failure of the peer');
+  });
+
+  it('its wait for a peer NAR slot ends: the peer never sees its request, the live client behind it goes first and gets its NAR', T, async (t) => {
+    const w = await world(t, { peers: 1, limits: { narSlots: 1 } });
+    const [alice] = w.peers;
+    const [a, b, c] = ['streaming', 'departed', 'stayed'].map((n) => makePath(n, 256 * 1024));
+    for (const p of [a, b, c]) {
+      alice.add(p, narInfoFor(p, { signers: [upstream] }));
+      assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    }
+    // A holds the only slot for about 1.5 s.
+    alice.knobs.drip = { afterBytes: 16 * 1024, bytes: 16 * 1024, everyMs: 100 };
+    const first = w.nar(a);
+    await waitFor('A streaming', async () => alice.counts.nar === 1, 1000);
+    const left = leaveAfter(narUrlOf(w.listener, b), 300);
+    await sleep(100); // B queues first, C behind it
+    const third = w.nar(c);
+    await left;
+    assertSameNar(await first, a);
+    assertSameNar(await third, c);
+    await sleep(500);
+    const order = alice.narRequests.map((r) => [a, b, c].find((p) => r.path.includes(p.hashPart))!.storePath.slice(44));
+    t.diagnostic(`NAR requests the peer saw, in order: ${order.join(', ')}`);
+    assert.deepEqual(order, ['streaming', 'stayed'], 'no request for the client that left');
+    assert.deepEqual(w.fallbacks(), []);
+    assert.deepEqual(w.transfers().map((e) => [e.storePath.slice(44), e.outcome]), [['streaming', 'ok'], ['stayed', 'ok']]);
+  });
+
+  it('nar() itself gives up at once when its signal aborts, and leaves no listener on the signal either way', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const [alice] = w.peers;
+    const p = makePath('signal', 50_000);
+    alice.add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    // Stays: the body comes back, and nothing is left listening on the signal.
+    const staying = new AbortController();
+    const body = await w.resolver.nar(p.hashPart, p.narHash, { signal: staying.signal });
+    assert.ok(body);
+    body.release('aborted');
+    assert.equal(getEventListeners(staying.signal, 'abort').length, 0, 'no listener left after an answer');
+    // Leaves mid-open: null well before the header timeout, no listener, nothing recorded.
+    alice.knobs.narDelayMs = 60_000;
+    const leaving = new AbortController();
+    const pending = w.resolver.nar(p.hashPart, p.narHash, { signal: leaving.signal });
+    await waitFor('the peer was asked', async () => alice.counts.nar === 2, 1000);
+    const t0 = performance.now();
+    leaving.abort();
+    assert.equal(await before(pending, TIMEOUTS.narHeadersMs! / 2), null);
+    t.diagnostic(`nar() resolved ${(performance.now() - t0).toFixed(1)} ms after the abort; listeners left: ${getEventListeners(leaving.signal, 'abort').length}`);
+    assert.equal(getEventListeners(leaving.signal, 'abort').length, 0, 'no listener left after leaving');
+    await waitFor('the peer request closed', async () => alice.narRequests[1].closedAt, 500);
+    assert.deepEqual(w.fallbacks(), []);
+  });
+
+  it('a client that stays through a hedge gets its NAR byte-exact, and the losing peer request is let go', T, async (t) => {
+    const w = await world(t, { peers: 2, hedgeMs: 100 });
+    const [slow, quick] = w.peers;
+    const p = makePath('stays', 200_000);
+    slow.add(p, narInfoFor(p, { signers: [upstream] }));
+    quick.add(p, narInfoFor(p, { signers: [upstream] }));
+    quick.knobs.narInfoDelayMs = 50;
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    slow.knobs.narDelayMs = 60_000;
+    assertSameNar(await w.nar(p), p);
+    const closedAt = await waitFor('the slow peer\'s request closed', async () => slow.narRequests[0]?.closedAt, 1000);
+    t.diagnostic(`served by the hedge; the slow peer's request closed ${Math.round(closedAt - slow.narRequests[0].at)} ms after it was made`);
+    assert.equal(quick.counts.nar, 1);
+    await waitFor('transfer event', async () => w.transfers().length === 1, 3000);
+    assert.equal(w.transfers()[0].outcome, 'ok');
+    assert.equal(w.fallbacks().length, 1, 'served by another peer than the entry: one fallback');
   });
 });
