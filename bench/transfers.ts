@@ -133,13 +133,15 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   const frameCounts = () => {
     let zstd = 0;
     let raw = 0;
+    let tried = 0;
     const held: number[] = [];
-    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw; receiver held ([\d.?]+)\)/g)) {
+    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw; (\d+) blocks compressed; receiver held ([\d.?]+)\)/g)) {
       zstd += Number(m[1]);
       raw += Number(m[2]);
-      if (m[3] !== '?') held.push(Number(m[3]));
+      tried += Number(m[3]);
+      if (m[4] !== '?') held.push(Number(m[4]));
     }
-    return { zstd, raw, held };
+    return { zstd, raw, tried, held };
   };
   started.push(b);
   const peer = ['--peer', `http://${B.address}:9999`, '--no-share', '--no-mdns', '--store', aStore.storeUri];
@@ -195,7 +197,9 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
       }
       const after = frameCounts();
       const z = after.zstd - before.zstd;
-      add(`${what} closure at ${shape}: compressed share of frames`, 'compressed', (100 * z) / Math.max(1, z + after.raw - before.raw), '%');
+      const frames = Math.max(1, z + after.raw - before.raw);
+      add(`${what} closure at ${shape}: frames sent compressed`, 'compressed', (100 * z) / frames, '%');
+      add(`${what} closure at ${shape}: blocks compressed, sent so or not`, 'compressed', (100 * (after.tried - before.tried)) / frames, '%');
       const held = after.held.slice(before.held.length);
       if (held.length > 0) add(`${what} closure at ${shape}: A's side held its NARs`, 'share of time', 100 * median(held), '%');
       const t = fig[`${what} closure at ${shape}: nix copy`].values;

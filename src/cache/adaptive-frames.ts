@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
+import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { constants, zstdCompress } from 'node:zlib';
 import { releaseChunk } from '../chunk-pool.ts';
-import { FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
+import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
 
 // The serving side of NAR frames (peers/nar-frames.ts): block by block, compress only when that
 // gets the NAR there sooner. Whether it does is measured, not guessed from core counts or link
@@ -25,6 +26,8 @@ import { FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
 
 /** A block is whole chunks adding up to at least this (so under twice it: far below MAX_FRAME_NAR_BYTES). */
 const BLOCK_BYTES = 1024 * 1024;
+/** A raw block of more chunks than this (so of small ones) goes out as one buffer. */
+const COALESCE_PARTS = 8;
 const TRIAL_MS = 1000;
 const LONG_MS = 4000;
 /** Each compressed trial that loses doubles the raw phase before the next one, up to this. */
@@ -115,6 +118,8 @@ export interface FrameStats {
   wireBytes: number;
   zstdFrames: number;
   rawFrames: number;
+  /** Blocks compressed, sent so or not (a block that shrank too little goes raw after all). */
+  blocksCompressed?: number;
 }
 
 /** How fast the consumer takes what is yielded, and whether it is what holds us back. */
@@ -201,96 +206,149 @@ export class PhasePlan {
 }
 
 /**
- * Frames a NAR body for a Peernix peer. Chunks from the source are this stream's to release once
- * consumed (they are the chunk pool's when raw frames pass them on to the response sink, which
- * releases them after the socket took them).
+ * Frames a NAR body for a Peernix peer. Chunks written to it are its to release once consumed
+ * (they are the chunk pool's when raw frames pass them on to the response sink, which releases
+ * them after the socket took them).
+ *
+ * A Transform, not an async generator over the source: iterating a byte stream reads all it has
+ * buffered as one concatenated copy, which doubled the serving side's CPU per MB and starved the
+ * chunk pool.
  */
-export async function* encodeFrames(source: AsyncIterable<Buffer>, budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null } = {}): AsyncGenerator<Buffer> {
-  const link = new LinkMeter();
-  const plan = budget.planFor(from.client ?? '');
-  plan.resumeAfterIdle();
-  plan.receiverHeld = from.receiverHeld ?? null;
-  let ratio: number | null = null; // wire bytes per NAR byte of recent compressed blocks
-  let block: Buffer[] = [];
-  let blockBytes = 0;
+export class FrameEncoder extends Transform {
+  private readonly budget: CompressionBudget;
+  private readonly stats: FrameStats;
+  private readonly plan: PhasePlan;
+  private readonly link = new LinkMeter();
+  private ratio: number | null = null; // wire bytes per NAR byte of recent compressed blocks
+  private block: Buffer[] = [];
+  private blockBytes = 0;
+  // Backpressure: when a push found the consumer behind, and how long it kept us waiting since the last note.
+  private blockedAt = 0;
+  private waitedMs = 0;
+  private pushedBytes = 0;
 
-  // Yields one buffer and notes how long the consumer kept us waiting for it.
-  async function* out(buf: Buffer): AsyncGenerator<Buffer> {
-    const t0 = performance.now();
-    yield buf;
-    stats.wireBytes += buf.length;
-    link.note(buf.length, performance.now() - t0);
+  constructor(budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null } = {}) {
+    // Counted in buffers, not bytes: a few compressed blocks are tiny on the wire, and a byte limit
+    // would let many of them run ahead of the consumer, where they look sent to the phase timing.
+    super({ readableObjectMode: true, readableHighWaterMark: 2 });
+    this.budget = budget;
+    this.stats = stats;
+    this.plan = budget.planFor(from.client ?? '');
+    this.plan.resumeAfterIdle();
+    this.plan.receiverHeld = from.receiverHeld ?? null;
   }
 
-  function zstdWorthTrying(): boolean {
-    const drain = link.boundRate();
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    // A chunk goes back to the pool whole, so a block is made of whole chunks (never a slice of one
+    // whose rest is still to be sent); only a chunk too large for one block is cut, and never released.
+    if (chunk.length > BLOCK_BYTES) {
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < chunk.length; at += BLOCK_BYTES) pieces.push(chunk.subarray(at, at + BLOCK_BYTES));
+      this.sendPending()
+        .then(async () => {
+          for (const piece of pieces) await this.send([piece], piece.length, false);
+        })
+        .then(() => cb(), cb);
+      return;
+    }
+    this.block.push(chunk);
+    this.blockBytes += chunk.length;
+    if (this.blockBytes < BLOCK_BYTES) return cb();
+    this.sendPending().then(() => cb(), cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.sendPending().then(() => cb(), cb);
+  }
+
+  override _read(size: number): void {
+    if (this.blockedAt > 0) {
+      this.waitedMs += performance.now() - this.blockedAt;
+      this.blockedAt = 0;
+    }
+    super._read(size);
+  }
+
+  private sendPending(): Promise<void> {
+    if (this.blockBytes === 0) return Promise.resolve();
+    const parts = this.block;
+    const bytes = this.blockBytes;
+    this.block = [];
+    this.blockBytes = 0;
+    return this.send(parts, bytes, true);
+  }
+
+  private out(buf: Buffer): void {
+    this.stats.wireBytes += buf.length;
+    this.pushedBytes += buf.length;
+    if (!this.push(buf) && this.blockedAt === 0) this.blockedAt = performance.now();
+  }
+
+  /** Tells the link meter what went out since the last note, and how long the consumer held us meanwhile. */
+  private noteLink(): void {
+    const waited = this.waitedMs + (this.blockedAt > 0 ? performance.now() - this.blockedAt : 0);
+    if (this.blockedAt > 0) this.blockedAt = performance.now();
+    this.link.note(this.pushedBytes, waited);
+    this.pushedBytes = 0;
+    this.waitedMs = 0;
+  }
+
+  private zstdWorthTrying = (): boolean => {
+    const drain = this.link.boundRate();
     if (drain === null) return false; // the consumer keeps up: compressing could only slow us down
-    if (plan.receiverHeld !== null && plan.receiverHeld > RECEIVER_HELD_MAX) return false; // backed up by a busy receiver, not the link
-    if (budget.rate(1) < drain * MARGIN) return false; // it drains faster than we compress
-    if (ratio !== null && ratio > WORTH) {
-      ratio = null; // doesn't shrink: raw for this round, a fresh look at the next
+    if (this.plan.receiverHeld !== null && this.plan.receiverHeld > RECEIVER_HELD_MAX) return false; // backed up by a busy receiver, not the link
+    if (this.budget.rate(1) < drain * MARGIN) return false; // it drains faster than we compress
+    if (this.ratio !== null && this.ratio > WORTH) {
+      this.ratio = null; // doesn't shrink: raw for this round, a fresh look at the next
       return false;
     }
     return true;
-  }
+  };
 
   // Level 3 only where the link is slow enough that even it outruns the link.
-  function level(): number {
-    const drain = link.boundRate();
-    if (drain === null || ratio === null) return 1;
-    return budget.rate(3) > (drain / ratio) * 1.5 ? 3 : 1;
+  private level(): number {
+    const drain = this.link.boundRate();
+    if (drain === null || this.ratio === null) return 1;
+    return this.budget.rate(3) > (drain / this.ratio) * 1.5 ? 3 : 1;
   }
 
-  async function* send(parts: Buffer[], bytes: number, releasable: boolean): AsyncGenerator<Buffer> {
-    stats.narBytes += bytes;
-    if (plan.mode === 'zstd' && (await budget.take())) {
+  private async send(parts: Buffer[], bytes: number, releasable: boolean): Promise<void> {
+    this.noteLink();
+    this.stats.narBytes += bytes;
+    if (this.plan.mode === 'zstd' && (await this.budget.take())) {
       let packed: Buffer | null = null;
-      const lvl = level();
+      const lvl = this.level();
       try {
         const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
         const t0 = performance.now();
         packed = await compress(whole, { params: { [constants.ZSTD_c_compressionLevel]: lvl } });
-        budget.measured(lvl, bytes, performance.now() - t0);
+        this.stats.blocksCompressed = (this.stats.blocksCompressed ?? 0) + 1;
+        this.budget.measured(lvl, bytes, performance.now() - t0);
       } catch {
         packed = null; // compression failing here is our problem, not the peer's: send it raw
       } finally {
-        budget.give();
+        this.budget.give();
       }
-      if (packed) ratio = ratio === null ? packed.length / bytes : 0.5 * ratio + 0.5 * (packed.length / bytes);
+      if (packed) this.ratio = this.ratio === null ? packed.length / bytes : 0.5 * this.ratio + 0.5 * (packed.length / bytes);
       if (packed && packed.length < bytes * 0.95) {
         if (releasable) for (const p of parts) releaseChunk(p);
-        stats.zstdFrames++;
-        yield* out(Buffer.concat([frameHeader(FRAME_ZSTD, bytes, packed.length), packed]));
-        plan.blockSent(bytes, zstdWorthTrying);
+        this.stats.zstdFrames++;
+        this.out(Buffer.concat([frameHeader(FRAME_ZSTD, bytes, packed.length), packed]));
+        this.plan.blockSent(bytes, this.zstdWorthTrying);
         return;
       }
     }
-    stats.rawFrames++;
-    yield* out(frameHeader(FRAME_RAW, bytes, bytes));
-    for (const p of parts) yield* out(p);
-    plan.blockSent(bytes, zstdWorthTrying);
-  }
-
-  // A chunk goes back to the pool whole, so a block is made of whole chunks (never a slice of one
-  // whose rest is still to be sent); only a chunk too large for one block is cut, and never released.
-  for await (const chunk of source) {
-    if (chunk.length > BLOCK_BYTES) {
-      if (blockBytes > 0) yield* send(block, blockBytes, true);
-      block = [];
-      blockBytes = 0;
-      for (let at = 0; at < chunk.length; at += BLOCK_BYTES) {
-        const piece = chunk.subarray(at, at + BLOCK_BYTES);
-        yield* send([piece], piece.length, false);
-      }
-      continue;
+    this.stats.rawFrames++;
+    if (parts.length > COALESCE_PARTS) {
+      // A block of many small chunks: one buffer (a copy at memory speed) costs less than a socket
+      // write for each of them.
+      const whole = Buffer.concat([frameHeader(FRAME_RAW, bytes, bytes), ...parts], FRAME_HEADER_BYTES + bytes);
+      if (releasable) for (const p of parts) releaseChunk(p);
+      this.out(whole);
+    } else {
+      this.out(frameHeader(FRAME_RAW, bytes, bytes));
+      for (const p of parts) this.out(p);
     }
-    block.push(chunk);
-    blockBytes += chunk.length;
-    if (blockBytes >= BLOCK_BYTES) {
-      yield* send(block, blockBytes, true);
-      block = [];
-      blockBytes = 0;
-    }
+    this.plan.blockSent(bytes, this.zstdWorthTrying);
   }
-  if (blockBytes > 0) yield* send(block, blockBytes, true);
 }

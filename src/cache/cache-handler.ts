@@ -11,7 +11,7 @@ import { ResponseSink } from './response-sink.ts';
 import type { NarSlots } from './nar-slots.ts';
 import { FRAMES_HEADER, FRAMES_VERSION } from '../peers/nar-frames.ts';
 import { parseReceiverHeld, RECEIVER_HELD_HEADER } from '../peers/receiver-load.ts';
-import { encodeFrames, type CompressionBudget, type FrameStats } from './adaptive-frames.ts';
+import { FrameEncoder, type CompressionBudget, type FrameStats } from './adaptive-frames.ts';
 
 // The binary-cache protocol over HTTP, for any backend. Status codes follow what Nix does with them:
 // 404 for anything absent or malformed (Nix moves on), 503 only when the source itself is down,
@@ -203,7 +203,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     const done = (err: Error | null | undefined) => {
       const sent = Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start);
       const wireBytes = framed ? frames.wireBytes : sent;
-      if (framed) log.debug(`NAR ${hashPart}: ${frames.narBytes} bytes in ${frames.wireBytes} on the wire (${frames.zstdFrames} zstd frames, ${frames.rawFrames} raw; receiver held ${receiverHeld ?? '?'})`);
+      if (framed) log.debug(`NAR ${hashPart}: ${frames.narBytes} bytes in ${frames.wireBytes} on the wire (${frames.zstdFrames} zstd frames, ${frames.rawFrames} raw; ${frames.blocksCompressed ?? 0} blocks compressed; receiver held ${receiverHeld ?? '?'})`);
       if (err) {
         const mismatch = err instanceof NarMismatchError;
         const aborted = !mismatch && firstFailure === 'client';
@@ -220,7 +220,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       }
     };
     const receiverHeld = parseReceiverHeld(req.headers[RECEIVER_HELD_HEADER]);
-    if (framed) pipeline(source, verifier, (src: AsyncIterable<Buffer>) => encodeFrames(src, opts.compression!, frames, { client: remoteAddress, receiverHeld }), new ResponseSink(res), done);
+    if (framed) pipeline(source, verifier, new FrameEncoder(opts.compression!, frames, { client: remoteAddress, receiverHeld }), new ResponseSink(res), done);
     else pipeline(source, verifier, new ResponseSink(res), done);
   }
 

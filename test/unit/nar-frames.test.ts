@@ -4,7 +4,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { zstdCompressSync } from 'node:zlib';
-import { CompressionBudget, encodeFrames, type FrameStats } from '../../src/cache/adaptive-frames.ts';
+import { CompressionBudget, FrameEncoder, type FrameStats } from '../../src/cache/adaptive-frames.ts';
 import { FRAME_RAW, FRAME_ZSTD, FrameDecoder, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/peers/nar-frames.ts';
 
 // NAR frames between Peernix peers: what goes in comes out byte for byte; compression happens only
@@ -47,7 +47,7 @@ function link(bytesPerSec: number, into: Buffer[]): Writable {
 async function roundTrip(nar: Buffer, bytesPerSec: number, receiverHeld: number | null = null) {
   const wire: Buffer[] = [];
   const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
-  await pipeline(Readable.from(chunks(nar)), (src: AsyncIterable<Buffer>) => encodeFrames(src, new CompressionBudget(2), stats, { client: 'client', receiverHeld }), link(bytesPerSec, wire));
+  await pipeline(Readable.from(chunks(nar)), new FrameEncoder(new CompressionBudget(2), stats, { client: 'client', receiverHeld }), link(bytesPerSec, wire));
   const decoder = new FrameDecoder();
   const out: Buffer[] = [];
   await pipeline(Readable.from(chunks(Buffer.concat(wire), 64 * 1024 + 3)), decoder, link(Infinity, out));
@@ -124,7 +124,7 @@ describe('NAR frames', () => {
     const runs: FrameStats[] = [];
     for (let i = 0; i < 2; i++) {
       const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
-      await pipeline(Readable.from(chunks(compressible(80 * 1024 * 1024))), (src: AsyncIterable<Buffer>) => encodeFrames(src, budget, stats, { client: '10.0.0.7' }), receiver([]));
+      await pipeline(Readable.from(chunks(compressible(80 * 1024 * 1024))), new FrameEncoder(budget, stats, { client: '10.0.0.7' }), receiver([]));
       runs.push(stats);
     }
     console.log(`receiver-bound: first NAR ${runs[0].zstdFrames} zstd / ${runs[0].rawFrames} raw frames, second ${runs[1].zstdFrames} / ${runs[1].rawFrames}`);
