@@ -1,0 +1,53 @@
+import type Bonjour from 'bonjour-service';
+import type { Browser, Service } from 'bonjour-service';
+
+// The parts of bonjour-service 1.4.4 its typings keep private but we need: the multicast-dns
+// instance (to catch its 'error' events, which would otherwise crash the process, and to see host
+// address records the Browser ignores), the raw TXT strings (its own TXT decoder is lossy), and the
+// Browser's list and name map of services (to make it forget what discovery no longer tracks).
+
+export interface MdnsSocket {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  removeListener(event: string, listener: (...args: any[]) => void): unknown;
+  query(name: string, type: string): void;
+}
+
+export interface RawRecord {
+  name?: unknown;
+  type?: unknown;
+  ttl?: unknown;
+  data?: unknown;
+}
+
+export function mdnsSocketOf(bonjour: Bonjour): MdnsSocket | null {
+  return (bonjour as unknown as { server?: { mdns?: MdnsSocket } }).server?.mdns ?? null;
+}
+
+export function txtOf(service: Service): unknown {
+  const raw = (service as unknown as { rawTxt?: unknown }).rawTxt;
+  return raw !== undefined ? raw : service.txt;
+}
+
+/** Removes one service (by lower-cased fqdn) from the Browser's list and name map. */
+export function forgetInBrowser(browser: Browser | null, key: string): void {
+  const services = browser?.services;
+  if (!Array.isArray(services)) return;
+  const i = services.findIndex((s) => typeof s.fqdn === 'string' && s.fqdn.toLowerCase() === key);
+  if (i === -1) return;
+  const fqdn = services[i].fqdn;
+  services.splice(i, 1);
+  const internals = browser as unknown as { serviceMap?: Record<string, boolean> };
+  if (internals.serviceMap && typeof internals.serviceMap === 'object') delete internals.serviceMap[fqdn];
+}
+
+/** Once the Browser holds more than `max` services, keeps only those `kept` (by lower-cased fqdn). */
+export function trimBrowser(browser: Browser | null, max: number, kept: (key: string) => boolean): void {
+  const services = browser?.services;
+  if (!Array.isArray(services) || services.length <= max) return;
+  const keep = services.filter((s) => typeof s.fqdn === 'string' && kept(s.fqdn.toLowerCase()));
+  services.splice(0, services.length, ...keep);
+  const internals = browser as unknown as { serviceMap?: Record<string, boolean> };
+  if (internals.serviceMap && typeof internals.serviceMap === 'object') {
+    internals.serviceMap = Object.fromEntries(keep.map((s) => [s.fqdn, true]));
+  }
+}
