@@ -2,7 +2,7 @@ import { platform, arch } from 'node:os';
 import { join } from 'node:path';
 import type { DaemonHealth, DoctorReport, PeernixApi, Snapshot, StatusView } from './api.ts';
 import { AffinityCache, LOCAL } from './affinity.ts';
-import { CompressionBudget } from './cache/adaptive-frames.ts';
+import { CompressionBudget } from './cache/compression-budget.ts';
 import { createCacheHandler, type RequestHandler } from './cache/cache-handler.ts';
 import { listen } from './cache/http-listener.ts';
 import { createIdentityRoute } from './cache/identity-route.ts';

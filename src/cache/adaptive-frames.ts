@@ -1,9 +1,11 @@
-import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { constants, zstdCompress } from 'node:zlib';
 import { releaseChunk } from '../chunk-pool.ts';
 import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
+import type { CompressionBudget } from './compression-budget.ts';
+import { LinkMeter } from './link-meter.ts';
+import { MARGIN, type PhasePlan } from './phase-plan.ts';
 
 // The serving side of NAR frames (peers/nar-frames.ts): block by block, compress only when that
 // gets the NAR there sooner. Whether it does is measured, not guessed from core counts or link
@@ -30,90 +32,12 @@ const BLOCK_BYTES = 1024 * 1024;
 const MAX_AHEAD = 4;
 /** A raw block of more chunks than this (so of small ones) goes out as one buffer. */
 const COALESCE_PARTS = 8;
-const TRIAL_MS = 1000;
-const LONG_MS = 4000;
-/** Each compressed trial that loses doubles the raw phase before the next one, up to this. */
-const MAX_RAW_MS = 64_000;
-/** Clients whose plans are kept. */
-const REMEMBERED_CLIENTS = 256;
-/** Compressing must bring at least this much more NAR per second than sending raw. */
-const MARGIN = 1.1;
 /** Blocks that shrink less than this are not worth compressing. */
 const WORTH = 0.9;
-/** A link is the bottleneck when the response backed up for this share of the recent time. */
-const BACKED_UP_SHARE = 0.3;
-const WINDOW_MS = 500;
 /** A receiver whose consumer held its raw transfers up for more than this share of their time gets no trial. */
 const RECEIVER_HELD_MAX = 0.3;
-/** Longest a block waits for the compression budget before it goes raw. */
-const BUDGET_WAIT_MS = 20;
 
 const compress = promisify(zstdCompress) as (buf: Buffer, opts: object) => Promise<Buffer>;
-
-/** Compression work this machine accepts from all clients at once; a block that can't get it soon goes raw. */
-export class CompressionBudget {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  readonly max: number;
-  /** Per client address: its NARs' phase plan. */
-  private readonly plans = new Map<string, PhasePlan>();
-  /** NAR bytes per second one compression achieves here, per level (measured, starts as a guess). */
-  private readonly rates = new Map<number, number>([
-    [1, 200e6],
-    [3, 100e6],
-  ]);
-
-  constructor(max = Math.max(1, availableParallelism() - 1)) {
-    this.max = max;
-  }
-
-  /** A compression slot within waitMs, or false. */
-  take(waitMs = BUDGET_WAIT_MS): Promise<boolean> {
-    if (this.active < this.max) {
-      this.active++;
-      return Promise.resolve(true);
-    }
-    if (waitMs <= 0 || this.waiting.length >= 64) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const grant = () => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        const i = this.waiting.indexOf(grant);
-        if (i >= 0) this.waiting.splice(i, 1);
-        resolve(false);
-      }, waitMs);
-      this.waiting.push(grant);
-    });
-  }
-
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next(); // the slot passes on
-    else this.active--;
-  }
-
-  /** The phase plan of a client's NARs (the most recently used are kept). */
-  planFor(client: string): PhasePlan {
-    let plan = this.plans.get(client);
-    if (plan) this.plans.delete(client);
-    else plan = new PhasePlan();
-    this.plans.set(client, plan);
-    if (this.plans.size > REMEMBERED_CLIENTS) this.plans.delete(this.plans.keys().next().value!);
-    return plan;
-  }
-
-  rate(level: number): number {
-    return this.rates.get(level)!;
-  }
-
-  measured(level: number, bytes: number, ms: number): void {
-    if (ms <= 0) return;
-    const r = (bytes / ms) * 1000;
-    this.rates.set(level, 0.7 * this.rates.get(level)! + 0.3 * r);
-  }
-}
 
 export interface FrameStats {
   narBytes: number;
@@ -122,89 +46,6 @@ export interface FrameStats {
   rawFrames: number;
   /** Blocks compressed, sent so or not (a block that shrank too little goes raw after all). */
   blocksCompressed?: number;
-}
-
-/** How fast the consumer takes what is yielded, and whether it is what holds us back. */
-class LinkMeter {
-  private samples: { at: number; bytes: number; waitedMs: number }[] = [];
-
-  note(bytes: number, waitedMs: number): void {
-    const now = performance.now();
-    this.samples.push({ at: now, bytes, waitedMs });
-    while (this.samples.length > 2 && now - this.samples[0].at > WINDOW_MS) this.samples.shift();
-  }
-
-  /** Wire bytes per second the consumer drains while it is the bottleneck, or null when it isn't. */
-  boundRate(): number | null {
-    if (this.samples.length < 4) return null;
-    const span = this.samples.at(-1)!.at - this.samples[0].at;
-    if (span <= 0) return null;
-    let waited = 0;
-    let bytes = 0;
-    for (const s of this.samples.slice(1)) {
-      waited += s.waitedMs;
-      bytes += s.bytes;
-    }
-    if (waited / span < BACKED_UP_SHARE) return null;
-    return (bytes / span) * 1000;
-  }
-}
-
-type Mode = 'raw' | 'zstd';
-
-/** Timed phases of raw or compressed blocks, chosen by the NAR throughput each achieved. */
-export class PhasePlan {
-  mode: Mode = 'raw';
-  private trial = true;
-  private start = performance.now();
-  private nar = 0;
-  private samples: { at: number; nar: number }[] = [];
-  private readonly rate: Record<Mode, number | null> = { raw: null, zstd: null };
-  /** Length of a long raw phase: doubles with each compressed trial that loses. */
-  private rawMs = LONG_MS;
-  /** What the receiver said of its own pace in its latest request (null: nothing, an older Peernix). */
-  receiverHeld: number | null = null;
-
-  /** Called once a block is on its way; `zstdWorthTrying` says whether a compressed trial could pay now. */
-  blockSent(narBytes: number, zstdWorthTrying: () => boolean): void {
-    const now = performance.now();
-    this.nar += narBytes;
-    this.samples.push({ at: now, nar: this.nar });
-    const elapsed = now - this.start;
-    if (elapsed < (this.trial ? TRIAL_MS : this.mode === 'raw' ? this.rawMs : LONG_MS) || this.samples.length < 4) return;
-    const mid = this.samples.find((x) => x.at >= this.start + elapsed / 2)!;
-    this.rate[this.mode] = now > mid.at ? ((this.nar - mid.nar) / (now - mid.at)) * 1000 : null;
-    const other: Mode = this.mode === 'raw' ? 'zstd' : 'raw';
-    let next: Mode;
-    let trial: boolean;
-    if (this.trial && this.rate[other] !== null && this.rate[this.mode] !== null) {
-      // A trial against the phase before it: the better one runs long.
-      next = this.rate.zstd! > this.rate.raw! * MARGIN ? 'zstd' : 'raw';
-      trial = false;
-      this.rawMs = next === 'zstd' ? LONG_MS : Math.min(MAX_RAW_MS, this.rawMs * 2);
-    } else if (other === 'zstd' && !zstdWorthTrying()) {
-      next = 'raw';
-      trial = false;
-    } else {
-      next = other; // after a long phase (or the first one), try the other way
-      trial = true;
-    }
-    this.mode = next;
-    this.trial = trial;
-    this.begin(now);
-  }
-
-  /** A NAR starts: after a pause (no block for a while) the phase is timed afresh. */
-  resumeAfterIdle(): void {
-    const last = this.samples.at(-1)?.at ?? this.start;
-    if (performance.now() - last > 1000) this.begin(performance.now());
-  }
-
-  private begin(now: number): void {
-    this.start = now;
-    this.nar = 0;
-    this.samples = [];
-  }
 }
 
 interface Encoded {

@@ -11,7 +11,8 @@ import { ResponseSink } from './response-sink.ts';
 import type { NarSlots } from './nar-slots.ts';
 import { FRAMES_HEADER, FRAMES_VERSION } from '../peers/nar-frames.ts';
 import { parseReceiverHeld, RECEIVER_HELD_HEADER } from '../peers/receiver-load.ts';
-import { FrameEncoder, type CompressionBudget, type FrameStats } from './adaptive-frames.ts';
+import { FrameEncoder, type FrameStats } from './adaptive-frames.ts';
+import type { CompressionBudget } from './compression-budget.ts';
 
 // The binary-cache protocol over HTTP, for any backend. Status codes follow what Nix does with them:
 // 404 for anything absent or malformed (Nix moves on), 503 only when the source itself is down,

@@ -281,13 +281,9 @@ export class PeerRegistry extends EventEmitter {
   }
 
   private async tryClaim(c: Contender): Promise<void> {
-    const now = Date.now();
-    if (c.proving || now < c.nextTry) return;
-    c.proving = true;
-    c.nextTry = now + this.opts.identityRetryMs;
-    const asked = c.info;
-    const result = await this.challenge(asked);
-    c.proving = false;
+    const turn = await this.challengeInTurn(c);
+    if (!turn) return;
+    const { asked, result } = turn;
     const key = asked.key ?? '';
     if (this.claims.get(key) !== c) return;
     if (changesIdentity(asked, c.info)) {
@@ -325,14 +321,24 @@ export class PeerRegistry extends EventEmitter {
     void this.tryContender(c);
   }
 
-  private async tryContender(c: Contender): Promise<void> {
+  /** Challenges a waiting claimant once its turn has come (one challenge at a time each): what was asked and the result, or null when not now. */
+  private async challengeInTurn(c: Contender): Promise<{ asked: PeerInfo; result: ProofResult } | null> {
     const now = Date.now();
-    if (c.proving || now < c.nextTry) return;
+    if (c.proving || now < c.nextTry) return null;
     c.proving = true;
     c.nextTry = now + this.opts.identityRetryMs;
-    const info = c.info;
-    const result = await this.challenge(info);
-    c.proving = false;
+    const asked = c.info;
+    try {
+      return { asked, result: await this.challenge(asked) };
+    } finally {
+      c.proving = false;
+    }
+  }
+
+  private async tryContender(c: Contender): Promise<void> {
+    const turn = await this.challengeInTurn(c);
+    if (!turn) return;
+    const { asked: info, result } = turn;
     const key = info.key ?? '';
     if (this.contenders.get(key) !== c || c.info !== info) return;
     const holder = this.peers.get(info.id);

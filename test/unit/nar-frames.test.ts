@@ -4,7 +4,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { zstdCompressSync } from 'node:zlib';
-import { CompressionBudget, FrameEncoder, type FrameStats } from '../../src/cache/adaptive-frames.ts';
+import { FrameEncoder, type FrameStats } from '../../src/cache/adaptive-frames.ts';
+import { CompressionBudget } from '../../src/cache/compression-budget.ts';
 import { FRAME_RAW, FRAME_ZSTD, FrameDecoder, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/peers/nar-frames.ts';
 
 // NAR frames between Peernix peers: what goes in comes out byte for byte; compression happens only
