@@ -14,7 +14,9 @@
 //    Throughput, and CPU seconds the proxy process spent per MB.
 //
 // Both namespaces and every process share this machine's cores: the figures say how many it has.
-// Medians of RUNS runs.
+// Medians of RUNS runs (3 × RUNS unshaped, where a copy takes under a second). For the compressible
+// closure at 1 Gbit/s, a third column shows what compressing every block would do here (a second B
+// started with PEERNIX_FORCE_PEER_COMPRESSION=1).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -148,7 +150,13 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   const aZstd = await startPeernixProcess([...peer, '--listen', '127.0.0.1:9998', '--state-dir', `${dir}/a1`], { main: BUILT_MAIN, wrap: inNs(A) });
   const aPlain = await startPeernixProcess([...peer, '--listen', '127.0.0.1:9997', '--state-dir', `${dir}/a2`, '--no-peer-compression'], { main: BUILT_MAIN, wrap: inNs(A) });
   started.push(aZstd, aPlain);
-  for (const port of [9998, 9997]) {
+  // Beside them, what compressing every block would do: a second B on the same store that does so,
+  // and an A that fetches from it. Asked only for the compressible closure at 1 Gbit/s.
+  const bForced = await startPeernixProcess(['--store', bStore.storeUri, '--listen', '127.0.0.1:9996', '--share-listen', '0.0.0.0:9995', '--secret-key-file', key.secretKeyFile, '--state-dir', `${dir}/b2-state`, '--no-mdns'], { main: BUILT_MAIN, wrap: inNs(B), env: { PEERNIX_FORCE_PEER_COMPRESSION: '1' } });
+  started.push(bForced);
+  const aForced = await startPeernixProcess(['--peer', `http://${B.address}:9995`, '--no-share', '--no-mdns', '--store', aStore.storeUri, '--listen', '127.0.0.1:9996', '--state-dir', `${dir}/a3`], { main: BUILT_MAIN, wrap: inNs(A) });
+  started.push(aForced);
+  for (const port of [9998, 9997, 9996]) {
     for (let i = 0; ; i++) {
       const r = await A.run('curl', ['-s', `http://127.0.0.1:${port}/peernix/api/snapshot`, '-H', `host: 127.0.0.1:${port}`]);
       if (r.code === 0 && /"state":"up"/.test(r.stdout)) break;
@@ -180,15 +188,19 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
     for (const [what, paths] of Object.entries(sets) as [keyof typeof sets, string[]][]) {
       process.stderr.write(`${shape}, ${what} (${(sizes[what] / MB).toFixed(0)} MB of NARs)…\n`);
       const before = frameCounts();
-      for (let r = 0; r < RUNS; r++) {
+      // Unshaped copies take well under a second: more of them, for a median that means something.
+      const runs = shape === 'unshaped' ? 3 * RUNS : RUNS;
+      const forced = shape === '1gbit' && what === 'compressible';
+      for (let r = 0; r < runs; r++) {
         // In turns, starting with each side in alternate runs, so both see the same moments of a noisy machine.
-        for (const variant of r % 2 === 0 ? ['zstd', 'plain'] : ['plain', 'zstd']) {
-          const cpu0 = cpuSeconds(b.proc.pid!);
+        for (const variant of [...(r % 2 === 0 ? ['zstd', 'plain'] : ['plain', 'zstd']), ...(forced ? ['forced'] : [])]) {
+          const server = variant === 'forced' ? bForced : b;
+          const cpu0 = cpuSeconds(server.proc.pid!);
           const m0 = machineTicks();
-          const ms = await substitute(variant === 'zstd' ? 9998 : 9997, paths);
-          const cpu = cpuSeconds(b.proc.pid!) - cpu0;
+          const ms = await substitute(variant === 'zstd' ? 9998 : variant === 'plain' ? 9997 : 9996, paths);
+          const cpu = cpuSeconds(server.proc.pid!) - cpu0;
           const m1 = machineTicks();
-          const col = variant === 'zstd' ? 'compressed' : 'uncompressed';
+          const col = variant === 'zstd' ? 'compressed' : variant === 'plain' ? 'uncompressed' : 'every block compressed';
           add(`${what} closure at ${shape}: nix copy`, col, ms / 1000, 's');
           // How many of the machine's cores were busy meanwhile: at all of them, the CPU, not the link, sets the pace.
           add(`${what} closure at ${shape}: cores busy`, col, (availableParallelism() * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total), 'cores');
@@ -204,6 +216,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
       if (held.length > 0) add(`${what} closure at ${shape}: A's side held its NARs`, 'share of time', 100 * median(held), '%');
       const t = fig[`${what} closure at ${shape}: nix copy`].values;
       add(`${what} closure at ${shape}: speed-up`, 'compressed vs uncompressed', median(t.uncompressed) / median(t.compressed), 'x');
+      if (forced) add(`${what} closure at ${shape}: speed-up`, 'every block compressed vs uncompressed', median(t.uncompressed) / median(t['every block compressed']), 'x');
       // The most any compression could gain here: to what the same copy takes with no link limit at all.
       const free = fig[`${what} closure at unshaped: nix copy`]?.values.uncompressed;
       if (shape !== 'unshaped' && free) add(`${what} closure at ${shape}: ceiling on this machine`, 'uncompressed vs unshaped', median(t.uncompressed) / median(free), 'x');

@@ -186,7 +186,7 @@ export class FrameEncoder extends Transform {
 
   private async encode(parts: Buffer[], bytes: number, releasable: boolean): Promise<Encoded> {
     this.stats.narBytes += bytes;
-    if (this.plan.mode === 'zstd' && (await this.budget.take())) {
+    if ((this.plan.mode === 'zstd' || this.budget.forced) && (await this.budget.take())) {
       let packed: Buffer | null = null;
       const lvl = this.level();
       try {

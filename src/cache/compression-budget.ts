@@ -23,8 +23,15 @@ export class CompressionBudget {
     [3, 100e6],
   ]);
 
-  constructor(max = Math.max(1, availableParallelism() - 1)) {
+  /**
+   * Every block is compressed, whatever the plan says (PEERNIX_FORCE_PEER_COMPRESSION=1): for
+   * bench:transfers, to show beside the adaptive figures what compressing always would do here.
+   */
+  readonly forced: boolean;
+
+  constructor(max = Math.max(1, availableParallelism() - 1), forced = process.env.PEERNIX_FORCE_PEER_COMPRESSION === '1') {
     this.max = max;
+    this.forced = forced;
   }
 
   /** A compression slot within waitMs, or false. */
