@@ -21,7 +21,7 @@ import { MARGIN, type PhasePlan } from './phase-plan.ts';
 // long.
 //
 // A compressed trial is worth running only when the response backs up (the consumer, not this
-// machine, sets the pace), the receiver says it is not what holds its raw transfers back (a busy
+// machine, sets the pace), the receiver says it is not what holds its transfers back (a busy
 // receiver and a slow link both back the response up, and compressing only helps the link:
 // peers/receiver-load.ts), the content shrinks (looked at again every phase), and this machine
 // compresses faster than the consumer drains raw bytes.
@@ -34,7 +34,7 @@ const MAX_AHEAD = 4;
 const COALESCE_PARTS = 8;
 /** Blocks that shrink less than this are not worth compressing. */
 const WORTH = 0.9;
-/** A receiver whose consumer held its raw transfers up for more than this share of their time gets no trial. */
+/** A receiver whose consumer held its recent transfers up for more than this share of their time gets no trial. */
 const RECEIVER_HELD_MAX = 0.3;
 
 const compress = promisify(zstdCompress) as (buf: Buffer, opts: object) => Promise<Buffer>;

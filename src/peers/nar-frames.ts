@@ -41,8 +41,6 @@ export class FrameError extends Error {}
 export class FrameDecoder extends Transform {
   /** Bytes received (frames and headers), for transfer events. */
   wireBytes = 0;
-  /** NAR bytes that came in zstd frames (receiver-load.ts counts only transfers that came raw). */
-  zstdNarBytes = 0;
   private header = Buffer.alloc(0);
   private kind = -1;
   private narBytes = 0;
@@ -113,7 +111,6 @@ export class FrameDecoder extends Transform {
         throw new FrameError(`zstd frame does not decode to ${this.narBytes} bytes: ${(e as Error).message}`);
       }
       if (out.length !== this.narBytes) throw new FrameError(`zstd frame decoded to ${out.length} bytes, not ${this.narBytes}`);
-      this.zstdNarBytes += out.length;
       this.push(out);
     }
     this.kind = -1;

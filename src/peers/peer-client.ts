@@ -136,15 +136,15 @@ export class PeerClient {
     if ('setIdleTimeout' in res) res.setIdleTimeout(this.timeouts.narIdleMs, idle);
     else res.setTimeout(this.timeouts.narIdleMs, idle);
     // A whole NAR from the lean client says how long its bytes waited for us (receiver-load.ts).
-    const noteCompleted = (zstdNarBytes: number) => {
-      if (res.complete && 'pace' in res && want > 0) this.receiverLoad.note(originOf(url), { ...res.pace(), compressedShare: zstdNarBytes / want });
+    const noteCompleted = () => {
+      if (res.complete && 'pace' in res) this.receiverLoad.note(originOf(url), res.pace());
     };
     if (!framed) {
-      res.once('end', () => noteCompleted(0));
+      res.once('end', noteCompleted);
       return res;
     }
     const decoder = new FrameDecoder();
-    decoder.once('end', () => noteCompleted(decoder.zstdNarBytes));
+    decoder.once('end', noteCompleted);
     // Either side failing ends both: a cut response is a cut NAR, a bad frame must stop the peer.
     res.once('error', (e) => decoder.destroy(asPeerError(e, url)));
     res.once('close', () => {

@@ -5,17 +5,16 @@
 // peer the share of recent transfer time our consumer kept the peer's bytes waiting here
 // (cache/adaptive-frames.ts then tries no compression while it is high).
 //
-// Only transfers that came (nearly) raw count: once compression runs, a consumer that now falls
-// behind is what compressing was for, not a reason to stop.
+// Compressed transfers count too (decoding is the receiver's work), which keeps the figure fresh
+// while compression runs; it cannot stop compression that is winning, since the peer consults it
+// only before starting a compressed trial from raw, never when comparing the two.
 
 /** Request header: the share (0–1) of recent transfers from this peer that our consumer held up. */
 export const RECEIVER_HELD_HEADER = 'x-peernix-receiver-held';
 /** Transfers shorter than this say little about who sets the pace. */
 const MIN_SPAN_MS = 200;
-/** Transfers with more of their NAR compressed than this don't count (see above). */
-const MAX_COMPRESSED_SHARE = 0.1;
 /** Recent transfers' weight: each counts by its length, older ones fading out past about this much time. */
-const MEMORY_MS = 20_000;
+const MEMORY_MS = 10_000;
 const REMEMBERED_PEERS = 256;
 
 export interface TransferPace {
@@ -23,15 +22,13 @@ export interface TransferPace {
   heldMs: number;
   /** From the first body byte to the last. */
   spanMs: number;
-  /** Share of the NAR that came compressed. */
-  compressedShare: number;
 }
 
 export class ReceiverLoad {
   private readonly peers = new Map<string, { held: number; weightMs: number }>();
 
   note(origin: string, pace: TransferPace): void {
-    if (pace.spanMs < MIN_SPAN_MS || pace.compressedShare > MAX_COMPRESSED_SHARE) return;
+    if (pace.spanMs < MIN_SPAN_MS) return;
     const share = Math.min(1, Math.max(0, pace.heldMs / pace.spanMs));
     const prev = this.peers.get(origin);
     this.peers.delete(origin);

@@ -75,19 +75,17 @@ describe('receiver load', () => {
     assert.ok(Number(hints[1]) <= 0.1, `held share ${hints[1]}`);
   });
 
-  it('counts only transfers long enough and (nearly) raw, weighted by their length', () => {
+  it('counts transfers long enough to tell, weighted by their length, the older fading', () => {
     const load = new ReceiverLoad();
-    load.note('a', { heldMs: 90, spanMs: 100, compressedShare: 0 });
+    load.note('a', { heldMs: 90, spanMs: 100 });
     assert.equal(load.hint('a'), undefined, 'too short to tell');
-    load.note('a', { heldMs: 900, spanMs: 1000, compressedShare: 0.5 });
-    assert.equal(load.hint('a'), undefined, 'mostly compressed: a consumer behind is what compressing was for');
-    load.note('a', { heldMs: 800, spanMs: 1000, compressedShare: 0.05 });
+    load.note('a', { heldMs: 800, spanMs: 1000 });
     assert.equal(load.hint('a'), '0.80');
-    load.note('a', { heldMs: 0, spanMs: 3000, compressedShare: 0 });
+    load.note('a', { heldMs: 0, spanMs: 3000 });
     const mixed = Number(load.hint('a'));
     console.log(`1 s held 80 %, then 3 s held 0 %: hint ${mixed}`);
     assert.ok(mixed > 0.1 && mixed < 0.3, `${mixed}`);
-    load.note('a', { heldMs: 0, spanMs: 60_000, compressedShare: 0 });
+    load.note('a', { heldMs: 0, spanMs: 12_000 });
     assert.equal(load.hint('a'), '0.00', 'a long transfer outweighs what came well before it');
     assert.equal(load.hint('b'), undefined);
   });
