@@ -73,13 +73,14 @@ describe('NAR frames', () => {
     // The same slow, backed-up consumer as above; but the receiver measured that its raw transfers
     // waited on it, not on the link (peers/receiver-load.ts), and a peer that listens to it and one
     // that is told its receiver keeps up must differ exactly there.
-    const nar = compressible(32 * 1024 * 1024);
+    const nar = compressible(48 * 1024 * 1024);
     const held = await roundTrip(nar, 20e6, 0.8);
     const free = await roundTrip(nar, 20e6, 0.05);
-    console.log(`32 MiB text at 20 MB/s: receiver held 0.8 → ${held.stats.zstdFrames} zstd frames; held 0.05 → ${free.stats.zstdFrames}`);
+    console.log(`48 MiB text at 20 MB/s: receiver held 0.8 → ${held.stats.zstdFrames} zstd frames; held 0.05 → ${free.stats.zstdFrames}`);
     assert.ok(held.out.equals(nar));
     assert.equal(held.stats.zstdFrames, 0);
-    assert.ok(free.stats.zstdFrames >= 10, `${free.stats.zstdFrames} zstd frames`);
+    // After a one-second raw phase (about 20 blocks), the rest may go compressed: how many depends on timing.
+    assert.ok(free.stats.zstdFrames >= 5, `${free.stats.zstdFrames} zstd frames`);
   });
 
   it('sends raw when the link keeps up', async () => {
@@ -130,7 +131,7 @@ describe('NAR frames', () => {
       runs.push(stats);
     }
     console.log(`receiver-bound: first NAR ${runs[0].zstdFrames} zstd / ${runs[0].rawFrames} raw frames, second ${runs[1].zstdFrames} / ${runs[1].rawFrames}`);
-    assert.ok(runs[0].zstdFrames > 0 && runs[0].zstdFrames <= 30, 'one compressed trial (a second at most), then raw');
+    assert.ok(runs[0].zstdFrames > 0 && runs[0].zstdFrames <= 35, 'one compressed trial (about a second: under 30 MB/s of NAR, plus two blocks queued), then raw');
     assert.equal(runs[1].zstdFrames, 0, 'the next NAR goes on raw: the raw phase after a lost trial is longer than it');
   });
 
