@@ -91,12 +91,12 @@ export class PeerClient {
    * the wire counted in the decoder's `wireBytes`.
    */
   async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal }): Promise<Readable> {
-    const release = await this.slots.acquire(originOf(url), this.timeouts.narSlotMs, opts.signal, url);
+    const origin = originOf(url);
+    const release = await this.slots.acquire(origin, this.timeouts.narSlotMs, opts.signal, url);
     let res: IncomingMessage | NarResponse;
     try {
       const headers: Record<string, string> = { 'user-agent': this.userAgent };
       if (opts.offset > 0) headers.range = `bytes=${opts.offset}-`;
-      const origin = originOf(url);
       const held = this.frames ? this.receiverLoad.hint(origin) : undefined;
       if (this.frames) headers[FRAMES_HEADER] = FRAMES_VERSION;
       if (held !== undefined) headers[RECEIVER_HELD_HEADER] = held;
@@ -137,7 +137,7 @@ export class PeerClient {
     else res.setTimeout(this.timeouts.narIdleMs, idle);
     // A whole NAR from the lean client says how long its bytes waited for us (receiver-load.ts).
     const noteCompleted = () => {
-      if (res.complete && 'pace' in res) this.receiverLoad.note(originOf(url), res.pace());
+      if (res.complete && 'pace' in res) this.receiverLoad.note(origin, res.pace());
     };
     if (!framed) {
       res.once('end', noteCompleted);

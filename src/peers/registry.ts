@@ -69,7 +69,7 @@ const GO_SILENCE_FACTOR = 2;
 /** A slow "yes" counts half as much after this long. */
 const GO_SLOW_HALF_LIFE_MS = 30_000;
 const GO_STALL_MS = 2500;
-/** Under GO_STALL_MS, so a narinfo that never comes after a "yes" ends as a timeout (a miss), not a stall. */
+/** Under GO_STALL_MS: a narinfo that never comes after a "yes" ends as a timeout, struck like any unanswered lookup. */
 const GO_HELD_MS = 2400;
 
 /** Whether an update would send a peer's requests elsewhere or change the key it is known by. */
@@ -406,9 +406,13 @@ export class PeerRegistry extends EventEmitter {
     return slow ? slow.ms * 0.5 ** ((Date.now() - slow.at) / GO_SLOW_HALF_LIFE_MS) : 0;
   }
 
-  /** A lookup to it failed; a Go peer's silence past lookupMs is its miss, not a failure. */
-  reportLookupFailure(peer: Peer, why: string, timeout: boolean): void {
-    if (timeout && peer.dialect === 'go') this.health.answered(peer);
+  /**
+   * A lookup to it failed. A Go peer's silence is its miss, not a failure, unless it said "yes" and
+   * then never sent the narinfo (`promised`): a wedged or lying host must not hold every lookup for
+   * GO_HELD_MS.
+   */
+  reportLookupFailure(peer: Peer, why: string, timeout: boolean, promised = false): void {
+    if (timeout && peer.dialect === 'go' && !promised) this.health.answered(peer);
     else this.health.strike(peer, why, timeout);
   }
 

@@ -168,6 +168,18 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
       // test machine adds its own delay on top).
       assert.ok(Math.max(...misses) < 2300, `slowest miss ${Math.max(...misses)} ms`);
       assert.equal(goPeer(s)?.state, 'up');
+
+      // A host that says "yes" (300 ms) and then never sends the narinfo (3 s, past the 2.4 s wait) is struck
+      // like any peer that leaves a lookup unanswered, rather than holding every lookup that long.
+      const wedgedPath = await addPath(go.nix, 'wedged-go-narinfo', { type: 'file', contents: 'promised, never delivered in time\n' });
+      await slow(3000);
+      const w = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(wedgedPath)}.narinfo`], { timeoutMs: 15_000 });
+      const after = goPeer(await pl.status(pn));
+      console.log(`"yes" then no narinfo within 2.4 s: ${w.stdout}; Go peer then ${after?.state}`);
+      assert.equal(w.stdout.split(' ')[0], '404');
+      assert.notEqual(after?.state, 'up');
+      await slow(0);
+      await waitFor('the Go peer to be up again once it answers', async () => goPeer(await pl.status(pn))?.state === 'up', 20_000);
     } finally {
       await slow(0);
     }
