@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { encodeNix32 } from '../src/nix/nix32.ts';
 import { DEFAULT_TIMEOUTS } from '../src/peers/peer-client.ts';
-import { decodeSummary } from '../src/peers/summary-wire.ts';
+import { decodeSummary } from '../src/wire/summary-wire.ts';
 import { StoreSummary } from '../src/store/store-summary.ts';
 import { createLan, type Lan } from '../test/support/netns.ts';
 import { cleanup, makeTempDir, startNixHost, type NixHost } from '../test/support/nix-host.ts';

@@ -1,6 +1,6 @@
 // Every IPC channel between the window and the main process, with its payload types. The preload
 // and the main-side handlers both import this file; nothing else names a channel.
-import type { ApiChange, DoctorReport, Snapshot } from '../src/api.ts';
+import type { ApiChange, DoctorReport, Snapshot } from '../src/base/api.ts';
 
 export const IPC = {
   /** renderer → main (invoke): the full snapshot. */

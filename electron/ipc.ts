@@ -1,6 +1,6 @@
 // Main-side IPC handlers. The renderer is sandboxed but still untrusted: every request is checked
 // for where it came from (our own page) and what it carries, before it reaches the API.
-import type { ApiChange, PeernixApi } from '../src/api.ts';
+import type { ApiChange, PeernixApi } from '../src/base/api.ts';
 import { IPC, IPC_ARGS, IpcInputError, type InvokeChannel, type IpcInvoke } from './ipc-schema.ts';
 
 /** The slice of Electron's IpcMainInvokeEvent we look at. */

@@ -1,7 +1,7 @@
 // Runs in the sandboxed window before the page: exposes exactly one object, window.peernix, that
 // implements PeernixBridge over IPC. No Electron or Node object crosses into the page.
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
-import type { ApiChange, PeernixBridge } from '../src/api.ts';
+import type { ApiChange, PeernixBridge } from '../src/base/api.ts';
 import { IPC, type InvokeChannel, type IpcInvoke } from './ipc-schema.ts';
 
 /** The one place a channel's result type is asserted: the schema declares what main answers. */

@@ -1,5 +1,5 @@
 // What the tray shows, as plain data: tray.ts renders it with Electron's Menu, tests check it here.
-import type { Snapshot } from '../src/api.ts';
+import type { Snapshot } from '../src/base/api.ts';
 
 export type TrayIcon = 'sharing' | 'idle' | 'error';
 

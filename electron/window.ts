@@ -1,7 +1,7 @@
 // The Peernix window: sandboxed, context-isolated, no Node, only our preload and our page. It is
 // created on demand and destroyed on close (the app keeps running in the tray).
 import { BrowserWindow, shell, type Menu } from 'electron';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import { pathToFileURL } from 'node:url';
 import { PAGE_CONTENT_SECURITY_POLICY } from '../src/control/contract.ts';
 

@@ -1,6 +1,6 @@
 // The window's state and wiring. Everything comes from a PeernixBridge: a snapshot to start, then
 // changes. Topic changes refetch the snapshot (coalesced); events are appended as they arrive.
-import type { ApiChange, PeernixBridge, PeernixEvent, Snapshot } from '../src/api.ts';
+import type { ApiChange, PeernixBridge, PeernixEvent, Snapshot } from '../src/base/api.ts';
 import { byId } from './dom.ts';
 import { renderConfig } from './views/config.ts';
 import { renderEntries } from './views/entries.ts';

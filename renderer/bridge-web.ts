@@ -1,7 +1,7 @@
 // PeernixBridge for the dashboard in a plain browser: fetch + EventSource against /peernix/api on
 // the page's own origin. The control token comes from a <meta> the server adds to the page (the
 // CSP allows no inline script); it is only needed for POSTs.
-import type { ApiChange, PeernixBridge, Snapshot } from '../src/api.ts';
+import type { ApiChange, PeernixBridge, Snapshot } from '../src/base/api.ts';
 import { CONTROL_API, TOKEN_META_NAME } from '../src/control/contract.ts';
 
 export function readPageToken(doc: Document = document): string | null {

@@ -1,7 +1,7 @@
 // The window's "Why isn't Nix using Peernix?" card: `peernix doctor`'s checks, each with its fix.
 // Self-contained (its own card, appended to the page) so the page needs one call to show it. Every
 // string is a text node: details carry peer names and paths, which are hostile input from the LAN.
-import type { DoctorCheck, DoctorReport, PeernixBridge } from '../src/api.ts';
+import type { DoctorCheck, DoctorReport, PeernixBridge } from '../src/base/api.ts';
 import { CONTROL_API } from '../src/control/contract.ts';
 
 const COLOUR: Record<DoctorCheck['status'], string> = { ok: '#2e7d32', warn: '#b26a00', fail: '#c62828', unknown: '#616161' };

@@ -1,6 +1,6 @@
 // Entry point of the window. In Electron the preload has put a PeernixBridge on window.peernix;
 // in a browser (the headless daemon's dashboard) we build one over HTTP.
-import type { PeernixBridge } from '../src/api.ts';
+import type { PeernixBridge } from '../src/base/api.ts';
 import { startApp } from './app.ts';
 import { createWebBridge } from './bridge-web.ts';
 import { mountDoctor } from './doctor-view.ts';

@@ -1,4 +1,4 @@
-import type { StatusView } from '../../src/api.ts';
+import type { StatusView } from '../../src/base/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 
 export function renderConfig(status: StatusView | null): void {

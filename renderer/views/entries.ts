@@ -1,4 +1,4 @@
-import type { CacheEntryView } from '../../src/api.ts';
+import type { CacheEntryView } from '../../src/base/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatAge, formatBytes, formatDateTime, shortHash } from '../format.ts';
 

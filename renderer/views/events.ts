@@ -1,4 +1,4 @@
-import type { FallbackReason, PeernixEvent } from '../../src/api.ts';
+import type { FallbackReason, PeernixEvent } from '../../src/base/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatBytes, formatClock, formatDateTime, storePathName } from '../format.ts';
 

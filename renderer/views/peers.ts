@@ -1,7 +1,7 @@
-import type { PeerView, StatusView } from '../../src/api.ts';
+import type { PeerView, StatusView } from '../../src/base/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatBytes, formatDateTime, formatRtt } from '../format.ts';
-import { describeSummary } from '../../src/peers/summary-text.ts';
+import { describeSummary } from '../../src/base/summary-text.ts';
 import { sparkline } from '../svg.ts';
 
 const STATE_LABEL: Record<PeerView['state'], string> = { up: 'up', suspect: 'suspect', gone: 'gone' };

@@ -1,4 +1,4 @@
-import type { LanTally, LanTotalsView } from '../../src/api.ts';
+import type { LanTally, LanTotalsView } from '../../src/base/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatBytes, plural } from '../format.ts';
 import { flowChart } from '../svg.ts';

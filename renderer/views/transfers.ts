@@ -1,4 +1,4 @@
-import type { TransferView } from '../../src/api.ts';
+import type { TransferView } from '../../src/base/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatBytes, storePathName } from '../format.ts';
 

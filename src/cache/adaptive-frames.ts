@@ -1,8 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { constants, zstdCompress } from 'node:zlib';
-import { releaseChunk } from '../chunk-pool.ts';
-import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../peers/nar-frames.ts';
+import { releaseChunk } from '../base/chunk-pool.ts';
+import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../wire/nar-frames.ts';
 import type { CompressionBudget } from './compression-budget.ts';
 import { LinkMeter } from './link-meter.ts';
 import { MARGIN, type PhasePlan } from './phase-plan.ts';

@@ -2,15 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { decodeNix32 } from '../nix/nix32.ts';
 import { renderNarInfo, type NarInfo } from '../nix/narinfo.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../base/log.ts';
 import { BackendUnavailableError, type CacheBackend } from './backend.ts';
 import { parseRange } from './range.ts';
 import { goNarUrl, matchCacheRoute } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
 import type { NarSlots } from './nar-slots.ts';
-import { FRAMES_HEADER, FRAMES_VERSION } from '../peers/nar-frames.ts';
-import { parseReceiverHeld, RECEIVER_HELD_HEADER } from '../peers/receiver-load.ts';
+import { FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
+import { parseReceiverHeld, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 import { FrameEncoder, type FrameStats } from './adaptive-frames.ts';
 import type { CompressionBudget } from './compression-budget.ts';
 

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Logger } from '../log.ts';
-import { formatHostPort, isLoopbackHost } from '../listen-address.ts';
-import { allowedHost, normaliseHosts } from '../control/security.ts';
+import type { Logger } from '../base/log.ts';
+import { formatHostPort, isLoopbackHost } from '../base/listen-address.ts';
+import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
 
 // One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header

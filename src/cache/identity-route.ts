@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecretKey } from '../nix/signing.ts';
-import { IDENTITY_PATH, canonicalAddress, isNonce, signIdentity } from '../peers/identity-proof.ts';
+import { IDENTITY_PATH, canonicalAddress, isNonce, signIdentity } from '../wire/identity-proof.ts';
 import { MAX_URL_LENGTH } from './routes.ts';
 import { send } from './cache-handler.ts';
 

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
-import { releaseChunk } from '../chunk-pool.ts';
+import { releaseChunk } from '../base/chunk-pool.ts';
 
 // The last stage of a NAR transfer: writes to the HTTP response and gives each chunk back to the
 // chunk pool once the socket has taken it — the only moment a chunk is known to be unread.

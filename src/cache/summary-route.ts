@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DELTA_TYPE, encodeDelta, SUMMARY_PATH, SUMMARY_TYPE, type SummaryDelta } from '../peers/summary-wire.ts';
+import { DELTA_TYPE, encodeDelta, SUMMARY_PATH, SUMMARY_TYPE, type SummaryDelta } from '../wire/summary-wire.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
 import { send } from './cache-handler.ts';
 

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { releaseChunk } from '../chunk-pool.ts';
+import { releaseChunk } from '../base/chunk-pool.ts';
 
 // Every NAR we send passes through here: the whole NAR is counted (and hashed, unless its source is
 // the local store under a temp root), only the requested slice goes out, and the last chunk of that

@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import type { Snapshot } from '../api.ts';
+import type { Snapshot } from '../base/api.ts';
 import { baseUrlFromListen, clearPeerBad, fetchSnapshot, setSharing } from '../control/client.ts';
 import { readToken } from '../control/token.ts';
-import { openDaemonSettings } from '../settings.ts';
-import { defaultStateDir } from '../state-dir.ts';
-import { describeSummary } from '../peers/summary-text.ts';
+import { openDaemonSettings } from '../app/settings.ts';
+import { defaultStateDir } from '../base/state-dir.ts';
+import { describeSummary } from '../base/summary-text.ts';
 
 // `peernix status`, `peernix sharing on|off` and `peernix peer clear ID|NAME`: talk to the running
 // Peernix on its loopback listener.

@@ -2,10 +2,10 @@ import { parseArgs } from 'node:util';
 import { baseUrlFromListen, fetchSnapshot } from '../control/client.ts';
 import { describeReport, diagnose } from '../doctor/doctor.ts';
 import { gatherFacts } from '../doctor/gather.ts';
-import { resolveStateDir } from '../service.ts';
+import { resolveStateDir } from '../app/service.ts';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_SETTINGS, openDaemonSettings, SETTINGS_FILE_NAME } from '../settings.ts';
+import { DEFAULT_SETTINGS, openDaemonSettings, SETTINGS_FILE_NAME } from '../app/settings.ts';
 
 // `peernix doctor [--json]`: why isn't Nix using Peernix? Exit status 1 when a check failed.
 

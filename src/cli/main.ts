@@ -1,4 +1,4 @@
-import { VERSION } from '../version.ts';
+import { VERSION } from '../base/version.ts';
 import { nixConf } from './nix-conf.ts';
 import { serve, SERVE_HELP } from './serve.ts';
 

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { loadIdentity } from '../identity.ts';
-import { parseListenAddress, formatHostPort } from '../listen-address.ts';
-import { nixConfLines } from '../nix-conf.ts';
-import { openDaemonSettings } from '../settings.ts';
-import { defaultStateDir, ensureStateDir } from '../state-dir.ts';
+import { loadIdentity } from '../domain/identity.ts';
+import { parseListenAddress, formatHostPort } from '../base/listen-address.ts';
+import { nixConfLines } from '../nix/nix-conf-lines.ts';
+import { openDaemonSettings } from '../app/settings.ts';
+import { defaultStateDir, ensureStateDir } from '../base/state-dir.ts';
 
 export async function nixConf(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createLogger, isLogLevel } from '../log.ts';
-import { openServiceState, startService } from '../service.ts';
-import { onShutdownSignals, SHUTDOWN_GRACE_MS } from '../shutdown-signals.ts';
-import { VERSION } from '../version.ts';
+import { createLogger, isLogLevel } from '../base/log.ts';
+import { openServiceState, startService } from '../app/service.ts';
+import { onShutdownSignals, SHUTDOWN_GRACE_MS } from '../base/shutdown-signals.ts';
+import { VERSION } from '../base/version.ts';
 
 export const SERVE_HELP = `Usage: peernix serve [options]
 

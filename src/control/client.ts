@@ -1,9 +1,9 @@
 // What the CLI (`peernix status`, `peernix sharing on|off`) uses to talk to a running Peernix over
 // its loopback listener. Errors are turned into sentences a user can act on.
 import got, { RequestError } from 'got';
-import type { Snapshot } from '../api.ts';
+import type { Snapshot } from '../base/api.ts';
 import { CONTROL_API } from './contract.ts';
-import { formatHostPort, parseHostPort } from '../listen-address.ts';
+import { formatHostPort, parseHostPort } from '../base/listen-address.ts';
 
 const TIMEOUT_MS = 5000;
 

@@ -2,8 +2,8 @@
 // service): the tray app becomes its tray and window instead of failing on its busy port. Snapshot
 // and changes come over the control API (JSON + Server-Sent Events), sharing needs the control token.
 import http from 'node:http';
-import type { ApiChange, PeernixApi, Snapshot } from '../api.ts';
-import type { Logger } from '../log.ts';
+import type { ApiChange, PeernixApi, Snapshot } from '../base/api.ts';
+import type { Logger } from '../base/log.ts';
 import { clearPeerBad, fetchSnapshot, setSharing } from './client.ts';
 import { CONTROL_API, TOKEN_META_NAME } from './contract.ts';
 

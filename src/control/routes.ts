@@ -9,16 +9,10 @@
 //   POST /peernix/api/peer-clear-bad  {"id": string}: forget that a peer served wrong bytes (same rules)
 //   GET  /peernix/api/doctor    DoctorReport as JSON (`peernix doctor`'s checks)
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { PeernixApi } from '../api.ts';
+import type { PeernixApi } from '../base/api.ts';
 import { ASSET_PREFIX, readAsset, renderDashboardHtml } from './dashboard.ts';
-import {
-  allowedHost,
-  baseHeaders,
-  bearerMatches,
-  isJsonContentType,
-  normaliseHosts,
-  originAllowed,
-} from './security.ts';
+import { allowedHost, normaliseHosts } from '../base/host-header.ts';
+import { baseHeaders, bearerMatches, isJsonContentType, originAllowed } from './security.ts';
 import { createSseHub } from './sse.ts';
 import { CONTROL_API } from './contract.ts';
 

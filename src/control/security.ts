@@ -7,16 +7,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { CONTENT_SECURITY_POLICY } from './contract.ts';
 
-export function normaliseHosts(hosts: readonly string[]): Set<string> {
-  return new Set(hosts.map((h) => h.trim().toLowerCase()).filter(Boolean));
-}
-
-/** The request's Host header when it is one we answer to, else null. */
-export function allowedHost(req: IncomingMessage, allowed: Set<string>): string | null {
-  const host = req.headers.host?.trim().toLowerCase();
-  return host && allowed.has(host) ? host : null;
-}
-
 /** An Origin header is optional (the CLI sends none), but if present it must be the page's own. */
 export function originAllowed(req: IncomingMessage, host: string): boolean {
   const origin = req.headers.origin;

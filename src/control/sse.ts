@@ -1,7 +1,7 @@
 // Server-Sent Events for ApiChange. One subscription per client; a client that stops reading is
 // dropped (its EventSource reconnects and refetches the snapshot) rather than buffered forever.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ApiChange, PeernixApi } from '../api.ts';
+import type { ApiChange, PeernixApi } from '../base/api.ts';
 
 const MAX_BUFFERED_BYTES = 1 << 20;
 

@@ -1,4 +1,4 @@
-import type { DoctorCheck } from '../api.ts';
+import type { DoctorCheck } from '../base/api.ts';
 import type { DoctorFacts } from './facts.ts';
 
 // Is there a nix-daemon to substitute through, and which one.

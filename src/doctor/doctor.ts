@@ -1,4 +1,4 @@
-import type { DoctorCheck, DoctorReport } from '../api.ts';
+import type { DoctorCheck, DoctorReport } from '../base/api.ts';
 import { daemonChecks } from './daemon-checks.ts';
 import type { DoctorFacts } from './facts.ts';
 import { fileChecks } from './file-checks.ts';

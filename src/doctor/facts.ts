@@ -1,5 +1,5 @@
-import type { Snapshot } from '../api.ts';
-import type { NixConfLayer } from '../nix-config.ts';
+import type { Snapshot } from '../base/api.ts';
+import type { NixConfLayer } from '../nix/nix-config.ts';
 
 // What the doctor's checks judge: gathered once (gather.ts), then read by pure functions, so every
 // check can be tried against a machine state that is right and against ones that are wrong.

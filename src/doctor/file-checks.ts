@@ -1,4 +1,4 @@
-import type { DoctorCheck } from '../api.ts';
+import type { DoctorCheck } from '../base/api.ts';
 import type { DoctorFacts } from './facts.ts';
 
 // Peernix's own files: the signing key readable by its owner only, the state directory writable.

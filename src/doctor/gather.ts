@@ -2,9 +2,9 @@ import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, s
 import net from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import path from 'node:path';
-import type { Snapshot } from '../api.ts';
-import { parseHostPort } from '../listen-address.ts';
-import { nixConfDir, readNixConfLayer, userNixConfFiles } from '../nix-config.ts';
+import type { Snapshot } from '../base/api.ts';
+import { parseHostPort } from '../base/listen-address.ts';
+import { nixConfDir, readNixConfLayer, userNixConfFiles } from '../nix/nix-config.ts';
 import { parseSecretKey } from '../nix/signing.ts';
 import { DaemonConnection } from '../store/daemon-connection.ts';
 import { parseStoreUri } from '../store/store-uri.ts';

@@ -1,4 +1,4 @@
-import type { DoctorCheck } from '../api.ts';
+import type { DoctorCheck } from '../base/api.ts';
 import { setting, type DoctorFacts } from './facts.ts';
 
 // Nix remembers a narinfo miss for narinfo-cache-negative-ttl (default 3600 s) in its narinfo disk

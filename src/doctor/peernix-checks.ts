@@ -1,4 +1,4 @@
-import type { DoctorCheck } from '../api.ts';
+import type { DoctorCheck } from '../base/api.ts';
 import type { DoctorFacts } from './facts.ts';
 
 // Is Peernix itself up and reachable: running, its share listener accepting, seen from the LAN,

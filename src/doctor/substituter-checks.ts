@@ -1,4 +1,4 @@
-import type { DoctorCheck } from '../api.ts';
+import type { DoctorCheck } from '../base/api.ts';
 import type { DoctorFacts } from './facts.ts';
 
 // Does this machine's Nix use Peernix: the substituter and the key, read as Nix reads its settings,

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FallbackReason, LanTally, PeernixEvent, PeerView } from '../api.ts';
+import type { FallbackReason, LanTally, PeernixEvent, PeerView } from '../base/api.ts';
 import type { Peer } from '../peers/registry.ts';
 import { PeerByteLabels } from './peer-labels.ts';
 

@@ -22,7 +22,7 @@
 import fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
-import { CHUNK_SIZE, releaseChunk, takeChunk } from '../chunk-pool.ts';
+import { CHUNK_SIZE, releaseChunk, takeChunk } from '../base/chunk-pool.ts';
 
 const ACC_SIZE = CHUNK_SIZE; // output chunk for packed tokens and small files; also the big-file read size
 const SMALL_FILE = 128 * 1024; // files up to this size are read whole, in one call (< ACC_SIZE)

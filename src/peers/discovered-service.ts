@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { TableEntry } from './service-table.ts';
-import type { GoTxtAnnouncement, TxtAnnouncement } from './txt-record.ts';
+import type { GoTxtAnnouncement, TxtAnnouncement } from '../wire/txt-record.ts';
 import type { PeerInfo } from './registry.ts';
 
 // What discovery knows about one announced `_peernix._tcp` service, and the peer it describes.

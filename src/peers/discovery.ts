@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import Bonjour from 'bonjour-service';
 import { isLocalAddress } from './local-address.ts';
-import type { Announcement } from './txt-record.ts';
+import type { Announcement } from '../wire/txt-record.ts';
 import { mdnsSocketOf, type MdnsSocket } from './bonjour-internals.ts';
 import { SERVICE_TYPE, type DiscoveredPeer } from './discovered-service.ts';
 import { LocalNetworks } from './local-networks.ts';

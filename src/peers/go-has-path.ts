@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { encodeHasPath, isGoYes } from './go-udp.ts';
+import { encodeHasPath, isGoYes } from '../wire/go-udp.ts';
 
 // Asks a Go peernix over UDP whether it holds a path, as Go hosts ask each other (go-udp.ts). Its
 // narinfo takes five nix-store runs, its UDP answer one, and it never answers "no": silence until

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { decodeGoTxt, type GoTxtAnnouncement, type TxtAnnouncement } from './txt-record.ts';
+import { decodeGoTxt, type GoTxtAnnouncement, type TxtAnnouncement } from '../wire/txt-record.ts';
 import { goPeerId, goPeerName, goPeerUrl } from './go-peer.ts';
 import { SERVICE_TYPE, type DiscoveredPeer, type Tracked } from './discovered-service.ts';
 import type { RawRecord } from './bonjour-internals.ts';

@@ -1,4 +1,4 @@
-import type { PeerState } from '../api.ts';
+import type { PeerState } from '../base/api.ts';
 
 // A peer's liveness, judged by what it actually answers. A passing /nix-cache-info probe is not
 // enough: a peer can answer that and stall every lookup (a wedged daemon, a dropped link that

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.ts';
+import type { Logger } from '../base/log.ts';
 import type { NarInfo } from '../nix/narinfo.ts';
 import { PeerError, type PeerClient } from './peer-client.ts';
 import type { Peer, PeerRegistry } from './registry.ts';

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type Bonjour from 'bonjour-service';
 import type { Service } from 'bonjour-service';
-import { encodeTxt, type Announcement } from './txt-record.ts';
+import { encodeTxt, type Announcement } from '../wire/txt-record.ts';
 import { SERVICE_TYPE } from './discovered-service.ts';
 import { addressSignature } from './local-networks.ts';
 

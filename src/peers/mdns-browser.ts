@@ -2,7 +2,7 @@ import net from 'node:net';
 import type Bonjour from 'bonjour-service';
 import type { Browser, Service } from 'bonjour-service';
 import { ServiceTable } from './service-table.ts';
-import { decodeTxt, type GoTxtAnnouncement } from './txt-record.ts';
+import { decodeTxt, type GoTxtAnnouncement } from '../wire/txt-record.ts';
 import { forgetInBrowser, trimBrowser, txtOf, type MdnsSocket, type RawRecord } from './bonjour-internals.ts';
 import { SERVICE_TYPE, announcedPeer, chooseAddress, samePeer, setAddresses, type DiscoveredPeer, type Tracked } from './discovered-service.ts';
 import { goEntry, goPeer, goServicesIn, type GoSighting } from './go-records.ts';

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { takeChunk } from '../chunk-pool.ts';
+import { takeChunk } from '../base/chunk-pool.ts';
 
 // A GET for a NAR body over plain HTTP/1.1, leaner per byte than node:http: the socket reads
 // straight into the chunk pool's 256 KiB buffers (node:http reads 64 KiB into a fresh buffer each

@@ -3,9 +3,9 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
-import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from './nar-frames.ts';
+import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
 import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
-import { ReceiverLoad, RECEIVER_HELD_HEADER } from './receiver-load.ts';
+import { ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.

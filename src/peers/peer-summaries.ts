@@ -1,10 +1,10 @@
 import { Agent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { BloomFilter } from 'bloomfilter';
-import type { PeerSummaryState, PeerSummaryView } from '../api.ts';
-import type { Logger } from '../log.ts';
+import type { PeerSummaryState, PeerSummaryView } from '../base/api.ts';
+import type { Logger } from '../base/log.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
-import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from './summary-wire.ts';
+import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from '../wire/summary-wire.ts';
 
 // The other peers' store summaries, each followed with one long poll: the peer answers as soon as
 // its store changed (a path added there is known here within moments) and otherwise every `waitS`

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import type { PeerState, PeerSummaryView, PeerView } from '../api.ts';
+import type { PeerState, PeerSummaryView, PeerView } from '../base/api.ts';
 import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } from './health.ts';
 import type { PeerClient } from './peer-client.ts';
-import { proveIdentity, type ProofResult } from './identity-proof.ts';
+import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { FrameDecoder } from './nar-frames.ts';
+import { FrameDecoder } from '../wire/nar-frames.ts';
 import type { Peer } from './registry.ts';
 
 // A NAR proxied from peers. If the peer serving it dies mid-way, the rest is fetched from another

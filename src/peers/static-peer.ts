@@ -1,4 +1,4 @@
-import { peerUrlProblem } from './peer-url.ts';
+import { peerUrlProblem } from '../wire/peer-url.ts';
 import type { PeerInfo } from './registry.ts';
 
 // A peer given by URL (--peer, settings): for VPNs and networks without multicast. Any plain Nix

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
-import type { Logger } from '../log.ts';
-import { GO_PONG, GO_YES, parseGoQuestion } from './go-udp.ts';
+import type { Logger } from '../base/log.ts';
+import { GO_PONG, GO_YES, parseGoQuestion } from '../wire/go-udp.ts';
 
 // Answers the UDP questions of Go peernix peers (go-udp.ts) about this machine's own store, so they
 // fetch from us over HTTP: a Go peer asks its peers over UDP before it uses HTTP, and never fetches

@@ -8,7 +8,7 @@
 
 import { DaemonConnection, DaemonError } from './daemon-connection.ts';
 import type { PathInfo } from './daemon-connection.ts';
-import type { DaemonHealth } from '../api.ts';
+import type { DaemonHealth } from '../base/api.ts';
 
 export interface DaemonPoolOptions {
   socketPath: string;

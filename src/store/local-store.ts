@@ -5,7 +5,7 @@ import { DaemonError, type DaemonConnection, type PathInfo } from './daemon-conn
 import { StoreDb } from './store-db.ts';
 import type { SummarySource } from './store-summary.ts';
 import type { StoreLocation } from './store-uri.ts';
-import type { DaemonHealth } from '../api.ts';
+import type { DaemonHealth } from '../base/api.ts';
 
 // The local Nix store as the cache needs it: metadata over pooled daemon connections, and NARs
 // under a GC temp root that lives on a connection of their own for exactly as long as the transfer.

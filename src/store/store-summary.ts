@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BloomFilter } from 'bloomfilter';
-import { encodeSummary, MAX_DELTA_PATHS, type SummaryDelta } from '../peers/summary-wire.ts';
+import { encodeSummary, MAX_DELTA_PATHS, type SummaryDelta } from '../wire/summary-wire.ts';
 
 // This store's summary for peers: a Bloom filter of every hash part in the store, brought up to
 // date from the store's rows added since the last look (ids only grow), one generation per batch.

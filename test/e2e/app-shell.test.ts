@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IPC } from '../../electron/ipc-schema.ts';
-import type { Snapshot } from '../../src/api.ts';
+import type { Snapshot } from '../../src/base/api.ts';
 import { APP_MAIN, childPids, menuItem, startApp, statusLine, type AppProcess } from '../support/electron-app.ts';
 import { get } from '../support/http.ts';
 import { addPath, cleanup, makeTempDir, nixEnv, startNixHost, type NixHost } from '../support/nix-host.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import type { PeernixEvent, Snapshot } from '../../src/api.ts';
+import type { PeernixEvent, Snapshot } from '../../src/base/api.ts';
 import { skippedWithoutNetns } from '../support/netns.ts';
 import { nixEnv, run } from '../support/nix-host.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';

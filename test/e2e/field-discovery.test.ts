@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { PeerView, Snapshot } from '../../src/api.ts';
+import type { PeerView, Snapshot } from '../../src/base/api.ts';
 import { nodeBin, PROJECT_ROOT, skippedWithoutNetns } from '../support/netns.ts';
 import { addPath } from '../support/nix-host.ts';
 import { createPnLan, hashPart, SUBST, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { Snapshot } from '../../src/api.ts';
+import type { Snapshot } from '../../src/base/api.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { nodeBin, skippedWithoutNetns } from '../support/netns.ts';
 import { importPaths, makeSigningKey, nixEnv } from '../support/nix-host.ts';

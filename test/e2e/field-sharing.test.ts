@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { Snapshot } from '../../src/api.ts';
+import type { Snapshot } from '../../src/base/api.ts';
 import { get } from '../support/http.ts';
 import { cleanup, makeTempDir, run, startNixHost, type NixHost } from '../support/nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';

@@ -9,7 +9,7 @@ import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import type { PeerView, Snapshot } from '../../src/api.ts';
+import type { PeerView, Snapshot } from '../../src/base/api.ts';
 import { nodeBin, PROJECT_ROOT, skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, addTestClosure, makeSigningKey, nixEnv, type TestClosure } from '../support/nix-host.ts';
 import { createPnLan, hashPart, SUBST, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import type { DoctorReport } from '../../src/api.ts';
+import type { DoctorReport } from '../../src/base/api.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, nixEnv, run } from '../support/nix-host.ts';

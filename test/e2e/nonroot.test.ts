@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Snapshot } from '../../src/api.ts';
+import type { Snapshot } from '../../src/base/api.ts';
 import { get } from '../support/http.ts';
 import { addTestClosure, cleanup, makeTempDir, run, startNixHost, type NixHost, type TestClosure } from '../support/nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';

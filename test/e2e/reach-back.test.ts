@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { DoctorReport } from '../../src/api.ts';
+import type { DoctorReport } from '../../src/base/api.ts';
 import { REACH_BACK_PATH } from '../../src/doctor/reach-back.ts';
 import { skippedWithoutNetns } from '../support/netns.ts';
 import { createPnLan, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { PROBE_HASH_PART } from '../../src/peers/peer-client.ts';
-import { decodeSummary, SUMMARY_PATH } from '../../src/peers/summary-wire.ts';
+import { decodeSummary, SUMMARY_PATH } from '../../src/wire/summary-wire.ts';
 import { skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, nixEnv, run } from '../support/nix-host.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';

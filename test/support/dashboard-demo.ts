@@ -3,10 +3,10 @@
 // Used by the renderer's Chromium test and by `node scripts/dev-dashboard.ts` for UI work.
 import http from 'node:http';
 import path from 'node:path';
-import type { ApiChange, CacheEntryView, DoctorCheck, DoctorReport, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/api.ts';
-import { explainPeer } from '../../src/peer-history.ts';
+import type { ApiChange, CacheEntryView, DoctorCheck, DoctorReport, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/base/api.ts';
+import { explainPeer } from '../../src/domain/peer-history.ts';
 import { createControlRoutes } from '../../src/control/routes.ts';
-import { nixConfLines } from '../../src/nix-conf.ts';
+import { nixConfLines } from '../../src/nix/nix-conf-lines.ts';
 import { PROJECT_ROOT } from './peernix-process.ts';
 import { statusFixture } from './snapshot-fixture.ts';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Snapshot } from '../../src/api.ts';
+import type { Snapshot } from '../../src/base/api.ts';
 import { createLan, nodeBin, type Lan, type LanHost } from './netns.ts';
 import { cleanup, makeSigningKey, makeTempDir, nixEnv, startNixHost, type NixHost } from './nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from './peernix-process.ts';

@@ -1,4 +1,4 @@
-import type { Snapshot, StatusView } from '../../src/api.ts';
+import type { Snapshot, StatusView } from '../../src/base/api.ts';
 
 // One made-up snapshot for unit tests of what reads snapshots (tray model, control API, views):
 // a host that shares, with a healthy daemon and no peers, entries or events unless a test adds them.

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import type { ApiChange, DoctorReport, Snapshot } from '../../src/api.ts';
+import type { ApiChange, DoctorReport, Snapshot } from '../../src/base/api.ts';
 import { launchChromium } from '../support/chromium.ts';
 import { demoApi, demoEntries, demoEvents, demoLan, demoPeers, demoStatus, demoTransfers, DemoApi, serveDemoApi } from '../support/dashboard-demo.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';

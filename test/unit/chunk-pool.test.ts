@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CHUNK_SIZE, freeChunks, releaseChunk, takeChunk } from '../../src/chunk-pool.ts';
+import { CHUNK_SIZE, freeChunks, releaseChunk, takeChunk } from '../../src/base/chunk-pool.ts';
 
 describe('chunk pool', () => {
   it('hands a released chunk out again, and only once', () => {

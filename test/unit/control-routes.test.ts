@@ -4,7 +4,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ApiChange } from '../../src/api.ts';
+import type { ApiChange } from '../../src/base/api.ts';
 import { ControlError, baseUrlFromListen, fetchSnapshot, setSharing } from '../../src/control/client.ts';
 import { createControlRoutes, type ControlHandler } from '../../src/control/routes.ts';
 import { loadOrCreateToken, readToken } from '../../src/control/token.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeGoTxt, decodeTxt, encodeTxt } from '../../src/peers/txt-record.ts';
+import { decodeGoTxt, decodeTxt, encodeTxt } from '../../src/wire/txt-record.ts';
 
 // The record a Go peernix announces (zw3rk/peernix main.go, startMDNSServer): each entry its own
 // TXT string, as hashicorp/mdns puts them on the wire.

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
-import { silentLogger } from '../../src/log.ts';
-import { encodeHasPath, GO_UDP_MAX_PACKET, isGoYes, parseGoQuestion } from '../../src/peers/go-udp.ts';
+import { silentLogger } from '../../src/base/log.ts';
+import { encodeHasPath, GO_UDP_MAX_PACKET, isGoYes, parseGoQuestion } from '../../src/wire/go-udp.ts';
 import { UdpResponder } from '../../src/peers/udp-responder.ts';
 
 const HELD = '0123456789abcdfghijklmnpqrsvwxyz'.slice(0, 32);

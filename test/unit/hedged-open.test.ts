@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/base/log.ts';
 import { HedgedOpener, type Lookup } from '../../src/peers/hedged-open.ts';
 import type { PeerClient } from '../../src/peers/peer-client.ts';
 import type { PeerRegistry } from '../../src/peers/registry.ts';

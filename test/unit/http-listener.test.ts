@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { listen } from '../../src/cache/http-listener.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/base/log.ts';
 import { get } from '../support/http.ts';
 
 // The loopback listener's Host pin: its own loopback names and the address it was bound to are

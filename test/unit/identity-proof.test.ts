@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createIdentityRoute } from '../../src/cache/identity-route.ts';
 import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
-import { identityMessage, newNonce, proveIdentity, signIdentity, verifyIdentity, IDENTITY_PATH } from '../../src/peers/identity-proof.ts';
+import { identityMessage, newNonce, proveIdentity, signIdentity, verifyIdentity, IDENTITY_PATH } from '../../src/wire/identity-proof.ts';
 
 const real = parseSecretKey(generateKeyPair('real-1').secretKeyText);
 const other = parseSecretKey(generateKeyPair('real-1').secretKeyText); // same name, different key

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ApiChange, PeernixApi, Snapshot } from '../../src/api.ts';
+import type { ApiChange, PeernixApi, Snapshot } from '../../src/base/api.ts';
 import { registerIpc, type InvokeEventLike, type IpcMainLike } from '../../electron/ipc.ts';
 import { IPC, MAX_COPY_TEXT } from '../../electron/ipc-schema.ts';
 

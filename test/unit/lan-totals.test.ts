@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { PeernixEvent } from '../../src/api.ts';
-import { EventLog } from '../../src/events.ts';
-import { LAN_TOTALS_FILE, LanTotals, localDay } from '../../src/lan-totals.ts';
-import { createLogger } from '../../src/log.ts';
+import type { PeernixEvent } from '../../src/base/api.ts';
+import { EventLog } from '../../src/base/events.ts';
+import { LAN_TOTALS_FILE, LanTotals, localDay } from '../../src/domain/lan-totals.ts';
+import { createLogger } from '../../src/base/log.ts';
 
 // The LAN totals with an explicit clock (local time: the process runs in Europe/Berlin here, so
 // day and week edges are local, not UTC), fed by a real EventLog, persisted to a real directory.

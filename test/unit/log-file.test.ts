@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { openLogFile } from '../../src/log-file.ts';
+import { openLogFile } from '../../src/base/log-file.ts';
 
 test('the app log rotates and stays bounded: (keep + 1) files of at most maxBytes, newest lines kept', { timeout: 10_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-logfile-'));

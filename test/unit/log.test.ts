@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createLogger, LogRateLimiter, messageKind } from '../../src/log.ts';
+import { createLogger, LogRateLimiter, messageKind } from '../../src/base/log.ts';
 
 describe('log rate limiting', () => {
   it('lets a few lines of one kind through per window, then one summary line', () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { PeerView } from '../../src/api.ts';
+import type { PeerView } from '../../src/base/api.ts';
 import type { CacheBackend, NarBody } from '../../src/cache/backend.ts';
-import { EventLog } from '../../src/events.ts';
+import { EventLog } from '../../src/base/events.ts';
 import { probeBackend } from '../../src/metrics/backend-probe.ts';
 import { PeernixMetrics } from '../../src/metrics/metrics.ts';
 import type { NarInfo } from '../../src/nix/narinfo.ts';

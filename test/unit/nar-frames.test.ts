@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { zstdCompressSync } from 'node:zlib';
 import { FrameEncoder, type FrameStats } from '../../src/cache/adaptive-frames.ts';
 import { CompressionBudget } from '../../src/cache/compression-budget.ts';
-import { FRAME_RAW, FRAME_ZSTD, FrameDecoder, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/peers/nar-frames.ts';
+import { FRAME_RAW, FRAME_ZSTD, FrameDecoder, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/wire/nar-frames.ts';
 
 // NAR frames between Peernix peers: what goes in comes out byte for byte; compression happens only
 // when the consumer (the link) is what holds the transfer back and the bytes shrink; a hostile

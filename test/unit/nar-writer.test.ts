@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { releaseChunk } from '../../src/chunk-pool.ts';
+import { releaseChunk } from '../../src/base/chunk-pool.ts';
 import { dumpNar, narSizeOf } from '../../src/nix/nar-writer.ts';
 import type { DumpNarOptions } from '../../src/nix/nar-writer.ts';
 

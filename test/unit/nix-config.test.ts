@@ -4,8 +4,8 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_TRUSTED_PUBLIC_KEYS, NixConfigError, readNixTrustSettings } from '../../src/nix-config.ts';
-import { readNixTrust } from '../../src/trust.ts';
+import { DEFAULT_TRUSTED_PUBLIC_KEYS, NixConfigError, readNixTrustSettings } from '../../src/nix/nix-config.ts';
+import { readNixTrust } from '../../src/domain/trust.ts';
 
 // The daemon's trust settings read without `nix`, checked case by case against what Nix 2.8 itself
 // makes of the same files (`nix show-config --json`, the oracle), including the cases where Nix refuses.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { PeerView } from '../../src/api.ts';
-import { explainPeer, PeerHistory } from '../../src/peer-history.ts';
+import type { PeerView } from '../../src/base/api.ts';
+import { explainPeer, PeerHistory } from '../../src/domain/peer-history.ts';
 
 // A peer's recent RTT and throughput (explicit clock), and why it is not used, in words.
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import type { Snapshot } from '../../src/api.ts';
+import type { Snapshot } from '../../src/base/api.ts';
 import type { DoctorFacts } from '../../src/doctor/facts.ts';
 import { peernixChecks } from '../../src/doctor/peernix-checks.ts';
 import { createReachBackRoute, REACH_BACK_PATH } from '../../src/doctor/reach-back.ts';

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { PeerClient } from '../../src/peers/peer-client.ts';
-import { parseReceiverHeld, ReceiverLoad, RECEIVER_HELD_HEADER } from '../../src/peers/receiver-load.ts';
+import { parseReceiverHeld, ReceiverLoad, RECEIVER_HELD_HEADER } from '../../src/wire/receiver-load.ts';
 
 // A Peernix tells the peer it fetches NARs from whether its own side (its consumer: Nix, the disk,
 // a CPU shared with both) held the peer's bytes back, so the peer doesn't take a busy receiver for a

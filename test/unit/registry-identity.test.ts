@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createIdentityRoute } from '../../src/cache/identity-route.ts';
 import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
-import { proveIdentity, type ProofResult } from '../../src/peers/identity-proof.ts';
+import { proveIdentity, type ProofResult } from '../../src/wire/identity-proof.ts';
 import { PeerClient } from '../../src/peers/peer-client.ts';
 import { PeerRegistry, type PeerInfo } from '../../src/peers/registry.ts';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ApiChange } from '../../src/api.ts';
+import type { ApiChange } from '../../src/base/api.ts';
 import { connectRemoteApi } from '../../src/control/remote-api.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/base/log.ts';
 import { demoApi, demoLan, demoTransfers, serveDemoApi } from '../support/dashboard-demo.ts';
 import { waitFor } from '../support/wait.ts';
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { freeChunks, releaseChunk, takeChunk } from '../../src/chunk-pool.ts';
+import { freeChunks, releaseChunk, takeChunk } from '../../src/base/chunk-pool.ts';
 import { ResponseSink } from '../../src/cache/response-sink.ts';
 
 // A body of pooled chunks, each filled from `data` just before it is pushed: if a chunk were

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { isLoopbackHost, parseHostPort } from '../../src/listen-address.ts';
-import { DEFAULT_SETTINGS, SETTINGS_SCHEMA, SETTING_KEYS, openDaemonSettings, validatePatch, validateSettings } from '../../src/settings.ts';
+import { isLoopbackHost, parseHostPort } from '../../src/base/listen-address.ts';
+import { DEFAULT_SETTINGS, SETTINGS_SCHEMA, SETTING_KEYS, openDaemonSettings, validatePatch, validateSettings } from '../../src/app/settings.ts';
 
 const T = { timeout: 10_000 };
 const dirs: string[] = [];

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { shareAddresses, type Interfaces } from '../../src/share-addresses.ts';
+import { shareAddresses, type Interfaces } from '../../src/domain/share-addresses.ts';
 
 // What the window tells a colleague to use, from made-up interface tables (os.networkInterfaces()
 // shape).

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { listen } from '../../src/cache/http-listener.ts';
-import { EventLog } from '../../src/events.ts';
-import { createLogger } from '../../src/log.ts';
-import { SharingSwitch } from '../../src/sharing-switch.ts';
+import { EventLog } from '../../src/base/events.ts';
+import { createLogger } from '../../src/base/log.ts';
+import { SharingSwitch } from '../../src/domain/sharing-switch.ts';
 import dgram from 'node:dgram';
-import { encodeHasPath } from '../../src/peers/go-udp.ts';
+import { encodeHasPath } from '../../src/wire/go-udp.ts';
 import { UdpResponder } from '../../src/peers/udp-responder.ts';
 
 // The switch with real listeners on loopback: a port held by another socket, and a settings write

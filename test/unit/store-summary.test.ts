@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { BloomFilter } from 'bloomfilter';
 import { createSummaryRoute } from '../../src/cache/summary-route.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/base/log.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { PeerSummaries } from '../../src/peers/peer-summaries.ts';
-import { decodeDelta, decodeSummary, encodeDelta, encodeSummary, SummaryFormatError } from '../../src/peers/summary-wire.ts';
+import { decodeDelta, decodeSummary, encodeDelta, encodeSummary, SummaryFormatError } from '../../src/wire/summary-wire.ts';
 import { StoreSummary, type SummarySource } from '../../src/store/store-summary.ts';
 import { waitFor } from '../support/wait.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { TransferView } from '../../src/api.ts';
-import { TransferTracker } from '../../src/transfers.ts';
+import type { TransferView } from '../../src/base/api.ts';
+import { TransferTracker } from '../../src/domain/transfers.ts';
 
 // The tracker with an explicit clock and explicit ticks: progress is sampled, not pushed per chunk,
 // so a fast transfer costs one update per tick however many chunks it moves.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Snapshot, StatusView } from '../../src/api.ts';
+import type { Snapshot, StatusView } from '../../src/base/api.ts';
 import { snapshotFixture } from '../support/snapshot-fixture.ts';
 import { trayModel, type MenuItemModel, type TrayModel } from '../../electron/tray-model.ts';
 

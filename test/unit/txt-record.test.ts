@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { Announcement } from '../../src/peers/txt-record.ts';
-import { decodeTxt, encodeTxt } from '../../src/peers/txt-record.ts';
+import type { Announcement } from '../../src/wire/txt-record.ts';
+import { decodeTxt, encodeTxt } from '../../src/wire/txt-record.ts';
 
 const KEY = `cache.example.org-1:${Buffer.alloc(32, 7).toString('base64')}`;
 const ID = 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff';

@@ -1,4 +1,4 @@
-import type { TransferView } from './api.ts';
+import type { TransferView } from '../base/api.ts';
 
 // NARs moving right now, in either direction. A transfer registers a way to read how far it is
 // (a counter its stream already keeps) rather than reporting every chunk: one timer samples all of

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPair, parseSecretKey, type SecretKey } from './nix/signing.ts';
-import { isInstanceId } from './peers/txt-record.ts';
+import { generateKeyPair, parseSecretKey, type SecretKey } from '../nix/signing.ts';
+import { isInstanceId } from '../wire/txt-record.ts';
 
 // This host's lasting identity: the key that signs what it serves and the id peers know it by.
 // Both are created once and reused, because peers' Nix trusts the key by value.

@@ -1,9 +1,9 @@
-import { isContentAddressedPath, narHashFitsContentAddress } from './nix/content-address.ts';
-import { parseSha256 } from './nix/hash.ts';
-import { STORE_DIR } from './nix/store-path.ts';
-import type { NarInfo } from './nix/narinfo.ts';
-import { nixConfDir, readNixTrustSettings } from './nix-config.ts';
-import { parsePublicKey, verifyNarInfoSignature, type PublicKey } from './nix/signing.ts';
+import { isContentAddressedPath, narHashFitsContentAddress } from '../nix/content-address.ts';
+import { parseSha256 } from '../nix/hash.ts';
+import { STORE_DIR } from '../nix/store-path.ts';
+import type { NarInfo } from '../nix/narinfo.ts';
+import { nixConfDir, readNixTrustSettings } from '../nix/nix-config.ts';
+import { parsePublicKey, verifyNarInfoSignature, type PublicKey } from '../nix/signing.ts';
 
 // What this machine's Nix will accept from a substituter: a narinfo signed by one of its
 // trusted-public-keys, or a content-addressed one (its CA, name and references determine its

@@ -1,4 +1,4 @@
-import type { CacheEntryView } from './api.ts';
+import type { CacheEntryView } from '../base/api.ts';
 
 // hash part → where its narinfo was last served from, with the NarHash that was promised. The NAR
 // route tries this source first; it is a fast path and a record for the user, never the only way to

@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import type { LanTally, LanTotalsView, PeernixEvent } from './api.ts';
-import type { Logger } from './log.ts';
+import type { LanTally, LanTotalsView, PeernixEvent } from '../base/api.ts';
+import type { Logger } from '../base/log.ts';
 
 // What the LAN did for this machine: per local day, bytes and paths fetched from peers (instead of
 // the upstream caches) and served to them, and misses answered; per minute over the last hour,

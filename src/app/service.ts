@@ -2,14 +2,14 @@
 // its settings and their problems, the control token, the core's options and the control routes on
 // the loopback listener. The front ends differ only in how they open settings (conf or
 // electron-store), which flags override them, and what they show.
-import type { PeernixApi, StopOptions } from './api.ts';
-import { createControlRoutes, type ControlHandler } from './control/routes.ts';
-import { loadOrCreateToken } from './control/token.ts';
-import type { Logger } from './log.ts';
+import type { PeernixApi, StopOptions } from '../base/api.ts';
+import { createControlRoutes, type ControlHandler } from '../control/routes.ts';
+import { loadOrCreateToken } from '../control/token.ts';
+import type { Logger } from '../base/log.ts';
 import { startPeernix, type PeernixOptions } from './peernix.ts';
 import { openDaemonSettings, type Settings, type SettingsStore } from './settings.ts';
-import { defaultStateDir, ensureStateDir } from './state-dir.ts';
-import { loopbackHostNames } from './cache/http-listener.ts';
+import { defaultStateDir, ensureStateDir } from '../base/state-dir.ts';
+import { loopbackHostNames } from '../cache/http-listener.ts';
 
 /** PEERNIX_STATE_DIR overrides the XDG default (tests, several instances, a system service). */
 export function resolveStateDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { formatHostPort } from './listen-address.ts';
+import { formatHostPort } from '../base/listen-address.ts';
 
 // The URLs a colleague can give Nix (or `--peer`) for this machine's share listener: its bound
 // address when that is a specific one, otherwise every LAN address of this machine — never

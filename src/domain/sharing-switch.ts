@@ -1,6 +1,6 @@
-import type { HttpListener } from './cache/http-listener.ts';
-import type { EventLog } from './events.ts';
-import type { Logger } from './log.ts';
+import type { HttpListener } from '../cache/http-listener.ts';
+import type { EventLog } from '../base/events.ts';
+import type { Logger } from '../base/log.ts';
 
 // The "share my store" switch: the LAN listener, its mDNS announcement, the saved choice and the
 // events, kept in agreement. Every attempt stands on its own — one that failed (a busy port, a

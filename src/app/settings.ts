@@ -6,8 +6,8 @@
 // `settings.json.corrupt-<time>` before defaults are written. conf/electron-store are therefore
 // given no schema and `clearInvalidConfig: false`: their ajv check either throws or wipes the file.
 import fs from 'node:fs';
-import { isLoopbackHost, parseHostPort } from './listen-address.ts';
-import { MAX_PEER_URL_LENGTH, peerUrlProblem } from './peers/peer-url.ts';
+import { isLoopbackHost, parseHostPort } from '../base/listen-address.ts';
+import { MAX_PEER_URL_LENGTH, peerUrlProblem } from '../wire/peer-url.ts';
 import path from 'node:path';
 import Conf from 'conf';
 

@@ -1,4 +1,4 @@
-import type { PeerSummaryView } from '../api.ts';
+import type { PeerSummaryView } from './api.ts';
 
 // One line on a peer's store summary, the same in `peernix status` and the window. Imports nothing
 // but types, so the renderer's bundle can use it.

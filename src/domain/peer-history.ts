@@ -1,4 +1,4 @@
-import type { PeerHistoryView, PeerView } from './api.ts';
+import type { PeerHistoryView, PeerView } from '../base/api.ts';
 
 // A short memory of each peer for the window: its RTT and NAR throughput over the last few
 // minutes (sampled from the registry's views), and why it last went down, so the window can say
