@@ -3,10 +3,14 @@ import { join } from 'node:path';
 import type { DaemonHealth, DoctorReport, PeernixApi, Snapshot, StatusView } from '../base/api.ts';
 import { AffinityCache, LOCAL } from '../domain/affinity.ts';
 import { CompressionBudget } from '../cache/compression-budget.ts';
-import { createCacheHandler, type RequestHandler } from '../cache/cache-handler.ts';
+import { createCacheHandlers } from '../cache/cache-handler.ts';
 import { listen } from '../cache/http-listener.ts';
-import { createIdentityRoute } from '../cache/identity-route.ts';
-import { createSummaryRoute } from '../cache/summary-route.ts';
+import { createIdentityHandler } from '../cache/identity-route.ts';
+import { createSummaryHandler } from '../cache/summary-route.ts';
+import { serveRoutes } from '../cache/route-table.ts';
+import { shareRoutes } from '../cache/share-routes.ts';
+import { substituterRoutes } from '../cache/substituter-routes.ts';
+import { loopbackRoutes, type ControlHandlers } from '../control/routes.ts';
 import { ChangeBatcher, type Topic } from '../base/change-batcher.ts';
 import { LocalBackend } from '../cache/local-backend.ts';
 import { limitsFromEnv } from '../cache/limits.ts';
@@ -22,10 +26,10 @@ import type { Logger } from '../base/log.ts';
 import { nixConfLines } from '../nix/nix-conf-lines.ts';
 import { diagnose } from '../doctor/doctor.ts';
 import { gatherFacts } from '../doctor/gather.ts';
-import { createReachBackRoute } from '../doctor/reach-back.ts';
+import { createReachBackHandler } from '../doctor/reach-back.ts';
 import { probeBackend } from '../metrics/backend-probe.ts';
 import { PeernixMetrics } from '../metrics/metrics.ts';
-import { createMetricsRoute } from '../metrics/route.ts';
+import { createMetricsHandler } from '../metrics/route.ts';
 import { MdnsDiscovery } from '../peers/discovery.ts';
 import { PeerClient } from '../peers/peer-client.ts';
 import { PeerSummaries } from '../peers/peer-summaries.ts';
@@ -73,8 +77,8 @@ export interface PeernixOptions {
   persistSharing?: (on: boolean) => void;
   /** Serve /metrics on the share listener too (for a fleet's Prometheus); always on loopback. */
   metricsOnShare?: boolean;
-  /** Extra routes on the loopback listener (the control API and dashboard); returns true if handled. */
-  loopbackRoutes?: (api: PeernixApi, substituterUrl: string) => (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean;
+  /** The control API and dashboard on the loopback listener, given the API and that listener's URL. */
+  control?: (api: PeernixApi, substituterUrl: string) => ControlHandlers;
 }
 
 export interface Peernix {
@@ -176,7 +180,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     lanToday: () => lanTotals.view().today,
   });
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
-  const metricsRoute = createMetricsRoute(metrics, log.child('metrics'));
+  const metricsHandler = createMetricsHandler(metrics);
   // The summary of every peer that has been up is followed (at its current URL) until it leaves.
   // Go peers publish no summary (it would be asked for, and refused, forever).
   registry.on('up', (p: Peer) => p.dialect !== 'go' && summaries.follow(p.id, p.url));
@@ -204,7 +208,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   // --- listeners
   const limits = limitsFromEnv();
-  const shareHandler = createCacheHandler({
+  const shareCache = createCacheHandlers({
     backend: probeBackend(local, { listener: 'share', metrics, sourceOf: () => 'local' }),
     log: log.child('share'),
     priority: CACHE_PRIORITY,
@@ -221,10 +225,17 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     trackNar: ({ remoteAddress, storePath, total, bytes, wireBytes }) =>
       transfers.begin({ storePath, direction: 'out', peerName: registry.findByAddress(remoteAddress)?.name ?? remoteAddress, total, bytes, wireBytes }),
   });
-  const identityRoute = createIdentityRoute({ instanceId: identity.instanceId, key: identity.key });
-  const summaryRoute = createSummaryRoute({ summary: storeSummary });
-  // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
-  const reachBackRoute = createReachBackRoute({ portOf: (address) => registry.findByAddress(address)?.port ?? null });
+  const shareHandler = serveRoutes(
+    shareRoutes({
+      cache: shareCache,
+      identity: createIdentityHandler({ instanceId: identity.instanceId, key: identity.key }),
+      summary: createSummaryHandler({ summary: storeSummary }),
+      // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
+      reachBack: createReachBackHandler({ portOf: (address) => registry.findByAddress(address)?.port ?? null }),
+      metrics: opts.metricsOnShare ? metricsHandler : null,
+    }),
+    { log: log.child('share') },
+  );
   // A lookup no peer could answer is a miss the LAN answered at once (Nix goes on to its other caches).
   const substBackend = {
     narInfo: async (hashPart: string) => {
@@ -234,13 +245,15 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     },
     nar: resolver.nar.bind(resolver),
   };
-  const substHandler = createCacheHandler({
+  const substCache = createCacheHandlers({
     backend: probeBackend(substBackend, { listener: 'substituter', metrics, sourceOf: (h) => (affinity.get(h)?.source === LOCAL ? 'local' : 'peer') }),
     log: log.child('subst'),
     priority: CACHE_PRIORITY,
     onNarSent: ({ bytes }) => metrics.narBytesSent.inc({ listener: 'substituter' }, bytes),
   });
-  let extraRoutes: ((req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean) | null = null;
+  let control: ControlHandlers | null = null;
+  let loopbackHandler = serveRoutes(loopbackRoutes({ metrics: metricsHandler, control: null }), { log: log.child('control') });
+  const substHandler = serveRoutes(substituterRoutes(substCache), { log: log.child('subst') });
   const substituter = await listen({
     host: substAddr.host,
     port: substAddr.port,
@@ -250,8 +263,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     stallMs: limits.stallMs,
     handler: (req, res) => {
       metrics.countRequest('substituter', req.url);
-      if (metricsRoute(req, res) || extraRoutes?.(req, res)) return;
-      substHandler(req, res);
+      if (!loopbackHandler(req, res)) substHandler(req, res);
     },
   });
 
@@ -300,8 +312,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         port: shareAddr.port,
         handler: (req, res) => {
           metrics.countRequest('share', req.url);
-          if (opts.metricsOnShare && metricsRoute(req, res)) return;
-          if (!identityRoute(req, res) && !summaryRoute(req, res) && !reachBackRoute(req, res)) shareHandler(req, res);
+          shareHandler(req, res);
         },
         log,
         stallMs: limits.stallMs,
@@ -438,7 +449,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       return stopping;
     },
   };
-  extraRoutes = opts.loopbackRoutes?.(api, substituter.url) ?? null;
+  control = opts.control?.(api, substituter.url) ?? null;
+  if (control) loopbackHandler = serveRoutes(loopbackRoutes({ metrics: metricsHandler, control }), { log: log.child('control') });
 
   return { api, substituterUrl: substituter.url };
 }

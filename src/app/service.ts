@@ -3,7 +3,7 @@
 // the loopback listener. The front ends differ only in how they open settings (conf or
 // electron-store), which flags override them, and what they show.
 import type { PeernixApi, StopOptions } from '../base/api.ts';
-import { createControlRoutes, type ControlHandler } from '../control/routes.ts';
+import { createControlHandlers, type ControlHandlers } from '../control/routes.ts';
 import { loadOrCreateToken } from '../control/token.ts';
 import type { Logger } from '../base/log.ts';
 import { startPeernix, type PeernixOptions } from './peernix.ts';
@@ -57,7 +57,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
   const { stateDir, settings } = opts.state;
   const s = { ...settings.get(), ...definedOnly(opts.overrides ?? {}) };
   const token = await loadOrCreateToken(stateDir);
-  let control: ControlHandler | null = null;
+  let control: ControlHandlers | null = null;
 
   const peernix = await startPeernix({
     ...opts.core,
@@ -75,9 +75,9 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     persistSharing: (on) => settings.set({ sharing: on }),
     // The core calls back with its API and loopback URL once that listener is bound (port 0 is known
     // only then); the routes answer only to that exact host:port.
-    loopbackRoutes: (api, url) => {
+    control: (api, url) => {
       const port = new URL(url).port;
-      control = createControlRoutes({
+      control = createControlHandlers({
         api,
         token,
         rendererDir: opts.rendererDir,
@@ -95,7 +95,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     settings,
     stop(stopOpts) {
       stopping ??= (async () => {
-        (control as ControlHandler | null)?.close();
+        (control as ControlHandlers | null)?.close();
         await peernix.api.stop(stopOpts);
       })();
       return stopping;

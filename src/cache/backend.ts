@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { NarInfo } from '../nix/narinfo.ts';
+import { Unavailable } from './http-error.ts';
 
 // What an HTTP listener serves from. The share listener's backend is the local store alone; the
 // substituter listener's is the resolver (local store, then peers). The HTTP layer stays the same.
@@ -49,4 +50,8 @@ export interface LocalSource {
 }
 
 /** Thrown when the source is down (not "not found"): the listener answers 503, never 404. */
-export class BackendUnavailableError extends Error {}
+export class BackendUnavailableError extends Unavailable {
+  constructor(why: string) {
+    super('store unavailable', { retryAfterS: 5, logMessage: why });
+  }
+}

@@ -3,9 +3,11 @@ import { pipeline } from 'node:stream';
 import { decodeNix32 } from '../nix/nix32.ts';
 import { renderNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import type { Logger } from '../base/log.ts';
-import { BackendUnavailableError, type CacheBackend } from './backend.ts';
+import type { CacheBackend } from './backend.ts';
+import { Busy, NotFound, RangeNotSatisfiable, sendBody } from './http-error.ts';
+import type { RouteHandler } from './route-table.ts';
 import { parseRange } from './range.ts';
-import { goNarUrl, matchCacheRoute } from './routes.ts';
+import { goNarUrl } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
 import type { NarSlots } from './nar-slots.ts';
@@ -14,10 +16,11 @@ import { parseReceiverHeld, RECEIVER_HELD_HEADER } from '../wire/receiver-load.t
 import { FrameEncoder, type FrameStats } from './adaptive-frames.ts';
 import type { CompressionBudget } from './compression-budget.ts';
 
-// The binary-cache protocol over HTTP, for any backend. Status codes follow what Nix does with them:
-// 404 for anything absent or malformed (Nix moves on), 503 only when the source itself is down,
-// never 400 (Nix would abort the user's whole command). 503 also answers a NAR request over the
-// stream cap (nar-slots.ts), which a Peernix requester takes as "ask another holder".
+// The binary-cache protocol over HTTP, for any backend: the handlers the listeners' route tables
+// (app/*-routes.ts) point at. Failures are thrown as typed errors and answered by http-error.ts, with
+// the statuses Nix expects: 404 for anything absent or malformed (Nix moves on), 503 only when the
+// source itself is down, never 400 (Nix would abort the user's whole command). 503 also answers a NAR
+// request over the stream cap (nar-slots.ts), which a Peernix requester takes as "ask another holder".
 
 export interface CacheHandlerOptions {
   backend: CacheBackend;
@@ -33,73 +36,54 @@ export interface CacheHandlerOptions {
   compression?: CompressionBudget;
 }
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+export interface CacheHandlers {
+  cacheInfo: RouteHandler;
+  /** params: [hash part] */
+  narInfo: RouteHandler;
+  /** The narinfo with a NAR URL a Go peernix can follow. params: [hash part] */
+  goNarInfo: RouteHandler;
+  /** params: [hash part, NAR hash in nix32] */
+  nar: RouteHandler;
+  /** The Go form, by hash part alone. params: [hash part] */
+  narByHash: RouteHandler;
+  /** Any other path. */
+  notFound: RouteHandler;
+}
 
-export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
+export function createCacheHandlers(opts: CacheHandlerOptions): CacheHandlers {
   const { backend, log } = opts;
   const cacheInfo = `StoreDir: /nix/store\nWantMassQuery: 1\nPriority: ${opts.priority}\n`;
 
-  return (req, res) => {
-    if (log.debugEnabled) {
-      const started = process.hrtime.bigint();
-      res.on('finish', () => {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        log.debug(`${req.socket.remoteAddress} ${req.method} ${req.url} ${res.statusCode} ${ms.toFixed(2)}ms`);
-      });
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
-    const head = req.method === 'HEAD';
-    const route = matchCacheRoute(req.url);
-    switch (route.kind) {
-      case 'cache-info':
-        return send(res, 200, cacheInfo, { 'Content-Type': 'text/x-nix-cache-info' }, head);
-      case 'narinfo':
-        return serveNarInfo(route.hashPart, res, head, route.goForm === true);
-      case 'nar-by-hash':
-        return narByHash(route.hashPart, req, res, head);
-      case 'nar':
-        return void admitNar(route.hashPart, route.narHash32, req, res, head).catch((e: unknown) => {
-          // Never an unhandled rejection: that would end the whole daemon.
-          log.error(`internal error: ${(e as Error)?.stack ?? e}`);
-          if (!res.headersSent) send(res, 500, 'internal error\n', {}, head);
-          else res.destroy();
-        });
-      default:
-        return send(res, 404, 'not found\n', {}, head);
-    }
+  return {
+    cacheInfo: (_req, res, m) => sendBody(res, cacheInfo, { 'Content-Type': 'text/x-nix-cache-info' }, { head: m.head }),
+    narInfo: (_req, res, m) => withNarInfo(m.params[0], (info) => sendNarInfo(res, info, m.head, false)),
+    goNarInfo: (_req, res, m) => withNarInfo(m.params[0], (info) => sendNarInfo(res, info, m.head, true)),
+    nar: (req, res, m) => admitNar(m.params[0], m.params[1], req, res, m.head),
+    narByHash: (req, res, m) => narByHash(m.params[0], req, res, m.head),
+    notFound: () => {
+      throw new NotFound();
+    },
   };
 
-  function serveNarInfo(hashPart: string, res: ServerResponse, head: boolean, goForm: boolean): void {
-    withNarInfo(hashPart, res, head, (info) => sendNarInfo(res, info, head, goForm));
-  }
-
-  function withNarInfo(hashPart: string, res: ServerResponse, head: boolean, then: (info: NarInfo | null) => void): void {
-    let answer;
-    try {
-      answer = backend.narInfo(hashPart);
-    } catch (e) {
-      return failed(res, e, head);
-    }
-    if (answer instanceof Promise) answer.then(then, (e: unknown) => failed(res, e, head));
-    else then(answer);
+  /** Synchronous when the backend's answer is (the hottest route then costs no event-loop turns). */
+  function withNarInfo(hashPart: string, then: (info: NarInfo | null) => void | Promise<void>): void | Promise<void> {
+    const answer = backend.narInfo(hashPart);
+    if (answer instanceof Promise) return answer.then(then);
+    return then(answer);
   }
 
   function sendNarInfo(res: ServerResponse, info: NarInfo | null, head: boolean, goForm: boolean): void {
-    if (!info) return send(res, 404, 'not found\n', {}, head);
-    send(res, 200, goForm ? renderedGoForm(info) : rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, head);
+    if (!info) throw new NotFound();
+    sendBody(res, goForm ? renderedGoForm(info) : rendered(info), { 'Content-Type': 'text/x-nix-narinfo' }, { head });
   }
 
   // The Go form names no NarHash: the path's current one is looked up, and the bytes are checked
   // against it as for any NAR request.
-  function narByHash(hashPart: string, req: IncomingMessage, res: ServerResponse, head: boolean): void {
-    withNarInfo(hashPart, res, head, (info) => {
+  function narByHash(hashPart: string, req: IncomingMessage, res: ServerResponse, head: boolean): void | Promise<void> {
+    return withNarInfo(hashPart, (info) => {
       const narHash32 = info?.narHash.startsWith('sha256:') ? info.narHash.slice('sha256:'.length) : null;
-      if (!narHash32) return send(res, 404, 'not found\n', {}, head);
-      admitNar(hashPart, narHash32, req, res, head).catch((e: unknown) => {
-        log.error(`internal error: ${(e as Error)?.stack ?? e}`);
-        if (!res.headersSent) send(res, 500, 'internal error\n', {}, head);
-        else res.destroy();
-      });
+      if (!narHash32) throw new NotFound();
+      return admitNar(hashPart, narHash32, req, res, head);
     });
   }
 
@@ -116,8 +100,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     if ('refused' in admission) {
       if (admission.refused === 'busy') {
         log.debug(`NAR ${hashPart} for ${address}: all NAR streams busy, 503`);
-        // Connection: close, so a turned-away client holds no socket either.
-        send(res, 503, 'busy: too many NAR transfers at once\n', { 'Retry-After': '2', Connection: 'close' }, head);
+        throw new Busy('busy: too many NAR transfers at once', { retryAfterS: 2, close: true });
       }
       return;
     }
@@ -133,7 +116,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     try {
       narHash = decodeNix32(narHash32, 32);
     } catch {
-      return send(res, 404, 'not found\n', {}, head);
+      throw new NotFound();
     }
     // A client that hangs up while the NAR is being looked for (a Ctrl-C'd Nix, its own timeout)
     // ends the search: waits for peer slots, open peer requests and hedges are all on its behalf.
@@ -144,19 +127,17 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     let body;
     try {
       body = await backend.nar(hashPart, narHash, { resume: /^bytes=\s*0*[1-9]/.test(String(req.headers.range ?? '')), signal: gone.signal });
-    } catch (e) {
-      return failed(res, e, head);
     } finally {
       res.off('close', onClose);
     }
-    if (!body) return send(res, 404, 'not found\n', {}, head);
+    if (!body) throw new NotFound();
     if (res.destroyed || req.socket.destroyed) return body.release('aborted');
 
     const size = body.narSize;
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
       body.release('done');
-      return send(res, 416, 'range not satisfiable\n', { 'Content-Range': `bytes */${size}` }, head);
+      throw new RangeNotSatisfiable(size);
     }
     const start = range.kind === 'partial' ? range.start : 0;
     const end = range.kind === 'partial' ? range.end : size - 1;
@@ -190,7 +171,7 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
       source = skip > 0 ? body.streamFrom!(skip) : body.stream();
     } catch (e) {
       body.release('failed');
-      return failed(res, e, head);
+      throw e;
     }
     // pipeline() destroys every stream with the first error, so a client that left makes the source
     // fail too: who failed first is noted as it happens, before the teardown can blur it.
@@ -225,14 +206,6 @@ export function createCacheHandler(opts: CacheHandlerOptions): RequestHandler {
     else pipeline(source, verifier, new ResponseSink(res), done);
   }
 
-  function failed(res: ServerResponse, e: unknown, head: boolean): void {
-    if (e instanceof BackendUnavailableError) {
-      log.warn(e.message);
-      return send(res, 503, 'store unavailable\n', { 'Retry-After': '5' }, head);
-    }
-    log.error(`internal error: ${(e as Error)?.stack ?? e}`);
-    send(res, 500, 'internal error\n', {}, head);
-  }
 }
 
 function offersFrames(req: IncomingMessage): boolean {
@@ -260,11 +233,4 @@ function renderedGoForm(info: NarInfo): string {
     goRenderings.set(info, text);
   }
   return text;
-}
-
-export function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}, head = false): void {
-  if (res.headersSent || res.destroyed) return;
-  const buf = Buffer.from(body);
-  res.writeHead(status, { 'Content-Length': String(buf.length), 'Content-Type': 'text/plain; charset=utf-8', ...headers });
-  res.end(head ? undefined : buf);
 }

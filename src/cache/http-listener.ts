@@ -4,6 +4,7 @@ import type { Logger } from '../base/log.ts';
 import { formatHostPort, isLoopbackHost } from '../base/listen-address.ts';
 import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
+import { Forbidden, writeError } from './http-error.ts';
 
 // One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header
 // time, a response that stalls is cut, and a stop that lets transfers finish for a moment and then
@@ -61,18 +62,14 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
         return;
       }
       if (opts.pinLoopbackHost && !(hosts && allowedHost(req, hosts))) {
-        res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
-        res.end('this Host is not allowed: the substituter answers only on its own loopback address\n');
+        writeError(res, new Forbidden('this Host is not allowed: the substituter answers only on its own loopback address', { Connection: 'close' }));
         return;
       }
       try {
         opts.handler(req, res);
       } catch (e) {
         opts.log.error(`handler crashed: ${(e as Error).stack ?? e}`);
-        if (!res.headersSent) {
-          res.statusCode = 500;
-          res.end();
-        } else res.destroy();
+        writeError(res, e);
       }
     },
   );

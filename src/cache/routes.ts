@@ -1,40 +1,24 @@
-// Turns a request line into one of the few things a binary cache serves. Everything else is 'none'
-// (→ 404): a URL never reaches the store or the filesystem unless it matched one of these exact shapes.
+// The URL shapes of a Nix binary cache, as patterns for the listeners' route tables (app/*-routes.ts).
+// A URL never reaches the store or the filesystem unless its path matched one of these exact shapes:
+// hash parts and NAR hashes are nix32 of their exact length, nothing else is captured.
 
 const N32 = '[0123456789abcdfghijklmnpqrsvwxyz]';
 const PREFIX = '(?:/nix-cache)?';
-const CACHE_INFO = new RegExp(`^${PREFIX}/nix-cache-info$`);
-const NARINFO = new RegExp(`^${PREFIX}/(${N32}{32})\\.narinfo$`);
-const NAR = new RegExp(`^${PREFIX}/nar/(${N32}{32})-(${N32}{52})\\.nar$`);
+export const CACHE_INFO = new RegExp(`^${PREFIX}/nix-cache-info$`);
+export const NARINFO = new RegExp(`^/(${N32}{32})\\.narinfo$`);
+/** Under /nix-cache/ our narinfos name the NAR the Go way (GO_NAR), and we serve that form too. */
+export const GO_NARINFO = new RegExp(`^/nix-cache/(${N32}{32})\\.narinfo$`);
+export const NAR = new RegExp(`^${PREFIX}/nar/(${N32}{32})-(${N32}{52})\\.nar$`);
 // The Go peernix (zw3rk/peernix main.go, handleNixCache) serves NARs at /nix-cache/<hash part>.nar
 // and, as a proxy, asks its peer for exactly the path its Nix asked it for: its handler takes all
-// between "/nix-cache/" and ".nar" as the hash part, so "nar/…" URLs are a 404 there. Under
-// /nix-cache/ our narinfos therefore name the NAR the Go way, and we serve that form too.
-const GO_NAR = new RegExp(`^/nix-cache/(${N32}{32})\\.nar$`);
-
-export type CacheRoute =
-  | { kind: 'cache-info' }
-  | { kind: 'narinfo'; hashPart: string; goForm?: true }
-  | { kind: 'nar'; hashPart: string; narHash32: string }
-  | { kind: 'nar-by-hash'; hashPart: string }
-  | { kind: 'none' };
-
-export const MAX_URL_LENGTH = 512;
-
-export function matchCacheRoute(rawUrl: string | undefined): CacheRoute {
-  if (!rawUrl || rawUrl.length > MAX_URL_LENGTH) return { kind: 'none' };
-  // Nix may keep query strings from the narinfo URL; ours carry none, so the query is ignored.
-  const q = rawUrl.indexOf('?');
-  const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
-  if (CACHE_INFO.test(path)) return { kind: 'cache-info' };
-  let m = NARINFO.exec(path);
-  if (m) return path.startsWith('/nix-cache/') ? { kind: 'narinfo', hashPart: m[1], goForm: true } : { kind: 'narinfo', hashPart: m[1] };
-  m = NAR.exec(path);
-  if (m) return { kind: 'nar', hashPart: m[1], narHash32: m[2] };
-  m = GO_NAR.exec(path);
-  if (m) return { kind: 'nar-by-hash', hashPart: m[1] };
-  return { kind: 'none' };
-}
+// between "/nix-cache/" and ".nar" as the hash part, so "nar/…" URLs are a 404 there.
+export const GO_NAR = new RegExp(`^/nix-cache/(${N32}{32})\\.nar$`);
+/** Prometheus figures (metrics/route.ts): always on loopback, on the share listener only when asked. */
+export const METRICS_PATH = '/metrics';
+/** A peer asking to be connected back to (doctor/reach-back.ts). */
+export const REACH_BACK_PATH = '/peernix/reach-back';
+/** Every other path: the catch-all a cache listener ends with (404, or 405 for a method no cache takes). */
+export const ANY_PATH = /^\//;
 
 /** The NAR URL we put in narinfos: relative, so it resolves under /nix-cache/ too, and self-describing. */
 export function narUrl(hashPart: string, narHash32: string): string {

@@ -1,9 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DELTA_TYPE, encodeDelta, SUMMARY_PATH, SUMMARY_TYPE, type SummaryDelta } from '../wire/summary-wire.ts';
+import type { ServerResponse } from 'node:http';
+import { DELTA_TYPE, encodeDelta, SUMMARY_TYPE, type SummaryDelta } from '../wire/summary-wire.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
-import { send } from './cache-handler.ts';
+import { Busy, NotFound, sendBody, Unavailable } from './http-error.ts';
+import type { RouteHandler } from './route-table.ts';
 
-// GET /peernix/summary on the share listener: this store's summary for peers.
+// GET /peernix/summary (and /nix-cache/peernix/summary) on the share listener: this store's summary for peers.
 //   no query                     the whole summary
 //   ?epoch=E&since=G[&wait=S]    what was added after generation G of epoch E; if nothing yet, the
 //                                answer waits up to S seconds (at most 25) for it, else 204.
@@ -19,56 +20,29 @@ export interface SummaryRouteOptions {
 
 const QUERY = /^epoch=([0-9a-f]{16})&since=(\d{1,10})(?:&wait=(\d{1,3}))?$/;
 
-export function createSummaryRoute(opts: SummaryRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createSummaryHandler(opts: SummaryRouteOptions): RouteHandler {
   const maxWaitMs = opts.maxWaitMs ?? 25_000;
   const perAddress = opts.maxWaitingPerAddress ?? 4;
   const maxWaiting = opts.maxWaiting ?? 256;
   const waiting = new Map<string, number>();
   let waitingTotal = 0;
 
-  return (req, res) => {
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    if (path !== SUMMARY_PATH && path !== `/nix-cache${SUMMARY_PATH}`) return false;
-    const head = req.method === 'HEAD';
-    if (req.method !== 'GET' && !head) {
-      send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
-      return true;
-    }
+  return (req, res, m) => {
+    const head = m.head;
     const summary = opts.summary;
-    if (!summary.ready) {
-      send(res, 503, 'summary not ready\n', { 'Retry-After': '5' }, head);
-      return true;
-    }
-    const query = q < 0 ? '' : url.slice(q + 1);
-    if (query === '') {
-      sendFull(res, head);
-      return true;
-    }
-    const m = QUERY.exec(query);
-    if (!m) {
-      send(res, 404, 'not found\n', {}, head);
-      return true;
-    }
-    const [epoch, since] = [m[1], Number(m[2])];
-    const waitMs = Math.min(maxWaitMs, Number(m[3] ?? 0) * 1000);
+    if (!summary.ready) throw new Unavailable('summary not ready', { retryAfterS: 5 });
+    if (m.query === '') return sendFull(res, head);
+    const q = QUERY.exec(m.query);
+    if (!q) throw new NotFound();
+    const [epoch, since] = [q[1], Number(q[2])];
+    const waitMs = Math.min(maxWaitMs, Number(q[3] ?? 0) * 1000);
     const delta = summary.deltaSince(epoch, since);
-    if (!delta) {
-      sendFull(res, head);
-      return true;
-    }
-    if (delta.hashParts.length > 0 || waitMs === 0) {
-      sendDelta(res, delta, head);
-      return true;
-    }
+    if (!delta) return sendFull(res, head);
+    if (delta.hashParts.length > 0 || waitMs === 0) return sendDelta(res, delta, head);
 
     const address = req.socket.remoteAddress ?? '';
     const mine = waiting.get(address) ?? 0;
-    if (mine >= perAddress || waitingTotal >= maxWaiting) {
-      send(res, 503, 'too many waiting summary requests\n', { 'Retry-After': '5' }, head);
-      return true;
-    }
+    if (mine >= perAddress || waitingTotal >= maxWaiting) throw new Busy('too many waiting summary requests', { retryAfterS: 5 });
     waiting.set(address, mine + 1);
     waitingTotal++;
     const gone = new AbortController();
@@ -82,13 +56,12 @@ export function createSummaryRoute(opts: SummaryRouteOptions): (req: IncomingMes
       const after = summary.deltaSince(epoch, since);
       if (!after) sendFull(res, head);
       else if (after.hashParts.length > 0) sendDelta(res, after, head);
-      else send(res, 204, '', current(), head);
+      else sendBody(res, '', current(), { head, status: 204 });
     });
-    return true;
   };
 
   function sendDelta(res: ServerResponse, delta: SummaryDelta, head: boolean): void {
-    send(res, 200, encodeDelta(delta), { 'Content-Type': DELTA_TYPE, ...current() }, head);
+    sendBody(res, encodeDelta(delta), { 'Content-Type': DELTA_TYPE, ...current() }, { head });
   }
 
   function current(): Record<string, string> {
@@ -97,9 +70,6 @@ export function createSummaryRoute(opts: SummaryRouteOptions): (req: IncomingMes
   }
 
   function sendFull(res: ServerResponse, head: boolean): void {
-    const body = opts.summary.full()!;
-    if (res.headersSent || res.destroyed) return;
-    res.writeHead(200, { 'Content-Type': SUMMARY_TYPE, 'Content-Length': String(body.length), ...current() });
-    res.end(head ? undefined : body);
+    sendBody(res, opts.summary.full()!, { 'Content-Type': SUMMARY_TYPE, ...current() }, { head });
   }
 }

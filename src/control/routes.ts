@@ -1,6 +1,9 @@
-// The API on the loopback listener, for the CLI and the dashboard, under /peernix/. The handler
-// claims only /peernix and /peernix/...; anything else returns false so the cache routes run.
+// The loopback listener's own routes: Prometheus metrics and, under /peernix/, the API for the CLI and
+// the dashboard. This file's table (loopbackRoutes) is everything they serve; the substituter's cache
+// routes (cache/substituter-routes.ts) answer every other path on the same socket.
 //
+//   GET  /metrics               Prometheus text (metrics/route.ts)
+//   GET  /peernix               308 to /peernix/
 //   GET  /peernix/              the dashboard page (token in a <meta>)
 //   GET  /peernix/assets/NAME   built renderer files from a fixed list
 //   GET  /peernix/api/snapshot  Snapshot as JSON
@@ -8,8 +11,12 @@
 //   POST /peernix/api/sharing   {"enabled": boolean}, Bearer token + application/json required
 //   POST /peernix/api/peer-clear-bad  {"id": string}: forget that a peer served wrong bytes (same rules)
 //   GET  /peernix/api/doctor    DoctorReport as JSON (`peernix doctor`'s checks)
+// Every /peernix request passes the Host and Origin checks (security.ts) before anything else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeernixApi } from '../base/api.ts';
+import { BadRequest, Forbidden, HttpError, NotFound, TooLarge, Unavailable, sendBody } from '../cache/http-error.ts';
+import { ANY_METHOD, GET_HEAD, serveRoutes, type Route, type RouteHandler } from '../cache/route-table.ts';
+import { METRICS_PATH } from '../cache/routes.ts';
 import { ASSET_PREFIX, readAsset, renderDashboardHtml } from './dashboard.ts';
 import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { baseHeaders, bearerMatches, isJsonContentType, originAllowed } from './security.ts';
@@ -32,182 +39,148 @@ export interface ControlRoutesOptions {
   maxStreams?: number;
 }
 
-export type ControlHandler = ((req: IncomingMessage, res: ServerResponse) => boolean) & {
-  /** Ends every change stream and refuses new ones; call it when the API stops. */
+/** The control API's handlers, for the loopback table; close() ends every change stream and refuses new ones. */
+export interface ControlHandlers {
+  /** Host pinning and the Origin check, and the security headers every /peernix answer carries. */
+  guard(req: IncomingMessage, res: ServerResponse): void;
+  toDashboard: RouteHandler;
+  dashboard: RouteHandler;
+  asset: RouteHandler;
+  snapshot: RouteHandler;
+  changes: RouteHandler;
+  doctor: RouteHandler;
+  sharing: RouteHandler;
+  clearBad: RouteHandler;
+  notFound: RouteHandler;
   close(): void;
-};
+}
 
+/** The loopback listener's table: metrics (always, when given) and the control API (in a service). */
+export function loopbackRoutes(parts: { metrics: RouteHandler | null; control: ControlHandlers | null }): Route[] {
+  const routes: Route[] = [];
+  if (parts.metrics) routes.push({ name: 'metrics', methods: GET_HEAD, path: METRICS_PATH, listener: 'loopback', reveals: 'figures', handler: parts.metrics });
+  const c = parts.control;
+  if (!c) return routes;
+  const api = (name: string, methods: Route['methods'], path: string | RegExp, handler: RouteHandler): Route => ({ name, methods, path, listener: 'loopback', reveals: 'control', guard: c.guard, errorBody: 'json', handler });
+  routes.push(
+    api('dashboard-redirect', ANY_METHOD, '/peernix', c.toDashboard),
+    api('dashboard', GET_HEAD, CONTROL_PREFIX, c.dashboard),
+    // The raw path, undecoded: "/peernix/assets/../x" is a name readAsset finds on no list.
+    api('dashboard-asset', GET_HEAD, new RegExp(`^${ASSET_PREFIX}(.*)$`), c.asset),
+    api('snapshot', ['GET'], CONTROL_API.snapshot, c.snapshot),
+    api('changes', ['GET'], CONTROL_API.changes, c.changes),
+    api('doctor', ['GET'], CONTROL_API.doctor, c.doctor),
+    api('sharing', ['POST'], CONTROL_API.sharing, c.sharing),
+    api('peer-clear-bad', ['POST'], CONTROL_API.peerClearBad, c.clearBad),
+    // Everything else under /peernix/ is ours too (and checked as ours), never a cache path.
+    api('control-unknown', ANY_METHOD, /^\/peernix\//, c.notFound),
+  );
+  return routes;
+}
+
+export type ControlHandler = ((req: IncomingMessage, res: ServerResponse) => boolean) & { close(): void };
+
+/** The control API alone as one handler that returns false for other paths (tests, the dashboard demo). */
 export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler {
+  const control = createControlHandlers(opts);
+  return Object.assign(serveRoutes(loopbackRoutes({ metrics: null, control })), { close: () => control.close() });
+}
+
+export function createControlHandlers(opts: ControlRoutesOptions): ControlHandlers {
   if (!/^[0-9a-f]{32,128}$/i.test(opts.token)) throw new Error('control routes: the token must be hex');
   const hosts = normaliseHosts(opts.allowedHosts);
   const sse = createSseHub(opts.api, { heartbeatMs: opts.heartbeatMs ?? 15_000, maxStreams: opts.maxStreams ?? 32 });
 
-  const handler = (req: IncomingMessage, res: ServerResponse): boolean => {
-    // The raw path, undecoded and unnormalised: "/peernix/assets/../x" stays ours and matches nothing.
-    const rawPath = (req.url ?? '').split('?')[0];
-    if (rawPath !== '/peernix' && !rawPath.startsWith(CONTROL_PREFIX)) return false;
-
-    baseHeaders(res);
-    const host = allowedHost(req, hosts);
-    if (!host) {
-      sendJson(res, 403, { error: 'this Host is not allowed (the dashboard answers only on its own loopback address)' });
-      return true;
-    }
-    if (!originAllowed(req, host)) {
-      sendJson(res, 403, { error: 'cross-origin requests are not allowed' });
-      return true;
-    }
-    route(req, res, rawPath).catch((err: unknown) => {
-      if (!res.headersSent) sendJson(res, 500, { error: errorMessage(err) });
-      else res.destroy();
-    });
-    return true;
-  };
-
-  async function route(req: IncomingMessage, res: ServerResponse, p: string): Promise<void> {
-    const method = req.method ?? 'GET';
-    if (p === '/peernix') {
+  return {
+    guard(req, res) {
+      baseHeaders(res);
+      const host = allowedHost(req, hosts);
+      if (!host) throw new Forbidden('this Host is not allowed (the dashboard answers only on its own loopback address)');
+      if (!originAllowed(req, host)) throw new Forbidden('cross-origin requests are not allowed');
+    },
+    toDashboard(_req, res) {
       res.writeHead(308, { Location: CONTROL_PREFIX });
       res.end();
-      return;
-    }
-    if (p === CONTROL_PREFIX) {
-      if (!allow(req, res, ['GET', 'HEAD'])) return;
+    },
+    async dashboard(_req, res, m) {
       const html = await renderDashboardHtml(opts.rendererDir, opts.token);
-      if (html === null) {
-        sendText(res, 503, 'The Peernix dashboard is not built. Run `npm run build`.\n', method);
-        return;
-      }
-      res.writeHead(200, {
-        'Content-Type': 'text/html; charset=utf-8',
-        'Cache-Control': 'no-store',
-        'Content-Length': Buffer.byteLength(html),
-      });
-      res.end(method === 'HEAD' ? undefined : html);
-      return;
-    }
-    if (p.startsWith(ASSET_PREFIX)) {
-      if (!allow(req, res, ['GET', 'HEAD'])) return;
-      const asset = await readAsset(opts.rendererDir, p.slice(ASSET_PREFIX.length));
-      if (!asset) {
-        sendJson(res, 404, { error: 'no such dashboard file' });
-        return;
-      }
-      res.writeHead(200, { 'Content-Type': asset.type, 'Cache-Control': 'no-cache', 'Content-Length': asset.body.length });
-      res.end(method === 'HEAD' ? undefined : asset.body);
-      return;
-    }
-    switch (p) {
-      case CONTROL_API.snapshot:
-        if (!allow(req, res, ['GET'])) return;
-        sendJson(res, 200, opts.api.snapshot());
-        return;
-      case CONTROL_API.changes:
-        if (!allow(req, res, ['GET'])) return;
-        sse.open(req, res);
-        return;
-      case CONTROL_API.doctor:
-        if (!allow(req, res, ['GET'])) return;
-        if (!opts.api.doctor) return sendJson(res, 404, { error: 'this Peernix has no doctor' });
-        sendJson(res, 200, await opts.api.doctor());
-        return;
-      case CONTROL_API.sharing:
-        if (!allow(req, res, ['POST'])) return;
-        await postSharing(req, res);
-        return;
-      case CONTROL_API.peerClearBad:
-        if (!allow(req, res, ['POST'])) return;
-        await postClearBad(req, res);
-        return;
-      default:
-        sendJson(res, 404, { error: 'not found' });
-    }
-  }
+      if (html === null) throw new Unavailable('The Peernix dashboard is not built. Run `npm run build`.');
+      sendBody(res, html, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }, { head: m.head });
+    },
+    async asset(_req, res, m) {
+      const asset = await readAsset(opts.rendererDir, m.params[0]);
+      if (!asset) throw new NotFound('no such dashboard file');
+      sendBody(res, asset.body, { 'Content-Type': asset.type, 'Cache-Control': 'no-cache' }, { head: m.head });
+    },
+    snapshot: (_req, res) => sendJson(res, opts.api.snapshot()),
+    changes: (req, res) => sse.open(req, res),
+    doctor: saying(async (_req, res) => {
+      if (!opts.api.doctor) throw new NotFound('this Peernix has no doctor');
+      sendJson(res, await opts.api.doctor());
+    }),
+    sharing: saying(postSharing),
+    clearBad: saying(postClearBad),
+    notFound() {
+      throw new NotFound();
+    },
+    close: () => sse.close(),
+  };
 
-  /** The JSON body of an authorised change, or undefined once an error has been answered. */
-  async function authorisedJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-    if (!bearerMatches(req, opts.token)) {
-      sendJson(res, 403, { error: 'missing or wrong control token' });
-      return undefined;
-    }
-    if (!isJsonContentType(req)) {
-      sendJson(res, 403, { error: 'Content-Type must be application/json' });
-      return undefined;
-    }
+  /** The JSON body of an authorised change. */
+  async function authorisedJson(req: IncomingMessage): Promise<unknown> {
+    if (!bearerMatches(req, opts.token)) throw new Forbidden('missing or wrong control token');
+    if (!isJsonContentType(req)) throw new Forbidden('Content-Type must be application/json');
     const body = await readBody(req, MAX_BODY_BYTES);
-    if (body === null) {
-      sendJson(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
-      return undefined;
-    }
+    if (body === null) throw new TooLarge(`body larger than ${MAX_BODY_BYTES} bytes`);
     try {
       return JSON.parse(body.toString('utf8'));
     } catch {
-      sendJson(res, 400, { error: 'body is not JSON' });
-      return undefined;
+      throw new BadRequest('body is not JSON');
     }
   }
 
   async function postClearBad(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const parsed = await authorisedJson(req, res);
-    if (parsed === undefined) return;
+    const parsed = await authorisedJson(req);
     const id = (parsed as { id?: unknown } | null)?.id;
     if (typeof parsed !== 'object' || parsed === null || Object.keys(parsed).length !== 1 || typeof id !== 'string' || id.length === 0 || id.length > 512) {
-      sendJson(res, 400, { error: 'body must be {"id": "<peer id>"}' });
-      return;
+      throw new BadRequest('body must be {"id": "<peer id>"}');
     }
-    if (!opts.api.snapshot().peers.some((p) => p.id === id)) {
-      sendJson(res, 404, { error: 'no such peer' });
-      return;
-    }
-    sendJson(res, 200, { id, cleared: await opts.api.clearPeerBad(id) });
+    if (!opts.api.snapshot().peers.some((p) => p.id === id)) throw new NotFound('no such peer');
+    sendJson(res, { id, cleared: await opts.api.clearPeerBad(id) });
   }
 
   async function postSharing(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const parsed = await authorisedJson(req, res);
-    if (parsed === undefined) return;
+    const parsed = await authorisedJson(req);
     if (
       typeof parsed !== 'object' ||
       parsed === null ||
       Object.keys(parsed).length !== 1 ||
       typeof (parsed as { enabled?: unknown }).enabled !== 'boolean'
     ) {
-      sendJson(res, 400, { error: 'body must be {"enabled": true} or {"enabled": false}' });
-      return;
+      throw new BadRequest('body must be {"enabled": true} or {"enabled": false}');
     }
-    const enabled = (parsed as { enabled: boolean }).enabled;
-    try {
-      await opts.api.setSharing(enabled);
-    } catch (err) {
-      sendJson(res, 500, { error: errorMessage(err) });
-      return;
-    }
-    sendJson(res, 200, { sharing: opts.api.snapshot().status.sharing });
+    await opts.api.setSharing((parsed as { enabled: boolean }).enabled);
+    sendJson(res, { sharing: opts.api.snapshot().status.sharing });
   }
-
-  return Object.assign(handler, { close: () => sse.close() });
 }
 
-function allow(req: IncomingMessage, res: ServerResponse, methods: string[]): boolean {
-  if (methods.includes(req.method ?? 'GET')) return true;
-  res.setHeader('Allow', methods.join(', '));
-  sendJson(res, 405, { error: `use ${methods.join(' or ')}` });
-  req.resume();
-  return false;
+/**
+ * The control API tells its own user why something failed (sharing could not start: the port is
+ * taken): an unexpected error's message is its answer, where the LAN-facing routes say only
+ * "internal error".
+ */
+function saying(handler: RouteHandler): RouteHandler {
+  return async (req, res, m) => {
+    try {
+      await handler(req, res, m);
+    } catch (e) {
+      throw e instanceof HttpError ? e : new HttpError('internal', errorMessage(e), { logMessage: (e as Error)?.stack ?? String(e) });
+    }
+  };
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Cache-Control': 'no-store',
-    'Content-Length': Buffer.byteLength(body),
-  });
-  res.end(body);
-}
-
-function sendText(res: ServerResponse, status: number, text: string, method: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
-  res.end(method === 'HEAD' ? undefined : text);
+function sendJson(res: ServerResponse, value: unknown): void {
+  sendBody(res, JSON.stringify(value), { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
 }
 
 /** The body, or null when it exceeds `limit` (the rest is discarded). */

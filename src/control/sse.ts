@@ -2,6 +2,7 @@
 // dropped (its EventSource reconnects and refetches the snapshot) rather than buffered forever.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiChange, PeernixApi } from '../base/api.ts';
+import { Busy, Unavailable } from '../cache/http-error.ts';
 
 const MAX_BUFFERED_BYTES = 1 << 20;
 
@@ -20,11 +21,8 @@ export function createSseHub(api: PeernixApi, opts: { heartbeatMs: number; maxSt
       return clients.size;
     },
     open(req, res) {
-      if (closed || clients.size >= opts.maxStreams) {
-        res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '5' });
-        res.end(JSON.stringify({ error: closed ? 'Peernix is stopping' : 'too many dashboard connections' }));
-        return;
-      }
+      if (closed) throw new Unavailable('Peernix is stopping', { retryAfterS: 5 });
+      if (clients.size >= opts.maxStreams) throw new Busy('too many dashboard connections', { retryAfterS: 5 });
       res.writeHead(200, {
         'Content-Type': 'text/event-stream; charset=utf-8',
         'Cache-Control': 'no-store',

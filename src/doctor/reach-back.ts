@@ -1,4 +1,7 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http from 'node:http';
+import { Forbidden, sendBody, TooOften } from '../cache/http-error.ts';
+import type { RouteHandler } from '../cache/route-table.ts';
+import { REACH_BACK_PATH } from '../cache/routes.ts';
 
 // "Is my share listener reachable from the LAN?" can't be answered from the host itself (its own
 // connection goes over loopback). So a Peernix may ask a peer to connect back: the peer tries
@@ -9,7 +12,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 // (a known peer), once per address per minute, a few at a time, with a short deadline; the answer
 // says nothing but reachable or not and why.
 
-export const REACH_BACK_PATH = '/peernix/reach-back';
+export { REACH_BACK_PATH };
 
 export interface ReachBackAnswer {
   reachable: boolean;
@@ -27,7 +30,8 @@ export interface ReachBackRouteOptions {
 
 const MAX_REMEMBERED = 1024;
 
-export function createReachBackRoute(opts: ReachBackRouteOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+/** The handler for GET /peernix/reach-back on the share listener. */
+export function createReachBackHandler(opts: ReachBackRouteOptions): RouteHandler {
   const perAddressMs = opts.perAddressMs ?? 60_000;
   const maxConcurrent = opts.maxConcurrent ?? 4;
   const timeoutMs = opts.timeoutMs ?? 2000;
@@ -36,25 +40,22 @@ export function createReachBackRoute(opts: ReachBackRouteOptions): (req: Incomin
   let running = 0;
 
   return (req, res) => {
-    if (req.url !== REACH_BACK_PATH) return false;
-    if (req.method !== 'GET') return json(res, 405, { error: 'GET only' });
     const raw = req.socket.remoteAddress ?? '';
     const address = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
     const port = opts.portOf(address);
-    if (port === null) return json(res, 403, { error: 'only a known peer may ask, and only about itself' });
+    if (port === null) throw new Forbidden('only a known peer may ask, and only about itself');
     const t = now();
     const last = lastAsked.get(address);
     if ((last !== undefined && t - last < perAddressMs) || running >= maxConcurrent) {
-      return json(res, 429, { error: 'asked too often; try again later' }, { 'Retry-After': String(Math.ceil(perAddressMs / 1000)) });
+      throw new TooOften('asked too often; try again later', Math.ceil(perAddressMs / 1000));
     }
     lastAsked.delete(address);
     lastAsked.set(address, t);
     if (lastAsked.size > MAX_REMEMBERED) lastAsked.delete(lastAsked.keys().next().value!);
     running++;
     void tryConnect(address, port, timeoutMs)
-      .then((answer) => json(res, 200, answer))
+      .then((answer) => sendBody(res, JSON.stringify(answer), { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }))
       .finally(() => running--);
-    return true;
   };
 }
 
@@ -78,15 +79,6 @@ function tryConnect(address: string, port: number, timeoutMs: number): Promise<R
     req.on('error', (e: NodeJS.ErrnoException) => finish({ reachable: false, detail: `could not connect to ${where}: ${e.code ?? e.message}` }));
     const timer = setTimeout(() => finish({ reachable: false, detail: `no answer from ${where} within ${timeoutMs} ms (a firewall dropping it?)` }), timeoutMs);
   });
-}
-
-function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): true {
-  if (!res.headersSent && !res.destroyed) {
-    const buf = Buffer.from(JSON.stringify(body));
-    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(buf.length), 'Cache-Control': 'no-store', ...headers });
-    res.end(buf);
-  }
-  return true;
 }
 
 /** Asks a peer to connect back to this host's share listener; null when it can't or won't say. */

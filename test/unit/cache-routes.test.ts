@@ -1,28 +1,53 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { goNarUrl, matchCacheRoute, narUrl } from '../../src/cache/routes.ts';
+import type { CacheHandlers } from '../../src/cache/cache-handler.ts';
+import { resolveRoute, type Route, type RouteHandler } from '../../src/cache/route-table.ts';
+import { goNarUrl, narUrl } from '../../src/cache/routes.ts';
+import { shareRoutes } from '../../src/cache/share-routes.ts';
+import { substituterRoutes } from '../../src/cache/substituter-routes.ts';
 import { parseRange } from '../../src/cache/range.ts';
 
 const H = '0ajr02r8s687bpci3xmv1yhy0i73ry94';
 const N = '03a6lbrg2npwsiggr9img8cbgqc4w7ph36zx828dnfja7d55iz9l';
 
+// The cache routes as both listeners declare them: each handler is a marker whose name the test reads back.
+const marker = (name: string): RouteHandler => Object.assign(() => {}, { marker: name });
+const cache: CacheHandlers = {
+  cacheInfo: marker('cacheInfo'),
+  narInfo: marker('narInfo'),
+  goNarInfo: marker('goNarInfo'),
+  nar: marker('nar'),
+  narByHash: marker('narByHash'),
+  notFound: marker('notFound'),
+};
+const subst = substituterRoutes(cache);
+const share = shareRoutes({ cache, identity: marker('identity'), summary: marker('summary'), reachBack: marker('reachBack'), metrics: null });
+
+/** Which handler a GET of this URL reaches, with what it captured; 'none' when no route matches. */
+function resolve(routes: Route[], url: string | undefined): { handler: string; params: string[] } | { handler: 'none' } {
+  const r = resolveRoute(routes, 'GET', url);
+  if (r.kind !== 'route') return { handler: 'none' };
+  return { handler: (r.route.handler as RouteHandler & { marker: string }).marker, params: r.match.params };
+}
+
 describe('cache routes', () => {
-  it('matches the three resources, with and without the /nix-cache prefix', () => {
-    assert.deepEqual(matchCacheRoute('/nix-cache-info'), { kind: 'cache-info' });
-    assert.deepEqual(matchCacheRoute('/nix-cache/nix-cache-info'), { kind: 'cache-info' });
-    assert.deepEqual(matchCacheRoute(`/${H}.narinfo`), { kind: 'narinfo', hashPart: H });
-    // Under /nix-cache/ the narinfo names its NAR the way a Go peernix can follow (routes.ts).
-    assert.deepEqual(matchCacheRoute(`/nix-cache/${H}.narinfo`), { kind: 'narinfo', hashPart: H, goForm: true });
-    assert.deepEqual(matchCacheRoute(`/${narUrl(H, N)}`), { kind: 'nar', hashPart: H, narHash32: N });
-    assert.deepEqual(matchCacheRoute(`/nix-cache/${narUrl(H, N)}?x=1`), { kind: 'nar', hashPart: H, narHash32: N });
+  it('matches the three resources, with and without the /nix-cache prefix, on both listeners', () => {
+    for (const routes of [subst, share]) {
+      assert.deepEqual(resolve(routes, '/nix-cache-info'), { handler: 'cacheInfo', params: [] });
+      assert.deepEqual(resolve(routes, '/nix-cache/nix-cache-info'), { handler: 'cacheInfo', params: [] });
+      assert.deepEqual(resolve(routes, `/${H}.narinfo`), { handler: 'narInfo', params: [H] });
+      // Under /nix-cache/ the narinfo names its NAR the way a Go peernix can follow (routes.ts).
+      assert.deepEqual(resolve(routes, `/nix-cache/${H}.narinfo`), { handler: 'goNarInfo', params: [H] });
+      assert.deepEqual(resolve(routes, `/${narUrl(H, N)}`), { handler: 'nar', params: [H, N] });
+      assert.deepEqual(resolve(routes, `/nix-cache/${narUrl(H, N)}?x=1`), { handler: 'nar', params: [H, N] });
+    }
   });
 
   it('serves the Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
     assert.equal(goNarUrl(H), `${H}.nar`);
-    assert.deepEqual(matchCacheRoute(`/nix-cache/${goNarUrl(H)}`), { kind: 'nar-by-hash', hashPart: H });
+    assert.deepEqual(resolve(subst, `/nix-cache/${goNarUrl(H)}`), { handler: 'narByHash', params: [H] });
     const bad = [`/${H}.nar`, `/nix-cache/${H}.nar.gz`, `/nix-cache/nar/${H}.nar`, `/nix-cache/${H.slice(1)}.nar`, `/nix-cache/${H.toUpperCase()}.nar`, `/nix-cache/../${H}.nar`];
-    for (const u of bad) assert.deepEqual(matchCacheRoute(u), { kind: 'none' }, u);
-    console.log(`Go-form NAR URLs refused: ${bad.length}`);
+    for (const u of bad) assert.deepEqual(resolve(subst, u), { handler: 'notFound', params: [] }, u);
   });
 
   it('rejects traversal, encodings, wrong lengths and letters outside nix32', () => {
@@ -42,11 +67,12 @@ describe('cache routes', () => {
       `/nar/${H}-${N}.nar.xz`,
       `/nar/../${H}-${N}.nar`,
       `/nix-cache/nix-cache/${H}.narinfo`,
-      '/' + 'a'.repeat(600),
-      '',
-      undefined,
     ];
-    for (const url of bad) assert.deepEqual(matchCacheRoute(url), { kind: 'none' }, String(url));
+    for (const url of bad) assert.deepEqual(resolve(subst, url), { handler: 'notFound', params: [] }, url);
+    // Not even the catch-all takes these: the listener answers 404 without running any handler.
+    for (const url of ['/' + 'a'.repeat(600), `/${H}.narinfo?${'x'.repeat(600)}`, '', undefined, `http://127.0.0.1/${H}.narinfo`]) {
+      assert.deepEqual(resolve(subst, url), { handler: 'none' }, String(url));
+    }
   });
 });
 

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { createIdentityRoute } from '../../src/cache/identity-route.ts';
+import { createIdentityHandler } from '../../src/cache/identity-route.ts';
+import { shareRouteOnly } from '../support/share-route.ts';
 import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
 import { identityMessage, newNonce, proveIdentity, signIdentity, verifyIdentity, IDENTITY_PATH } from '../../src/wire/identity-proof.ts';
 
@@ -63,7 +64,7 @@ describe('identity proof message', () => {
 
 describe('identity route on a real listener', () => {
   it('a Peernix proves its id and key; the requester checks what it connected to', async () => {
-    const route = createIdentityRoute({ instanceId: ID, key: real });
+    const route = shareRouteOnly('identity', createIdentityHandler({ instanceId: ID, key: real }));
     const port = await serve((req, res) => {
       if (!route(req, res)) res.writeHead(404).end();
     });
@@ -79,7 +80,7 @@ describe('identity route on a real listener', () => {
   });
 
   it('bad nonces get a 404, other paths fall through, and nothing is signed for them', async () => {
-    const route = createIdentityRoute({ instanceId: ID, key: real });
+    const route = shareRouteOnly('identity', createIdentityHandler({ instanceId: ID, key: real }));
     let fellThrough = 0;
     const port = await serve((req, res) => {
       if (!route(req, res)) {
@@ -97,7 +98,7 @@ describe('identity route on a real listener', () => {
   });
 
   it('an impostor that relays the challenge to the real peer, or signs with its own key, fails', async () => {
-    const route = createIdentityRoute({ instanceId: ID, key: real });
+    const route = shareRouteOnly('identity', createIdentityHandler({ instanceId: ID, key: real }));
     const realPort = await serve((req, res) => {
       if (!route(req, res)) res.writeHead(404).end();
     });
@@ -106,7 +107,7 @@ describe('identity route on a real listener', () => {
       const r = await fetch(`http://127.0.0.1:${realPort}${req.url}`, { headers: { host: req.headers.host ?? '' } });
       res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text());
     });
-    const forger = createIdentityRoute({ instanceId: ID, key: other });
+    const forger = shareRouteOnly('identity', createIdentityHandler({ instanceId: ID, key: other }));
     const forgerPort = await serve((req, res) => {
       if (forger(req, res)) return;
       res.writeHead(404).end();

@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import type { Snapshot } from '../../src/base/api.ts';
 import type { DoctorFacts } from '../../src/doctor/facts.ts';
 import { peernixChecks } from '../../src/doctor/peernix-checks.ts';
-import { createReachBackRoute, REACH_BACK_PATH } from '../../src/doctor/reach-back.ts';
+import { createReachBackHandler, REACH_BACK_PATH } from '../../src/doctor/reach-back.ts';
+import { shareRouteOnly } from '../support/share-route.ts';
 
 // The connect-back route is LAN-facing: it connects only to the asker's own address and announced
 // port, only for a known peer, once per address per period. Real HTTP on loopback.
@@ -29,7 +30,7 @@ describe('reach-back route', () => {
       res.end('StoreDir: /nix/store\n');
     });
     let known = false;
-    const route = createReachBackRoute({ portOf: (addr) => (known && addr === '127.0.0.1' ? target.port : null), perAddressMs: 60_000 });
+    const route = shareRouteOnly('reachBack', createReachBackHandler({ portOf: (addr) => (known && addr === '127.0.0.1' ? target.port : null), perAddressMs: 60_000 }));
     const share = await server((req, res) => {
       if (!route(req, res)) res.writeHead(404).end();
     });
@@ -56,7 +57,7 @@ describe('reach-back route', () => {
     const closed = await server(() => {});
     const port = closed.port;
     await closed.close();
-    const route = createReachBackRoute({ portOf: () => port });
+    const route = shareRouteOnly('reachBack', createReachBackHandler({ portOf: () => port }));
     const share = await server((req, res) => {
       if (!route(req, res)) res.writeHead(404).end();
     });

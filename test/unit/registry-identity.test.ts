@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { createIdentityRoute } from '../../src/cache/identity-route.ts';
+import { createIdentityHandler } from '../../src/cache/identity-route.ts';
+import { shareRouteOnly } from '../support/share-route.ts';
 import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
 import { proveIdentity, type ProofResult } from '../../src/wire/identity-proof.ts';
 import { PeerClient } from '../../src/peers/peer-client.ts';
@@ -136,7 +137,7 @@ after(() => Promise.all(opened.map((s) => new Promise((r) => (s.closeAllConnecti
 // A peer's share listener as far as the registry sees it: /nix-cache-info, a 404 for the probe's
 // narinfo, and the real identity route signing with `key` for instance `id`.
 async function loopbackPeer(address: string, key: SecretKey, id = ID): Promise<LoopbackPeer> {
-  const identity = createIdentityRoute({ instanceId: id, key });
+  const identity = shareRouteOnly('identity', createIdentityHandler({ instanceId: id, key }));
   const peer = { url: '', address, port: 0, identityAsks: 0, ready: true, hold: false, identityDelayMs: 0, held: new Set() } as LoopbackPeer;
   const server = createServer((req, res) => {
     if (req.url?.startsWith('/peernix/identity?')) {

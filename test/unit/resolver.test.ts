@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { describe, it, type TestContext } from 'node:test';
 import { AffinityCache, LOCAL } from '../../src/domain/affinity.ts';
 import type { PeernixEvent } from '../../src/base/api.ts';
-import { createCacheHandler } from '../../src/cache/cache-handler.ts';
+import { cacheListenerHandler } from '../support/share-route.ts';
 import { listen, type HttpListener } from '../../src/cache/http-listener.ts';
 import { EventLog } from '../../src/base/events.ts';
 import { silentLogger } from '../../src/base/log.ts';
@@ -90,7 +90,7 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   const listener = await listen({
     host: '127.0.0.1',
     port: 0,
-    handler: createCacheHandler({ backend: resolver, log: silentLogger, priority: 30 }),
+    handler: cacheListenerHandler({ backend: resolver, log: silentLogger, priority: 30 }),
     log: silentLogger,
     loopbackOnly: true,
   });

@@ -4,7 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { BloomFilter } from 'bloomfilter';
-import { createSummaryRoute } from '../../src/cache/summary-route.ts';
+import { createSummaryHandler } from '../../src/cache/summary-route.ts';
+import { shareRouteOnly } from '../support/share-route.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { PeerSummaries } from '../../src/peers/peer-summaries.ts';
@@ -137,7 +138,7 @@ describe('following a peer summary over HTTP', () => {
     const present = src.add(5000);
     const summary = new StoreSummary(src);
     summary.refresh();
-    const route = createSummaryRoute({ summary });
+    const route = shareRouteOnly('summary', createSummaryHandler({ summary }));
     let requests = 0;
     const url = await serve((req, res) => {
       requests++;

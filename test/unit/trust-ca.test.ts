@@ -4,7 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AffinityCache } from '../../src/domain/affinity.ts';
-import { createCacheHandler } from '../../src/cache/cache-handler.ts';
+import { cacheListenerHandler } from '../support/share-route.ts';
 import { listen } from '../../src/cache/http-listener.ts';
 import { EventLog } from '../../src/base/events.ts';
 import { silentLogger } from '../../src/base/log.ts';
@@ -182,7 +182,7 @@ describe('resolver: a peer forging CA lines', () => {
       trust: () => policy,
       hedgeMs: 150,
     });
-    const listener = await listen({ host: '127.0.0.1', port: 0, handler: createCacheHandler({ backend: resolver, log: silentLogger, priority: 30 }), log: silentLogger, loopbackOnly: true });
+    const listener = await listen({ host: '127.0.0.1', port: 0, handler: cacheListenerHandler({ backend: resolver, log: silentLogger, priority: 30 }), log: silentLogger, loopbackOnly: true });
     const forger = await FakePeer.start();
     const genuine = await FakePeer.start();
     t.after(async () => {
