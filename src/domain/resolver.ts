@@ -50,6 +50,8 @@ export interface ResolverOptions {
   mayHave?: (peer: Peer, hashPart: string) => boolean | null;
   /** The UDP port Go peernix hosts answer "has_path?" on (go-has-path.ts); default 9999. */
   goUdpPort?: number;
+  /** A lookup neither this store nor any peer could answer (the LAN totals count these). */
+  onMiss?: () => void;
 }
 
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
@@ -89,6 +91,12 @@ export class Resolver implements CacheBackend {
   }
 
   async narInfo(hashPart: string): Promise<NarInfo | null> {
+    const info = await this.findNarInfo(hashPart);
+    if (!info) this.opts.onMiss?.();
+    return info;
+  }
+
+  private async findNarInfo(hashPart: string): Promise<NarInfo | null> {
     const local = await this.localNarInfo(hashPart);
     if (local) {
       this.opts.affinity.record({
