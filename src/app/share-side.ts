@@ -73,7 +73,7 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
       reachBack: createReachBackHandler({ portOf: (address) => registry.findByAddress(address)?.port ?? null }),
       metrics: p.metricsHandler,
     }),
-    { log: log.child('share') },
+    { log: log.child('share'), last: true },
   );
   const sharing: SharingSwitch = new SharingSwitch({
     companion: p.goUdp ? goUdpCompanion({ host: p.address.host, port: p.goUdp.port, store: p.store, sharePort: () => sharing.listener?.port, log: log.child('go-udp') }) : undefined,

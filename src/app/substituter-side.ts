@@ -41,7 +41,7 @@ export async function startSubstituterSide(p: SubstituterSideParts): Promise<Sub
     priority: CACHE_PRIORITY,
     onNarSent: ({ bytes }) => metrics.narBytesSent.inc({ listener: 'substituter' }, bytes),
   });
-  const serveCache = serveRoutes(substituterRoutes(cache), { log: log.child('subst') });
+  const serveCache = serveRoutes(substituterRoutes(cache), { log: log.child('subst'), last: true });
   const listener = await listen({
     host: p.address.host,
     port: p.address.port,

@@ -88,14 +88,19 @@ export function resolveRoute(routes: readonly Route[], method: string | undefine
 }
 
 /**
- * A listener's request handler for its routes. Returns false, having written nothing, when no route
- * matches (the caller may have more routes); a table that ends in a catch-all never does.
+ * A listener's request handler for its routes. When no route matches (an unknown path, or a request
+ * line no route could match, however the table ends) it returns false having written nothing, so the
+ * caller may try more routes; with `last` it answers 404 itself.
  */
-export function serveRoutes(routes: readonly Route[], opts: { log?: Logger } = {}): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function serveRoutes(routes: readonly Route[], opts: { log?: Logger; last?: boolean } = {}): (req: IncomingMessage, res: ServerResponse) => boolean {
   const log = opts.log ?? silentLogger;
   return (req, res) => {
     const found = resolveRoute(routes, req.method, req.url);
-    if (found.kind === 'none') return false;
+    if (found.kind === 'none') {
+      if (!opts.last) return false;
+      writeError(res, found.error, { log });
+      return true;
+    }
     if (log.debugEnabled) {
       const started = process.hrtime.bigint();
       res.on('finish', () => {

@@ -18,6 +18,6 @@ export function shareRouteOnly(part: 'identity' | 'summary' | 'reachBack', handl
 
 /** A cache listener for one backend: the substituter's routes over these handlers. */
 export function cacheListenerHandler(opts: CacheHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const serve = serveRoutes(substituterRoutes(createCacheHandlers(opts)), { log: opts.log });
+  const serve = serveRoutes(substituterRoutes(createCacheHandlers(opts)), { log: opts.log, last: true });
   return (req, res) => void serve(req, res);
 }

@@ -129,7 +129,16 @@ describe('error map', () => {
     assert.equal(busy.status, 503);
     assert.equal(busy.body.toString(), 'busy\n');
     assert.equal((await get(`${base}/elsewhere`)).status, 418);
-    assert.equal(unmatched, 1);
+    assert.equal((await get(`${base}/sync?${'x'.repeat(600)}`)).status, 418, 'over-long: no route');
+    assert.equal(unmatched, 2);
     assert.deepEqual(order, ['guard']);
+    // The last table of a listener answers what matched nothing itself: never a request left hanging.
+    const last = serveRoutes(routes, { log, last: true });
+    handler = (req, res) => void last(req, res);
+    for (const url of ['/elsewhere', `/sync?${'x'.repeat(600)}`]) {
+      const r = await get(`${base}${url}`);
+      assert.equal(r.status, 404, url);
+      assert.equal(r.body.toString(), 'not found\n');
+    }
   });
 });
