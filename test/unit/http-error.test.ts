@@ -92,7 +92,8 @@ describe('error map', () => {
 
   it('a response already under way is cut, never ended cleanly', async () => {
     handler = (_req, res) => {
-      res.writeHead(200, { 'Content-Length': '1000' });
+      // Chunked, as a framed NAR is: ending it would tell the client the body was complete.
+      res.writeHead(200, { 'Content-Type': 'application/x-nix-nar' });
       res.write('x'.repeat(100), () => writeError(res, new HttpError('internal', 'internal error')));
     };
     const r = await get(`${base}/x`);
