@@ -6,11 +6,13 @@ const PREFIX = '(?:/nix-cache)?';
 const CACHE_INFO = new RegExp(`^${PREFIX}/nix-cache-info$`);
 const NARINFO = new RegExp(`^${PREFIX}/(${N32}{32})\\.narinfo$`);
 const NAR = new RegExp(`^${PREFIX}/nar/(${N32}{32})-(${N32}{52})\\.nar$`);
-// The Go peernix (zw3rk/peernix main.go, handleNixCache) serves NARs at /nix-cache/<hash part>.nar
-// and, as a proxy, asks its peer for exactly the path its Nix asked it for: its handler takes all
-// between "/nix-cache/" and ".nar" as the hash part, so "nar/…" URLs are a 404 there. Under
-// /nix-cache/ our narinfos therefore name the NAR the Go way, and we serve that form too.
+// The Go peernix (zw3rk/peernix main.go, handleNixCache) proxies by asking its peer for exactly the
+// path its Nix asked it for, and parses only "/nix-cache/<hash>-<narhash>.nar" (stateless: any holder
+// of that NarHash serves it) or the older "/nix-cache/<hash>.nar" (followed only while its in-memory
+// map remembers the hash, so a 404 for good after it restarts; docs go-peernix.md). Under /nix-cache/
+// our narinfos therefore name the NAR the stateless Go way, and we serve both Go forms.
 const GO_NAR = new RegExp(`^/nix-cache/(${N32}{32})\\.nar$`);
+const GO_STATELESS_NAR = new RegExp(`^/nix-cache/(${N32}{32})-(${N32}{52})\\.nar$`);
 
 export type CacheRoute =
   | { kind: 'cache-info' }
@@ -31,6 +33,8 @@ export function matchCacheRoute(rawUrl: string | undefined): CacheRoute {
   if (m) return path.startsWith('/nix-cache/') ? { kind: 'narinfo', hashPart: m[1], goForm: true } : { kind: 'narinfo', hashPart: m[1] };
   m = NAR.exec(path);
   if (m) return { kind: 'nar', hashPart: m[1], narHash32: m[2] };
+  m = GO_STATELESS_NAR.exec(path);
+  if (m) return { kind: 'nar', hashPart: m[1], narHash32: m[2] };
   m = GO_NAR.exec(path);
   if (m) return { kind: 'nar-by-hash', hashPart: m[1] };
   return { kind: 'none' };
@@ -41,7 +45,7 @@ export function narUrl(hashPart: string, narHash32: string): string {
   return `nar/${hashPart}-${narHash32}.nar`;
 }
 
-/** The NAR URL a Go peernix can follow (relative to /nix-cache/, served as `nar-by-hash`). */
-export function goNarUrl(hashPart: string): string {
-  return `${hashPart}.nar`;
+/** The NAR URL a Go peernix can follow, even after it restarts (relative to /nix-cache/). */
+export function goNarUrl(hashPart: string, narHash32: string): string {
+  return `${hashPart}-${narHash32}.nar`;
 }

@@ -17,9 +17,16 @@ describe('cache routes', () => {
     assert.deepEqual(matchCacheRoute(`/nix-cache/${narUrl(H, N)}?x=1`), { kind: 'nar', hashPart: H, narHash32: N });
   });
 
-  it('serves the Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
-    assert.equal(goNarUrl(H), `${H}.nar`);
-    assert.deepEqual(matchCacheRoute(`/nix-cache/${goNarUrl(H)}`), { kind: 'nar-by-hash', hashPart: H });
+  it('names NARs for Go hosts in the stateless form <hash>-<narhash>.nar and serves it under /nix-cache/', () => {
+    // Today's Go peernix (e74df7c) follows this form after its restart; <hash>.nar only while it remembers.
+    assert.equal(goNarUrl(H, N), `${H}-${N}.nar`);
+    assert.deepEqual(matchCacheRoute(`/nix-cache/${goNarUrl(H, N)}`), { kind: 'nar', hashPart: H, narHash32: N });
+    assert.deepEqual(matchCacheRoute(`/${goNarUrl(H, N)}`), { kind: 'none' });
+    assert.deepEqual(matchCacheRoute(`/nix-cache/${H}-${N.slice(1)}.nar`), { kind: 'none' });
+  });
+
+  it('serves the older Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
+    assert.deepEqual(matchCacheRoute(`/nix-cache/${H}.nar`), { kind: 'nar-by-hash', hashPart: H });
     const bad = [`/${H}.nar`, `/nix-cache/${H}.nar.gz`, `/nix-cache/nar/${H}.nar`, `/nix-cache/${H.slice(1)}.nar`, `/nix-cache/${H.toUpperCase()}.nar`, `/nix-cache/../${H}.nar`];
     for (const u of bad) assert.deepEqual(matchCacheRoute(u), { kind: 'none' }, u);
     console.log(`Go-form NAR URLs refused: ${bad.length}`);
