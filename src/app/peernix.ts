@@ -266,10 +266,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         host: shareAddr.host,
         port: opts.goUdp.port,
         log: log.child('go-udp'),
-        has: (hashPart) => {
+        narHash: (hashPart) => {
           const known = store.pathInfoFromDb(hashPart);
-          return known !== undefined ? known !== null : store.pathInfoByHashPart(hashPart).then((info) => info !== null);
+          return known !== undefined ? (known?.narHash ?? null) : store.pathInfoByHashPart(hashPart).then((info) => info?.narHash ?? null);
         },
+        // Peers that answered us over HTTP keep a share of the UDP budget (#26).
+        proven: (address) => registry.findByAddress(address)?.state === 'up',
       })
     : null;
   const goUdpCompanion = goUdp && {

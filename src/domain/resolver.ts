@@ -302,7 +302,9 @@ export class Resolver implements CacheBackend {
         }
       } catch (e) {
         this.opts.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        if (!stop.signal.aborted) this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout', go?.saidYes() ?? false);
+        // A Go peer's "not_found" over UDP is its answer: a miss, not a failure to strike it for.
+        if (go?.saidNotFound()) this.opts.registry.reportAnswer(peer);
+        else if (!stop.signal.aborted) this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout', go?.saidYes() ?? false);
       } finally {
         go?.end();
         untrack();
@@ -322,19 +324,28 @@ export class Resolver implements CacheBackend {
    * A Go peer's lookup: its silence is a miss after registry.goSilenceMs, unless it says over UDP
    * that it holds the path; then its (slow) narinfo is waited for. The signal aborts either way.
    */
-  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean } {
+  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean; saidNotFound: () => boolean } {
     const silence = new AbortController();
     const asked = new AbortController(); // the UDP question ends with the lookup
     const timer = setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
     let yes = false;
+    let notFound = false;
     void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, hashPart, AbortSignal.any([stop, asked.signal, silence.signal])).then((ms) => {
       if (ms === null) return;
+      if (ms === 'not-found') {
+        // Definitive (today's Go says it of its own store): the lookup needs no narinfo from it.
+        notFound = true;
+        clearTimeout(timer);
+        silence.abort();
+        return;
+      }
       yes = true;
       clearTimeout(timer);
       this.opts.registry.reportGoYes(peer, ms);
     });
     return {
       saidYes: () => yes,
+      saidNotFound: () => notFound,
       signal: AbortSignal.any([stop, silence.signal]),
       end: () => {
         clearTimeout(timer);
