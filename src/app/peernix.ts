@@ -40,6 +40,8 @@ import { LocalStore, type NarSourceKind } from '../store/local-store.ts';
 import { StoreSummary } from '../store/store-summary.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import { isKeyTrusted, readNixTrust, type TrustPolicy } from '../domain/trust.ts';
+import { TrustWatch } from '../domain/trust-watch.ts';
+import { nixConfDir } from '../nix/nix-config.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else.
 //
@@ -185,11 +187,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   // Unreadable settings keep the last ones read (none at first) and say so in the status.
   let trustView: NonNullable<StatusView['trust']> = { source: null, keys: 0, requireSigs: true, error: 'not read yet' };
+  // The files last read (an unreadable include keeps the ones before): a change to any is seen in 2 s.
+  let trustFiles = [join(nixConfDir(), 'nix.conf')];
   const refreshTrust = () => {
     let next: NonNullable<StatusView['trust']>;
     try {
       const read = readNixTrust();
       trust = read.policy;
+      trustFiles = read.files;
       next = { source: read.source, keys: trust.keys.length, requireSigs: trust.requireSigs, error: null };
     } catch (e) {
       next = { ...trustView, error: (e as Error).message };
@@ -201,6 +206,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     notifySoon('status');
   };
   refreshTrust();
+  const trustWatch = new TrustWatch({ files: () => trustFiles, changed: refreshTrust });
 
   // --- listeners
   const limits = limitsFromEnv();
@@ -365,6 +371,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const timers = [
     setInterval(() => void refreshDaemon(), 5_000),
     setInterval(refreshTrust, 60_000),
+    setInterval(() => trustWatch.check(), 2_000),
     setInterval(refreshSummary, 500),
     setInterval(() => peerHistory.sample(registry.views()), peerHistory.intervalMs),
   ];

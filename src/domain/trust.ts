@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { isContentAddressedPath, narHashFitsContentAddress } from '../nix/content-address.ts';
 import { parseSha256 } from '../nix/hash.ts';
 import { STORE_DIR } from '../nix/store-path.ts';
@@ -55,6 +56,8 @@ export interface NixTrust {
   policy: TrustPolicy;
   /** Where the settings came from: the files read and NIX_CONFIG, or Nix's defaults. */
   source: string;
+  /** The files to watch for a change: those read, and the top nix.conf even when absent. */
+  files: string[];
 }
 
 /**
@@ -64,5 +67,6 @@ export interface NixTrust {
 export function readNixTrust(env: NodeJS.ProcessEnv = process.env): NixTrust {
   const s = readNixTrustSettings(env);
   const source = s.sources.length > 0 ? s.sources.join(', ') : `Nix's defaults (no ${nixConfDir(env)}/nix.conf)`;
-  return { policy: policyFromKeys(s.trustedPublicKeys, s.requireSigs), source };
+  const files = [path.join(nixConfDir(env), 'nix.conf'), ...s.sources.filter((f) => f !== 'NIX_CONFIG')];
+  return { policy: policyFromKeys(s.trustedPublicKeys, s.requireSigs), source, files: [...new Set(files)] };
 }
