@@ -195,7 +195,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       const read = readNixTrust();
       trust = read.policy;
       trustFiles = read.files;
-      next = { source: read.source, keys: trust.keys.length, requireSigs: trust.requireSigs, error: null };
+      next = { source: read.source, keys: trust.keys.length, requireSigs: trust.requireSigs, error: null, clashes: read.clashes };
     } catch (e) {
       next = { ...trustView, error: (e as Error).message };
     }
@@ -203,6 +203,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     trustView = next;
     if (next.error) log.warn(`cannot read this machine's Nix trust settings (trusted-public-keys, require-sigs): ${next.error}`);
     else log.info(`Nix trust settings from ${next.source}: ${next.keys} trusted key(s), require-sigs ${next.requireSigs}`);
+    for (const c of next.clashes ?? []) log.warn(`${c.ignored.length + 1} trusted keys are named ${c.name}; Nix honours only ${c.honoured} and refuses paths signed by ${c.ignored.join(', ')} (give each Go peernix host its own key-name)`);
     notifySoon('status');
   };
   refreshTrust();
