@@ -62,6 +62,8 @@ export class Resolver implements CacheBackend {
   /** `${hashPart}-${narHash32}` → until when a resume of it is refused. */
   private readonly mismatchCuts = new Map<string, number>();
   private readonly hedged: HedgedOpener;
+  /** Go peers heard answering "not_found" (e74df7c on): their silence is not taken as a miss. */
+  private readonly goAnswersMisses = new WeakSet<Peer>();
 
   constructor(opts: ResolverOptions) {
     // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
@@ -327,7 +329,9 @@ export class Resolver implements CacheBackend {
   private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean; saidNotFound: () => boolean } {
     const silence = new AbortController();
     const asked = new AbortController(); // the UDP question ends with the lookup
-    const timer = setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
+    // A host that has said "not_found" speaks today's protocol, where silence is no answer (a loaded
+    // host, a lost datagram), not a miss: only the narinfo's own deadline ends its lookup.
+    const timer = this.goAnswersMisses.has(peer) ? undefined : setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
     let yes = false;
     let notFound = false;
     void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, hashPart, AbortSignal.any([stop, asked.signal, silence.signal])).then((ms) => {
@@ -335,6 +339,7 @@ export class Resolver implements CacheBackend {
       if (ms === 'not-found') {
         // Definitive (today's Go says it of its own store): the lookup needs no narinfo from it.
         notFound = true;
+        this.goAnswersMisses.add(peer);
         clearTimeout(timer);
         silence.abort();
         return;

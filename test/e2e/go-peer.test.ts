@@ -195,6 +195,31 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     }
   });
 
+  it('a Go host that answers misses with not_found is waited for when its UDP answer is late (its silence is no miss)', async () => {
+    // Its narinfo takes 1 s more and its "yes" comes 1.2 s after the question, past the 0.6 s after
+    // which an older Go host's silence counts as a miss; this one has said not_found before (the
+    // misses above), so it is waited for.
+    const latePath = await addPath(go.nix, 'late-udp-answer', { type: 'file', contents: 'answered late over UDP\n' });
+    const hook = (what: string, ms: number) => go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/${what}/${ms}`], { timeoutMs: 10_000 });
+    const set = async (ms: number) => {
+      await hook('udp-delay', ms);
+      await hook('slow', ms);
+    };
+    // A miss first, answered not_found in time: what tells us this host speaks today's protocol.
+    const first = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `${SUBST}/${encodeNix32(randomBytes(20))}.narinfo`], { timeoutMs: 15_000 });
+    assert.equal(first.stdout, '404');
+    await set(1000);
+    try {
+      const r = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(latePath)}.narinfo`], { timeoutMs: 15_000 });
+      const m = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${encodeNix32(randomBytes(20))}.narinfo`], { timeoutMs: 15_000 });
+      console.log(`late UDP answers (~1.2 s), narinfo +1 s: a held path ${r.stdout}; a miss ${m.stdout}; Go peer ${goPeer(await pl.status(pn))?.state}`);
+      assert.equal(r.stdout.split(' ')[0], '200');
+      assert.equal(m.stdout.split(' ')[0], '404');
+    } finally {
+      await set(0);
+    }
+  });
+
   it('answers its UDP questions while sharing: yes for a path of its own store, not_found for one it only knows from a peer', async () => {
     const held = await ask(onlyHere);
     console.log(`has_path? for a path in Peernix's store: found=${held.found} replies=${JSON.stringify(held.replies)} in ${held.ms} ms`);

@@ -56,7 +56,7 @@
 // found by its name under the chroot store and checked with `nix-store --check-validity`; `nix store
 // dump-path` stands for `nix-store --dump`, which ignores --store; its peers are given on the command
 // line (it would learn them by mDNS or UDP broadcast); test hooks: /standin/ask/<hash> asks the peers
-// exactly as a narinfo miss does, /standin/slow/<ms> makes it a loaded host (see slowMs), /standin/cut/<hash>/<bytes> holds the next NAR of that hash after so
+// exactly as a narinfo miss does, /standin/slow/<ms> makes it a loaded host (see slowMs), /standin/udp-delay/<ms> delays its UDP answers, /standin/cut/<hash>/<bytes> holds the next NAR of that hash after so
 // many bytes, /standin/release/<hash> then cuts it; it prints one JSON line per event for the test to read.
 
 import { spawn } from 'node:child_process';
@@ -147,6 +147,9 @@ async function narInfo(full: string, hash: string): Promise<string> {
 // longer, and a UDP "yes" a fifth of it, at most 300 ms (Go runs nix-store five times for the one, once
 // for the other; past 1.5 s the narinfo stands for a wedged host that says "yes" and then stalls).
 let slowMs = 0;
+// Test hook: its UDP answers (yes and not_found alike) come this much later (a host whose nix-store
+// runs queue up behind 20 lookups at once).
+let udpDelayMs = 0;
 const later = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- UDP: answering and asking ----
@@ -165,6 +168,7 @@ udp.on('message', (msg, rinfo) => {
     const hash = text.slice('has_path?'.length);
     void hasPath(hash).then(async (p) => {
       if (p) await later(Math.min(slowMs / 5, 300));
+      await later(udpDelayMs);
       udp.send(p ? 'yes' : 'not_found', rinfo.port, rinfo.address);
       say({ event: 'udp-asked', from: rinfo.address, hash, answer: p ? 'yes' : 'not_found' });
     });
@@ -330,6 +334,11 @@ const server = http.createServer((req, res) => {
   if (slow) {
     slowMs = Number(slow[1]);
     return void res.writeHead(200).end('slow\n');
+  }
+  const udpDelay = /^\/standin\/udp-delay\/([0-9]{1,5})$/.exec(url);
+  if (udpDelay) {
+    udpDelayMs = Number(udpDelay[1]);
+    return void res.writeHead(200).end('udp-delay\n');
   }
   const cut = /^\/standin\/cut\/([0-9a-z]{32})\/([0-9]{1,12})$/.exec(url);
   if (cut) {
