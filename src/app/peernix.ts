@@ -182,6 +182,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   // The summary of every peer that has been up is followed (at its current URL) until it leaves.
   // Go peers publish no summary (it would be asked for, and refused, forever).
   registry.on('up', (p: Peer) => p.dialect !== 'go' && summaries.follow(p.id, p.url));
+  registry.on('up', (p: Peer) => resolver.learnGoDialect(p));
   registry.on('moved', (p: Peer) => p.dialect !== 'go' && summaries.follow(p.id, p.url));
   registry.on('removed', (p: Peer) => summaries.unfollow(p.id));
 

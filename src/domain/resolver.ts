@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
 import type { FallbackReason } from '../base/api.ts';
@@ -64,6 +65,7 @@ export class Resolver implements CacheBackend {
   private readonly hedged: HedgedOpener;
   /** Go peers heard answering "not_found" (e74df7c on): their silence is not taken as a miss. */
   private readonly goAnswersMisses = new WeakSet<Peer>();
+  private readonly goDialectAsked = new WeakSet<Peer>();
 
   constructor(opts: ResolverOptions) {
     // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
@@ -320,6 +322,20 @@ export class Resolver implements CacheBackend {
       setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.opts.lookupReuseMs).unref();
     });
     return state;
+  }
+
+  /**
+   * Tells the two Go protocols apart before lookups need to: a question for a hash no store holds is
+   * answered "not_found" by today's Go (e74df7c on) and not at all by 93fc511. One datagram (and one
+   * nix-store run on the Go host) when a Go peer comes up; silence asks again at its next coming up.
+   */
+  learnGoDialect(peer: Peer): void {
+    if (peer.dialect !== 'go' || this.goAnswersMisses.has(peer) || this.goDialectAsked.has(peer)) return;
+    this.goDialectAsked.add(peer);
+    void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, encodeNix32(randomBytes(20)), AbortSignal.timeout(3000)).then((r) => {
+      if (r === 'not-found') this.goAnswersMisses.add(peer);
+      else this.goDialectAsked.delete(peer);
+    });
   }
 
   /**
