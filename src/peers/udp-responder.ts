@@ -29,6 +29,11 @@ export interface UdpResponderOptions {
   totalBurst?: number;
   /** The part of the overall budget only proven peers may use (default 0.25). */
   provenShare?: number;
+  /**
+   * A proven peer's own rate and burst are this many times a stranger's (default 4): a stranger who
+   * spoofs its address shares its bucket, and must send that much more to crowd it out.
+   */
+  provenSourceFactor?: number;
   /** Source addresses remembered for rate limiting (default 1024; the least recent is forgotten). */
   maxSources?: number;
   /** Store lookups answering at once; more questions are dropped (default 32). */
@@ -82,6 +87,7 @@ export class UdpResponder {
       maxSources: opts.maxSources ?? 1024,
       maxInFlight: opts.maxInFlight ?? 32,
       provenShare: opts.provenShare ?? 0.25,
+      provenSourceFactor: opts.provenSourceFactor ?? 4,
     };
     if (!(this.opts.provenShare >= 0 && this.opts.provenShare < 1)) throw new RangeError('udp responder: provenShare must be in [0, 1)');
     this.total = { tokens: this.generalBurst, at: this.now() };
@@ -206,19 +212,21 @@ export class UdpResponder {
   private admit(address: string): boolean {
     const now = this.now();
     let b = this.sources.get(address);
+    const proven = this.proven(address);
+    const factor = proven ? this.opts.provenSourceFactor : 1;
     if (b) this.sources.delete(address); // re-inserted below: the map's order is least recent first
     else {
       if (this.sources.size >= this.opts.maxSources) this.sources.delete(this.sources.keys().next().value!);
-      b = { tokens: this.opts.perSourceBurst, at: now };
+      b = { tokens: this.opts.perSourceBurst * factor, at: now };
     }
     this.sources.set(address, b);
-    refill(b, now, this.opts.perSourceRate, this.opts.perSourceBurst);
+    refill(b, now, this.opts.perSourceRate * factor, this.opts.perSourceBurst * factor);
     const share = this.opts.provenShare;
     refill(this.total, now, this.opts.totalRate * (1 - share), this.generalBurst);
     refill(this.reserved, now, this.opts.totalRate * share, this.opts.totalBurst * share);
     if (b.tokens < 1) return false;
     // A proven peer spends the reserve first, so strangers' traffic cannot use up what it relies on.
-    const pool = this.reserved.tokens >= 1 && this.proven(address) ? this.reserved : this.total;
+    const pool = this.reserved.tokens >= 1 && proven ? this.reserved : this.total;
     if (pool.tokens < 1) return false;
     b.tokens--;
     pool.tokens--;

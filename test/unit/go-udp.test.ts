@@ -150,6 +150,27 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     sock.close();
   });
 
+  it("gives a proven peer's own address four times a stranger's rate and burst", async () => {
+    const t = 0;
+    const { r, port } = await start({ perSourceRate: 5, perSourceBurst: 10, proven: (a) => a === '127.0.0.3', now: () => t });
+    const burst = async (from: string): Promise<number> => {
+      const sock = dgram.createSocket('udp4');
+      await new Promise<void>((res) => sock.bind(0, from, () => res()));
+      await new Promise<void>((res) => sock.connect(port, '127.0.0.1', () => res()));
+      let n = 0;
+      sock.on('message', () => n++);
+      for (let i = 0; i < 100; i++) sock.send(encodeHasPath(HELD));
+      await new Promise((res) => setTimeout(res, 400));
+      sock.close();
+      return n;
+    };
+    const stranger = await burst('127.0.0.4');
+    const peer = await burst('127.0.0.3');
+    console.log(`a burst of 100 with burst 10: stranger ${stranger} answered, proven peer ${peer} (${r.stats.limited} limited)`);
+    assert.equal(stranger, 10);
+    assert.equal(peer, 40);
+  });
+
   it('bounds store lookups in flight', async () => {
     const pending: (() => void)[] = [];
     const { r, port } = await start({ maxInFlight: 3, perSourceBurst: 100, narHash: () => new Promise<Buffer | null>((res) => pending.push(() => res(NAR_HASH))) });
