@@ -256,6 +256,8 @@ try {
     await waitFor('peer2 up', async () => (await pl!.status(pn)).peers.some((p) => p.name === 'peer2' && p.state === 'up'), 60_000);
     // peer2 slow enough (20 Mbit/s: 17 s for 40 MiB) that it is cut mid-way.
     await p2.lan.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '64kb', 'latency', '50ms']);
+    // The Go host must be a live holder (the 20-path case can leave it struck for a while on a loaded machine).
+    await waitFor('the Go host up', async () => (await pl!.status(pn)).peers.some((p) => p.url === goUrl && p.state === 'up'), 90_000);
     const goStateBefore = (await pl!.status(pn)).peers.find((p) => p.url === goUrl)?.state;
     const size = (await go.nix.pathInfoJson([large]))[0].narSize;
     const client = `${pl!.dir}/client-resume`;
@@ -273,6 +275,7 @@ try {
     if (started) await p2.pn!.stop('SIGKILL');
     const r = await copying;
     const secs = (Date.now() - t0) / 1000;
+    if (r.code !== 0) console.log(`our log:\n${pn.pn!.logs().split('\n').filter((l) => l.includes(hashPart(large)) || /resum|peer (up|down)/.test(l)).slice(-25).join('\n')}`);
     assert.equal(r.code, 0, `nix-store -r: ${r.stderr.slice(-800)}`);
     const here = JSON.parse((await pn.nix.run('nix', ['--store', client, 'path-info', '--json', large], { check: true })).stdout)[0];
     const there = (await go.nix.pathInfoJson([large]))[0];
