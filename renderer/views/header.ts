@@ -66,6 +66,11 @@ export function renderHeader(s: HeaderState): void {
     parts.push(h('br', {}), h('strong', { text: 'Cannot read the Nix trust settings: ' }), st.trust.error);
     parts.push(h('span', { class: 'muted', text: ` — peers' answers are judged by ${st.trust.keys ? 'the last ones read' : 'no trusted keys'}.` }));
   }
-  line.className = st.shareError || st.trust?.error ? 'status status-error' : st.sharing ? 'status status-ok' : 'status';
+  // Two trusted keys of one name (every Go peernix key is peernix-1): Nix honours only the first.
+  for (const c of st.trust?.clashes ?? []) {
+    parts.push(h('br', {}), h('strong', { text: `${c.ignored.length + 1} trusted keys are named ${c.name}: ` }));
+    parts.push(`Nix honours only the first and refuses paths signed by the others. Give each Go peernix host its own key-name (see peernix doctor).`);
+  }
+  line.className = st.shareError || st.trust?.error || st.trust?.clashes?.length ? 'status status-error' : st.sharing ? 'status status-ok' : 'status';
   replaceChildren(line, parts);
 }

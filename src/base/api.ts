@@ -149,7 +149,14 @@ export interface StatusView {
    * The local Nix's trust settings peers' answers are judged by. `error` says why they could not be
    * read (then the last ones read, or none, are in use); `source` where they came from.
    */
-  trust?: { source: string | null; keys: number; requireSigs: boolean; error: string | null };
+  trust?: {
+    source: string | null;
+    keys: number;
+    requireSigs: boolean;
+    error: string | null;
+    /** Trusted keys sharing a name: Nix honours only the first (every Go peernix key is peernix-1). */
+    clashes?: { name: string; honoured: string; ignored: string[] }[];
+  };
   /** Where narinfo metadata comes from: the store database (fast) or the nix-daemon, and why. */
   metadata?: { source: 'database' | 'daemon'; why: string | null };
   mdns: boolean;

@@ -229,7 +229,10 @@ const goRenderings = new WeakMap<NarInfo, string>();
 function renderedGoForm(info: NarInfo): string {
   let text = goRenderings.get(info);
   if (text === undefined) {
-    text = renderNarInfo({ ...info, url: goNarUrl(info.storePath.slice('/nix/store/'.length, '/nix/store/'.length + 32)) });
+    const hashPart = info.storePath.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+    // Every narinfo we serve has a sha256 NarHash (the only kind Nix writes); without one, the legacy form.
+    const narHash32 = info.narHash.startsWith('sha256:') ? info.narHash.slice('sha256:'.length) : null;
+    text = renderNarInfo({ ...info, url: narHash32 ? goNarUrl(hashPart, narHash32) : `${hashPart}.nar` });
     goRenderings.set(info, text);
   }
   return text;

@@ -9,9 +9,12 @@ export const NARINFO = new RegExp(`^/(${N32}{32})\\.narinfo$`);
 /** Under /nix-cache/ our narinfos name the NAR the Go way (GO_NAR), and we serve that form too. */
 export const GO_NARINFO = new RegExp(`^/nix-cache/(${N32}{32})\\.narinfo$`);
 export const NAR = new RegExp(`^${PREFIX}/nar/(${N32}{32})-(${N32}{52})\\.nar$`);
-// The Go peernix (zw3rk/peernix main.go, handleNixCache) serves NARs at /nix-cache/<hash part>.nar
-// and, as a proxy, asks its peer for exactly the path its Nix asked it for: its handler takes all
-// between "/nix-cache/" and ".nar" as the hash part, so "nar/…" URLs are a 404 there.
+// The Go peernix (zw3rk/peernix main.go, handleNixCache) proxies by asking its peer for exactly the
+// path its Nix asked it for, and parses only "/nix-cache/<hash>-<narhash>.nar" (stateless: any holder
+// of that NarHash serves it) or the older "/nix-cache/<hash>.nar" (followed only while its in-memory
+// map remembers the hash, so a 404 for good after it restarts; docs go-peernix.md). Under /nix-cache/
+// our narinfos therefore name the NAR the stateless Go way, and we serve both Go forms.
+export const GO_STATELESS_NAR = new RegExp(`^/nix-cache/(${N32}{32})-(${N32}{52})\\.nar$`);
 export const GO_NAR = new RegExp(`^/nix-cache/(${N32}{32})\\.nar$`);
 /** Prometheus figures (metrics/route.ts): always on loopback, on the share listener only when asked. */
 export const METRICS_PATH = '/metrics';
@@ -25,7 +28,7 @@ export function narUrl(hashPart: string, narHash32: string): string {
   return `nar/${hashPart}-${narHash32}.nar`;
 }
 
-/** The NAR URL a Go peernix can follow (relative to /nix-cache/, served as `nar-by-hash`). */
-export function goNarUrl(hashPart: string): string {
-  return `${hashPart}.nar`;
+/** The NAR URL a Go peernix can follow, even after it restarts (relative to /nix-cache/). */
+export function goNarUrl(hashPart: string, narHash32: string): string {
+  return `${hashPart}-${narHash32}.nar`;
 }

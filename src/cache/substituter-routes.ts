@@ -1,6 +1,6 @@
 import type { CacheHandlers } from './cache-handler.ts';
 import { GET_HEAD, type Route, type RouteHandler } from './route-table.ts';
-import { ANY_PATH, CACHE_INFO, GO_NAR, GO_NARINFO, NAR, NARINFO } from './routes.ts';
+import { ANY_PATH, CACHE_INFO, GO_NAR, GO_NARINFO, GO_STATELESS_NAR, NAR, NARINFO } from './routes.ts';
 
 // Everything the substituter listener serves this machine's Nix, first match wins, after the
 // loopback routes (control/routes.ts) on the same socket. Answered by the resolver: the local store,
@@ -13,6 +13,7 @@ export function substituterRoutes(cache: CacheHandlers): Route[] {
     route('narinfo', NARINFO, 'path', cache.narInfo),
     route('narinfo-go', GO_NARINFO, 'path', cache.goNarInfo),
     route('nar', NAR, 'path', cache.nar),
+    route('nar-go-stateless', GO_STATELESS_NAR, 'path', cache.nar),
     route('nar-go', GO_NAR, 'path', cache.narByHash),
     // Any other path, and any method a cache does not take (405), in one place.
     route('not-found', ANY_PATH, 'nothing', cache.notFound),

@@ -77,6 +77,7 @@ function describe(s: Snapshot): string {
     `  substituter:  ${st.substituterUrl}`,
     `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
     ...(st.trust ? [`  nix trust:    ${st.trust.error ? `UNREADABLE: ${st.trust.error}; ` : ''}${st.trust.keys} trusted key(s), require-sigs ${st.trust.requireSigs}${st.trust.source ? `, from ${st.trust.source}` : ''}`] : []),
+    ...(st.trust?.clashes ?? []).map((c) => `  KEY CLASH:    ${c.ignored.length + 1} trusted keys named ${c.name}: Nix honours only the first and refuses paths signed by the others; give each Go peernix host its own key-name (peernix doctor)`),
     `  public key:   ${st.publicKey}`,
     ...(st.shareAddresses?.length ? [`  colleagues:   ${st.shareAddresses.join('  ')}`] : []),
     `  mDNS:         ${st.mdns ? 'on' : 'off'}`,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
 import type { FallbackReason } from '../base/api.ts';
@@ -64,6 +65,9 @@ export class Resolver implements CacheBackend {
   /** `${hashPart}-${narHash32}` → until when a resume of it is refused. */
   private readonly mismatchCuts = new Map<string, number>();
   private readonly hedged: HedgedOpener;
+  /** Go peers heard answering "not_found" (e74df7c on): their silence is not taken as a miss. */
+  private readonly goAnswersMisses = new WeakSet<Peer>();
+  private readonly goDialectAsked = new WeakSet<Peer>();
 
   constructor(opts: ResolverOptions) {
     // `?? default`, not spread defaults: an option passed as undefined would otherwise turn the
@@ -78,9 +82,10 @@ export class Resolver implements CacheBackend {
     this.hedged = new HedgedOpener({ registry: opts.registry, client: opts.client, log: opts.log, hedgeMs: this.opts.hedgeMs, lookup: (h, fresh) => this.fanOut(h, fresh) });
     // A new peer may have what we just missed. Finished lookups go too: reusing one would repeat
     // the miss without asking the newcomer.
-    opts.registry.on('up', () => {
+    opts.registry.on('up', (peer: Peer) => {
       this.negative.clear();
       for (const [hashPart, l] of this.lookups) if (l.done) this.lookups.delete(hashPart);
+      this.learnGoDialect(peer);
     });
   }
 
@@ -310,7 +315,9 @@ export class Resolver implements CacheBackend {
         }
       } catch (e) {
         this.opts.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
-        if (!stop.signal.aborted) this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout', go?.saidYes() ?? false);
+        // A Go peer's "not_found" over UDP is its answer: a miss, not a failure to strike it for.
+        if (go?.saidNotFound()) this.opts.registry.reportAnswer(peer);
+        else if (!stop.signal.aborted) this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout', go?.saidYes() ?? false);
       } finally {
         go?.end();
         untrack();
@@ -327,22 +334,48 @@ export class Resolver implements CacheBackend {
   }
 
   /**
+   * Tells the two Go protocols apart before lookups need to: a question for a hash no store holds is
+   * answered "not_found" by today's Go (e74df7c on) and not at all by 93fc511. One datagram (and one
+   * nix-store run on the Go host) when a Go peer comes up; silence asks again at its next coming up.
+   */
+  learnGoDialect(peer: Peer): void {
+    if (peer.dialect !== 'go' || this.goAnswersMisses.has(peer) || this.goDialectAsked.has(peer)) return;
+    this.goDialectAsked.add(peer);
+    void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, encodeNix32(randomBytes(20)), AbortSignal.timeout(3000)).then((r) => {
+      if (r === 'not-found') this.goAnswersMisses.add(peer);
+      else this.goDialectAsked.delete(peer);
+    });
+  }
+
+  /**
    * A Go peer's lookup: its silence is a miss after registry.goSilenceMs, unless it says over UDP
    * that it holds the path; then its (slow) narinfo is waited for. The signal aborts either way.
    */
-  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean } {
+  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean; saidNotFound: () => boolean } {
     const silence = new AbortController();
     const asked = new AbortController(); // the UDP question ends with the lookup
-    const timer = setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
+    // A host that has said "not_found" speaks today's protocol, where silence is no answer (a loaded
+    // host, a lost datagram), not a miss: only the narinfo's own deadline ends its lookup.
+    const timer = this.goAnswersMisses.has(peer) ? undefined : setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
     let yes = false;
+    let notFound = false;
     void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, hashPart, AbortSignal.any([stop, asked.signal, silence.signal])).then((ms) => {
       if (ms === null) return;
+      if (ms === 'not-found') {
+        // Definitive (today's Go says it of its own store): the lookup needs no narinfo from it.
+        notFound = true;
+        this.goAnswersMisses.add(peer);
+        clearTimeout(timer);
+        silence.abort();
+        return;
+      }
       yes = true;
       clearTimeout(timer);
       this.opts.registry.reportGoYes(peer, ms);
     });
     return {
       saidYes: () => yes,
+      saidNotFound: () => notFound,
       signal: AbortSignal.any([stop, silence.signal]),
       end: () => {
         clearTimeout(timer);

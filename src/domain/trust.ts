@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { isContentAddressedPath, narHashFitsContentAddress } from '../nix/content-address.ts';
 import { parseSha256 } from '../nix/hash.ts';
 import { STORE_DIR } from '../nix/store-path.ts';
@@ -42,19 +43,43 @@ export function isKeyTrusted(publicKeyText: string | null, policy: TrustPolicy):
 export function policyFromKeys(keyTexts: string[], requireSigs = true): TrustPolicy {
   const keys: PublicKey[] = [];
   for (const t of keyTexts) {
+    let k: PublicKey;
     try {
-      keys.push(parsePublicKey(t));
+      k = parsePublicKey(t);
     } catch {
-      // Nix ignores keys it can't parse too
+      continue; // Nix ignores keys it can't parse too
     }
+    // Nix keeps the first trusted key of each name and ignores the rest (every Go peernix host names
+    // its key peernix-1): a signature by a later one is one Nix refuses, so it is not trusted here.
+    if (!keys.some((x) => x.name === k.name)) keys.push(k);
   }
   return { requireSigs, keys };
+}
+
+/** Trusted keys Nix ignores because an earlier one has the same name, grouped by that name. */
+export function shadowedKeys(keyTexts: string[]): { name: string; honoured: string; ignored: string[] }[] {
+  const byName = new Map<string, string[]>();
+  for (const t of keyTexts) {
+    try {
+      const k = parsePublicKey(t);
+      const list = byName.get(k.name) ?? [];
+      if (!list.includes(k.text)) list.push(k.text);
+      byName.set(k.name, list);
+    } catch {
+      // not a key Nix would use
+    }
+  }
+  return [...byName].filter(([, l]) => l.length > 1).map(([name, l]) => ({ name, honoured: l[0], ignored: l.slice(1) }));
 }
 
 export interface NixTrust {
   policy: TrustPolicy;
   /** Where the settings came from: the files read and NIX_CONFIG, or Nix's defaults. */
   source: string;
+  /** The files to watch for a change: those read, and the top nix.conf even when absent. */
+  files: string[];
+  /** Trusted keys Nix ignores for an earlier one of the same name. */
+  clashes: ReturnType<typeof shadowedKeys>;
 }
 
 /**
@@ -64,5 +89,6 @@ export interface NixTrust {
 export function readNixTrust(env: NodeJS.ProcessEnv = process.env): NixTrust {
   const s = readNixTrustSettings(env);
   const source = s.sources.length > 0 ? s.sources.join(', ') : `Nix's defaults (no ${nixConfDir(env)}/nix.conf)`;
-  return { policy: policyFromKeys(s.trustedPublicKeys, s.requireSigs), source };
+  const files = [path.join(nixConfDir(env), 'nix.conf'), ...s.sources.filter((f) => f !== 'NIX_CONFIG')];
+  return { policy: policyFromKeys(s.trustedPublicKeys, s.requireSigs), source, files: [...new Set(files)], clashes: shadowedKeys(s.trustedPublicKeys) };
 }

@@ -19,6 +19,8 @@ import { mdnsSocketOf, type MdnsSocket } from './bonjour-internals.ts';
 import { SERVICE_TYPE, type DiscoveredPeer } from './discovered-service.ts';
 import { LocalNetworks } from './local-networks.ts';
 import { MdnsAnnouncer } from './mdns-announcer.ts';
+import { shapeResponses } from './mdns-answer-order.ts';
+import { QuerySignOfLife } from './query-sign-of-life.ts';
 import { MdnsBrowser } from './mdns-browser.ts';
 
 export interface MdnsDiscoveryOptions {
@@ -70,6 +72,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   private requery: NodeJS.Timeout | null = null;
   private addressCheck: NodeJS.Timeout | null = null;
   private addressesSeen = '';
+  private signOfLife: QuerySignOfLife | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(opts: MdnsDiscoveryOptions) {
@@ -119,10 +122,19 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     // Unhandled, multicast-dns's 'error' (EADDRINUSE, EACCES) would throw out of the event loop.
     mdns?.on('error', this.onSocketError);
     mdns?.on('warning', this.onWarning);
+    // Address records last-A and current, for Go clients and after an address leaves (mdns-answer-order.ts).
+    shapeResponses(mdns);
 
     this.browser.attach(bonjour, mdns);
     // After the browser, so a goodbye packet has removed the service before its addresses are read.
     mdns?.on('response', this.onResponse);
+    // A stranger browsing for us has probably just started: ask at once rather than at the next round.
+    this.signOfLife = new QuerySignOfLife({
+      serviceName: `_${SERVICE_TYPE}._tcp.local`,
+      known: (a) => this.isOwnOrKnown(a),
+      requery: () => this.browser.query(),
+    });
+    mdns?.on('query', this.onQuery);
 
     if (this.requeryMs > 0) {
       this.requery = setInterval(() => this.browser.query(), this.requeryMs);
@@ -161,6 +173,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       await this.announcer.stop();
       this.browser.detach();
       this.mdns?.removeListener('response', this.onResponse);
+      this.mdns?.removeListener('query', this.onQuery);
+      this.signOfLife?.stop();
       const bonjour = this.bonjour;
       // The socket's 'error' listener stays: a late error after close must not crash anything either.
       if (bonjour) await new Promise<void>((resolve) => bonjour.destroy(() => resolve()));
@@ -194,4 +208,11 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     // Undecodable packets and per-interface multicast hiccups: expected on a real LAN.
   };
   private readonly onResponse = (packet: unknown, rinfo: unknown): void => this.browser.readResponse(packet, rinfo);
+  private readonly onQuery = (packet: unknown, rinfo: unknown): void => this.signOfLife?.heard(packet, rinfo);
+
+  private isOwnOrKnown(address: string): boolean {
+    const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+    for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) if (i.address === a) return true;
+    return this.browser.peers().some((p) => p.address === a);
+  }
 }

@@ -14,6 +14,8 @@ export interface GoUdpCompanionOptions {
   store: Pick<LocalStore, 'pathInfoFromDb' | 'pathInfoByHashPart'>;
   /** The share listener's port once bound. */
   sharePort: () => number | undefined;
+  /** Whether an address belongs to a peer up over HTTP: such peers keep a share of the UDP budget. */
+  proven: (address: string) => boolean;
   log: Logger;
 }
 
@@ -23,10 +25,11 @@ export function goUdpCompanion(opts: GoUdpCompanionOptions): { open(): Promise<v
     host: opts.host,
     port: opts.port,
     log,
-    has: (hashPart) => {
+    narHash: (hashPart) => {
       const known = store.pathInfoFromDb(hashPart);
-      return known !== undefined ? known !== null : store.pathInfoByHashPart(hashPart).then((info) => info !== null);
+      return known !== undefined ? (known?.narHash ?? null) : store.pathInfoByHashPart(hashPart).then((info) => info?.narHash ?? null);
     },
+    proven: opts.proven,
   });
   return {
     async open() {

@@ -79,7 +79,9 @@ export class HedgedOpener {
   open(hashPart: string, narHash32: string, tried: Set<string>, offset = 0, first?: Candidate, signal?: AbortSignal): Promise<Found | null> {
     const next = (state: Lookup) => {
       const live = new Set(this.deps.registry.live());
-      return state.list.find((a) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer));
+      const usable = (a: Lookup['list'][number]) => a.narHash32 === narHash32 && !tried.has(a.peer.id) && live.has(a.peer);
+      // Resuming: a holder that honours Range first; a Go peer ignores it and resends from the start.
+      return (offset > 0 ? state.list.find((a) => usable(a) && a.peer.dialect !== 'go') : undefined) ?? state.list.find(usable);
     };
     let state: Lookup | null = null;
     let fanned = false;

@@ -5,6 +5,7 @@ import { NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
 import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
+import { skipPrefix } from './skip-prefix.ts';
 import { ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
@@ -121,15 +122,18 @@ export class PeerClient {
     if (status === 404 || status === 410 || status === 403) fail('not there any more', 'missing');
     // Its share listener is at its cap of NAR streams: another holder, not a mark against the peer.
     if (status === 503) fail('busy (HTTP 503)', 'busy');
-    if (opts.offset > 0) {
+    // A 200 to a Range request is a holder that ignores Range (the Go peernix): the whole NAR comes,
+    // and the part already sent is dropped (skip-prefix.ts). Not a fault of the holder.
+    const skip = opts.offset > 0 && status === 200 ? opts.offset : 0;
+    if (opts.offset > 0 && !skip) {
       if (status !== 206) fail(`no range support (HTTP ${status})`);
       const cr = String(res.headers['content-range'] ?? '');
       if (!cr.startsWith(`bytes ${opts.offset}-`)) fail(`wrong Content-Range "${cr}"`);
-    } else if (status !== 200) fail(`HTTP ${status}`);
+    } else if (status !== 200 && !skip) fail(`HTTP ${status}`);
     const framed = res.headers[FRAMES_HEADER];
     if (framed !== undefined && (!this.frames || framed !== FRAMES_VERSION)) fail(`frames "${String(framed).slice(0, 40)}" that were not asked for`);
     const len = res.headers['content-length'];
-    if (len !== undefined && !framed && Number(len) !== want) fail(`Content-Length ${len}, expected ${want}`);
+    if (len !== undefined && !framed && Number(len) !== want + skip) fail(`Content-Length ${len}, expected ${want + skip}`);
     if (res.headers['content-encoding'] && res.headers['content-encoding'] !== 'identity') fail('unexpected Content-Encoding');
     // A peer that stops sending mid-NAR is treated as dead, so the stream can resume elsewhere.
     const idle = () => res.destroy(new PeerError('timeout', `${url}: no data for ${this.timeouts.narIdleMs} ms`));
@@ -139,9 +143,10 @@ export class PeerClient {
     const noteCompleted = () => {
       if (res.complete && 'pace' in res) this.receiverLoad.note(origin, res.pace());
     };
+    const whole = (s: Readable): Readable => (skip ? skipPrefix(s, skip, (why) => new PeerError('unreachable', `${url}: ${why}`)) : s);
     if (!framed) {
       res.once('end', noteCompleted);
-      return res;
+      return whole(res);
     }
     const decoder = new FrameDecoder();
     decoder.once('end', noteCompleted);
@@ -154,7 +159,7 @@ export class PeerClient {
       if (!res.complete) res.destroy();
     });
     res.pipe(decoder);
-    return decoder;
+    return whole(decoder);
   }
 
   /**

@@ -78,6 +78,9 @@ function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
 }
 
 /** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
+/** How long an up Go peer goes unprobed after it was last seen (probes and lookups still strike a dead one). */
+const GO_PROBE_QUIET_MS = 20_000;
+
 export class PeerRegistry extends EventEmitter {
   private readonly peers = new Map<string, Peer>();
   private readonly contenders = new Map<string, Contender>(); // by service key
@@ -492,6 +495,8 @@ export class PeerRegistry extends EventEmitter {
   }
 
   private async check(peer: Peer): Promise<void> {
+    // A Go host logs every request; one that is up and was seen lately needs no probe yet (#21).
+    if (peer.dialect === 'go' && peer.state === 'up' && Date.now() - Math.max(peer.lastSeen, peer.lastHeard) < GO_PROBE_QUIET_MS) return;
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
     const url = peer.url;

@@ -40,11 +40,23 @@
 //   hasPath (l. 1133–1153): findStorePath runs `nix store path-from-hash-part` (l. 1114); then the path
 //     must exist (l. 1140) and have no ".lock" beside it (l. 1145).
 //
+// Today's Go (e74df7c, 2026-05-20; docs go-peernix.md, read from its main.go and seen on the wire) has
+// moved on from 93fc511, and this stand-in follows it:
+//   - UDP: a has_path? miss is answered "not_found"; "has_path_with_narhash?<hash>:<nix32 NarHash>" is
+//     answered "yes", "narhash_mismatch" or "not_found" (udpServer).
+//   - narinfo URL "<hash>-<nix32 NarHash>.nar"; handleNixCache serves that form statelessly (held locally
+//     with that NarHash, else from a peer that answers has_path_with_narhash? "yes"), and the old
+//     "<hash>.nar" only while its in-memory map has the hash.
+//   - mDNS: it sends no unsolicited announcements; it browses `_peernix._tcp` at start, 5 s and 10 s
+//     later and then every 30 s (udpServer, updatePeersMDNS), and keeps the last A or AAAA record of an
+//     answer as the peer's address, written without brackets (hashicorp/mdns entry.Addr), so a peer whose
+//     answer ends with a link-local AAAA is recorded at an address it cannot dial.
+//
 // Differences, for the test's sake: Nix 2.8 has no `nix store path-from-hash-part`, so the path is
 // found by its name under the chroot store and checked with `nix-store --check-validity`; `nix store
 // dump-path` stands for `nix-store --dump`, which ignores --store; its peers are given on the command
 // line (it would learn them by mDNS or UDP broadcast); test hooks: /standin/ask/<hash> asks the peers
-// exactly as a narinfo miss does, /standin/slow/<ms> makes it a loaded host (see slowMs), /standin/cut/<hash>/<bytes> holds the next NAR of that hash after so
+// exactly as a narinfo miss does, /standin/slow/<ms> makes it a loaded host (see slowMs), /standin/udp-delay/<ms> delays its UDP answers, /standin/cut/<hash>/<bytes> holds the next NAR of that hash after so
 // many bytes, /standin/release/<hash> then cuts it; it prints one JSON line per event for the test to read.
 
 import { spawn } from 'node:child_process';
@@ -102,6 +114,11 @@ async function hasPath(hash: string): Promise<string | null> {
   return (await nixStore(['--check-validity', p])).code === 0 ? p : null;
 }
 
+/** The nix32 part of a held path's NarHash (Go's narHashToURLSafe). */
+async function narHashOf(full: string): Promise<string> {
+  return (await nixStore(['--query', '--hash', full])).out.trim().replace(/^sha256:/, '');
+}
+
 async function narInfo(full: string, hash: string): Promise<string> {
   const refs = (await nixStore(['--query', '--references', full])).out.split(/\s+/).filter((r) => r && r !== full).sort();
   const deriverOut = (await nixStore(['--query', '--deriver', full])).out.trim();
@@ -113,7 +130,7 @@ async function narInfo(full: string, hash: string): Promise<string> {
   const sig = `${keyName}:${sign(null, Buffer.from(fingerprint), privateKey).toString('base64')}`;
   return [
     `StorePath: ${full}`,
-    `URL: ${hash}.nar`,
+    `URL: ${hash}-${narHash.slice('sha256:'.length)}.nar`,
     'Compression: none',
     `FileHash: ${narHash}`,
     `FileSize: ${size}`,
@@ -130,24 +147,36 @@ async function narInfo(full: string, hash: string): Promise<string> {
 // longer, and a UDP "yes" a fifth of it, at most 300 ms (Go runs nix-store five times for the one, once
 // for the other; past 1.5 s the narinfo stands for a wedged host that says "yes" and then stalls).
 let slowMs = 0;
+// Test hook: its UDP answers (yes and not_found alike) come this much later (a host whose nix-store
+// runs queue up behind 20 lookups at once).
+let udpDelayMs = 0;
 const later = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- UDP: answering and asking ----
 const udp = dgram.createSocket('udp4');
 udp.on('message', (msg, rinfo) => {
   const text = msg.subarray(0, 1024).toString('latin1');
-  if (text.startsWith('has_path?')) {
+  if (text.startsWith('has_path_with_narhash?')) {
+    const [hash, want] = text.slice('has_path_with_narhash?'.length).split(':', 2);
+    if (want === undefined) return void udp.send('invalid_format', rinfo.port, rinfo.address);
+    void hasPath(hash).then(async (p) => {
+      const answer = !p ? 'not_found' : (await narHashOf(p)) === want ? 'yes' : 'narhash_mismatch';
+      udp.send(answer, rinfo.port, rinfo.address);
+      say({ event: 'udp-asked', from: rinfo.address, hash, narHash: want, answer });
+    });
+  } else if (text.startsWith('has_path?')) {
     const hash = text.slice('has_path?'.length);
     void hasPath(hash).then(async (p) => {
       if (p) await later(Math.min(slowMs / 5, 300));
-      if (p) udp.send('yes', rinfo.port, rinfo.address);
-      say({ event: 'udp-asked', from: rinfo.address, hash, answer: p ? 'yes' : null });
+      await later(udpDelayMs);
+      udp.send(p ? 'yes' : 'not_found', rinfo.port, rinfo.address);
+      say({ event: 'udp-asked', from: rinfo.address, hash, answer: p ? 'yes' : 'not_found' });
     });
   } else if (text === 'ping' && rinfo.address !== cfg.address) udp.send('pong', rinfo.port, rinfo.address);
 });
 udp.on('error', (e) => say({ event: 'error', where: 'udp', message: e.message }));
 
-async function askPeer(peer: string, hash: string, deadline: number, replies: (string | null)[]): Promise<boolean> {
+async function askPeer(peer: string, hash: string, deadline: number, replies: (string | null)[], question = `has_path?${hash}`): Promise<boolean> {
   for (const delay of [0, 100, 500, 2000]) {
     await new Promise((r) => setTimeout(r, delay));
     if (Date.now() >= deadline) return false;
@@ -159,24 +188,26 @@ async function askPeer(peer: string, hash: string, deadline: number, replies: (s
         clearTimeout(timer);
         resolve(m);
       });
-      sock.connect(cfg.udpPort, peer, () => sock.send(`has_path?${hash}`));
+      sock.connect(cfg.udpPort, peer, () => sock.send(question));
     });
     sock.close();
     replies.push(reply === null ? null : reply.toString('latin1'));
     say({ event: 'udp-reply', peer, hash, reply: reply === null ? null : reply.toString('latin1') });
     if (reply?.toString('latin1') === 'yes') return true;
+    if (reply !== null) return false; // "not_found" (or anything but yes) is definitive: no retry
   }
   return false;
 }
 
-async function findPeerForHash(hash: string, replies: (string | null)[] = []): Promise<string | null> {
+async function findPeerForHash(hash: string, replies: (string | null)[] = [], narHash?: string): Promise<string | null> {
   const t0 = Date.now();
   const deadline = t0 + 2000;
+  const peers = allPeers();
   const found = await new Promise<string | null>((resolve) => {
-    let left = cfg.peers.length;
+    let left = peers.length;
     if (left === 0) resolve(null);
-    for (const p of cfg.peers) {
-      void askPeer(p, hash, deadline, replies).then((yes) => {
+    for (const p of peers) {
+      void askPeer(p, hash, deadline, replies, narHash ? `has_path_with_narhash?${hash}:${narHash}` : undefined).then((yes) => {
         if (yes) resolve(p);
         else if (--left === 0) resolve(null);
       });
@@ -185,6 +216,10 @@ async function findPeerForHash(hash: string, replies: (string | null)[] = []): P
   say({ event: 'udp-query', hash, found, ms: Date.now() - t0 });
   return found;
 }
+
+// Peers from the command line and those its mDNS browse recorded (address → when heard), as Go merges them.
+const discovered = new Map<string, number>();
+const allPeers = (): string[] => [...new Set([...cfg.peers, ...discovered.keys()])];
 
 // ---- HTTP ----
 const narInfoPeer = new Map<string, string>();
@@ -198,11 +233,16 @@ async function handleNixCache(req: http.IncomingMessage, res: http.ServerRespons
   const isNarInfo = p.endsWith('.narinfo');
   const isNar = p.endsWith('.nar');
   if (!isNarInfo && !isNar) return void res.writeHead(404).end('Not found\n');
-  const hash = isNarInfo ? p.slice(0, -'.narinfo'.length) : p.slice(0, -'.nar'.length);
+  const base = isNarInfo ? p.slice(0, -'.narinfo'.length) : p.slice(0, -'.nar'.length);
+  // "<hash>-<narhash>" is today's stateless form; anything else is taken whole as the hash, as Go does.
+  const stateless = isNar && base.length > 32 && base[32] === '-';
+  const hash = stateless ? base.slice(0, 32) : base;
+  const wantNarHash = stateless ? base.slice(33) : null;
   const compress = isNar && /gzip/i.test(String(req.headers['accept-encoding'] ?? ''));
   say({ event: 'http', url: req.url, range: req.headers.range ?? null, from: req.socket.remoteAddress });
 
-  const full = await hasPath(hash);
+  let full = await hasPath(hash);
+  if (full && wantNarHash !== null && (await narHashOf(full)) !== wantNarHash) full = null;
   if (full) {
     if (isNarInfo) {
       await later(slowMs);
@@ -238,7 +278,10 @@ async function handleNixCache(req: http.IncomingMessage, res: http.ServerRespons
   }
 
   let peer: string | null = null;
-  if (isNar) {
+  if (wantNarHash !== null) {
+    peer = await findPeerForHash(hash, [], wantNarHash);
+    if (!peer) return void res.writeHead(404).end('Not found in local store or peers\n');
+  } else if (isNar) {
     peer = narInfoPeer.get(hash) ?? null;
     if (peer === 'localhost') peer = await findPeerForHash(hash);
     if (!peer) return void res.writeHead(404).end('Not found, peer for .nar not cached\n');
@@ -247,12 +290,19 @@ async function handleNixCache(req: http.IncomingMessage, res: http.ServerRespons
     if (!peer) return void res.writeHead(404).end('Not found in local store or peers\n');
     narInfoPeer.set(hash, peer);
   }
-  const upstream = http.get(`http://${peer}:${cfg.httpPort}${req.url}`, (up) => {
+  // Go writes "http://" + peer + ":" + port: an IPv6 peer's URL is then malformed, and the request fails.
+  let upstream: http.ClientRequest;
+  try {
+    upstream = http.get(`http://${peer}:${cfg.httpPort}${req.url}`, (up) => {
     const headers = { ...up.headers };
     res.writeHead(up.statusCode ?? 502, headers);
     up.pipe(res);
     say({ event: 'proxied', url: req.url, peer, status: up.statusCode });
-  });
+    });
+  } catch (e) {
+    say({ event: 'proxy-failed', url: req.url, peer, message: String(e) });
+    return void res.writeHead(502).end('Failed to fetch from peer\n');
+  }
   upstream.on('error', () => {
     if (!res.headersSent) res.writeHead(502).end('Failed to fetch from peer\n');
     else res.destroy();
@@ -285,6 +335,11 @@ const server = http.createServer((req, res) => {
     slowMs = Number(slow[1]);
     return void res.writeHead(200).end('slow\n');
   }
+  const udpDelay = /^\/standin\/udp-delay\/([0-9]{1,5})$/.exec(url);
+  if (udpDelay) {
+    udpDelayMs = Number(udpDelay[1]);
+    return void res.writeHead(200).end('udp-delay\n');
+  }
   const cut = /^\/standin\/cut\/([0-9a-z]{32})\/([0-9]{1,12})$/.exec(url);
   if (cut) {
     cuts.set(cut[1], Number(cut[2]));
@@ -305,6 +360,7 @@ const server = http.createServer((req, res) => {
 interface Mdns {
   on(event: string, listener: (...args: any[]) => void): void;
   respond(packet: { answers: object[] }, rinfo: object | undefined, cb: () => void): void;
+  query(packet: object, rinfo: undefined, cb: () => void): void;
   destroy(): void;
 }
 const mdns = (createRequire(import.meta.url)('multicast-dns') as (o: object) => Mdns)({ interface: cfg.address, bind: '0.0.0.0' });
@@ -332,15 +388,37 @@ mdns.on('query', (q: { questions?: { name: string; type: string }[] }, rinfo: ob
 mdns.on('error', (e: unknown) => say({ event: 'error', where: 'mdns', message: String(e) }));
 mdns.on('warning', () => {});
 
+// Its browse: a PTR query for the service type; each answer naming a `_peernix._tcp` instance gives one
+// peer, at the last A or AAAA record of answers then additionals (hashicorp/mdns overwrites entry.Addr
+// with each), formatted as Go's net.IP.String() does (IPv6 bare). It skips its own address.
+let browsing = false;
+mdns.on('response', (packet: { answers?: { name: string; type: string; data: unknown }[]; additionals?: { name: string; type: string; data: unknown }[] }) => {
+  if (!browsing) return;
+  const records = [...(packet.answers ?? []), ...(packet.additionals ?? [])];
+  if (!records.some((r) => (r.type === 'PTR' || r.type === 'SRV') && String(r.name).toLowerCase().replace(/\.$/, '').endsWith(SERVICE))) return;
+  let addr: string | null = null;
+  for (const r of records) if ((r.type === 'A' || r.type === 'AAAA') && typeof r.data === 'string') addr = r.data;
+  if (!addr || addr === cfg.address) return;
+  const fresh = !discovered.has(addr);
+  discovered.set(addr, Date.now());
+  if (fresh) say({ event: 'mdns-discovered', address: addr });
+});
+const browse = () => {
+  browsing = true;
+  mdns.query({ questions: [{ name: SERVICE, type: 'PTR' }] }, undefined, () => {});
+  say({ event: 'mdns-browse' });
+  // hashicorp/mdns listens for 3 s per browse (updatePeersMDNS).
+  setTimeout(() => (browsing = false), 3000).unref();
+};
+
 udp.bind(cfg.udpPort, '0.0.0.0', () => {
   server.listen(cfg.httpPort, '0.0.0.0', () => {
     say({ event: 'ready', publicKey: publicKeyText });
-    let n = 0;
-    const announce = () => {
-      mdns.respond({ answers: [srv, a, txtRr] }, undefined, () => {});
-      if (++n < 3) setTimeout(announce, 1000 * n);
-    };
-    announce();
+    // No announcement (today's Go sends none); browses at 0, 5 and 10 s, then every 30 s.
+    browse();
+    setTimeout(browse, 5000).unref();
+    setTimeout(browse, 10_000).unref();
+    setTimeout(() => setInterval(browse, 30_000).unref(), 15_000).unref();
   });
 });
 

@@ -40,6 +40,8 @@ export interface LanHost {
   index: number; // 1-based
   address: string; // 10.x.y.<index>
   prefixLength: number; // 24
+  /** eth0's IPv6 link-local address (DAD done): every LAN here is dual-stack, as real ones are. */
+  linkLocal: string;
   exec(cmd: string, args: string[], opts?: SpawnOptions): ChildProcess;
   run(cmd: string, args: string[], opts?: RunOptions): Promise<RunResult>;
 }
@@ -205,6 +207,19 @@ function setSysctl(file: string, value: string): void {
   if (existsSync(file)) writeFileSync(file, value);
 }
 
+/** eth0's link-local address once DAD has passed; throws when IPv6 is not on after 10 s. */
+async function linkLocalReady(ns: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = await ip(['-n', ns, '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link']).catch((e: Error) => e.message);
+    const m = /inet6 (fe80:[0-9a-f:]+)\/64 /.exec(last);
+    if (m && !/tentative|dadfailed/.test(last)) return m[1];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`netns ${ns}: no usable IPv6 link-local address on eth0 after 10 s (${last.trim() || 'none'})`);
+}
+
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
@@ -277,7 +292,7 @@ export async function createLan(n: number): Promise<Lan> {
         child.stdin?.on('error', () => {});
         child.stdin?.end(opts.input ?? '');
       });
-    return { ns, index, address: `${subnet}.${index}`, prefixLength: 24, exec, run };
+    return { ns, index, address: `${subnet}.${index}`, prefixLength: 24, linkLocal: '', exec, run };
   };
 
   try {
@@ -305,8 +320,13 @@ export async function createLan(n: number): Promise<Lan> {
       await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
       // Without a route for multicast, sends to 224.0.0.251 fail with ENETUNREACH.
       await ip(['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+      // Real LANs carry IPv6 link-local addresses, and some clients pick those (docs testing.md): on in
+      // every namespace, whatever the machine's defaults say.
+      await ip(['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.eth0.disable_ipv6=0']);
       hosts.push(makeHost(i, ns));
     }
+    // Duplicate address detection holds a new address "tentative" (unusable) for about a second.
+    for (const h of hosts) h.linkLocal = await linkLocalReady(h.ns);
     return { name: bridge, subnet: `${subnet}.0/24`, hosts, teardown };
   } catch (err) {
     await teardown().catch(() => {});

@@ -85,6 +85,16 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
         scheme: 'light',
         expect: /share port is in use/,
       },
+      {
+        // Two Go peernix hosts trusted under the one name peernix-1: Nix honours only the first (#21).
+        name: 'key-clash-light',
+        api: new DemoApi({
+          ...demoApi().snapshot(),
+          status: demoStatus({ trust: { source: '/etc/nix/nix.conf', keys: 2, requireSigs: true, error: null, clashes: [{ name: 'peernix-1', honoured: 'peernix-1:AAAA', ignored: ['peernix-1:BBBB'] }] } }),
+        }),
+        scheme: 'light',
+        expect: /2 trusted keys are named peernix-1: Nix honours only the first.*own key-name/,
+      },
       { name: 'narrow-light', api: demoApi(), scheme: 'light', width: 760, expect: /Sharing/ },
     ];
     for (const c of cases) {

@@ -43,9 +43,18 @@ describe('cache routes', () => {
     }
   });
 
-  it('serves the Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
-    assert.equal(goNarUrl(H), `${H}.nar`);
-    assert.deepEqual(resolve(subst, `/nix-cache/${goNarUrl(H)}`), { handler: 'narByHash', params: [H] });
+  it('names NARs for Go hosts in the stateless form <hash>-<narhash>.nar and serves it under /nix-cache/', () => {
+    // Today's Go peernix (e74df7c) follows this form after its restart; <hash>.nar only while it remembers.
+    assert.equal(goNarUrl(H, N), `${H}-${N}.nar`);
+    for (const routes of [subst, share]) {
+      assert.deepEqual(resolve(routes, `/nix-cache/${goNarUrl(H, N)}`), { handler: 'nar', params: [H, N] });
+      assert.deepEqual(resolve(routes, `/${goNarUrl(H, N)}`), { handler: 'notFound', params: [] });
+      assert.deepEqual(resolve(routes, `/nix-cache/${H}-${N.slice(1)}.nar`), { handler: 'notFound', params: [] });
+    }
+  });
+
+  it('serves the older Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
+    assert.deepEqual(resolve(subst, `/nix-cache/${H}.nar`), { handler: 'narByHash', params: [H] });
     const bad = [`/${H}.nar`, `/nix-cache/${H}.nar.gz`, `/nix-cache/nar/${H}.nar`, `/nix-cache/${H.slice(1)}.nar`, `/nix-cache/${H.toUpperCase()}.nar`, `/nix-cache/../${H}.nar`];
     for (const u of bad) assert.deepEqual(resolve(subst, u), { handler: 'notFound', params: [] }, u);
   });

@@ -2,15 +2,22 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
 import { silentLogger } from '../../src/base/log.ts';
-import { encodeHasPath, GO_UDP_MAX_PACKET, isGoYes, parseGoQuestion } from '../../src/wire/go-udp.ts';
+import { encodeHasPath, encodeHasPathWithNarHash, GO_UDP_MAX_PACKET, isGoNotFound, isGoYes, parseGoQuestion } from '../../src/wire/go-udp.ts';
+import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { UdpResponder } from '../../src/peers/udp-responder.ts';
 
 const HELD = '0123456789abcdfghijklmnpqrsvwxyz'.slice(0, 32);
 const OTHER = 'zyxwvsrqpnmlkjihgfdcba9876543210';
+const NAR_HASH = Buffer.alloc(32, 7);
+const OTHER_NAR_HASH = Buffer.alloc(32, 9);
 
 describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
-  it('reads has_path? and ping exactly as the Go peer writes them', () => {
+  it('reads has_path?, has_path_with_narhash? and ping exactly as the Go peer (e74df7c) writes them', () => {
     assert.deepEqual(parseGoQuestion(Buffer.from(`has_path?${HELD}`)), { kind: 'has-path', hashPart: HELD });
+    const n32 = encodeNix32(NAR_HASH);
+    assert.deepEqual(parseGoQuestion(Buffer.from(`has_path_with_narhash?${HELD}:${n32}`)), { kind: 'has-path-with-narhash', hashPart: HELD, narHash: NAR_HASH });
+    assert.equal(encodeHasPathWithNarHash(HELD, NAR_HASH).toString(), `has_path_with_narhash?${HELD}:${n32}`);
+    assert.ok(isGoNotFound(Buffer.from('not_found')) && !isGoNotFound(Buffer.from('yes')));
     assert.deepEqual(parseGoQuestion(Buffer.from('ping')), { kind: 'ping' });
     assert.equal(encodeHasPath(HELD).toString(), `has_path?${HELD}`);
     assert.ok(isGoYes(Buffer.from('yes')));
@@ -20,7 +27,8 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
   it('ignores anything else: bad hashes, paths, JSON announcements, oversized or empty packets', () => {
     const bad = [
       '', 'has_path?', `has_path?${HELD}x`, `has_path?${HELD.slice(1)}`, `has_path?${HELD.toUpperCase()}`, `has_path?/nix/store/${HELD}`,
-      `has_path?${HELD.slice(0, 31)}e`, 'ping\n', 'PING', '{"cmd":"announce","peernix_version":"2.0.0"}', `has_path?${HELD}`.padEnd(GO_UDP_MAX_PACKET + 1, 'a'),
+      `has_path?${HELD.slice(0, 31)}e`, `has_path_with_narhash?${HELD}`, `has_path_with_narhash?${HELD}:sha256:${encodeNix32(NAR_HASH)}`,
+      `has_path_with_narhash?${HELD}:${'z'.repeat(52)}`, `has_path_with_narhash?${HELD}:${encodeNix32(NAR_HASH)}x`, 'ping\n', 'PING', '{"cmd":"announce","peernix_version":"2.0.0"}', `has_path?${HELD}`.padEnd(GO_UDP_MAX_PACKET + 1, 'a'),
     ];
     for (const b of bad) assert.equal(parseGoQuestion(Buffer.from(b)), null, JSON.stringify(b.slice(0, 60)));
     assert.equal(parseGoQuestion(Buffer.from([0xff, 0xfe, 0x00])), null);
@@ -49,33 +57,68 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
   });
   const start = async (opts: Partial<ConstructorParameters<typeof UdpResponder>[0]> = {}) => {
     const asked: string[] = [];
-    const r = new UdpResponder({ host: '127.0.0.1', port: 0, log: silentLogger, has: (h) => (asked.push(h), h === HELD), ...opts });
+    const r = new UdpResponder({ host: '127.0.0.1', port: 0, log: silentLogger, narHash: (h) => (asked.push(h), h === HELD ? NAR_HASH : null), ...opts });
     await r.bind();
     open.push(r);
     return { r, port: r.port!, asked };
   };
 
-  it('answers "yes" for a held path, nothing for one it lacks, "pong" to ping, and ignores junk', async () => {
+  it('answers "yes" for a held path, "not_found" for one it lacks, "pong" to ping, and ignores junk', async () => {
     const { r, port, asked } = await start();
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
-    assert.deepEqual(await ask(port, encodeHasPath(OTHER)), []);
+    assert.deepEqual(await ask(port, encodeHasPath(OTHER)), ['not_found']);
     assert.deepEqual(await ask(port, Buffer.from('ping')), ['pong']);
     assert.deepEqual(await ask(port, Buffer.from('{"cmd":"announce"}')), []);
     assert.deepEqual(await ask(port, Buffer.alloc(4000, 0x61)), []);
     console.log('stats', JSON.stringify(r.stats), 'store asked', asked.length);
     assert.deepEqual(asked, [HELD, OTHER]);
     assert.equal(r.stats.yes, 1);
-    assert.equal(r.stats.silent, 1);
+    assert.equal(r.stats.notFound, 1);
     assert.equal(r.stats.ignored, 2);
+  });
+
+  it('answers has_path_with_narhash? with yes, narhash_mismatch or not_found, as e74df7c does', async () => {
+    const { r, port } = await start();
+    assert.deepEqual(await ask(port, encodeHasPathWithNarHash(HELD, NAR_HASH)), ['yes']);
+    assert.deepEqual(await ask(port, encodeHasPathWithNarHash(HELD, OTHER_NAR_HASH)), ['narhash_mismatch']);
+    assert.deepEqual(await ask(port, encodeHasPathWithNarHash(OTHER, NAR_HASH)), ['not_found']);
+    assert.deepEqual([r.stats.yes, r.stats.mismatch, r.stats.notFound], [1, 1, 1]);
+  });
+
+  it('keeps a share of the overall budget for peers proven over HTTP', async () => {
+    // Two sources on loopback: 127.0.0.1 plays a stranger flooding, 127.0.0.2 a proven peer.
+    let t = 0;
+    const { r, port } = await start({
+      perSourceBurst: 1000, perSourceRate: 1000, totalRate: 10, totalBurst: 40, provenShare: 0.25, now: () => t,
+      proven: (a) => a === '127.0.0.2',
+    });
+    const stranger = dgram.createSocket('udp4');
+    await new Promise<void>((res) => stranger.connect(port, '127.0.0.1', () => res()));
+    let strangerAnswers = 0;
+    stranger.on('message', () => strangerAnswers++);
+    for (let i = 0; i < 100; i++) stranger.send(encodeHasPath(HELD));
+    await new Promise((res) => setTimeout(res, 400));
+    assert.equal(strangerAnswers, 30, 'a stranger gets the general 75 % of the burst, no more');
+    const peer = dgram.createSocket('udp4');
+    await new Promise<void>((res) => peer.bind(0, '127.0.0.2', () => res()));
+    await new Promise<void>((res) => peer.connect(port, '127.0.0.1', () => res()));
+    let peerAnswers = 0;
+    peer.on('message', () => peerAnswers++);
+    for (let i = 0; i < 20; i++) peer.send(encodeHasPath(HELD));
+    await new Promise((res) => setTimeout(res, 400));
+    console.log(`after a stranger's flood of 100: stranger ${strangerAnswers} answered, proven peer ${peerAnswers} of 20 (${r.stats.limited} limited)`);
+    assert.equal(peerAnswers, 10, 'the proven peer still gets the reserved 25 %');
+    stranger.close();
+    peer.close();
   });
 
   it('answers from an asynchronous store lookup, and a lookup that throws or rejects answers nothing', async () => {
     let mode: 'ok' | 'throw' | 'reject' = 'ok';
     const { port } = await start({
-      has: (h) => {
+      narHash: (h) => {
         if (mode === 'throw') throw new Error('db gone');
         if (mode === 'reject') return Promise.reject(new Error('daemon gone'));
-        return new Promise((r) => setTimeout(() => r(h === HELD), 20));
+        return new Promise((r) => setTimeout(() => r(h === HELD ? NAR_HASH : null), 20));
       },
     });
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
@@ -107,9 +150,30 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     sock.close();
   });
 
+  it("gives a proven peer's own address four times a stranger's rate and burst", async () => {
+    const t = 0;
+    const { r, port } = await start({ perSourceRate: 5, perSourceBurst: 10, proven: (a) => a === '127.0.0.3', now: () => t });
+    const burst = async (from: string): Promise<number> => {
+      const sock = dgram.createSocket('udp4');
+      await new Promise<void>((res) => sock.bind(0, from, () => res()));
+      await new Promise<void>((res) => sock.connect(port, '127.0.0.1', () => res()));
+      let n = 0;
+      sock.on('message', () => n++);
+      for (let i = 0; i < 100; i++) sock.send(encodeHasPath(HELD));
+      await new Promise((res) => setTimeout(res, 400));
+      sock.close();
+      return n;
+    };
+    const stranger = await burst('127.0.0.4');
+    const peer = await burst('127.0.0.3');
+    console.log(`a burst of 100 with burst 10: stranger ${stranger} answered, proven peer ${peer} (${r.stats.limited} limited)`);
+    assert.equal(stranger, 10);
+    assert.equal(peer, 40);
+  });
+
   it('bounds store lookups in flight', async () => {
     const pending: (() => void)[] = [];
-    const { r, port } = await start({ maxInFlight: 3, perSourceBurst: 100, has: () => new Promise<boolean>((res) => pending.push(() => res(true))) });
+    const { r, port } = await start({ maxInFlight: 3, perSourceBurst: 100, narHash: () => new Promise<Buffer | null>((res) => pending.push(() => res(NAR_HASH))) });
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((res) => sock.connect(port, '127.0.0.1', () => res()));
     let yes = 0;
@@ -127,18 +191,18 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
 
   it('answers nothing once closed, not even a lookup that was under way; binds again; a busy port rejects', async () => {
     let release: () => void = () => {};
-    const { r, port } = await start({ has: () => new Promise<boolean>((res) => (release = () => res(true))) });
+    const { r, port } = await start({ narHash: () => new Promise<Buffer | null>((res) => (release = () => res(NAR_HASH))) });
     const asking = ask(port, encodeHasPath(HELD), 400);
     await new Promise((res) => setTimeout(res, 100));
     await r.close();
     release();
     assert.deepEqual(await asking, []);
     assert.equal(r.port, null);
-    const other = new UdpResponder({ host: '127.0.0.1', port, log: silentLogger, has: () => true });
+    const other = new UdpResponder({ host: '127.0.0.1', port, log: silentLogger, narHash: () => NAR_HASH });
     await other.bind();
     open.push(other);
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
-    const clash = new UdpResponder({ host: '127.0.0.1', port, log: silentLogger, has: () => true });
+    const clash = new UdpResponder({ host: '127.0.0.1', port, log: silentLogger, narHash: () => NAR_HASH });
     await assert.rejects(clash.bind(), /EADDRINUSE/);
     assert.equal(clash.open, false);
   });

@@ -79,6 +79,7 @@ describe('route tables', () => {
       narinfo: 'path',
       'narinfo-go': 'path',
       nar: 'path',
+      'nar-go-stateless': 'path',
       'nar-go': 'path',
       'not-found': 'nothing',
     });

@@ -154,7 +154,7 @@ describe('SharingSwitch', () => {
         s.close(() => resolve(p));
       });
     });
-    const udp = new UdpResponder({ host: '127.0.0.1', port: udpPort, log, has: (h) => h === HELD });
+    const udp = new UdpResponder({ host: '127.0.0.1', port: udpPort, log, narHash: (h) => (h === HELD ? Buffer.alloc(32) : null) });
     const companion = {
       open: () => udp.bind().catch((e: NodeJS.ErrnoException) => {
         throw new Error(`the Go-peer UDP port ${udpPort} is in use by another program (${e.message})`);
