@@ -7,6 +7,8 @@ import { createCacheHandler, type RequestHandler } from '../cache/cache-handler.
 import { listen } from '../cache/http-listener.ts';
 import { createIdentityRoute } from '../cache/identity-route.ts';
 import { createSummaryRoute } from '../cache/summary-route.ts';
+import { createRealisationRoute } from '../cache/realisation-route.ts';
+import { createRealisationSource } from '../domain/realisations.ts';
 import { ChangeBatcher, type Topic } from '../base/change-batcher.ts';
 import { LocalBackend } from '../cache/local-backend.ts';
 import { limitsFromEnv } from '../cache/limits.ts';
@@ -240,6 +242,13 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     priority: CACHE_PRIORITY,
     onNarSent: ({ bytes }) => metrics.narBytesSent.inc({ listener: 'substituter' }, bytes),
   });
+  // Content-addressed derivations' realisations: the share listener answers from this store, the
+  // substituter listener from this store and then the peers.
+  const shareRealisations = createRealisationRoute(createRealisationSource({ local: store, key: identity.key, log: log.child('share') }), log.child('share'));
+  const substRealisations = createRealisationRoute(
+    createRealisationSource({ local: store, key: identity.key, log: log.child('subst'), trust: () => trust, peers: { live: () => registry.live(), fetch: (p, id, signal) => client.realisation(p.url, id, signal) } }),
+    log.child('subst'),
+  );
   let extraRoutes: ((req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => boolean) | null = null;
   const substituter = await listen({
     host: substAddr.host,
@@ -250,7 +259,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     stallMs: limits.stallMs,
     handler: (req, res) => {
       metrics.countRequest('substituter', req.url);
-      if (metricsRoute(req, res) || extraRoutes?.(req, res)) return;
+      if (metricsRoute(req, res) || extraRoutes?.(req, res) || substRealisations(req, res)) return;
       substHandler(req, res);
     },
   });
@@ -301,7 +310,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
         handler: (req, res) => {
           metrics.countRequest('share', req.url);
           if (opts.metricsOnShare && metricsRoute(req, res)) return;
-          if (!identityRoute(req, res) && !summaryRoute(req, res) && !reachBackRoute(req, res)) shareHandler(req, res);
+          if (!identityRoute(req, res) && !summaryRoute(req, res) && !reachBackRoute(req, res) && !shareRealisations(req, res)) shareHandler(req, res);
         },
         log,
         stallMs: limits.stallMs,

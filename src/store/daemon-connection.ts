@@ -48,6 +48,9 @@ const OP_ADD_TEMP_ROOT = 11;
 const OP_QUERY_PATH_INFO = 26;
 const OP_QUERY_PATH_FROM_HASH_PART = 29;
 const OP_NAR_FROM_PATH = 38;
+const OP_QUERY_REALISATION = 43;
+/** A realisation's JSON is a few hundred bytes; its dependent realisations could make it longer. */
+const MAX_REALISATION = 64 * 1024;
 
 // Bounds on what we accept from the daemon; all far above anything a sane daemon sends.
 const MAX_PATH = 4096;
@@ -364,6 +367,25 @@ export class DaemonConnection extends EventEmitter {
     } catch (err) {
       // Before 1.17 an unknown path is reported as an in-band error.
       if (err instanceof DaemonError && !err.fatal && /is not valid/.test(err.message)) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * The realisations the store knows for one derivation output ("sha256:<hex>!<output>"), as the
+   * daemon's JSON texts (protocol ≥ 1.31; before that it answers bare store paths, with no
+   * signatures to pass on, so null). A daemon without ca-derivations answers an in-band error,
+   * which is "none here".
+   */
+  async queryRealisation(id: string): Promise<string[] | null> {
+    if (typeof id !== 'string' || id.length > 200 || !/^sha256:[0-9a-f]{64}![A-Za-z0-9+\-_?=.]{1,100}$/.test(id)) {
+      throw new DaemonError(`not a derivation output id: ${JSON.stringify(id)}`, { fatal: false, code: 'EINVAL' });
+    }
+    if (minor(this.protocolVersion) < 31) return null;
+    try {
+      return await this.call('QueryRealisation', [encodeU64(OP_QUERY_REALISATION), encodeString(id)], (r) => r.strList(16, MAX_REALISATION));
+    } catch (err) {
+      if (err instanceof DaemonError && !err.fatal) return [];
       throw err;
     }
   }

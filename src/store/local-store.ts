@@ -127,6 +127,16 @@ export class LocalStore {
     });
   }
 
+  /** The daemon's realisations of one derivation output, as JSON texts (see DaemonConnection.queryRealisation). */
+  realisation(id: string): Promise<string[] | null> {
+    return this.daemonCall(() => this.pool.queryRealisation(id));
+  }
+
+  /** Whether a store path is valid here now (a realisation is served only with its output). */
+  isValidPath(path: string): Promise<boolean> {
+    return this.daemonCall(() => this.pool.isValidPath(path));
+  }
+
   private daemonDown = false;
 
   private async daemonCall<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { PeernixEvent, Snapshot } from '../../src/base/api.ts';
 import { diagnose } from '../../src/doctor/doctor.ts';
@@ -32,6 +32,14 @@ let
 in derivation {
   name = "pn-top"; system = builtins.currentSystem; builder = sh;
   args = [ "-c" "export PATH=/usr/bin:/bin; mkdir $out && echo \${dep} > $out/ref && i=0 && while [ $i -lt 150000 ]; do echo line-$i-of-a-compressible-file; i=$((i+1)); done > $out/text" ];
+}`;
+
+// A content-addressed derivation (ca-derivations): its output path is known only once built, so Nix
+// asks caches for the realisation first.
+const CA = `derivation {
+  name = "pn-ca"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" "echo built-on-b > $out" ];
+  __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256";
 }`;
 
 for (const suite of SUITES) {
@@ -135,6 +143,30 @@ for (const suite of SUITES) {
       assert.equal(s.entries.find((e) => e.storePath === seed)?.sourceName, peerB);
       const fb = s.events.find((e) => e.type === 'fallback' && e.storePath === seed);
       assert.ok(fb?.type === 'fallback' && fb.reason === 'gc' && fb.outcome === 'served', JSON.stringify(fb));
+    });
+
+    it(`a ca-derivations ${suite} Nix substitutes a content-addressed output through a peer, realisation first, instead of building it`, async () => {
+      for (const h of [A, B]) writeFileSync(h.outside('/tmp/ca.nix'), CA);
+      const summaryOfB = async () => (await status(pnA, `${dir}/host-a-state`)).peers.find((p) => p.url === pnB.shareUrl)?.summary?.paths ?? 0;
+      const before = await summaryOfB();
+      const built = await B.exec('nix-build', ['--no-out-link', '/tmp/ca.nix'], { check: true });
+      const out = built.stdout.trim();
+      // A learns what B holds from B's store summary, refreshed every few seconds: until then A's
+      // Peernix answers a quick 404 without asking (and Nix would remember that miss for an hour).
+      await waitFor('B’s summary to admit the new paths (the .drv and its output)', async () => (await summaryOfB()) >= before + 2, 30_000);
+      const r = await A.exec('nix-build', ['--store', 'daemon', '--no-out-link', '/tmp/ca.nix', '--option', 'substituters', pnA.substituterUrl, '--option', 'trusted-public-keys', keyB, '--option', 'require-sigs', 'true'], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), out);
+      assert.match(r.stderr, new RegExp(`copying path '${out}' from 'http://127\\.0\\.0\\.1`));
+      assert.doesNotMatch(r.stderr, /building '/);
+      assert.equal(await narSha(A, out), await narSha(B, out));
+      // B served its realisation, signed with its key; A passed it on to its Nix.
+      assert.match(pnB.logs(), /GET \/realisations\/sha256:[0-9a-f]{64}%21out\.doi 200/);
+      assert.match(pnA.logs(), /GET \/realisations\/sha256:[0-9a-f]{64}%21out\.doi 200/);
+      const id = /GET \/realisations\/(sha256:[0-9a-f]{64})%21out\.doi 200/.exec(pnB.logs())![1];
+      const doi = JSON.parse((await get(`${pnB.shareUrl}/realisations/${id}!out.doi`)).body.toString()) as { outPath: string; signatures: string[] };
+      assert.equal(`/nix/store/${doi.outPath}`, out);
+      assert.ok(doi.signatures.some((s) => s.startsWith('host-b-1:')), JSON.stringify(doi));
     });
 
     it(`the doctor finds the miss ${suite}'s Nix remembers, in the file that Nix wrote`, async () => {
