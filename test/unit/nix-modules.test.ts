@@ -217,13 +217,38 @@ test('the flake: four systems, the tray app only where nixpkgs has Electron, app
   assert.deepEqual(Object.keys(f.packages).sort(), ['aarch64-darwin', 'aarch64-linux', 'x86_64-darwin', 'x86_64-linux']);
   assert.deepEqual(f.packages['x86_64-linux'], { default: 'package.nix', peernix: 'package.nix', 'peernix-app': 'tray.nix' });
   assert.deepEqual(f.packages['aarch64-linux'], { default: 'package.nix', peernix: 'package.nix' });
-  assert.deepEqual(f.apps['x86_64-linux'].default, { type: 'app', program: '/nix/store/x86_64-linux-package.nix/bin/peernix' });
+  assert.deepEqual(f.apps['x86_64-linux'].default, { type: 'app', program: '/nix/store/x86_64-linux-package.nix/bin/peernix', meta: { description: 'Peernix, the headless daemon and its CLI (peernix serve, status, doctor, …)' } });
+  assert.equal(f.apps['x86_64-linux']['peernix-app'].meta.description, 'Peernix, the tray app');
   assert.equal(f.apps['aarch64-linux']['peernix-app'], undefined);
   assert.deepEqual(f.overlay, { peernix: 'package.nix', 'peernix-app': 'tray.nix' });
   assert.deepEqual(f.nixos.imports, ['nixos-module.nix']);
   assert.deepEqual(f.nixos.config.services.peernix.package, { _type: 'override', priority: 1000, content: '/nix/store/x86_64-linux-package.nix' });
   assert.equal(f.darwin.config.services.peernix.package.content, '/nix/store/aarch64-darwin-package.nix');
   assert.equal(f.homeManager.config.services['peernix-app'].package.content, '/nix/store/x86_64-linux-tray.nix');
+  assert.equal(f.homeManagerIsHomeModules, true, 'homeModules, and homeManagerModules as its old name');
+  // The VM test is a check on Linux only (it needs KVM), with the package build.
+  assert.deepEqual(f.checks['x86_64-linux'], { default: 'package.nix', 'vm-substitution': 'vm-test-run-peernix-substitution' });
+  assert.deepEqual(f.checks['aarch64-darwin'], { default: 'package.nix' });
+});
+
+test('the NixOS VM test: two machines on the flake’s module with settings it accepts, and a test script that parses', { timeout: 120_000 }, () => {
+  // What can be checked without nixpkgs' nixos/ tree (and KVM): runNixOSTest itself is not run here.
+  const f = evalJson<any>([path.join(repoRoot, 'test/support/nix/eval-flake.nix'), '--arg', 'flake', path.join(repoRoot, 'flake.nix'), '--arg', 'electronOn', '[ "x86_64-linux" ]']);
+  const t = f.vmTest as { name: string; testScript: string; nodes: Record<string, { imports: string[]; services: { peernix: Record<string, unknown> }; nix: { extraOptions: string } }> };
+  assert.deepEqual(Object.keys(t.nodes).sort(), ['a', 'b']);
+  for (const [name, node] of Object.entries(t.nodes)) {
+    assert.deepEqual(node.imports, ['lambda'], `${name} imports the flake's NixOS module`);
+    const other = name === 'a' ? 'b' : 'a';
+    // The node's services.peernix, evaluated by our module: accepted, and a service that asks the other machine.
+    const r = evalModule(NIXOS, `{ services.peernix = builtins.fromJSON ''${JSON.stringify(node.services.peernix)}''; }`);
+    assert.deepEqual(r.failedAssertions, []);
+    assert.match(r.config.systemd.services.peernix.serviceConfig.ExecStart, new RegExp(`"--peer" "http://${other}:9999"`));
+    assert.deepEqual(r.config.networking.firewall.allowedTCPPorts, [9999]);
+    assert.match(node.nix.extraOptions, /^!include \/run\/peernix-trust\.conf$/);
+  }
+  const py = spawnSync('python3', ['-c', 'import ast,sys; ast.parse(sys.stdin.read())'], { input: t.testScript, encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  assert.match(t.testScript, /a\.succeed\(f"nix-store -r \{path\}"\)/);
 });
 
 test('the npm lock gets a registry URL for every package importNpmLock must fetch', { timeout: 120_000 }, () => {

@@ -28,6 +28,22 @@ in
   overlay = builtins.mapAttrs (_: d: d.name) (self.overlays.default final { });
   nixos = wrapper self.nixosModules.default "x86_64-linux";
   darwin = wrapper self.darwinModules.default "aarch64-darwin";
-  homeManager = wrapper self.homeManagerModules.default "x86_64-linux";
+  homeManager = wrapper self.homeModules.default "x86_64-linux";
+  homeManagerIsHomeModules = self.homeManagerModules == self.homeModules;
   checks = names self.checks;
+  # The VM test as runNixOSTest was given it: each node's own settings (its imports by name).
+  vmTest =
+    let
+      t = self.checks.x86_64-linux.vm-substitution.test;
+    in
+    {
+      inherit (t) name testScript;
+      nodes = builtins.mapAttrs (
+        _: n:
+        removeAttrs n [ "imports" ]
+        // {
+          imports = map (m: builtins.typeOf m) n.imports;
+        }
+      ) t.nodes;
+    };
 }
