@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { evalRealModule, modernNixInstantiate, realNixSources } from '../support/nix-eval.ts';
+import path from 'node:path';
+import { evalRealModule, modernNixInstantiate, realNixSources, repoRoot } from '../support/nix-eval.ts';
 
 const ok = (kind: 'nixos' | 'darwin', settings: string) => {
   const r = evalRealModule(kind, settings);
@@ -49,4 +50,21 @@ test('nix-darwin, its real launchd module: the daemon waits for /nix/store, and 
   const py = spawnSync('python3', ['-c', 'import plistlib,sys,json; d=plistlib.loads(sys.stdin.buffer.read()); print(json.dumps([d["Label"], d["ProgramArguments"], d["RunAtLoad"]]))'], { input: r.plist, encoding: 'utf8' });
   assert.equal(py.status, 0, py.stderr);
   assert.deepEqual(JSON.parse(py.stdout), ['org.nixos.peernix', r.daemon.serviceConfig.ProgramArguments, true]);
+});
+
+test('the flake on the real nixpkgs lib: packages per system, the tray app where Electron is, apps, the VM check on Linux', { timeout: 300_000 }, () => {
+  const r = modernNixInstantiate([
+    '--readonly-mode', '--eval', '--strict', '--json', path.join(repoRoot, 'test/support/nix/eval-flake.nix'),
+    '--arg', 'flake', path.join(repoRoot, 'flake.nix'), '--arg', 'electronOn', '[ "x86_64-linux" "aarch64-darwin" ]', '--arg', 'realLib', realNixSources().lib,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const f = JSON.parse(r.stdout);
+  assert.deepEqual(f.packages['x86_64-linux'], { default: 'package.nix', peernix: 'package.nix', 'peernix-app': 'tray.nix' });
+  assert.deepEqual(f.packages['aarch64-linux'], { default: 'package.nix', peernix: 'package.nix' });
+  assert.deepEqual(Object.keys(f.apps['aarch64-darwin']).sort(), ['default', 'peernix-app']);
+  assert.deepEqual(f.checks['x86_64-linux'], { default: 'package.nix', 'vm-substitution': 'vm-test-run-peernix-substitution' });
+  assert.deepEqual(f.checks['x86_64-darwin'], { default: 'package.nix' });
+  // The real mkDefault: the modules' package is a default a configuration can override.
+  assert.deepEqual(f.nixos.config.services.peernix.package, { _type: 'override', priority: 1000, content: '/nix/store/x86_64-linux-package.nix' });
+  assert.equal(f.homeManagerIsHomeModules, true);
 });

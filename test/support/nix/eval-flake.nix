@@ -3,9 +3,10 @@
 {
   flake,
   electronOn,
+  realLib ? null,
 }:
 let
-  nixpkgs = import ./nixpkgs.nix { inherit electronOn; };
+  nixpkgs = import ./nixpkgs.nix { inherit electronOn realLib; };
   f = import flake;
   self = f.outputs { inherit self nixpkgs; };
   names = builtins.mapAttrs (_: builtins.mapAttrs (_: d: d.name));
