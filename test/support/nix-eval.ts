@@ -124,9 +124,9 @@ export function realNixSources(): { lib: string; homeManager: string; nixDarwin:
 }
 
 /** One of our modules through the real module system (test/support/nix/eval-real.nix), or its error. */
-export function evalRealModule(kind: 'nixos' | 'darwin', settings: string): { ok: true; value: any } | { ok: false; error: string } {
+export function evalRealModule(kind: 'nixos' | 'darwin' | 'home' | 'home-darwin', settings: string): { ok: true; value: any } | { ok: false; error: string } {
   const src = realNixSources();
-  const module = path.join(repoRoot, kind === 'nixos' ? 'nix/nixos-module.nix' : 'nix/darwin-module.nix');
+  const module = path.join(repoRoot, kind === 'nixos' ? 'nix/nixos-module.nix' : kind === 'darwin' ? 'nix/darwin-module.nix' : 'nix/home-manager-module.nix');
   const r = modernNixInstantiate([
     '--readonly-mode', '--eval', '--strict', '--json', path.join(import.meta.dirname, 'nix/eval-real.nix'),
     '--arg', 'lib', src.lib, '--arg', 'nixDarwin', src.nixDarwin, '--arg', 'module', module, '--argstr', 'kind', kind, '--arg', 'settings', settings,

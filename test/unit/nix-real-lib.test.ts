@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import path from 'node:path';
 import { evalRealModule, modernNixInstantiate, realNixSources, repoRoot } from '../support/nix-eval.ts';
 
-const ok = (kind: 'nixos' | 'darwin', settings: string) => {
+const ok = (kind: 'nixos' | 'darwin' | 'home' | 'home-darwin', settings: string) => {
   const r = evalRealModule(kind, settings);
   if (!r.ok) throw new Error(r.error);
   return r.value;
@@ -67,4 +67,15 @@ test('the flake on the real nixpkgs lib: packages per system, the tray app where
   // The real mkDefault: the modules' package is a default a configuration can override.
   assert.deepEqual(f.nixos.config.services.peernix.package, { _type: 'override', priority: 1000, content: '/nix/store/x86_64-linux-package.nix' });
   assert.equal(f.homeManagerIsHomeModules, true);
+});
+
+test('home-manager module, real module system: the tray app needs the tray; a launchd agent on macOS', { timeout: 300_000 }, () => {
+  const linux = ok('home', '{ services.peernix-app.enable = true; }');
+  assert.equal(linux.package, 'peernix-app', 'mkPackageOption defaults to pkgs.peernix-app');
+  assert.deepEqual(linux.services['peernix-app'].Unit.Requires, ['tray.target']);
+  assert.equal(linux.services['peernix-app'].Service.ExecStart, '/nix/store/peernix-app/bin/peernix-app --hidden');
+  assert.deepEqual(linux.agents, {});
+  const mac = ok('home-darwin', '{ services.peernix-app.enable = true; }');
+  assert.deepEqual(mac.services, {});
+  assert.deepEqual(mac.agents['peernix-app'].config.ProgramArguments, ['/nix/store/peernix-app/bin/peernix-app', '--hidden']);
 });

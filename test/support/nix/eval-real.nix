@@ -3,7 +3,9 @@
 # turns a daemon's `command` into ProgramArguments and a plist. Stand-ins only where nixpkgs' pkgs/ and
 # nixos/ trees would be (not on our machines): the packages are names, and the few NixOS options the
 # module sets are declared here with the real types NixOS gives them (attrs of units, lists of ports,
-# freeform nix.settings) — where those differ from nixos/ is where this check is blind.
+# freeform nix.settings) — where those differ from nixos/ is where this check is blind. The home-manager
+# module gets the real lib too, but stand-in declarations for home-manager's systemd and launchd options
+# (its own modules for them need pkgs/: formats.ini, writeTextFile, sd-switch).
 # Usage (Nix ≥ 2.18, e.g. Debian sid's 2.34): nix-instantiate --eval --strict --json eval-real.nix
 #   --arg lib <nixpkgs-lib>/lib --arg nixDarwin <nix-darwin> --arg module ./x.nix --arg kind '"nixos"' --arg settings '{…}'
 {
@@ -25,8 +27,8 @@ let
     peernix = drv "peernix";
     peernix-app = drv "peernix-app";
     stdenv.hostPlatform = {
-      isLinux = kind == "nixos";
-      isDarwin = kind == "darwin";
+      isLinux = kind != "darwin" && kind != "home-darwin";
+      isDarwin = kind == "darwin" || kind == "home-darwin";
     };
     writeScript = name: text: drv name;
   };
@@ -72,11 +74,17 @@ let
     imports = [ (nixDarwin + "/modules/launchd") ];
     options.system = freeform;
   };
+  # home-manager's options the tray module sets (its systemd and launchd modules need pkgs/).
+  home = {
+    options.home.packages = mkOption { type = types.listOf types.package; default = [ ]; };
+    options.systemd.user.services = mkOption { type = types.attrsOf (types.attrsOf (types.attrsOf types.anything)); default = { }; };
+    options.launchd.agents = mkOption { type = types.attrsOf (types.attrsOf types.anything); default = { }; };
+  };
   evaluated = lib'.evalModules {
     modules = [
       module
       common
-      (if kind == "darwin" then darwin else nixos)
+      (if kind == "darwin" then darwin else if kind == "nixos" then nixos else home)
       settings
       { _module.args = { inherit pkgs utils; }; }
     ];
@@ -86,16 +94,24 @@ in
 {
   failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
   nixSettings = c.nix.settings;
-  package = c.services.peernix.package.name;
 }
 // (
-  if kind == "darwin" then
+  if kind == "home" || kind == "home-darwin" then
     {
+      package = c.services.peernix-app.package.name;
+      inherit (c.home) packages;
+      services = c.systemd.user.services;
+      agents = c.launchd.agents;
+    }
+  else if kind == "darwin" then
+    {
+      package = c.services.peernix.package.name;
       daemon = { inherit (c.launchd.daemons.peernix) command serviceConfig; };
       plist = c.environment.launchDaemons."org.nixos.peernix.plist".text;
     }
   else
     {
+      package = c.services.peernix.package.name;
       service = c.systemd.services.peernix;
       firewall = c.networking.firewall;
     }
