@@ -57,8 +57,8 @@ export class DaemonPool {
     return this.run((c) => c.isValidPath(path));
   }
 
-  queryRealisation(id: string): Promise<string[] | null> {
-    return this.run((c) => c.queryRealisation(id));
+  queryRealisation(id: string, opts: { caEnabled?: boolean } = {}): Promise<string[] | null> {
+    return this.run((c) => c.queryRealisation(id, opts));
   }
 
   /**

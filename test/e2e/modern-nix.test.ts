@@ -7,7 +7,7 @@ import { diagnose } from '../../src/doctor/doctor.ts';
 import { gatherFacts } from '../../src/doctor/gather.ts';
 import { get } from '../support/http.ts';
 import { startModernNixHost, type ModernNixHost, type ModernSuite } from '../support/modern-nix.ts';
-import { cleanup, makeTempDir, run } from '../support/nix-host.ts';
+import { cleanup, makeTempDir, run, startNixHost } from '../support/nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -199,3 +199,46 @@ for (const suite of SUITES) {
     });
   });
 }
+
+// Nix 2.8's and 2.26's daemons abort a worker when asked for a realisation with ca-derivations off
+// (an assertion in their SQLite layer). Peernix must not ask them then: a quick 404, never a 503 a
+// ca-derivations client would retry, and no crashed workers in the daemon's log.
+describe('realisations asked of daemons without ca-derivations', { timeout: 300_000 }, () => {
+  let dir: string;
+  const stops: (() => Promise<unknown>)[] = [];
+  before(async () => {
+    dir = await makeTempDir('pn-noca');
+  });
+  after(async () => {
+    for (const s of stops.reverse()) await s();
+    if (dir) await cleanup(dir);
+  });
+
+  const ask = async (storeUri: string, confDir: string, daemonLog: () => string, label: string) => {
+    const pn = await startPeernixProcess(['--store', storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/${label}-state`, '--no-mdns'], {
+      env: { NIX_CONF_DIR: confDir, NIX_CONFIG: undefined as unknown as string },
+    });
+    stops.push(() => pn.stop());
+    const id = `sha256:${'a'.repeat(64)}`;
+    for (const url of [`${pn.shareUrl}/realisations/${id}!out.doi`, `${pn.substituterUrl}/realisations/${id}%21out.doi`]) {
+      const r = await get(url);
+      assert.equal(r.status, 404, `${label}: ${url}`);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assert.doesNotMatch(daemonLog(), /Assertion|FATAL|abort/i, `${label}'s daemon log`);
+    // The daemon still answers everything else on the same pool.
+    assert.equal((await get(`${pn.shareUrl}/nix-cache-info`)).status, 200);
+  };
+
+  it('Nix 2.8 (bookworm)', async () => {
+    const h = await startNixHost(`${dir}/h28`);
+    stops.push(() => h.stop());
+    await ask(h.storeUri, `${dir}/h28/etc`, () => h.daemonLog(), 'nix-2.8');
+  });
+
+  it('Nix 2.26 (trixie)', async () => {
+    const h = await startModernNixHost(`${dir}/h226`, 'trixie', ['experimental-features = nix-command']);
+    stops.push(() => h.stop());
+    await ask(h.storeUri, h.outside('/etc/nix'), () => h.daemonLog(), 'nix-2.26');
+  });
+});

@@ -6,6 +6,7 @@ import { policyFromKeys } from '../../src/domain/trust.ts';
 import { parseRealisation, RealisationError, realisationFingerprint, renderRealisation, signRealisation, verifyRealisationSignature } from '../../src/nix/realisation.ts';
 import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
 import type { Peer } from '../../src/peers/registry.ts';
+import { versionAtLeast } from '../../src/store/daemon-connection.ts';
 
 // Realisations as Nix 2.34 writes them (this text is what its `nix copy --to file://` wrote for a
 // content-addressed derivation, see test/e2e/modern-nix.test.ts for the real exchange), what their
@@ -90,5 +91,16 @@ describe('where the substituter takes a realisation from', () => {
     assert.equal(await source({ c: FROM_NIX.replace('!out', '!dev'), b: 'junk' })(ID), null, 'malformed answers count for nothing');
     // Without require-sigs Nix takes anything, and so do we.
     assert.equal(await source({ c: FROM_NIX }, () => policyFromKeys([b.publicKey.text], false))(ID), FROM_NIX);
+  });
+});
+
+describe('which daemons may be asked for realisations without ca-derivations', () => {
+  it('upstream Nix from 2.34 (and Determinate 3.x); not 2.8, 2.26, or a version that can’t be read', () => {
+    assert.ok(versionAtLeast('2.34.8', 2, 34));
+    assert.ok(versionAtLeast('3.12.0', 2, 34));
+    assert.ok(!versionAtLeast('2.26.3', 2, 34));
+    assert.ok(!versionAtLeast('2.8.0', 2, 34));
+    assert.ok(!versionAtLeast(null, 2, 34));
+    assert.ok(!versionAtLeast('nix', 2, 34));
   });
 });
