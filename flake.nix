@@ -49,12 +49,14 @@
           default = {
             type = "app";
             program = "${p.default}/bin/peernix";
+            meta.description = "Peernix, the headless daemon and its CLI (peernix serve, status, doctor, …)";
           };
         }
         // lib.optionalAttrs (p ? peernix-app) {
           peernix-app = {
             type = "app";
             program = "${p.peernix-app}/bin/peernix-app";
+            meta.description = "Peernix, the tray app";
           };
         }
       );
@@ -70,10 +72,19 @@
       darwinModules.default = withPackage ./nix/darwin-module.nix (p: {
         services.peernix.package = lib.mkDefault p.default;
       });
-      homeManagerModules.default = withPackage ./nix/home-manager-module.nix (p: {
+      homeModules.default = withPackage ./nix/home-manager-module.nix (p: {
         services.peernix-app.package = lib.mkDefault p.peernix-app;
       });
+      # The name home-manager used before `homeModules`.
+      homeManagerModules = self.homeModules;
 
-      checks = forAllSystems (pkgs: { inherit (packagesFor pkgs) default; });
+      checks = forAllSystems (
+        pkgs:
+        { inherit (packagesFor pkgs) default; }
+        # Two NixOS VMs substituting from each other through Peernix (needs KVM to run).
+        // lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux {
+          vm-substitution = pkgs.testers.runNixOSTest (import ./nix/vm-test.nix { nixosModule = self.nixosModules.default; });
+        }
+      );
     };
 }

@@ -1,17 +1,15 @@
 # Options the NixOS and nix-darwin modules share: what `peernix serve` is told, and the Nix settings.
 { lib, pkgs }:
 let
-  inherit (lib) mkOption mkEnableOption types literalExpression;
+  inherit (lib) mkOption mkEnableOption types;
+  # HOST:PORT, the host a name, an IPv4 address or a bracketed IPv6 one, the port 1–65535.
+  hostPort = types.strMatching "(\\[[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?]|[A-Za-z0-9_.-]+):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
 in
 {
   enable = mkEnableOption "Peernix, a LAN peer-to-peer Nix binary cache (the headless daemon)";
 
-  package = mkOption {
-    type = types.package;
-    default = pkgs.peernix;
-    defaultText = literalExpression "pkgs.peernix";
-    description = "The Peernix package (the flake's modules set it to the flake's own).";
-  };
+  # The flake's modules set it to the flake's own.
+  package = lib.mkPackageOption pkgs "peernix" { };
 
   stateDir = mkOption {
     type = types.str;
@@ -40,13 +38,13 @@ in
   };
 
   shareListen = mkOption {
-    type = types.str;
+    type = hostPort;
     default = "0.0.0.0:9999";
     description = "HOST:PORT of the LAN-facing cache listener.";
   };
 
   listen = mkOption {
-    type = types.str;
+    type = hostPort;
     default = "127.0.0.1:9998";
     description = "HOST:PORT of the loopback substituter and dashboard; must be a loopback address.";
   };

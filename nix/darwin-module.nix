@@ -8,7 +8,7 @@
 let
   inherit (lib) mkOption mkIf mkMerge types optionals;
   cfg = config.services.peernix;
-  nixSettings = import ./nix-settings.nix { inherit cfg; };
+  nixSettings = import ./nix-settings.nix { inherit lib cfg; };
 in
 {
   options.services.peernix = import ./daemon-options.nix { inherit lib pkgs; } // {
@@ -26,14 +26,17 @@ in
       # `peernix status`, `peernix sharing on|off`, `peernix nix-conf` for the administrator.
       environment.systemPackages = [ cfg.package ];
 
+      # nix-darwin starts a `command` through `/bin/wait4path /nix/store`: at boot launchd runs daemons
+      # before the volume holding /nix/store is mounted.
+      launchd.daemons.peernix.command = lib.escapeShellArgs (
+        [ "${cfg.package}/bin/peernix" ]
+        ++ import ./serve-args.nix { inherit lib cfg; }
+        ++ optionals (cfg.secretKeyFile != null) [
+          "--secret-key-file"
+          cfg.secretKeyFile
+        ]
+      );
       launchd.daemons.peernix.serviceConfig = {
-        ProgramArguments =
-          [ "${cfg.package}/bin/peernix" ]
-          ++ import ./serve-args.nix { inherit lib cfg; }
-          ++ optionals (cfg.secretKeyFile != null) [
-            "--secret-key-file"
-            cfg.secretKeyFile
-          ];
         EnvironmentVariables.PEERNIX_STATE_DIR = cfg.stateDir;
         RunAtLoad = true;
         # Restarted when it fails, not after a clean stop.

@@ -7,7 +7,7 @@
   ...
 }:
 let
-  inherit (lib) mkOption mkEnableOption mkIf mkMerge types literalExpression;
+  inherit (lib) mkEnableOption mkIf mkMerge;
   cfg = config.services.peernix-app;
   # --hidden: in the tray only, as the app's own "Start at login" starts it.
   command = [
@@ -19,12 +19,8 @@ in
   options.services.peernix-app = {
     enable = mkEnableOption "the Peernix tray app, started at login";
 
-    package = mkOption {
-      type = types.package;
-      default = pkgs.peernix-app;
-      defaultText = literalExpression "pkgs.peernix-app";
-      description = "The Peernix tray app package (the flake's module sets it to the flake's own).";
-    };
+    # The flake's module sets it to the flake's own.
+    package = lib.mkPackageOption pkgs "peernix-app" { };
   };
 
   config = mkIf cfg.enable (mkMerge [
@@ -38,6 +34,8 @@ in
             "tray.target"
           ];
           PartOf = [ "graphical-session.target" ];
+          # A tray icon needs the tray: without one the app would start with nowhere to show itself.
+          Requires = [ "tray.target" ];
         };
         Service = {
           ExecStart = lib.concatStringsSep " " command;

@@ -1,9 +1,10 @@
 # What addToNixSettings adds to the system's Nix configuration, and the checks both modules make.
-{ cfg }:
+{ lib, cfg }:
 {
   settings = {
     substituters = [ "http://${cfg.listen}" ];
-    trusted-public-keys = [ cfg.publicKey ];
+    # Never [ null ]: without a key the assertion below says what to do, not a type error about null.
+    trusted-public-keys = lib.optional (cfg.publicKey != null) cfg.publicKey;
   };
   assertions = [
     {

@@ -9,7 +9,7 @@
 let
   inherit (lib) mkOption mkIf mkMerge types optional;
   cfg = config.services.peernix;
-  nixSettings = import ./nix-settings.nix { inherit cfg; };
+  nixSettings = import ./nix-settings.nix { inherit lib cfg; };
   portOf =
     addr:
     let
@@ -65,10 +65,16 @@ in
       # `peernix status`, `peernix sharing on|off`, `peernix nix-conf` for the administrator.
       environment.systemPackages = [ cfg.package ];
 
+      # The daemon's user must be let in by the nix-daemon where allowed-users is narrowed (extra-:
+      # added to the list, never replacing it).
+      nix.settings.extra-allowed-users = [ cfg.user ];
+
       systemd.services.peernix = {
         description = "Peernix: LAN peer-to-peer Nix binary cache";
         wantedBy = [ "multi-user.target" ];
         wants = [ "network-online.target" ];
+        # Everything Peernix serves comes through the nix-daemon.
+        requires = [ "nix-daemon.socket" ];
         after = [
           "network-online.target"
           "nix-daemon.socket"

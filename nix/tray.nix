@@ -15,7 +15,8 @@ runCommand "peernix-app-${peernix.version}"
       license = lib.licenses.mit;
       mainProgram = "peernix-app";
       platforms = lib.intersectLists electron.meta.platforms peernix.meta.platforms;
-    };
+    }
+    // lib.optionalAttrs (peernix.meta ? homepage) { inherit (peernix.meta) homepage; };
   }
   ''
     makeWrapper ${electron}/bin/electron $out/bin/peernix-app \

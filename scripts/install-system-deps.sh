@@ -4,7 +4,7 @@ set -euo pipefail
 want=(nix-bin)
 case "${1:-run}" in
   run) ;;
-  test) want+=(chromium avahi-daemon avahi-utils dbus iproute2 curl procps prometheus systemd python3) ;;
+  test) want+=(chromium avahi-daemon avahi-utils dbus iproute2 curl procps prometheus systemd python3 debootstrap) ;;
   bench) want+=(nginx-light curl) ;;
   *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
@@ -20,4 +20,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${1:-run}" = test ]; then
+  # The roots with Debian sid's Nix 2.34 and trixie's 2.26 that the e2e tests run against (made once
+  # per machine, ~4 min each on 2 busy cores; kept in /var/cache/peernix-test).
+  here=$(dirname "$0")
+  "$here/nix-root.sh" sid >/dev/null & sid=$!
+  "$here/nix-root.sh" trixie >/dev/null & trixie=$!
+  wait "$sid" && wait "$trixie"
 fi

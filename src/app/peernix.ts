@@ -26,6 +26,8 @@ import { LocalStore, type NarSourceKind } from '../store/local-store.ts';
 import { StoreSummary } from '../store/store-summary.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import { createPeernixApi } from './peernix-api.ts';
+import { createRealisationHandler } from '../cache/realisation-route.ts';
+import { createRealisationSource } from '../domain/realisations.ts';
 import { createShareSide } from './share-side.ts';
 import { startSubstituterSide } from './substituter-side.ts';
 
@@ -110,12 +112,19 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const metrics = new PeernixMetrics({ peers: () => registry.all(), peerViews: () => registry.views(), sharing: () => sharing.on, daemonUp: () => storeWatch.daemon.ok, subscribe: (l) => activity.events.subscribe(l), lanToday: () => activity.lanTotals.view().today });
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
   const metricsHandler = createMetricsHandler(metrics);
+  // Content-addressed derivations' realisations: the share listener answers from this store, the
+  // substituter listener from this store and then the peers.
+  const realisations = {
+    share: createRealisationHandler(createRealisationSource({ local: store, key: identity.key, log: log.child('share') }), log.child('share')),
+    subst: createRealisationHandler(createRealisationSource({ local: store, key: identity.key, log: log.child('subst'), trust: () => trust.policy, peers: { live: () => registry.live(), fetch: (p, id, signal) => client.realisation(p.url, id, signal) } }), log.child('subst')),
+  };
 
-  const substituter = await startSubstituterSide({ address: substAddr, resolver, affinity, metrics, metricsHandler, limits, log });
+  const substituter = await startSubstituterSide({ address: substAddr, resolver, affinity, metrics, metricsHandler, realisation: realisations.subst, limits, log });
   let discovery: MdnsDiscovery | null = null;
   const sharing = createShareSide({
     address: shareAddr, local, store, identity, summary: storeSummary, registry, activity, metrics, limits, log,
     metricsHandler: opts.metricsOnShare ? metricsHandler : null,
+    realisation: realisations.share,
     goUdp: opts.goUdp ?? null,
     announce: (port) => discovery?.publish(port),
     unannounce: async () => discovery?.unpublish(),

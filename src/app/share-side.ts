@@ -36,6 +36,8 @@ export interface ShareSideParts {
   metrics: PeernixMetrics;
   /** Metrics on the share listener too (the metricsOnShare setting), else null. */
   metricsHandler: RouteHandler | null;
+  /** Realisations of content-addressed derivations, from this store only. */
+  realisation: RouteHandler;
   limits: ListenerLimits;
   goUdp: { port: number } | null;
   announce: (port: number) => void;
@@ -72,6 +74,7 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
       // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
       reachBack: createReachBackHandler({ portOf: (address) => registry.findByAddress(address)?.port ?? null }),
       metrics: p.metricsHandler,
+      realisation: p.realisation,
     }),
     { log: log.child('share'), last: true },
   );

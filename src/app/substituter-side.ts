@@ -21,6 +21,8 @@ export interface SubstituterSideParts {
   affinity: AffinityCache;
   metrics: PeernixMetrics;
   metricsHandler: RouteHandler;
+  /** Realisations of content-addressed derivations: this store, then the peers. */
+  realisation: RouteHandler;
   limits: ListenerLimits;
   log: Logger;
 }
@@ -41,7 +43,7 @@ export async function startSubstituterSide(p: SubstituterSideParts): Promise<Sub
     priority: CACHE_PRIORITY,
     onNarSent: ({ bytes }) => metrics.narBytesSent.inc({ listener: 'substituter' }, bytes),
   });
-  const serveCache = serveRoutes(substituterRoutes(cache), { log: log.child('subst'), last: true });
+  const serveCache = serveRoutes(substituterRoutes(cache, p.realisation), { log: log.child('subst'), last: true });
   const listener = await listen({
     host: p.address.host,
     port: p.address.port,

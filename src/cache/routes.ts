@@ -16,6 +16,8 @@ export const NAR = new RegExp(`^${PREFIX}/nar/(${N32}{32})-(${N32}{52})\\.nar$`)
 // our narinfos therefore name the NAR the stateless Go way, and we serve both Go forms.
 export const GO_STATELESS_NAR = new RegExp(`^/nix-cache/(${N32}{32})-(${N32}{52})\\.nar$`);
 export const GO_NAR = new RegExp(`^/nix-cache/(${N32}{32})\\.nar$`);
+/** A content-addressed derivation's realisation (cache/realisation-route.ts); the id is checked there. */
+export const REALISATION = /^\/realisations\/([^/]{1,220})\.doi$/;
 /** Prometheus figures (metrics/route.ts): always on loopback, on the share listener only when asked. */
 export const METRICS_PATH = '/metrics';
 /** A peer asking to be connected back to (doctor/reach-back.ts). */

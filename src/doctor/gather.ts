@@ -10,7 +10,7 @@ import { DaemonConnection } from '../store/daemon-connection.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import type { DoctorFacts, Layer } from './facts.ts';
 import { daemonStartedAt } from './daemon-start.ts';
-import { readNegativeCache } from './negative-cache-reader.ts';
+import { readNegativeCaches } from './negative-cache-reader.ts';
 import { askReachBack } from './reach-back.ts';
 import { urlForms } from './substituter-checks.ts';
 
@@ -28,12 +28,11 @@ export interface GatherOptions {
   secretKeyFile?: string;
   /** The running Peernix's snapshot, or how to ask for it. */
   snapshot: () => Promise<Snapshot>;
-  /** Nix narinfo caches to look in (default: the nix-daemon's, as root, and this user's). */
-  narinfoCaches?: { file: string; owner: string }[];
+  /** Nix's cache directories to look for narinfo caches in (default: the nix-daemon's, as root, and this user's). */
+  narinfoCaches?: { dir: string; owner: string }[];
   now?: number;
 }
 
-const CACHE_FILE = 'nix/binary-cache-v6.sqlite';
 
 export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const env = o.env ?? process.env;
@@ -51,8 +50,8 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const substituterUrl = snapshot?.status.substituterUrl ?? `http://${o.listen}`;
   const keyPath = o.secretKeyFile ?? path.join(o.stateDir, 'secret-key');
   const forms = urlForms(substituterUrl);
-  const ownCache = path.join(env.XDG_CACHE_HOME || path.join(home, '.cache'), CACHE_FILE);
-  const caches = o.narinfoCaches ?? (usesDaemon ? [{ file: `/root/.cache/${CACHE_FILE}`, owner: 'nix-daemon' }, { file: ownCache, owner: me.username }] : [{ file: ownCache, owner: me.username }]);
+  const ownCache = path.join(env.XDG_CACHE_HOME || path.join(home, '.cache'), 'nix');
+  const caches = o.narinfoCaches ?? (usesDaemon ? [{ dir: '/root/.cache/nix', owner: 'nix-daemon' }, { dir: ownCache, owner: me.username }] : [{ dir: ownCache, owner: me.username }]);
 
   const system = layer([path.join(nixConfDir(env), 'nix.conf')]);
   const [daemon, shareProbe, reachBack] = await Promise.all([probeDaemon(o.storeUri, env), probeShare(snapshot, o.shareListen), askPeersToReachBack(snapshot)]);
@@ -69,7 +68,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     peernix: { snapshot, error: snapshotError },
     shareProbe,
     reachBack,
-    negativeCaches: caches.map((c) => readNegativeCache(c.file, c.owner, forms)),
+    negativeCaches: caches.flatMap((c) => readNegativeCaches(c.dir, c.owner, forms)),
     keyFile: keyFileFacts(keyPath),
     stateDir: stateDirFacts(o.stateDir),
   };

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { DoctorCheck } from '../base/api.ts';
 import { setting, type DoctorFacts } from './facts.ts';
 
@@ -18,7 +19,7 @@ export function negativeCacheChecks(f: DoctorFacts): DoctorCheck[] {
   const nowS = Math.floor(f.now / 1000);
   const checks: DoctorCheck[] = [];
   for (const c of f.negativeCaches) {
-    const base = { id: `nix-cache.negative:${c.owner}`, group: 'nix-cache', title: `Nix's remembered misses (${c.owner})` } as const;
+    const base = { id: `nix-cache.negative:${c.owner}:${path.basename(c.file)}`, group: 'nix-cache', title: `Nix's remembered misses (${c.owner})` } as const;
     if (c.state === 'unreadable') {
       checks.push({ ...base, status: 'unknown', detail: `Cannot read ${c.file}: ${c.error}.`, fix: `Run \`sudo peernix doctor\` to see the nix-daemon's cache.` });
       continue;

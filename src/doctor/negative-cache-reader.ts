@@ -1,11 +1,20 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import type { NegativeCacheFile } from './facts.ts';
+import { cacheFilesPattern, narinfoCacheFiles } from './narinfo-cache-files.ts';
 
-// Reads the misses Nix remembers for our substituter from its narinfo disk cache
-// (binary-cache-v6.sqlite, Nix 2.8): BinaryCaches(id, url, …) and NARs(cache, hashPart, present,
-// timestamp in epoch seconds, …), a miss being a row with present = 0. Read-only, never locking Nix out.
+// Reads the misses Nix remembers for our substituter from its narinfo disk caches. Every schema Nix
+// has written (binary-cache-v6.sqlite in Nix 2.8 and 2.26, -v7 in 2.34) keeps the two tables read here
+// alike: BinaryCaches(id, url, …) and NARs(cache, hashPart, present, timestamp in epoch seconds, …),
+// a miss being a row with present = 0. Read-only, never locking Nix out.
 
 const MAX_ROWS = 1000;
+
+/** Every narinfo cache in a cache directory (one "absent" entry when Nix has written none there). */
+export function readNegativeCaches(dir: string, owner: string, urlForms: string[]): NegativeCacheFile[] {
+  const files = narinfoCacheFiles(dir);
+  if (files.length === 0) return [readNegativeCache(cacheFilesPattern(dir), owner, urlForms)];
+  return files.map((f) => readNegativeCache(f, owner, urlForms));
+}
 
 export function readNegativeCache(file: string, owner: string, urlForms: string[]): NegativeCacheFile {
   const base = { file, owner, cacheId: null, url: null, misses: [] };

@@ -5,6 +5,7 @@ import { STORE_DIR } from '../nix/store-path.ts';
 import type { NarInfo } from '../nix/narinfo.ts';
 import { nixConfDir, readNixTrustSettings } from '../nix/nix-config.ts';
 import { parsePublicKey, verifyNarInfoSignature, type PublicKey } from '../nix/signing.ts';
+import { verifyRealisationSignature, type Realisation } from '../nix/realisation.ts';
 
 // What this machine's Nix will accept from a substituter: a narinfo signed by one of its
 // trusted-public-keys, or a content-addressed one (its CA, name and references determine its
@@ -23,6 +24,12 @@ export function judgeNarInfo(info: NarInfo, policy: TrustPolicy): Verdict {
   // A CA line alone proves nothing: anyone can write one. Only a CA that yields this very store path
   // does, since finding content for a given path would need a SHA-256 preimage.
   if (info.ca && isContentAddressedPath(info.storePath, info.ca, info.references) && narHashFits(info)) return 'trusted';
+  return policy.requireSigs ? 'rejected' : 'acceptable';
+}
+
+/** A realisation is judged as a narinfo is, but nothing else proves one: only a trusted signature. */
+export function judgeRealisation(r: Realisation, policy: TrustPolicy): Verdict {
+  for (const sig of r.signatures) if (verifyRealisationSignature(r, sig, policy.keys)) return 'trusted';
   return policy.requireSigs ? 'rejected' : 'acceptable';
 }
 

@@ -143,6 +143,15 @@ function keyObjectFor(pk: PublicKey): KeyObject {
 
 export function verifyNarInfoSignature(info: FingerprintInput, sig: string, keys: PublicKey[]): boolean {
   try {
+    return verifySignature(narInfoFingerprint(info), sig, keys);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `sig` ("name:base64") is a valid signature of `fingerprint` by one of `keys` of that name. */
+export function verifySignature(fingerprint: string, sig: string, keys: PublicKey[]): boolean {
+  try {
     if (typeof sig !== 'string') return false;
     const colon = sig.indexOf(':');
     if (colon <= 0) return false;
@@ -151,7 +160,7 @@ export function verifyNarInfoSignature(info: FingerprintInput, sig: string, keys
     if (!sigBytes) return false;
     const candidates = keys.filter((k) => k.name === name);
     if (candidates.length === 0) return false;
-    const data = Buffer.from(narInfoFingerprint(info), 'utf8');
+    const data = Buffer.from(fingerprint, 'utf8');
     return candidates.some((k) => {
       try {
         return verify(null, data, keyObjectFor(k), sigBytes);

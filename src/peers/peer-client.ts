@@ -84,6 +84,16 @@ export class PeerClient {
     }
   }
 
+  /** A peer's realisation of a derivation output (its .doi text), null when it says it hasn't one, or a PeerError. */
+  async realisation(baseUrl: string, id: string, signal?: AbortSignal, ms = this.timeouts.narInfoMs): Promise<string | null> {
+    // Nix's own URL form: the "!" percent-encoded.
+    const url = `${baseUrl}/realisations/${id.replace('!', '%21')}.doi`;
+    const { status, body } = await this.fetchSmall(url, MAX_NARINFO_BYTES, ms, signal);
+    if (status === 404 || status === 410 || status === 403 || status === 401) return null;
+    if (status !== 200) throw new PeerError('bad-response', `${url}: HTTP ${status}`);
+    return body;
+  }
+
   /**
    * Opens a NAR (or the rest of it from `offset`) and resolves once the peer has answered with the
    * right status and length, so the caller can still choose another source before sending headers.

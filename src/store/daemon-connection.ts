@@ -48,6 +48,9 @@ const OP_ADD_TEMP_ROOT = 11;
 const OP_QUERY_PATH_INFO = 26;
 const OP_QUERY_PATH_FROM_HASH_PART = 29;
 const OP_NAR_FROM_PATH = 38;
+const OP_QUERY_REALISATION = 43;
+/** A realisation's JSON is a few hundred bytes; its dependent realisations could make it longer. */
+const MAX_REALISATION = 64 * 1024;
 
 // Bounds on what we accept from the daemon; all far above anything a sane daemon sends.
 const MAX_PATH = 4096;
@@ -368,6 +371,30 @@ export class DaemonConnection extends EventEmitter {
     }
   }
 
+  /**
+   * The realisations the store knows for one derivation output ("sha256:<hex>!<output>"), as the
+   * daemon's JSON texts (protocol ≥ 1.31; before that it answers bare store paths, with no
+   * signatures to pass on, so null). A daemon without ca-derivations answers an in-band error,
+   * which is "none here".
+   * Nix 2.8's and 2.26's daemons (checked) abort the connection's worker on this op while
+   * ca-derivations is off (an assertion in their SQLite layer); Nix 2.34's answers "none". So an
+   * older daemon, or one that is not upstream Nix at 1.38, is asked only when `caEnabled` says its
+   * configuration turns ca-derivations on; otherwise the answer is "none" without asking.
+   */
+  async queryRealisation(id: string, opts: { caEnabled?: boolean } = {}): Promise<string[] | null> {
+    if (typeof id !== 'string' || id.length > 200 || !/^sha256:[0-9a-f]{64}![A-Za-z0-9+\-_?=.]{1,100}$/.test(id)) {
+      throw new DaemonError(`not a derivation output id: ${JSON.stringify(id)}`, { fatal: false, code: 'EINVAL' });
+    }
+    if (minor(this.protocolVersion) < 31) return null;
+    if (!opts.caEnabled && !(minor(this.protocolVersion) >= 38 && versionAtLeast(this.daemonVersion, 2, 34))) return [];
+    try {
+      return await this.call('QueryRealisation', [encodeU64(OP_QUERY_REALISATION), encodeString(id)], (r) => r.strList(16, MAX_REALISATION));
+    } catch (err) {
+      if (err instanceof DaemonError && !err.fatal) return [];
+      throw err;
+    }
+  }
+
   async isValidPath(path: string): Promise<boolean> {
     checkPath(path);
     return this.call('IsValidPath', [encodeU64(OP_IS_VALID_PATH), encodeString(path)], (r) => r.bool());
@@ -527,4 +554,12 @@ export class DaemonConnection extends EventEmitter {
     const pending = this.queue.splice(0);
     for (const p of pending) p.reject(err);
   }
+}
+
+/** Whether a daemon's version string ("2.34.8", "3.12.0") is at least major.minor. */
+export function versionAtLeast(version: string | null, major: number, minorVersion: number): boolean {
+  const m = version ? /^(\d+)\.(\d+)/.exec(version) : null;
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minorVersion);
 }

@@ -57,6 +57,10 @@ export class DaemonPool {
     return this.run((c) => c.isValidPath(path));
   }
 
+  queryRealisation(id: string, opts: { caEnabled?: boolean } = {}): Promise<string[] | null> {
+    return this.run((c) => c.queryRealisation(id, opts));
+  }
+
   /**
    * A fresh connection outside the pool, for one NAR transfer: temp roots registered on it live
    * exactly as long as it does. The caller closes it (narFromPath does so by itself). The pool

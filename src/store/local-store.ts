@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { nixEnablesCaDerivations } from '../nix/ca-derivations-setting.ts';
 import { dumpNar } from '../nix/nar-writer.ts';
 import { DaemonPool } from './daemon-pool.ts';
 import { DaemonError, type DaemonConnection, type PathInfo } from './daemon-connection.ts';
@@ -125,6 +126,19 @@ export class LocalStore {
       const path = await this.pool.queryPathFromHashPart(hashPart);
       return path ? this.pool.queryPathInfo(path) : null;
     });
+  }
+
+  /**
+   * The daemon's realisations of one derivation output, as JSON texts (see DaemonConnection.queryRealisation).
+   * Read each time: realisations are asked for only by Nixes with ca-derivations, rarely.
+   */
+  realisation(id: string): Promise<string[] | null> {
+    return this.daemonCall(() => this.pool.queryRealisation(id, { caEnabled: nixEnablesCaDerivations() }));
+  }
+
+  /** Whether a store path is valid here now (a realisation is served only with its output). */
+  isValidPath(path: string): Promise<boolean> {
+    return this.daemonCall(() => this.pool.isValidPath(path));
   }
 
   private daemonDown = false;

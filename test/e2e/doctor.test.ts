@@ -43,7 +43,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     listen: new URL(url).host,
     shareListen: '127.0.0.1:0',
     snapshot: async () => svc.api.snapshot(),
-    narinfoCaches: [{ file: `${dir}/daemon-xdg/nix/binary-cache-v6.sqlite`, owner: 'nix-daemon' }],
+    narinfoCaches: [{ dir: `${dir}/daemon-xdg/nix`, owner: 'nix-daemon' }],
     ...over,
   });
   const doctor = async (over: Partial<GatherOptions> = {}) => diagnose(await gatherFacts(opts(over)));

@@ -1,5 +1,6 @@
 // Evaluating the project's Nix files with Nix 2.8's nix-instantiate, without nixpkgs: the modules
-// against the stand-in library in test/support/nix/, the flake against a stand-in nixpkgs.
+// against the stand-in library in test/support/nix/, the flake against a stand-in nixpkgs. And with
+// Debian sid's Nix 2.34 against the real nixpkgs lib and nix-darwin (modernNixInstantiate).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -77,4 +78,58 @@ export function renderUnit(sections: Record<string, Record<string, Value>>): str
     text += '\n';
   }
   return text;
+}
+
+// --- Nix 2.34 and the real Nix sources
+
+const MODERN_CACHE = process.env.PEERNIX_TEST_CACHE ?? '/var/cache/peernix-test';
+
+/**
+ * nix-instantiate from the sid root scripts/nix-root.sh keeps (made there once if missing), run outside
+ * the chroot through the root's own dynamic loader and libraries: evaluating needs no store, mounts or
+ * privileges. Its nix.conf is an empty one of ours, so the machine's does not leak in.
+ */
+export function modernNixInstantiate(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const made = spawnSync('sh', [path.join(repoRoot, 'scripts/nix-root.sh'), 'sid'], { encoding: 'utf8', timeout: 1_800_000 });
+  if (made.status !== 0) throw new Error(`scripts/nix-root.sh sid: ${made.stderr}`);
+  const root = made.stdout.trim().split('\n').pop()!;
+  const confDir = path.join(MODERN_CACHE, 'nix-eval-conf');
+  fs.mkdirSync(confDir, { recursive: true });
+  fs.writeFileSync(path.join(confDir, 'nix.conf'), 'build-users-group =\n');
+  const r = spawnSync(path.join(root, 'usr/lib64/ld-linux-x86-64.so.2'), ['--library-path', path.join(root, 'usr/lib/x86_64-linux-gnu'), path.join(root, 'usr/bin/nix-instantiate'), ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH, HOME: confDir, NIX_CONF_DIR: confDir, XDG_CACHE_HOME: path.join(confDir, 'cache') },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * The real nixpkgs lib, home-manager and nix-darwin (unmodified snapshots, see their README), unpacked
+ * once beside the Nix roots. PEERNIX_NIX_SOURCES names the folder of tarballs (default ../shared/nix-sources).
+ */
+export function realNixSources(): { lib: string; homeManager: string; nixDarwin: string } {
+  const from = process.env.PEERNIX_NIX_SOURCES ?? path.join(repoRoot, '../shared/nix-sources');
+  const into = path.join(MODERN_CACHE, 'nix-sources');
+  fs.mkdirSync(into, { recursive: true });
+  for (const name of ['nixpkgs-lib', 'home-manager', 'nix-darwin']) {
+    if (fs.existsSync(path.join(into, `${name}.unpacked`))) continue;
+    fs.rmSync(path.join(into, name), { recursive: true, force: true });
+    const r = spawnSync('tar', ['-xzf', path.join(from, `${name}.tar.gz`), '-C', into], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`unpacking ${name} from ${from}: ${r.stderr}`);
+    fs.writeFileSync(path.join(into, `${name}.unpacked`), '');
+  }
+  return { lib: path.join(into, 'nixpkgs-lib/lib'), homeManager: path.join(into, 'home-manager'), nixDarwin: path.join(into, 'nix-darwin') };
+}
+
+/** One of our modules through the real module system (test/support/nix/eval-real.nix), or its error. */
+export function evalRealModule(kind: 'nixos' | 'darwin' | 'home' | 'home-darwin', settings: string): { ok: true; value: any } | { ok: false; error: string } {
+  const src = realNixSources();
+  const module = path.join(repoRoot, kind === 'nixos' ? 'nix/nixos-module.nix' : kind === 'darwin' ? 'nix/darwin-module.nix' : 'nix/home-manager-module.nix');
+  const r = modernNixInstantiate([
+    '--readonly-mode', '--eval', '--strict', '--json', path.join(import.meta.dirname, 'nix/eval-real.nix'),
+    '--arg', 'lib', src.lib, '--arg', 'nixDarwin', src.nixDarwin, '--arg', 'module', module, '--argstr', 'kind', kind, '--arg', 'settings', settings,
+  ]);
+  return r.status === 0 ? { ok: true, value: JSON.parse(r.stdout) } : { ok: false, error: r.stderr };
 }

@@ -20,8 +20,8 @@ const cache: CacheHandlers = {
   narByHash: marker('narByHash'),
   notFound: marker('notFound'),
 };
-const subst = substituterRoutes(cache);
-const share = shareRoutes({ cache, identity: marker('identity'), summary: marker('summary'), reachBack: marker('reachBack'), metrics: null });
+const subst = substituterRoutes(cache, marker('realisation'));
+const share = shareRoutes({ cache, identity: marker('identity'), summary: marker('summary'), reachBack: marker('reachBack'), realisation: marker('realisation'), metrics: null });
 
 /** Which handler a GET of this URL reaches, with what it captured; 'none' when no route matches. */
 function resolve(routes: Route[], url: string | undefined): { handler: string; params: string[] } | { handler: 'none' } {

@@ -28,11 +28,13 @@ function withStore(fn: (store: string) => void): void {
   }
 }
 
-function systemdVerify(unitText: string, user: boolean): { status: number | null; stderr: string; ours: string[] } {
+function systemdVerify(unitText: string, user: boolean, otherUnits: Record<string, string> = {}): { status: number | null; stderr: string; ours: string[] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-nixunit-'));
   try {
     const file = path.join(dir, 'peernix.service');
     fs.writeFileSync(file, unitText);
+    // Units the configuration around it defines (systemd finds them beside the verified file).
+    for (const [name, text] of Object.entries(otherUnits)) fs.writeFileSync(path.join(dir, name), text);
     const r = spawnSync('systemd-analyze', [...(user ? ['--user'] : []), 'verify', file], {
       encoding: 'utf8',
       timeout: 60_000,
@@ -99,7 +101,8 @@ test('NixOS: the options, and a sandboxed service with firewall and nix.settings
     assert.deepEqual(svc.environment, { PEERNIX_STATE_DIR: '/var/lib/peernix' });
     assert.deepEqual(r.config.environment.systemPackages, [`${store}/peernix`]);
     assert.deepEqual(r.config.networking.firewall, { allowedTCPPorts: [9997], allowedUDPPorts: [5353, 9999] });
-    assert.deepEqual(r.config.nix.settings, { substituters: ['http://127.0.0.1:9998'], 'trusted-public-keys': ['build-1-peernix-1:AAAA='] });
+    assert.deepEqual(r.config.nix.settings, { substituters: ['http://127.0.0.1:9998'], 'trusted-public-keys': ['build-1-peernix-1:AAAA='], 'extra-allowed-users': ['peernix'] });
+    assert.deepEqual(svc.requires, ['nix-daemon.socket'], 'no Peernix without the nix-daemon');
 
     // The service as NixOS writes it, checked by systemd itself.
     const env = Object.entries(svc.environment as Record<string, string>).map(([k, v]) => `"${k}=${v}"`);
@@ -118,7 +121,7 @@ test('NixOS: the options, and a sandboxed service with firewall and nix.settings
 test('NixOS: defaults open nothing and add nothing; mdns, sharing and the user follow their options', { timeout: 120_000 }, () => {
   const plain = evalModule(NIXOS, '{ services.peernix.enable = true; }');
   assert.equal(plain.config.networking, undefined);
-  assert.equal(plain.config.nix, undefined);
+  assert.deepEqual(plain.config.nix, { settings: { 'extra-allowed-users': ['peernix'] } }, 'only let in by the daemon, nothing else added');
   assert.equal(plain.config.users, undefined);
   assert.equal(plain.config.systemd.services.peernix.serviceConfig.ExecStart, '"/nix/store/peernix/bin/peernix" "serve" "--share-listen" "0.0.0.0:9999" "--listen" "127.0.0.1:9998"');
   assert.deepEqual(plain.config.systemd.services.peernix.serviceConfig.LoadCredential, []);
@@ -140,6 +143,8 @@ test('NixOS: what the module system would refuse is refused, with the reason', {
   console.log(`assertions: ${[...noKey.failedAssertions, ...badDir.failedAssertions].join(' / ')}`);
   assert.equal(noKey.failedAssertions.length, 1);
   assert.match(noKey.failedAssertions[0], /addToNixSettings needs services\.peernix\.publicKey/);
+  // The settings carry no null for a key that isn't there (NixOS would fail on its type first, hiding the reason).
+  assert.deepEqual(noKey.config.nix.settings['trusted-public-keys'], []);
   assert.equal(badDir.failedAssertions.length, 2);
   assert.match(badDir.failedAssertions.join('\n'), /secretKeyFile must be an absolute path/);
   assert.match(badDir.failedAssertions.join('\n'), /stateDir must be under \/var\/lib\//);
@@ -147,14 +152,26 @@ test('NixOS: what the module system would refuse is refused, with the reason', {
   assert.match(evalModuleError(NIXOS, '{ services.peernix = { enable = true; openFirewall = "yes"; }; }'), /services\.peernix\.openFirewall' is not of type `bool'/);
   assert.match(evalModuleError(NIXOS, '{ services.peernix = { enable = true; udpPort = 70000; }; }'), /udpPort' is not of type `null or port'/);
   assert.match(evalModuleError(NIXOS, '{ services.peernix = { enabel = true; }; }'), /services\.peernix\.enabel' does not exist/);
+  // Listeners are HOST:PORT with a port that exists.
+  for (const bad of ['9999', '0.0.0.0:70000', '0.0.0.0:', 'host:0', '[::1:9999']) {
+    assert.match(evalModuleError(NIXOS, `{ services.peernix = { enable = true; shareListen = "${bad}"; }; }`), /shareListen' is not of type `string matching the pattern/, bad);
+  }
+  for (const good of ['[::]:9999', '[fe80::1%eth0]:9999', 'buildbox.lan:65535', '10.0.0.1:1']) {
+    assert.equal(evalModule(NIXOS, `{ services.peernix = { enable = true; shareListen = "${good}"; }; }`).config.systemd.services.peernix.serviceConfig.ExecStart.includes(good.replace('%', '%%')), true, good);
+  }
 });
 
 test('nix-darwin: a launchd daemon with the same serve options, plist-ready, and nix.settings', { timeout: 120_000 }, () => {
   const r = evalModule(DARWIN, FULL.replace(' openFirewall = true;', '').replace(' udpPort = 9999;', ''), { isDarwin: true });
   assert.deepEqual(r.failedAssertions, []);
-  const sc = r.config.launchd.daemons.peernix.serviceConfig;
-  console.log(`ProgramArguments: ${JSON.stringify(sc.ProgramArguments)}`);
-  assert.deepEqual(sc.ProgramArguments, [
+  const daemon = r.config.launchd.daemons.peernix;
+  const sc = daemon.serviceConfig;
+  // A `command`, which nix-darwin starts as /bin/sh -c "/bin/wait4path /nix/store && exec …": at boot
+  // launchd runs daemons before /nix/store is mounted. The shell must get back exactly these words.
+  console.log(`command: ${daemon.command}`);
+  assert.equal(sc.ProgramArguments, undefined, 'left to nix-darwin, which adds the wait');
+  const words = spawnSync('sh', ['-c', `for w in ${daemon.command}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' }).stdout.trim().split('\n');
+  assert.deepEqual(words, [
     '/nix/store/peernix/bin/peernix', 'serve', '--share-listen', '0.0.0.0:9997', '--listen', '127.0.0.1:9998',
     '--peer', 'http://buildbox.lan:9999/%7Ex', '--secret-key-file', '/etc/nix/peernix-key',
   ]);
@@ -176,9 +193,10 @@ test('home-manager: the tray app starts hidden at login (systemd user service on
     console.log(`Linux: ExecStart ${svc.Service.ExecStart}; WantedBy ${svc.Install.WantedBy}`);
     assert.equal(svc.Service.ExecStart, `${store}/peernix-app/bin/peernix-app --hidden`);
     assert.deepEqual(svc.Install.WantedBy, ['graphical-session.target']);
+    assert.deepEqual(svc.Unit.Requires, ['tray.target'], 'a tray icon needs the tray');
     assert.equal(linux.config.home.packages.length, 1);
     assert.equal(linux.config.launchd, undefined);
-    const v = systemdVerify(renderUnit(svc), true);
+    const v = systemdVerify(renderUnit(svc), true, { 'tray.target': '[Unit]\nDescription=stands for the tray.target home-manager defines\n' });
     console.log(`systemd-analyze --user verify of the home-manager service: exit ${v.status}, ${v.ours.length} warnings`);
     assert.equal(v.status, 0, v.stderr);
     assert.deepEqual(v.ours, []);
@@ -199,13 +217,38 @@ test('the flake: four systems, the tray app only where nixpkgs has Electron, app
   assert.deepEqual(Object.keys(f.packages).sort(), ['aarch64-darwin', 'aarch64-linux', 'x86_64-darwin', 'x86_64-linux']);
   assert.deepEqual(f.packages['x86_64-linux'], { default: 'package.nix', peernix: 'package.nix', 'peernix-app': 'tray.nix' });
   assert.deepEqual(f.packages['aarch64-linux'], { default: 'package.nix', peernix: 'package.nix' });
-  assert.deepEqual(f.apps['x86_64-linux'].default, { type: 'app', program: '/nix/store/x86_64-linux-package.nix/bin/peernix' });
+  assert.deepEqual(f.apps['x86_64-linux'].default, { type: 'app', program: '/nix/store/x86_64-linux-package.nix/bin/peernix', meta: { description: 'Peernix, the headless daemon and its CLI (peernix serve, status, doctor, …)' } });
+  assert.equal(f.apps['x86_64-linux']['peernix-app'].meta.description, 'Peernix, the tray app');
   assert.equal(f.apps['aarch64-linux']['peernix-app'], undefined);
   assert.deepEqual(f.overlay, { peernix: 'package.nix', 'peernix-app': 'tray.nix' });
   assert.deepEqual(f.nixos.imports, ['nixos-module.nix']);
   assert.deepEqual(f.nixos.config.services.peernix.package, { _type: 'override', priority: 1000, content: '/nix/store/x86_64-linux-package.nix' });
   assert.equal(f.darwin.config.services.peernix.package.content, '/nix/store/aarch64-darwin-package.nix');
   assert.equal(f.homeManager.config.services['peernix-app'].package.content, '/nix/store/x86_64-linux-tray.nix');
+  assert.equal(f.homeManagerIsHomeModules, true, 'homeModules, and homeManagerModules as its old name');
+  // The VM test is a check on Linux only (it needs KVM), with the package build.
+  assert.deepEqual(f.checks['x86_64-linux'], { default: 'package.nix', 'vm-substitution': 'vm-test-run-peernix-substitution' });
+  assert.deepEqual(f.checks['aarch64-darwin'], { default: 'package.nix' });
+});
+
+test('the NixOS VM test: two machines on the flake’s module with settings it accepts, and a test script that parses', { timeout: 120_000 }, () => {
+  // What can be checked without nixpkgs' nixos/ tree (and KVM): runNixOSTest itself is not run here.
+  const f = evalJson<any>([path.join(repoRoot, 'test/support/nix/eval-flake.nix'), '--arg', 'flake', path.join(repoRoot, 'flake.nix'), '--arg', 'electronOn', '[ "x86_64-linux" ]']);
+  const t = f.vmTest as { name: string; testScript: string; nodes: Record<string, { imports: string[]; services: { peernix: Record<string, unknown> }; nix: { extraOptions: string } }> };
+  assert.deepEqual(Object.keys(t.nodes).sort(), ['a', 'b']);
+  for (const [name, node] of Object.entries(t.nodes)) {
+    assert.deepEqual(node.imports, ['lambda'], `${name} imports the flake's NixOS module`);
+    const other = name === 'a' ? 'b' : 'a';
+    // The node's services.peernix, evaluated by our module: accepted, and a service that asks the other machine.
+    const r = evalModule(NIXOS, `{ services.peernix = builtins.fromJSON ''${JSON.stringify(node.services.peernix)}''; }`);
+    assert.deepEqual(r.failedAssertions, []);
+    assert.match(r.config.systemd.services.peernix.serviceConfig.ExecStart, new RegExp(`"--peer" "http://${other}:9999"`));
+    assert.deepEqual(r.config.networking.firewall.allowedTCPPorts, [9999]);
+    assert.match(node.nix.extraOptions, /^!include \/run\/peernix-trust\.conf$/);
+  }
+  const py = spawnSync('python3', ['-c', 'import ast,sys; ast.parse(sys.stdin.read())'], { input: t.testScript, encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  assert.match(t.testScript, /a\.succeed\(f"nix-store -r \{path\}"\)/);
 });
 
 test('the npm lock gets a registry URL for every package importNpmLock must fetch', { timeout: 120_000 }, () => {

@@ -39,6 +39,13 @@ test('the package: importNpmLock with every URL filled in, no install scripts, n
   assert.match(p.preBuild, /rm -f node_modules\/\.bin\/node/);
   assert.match(p.installPhase, /makeWrapper \/nix\/store\/nodejs-24\/bin\/node \$out\/bin\/peernix \\\n\s+--add-flags \$dir\/dist\/cli\/peernix\.js/);
   assert.match(p.installPhase, /npm prune --omit=dev/);
+  // Either npm config hook: its patched package.json and lock are put back before the prune, whatever
+  // the hook left, and the installed package.json is the source's (no store paths in it).
+  const at = (re: RegExp) => p.installPhase.search(re);
+  assert.ok(at(/cp --no-preserve=mode \$npmDeps\/package\.json package\.json/) >= 0 && at(/cp --no-preserve=mode \$npmDeps\/package-lock\.json package-lock\.json/) >= 0, p.installPhase);
+  assert.ok(at(/\$npmDeps\/package-lock\.json/) < at(/npm prune/));
+  assert.match(p.installPhase, /cp \/nix\/store\/source\/package\.json \$dir\/package\.json/);
+  assert.doesNotMatch(p.installPhase, /\.package\.json\.orig/);
   assert.deepEqual(p.meta.platforms, ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin', 'aarch64-darwin']);
   for (const f of p.src.fileset) assert.ok(fs.existsSync(f), `${f} is in the source file set but does not exist`);
   assert.match(tray.script, /makeWrapper \/nix\/store\/electron\/bin\/electron \$out\/bin\/peernix-app \\\n\s+--add-flags \/nix\/store\/peernix\/lib\/peernix\/dist\/electron\/main\.js/);

@@ -33,7 +33,7 @@ const control: ControlHandlers = {
   notFound: marker('controlNotFound'),
   close: () => {},
 };
-const shareParts = { cache, identity: marker('identity'), summary: marker('summary'), reachBack: marker('reachBack') };
+const shareParts = { cache, identity: marker('identity'), summary: marker('summary'), reachBack: marker('reachBack'), realisation: marker('realisation') };
 
 /** "handler status" for a request line: the handler reached, or the error status the listener answers. */
 function outcome(routes: Route[], method: string, url: string | undefined): string {
@@ -81,6 +81,7 @@ describe('route tables', () => {
       nar: 'path',
       'nar-go-stateless': 'path',
       'nar-go': 'path',
+      realisation: 'path',
       'not-found': 'nothing',
     });
     assert.ok(table.every((r) => r.listener === 'share'));
@@ -91,7 +92,7 @@ describe('route tables', () => {
   });
 
   it('the substituter listener: the cache routes and nothing of the share side', () => {
-    const table = substituterRoutes(cache);
+    const table = substituterRoutes(cache, marker('realisation'));
     const cases: [string, string, string][] = [
       ['GET', '/nix-cache/nix-cache-info', 'cacheInfo'],
       ['HEAD', `/${H}.narinfo`, `narInfo ${H}`],

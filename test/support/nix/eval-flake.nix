@@ -3,9 +3,10 @@
 {
   flake,
   electronOn,
+  realLib ? null,
 }:
 let
-  nixpkgs = import ./nixpkgs.nix { inherit electronOn; };
+  nixpkgs = import ./nixpkgs.nix { inherit electronOn realLib; };
   f = import flake;
   self = f.outputs { inherit self nixpkgs; };
   names = builtins.mapAttrs (_: builtins.mapAttrs (_: d: d.name));
@@ -28,6 +29,22 @@ in
   overlay = builtins.mapAttrs (_: d: d.name) (self.overlays.default final { });
   nixos = wrapper self.nixosModules.default "x86_64-linux";
   darwin = wrapper self.darwinModules.default "aarch64-darwin";
-  homeManager = wrapper self.homeManagerModules.default "x86_64-linux";
+  homeManager = wrapper self.homeModules.default "x86_64-linux";
+  homeManagerIsHomeModules = self.homeManagerModules == self.homeModules;
   checks = names self.checks;
+  # The VM test as runNixOSTest was given it: each node's own settings (its imports by name).
+  vmTest =
+    let
+      t = self.checks.x86_64-linux.vm-substitution.test;
+    in
+    {
+      inherit (t) name testScript;
+      nodes = builtins.mapAttrs (
+        _: n:
+        removeAttrs n [ "imports" ]
+        // {
+          imports = map (m: builtins.typeOf m) n.imports;
+        }
+      ) t.nodes;
+    };
 }

@@ -10,10 +10,11 @@ let
       darwin = [ "x86_64-darwin" "aarch64-darwin" ];
     };
     licenses.mit = "MIT";
+    optionalAttrs = cond: attrs: if cond then attrs else { };
     intersectLists = a: b: builtins.filter (x: builtins.elem x b) a;
     fileset = {
       unions = paths: map toString paths;
-      toSource = { root, fileset }: { root = toString root; inherit fileset; };
+      toSource = { root, fileset }: { root = toString root; inherit fileset; outPath = "${storeDir}/source"; };
     };
   };
   drv = name: extra: {
@@ -42,7 +43,7 @@ let
 in
 {
   package = removeAttrs package [ "npmDeps" "src" ] // {
-    src = package.src;
+    src = { inherit (package.src) root fileset; };
     lockUrls = builtins.attrValues (builtins.mapAttrs (_: m: m.resolved or null) package.npmDeps.packageLock.packages);
     npmRoot = toString package.npmDeps.npmRoot.root;
     packageName = package.npmDeps.package.name;

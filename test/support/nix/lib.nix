@@ -15,7 +15,19 @@ rec {
     package = mkType "package" (v: builtins.isAttrs v && (v.type or null) == "derivation");
     nullOr = t: mkType "null or ${t.name}" (v: v == null || t.check v);
     listOf = t: mkType "list of ${t.name}" (v: builtins.isList v && builtins.all t.check v);
+    strMatching = re: mkType "string matching the pattern ${re}" (v: builtins.isString v && builtins.match re v != null);
   };
+
+  # nixpkgs' mkPackageOption for the plain case: `pkgs.<name>`, shown as such.
+  mkPackageOption =
+    pkgs: name: _:
+    mkOption {
+      type = types.package;
+      default = pkgs.${name};
+      defaultText = literalExpression "pkgs.${name}";
+      description = "The ${name} package to use.";
+    };
+  escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'${builtins.replaceStrings [ "'" ] [ "'\\''" ] a}'") args);
 
   mkOption = args: args // { _type = "option"; };
   mkEnableOption = what: mkOption {

@@ -1,8 +1,12 @@
 # A stand-in for the nixpkgs flake input: the library functions flake.nix uses, and per system a
 # callPackage that records what it was asked to build, and an Electron available where the test says.
-{ electronOn }:
+{
+  electronOn,
+  # The real nixpkgs lib/ (a modern Nix evaluates it); null: the stand-in.
+  realLib ? null,
+}:
 let
-  lib = import ./lib.nix // {
+  standIn = import ./lib.nix // {
     genAttrs =
       names: f:
       builtins.listToAttrs (
@@ -15,8 +19,18 @@ let
     meta.availableOn = platform: pkg: builtins.elem platform.system pkg.meta.platforms;
     intersectLists = a: b: builtins.filter (x: builtins.elem x b) a;
   };
+  lib = if realLib == null then standIn else import realLib;
   pkgsFor = system: {
-    stdenv.hostPlatform = { inherit system; };
+    stdenv.hostPlatform = {
+      inherit system;
+      isLinux = builtins.match ".*-linux" system != null;
+    };
+    # runNixOSTest stands in as what it was given (the real one needs nixpkgs' nixos/ tree).
+    testers.runNixOSTest = test: {
+      type = "derivation";
+      name = "vm-test-run-${test.name}";
+      inherit test;
+    };
     electron = {
       type = "derivation";
       meta.platforms = electronOn;
