@@ -35,6 +35,8 @@ import { UdpResponder } from '../peers/udp-responder.ts';
 import { GO_HTTP_PORT } from '../peers/go-peer.ts';
 import { Resolver } from '../domain/resolver.ts';
 import { SharingSwitch } from '../domain/sharing-switch.ts';
+import { NetworkTrust } from '../domain/network-trust.ts';
+import { NetworkWatch } from '../peers/network-watch.ts';
 import { ensureStateDir } from '../base/state-dir.ts';
 import { LocalStore, type NarSourceKind } from '../store/local-store.ts';
 import { StoreSummary } from '../store/store-summary.ts';
@@ -71,6 +73,15 @@ export interface PeernixOptions {
   log: Logger;
   /** Remembers the sharing switch across restarts (the settings file). */
   persistSharing?: (on: boolean) => void;
+  /** Networks sharing runs on (network-id.ts ids), and whether every network is trusted. */
+  trustedNetworks?: string[];
+  trustAllNetworks?: boolean;
+  /** An upgraded install that shared: trust the first network recognised, once (network-trust.ts). */
+  trustFirstNetwork?: boolean;
+  /** Saves `trustedNetworks` (the settings file). */
+  persistTrustedNetworks?: (ids: string[]) => void;
+  /** Test seam: how the network is read (default: this machine's kernel tables). */
+  networkWatch?: Pick<ConstructorParameters<typeof NetworkWatch>[0], 'read' | 'poke' | 'clock' | 'intervalMs'>;
   /** Serve /metrics on the share listener too (for a fleet's Prometheus); always on loopback. */
   metricsOnShare?: boolean;
   /** Extra routes on the loopback listener (the control API and dashboard); returns true if handled. */
@@ -337,6 +348,25 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     discovery.on('error', (e) => log.warn(`mDNS: ${e.message}`));
     discovery.start();
   }
+  // Sharing runs only on a trusted network: the watcher's first look decides before it starts, and
+  // each move after that pauses or resumes it within a second or two.
+  const networkTrust = new NetworkTrust({
+    trusted: opts.trustedNetworks ?? [],
+    trustAll: opts.trustAllNetworks ?? false,
+    trustFirstNetwork: (opts.trustFirstNetwork ?? false) && opts.sharing,
+    wanted: () => sharing.wantedOn,
+    pause: (reason) => sharing.pause(reason),
+    persist: opts.persistTrustedNetworks,
+    events,
+    log: log.child('network'),
+    changed: () => notifySoon('status'),
+  });
+  const networkWatch = new NetworkWatch({
+    ...opts.networkWatch,
+    mayPoke: () => !networkTrust.trustAll,
+    onChange: (n) => void networkTrust.moved(n),
+  });
+  await networkWatch.start();
   await sharing.startUp(opts.sharing);
   for (const p of staticPeers) registry.upsert(p);
   registry.start();
@@ -375,6 +405,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     sharing: sharing.on,
     shareUrl: shareUrl(),
     shareError: sharing.error,
+    sharePaused: sharing.paused,
+    network: networkTrust.view(),
     shareAddresses: sharing.listener ? shareAddresses(shareAddr.host, sharing.listener.port) : [],
     substituterUrl: substituter.url,
     publicKey: identity.key.publicKey.text,
@@ -402,6 +434,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     }),
     subscribe: (listener) => changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
+    network: (action) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : networkTrust.act(action)),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);
@@ -423,6 +456,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     stop(stopOpts) {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
+        networkWatch.stop();
         registry.stop();
         await discovery?.stop();
         await Promise.all([substituter.close(stopOpts?.graceMs), sharing.stop(stopOpts?.graceMs ?? 3000)]);

@@ -8,8 +8,9 @@
 //   POST /peernix/api/sharing   {"enabled": boolean}, Bearer token + application/json required
 //   POST /peernix/api/peer-clear-bad  {"id": string}: forget that a peer served wrong bytes (same rules)
 //   GET  /peernix/api/doctor    DoctorReport as JSON (`peernix doctor`'s checks)
+//   POST /peernix/api/network   {"trust"|"forget": id or "current"} or {"dismiss": id} (same rules)
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { PeernixApi } from '../base/api.ts';
+import type { NetworkAction, PeernixApi } from '../base/api.ts';
 import { ASSET_PREFIX, readAsset, renderDashboardHtml } from './dashboard.ts';
 import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { baseHeaders, bearerMatches, isJsonContentType, originAllowed } from './security.ts';
@@ -119,6 +120,10 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
         if (!allow(req, res, ['POST'])) return;
         await postClearBad(req, res);
         return;
+      case CONTROL_API.network:
+        if (!allow(req, res, ['POST'])) return;
+        await postNetwork(req, res);
+        return;
       default:
         sendJson(res, 404, { error: 'not found' });
     }
@@ -162,6 +167,22 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
     sendJson(res, 200, { id, cleared: await opts.api.clearPeerBad(id) });
   }
 
+  async function postNetwork(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const parsed = await authorisedJson(req, res);
+    if (parsed === undefined) return;
+    const action = networkAction(parsed);
+    if (!action) {
+      sendJson(res, 400, { error: 'body must be {"trust": "<network id>"|"current"}, {"forget": …} or {"dismiss": "<network id>"}' });
+      return;
+    }
+    if (!opts.api.network) return sendJson(res, 404, { error: 'this Peernix has no trusted networks' });
+    try {
+      sendJson(res, 200, await opts.api.network(action));
+    } catch (err) {
+      sendJson(res, 409, { error: errorMessage(err) });
+    }
+  }
+
   async function postSharing(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const parsed = await authorisedJson(req, res);
     if (parsed === undefined) return;
@@ -185,6 +206,15 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
   }
 
   return Object.assign(handler, { close: () => sse.close() });
+}
+
+function networkAction(v: unknown): NetworkAction | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const entries = Object.entries(v);
+  if (entries.length !== 1) return null;
+  const [verb, id] = entries[0];
+  if ((verb !== 'trust' && verb !== 'forget' && verb !== 'dismiss') || typeof id !== 'string' || id.length === 0 || id.length > 200) return null;
+  return { [verb]: id } as NetworkAction;
 }
 
 function allow(req: IncomingMessage, res: ServerResponse, methods: string[]): boolean {

@@ -117,3 +117,17 @@ function ipv4ToInt(addr: string): number {
 function intToIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.');
 }
+
+/** A name for people from an id alone (for networks in `trustedNetworks` not seen this run). */
+export function networkName(id: string): string {
+  const gw = /^gateway (\S+) (\S+)$/.exec(id);
+  if (gw) return `${gw[2]} (router ${gw[1]})`;
+  const sub = /^subnet (\S+)$/.exec(id);
+  if (sub) return `${sub[1].split('+').join(' + ')} (no router)`;
+  return id;
+}
+
+/** Plausible as a network id in settings or from the control API: printable ASCII, bounded. */
+export function isNetworkId(v: unknown): v is string {
+  return typeof v === 'string' && /^[\x21-\x7e][\x20-\x7e]{0,199}$/.test(v);
+}
