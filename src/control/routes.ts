@@ -10,7 +10,8 @@
 //   GET  /peernix/api/doctor    DoctorReport as JSON (`peernix doctor`'s checks)
 //   POST /peernix/api/network   {"trust"|"forget": id or "current"} or {"dismiss": id} (same rules)
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { NetworkAction, PeernixApi } from '../base/api.ts';
+import type { PeernixApi } from '../base/api.ts';
+import { parseNetworkAction } from '../base/network-action.ts';
 import { ASSET_PREFIX, readAsset, renderDashboardHtml } from './dashboard.ts';
 import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { baseHeaders, bearerMatches, isJsonContentType, originAllowed } from './security.ts';
@@ -170,7 +171,7 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
   async function postNetwork(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const parsed = await authorisedJson(req, res);
     if (parsed === undefined) return;
-    const action = networkAction(parsed);
+    const action = parseNetworkAction(parsed);
     if (!action) {
       sendJson(res, 400, { error: 'body must be {"trust": "<network id>"|"current"}, {"forget": …} or {"dismiss": "<network id>"}' });
       return;
@@ -206,15 +207,6 @@ export function createControlRoutes(opts: ControlRoutesOptions): ControlHandler 
   }
 
   return Object.assign(handler, { close: () => sse.close() });
-}
-
-function networkAction(v: unknown): NetworkAction | null {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
-  const entries = Object.entries(v);
-  if (entries.length !== 1) return null;
-  const [verb, id] = entries[0];
-  if ((verb !== 'trust' && verb !== 'forget' && verb !== 'dismiss') || typeof id !== 'string' || id.length === 0 || id.length > 200) return null;
-  return { [verb]: id } as NetworkAction;
 }
 
 function allow(req: IncomingMessage, res: ServerResponse, methods: string[]): boolean {
