@@ -24,6 +24,8 @@ export const realClock: NetworkClock = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
+const RECHECK_MS = 250;
+
 export interface NetworkInputs {
   route: string;
   arp: string;
@@ -61,6 +63,8 @@ export class NetworkWatch {
   private current: RecognisedNetwork | null = null;
   private stopped = false;
   private lastPoke = '';
+  private recheck: unknown = null;
+  private reported = false;
 
   constructor(opts: NetworkWatchOptions) {
     this.opts = opts;
@@ -77,13 +81,24 @@ export class NetworkWatch {
     if (!r.network && r.gatewayUnresolved && this.opts.mayPoke()) {
       // One poke per gateway until it resolves or changes, not one a second at a dead router.
       const key = `${r.gatewayUnresolved.address}%${r.gatewayUnresolved.iface}`;
-      if (key !== this.lastPoke) (this.opts.poke ?? pokeGateway)(r.gatewayUnresolved.address);
-      this.lastPoke = key;
+      if (key !== this.lastPoke) {
+        (this.opts.poke ?? pokeGateway)(r.gatewayUnresolved.address);
+        this.lastPoke = key;
+        // The kernel drops an idle gateway's entry now and then: look again shortly before calling
+        // it a move, so that doesn't flap sharing off and on. The wait is shorter than the poll.
+        this.recheck = this.clock.setTimeout(() => {
+          this.recheck = null;
+          this.check();
+        }, RECHECK_MS);
+        return false;
+      }
     } else if (r.network) {
       this.lastPoke = '';
     }
     const next = r.network;
-    if ((next?.id ?? null) === (this.current?.id ?? null)) return false;
+    // The first look always counts, "no network" included: it decides whether sharing may start.
+    if (this.reported && (next?.id ?? null) === (this.current?.id ?? null)) return false;
+    this.reported = true;
     this.current = next;
     this.opts.onChange(next);
     return true;
@@ -94,18 +109,25 @@ export class NetworkWatch {
    * again a few times (up to ~1 s) so a trusted network is recognised before sharing starts.
    */
   async start(): Promise<void> {
-    this.check();
-    for (let i = 0; i < 5 && !this.current && this.recognise().gatewayUnresolved && this.opts.mayPoke(); i++) {
+    for (let i = 0; i < 6 && this.opts.mayPoke(); i++) {
+      const unresolved = this.recognise().gatewayUnresolved;
+      if (!unresolved) break;
+      if (i === 0) {
+        (this.opts.poke ?? pokeGateway)(unresolved.address);
+        this.lastPoke = `${unresolved.address}%${unresolved.iface}`;
+      }
       await new Promise<void>((resolve) => this.clock.setTimeout(resolve, 200));
-      this.check();
     }
+    this.check();
     this.schedule();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    if (this.recheck !== null) this.clock.clearTimeout(this.recheck);
     this.timer = null;
+    this.recheck = null;
   }
 
   private schedule(): void {

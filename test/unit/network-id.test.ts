@@ -123,6 +123,8 @@ describe('network-watch', () => {
     const roamed = ifaces({ wlp2s0: [['10.0.0.5', '255.255.255.0', '3c:a9:f4:11:22:33']] });
     inputs = { route: route2, arp: ARP_HEAD, interfaces: roamed };
     clock.advance(1000);
+    assert.deepEqual(seen.slice(1), [], 'asks for the new gateway and looks again before calling it a move');
+    clock.advance(250);
     assert.deepEqual(seen.slice(1), [null]);
     clock.advance(3000);
     assert.deepEqual(poked, ['10.0.0.1'], 'one poke per gateway, not one a second');
@@ -133,6 +135,42 @@ describe('network-watch', () => {
     inputs = { ...home, interfaces: laptop };
     clock.advance(5000);
     assert.equal(seen.length, 3, 'stopped means no more reads');
+  });
+
+  test('the first look always counts: offline at start is reported as no network', async () => {
+    const seen: (string | null)[] = [];
+    const w = new NetworkWatch({ read: () => ({ route: ROUTE_HEAD, arp: ARP_HEAD, interfaces: ifaces({}) }), mayPoke: () => true, onChange: (n) => seen.push(n?.id ?? null), clock: new HandClock() });
+    await w.start();
+    w.stop();
+    assert.deepEqual(seen, [null]);
+  });
+
+  test('a gateway unresolved at start is asked for once and waited for, then reported as itself', async () => {
+    const clock = new HandClock();
+    let arp = ARP_HEAD;
+    const seen: (string | null)[] = [];
+    const poked: string[] = [];
+    const w = new NetworkWatch({ read: () => ({ route: home.route, arp, interfaces: laptop }), poke: (a) => (poked.push(a), (arp = home.arp)), mayPoke: () => true, onChange: (n) => seen.push(n?.id ?? null), clock });
+    const started = w.start();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    clock.advance(200);
+    await started;
+    w.stop();
+    assert.deepEqual(poked, ['192.168.1.1']);
+    assert.deepEqual(seen, ['gateway a4:91:b1:0c:22:7e 192.168.1.0/24'], 'no "no network" in between');
+  });
+
+  test('an idle gateway entry the kernel dropped is asked for again without reporting a move', async () => {
+    const clock = new HandClock();
+    let arp = home.arp;
+    const seen: (string | null)[] = [];
+    const w = new NetworkWatch({ read: () => ({ route: home.route, arp, interfaces: laptop }), poke: () => void clock.setTimeout(() => (arp = home.arp), 20), mayPoke: () => true, onChange: (n) => seen.push(n?.id ?? null), clock });
+    await w.start();
+    arp = ARP_HEAD;
+    clock.advance(1000);
+    clock.advance(1000);
+    w.stop();
+    assert.deepEqual(seen, ['gateway a4:91:b1:0c:22:7e 192.168.1.0/24'], 'no flap');
   });
 
   test('never pokes while pokes are not wanted (every network trusted)', async () => {

@@ -72,7 +72,7 @@ afterEach(async () => {
   for (const stop of running.splice(0)) await stop();
 });
 
-async function rig(o: { trusted?: string[]; trustAll?: boolean; trustFirst?: boolean; wanted?: boolean; failSave?: () => boolean } = {}) {
+async function rig(o: { start?: NetworkInputs; trusted?: string[]; trustAll?: boolean; trustFirst?: boolean; wanted?: boolean; failSave?: () => boolean } = {}) {
   const port = await freePort();
   const events = new EventLog();
   const clock = new HandClock();
@@ -80,7 +80,7 @@ async function rig(o: { trusted?: string[]; trustAll?: boolean; trustFirst?: boo
   const savedSharing: boolean[] = [];
   const savedNetworks: string[][] = [];
   const poked: string[] = [];
-  let inputs = NET_A;
+  let inputs = o.start ?? NET_A;
   const sw = new SharingSwitch({
     bind: () => listen({ host: '127.0.0.1', port, log, handler: (_q, res) => res.end('ok') }),
     announce: (p) => announced.push(p),
@@ -122,9 +122,9 @@ async function rig(o: { trusted?: string[]; trustAll?: boolean; trustFirst?: boo
     savedNetworks,
     poked,
     /** Moves the machine, lets one poll pass, and waits for what it decided. */
-    async move(to: NetworkInputs) {
+    async move(to: NetworkInputs, ms = 1000) {
       inputs = to;
-      clock.advance(1000);
+      clock.advance(ms);
       await Promise.all(moves);
     },
     async stop() {
@@ -191,11 +191,21 @@ describe('NetworkTrust with a sharing switch', () => {
 
   test('an unresolved gateway is no network: paused, and poked once so the next poll can tell', T, async () => {
     const r = await rig({ trusted: [ID_A] });
-    await r.move({ ...NET_B, arp: ARP('10.77.0.9', '02:00:00:00:00:99') });
+    await r.move({ ...NET_B, arp: ARP('10.77.0.9', '02:00:00:00:00:99') }, 1250);
     assert.equal(r.sw.on, false);
     assert.equal(r.sw.paused, 'this machine is on no recognised network');
     assert.deepEqual(r.poked, ['10.77.0.253']);
     await assert.rejects(r.trust.act({ trust: 'current' }), /no network Peernix can recognise/);
+    await r.stop();
+  });
+
+  test('offline at start (no network at all): sharing does not start, whatever is trusted', T, async () => {
+    const r = await rig({ start: { route: ROUTE('FE004D0A').split('\n')[0] + '\n', arp: '', interfaces: {} }, trusted: [ID_A] });
+    assert.equal(r.sw.on, false);
+    assert.equal(r.sw.paused, 'this machine is on no recognised network');
+    assert.equal(await answers(r.port), false);
+    await r.move(NET_A);
+    assert.equal(r.sw.on, true, 'and starts once on a trusted one');
     await r.stop();
   });
 
