@@ -38,7 +38,9 @@ export async function sharing(argv: string[]): Promise<number> {
   const token = await readToken(t.stateDir);
   if (!token) throw new Error(`no control token in ${t.stateDir}; is this the state directory of the running Peernix?`);
   const now = await setSharing(t.baseUrl, token, want === 'on');
-  process.stdout.write(`sharing is ${now ? 'on' : 'off'}\n`);
+  // Wanted but held off by the network: say why and how, rather than a bare "off".
+  const paused = !now && want === 'on' ? (await fetchSnapshot(t.baseUrl)).status.sharePaused : null;
+  process.stdout.write(paused ? `sharing is on, but paused here: ${paused} (\`peernix network trust\` to share on it)\n` : `sharing is ${now ? 'on' : 'off'}\n`);
   return 0;
 }
 

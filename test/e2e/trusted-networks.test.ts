@@ -118,6 +118,8 @@ describe('trusted networks: sharing follows the network the owner is on', { time
     assert.match(st.sharePaused ?? '', /is not a trusted network/);
     assert.equal(st.network!.ask, true);
     assert.equal(await served(), false, 'nothing listens on the share port');
+    assert.match(await cli(['sharing', 'on']), /sharing is on, but paused here: .* is not a trusted network \(`peernix network trust`/);
+    assert.equal(await served(), false, 'asking to share does not override the network');
 
     // Trusted: shares and announces.
     assert.match(await cli(['network', 'trust']), /sharing here: allowed \(trusted\)/);
