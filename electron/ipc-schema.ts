@@ -1,6 +1,7 @@
 // Every IPC channel between the window and the main process, with its payload types. The preload
 // and the main-side handlers both import this file; nothing else names a channel.
-import type { ApiChange, DoctorReport, Snapshot } from '../src/base/api.ts';
+import type { ApiChange, DoctorReport, NetworkAction, NetworkStatusView, Snapshot } from '../src/base/api.ts';
+import { parseNetworkAction } from '../src/base/network-action.ts';
 
 export const IPC = {
   /** renderer → main (invoke): the full snapshot. */
@@ -11,6 +12,8 @@ export const IPC = {
   copyText: 'peernix:copy-text',
   /** renderer → main (invoke): `peernix doctor`'s checks. */
   doctor: 'peernix:doctor',
+  /** renderer → main (invoke): trust, forget or dismiss a network. */
+  network: 'peernix:network',
   /** main → renderer (send): an ApiChange. */
   change: 'peernix:change',
 } as const;
@@ -21,6 +24,7 @@ export interface IpcInvoke {
   [IPC.setSharing]: { args: [on: boolean]; result: void };
   [IPC.copyText]: { args: [text: string]; result: void };
   [IPC.doctor]: { args: []; result: DoctorReport };
+  [IPC.network]: { args: [action: NetworkAction]; result: NetworkStatusView };
 }
 
 /** Payload of each main → renderer channel. */
@@ -64,6 +68,12 @@ export const IPC_ARGS: { [C in InvokeChannel]: (args: unknown[]) => IpcInvoke[C]
   [IPC.doctor]: (args) => {
     arity(IPC.doctor, args, 0);
     return [];
+  },
+  [IPC.network]: (args) => {
+    arity(IPC.network, args, 1);
+    const action = parseNetworkAction(args[0]);
+    if (!action) throw new IpcInputError(`${IPC.network}: expected {trust|forget: id or "current"} or {dismiss: id}`);
+    return [action];
   },
 };
 

@@ -32,6 +32,7 @@ export function registerIpc(ipcMain: IpcMainLike, api: PeernixApi, deps: IpcDeps
     [IPC.setSharing]: (on) => api.setSharing(on),
     [IPC.copyText]: (text) => deps.clipboard.writeText(text),
     [IPC.doctor]: () => (api.doctor ? api.doctor() : Promise.reject(new Error('this Peernix has no doctor'))),
+    [IPC.network]: (action) => (api.network ? api.network(action) : Promise.reject(new Error('this Peernix has no trusted networks'))),
   };
   const call = <C extends InvokeChannel>(channel: C, raw: unknown[]) =>
     (handlers[channel] as (...args: IpcInvoke[C]['args']) => unknown)(...IPC_ARGS[channel](raw));

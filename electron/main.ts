@@ -61,8 +61,13 @@ let tray: PeernixTray | null = null;
 let stopped = false;
 let quitting = false;
 
+// The network the tray's "Share on …?" item names, so a click trusts that one and no other.
+let trayNetworkId: string | null = null;
+
 function refreshTray(): void {
-  tray?.update(trayModel(api?.snapshot() ?? null, { startAtLogin, startError: failure?.message ?? null, notice }));
+  const model = trayModel(api?.snapshot() ?? null, { startAtLogin, startError: failure?.message ?? null, notice });
+  trayNetworkId = model.askedNetworkId ?? null;
+  tray?.update(model);
 }
 
 function openWindow(): void {
@@ -261,6 +266,16 @@ async function whenReady(): Promise<void> {
         } else if (id === 'retry') void startCore().then((ok) => ok && openWindow());
         else if (id === 'openLog') openLog();
         else if (id === 'quit') app.quit();
+        else if (id === 'trustNetwork') {
+          // The network the menu asked about: if the machine moved since, the new one is not trusted by this click.
+          const asked = trayNetworkId;
+          if (api?.network && asked) {
+            api
+              .network({ trust: asked })
+              .catch((e: unknown) => log.error(`could not trust the network: ${(e as Error).message}`))
+              .finally(refreshTray);
+          }
+        }
       },
       toggle(id, checked) {
         // Electron has already flipped the checkbox; whatever happens, show the truth again.

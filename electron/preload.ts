@@ -25,6 +25,7 @@ const bridge: PeernixBridge = {
     await invoke(IPC.copyText, String(text));
   },
   doctor: () => invoke(IPC.doctor),
+  network: (action) => invoke(IPC.network, action),
 };
 
 contextBridge.exposeInMainWorld('peernix', bridge);

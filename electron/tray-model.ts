@@ -3,7 +3,7 @@ import type { Snapshot } from '../src/base/api.ts';
 
 export type TrayIcon = 'sharing' | 'idle' | 'error';
 
-export type TrayAction = 'open' | 'copyNixConf' | 'retry' | 'openLog' | 'quit';
+export type TrayAction = 'open' | 'copyNixConf' | 'retry' | 'openLog' | 'quit' | 'trustNetwork';
 export type TrayToggle = 'sharing' | 'startAtLogin';
 
 export type MenuItemModel =
@@ -16,6 +16,8 @@ export interface TrayModel {
   icon: TrayIcon;
   tooltip: string;
   items: MenuItemModel[];
+  /** The network the "Share on …?" item asks about (what its click trusts); null when not asking. */
+  askedNetworkId?: string | null;
 }
 
 export interface TrayOptions {
@@ -40,20 +42,25 @@ export function trayModel(snapshot: Snapshot | null, opts: TrayOptions): TrayMod
   let line: string;
   if (error) line = error;
   else if (!status) line = 'Starting…';
+  else if (!status.sharing && status.sharePaused) line = `Not sharing here: ${status.sharePaused}`;
   else if (!status.sharing) line = 'Not sharing';
   else line = status.peersUp === 0 ? 'Sharing — no peers found yet' : `Sharing with ${status.peersUp} ${status.peersUp === 1 ? 'peer' : 'peers'}`;
   // Without Nix's trusted keys every signed answer from a peer is turned away: say so, not just "sharing".
   if (!error && status?.trust?.error) line += ' — cannot read Nix trust settings';
 
   const icon: TrayIcon = error ? 'error' : status?.sharing ? 'sharing' : 'idle';
+  const asked = !error && status?.network?.ask ? (status.network.current ?? null) : null;
 
   return {
     icon,
     tooltip: `Peernix — ${truncate(line, 100)}`,
+    askedNetworkId: asked?.id ?? null,
     items: [
       { kind: 'status', label: truncate(line, 120) },
       ...(opts.notice ? [{ kind: 'status', label: truncate(opts.notice, 120) } as const] : []),
       ...(opts.startError ? [{ kind: 'action', id: 'retry', label: 'Retry', enabled: true } as const] : []),
+      // The one question on an untrusted network, asked in the tray as in the window.
+      ...(asked ? [{ kind: 'action', id: 'trustNetwork', label: truncate(`Share on ${asked.name}?`, 120), enabled: true } as const] : []),
       { kind: 'separator' },
       { kind: 'checkbox', id: 'sharing', label: 'Share my Nix store', checked: status?.sharing ?? false, enabled: status !== null },
       { kind: 'action', id: 'open', label: 'Open Peernix', enabled: status !== null },

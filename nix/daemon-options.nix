@@ -74,6 +74,15 @@ in
     description = "Start with sharing this store on; `peernix sharing on|off` changes it while running.";
   };
 
+  trustAllNetworks = mkOption {
+    type = types.bool;
+    default = false;
+    description = ''
+      Share on every network, not only those trusted with `peernix network trust` (`--trust-all-networks`).
+      For a machine that stays on a network you control (a build box, a server); leave it off on a laptop.
+    '';
+  };
+
   extraArgs = mkOption {
     type = types.listOf types.str;
     default = [ ];

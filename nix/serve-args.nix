@@ -17,4 +17,5 @@
   cfg.mdnsInterface
 ]
 ++ lib.optional (!cfg.share) "--no-share"
+++ lib.optional cfg.trustAllNetworks "--trust-all-networks"
 ++ cfg.extraArgs

@@ -1,6 +1,6 @@
 // The window's state and wiring. Everything comes from a PeernixBridge: a snapshot to start, then
 // changes. Topic changes refetch the snapshot (coalesced); events are appended as they arrive.
-import type { ApiChange, PeernixBridge, PeernixEvent, Snapshot } from '../src/base/api.ts';
+import type { ApiChange, NetworkAction, PeernixBridge, PeernixEvent, Snapshot } from '../src/base/api.ts';
 import { byId } from './dom.ts';
 import { renderConfig } from './views/config.ts';
 import { renderEntries } from './views/entries.ts';
@@ -8,6 +8,7 @@ import { renderEvents } from './views/events.ts';
 import { renderHeader } from './views/header.ts';
 import { renderPeers } from './views/peers.ts';
 import { renderLanTotals } from './views/totals.ts';
+import { renderNetwork } from './views/network.ts';
 import { renderTransfers } from './views/transfers.ts';
 
 const MAX_EVENTS = 500;
@@ -29,8 +30,24 @@ export function startApp(bridge: PeernixBridge): () => void {
   const header = () =>
     renderHeader({ status: snap?.status ?? null, peersKnown: snap?.peers.length ?? 0, pending, problem });
   const entries = () => renderEntries(snap?.entries ?? [], search.value, Date.now());
+  const networkAct = bridge.network
+    ? (action: NetworkAction) => {
+        bridge.network!(action)
+          .then(() => {
+            problem = null;
+          })
+          .catch((err: unknown) => {
+            problem = `could not change trusted networks: ${messageOf(err)}`;
+          })
+          .finally(() => {
+            header();
+            scheduleRefresh();
+          });
+      }
+    : null;
   const all = () => {
     header();
+    renderNetwork(snap?.status ?? null, networkAct);
     renderPeers(snap?.peers ?? [], snap?.status ?? null);
     entries();
     renderEvents(snap?.events ?? []);
@@ -79,7 +96,7 @@ export function startApp(bridge: PeernixBridge): () => void {
         snap = { ...snap, events: mergeEvents(snap.events, [change.event]) };
         renderEvents(snap.events);
       }
-      if (change.event.type === 'sharing') scheduleRefresh();
+      if (change.event.type === 'sharing' || change.event.type === 'network') scheduleRefresh();
       return;
     }
     // Progress carries its data: applied as it comes, no snapshot refetch.

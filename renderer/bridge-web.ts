@@ -1,7 +1,7 @@
 // PeernixBridge for the dashboard in a plain browser: fetch + EventSource against /peernix/api on
 // the page's own origin. The control token comes from a <meta> the server adds to the page (the
 // CSP allows no inline script); it is only needed for POSTs.
-import type { ApiChange, PeernixBridge, Snapshot } from '../src/base/api.ts';
+import type { ApiChange, NetworkStatusView, PeernixBridge, Snapshot } from '../src/base/api.ts';
 import { CONTROL_API, TOKEN_META_NAME } from '../src/control/contract.ts';
 
 export function readPageToken(doc: Document = document): string | null {
@@ -69,6 +69,17 @@ export function createWebBridge(doc: Document = document): PeernixBridge {
         body: JSON.stringify({ enabled: on }),
       });
       if (!res.ok) throw new Error(await errorText(res));
+    },
+    async network(action) {
+      if (!token) throw new Error('this page has no control token; reload it from Peernix');
+      const res = await fetch(CONTROL_API.network, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: JSON.stringify(action),
+      });
+      if (!res.ok) throw new Error(await errorText(res));
+      return (await res.json()) as NetworkStatusView;
     },
     async copyText(text) {
       if (navigator.clipboard?.writeText) {

@@ -73,7 +73,17 @@ function item(e: PeernixEvent): HTMLLIElement {
         e.reason ? h('div', { class: 'muted', text: e.reason }) : null,
       );
     case 'sharing':
-      return li('sharing', h('div', { class: 'ev-title', text: e.enabled ? 'Sharing turned on' : 'Sharing turned off' }));
+      return li(
+        'sharing',
+        h('div', { class: 'ev-title', text: e.enabled ? 'Sharing turned on' : e.reason ? 'Sharing paused' : 'Sharing turned off' }),
+        e.reason ? h('div', { class: 'muted', text: e.reason }) : null,
+      );
+    case 'network':
+      return li(
+        'sharing',
+        h('div', { class: 'ev-title', text: `${e.networkName ? `On ${e.networkName}` : 'On no recognised network'} — ${e.trusted ? 'sharing allowed' : 'not sharing here'}` }),
+        e.note ? h('div', { class: 'muted', text: e.note }) : null,
+      );
     case 'error':
       return li('error', h('div', { class: 'ev-title', text: e.message }));
     case 'transfer':

@@ -7,6 +7,7 @@ import { gatherFacts } from '../doctor/gather.ts';
 import type { Activity } from '../domain/activity.ts';
 import type { AffinityCache } from '../domain/affinity.ts';
 import type { Identity } from '../domain/identity.ts';
+import type { NetworkTrust } from '../domain/network-trust.ts';
 import type { PeerHistory } from '../domain/peer-history.ts';
 import { shareAddresses } from '../domain/share-addresses.ts';
 import type { SharingSwitch } from '../domain/sharing-switch.ts';
@@ -15,13 +16,14 @@ import type { TrustWatch } from '../domain/trust-watch.ts';
 import type { PeernixMetrics } from '../metrics/metrics.ts';
 import { nixConfLines } from '../nix/nix-conf-lines.ts';
 import type { MdnsDiscovery } from '../peers/discovery.ts';
+import type { NetworkWatch } from '../peers/network-watch.ts';
 import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import type { LocalStore } from '../store/local-store.ts';
 
 // The API the front ends use (the control routes, the tray app): the snapshot and its changes, the
-// sharing switch, clearing a bad mark, the doctor, and stopping every part in order.
+// sharing switch, trusting a network, clearing a bad mark, the doctor, and stopping every part in order.
 
 export interface ApiParts {
   version: string;
@@ -44,6 +46,8 @@ export interface ApiParts {
   client: PeerClient;
   summaries: PeerSummaries;
   metrics: PeernixMetrics;
+  networkTrust: NetworkTrust;
+  networkWatch: NetworkWatch;
   log: Logger;
 }
 
@@ -63,6 +67,8 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       sharing: sharing.on,
       shareUrl: share ? `http://${formatHostPort(p.shareHost, share.port)}` : null,
       shareError: sharing.error,
+      sharePaused: sharing.paused,
+      network: p.networkTrust.view(),
       shareAddresses: share ? shareAddresses(p.shareHost, share.port) : [],
       substituterUrl: p.substituter.url,
       publicKey: p.identity.key.publicKey.text,
@@ -88,6 +94,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
     }),
     subscribe: (listener) => activity.changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
+    network: (action) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : p.networkTrust.act(action)),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) p.log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);
@@ -103,6 +110,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       stopping ??= (async () => {
         p.storeWatch.stop();
         p.trust.stop();
+        p.networkWatch.stop();
         p.stopWatchingPeers();
         registry.stop();
         await p.discovery?.stop();

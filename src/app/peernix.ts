@@ -28,6 +28,8 @@ import { parseStoreUri } from '../store/store-uri.ts';
 import { createPeernixApi } from './peernix-api.ts';
 import { createRealisationHandler } from '../cache/realisation-route.ts';
 import { createRealisationSource } from '../domain/realisations.ts';
+import { NetworkTrust } from '../domain/network-trust.ts';
+import { NetworkWatch } from '../peers/network-watch.ts';
 import { createShareSide } from './share-side.ts';
 import { startSubstituterSide } from './substituter-side.ts';
 
@@ -64,6 +66,15 @@ export interface PeernixOptions {
   log: Logger;
   /** Remembers the sharing switch across restarts (the settings file). */
   persistSharing?: (on: boolean) => void;
+  /** Networks sharing runs on (network-id.ts ids), and whether every network is trusted. */
+  trustedNetworks?: string[];
+  trustAllNetworks?: boolean;
+  /** An upgraded install that shared: trust the first network recognised, once (network-trust.ts). */
+  trustFirstNetwork?: boolean;
+  /** Saves `trustedNetworks` (the settings file). */
+  persistTrustedNetworks?: (ids: string[]) => void;
+  /** Test seam: how the network is read (default: this machine's kernel tables). */
+  networkWatch?: Pick<ConstructorParameters<typeof NetworkWatch>[0], 'read' | 'poke' | 'clock' | 'intervalMs'>;
   /** Serve /metrics on the share listener too (for a fleet's Prometheus); always on loopback. */
   metricsOnShare?: boolean;
   /** The control API and dashboard on the loopback listener, given the API and that listener's URL. */
@@ -134,6 +145,15 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     const hostName = opts.name ? `${opts.name}-${identity.instanceId.slice(0, 6)}` : undefined;
     discovery = startLanDiscovery({ instanceId: identity.instanceId, name, publicKey: identity.key.publicKey.text, sharePort: shareAddr.port, hostName, interface: opts.mdnsInterface, registry, log });
   }
+  // Sharing runs only on a trusted network: the watcher's first look decides before it starts, and
+  // each move after that pauses or resumes it within a second or two.
+  const networkTrust = new NetworkTrust({
+    trusted: opts.trustedNetworks ?? [], trustAll: opts.trustAllNetworks ?? false, trustFirstNetwork: (opts.trustFirstNetwork ?? false) && opts.sharing,
+    wanted: () => sharing.wantedOn, pause: (reason) => sharing.pause(reason), persist: opts.persistTrustedNetworks,
+    events: activity.events, log: log.child('network'), changed: () => notifySoon('status'),
+  });
+  const networkWatch = new NetworkWatch({ ...opts.networkWatch, mayPoke: () => !networkTrust.trustAll, onChange: (n) => void networkTrust.moved(n) });
+  await networkWatch.start();
   await sharing.startUp(opts.sharing);
   for (const p of staticPeers) registry.upsert(p);
   registry.start();
@@ -143,7 +163,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const setup = { stateDir, storeUri: opts.storeUri, shareListen: opts.shareListen, secretKeyFile: opts.secretKeyFile };
   const api = createPeernixApi({
     version: opts.version, setup, identity, name, shareHost: shareAddr.host, substituter: substituter.listener, sharing, registry, discovery, history,
-    stopWatchingPeers, affinity, activity, trust, storeWatch, store, client, summaries, metrics, log,
+    stopWatchingPeers, affinity, activity, trust, storeWatch, store, client, summaries, metrics, networkTrust, networkWatch, log,
   });
   if (opts.control) substituter.attachControl(opts.control(api, substituter.listener.url));
   return { api, substituterUrl: substituter.listener.url };

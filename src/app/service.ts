@@ -37,7 +37,7 @@ export interface ServiceOptions {
   state: ServiceState;
   core: CoreOptions;
   /** Settings overridden for this run only (command-line flags); never written back. */
-  overrides?: Partial<Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort'>>;
+  overrides?: Partial<Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks'>>;
   /** The built renderer (dist/renderer) the dashboard serves. */
   rendererDir: string;
   version: string;
@@ -73,6 +73,10 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     version: opts.version,
     log: opts.log,
     persistSharing: (on) => settings.set({ sharing: on }),
+    trustedNetworks: s.trustedNetworks,
+    trustAllNetworks: s.trustAllNetworks,
+    trustFirstNetwork: settings.predatesNetworkTrust ?? false,
+    persistTrustedNetworks: (ids) => settings.set({ trustedNetworks: ids }),
     // The core calls back with its API and loopback URL once that listener is bound (port 0 is known
     // only then); the routes answer only to that exact host:port.
     control: (api, url) => {

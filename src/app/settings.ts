@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import { isLoopbackHost, parseHostPort } from '../base/listen-address.ts';
 import { MAX_PEER_URL_LENGTH, peerUrlProblem } from '../wire/peer-url.ts';
 import path from 'node:path';
+import { isNetworkId } from '../peers/network-id.ts';
+import { MAX_TRUSTED_NETWORKS } from '../domain/network-trust.ts';
 import Conf from 'conf';
 
 // ---- the one schema: each field's default, its JSON Schema (documentation) and its check -------
@@ -90,6 +92,31 @@ const peersField: Field<string[]> = {
   },
 };
 
+// Ids as network-id.ts makes them ("gateway <mac> <subnet>", "subnet <subnet>"); kept as written.
+const trustedNetworksField: Field<string[]> = {
+  default: [],
+  schema: {
+    type: 'array',
+    items: { type: 'string', minLength: 1, maxLength: 200 },
+    maxItems: MAX_TRUSTED_NETWORKS,
+    default: [],
+    description: 'Networks this machine shares on (ids as `peernix network list` shows them).',
+  },
+  check(v) {
+    if (!Array.isArray(v)) return { ok: false, why: `must be a list of network ids (got ${describe(v)})` };
+    const kept: string[] = [];
+    const extra: string[] = [];
+    for (const [i, item] of v.entries()) {
+      if (!isNetworkId(item)) extra.push(`settings: trustedNetworks[${i}] ${describe(item)} is not a network id; ignoring it`);
+      else if (kept.length >= MAX_TRUSTED_NETWORKS) {
+        extra.push(`settings: more than ${MAX_TRUSTED_NETWORKS} trusted networks; ignoring trustedNetworks[${i}] and the rest`);
+        break;
+      } else if (!kept.includes(item)) kept.push(item);
+    }
+    return { ok: true, value: kept, extra };
+  },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -110,6 +137,10 @@ const FIELDS = {
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
   /** GET /metrics on the share listener as well as on loopback, for a fleet's Prometheus. */
   metricsOnShare: booleanField(false, 'Also serve Prometheus metrics (/metrics) on the LAN share listener.'),
+  /** Networks sharing runs on (README, "Trusted networks"). */
+  trustedNetworks: trustedNetworksField,
+  /** Share on every network (headless installs, build boxes). */
+  trustAllNetworks: booleanField(false, 'Share on every network, not only trusted ones (for headless machines on a network you control).'),
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;
@@ -142,7 +173,7 @@ function describe(v: unknown): string {
 }
 
 function defaultsCopy(): Settings {
-  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers] };
+  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], trustedNetworks: [...DEFAULT_SETTINGS.trustedNetworks] };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -206,6 +237,11 @@ export interface SettingsStore {
   set(patch: Partial<Settings>): void;
   readonly problems: string[];
   readonly path: string;
+  /**
+   * The file was there from before networks were trusted (it names neither `trustedNetworks` nor
+   * `trustAllNetworks`): an upgrade, which trusts the network it starts on once.
+   */
+  readonly predatesNetworkTrust?: boolean;
 }
 
 /** The part of conf (and electron-store, which extends it) the store uses. */
@@ -290,6 +326,7 @@ export function openSettingsStore(
   }
 
   let current = validateSettings(raw);
+  const predatesNetworkTrust = fileState === 'ok' && isPlainObject(raw) && !Object.hasOwn(raw, 'trustedNetworks') && !Object.hasOwn(raw, 'trustAllNetworks');
 
   return {
     get path() {
@@ -298,8 +335,9 @@ export function openSettingsStore(
     get problems() {
       return [...notes, ...current.problems];
     },
+    predatesNetworkTrust,
     get() {
-      return { ...current.settings, peers: [...current.settings.peers] };
+      return { ...current.settings, peers: [...current.settings.peers], trustedNetworks: [...current.settings.trustedNetworks] };
     },
     set(patch) {
       const clean = validatePatch(patch);

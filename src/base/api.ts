@@ -123,7 +123,13 @@ export type PeernixEvent =
       wireBytes: number;
       outcome: 'ok' | 'failed' | 'resumed';
     }
-  | { type: 'sharing'; id: number; time: number; enabled: boolean }
+  /** `reason`: sharing stopped for a reason other than the user's choice (an untrusted network). */
+  | { type: 'sharing'; id: number; time: number; enabled: boolean; reason?: string }
+  /**
+   * The machine moved to another network (null: none recognised), or its trust changed. `note` says
+   * what Peernix decided on its own (an upgrade trusting the network it started on).
+   */
+  | { type: 'network'; id: number; time: number; networkId: string | null; networkName: string | null; trusted: boolean; note?: string }
   | { type: 'error'; id: number; time: number; message: string };
 
 /** Whether the local nix-daemon answers, and which Nix it is. */
@@ -131,6 +137,18 @@ export interface DaemonHealth {
   ok: boolean;
   version: string | null;
   error: string | null;
+}
+
+/** The network this machine is on and whether it shares there (README, "Trusted networks"). */
+export interface NetworkStatusView {
+  /** null: on no network that can be recognised (offline, or a router whose MAC is not known yet). */
+  current: { id: string; name: string } | null;
+  /** Sharing is allowed here: the current network is trusted, or every network is. */
+  trusted: boolean;
+  trustAll: boolean;
+  trustedNetworks: { id: string; name: string }[];
+  /** Ask the user "Share on <current.name>?": it is not trusted, sharing is wanted, not yet answered. */
+  ask: boolean;
 }
 
 export interface StatusView {
@@ -141,6 +159,9 @@ export interface StatusView {
   shareUrl: string | null; // null while sharing is off
   /** Why sharing is not as last asked (a busy port, a setting that could not be saved); null when all is well. */
   shareError: string | null;
+  /** Why sharing is held off though the saved choice is on (an untrusted network); absent in older cores. */
+  sharePaused?: string | null;
+  network?: NetworkStatusView;
   substituterUrl: string;
   publicKey: string; // "name:base64"
   nixConf: string; // the lines a user adds to nix.conf
@@ -213,9 +234,17 @@ export interface PeernixApi {
   clearPeerBad(id: string): Promise<boolean>;
   /** Runs `peernix doctor`'s checks as this process sees the machine. */
   doctor?(): Promise<DoctorReport>;
+  /**
+   * Trusts a network (`'current'`: the one this machine is on) or forgets one, or answers the
+   * question "Share on <network>?" with "not here" (`'dismiss'`, until the next start). Resolves to
+   * the network status after the change; rejects with a sentence when there is nothing to trust.
+   */
+  network?(action: NetworkAction): Promise<NetworkStatusView>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }
+
+export type NetworkAction = { trust: string | 'current' } | { forget: string | 'current' } | { dismiss: string };
 
 export interface StopOptions {
   graceMs?: number;
@@ -229,4 +258,6 @@ export interface PeernixBridge {
   copyText(text: string): Promise<void>;
   /** `peernix doctor`'s checks; absent where the window can't ask for them. */
   doctor?(): Promise<DoctorReport>;
+  /** Trust, forget or dismiss a network; absent where the window can't. */
+  network?(action: NetworkAction): Promise<NetworkStatusView>;
 }

@@ -11,6 +11,7 @@ export type ErrorKind =
   | 'forbidden'
   | 'not-found'
   | 'method-not-allowed'
+  | 'conflict'
   | 'too-large'
   | 'range-not-satisfiable'
   | 'too-often'
@@ -24,6 +25,7 @@ export const STATUS: Record<ErrorKind, number> = {
   forbidden: 403,
   'not-found': 404,
   'method-not-allowed': 405,
+  conflict: 409,
   'too-large': 413,
   'range-not-satisfiable': 416,
   'too-often': 429,
@@ -73,6 +75,13 @@ export class MethodNotAllowed extends HttpError {
   constructor(allow: readonly string[], message = 'method not allowed') {
     super('method-not-allowed', message, { headers: { Allow: allow.join(', ') } });
     this.allow = allow;
+  }
+}
+
+/** The request is well-formed but the state refuses it (a network that can't be trusted now). */
+export class Conflict extends HttpError {
+  constructor(message: string) {
+    super('conflict', message);
   }
 }
 

@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
-import type { Snapshot } from '../base/api.ts';
-import { baseUrlFromListen, clearPeerBad, fetchSnapshot, setSharing } from '../control/client.ts';
+import type { NetworkStatusView, Snapshot } from '../base/api.ts';
+import { baseUrlFromListen, clearPeerBad, fetchSnapshot, networkAction, setSharing } from '../control/client.ts';
 import { readToken } from '../control/token.ts';
 import { openDaemonSettings } from '../app/settings.ts';
 import { defaultStateDir } from '../base/state-dir.ts';
 import { describeSummary } from '../base/summary-text.ts';
 
-// `peernix status`, `peernix sharing on|off` and `peernix peer clear ID|NAME`: talk to the running
-// Peernix on its loopback listener.
+// `peernix status`, `peernix sharing on|off`, `peernix peer clear ID|NAME` and `peernix network
+// trust|forget|list`: talk to the running Peernix on its loopback listener.
 
 function target(argv: string[]) {
   const { values, positionals } = parseArgs({
@@ -38,7 +38,9 @@ export async function sharing(argv: string[]): Promise<number> {
   const token = await readToken(t.stateDir);
   if (!token) throw new Error(`no control token in ${t.stateDir}; is this the state directory of the running Peernix?`);
   const now = await setSharing(t.baseUrl, token, want === 'on');
-  process.stdout.write(`sharing is ${now ? 'on' : 'off'}\n`);
+  // Wanted but held off by the network: say why and how, rather than a bare "off".
+  const paused = !now && want === 'on' ? (await fetchSnapshot(t.baseUrl)).status.sharePaused : null;
+  process.stdout.write(paused ? `sharing is on, but paused here: ${paused} (\`peernix network trust\` to share on it)\n` : `sharing is ${now ? 'on' : 'off'}\n`);
   return 0;
 }
 
@@ -68,11 +70,44 @@ export async function peer(argv: string[]): Promise<number> {
   return 0;
 }
 
+const NETWORK_USAGE = 'usage: peernix network trust [current|ID] | forget [current|ID] | list [--json] [--listen HOST:PORT] [--state-dir DIR]\n';
+
+export async function network(argv: string[]): Promise<number> {
+  const t = target(argv);
+  const [verb, which = 'current', ...more] = t.positionals;
+  if (more.length || (verb !== 'trust' && verb !== 'forget' && verb !== 'list') || (verb === 'list' && t.positionals.length > 1)) {
+    process.stderr.write(NETWORK_USAGE);
+    return 2;
+  }
+  let view: NetworkStatusView | undefined;
+  if (verb === 'list') {
+    view = (await fetchSnapshot(t.baseUrl)).status.network;
+    if (!view) throw new Error('this Peernix is too old to know about trusted networks');
+  } else {
+    const token = await readToken(t.stateDir);
+    if (!token) throw new Error(`no control token in ${t.stateDir}; is this the state directory of the running Peernix?`);
+    view = await networkAction(t.baseUrl, token, verb === 'trust' ? { trust: which } : { forget: which });
+  }
+  process.stdout.write(t.json ? JSON.stringify(view, null, 2) + '\n' : networkLines(view).join('\n') + '\n');
+  return 0;
+}
+
+function networkLines(n: NetworkStatusView): string[] {
+  const here = n.current ? `${n.current.name}  [${n.current.id}]` : 'no recognised network';
+  return [
+    `this network: ${here}`,
+    `  sharing here: ${n.trustAll ? 'allowed (every network is trusted: trustAllNetworks)' : n.trusted ? 'allowed (trusted)' : 'not allowed: `peernix network trust` to share here'}`,
+    `trusted networks: ${n.trustedNetworks.length ? '' : 'none'}`,
+    ...n.trustedNetworks.map((t) => `  ${t.name}  [${t.id}]`),
+  ];
+}
+
 function describe(s: Snapshot): string {
   const st = s.status;
   const lines = [
     `Peernix ${st.version} on ${st.hostName} (${st.instanceId})`,
-    `  sharing:      ${st.sharing ? `on, ${st.shareUrl}` : 'off'}`,
+    `  sharing:      ${st.sharing ? `on, ${st.shareUrl}` : st.sharePaused ? `paused: ${st.sharePaused}` : 'off'}`,
+    ...(st.network ? [`  network:      ${st.network.current?.name ?? 'none recognised'}${st.network.trustAll ? ' (every network trusted)' : st.network.trusted ? ' (trusted)' : ' (not trusted: `peernix network trust`)'}`] : []),
     ...(st.shareError ? [`  !             ${st.shareError}`] : []),
     `  substituter:  ${st.substituterUrl}`,
     `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
@@ -134,7 +169,9 @@ function eventLine(e: Snapshot['events'][number]): string {
     case 'transfer':
       return `transfer ${e.direction} ${e.storePath} ${e.peerName} ${e.bytes} bytes ${e.outcome}`;
     case 'sharing':
-      return `sharing ${e.enabled ? 'on' : 'off'}`;
+      return `sharing ${e.enabled ? 'on' : 'off'}${e.reason ? ` (${e.reason})` : ''}`;
+    case 'network':
+      return `network ${e.networkName ?? 'none'}: ${e.trusted ? 'sharing allowed' : 'not sharing'}${e.note ? ` (${e.note})` : ''}`;
     case 'error':
       return `error ${e.message}`;
   }

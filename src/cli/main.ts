@@ -14,6 +14,8 @@ Commands:
                turn sharing this store with the LAN on or off (remembered across restarts)
   peer clear ID|NAME
                use a peer again that was caught serving wrong bytes
+  network trust [current|ID] | forget [current|ID] | list
+               share on this network (or stop); Peernix shares only on networks you trust
   service install|uninstall [--user]
                run the daemon as a systemd or launchd service; see peernix service --help
   doctor       why isn't Nix using Peernix? each problem with its fix  [--json]
@@ -35,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./control.ts')).sharing(rest);
     case 'peer':
       return (await import('./control.ts')).peer(rest);
+    case 'network':
+      return (await import('./control.ts')).network(rest);
     case 'service':
       return (await import('./service-command.ts')).service(rest);
     case 'doctor':

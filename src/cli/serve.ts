@@ -29,6 +29,8 @@ Options:
   --go-udp-port PORT        UDP port for their questions while sharing (default 9999, their udp-port)
   --name NAME               the name peers see (default: this host's name)
   --no-share                start with sharing off (the loopback substituter still runs)
+  --trust-all-networks      share on every network, not only trusted ones (a headless machine on a
+                            network you control; setting trustAllNetworks)
   --nar-source filesystem|daemon
                             where local NAR bytes come from: our NAR writer reading the store's files
                             (default), or the daemon's NarFromPath; both under a GC temp root
@@ -55,6 +57,7 @@ export async function serve(argv: string[]): Promise<number> {
       'go-udp-port': { type: 'string' },
       name: { type: 'string' },
       'no-share': { type: 'boolean', default: false },
+      'trust-all-networks': { type: 'boolean', default: false },
       'nar-source': { type: 'string', default: 'filesystem' },
       'verify-local-nars': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: process.env.PEERNIX_LOG_LEVEL ?? 'info' },
@@ -94,6 +97,7 @@ export async function serve(argv: string[]): Promise<number> {
       peerCompression: values['no-peer-compression'] ? false : undefined,
       goPeers: values['no-go-peers'] ? false : undefined,
       goUdpPort,
+      trustAllNetworks: values['trust-all-networks'] ? true : undefined,
     },
     rendererDir: fileURLToPath(new URL('../../dist/renderer/', import.meta.url)),
     version: VERSION,

@@ -1,7 +1,7 @@
 // What the CLI (`peernix status`, `peernix sharing on|off`) uses to talk to a running Peernix over
 // its loopback listener. Errors are turned into sentences a user can act on.
 import got, { RequestError } from 'got';
-import type { Snapshot } from '../base/api.ts';
+import type { NetworkAction, NetworkStatusView, Snapshot } from '../base/api.ts';
 import { CONTROL_API } from './contract.ts';
 import { formatHostPort, parseHostPort } from '../base/listen-address.ts';
 
@@ -47,6 +47,20 @@ export async function setSharing(baseUrl: string, token: string, on: boolean): P
 /** Forgets that a peer served wrong bytes; resolves whether it was marked. */
 export async function clearPeerBad(baseUrl: string, token: string, id: string): Promise<boolean> {
   return postForBoolean(baseUrl, token, 'peerClearBad', { id }, 'cleared', TIMEOUT_MS);
+}
+
+/** Trusts, forgets or dismisses a network; resolves to the network status afterwards. */
+export async function networkAction(baseUrl: string, token: string, action: NetworkAction): Promise<NetworkStatusView> {
+  const url = endpoint(baseUrl, 'network');
+  // Trusting may wait for the share listener to bind.
+  const res = await send(baseUrl, () =>
+    got.post(url, { json: action, headers: { authorization: `Bearer ${token}` }, throwHttpErrors: false, retry: { limit: 0 }, timeout: { request: 30_000 }, followRedirect: false }),
+  );
+  const reply = parseJson(res.body, url);
+  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, reply, url), res.statusCode);
+  const view = reply as NetworkStatusView | null;
+  if (typeof view !== 'object' || view === null || !Array.isArray(view.trustedNetworks)) throw new ControlError(`${url} gave an unexpected answer`);
+  return view;
 }
 
 /** POSTs a change with the control token; resolves to the boolean field `answer` of the reply. */

@@ -8,6 +8,7 @@ export const CONTROL_API = {
   sharing: '/peernix/api/sharing',
   peerClearBad: '/peernix/api/peer-clear-bad',
   doctor: '/peernix/api/doctor',
+  network: '/peernix/api/network',
 } as const;
 
 /** The <meta> the dashboard's page carries the control token in (the CSP allows no inline script). */

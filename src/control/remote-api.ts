@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { ApiChange, PeernixApi, Snapshot } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
-import { clearPeerBad, fetchSnapshot, setSharing } from './client.ts';
+import { clearPeerBad, fetchSnapshot, networkAction, setSharing } from './client.ts';
 import { CONTROL_API, TOKEN_META_NAME } from './contract.ts';
 
 export interface RemoteApi extends PeernixApi {
@@ -103,6 +103,7 @@ export async function connectRemoteApi(baseUrl: string, token: string, log: Logg
       return () => listeners.delete(listener);
     },
     clearPeerBad: (id) => clearPeerBad(baseUrl, token, id),
+    network: (action) => networkAction(baseUrl, token, action),
     async setSharing(on) {
       await setSharing(baseUrl, token, on);
       await refresh();

@@ -11,10 +11,12 @@
 //   POST /peernix/api/sharing   {"enabled": boolean}, Bearer token + application/json required
 //   POST /peernix/api/peer-clear-bad  {"id": string}: forget that a peer served wrong bytes (same rules)
 //   GET  /peernix/api/doctor    DoctorReport as JSON (`peernix doctor`'s checks)
+//   POST /peernix/api/network   {"trust"|"forget": id or "current"} or {"dismiss": id} (same rules)
 // Every /peernix request passes the Host and Origin checks (security.ts) before anything else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeernixApi } from '../base/api.ts';
-import { BadRequest, Forbidden, HttpError, NotFound, TooLarge, Unavailable, sendBody } from '../cache/http-error.ts';
+import { parseNetworkAction } from '../base/network-action.ts';
+import { BadRequest, Conflict, Forbidden, HttpError, NotFound, TooLarge, Unavailable, sendBody } from '../cache/http-error.ts';
 import { ANY_METHOD, GET_HEAD, serveRoutes, type Route, type RouteHandler } from '../cache/route-table.ts';
 import { METRICS_PATH } from '../cache/routes.ts';
 import { ASSET_PREFIX, readAsset, renderDashboardHtml } from './dashboard.ts';
@@ -51,6 +53,7 @@ export interface ControlHandlers {
   doctor: RouteHandler;
   sharing: RouteHandler;
   clearBad: RouteHandler;
+  network: RouteHandler;
   notFound: RouteHandler;
   close(): void;
 }
@@ -72,6 +75,7 @@ export function loopbackRoutes(parts: { metrics: RouteHandler | null; control: C
     api('doctor', ['GET'], CONTROL_API.doctor, c.doctor),
     api('sharing', ['POST'], CONTROL_API.sharing, c.sharing),
     api('peer-clear-bad', ['POST'], CONTROL_API.peerClearBad, c.clearBad),
+    api('network', ['POST'], CONTROL_API.network, c.network),
     // Everything else under /peernix/ is ours too (and checked as ours), never a cache path.
     api('control-unknown', ANY_METHOD, /^\/peernix\//, c.notFound),
   );
@@ -120,6 +124,7 @@ export function createControlHandlers(opts: ControlRoutesOptions): ControlHandle
     }),
     sharing: saying(postSharing),
     clearBad: saying(postClearBad),
+    network: saying(postNetwork),
     notFound() {
       throw new NotFound();
     },
@@ -147,6 +152,19 @@ export function createControlHandlers(opts: ControlRoutesOptions): ControlHandle
     }
     if (!opts.api.snapshot().peers.some((p) => p.id === id)) throw new NotFound('no such peer');
     sendJson(res, { id, cleared: await opts.api.clearPeerBad(id) });
+  }
+
+  async function postNetwork(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const action = parseNetworkAction(await authorisedJson(req));
+    if (!action) throw new BadRequest('body must be {"trust": "<network id>"|"current"}, {"forget": …} or {"dismiss": "<network id>"}');
+    if (!opts.api.network) throw new NotFound('this Peernix has no trusted networks');
+    let result: unknown;
+    try {
+      result = await opts.api.network(action);
+    } catch (err) {
+      throw new Conflict(errorMessage(err));
+    }
+    sendJson(res, result);
   }
 
   async function postSharing(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -9,6 +9,10 @@ import type { Logger } from '../base/log.ts';
 // Turning sharing on is all or nothing: if the choice can't be saved, the listener is closed again.
 // Turning it off always takes effect — a store is never left shared against the user's wish because
 // a file could not be written — and a failure to remember it is reported, not hidden.
+//
+// A pause (the network is not trusted) is a reason, not a choice: it closes the listener and
+// withdraws the announcement without touching the saved choice, and lifting it shares again only if
+// the user still wants to.
 
 export interface SharingSwitchParts {
   /** Binds the share listener (rejects with e.g. EADDRINUSE). */
@@ -39,6 +43,9 @@ export class SharingSwitch {
   // Switches run one at a time; the tail never rejects, so a failed one can't block the next.
   private tail: Promise<void> = Promise.resolve();
   private stopped = false;
+  // The user's choice (saved), and why sharing is held off in spite of it.
+  private wanted = false;
+  private pausedBy: string | null = null;
 
   constructor(parts: SharingSwitchParts) {
     this.parts = parts;
@@ -50,6 +57,16 @@ export class SharingSwitch {
 
   get listener(): HttpListener | null {
     return this.current;
+  }
+
+  /** Why sharing is held off though it may be wanted (an untrusted network); null when it isn't. */
+  get paused(): string | null {
+    return this.pausedBy;
+  }
+
+  /** Whether the user wants to share (the saved choice), paused or not. */
+  get wantedOn(): boolean {
+    return this.wanted;
   }
 
   /**
@@ -66,7 +83,8 @@ export class SharingSwitch {
    */
   startUp(wanted: boolean): Promise<void> {
     return this.queue(async () => {
-      if (!wanted) return;
+      this.wanted = wanted;
+      if (!wanted || this.pausedBy !== null) return;
       try {
         this.current = await this.parts.bind();
       } catch (e) {
@@ -83,6 +101,33 @@ export class SharingSwitch {
   /** Turns sharing on or off; rejects with a message a user can act on. */
   set(on: boolean): Promise<void> {
     return this.queue(() => (on ? this.turnOn() : this.turnOff()));
+  }
+
+  /**
+   * Holds sharing off for `reason` (null lifts it). Pausing always takes effect; lifting it shares
+   * again if the user wants to, and a failure to bind is shown like any sharing error.
+   */
+  pause(reason: string | null): Promise<void> {
+    return this.queue(async () => {
+      const was = this.pausedBy;
+      this.pausedBy = reason;
+      if (reason !== null) {
+        if (this.current) await this.close(reason);
+        if (was !== reason) this.parts.changed();
+        return;
+      }
+      if (was === null) return;
+      this.parts.changed();
+      if (!this.wanted || this.current || this.stopped) return;
+      let listener: HttpListener;
+      try {
+        listener = await this.parts.bind();
+      } catch (e) {
+        this.fail(`could not start sharing: ${describe(e)}`);
+        return;
+      }
+      await this.open(listener, 'sharing resumed');
+    });
   }
 
   /** Closes the listener for good, letting transfers finish for `graceMs`. */
@@ -102,6 +147,18 @@ export class SharingSwitch {
       this.clearError();
       return;
     }
+    if (this.pausedBy !== null) {
+      // Remembered, and shared as soon as the pause lifts.
+      try {
+        this.parts.persist?.(true);
+      } catch (e) {
+        throw this.fail(`could not turn sharing on: saving the setting failed (${describe(e)})`);
+      }
+      this.wanted = true;
+      this.clearError();
+      this.parts.changed();
+      return;
+    }
     let listener: HttpListener;
     try {
       listener = await this.parts.bind();
@@ -114,27 +171,37 @@ export class SharingSwitch {
       await listener.close(0);
       throw this.fail(`could not turn sharing on: saving the setting failed (${describe(e)})`);
     }
+    this.wanted = true;
+    await this.open(listener, 'sharing turned on');
+  }
+
+  private async open(listener: HttpListener, what: string): Promise<void> {
     this.current = listener;
     this.lastError = null;
     await this.openCompanion();
     this.parts.announce(listener.port);
-    this.parts.log.info(`sharing turned on: ${listener.url}`);
+    this.parts.log.info(`${what}: ${listener.url}`);
     this.parts.events.emit({ type: 'sharing', enabled: true });
     this.parts.changed();
   }
 
-  private async turnOff(): Promise<void> {
+  private async close(reason?: string): Promise<void> {
     const listener = this.current;
-    if (listener) {
-      // Goodbye first so peers stop asking, then refuse and cut what is in flight.
-      await this.parts.unannounce();
-      this.current = null;
-      listener.cutAll();
-      await this.closeCompanion();
-      await listener.close(0);
-      this.parts.log.info('sharing turned off');
-      this.parts.events.emit({ type: 'sharing', enabled: false });
-    }
+    if (!listener) return;
+    // Goodbye first so peers stop asking, then refuse and cut what is in flight.
+    await this.parts.unannounce();
+    this.current = null;
+    listener.cutAll();
+    await this.closeCompanion();
+    await listener.close(0);
+    this.parts.log.info(reason ? `sharing paused: ${reason}` : 'sharing turned off');
+    this.parts.events.emit(reason ? { type: 'sharing', enabled: false, reason } : { type: 'sharing', enabled: false });
+    this.parts.changed();
+  }
+
+  private async turnOff(): Promise<void> {
+    this.wanted = false;
+    await this.close();
     try {
       this.parts.persist?.(false);
     } catch (e) {

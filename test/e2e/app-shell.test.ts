@@ -47,7 +47,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     if (settings) {
       fs.writeFileSync(
         `${u}/state/settings.json`,
-        JSON.stringify({ sharing: false, shareListen: '127.0.0.1:0', listen: '127.0.0.1:0', mdns: false, peers: [], ...settings }),
+        JSON.stringify({ sharing: false, shareListen: '127.0.0.1:0', listen: '127.0.0.1:0', mdns: false, peers: [], trustAllNetworks: true, ...settings }),
       );
     }
     const env = nixEnv({ PEERNIX_STATE_DIR: `${u}/state`, PEERNIX_STORE: host.storeUri, XDG_CONFIG_HOME: `${u}/config`, HOME: u });

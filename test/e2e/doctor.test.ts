@@ -73,7 +73,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     svc = await startService({
       state,
       core: { storeUri: `unix://${dir}/socket?root=${dir}/root` },
-      overrides: { listen: '127.0.0.1:0', shareListen: '127.0.0.1:0', mdns: false, sharing: true, peers: [] },
+      overrides: { listen: '127.0.0.1:0', shareListen: '127.0.0.1:0', mdns: false, sharing: true, peers: [], trustAllNetworks: true },
       rendererDir: `${PROJECT_ROOT}dist/renderer`,
       version: 'test',
       log: silentLogger,

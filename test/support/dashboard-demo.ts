@@ -3,7 +3,7 @@
 // Used by the renderer's Chromium test and by `node scripts/dev-dashboard.ts` for UI work.
 import http from 'node:http';
 import path from 'node:path';
-import type { ApiChange, CacheEntryView, DoctorCheck, DoctorReport, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/base/api.ts';
+import type { NetworkAction, NetworkStatusView, ApiChange, CacheEntryView, DoctorCheck, DoctorReport, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/base/api.ts';
 import { explainPeer } from '../../src/domain/peer-history.ts';
 import { createControlRoutes } from '../../src/control/routes.ts';
 import { nixConfLines } from '../../src/nix/nix-conf-lines.ts';
@@ -215,6 +215,21 @@ export class DemoApi implements PeernixApi {
     peer.bad = null;
     this.emit({ topic: 'peers' });
     return true;
+  }
+  networkCalls: NetworkAction[] = [];
+  /** Trusts or dismisses in the made-up snapshot, as the core would (trusting shares at once). */
+  async network(action: NetworkAction): Promise<NetworkStatusView> {
+    this.networkCalls.push(action);
+    const n = this.snap.status.network;
+    if (!n) throw new Error('no network in this snapshot');
+    if ('trust' in action && n.current) {
+      n.trustedNetworks.push(n.current);
+      this.snap.status = { ...this.snap.status, sharing: true, sharePaused: null, network: { ...n, trusted: true, ask: false } };
+    } else if ('dismiss' in action) {
+      this.snap.status.network = { ...n, ask: false };
+    }
+    this.emit({ topic: 'status' });
+    return structuredClone(this.snap.status.network!);
   }
   async setSharing(on: boolean) {
     this.sharingCalls.push(on);

@@ -20,9 +20,16 @@ export interface PeernixProcess {
 
 export async function startPeernixProcess(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: (cmd: string, args: string[]) => [string, string[]]; main?: string } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    wrap?: (cmd: string, args: string[]) => [string, string[]];
+    main?: string;
+    /** Share only on trusted networks, as a fresh install does; by default test hosts trust every network. */
+    trustedNetworksOnly?: boolean;
+  } = {},
 ): Promise<PeernixProcess> {
-  const cmdArgs = [opts.main ?? MAIN, 'serve', ...args];
+  const cmdArgs = [opts.main ?? MAIN, 'serve', ...(opts.trustedNetworksOnly ? [] : ['--trust-all-networks']), ...args];
   const [cmd, finalArgs] = opts.wrap ? opts.wrap(process.execPath, cmdArgs) : [process.execPath, cmdArgs];
   const proc = spawn(cmd, finalArgs, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

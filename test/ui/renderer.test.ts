@@ -145,6 +145,40 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
     }
   });
 
+  it('on an untrusted network the window asks once, "Share on <network>?", and "Share here" trusts that network', async () => {
+    const api = demoApi();
+    const net = { id: 'gateway 52:54:00:12:34:56 192.168.1.0/24', name: '192.168.1.0/24 (router 52:54:00:12:34:56)' };
+    api.snap.status = {
+      ...api.snap.status,
+      sharing: false,
+      shareUrl: null,
+      sharePaused: `${net.name} is not a trusted network`,
+      network: { current: net, trusted: false, trustAll: false, trustedNetworks: [], ask: true },
+    };
+    const { page, problems, close } = await open(api);
+    const question = page.getByTestId('network-question');
+    await question.waitFor({ timeout: 5000 });
+    assert.equal(await question.textContent(), `Share on ${net.name}?`);
+    await shot(page, 'network-question');
+    await page.getByTestId('network-trust').click();
+    await page.getByTestId('network-line').waitFor({ timeout: 5000 });
+    assert.deepEqual(api.networkCalls, [{ trust: net.id }], 'trusts the network it asked about, by id');
+    assert.match((await page.getByTestId('network-line').textContent()) ?? '', /192\.168\.1\.0\/24 .* trusted/);
+    assert.equal(await question.count(), 0);
+    await page.waitForFunction(() => (document.querySelector('[data-testid="sharing-toggle"]') as HTMLInputElement).checked, undefined, { timeout: 5000 });
+
+    // "Not here" on the next network: no trust, and the question goes away.
+    const other = { id: 'subnet 10.0.0.0/24', name: '10.0.0.0/24 (no router)' };
+    api.snap.status = { ...api.snap.status, sharing: false, network: { current: other, trusted: false, trustAll: false, trustedNetworks: [net], ask: true } };
+    api.emit({ topic: 'status' });
+    await page.getByTestId('network-dismiss').click();
+    await page.getByTestId('network-line').waitFor({ timeout: 5000 });
+    assert.deepEqual(api.networkCalls, [{ trust: net.id }, { dismiss: other.id }]);
+    assert.match((await page.getByTestId('network-line').textContent()) ?? '', /not trusted, not sharing here/);
+    assert.deepEqual(problems, [], 'no console errors or CSP violations');
+    await close();
+  });
+
   it('from file:// with the preload bridge, as the Electron window loads it', async () => {
     const page = await browser.newPage({ viewport: { width: 1180, height: 780 } });
     const problems: string[] = [];

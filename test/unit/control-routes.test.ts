@@ -227,6 +227,26 @@ describe('control routes', () => {
     assert.equal(api.sharingCalls.length, before);
   });
 
+  test('POST network: token required, one verb with an id, errors as 409 with the reason', T, async () => {
+    const post = (body: unknown, headers: Record<string, string> = {}) =>
+      request({ method: 'POST', path: '/peernix/api/network', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...headers }, body: JSON.stringify(body) });
+    const current = { id: 'subnet 10.77.0.0/24', name: '10.77.0.0/24 (no router)' };
+    const saved = api.snap.status;
+    api.snap.status = { ...api.snap.status, network: { current, trusted: false, trustAll: false, trustedNetworks: [], ask: true } };
+    assert.equal((await post({ trust: 'current' }, { authorization: `Bearer ${'f'.repeat(64)}` })).status, 403);
+    for (const bad of [{}, { trust: 1 }, { trust: 'a', dismiss: 'b' }, { share: 'x' }, ['trust']]) assert.equal((await post(bad)).status, 400, JSON.stringify(bad));
+    assert.deepEqual(api.networkCalls, [], 'nothing refused reached the API');
+    const ok = await post({ trust: 'current' });
+    assert.equal(ok.status, 200);
+    assert.equal((JSON.parse(ok.body) as { trusted: boolean }).trusted, true);
+    assert.deepEqual(api.networkCalls, [{ trust: 'current' }]);
+    api.snap.status = saved;
+    const refused = await post({ forget: 'current' });
+    assert.equal(refused.status, 409);
+    assert.match(refused.body, /no network in this snapshot/);
+    api.networkCalls.length = 0;
+  });
+
   test('wrong methods are refused', T, async () => {
     assert.equal((await request({ path: '/peernix/api/sharing' })).status, 405);
     assert.equal((await request({ method: 'POST', path: '/peernix/api/snapshot', body: '' })).status, 405);

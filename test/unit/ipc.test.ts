@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ApiChange, PeernixApi, Snapshot } from '../../src/base/api.ts';
+import type { ApiChange, NetworkAction, PeernixApi, Snapshot } from '../../src/base/api.ts';
 import { registerIpc, type InvokeEventLike, type IpcMainLike } from '../../electron/ipc.ts';
 import { IPC, MAX_COPY_TEXT } from '../../electron/ipc-schema.ts';
 
@@ -29,6 +29,7 @@ class FakeIpcMain implements IpcMainLike {
 function setup() {
   const snap = { status: { sharing: true }, peers: [], entries: [], events: [] } as unknown as Snapshot;
   const sharingCalls: boolean[] = [];
+  const networkCalls: NetworkAction[] = [];
   const listeners = new Set<(c: ApiChange) => void>();
   const api: PeernixApi = {
     snapshot: () => snap,
@@ -40,6 +41,10 @@ function setup() {
       sharingCalls.push(on);
     },
     clearPeerBad: async () => false,
+    network: async (action) => {
+      networkCalls.push(action);
+      return { current: null, trusted: false, trustAll: false, trustedNetworks: [], ask: false };
+    },
     stop: async () => {},
   };
   const copied: string[] = [];
@@ -50,13 +55,24 @@ function setup() {
     isTrustedSender: (url) => url === PAGE,
     broadcast: (c) => void broadcasts.push(c),
   });
-  return { ipc, snap, sharingCalls, copied, broadcasts, listeners, dispose };
+  return { ipc, snap, sharingCalls, networkCalls, copied, broadcasts, listeners, dispose };
 }
 
 describe('registerIpc', () => {
   test('registers exactly the schema channels', T, () => {
     const { ipc } = setup();
-    assert.deepEqual([...ipc.handlers.keys()].sort(), [IPC.copyText, IPC.doctor, IPC.setSharing, IPC.snapshot].sort());
+    assert.deepEqual([...ipc.handlers.keys()].sort(), [IPC.copyText, IPC.doctor, IPC.network, IPC.setSharing, IPC.snapshot].sort());
+  });
+
+  test('network forwards one checked action and refuses anything else', T, async () => {
+    const { ipc, networkCalls } = setup();
+    await ipc.invoke(IPC.network, { trust: 'gateway 52:54:00:12:34:56 192.168.1.0/24' });
+    await ipc.invoke(IPC.network, { dismiss: 'subnet 10.0.0.0/24' });
+    assert.deepEqual(networkCalls, [{ trust: 'gateway 52:54:00:12:34:56 192.168.1.0/24' }, { dismiss: 'subnet 10.0.0.0/24' }]);
+    for (const bad of [null, 'current', { trust: 1 }, { trust: 'a', forget: 'b' }, { rm: 'x' }, { trust: 'x'.repeat(201) }, { trust: '' }]) {
+      await assert.rejects(ipc.invoke(IPC.network, bad), /expected \{trust\|forget/, JSON.stringify(bad));
+    }
+    assert.equal(networkCalls.length, 2);
   });
 
   test('snapshot returns the API snapshot', T, async () => {

@@ -126,9 +126,9 @@ test('NixOS: defaults open nothing and add nothing; mdns, sharing and the user f
   assert.equal(plain.config.systemd.services.peernix.serviceConfig.ExecStart, '"/nix/store/peernix/bin/peernix" "serve" "--share-listen" "0.0.0.0:9999" "--listen" "127.0.0.1:9998"');
   assert.deepEqual(plain.config.systemd.services.peernix.serviceConfig.LoadCredential, []);
 
-  const quiet = evalModule(NIXOS, '{ services.peernix = { enable = true; mdns = false; share = false; openFirewall = true; dynamicUser = false; }; }');
+  const quiet = evalModule(NIXOS, '{ services.peernix = { enable = true; mdns = false; share = false; trustAllNetworks = true; openFirewall = true; dynamicUser = false; }; }');
   console.log(`mdns off: ExecStart ${quiet.config.systemd.services.peernix.serviceConfig.ExecStart}; firewall ${JSON.stringify(quiet.config.networking.firewall)}`);
-  assert.match(quiet.config.systemd.services.peernix.serviceConfig.ExecStart, / "--no-mdns" "--no-share"$/);
+  assert.match(quiet.config.systemd.services.peernix.serviceConfig.ExecStart, / "--no-mdns" "--no-share" "--trust-all-networks"$/);
   assert.deepEqual(quiet.config.networking.firewall, { allowedTCPPorts: [9999], allowedUDPPorts: [] });
   assert.deepEqual(quiet.config.users, { users: { peernix: { isSystemUser: true, group: 'peernix' } }, groups: { peernix: {} } });
   assert.equal(quiet.config.systemd.services.peernix.serviceConfig.DynamicUser, false);

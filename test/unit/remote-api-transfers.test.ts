@@ -34,3 +34,20 @@ test('transfer progress reaches an attached app without snapshot refetches', { t
     await served.close();
   }
 });
+
+test('an attached app trusts a network through the daemon it is attached to', { timeout: 20_000 }, async () => {
+  const api = demoApi();
+  const current = { id: 'subnet 10.77.0.0/24', name: '10.77.0.0/24 (no router)' };
+  api.snap.status = { ...api.snap.status, sharing: false, network: { current, trusted: false, trustAll: false, trustedNetworks: [], ask: true } };
+  const served = await serveDemoApi(api, 0);
+  const remote = await connectRemoteApi(new URL(served.url).origin, 'a'.repeat(64), createLogger('error'));
+  try {
+    assert.ok(remote.network, 'the attached API can change trusted networks');
+    const view = await remote.network({ trust: current.id });
+    assert.equal(view.trusted, true);
+    assert.deepEqual(api.networkCalls, [{ trust: current.id }]);
+  } finally {
+    await remote.stop();
+    await served.close();
+  }
+});

@@ -30,6 +30,7 @@ const control: ControlHandlers = {
   doctor: marker('doctor'),
   sharing: marker('sharing'),
   clearBad: marker('clearBad'),
+  network: marker('network'),
   notFound: marker('controlNotFound'),
   close: () => {},
 };
@@ -120,7 +121,8 @@ describe('route tables', () => {
       ['GET', '/peernix/api/snapshot', 'snapshot'],
       ['GET', '/peernix/api/changes', 'changes'],
       ['GET', '/peernix/api/doctor', 'doctor'],
-      ['POST', '/peernix/api/sharing', 'sharing'],
+      ['POST', '/peernix/api/peer-clear-bad', 'clearBad'],
+      ['POST', '/peernix/api/network', 'network'],
       ['POST', '/peernix/api/peer-clear-bad', 'clearBad'],
       ['HEAD', '/peernix/api/snapshot', 'snapshot 405 allow GET'],
       ['GET', '/peernix/api/sharing', 'sharing 405 allow POST'],

@@ -40,6 +40,8 @@ describe('defaults and schema', () => {
       goUdpPort: 9999,
       startAtLogin: false,
       metricsOnShare: false,
+      trustedNetworks: [],
+      trustAllNetworks: false,
     });
   });
 
@@ -151,6 +153,26 @@ describe('validateSettings, field by field', () => {
 });
 
 describe('openDaemonSettings (conf)', () => {
+  test('trustedNetworks keeps plausible ids and reports the rest', T, () => {
+    const r = validateSettings({ trustedNetworks: ['gateway 02:00:00:00:00:0a 10.77.0.0/24', 7, 'x\ny', 'gateway 02:00:00:00:00:0a 10.77.0.0/24'] });
+    assert.deepEqual(r.settings.trustedNetworks, ['gateway 02:00:00:00:00:0a 10.77.0.0/24']);
+    assert.equal(r.problems.length, 2);
+    assert.throws(() => validatePatch({ trustedNetworks: ['ok', ''] }), /not a network id/);
+    assert.throws(() => validatePatch({ trustAllNetworks: 'yes' }), /true or false/);
+  });
+
+  test('only a file from before trusted networks is an upgrade (trusts its first network once)', T, () => {
+    const fresh = tmpDir();
+    assert.equal(openDaemonSettings(fresh).predatesNetworkTrust, false, 'a first run is not an upgrade');
+    assert.equal(openDaemonSettings(fresh).predatesNetworkTrust, false, 'nor is the file it wrote');
+    const old = tmpDir();
+    fs.writeFileSync(path.join(old, 'settings.json'), JSON.stringify({ sharing: true, mdns: true }));
+    const store = openDaemonSettings(old);
+    assert.equal(store.predatesNetworkTrust, true);
+    store.set({ trustedNetworks: ['subnet 10.77.0.0/24'] });
+    assert.equal(openDaemonSettings(old).predatesNetworkTrust, false, 'once written, never again');
+  });
+
   test('a first run writes the defaults, private to the user', T, () => {
     const dir = tmpDir();
     const store = openDaemonSettings(dir);
