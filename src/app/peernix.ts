@@ -10,7 +10,7 @@ import { createSummaryRoute } from '../cache/summary-route.ts';
 import { ChangeBatcher, type Topic } from '../base/change-batcher.ts';
 import { LocalBackend } from '../cache/local-backend.ts';
 import { limitsFromEnv } from '../cache/limits.ts';
-import { NarSlots } from '../cache/nar-slots.ts';
+import { NarSlots } from '../base/nar-slots.ts';
 import { EventLog } from '../base/events.ts';
 import { LAN_TOTALS_FILE, LanTotals } from '../domain/lan-totals.ts';
 import { PeerHistory } from '../domain/peer-history.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NarSlots, type Admission, type NarSlot } from '../../src/cache/nar-slots.ts';
+import { NarSlots, type Admission, type NarSlot } from '../../src/base/nar-slots.ts';
 import { DEFAULT_LIMITS, parseLimits } from '../../src/cache/limits.ts';
 
 const slotOf = (a: Admission): NarSlot => {
@@ -62,6 +62,21 @@ describe('NarSlots', () => {
     assert.equal(slots.queued, 0);
     held.release();
     assert.equal(slots.inUse, 0, 'the slot is not handed to the client that left');
+  });
+
+  it('close() ends every wait at once and refuses what comes after; slots held stay valid', async () => {
+    // The peer client's use: a cap per peer only, a queue without bound.
+    const slots = new NarSlots({ total: Infinity, perAddress: 1, queue: Infinity, waitMs: 60_000 });
+    const held = slotOf(slots.acquire('http://peer:9999') as Admission);
+    const waits = Array.from({ length: 40 }, () => slots.acquire('http://peer:9999'));
+    assert.ok(!(slots.acquire('http://other:9999') instanceof Promise), 'another peer is not held up');
+    assert.equal(slots.queued, 40);
+    slots.close();
+    for (const w of waits) assert.deepEqual(await w, { refused: 'closed' });
+    assert.equal(slots.queued, 0);
+    assert.deepEqual(slots.acquire('http://third:9999'), { refused: 'closed' });
+    held.release();
+    assert.equal(slots.inUseBy('http://peer:9999'), 0);
   });
 
   it('limits: defaults sit far above what one Nix asks for; PEERNIX_LIMITS overrides with clear errors', () => {
