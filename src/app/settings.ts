@@ -243,8 +243,8 @@ export function openSettingsStore(stateDir: string): SettingsStore {
     }
   } catch (e) {
     fileState = 'unreadable';
-    const why = e instanceof StateFileError ? e.message : `cannot read ${file} (${(e as Error).message})`;
-    notes.push(`settings: ${why}; using the defaults and leaving the file alone`);
+    const why = e instanceof StateFileError ? `: it ${e.detail}` : ` (${(e as Error).message})`;
+    notes.push(`settings: cannot read ${file}${why}; using the defaults and leaving the file alone`);
   }
 
   if (fileState === 'corrupt') {

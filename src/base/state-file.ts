@@ -25,11 +25,14 @@ export type StateFileProblem = 'symlink' | 'not-regular' | 'foreign-owner' | 'to
 export class StateFileError extends Error {
   readonly file: string;
   readonly problem: StateFileProblem;
+  /** The message without the file name: "is a symbolic link; …". */
+  readonly detail: string;
   constructor(file: string, problem: StateFileProblem, detail: string) {
     super(`${file} ${detail}`);
     this.name = 'StateFileError';
     this.file = file;
     this.problem = problem;
+    this.detail = detail;
   }
 }
 

@@ -54,7 +54,7 @@ describe('symbolic links in the state directory', () => {
     const dir = tmpDir();
     const { target, link } = plantLink(dir, 'settings.json');
     const store = openDaemonSettings(dir);
-    assert.match(store.problems.join('\n'), /settings\.json is a symbolic link/);
+    assert.match(store.problems.join('\n'), /cannot read \S+settings\.json: it is a symbolic link/);
     assert.ok(!store.problems.join('\n').includes('do-not-print-me'));
     assert.throws(() => store.set({ sharing: false }), /cannot save/);
     assertUntouched(target, link, dir);
@@ -142,7 +142,7 @@ describe('a state file owned by another user', () => {
     const text = JSON.stringify({ sharing: false, peers: ['http://10.9.9.9:9999'] });
     const file = plantForeign(dir, 'settings.json', text);
     const store = openDaemonSettings(dir);
-    assert.match(store.problems.join('\n'), new RegExp(`owned by uid ${user.uid}, not by this process's user`));
+    assert.match(store.problems.join('\n'), new RegExp(`cannot read \\S+settings\\.json: it is owned by uid ${user.uid}, not by this process's user`));
     assert.equal(store.get().sharing, true, 'the defaults, not the planted values');
     assert.deepEqual(store.get().peers, []);
     assert.throws(() => store.set({ mdns: false }));
