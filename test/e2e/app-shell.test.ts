@@ -139,7 +139,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 1: an unreadable settings file still gives a tray, a dialog and a running core', async () => {
+  it('an unreadable settings file still gives a tray, a dialog and a running core', async () => {
     const u = user(null);
     fs.mkdirSync(`${u.dir}/state/settings.json`); // reading it fails with EISDIR, even as root
     fs.mkdirSync(`${u.dir}/config/autostart`, { recursive: true });
@@ -153,7 +153,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0, a.logs());
   });
 
-  it('bug 2: a busy share port shows the error in the tray and the window; the next click retries and works', async () => {
+  it('a busy share port shows the error in the tray and the window; the next click retries and works', async () => {
     const port = await busyPort();
     const a = launch(user({ shareListen: `127.0.0.1:${port}` }).env, ['--hidden']);
     await a.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
@@ -176,7 +176,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 3: start at login registers this app (its main script, hidden), not a folder Electron cannot open', async () => {
+  it('start at login registers this app (its main script, hidden), not a folder Electron cannot open', async () => {
     const u = user();
     const a = launch(u.env, ['--hidden']);
     await a.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
@@ -197,7 +197,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 3 on macOS (platform stand-in): a development build refuses with a reason; an installed one shows "requires approval"; template icons; no Dock', async () => {
+  it('start at login on macOS (platform stand-in): a development build refuses with a reason; an installed one shows "requires approval"; template icons; no Dock', async () => {
     const dev = launch({ ...user().env, STUB_PLATFORM: 'darwin' }, ['--hidden']);
     await dev.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
     await dev.click('Start at login');
@@ -222,7 +222,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await inst.exited, 0);
   });
 
-  it('bug 4 + second launch: named Peernix (its own userData and lock); a second launch exits and opens the first one’s window', async () => {
+  it('named Peernix (its own userData and lock); a second launch exits and opens the first one’s window', async () => {
     const u = user();
     const a = launch(u.env, ['--hidden']);
     const s = await a.waitFor('core started', (st) => statusLine(st) === 'Not sharing' && st);
@@ -239,7 +239,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 5: the tray menu is not rebuilt while nothing it shows changes (one idle peer, 10 s)', async () => {
+  it('the tray menu is not rebuilt while nothing it shows changes (one idle peer, 10 s)', async () => {
     other = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/other`, '--no-mdns']);
     const a = launch(user({ peers: [other.shareUrl] }).env, ['--hidden']);
     await a.waitFor('peer up', (s) => /^Not sharing/.test(statusLine(s)) && (s.tray?.setContextMenuCalls ?? 0) > 0);
@@ -255,7 +255,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bugs 7 + 8: a busy port names its holder, offers Retry; a later launch retries and opens the window', async () => {
+  it('a busy port names its holder, offers Retry; a later launch retries and opens the window', async () => {
     const port = await busyPort();
     const u = user({ listen: `127.0.0.1:${port}` });
     const a = launch(u.env);
@@ -278,7 +278,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 8: when a Peernix daemon holds the port, the app says so and offers its dashboard', async () => {
+  it('when a Peernix daemon holds the port, the app says so and offers its dashboard', async () => {
     other ??= await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/other`, '--no-mdns']);
     const port = new URL(other.substituterUrl).port;
     const a = launch(user({ listen: `127.0.0.1:${port}` }).env);
@@ -292,7 +292,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 8: when this user’s own `peernix serve` runs, the app becomes its tray and window, and takes over when it stops', async () => {
+  it('when this user’s own `peernix serve` runs, the app becomes its tray and window, and takes over when it stops', async () => {
     const u = user();
     const daemon = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${u.dir}/state`, '--no-mdns', '--no-share']);
     const port = new URL(daemon.substituterUrl).port;
@@ -322,7 +322,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     }
   });
 
-  it('bug 9: a window whose page cannot load is logged and shown, not an unhandled rejection', async () => {
+  it('a window whose page cannot load is logged and shown, not an unhandled rejection', async () => {
     // A broken install: the app without dist/renderer.
     const copy = `${dir}/broken`;
     fs.mkdirSync(`${copy}/dist/electron`, { recursive: true });
@@ -338,7 +338,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0, a.logs());
   });
 
-  it('bug 10: a log file in the state directory, "Open log" from the tray and the window', async () => {
+  it('a log file in the state directory, "Open log" from the tray and the window', async () => {
     const u = user();
     const a = launch(u.env);
     const s = await a.waitFor('window', (st) => statusLine(st) === 'Not sharing' && st.windows.length > 0 && st);
