@@ -17,12 +17,12 @@ describe('cache routes', () => {
     assert.deepEqual(matchCacheRoute(`/nix-cache/${narUrl(H, N)}?x=1`), { kind: 'nar', hashPart: H, narHash32: N });
   });
 
-  it('serves the Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
+  it('serves the Go peernix NAR form <hash>.nar only under /nix-cache/', (t) => {
     assert.equal(goNarUrl(H), `${H}.nar`);
     assert.deepEqual(matchCacheRoute(`/nix-cache/${goNarUrl(H)}`), { kind: 'nar-by-hash', hashPart: H });
     const bad = [`/${H}.nar`, `/nix-cache/${H}.nar.gz`, `/nix-cache/nar/${H}.nar`, `/nix-cache/${H.slice(1)}.nar`, `/nix-cache/${H.toUpperCase()}.nar`, `/nix-cache/../${H}.nar`];
     for (const u of bad) assert.deepEqual(matchCacheRoute(u), { kind: 'none' }, u);
-    console.log(`Go-form NAR URLs refused: ${bad.length}`);
+    t.diagnostic(`Go-form NAR URLs refused: ${bad.length}`);
   });
 
   it('rejects traversal, encodings, wrong lengths and letters outside nix32', () => {

@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
@@ -17,7 +18,7 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
     assert.ok(!isGoYes(Buffer.from('yes\n')) && !isGoYes(Buffer.from('no')));
   });
 
-  it('ignores anything else: bad hashes, paths, JSON announcements, oversized or empty packets', () => {
+  it('ignores anything else: bad hashes, paths, JSON announcements, oversized or empty packets', (t) => {
     const bad = [
       '', 'has_path?', `has_path?${HELD}x`, `has_path?${HELD.slice(1)}`, `has_path?${HELD.toUpperCase()}`, `has_path?/nix/store/${HELD}`,
       `has_path?${HELD.slice(0, 31)}e`, 'ping\n', 'PING', '{"cmd":"announce","peernix_version":"2.0.0"}', `has_path?${HELD}`.padEnd(GO_UDP_MAX_PACKET + 1, 'a'),
@@ -25,7 +26,7 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
     for (const b of bad) assert.equal(parseGoQuestion(Buffer.from(b)), null, JSON.stringify(b.slice(0, 60)));
     assert.equal(parseGoQuestion(Buffer.from([0xff, 0xfe, 0x00])), null);
     assert.throws(() => encodeHasPath('nope'), RangeError);
-    console.log(`malformed packets refused: ${bad.length + 1}`);
+    t.diagnostic(`malformed packets refused: ${bad.length + 1}`);
   });
 });
 
@@ -55,14 +56,14 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     return { r, port: r.port!, asked };
   };
 
-  it('answers "yes" for a held path, nothing for one it lacks, "pong" to ping, and ignores junk', async () => {
+  it('answers "yes" for a held path, nothing for one it lacks, "pong" to ping, and ignores junk', async (t) => {
     const { r, port, asked } = await start();
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
     assert.deepEqual(await ask(port, encodeHasPath(OTHER)), []);
     assert.deepEqual(await ask(port, Buffer.from('ping')), ['pong']);
     assert.deepEqual(await ask(port, Buffer.from('{"cmd":"announce"}')), []);
     assert.deepEqual(await ask(port, Buffer.alloc(4000, 0x61)), []);
-    console.log('stats', JSON.stringify(r.stats), 'store asked', asked.length);
+    t.diagnostic(format('stats', JSON.stringify(r.stats), 'store asked', asked.length));
     assert.deepEqual(asked, [HELD, OTHER]);
     assert.equal(r.stats.yes, 1);
     assert.equal(r.stats.silent, 1);
@@ -87,7 +88,7 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
   });
 
-  it('bounds the rate per source address: a burst beyond it goes unanswered until tokens return', async () => {
+  it('bounds the rate per source address: a burst beyond it goes unanswered until tokens return', async (tc) => {
     let t = 0;
     const { r, port } = await start({ perSourceRate: 5, perSourceBurst: 10, now: () => t });
     const sock = dgram.createSocket('udp4');
@@ -96,18 +97,18 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     sock.on('message', () => yes++);
     for (let i = 0; i < 50; i++) sock.send(encodeHasPath(HELD));
     await new Promise((res) => setTimeout(res, 400));
-    console.log(`burst of 50 with burst 10: ${yes} answered, ${r.stats.limited} limited`);
+    tc.diagnostic(`burst of 50 with burst 10: ${yes} answered, ${r.stats.limited} limited`);
     assert.equal(yes, 10);
     assert.equal(r.stats.limited, 40);
     t += 1000; // one second later: 5 more tokens
     for (let i = 0; i < 20; i++) sock.send(encodeHasPath(HELD));
     await new Promise((res) => setTimeout(res, 400));
-    console.log(`after 1 s at 5/s: ${yes - 10} more answered`);
+    tc.diagnostic(`after 1 s at 5/s: ${yes - 10} more answered`);
     assert.equal(yes, 15);
     sock.close();
   });
 
-  it('bounds store lookups in flight', async () => {
+  it('bounds store lookups in flight', async (t) => {
     const pending: (() => void)[] = [];
     const { r, port } = await start({ maxInFlight: 3, perSourceBurst: 100, has: () => new Promise<boolean>((res) => pending.push(() => res(true))) });
     const sock = dgram.createSocket('udp4');
@@ -119,7 +120,7 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     assert.equal(pending.length, 3);
     for (const p of pending) p();
     await new Promise((res) => setTimeout(res, 200));
-    console.log(`10 questions with 3 lookups at most in flight: ${yes} answered, ${r.stats.limited} dropped`);
+    t.diagnostic(`10 questions with 3 lookups at most in flight: ${yes} answered, ${r.stats.limited} dropped`);
     assert.equal(yes, 3);
     assert.equal(r.stats.limited, 7);
     sock.close();

@@ -9,7 +9,7 @@ const slotOf = (a: Admission): NarSlot => {
 };
 
 describe('NarSlots', () => {
-  it('grants up to the overall cap at once, then queues, then refuses past the queue', async () => {
+  it('grants up to the overall cap at once, then queues, then refuses past the queue', async (t) => {
     const slots = new NarSlots({ total: 3, perAddress: 10, queue: 2, waitMs: 60_000 });
     const held = ['a', 'b', 'c'].map((addr) => slotOf(slots.acquire(addr) as Admission));
     assert.equal(slots.inUse, 3);
@@ -24,7 +24,7 @@ describe('NarSlots', () => {
     assert.equal(slots.inUse, 3);
     held[1].release();
     slotOf(await w2);
-    console.log(`in use ${slots.inUse}, queued ${slots.queued}, refused ${slots.refused}`);
+    t.diagnostic(`in use ${slots.inUse}, queued ${slots.queued}, refused ${slots.refused}`);
     assert.equal(slots.queued, 0);
     assert.equal(slots.refused, 1);
     got1.release();
@@ -46,13 +46,13 @@ describe('NarSlots', () => {
     assert.equal(slots.inUse, 3);
   });
 
-  it('a waiter is refused after the wait, and one whose client left is dropped from the queue', async () => {
+  it('a waiter is refused after the wait, and one whose client left is dropped from the queue', async (t) => {
     const slots = new NarSlots({ total: 1, perAddress: 1, queue: 5, waitMs: 50 });
     const held = slotOf(slots.acquire('x') as Admission);
     const t0 = Date.now();
     assert.deepEqual(await slots.acquire('y'), { refused: 'busy' });
     const waited = Date.now() - t0;
-    console.log(`refused after ${waited} ms`);
+    t.diagnostic(`refused after ${waited} ms`);
     assert.ok(waited >= 40, `waited ${waited} ms`);
     const gone = new AbortController();
     const w = slots.acquire('z', gone.signal);
