@@ -14,7 +14,6 @@ import { onShutdownSignals, SHUTDOWN_GRACE_MS } from '../src/base/shutdown-signa
 import { ensureStateDir } from '../src/base/state-dir.ts';
 import type { Settings } from '../src/app/settings.ts';
 import { VERSION } from '../src/base/version.ts';
-import { IPC } from './ipc-schema.ts';
 import { registerIpc } from './ipc.ts';
 import { getStartAtLogin, HIDDEN_FLAG, setStartAtLogin } from './login-item.ts';
 import { openAppSettings } from './settings-electron.ts';
@@ -131,9 +130,9 @@ function useApi(a: PeernixApi): void {
   unregisterIpc = registerIpc(ipcMain, a, {
     clipboard,
     isTrustedSender: (url) => url.split('#')[0] === own,
-    broadcast: (change) => {
+    broadcast: (channel, payload) => {
       for (const w of BrowserWindow.getAllWindows()) {
-        if (!w.isDestroyed() && !w.webContents.isDestroyed()) w.webContents.send(IPC.change, change);
+        if (!w.isDestroyed() && !w.webContents.isDestroyed()) w.webContents.send(channel, payload);
       }
     },
   });
