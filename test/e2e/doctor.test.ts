@@ -48,8 +48,8 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
   });
   const doctor = async (over: Partial<GatherOptions> = {}) => diagnose(await gatherFacts(opts(over)));
   const check = (r: DoctorReport, id: string) => r.checks.find((c) => c.id === id || c.id.startsWith(id + ':'))!;
-  const show = (label: string, r: DoctorReport, ids: string[]) =>
-    console.log(`${label}: ${r.failed} failed; ${ids.map((id) => `${id}=${check(r, id).status}`).join(' ')}`);
+  const show = (t: { diagnostic(message: string): void }, label: string, r: DoctorReport, ids: string[]) =>
+    t.diagnostic(`${label}: ${r.failed} failed; ${ids.map((id) => `${id}=${check(r, id).status}`).join(' ')}`);
   // What Nix itself does with the substituter: the daemon's own warning is the witness.
   const nixStoreR = (path: string, extra: string[] = []) =>
     run('nix-store', ['--store', `unix://${dir}/socket`, '-r', path, ...extra], { baseEnv: env() as NodeJS.ProcessEnv, env: { XDG_CACHE_HOME: `${dir}/client-xdg` }, timeoutMs: 60_000 });
@@ -103,7 +103,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     assert.match(stale.fix!, /systemctl restart nix-daemon/);
     await restartDaemon();
     const r = await doctor();
-    show('right state', r, ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'share.lan', 'nix-cache.negative', 'files.key', 'files.state-dir']);
+    show(t, 'right state', r, ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'share.lan', 'nix-cache.negative', 'files.key', 'files.state-dir']);
     t.diagnostic(`  daemon: ${check(r, 'daemon.reachable').detail}`);
     assert.equal(r.failed, 0, JSON.stringify(r.checks.filter((c) => c.status === 'fail'), null, 1));
     for (const id of ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'files.key', 'files.state-dir']) assert.equal(check(r, id).status, 'ok', id);
@@ -142,10 +142,10 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     }
   });
 
-  it('no daemon: says so, with the command that starts it', async () => {
+  it('no daemon: says so, with the command that starts it', async (t) => {
     const r = await doctor({ storeUri: `unix://${dir}/no-such-socket` });
     const c = check(r, 'daemon.reachable');
-    show('no daemon', r, ['daemon.reachable']);
+    show(t, 'no daemon', r, ['daemon.reachable']);
     assert.equal(c.status, 'fail');
     assert.match(c.detail, /does not exist/);
     assert.match(c.fix!, /systemctl start nix-daemon/);
@@ -157,7 +157,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     writeUserConf([]);
     const r = await doctor();
     const c = check(r, 'nixconf.substituter');
-    show('no substituter line', r, ['nixconf.substituter', 'nixconf.key']);
+    show(t, 'no substituter line', r, ['nixconf.substituter', 'nixconf.key']);
     assert.equal(c.status, 'fail');
     assert.ok(c.fix!.includes(`extra-substituters = ${url}\nextra-trusted-public-keys = ${publicKey}\n`), c.fix!);
     assert.ok(c.fix!.includes(`${dir}/etc/nix.conf`));
@@ -178,7 +178,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     assert.ok(ignored, nix.stderr);
     const r = await doctor();
     const c = check(r, 'nixconf.substituter');
-    show('untrusted user', r, ['nixconf.substituter', 'nixconf.key']);
+    show(t, 'untrusted user', r, ['nixconf.substituter', 'nixconf.key']);
     assert.equal(c.status, 'fail');
     assert.match(c.detail, /not in trusted-users \(somebody-else\)/);
     assert.match(c.detail, /not in trusted-substituters/);
@@ -234,14 +234,14 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     assert.match(check(await doctor(), 'nix-cache.negative').detail, /^1 path\(s\) missed/);
   });
 
-  it('a closed share port and a key file readable by all', async () => {
+  it('a closed share port and a key file readable by all', async (t) => {
     const sharingOn: Snapshot = svc.api.snapshot();
     await svc.api.setSharing(false);
     try {
       // What Peernix last said (sharing on) against the port as it is now: closed.
       const r = await doctor({ snapshot: async () => sharingOn });
       const c = check(r, 'share.listening');
-      show('closed port', r, ['share.listening']);
+      show(t, 'closed port', r, ['share.listening']);
       assert.equal(c.status, 'fail');
       assert.match(c.detail, /Nothing accepts connections on port \d+/);
       assert.match(c.fix!, /peernix sharing/);
@@ -256,7 +256,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     try {
       const r = await doctor();
       const c = check(r, 'files.key');
-      show('key 0644', r, ['files.key']);
+      show(t, 'key 0644', r, ['files.key']);
       assert.equal(c.status, 'fail');
       assert.match(c.detail, /mode 644/);
       assert.equal(c.fix, `chmod 600 ${keyFile}`);
