@@ -137,8 +137,9 @@ export function createFileExclusive(file: string, text: string, mode: number): b
  */
 export function writeFileAtomic(file: string, text: string, mode: number): void {
   const tmp = tempName(file);
+  // Someone else's file under our random temp name is left alone, not removed.
+  if (!createFileExclusive(tmp, text, mode)) throw new Error(`${tmp} appeared while writing ${file}`);
   try {
-    if (!createFileExclusive(tmp, text, mode)) throw new Error(`${tmp} appeared while writing ${file}`);
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
