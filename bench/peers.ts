@@ -11,7 +11,7 @@ import { Agent, createServer, get, type Server } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { addPath, cleanup, makeTempDir, startNixHost } from '../test/support/nix-host.ts';
 import type { PeernixProcess } from '../test/support/peernix-process.ts';
-import { curlThroughput, latencyInTurns, median, peernixLauncher, percentile, row, sequentialLatency } from './lib.ts';
+import { curlThroughput, fetchOk, latencyInTurns, median, peernixLauncher, percentile, row, sequentialLatency } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const REQUESTS = Number(process.env.BENCH_NARINFO ?? 1000);
@@ -50,9 +50,9 @@ async function main() {
       const a = await serve(`a${n}`, emptyStore.storeUri, ['--no-share', ...peerUrls.slice(0, n).flatMap((u) => ['--peer', u])]);
       await waitUp(a, n);
       const urls = () => Array.from({ length: REQUESTS }, () => `${a.substituterUrl}/${randomHash()}.narinfo`);
-      await sequentialLatency(urls().slice(0, 200));
+      await sequentialLatency(urls().slice(0, 200), 404);
       for (let r = 0; r < RUNS; r++) {
-        const l = await sequentialLatency(urls());
+        const l = await sequentialLatency(urls(), 404);
         add(`miss, ${n} peers p50`, percentile(l, 50), NaN, 'ms');
         add(`miss, ${n} peers p99`, percentile(l, 99), NaN, 'ms');
       }
@@ -64,14 +64,14 @@ async function main() {
         for (let r = 0; r < RUNS; r++) {
           // Fresh paths each run so no lookup is shared with an earlier one; asked of the peer once
           // beforehand, so that both ways find its answers warm (it signs each narinfo once).
-          await sequentialLatency(hits(direct, next));
-          const [through, straight] = await latencyInTurns([hits(via, next), hits(direct, next)]);
+          await sequentialLatency(hits(direct, next), 200);
+          const [through, straight] = await latencyInTurns([hits(via, next), hits(direct, next)], 200);
           next += REQUESTS;
           add('hit through 1 peer p50 (vs direct)', percentile(through, 50), percentile(straight, 50), 'ms');
         }
-        const info = await (await fetch(`${via}/${big.slice(11, 43)}.narinfo`)).text();
+        const info = await (await fetchOk(`${via}/${big.slice(11, 43)}.narinfo`)).text();
         const viaNar = `${via}/${/^URL: (.*)$/m.exec(info)![1]}`;
-        const dinfo = await (await fetch(`${direct}/${big.slice(11, 43)}.narinfo`)).text();
+        const dinfo = await (await fetchOk(`${direct}/${big.slice(11, 43)}.narinfo`)).text();
         const directNar = `${direct}/${/^URL: (.*)$/m.exec(dinfo)![1]}`;
         // A second reference: the least a Node proxy can do (http.get(...).pipe(res), no checks at all).
         const bare = await bareNodeProxy(direct);
@@ -113,7 +113,7 @@ async function bareNodeProxy(upstream: string): Promise<{ url: string; server: S
 
 async function waitUp(p: PeernixProcess, n: number) {
   for (let i = 0; i < 100; i++) {
-    const s = (await (await fetch(`${p.substituterUrl}/peernix/api/snapshot`, { headers: { host: new URL(p.substituterUrl).host } })).json()) as { peers: { state: string }[] };
+    const s = (await (await fetchOk(`${p.substituterUrl}/peernix/api/snapshot`, { headers: { host: new URL(p.substituterUrl).host } })).json()) as { peers: { state: string }[] };
     if (s.peers.filter((x) => x.state === 'up').length === n) return;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -16,7 +16,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node
 import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
 import { asUser, ensureUser, releaseUser, type OsUser } from '../test/support/os-user.ts';
 import { BUILT_MAIN, startPeernixProcess } from '../test/support/peernix-process.ts';
-import { curlThroughput, latencyInTurns, median, peakRssMiB, percentile, row, sequentialLatency } from './lib.ts';
+import { curlThroughput, fetchOk, latencyInTurns, median, peakRssMiB, percentile, row, sequentialLatency } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const NARINFO_REQUESTS = Number(process.env.BENCH_NARINFO ?? 2000);
@@ -92,16 +92,16 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     const hitUrls = (b: string) => Array.from({ length: NARINFO_REQUESTS }, (_, i) => `${b}/${hitHashes[i % hitHashes.length]}.narinfo`);
     const missUrls = (b: string) =>
       Array.from({ length: NARINFO_REQUESTS }, () => `${b}/${Array.from(randomBytes(32), (x) => NIX32[x & 31]).join('')}.narinfo`);
-    const bigInfo = await (await fetch(`${pnBase}/${hp(big)}.narinfo`)).text();
+    const bigInfo = await (await fetchOk(`${pnBase}/${hp(big)}.narinfo`)).text();
     const pnNar = `${pnBase}/${/^URL: (.*)$/m.exec(bigInfo)![1]}`;
-    const nginxInfo = await (await fetch(`${nginxBase}/${hp(big)}.narinfo`)).text();
+    const nginxInfo = await (await fetchOk(`${nginxBase}/${hp(big)}.narinfo`)).text();
     const nginxNar = `${nginxBase}/${/^URL: (.*)$/m.exec(nginxInfo)![1]}`;
 
     // Warm both (page cache, connection pools, JIT).
-    await sequentialLatency(hitUrls(pnBase).slice(0, 300));
-    await sequentialLatency(hitUrls(nginxBase).slice(0, 300));
-    await sequentialLatency(hitUrls(bareBase).slice(0, 300));
-    await sequentialLatency(hitUrls(userBase).slice(0, 300));
+    await sequentialLatency(hitUrls(pnBase).slice(0, 300), 200);
+    await sequentialLatency(hitUrls(nginxBase).slice(0, 300), 200);
+    await sequentialLatency(hitUrls(bareBase).slice(0, 300), 200);
+    await sequentialLatency(hitUrls(userBase).slice(0, 300), 200);
     await curlThroughput(pnNar, 1);
     await curlThroughput(nginxNar, 1);
 
@@ -122,11 +122,11 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     // different server. Either way no server is always the one measured at a quiet or busy moment.
     for (let r = 0; r < RUNS; r++) {
       process.stderr.write(`run ${r + 1}/${RUNS}\n`);
-      const [ph, nh, bh, uh] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(hitUrls));
+      const [ph, nh, bh, uh] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(hitUrls), 200);
       add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50), percentile(bh, 50));
       add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99), percentile(bh, 99));
       addNonRoot('narinfo hit p50', percentile(ph, 50), percentile(uh, 50));
-      const [pm, nm, bm, um] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(missUrls));
+      const [pm, nm, bm, um] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(missUrls), 404);
       add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50), percentile(bm, 50));
       add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99), percentile(bm, 99));
       addNonRoot('narinfo miss p50', percentile(pm, 50), percentile(um, 50));

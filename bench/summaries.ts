@@ -26,7 +26,7 @@ import { cleanup, makeTempDir, startNixHost, type NixHost } from '../test/suppor
 import { waitFor } from '../test/support/wait.ts';
 import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
 import { run } from '../test/support/run.ts';
-import { latencyInTurns, median, peernixLauncher, percentile, row } from './lib.ts';
+import { fetchOk, latencyInTurns, median, peernixLauncher, percentile, row, UnexpectedStatus } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const REQUESTS = Number(process.env.BENCH_NARINFO ?? 1000);
@@ -73,11 +73,11 @@ async function main() {
     await waitFor(`A to follow 20 summaries`, async () => (await snapshot(a)).peers.filter((p) => p.state === 'up' && p.summary?.state === 'ok').length === 20, 60_000);
 
     const misses = (base: string) => Array.from({ length: REQUESTS }, () => `${base}/${randomHash()}.narinfo`);
-    await latencyInTurns([misses(a.substituterUrl).slice(0, 200), misses(alone.substituterUrl).slice(0, 200)]);
+    await latencyInTurns([misses(a.substituterUrl).slice(0, 200), misses(alone.substituterUrl).slice(0, 200)], 404);
     const asked = () => peers.reduce((n, p) => n + narinfoRequests(p), 0);
     for (let r = 0; r < RUNS; r++) {
       const before = asked();
-      const [withPeers, without] = await latencyInTurns([misses(a.substituterUrl), misses(alone.substituterUrl)]);
+      const [withPeers, without] = await latencyInTurns([misses(a.substituterUrl), misses(alone.substituterUrl)], 404);
       add('miss p50, 20 peers (vs 0 peers)', percentile(withPeers, 50), percentile(without, 50), 'ms');
       add('miss p99, 20 peers (vs 0 peers)', percentile(withPeers, 99), percentile(without, 99), 'ms');
       add('peers asked per miss (vs 20)', (asked() - before) / REQUESTS, 20, '');
@@ -102,7 +102,7 @@ async function main() {
     // A peer whose link is cut without a word. Without summaries, the next miss would wait for it
     // until the lookup timeout; with them, misses don't ask it at all, except those its summary
     // falsely admits, which must not wait on it either.
-    const admitted = decodeSummary(Buffer.from(await (await fetch(`${far.shareUrl}/peernix/summary`)).arrayBuffer()));
+    const admitted = decodeSummary(Buffer.from(await (await fetchOk(`${far.shareUrl}/peernix/summary`)).arrayBuffer()));
     const falsePositives: string[] = [];
     while (falsePositives.length < 40) {
       const h = randomHash();
@@ -119,7 +119,10 @@ async function main() {
       for (let i = 0; Date.now() < end; i++) {
         const admittedMiss = i % 2 === 0 && afterCutAdmitted.length < 20;
         const t0 = performance.now();
-        await fetch(`${a.substituterUrl}/${admittedMiss ? falsePositives[(r * 20 + afterCutAdmitted.length) % 40] : randomHash()}.narinfo`);
+        const res = await fetch(`${a.substituterUrl}/${admittedMiss ? falsePositives[(r * 20 + afterCutAdmitted.length) % 40] : randomHash()}.narinfo`);
+        await res.arrayBuffer();
+        // A miss must still be a quick 404 while the holder's link is cut; anything else is no miss timing.
+        if (res.status !== 404) throw new UnexpectedStatus(`miss after the cut: HTTP ${res.status}`);
         (admittedMiss ? afterCutAdmitted : afterCut).push(performance.now() - t0);
         await new Promise((res) => setTimeout(res, 20));
       }
@@ -192,7 +195,7 @@ function narinfoRequests(p: PeernixProcess): number {
 }
 
 async function snapshot(p: PeernixProcess): Promise<{ peers: { state: string; summary: { state: string } | null }[] }> {
-  const res = await fetch(`${p.substituterUrl}/peernix/api/snapshot`, { headers: { host: new URL(p.substituterUrl).host } });
+  const res = await fetchOk(`${p.substituterUrl}/peernix/api/snapshot`, { headers: { host: new URL(p.substituterUrl).host } });
   return (await res.json()) as { peers: { state: string; summary: { state: string } | null }[] };
 }
 

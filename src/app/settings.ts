@@ -1,17 +1,18 @@
-// One settings schema for the tray app (electron-store) and the headless daemon (conf).
+// One settings schema for the tray app and the headless daemon, in one file: `settings.json`.
 //
 // People hand-edit this file, so reading it must never crash and never silently throw away what
 // they wrote: every field is validated on its own (a bad field falls back to its default and is
-// reported in `problems`), unknown keys are kept, and a file that isn't JSON at all is copied to
-// `settings.json.corrupt-<time>` before defaults are written. conf/electron-store are therefore
-// given no schema and `clearInvalidConfig: false`: their ajv check either throws or wipes the file.
+// reported in `problems`), unknown keys are kept, and a file that isn't JSON at all is kept as
+// `settings.json.corrupt-<time>` before defaults are written. The file is read and written through
+// base/state-file.ts (not conf/electron-store, whose atomic write resolves symbolic links and so
+// writes through one planted in the state directory): a link or another user's file is refused.
 import fs from 'node:fs';
 import { isLoopbackHost, parseHostPort } from '../base/listen-address.ts';
 import { MAX_PEER_URL_LENGTH, peerUrlProblem } from '../wire/peer-url.ts';
 import path from 'node:path';
 import { isNetworkId } from '../peers/network-id.ts';
 import { MAX_TRUSTED_NETWORKS } from '../domain/network-trust.ts';
-import Conf from 'conf';
+import { keepCorruptFile, readStateFile, StateFileError, writeStateFile } from '../base/state-file.ts';
 
 // ---- the one schema: each field's default, its JSON Schema (documentation) and its check -------
 
@@ -244,38 +245,20 @@ export interface SettingsStore {
   readonly predatesNetworkTrust?: boolean;
 }
 
-/** The part of conf (and electron-store, which extends it) the store uses. */
-export interface SettingsBackend {
-  readonly path: string;
-  store: Record<string, unknown>;
-}
-
-export interface BackendOptions {
-  cwd: string;
-  configName: string;
-}
-
-/** The daemon's settings: `<stateDir>/settings.json` through conf. */
+/** The daemon's and the app's settings: `<stateDir>/settings.json`. */
 export function openDaemonSettings(stateDir: string): SettingsStore {
-  return openSettingsStore(stateDir, ({ cwd, configName }) => new Conf<Record<string, unknown>>(confOptions(cwd, configName)));
+  return openSettingsStore(stateDir);
 }
 
-/** Options that keep conf from validating, clearing or reshaping the file behind our back. */
-export function confOptions(cwd: string, configName: string) {
-  return {
-    cwd,
-    configName,
-    clearInvalidConfig: false,
-    accessPropertiesByDotNotation: false,
-    configFileMode: 0o600,
-  } as const;
+/** JSON.parse's own message quotes the text it choked on; only the position may reach a log. */
+function jsonProblem(e: unknown): string {
+  const at = /position (\d+)/.exec((e as Error).message);
+  return at ? `not valid JSON (at byte ${at[1]})` : 'not valid JSON';
 }
 
-/** Shared by conf (daemon) and electron-store (app): only the backend constructor differs. */
-export function openSettingsStore(
-  stateDir: string,
-  createBackend: (opts: BackendOptions) => SettingsBackend,
-): SettingsStore {
+const serialize = (value: unknown) => JSON.stringify(value, null, '\t');
+
+export function openSettingsStore(stateDir: string): SettingsStore {
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const file = path.join(stateDir, SETTINGS_FILE_NAME);
   const notes: string[] = [];
@@ -283,34 +266,29 @@ export function openSettingsStore(
   let raw: unknown;
   let fileState: 'missing' | 'ok' | 'corrupt' | 'unreadable' = 'missing';
   try {
-    const text = fs.readFileSync(file, 'utf8');
-    try {
-      raw = JSON.parse(text);
-      fileState = isPlainObject(raw) ? 'ok' : 'corrupt';
-      if (fileState === 'corrupt') notes.push(`settings: ${file} holds ${describe(raw)}, not an object`);
-    } catch (e) {
-      fileState = 'corrupt';
-      notes.push(
-        text.trim() === ''
-          ? `settings: ${file} was empty`
-          : `settings: ${file} is not valid JSON (${(e as Error).message})`,
-      );
+    const text = readStateFile(file);
+    if (text !== null) {
+      try {
+        raw = JSON.parse(text);
+        fileState = isPlainObject(raw) ? 'ok' : 'corrupt';
+        if (fileState === 'corrupt') notes.push(`settings: ${file} holds ${describe(raw)}, not an object`);
+      } catch (e) {
+        fileState = 'corrupt';
+        notes.push(text.trim() === '' ? `settings: ${file} was empty` : `settings: ${file} is ${jsonProblem(e)}`);
+      }
     }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      fileState = 'unreadable';
-      notes.push(`settings: cannot read ${file} (${(e as Error).message}); using the defaults and leaving the file alone`);
-    }
+    fileState = 'unreadable';
+    const why = e instanceof StateFileError ? `: it ${e.detail}` : ` (${(e as Error).message})`;
+    notes.push(`settings: cannot read ${file}${why}; using the defaults and leaving the file alone`);
   }
 
   if (fileState === 'corrupt') {
     raw = undefined;
     try {
-      const backup = backupFile(file);
-      writeJsonAtomic(file, defaultsCopy());
-      notes[notes.length - 1] += backup
-        ? `; kept a copy at ${backup} and started from the defaults`
-        : '; started from the defaults';
+      const kept = keepCorruptFile(file);
+      writeStateFile(file, serialize(defaultsCopy()));
+      notes[notes.length - 1] += kept ? `; kept a copy at ${kept} and started from the defaults` : '; started from the defaults';
     } catch (e) {
       // Without a copy we must not overwrite it: run on defaults and leave the file as it is.
       fileState = 'unreadable';
@@ -318,11 +296,25 @@ export function openSettingsStore(
     }
   }
 
-  let backend: SettingsBackend | null = null;
-  if (fileState !== 'unreadable') {
-    backend = createBackend({ cwd: stateDir, configName: path.basename(SETTINGS_FILE_NAME, '.json') });
-    // A first run writes the defaults so there is a file to look at and edit.
-    if (fileState === 'missing') backend.store = defaultsCopy();
+  const writable = fileState !== 'unreadable';
+  // A first run writes the defaults so there is a file to look at and edit.
+  if (fileState === 'missing') writeStateFile(file, serialize(defaultsCopy()));
+
+  /** What is on disk now, as an object; a file that went bad while we ran is kept aside first. */
+  function readOnDisk(): Record<string, unknown> {
+    const text = readStateFile(file); // a link or a foreign file planted meanwhile throws: nothing is written
+    if (text === null) return {};
+    let why = 'not an object';
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (isPlainObject(parsed)) return parsed;
+    } catch (e) {
+      why = jsonProblem(e);
+    }
+    // Corrupted while we ran: keep it, then carry on from what we last knew.
+    const kept = keepCorruptFile(file);
+    notes.push(`settings: ${file} became unreadable (${why})` + (kept ? `; kept a copy at ${kept}` : '') + ' and rewrote it from the current settings');
+    return { ...current.settings };
   }
 
   let current = validateSettings(raw);
@@ -341,48 +333,11 @@ export function openSettingsStore(
     },
     set(patch) {
       const clean = validatePatch(patch);
-      if (!backend) throw new Error(`settings: cannot save, ${file} could not be read at start-up`);
-      let onDisk: Record<string, unknown>;
-      try {
-        onDisk = backend.store;
-      } catch (e) {
-        // Corrupted while we ran: keep it, then carry on from what we last knew.
-        const backup = backupFile(file);
-        notes.push(
-          `settings: ${file} became unreadable (${(e as Error).message})` +
-            (backup ? `; kept a copy at ${backup}` : '') +
-            ' and rewrote it from the current settings',
-        );
-        onDisk = { ...current.settings };
-      }
+      if (!writable) throw new Error(`settings: cannot save, ${file} could not be read at start-up`);
       // Only the patched keys change: unknown keys and even bad hand-edited values stay as written.
-      const next = { ...onDisk, ...clean };
-      backend.store = next;
+      const next = { ...readOnDisk(), ...clean };
+      writeStateFile(file, serialize(next));
       current = validateSettings(next);
     },
   };
-}
-
-/** Copies `file` beside itself as `<name>.corrupt-<time>`; never overwrites, never deletes. */
-function backupFile(file: string): string | null {
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  for (let i = 0; i < 100; i++) {
-    const candidate = `${file}.corrupt-${stamp}${i ? `-${i}` : ''}`;
-    try {
-      fs.copyFileSync(file, candidate, fs.constants.COPYFILE_EXCL);
-      return candidate;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') continue;
-      if (code === 'ENOENT') return null;
-      throw e;
-    }
-  }
-  return null;
-}
-
-function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, '\t'), { mode: 0o600, flag: 'wx' });
-  fs.renameSync(tmp, file);
 }

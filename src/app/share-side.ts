@@ -5,7 +5,7 @@ import { CompressionBudget } from '../cache/compression-budget.ts';
 import { listen } from '../cache/http-listener.ts';
 import { createIdentityHandler } from '../cache/identity-route.ts';
 import type { ListenerLimits } from '../cache/limits.ts';
-import { NarSlots } from '../cache/nar-slots.ts';
+import { NarSlots } from '../base/nar-slots.ts';
 import { serveRoutes, type RouteHandler } from '../cache/route-table.ts';
 import { shareRoutes } from '../cache/share-routes.ts';
 import { createSummaryHandler } from '../cache/summary-route.ts';

@@ -1,8 +1,8 @@
 // SIGTERM/SIGINT for the daemon and the app: the first one asks for a graceful stop, a second one
 // cuts it short.
 //
-// Why the listeners are taken over rather than added to: `when-exit` (atomically ← conf and
-// electron-store) hooks SIGTERM, SIGINT and a dozen more with `process.once` when it is imported, runs
+// Why the listeners are taken over rather than added to: `when-exit` (which conf and electron-store
+// brought in; any dependency may do the same) hooks SIGTERM, SIGINT and a dozen more with `process.once` when it is imported, runs
 // its temp-file cleanup and then re-raises the same signal at this process. A listener of ours would
 // therefore see every outside signal twice and take the first SIGTERM for "second SIGTERM: exit now".
 // when-exit also runs the same cleanup on 'exit', which every shutdown path here reaches, so its

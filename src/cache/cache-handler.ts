@@ -10,7 +10,7 @@ import { parseRange } from './range.ts';
 import { goNarUrl } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
-import type { NarSlots } from './nar-slots.ts';
+import type { NarSlots } from '../base/nar-slots.ts';
 import { FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
 import { parseReceiverHeld, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 import { FrameEncoder, type FrameStats } from './adaptive-frames.ts';

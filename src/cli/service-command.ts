@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeFileAtomic } from '../base/state-file.ts';
 import {
   LAUNCHD_LABEL,
   launchdPlist,
@@ -148,14 +149,7 @@ function launchdDomain(user: boolean): string {
 
 function writeAtomically(file: string, text: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, text, { mode: 0o644 });
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(file, text, 0o644);
 }
 
 function describeFsError(e: unknown, file: string, o: Options): Error {

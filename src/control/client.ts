@@ -1,6 +1,5 @@
 // What the CLI (`peernix status`, `peernix sharing on|off`) uses to talk to a running Peernix over
 // its loopback listener. Errors are turned into sentences a user can act on.
-import got, { RequestError } from 'got';
 import type { NetworkAction, NetworkStatusView, Snapshot } from '../base/api.ts';
 import { CONTROL_API } from './contract.ts';
 import { formatHostPort, parseHostPort } from '../base/listen-address.ts';
@@ -29,11 +28,9 @@ function endpoint(baseUrl: string, p: keyof typeof CONTROL_API): string {
 
 export async function fetchSnapshot(baseUrl: string): Promise<Snapshot> {
   const url = endpoint(baseUrl, 'snapshot');
-  const res = await send(baseUrl, () =>
-    got.get(url, { throwHttpErrors: false, retry: { limit: 0 }, timeout: { request: TIMEOUT_MS }, followRedirect: false }),
-  );
+  const res = await send(baseUrl, url, { method: 'GET' }, TIMEOUT_MS);
   const body = parseJson(res.body, url);
-  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, body, url), res.statusCode);
+  if (res.status !== 200) throw new ControlError(explain(res.status, body, url), res.status);
   if (!isSnapshot(body)) throw new ControlError(`${url} did not return a Peernix snapshot`);
   return body;
 }
@@ -53,11 +50,9 @@ export async function clearPeerBad(baseUrl: string, token: string, id: string): 
 export async function networkAction(baseUrl: string, token: string, action: NetworkAction): Promise<NetworkStatusView> {
   const url = endpoint(baseUrl, 'network');
   // Trusting may wait for the share listener to bind.
-  const res = await send(baseUrl, () =>
-    got.post(url, { json: action, headers: { authorization: `Bearer ${token}` }, throwHttpErrors: false, retry: { limit: 0 }, timeout: { request: 30_000 }, followRedirect: false }),
-  );
+  const res = await send(baseUrl, url, { method: 'POST', body: JSON.stringify(action), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, 30_000);
   const reply = parseJson(res.body, url);
-  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, reply, url), res.statusCode);
+  if (res.status !== 200) throw new ControlError(explain(res.status, reply, url), res.status);
   const view = reply as NetworkStatusView | null;
   if (typeof view !== 'object' || view === null || !Array.isArray(view.trustedNetworks)) throw new ControlError(`${url} gave an unexpected answer`);
   return view;
@@ -66,35 +61,26 @@ export async function networkAction(baseUrl: string, token: string, action: Netw
 /** POSTs a change with the control token; resolves to the boolean field `answer` of the reply. */
 async function postForBoolean(baseUrl: string, token: string, route: keyof typeof CONTROL_API, body: object, answer: string, timeoutMs: number): Promise<boolean> {
   const url = endpoint(baseUrl, route);
-  const res = await send(baseUrl, () =>
-    got.post(url, {
-      json: body,
-      headers: { authorization: `Bearer ${token}` },
-      throwHttpErrors: false,
-      retry: { limit: 0 },
-      timeout: { request: timeoutMs },
-      followRedirect: false,
-    }),
-  );
+  const res = await send(baseUrl, url, { method: 'POST', body: JSON.stringify(body), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, timeoutMs);
   const reply = parseJson(res.body, url);
-  if (res.statusCode !== 200) throw new ControlError(explain(res.statusCode, reply, url), res.statusCode);
+  if (res.status !== 200) throw new ControlError(explain(res.status, reply, url), res.status);
   const value = (reply as Record<string, unknown> | null)?.[answer];
   if (typeof value !== 'boolean') throw new ControlError(`${url} gave an unexpected answer`);
   return value;
 }
 
-async function send<T>(baseUrl: string, request: () => Promise<T>): Promise<T> {
+/** One request to the loopback listener, its whole body read within `timeoutMs`; no redirects, no retries. */
+async function send(baseUrl: string, url: string, init: RequestInit, timeoutMs: number): Promise<{ status: number; body: string }> {
   try {
-    return await request();
+    const res = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+    return { status: res.status, body: await res.text() };
   } catch (err) {
-    if (err instanceof RequestError) {
-      if (err.code === 'ECONNREFUSED') {
-        throw new ControlError(`Peernix is not running at ${baseUrl} (connection refused). Start it with \`peernix serve\` or the app.`);
-      }
-      if (err.code === 'ETIMEDOUT') throw new ControlError(`Peernix at ${baseUrl} did not answer in time`);
-      throw new ControlError(`cannot reach Peernix at ${baseUrl}: ${err.message}`);
+    const e = err as Error & { cause?: { code?: string } };
+    if (e.name === 'TimeoutError') throw new ControlError(`Peernix at ${baseUrl} did not answer in time`);
+    if (e.cause?.code === 'ECONNREFUSED') {
+      throw new ControlError(`Peernix is not running at ${baseUrl} (connection refused). Start it with \`peernix serve\` or the app.`);
     }
-    throw err;
+    throw new ControlError(`cannot reach Peernix at ${baseUrl}: ${e.cause?.code ?? e.message}`);
   }
 }
 

@@ -1,7 +1,6 @@
 // A PeernixApi for a Peernix that runs in another process on this machine (`peernix serve`, a
 // service): the tray app becomes its tray and window instead of failing on its busy port. Snapshot
 // and changes come over the control API (JSON + Server-Sent Events), sharing needs the control token.
-import http from 'node:http';
 import type { ApiChange, PeernixApi, Snapshot } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
 import { clearPeerBad, fetchSnapshot, networkAction, setSharing } from './client.ts';
@@ -50,49 +49,58 @@ export async function connectRemoteApi(baseUrl: string, token: string, log: Logg
     }
   };
 
-  let req: http.ClientRequest | null = null;
+  const stream = new AbortController();
   const lose = (why: string) => {
     if (closed) return;
     closed = true;
-    req?.destroy();
+    stream.abort();
     log.warn(`lost the Peernix at ${baseUrl}: ${why}`);
     for (const l of lostListeners) l(why);
   };
-  req = http.get(new URL(CONTROL_API.changes, baseUrl), { headers: { accept: 'text/event-stream' } }, (res) => {
-    if (res.statusCode !== 200) return lose(`change stream answered ${res.statusCode}`);
-    res.setEncoding('utf8');
-    let buf = '';
-    res.on('data', (chunk: string) => {
-      buf += chunk;
-      let i: number;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = block
-          .split('\n')
-          .filter((l) => l.startsWith('data: '))
-          .map((l) => l.slice(6))
-          .join('\n');
-        if (!data) continue;
-        try {
-          const change = JSON.parse(data) as ApiChange;
-          if (change.topic === 'event') notify(change);
-          // Progress carries its own data and comes often: no snapshot refetch for it.
-          if (change.topic === 'transfers') {
-            snap = { ...snap, transfers: change.transfers, lan: change.lan };
-            notify(change);
-            continue;
-          }
-          void refresh();
-        } catch {
-          log.debug(`remote change stream: not JSON: ${data.slice(0, 80)}`);
+  const onChange = (data: string) => {
+    try {
+      const change = JSON.parse(data) as ApiChange;
+      if (change.topic === 'event') notify(change);
+      // Progress carries its own data and comes often: no snapshot refetch for it.
+      if (change.topic === 'transfers') {
+        snap = { ...snap, transfers: change.transfers, lan: change.lan };
+        notify(change);
+        return;
+      }
+      void refresh();
+    } catch {
+      log.debug(`remote change stream: not JSON: ${data.slice(0, 80)}`);
+    }
+  };
+  void (async () => {
+    try {
+      const res = await fetch(new URL(CONTROL_API.changes, baseUrl), { headers: { accept: 'text/event-stream' }, redirect: 'error', signal: stream.signal });
+      if (res.status !== 200 || !res.body) {
+        await res.body?.cancel();
+        return lose(`change stream answered ${res.status}`);
+      }
+      let buf = '';
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        buf += r.value;
+        let i: number;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = block
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
+          if (data) onChange(data);
         }
       }
-    });
-    res.on('end', () => lose('it closed the change stream (stopped?)'));
-    res.on('error', (e) => lose(e.message));
-  });
-  req.on('error', (e) => lose(e.message));
+      lose('it closed the change stream (stopped?)');
+    } catch (e) {
+      const err = e as Error & { cause?: { code?: string } };
+      lose(err.cause?.code ?? err.message);
+    }
+  })();
 
   return {
     baseUrl,
@@ -111,23 +119,14 @@ export async function connectRemoteApi(baseUrl: string, token: string, log: Logg
     // Detaches from the other Peernix; it keeps running.
     async stop() {
       closed = true;
-      req?.destroy();
+      stream.abort();
     },
   };
 }
 
-function getText(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const r = http.get(url, { timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        if (body.length < 1 << 20) body += c;
-      });
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
-      res.on('error', reject);
-    });
-    r.on('timeout', () => r.destroy(new Error(`${url}: no answer`)));
-    r.on('error', reject);
-  });
+async function getText(url: string): Promise<string> {
+  const res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(5000) });
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
+  return body;
 }

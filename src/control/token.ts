@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { createFileExclusive, readStateFile, writeStateFile } from '../base/state-file.ts';
 
 export const TOKEN_FILE_NAME = 'control-token';
 const TOKEN_RE = /^[0-9a-f]{64}$/;
@@ -12,15 +13,13 @@ export function isWellFormedToken(s: string): boolean {
   return TOKEN_RE.test(s);
 }
 
-/** Reads `<stateDir>/control-token`; null when it is missing or not a token. */
+/**
+ * Reads `<stateDir>/control-token`; null when it is missing or not a token. A link or another user's
+ * file there is refused (StateFileError): the token must be one this user wrote.
+ */
 export async function readToken(stateDir: string): Promise<string | null> {
-  try {
-    const text = (await fs.readFile(path.join(stateDir, TOKEN_FILE_NAME), 'utf8')).trim();
-    return isWellFormedToken(text) ? text : null;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
+  const text = readStateFile(path.join(stateDir, TOKEN_FILE_NAME), { maxBytes: 4096 })?.trim();
+  return text !== undefined && isWellFormedToken(text) ? text : null;
 }
 
 /** Returns the existing token or creates one (32 random bytes, hex). Safe against a concurrent start. */
@@ -33,33 +32,21 @@ export async function loadOrCreateToken(stateDir: string): Promise<string> {
     return existing;
   }
   const token = crypto.randomBytes(32).toString('hex');
-  // Write the whole token to a private temp file, then link it into place: the link fails if
-  // another process got there first, and nobody ever sees a half-written token.
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  await fs.writeFile(tmp, token + '\n', { mode: 0o600, flag: 'wx' });
-  try {
-    try {
-      await fs.link(tmp, file);
-      return token;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const raced = await readToken(stateDir);
-    if (raced) return raced;
-    // The file exists but holds no token (truncated, hand-edited): replace our own file.
-    await fs.rename(tmp, file);
-    return token;
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  // Created whole and exclusively: if another process got there first, its token wins.
+  if (createFileExclusive(file, token + '\n', 0o600)) return token;
+  const raced = await readToken(stateDir);
+  if (raced) return raced;
+  // The file exists but holds no token (truncated, hand-edited): replace it.
+  writeStateFile(file, token + '\n', 0o600);
+  return token;
 }
 
 async function tightenMode(file: string): Promise<void> {
   if (process.platform === 'win32') return;
   try {
-    const st = await fs.stat(file);
-    if ((st.mode & 0o077) !== 0) await fs.chmod(file, 0o600);
+    const st = await fs.lstat(file);
+    if (st.isFile() && (st.mode & 0o077) !== 0) await fs.chmod(file, 0o600);
   } catch {
-    // Not ours to fix (another owner): the token still works.
+    // Not ours to fix: the token still works.
   }
 }

@@ -59,26 +59,20 @@ export function createReachBackHandler(opts: ReachBackRouteOptions): RouteHandle
   };
 }
 
-function tryConnect(address: string, port: number, timeoutMs: number): Promise<ReachBackAnswer> {
+async function tryConnect(address: string, port: number, timeoutMs: number): Promise<ReachBackAnswer> {
   const host = address.includes(':') ? `[${address}]` : address;
   const where = `http://${host}:${port}/nix-cache-info`;
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (a: ReachBackAnswer) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      req.destroy();
-      resolve(a);
-    };
-    const req = http.get(where, { agent: false, headers: { 'User-Agent': 'peernix-reach-back' } }, (res) => {
-      const ok = res.statusCode === 200;
-      res.resume();
-      finish({ reachable: ok, detail: ok ? `connected to ${where}` : `${where} answered ${res.statusCode}` });
-    });
-    req.on('error', (e: NodeJS.ErrnoException) => finish({ reachable: false, detail: `could not connect to ${where}: ${e.code ?? e.message}` }));
-    const timer = setTimeout(() => finish({ reachable: false, detail: `no answer from ${where} within ${timeoutMs} ms (a firewall dropping it?)` }), timeoutMs);
-  });
+  try {
+    const res = await fetch(where, { headers: { 'User-Agent': 'peernix-reach-back' }, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    // Only the status matters: the body is not read.
+    await res.body?.cancel();
+    const ok = res.status === 200;
+    return { reachable: ok, detail: ok ? `connected to ${where}` : `${where} answered ${res.status}` };
+  } catch (e) {
+    if ((e as Error).name === 'TimeoutError') return { reachable: false, detail: `no answer from ${where} within ${timeoutMs} ms (a firewall dropping it?)` };
+    const err = e as Error & { cause?: { code?: string; message?: string } };
+    return { reachable: false, detail: `could not connect to ${where}: ${err.cause?.code ?? err.cause?.message ?? err.message}` };
+  }
 }
 
 /** Asks a peer to connect back to this host's share listener; null when it can't or won't say. */

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, parseSecretKey, type SecretKey } from '../nix/signing.ts';
 import { isInstanceId } from '../wire/txt-record.ts';
+import { createFileExclusive, readStateFile, writeStateFile } from '../base/state-file.ts';
 
 // This host's lasting identity: the key that signs what it serves and the id peers know it by.
 // Both are created once and reused, because peers' Nix trusts the key by value.
@@ -18,39 +19,42 @@ export interface Identity {
 export function loadIdentity(stateDir: string, secretKeyFile?: string): Identity {
   const hostName = safeHostName();
   let keyFile = secretKeyFile;
-  if (!keyFile) {
+  let text: string | null;
+  if (keyFile) {
+    // A path the user named (often a link into a secrets manager's directory) is followed.
+    try {
+      text = readFileSync(keyFile, 'utf8');
+    } catch (e) {
+      throw new Error(`cannot use secret key file ${keyFile}: ${(e as Error).message}`);
+    }
+  } else {
     keyFile = join(stateDir, 'secret-key');
-    if (!existsSync(keyFile)) {
+    text = readStateFile(keyFile, { maxBytes: 4096 });
+    if (text === null) {
       const pair = generateKeyPair(`${hostName}-peernix-1`);
-      // 'wx' so two processes starting at once can't overwrite each other's fresh key.
-      try {
-        writeFileSync(keyFile, pair.secretKeyText, { mode: 0o600, flag: 'wx' });
-        writeFileSync(join(stateDir, 'public-key'), pair.publicKeyText, { mode: 0o644 });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
+      // Exclusive, so two processes starting at once can't overwrite each other's fresh key.
+      if (createFileExclusive(keyFile, pair.secretKeyText, 0o600)) writeStateFile(join(stateDir, 'public-key'), pair.publicKeyText, 0o644);
+      text = readStateFile(keyFile, { maxBytes: 4096 }) ?? '';
     }
   }
   let key: SecretKey;
   try {
-    key = parseSecretKey(readFileSync(keyFile, 'utf8'));
+    key = parseSecretKey(text);
   } catch (e) {
-    throw new Error(`cannot use secret key file ${keyFile}: ${(e as Error).message}`);
+    // The parser quotes the key's name; the file's content stays out of every message.
+    throw new Error(`cannot use secret key file ${keyFile}: ${(e as Error).message.replace(/"[^"]*"/g, '(name)')}`);
   }
   return { key, keyFile, instanceId: loadInstanceId(stateDir), hostName };
 }
 
 function loadInstanceId(stateDir: string): string {
   const file = join(stateDir, 'instance-id');
-  try {
-    const id = readFileSync(file, 'utf8').trim();
-    if (isInstanceId(id)) return id;
-  } catch {
-    // first start: fall through and create one
-  }
-  const id = randomBytes(12).toString('hex');
-  writeFileSync(file, id, { mode: 0o644 });
-  return id;
+  const id = readStateFile(file, { maxBytes: 4096 })?.trim();
+  if (id && isInstanceId(id)) return id;
+  // First start (or a file that holds no id): make one.
+  const fresh = randomBytes(12).toString('hex');
+  writeStateFile(file, fresh, 0o644);
+  return fresh;
 }
 
 function safeHostName(): string {

@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { keepCorruptFile, readStateFile, StateFileError, writeStateFile } from '../base/state-file.ts';
 import type { LanTally, LanTotalsView, PeernixEvent } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
 
@@ -54,6 +54,8 @@ export class LanTotals {
   private readonly listeners = new Set<() => void>();
   private readonly opts: LanTotalsOptions & { now: () => number; saveDelayMs: number };
   private saveTimer: NodeJS.Timeout | null = null;
+  /** Set when the file was refused (a link, another user's): it is then left alone, never written. */
+  private refused = false;
 
   constructor(opts: LanTotalsOptions) {
     this.opts = { now: Date.now, saveDelayMs: 5000, ...opts };
@@ -174,37 +176,46 @@ export class LanTotals {
       days: Object.fromEntries(this.days),
       minutes: [...this.minutes].filter(([m]) => m > now - MINUTES).map(([m, v]) => [m, v.in, v.out]),
     };
-    const tmp = `${file}.tmp-${process.pid}`;
+    if (this.refused) return;
     try {
-      writeFileSync(tmp, JSON.stringify(stored), { mode: 0o600 });
-      renameSync(tmp, file);
+      writeStateFile(file, JSON.stringify(stored));
     } catch (e) {
       this.opts.log?.warn(`cannot save the LAN totals to ${file}: ${(e as Error).message}`);
     }
   }
 
   private load(file: string): void {
-    let text: string;
+    let text: string | null;
     try {
-      if (statSync(file).size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
-      text = readFileSync(file, 'utf8');
+      text = readStateFile(file, { maxBytes: MAX_FILE_BYTES });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if (e instanceof StateFileError && e.problem !== 'too-large') {
+        this.refused = true;
+        this.opts.log?.warn(`LAN totals: ${e.message}; counting from zero without saving`);
+        return;
+      }
       return this.setAside(file, (e as Error).message);
     }
+    if (text === null) return;
+    let parsed: unknown;
     try {
-      const parsed = parseStored(JSON.parse(text));
-      for (const [k, v] of Object.entries(parsed.days).sort().slice(-KEEP_DAYS)) this.days.set(k, v);
-      for (const [m, i, o] of parsed.minutes.slice(-MINUTES)) this.minutes.set(m, { in: i, out: o });
+      parsed = JSON.parse(text);
+    } catch {
+      // JSON.parse's message quotes the file; only the fact reaches the log.
+      return this.setAside(file, 'not valid JSON');
+    }
+    try {
+      const stored = parseStored(parsed);
+      for (const [k, v] of Object.entries(stored.days).sort().slice(-KEEP_DAYS)) this.days.set(k, v);
+      for (const [m, i, o] of stored.minutes.slice(-MINUTES)) this.minutes.set(m, { in: i, out: o });
     } catch (e) {
       this.setAside(file, (e as Error).message);
     }
   }
 
   private setAside(file: string, why: string): void {
-    const aside = `${file}.corrupt-${new Date(this.opts.now()).toISOString().replace(/[:.]/g, '-')}`;
     try {
-      renameSync(file, aside);
+      const aside = keepCorruptFile(file, this.opts.now());
       this.opts.log?.warn(`LAN totals in ${file} unreadable (${why}); kept as ${aside}, counting from zero`);
     } catch (e) {
       this.opts.log?.warn(`LAN totals in ${file} unreadable (${why}) and could not be set aside: ${(e as Error).message}`);
@@ -220,7 +231,7 @@ function parseStored(v: unknown): Stored {
   if (typeof days !== 'object' || days === null || !Array.isArray(minutes)) throw new Error('days or minutes missing');
   const out: Stored = { version: 1, days: {}, minutes: [] };
   for (const [k, d] of Object.entries(days)) {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(k)) throw new Error(`bad day ${JSON.stringify(k).slice(0, 40)}`);
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(k)) throw new Error('a day that is not a date');
     const t = zero();
     for (const f of Object.keys(t) as (keyof LanTally)[]) {
       const n = (d as unknown as Record<string, unknown>)?.[f];

@@ -5,6 +5,9 @@ import type { Browser, Service } from 'bonjour-service';
 // instance (to catch its 'error' events, which would otherwise crash the process, and to see host
 // address records the Browser ignores), the raw TXT strings (its own TXT decoder is lossy), and the
 // Browser's list and name map of services (to make it forget what discovery no longer tracks).
+// package.json pins bonjour-service to exactly this version (test/unit/dependencies.test.ts checks it):
+// private fields may change in any release, so an upgrade is a deliberate step that rereads this file.
+export const BONJOUR_SERVICE_VERSION = '1.4.4';
 
 export interface MdnsSocket {
   on(event: string, listener: (...args: any[]) => void): unknown;

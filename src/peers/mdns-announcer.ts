@@ -4,6 +4,7 @@ import type { Service } from 'bonjour-service';
 import { encodeTxt, type Announcement } from '../wire/txt-record.ts';
 import { SERVICE_TYPE } from './discovered-service.ts';
 import { addressSignature } from './local-networks.ts';
+import { settleOnce } from '../base/settle-once.ts';
 
 // Announcing this machine's service while it shares, and announcing it anew (goodbye for the old
 // records, then the new ones) when its port or its addresses change.
@@ -104,14 +105,8 @@ export class MdnsAnnouncer {
     const bonjour = this.bonjour;
     if (!bonjour || !this.service) return Promise.resolve();
     this.service = null;
-    return new Promise((resolve) => {
-      // The callback runs once the goodbye packet (every record with TTL 0) has been handed to the socket.
-      const timer = setTimeout(resolve, UNPUBLISH_TIMEOUT_MS);
-      bonjour.unpublishAll(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    // The callback runs once the goodbye packet (every record with TTL 0) has been handed to the socket.
+    return settleOnce<void>({ ms: UNPUBLISH_TIMEOUT_MS, onTimeout: () => undefined }, (settle) => bonjour.unpublishAll(() => settle()));
   }
 
   private publishNow(): void {

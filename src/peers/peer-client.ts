@@ -7,6 +7,7 @@ import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.
 import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
 import { skipPrefix } from './skip-prefix.ts';
 import { ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
+import { NarSlots } from '../base/nar-slots.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -67,7 +68,9 @@ export class PeerClient {
     // peer that does not answer.
     const nar = { keepAlive: true, maxFreeSockets: 8, timeout: 60_000 };
     this.narPool = { http: new Agent(nar), https: new HttpsAgent(nar) };
-    this.slots = new NarSlots(l.narSlots);
+    // At most `narSlots` NARs at once per peer; the rest wait in order, without bound. Waiting is not
+    // failing: a NAR whose narinfo a peer answered is served by that peer when a slot frees.
+    this.slots = new NarSlots({ total: Number.POSITIVE_INFINITY, perAddress: l.narSlots, queue: Number.POSITIVE_INFINITY, waitMs: this.timeouts.narSlotMs });
   }
 
   /** The peer's narinfo for a hash part: a NarInfo, null when it says it hasn't it, or a PeerError. */
@@ -103,7 +106,7 @@ export class PeerClient {
    */
   async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal }): Promise<Readable> {
     const origin = originOf(url);
-    const release = await this.slots.acquire(origin, this.timeouts.narSlotMs, opts.signal, url);
+    const release = await this.narSlot(origin, url, opts.signal);
     let res: IncomingMessage | NarResponse;
     try {
       const headers: Record<string, string> = { 'user-agent': this.userAgent };
@@ -196,6 +199,15 @@ export class PeerClient {
     }
   }
 
+  private async narSlot(origin: string, url: string, signal: AbortSignal | undefined): Promise<() => void> {
+    if (signal?.aborted) throw new PeerError('timeout', `${url}: aborted`);
+    const a = await this.slots.acquire(origin, signal);
+    if ('slot' in a) return () => a.slot.release();
+    if (a.refused === 'busy') throw new PeerError('busy', `${url}: no NAR slot free within ${this.timeouts.narSlotMs} ms`);
+    if (a.refused === 'gone') throw new PeerError('timeout', `${url}: aborted while waiting for a NAR slot`);
+    throw new PeerError('unreachable', `${url}: client closed while waiting for a NAR slot`);
+  }
+
   close(): void {
     for (const p of [this.lookupPool, this.narPool]) {
       p.http.destroy();
@@ -247,70 +259,6 @@ function originOf(url: string): string {
     return new URL(url).origin;
   } catch {
     return url;
-  }
-}
-
-/**
- * At most `limit` NARs at once per peer; the rest wait in order. Waiting is not failing: a NAR whose
- * narinfo a peer answered is served by that peer when a slot frees, however busy it is.
- */
-class NarSlots {
-  private readonly limit: number;
-  private readonly peers = new Map<string, { active: number; queue: (() => void)[] }>();
-  /** Every waiter's way out, so close() can end the waits at once. */
-  private readonly leaving = new Set<(e: PeerError) => void>();
-  private closed = false;
-
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-
-  acquire(origin: string, maxWaitMs: number, signal: AbortSignal | undefined, url: string): Promise<() => void> {
-    if (this.closed) return Promise.reject(new PeerError('unreachable', `${url}: client closed`));
-    if (signal?.aborted) return Promise.reject(new PeerError('timeout', `${url}: aborted`));
-    let p = this.peers.get(origin);
-    if (!p) this.peers.set(origin, (p = { active: 0, queue: [] }));
-    const peer = p;
-    const grant = (): (() => void) => {
-      peer.active++;
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        peer.active--;
-        const next = peer.queue.shift();
-        if (next) next();
-        else if (peer.active === 0) this.peers.delete(origin);
-      };
-    };
-    if (peer.active < this.limit) return Promise.resolve(grant());
-    return new Promise((resolve, reject) => {
-      const onAbort = () => leave(new PeerError('timeout', `${url}: aborted while waiting for a NAR slot`));
-      const timer = setTimeout(() => leave(new PeerError('busy', `${url}: no NAR slot free within ${maxWaitMs} ms`)), maxWaitMs);
-      const entry = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.leaving.delete(leave);
-        resolve(grant());
-      };
-      const leave = (e: PeerError) => {
-        const i = peer.queue.indexOf(entry);
-        if (i >= 0) peer.queue.splice(i, 1);
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.leaving.delete(leave);
-        reject(e);
-      };
-      this.leaving.add(leave);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      peer.queue.push(entry);
-    });
-  }
-
-  close(): void {
-    this.closed = true;
-    for (const leave of [...this.leaving]) leave(new PeerError('unreachable', 'client closed while waiting for a NAR slot'));
   }
 }
 

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { BloomFilter } from 'bloomfilter';
@@ -212,20 +213,11 @@ export class PeerSummaries {
     this.opts.onChange?.();
   }
 
-  private sleep(f: Followed, ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      // The listener goes with the timer: the signal lives as long as the peer is followed.
-      const onAbort = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      const t = setTimeout(() => {
-        f.abort.signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      f.abort.signal.addEventListener('abort', onAbort, { once: true });
-    });
+  /** Waits `ms`, or less when the peer stops being followed. */
+  private async sleep(f: Followed, ms: number): Promise<void> {
+    if (ms <= 0) return;
+    // Node's own abortable timer removes its listener either way: the signal lives as long as the peer is followed.
+    await delay(ms, undefined, { signal: f.abort.signal }).catch(() => {});
   }
 
   private get(url: string, signal: AbortSignal, ms: number): Promise<IncomingMessage> {

@@ -77,11 +77,21 @@ function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
   return peer.url !== info.url || peer.address !== info.address || peer.port !== info.port || peer.publicKey !== info.publicKey;
 }
 
-/** Events: 'up' (peer), 'down' (peer, reason), 'moved' (peer: a new URL), 'removed' (peer), 'changed'. */
 /** How long an up Go peer goes unprobed after it was last seen (probes and lookups still strike a dead one). */
 const GO_PROBE_QUIET_MS = 20_000;
 
-export class PeerRegistry extends EventEmitter {
+/** What the registry tells its listeners, typed so a listener's arguments are checked. */
+export interface RegistryEvents {
+  up: [peer: Peer];
+  down: [peer: Peer, reason: string];
+  /** The peer's URL changed. */
+  moved: [peer: Peer];
+  removed: [peer: Peer];
+  /** Anything a view of the peers shows. */
+  changed: [];
+}
+
+export class PeerRegistry extends EventEmitter<RegistryEvents> {
   private readonly peers = new Map<string, Peer>();
   private readonly contenders = new Map<string, Contender>(); // by service key
   // A proven peer's service announcing another address or key: the latest such claim, by service key.

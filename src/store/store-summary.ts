@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BloomFilter } from 'bloomfilter';
 import { encodeSummary, MAX_DELTA_PATHS, type SummaryDelta } from '../wire/summary-wire.ts';
+import { settleOnce } from '../base/settle-once.ts';
 
 // This store's summary for peers: a Bloom filter of every hash part in the store, brought up to
 // date from the store's rows added since the last look (ids only grow), one generation per batch.
@@ -98,16 +99,10 @@ export class StoreSummary {
   /** Resolves when the summary moves past `generation` of `epoch`, or after `ms`. */
   waitForChange(epoch: string, generation: number, ms: number, signal?: AbortSignal): Promise<void> {
     if (epoch !== this.epoch || generation !== this.generation) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+    return settleOnce<void>({ ms, onTimeout: () => undefined, signal }, (settle) => {
+      const changed = () => settle();
+      this.waiters.add(changed);
+      return () => this.waiters.delete(changed);
     });
   }
 

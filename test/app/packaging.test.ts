@@ -91,12 +91,12 @@ function packedFiles(): { files: string[]; bytes: number } {
 }
 
 describe('packaging (electron-builder)', () => {
-  it('the config is valid against electron-builder’s own schema', () => {
+  it('the config is valid against electron-builder’s own schema', (t) => {
     const file = schemaFile();
     const schema = JSON.parse(fs.readFileSync(file, 'utf8'));
     const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
     const ok = validate(config);
-    console.log(`validated electron-builder.json against ${path.relative(root, file)} (${Object.keys(schema.definitions).length} definitions): ${ok ? 'valid' : JSON.stringify(validate.errors)}`);
+    t.diagnostic(`validated electron-builder.json against ${path.relative(root, file)} (${Object.keys(schema.definitions).length} definitions): ${ok ? 'valid' : JSON.stringify(validate.errors)}`);
     assert.equal(ok, true, JSON.stringify(validate.errors, null, 2));
     // And a config the schema rejects is rejected (the check is live, not vacuous).
     assert.equal(validate({ ...config, mac: { ...config.mac, hardenedRuntime: 'yes' } }), false);
@@ -131,11 +131,11 @@ describe('packaging (electron-builder)', () => {
     assert.match(config.appId, /^[a-z]+(\.[a-z-]+)+$/);
   });
 
-  it('the packed files: the built app, its icons and production dependencies — no Node binary, no dev dependencies, no sources', () => {
+  it('the packed files: the built app, its icons and production dependencies — no Node binary, no dev dependencies, no sources', (t) => {
     assert.ok(fs.existsSync(path.join(root, 'dist/electron/main.js')), 'npm run build first');
     const { files, bytes } = packedFiles();
     const mods = new Set(files.filter((f) => f.startsWith('node_modules/')).map((f) => f.split('/').slice(0, f.split('/')[1].startsWith('@') ? 3 : 2).join('/')));
-    console.log(`would pack ${files.length} files, ${(bytes / 1024 / 1024).toFixed(1)} MiB; ${mods.size} top-level packages`);
+    t.diagnostic(`would pack ${files.length} files, ${(bytes / 1024 / 1024).toFixed(1)} MiB; ${mods.size} top-level packages`);
     for (const f of ['package.json', 'dist/electron/main.js', 'dist/electron/preload.cjs', 'dist/renderer/index.html', 'dist/renderer/app.js', 'dist/renderer/styles.css', 'assets/icon.png']) {
       assert.ok(files.includes(f), f);
     }
@@ -151,7 +151,7 @@ describe('packaging (electron-builder)', () => {
     const main = fs.readFileSync(path.join(root, 'dist/electron/main.js'), 'utf8');
     const imports = new Set([...main.matchAll(/^import\s[^;]*?from\s*"([^"./][^"]*)";|\bimport\("([^"./][^"]*)"\)/gm)].map((m) => m[1] ?? m[2]).filter((s) => !s.startsWith('node:') && s !== 'electron'));
     const names = (s: string) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]);
-    console.log(`main.js imports at run time: ${[...imports].join(', ')}`);
+    t.diagnostic(`main.js imports at run time: ${[...imports].join(', ')}`);
     for (const spec of imports) assert.ok(mods.has(`node_modules/${names(spec)}`), `${spec} is packed`);
   });
 

@@ -10,7 +10,7 @@ import { PROJECT_ROOT } from '../support/peernix-process.ts';
 // script whose only `require` is 'electron'. What reaches the page is what it passes to
 // contextBridge.exposeInMainWorld.
 
-test('the preload exposes exactly window.peernix, whose methods only invoke our own channels', { timeout: 10_000 }, async () => {
+test('the preload exposes exactly window.peernix, whose methods only invoke our own channels', { timeout: 10_000 }, async (t) => {
   const file = path.join(PROJECT_ROOT, 'dist/electron/preload.cjs');
   const code = fs.readFileSync(file, 'utf8');
   const exposed: [string, Record<string, unknown>][] = [];
@@ -35,7 +35,7 @@ test('the preload exposes exactly window.peernix, whose methods only invoke our 
     exports: {},
   };
   vm.runInNewContext(code, sandbox, { filename: file });
-  console.log(`required ${JSON.stringify(required)}; exposed ${JSON.stringify(exposed.map(([n, a]) => [n, Object.keys(a)]))}`);
+  t.diagnostic(`required ${JSON.stringify(required)}; exposed ${JSON.stringify(exposed.map(([n, a]) => [n, Object.keys(a)]))}`);
   assert.deepEqual(required, ['electron']);
   assert.deepEqual(exposed.map(([n]) => n), ['peernix']);
   const bridge = exposed[0][1] as Record<string, (...a: unknown[]) => unknown>;

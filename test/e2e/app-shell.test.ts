@@ -66,7 +66,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
   }
   const snapshot = (a: AppProcess) => a.invoke(IPC.snapshot, OWN_PAGE) as Promise<Snapshot>;
 
-  it('start → status in the tray → share from the menu → settings and core agree → window on demand → Quit: exit 0, nothing left', async () => {
+  it('start → status in the tray → share from the menu → settings and core agree → window on demand → Quit: exit 0, nothing left', async (t) => {
     const u = user();
     const a = launch(u.env, ['--hidden']);
     await a.waitFor('core started', (s) => statusLine(s) === 'Not sharing' && s.tray);
@@ -78,7 +78,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await a.waitFor('sharing', (st) => /^Sharing/.test(statusLine(st)));
     const snap = await snapshot(a);
     const saved = JSON.parse(fs.readFileSync(`${u.dir}/state/settings.json`, 'utf8'));
-    console.log(`tray: "${statusLine(await a.state())}"; settings.sharing=${saved.sharing}; core sharing=${snap.status.sharing} on ${snap.status.shareUrl}`);
+    t.diagnostic(`tray: "${statusLine(await a.state())}"; settings.sharing=${saved.sharing}; core sharing=${snap.status.sharing} on ${snap.status.shareUrl}`);
     assert.equal(saved.sharing, true);
     assert.equal(snap.status.sharing, true);
     assert.equal(menuItem(await a.state(), 'Share my Nix store')!.checked, true);
@@ -100,7 +100,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     const kids = childPids(a.proc.pid!);
     await a.click('Quit Peernix');
     const code = await a.exited;
-    console.log(`quit: exit ${code}; children before quit ${kids.length}`);
+    t.diagnostic(`quit: exit ${code}; children before quit ${kids.length}`);
     assert.equal(code, 0, a.logs());
     for (const url of [snap.status.shareUrl!, snap.status.substituterUrl]) {
       await assert.rejects(get(`${url}/nix-cache-info`), /ECONNREFUSED/, `${url} closed`);
@@ -127,39 +127,39 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('every icon file the app asks for exists', async () => {
+  it('every icon file the app asks for exists', async (t) => {
     const a = launch(user().env);
     const s = await a.waitFor('window', (st) => st.windows.length > 0 && st);
     const wanted = [...s.imagesRequested, s.windows[0].options.icon as string];
     const ok = wanted.filter((f) => fs.existsSync(f));
-    console.log(`icons asked for: ${wanted.map((f) => path.basename(f)).join(', ')}; present ${ok.length}/${wanted.length}`);
+    t.diagnostic(`icons asked for: ${wanted.map((f) => path.basename(f)).join(', ')}; present ${ok.length}/${wanted.length}`);
     assert.ok(wanted.length >= 2);
     assert.deepEqual(ok, wanted);
     await a.send({ cmd: 'quit' });
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 1: an unreadable settings file still gives a tray, a dialog and a running core', async () => {
+  it('an unreadable settings file still gives a tray, a dialog and a running core', async (t) => {
     const u = user(null);
     fs.mkdirSync(`${u.dir}/state/settings.json`); // reading it fails with EISDIR, even as root
     fs.mkdirSync(`${u.dir}/config/autostart`, { recursive: true });
     fs.writeFileSync(`${u.dir}/config/autostart/peernix.desktop`, '[Desktop Entry]\n'); // start-at-login differs from the default
     const a = launch({ ...u.env }, ['--hidden']);
     const s = await a.waitFor('tray with a notice', (st) => st.tray && st.tray.menu.length > 2 && st.tray.menu[1].type !== 'separator' && st);
-    console.log(`dialogs: ${JSON.stringify(s.dialogs.map((d) => d.title))}; notice: "${s.tray!.menu[1].label}"`);
+    t.diagnostic(`dialogs: ${JSON.stringify(s.dialogs.map((d) => d.title))}; notice: "${s.tray!.menu[1].label}"`);
     assert.ok(s.dialogs.some((d) => /settings/.test(d.title) && /EISDIR|cannot read/.test(d.content)));
     assert.match(s.tray!.menu[1].label, /settings/i);
     await a.send({ cmd: 'quit' });
     assert.equal(await a.exited, 0, a.logs());
   });
 
-  it('bug 2: a busy share port shows the error in the tray and the window; the next click retries and works', async () => {
+  it('a busy share port shows the error in the tray and the window; the next click retries and works', async (t) => {
     const port = await busyPort();
     const a = launch(user({ shareListen: `127.0.0.1:${port}` }).env, ['--hidden']);
     await a.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
     await a.click('Share my Nix store');
     const s = await a.waitFor('error shown', (st) => /Sharing failed/.test(statusLine(st)) && st);
-    console.log(`after a failed click: "${statusLine(s)}", icon ${path.basename(s.tray!.image!)}, checked=${menuItem(s, 'Share my Nix store')!.checked}`);
+    t.diagnostic(`after a failed click: "${statusLine(s)}", icon ${path.basename(s.tray!.image!)}, checked=${menuItem(s, 'Share my Nix store')!.checked}`);
     assert.match(statusLine(s), /EADDRINUSE/);
     assert.match(s.tray!.image!, /tray-error/);
     assert.equal(menuItem(s, 'Share my Nix store')!.checked, false);
@@ -170,13 +170,13 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await new Promise((r) => setTimeout(r, 100));
     await a.click('Share my Nix store');
     const ok = await a.waitFor('sharing', (st) => /^Sharing/.test(statusLine(st)) && st);
-    console.log(`after freeing the port and clicking again: "${statusLine(ok)}"`);
+    t.diagnostic(`after freeing the port and clicking again: "${statusLine(ok)}"`);
     assert.equal((await snapshot(a)).status.sharing, true);
     await a.send({ cmd: 'quit' });
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 3: start at login registers this app (its main script, hidden), not a folder Electron cannot open', async () => {
+  it('start at login registers this app (its main script, hidden), not a folder Electron cannot open', async (t) => {
     const u = user();
     const a = launch(u.env, ['--hidden']);
     await a.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
@@ -184,7 +184,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await a.waitFor('checked', (s) => menuItem(s, 'Start at login')?.checked);
     const desktop = fs.readFileSync(`${u.dir}/config/autostart/peernix.desktop`, 'utf8');
     const exec = /^Exec=(.*)$/m.exec(desktop)![1].split(' ');
-    console.log(`autostart Exec: ${exec.join(' ')}`);
+    t.diagnostic(`autostart Exec: ${exec.join(' ')}`);
     assert.equal(exec[0], process.execPath);
     assert.equal(exec[1], APP_MAIN);
     assert.ok(fs.statSync(exec[1]).isFile(), 'the main script, a file');
@@ -197,12 +197,12 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 3 on macOS (platform stand-in): a development build refuses with a reason; an installed one shows "requires approval"; template icons; no Dock', async () => {
+  it('start at login on macOS (platform stand-in): a development build refuses with a reason; an installed one shows "requires approval"; template icons; no Dock', async (t) => {
     const dev = launch({ ...user().env, STUB_PLATFORM: 'darwin' }, ['--hidden']);
     await dev.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
     await dev.click('Start at login');
     const d = await dev.waitFor('refusal shown', (s) => s.tray!.menu[1].type !== 'separator' && s);
-    console.log(`macOS dev build: "${d.tray!.menu[1].label}"; login items registered: ${d.loginItem.length}; icons ${d.imagesRequested.map((f) => path.basename(f)).join(', ')}; dock hidden ${d.dockHidden}`);
+    t.diagnostic(`macOS dev build: "${d.tray!.menu[1].label}"; login items registered: ${d.loginItem.length}; icons ${d.imagesRequested.map((f) => path.basename(f)).join(', ')}; dock hidden ${d.dockHidden}`);
     assert.match(d.tray!.menu[1].label, /installed Peernix\.app/);
     assert.equal(d.loginItem.length, 0, 'bare Electron.app is never registered');
     assert.equal(menuItem(d, 'Start at login')!.checked, false);
@@ -215,18 +215,18 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await inst.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
     await inst.click('Start at login');
     const p = await inst.waitFor('approval shown', (s) => s.tray!.menu[1].type !== 'separator' && s);
-    console.log(`macOS installed: "${p.tray!.menu[1].label}"; registered ${JSON.stringify(p.loginItem)}`);
+    t.diagnostic(`macOS installed: "${p.tray!.menu[1].label}"; registered ${JSON.stringify(p.loginItem)}`);
     assert.match(p.tray!.menu[1].label, /needs your approval/);
     assert.equal(p.loginItem[0].openAtLogin, true);
     await inst.send({ cmd: 'quit' });
     assert.equal(await inst.exited, 0);
   });
 
-  it('bug 4 + second launch: named Peernix (its own userData and lock); a second launch exits and opens the first one’s window', async () => {
+  it('named Peernix (its own userData and lock); a second launch exits and opens the first one’s window', async (t) => {
     const u = user();
     const a = launch(u.env, ['--hidden']);
     const s = await a.waitFor('core started', (st) => statusLine(st) === 'Not sharing' && st);
-    console.log(`name ${s.name}; userData ${s.paths.userData}`);
+    t.diagnostic(`name ${s.name}; userData ${s.paths.userData}`);
     assert.equal(s.name, 'Peernix');
     assert.equal(s.paths.userData, `${u.dir}/config/Peernix`);
     assert.ok(fs.existsSync(`${u.dir}/config/Peernix/SingletonLock`));
@@ -239,7 +239,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 5: the tray menu is not rebuilt while nothing it shows changes (one idle peer, 10 s)', async () => {
+  it('the tray menu is not rebuilt while nothing it shows changes (one idle peer, 10 s)', async (t) => {
     other = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/other`, '--no-mdns']);
     const a = launch(user({ peers: [other.shareUrl] }).env, ['--hidden']);
     await a.waitFor('peer up', (s) => /^Not sharing/.test(statusLine(s)) && (s.tray?.setContextMenuCalls ?? 0) > 0);
@@ -249,18 +249,18 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await new Promise((r) => setTimeout(r, 10_000));
     const s = await a.state();
     const rebuilds = s.tray!.setContextMenuCalls - before;
-    console.log(`menu rebuilds in 10 s with one idle peer: ${rebuilds} (total ${s.tray!.setContextMenuCalls})`);
+    t.diagnostic(`menu rebuilds in 10 s with one idle peer: ${rebuilds} (total ${s.tray!.setContextMenuCalls})`);
     assert.ok(rebuilds <= 1, `${rebuilds} rebuilds`);
     await a.send({ cmd: 'quit' });
     assert.equal(await a.exited, 0);
   });
 
-  it('bugs 7 + 8: a busy port names its holder, offers Retry; a later launch retries and opens the window', async () => {
+  it('a busy port names its holder, offers Retry; a later launch retries and opens the window', async (t) => {
     const port = await busyPort();
     const u = user({ listen: `127.0.0.1:${port}` });
     const a = launch(u.env);
     const s = await a.waitFor('start failure shown', (st) => st.dialogs.length > 0 && menuItem(st, 'Retry') && st);
-    console.log(`dialog: ${s.dialogs[0].content}`);
+    t.diagnostic(`dialog: ${s.dialogs[0].content}`);
     assert.match(s.dialogs[0].content, new RegExp(`127\\.0\\.0\\.1:${port} is already in use by process ${process.pid}`));
     assert.deepEqual(s.dialogs[0].buttons, ['Retry', 'Close']);
     assert.match(statusLine(s), /could not start/);
@@ -278,13 +278,13 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 8: when a Peernix daemon holds the port, the app says so and offers its dashboard', async () => {
+  it('when a Peernix daemon holds the port, the app says so and offers its dashboard', async (t) => {
     other ??= await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/other`, '--no-mdns']);
     const port = new URL(other.substituterUrl).port;
     const a = launch(user({ listen: `127.0.0.1:${port}` }).env);
     await a.send({ cmd: 'dialogResponse', response: 0 });
     const s = await a.waitFor('dialog', (st) => st.dialogs.length > 0 && st.shell.length > 0 && st);
-    console.log(`dialog: ${s.dialogs[0].content}; opened ${s.shell[0].target}`);
+    t.diagnostic(`dialog: ${s.dialogs[0].content}; opened ${s.shell[0].target}`);
     assert.match(s.dialogs[0].content, new RegExp(`Peernix is already running on this machine as process ${other.proc.pid}`));
     assert.deepEqual(s.dialogs[0].buttons, ['Open its dashboard', 'Retry', 'Close']);
     assert.deepEqual(s.shell[0], { kind: 'openExternal', target: `http://127.0.0.1:${port}/peernix/` });
@@ -292,7 +292,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.equal(await a.exited, 0);
   });
 
-  it('bug 8: when this user’s own `peernix serve` runs, the app becomes its tray and window, and takes over when it stops', async () => {
+  it('when this user’s own `peernix serve` runs, the app becomes its tray and window, and takes over when it stops', async (t) => {
     const u = user();
     const daemon = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${u.dir}/state`, '--no-mdns', '--no-share']);
     const port = new URL(daemon.substituterUrl).port;
@@ -307,13 +307,13 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
       await a.click('Share my Nix store');
       await a.waitFor('sharing shown', (st) => /^Sharing/.test(statusLine(st)));
       const after = JSON.parse((await get(`${daemon.substituterUrl}/peernix/api/snapshot`)).body.toString()) as Snapshot;
-      console.log(`attached to pid ${daemon.proc.pid} on :${port}; tray "${statusLine(await a.state())}"; daemon sharing=${after.status.sharing}`);
+      t.diagnostic(`attached to pid ${daemon.proc.pid} on :${port}; tray "${statusLine(await a.state())}"; daemon sharing=${after.status.sharing}`);
       assert.equal(after.status.sharing, true, 'the click switched the daemon');
       // The daemon stops: the app runs its own core on the freed port, with the saved choice.
       assert.equal(await daemon.stop(), 0);
       const own = await a.waitFor('own core', (st) => /^Sharing/.test(statusLine(st)) && st.tray!.menu[1].type === 'separator' && st);
       const mine = await snapshot(a);
-      console.log(`after the daemon stopped: tray "${statusLine(own)}", own core on ${mine.status.substituterUrl}`);
+      t.diagnostic(`after the daemon stopped: tray "${statusLine(own)}", own core on ${mine.status.substituterUrl}`);
       assert.equal(mine.status.substituterUrl, `http://127.0.0.1:${port}`);
       await a.send({ cmd: 'quit' });
       assert.equal(await a.exited, 0);
@@ -322,7 +322,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     }
   });
 
-  it('bug 9: a window whose page cannot load is logged and shown, not an unhandled rejection', async () => {
+  it('a window whose page cannot load is logged and shown, not an unhandled rejection', async (t) => {
     // A broken install: the app without dist/renderer.
     const copy = `${dir}/broken`;
     fs.mkdirSync(`${copy}/dist/electron`, { recursive: true });
@@ -332,19 +332,19 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     fs.copyFileSync(path.join(PROJECT_ROOT, 'package.json'), `${copy}/package.json`);
     const a = launch(user().env, [], `${copy}/dist/electron/main.js`);
     const s = await a.waitFor('fallback page', (st) => st.windows.some((w) => w.loadError && w.loaded?.startsWith('data:')) && st);
-    console.log(`load error: ${s.windows[0].loadError}`);
+    t.diagnostic(`load error: ${s.windows[0].loadError}`);
     assert.match(a.logs(), /could not load the window's page/);
     await a.send({ cmd: 'quit' });
     assert.equal(await a.exited, 0, a.logs());
   });
 
-  it('bug 10: a log file in the state directory, "Open log" from the tray and the window', async () => {
+  it('a log file in the state directory, "Open log" from the tray and the window', async (t) => {
     const u = user();
     const a = launch(u.env);
     const s = await a.waitFor('window', (st) => statusLine(st) === 'Not sharing' && st.windows.length > 0 && st);
     const file = `${u.dir}/state/logs/peernix-app.log`;
     const text = fs.readFileSync(file, 'utf8');
-    console.log(`log file ${file}: ${text.split('\n').length - 1} lines`);
+    t.diagnostic(`log file ${file}: ${text.split('\n').length - 1} lines`);
     assert.match(text, /substituter for this machine's Nix on http:\/\/127\.0\.0\.1:\d+/);
     assert.ok(JSON.stringify(s.windows[0].menu).includes('Open log'));
     await a.click('Open log');
@@ -354,7 +354,7 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     assert.match(fs.readFileSync(file, 'utf8'), /stopped/);
   });
 
-  it('Quit while a peer downloads a NAR: the transfer finishes byte-exact, then exit 0', async () => {
+  it('Quit while a peer downloads a NAR: the transfer finishes byte-exact, then exit 0', async (t) => {
     const big = await addPath(host, 'app-quit', { type: 'file', size: 64 * 1024 * 1024, seed: 'app-quit' });
     const want = await host.dumpHash(big);
     const a = launch(user({ sharing: true }).env, ['--hidden']);
@@ -375,19 +375,19 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await a.click('Quit Peernix');
     const [curlCode] = (await curlDone) as [number];
     const code = await a.exited;
-    console.log(`Quit at ${at} bytes; download ${bytes}/${want.size} bytes, curl exit ${curlCode}; app exit ${code}`);
+    t.diagnostic(`Quit at ${at} bytes; download ${bytes}/${want.size} bytes, curl exit ${curlCode}; app exit ${code}`);
     assert.equal(curlCode, 0);
     assert.equal(bytes, want.size);
     assert.equal(hash.digest('hex'), want.sha256.toString('hex'));
     assert.equal(code, 0);
   });
 
-  it('one SIGTERM quits the app like Quit: exit 0', async () => {
+  it('one SIGTERM quits the app like Quit: exit 0', async (t) => {
     const a = launch(user().env, ['--hidden']);
     await a.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
     a.proc.kill('SIGTERM');
     const code = await a.exited;
-    console.log(`exit after one SIGTERM: ${code}`);
+    t.diagnostic(`exit after one SIGTERM: ${code}`);
     assert.equal(code, 0, a.logs());
     assert.match(a.logs(), /SIGTERM: quitting/);
   });

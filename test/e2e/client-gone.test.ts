@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -42,19 +43,19 @@ describe('peernix serve: a client that leaves before its NAR is found', { timeou
 
   const narUrl = (p: ReturnType<typeof makePath>) => `${pn.substituterUrl}/nar/${p.hashPart}-${p.narHash32}.nar`;
 
-  it('a client that stays gets its NAR from the peer, byte-exact', async () => {
+  it('a client that stays gets its NAR from the peer, byte-exact', async (t) => {
     const p = makePath('stays', 300_000);
     peer.add(p, narInfoFor(p, { signers: [upstream] }));
     // The static peer is in use once its first health probe passed.
     await waitFor('the narinfo from the peer', async () => (await get(`${pn.substituterUrl}/${p.hashPart}.narinfo`)).status === 200, 15_000);
     const r = await get(narUrl(p));
-    console.log(`NAR: HTTP ${r.status}, ${r.body.length} of ${p.narSize} bytes, complete ${r.complete}`);
+    t.diagnostic(`NAR: HTTP ${r.status}, ${r.body.length} of ${p.narSize} bytes, complete ${r.complete}`);
     assert.equal(r.status, 200);
     assert.equal(r.complete, true);
     assert.ok(r.body.equals(p.nar), 'byte-exact NAR');
   });
 
-  it('Nix interrupted while the peer sits on the NAR: the peer request is cut at once, no retry, no fallback', async () => {
+  it('Nix interrupted while the peer sits on the NAR: the peer request is cut at once, no retry, no fallback', async (t) => {
     const p = makePath('interrupted', 100_000);
     peer.add(p, narInfoFor(p, { signers: [upstream] }));
     peer.knobs.narDelayMs = 60_000; // accepts the NAR request, never answers its head within the test
@@ -74,16 +75,14 @@ describe('peernix serve: a client that leaves before its NAR is found', { timeou
       await exited;
       const exitedAt = performance.now();
       const closedAt = await waitFor("the peer's request closed", async () => peer.narRequests[before].closedAt, HEADERS_MS + 2000);
-      console.log(
-        `Nix interrupted ${Math.round(interruptedAt - asked.at)} ms after the peer was asked, exited (${nix.exitCode ?? nix.signalCode}) ${Math.round(exitedAt - interruptedAt)} ms later; ` +
-          `the peer's request closed ${Math.round(closedAt - interruptedAt)} ms after the interrupt (header timeout ${HEADERS_MS} ms)`,
-      );
+      t.diagnostic(format(`Nix interrupted ${Math.round(interruptedAt - asked.at)} ms after the peer was asked, exited (${nix.exitCode ?? nix.signalCode}) ${Math.round(exitedAt - interruptedAt)} ms later; ` +
+          `the peer's request closed ${Math.round(closedAt - interruptedAt)} ms after the interrupt (header timeout ${HEADERS_MS} ms)`));
       // Nix's own way out is in this bound; the header timeout it must beat is three times as long.
       assert.ok(closedAt - interruptedAt < 1000, `the peer's request stayed open ${Math.round(closedAt - interruptedAt)} ms after the interrupt`);
       // Past the header timeout: before, the search went on to retry the holder and record a fallback.
       await new Promise((r) => setTimeout(r, HEADERS_MS + 500));
       const fallbacks = pn.logs().split('\n').filter((l) => l.includes(`fallback ${p.storePath}`));
-      console.log(`NAR requests for it at the peer: ${peer.narRequests.length - before}; fallback log lines: ${fallbacks.length}`);
+      t.diagnostic(`NAR requests for it at the peer: ${peer.narRequests.length - before}; fallback log lines: ${fallbacks.length}`);
       assert.equal(peer.narRequests.length - before, 1, 'no retry for a client that left');
       assert.deepEqual(fallbacks, [], 'a client that left is no fallback');
     } finally {
@@ -91,7 +90,7 @@ describe('peernix serve: a client that leaves before its NAR is found', { timeou
         nix.kill('SIGKILL');
         await exited;
       }
-      console.log(`Nix said: ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
+      t.diagnostic(`Nix said: ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
     }
   });
 });

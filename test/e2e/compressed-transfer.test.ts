@@ -62,7 +62,7 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     await pl?.teardown();
   });
 
-  it('a Python library arrives compressed and byte-identical, resumed from the other holder after its source dies', async () => {
+  it('a Python library arrives compressed and byte-identical, resumed from the other holder after its source dies', async (tc) => {
     const info = await pl.curl(A, [`${SUBST}/${H(pyPath)}.narinfo`]);
     const narSize = Number(/^NarSize: (\d+)$/m.exec(info.stdout)?.[1]);
     assert.ok(narSize > 20 * MiB, info.stdout);
@@ -82,8 +82,8 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await dumpSha(`${pl.dir}/client-py`, pyPath), await dumpSha(B.nix.root, pyPath), 'NAR bytes identical');
     const t = transfersIn(await pl.status(A)).find((e) => e.storePath === pyPath)!;
-    console.log(`Python library: NAR ${narSize} bytes; transfer ${t.outcome}, ${t.bytes} NAR bytes in ${t.wireBytes} on the wire (${(t.bytes / t.wireBytes).toFixed(2)}×), ${src.name} killed mid-way`);
-    console.log(`the killed source had logged: ${(sourceLog.match(/zstd frames[^\n]*/g) ?? []).slice(-1)[0] ?? '(no finished transfer yet)'}`);
+    tc.diagnostic(`Python library: NAR ${narSize} bytes; transfer ${t.outcome}, ${t.bytes} NAR bytes in ${t.wireBytes} on the wire (${(t.bytes / t.wireBytes).toFixed(2)}×), ${src.name} killed mid-way`);
+    tc.diagnostic(`the killed source had logged: ${(sourceLog.match(/zstd frames[^\n]*/g) ?? []).slice(-1)[0] ?? '(no finished transfer yet)'}`);
     assert.equal(t.outcome, 'resumed');
     assert.equal(t.bytes, narSize);
     assert.ok(t.wireBytes < narSize * 0.7, `${t.wireBytes} bytes on the wire for ${narSize}`);
@@ -92,7 +92,7 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     assert.match(survivor.pn!.logs(), /GET \/nar\/[0-9a-z]+-[0-9a-z]+\.nar 206/);
   });
 
-  it('random bytes go raw, and a plain client advertising zstd gets a plain NAR', async () => {
+  it('random bytes go raw, and a plain client advertising zstd gets a plain NAR', async (tc) => {
     // B was killed or not above; make sure it runs.
     if (B.pn!.proc.exitCode !== null || B.pn!.proc.signalCode !== null) {
       await pl.start(B);
@@ -102,7 +102,7 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await dumpSha(`${pl.dir}/client-rnd`, randomPath), await dumpSha(B.nix.root, randomPath));
     const t = transfersIn(await pl.status(A)).find((e) => e.storePath === randomPath)!;
-    console.log(`random: ${t.bytes} NAR bytes in ${t.wireBytes} on the wire`);
+    tc.diagnostic(`random: ${t.bytes} NAR bytes in ${t.wireBytes} on the wire`);
     assert.ok(t.wireBytes >= t.bytes && t.wireBytes < t.bytes + 64 * 1024, 'raw frames: headers only');
     assert.match(B.pn!.logs(), /0 zstd frames/);
 

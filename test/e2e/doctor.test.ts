@@ -48,8 +48,8 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
   });
   const doctor = async (over: Partial<GatherOptions> = {}) => diagnose(await gatherFacts(opts(over)));
   const check = (r: DoctorReport, id: string) => r.checks.find((c) => c.id === id || c.id.startsWith(id + ':'))!;
-  const show = (label: string, r: DoctorReport, ids: string[]) =>
-    console.log(`${label}: ${r.failed} failed; ${ids.map((id) => `${id}=${check(r, id).status}`).join(' ')}`);
+  const show = (t: { diagnostic(message: string): void }, label: string, r: DoctorReport, ids: string[]) =>
+    t.diagnostic(`${label}: ${r.failed} failed; ${ids.map((id) => `${id}=${check(r, id).status}`).join(' ')}`);
   // What Nix itself does with the substituter: the daemon's own warning is the witness.
   const nixStoreR = (path: string, extra: string[] = []) =>
     run('nix-store', ['--store', `unix://${dir}/socket`, '-r', path, ...extra], { baseEnv: env() as NodeJS.ProcessEnv, env: { XDG_CACHE_HOME: `${dir}/client-xdg` }, timeoutMs: 60_000 });
@@ -91,20 +91,20 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     if (dir) await cleanup(dir);
   });
 
-  it('a machine that is right: nothing fails, and the CLI exits 0', async () => {
+  it('a machine that is right: nothing fails, and the CLI exits 0', async (t) => {
     writeSystemConf(['trusted-users = root', 'substituters =', `extra-substituters = ${url}`, `extra-trusted-public-keys = ${publicKey}`]);
     writeUserConf([]);
     // Not restarted yet: the daemon still runs with the nix.conf it read at start.
     await new Promise((r) => setTimeout(r, 2000));
     writeFileSync(`${dir}/etc/nix.conf`, readFileSync(`${dir}/etc/nix.conf`)); // touched 2 s after the daemon started
     const stale = check(await doctor(), 'daemon.config-age');
-    console.log(`nix.conf changed after the daemon started: ${stale.status}: ${stale.detail} fix: ${stale.fix}`);
+    t.diagnostic(`nix.conf changed after the daemon started: ${stale.status}: ${stale.detail} fix: ${stale.fix}`);
     assert.equal(stale.status, 'fail');
     assert.match(stale.fix!, /systemctl restart nix-daemon/);
     await restartDaemon();
     const r = await doctor();
-    show('right state', r, ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'share.lan', 'nix-cache.negative', 'files.key', 'files.state-dir']);
-    console.log(`  daemon: ${check(r, 'daemon.reachable').detail}`);
+    show(t, 'right state', r, ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'share.lan', 'nix-cache.negative', 'files.key', 'files.state-dir']);
+    t.diagnostic(`  daemon: ${check(r, 'daemon.reachable').detail}`);
     assert.equal(r.failed, 0, JSON.stringify(r.checks.filter((c) => c.status === 'fail'), null, 1));
     for (const id of ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'files.key', 'files.state-dir']) assert.equal(check(r, id).status, 'ok', id);
     assert.match(check(r, 'daemon.reachable').detail, /worker protocol 1\.\d+/);
@@ -114,11 +114,11 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
 
     const cli = await run(nodeBin(), [MAIN, 'doctor', '--json', '--listen', new URL(url).host, '--state-dir', `${dir}/state`, '--store', `unix://${dir}/socket?root=${dir}/root`], { baseEnv: env() as NodeJS.ProcessEnv, timeoutMs: 60_000 });
     const fromCli = JSON.parse(cli.stdout) as DoctorReport;
-    console.log(`peernix doctor --json: exit ${cli.code}, ${fromCli.checks.length} checks, ${fromCli.failed} failed`);
+    t.diagnostic(`peernix doctor --json: exit ${cli.code}, ${fromCli.checks.length} checks, ${fromCli.failed} failed`);
     assert.equal(cli.code, 0, cli.stdout + cli.stderr);
   });
 
-  it('the window shows the same checks, each problem with its fix', async () => {
+  it('the window shows the same checks, each problem with its fix', async (t) => {
     writeSystemConf(['trusted-users = root', 'substituters =']); // no substituter line
     writeUserConf([]);
     const browser = await launchChromium();
@@ -133,7 +133,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
       const summary = await page.getByTestId('doctor-summary').textContent();
       mkdirSync(`${PROJECT_ROOT}test-artifacts`, { recursive: true });
       await page.locator('#doctor').screenshot({ path: `${PROJECT_ROOT}test-artifacts/doctor-window.png` });
-      console.log(`window: ${shown.length} checks (${shown.join(' ')}); summary "${summary}"`);
+      t.diagnostic(`window: ${shown.length} checks (${shown.join(' ')}); summary "${summary}"`);
       assert.deepEqual(shown, expected);
       assert.ok(fix!.includes(`extra-substituters = ${url}`), fix!);
       assert.match(summary!, /problem\(s\) found/);
@@ -142,43 +142,43 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     }
   });
 
-  it('no daemon: says so, with the command that starts it', async () => {
+  it('no daemon: says so, with the command that starts it', async (t) => {
     const r = await doctor({ storeUri: `unix://${dir}/no-such-socket` });
     const c = check(r, 'daemon.reachable');
-    show('no daemon', r, ['daemon.reachable']);
+    show(t, 'no daemon', r, ['daemon.reachable']);
     assert.equal(c.status, 'fail');
     assert.match(c.detail, /does not exist/);
     assert.match(c.fix!, /systemctl start nix-daemon/);
     assert.ok(r.failed >= 1);
   });
 
-  it('no substituter line: fails with the lines for nix.conf, and the CLI exits 1', async () => {
+  it('no substituter line: fails with the lines for nix.conf, and the CLI exits 1', async (t) => {
     writeSystemConf(['trusted-users = root', 'substituters =']);
     writeUserConf([]);
     const r = await doctor();
     const c = check(r, 'nixconf.substituter');
-    show('no substituter line', r, ['nixconf.substituter', 'nixconf.key']);
+    show(t, 'no substituter line', r, ['nixconf.substituter', 'nixconf.key']);
     assert.equal(c.status, 'fail');
     assert.ok(c.fix!.includes(`extra-substituters = ${url}\nextra-trusted-public-keys = ${publicKey}\n`), c.fix!);
     assert.ok(c.fix!.includes(`${dir}/etc/nix.conf`));
     assert.equal(check(r, 'nixconf.key').status, 'warn');
     const cli = await run(nodeBin(), [MAIN, 'doctor', '--listen', new URL(url).host, '--state-dir', `${dir}/state`, '--store', `unix://${dir}/socket?root=${dir}/root`], { baseEnv: env() as NodeJS.ProcessEnv, timeoutMs: 60_000 });
-    console.log(`peernix doctor (text): exit ${cli.code}\n${cli.stdout.split('\n').filter((l) => /FAIL|fix:|extra-/.test(l)).join('\n')}`);
+    t.diagnostic(`peernix doctor (text): exit ${cli.code}\n${cli.stdout.split('\n').filter((l) => /FAIL|fix:|extra-/.test(l)).join('\n')}`);
     assert.equal(cli.code, 1);
     assert.match(cli.stdout, /\[FAIL\] Nix uses Peernix as a substituter/);
   });
 
-  it('an untrusted user: the daemon ignores the substituter, and doctor says why and what to add', async () => {
+  it('an untrusted user: the daemon ignores the substituter, and doctor says why and what to add', async (t) => {
     writeSystemConf(['trusted-users = somebody-else', 'substituters =']);
     writeUserConf([`extra-substituters = ${url}`, `extra-trusted-public-keys = ${publicKey}`]);
     await restartDaemon(); // the daemon reads nix.conf when it starts
     const nix = await nixStoreR('/nix/store/22222222222222222222222222222222-untrusted');
     const ignored = nix.stderr.includes(`ignoring untrusted substituter '${url}'`);
-    console.log(`nix-store -r as a user not in trusted-users: daemon says "ignoring untrusted substituter": ${ignored}`);
+    t.diagnostic(`nix-store -r as a user not in trusted-users: daemon says "ignoring untrusted substituter": ${ignored}`);
     assert.ok(ignored, nix.stderr);
     const r = await doctor();
     const c = check(r, 'nixconf.substituter');
-    show('untrusted user', r, ['nixconf.substituter', 'nixconf.key']);
+    show(t, 'untrusted user', r, ['nixconf.substituter', 'nixconf.key']);
     assert.equal(c.status, 'fail');
     assert.match(c.detail, /not in trusted-users \(somebody-else\)/);
     assert.match(c.detail, /not in trusted-substituters/);
@@ -191,11 +191,11 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     const nix2 = await nixStoreR('/nix/store/33333333333333333333333333333333-untrusted');
     assert.ok(!nix2.stderr.includes('ignoring untrusted substituter'), nix2.stderr);
     const r2 = await doctor();
-    console.log(`with trusted-substituters = ${url}: Nix warns no more; doctor says ${check(r2, 'nixconf.substituter').status}`);
+    t.diagnostic(`with trusted-substituters = ${url}: Nix warns no more; doctor says ${check(r2, 'nixconf.substituter').status}`);
     assert.equal(check(r2, 'nixconf.substituter').status, 'ok');
   });
 
-  it('misses Nix remembers: counted from its own cache, with when and how to forget them', async () => {
+  it('misses Nix remembers: counted from its own cache, with when and how to forget them', async (t) => {
     writeSystemConf(['trusted-users = root', 'substituters =', `extra-substituters = ${url}`, `extra-trusted-public-keys = ${publicKey}`]);
     writeUserConf([]);
     await restartDaemon();
@@ -204,7 +204,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     assert.notEqual(nix.code, 0);
     const r = await doctor();
     const c = check(r, 'nix-cache.negative');
-    console.log(`after one real miss: ${c.status}: ${c.detail}\n  fix: ${c.fix}`);
+    t.diagnostic(`after one real miss: ${c.status}: ${c.detail}\n  fix: ${c.fix}`);
     assert.equal(c.status, 'warn');
     assert.match(c.detail, /^\d+ path\(s\) missed/);
     assert.ok(c.detail.includes('44444444444444444444444444444444'));
@@ -227,21 +227,21 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     db.close();
     await nixStoreR(path);
     const m2 = await misses();
-    console.log(`Peernix's narinfo misses: ${m0} → ${m1} (asked again with the row there) → ${m2} (after the doctor's DELETE)`);
+    t.diagnostic(`Peernix's narinfo misses: ${m0} → ${m1} (asked again with the row there) → ${m2} (after the doctor's DELETE)`);
     assert.equal(m1, m0);
     assert.equal(m2, m1 + 1);
     // Peernix still has no such path, so Nix remembers this fresh miss: just that one now.
     assert.match(check(await doctor(), 'nix-cache.negative').detail, /^1 path\(s\) missed/);
   });
 
-  it('a closed share port and a key file readable by all', async () => {
+  it('a closed share port and a key file readable by all', async (t) => {
     const sharingOn: Snapshot = svc.api.snapshot();
     await svc.api.setSharing(false);
     try {
       // What Peernix last said (sharing on) against the port as it is now: closed.
       const r = await doctor({ snapshot: async () => sharingOn });
       const c = check(r, 'share.listening');
-      show('closed port', r, ['share.listening']);
+      show(t, 'closed port', r, ['share.listening']);
       assert.equal(c.status, 'fail');
       assert.match(c.detail, /Nothing accepts connections on port \d+/);
       assert.match(c.fix!, /peernix sharing/);
@@ -256,7 +256,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     try {
       const r = await doctor();
       const c = check(r, 'files.key');
-      show('key 0644', r, ['files.key']);
+      show(t, 'key 0644', r, ['files.key']);
       assert.equal(c.status, 'fail');
       assert.match(c.detail, /mode 644/);
       assert.equal(c.fix, `chmod 600 ${keyFile}`);
@@ -265,7 +265,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     }
   });
 
-  it('a state directory this user cannot write: says so, with the chown that fixes it', async () => {
+  it('a state directory this user cannot write: says so, with the chown that fixes it', async (t) => {
     const user = await ensureUser('pn-doctor');
     try {
       chmodSync(dir, 0o755);
@@ -274,7 +274,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
       const r = await run(cmd, args, { baseEnv: { PATH: '/usr/bin:/bin', HOME: `/home/${user.name}` }, timeoutMs: 60_000 });
       const report = JSON.parse(r.stdout) as DoctorReport;
       const c = check(report, 'files.state-dir');
-      console.log(`as ${user.name} (uid ${user.uid}): exit ${r.code}; files.state-dir ${c.status}: ${c.detail} fix: ${c.fix}`);
+      t.diagnostic(`as ${user.name} (uid ${user.uid}): exit ${r.code}; files.state-dir ${c.status}: ${c.detail} fix: ${c.fix}`);
       assert.equal(r.code, 1);
       assert.equal(c.status, 'fail');
       assert.match(c.detail, /EACCES/);

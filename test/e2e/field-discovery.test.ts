@@ -91,7 +91,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     await pl?.teardown();
   });
 
-  it('a genuine peer is discovered within the usual time while 500 fake services are announced, and after they vanish without goodbye', async () => {
+  it('a genuine peer is discovered within the usual time while 500 fake services are announced, and after they vanish without goodbye', async (t) => {
     const flood = hostile(evil, ['flood', String(FLOOD), `${pl.lan.name}fl.local`, evil.lan.address, '7000']);
     killed.push(flood.child);
     await flood.until((l) => l.event === 'round' && l.n >= 2, 30_000, 'two flood rounds');
@@ -99,13 +99,13 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
       const s = await pl.status(obs);
       return fakes(s).length >= 8 ? s : null;
     }, 20_000);
-    console.log(`observer while flooded: ${flooded.peers.length} peers listed, ${fakes(flooded).length} fake; RSS ${rssMiB(obs.pn!.proc.pid!)} MiB`);
+    t.diagnostic(`observer while flooded: ${flooded.peers.length} peers listed, ${fakes(flooded).length} fake; RSS ${rssMiB(obs.pn!.proc.pid!)} MiB`);
 
     const t0 = Date.now();
     await pl.start(genuine);
     const seen = await waitPeer(pl, obs, 'the genuine peer to be discovered during the flood', (x) => x.name === genuine.name && x.state === 'up' && x.verified, DISCOVERY_MS);
     const during = await pl.status(obs);
-    console.log(`genuine peer discovered and verified ${Date.now() - t0} ms after start, during the flood: ${brief(seen)}; fakes listed ${fakes(during).length}`);
+    t.diagnostic(`genuine peer discovered and verified ${Date.now() - t0} ms after start, during the flood: ${brief(seen)}; fakes listed ${fakes(during).length}`);
     assert.equal(seen.url, `http://${genuine.lan.address}:9999`);
     assert.equal(seen.trusted, true);
     assert.ok(fakes(during).length <= 16, `${fakes(during).length} fake services held`);
@@ -116,7 +116,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     const t1 = Date.now();
     await pl.start(later);
     const found = await waitPeer(pl, obs, 'a peer appearing after the flood vanished', (x) => x.name === later.name && x.state === 'up' && x.verified, DISCOVERY_MS);
-    console.log(`later peer discovered ${Date.now() - t1} ms after start: ${brief(found)}`);
+    t.diagnostic(`later peer discovered ${Date.now() - t1} ms after start: ${brief(found)}`);
 
     // The dead services expire on their own (never re-announced, never answering).
     const gone = await waitFor('the vanished services to expire', async () => {
@@ -125,13 +125,13 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     }, 200_000);
     const expiredAfter = Date.now() - t1;
     const rssAfter = rssMiB(obs.pn!.proc.pid!);
-    console.log(`vanished services expired ${expiredAfter} ms after the flood stopped; peers now: ${gone.peers.map(brief).join('; ')}`);
-    console.log(`observer RSS: ${rssBefore} MiB before the flood, ${rssAfter} MiB after (${FLOOD} services announced every 2 s)`);
+    t.diagnostic(`vanished services expired ${expiredAfter} ms after the flood stopped; peers now: ${gone.peers.map(brief).join('; ')}`);
+    t.diagnostic(`observer RSS: ${rssBefore} MiB before the flood, ${rssAfter} MiB after (${FLOOD} services announced every 2 s)`);
     assert.deepEqual(gone.peers.map((p) => p.name).sort(), [genuine.name, later.name]);
     assert.ok(rssAfter - rssBefore < 40, `RSS grew by ${Math.round(rssAfter - rssBefore)} MiB`);
   });
 
-  it('an impostor announcing a departed peer\'s id and key is neither verified nor trusted; the real one wins when it returns', async () => {
+  it('an impostor announcing a departed peer\'s id and key is neither verified nor trusted; the real one wins when it returns', async (t) => {
     // Runs on its own too (--test-name-pattern impostor): then the genuine peer starts here.
     if (!genuine.pn) await pl.start(genuine);
     const id = readFileSync(`${genuine.stateDir}/instance-id`, 'utf8').trim();
@@ -148,7 +148,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     const squat = await waitFor('the observer to see the impostor', async () => (await pl.status(obs)).peers.find((p) => p.url === impostorUrl) ?? null, DISCOVERY_MS);
     await new Promise((r) => setTimeout(r, 4000)); // time for it to be challenged (and fail)
     const squatted = (await pl.status(obs)).peers.filter((p) => p.id === id || p.url === impostorUrl);
-    console.log(`while the genuine peer is away: ${squatted.map(brief).join('; ') || 'the impostor is not listed'}`);
+    t.diagnostic(`while the genuine peer is away: ${squatted.map(brief).join('; ') || 'the impostor is not listed'}`);
     assert.equal(squat.publicKey, genuine.key.publicKey, 'the impostor claims the genuine key');
     for (const p of squatted) {
       assert.equal(p.trusted, false, brief(p));
@@ -158,7 +158,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     const t0 = Date.now();
     await pl.start(genuine);
     const back = await waitPeer(pl, obs, 'the genuine peer to be used again', (x) => x.id === id && x.url === genuineUrl && x.state === 'up' && x.verified, DISCOVERY_MS);
-    console.log(`genuine peer back and verified ${Date.now() - t0} ms after its restart: ${brief(back)}`);
+    t.diagnostic(`genuine peer back and verified ${Date.now() - t0} ms after its restart: ${brief(back)}`);
     assert.equal(back.trusted, true);
 
     // It is the one asked: a path only it has comes through the observer's substituter.
@@ -168,13 +168,13 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     // The impostor keeps announcing: nothing flips back.
     await impostor.until((l) => l.event === 'round' && l.n >= 5, 30_000, 'more impostor rounds');
     const settled = await pl.status(obs);
-    console.log(`after more impostor rounds: ${settled.peers.map(brief).join('; ')}`);
+    t.diagnostic(`after more impostor rounds: ${settled.peers.map(brief).join('; ')}`);
     const holder = settled.peers.find((p) => p.id === id);
     assert.equal(holder?.url, genuineUrl);
     assert.ok(!settled.peers.some((p) => p.url === impostorUrl && (p.verified || p.trusted)));
   });
 
-  it('a host answering for a proven peer\'s host name with its own address does not take it over', async () => {
+  it('a host answering for a proven peer\'s host name with its own address does not take it over', async (t) => {
     // Runs on its own too (--test-name-pattern "host name"): then the genuine peer starts here.
     if (!genuine.pn) await pl.start(genuine);
     const id = readFileSync(`${genuine.stateDir}/instance-id`, 'utf8').trim();
@@ -202,13 +202,13 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
       watching = false;
       await watcher;
     }
-    console.log(`while the host name was hijacked (${[...views.values()].reduce((a, b) => a + b, 0)} samples): ${JSON.stringify([...views])}`);
+    t.diagnostic(`while the host name was hijacked (${[...views.values()].reduce((a, b) => a + b, 0)} samples): ${JSON.stringify([...views])}`);
     const expected = `${genuine.name} ${genuineUrl} up verified=true trusted=true`;
     assert.deepEqual([...views.keys()], [expected], 'the observer kept the proven address, verified and trusted, throughout');
 
     // And it is the genuine peer that is asked.
     const r = await pl.curl(obs, ['-o', '/dev/null', '-w', '%{http_code}', `${SUBST}/${hashPart(alsoOnlyOnGenuine)}.narinfo`]);
-    console.log(`narinfo of a path only the genuine peer has, while hijacked: HTTP ${r.stdout}`);
+    t.diagnostic(`narinfo of a path only the genuine peer has, while hijacked: HTTP ${r.stdout}`);
     assert.equal(r.stdout, '200');
     hijack.child.kill('SIGKILL');
   });

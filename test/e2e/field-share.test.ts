@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -168,7 +169,7 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     if (dir) await cleanup(dir);
   });
 
-  it('(b) the substituter refuses a foreign Host on every route', async () => {
+  it('(b) the substituter refuses a foreign Host on every route', async (t) => {
     const port = new URL(subst).port;
     const routes = ['/nix-cache-info', `/${H(tree)}.narinfo`, narUrl[tree], '/nothing-here'];
     const statuses: string[] = [];
@@ -184,10 +185,10 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
         assert.equal(r.status, route === '/nothing-here' ? 404 : 200, `${route} with Host ${hostHeader}`);
       }
     }
-    console.log(statuses.join('\n'));
+    t.diagnostic(format(statuses.join('\n')));
   });
 
-  it('(e) range starts give exactly the matching slice of nix-store --dump and skip file contents unread', async () => {
+  it('(e) range starts give exactly the matching slice of nix-store --dump and skip file contents unread', async (t) => {
     const pid = pn.proc.pid!;
     let checked = 0;
     for (const [p, base] of [[tree, share], [tree, subst], [memTarget, share]] as const) {
@@ -214,12 +215,12 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     };
     const lastByte = await readFor('bytes=-1');
     const lastMb = await readFor(`bytes=-${MB}`);
-    console.log(`${checked} range starts byte-identical; bytes read for "bytes=-1" of a 50 MB NAR: ${lastByte}; for its last MiB: ${lastMb}`);
+    t.diagnostic(`${checked} range starts byte-identical; bytes read for "bytes=-1" of a 50 MB NAR: ${lastByte}; for its last MiB: ${lastMb}`);
     assert.ok(lastByte < 256 * 1024, `read ${lastByte} bytes to send one`);
     assert.ok(lastMb < 2 * MB, `read ${lastMb} bytes to send 1 MiB`);
   });
 
-  it('(c) client aborts are no warnings', async () => {
+  it('(c) client aborts are no warnings', async (t) => {
     const from = pn.logs().length;
     const abortOne = () =>
       new Promise<void>((resolve, reject) => {
@@ -241,16 +242,16 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     await sleep(500);
     const warns = logLines(pn, from, 'warn');
     const debugAborts = logLines(pn, from, 'debug').filter((l) => /cut after \d+ bytes: the client left/.test(l)).length;
-    console.log(`150 aborts: ${warns.length} warn lines, ${logLines(pn, from, 'error').length} error lines, ${debugAborts} debug "client left" lines`);
+    t.diagnostic(`150 aborts: ${warns.length} warn lines, ${logLines(pn, from, 'error').length} error lines, ${debugAborts} debug "client left" lines`);
     assert.deepEqual(warns, []);
     assert.equal(debugAborts, 150);
   });
 
-  it('(d) RSS stays under 200 MB with 100 concurrent 50 MB downloads and goes back down after', async () => {
+  it('(d) RSS stays under 200 MB with 100 concurrent 50 MB downloads and goes back down after', async (t) => {
     const pid = pn.proc.pid!;
     await sleep(1000);
     const idle = rssMb(pid);
-    console.log(`idle RSS ${idle.toFixed(0)} MB`);
+    t.diagnostic(`idle RSS ${idle.toFixed(0)} MB`);
     const figures: string[] = [];
     let worstPeak = 0;
     let lastAfter = 0;
@@ -266,10 +267,10 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       worstPeak = Math.max(worstPeak, peak);
       const ok = results.filter((r) => r.status === 200 && r.complete && r.bytes > 50 * MB).length;
       const cut = results.filter((r) => r.status === 200 && !r.complete);
-      if (cut.length) console.log(`cut: ${cut.map((r) => r.bytes).join(', ')} bytes; log: ${logLines(pn, 0, 'warn').slice(-5).join(' | ')} ${logLines(pn, 0, 'debug').filter((l) => /cut after/.test(l)).slice(-5).join(' | ')}`);
+      if (cut.length) t.diagnostic(`cut: ${cut.map((r) => r.bytes).join(', ')} bytes; log: ${logLines(pn, 0, 'warn').slice(-5).join(' | ')} ${logLines(pn, 0, 'debug').filter((l) => /cut after/.test(l)).slice(-5).join(' | ')}`);
       const busy = results.filter((r) => r.status === 503).length;
       figures.push(`round ${round}: ${ok}×200 complete, ${busy}×503 in ${ms} ms, peak RSS ${peak.toFixed(0)} MB, 3 s later ${lastAfter.toFixed(0)} MB`);
-      console.log(figures.at(-1));
+      t.diagnostic(format(figures.at(-1)));
       assert.equal(ok + busy, 100);
       assert.ok(ok >= DEFAULT_LIMITS.narStreams, `${ok} complete`);
     }
@@ -277,7 +278,7 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     assert.ok(lastAfter < idle + 0.5 * (worstPeak - idle) + 10, `RSS ${lastAfter} MB after, idle ${idle} MB, peak ${worstPeak} MB`);
   });
 
-  it('(a) 300 stalled clients: bounded daemons, fds and RSS; 503 after the queue; stalls cut and everything freed', async () => {
+  it('(a) 300 stalled clients: bounded daemons, fds and RSS; 503 after the queue; stalls cut and everything freed', async (t) => {
     const pid = pn.proc.pid!;
     const daemonPid = host.pid()!;
     const peakSeen = { daemons: 0, fds: 0, rss: 0 };
@@ -300,11 +301,9 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       freedAfter = Date.now() - t0;
     } finally {
       const peak = { daemons: daemons.stop(), fds: fds.stop(), rss: rss.stop() };
-      console.log(
-        `300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting ≥${QUEUE_WAIT_MS - 200} ms), all headers in ${headersIn} ms; ` +
+      t.diagnostic(format(`300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting ≥${QUEUE_WAIT_MS - 200} ms), all headers in ${headersIn} ms; ` +
           `peak nix-daemon children ${peak.daemons} (idle ${idleDaemons}), peak fds ${peak.fds} (idle ${idleFds}), peak RSS ${peak.rss.toFixed(0)} MB; ` +
-          `daemon children now ${childPids(daemonPid).length}, freed after ${freedAfter} ms`,
-      );
+          `daemon children now ${childPids(daemonPid).length}, freed after ${freedAfter} ms`));
       Object.assign(peakSeen, peak);
       for (const c of clients) c.socket.destroy();
     }
@@ -320,7 +319,7 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     assert.ok(peak.rss < 300, `peak RSS ${peak.rss} MB`);
     // No temp root is left: the path can be deleted (it is referenced by nothing).
     const del = await host.nixStore(['--delete', stallTarget]);
-    console.log(`nix-store --delete after the cut: exit ${del.code}`);
+    t.diagnostic(`nix-store --delete after the cut: exit ${del.code}`);
     assert.equal(del.code, 0, del.stderr);
     await waitFor('fds back near idle', async () => fdCount(pid) <= idleFds + 10, 20_000);
 
@@ -328,7 +327,7 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     const want = createHash('sha256').update(await nixDump(host, memTarget)).digest('hex');
     const normal = await Promise.all(Array.from({ length: 25 }, () => download(`${share}${narUrl[memTarget]}`)));
     const statuses = normal.map((r) => r.status);
-    console.log(`25 concurrent downloads from one address: ${statuses.filter((s) => s === 200).length}×200, ${statuses.filter((s) => s === 503).length}×503`);
+    t.diagnostic(`25 concurrent downloads from one address: ${statuses.filter((s) => s === 200).length}×200, ${statuses.filter((s) => s === 503).length}×503`);
     assert.deepEqual(statuses, Array(25).fill(200));
     for (const r of normal) assert.ok(r.complete && r.sha256 === want);
   });

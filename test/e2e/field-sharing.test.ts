@@ -41,10 +41,10 @@ describe('field: the sharing switch survives a busy port', { timeout: 120_000 },
     if (dir) await cleanup(dir);
   });
 
-  it('starts with the share port busy: sharing off for this run, the reason shown, the saved choice kept', async () => {
+  it('starts with the share port busy: sharing off for this run, the reason shown, the saved choice kept', async (t) => {
     pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', `127.0.0.1:${sharePort}`, '--listen', '127.0.0.1:0', '--state-dir', stateDir(), '--no-mdns']);
     const s = await snapshot();
-    console.log(`status after start: sharing=${s.status.sharing} shareError=${JSON.stringify(s.status.shareError)}`);
+    t.diagnostic(`status after start: sharing=${s.status.sharing} shareError=${JSON.stringify(s.status.shareError)}`);
     assert.equal(s.status.sharing, false);
     assert.equal(s.status.shareUrl, null);
     assert.match(s.status.shareError ?? '', /in use/);
@@ -54,9 +54,9 @@ describe('field: the sharing switch survives a busy port', { timeout: 120_000 },
     assert.match(await new Promise<string>((resolve) => net.connect(sharePort, '127.0.0.1').once('close', () => resolve('blocker still owns the port')).once('error', (e) => resolve(e.message))), /blocker/);
   });
 
-  it('a switch while the port is busy fails with the reason and changes nothing; once free, the next switch works', async () => {
+  it('a switch while the port is busy fails with the reason and changes nothing; once free, the next switch works', async (t) => {
     const failed = await cli(['sharing', 'on']);
-    console.log(`sharing on while busy: exit ${failed.code}: ${failed.stderr.trim()}`);
+    t.diagnostic(`sharing on while busy: exit ${failed.code}: ${failed.stderr.trim()}`);
     assert.notEqual(failed.code, 0);
     assert.match(failed.stderr, /in use/);
     const again = await cli(['sharing', 'on']);
@@ -89,7 +89,7 @@ describe('field: the sharing switch survives a busy port', { timeout: 120_000 },
   });
 
   // Stands alone: its own process, started with sharing off.
-  it('at run time, a switch that failed does not poison the next one (no restart)', async () => {
+  it('at run time, a switch that failed does not poison the next one (no restart)', async (t) => {
     await pn?.stop();
     if (blocker) await new Promise<void>((resolve) => blocker!.close(() => resolve()));
     pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', `127.0.0.1:${sharePort}`, '--listen', '127.0.0.1:0', '--state-dir', stateDir(), '--no-mdns', '--no-share']);
@@ -100,7 +100,7 @@ describe('field: the sharing switch survives a busy port', { timeout: 120_000 },
     await new Promise<void>((resolve) => blocker!.close(() => resolve()));
     blocker = null;
     const ok = await cli(['sharing', 'on']);
-    console.log(`after the port was freed: exit ${ok.code} ${ok.stdout.trim()}${ok.stderr.trim()}`);
+    t.diagnostic(`after the port was freed: exit ${ok.code} ${ok.stdout.trim()}${ok.stderr.trim()}`);
     assert.equal(ok.stdout, 'sharing is on\n', ok.stderr);
     assert.equal((await get(`http://127.0.0.1:${sharePort}/nix-cache-info`)).status, 200);
     assert.equal((await snapshot()).status.sharing, true);

@@ -66,7 +66,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     return JSON.parse(r.stdout) as AskResult;
   };
 
-  it('is discovered by its TXT record at its /nix-cache/ URL, and its announced key makes it neither verified nor trusted', async () => {
+  it('is discovered by its TXT record at its /nix-cache/ URL, and its announced key makes it neither verified nor trusted', async (t) => {
     const t0 = Date.now();
     let last: Snapshot | null = null;
     const peer = await waitFor('Peernix to list the Go peer as up', async () => {
@@ -76,7 +76,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     }, 30_000).catch((e: Error) => {
       throw new Error(`${e.message}; Peernix showed ${JSON.stringify((last as Snapshot | null)?.peers ?? [])}; stand-in said ${standinOut.slice(-1500)}`);
     });
-    console.log(`Go peer up after ${Date.now() - t0} ms: ${peer.name} ${peer.url} verified=${peer.verified} trusted=${peer.trusted} publicKey=${peer.publicKey} platform=${peer.platform}`);
+    t.diagnostic(`Go peer up after ${Date.now() - t0} ms: ${peer.name} ${peer.url} verified=${peer.verified} trusted=${peer.trusted} publicKey=${peer.publicKey} platform=${peer.platform}`);
     assert.equal(peer.address, go.lan.address);
     assert.equal(peer.port, 9999);
     assert.equal(peer.verified, false);
@@ -89,17 +89,17 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     assert.equal(again.verified || again.trusted, false);
   });
 
-  it("finds Peernix by its own mDNS browse at Peernix's IPv4 address, on a LAN with IPv6 link-local on", async () => {
+  it("finds Peernix by its own mDNS browse at Peernix's IPv4 address, on a LAN with IPv6 link-local on", async (t) => {
     // The stand-in keeps the last A or AAAA record of each answer, as hashicorp/mdns does; before the
     // fix our answers ended with the link-local AAAA and it recorded an address it could not dial.
     assert.ok(pn.lan.linkLocal.startsWith('fe80:'), `Peernix's host has IPv6 link-local ${pn.lan.linkLocal}`);
     await waitFor('the Go stand-in to discover Peernix by mDNS', async () => standinOut.includes('"event":"mdns-discovered"'), 40_000);
     const found = [...standinOut.matchAll(/"event":"mdns-discovered","address":"([^"]+)"/g)].map((m) => m[1]);
-    console.log(`the Go stand-in recorded Peernix at ${found.join(', ')} (Peernix's host: ${pn.lan.address}, ${pn.lan.linkLocal})`);
+    t.diagnostic(`the Go stand-in recorded Peernix at ${found.join(', ')} (Peernix's host: ${pn.lan.address}, ${pn.lan.linkLocal})`);
     assert.deepEqual(found, [pn.lan.address]);
   });
 
-  it('a closure is substituted from it through Peernix with signature checking on, bytes identical', async () => {
+  it('a closure is substituted from it through Peernix with signature checking on, bytes identical', async (t) => {
     const r = await pn.lan.run(
       'nix-store',
       ['--store', `${pl.dir}/client`, '-r', closure.top, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', goKey.publicKey, '--option', 'require-sigs', 'true'],
@@ -122,11 +122,11 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     }
     const nars = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}-[0-9a-z]{52}\.nar"/g) ?? []).length;
     const narinfos = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}\.narinfo"/g) ?? []).length;
-    console.log(`closure of ${closure.paths.length} paths substituted from the Go peer: ${identical} verified with NarHash and size equal to the Go host's; the stand-in served ${narinfos} narinfos and ${nars} NARs`);
+    t.diagnostic(`closure of ${closure.paths.length} paths substituted from the Go peer: ${identical} verified with NarHash and size equal to the Go host's; the stand-in served ${narinfos} narinfos and ${nars} NARs`);
     // A Go narinfo leaves out a path's reference to itself (generateNarInfo): the path arrives without it.
     const topHere = JSON.parse((await pn.nix.run('nix', ['--store', `${pl.dir}/client`, 'path-info', '--json', closure.top], { check: true })).stdout)[0];
     const topThere = fromGo.find((x) => x.path === closure.top)!;
-    console.log(`top's references: ${topThere.references.length} on the Go host (self ${topThere.references.includes(closure.top)}), ${topHere.references.length} as substituted (self ${topHere.references.includes(closure.top)})`);
+    t.diagnostic(`top's references: ${topThere.references.length} on the Go host (self ${topThere.references.includes(closure.top)}), ${topHere.references.length} as substituted (self ${topHere.references.includes(closure.top)})`);
     assert.deepEqual([...topHere.references].sort(), topThere.references.filter((r) => r !== closure.top).sort());
     assert.equal(identical, closure.paths.length);
     assert.ok(nars >= closure.paths.length, 'every NAR came from the Go peer');
@@ -134,7 +134,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     assert.ok(!goPeer(s)!.bad, 'not marked bad');
   });
 
-  it('a miss is answered soon although the Go peer looks for it on its peers for 2 s, and the Go peer stays up', async () => {
+  it('a miss is answered soon although the Go peer looks for it on its peers for 2 s, and the Go peer stays up', async (tc) => {
     const times: number[] = [];
     for (let i = 0; i < 5; i++) {
       const h = encodeNix32(randomBytes(20));
@@ -144,13 +144,13 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
       times.push(Number(secs) * 1000);
     }
     const s = await pl.status(pn);
-    console.log(`misses with a Go peer on the LAN: ${times.map((t) => t.toFixed(0)).join(', ')} ms; the Go peer is ${goPeer(s)?.state}`);
+    tc.diagnostic(`misses with a Go peer on the LAN: ${times.map((t) => t.toFixed(0)).join(', ')} ms; the Go peer is ${goPeer(s)?.state}`);
     // The Go host asks its own peers (here: Peernix) for up to 2 s before its 404; the lookup waits 600 ms.
     assert.ok(Math.max(...times) < 1200, `slowest miss ${Math.max(...times)} ms`);
     assert.equal(goPeer(s)?.state, 'up');
   });
 
-  it('a Go host slow to make narinfos (a loaded machine) still has its paths found: its UDP "yes" keeps the lookup waiting', async () => {
+  it('a Go host slow to make narinfos (a loaded machine) still has its paths found: its UDP "yes" keeps the lookup waiting', async (tc) => {
     // Its narinfo takes 1.5 s, past the 600 ms after which silence counts as a miss; its "yes" comes in 300 ms.
     const slowPath = await addPath(go.nix, 'slow-go-narinfo', { type: 'file', contents: 'made slowly on a loaded Go host\n' });
     const slow = (ms: number) => go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/slow/${ms}`], { timeoutMs: 10_000 }).then((r) => assert.equal(r.stdout, 'slow\n', r.stderr));
@@ -173,7 +173,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
         misses.push(Number(secs) * 1000);
       }
       const s = await pl.status(pn);
-      console.log(`slow Go host (narinfo 1500 ms, "yes" 300 ms): nix-store -r took ${hitMs} ms; misses meanwhile ${misses.map((t) => t.toFixed(0)).join(', ')} ms; Go peer ${goPeer(s)?.state}`);
+      tc.diagnostic(`slow Go host (narinfo 1500 ms, "yes" 300 ms): nix-store -r took ${hitMs} ms; misses meanwhile ${misses.map((t) => t.toFixed(0)).join(', ')} ms; Go peer ${goPeer(s)?.state}`);
       // Silence is waited out 2× its slowest recent "yes" (about 600 ms here), never past 1.8 s (a loaded
       // test machine adds its own delay on top).
       assert.ok(Math.max(...misses) < 2300, `slowest miss ${Math.max(...misses)} ms`);
@@ -185,7 +185,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
       await slow(3000);
       const w = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(wedgedPath)}.narinfo`], { timeoutMs: 15_000 });
       const after = goPeer(await pl.status(pn));
-      console.log(`"yes" then no narinfo within 2.4 s: ${w.stdout}; Go peer then ${after?.state}`);
+      tc.diagnostic(`"yes" then no narinfo within 2.4 s: ${w.stdout}; Go peer then ${after?.state}`);
       assert.equal(w.stdout.split(' ')[0], '404');
       assert.notEqual(after?.state, 'up');
       await slow(0);
@@ -195,7 +195,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     }
   });
 
-  it('a Go host that answers misses with not_found is waited for when its UDP answer is late (its silence is no miss)', async () => {
+  it('a Go host that answers misses with not_found is waited for when its UDP answer is late (its silence is no miss)', async (t) => {
     // Its narinfo takes 0.6 s more and its "yes" comes 1 s after the question, past the 0.6 s after
     // which an older Go host's silence counts as a miss; this one answers misses, so it is waited for.
     const latePath = await addPath(go.nix, 'late-udp-answer', { type: 'file', contents: 'answered late over UDP\n' });
@@ -212,7 +212,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     try {
       const r = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(latePath)}.narinfo`], { timeoutMs: 15_000 });
       const m = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${encodeNix32(randomBytes(20))}.narinfo`], { timeoutMs: 15_000 });
-      console.log(`late UDP answers (~1 s), narinfo +0.6 s: a held path ${r.stdout}; a miss ${m.stdout}; Go peer ${goPeer(await pl.status(pn))?.state}`);
+      t.diagnostic(`late UDP answers (~1 s), narinfo +0.6 s: a held path ${r.stdout}; a miss ${m.stdout}; Go peer ${goPeer(await pl.status(pn))?.state}`);
       assert.equal(r.stdout.split(' ')[0], '200');
       assert.equal(m.stdout.split(' ')[0], '404');
     } finally {
@@ -220,20 +220,20 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     }
   });
 
-  it('answers its UDP questions while sharing: yes for a path of its own store, not_found for one it only knows from a peer', async () => {
+  it('answers its UDP questions while sharing: yes for a path of its own store, not_found for one it only knows from a peer', async (t) => {
     const held = await ask(onlyHere);
-    console.log(`has_path? for a path in Peernix's store: found=${held.found} replies=${JSON.stringify(held.replies)} in ${held.ms} ms`);
+    t.diagnostic(`has_path? for a path in Peernix's store: found=${held.found} replies=${JSON.stringify(held.replies)} in ${held.ms} ms`);
     assert.equal(held.found, pn.lan.address);
     assert.deepEqual(held.replies, ['yes']);
 
     // The closure's top is known to Peernix (it fetched it for Nix above) only as held by the Go peer.
     const known = await ask(closure.top);
-    console.log(`has_path? for a path Peernix knows only from a peer: found=${known.found} replies=${JSON.stringify(known.replies)} in ${known.ms} ms`);
+    t.diagnostic(`has_path? for a path Peernix knows only from a peer: found=${known.found} replies=${JSON.stringify(known.replies)} in ${known.ms} ms`);
     assert.equal(known.found, null);
     assert.deepEqual(known.replies, ['not_found'], 'a definitive miss, as today\'s Go protocol (e74df7c) expects');
   });
 
-  it("the Go peer's own Nix fetches a path from Peernix through it: narinfo URL in the form it follows", async () => {
+  it("the Go peer's own Nix fetches a path from Peernix through it: narinfo URL in the form it follows", async (t) => {
     const r = await go.lan.run(
       'nix-store',
       ['--store', `${pl.dir}/goclient`, '-r', onlyHere, '--option', 'substituters', 'http://127.0.0.1:9999/nix-cache', '--option', 'trusted-public-keys', pn.key.publicKey, '--option', 'require-sigs', 'true'],
@@ -243,27 +243,27 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     const here = JSON.parse((await go.nix.run('nix', ['--store', `${pl.dir}/goclient`, 'path-info', '--json', onlyHere], { check: true })).stdout)[0];
     const there = (await pn.nix.pathInfoJson([onlyHere]))[0];
     const proxied = standinOut.split('\n').filter((l) => l.includes('"event":"proxied"') && l.includes(hashPart(onlyHere)));
-    console.log(`Go host's Nix got ${onlyHere} via the stand-in's proxy (${proxied.length} requests: ${proxied.map((l) => JSON.parse(l).url + ' ' + JSON.parse(l).status).join(', ')}); narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
+    t.diagnostic(`Go host's Nix got ${onlyHere} via the stand-in's proxy (${proxied.length} requests: ${proxied.map((l) => JSON.parse(l).url + ' ' + JSON.parse(l).status).join(', ')}); narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
     assert.equal(here.narHash, there.narHash);
     assert.ok(proxied.some((l) => new RegExp(`${hashPart(onlyHere)}-[0-9a-z]{52}\\.nar"`).test(l) && l.includes('"status":200')), 'the NAR came from Peernix at the stateless Go form URL');
   });
 
-  it('answers nothing at all while sharing is off, and again once it is back on', async () => {
+  it('answers nothing at all while sharing is off, and again once it is back on', async (t) => {
     const off = await pl.cli(pn, ['sharing', 'off']);
     assert.equal(off.code, 0, off.stderr);
     const silent = await ask(onlyHere);
-    console.log(`sharing off: has_path? found=${silent.found} replies=${JSON.stringify(silent.replies)} in ${silent.ms} ms`);
+    t.diagnostic(`sharing off: has_path? found=${silent.found} replies=${JSON.stringify(silent.replies)} in ${silent.ms} ms`);
     assert.equal(silent.found, null);
     assert.ok(silent.replies.length >= 2 && silent.replies.every((x) => x === null));
 
     const on = await pl.cli(pn, ['sharing', 'on']);
     assert.equal(on.code, 0, on.stderr);
     const back = await ask(onlyHere);
-    console.log(`sharing on again: found=${back.found} replies=${JSON.stringify(back.replies)}`);
+    t.diagnostic(`sharing on again: found=${back.found} replies=${JSON.stringify(back.replies)}`);
     assert.deepEqual(back.replies, ['yes']);
   });
 
-  it('a NAR the Go peer cuts mid-way is finished by Range from another holder; the Go peer, which ignores Range, is not asked to resume', async () => {
+  it('a NAR the Go peer cuts mid-way is finished by Range from another holder; the Go peer, which ignores Range, is not asked to resume', async (t) => {
     const large = closure.large;
     // peer2 holds a copy of the large path but is not running yet: Peernix can only take it from the Go peer.
     await go.nix.run('nix', ['copy', '--no-check-sigs', '--from', go.nix.root, '--to', p2.nix.root, large], { check: true });
@@ -292,7 +292,7 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     const goRanges = goNars.filter((l) => !l.includes('"range":null'));
     const p2Ranges = p2.pn!.logs().split('\n').filter((l) => l.includes(`/nar/${hashPart(large)}-`) && / 206 /.test(l));
     const resumed = (await pl.status(pn)).events.filter((e) => e.type === 'transfer' && (e as { outcome?: string }).outcome === 'resumed');
-    console.log(`NAR of ${size} bytes held by the Go peer at ${cutAt}, then cut: NAR requests to the Go peer ${goNars.length} (with Range ${goRanges.length}); Range answers (206) from peer2 ${p2Ranges.length}; resumed transfers ${resumed.length}; narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
+    t.diagnostic(`NAR of ${size} bytes held by the Go peer at ${cutAt}, then cut: NAR requests to the Go peer ${goNars.length} (with Range ${goRanges.length}); Range answers (206) from peer2 ${p2Ranges.length}; resumed transfers ${resumed.length}; narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
     assert.equal(goNars.length, 2, 'the Go peer served this NAR once before (the closure) and once now');
     assert.equal(goRanges.length, 0, 'never asked to resume: it ignores Range');
     assert.ok(p2Ranges.length >= 1, 'the rest came from peer2 by Range');
@@ -300,12 +300,12 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     assert.equal(here.narHash, there.narHash);
   });
 
-  it('stays silent when its share listener is not on the port Go peers fetch from (they would be sent to a closed port)', async () => {
+  it('stays silent when its share listener is not on the port Go peers fetch from (they would be sent to a closed port)', async (t) => {
     await pn.pn!.stop();
     await pl.start(pn, ['--share-listen', '0.0.0.0:9990']);
     const quiet = await ask(onlyHere);
     const said = pn.pn!.logs().split('\n').find((l) => l.includes('not answering Go peernix UDP questions'));
-    console.log(`shared on 9990: has_path? found=${quiet.found} replies=${JSON.stringify(quiet.replies)}; log: ${said?.replace(/^.*\] /, '')}`);
+    t.diagnostic(`shared on 9990: has_path? found=${quiet.found} replies=${JSON.stringify(quiet.replies)}; log: ${said?.replace(/^.*\] /, '')}`);
     assert.equal(quiet.found, null);
     // peer2 (a Peernix on 9999, found by the stand-in's mDNS browse) says not_found; Peernix stays silent.
     assert.ok(!quiet.replies.includes('yes') && quiet.replies.includes(null), JSON.stringify(quiet.replies));

@@ -507,7 +507,7 @@ enable-reflector=no
     }
   });
 
-  it('hostile announcements are ignored or made harmless, and nothing crashes', { timeout: 60_000 }, async () => {
+  it('hostile announcements are ignored or made harmless, and nothing crashes', { timeout: 60_000 }, async (t) => {
     const observers = peers.slice(1); // peer 1 left in the previous test
     const hostileHost = lan!.hosts[3];
     const announcer = new Announcer(hostileHost);
@@ -606,7 +606,7 @@ enable-reflector=no
       assert.ok(me.proc.alive(), `${me.name} died: ${me.proc.stderr}`);
       const listed = await askPeers(me);
       const flood = listed.filter((p) => p.id.includes('-flood-'));
-      console.log(`${me.name}: ${listed.length} services listed, ${flood.length} of them from the flood`);
+      t.diagnostic(`${me.name}: ${listed.length} services listed, ${flood.length} of them from the flood`);
       assert.ok(listed.length <= 64, `${me.name} holds ${listed.length} peers`);
       assert.ok(flood.length >= 1 && flood.length <= 16, `${me.name} holds ${flood.length} flood services`);
       assert.ok(listed.some((p) => p.id === observers.find((o) => o !== me)!.id), 'a real peer was pushed out');

@@ -46,7 +46,7 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     await pl?.teardown();
   });
 
-  it('a substitution through a peer moves both hosts’ counters, and promtool passes', async () => {
+  it('a substitution through a peer moves both hosts’ counters, and promtool passes', async (t) => {
     const beforeA = (await scrape(A)).text;
     const beforeB = (await scrape(B)).text;
     const miss = await pl.curl(A, ['-o', '/dev/null', '-w', '%{http_code}', `${SUBST}/${encodeNix32(randomBytes(20))}.narinfo`]);
@@ -77,7 +77,7 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
       bServedToA: moved(b.text, beforeB, 'peernix_peer_served_bytes_total', { peer: 'host-a' }),
       narSize,
     };
-    console.log(`counters moved by one substitution through B (NAR ${narSize} bytes): ${JSON.stringify(fig)}`);
+    t.diagnostic(`counters moved by one substitution through B (NAR ${narSize} bytes): ${JSON.stringify(fig)}`);
     assert.ok(fig.aNarinfoFromPeer >= 1 && fig.aNarFromPeer === 1 && fig.aMisses >= 1);
     assert.equal(fig.aFetchedFromB, narSize);
     assert.equal(fig.aSentToNix, narSize);
@@ -89,16 +89,16 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     assert.equal(fig.bServedToA, narSize);
     for (const [who, text] of [['A', a.text], ['B', b.text]]) {
       const check = await promtoolCheck(text);
-      console.log(`promtool check metrics on ${who}: exit ${check.code} ${check.output || '(no complaints)'}`);
+      t.diagnostic(`promtool check metrics on ${who}: exit ${check.code} ${check.output || '(no complaints)'}`);
       assert.equal(check.code, 0, check.output);
     }
   });
 
-  it('doctor on B sees the LAN: mDNS brought its own announcement back, and A fetched from its share listener', async () => {
+  it('doctor on B sees the LAN: mDNS brought its own announcement back, and A fetched from its share listener', async (t) => {
     const r = await pl.cli(B, ['doctor', '--json', '--store', B.nix.storeUri]);
     const report = JSON.parse(r.stdout) as DoctorReport;
     const byId = (id: string) => report.checks.find((c) => c.id === id)!;
-    console.log(`doctor on B (exit ${r.code}): lan.mdns ${byId('lan.mdns').status} (${byId('lan.mdns').detail}); share.lan ${byId('share.lan').status} (${byId('share.lan').detail}); lan.peers ${byId('lan.peers').status}`);
+    t.diagnostic(`doctor on B (exit ${r.code}): lan.mdns ${byId('lan.mdns').status} (${byId('lan.mdns').detail}); share.lan ${byId('share.lan').status} (${byId('share.lan').detail}); lan.peers ${byId('lan.peers').status}`);
     assert.equal(byId('lan.mdns').status, 'ok');
     assert.equal(byId('share.lan').status, 'ok');
     assert.match(byId('share.lan').detail, /host-a/);
@@ -106,10 +106,10 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     assert.equal(byId('daemon.reachable').status, 'ok');
   });
 
-  it('/metrics is on the share listener only where the setting asks for it', async () => {
+  it('/metrics is on the share listener only where the setting asks for it', async (t) => {
     const onB = await scrape(A, `http://${B.lan.address}:9999/metrics`);
     const onA = await scrape(B, `http://${A.lan.address}:9999/metrics`);
-    console.log(`from the LAN: B's share listener /metrics → ${onB.code} (${onB.text.length} bytes, metricsOnShare on); A's → ${onA.code} (default off)`);
+    t.diagnostic(`from the LAN: B's share listener /metrics → ${onB.code} (${onB.text.length} bytes, metricsOnShare on); A's → ${onA.code} (default off)`);
     assert.equal(onB.code, 200);
     assert.ok(sample(onB.text, 'peernix_sharing') === 1);
     assert.equal(onA.code, 404);

@@ -88,10 +88,10 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     return JSON.parse(r.stdout) as Snapshot;
   }
 
-  it('comes up on the database fast path, with the trust settings read without nix on PATH', async () => {
+  it('comes up on the database fast path, with the trust settings read without nix on PATH', async (t) => {
     // The precondition of the bug: no client connected, so SQLite's index file is gone.
     await waitFor('the database index file to go away', async () => !fs.existsSync(`${dbFile()}-shm`), 10_000);
-    console.log(`${dbFile()}-shm exists at start: ${fs.existsSync(`${dbFile()}-shm`)}; db dir mode ${(fs.statSync(path.dirname(dbFile())).mode & 0o777).toString(8)}, owner uid ${fs.statSync(dbFile()).uid}`);
+    t.diagnostic(`${dbFile()}-shm exists at start: ${fs.existsSync(`${dbFile()}-shm`)}; db dir mode ${(fs.statSync(path.dirname(dbFile())).mode & 0o777).toString(8)}, owner uid ${fs.statSync(dbFile()).uid}`);
     pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns', '--log-level', 'debug'], {
       env: userEnv,
       wrap: asUser(user),
@@ -105,14 +105,14 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
       snap = await status(pn, `${dir}/state`);
     }
     const metaLines = pn.logs().split('\n').filter((l) => /narinfo metadata from/.test(l));
-    console.log(`as uid ${uidOf}: metadata ${JSON.stringify(snap.status.metadata)}; log:\n  ${metaLines.join('\n  ')}`);
+    t.diagnostic(`as uid ${uidOf}: metadata ${JSON.stringify(snap.status.metadata)}; log:\n  ${metaLines.join('\n  ')}`);
     assert.equal(snap.status.metadata?.source, 'database');
     assert.equal(snap.status.metadata?.why, null);
-    console.log(`trust: ${JSON.stringify(snap.status.trust)}`);
+    t.diagnostic(`trust: ${JSON.stringify(snap.status.trust)}`);
     assert.deepEqual(snap.status.trust, { source: `${confDir}/nix.conf, ${confDir}/nix.conf.d/keys.conf`, keys: 2, requireSigs: true, error: null });
   });
 
-  it('serves narinfos and byte-identical NARs, and a real nix copy with require-sigs succeeds', async () => {
+  it('serves narinfos and byte-identical NARs, and a real nix copy with require-sigs succeeds', async (t) => {
     assert.ok(pn);
     let narinfos = 0;
     let identical = 0;
@@ -137,7 +137,7 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     }
     const miss = await get(`${pn.substituterUrl}/${'0'.repeat(32)}.narinfo`);
     assert.equal(miss.status, 404);
-    console.log(`${narinfos}/${closure.paths.length} narinfos served; ${identical} NARs (${bytes} bytes) identical to nix-store --dump`);
+    t.diagnostic(`${narinfos}/${closure.paths.length} narinfos served; ${identical} NARs (${bytes} bytes) identical to nix-store --dump`);
     assert.equal(identical, closure.paths.length);
 
     const snap = await status(pn, `${dir}/state`);
@@ -152,11 +152,11 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     const valid = await run('nix-store', ['--store', client, '--verify-path', closure.top], { timeoutMs: 60_000 });
     assert.equal(valid.code, 0, valid.stderr);
     const listed = await run('nix-store', ['--store', client, '-qR', closure.top], { check: true });
-    console.log(`nix copy --from ${pn.substituterUrl} (require-sigs, this peernix's key): ${listed.stdout.trim().split('\n').length} paths in ${Math.round(performance.now() - t0)} ms`);
+    t.diagnostic(`nix copy --from ${pn.substituterUrl} (require-sigs, this peernix's key): ${listed.stdout.trim().split('\n').length} paths in ${Math.round(performance.now() - t0)} ms`);
     assert.deepEqual(listed.stdout.trim().split('\n').sort(), [...closure.paths].sort());
   });
 
-  it('falls back while the daemon is down (no narinfo without it) and returns to the fast path after', async () => {
+  it('falls back while the daemon is down (no narinfo without it) and returns to the fast path after', async (t) => {
     assert.ok(pn);
     const p = closure.top;
     // The share listener answers from this store only (the substituter would go on to peers: a 404).
@@ -167,16 +167,16 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     const down = await waitFor('narinfo refused without the daemon', async () => ((await narinfo()) === 503 ? true : null), 20_000);
     let snap = await status(pn, `${dir}/state`);
     await waitFor('status to say the daemon is down', async () => ((snap = await status(pn!, `${dir}/state`)).status.daemon.ok ? null : true), 20_000);
-    console.log(`daemon killed: narinfo 503 after ${Date.now() - t0} ms (${down}); metadata ${JSON.stringify(snap.status.metadata)}`);
+    t.diagnostic(`daemon killed: narinfo 503 after ${Date.now() - t0} ms (${down}); metadata ${JSON.stringify(snap.status.metadata)}`);
     assert.equal(snap.status.metadata?.source, 'daemon');
     await host.start();
     const t1 = Date.now();
     await waitFor('narinfo again', async () => ((await narinfo()) === 200 ? true : null), 30_000);
     await waitFor('the fast path again', async () => ((snap = await status(pn!, `${dir}/state`)).status.metadata?.source === 'database' ? true : null), 30_000);
-    console.log(`daemon restarted: narinfo 200 and metadata ${JSON.stringify(snap.status.metadata)} after ${Date.now() - t1} ms`);
+    t.diagnostic(`daemon restarted: narinfo 200 and metadata ${JSON.stringify(snap.status.metadata)} after ${Date.now() - t1} ms`);
   });
 
-  it('says so in `peernix status --json` when the trust settings cannot be read', async () => {
+  it('says so in `peernix status --json` when the trust settings cannot be read', async (t) => {
     await fsp.chmod(`${confDir}/nix.conf.d/keys.conf`, 0o600); // root-only, as a hardened system might have it
     try {
       pn2 = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state2`, '--no-mdns'], {
@@ -184,7 +184,7 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
         wrap: asUser(user),
       });
       const snap = await status(pn2, `${dir}/state2`);
-      console.log(`unreadable include: trust ${JSON.stringify(snap.status.trust)}`);
+      t.diagnostic(`unreadable include: trust ${JSON.stringify(snap.status.trust)}`);
       assert.match(snap.status.trust?.error ?? '', new RegExp(`cannot read '${confDir}/nix.conf.d/keys.conf' \\(included from '${confDir}/nix.conf'\\): EACCES`));
       assert.equal(snap.status.trust?.keys, 0);
       assert.match(pn2.logs(), /cannot read this machine's Nix trust settings/);
@@ -192,7 +192,7 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
       const [cmd, args] = asUser(user)(process.execPath, [MAIN, 'status', '--listen', listen, '--state-dir', `${dir}/state2`]);
       const text = await run(cmd, args, { baseEnv: { ...process.env, ...userEnv }, timeoutMs: 30_000 });
       const line = text.stdout.split('\n').find((l) => l.includes('nix trust:'));
-      console.log(`peernix status: ${line?.trim()}`);
+      t.diagnostic(`peernix status: ${line?.trim()}`);
       assert.match(line ?? '', /UNREADABLE: cannot read/);
     } finally {
       await fsp.chmod(`${confDir}/nix.conf.d/keys.conf`, 0o644);

@@ -38,9 +38,9 @@ describe('doctor: peers connect back to the share listener', { timeout: 300_000 
     await pl?.teardown();
   });
 
-  it('B, firewalled off, says it can’t reach A; C says it can: the doctor names both', async () => {
+  it('B, firewalled off, says it can’t reach A; C says it can: the doctor names both', async (t) => {
     const c = await doctorOnA();
-    console.log(`A's doctor, share.lan ${c.status}: ${c.detail}\n  fix: ${c.fix}`);
+    t.diagnostic(`A's doctor, share.lan ${c.status}: ${c.detail}\n  fix: ${c.fix}`);
     assert.equal(c.status, 'warn');
     assert.match(c.detail, /host-c connected back/);
     assert.match(c.detail, /host-b: could not connect to http:\/\/[\d.]+:9999\/nix-cache-info/);
@@ -48,10 +48,10 @@ describe('doctor: peers connect back to the share listener', { timeout: 300_000 
     assert.match(c.fix!, /TCP port 9999/);
   });
 
-  it('asking again at once is refused by each peer (rate limit), and the doctor says it can’t tell', async () => {
+  it('asking again at once is refused by each peer (rate limit), and the doctor says it can’t tell', async (t) => {
     const direct = await pl.curl(A, ['-o', '/dev/null', '-w', '%{http_code}', `http://${C.lan.address}:9999${REACH_BACK_PATH}`]);
     const c = await doctorOnA();
-    console.log(`a second ask of C at once: HTTP ${direct.stdout}; A's doctor then: share.lan ${c.status}`);
+    t.diagnostic(`a second ask of C at once: HTTP ${direct.stdout}; A's doctor then: share.lan ${c.status}`);
     assert.equal(direct.stdout, '429');
     assert.equal(c.status, 'unknown');
     assert.match(c.detail, /Can't tell from this host/);

@@ -72,7 +72,7 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     return { pn, narUrl: new URL(narinfoField(ni.body.toString(), 'URL')!, pn.shareUrl! + '/').href };
   }
 
-  it('one SIGTERM: the running NAR completes byte-exact, new connections are refused, exit 0', async () => {
+  it('one SIGTERM: the running NAR completes byte-exact, new connections are refused, exit 0', async (t) => {
     const { pn, narUrl } = await start('one');
     const dl = slowDownload(narUrl, RATE);
     await waitFor('download under way', async () => dl.bytesSoFar() > 4 * 1024 * 1024, 20_000);
@@ -85,7 +85,7 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     const r = await dl.done;
     const [code] = (await exited) as [number | null];
     const ms = Date.now() - t0;
-    console.log(`signal sent at ${sentAt} bytes; download ${r.bytes} bytes (curl exit ${r.code}); peernix exit ${code} ${ms} ms after one SIGTERM`);
+    t.diagnostic(`signal sent at ${sentAt} bytes; download ${r.bytes} bytes (curl exit ${r.code}); peernix exit ${code} ${ms} ms after one SIGTERM`);
     assert.equal(r.code, 0);
     assert.equal(r.bytes, expected.size);
     assert.equal(r.sha256, expected.sha256);
@@ -94,7 +94,7 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     assert.match(pn.logs(), /SIGTERM: stopping/);
   });
 
-  it('a second SIGTERM cuts the running NAR and exits 1 promptly', async () => {
+  it('a second SIGTERM cuts the running NAR and exits 1 promptly', async (t) => {
     const { pn, narUrl } = await start('two');
     const dl = slowDownload(narUrl, 3 * 1024 * 1024); // would take ~20 s
     await waitFor('download under way', async () => dl.bytesSoFar() > 4 * 1024 * 1024, 20_000);
@@ -106,7 +106,7 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     const [code] = (await exited) as [number | null];
     const ms = Date.now() - t0;
     const r = await dl.done;
-    console.log(`second SIGTERM: peernix exit ${code} after ${ms} ms; download cut at ${r.bytes}/${expected.size} bytes (curl exit ${r.code})`);
+    t.diagnostic(`second SIGTERM: peernix exit ${code} after ${ms} ms; download cut at ${r.bytes}/${expected.size} bytes (curl exit ${r.code})`);
     assert.equal(code, 1);
     assert.ok(ms < 3000, `exited ${ms} ms after the second signal`);
     assert.ok(r.bytes < expected.size);

@@ -51,7 +51,7 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
     await pl?.teardown();
   });
 
-  it('misses on A ask B nothing', async () => {
+  it('misses on A ask B nothing', async (t) => {
     const before = narinfoRequestsOnB();
     const times: number[] = [];
     for (let i = 0; i < 50; i++) {
@@ -62,17 +62,17 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
     const asked = narinfoRequestsOnB() - before;
     times.sort((a, b) => a - b);
     const view = (await pl.status(A)).peers.find((p) => p.name === 'host-b')!.summary!;
-    console.log(`50 misses on A: ${asked} narinfo requests reached B (false positives allowed: ≤ 2); p50 ${times[25].toFixed(2)} ms, max ${times[49].toFixed(2)} ms; B's summary as A sees it: ${JSON.stringify(view)}`);
+    t.diagnostic(`50 misses on A: ${asked} narinfo requests reached B (false positives allowed: ≤ 2); p50 ${times[25].toFixed(2)} ms, max ${times[49].toFixed(2)} ms; B's summary as A sees it: ${JSON.stringify(view)}`);
     assert.ok(asked <= 2, `${asked} of 50 misses were asked of B`);
     assert.equal(view.state, 'ok');
     assert.ok(view.paths >= 1 && view.bytes > 0 && view.generation !== null);
   });
 
-  it('a path added on B is found by A’s Nix within 2 s', async () => {
+  it('a path added on B is found by A’s Nix within 2 s', async (t) => {
     const path = await addPath(B.nix, 'added-later', { type: 'file', contents: `added at ${Date.now()}\n` });
     const added = Date.now();
     const found = await waitFor('A to answer the new path', async () => ((await timedNarinfo(H(path))).code === 200 ? Date.now() : null), 5000);
-    console.log(`nix-store --add on B → A answers its narinfo: ${found - added} ms`);
+    t.diagnostic(`nix-store --add on B → A answers its narinfo: ${found - added} ms`);
     assert.ok(found - added <= 2000, `${found - added} ms`);
     const r = await A.lan.run('nix', ['copy', '--from', SUBST, '--to', `${pl.dir}/client-a`, path, '--option', 'trusted-public-keys', B.key.publicKey, '--option', 'require-sigs', 'true'], {
       env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-a-xdg` }),
@@ -82,7 +82,7 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
     assert.equal((await run('nix-store', ['--store', `${pl.dir}/client-a`, '--check-validity', path])).code, 0);
   });
 
-  it('B’s link cut without a goodbye: A’s misses stay fast, false positives included', async () => {
+  it('B’s link cut without a goodbye: A’s misses stay fast, false positives included', async (tc) => {
     // Hash parts B's summary admits but B doesn't have: each is a lookup A must send to B.
     const file = `${pl.dir}/b-summary`;
     const got = await B.lan.run('curl', ['-sf', '--max-time', '10', '-o', file, `http://${B.lan.address}:9999${SUMMARY_PATH}`]);
@@ -111,10 +111,10 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     times.sort((a, b) => a - b);
-    console.log(`${times.length} misses in the 10 s after B's link was cut: p50 ${times[times.length >> 1].toFixed(2)} ms, slowest ${times.at(-1)!.toFixed(2)} ms`);
-    console.log(`${fpTimes.length} misses B's summary admits, in the same 10 s: ${fpTimes.map((t) => t.toFixed(1)).join(' ')} ms`);
+    tc.diagnostic(`${times.length} misses in the 10 s after B's link was cut: p50 ${times[times.length >> 1].toFixed(2)} ms, slowest ${times.at(-1)!.toFixed(2)} ms`);
+    tc.diagnostic(`${fpTimes.length} misses B's summary admits, in the same 10 s: ${fpTimes.map((t) => t.toFixed(1)).join(' ')} ms`);
     const struck = A.pn!.logs().match(/did not answer a connect within \d+ ms/g) ?? [];
-    console.log(`A struck B for a dead link ${struck.length} time(s)`);
+    tc.diagnostic(`A struck B for a dead link ${struck.length} time(s)`);
     assert.ok(struck.length >= 1, 'A never checked B’s link');
     // Without the link check the first of them waits the 500 ms stall threshold.
     assert.ok(Math.max(...fpTimes) <= 200, `slowest false-positive miss ${Math.max(...fpTimes)} ms`);

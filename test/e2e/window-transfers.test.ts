@@ -102,7 +102,7 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     realise = null;
     assert.equal(r.code, 0, r.stderr);
     const took = Date.now() - t0;
-    console.log(`nix-store -r of ${narSize} NAR bytes through 40 mbit took ${took} ms`);
+    t.diagnostic(`nix-store -r of ${narSize} NAR bytes through 40 mbit took ${took} ms`);
     assert.ok(took > 3000, `the shaped transfer lasted seconds (${took} ms)`);
   });
 
@@ -140,7 +140,7 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     await page.locator('[data-testid="transfer-row"]').first().waitFor({ state: 'detached', timeout: 15_000 });
   });
 
-  it('the dark theme and the 420-px layout', async () => {
+  it('the dark theme and the 420-px layout', async (t) => {
     await page.emulateMedia({ colorScheme: 'dark' });
     const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     assert.equal(bg, 'rgb(17, 19, 24)', 'dark background');
@@ -148,7 +148,7 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     await page.setViewportSize({ width: 420, height: 900 });
     await page.emulateMedia({ colorScheme: 'light' });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    console.log(`at 420 px the page is ${overflow} px wider than the window`);
+    t.diagnostic(`at 420 px the page is ${overflow} px wider than the window`);
     assert.ok(overflow <= 0, `no sideways scrolling at 420 px (${overflow} px over)`);
     assert.ok(await page.locator('[data-testid="lan-today"]').isVisible());
     assert.ok(await page.locator('[data-testid="share-address"]', { hasText: `http://${A.lan.address}:9999` }).isVisible(), 'the LAN address a colleague can use');

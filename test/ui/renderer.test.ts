@@ -106,7 +106,7 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
     }
   });
 
-  it('transfers in progress move with live changes; totals, sparklines, reasons and addresses show; 420 px fits', async () => {
+  it('transfers in progress move with live changes; totals, sparklines, reasons and addresses show; 420 px fits', async (t) => {
     const api = demoApi();
     const { page, problems, close } = await open(api);
     try {
@@ -119,7 +119,7 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
         await page.waitForFunction((b) => document.querySelector('[data-transfer-id="1"] progress')?.getAttribute('value') === String(b) || (document.querySelector('[data-transfer-id="1"] progress') as HTMLProgressElement | null)?.value === b, bytes, { timeout: 5000 });
       }
       const shown = await page.locator('[data-transfer-id="1"] [data-testid="transfer-bytes"]').innerText();
-      console.log(`after two live changes: "${shown}"; rows ${await page.getByTestId('transfer-row').count()}`);
+      t.diagnostic(`after two live changes: "${shown}"; rows ${await page.getByTestId('transfer-row').count()}`);
       assert.equal(shown, '420 MB of 498 MB');
       assert.equal(await page.getByTestId('transfer-row').count(), 2, 'the finished row left with the change that dropped it');
       assert.equal(await page.getByTestId('lan-today').getAttribute('data-fetched-paths'), '412');
@@ -135,7 +135,7 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
       await page.setViewportSize({ width: 420, height: 900 });
       const over = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       const tableOver = await page.evaluate(() => Array.from(document.querySelectorAll('.table-wrap')).map((w) => w.scrollWidth - w.clientWidth));
-      console.log(`420 px: page ${over} px over, tables ${tableOver.join(', ')} px over`);
+      t.diagnostic(`420 px: page ${over} px over, tables ${tableOver.join(', ')} px over`);
       await shot(page, 'transfers-narrow-dark');
       assert.ok(over <= 0, 'no sideways scrolling of the page');
       assert.ok(tableOver.every((o) => o <= 0), 'no table needs sideways scrolling at 420 px');

@@ -297,7 +297,7 @@ describe('control routes', () => {
   });
 });
 
-describe('control client (got)', () => {
+describe('control client (fetch)', () => {
   test('fetchSnapshot and setSharing against the routes', T, async () => {
     const fresh = createControlRoutes({ api, token: TOKEN, rendererDir: tmp, allowedHosts: [host] });
     const old = routes;

@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MdnsDiscovery, type DiscoveredPeer } from '../../src/peers/discovery.ts';
@@ -38,13 +39,13 @@ function make(opts: { maxPeers?: number; maxPerSource?: number } = {}) {
 }
 
 describe('discovery of Go peernix hosts', { timeout: 10_000 }, () => {
-  it('tells Go hosts with the same instance name apart by address and port, at their /nix-cache/ URL, with no key', () => {
+  it('tells Go hosts with the same instance name apart by address and port, at their /nix-cache/ URL, with no key', (t) => {
     const { d, ups, feed } = make();
     feed(goResponse(9999), '10.0.0.2');
     feed(goResponse(9999, 'otherhost.'), '10.0.0.3');
     feed(goResponse(9999), '10.0.0.2'); // answering again: no news
     feed(goResponse(8080), '10.0.0.2');
-    console.log('up:', ups.map((p) => `${p.id} ${p.url}`).join(', '));
+    t.diagnostic(format('up:', ups.map((p) => `${p.id} ${p.url}`).join(', ')));
     assert.deepEqual(ups.map((p) => p.url), ['http://10.0.0.2:9999/nix-cache', 'http://10.0.0.3:9999/nix-cache', 'http://10.0.0.2:8080/nix-cache']);
     assert.deepEqual(new Set(ups.map((p) => p.id)).size, 3);
     for (const p of ups) {
@@ -69,12 +70,12 @@ describe('discovery of Go peernix hosts', { timeout: 10_000 }, () => {
     assert.equal(d.peers().length, 0);
   });
 
-  it('holds a flood from one address to its quota, and the quota leaves room for others', () => {
+  it('holds a flood from one address to its quota, and the quota leaves room for others', (t) => {
     const { d, ups, feed } = make({ maxPeers: 16, maxPerSource: 4 });
     for (let port = 1000; port < 1200; port++) feed(goResponse(port), '10.0.0.9');
     const fromFlooder = d.peers().filter((p) => p.address === '10.0.0.9').length;
     feed(goResponse(9999), '10.0.0.2');
-    console.log(`200 Go services announced from one address: ${fromFlooder} held; table ${d.peers().length}; events up ${ups.length}`);
+    t.diagnostic(`200 Go services announced from one address: ${fromFlooder} held; table ${d.peers().length}; events up ${ups.length}`);
     assert.equal(fromFlooder, 4);
     assert.ok(d.peers().some((p) => p.address === '10.0.0.2'));
   });

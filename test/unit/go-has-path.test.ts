@@ -22,11 +22,11 @@ async function responder(reply: (q: string, n: number) => string | null) {
 }
 
 describe('askGoHasPath', () => {
-  it('resolves on "yes", with the time it took', async () => {
+  it('resolves on "yes", with the time it took', async (t) => {
     const r = await responder(() => 'yes');
     try {
       const ms = await askGoHasPath('127.0.0.1', r.port, HASH, AbortSignal.timeout(2000));
-      console.log(`"yes" after ${ms} ms; asked ${JSON.stringify(r.asked)}`);
+      t.diagnostic(`"yes" after ${ms} ms; asked ${JSON.stringify(r.asked)}`);
       assert.equal(typeof ms, 'number');
       assert.deepEqual(r.asked, [`has_path?${HASH}`]);
     } finally {
@@ -44,11 +44,11 @@ describe('askGoHasPath', () => {
     }
   });
 
-  it('asks once more when the first question goes unanswered (a lost datagram)', async () => {
+  it('asks once more when the first question goes unanswered (a lost datagram)', async (t) => {
     const r = await responder((_q, n) => (n === 2 ? 'yes' : null));
     try {
       const ms = await askGoHasPath('127.0.0.1', r.port, HASH, AbortSignal.timeout(2000));
-      console.log(`"yes" to the second question after ${ms} ms`);
+      t.diagnostic(`"yes" to the second question after ${ms} ms`);
       assert.ok(typeof ms === 'number' && ms >= 200, `${ms}`);
       assert.equal(r.asked.length, 2);
     } finally {
@@ -68,14 +68,14 @@ describe('askGoHasPath', () => {
     }
   });
 
-  it('a closed port (ICMP unreachable) or an already aborted lookup is null at once', async () => {
+  it('a closed port (ICMP unreachable) or an already aborted lookup is null at once', async (t) => {
     const r = await responder(() => null);
     const port = r.port;
     r.close();
     const t0 = performance.now();
     assert.equal(await askGoHasPath('127.0.0.1', port, HASH, AbortSignal.timeout(5000)), null);
     const ms = performance.now() - t0;
-    console.log(`closed port: null after ${ms.toFixed(1)} ms`);
+    t.diagnostic(`closed port: null after ${ms.toFixed(1)} ms`);
     assert.ok(ms < 1000, `${ms}`);
     assert.equal(await askGoHasPath('127.0.0.1', port, HASH, AbortSignal.abort()), null);
   });

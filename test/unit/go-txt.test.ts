@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeGoTxt, decodeTxt, encodeTxt } from '../../src/wire/txt-record.ts';
@@ -9,9 +10,9 @@ const goWire = (extra: string[] = []) =>
   ['version=2.0.0', 'platform=amd64-linux', 'features=compression,parallel,health,signing', `pubkey=${KEY}`, ...extra].map((s) => Buffer.from(s));
 
 describe('TXT record of a Go peernix', { timeout: 10_000 }, () => {
-  it('is recognised with its platform, features and claimed key', () => {
+  it('is recognised with its platform, features and claimed key', (t) => {
     const got = decodeGoTxt(goWire());
-    console.log('decoded', JSON.stringify(got));
+    t.diagnostic(format('decoded', JSON.stringify(got)));
     assert.deepEqual(got, { version: '2.0.0', platform: 'amd64-linux', features: ['compression', 'parallel', 'health', 'signing'], claimedKey: KEY });
     // Our own decoder refuses it (no v=1, no id): the two never mix.
     assert.equal(decodeTxt(goWire()), null);
@@ -35,7 +36,7 @@ describe('TXT record of a Go peernix', { timeout: 10_000 }, () => {
     assert.equal(decodeGoTxt(encodeTxt({ instanceId: 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff', name: 'x', port: 1, publicKey: KEY, platform: 'linux', protocol: 1 })), null);
   });
 
-  it('survives hostile input without throwing', () => {
+  it('survives hostile input without throwing', (t) => {
     const hostile: unknown[] = [null, undefined, 42, {}, [], [null, 5, {}], Buffer.alloc(300, 0x41), new Proxy({}, { ownKeys: () => { throw new Error('x'); } }), Array(10_000).fill('version=2.0.0')];
     let n = 0;
     for (const h of hostile) {
@@ -43,6 +44,6 @@ describe('TXT record of a Go peernix', { timeout: 10_000 }, () => {
       n++;
     }
     assert.deepEqual(decodeGoTxt(Array(10_000).fill('version=2.0.0'))?.version, '2.0.0');
-    console.log(`hostile inputs decoded without a throw: ${n}`);
+    t.diagnostic(`hostile inputs decoded without a throw: ${n}`);
   });
 });

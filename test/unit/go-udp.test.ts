@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
@@ -24,7 +25,7 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
     assert.ok(!isGoYes(Buffer.from('yes\n')) && !isGoYes(Buffer.from('no')));
   });
 
-  it('ignores anything else: bad hashes, paths, JSON announcements, oversized or empty packets', () => {
+  it('ignores anything else: bad hashes, paths, JSON announcements, oversized or empty packets', (t) => {
     const bad = [
       '', 'has_path?', `has_path?${HELD}x`, `has_path?${HELD.slice(1)}`, `has_path?${HELD.toUpperCase()}`, `has_path?/nix/store/${HELD}`,
       `has_path?${HELD.slice(0, 31)}e`, `has_path_with_narhash?${HELD}`, `has_path_with_narhash?${HELD}:sha256:${encodeNix32(NAR_HASH)}`,
@@ -33,7 +34,7 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
     for (const b of bad) assert.equal(parseGoQuestion(Buffer.from(b)), null, JSON.stringify(b.slice(0, 60)));
     assert.equal(parseGoQuestion(Buffer.from([0xff, 0xfe, 0x00])), null);
     assert.throws(() => encodeHasPath('nope'), RangeError);
-    console.log(`malformed packets refused: ${bad.length + 1}`);
+    t.diagnostic(`malformed packets refused: ${bad.length + 1}`);
   });
 });
 
@@ -63,14 +64,14 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     return { r, port: r.port!, asked };
   };
 
-  it('answers "yes" for a held path, "not_found" for one it lacks, "pong" to ping, and ignores junk', async () => {
+  it('answers "yes" for a held path, "not_found" for one it lacks, "pong" to ping, and ignores junk', async (t) => {
     const { r, port, asked } = await start();
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
     assert.deepEqual(await ask(port, encodeHasPath(OTHER)), ['not_found']);
     assert.deepEqual(await ask(port, Buffer.from('ping')), ['pong']);
     assert.deepEqual(await ask(port, Buffer.from('{"cmd":"announce"}')), []);
     assert.deepEqual(await ask(port, Buffer.alloc(4000, 0x61)), []);
-    console.log('stats', JSON.stringify(r.stats), 'store asked', asked.length);
+    t.diagnostic(format('stats', JSON.stringify(r.stats), 'store asked', asked.length));
     assert.deepEqual(asked, [HELD, OTHER]);
     assert.equal(r.stats.yes, 1);
     assert.equal(r.stats.notFound, 1);
@@ -85,7 +86,7 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     assert.deepEqual([r.stats.yes, r.stats.mismatch, r.stats.notFound], [1, 1, 1]);
   });
 
-  it('keeps a share of the overall budget for peers proven over HTTP', async () => {
+  it('keeps a share of the overall budget for peers proven over HTTP', async (ctx) => {
     // Two sources on loopback: 127.0.0.1 plays a stranger flooding, 127.0.0.2 a proven peer.
     let t = 0;
     const { r, port } = await start({
@@ -106,7 +107,7 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     peer.on('message', () => peerAnswers++);
     for (let i = 0; i < 20; i++) peer.send(encodeHasPath(HELD));
     await new Promise((res) => setTimeout(res, 400));
-    console.log(`after a stranger's flood of 100: stranger ${strangerAnswers} answered, proven peer ${peerAnswers} of 20 (${r.stats.limited} limited)`);
+    ctx.diagnostic(`after a stranger's flood of 100: stranger ${strangerAnswers} answered, proven peer ${peerAnswers} of 20 (${r.stats.limited} limited)`);
     assert.equal(peerAnswers, 10, 'the proven peer still gets the reserved 25 %');
     stranger.close();
     peer.close();
@@ -130,7 +131,7 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
   });
 
-  it('bounds the rate per source address: a burst beyond it goes unanswered until tokens return', async () => {
+  it('bounds the rate per source address: a burst beyond it goes unanswered until tokens return', async (tc) => {
     let t = 0;
     const { r, port } = await start({ perSourceRate: 5, perSourceBurst: 10, now: () => t });
     const sock = dgram.createSocket('udp4');
@@ -139,18 +140,18 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     sock.on('message', () => yes++);
     for (let i = 0; i < 50; i++) sock.send(encodeHasPath(HELD));
     await new Promise((res) => setTimeout(res, 400));
-    console.log(`burst of 50 with burst 10: ${yes} answered, ${r.stats.limited} limited`);
+    tc.diagnostic(`burst of 50 with burst 10: ${yes} answered, ${r.stats.limited} limited`);
     assert.equal(yes, 10);
     assert.equal(r.stats.limited, 40);
     t += 1000; // one second later: 5 more tokens
     for (let i = 0; i < 20; i++) sock.send(encodeHasPath(HELD));
     await new Promise((res) => setTimeout(res, 400));
-    console.log(`after 1 s at 5/s: ${yes - 10} more answered`);
+    tc.diagnostic(`after 1 s at 5/s: ${yes - 10} more answered`);
     assert.equal(yes, 15);
     sock.close();
   });
 
-  it("gives a proven peer's own address four times a stranger's rate and burst", async () => {
+  it("gives a proven peer's own address four times a stranger's rate and burst", async (ctx) => {
     const t = 0;
     const { r, port } = await start({ perSourceRate: 5, perSourceBurst: 10, proven: (a) => a === '127.0.0.3', now: () => t });
     const burst = async (from: string): Promise<number> => {
@@ -166,12 +167,12 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     };
     const stranger = await burst('127.0.0.4');
     const peer = await burst('127.0.0.3');
-    console.log(`a burst of 100 with burst 10: stranger ${stranger} answered, proven peer ${peer} (${r.stats.limited} limited)`);
+    ctx.diagnostic(`a burst of 100 with burst 10: stranger ${stranger} answered, proven peer ${peer} (${r.stats.limited} limited)`);
     assert.equal(stranger, 10);
     assert.equal(peer, 40);
   });
 
-  it('bounds store lookups in flight', async () => {
+  it('bounds store lookups in flight', async (t) => {
     const pending: (() => void)[] = [];
     const { r, port } = await start({ maxInFlight: 3, perSourceBurst: 100, narHash: () => new Promise<Buffer | null>((res) => pending.push(() => res(NAR_HASH))) });
     const sock = dgram.createSocket('udp4');
@@ -183,7 +184,7 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     assert.equal(pending.length, 3);
     for (const p of pending) p();
     await new Promise((res) => setTimeout(res, 200));
-    console.log(`10 questions with 3 lookups at most in flight: ${yes} answered, ${r.stats.limited} dropped`);
+    t.diagnostic(`10 questions with 3 lookups at most in flight: ${yes} answered, ${r.stats.limited} dropped`);
     assert.equal(yes, 3);
     assert.equal(r.stats.limited, 7);
     sock.close();

@@ -12,7 +12,7 @@ const peer = (): P => ({ ...freshHealth(), state: 'up', rttMs: 1, rttFloorMs: 1,
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('health: link checks on silent lookups', () => {
-  it('strikes a peer whose host does not answer, releasing its lookups at once', async () => {
+  it('strikes a peer whose host does not answer, releasing its lookups at once', async (tc) => {
     const checks: number[] = [];
     const h = new PeerHealth<P>({ stallMs: 2000 }, () => {}, async (_p, timeoutMs) => {
       checks.push(timeoutMs);
@@ -24,7 +24,7 @@ describe('health: link checks on silent lookups', () => {
     const aborted: number[] = [];
     const untrack = [h.track(p, () => aborted.push(performance.now() - t0)), h.track(p, () => aborted.push(performance.now() - t0))];
     await sleep(300);
-    console.log(`connect checks ${checks.length} (timeout ${checks[0]} ms); lookups released after ${aborted.map((x) => x.toFixed(0)).join(', ')} ms`);
+    tc.diagnostic(`connect checks ${checks.length} (timeout ${checks[0]} ms); lookups released after ${aborted.map((x) => x.toFixed(0)).join(', ')} ms`);
     assert.equal(checks.length, 1, 'one check per peer, however many lookups wait');
     assert.equal(aborted.length, 2);
     assert.ok(aborted.every((t) => t < 200), `released after ${aborted} ms, stall threshold 2000`);

@@ -16,7 +16,7 @@ function opener(state: Lookup): HedgedOpener {
 }
 
 describe('hedged open', () => {
-  it('an open whose client left resolves null at once and leaves no waiter on the lookup nor listener on the signal', async () => {
+  it('an open whose client left resolves null at once and leaves no waiter on the lookup nor listener on the signal', async (t) => {
     const state: Lookup = { list: [], done: false, doneAt: 0, waiters: new Set() };
     const left = new AbortController();
     const found = opener(state).open('a'.repeat(32), 'b'.repeat(52), new Set(), 0, undefined, left.signal);
@@ -24,7 +24,7 @@ describe('hedged open', () => {
     assert.equal(state.waiters.size, 1, 'waiting for an answer from the lookup');
     left.abort();
     assert.equal(await found, null);
-    console.log(`after the abort: ${state.waiters.size} waiters on the lookup, ${getEventListeners(left.signal, 'abort').length} listeners on the signal`);
+    t.diagnostic(`after the abort: ${state.waiters.size} waiters on the lookup, ${getEventListeners(left.signal, 'abort').length} listeners on the signal`);
     assert.equal(state.waiters.size, 0, 'the waiter went with the open, not when the lookup ends');
     assert.equal(getEventListeners(left.signal, 'abort').length, 0);
   });

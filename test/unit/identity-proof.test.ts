@@ -28,9 +28,9 @@ async function serve(handler: Parameters<typeof createServer>[1]): Promise<numbe
 describe('identity proof message', () => {
   const claim = { instanceId: ID, address: '10.1.2.3', port: 9999, nonce: newNonce() };
 
-  it('is domain-separated and names id, address, port and nonce', () => {
+  it('is domain-separated and names id, address, port and nonce', (t) => {
     const m = identityMessage(claim);
-    console.log(`message: ${JSON.stringify(m)}`);
+    t.diagnostic(`message: ${JSON.stringify(m)}`);
     assert.equal(m, `peernix-identity-v1\n${ID}\n10.1.2.3\n9999\n${claim.nonce}`);
     assert.equal(identityMessage({ ...claim, address: '::ffff:10.1.2.3' }), m, 'IPv4-mapped spelling is the same address');
   });
@@ -43,7 +43,7 @@ describe('identity proof message', () => {
     assert.throws(() => identityMessage({ ...claim, port: 0 }));
   });
 
-  it('verifies only the holder of the key, for exactly that claim', () => {
+  it('verifies only the holder of the key, for exactly that claim', (t) => {
     const sig = signIdentity(real, claim);
     assert.equal(verifyIdentity(real.publicKey.text, claim, sig), true);
     const checks = {
@@ -57,13 +57,13 @@ describe('identity proof message', () => {
       'not a string': verifyIdentity(real.publicKey.text, claim, { sig }),
       'junk key': verifyIdentity('nonsense', claim, sig),
     };
-    console.log(`verification results: ${JSON.stringify(checks)}`);
+    t.diagnostic(`verification results: ${JSON.stringify(checks)}`);
     for (const [what, ok] of Object.entries(checks)) assert.equal(ok, false, what);
   });
 });
 
 describe('identity route on a real listener', () => {
-  it('a Peernix proves its id and key; the requester checks what it connected to', async () => {
+  it('a Peernix proves its id and key; the requester checks what it connected to', async (t) => {
     const route = shareRouteOnly('identity', createIdentityHandler({ instanceId: ID, key: real }));
     const port = await serve((req, res) => {
       if (!route(req, res)) res.writeHead(404).end();
@@ -75,7 +75,7 @@ describe('identity route on a real listener', () => {
       wrongIdClaimed: await proveIdentity({ ...base, instanceId: 'ffffffffffffffffffffffff' }),
       noKeyClaimed: await proveIdentity({ ...base, publicKey: null }),
     };
-    console.log(`proof results: ${JSON.stringify(results)}`);
+    t.diagnostic(`proof results: ${JSON.stringify(results)}`);
     assert.deepEqual(results, { genuine: 'verified', wrongKeyClaimed: 'failed', wrongIdClaimed: 'failed', noKeyClaimed: 'unsupported' });
   });
 
@@ -97,7 +97,7 @@ describe('identity route on a real listener', () => {
     assert.equal(fellThrough, 2);
   });
 
-  it('an impostor that relays the challenge to the real peer, or signs with its own key, fails', async () => {
+  it('an impostor that relays the challenge to the real peer, or signs with its own key, fails', async (t) => {
     const route = shareRouteOnly('identity', createIdentityHandler({ instanceId: ID, key: real }));
     const realPort = await serve((req, res) => {
       if (!route(req, res)) res.writeHead(404).end();
@@ -120,7 +120,7 @@ describe('identity route on a real listener', () => {
       noRoute: await proveIdentity({ ...claim, port: noRoutePort }),
       closedPort: await proveIdentity({ ...claim, port: 1 }),
     };
-    console.log(`impostor proof results: ${JSON.stringify(results)}`);
+    t.diagnostic(`impostor proof results: ${JSON.stringify(results)}`);
     assert.deepEqual(results, { relay: 'failed', forger: 'failed', noRoute: 'unsupported', closedPort: 'failed' });
   });
 });

@@ -53,7 +53,7 @@ function setup() {
   const dispose = registerIpc(ipc, api, {
     clipboard: { writeText: (t) => void copied.push(t) },
     isTrustedSender: (url) => url === PAGE,
-    broadcast: (c) => void broadcasts.push(c),
+    broadcast: (channel, c) => void (channel === IPC.change && broadcasts.push(c)),
   });
   return { ipc, snap, sharingCalls, networkCalls, copied, broadcasts, listeners, dispose };
 }

@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,7 @@ const transfer = (direction: 'in' | 'out', bytes: number, outcome: T['outcome'] 
   ({ type: 'transfer', storePath: '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x', direction, peerName: 'b', bytes, wireBytes: bytes, outcome }) as const;
 
 describe('LanTotals', () => {
-  test('counts fetched and served paths per local day, misses, and the week since Monday', () => {
+  test('counts fetched and served paths per local day, misses, and the week since Monday', (t) => {
     let now = at(2026, 11, 30, 0, 30); // Monday 00:30 in Berlin = Sunday 23:30 UTC
     const events = new EventLog();
     const totals = new LanTotals({ file: null, now: () => now });
@@ -41,7 +42,7 @@ describe('LanTotals', () => {
     totals.countMiss();
     assert.equal(localDay(now), '2026-11-30');
     let v = totals.view();
-    console.log('Monday:', JSON.stringify(v.today));
+    t.diagnostic(format('Monday:', JSON.stringify(v.today)));
     assert.deepEqual(v.today, { fetchedBytes: 1500, fetchedPaths: 2, servedBytes: 300, servedPaths: 1, misses: 1 });
     assert.deepEqual(v.week, v.today);
 
@@ -54,7 +55,7 @@ describe('LanTotals', () => {
 
     now = at(2026, 12, 7, 0, 1); // the next Monday: a new week
     v = totals.view();
-    console.log('next Monday:', JSON.stringify(v.week));
+    t.diagnostic(format('next Monday:', JSON.stringify(v.week)));
     assert.equal(v.week.fetchedBytes, 0);
     assert.equal(v.today.fetchedBytes, 0);
   });
@@ -80,7 +81,7 @@ describe('LanTotals', () => {
     assert.equal(m.inBytes.reduce((a, b) => a + b, 0), 0, 'an hour later nothing is left');
   });
 
-  test('persists atomically, survives a restart, and keeps at most 14 days', () => {
+  test('persists atomically, survives a restart, and keeps at most 14 days', (t) => {
     const dir = tmp();
     const file = path.join(dir, LAN_TOTALS_FILE);
     let now = at(2026, 11, 1);
@@ -92,7 +93,7 @@ describe('LanTotals', () => {
     a.flow('in', 42);
     a.close();
     const size = statSync(file).size;
-    console.log(`30 days recorded → ${size} bytes on disk`);
+    t.diagnostic(`30 days recorded → ${size} bytes on disk`);
     assert.ok(size < 4096, `bounded: ${size} bytes`);
     assert.deepEqual(readdirSync(dir), [LAN_TOTALS_FILE], 'no temporary file left');
     const stored = JSON.parse(readFileSync(file, 'utf8'));

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { openLogFile } from '../../src/base/log-file.ts';
 
-test('the app log rotates and stays bounded: (keep + 1) files of at most maxBytes, newest lines kept', { timeout: 10_000 }, () => {
+test('the app log rotates and stays bounded: (keep + 1) files of at most maxBytes, newest lines kept', { timeout: 10_000 }, (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-logfile-'));
   try {
     const file = path.join(dir, 'logs', 'app.log');
@@ -14,7 +14,7 @@ test('the app log rotates and stays bounded: (keep + 1) files of at most maxByte
     log.close();
     const files = fs.readdirSync(path.dirname(file)).sort();
     const sizes = files.map((f) => fs.statSync(path.join(dir, 'logs', f)).size);
-    console.log(`files ${files.join(', ')}; sizes ${sizes.join(', ')}; wrote ${2000 * 49} bytes`);
+    t.diagnostic(`files ${files.join(', ')}; sizes ${sizes.join(', ')}; wrote ${2000 * 49} bytes`);
     assert.deepEqual(files, ['app.log', 'app.log.1', 'app.log.2']);
     for (const s of sizes) assert.ok(s <= 10_000, `${s} bytes`);
     assert.match(fs.readFileSync(file, 'utf8'), /line 1999 x+\n$/);

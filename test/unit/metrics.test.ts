@@ -25,7 +25,7 @@ function setup(peers: Peer[], cap?: number) {
 }
 
 describe('metrics', () => {
-  it('counts events, answers and bytes, and promtool accepts the text', async () => {
+  it('counts events, answers and bytes, and promtool accepts the text', async (t) => {
     const a = peer('a', true);
     const { events, metrics } = setup([a]);
     events.emit({ type: 'fallback', storePath: '/nix/store/x', from: 'this machine', to: 'host-a', reason: 'gc', outcome: 'served' });
@@ -50,7 +50,7 @@ describe('metrics', () => {
       [2, 1, 1, 2],
     );
     const check = await promtoolCheck(text);
-    console.log(`promtool: exit ${check.code} ${check.output || '(no complaints)'}; ${text.split('\n').length} lines`);
+    t.diagnostic(`promtool: exit ${check.code} ${check.output || '(no complaints)'}; ${text.split('\n').length} lines`);
     assert.equal(check.code, 0, check.output);
     assert.equal(sample(text, 'peernix_fallbacks_total', { reason: 'gc', outcome: 'served' }), 1);
     assert.equal(sample(text, 'peernix_transfers_total', { direction: 'in', outcome: 'ok' }), 1);
@@ -73,7 +73,7 @@ describe('metrics', () => {
     metrics.close();
   });
 
-  it('a NAR request whose client left is no miss: nobody was answered', async () => {
+  it('a NAR request whose client left is no miss: nobody was answered', async (t) => {
     const { metrics } = setup([]);
     const backend: CacheBackend = { narInfo: () => null, nar: async () => null };
     const probed = probeBackend(backend, { listener: 'substituter', metrics, sourceOf: () => 'peer' });
@@ -83,12 +83,12 @@ describe('metrics', () => {
     assert.equal(await probed.nar('y'.repeat(32), Buffer.alloc(32), { signal: new AbortController().signal }), null);
     const text = await metrics.text();
     const misses = sample(text, 'peernix_answers_total', { listener: 'substituter', route: 'nar', source: 'miss' });
-    console.log(`NAR misses counted: ${misses} (one real miss, one client that left)`);
+    t.diagnostic(`NAR misses counted: ${misses} (one real miss, one client that left)`);
     assert.equal(misses, 1);
     metrics.close();
   });
 
-  it('a flood of unverified peers adds no series; proven ones are capped', async () => {
+  it('a flood of unverified peers adds no series; proven ones are capped', async (t) => {
     const peers: Peer[] = [];
     for (let i = 0; i < 500; i++) peers.push(peer(`u${i}`, false, 100, 1));
     for (let i = 0; i < 10; i++) peers.push(peer(`v${i}`, true, 7, 0));
@@ -96,7 +96,7 @@ describe('metrics', () => {
     const text = await metrics.text();
     const fetchedSeries = seriesCount(text, 'peernix_peer_fetched_bytes_total');
     const servedSeries = seriesCount(text, 'peernix_peer_served_bytes_total');
-    console.log(`500 unverified + 10 proven peers, cap 4: ${fetchedSeries} fetched-bytes series, ${servedSeries} served-bytes series`);
+    t.diagnostic(`500 unverified + 10 proven peers, cap 4: ${fetchedSeries} fetched-bytes series, ${servedSeries} served-bytes series`);
     assert.equal(fetchedSeries, 5); // 4 proven peers + "other"
     assert.equal(servedSeries, 1); // only unverified ones served to: all "other"
     assert.equal(sample(text, 'peernix_peer_fetched_bytes_total', { peer: 'other' }), 500 * 100 + 6 * 7);

@@ -56,12 +56,12 @@ async function roundTrip(nar: Buffer, bytesPerSec: number, receiverHeld: number 
 }
 
 describe('NAR frames', () => {
-  it('compresses compressible bytes on a slow link, and they come back exact', async () => {
+  it('compresses compressible bytes on a slow link, and they come back exact', async (t) => {
     // A one-second raw trial, a one-second compressed one, then compressed for good; with a budget
     // of three, two blocks compress at once, and the frames still come out in NAR order.
     const nar = compressible(64 * 1024 * 1024);
     const r = await roundTrip(nar, 20e6);
-    console.log(`64 MiB text at 20 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, ${r.wire.length} bytes on the wire (${(nar.length / r.wire.length).toFixed(2)}×)`);
+    t.diagnostic(`64 MiB text at 20 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, ${r.wire.length} bytes on the wire (${(nar.length / r.wire.length).toFixed(2)}×)`);
     assert.ok(r.out.equals(nar));
     assert.equal(r.decoderWire, r.wire.length);
     assert.equal(r.stats.wireBytes, r.wire.length);
@@ -69,38 +69,38 @@ describe('NAR frames', () => {
     assert.ok(r.wire.length < nar.length / 2);
   });
 
-  it('tries no compression for a receiver that says its own side holds its transfers up', async () => {
+  it('tries no compression for a receiver that says its own side holds its transfers up', async (t) => {
     // The same slow, backed-up consumer as above; but the receiver measured that its raw transfers
     // waited on it, not on the link (peers/receiver-load.ts), and a peer that listens to it and one
     // that is told its receiver keeps up must differ exactly there.
     const nar = compressible(48 * 1024 * 1024);
     const held = await roundTrip(nar, 20e6, 0.8);
     const free = await roundTrip(nar, 20e6, 0.05);
-    console.log(`48 MiB text at 20 MB/s: receiver held 0.8 → ${held.stats.zstdFrames} zstd frames; held 0.05 → ${free.stats.zstdFrames}`);
+    t.diagnostic(`48 MiB text at 20 MB/s: receiver held 0.8 → ${held.stats.zstdFrames} zstd frames; held 0.05 → ${free.stats.zstdFrames}`);
     assert.ok(held.out.equals(nar));
     assert.equal(held.stats.zstdFrames, 0);
     // After a one-second raw phase (about 20 blocks), the rest may go compressed: how many depends on timing.
     assert.ok(free.stats.zstdFrames >= 5, `${free.stats.zstdFrames} zstd frames`);
   });
 
-  it('sends raw when the link keeps up', async () => {
+  it('sends raw when the link keeps up', async (t) => {
     const nar = compressible(16 * 1024 * 1024);
     const r = await roundTrip(nar, Infinity);
-    console.log(`16 MiB text on an unlimited link: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw`);
+    t.diagnostic(`16 MiB text on an unlimited link: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw`);
     assert.ok(r.out.equals(nar));
     assert.equal(r.stats.zstdFrames, 0);
   });
 
-  it('sends incompressible bytes raw after a look, and looks again now and then', async () => {
+  it('sends incompressible bytes raw after a look, and looks again now and then', async (t) => {
     const nar = randomBytes(40 * 1024 * 1024);
     const r = await roundTrip(nar, 80e6);
-    console.log(`40 MiB random at 80 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, overhead ${r.wire.length - nar.length} bytes`);
+    t.diagnostic(`40 MiB random at 80 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, overhead ${r.wire.length - nar.length} bytes`);
     assert.ok(r.out.equals(nar));
     assert.equal(r.stats.zstdFrames, 0);
     assert.ok(r.wire.length - nar.length < 1024, 'only frame headers added');
   });
 
-  it('stays raw for a receiver that decoding slows down, and remembers it for the client’s next NAR', async () => {
+  it('stays raw for a receiver that decoding slows down, and remembers it for the client’s next NAR', async (t) => {
     // A receiver that takes 30 MB/s of NAR however it comes, and 1.3× longer for what it must decompress:
     // the consumer backs up, the bytes shrink, and yet compressing loses.
     const receiver = (into: number[]) => {
@@ -130,7 +130,7 @@ describe('NAR frames', () => {
       await pipeline(Readable.from(chunks(compressible(80 * 1024 * 1024))), new FrameEncoder(budget, stats, { client: '10.0.0.7' }), receiver([]));
       runs.push(stats);
     }
-    console.log(`receiver-bound: first NAR ${runs[0].zstdFrames} zstd / ${runs[0].rawFrames} raw frames, second ${runs[1].zstdFrames} / ${runs[1].rawFrames}`);
+    t.diagnostic(`receiver-bound: first NAR ${runs[0].zstdFrames} zstd / ${runs[0].rawFrames} raw frames, second ${runs[1].zstdFrames} / ${runs[1].rawFrames}`);
     assert.ok(runs[0].zstdFrames > 0 && runs[0].zstdFrames <= 35, 'one compressed trial (about a second: under 30 MB/s of NAR, plus two blocks queued), then raw');
     assert.equal(runs[1].zstdFrames, 0, 'the next NAR goes on raw: the raw phase after a lost trial is longer than it');
   });

@@ -143,9 +143,9 @@ describe('nar-get: hostile responses, side by side with node:http', () => {
     ['silence after connecting, then close', () => '', { nodeAccepts: false }],
   ];
   for (const [what, make, expect] of cases) {
-    it(`refuses ${what}`, async () => {
+    it(`refuses ${what}`, async (t) => {
       const [mine, node] = await Promise.all([ours(send(make())), nodes(send(make()))]);
-      console.log(`${what}: ours ${mine.ok ? 'accepted' : `refused (${mine.error})`}; node:http ${node.ok ? 'accepted' : `refused (${node.error})`}`);
+      t.diagnostic(`${what}: ours ${mine.ok ? 'accepted' : `refused (${mine.error})`}; node:http ${node.ok ? 'accepted' : `refused (${node.error})`}`);
       assert.equal(mine.ok, false, 'the lean client must refuse it');
       assert.equal(node.ok, expect.nodeAccepts, 'what node:http does with it (so the comparison is real)');
     });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NarSlots, type Admission, type NarSlot } from '../../src/cache/nar-slots.ts';
+import { NarSlots, type Admission, type NarSlot } from '../../src/base/nar-slots.ts';
 import { DEFAULT_LIMITS, parseLimits } from '../../src/cache/limits.ts';
 
 const slotOf = (a: Admission): NarSlot => {
@@ -9,7 +9,7 @@ const slotOf = (a: Admission): NarSlot => {
 };
 
 describe('NarSlots', () => {
-  it('grants up to the overall cap at once, then queues, then refuses past the queue', async () => {
+  it('grants up to the overall cap at once, then queues, then refuses past the queue', async (t) => {
     const slots = new NarSlots({ total: 3, perAddress: 10, queue: 2, waitMs: 60_000 });
     const held = ['a', 'b', 'c'].map((addr) => slotOf(slots.acquire(addr) as Admission));
     assert.equal(slots.inUse, 3);
@@ -24,7 +24,7 @@ describe('NarSlots', () => {
     assert.equal(slots.inUse, 3);
     held[1].release();
     slotOf(await w2);
-    console.log(`in use ${slots.inUse}, queued ${slots.queued}, refused ${slots.refused}`);
+    t.diagnostic(`in use ${slots.inUse}, queued ${slots.queued}, refused ${slots.refused}`);
     assert.equal(slots.queued, 0);
     assert.equal(slots.refused, 1);
     got1.release();
@@ -46,13 +46,13 @@ describe('NarSlots', () => {
     assert.equal(slots.inUse, 3);
   });
 
-  it('a waiter is refused after the wait, and one whose client left is dropped from the queue', async () => {
+  it('a waiter is refused after the wait, and one whose client left is dropped from the queue', async (t) => {
     const slots = new NarSlots({ total: 1, perAddress: 1, queue: 5, waitMs: 50 });
     const held = slotOf(slots.acquire('x') as Admission);
     const t0 = Date.now();
     assert.deepEqual(await slots.acquire('y'), { refused: 'busy' });
     const waited = Date.now() - t0;
-    console.log(`refused after ${waited} ms`);
+    t.diagnostic(`refused after ${waited} ms`);
     assert.ok(waited >= 40, `waited ${waited} ms`);
     const gone = new AbortController();
     const w = slots.acquire('z', gone.signal);
@@ -62,6 +62,21 @@ describe('NarSlots', () => {
     assert.equal(slots.queued, 0);
     held.release();
     assert.equal(slots.inUse, 0, 'the slot is not handed to the client that left');
+  });
+
+  it('close() ends every wait at once and refuses what comes after; slots held stay valid', async () => {
+    // The peer client's use: a cap per peer only, a queue without bound.
+    const slots = new NarSlots({ total: Infinity, perAddress: 1, queue: Infinity, waitMs: 60_000 });
+    const held = slotOf(slots.acquire('http://peer:9999') as Admission);
+    const waits = Array.from({ length: 40 }, () => slots.acquire('http://peer:9999'));
+    assert.ok(!(slots.acquire('http://other:9999') instanceof Promise), 'another peer is not held up');
+    assert.equal(slots.queued, 40);
+    slots.close();
+    for (const w of waits) assert.deepEqual(await w, { refused: 'closed' });
+    assert.equal(slots.queued, 0);
+    assert.deepEqual(slots.acquire('http://third:9999'), { refused: 'closed' });
+    held.release();
+    assert.equal(slots.inUseBy('http://peer:9999'), 0);
   });
 
   it('limits: defaults sit far above what one Nix asks for; PEERNIX_LIMITS overrides with clear errors', () => {

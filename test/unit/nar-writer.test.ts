@@ -250,7 +250,7 @@ describe('dumpNar', { timeout: 240_000 }, () => {
   for (const opts of MODES) {
     const mode = opts.io ?? 'auto';
 
-    it(`[${mode}] a dump from any start offset is exactly that slice of nix-store --dump`, async () => {
+    it(`[${mode}] a dump from any start offset is exactly that slice of nix-store --dump`, async (t) => {
       // Every offset of small nodes of each kind, so every token, padding and file boundary is a start.
       let starts = 0;
       for (const rel of ['nested', 'sort', 'regular.txt', 'rel-link', 'emptydir', 'pad7']) {
@@ -286,10 +286,10 @@ describe('dumpNar', { timeout: 240_000 }, () => {
         assert.ok((await ourDump(tree, { ...opts, start })).equals(whole.subarray(start)), `tree from ${start}`);
         starts++;
       }
-      console.log(`[${mode}] ${starts} start offsets checked against nix-store --dump`);
+      t.diagnostic(`[${mode}] ${starts} start offsets checked against nix-store --dump`);
     });
 
-    it(`[${mode}] a start near the end of a big file does not read the file`, async () => {
+    it(`[${mode}] a start near the end of a big file does not read the file`, async (t) => {
       const size = fs.statSync(big).size;
       const narSize = await narSizeOf(big);
       const rchar = () => Number(/^rchar: (\d+)$/m.exec(fs.readFileSync('/proc/self/io', 'utf8'))![1]);
@@ -301,7 +301,7 @@ describe('dumpNar', { timeout: 240_000 }, () => {
       const fromMid = createHash('sha256');
       for await (const c of dumpNar(big, { ...opts, start: mid })) fromMid.update(c as Buffer);
       assert.equal(fromMid.digest('hex'), createHash('sha256').update(await nixDumpFrom(big, mid)).digest('hex'), 'from the middle of the file');
-      console.log(`[${mode}] last byte of a ${narSize}-byte NAR: ${read} bytes read (file ${size})`);
+      t.diagnostic(`[${mode}] last byte of a ${narSize}-byte NAR: ${read} bytes read (file ${size})`);
       assert.ok(read < 1024 * 1024, `read ${read} bytes to produce one`);
     });
   }

@@ -59,7 +59,7 @@ describe('nix.conf read the way Nix 2.8 reads it', () => {
     await fsp.rm(tmp, { recursive: true, force: true });
   });
 
-  it('agrees with `nix show-config` on every case, errors included', async () => {
+  it('agrees with `nix show-config` on every case, errors included', async (t) => {
     let agreed = 0;
     let errors = 0;
     for (const [i, c] of cases.entries()) {
@@ -88,10 +88,10 @@ describe('nix.conf read the way Nix 2.8 reads it', () => {
       assert.equal(c.name.startsWith('error:'), !ours.ok, `${c.name}: case label`);
       agreed++;
     }
-    console.log(`${agreed}/${cases.length} configurations read as Nix 2.8 reads them (${errors} refused by both)`);
+    t.diagnostic(`${agreed}/${cases.length} configurations read as Nix 2.8 reads them (${errors} refused by both)`);
   });
 
-  it('says where the settings came from, and refuses what it cannot read instead of guessing', async () => {
+  it('says where the settings came from, and refuses what it cannot read instead of guessing', async (tc) => {
     const dir = path.join(tmp, 'prov');
     await fsp.mkdir(path.join(dir, 'more'), { recursive: true });
     await fsp.writeFile(path.join(dir, 'nix.conf'), `include more/keys.conf\n`);
@@ -108,6 +108,6 @@ describe('nix.conf read the way Nix 2.8 reads it', () => {
     assert.throws(() => readNixTrust({ NIX_CONF_DIR: dir }), (e: Error) => e instanceof NixConfigError && /cannot read '.*\/more' \(included from '.*nix\.conf'\): EISDIR/.test(e.message));
     await fsp.writeFile(path.join(dir, 'nix.conf'), `include nix.conf\n`);
     assert.throws(() => readNixTrust({ NIX_CONF_DIR: dir }), /nested deeper than 16/);
-    console.log('provenance, defaults, unreadable include and include cycle: as expected');
+    tc.diagnostic('provenance, defaults, unreadable include and include cycle: as expected');
   });
 });

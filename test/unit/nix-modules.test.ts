@@ -60,9 +60,9 @@ const FULL = `{ services.peernix = {
   peers = [ "http://buildbox.lan:9999/%7Ex" ]; shareListen = "0.0.0.0:9997";
 }; }`;
 
-test('every .nix file of the project parses with nix-instantiate --parse', { timeout: 120_000 }, () => {
+test('every .nix file of the project parses with nix-instantiate --parse', { timeout: 120_000 }, (t) => {
   const files = nixFiles();
-  console.log(`${files.length} .nix files: ${files.join(', ')}`);
+  t.diagnostic(`${files.length} .nix files: ${files.join(', ')}`);
   for (const f of ['flake.nix', NIXOS, DARWIN, HOME, 'nix/package.nix', 'nix/tray.nix']) assert.ok(files.includes(f), `${f} missing`);
   for (const f of files) {
     const r = nixInstantiate(['--parse', f]);
@@ -72,11 +72,11 @@ test('every .nix file of the project parses with nix-instantiate --parse', { tim
   assert.notEqual(broken.status, 0, 'a syntax error must fail the parse');
 });
 
-test('NixOS: the options, and a sandboxed service with firewall and nix.settings for a full configuration', { timeout: 120_000 }, () => {
+test('NixOS: the options, and a sandboxed service with firewall and nix.settings for a full configuration', { timeout: 120_000 }, (t) => {
   withStore((store) => {
     const r = evalModule(NIXOS, FULL, { storeDir: store });
     const opts = (r.options.services as any).peernix as Record<string, { type: string; default: unknown; description: string }>;
-    console.log(`options: ${Object.keys(opts).join(', ')}`);
+    t.diagnostic(`options: ${Object.keys(opts).join(', ')}`);
     for (const name of ['enable', 'package', 'dynamicUser', 'user', 'group', 'stateDir', 'secretKeyFile', 'publicKey', 'shareListen', 'listen', 'peers', 'mdns', 'openFirewall', 'udpPort', 'addToNixSettings']) {
       assert.ok(opts[name], `option ${name} missing`);
     }
@@ -88,7 +88,7 @@ test('NixOS: the options, and a sandboxed service with firewall and nix.settings
 
     const svc = r.config.systemd.services.peernix;
     const sc = svc.serviceConfig;
-    console.log(`ExecStart: ${sc.ExecStart}`);
+    t.diagnostic(`ExecStart: ${sc.ExecStart}`);
     assert.equal(
       sc.ExecStart,
       `"${store}/peernix/bin/peernix" "serve" "--share-listen" "0.0.0.0:9997" "--listen" "127.0.0.1:9998" "--peer" "http://buildbox.lan:9999/%%7Ex" --secret-key-file %d/secret-key`,
@@ -112,13 +112,13 @@ test('NixOS: the options, and a sandboxed service with firewall and nix.settings
       Install: { WantedBy: svc.wantedBy },
     });
     const v = systemdVerify(unit, false);
-    console.log(`systemd-analyze verify of the NixOS service: exit ${v.status}, ${v.ours.length} warnings about it ${v.ours.join(' | ')}`);
+    t.diagnostic(`systemd-analyze verify of the NixOS service: exit ${v.status}, ${v.ours.length} warnings about it ${v.ours.join(' | ')}`);
     assert.equal(v.status, 0, v.stderr);
     assert.deepEqual(v.ours, []);
   });
 });
 
-test('NixOS: defaults open nothing and add nothing; mdns, sharing and the user follow their options', { timeout: 120_000 }, () => {
+test('NixOS: defaults open nothing and add nothing; mdns, sharing and the user follow their options', { timeout: 120_000 }, (t) => {
   const plain = evalModule(NIXOS, '{ services.peernix.enable = true; }');
   assert.equal(plain.config.networking, undefined);
   assert.deepEqual(plain.config.nix, { settings: { 'extra-allowed-users': ['peernix'] } }, 'only let in by the daemon, nothing else added');
@@ -127,7 +127,7 @@ test('NixOS: defaults open nothing and add nothing; mdns, sharing and the user f
   assert.deepEqual(plain.config.systemd.services.peernix.serviceConfig.LoadCredential, []);
 
   const quiet = evalModule(NIXOS, '{ services.peernix = { enable = true; mdns = false; share = false; trustAllNetworks = true; openFirewall = true; dynamicUser = false; }; }');
-  console.log(`mdns off: ExecStart ${quiet.config.systemd.services.peernix.serviceConfig.ExecStart}; firewall ${JSON.stringify(quiet.config.networking.firewall)}`);
+  t.diagnostic(`mdns off: ExecStart ${quiet.config.systemd.services.peernix.serviceConfig.ExecStart}; firewall ${JSON.stringify(quiet.config.networking.firewall)}`);
   assert.match(quiet.config.systemd.services.peernix.serviceConfig.ExecStart, / "--no-mdns" "--no-share" "--trust-all-networks"$/);
   assert.deepEqual(quiet.config.networking.firewall, { allowedTCPPorts: [9999], allowedUDPPorts: [] });
   assert.deepEqual(quiet.config.users, { users: { peernix: { isSystemUser: true, group: 'peernix' } }, groups: { peernix: {} } });
@@ -137,10 +137,10 @@ test('NixOS: defaults open nothing and add nothing; mdns, sharing and the user f
   assert.deepEqual(off.config, {}, 'a disabled service configures nothing');
 });
 
-test('NixOS: what the module system would refuse is refused, with the reason', { timeout: 120_000 }, () => {
+test('NixOS: what the module system would refuse is refused, with the reason', { timeout: 120_000 }, (t) => {
   const noKey = evalModule(NIXOS, '{ services.peernix = { enable = true; addToNixSettings = true; }; }');
   const badDir = evalModule(NIXOS, '{ services.peernix = { enable = true; stateDir = "/srv/peernix"; secretKeyFile = "key"; }; }');
-  console.log(`assertions: ${[...noKey.failedAssertions, ...badDir.failedAssertions].join(' / ')}`);
+  t.diagnostic(`assertions: ${[...noKey.failedAssertions, ...badDir.failedAssertions].join(' / ')}`);
   assert.equal(noKey.failedAssertions.length, 1);
   assert.match(noKey.failedAssertions[0], /addToNixSettings needs services\.peernix\.publicKey/);
   // The settings carry no null for a key that isn't there (NixOS would fail on its type first, hiding the reason).
@@ -161,14 +161,14 @@ test('NixOS: what the module system would refuse is refused, with the reason', {
   }
 });
 
-test('nix-darwin: a launchd daemon with the same serve options, plist-ready, and nix.settings', { timeout: 120_000 }, () => {
+test('nix-darwin: a launchd daemon with the same serve options, plist-ready, and nix.settings', { timeout: 120_000 }, (t) => {
   const r = evalModule(DARWIN, FULL.replace(' openFirewall = true;', '').replace(' udpPort = 9999;', ''), { isDarwin: true });
   assert.deepEqual(r.failedAssertions, []);
   const daemon = r.config.launchd.daemons.peernix;
   const sc = daemon.serviceConfig;
   // A `command`, which nix-darwin starts as /bin/sh -c "/bin/wait4path /nix/store && exec …": at boot
   // launchd runs daemons before /nix/store is mounted. The shell must get back exactly these words.
-  console.log(`command: ${daemon.command}`);
+  t.diagnostic(`command: ${daemon.command}`);
   assert.equal(sc.ProgramArguments, undefined, 'left to nix-darwin, which adds the wait');
   const words = spawnSync('sh', ['-c', `for w in ${daemon.command}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' }).stdout.trim().split('\n');
   assert.deepEqual(words, [
@@ -186,18 +186,18 @@ test('nix-darwin: a launchd daemon with the same serve options, plist-ready, and
   assert.match(evalModuleError(DARWIN, '{ services.peernix = { enable = true; openFirewall = true; }; }'), /openFirewall' does not exist/);
 });
 
-test('home-manager: the tray app starts hidden at login (systemd user service on Linux, launchd agent on macOS)', { timeout: 120_000 }, () => {
+test('home-manager: the tray app starts hidden at login (systemd user service on Linux, launchd agent on macOS)', { timeout: 120_000 }, (t) => {
   withStore((store) => {
     const linux = evalModule(HOME, '{ services.peernix-app.enable = true; }', { storeDir: store });
     const svc = linux.config.systemd.user.services['peernix-app'];
-    console.log(`Linux: ExecStart ${svc.Service.ExecStart}; WantedBy ${svc.Install.WantedBy}`);
+    t.diagnostic(`Linux: ExecStart ${svc.Service.ExecStart}; WantedBy ${svc.Install.WantedBy}`);
     assert.equal(svc.Service.ExecStart, `${store}/peernix-app/bin/peernix-app --hidden`);
     assert.deepEqual(svc.Install.WantedBy, ['graphical-session.target']);
     assert.deepEqual(svc.Unit.Requires, ['tray.target'], 'a tray icon needs the tray');
     assert.equal(linux.config.home.packages.length, 1);
     assert.equal(linux.config.launchd, undefined);
     const v = systemdVerify(renderUnit(svc), true, { 'tray.target': '[Unit]\nDescription=stands for the tray.target home-manager defines\n' });
-    console.log(`systemd-analyze --user verify of the home-manager service: exit ${v.status}, ${v.ours.length} warnings`);
+    t.diagnostic(`systemd-analyze --user verify of the home-manager service: exit ${v.status}, ${v.ours.length} warnings`);
     assert.equal(v.status, 0, v.stderr);
     assert.deepEqual(v.ours, []);
   });
@@ -211,9 +211,9 @@ test('home-manager: the tray app starts hidden at login (systemd user service on
   assert.deepEqual(evalModule(HOME, '{ }').config, {});
 });
 
-test('the flake: four systems, the tray app only where nixpkgs has Electron, apps, overlay, modules defaulting to its package', { timeout: 120_000 }, () => {
+test('the flake: four systems, the tray app only where nixpkgs has Electron, apps, overlay, modules defaulting to its package', { timeout: 120_000 }, (t) => {
   const f = evalJson<any>([path.join(repoRoot, 'test/support/nix/eval-flake.nix'), '--arg', 'flake', path.join(repoRoot, 'flake.nix'), '--arg', 'electronOn', '[ "x86_64-linux" "aarch64-darwin" ]']);
-  console.log(`packages: ${JSON.stringify(f.packages)}`);
+  t.diagnostic(`packages: ${JSON.stringify(f.packages)}`);
   assert.deepEqual(Object.keys(f.packages).sort(), ['aarch64-darwin', 'aarch64-linux', 'x86_64-darwin', 'x86_64-linux']);
   assert.deepEqual(f.packages['x86_64-linux'], { default: 'package.nix', peernix: 'package.nix', 'peernix-app': 'tray.nix' });
   assert.deepEqual(f.packages['aarch64-linux'], { default: 'package.nix', peernix: 'package.nix' });
@@ -251,20 +251,20 @@ test('the NixOS VM test: two machines on the flake’s module with settings it a
   assert.match(t.testScript, /a\.succeed\(f"nix-store -r \{path\}"\)/);
 });
 
-test('the npm lock gets a registry URL for every package importNpmLock must fetch', { timeout: 120_000 }, () => {
+test('the npm lock gets a registry URL for every package importNpmLock must fetch', { timeout: 120_000 }, (t) => {
   const lock = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, any> };
   const out = evalJson<Record<string, string | null>>([
     '-E',
     `builtins.mapAttrs (_: m: m.resolved or null) (import ${path.join(repoRoot, 'nix/npm-lock.nix')} (builtins.fromJSON (builtins.readFile ${path.join(repoRoot, 'package-lock.json')}))).packages`,
   ]);
   const fetched = Object.entries(lock.packages).filter(([k, m]) => k !== '' && m.integrity && !m.link);
-  console.log(`${fetched.length} packages with an integrity hash; ${Object.values(out).filter(Boolean).length} got a URL`);
+  t.diagnostic(`${fetched.length} packages with an integrity hash; ${Object.values(out).filter(Boolean).length} got a URL`);
   assert.ok(fetched.length > 300);
   for (const [key, m] of fetched) {
     const name: string = m.name ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
     assert.equal(out[key], `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${m.version}.tgz`, key);
   }
   assert.equal(out[''], null);
-  assert.equal(out['node_modules/got'], `https://registry.npmjs.org/got/-/got-${lock.packages['node_modules/got'].version}.tgz`);
+  assert.equal(out['node_modules/bonjour-service'], `https://registry.npmjs.org/bonjour-service/-/bonjour-service-${lock.packages['node_modules/bonjour-service'].version}.tgz`);
   assert.equal(out['node_modules/@types/node'], `https://registry.npmjs.org/@types/node/-/node-${lock.packages['node_modules/@types/node'].version}.tgz`);
 });

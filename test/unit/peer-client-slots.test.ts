@@ -7,7 +7,7 @@ import { PeerClient, PeerError } from '../../src/peers/peer-client.ts';
 // (Peernix stops), every wait ends at once instead of holding the stop for up to the slot timeout.
 
 describe('peer client NAR slots', () => {
-  it('close() ends the waits for a slot at once', async () => {
+  it('close() ends the waits for a slot at once', async (t) => {
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-length': '1000' });
       res.write(Buffer.alloc(10)); // and never the rest: the slot stays taken
@@ -24,7 +24,7 @@ describe('peer client NAR slots', () => {
       client.close();
       await assert.rejects(waiting, (e: unknown) => e instanceof PeerError && /client closed/.test(e.message));
       const ms = performance.now() - t0;
-      console.log(`a wait for a NAR slot ended ${ms.toFixed(1)} ms after close()`);
+      t.diagnostic(`a wait for a NAR slot ended ${ms.toFixed(1)} ms after close()`);
       assert.ok(ms < 1000);
       first.destroy();
     } finally {

@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PeerView } from '../../src/base/api.ts';
@@ -11,7 +12,7 @@ const base: PeerView = {
 };
 
 describe('PeerHistory', () => {
-  test('keeps the last samples of RTT and bytes per second; forgets peers that left', () => {
+  test('keeps the last samples of RTT and bytes per second; forgets peers that left', (t) => {
     let now = 0;
     const h = new PeerHistory({ intervalMs: 1000, samples: 3, now: () => now });
     const seq: Partial<PeerView>[] = [{ rttMs: 1 }, { rttMs: 2, bytesFrom: 5000 }, { rttMs: 3, bytesFrom: 5000, bytesTo: 1000 }, { state: 'gone', rttMs: null, bytesFrom: 5000, bytesTo: 1000 }];
@@ -21,7 +22,7 @@ describe('PeerHistory', () => {
     }
     h.noteDown('p', 'health check failed');
     const v = h.annotate({ ...base, state: 'gone' });
-    console.log(JSON.stringify(v.history), v.why);
+    t.diagnostic(format(JSON.stringify(v.history), v.why));
     assert.deepEqual(v.history, { intervalMs: 1000, rttMs: [2, 3, null], bytesPerSec: [5000, 1000, 0] });
     assert.match(v.why ?? '', /^Unreachable: health check failed/);
     h.sample([]);

@@ -23,7 +23,7 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
 }
 
 describe('reach-back route', () => {
-  it('connects back only to a known asker, at its own address and port, once per period', async () => {
+  it('connects back only to a known asker, at its own address and port, once per period', async (t) => {
     const seen: string[] = [];
     const target = await server((req, res) => {
       seen.push(`${req.socket.remoteAddress} ${req.url}`);
@@ -40,7 +40,7 @@ describe('reach-back route', () => {
       const first = await get(share.port, REACH_BACK_PATH);
       const again = await get(share.port, REACH_BACK_PATH);
       const withQuery = await get(share.port, `${REACH_BACK_PATH}?host=10.0.0.9&port=22`);
-      console.log(`unknown asker ${stranger.status}; known ${first.status} ${first.body}; again at once ${again.status}; with a target in the query ${withQuery.status}; connections made: ${JSON.stringify(seen)}`);
+      t.diagnostic(`unknown asker ${stranger.status}; known ${first.status} ${first.body}; again at once ${again.status}; with a target in the query ${withQuery.status}; connections made: ${JSON.stringify(seen)}`);
       assert.equal(stranger.status, 403);
       assert.equal(first.status, 200);
       assert.equal(JSON.parse(first.body).reachable, true);
@@ -53,7 +53,7 @@ describe('reach-back route', () => {
     }
   });
 
-  it('says unreachable when nothing listens at the asker’s port', async () => {
+  it('says unreachable when nothing listens at the asker’s port', async (t) => {
     const closed = await server(() => {});
     const port = closed.port;
     await closed.close();
@@ -65,7 +65,7 @@ describe('reach-back route', () => {
       const r = await get(share.port, REACH_BACK_PATH);
       assert.equal(r.status, 200);
       const body = JSON.parse(r.body) as { reachable: boolean; detail: string };
-      console.log(`closed port: ${r.body}`);
+      t.diagnostic(`closed port: ${r.body}`);
       assert.equal(body.reachable, false);
       assert.match(body.detail, /ECONNREFUSED/);
     } finally {

@@ -61,21 +61,21 @@ async function fetchTwice(peerRate: number, consumerRate: number) {
 }
 
 describe('receiver load', () => {
-  it('a consumer slower than the peer reads as held; the next request says so', async () => {
+  it('a consumer slower than the peer reads as held; the next request says so', async (t) => {
     const hints = await fetchTwice(Infinity, 20e6);
-    console.log(`fast peer, consumer at 20 MB/s: hints sent ${JSON.stringify(hints)}`);
+    t.diagnostic(`fast peer, consumer at 20 MB/s: hints sent ${JSON.stringify(hints)}`);
     assert.equal(hints[0], undefined, 'nothing is known before the first transfer');
     assert.ok(Number(hints[1]) >= 0.6, `held share ${hints[1]}`);
   });
 
-  it('a peer slower than the consumer reads as not held', async () => {
+  it('a peer slower than the consumer reads as not held', async (t) => {
     const hints = await fetchTwice(20e6, Infinity);
-    console.log(`peer at 20 MB/s, fast consumer: hints sent ${JSON.stringify(hints)}`);
+    t.diagnostic(`peer at 20 MB/s, fast consumer: hints sent ${JSON.stringify(hints)}`);
     assert.equal(hints[0], undefined);
     assert.ok(Number(hints[1]) <= 0.1, `held share ${hints[1]}`);
   });
 
-  it('counts transfers long enough to tell, weighted by their length, the older fading', () => {
+  it('counts transfers long enough to tell, weighted by their length, the older fading', (t) => {
     const load = new ReceiverLoad();
     load.note('a', { heldMs: 90, spanMs: 100 });
     assert.equal(load.hint('a'), undefined, 'too short to tell');
@@ -83,7 +83,7 @@ describe('receiver load', () => {
     assert.equal(load.hint('a'), '0.80');
     load.note('a', { heldMs: 0, spanMs: 3000 });
     const mixed = Number(load.hint('a'));
-    console.log(`1 s held 80 %, then 3 s held 0 %: hint ${mixed}`);
+    t.diagnostic(`1 s held 80 %, then 3 s held 0 %: hint ${mixed}`);
     assert.ok(mixed > 0.1 && mixed < 0.3, `${mixed}`);
     load.note('a', { heldMs: 0, spanMs: 12_000 });
     assert.equal(load.hint('a'), '0.00', 'a long transfer outweighs what came well before it');

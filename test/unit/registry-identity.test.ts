@@ -12,7 +12,7 @@ import { shareRouteOnly } from '../support/share-route.ts';
 import { generateKeyPair, parseSecretKey, type SecretKey } from '../../src/nix/signing.ts';
 import { proveIdentity, type ProofResult } from '../../src/wire/identity-proof.ts';
 import { PeerClient } from '../../src/peers/peer-client.ts';
-import { PeerRegistry, type PeerInfo } from '../../src/peers/registry.ts';
+import { PeerRegistry, type Peer, type PeerInfo } from '../../src/peers/registry.ts';
 
 const KEY = `real-1:${Buffer.alloc(32, 1).toString('base64')}`;
 const ID = 'a1b2c3d4e5f6a7b8c9d0e1f2';
@@ -45,7 +45,7 @@ function mdns(id: string, url: string, key: string, publicKey: string | null = K
 }
 
 describe('registry identity', () => {
-  it('an impostor that took a departed peer\'s id is not trusted, and yields when the real one proves itself', async () => {
+  it('an impostor that took a departed peer\'s id is not trusted, and yields when the real one proves itself', async (t) => {
     const realUrl = 'http://10.0.0.2:9999';
     const fakeUrl = 'http://10.0.0.66:9999';
     const { registry } = setup(new Map([[realUrl, 'verified']]));
@@ -58,13 +58,13 @@ describe('registry identity', () => {
     registry.upsert(mdns(ID, fakeUrl, 'laptop-evil._peernix._tcp.local'));
     await settle();
     const squatted = registry.views();
-    console.log(`while squatted: ${JSON.stringify(squatted.map((v) => [v.url, v.state, v.verified, v.trusted]))}`);
+    t.diagnostic(`while squatted: ${JSON.stringify(squatted.map((v) => [v.url, v.state, v.verified, v.trusted]))}`);
     assert.deepEqual(squatted.map((v) => [v.url, v.verified, v.trusted]), [[fakeUrl, false, false]]);
 
     registry.upsert(mdns(ID, realUrl, 'laptop-aaaa._peernix._tcp.local')); // back from sleep
     await settle();
     const back = registry.views();
-    console.log(`after return: ${JSON.stringify(back.map((v) => [v.url, v.state, v.verified, v.trusted]))}`);
+    t.diagnostic(`after return: ${JSON.stringify(back.map((v) => [v.url, v.state, v.verified, v.trusted]))}`);
     assert.deepEqual(back.map((v) => [v.id, v.url, v.state, v.verified, v.trusted]), [[ID, realUrl, 'up', true, true]]);
   });
 
@@ -82,18 +82,18 @@ describe('registry identity', () => {
     assert.equal(registry.isProvenService('laptop-evil._peernix._tcp.local'), false);
   });
 
-  it('a key is trusted only once proven; peers that cannot prove stay usable but unverified; static peers are as configured', async () => {
+  it('a key is trusted only once proven; peers that cannot prove stay usable but unverified; static peers are as configured', async (t) => {
     const { registry } = setup(new Map([['http://10.0.0.3:9999', 'unsupported']]));
     registry.upsert(mdns('other-implementation-1', 'http://10.0.0.3:9999', 'other._peernix._tcp.local'));
     registry.upsert({ id: 'http://build:9999', name: 'build:9999', url: 'http://build:9999', address: 'build', port: 9999, platform: null, publicKey: null, source: 'static' });
     await settle();
     const views = Object.fromEntries(registry.views().map((v) => [v.source, { verified: v.verified, trusted: v.trusted }]));
-    console.log(`views: ${JSON.stringify(views)}`);
+    t.diagnostic(`views: ${JSON.stringify(views)}`);
     assert.deepEqual(views, { mdns: { verified: false, trusted: false }, static: { verified: true, trusted: false } });
     assert.equal(registry.live().length, 1); // the unverified mDNS peer is still asked (static "build" does not answer here)
   });
 
-  it('a full table of unproven fakes makes room for a genuine peer, which then stays', async () => {
+  it('a full table of unproven fakes makes room for a genuine peer, which then stays', async (t) => {
     const realUrl = 'http://10.0.0.2:9999';
     const { registry } = setup(new Map([[realUrl, 'verified']]), 64);
     for (let i = 0; i < 64; i++) registry.upsert(mdns(`fake-peer-${String(i).padStart(8, '0')}`, `http://10.0.0.66:${1000 + i}/fake`, `fake-${i}._peernix._tcp.local`, null));
@@ -104,7 +104,7 @@ describe('registry identity', () => {
     for (let i = 64; i < 500; i++) registry.upsert(mdns(`fake-peer-${String(i).padStart(8, '0')}`, `http://10.0.0.66:${1000 + i}/fake`, `fake-${i}._peernix._tcp.local`, null));
     await settle();
     const real = registry.get(ID);
-    console.log(`after 500 fakes: ${registry.all().length} peers, genuine ${real ? `${real.state} verified=${real.verified}` : 'missing'}`);
+    t.diagnostic(`after 500 fakes: ${registry.all().length} peers, genuine ${real ? `${real.state} verified=${real.verified}` : 'missing'}`);
     assert.equal(registry.all().length, 64);
     assert.ok(real && real.verified && real.state === 'up');
   });
@@ -189,7 +189,7 @@ function liveRegistry(identityRetryMs: number, healthTimeoutMs = 1000) {
   // What a listener sees: each event, with the peer's URL and verified state at that moment.
   const events: string[] = [];
   for (const name of ['up', 'down', 'moved', 'removed'] as const) {
-    registry.on(name, (p) => events.push(`${name} ${p.url} verified=${p.verified}`));
+    registry.on(name, (p: Peer) => events.push(`${name} ${p.url} verified=${p.verified}`));
   }
   const states: string[] = [];
   registry.on('changed', () => {
@@ -223,7 +223,7 @@ async function provenAt(r: ReturnType<typeof liveRegistry>, peer: LoopbackPeer):
 const view = (r: ReturnType<typeof liveRegistry>) => r.registry.views().map((v) => [v.url, v.state, v.verified, v.trusted, v.publicKey === realKey.publicKey.text ? 'real key' : 'other key']);
 
 describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
-  it('a hostile address for a proven peer is challenged, retried and never applied; the peer keeps its address and proof; a flood of such records is one claim; a goodbye still removes it', async () => {
+  it('a hostile address for a proven peer is challenged, retried and never applied; the peer keeps its address and proof; a flood of such records is one claim; a goodbye still removes it', async (t) => {
     const real = await loopbackPeer('127.0.0.2', realKey);
     const hostile = await loopbackPeer('127.0.0.66', hostileKey); // signs with a key of its own
     const r = liveRegistry(300);
@@ -231,7 +231,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       await provenAt(r, real);
       r.registry.upsert(record(hostile)); // an A record naming the hostile host for the peer's host name
       await until('the hostile claim to be challenged three times', () => hostile.identityAsks >= 3);
-      console.log(`hostile address: challenged ${hostile.identityAsks} times; view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+      t.diagnostic(`hostile address: challenged ${hostile.identityAsks} times; view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
       assert.deepEqual(r.registry.live().map((p) => p.url), [real.url], 'lookups go to the proven address');
       assert.equal(r.events.length, 0, 'no moved, down or removed');
@@ -242,7 +242,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       for (let i = 0; i < 200; i++) r.registry.upsert(record({ url: `http://127.0.0.66:${20000 + i}`, address: '127.0.0.66', port: 20000 + i }));
       await sleep(1000);
       const burst = r.asked.length - before;
-      console.log(`200 hostile records: ${burst} challenges in the next second (retry every 300 ms)`);
+      t.diagnostic(`200 hostile records: ${burst} challenges in the next second (retry every 300 ms)`);
       assert.ok(burst <= 8, `${burst} challenges`);
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
       assert.equal(r.events.length, 0);
@@ -251,7 +251,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       r.registry.remove(ID, 'goodbye', SERVICE);
       const askedAtGoodbye = r.asked.length;
       await sleep(1000);
-      console.log(`after goodbye: ${r.registry.all().length} peers; events ${JSON.stringify(r.events)}; challenges since ${r.asked.length - askedAtGoodbye}`);
+      t.diagnostic(`after goodbye: ${r.registry.all().length} peers; events ${JSON.stringify(r.events)}; challenges since ${r.asked.length - askedAtGoodbye}`);
       assert.equal(r.registry.all().length, 0);
       assert.deepEqual(r.events, [`down ${real.url} verified=true`, `removed ${real.url} verified=true`]);
       assert.equal(r.asked.length - askedAtGoodbye, 0, 'the claim went with the peer');
@@ -261,7 +261,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
     }
   });
 
-  it('a proven peer that really moved proves it at its new address and moves at once, verified throughout', async () => {
+  it('a proven peer that really moved proves it at its new address and moves at once, verified throughout', async (t) => {
     const oldAddr = await loopbackPeer('127.0.0.2', realKey);
     const newAddr = await loopbackPeer('127.0.0.3', realKey); // the same peer after a DHCP renewal
     const r = liveRegistry(60_000); // a retry would come far too late: the first challenge must do
@@ -269,7 +269,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       await provenAt(r, oldAddr);
       r.registry.upsert(record(newAddr));
       await until('the peer to move', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
-      console.log(`moved: challenges ${JSON.stringify(r.asked)}; events ${JSON.stringify(r.events)}; states ${JSON.stringify(r.states)}`);
+      t.diagnostic(`moved: challenges ${JSON.stringify(r.asked)}; events ${JSON.stringify(r.events)}; states ${JSON.stringify(r.states)}`);
       assert.deepEqual(r.asked, [`${newAddr.url} real key`], 'one challenge, at the new address');
       assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${newAddr.url} verified=true`]);
       assert.ok(!r.events.some((e) => e.startsWith('removed')), JSON.stringify(r.events));
@@ -282,14 +282,14 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
     }
   });
 
-  it('a hostile TXT record with another key for a proven peer leaves its key and proof alone', async () => {
+  it('a hostile TXT record with another key for a proven peer leaves its key and proof alone', async (t) => {
     const real = await loopbackPeer('127.0.0.2', realKey);
     const r = liveRegistry(300);
     try {
       await provenAt(r, real);
       r.registry.upsert(record(real, hostileKey.publicKey.text)); // same service, same address, another key
       await until('the claimed key to be challenged twice', () => r.asked.filter((a) => a === `${real.url} other key`).length >= 2);
-      console.log(`hostile key: challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+      t.diagnostic(`hostile key: challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
       assert.equal(r.registry.get(ID)?.publicKey, realKey.publicKey.text);
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
       assert.equal(r.events.length, 0);
@@ -300,7 +300,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
     }
   });
 
-  it('once the proven peer is gone, its pending claim is asked at once: proven, it takes over verified; unproven, it takes over unverified and untrusted', async () => {
+  it('once the proven peer is gone, its pending claim is asked at once: proven, it takes over verified; unproven, it takes over unverified and untrusted', async (t) => {
     const oldAddr = await loopbackPeer('127.0.0.2', realKey);
     const newAddr = await loopbackPeer('127.0.0.3', realKey);
     newAddr.ready = false; // its share listener is still starting: the first challenge fails
@@ -310,14 +310,14 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       r.registry.upsert(record(newAddr));
       await until('the claim to be challenged', () => newAddr.identityAsks === 1 && r.asked.length === 1);
       await sleep(300);
-      console.log(`claim not yet proven: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+      t.diagnostic(`claim not yet proven: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
       assert.deepEqual(view(r), [[oldAddr.url, 'up', true, true, 'real key']], 'the live, proven holder is kept');
       assert.equal(r.events.length, 0);
 
       newAddr.ready = true;
       await oldAddr.close(); // the old address stops answering
       await until('the claim to take over', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
-      console.log(`after the holder went: challenges ${JSON.stringify(r.asked)}; events ${JSON.stringify(r.events)}; states ${JSON.stringify(r.states)}`);
+      t.diagnostic(`after the holder went: challenges ${JSON.stringify(r.asked)}; events ${JSON.stringify(r.events)}; states ${JSON.stringify(r.states)}`);
       // The second challenge came when the holder went (a timed retry would take 60 s); a third may
       // follow when the moved peer's first probe passes (a peer back from gone proves itself again).
       assert.ok(r.asked.length >= 2 && r.asked.every((a) => a === `${newAddr.url} real key`), JSON.stringify(r.asked));
@@ -340,14 +340,14 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
         assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
         await newAddr.close();
         await until('the hostile claim to take over the gone holder', () => r.registry.get(ID)?.url === hostile.url && r.registry.get(ID)?.state === 'up');
-        console.log(`unproven claim after the holder went: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
+        t.diagnostic(`unproven claim after the holder went: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
         assert.deepEqual(view(r), [[hostile.url, 'up', false, false, 'real key']]);
         assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${hostile.url} verified=false`]);
         const back = await loopbackPeer('127.0.0.4', realKey);
         try {
           r.registry.upsert(record(back));
           await until('the real peer to win it back', () => r.registry.get(ID)?.url === back.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up');
-          console.log(`real peer back: view ${JSON.stringify(view(r))}`);
+          t.diagnostic(`real peer back: view ${JSON.stringify(view(r))}`);
           assert.deepEqual(view(r), [[back.url, 'up', true, true, 'real key']]);
         } finally {
           await back.close();
@@ -361,7 +361,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
     }
   });
 
-  it('probes of the address a peer moved from, answered late, do not count against it', async () => {
+  it('probes of the address a peer moved from, answered late, do not count against it', async (t) => {
     const oldAddr = await loopbackPeer('127.0.0.2', realKey);
     const newAddr = await loopbackPeer('127.0.0.3', realKey);
     const r = liveRegistry(60_000, 5000);
@@ -374,7 +374,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       const stale = oldAddr.held.size;
       for (const s of oldAddr.held) s.destroy(); // now they fail
       await sleep(500);
-      console.log(`${stale} probes of the old address failed after the move; states ${JSON.stringify(r.states)}; events ${JSON.stringify(r.events)}`);
+      t.diagnostic(`${stale} probes of the old address failed after the move; states ${JSON.stringify(r.states)}; events ${JSON.stringify(r.events)}`);
       assert.ok(stale >= 3);
       assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
       assert.ok(!r.events.some((e) => e.startsWith('down')), JSON.stringify(r.events));
@@ -384,7 +384,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
     }
   });
 
-  it('an unproven peer that moves while its challenge is out is asked at its new address as soon as that challenge ends', async () => {
+  it('an unproven peer that moves while its challenge is out is asked at its new address as soon as that challenge ends', async (t) => {
     const slow = await loopbackPeer('127.0.0.66', hostileKey);
     slow.identityDelayMs = 500; // a claim that takes a while to fail
     const real = await loopbackPeer('127.0.0.2', realKey);
@@ -394,7 +394,7 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       await until('the first challenge to be out', () => slow.identityAsks === 1);
       r.registry.upsert(record(real)); // an unproven peer's record applies at once, as before
       await until('the peer to be proven at its new address', () => r.registry.get(ID)?.url === real.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up', 10_000);
-      console.log(`challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}`);
+      t.diagnostic(`challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}`);
       assert.deepEqual(r.asked, [`${slow.url} real key`, `${real.url} real key`]);
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
     } finally {

@@ -10,7 +10,7 @@ import { waitFor } from '../support/wait.ts';
 // control routes' change stream and is applied as it comes — several a second must not each cost a
 // snapshot fetch.
 
-test('transfer progress reaches an attached app without snapshot refetches', { timeout: 20_000 }, async () => {
+test('transfer progress reaches an attached app without snapshot refetches', { timeout: 20_000 }, async (t) => {
   const api = demoApi();
   let snapshots = 0;
   const snapshot = api.snapshot.bind(api);
@@ -25,7 +25,7 @@ test('transfer progress reaches an attached app without snapshot refetches', { t
     const row = demoTransfers()[0];
     for (let i = 1; i <= 10; i++) api.emit({ topic: 'transfers', transfers: [{ ...row, bytes: row.bytes + i * 1000 }], lan: demoLan() });
     await waitFor('ten progress changes', async () => seen.filter((c) => c.topic === 'transfers').length === 10, 5000);
-    console.log(`10 progress changes → ${snapshots - before} snapshot fetches; last bytes ${remote.snapshot().transfers?.[0].bytes}`);
+    t.diagnostic(`10 progress changes → ${snapshots - before} snapshot fetches; last bytes ${remote.snapshot().transfers?.[0].bytes}`);
     assert.equal(snapshots - before, 0);
     assert.equal(remote.snapshot().transfers?.[0].bytes, row.bytes + 10_000);
     assert.equal(remote.snapshot().lan?.today.fetchedPaths, 412);

@@ -1,5 +1,6 @@
 // `peernix service install|uninstall` as users run it (the CLI in a child process), writing into a
 // temporary root so the machine's own /etc and home stay untouched.
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,13 +33,13 @@ function files(dir: string): string[] {
   return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, f)).isFile()).sort();
 }
 
-test('install writes the system unit under --root (the same text --print shows), uninstall removes it', { timeout: 120_000 }, () => {
+test('install writes the system unit under --root (the same text --print shows), uninstall removes it', { timeout: 120_000 }, (t) => {
   withTemp((root) => {
     const serve = ['--', '--no-mdns', '--peer', 'http://10.0.0.2:9999'];
     const printed = peernix(['service', 'install', '--print', '--manager', 'systemd', ...serve]);
     assert.equal(printed.status, 0, printed.stderr);
     const inst = peernix(['service', 'install', '--root', root, '--manager', 'systemd', ...serve]);
-    console.log(inst.stdout.trim());
+    t.diagnostic(format(inst.stdout.trim()));
     assert.equal(inst.status, 0, inst.stderr);
     const unit = path.join(root, 'etc/systemd/system/peernix.service');
     assert.deepEqual(files(root), ['etc/systemd/system/peernix.service']);
@@ -47,12 +48,12 @@ test('install writes the system unit under --root (the same text --print shows),
     assert.equal((fs.statSync(unit).mode & 0o777).toString(8), '644');
     assert.match(inst.stdout, /nothing was enabled or started/);
     const verified = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', timeout: 60_000 });
-    console.log(`systemd-analyze verify of the installed unit: exit ${verified.status} ${verified.stderr.trim()}`);
+    t.diagnostic(`systemd-analyze verify of the installed unit: exit ${verified.status} ${verified.stderr.trim()}`);
     assert.equal(verified.status, 0, verified.stderr);
     assert.doesNotMatch(verified.stderr, /peernix\.service/);
 
     const un = peernix(['service', 'uninstall', '--root', root, '--manager', 'systemd']);
-    console.log(un.stdout.trim());
+    t.diagnostic(format(un.stdout.trim()));
     assert.equal(un.status, 0, un.stderr);
     assert.deepEqual(files(root), []);
     const again = peernix(['service', 'uninstall', '--root', root, '--manager', 'systemd']);
@@ -61,7 +62,7 @@ test('install writes the system unit under --root (the same text --print shows),
   });
 });
 
-test('--user writes under the home directory; launchd gets a plist; PEERNIX_SERVICE_ROOT works like --root', { timeout: 120_000 }, () => {
+test('--user writes under the home directory; launchd gets a plist; PEERNIX_SERVICE_ROOT works like --root', { timeout: 120_000 }, (t) => {
   withTemp((root) => {
     const home = path.join(root, 'home/ann');
     const env = { HOME: home, XDG_CONFIG_HOME: '', PEERNIX_SERVICE_ROOT: root };
@@ -69,7 +70,7 @@ test('--user writes under the home directory; launchd gets a plist; PEERNIX_SERV
     assert.equal(peernix(['service', 'install', '--user', '--manager', 'launchd'], env).status, 0);
     assert.equal(peernix(['service', 'install', '--manager', 'launchd'], env).status, 0);
     const written = files(root);
-    console.log(`written: ${written.join(', ')}`);
+    t.diagnostic(`written: ${written.join(', ')}`);
     const rel = path.relative('/', home);
     assert.deepEqual(written, [
       'Library/LaunchDaemons/org.peernix.daemon.plist',
@@ -84,7 +85,7 @@ test('--user writes under the home directory; launchd gets a plist; PEERNIX_SERV
   });
 });
 
-test('bad input gets a clear error, exit 2, and writes nothing', { timeout: 120_000 }, () => {
+test('bad input gets a clear error, exit 2, and writes nothing', { timeout: 120_000 }, (t) => {
   withTemp((root) => {
     const cases: [string[], RegExp][] = [
       [['service', 'install', '--root', root, '--bogus'], /Unknown option '--bogus'/],
@@ -98,7 +99,7 @@ test('bad input gets a clear error, exit 2, and writes nothing', { timeout: 120_
     ];
     for (const [args, why] of cases) {
       const r = peernix(args);
-      console.log(`${args.slice(1).join(' ')} → exit ${r.status}: ${r.stderr.split('\n')[0]}`);
+      t.diagnostic(`${args.slice(1).join(' ')} → exit ${r.status}: ${r.stderr.split('\n')[0]}`);
       assert.match(r.stderr, why);
       assert.equal(r.status, 2);
     }

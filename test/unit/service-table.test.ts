@@ -16,7 +16,7 @@ function entry(key: string, source: string, now: number, t?: ServiceTable<TableE
 }
 
 describe('service table', () => {
-  it('500 usable services from one address hold its quota without churn; quiet or unusable ones make room; a peer elsewhere gets in', () => {
+  it('500 usable services from one address hold its quota without churn; quiet or unusable ones make room; a peer elsewhere gets in', (tc) => {
     const standing = new Map<string, number>();
     const t = table(standing);
     let admitted = 0;
@@ -27,7 +27,7 @@ describe('service table', () => {
       if (a.admitted) admitted++;
       evictedTotal += a.evicted.length;
     }
-    console.log(`after 500 fakes from one address: ${t.size} entries, ${admitted} admitted, ${evictedTotal} evicted`);
+    tc.diagnostic(`after 500 fakes from one address: ${t.size} entries, ${admitted} admitted, ${evictedTotal} evicted`);
     assert.deepEqual([t.size, admitted, evictedTotal], [16, 16, 0]);
     const genuine = t.admit(entry('genuine', '10.0.0.2', 1000, t));
     assert.deepEqual(genuine, { admitted: true, evicted: [] });
@@ -36,11 +36,11 @@ describe('service table', () => {
     for (const k of ['late-1', 'late-2', 'late-3']) standing.set(k, 1);
     const later = [t.admit(entry('late-1', '10.0.0.66', 1000, t)), t.admit(entry('late-2', '10.0.0.66', 1000, t)), t.admit(entry('late-3', '10.0.0.66', 70_000, t))];
     const replaced = later.map((a) => (a.admitted ? a.evicted.map((e) => e.key).join() : 'refused'));
-    console.log(`replaced: ${replaced.join(', ')}`);
+    tc.diagnostic(`replaced: ${replaced.join(', ')}`);
     assert.deepEqual(replaced, ['fake-7', 'refused', 'fake-0']);
   });
 
-  it('when full, the newcomer replaces the weakest: unusable before usable, oldest first, never a proven one', () => {
+  it('when full, the newcomer replaces the weakest: unusable before usable, oldest first, never a proven one', (tc) => {
     const standing = new Map<string, number>();
     const t = table(standing, 4, 4);
     for (const [k, s] of [['proven', 2], ['usable-old', 1], ['unusable-new', 0], ['usable-new', 1]] as const) {
@@ -54,7 +54,7 @@ describe('service table', () => {
       assert.equal(a.admitted, true);
       order.push(...a.evicted.map((e) => e.key));
     }
-    console.log(`eviction order: ${order.join(', ')}`);
+    tc.diagnostic(`eviction order: ${order.join(', ')}`);
     assert.deepEqual(order, ['unusable-new', 'usable-old', 'usable-new']);
     // Only proven entries left: a newcomer is turned away rather than displacing one.
     const refused = t.admit(entry('late', '10.0.2.1', 200, t));
@@ -71,7 +71,7 @@ describe('service table', () => {
     assert.equal(t.admit(entry('d', '10.0.0.8', 1, t)).admitted, true);
   });
 
-  it('entries not heard from expire: record TTL clamped between two query rounds and 10 minutes', () => {
+  it('entries not heard from expire: record TTL clamped between two query rounds and 10 minutes', (tc) => {
     const t = table(new Map());
     t.admit(entry('short-ttl', '10.0.0.1', 0, t, 1)); // 1 s TTL: kept for the minimum, 125 s
     t.admit(entry('srv-ttl', '10.0.0.1', 0, t, 200));
@@ -81,7 +81,7 @@ describe('service table', () => {
     t.touch(refreshed, 100_000, 120); // answered a query round
     const at = (ms: number) => t.expire(ms).map((e) => e.key);
     const expired = { 124_999: at(124_999), 125_000: at(125_000), 200_000: at(200_000), 225_000: at(225_000), 599_999: at(599_999), 600_000: at(600_000) };
-    console.log(`expired at: ${JSON.stringify(expired)}`);
+    tc.diagnostic(`expired at: ${JSON.stringify(expired)}`);
     assert.deepEqual(expired, { 124_999: [], 125_000: ['short-ttl'], 200_000: ['srv-ttl'], 225_000: ['refreshed'], 599_999: [], 600_000: ['huge-ttl'] });
     assert.equal(t.size, 0);
   });

@@ -33,10 +33,10 @@ function verify(unitText: string, user: boolean): { status: number | null; stder
   }
 }
 
-test('the system unit passes systemd-analyze verify, runs the real Node and CLI, and is sandboxed', { timeout: 60_000 }, () => {
+test('the system unit passes systemd-analyze verify, runs the real Node and CLI, and is sandboxed', { timeout: 60_000 }, (t) => {
   const unit = systemdUnit(spec());
   const r = verify(unit, false);
-  console.log(`systemd-analyze verify (system): exit ${r.status}, ${r.ours.length} warnings about the unit ${r.ours.join(' | ')}`);
+  t.diagnostic(`systemd-analyze verify (system): exit ${r.status}, ${r.ours.length} warnings about the unit ${r.ours.join(' | ')}`);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(r.ours, []);
   const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
@@ -49,19 +49,19 @@ test('the system unit passes systemd-analyze verify, runs the real Node and CLI,
   assert.equal(verify(withUser, false).ours.length, 0);
 });
 
-test('the user unit passes systemd-analyze --user verify and starts with the session', { timeout: 60_000 }, () => {
+test('the user unit passes systemd-analyze --user verify and starts with the session', { timeout: 60_000 }, (t) => {
   const unit = systemdUnit(spec({ user: true }));
   const r = verify(unit, true);
-  console.log(`systemd-analyze --user verify: exit ${r.status}, ${r.ours.length} warnings about the unit`);
+  t.diagnostic(`systemd-analyze --user verify: exit ${r.status}, ${r.ours.length} warnings about the unit`);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(r.ours, []);
   assert.ok(unit.includes('\nWantedBy=default.target\n'));
   assert.ok(!unit.includes('DynamicUser') && !unit.includes('ProtectSystem'), 'no system-manager-only sandboxing in a user unit');
 });
 
-test('verify has teeth: a unit whose ExecStart binary does not exist fails it', { timeout: 60_000 }, () => {
+test('verify has teeth: a unit whose ExecStart binary does not exist fails it', { timeout: 60_000 }, (t) => {
   const r = verify(systemdUnit(spec({ node: '/nonexistent/peernix-test/node' })), false);
-  console.log(`missing binary: exit ${r.status}: ${r.stderr.trim()}`);
+  t.diagnostic(`missing binary: exit ${r.status}: ${r.stderr.trim()}`);
   assert.notEqual(r.status, 0);
 });
 
@@ -75,14 +75,14 @@ test('systemd words: plain paths stay bare; spaces, quotes, backslashes, % and $
   assert.equal(systemdWord('a"b\\c'), '"a\\"b\\\\c"');
 });
 
-test('the launchd plist parses with plistlib and carries what launchd needs, arguments intact', { timeout: 30_000 }, () => {
+test('the launchd plist parses with plistlib and carries what launchd needs, arguments intact', { timeout: 30_000 }, (t) => {
   for (const user of [false, true]) {
     const text = launchdPlist(spec({ user }), user ? '/Users/u/Library/Logs' : '/var/log');
     const py = 'import plistlib,sys,json; print(json.dumps(plistlib.loads(sys.stdin.buffer.read(), fmt=plistlib.FMT_XML)))';
     const r = spawnSync('python3', ['-c', py], { input: text, encoding: 'utf8', timeout: 20_000 });
     assert.equal(r.status, 0, r.stderr);
     const plist = JSON.parse(r.stdout) as Record<string, unknown>;
-    console.log(`${user ? 'agent' : 'daemon'} plist keys: ${Object.keys(plist).join(', ')}`);
+    t.diagnostic(`${user ? 'agent' : 'daemon'} plist keys: ${Object.keys(plist).join(', ')}`);
     assert.equal(plist.Label, 'org.peernix.daemon');
     assert.deepEqual(plist.ProgramArguments, [node, entry, 'serve', ...awkward]);
     assert.equal(plist.RunAtLoad, true);

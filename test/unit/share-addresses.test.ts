@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { shareAddresses, type Interfaces } from '../../src/domain/share-addresses.ts';
@@ -15,9 +16,9 @@ const ifaces: Interfaces = {
 };
 
 describe('shareAddresses', () => {
-  test('0.0.0.0: every non-internal IPv4 address, never 0.0.0.0 or loopback', () => {
+  test('0.0.0.0: every non-internal IPv4 address, never 0.0.0.0 or loopback', (t) => {
     const got = shareAddresses('0.0.0.0', 9999, ifaces);
-    console.log(got.join(' '));
+    t.diagnostic(format(got.join(' ')));
     assert.deepEqual(got, ['http://192.168.1.20:9999', 'http://10.0.0.7:9999']);
   });
   test(':: takes IPv6 too, without link-local when there is anything else', () => {

@@ -211,6 +211,6 @@ describe('SharingSwitch', () => {
     assert.deepEqual(await ask(), ['yes']);
     await sw.stop(0);
     assert.equal(udp.open, false);
-    console.log(`responder stats: ${JSON.stringify(udp.stats)}; events ${events.recent().map((e) => e.type).join(',')}`);
+    t.diagnostic(`responder stats: ${JSON.stringify(udp.stats)}; events ${events.recent().map((e) => e.type).join(',')}`);
   });
 });

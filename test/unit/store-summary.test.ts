@@ -70,7 +70,7 @@ describe('summary wire format', () => {
 });
 
 describe('StoreSummary', () => {
-  test('100 000 paths: size, false positives, build and update time', T, () => {
+  test('100 000 paths: size, false positives, build and update time', T, (tc) => {
     const src = new MemorySource();
     src.add(100_000);
     const s = new StoreSummary(src);
@@ -87,7 +87,7 @@ describe('StoreSummary', () => {
     t = performance.now();
     s.refresh();
     const updateMs = performance.now() - t;
-    console.log(`100 000 paths: ${(built.length / 1024).toFixed(1)} KiB on the wire, ${((fp / probes) * 100).toFixed(2)} % false positives, built in ${buildMs.toFixed(0)} ms, one added path in ${updateMs.toFixed(2)} ms`);
+    tc.diagnostic(`100 000 paths: ${(built.length / 1024).toFixed(1)} KiB on the wire, ${((fp / probes) * 100).toFixed(2)} % false positives, built in ${buildMs.toFixed(0)} ms, one added path in ${updateMs.toFixed(2)} ms`);
     assert.ok(built.length <= 150 * 1024, `${built.length} bytes`);
     assert.ok(fp / probes <= 0.012, `${fp} false positives in ${probes}`);
   });
@@ -133,7 +133,7 @@ describe('following a peer summary over HTTP', () => {
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
 
-  test('a path added on the peer is admitted within moments (no polling), others are not; a vanished peer goes stale', T, async () => {
+  test('a path added on the peer is admitted within moments (no polling), others are not; a vanished peer goes stale', T, async (t) => {
     const src = new MemorySource();
     const present = src.add(5000);
     const summary = new StoreSummary(src);
@@ -158,7 +158,7 @@ describe('following a peer summary over HTTP', () => {
     summary.refresh();
     await waitFor('the added path', async () => followers.mayHave('b', added), 2000);
     const before = requests;
-    console.log(`added path admitted after ${Date.now() - t0} ms; ${admitted}/2000 absent paths admitted; view ${JSON.stringify(followers.view('b'))}`);
+    t.diagnostic(`added path admitted after ${Date.now() - t0} ms; ${admitted}/2000 absent paths admitted; view ${JSON.stringify(followers.view('b'))}`);
     await new Promise((r) => setTimeout(r, 1000));
     assert.ok(requests - before <= 1, `${requests - before} requests in a quiet second (long poll, not polling)`);
 
@@ -168,7 +168,7 @@ describe('following a peer summary over HTTP', () => {
     followers.close();
   });
 
-  test('a filter of all ones, a summary that changes all the time, garbage, and a cache without summaries: no summary (asked as before)', T, async () => {
+  test('a filter of all ones, a summary that changes all the time, garbage, and a cache without summaries: no summary (asked as before)', T, async (t) => {
     const allOnes = new BloomFilter(new Uint32Array(1024).fill(0xffffffff), 7);
     const saturated = encodeSummary({ epoch: '00000000000000aa', generation: 1, paths: 1, filter: allOnes });
     const u1 = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/x-peernix-summary' }).end(saturated));
@@ -188,14 +188,14 @@ describe('following a peer summary over HTTP', () => {
     await waitFor('all judged', async () => ['ones', 'flapping', 'garbage', 'harmonia'].every((id) => ['refused', 'unsupported'].includes(followers.view(id)!.state)), 10_000);
     for (const id of ['ones', 'flapping', 'garbage', 'harmonia']) {
       assert.equal(followers.mayHave(id, hashPart()), null, id);
-      console.log(`${id}: ${followers.view(id)!.state} — ${followers.view(id)!.reason}`);
+      t.diagnostic(`${id}: ${followers.view(id)!.state} — ${followers.view(id)!.reason}`);
     }
     assert.match(followers.view('ones')!.reason!, /admits nearly everything/);
     assert.match(followers.view('flapping')!.reason!, /changed \d+ times in a minute/);
     assert.equal(followers.view('harmonia')!.state, 'unsupported');
     const q0 = quickAnswers;
     await new Promise((r) => setTimeout(r, 1000));
-    console.log(`a peer that answers every wait at once was asked ${quickAnswers - q0} times in a second`);
+    t.diagnostic(`a peer that answers every wait at once was asked ${quickAnswers - q0} times in a second`);
     assert.ok(quickAnswers - q0 <= 5, `${quickAnswers - q0} requests in a second`);
     followers.close();
   });

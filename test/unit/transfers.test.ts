@@ -15,7 +15,7 @@ function rig() {
 }
 
 describe('TransferTracker', () => {
-  test('one update per tick with bytes, total and rate; nothing when nothing moved', () => {
+  test('one update per tick with bytes, total and rate; nothing when nothing moved', (t) => {
     const { tracker, updates, flows, advance } = rig();
     let bytes = 0;
     const h = tracker.begin({ storePath: '/nix/store/x-big', direction: 'in', peerName: 'b', total: 10_000, bytes: () => bytes });
@@ -39,7 +39,7 @@ describe('TransferTracker', () => {
     advance(250);
     tracker.tick();
     const last = updates.at(-1)![0];
-    console.log(`updates: ${updates.length}; last: ${JSON.stringify(last)}; flows: ${JSON.stringify(flows)}`);
+    t.diagnostic(`updates: ${updates.length}; last: ${JSON.stringify(last)}; flows: ${JSON.stringify(flows)}`);
     assert.equal(last.outcome, 'ok');
     assert.equal(last.bytes, 10_000);
     assert.deepEqual(flows, [['in', 1000], ['in', 9000]], 'every byte reaches the per-minute chart once');

@@ -91,7 +91,7 @@ describe('content addresses of paths real Nix 2.8 made', () => {
     if (dir) await cleanup(dir);
   });
 
-  it('computes the store path Nix gave every one of them', () => {
+  it('computes the store path Nix gave every one of them', (t) => {
     const kinds = new Set<string>();
     let selfRefs = 0;
     let withRefs = 0;
@@ -104,12 +104,12 @@ describe('content addresses of paths real Nix 2.8 made', () => {
       assert.ok(isContentAddressedPath(info.path, info.ca!, refs), `${how}: ${info.path} from ${info.ca} and [${refs.join(' ')}]`);
       assert.equal(judgeNarInfo(narInfoOf(info), policy), 'trusted', `${how}: unsigned but content-addressed`);
     }
-    console.log(`${made.length} paths made by Nix 2.8, CA kinds: ${[...kinds].sort().join(', ')}; ${withRefs} with references, ${selfRefs} with a self-reference`);
+    t.diagnostic(`${made.length} paths made by Nix 2.8, CA kinds: ${[...kinds].sort().join(', ')}; ${withRefs} with references, ${selfRefs} with a self-reference`);
     for (const k of ['text:sha256', 'fixed:sha256', 'fixed:r:sha256', 'fixed:sha1', 'fixed:r:md5', 'fixed:r:sha512']) assert.ok(kinds.has(k), `covers ${k}`);
     assert.ok(selfRefs >= 1 && withRefs >= 3);
   });
 
-  it('NarHash equals the CA hash exactly for fixed:r:sha256 paths without a self-reference', () => {
+  it('NarHash equals the CA hash exactly for fixed:r:sha256 paths without a self-reference', (t) => {
     let checked = 0;
     for (const { info } of made) {
       const ca = parseContentAddress(info.ca!)!;
@@ -120,10 +120,10 @@ describe('content addresses of paths real Nix 2.8 made', () => {
       assert.ok(narHashFitsContentAddress(info.ca!, narHash, self));
       checked++;
     }
-    console.log(`NarHash/CA agreement checked on ${checked} paths`);
+    t.diagnostic(`NarHash/CA agreement checked on ${checked} paths`);
   });
 
-  it('refuses any change of name, references, method or hash', () => {
+  it('refuses any change of name, references, method or hash', (t) => {
     let refused = 0;
     for (const { how, info } of made) {
       const refs = info.references.map(base);
@@ -149,7 +149,7 @@ describe('content addresses of paths real Nix 2.8 made', () => {
       assert.equal(judgeNarInfo(forged, policyFromKeys([], false)), 'acceptable', `${how}: forged CA, require-sigs off`);
       refused += 3;
     }
-    console.log(`${refused} altered path/CA/reference combinations refused`);
+    t.diagnostic(`${refused} altered path/CA/reference combinations refused`);
   });
 });
 
@@ -217,7 +217,7 @@ describe('resolver: a peer forging CA lines', () => {
       const nar = await get(`${listener.url}/${info.url}`);
       if (nar.status === 200 && nar.body.equals(real.nar)) narsIdentical++;
     }
-    console.log(`forged CA vs signed: genuine won ${genuineWins}/${N}, forger won ${forgedWins}/${N}; NARs identical to the genuine ones: ${narsIdentical}/${N}`);
+    t.diagnostic(`forged CA vs signed: genuine won ${genuineWins}/${N}, forger won ${forgedWins}/${N}; NARs identical to the genuine ones: ${narsIdentical}/${N}`);
     assert.equal(genuineWins, N);
     assert.equal(forgedWins, 0);
     assert.equal(narsIdentical, N);
@@ -237,6 +237,6 @@ describe('resolver: a peer forging CA lines', () => {
     assert.equal(info.sigs.length, 0);
     const got = await get(`${listener.url}/${info.url}`);
     assert.ok(got.body.equals(nar));
-    console.log(`genuine unsigned CA path ${caPath}: served (${got.body.length} bytes)`);
+    t.diagnostic(`genuine unsigned CA path ${caPath}: served (${got.body.length} bytes)`);
   });
 });

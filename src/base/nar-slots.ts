@@ -1,12 +1,14 @@
-// Admission for NAR streams: at most `total` at once and `perAddress` from one client address. A
-// request over either cap waits in a short, bounded queue (first come, first served among those that
-// fit) and is turned away if no slot frees up in time, so a flood of clients costs a fixed number of
-// daemon connections, file descriptors and buffers, never one per client.
+// Admission for NAR streams, the one kind of slot both directions use: at most `total` at once and
+// `perAddress` for one address (a client's, when serving; a peer's origin, when fetching). A request
+// over either cap waits in a bounded queue (first come, first served among those that fit) and is
+// turned away if no slot frees up in time, so a flood of clients costs a fixed number of daemon
+// connections, file descriptors and buffers, never one per client; and a peer is never asked for more
+// NARs at once than its share.
 
 export interface NarSlotOptions {
   total: number;
   perAddress: number;
-  /** Requests that may wait at once; 0 turns every request over a cap away at once. */
+  /** Requests that may wait at once (Infinity: no bound); 0 turns every request over a cap away at once. */
   queue: number;
   waitMs: number;
 }
@@ -16,11 +18,13 @@ export interface NarSlot {
   release(): void;
 }
 
-export type Admission = { slot: NarSlot } | { refused: 'busy' | 'gone' };
+/** 'busy': the caps stayed full; 'gone': the caller's signal aborted; 'closed': close() was called. */
+export type Admission = { slot: NarSlot } | { refused: 'busy' | 'gone' | 'closed' };
 
 interface Waiter {
   address: string;
   grant: (slot: NarSlot) => void;
+  finish: (a: Admission) => void;
   timer: NodeJS.Timeout;
   done: boolean;
 }
@@ -32,6 +36,7 @@ export class NarSlots {
   private readonly waiting: Waiter[] = [];
   /** Requests turned away because no slot came up; for logs and tests. */
   refused = 0;
+  private closed = false;
 
   constructor(limits: NarSlotOptions) {
     this.limits = limits;
@@ -51,9 +56,10 @@ export class NarSlots {
 
   /**
    * A slot now, a slot after waiting, or a refusal: 'busy' when the caps stayed full, 'gone' when
-   * `signal` aborted (the client left) while waiting.
+   * `signal` aborted (the client left) while waiting, 'closed' once close() was called.
    */
   acquire(address: string, signal?: AbortSignal): Admission | Promise<Admission> {
+    if (this.closed) return { refused: 'closed' };
     // Whoever waits does not fit (admitWaiting runs on every release), so a request that fits now
     // jumps no one.
     if (this.fits(address)) return { slot: this.take(address) };
@@ -66,6 +72,7 @@ export class NarSlots {
         address,
         done: false,
         grant: (slot) => finish({ slot }),
+        finish: (a) => finish(a),
         timer: setTimeout(() => {
           this.refused++;
           finish({ refused: 'busy' });
@@ -85,6 +92,12 @@ export class NarSlots {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(waiter);
     });
+  }
+
+  /** Ends every wait at once ('closed') and refuses every later request: the owner is stopping. */
+  close(): void {
+    this.closed = true;
+    for (const w of [...this.waiting]) w.finish({ refused: 'closed' });
   }
 
   private fits(address: string): boolean {
