@@ -8,11 +8,13 @@
 //   - genuine:   a Peernix serving the path from its store (frames, as between Peernix peers);
 //   - bomb:      test/fixtures/frame-bomb-peer.ts: a NAR head, then zstd frames of 4 MiB of zeros;
 //   - 1-byte:    the same, raw frames of one byte;
-//   - tiny zstd: the same, zstd frames of 64 bytes.
+//   - tiny zstd: the same, zstd frames of 64 bytes;
+//   - summary flood: the genuine peer, and ten identities of one host (test/fixtures/summary-flood-peer.ts)
+//     answering every summary poll with a new 4 MiB summary.
 // The hostile narinfos are signed by a key A trusts (a replayed public narinfo is as good). A is a
-// fresh process per case. Prints, side by side: A's CPU seconds and peak RSS for the fetch, the
-// NAR bytes the client got, and how the fetch ended. Medians of RUNS runs.
-// The summary-flood peer of the issue is not here: per-peer summary budgets are not built yet.
+// fresh process per case. Prints, side by side: A's CPU seconds from its peers being up (then
+// FLOOD_S seconds of waiting, when only summaries are polled) to the end of the fetch, its peak
+// RSS, the NAR bytes the client got, and how the fetch ended. Medians of RUNS runs.
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,6 +29,9 @@ import { median, peakRssMiB } from './lib.ts';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SIZE = Number(process.env.BENCH_NAR_MIB ?? 128) * 1024 * 1024;
 const HOSTILE_PORT = 19_871;
+const FLOOD_PORT = 19_900;
+const FLOOD_IDENTITIES = 10;
+const FLOOD_S = Number(process.env.BENCH_FLOOD_S ?? 10);
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -38,6 +43,7 @@ async function main() {
   const dir = await makeTempDir('pn-bhostile');
   const started: PeernixProcess[] = [];
   let hostile: ChildProcess | null = null;
+  let flood: ChildProcess | null = null;
   try {
     const a = await startNixHost(`${dir}/a`);
     const b = await startNixHost(`${dir}/b`);
@@ -63,26 +69,32 @@ async function main() {
     }
     hostile = spawn(process.execPath, [new URL('../test/fixtures/frame-bomb-peer.ts', import.meta.url).pathname, infoDir, '127.0.0.1', String(HOSTILE_PORT)], { stdio: 'ignore' });
 
-    const cases: [string, string, string][] = [
-      ['genuine', genuine.shareUrl!, genuinePath],
-      ['bomb', `http://127.0.0.1:${HOSTILE_PORT}`, hostilePaths.bomb],
-      ['1-byte frames', `http://127.0.0.1:${HOSTILE_PORT}`, hostilePaths.tinyraw],
-      ['tiny zstd frames', `http://127.0.0.1:${HOSTILE_PORT}`, hostilePaths.tinyzstd],
+    // Another loopback address: to A it is one LAN host, not a process on its own machine.
+    flood = spawn(process.execPath, [new URL('../test/fixtures/summary-flood-peer.ts', import.meta.url).pathname, '127.0.0.2', String(FLOOD_PORT), String(FLOOD_IDENTITIES)], { stdio: 'ignore' });
+    const floodPeers = Array.from({ length: FLOOD_IDENTITIES }, (_, i) => ['--peer', `http://127.0.0.2:${FLOOD_PORT + i}`]).flat();
+
+    const cases: [string, string[], string][] = [
+      ['genuine', ['--peer', genuine.shareUrl!], genuinePath],
+      ['bomb', ['--peer', `http://127.0.0.1:${HOSTILE_PORT}`], hostilePaths.bomb],
+      ['1-byte frames', ['--peer', `http://127.0.0.1:${HOSTILE_PORT}`], hostilePaths.tinyraw],
+      ['tiny zstd frames', ['--peer', `http://127.0.0.1:${HOSTILE_PORT}`], hostilePaths.tinyzstd],
+      ['summary flood', ['--peer', genuine.shareUrl!, ...floodPeers], genuinePath],
     ];
     const results: Record<string, { cpu: number[]; rss: number[]; bytes: number[]; ends: string[] }> = {};
     for (let i = 0; i < RUNS; i++) {
-      for (const [name, peer, storePath] of cases) {
-        const pn = await startPeernixProcess(['--store', a.storeUri, '--listen', '127.0.0.1:0', '--no-share', '--state-dir', `${dir}/a-state-${name.replace(/\W/g, '')}-${i}`, '--no-mdns', '--peer', peer], {
+      for (const [name, peers, storePath] of cases) {
+        const pn = await startPeernixProcess(['--store', a.storeUri, '--listen', '127.0.0.1:0', '--no-share', '--state-dir', `${dir}/a-state-${name.replace(/\W/g, '')}-${i}`, '--no-mdns', ...peers], {
           env: { MALLOC_MMAP_THRESHOLD_: '131072', NIX_CONFIG: `trusted-public-keys = ${bKey.publicKey} ${upstream.publicKey}\nrequire-sigs = true` },
         });
         started.push(pn);
-        await waitFor('the peer up', async () => {
+        await waitFor('the peers up', async () => {
           const r = await run('curl', ['-s', `${pn.substituterUrl}/peernix/api/snapshot`]);
-          return /"state":\s*"up"/.test(r.stdout);
+          return (r.stdout.match(/"state":\s*"up"/g) ?? []).length >= peers.length / 2;
         }, 20_000);
+        const cpu0 = cpuSeconds(pn.proc.pid!);
+        await new Promise((r) => setTimeout(r, FLOOD_S * 1000));
         const info = await run('curl', ['-s', `${pn.substituterUrl}/${storePath.slice(11, 43)}.narinfo`]);
         const url = /^URL: (.*)$/m.exec(info.stdout)?.[1];
-        const cpu0 = cpuSeconds(pn.proc.pid!);
         const got = url ? await run('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download} %{http_code} %{exitcode}', '--max-time', '120', `${pn.substituterUrl}/${url}`]) : { stdout: '0 000 -' };
         const [bytes, code, exit] = got.stdout.trim().split(' ');
         const r = (results[name] ??= { cpu: [], rss: [], bytes: [], ends: [] });
@@ -94,7 +106,7 @@ async function main() {
         started.splice(started.indexOf(pn), 1);
       }
     }
-    console.log(`One NAR of ${(narSize / 1048576).toFixed(0)} MiB fetched through a fresh Peernix from one peer; medians of ${RUNS} runs`);
+    console.log(`One NAR of ${(narSize / 1048576).toFixed(0)} MiB fetched through a fresh Peernix after ${FLOOD_S} s with its peers up; medians of ${RUNS} runs`);
     console.log(`${'peer'.padEnd(18)} ${'CPU s'.padStart(8)} ${'× genuine'.padStart(10)} ${'peak RSS MiB'.padStart(13)} ${'NAR bytes to client'.padStart(20)}  ending`);
     const base = median(results.genuine.cpu);
     for (const [name] of cases) {
@@ -103,6 +115,7 @@ async function main() {
     }
   } finally {
     hostile?.kill('SIGKILL');
+    flood?.kill('SIGKILL');
     for (const p of started) await p.stop().catch(() => {});
     await cleanup(dir);
   }
