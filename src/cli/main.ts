@@ -1,4 +1,5 @@
 import { VERSION } from '../base/version.ts';
+import { exitAfterOutput } from './exit-after-output.ts';
 import { nixConf } from './nix-conf.ts';
 import { serve, SERVE_HELP } from './serve.ts';
 
@@ -61,9 +62,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitAfterOutput(code),
   (e: unknown) => {
     process.stderr.write(`peernix: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
+    return exitAfterOutput(1);
   },
 );

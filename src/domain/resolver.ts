@@ -419,9 +419,13 @@ export class Resolver implements CacheBackend {
             this.opts.registry.countBytesFrom(src.peer, n);
           },
           watch: this.opts.narWatch,
-          resume: async (offset, failed, why, slow) => {
+          resume: async (offset, failed, why, slow, bad) => {
             if (slow) this.opts.log.info(`NAR ${storePath} from ${failed.peer.name} is slow at byte ${offset} (${why}); looking for another holder`);
-            else {
+            else if (bad) {
+              // Bombs, floods of tiny frames, bytes past the NarSize: as bad as bytes that don't match.
+              this.opts.log.warn(`NAR ${storePath} from ${failed.peer.name} cut at byte ${offset}: ${why}; resuming elsewhere`);
+              this.opts.registry.reportBadBytes(failed.peer, why);
+            } else {
               this.opts.log.warn(`NAR ${storePath} from ${failed.peer.name} failed at byte ${offset}: ${why}; resuming elsewhere`);
               this.opts.registry.reportFailure(failed.peer, why);
             }

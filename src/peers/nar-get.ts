@@ -88,6 +88,7 @@ class NarBody extends Readable implements NarResponse {
   private lastByteAt = 0;
   private pausedAt = 0;
   private heldMs = 0;
+  private idleMs = 0;
 
   constructor() {
     super({ highWaterMark: 1 << 20 });
@@ -97,8 +98,13 @@ class NarBody extends Readable implements NarResponse {
     this.on('error', () => {});
   }
 
-  /** Destroys the body after `ms` without a byte from the peer. */
+  /**
+   * Destroys the body after `ms` without a byte from the peer, counting only while we want bytes:
+   * a reader that takes a long time over what already came (a few KB of zstd frames can be minutes
+   * of NAR for a slow client) is not the peer falling silent.
+   */
   setIdleTimeout(ms: number, onTimeout: () => void): void {
+    this.idleMs = ms;
     this.socket?.setTimeout(ms, onTimeout);
   }
 
@@ -111,6 +117,7 @@ class NarBody extends Readable implements NarResponse {
   /** The consumer is behind: reads stop until _read asks for more. */
   hold(): void {
     this.socket!.pause();
+    this.socket!.setTimeout(0);
     this.pausedAt = performance.now();
   }
 
@@ -122,6 +129,7 @@ class NarBody extends Readable implements NarResponse {
     if (!this.socket?.isPaused()) return;
     this.heldMs += performance.now() - this.pausedAt;
     this.socket.resume();
+    if (this.idleMs > 0) this.socket.setTimeout(this.idleMs);
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {

@@ -161,7 +161,8 @@ export class PeerClient {
       res.once('end', noteCompleted);
       return whole(res);
     }
-    const decoder = new FrameDecoder();
+    // Never more NAR bytes than the narinfo said are left (nar-frames.ts paces and bounds the rest).
+    const decoder = new FrameDecoder({ maxNarBytes: want });
     decoder.once('end', noteCompleted);
     // Either side failing ends both: a cut response is a cut NAR, a bad frame must stop the peer.
     res.once('error', (e) => decoder.destroy(asPeerError(e, url)));

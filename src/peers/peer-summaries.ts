@@ -5,6 +5,7 @@ import type { BloomFilter } from 'bloomfilter';
 import type { PeerSummaryState, PeerSummaryView } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
+import { SummaryBudget } from './summary-budget.ts';
 import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from '../wire/summary-wire.ts';
 
 // The other peers' store summaries, each followed with one long poll: the peer answers as soon as
@@ -15,7 +16,8 @@ import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BY
 // nothing is served on its word.
 //
 // Summaries are hostile input: bounded in size, a filter that admits nearly everything is refused,
-// and so is a peer whose summary changes faster than any store does.
+// and so is a peer whose summary changes faster than any store does, or whose address spends more
+// than its budget of bytes and CPU or announces more identities than are followed (summary-budget.ts).
 
 export interface PeerSummariesOptions {
   log: Logger;
@@ -28,6 +30,7 @@ export interface PeerSummariesOptions {
   maxFill?: number; // share of bits set above which a filter says nothing (default 0.6)
   retryUnsupportedMs?: number; // default 5 min
   refusedMs?: number; // how long a peer whose summary was refused goes without one (default 5 min)
+  budget?: SummaryBudget; // per address: bytes and CPU per minute, identities followed
 }
 
 const MIN_INTERVAL_MS = 250;
@@ -35,6 +38,7 @@ const MIN_INTERVAL_MS = 250;
 interface Followed {
   id: string;
   url: string;
+  address: string;
   stopped: boolean;
   abort: AbortController;
   filter: BloomFilter | null;
@@ -44,7 +48,8 @@ interface Followed {
 }
 
 export class PeerSummaries {
-  private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange'>> & Pick<PeerSummariesOptions, 'onChange'>;
+  private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange' | 'budget'>> & Pick<PeerSummariesOptions, 'onChange'>;
+  private readonly budget: SummaryBudget;
   private readonly peers = new Map<string, Followed>();
   // A pool of its own: long polls must not hold sockets that lookups or NARs wait for.
   private readonly pool: Pools = { http: new Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }) };
@@ -61,6 +66,7 @@ export class PeerSummaries {
       refusedMs: 5 * 60_000,
       ...opts,
     };
+    this.budget = opts.budget ?? new SummaryBudget();
   }
 
   /** Starts following a peer's summary, or restarts it when the peer moved. */
@@ -71,6 +77,7 @@ export class PeerSummaries {
     const f: Followed = {
       id,
       url,
+      address: addressOf(url),
       stopped: false,
       abort: new AbortController(),
       filter: null,
@@ -79,12 +86,19 @@ export class PeerSummaries {
       updates: [],
     };
     this.peers.set(id, f);
+    if (!this.budget.admit(f.address, id)) {
+      // Never followed: its lookups go to it directly, as to a peer without a summary.
+      f.stopped = true;
+      this.setState(f, 'refused', `more than ${this.budget.opts.identitiesPerAddress} identities at ${f.address}`);
+      return;
+    }
     void this.loop(f);
   }
 
   unfollow(id: string): void {
     const f = this.peers.get(id);
     if (!f) return;
+    if (!f.stopped) this.budget.release(f.address, id);
     f.stopped = true;
     f.abort.abort();
     this.peers.delete(id);
@@ -117,6 +131,12 @@ export class PeerSummaries {
     while (!f.stopped) {
       // However fast a peer answers, it is asked at most this often: a hostile one can't make us spin.
       const started = Date.now();
+      const over = this.budget.over(f.address);
+      if (over) {
+        this.refuse(f, over);
+        await this.sleep(f, this.opts.refusedMs);
+        continue;
+      }
       try {
         const waiting = f.filter !== null && f.view.state !== 'refused';
         const url = waiting ? `${f.url}${SUMMARY_PATH}?epoch=${f.view.epoch}&since=${f.view.generation}&wait=${this.opts.waitS}` : `${f.url}${SUMMARY_PATH}`;
@@ -158,14 +178,21 @@ export class PeerSummaries {
       throw new Error(`HTTP ${status}`);
     }
     let added: string[] | undefined; // undefined: a whole summary, which may admit anything
+    let charged = 0; // body bytes, charged with the CPU that taking them cost
+    let cpuFrom = 0;
     try {
       if (type === SUMMARY_TYPE) {
         const body = await readBody(res, MAX_SUMMARY_BYTES);
+        charged = body.length;
+        cpuFrom = this.budget.opts.now();
         const s = decodeSummary(body);
         f.filter = s.filter;
         Object.assign(f.view, { epoch: s.epoch, generation: s.generation, paths: s.paths, bytes: body.length });
       } else if (type === DELTA_TYPE) {
-        const d = decodeDelta((await readBody(res, 128 + MAX_DELTA_PATHS * 33)).toString('latin1'));
+        const text = (await readBody(res, 128 + MAX_DELTA_PATHS * 33)).toString('latin1');
+        charged = text.length;
+        cpuFrom = this.budget.opts.now();
+        const d = decodeDelta(text);
         if (!f.filter || d.epoch !== f.view.epoch || d.from !== f.view.generation) throw new SummaryFormatError('delta does not follow the summary we hold');
         for (const h of d.hashParts) f.filter.add(h);
         f.view.generation = d.to;
@@ -176,11 +203,15 @@ export class PeerSummaries {
         throw new SummaryFormatError(`unexpected Content-Type "${type.slice(0, 60)}"`);
       }
     } catch (e) {
+      if (charged > 0) this.budget.charge(f.address, charged, this.budget.opts.now() - cpuFrom);
       if (e instanceof SummaryFormatError || e instanceof RangeError) return this.refuse(f, e.message);
       throw e;
     }
     const filter = f.filter!;
     const bits = filter.countBits();
+    this.budget.charge(f.address, charged, this.budget.opts.now() - cpuFrom);
+    const over = this.budget.over(f.address);
+    if (over) return this.refuse(f, over);
     if (bits / filter.m > this.opts.maxFill) return this.refuse(f, `its filter admits nearly everything (${Math.round((bits / filter.m) * 100)} % of bits set)`);
     const now = Date.now();
     f.contactAt = now;
@@ -222,6 +253,14 @@ export class PeerSummaries {
 
   private get(url: string, signal: AbortSignal, ms: number): Promise<IncomingMessage> {
     return getHeaders(url, { pool: this.pool, headers: { 'user-agent': this.opts.userAgent }, headersMs: ms, signal, timeoutError: () => new Error(`no answer within ${ms} ms`) });
+  }
+}
+
+function addressOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
   }
 }
 

@@ -4,6 +4,7 @@ import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } fr
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
+import { UnprovenProbes, type UnprovenProbeOptions } from './unproven-probes.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
@@ -43,6 +44,8 @@ export interface RegistryOptions {
   /** Challenges an mDNS peer to prove its claimed id and key (default: GET /peernix/identity). */
   proveIdentity?: (peer: PeerInfo) => Promise<ProofResult>;
   identityRetryMs?: number;
+  /** Probes of announced hosts not yet proven to be caches (unproven-probes.ts). */
+  unprovenProbes?: Partial<UnprovenProbeOptions>;
 }
 
 interface Contender {
@@ -102,7 +105,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   /** Go peers' slowest recent UDP "yes" answers (see goSilenceMs). */
   private readonly goSlow = new WeakMap<Peer, { ms: number; at: number }>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'unprovenProbes'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
+  private readonly unproven: UnprovenProbes<Peer>;
   readonly health: PeerHealth<Peer>;
   private timer: NodeJS.Timeout | null = null;
 
@@ -110,6 +114,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     super();
     const prove = (p: PeerInfo) => proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.lookupPool.http, timeoutMs: 1500 });
     this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
+    this.unproven = new UnprovenProbes(opts.unprovenProbes);
     this.health = new PeerHealth<Peer>(opts.health ?? {}, (peer, before, why) => {
       if (this.peers.get(peer.id) !== peer) return; // replaced (another claimant took the id) or gone
       if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
@@ -510,8 +515,11 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
     const url = peer.url;
+    if (peer.verified) this.unproven.proven(peer);
+    else if (peer.source === 'mdns' && !this.unproven.allow(peer)) return;
     const rtt = await this.opts.client.probe(url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
     const ok = rtt !== null;
+    if (ok && peer.dialect === 'go') this.unproven.proven(peer);
     // A probe of an address the peer has since moved from says nothing of it.
     if (this.peers.get(peer.id) !== peer || peer.url !== url) return;
     const before = peer.state;

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { FrameDecoder } from '../wire/nar-frames.ts';
+import { FrameDecoder, FrameError } from '../wire/nar-frames.ts';
 import type { Peer } from './registry.ts';
 
 // A NAR proxied from peers. If the peer serving it dies mid-way, the rest is fetched from another
@@ -45,9 +45,11 @@ export interface ResumingNarOptions {
   narSize: number;
   /**
    * Opens the rest of the NAR from another source, or resolves null when none is left. `slow`: the
-   * failed source still works and is only too slow; null then means "keep it".
+   * failed source still works and is only too slow; null then means "keep it". `bad`: the source
+   * broke the bounds of a NAR body (bad frames, more bytes than the NarSize), as a peer serving wrong
+   * bytes does.
    */
-  resume: (offset: number, failed: NarSource, why: string, slow: boolean) => Promise<OpenedNar | null>;
+  resume: (offset: number, failed: NarSource, why: string, slow: boolean, bad: boolean) => Promise<OpenedNar | null>;
   onBytes: (source: NarSource, n: number) => void;
   watch?: Partial<NarWatchOptions>;
 }
@@ -108,6 +110,12 @@ export class ResumingNarStream extends Readable {
     this.attached.push(mine);
     stream.on('data', (chunk: Buffer) => {
       if (stream !== this.upstream) return;
+      if (this.offset + chunk.length > this.opts.narSize) {
+        // A body without a length of its own (close-delimited, chunked) can't run past the NarSize.
+        stream.destroy();
+        this.upstreamFailed(`sent more than the NarSize of ${this.opts.narSize} bytes`, true);
+        return;
+      }
       mine.narBytes += chunk.length;
       this.offset += chunk.length;
       this.tickBytes += chunk.length;
@@ -124,7 +132,7 @@ export class ResumingNarStream extends Readable {
     });
     stream.once('error', (e: Error) => {
       if (stream !== this.upstream) return;
-      this.upstreamFailed(e.message);
+      this.upstreamFailed(e.message, e instanceof FrameError);
     });
   }
 
@@ -135,9 +143,10 @@ export class ResumingNarStream extends Readable {
     return n;
   }
 
-  private upstreamFailed(why: string): void {
+  private upstreamFailed(why: string, bad = false): void {
+    // While a slow source is paused for a replacement it sends nothing more to break a bound with.
     if (this.resuming) this.failedWhileSwitching = why;
-    else void this.failover(why, false);
+    else void this.failover(why, false, bad);
   }
 
   private tick(): void {
@@ -162,7 +171,7 @@ export class ResumingNarStream extends Readable {
     }
   }
 
-  private async failover(why: string, slow: boolean): Promise<void> {
+  private async failover(why: string, slow: boolean, bad = false): Promise<void> {
     if (this.resuming || this.destroyed) return;
     this.resuming = true;
     const failed = this.source;
@@ -173,7 +182,7 @@ export class ResumingNarStream extends Readable {
       this.upstream = null;
     }
     try {
-      const next = await this.opts.resume(this.offset, failed, why, slow);
+      const next = await this.opts.resume(this.offset, failed, why, slow, bad);
       if (this.destroyed) {
         next?.stream.destroy();
         return;

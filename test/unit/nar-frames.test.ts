@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { zstdCompressSync } from 'node:zlib';
 import { FrameEncoder, type FrameStats } from '../../src/cache/adaptive-frames.ts';
 import { CompressionBudget } from '../../src/cache/compression-budget.ts';
-import { FRAME_RAW, FRAME_ZSTD, FrameDecoder, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/wire/nar-frames.ts';
+import { FRAME_CREDIT, FRAME_RAW, FRAME_ZSTD, FrameDecoder, FrameError, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/wire/nar-frames.ts';
 
 // NAR frames between Peernix peers: what goes in comes out byte for byte; compression happens only
 // when the consumer (the link) is what holds the transfer back and the bytes shrink; a hostile
@@ -189,4 +189,63 @@ describe('FrameDecoder against hostile bodies', () => {
       await assert.rejects(decode(body()), error);
     });
   }
+
+  it('decodes no further ahead of its reader than a buffer and a frame, however far a bomb expands', async () => {
+    // 64 zstd frames of 4 MiB of zeros: about 10 KB on the wire, 256 MiB decoded, all in one read.
+    const z = zstd(Buffer.alloc(MAX_FRAME_NAR_BYTES));
+    const frame = Buffer.concat([frameHeader(FRAME_ZSTD, MAX_FRAME_NAR_BYTES, z.length), z]);
+    const decoder = new FrameDecoder();
+    decoder.end(Buffer.concat(Array.from({ length: 64 }, () => frame)));
+    // Nobody reads. Once the buffer is full, decoding must stop there, however long we look
+    // (unpaced, it decoded all 64 frames into memory well within this wait).
+    while (decoder.readableLength < decoder.readableHighWaterMark) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 500));
+    console.log(`a bomb with no reader: ${decoder.narBytesOut} NAR bytes begun, ${decoder.readableLength} buffered`);
+    assert.ok(decoder.narBytesOut <= 2 * MAX_FRAME_NAR_BYTES, `${decoder.narBytesOut} NAR bytes decoded ahead`);
+    let taken = 0;
+    await pipeline(decoder, new Writable({ write: (c: Buffer, _e, cb) => ((taken += c.length), cb()) }));
+    assert.equal(taken, 64 * MAX_FRAME_NAR_BYTES, 'and a reader gets every byte');
+  });
+
+  it('refuses frames that stand for more NAR bytes than expected, before decoding them', async () => {
+    const z = zstd(Buffer.alloc(MAX_FRAME_NAR_BYTES));
+    const frame = Buffer.concat([frameHeader(FRAME_ZSTD, MAX_FRAME_NAR_BYTES, z.length), z]);
+    const out: Buffer[] = [];
+    const decoder = new FrameDecoder({ maxNarBytes: 10_000_000 });
+    await assert.rejects(pipeline(Readable.from([Buffer.concat([frame, frame, frame])]), decoder, link(Infinity, out)), (e) => e instanceof FrameError && /more than the 10000000 NAR bytes/.test(e.message));
+    assert.ok(Buffer.concat(out).length <= 2 * MAX_FRAME_NAR_BYTES);
+  });
+
+  const tiny = (kind: number, n: number) => {
+    const p = zstd(Buffer.alloc(64, 'x')); // the smallest a zstd frame can stand for is what its payload takes
+    const one = kind === FRAME_RAW ? Buffer.concat([frameHeader(FRAME_RAW, 1, 1), Buffer.from('x')]) : Buffer.concat([frameHeader(FRAME_ZSTD, 64, p.length), p]);
+    return Array.from({ length: n / 1000 }, () => Buffer.concat(Array.from({ length: 1000 }, () => one)));
+  };
+  for (const [what, kind] of [['1-byte raw frames', FRAME_RAW], ['tiny zstd frames', FRAME_ZSTD]] as const) {
+    it(`cuts a stream of endless ${what} within its credit`, async () => {
+      // A million frames offered; the decoder must stop long before, having given a few hundred bytes.
+      const out: Buffer[] = [];
+      const decoder = new FrameDecoder({ maxNarBytes: 1e9 });
+      await assert.rejects(pipeline(Readable.from(tiny(kind, 1_000_000)), decoder, link(Infinity, out)), (e) => e instanceof FrameError && /frames too small/.test(e.message));
+      console.log(`${what}: cut after ${decoder.frames} frames, ${decoder.wireBytes} bytes read`);
+      assert.ok(decoder.frames < 1000, `${decoder.frames} frames decoded`);
+      assert.ok(Buffer.concat(out).length < FRAME_CREDIT);
+    });
+  }
+
+  it('takes short frames mid-stream, as older Peernix sends them: 4 KiB raw and 64 KiB zstd', async () => {
+    const nar = compressible(16 * 1024 * 1024);
+    const parts: Buffer[] = [];
+    for (let at = 0, i = 0; at < nar.length; i++) {
+      const piece = nar.subarray(at, at + (i % 2 === 0 ? 4096 : 64 * 1024));
+      at += piece.length;
+      if (i % 2 === 0) parts.push(frameHeader(FRAME_RAW, piece.length, piece.length), piece);
+      else {
+        const p = zstd(piece);
+        parts.push(frameHeader(FRAME_ZSTD, piece.length, p.length), p);
+      }
+    }
+    const out = await decode(Buffer.concat(parts));
+    assert.ok(out.equals(nar));
+  });
 });

@@ -164,4 +164,22 @@ describe('nar-get: hostile responses, side by side with node:http', () => {
     setTimeout(() => ac.abort(), 50);
     await assert.rejects(p, /aborted/);
   });
+
+  it('counts idle time only while it wants bytes: a reader that holds the body back is not a silent peer', async () => {
+    // 4 MiB sent at once, then silence with the connection open; the reader takes nothing for a while.
+    const big = Buffer.alloc(4 * 1024 * 1024, 7);
+    const res = await getNar(serve(send(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length + 1}\r\n\r\n`), big]), { end: false })), { headers: {}, headersMs: 5000, timeoutError: () => new Error('timeout') });
+    let timedOut = false;
+    res.setIdleTimeout(100, () => {
+      timedOut = true;
+      res.destroy(new Error('idle'));
+    });
+    await new Promise((r) => setTimeout(r, 600)); // held back: its buffer is full, reads stopped
+    assert.equal(timedOut, false, 'no idle timeout while the reader held the body back');
+    let got = 0;
+    res.on('data', (c: Buffer) => (got += c.length));
+    await new Promise((r) => res.once('close', r));
+    assert.equal(got, big.length, 'everything sent was read');
+    assert.equal(timedOut, true, 'then the silence of the peer, with the reader waiting, does time out');
+  });
 });

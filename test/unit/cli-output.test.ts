@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { CONTROL_API } from '../../src/control/contract.ts';
+import { snapshotFixture } from '../support/snapshot-fixture.ts';
+
+// The CLI writes all of its output before it exits, however slowly the pipe it writes to is read.
+// The control API it talks to is a stand-in here (the one module under test is the CLI's exit);
+// a snapshot of ~190 KB is what a busy Peernix answered when `status --json | …` was cut at 64 KiB.
+
+const events = Array.from({ length: 1500 }, (_, i) => ({ type: 'error' as const, id: i, time: 1_700_000_000_000 + i, message: `event ${i} `.padEnd(60, 'x') }));
+const snap = snapshotFixture({}, { events });
+const server = createServer((req, res) => {
+  if (req.url !== CONTROL_API.snapshot) return void res.writeHead(404).end();
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(snap));
+});
+const stateDir = mkdtempSync(join(tmpdir(), 'peernix-cli-'));
+after(() => {
+  server.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('peernix status --json through a pipe', () => {
+  it('writes every byte, even to a reader that starts late', async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const child = spawn('./bin/peernix', ['status', '--json', '--listen', `127.0.0.1:${port}`, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Not read until the CLI has had every chance to exit: the pipe fills at 64 KiB meanwhile.
+    child.stdout.pause();
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const closed = new Promise((r) => child.stdout.once('close', r));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stdout.resume();
+    const code = await exited;
+    await closed;
+    const want = JSON.stringify(snap, null, 2) + '\n';
+    console.log(`${Buffer.concat(out).length} of ${Buffer.byteLength(want)} bytes, exit ${code}`);
+    assert.equal(code, 0);
+    assert.equal(Buffer.concat(out).toString('utf8'), want);
+  });
+});
