@@ -26,7 +26,7 @@ after(() => {
 });
 
 describe('peernix status --json through a pipe', () => {
-  it('writes every byte, even to a reader that starts late', async () => {
+  it('writes every byte, even to a reader that starts late', async (t) => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     const child = spawn('./bin/peernix', ['status', '--json', '--listen', `127.0.0.1:${port}`, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -41,7 +41,7 @@ describe('peernix status --json through a pipe', () => {
     const code = await exited;
     await closed;
     const want = JSON.stringify(snap, null, 2) + '\n';
-    console.log(`${Buffer.concat(out).length} of ${Buffer.byteLength(want)} bytes, exit ${code}`);
+    t.diagnostic(`${Buffer.concat(out).length} of ${Buffer.byteLength(want)} bytes, exit ${code}`);
     assert.equal(code, 0);
     assert.equal(Buffer.concat(out).toString('utf8'), want);
   });

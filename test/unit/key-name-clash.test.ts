@@ -45,7 +45,7 @@ describe('two trusted keys with one name (the Go peernix-1 clash)', () => {
     assert.deepEqual(shadowedKeys([goA.publicKeyText, other.publicKeyText]), []);
   });
 
-  it('the doctor fails it with the fix (a key name per Go host)', () => {
+  it('the doctor fails it with the fix (a key name per Go host)', (t) => {
     const facts = (keys: string[]) =>
       ({ system: { files: ['/etc/nix/nix.conf'], error: null, layer: { sources: [], settings: new Map([['trusted-public-keys', keys]]) } } }) as unknown as DoctorFacts;
     const checks = keyNameChecks(facts([goA.publicKeyText, goB.publicKeyText]));
@@ -53,7 +53,7 @@ describe('two trusted keys with one name (the Go peernix-1 clash)', () => {
     assert.equal(checks[0].status, 'fail');
     assert.match(checks[0].detail, /Nix honours only the first/);
     assert.match(checks[0].fix ?? '', /key-name = <host>-peernix-1/);
-    console.log(`doctor: ${checks[0].title}: ${checks[0].detail}\nfix: ${checks[0].fix}`);
+    t.diagnostic(`doctor: ${checks[0].title}: ${checks[0].detail}\nfix: ${checks[0].fix}`);
     assert.deepEqual(keyNameChecks(facts([goA.publicKeyText, other.publicKeyText])), []);
   });
 });

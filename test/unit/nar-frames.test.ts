@@ -190,7 +190,7 @@ describe('FrameDecoder against hostile bodies', () => {
     });
   }
 
-  it('decodes no further ahead of its reader than a buffer and a frame, however far a bomb expands', async () => {
+  it('decodes no further ahead of its reader than a buffer and a frame, however far a bomb expands', async (t) => {
     // 64 zstd frames of 4 MiB of zeros: about 10 KB on the wire, 256 MiB decoded, all in one read.
     const z = zstd(Buffer.alloc(MAX_FRAME_NAR_BYTES));
     const frame = Buffer.concat([frameHeader(FRAME_ZSTD, MAX_FRAME_NAR_BYTES, z.length), z]);
@@ -200,7 +200,7 @@ describe('FrameDecoder against hostile bodies', () => {
     // (unpaced, it decoded all 64 frames into memory well within this wait).
     while (decoder.readableLength < decoder.readableHighWaterMark) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 500));
-    console.log(`a bomb with no reader: ${decoder.narBytesOut} NAR bytes begun, ${decoder.readableLength} buffered`);
+    t.diagnostic(`a bomb with no reader: ${decoder.narBytesOut} NAR bytes begun, ${decoder.readableLength} buffered`);
     assert.ok(decoder.narBytesOut <= 2 * MAX_FRAME_NAR_BYTES, `${decoder.narBytesOut} NAR bytes decoded ahead`);
     let taken = 0;
     await pipeline(decoder, new Writable({ write: (c: Buffer, _e, cb) => ((taken += c.length), cb()) }));
@@ -222,12 +222,12 @@ describe('FrameDecoder against hostile bodies', () => {
     return Array.from({ length: n / 1000 }, () => Buffer.concat(Array.from({ length: 1000 }, () => one)));
   };
   for (const [what, kind] of [['1-byte raw frames', FRAME_RAW], ['tiny zstd frames', FRAME_ZSTD]] as const) {
-    it(`cuts a stream of endless ${what} within its credit`, async () => {
+    it(`cuts a stream of endless ${what} within its credit`, async (t) => {
       // A million frames offered; the decoder must stop long before, having given a few hundred bytes.
       const out: Buffer[] = [];
       const decoder = new FrameDecoder({ maxNarBytes: 1e9 });
       await assert.rejects(pipeline(Readable.from(tiny(kind, 1_000_000)), decoder, link(Infinity, out)), (e) => e instanceof FrameError && /frames too small/.test(e.message));
-      console.log(`${what}: cut after ${decoder.frames} frames, ${decoder.wireBytes} bytes read`);
+      t.diagnostic(`${what}: cut after ${decoder.frames} frames, ${decoder.wireBytes} bytes read`);
       assert.ok(decoder.frames < 1000, `${decoder.frames} frames decoded`);
       assert.ok(Buffer.concat(out).length < FRAME_CREDIT);
     });

@@ -14,11 +14,11 @@ const ok = (kind: 'nixos' | 'darwin' | 'home' | 'home-darwin', settings: string)
   return r.value;
 };
 
-test('the real nixpkgs lib needs a modern Nix, and Nix 2.34 evaluates it', { timeout: 1_800_000 }, () => {
+test('the real nixpkgs lib needs a modern Nix, and Nix 2.34 evaluates it', { timeout: 1_800_000 }, (t) => {
   const r = modernNixInstantiate(['--version']);
   assert.match(r.stdout, /nix-instantiate \(Nix\) 2\.3[4-9]/);
   const v = modernNixInstantiate(['--readonly-mode', '--eval', '-E', `(import ${realNixSources().lib}).version`]);
-  console.log(`${r.stdout.trim()}; nixpkgs lib ${v.stdout.trim()}`);
+  t.diagnostic(`${r.stdout.trim()}; nixpkgs lib ${v.stdout.trim()}`);
   assert.equal(v.status, 0, v.stderr);
 });
 
@@ -40,9 +40,9 @@ test('NixOS, real module system: the service, its typed options, its assertions'
   assert.ok(!bad.ok && /services\.peernix\.listen' is not of type `string matching the pattern/.test(bad.error), JSON.stringify(bad).slice(0, 400));
 });
 
-test('nix-darwin, its real launchd module: the daemon waits for /nix/store, and its plist is well-formed', { timeout: 300_000 }, () => {
+test('nix-darwin, its real launchd module: the daemon waits for /nix/store, and its plist is well-formed', { timeout: 300_000 }, (t) => {
   const r = ok('darwin', `{ services.peernix = { enable = true; secretKeyFile = "/etc/nix/peernix key"; }; }`);
-  console.log(`ProgramArguments: ${JSON.stringify(r.daemon.serviceConfig.ProgramArguments)}`);
+  t.diagnostic(`ProgramArguments: ${JSON.stringify(r.daemon.serviceConfig.ProgramArguments)}`);
   assert.deepEqual(r.daemon.serviceConfig.ProgramArguments, ['/bin/sh', '-c', `/bin/wait4path /nix/store && exec ${r.daemon.command}`]);
   // The shell gets back exactly the daemon's words (the key path has a space).
   const words = spawnSync('sh', ['-c', `for w in ${r.daemon.command}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' }).stdout.trim().split('\n');

@@ -42,7 +42,7 @@ describe('summary budget', () => {
 });
 
 describe('PeerSummaries against a summary flood', () => {
-  it('ten identities at one address answering every poll with a new 1 MiB summary get the budget of one address', async () => {
+  it('ten identities at one address answering every poll with a new 1 MiB summary get the budget of one address', async (t) => {
     let sent = 0;
     const server = createServer((req, res) => {
       if (!req.url?.startsWith(SUMMARY_PATH)) return void res.writeHead(404).end();
@@ -60,7 +60,7 @@ describe('PeerSummaries against a summary flood', () => {
     const views = Array.from({ length: 10 }, (_, i) => summaries.view(`id-${i}`)!);
     summaries.close();
     server.close();
-    console.log(`sent ${(sent / 1048576).toFixed(1)} MiB in 3 s; states ${views.map((v) => v.state).join(' ')}; ${views[9].reason}`);
+    t.diagnostic(`sent ${(sent / 1048576).toFixed(1)} MiB in 3 s; states ${views.map((v) => v.state).join(' ')}; ${views[9].reason}`);
     // The budget, plus what the identities had asked for before the first answer was charged.
     assert.ok(sent <= 4 * 1024 * 1024 + 4 * 1024 * 1024 + 1024, `${sent} bytes`);
     assert.equal(views.filter((v) => /identities at 127\.0\.0\.2/.test(v.reason ?? '')).length, 6);

@@ -13,7 +13,7 @@ function announced(i: number, url: string): PeerInfo {
 }
 
 describe('probes of announced hosts that never answered as a cache', () => {
-  it('back off from seconds to minutes and are capped overall; a proven peer is probed every round', async () => {
+  it('back off from seconds to minutes and are capped overall; a proven peer is probed every round', async (t) => {
     let now = 0;
     const probes = new Map<string, number>();
     const realUrl = 'http://10.0.0.2:9999';
@@ -42,7 +42,7 @@ describe('probes of announced hosts that never answered as a cache', () => {
     }
     const pointed = [...probes].filter(([u]) => u !== realUrl).map(([, n]) => n);
     const total = pointed.reduce((a, b) => a + b, 0);
-    console.log(`in 10 min: the proven peer probed ${probes.get(realUrl)} times; 20 pointed-at hosts ${total} times (most ${Math.max(...pointed)} for one, ${busiestRound} in the busiest round after their first)`);
+    t.diagnostic(`in 10 min: the proven peer probed ${probes.get(realUrl)} times; 20 pointed-at hosts ${total} times (most ${Math.max(...pointed)} for one, ${busiestRound} in the busiest round after their first)`);
     assert.ok((probes.get(realUrl) ?? 0) >= 300, 'the proven peer is probed every round');
     assert.ok(Math.max(...pointed) <= 12, 'each pointed-at host: 2 s, 4 s, … up to 5 min apart');
     assert.ok(busiestRound <= 4, `${busiestRound} probes of unproven hosts in one round: at most four a second, all together`);
