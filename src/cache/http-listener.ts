@@ -4,6 +4,7 @@ import type { Logger } from '../base/log.ts';
 import { formatHostPort, isLoopbackHost } from '../base/listen-address.ts';
 import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
+import { isLongPoll } from './long-poll.ts';
 
 // One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header
 // time, a response that stalls is cut, and a stop that lets transfers finish for a moment and then
@@ -118,6 +119,8 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        // A held long poll is not a transfer: it would keep an idle stop waiting for the whole grace.
+        for (const s of sockets) if (isLongPoll(s)) s.destroy();
         const timer = setTimeout(() => {
           for (const s of sockets) s.destroy();
         }, graceMs);

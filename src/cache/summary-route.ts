@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DELTA_TYPE, encodeDelta, SUMMARY_PATH, SUMMARY_TYPE, type SummaryDelta } from '../wire/summary-wire.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
 import { send } from './cache-handler.ts';
+import { markLongPoll } from './long-poll.ts';
 
 // GET /peernix/summary on the share listener: this store's summary for peers.
 //   no query                     the whole summary
@@ -73,6 +74,7 @@ export function createSummaryRoute(opts: SummaryRouteOptions): (req: IncomingMes
     waitingTotal++;
     const gone = new AbortController();
     res.once('close', () => gone.abort());
+    markLongPoll(res);
     void summary.waitForChange(epoch, since, waitMs, gone.signal).then(() => {
       waitingTotal--;
       const left = (waiting.get(address) ?? 1) - 1;
