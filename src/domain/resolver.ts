@@ -170,8 +170,9 @@ export class Resolver implements CacheBackend {
     const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.opts.registry.get(entry.source) : undefined;
     // Once more even if it was just tried (a timeout on a congested link is no proof it is gone),
     // but not when its probes fail and nothing has come from it lately (a cut link): that 404 is quick.
-    const alive = holder && (holder.failures === 0 || Date.now() - holder.lastHeard < 2000);
-    if (entry && holder && alive && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
+    const health = this.opts.registry.health;
+    const alive = holder && (holder.failures === 0 || health.heardWithin(holder, 2000));
+    if (entry && holder && alive && holder.state !== 'gone' && !health.isBad(holder)) {
       const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
       const opened = await this.hedged.openOne(last, last.narSize, 0, signal);
       if (signal?.aborted) return this.clientLeft(hashPart, opened?.stream);
@@ -290,10 +291,12 @@ export class Resolver implements CacheBackend {
     const asks = candidates.map(async (peer) => {
       // A stall of this peer (registry health) releases this lookup and every other one waiting on it.
       const stop = new AbortController();
-      const untrack = this.opts.registry.trackLookup(peer, () => stop.abort());
       const go = peer.dialect === 'go' ? this.goLookup(peer, hashPart, stop.signal) : null;
+      // What the peer promised ("yes" over UDP) is not released when it is struck for another lookup.
+      const untrack = this.opts.registry.trackLookup(peer, () => stop.abort(), () => go?.saidYes() ?? false);
       try {
         const info = await this.opts.client.narInfo(peer.url, hashPart, go?.signal ?? stop.signal, this.opts.registry.lookupMs(peer));
+        go?.answered();
         this.opts.registry.reportAnswer(peer);
         const answer = info && this.validAnswer(peer, hashPart, info);
         if (answer) {
@@ -320,24 +323,39 @@ export class Resolver implements CacheBackend {
 
   /**
    * A Go peer's lookup: its silence is a miss after registry.goSilenceMs, unless it says over UDP
-   * that it holds the path; then its (slow) narinfo is waited for. The signal aborts either way.
+   * that it holds the path. Then its (slow) narinfo is waited for at the peer's own pace: as long as
+   * the peer keeps answering something within registry.goHeldMs — a host making twenty narinfos one
+   * nix-store run at a time is slow, not gone, and a 404 for a path it said it has is remembered by
+   * Nix for an hour. The signal aborts either way.
    */
-  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean } {
+  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean; answered: () => void } {
+    const clock = this.opts.registry.health.clock;
     const silence = new AbortController();
     const asked = new AbortController(); // the UDP question ends with the lookup
-    const timer = setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
-    let yes = false;
+    let timer = clock.setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
+    let yesAt: number | null = null;
+    // After a "yes": cut only once the peer has been silent for its held allowance.
+    const held = () => {
+      const ms = this.opts.registry.goHeldMs(peer);
+      const quiet = clock.now() - Math.max(yesAt!, peer.lastHeard);
+      if (quiet >= ms) silence.abort();
+      else timer = clock.setTimeout(held, ms - quiet);
+    };
     void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, hashPart, AbortSignal.any([stop, asked.signal, silence.signal])).then((ms) => {
-      if (ms === null) return;
-      yes = true;
-      clearTimeout(timer);
+      if (ms === null || silence.signal.aborted) return;
+      yesAt = clock.now();
+      clock.clearTimeout(timer);
       this.opts.registry.reportGoYes(peer, ms);
+      timer = clock.setTimeout(held, this.opts.registry.goHeldMs(peer));
     });
     return {
-      saidYes: () => yes,
+      saidYes: () => yesAt !== null,
+      answered: () => {
+        if (yesAt !== null) this.opts.registry.reportGoHeld(peer, clock.now() - yesAt);
+      },
       signal: AbortSignal.any([stop, silence.signal]),
       end: () => {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         asked.abort();
       },
     };

@@ -4,6 +4,7 @@ import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } fr
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
+import type { Clock } from '../base/clock.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
@@ -43,6 +44,8 @@ export interface RegistryOptions {
   /** Challenges an mDNS peer to prove its claimed id and key (default: GET /peernix/identity). */
   proveIdentity?: (peer: PeerInfo) => Promise<ProofResult>;
   identityRetryMs?: number;
+  /** Drives peer health (tests); monotonic. */
+  clock?: Clock;
 }
 
 interface Contender {
@@ -69,8 +72,16 @@ const GO_SILENCE_FACTOR = 2;
 /** A slow "yes" counts half as much after this long. */
 const GO_SLOW_HALF_LIFE_MS = 30_000;
 const GO_STALL_MS = 2500;
-/** Under GO_STALL_MS: a narinfo that never comes after a "yes" ends as a timeout, struck like any unanswered lookup. */
+/**
+ * After a "yes", the narinfo is waited for while the peer keeps answering: it is cut once the peer has
+ * been silent for GO_HELD_MS, or GO_HELD_FACTOR times its recent slowest yes→narinfo time if longer
+ * (never past GO_HELD_MAX_MS), and then struck like any unanswered lookup.
+ */
 const GO_HELD_MS = 2400;
+const GO_HELD_FACTOR = 3;
+const GO_HELD_MAX_MS = 20_000;
+/** The longest a narinfo request to a Go peer may take at all (its held wait decides before). */
+const GO_LOOKUP_MAX_MS = 60_000;
 
 /** Whether an update would send a peer's requests elsewhere or change the key it is known by. */
 function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
@@ -88,8 +99,10 @@ export class PeerRegistry extends EventEmitter {
   private readonly provedAt = new WeakMap<Peer, number>();
   /** Go peers' slowest recent UDP "yes" answers (see goSilenceMs). */
   private readonly goSlow = new WeakMap<Peer, { ms: number; at: number }>();
+  /** Go peers' slowest recent narinfo after a "yes" (see goHeldMs). */
+  private readonly goHeld = new WeakMap<Peer, { ms: number; at: number }>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
   private timer: NodeJS.Timeout | null = null;
 
@@ -102,7 +115,7 @@ export class PeerRegistry extends EventEmitter {
       if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
       if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
       this.emit('changed');
-    }, (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs));
+    }, (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs), { clock: opts.clock });
   }
 
   start(): void {
@@ -365,7 +378,7 @@ export class PeerRegistry extends EventEmitter {
 
   /** Peers worth asking now: up, and not caught serving bad bytes recently. */
   live(): Peer[] {
-    const now = Date.now();
+    const now = this.health.clock.now();
     return this.all().filter((p) => this.health.askable(p, now));
   }
 
@@ -386,7 +399,17 @@ export class PeerRegistry extends EventEmitter {
 
   /** How long a narinfo lookup may wait for this peer (undefined: the client's default). */
   lookupMs(peer: Peer): number | undefined {
-    return peer.dialect === 'go' ? GO_HELD_MS : undefined;
+    return peer.dialect === 'go' ? GO_LOOKUP_MAX_MS : undefined;
+  }
+
+  /** How long a Go peer that said "yes" may stay silent before its narinfo is given up. */
+  goHeldMs(peer: Peer): number {
+    return Math.min(GO_HELD_MAX_MS, Math.max(GO_HELD_MS, GO_HELD_FACTOR * this.fading(this.goHeld, peer)));
+  }
+
+  /** A Go peer's narinfo came `ms` after its "yes". */
+  reportGoHeld(peer: Peer, ms: number): void {
+    if (ms > this.fading(this.goHeld, peer)) this.goHeld.set(peer, { ms, at: this.health.clock.now() });
   }
 
   /** How long a lookup takes a Go peer's silence (no UDP "yes") for a miss. */
@@ -397,13 +420,18 @@ export class PeerRegistry extends EventEmitter {
 
   /** A Go peer said "yes" over UDP `ms` after it was asked. */
   reportGoYes(peer: Peer, ms: number): void {
-    if (ms > this.goSlowest(peer)) this.goSlow.set(peer, { ms, at: Date.now() });
+    this.health.heard(peer); // a "yes" is a sign of life: no lookup waiting on it is a stall
+    if (ms > this.goSlowest(peer)) this.goSlow.set(peer, { ms, at: this.health.clock.now() });
   }
 
   /** A Go peer's slowest recent "yes", fading with time. */
   private goSlowest(peer: Peer): number {
-    const slow = this.goSlow.get(peer);
-    return slow ? slow.ms * 0.5 ** ((Date.now() - slow.at) / GO_SLOW_HALF_LIFE_MS) : 0;
+    return this.fading(this.goSlow, peer);
+  }
+
+  private fading(map: WeakMap<Peer, { ms: number; at: number }>, peer: Peer): number {
+    const slow = map.get(peer);
+    return slow ? slow.ms * 0.5 ** ((this.health.clock.now() - slow.at) / GO_SLOW_HALF_LIFE_MS) : 0;
   }
 
   /**
@@ -417,8 +445,8 @@ export class PeerRegistry extends EventEmitter {
   }
 
   /** A lookup to `peer` starts; see PeerHealth.track. */
-  trackLookup(peer: Peer, abort: () => void): () => void {
-    return peer.dialect === 'go' ? this.health.track(peer, abort, GO_STALL_MS) : this.health.track(peer, abort);
+  trackLookup(peer: Peer, abort: () => void, promised?: () => boolean): () => void {
+    return this.health.track(peer, abort, peer.dialect === 'go' ? GO_STALL_MS : undefined, promised);
   }
 
   reportBadBytes(peer: Peer, why: string): void {
@@ -462,8 +490,8 @@ export class PeerRegistry extends EventEmitter {
       // A key only counts once the peer has proven it holds it (or the user configured the peer).
       trusted: p.verified && this.opts.isTrusted(p.publicKey),
       rttMs: p.rttMs,
-      state: p.badUntil > Date.now() && p.state === 'up' ? 'suspect' : p.state,
-      bad: p.badUntil > Date.now() ? { since: p.badSince, until: p.badUntil, reason: p.badReason ?? 'served wrong bytes' } : null,
+      state: this.health.isBad(p) && p.state === 'up' ? 'suspect' : p.state,
+      bad: this.health.isBad(p) ? { since: this.health.wallTime(p.badSince), until: this.health.wallTime(p.badUntil), reason: p.badReason ?? 'served wrong bytes' } : null,
       summary: this.opts.summaryOf?.(p.id) ?? null,
       source: p.source,
       bytesFrom: p.bytesFrom,

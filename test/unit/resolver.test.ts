@@ -621,7 +621,7 @@ describe('resolver: NAR', () => {
     assert.equal(r.complete, false, 'never a clean end');
     assert.ok(r.body.length < p.narSize, `got ${r.body.length} of ${p.narSize} bytes`);
     await waitFor('the liar marked bad', async () => !w.registry.live().some((x) => x.id === w.idOf(liar)), 3000);
-    assert.ok(w.registry.get(w.idOf(liar))!.badUntil > Date.now());
+    assert.ok(w.registry.health.isBad(w.registry.get(w.idOf(liar))!));
     await waitFor('transfer event', async () => w.transfers().length === 1, 3000);
     assert.equal(w.transfers()[0].outcome, 'failed');
     // Even once its health probe passes again, the liar stays out for a while.
