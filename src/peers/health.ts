@@ -279,7 +279,7 @@ export class PeerHealth<P extends PeerHealthFields> {
   }
 
   /** Whether a wait of `waitMs` that ended (failed) at `to` fell partly in our own stall, so it proves nothing. */
-  private wasAway(from: number, to: number, waitMs: number): boolean {
+  wasAway(from: number, to: number, waitMs: number): boolean {
     const away = this.lag.stalledBetween(from, to);
     return away > 0 && to - from - away < waitMs;
   }

@@ -4,7 +4,7 @@ import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } fr
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
-import type { Clock } from '../base/clock.ts';
+import type { Clock, TimerHandle } from '../base/clock.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
@@ -83,6 +83,13 @@ const GO_HELD_MAX_MS = 20_000;
 /** The longest a narinfo request to a Go peer may take at all (its held wait decides before). */
 const GO_LOOKUP_MAX_MS = 60_000;
 
+// An announced host that has never answered a probe (a stale record, a pointer at someone else's
+// host) is probed less and less often — 2 s, 4 s, … up to 5 min — and only a few such hosts per round,
+// so a flood of announcements costs a bounded number of requests, not one per record every round.
+const UNANSWERED_BACKOFF_BASE_MS = 2000;
+const UNANSWERED_BACKOFF_MAX_MS = 5 * 60_000;
+const UNANSWERED_PER_ROUND = 8;
+
 /** Whether an update would send a peer's requests elsewhere or change the key it is known by. */
 function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
   return peer.url !== info.url || peer.address !== info.address || peer.port !== info.port || peer.publicKey !== info.publicKey;
@@ -102,9 +109,13 @@ export class PeerRegistry extends EventEmitter {
   /** Go peers' slowest recent narinfo after a "yes" (see goHeldMs). */
   private readonly goHeld = new WeakMap<Peer, { ms: number; at: number }>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
+  /** Peers that have passed a probe at least once. */
+  private readonly everAnswered = new WeakSet<Peer>();
+  /** Announced peers that never did: when each may be probed next. */
+  private readonly unanswered = new WeakMap<Peer, { next: number; misses: number }>();
   private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
 
   constructor(opts: RegistryOptions) {
     super();
@@ -119,16 +130,16 @@ export class PeerRegistry extends EventEmitter {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => {
-      void this.checkAll();
+    this.timer ??= this.health.clock.setInterval(() => {
+      void this.probeRound();
       for (const c of [...this.contenders.values()]) void this.tryContender(c);
       for (const c of [...this.claims.values()]) void this.tryClaim(c);
     }, this.opts.healthIntervalMs);
-    this.timer.unref();
+    this.timer.unref?.();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.health.clock.clearInterval(this.timer);
     this.timer = null;
   }
 
@@ -515,18 +526,46 @@ export class PeerRegistry extends EventEmitter {
     if (before === 'gone' || retry) void this.verify(peer);
   }
 
+  /** Probes every peer now, whatever its backoff. */
   async checkAll(): Promise<void> {
     await Promise.all(this.all().map((p) => this.check(p)));
+  }
+
+  /** The timer's round: every peer that has answered before, and a few due announced hosts that never did. */
+  async probeRound(): Promise<void> {
+    const now = this.health.clock.now();
+    const due: Peer[] = [];
+    const unproven: Peer[] = [];
+    for (const p of this.peers.values()) {
+      if (p.source !== 'mdns' || this.everAnswered.has(p)) due.push(p);
+      else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
+    }
+    const next = (p: Peer) => this.unanswered.get(p)?.next ?? -Infinity;
+    unproven.sort((a, b) => next(a) - next(b));
+    await Promise.all([...due, ...unproven.slice(0, UNANSWERED_PER_ROUND)].map((p) => this.check(p)));
   }
 
   private async check(peer: Peer): Promise<void> {
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
     const url = peer.url;
-    const rtt = await this.opts.client.probe(url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
+    const clock = this.health.clock;
+    const endLag = this.health.lag.hold();
+    const asked = clock.now();
+    const rtt = await this.opts.client.probe(url, this.opts.healthTimeoutMs, peer.dialect !== 'go').finally(endLag);
     const ok = rtt !== null;
     // A probe of an address the peer has since moved from says nothing of it.
     if (this.peers.get(peer.id) !== peer || peer.url !== url) return;
+    // Nor does one that failed while our own loop was stalled (a loaded machine): no flapping for it.
+    if (!ok && this.health.wasAway(asked, clock.now(), this.opts.healthTimeoutMs)) return;
+    if (ok) {
+      this.everAnswered.add(peer);
+      this.unanswered.delete(peer);
+    } else if (peer.source === 'mdns' && !this.everAnswered.has(peer)) {
+      const misses = (this.unanswered.get(peer)?.misses ?? 0) + 1;
+      const wait = Math.min(UNANSWERED_BACKOFF_MAX_MS, UNANSWERED_BACKOFF_BASE_MS * 2 ** Math.min(20, misses - 1));
+      this.unanswered.set(peer, { misses, next: clock.now() + wait });
+    }
     const before = peer.state;
     this.health.probed(peer, ok, ok ? Math.round(rtt * 100) / 100 : null);
     this.afterCheck(peer, before);
