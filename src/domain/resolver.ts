@@ -52,6 +52,11 @@ export interface ResolverOptions {
   goUdpPort?: number;
 }
 
+/** How long a NAR waits for the peer whose narinfo Nix holds, while that peer is alive but busy. */
+const HOLDER_WAIT_MS = 30_000;
+const HOLDER_RETRY_MS = 250;
+const HOLDER_RETRY_MAX_MS = 2000;
+
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
 const MAX_MISMATCH_CUTS = 4096;
 
@@ -170,16 +175,26 @@ export class Resolver implements CacheBackend {
     const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.opts.registry.get(entry.source) : undefined;
     // Once more even if it was just tried (a timeout on a congested link is no proof it is gone),
     // but not when its probes fail and nothing has come from it lately (a cut link): that 404 is quick.
+    // It is waited for at its own pace: a holder busy at its stream cap (503) or slow to send headers
+    // while it still answers probes or sends bytes is tried again, with a growing pause, for up to
+    // HOLDER_WAIT_MS — a 404 here fails a substitution Nix was promised.
     const health = this.opts.registry.health;
-    const alive = holder && (holder.failures === 0 || health.heardWithin(holder, 2000));
-    if (entry && holder && alive && holder.state !== 'gone' && !health.isBad(holder)) {
+    const alive = (p: Peer) => p.state !== 'gone' && !health.isBad(p) && (p.failures === 0 || health.heardWithin(p, 2000));
+    if (entry && holder && alive(holder)) {
       const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
-      const opened = await this.hedged.openOne(last, last.narSize, 0, signal);
-      if (signal?.aborted) return this.clientLeft(hashPart, opened?.stream);
-      if (opened) {
-        tried.add(holder.id);
-        this.opts.affinity.hit(hashPart);
-        return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
+      const until = health.clock.now() + HOLDER_WAIT_MS;
+      for (let pause = HOLDER_RETRY_MS; ; pause = Math.min(HOLDER_RETRY_MAX_MS, pause * 2)) {
+        const opened = await this.hedged.openOne(last, last.narSize, 0, signal);
+        if (signal?.aborted) return this.clientLeft(hashPart, opened?.stream);
+        if (opened) {
+          tried.add(holder.id);
+          this.opts.affinity.hit(hashPart);
+          return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
+        }
+        if (health.clock.now() + pause >= until || !alive(holder)) break;
+        this.opts.log.info(`NAR ${entry.storePath}: its holder ${holder.name} is busy or slow; trying it again in ${pause} ms`);
+        await this.pause(pause, signal);
+        if (signal?.aborted) return this.clientLeft(hashPart);
       }
     }
     if (entry) this.fallback(entry.storePath, entry, null, reason, 'not-found');
@@ -194,6 +209,20 @@ export class Resolver implements CacheBackend {
     opened?.destroy();
     this.opts.log.debug(`NAR ${hashPart}: the client left before it was found; no longer looking`);
     return null;
+  }
+
+  /** Waits `ms` on the health clock, or until the client leaves. */
+  private pause(ms: number, signal?: AbortSignal): Promise<void> {
+    const clock = this.opts.registry.health.clock;
+    return new Promise((resolve) => {
+      const done = () => {
+        clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = clock.setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 
   private refusesResume(hashPart: string, narHash32: string): boolean {
