@@ -5,6 +5,9 @@ import { formatHostPort, isLoopbackHost } from '../base/listen-address.ts';
 import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
 import { Forbidden, writeError } from './http-error.ts';
+import { isLongPoll } from './long-poll.ts';
+import { WireStallWatch } from './wire-stall.ts';
+import type { Clock } from '../base/clock.ts';
 
 // One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header
 // time, a response that stalls is cut, and a stop that lets transfers finish for a moment and then
@@ -18,6 +21,8 @@ export interface HttpListener {
   close(graceMs?: number): Promise<void>;
   /** Cuts every open connection at once (sharing turned off). */
   cutAll(): void;
+  /** The watch that cuts responses whose client stopped taking bytes. */
+  readonly stalls: Pick<WireStallWatch, 'checks' | 'size'>;
 }
 
 export interface ListenOptions {
@@ -34,6 +39,8 @@ export interface ListenOptions {
   pinLoopbackHost?: boolean;
   /** Cut a connection whose socket neither takes nor gives a byte for this long (default 60 s). */
   stallMs?: number;
+  /** Drives the stall watch (tests). */
+  clock?: Clock;
 }
 
 /** The Host values a loopback listener on this port answers to (Nix sends "127.0.0.1:PORT"). */
@@ -48,6 +55,7 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 export async function listen(opts: ListenOptions): Promise<HttpListener> {
   const sockets = new Set<Socket>();
   let hosts: Set<string> | null = null; // set once the port is known
+  const stalls = new WireStallWatch({ stallMs: opts.stallMs ?? DEFAULT_LIMITS.stallMs, clock: opts.clock });
   const server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
@@ -65,6 +73,7 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
         writeError(res, new Forbidden('this Host is not allowed: the substituter answers only on its own loopback address', { Connection: 'close' }));
         return;
       }
+      stalls.watch(res);
       try {
         opts.handler(req, res);
       } catch (e) {
@@ -74,9 +83,9 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
     },
   );
   // A request may hold a NAR for many minutes (requestTimeout covers only receiving the request), but
-  // not without progress: a socket idle this long in both directions is destroyed (Node resets the
-  // timer on every read and on every write the kernel takes, not on bytes merely queued for it), which
-  // closes the response and so frees whatever the transfer held.
+  // not without progress. The stall watch (wire-stall.ts) judges a response by what its client takes;
+  // this timeout still ends a socket idle in both directions (Node pushes it back whenever the kernel
+  // takes a few bytes, so it is no judge of a reader that stopped).
   server.timeout = opts.stallMs ?? DEFAULT_LIMITS.stallMs;
   server.maxHeadersCount = 64;
   server.on('connection', (s: Socket) => {
@@ -108,13 +117,19 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
     host: opts.host,
     port,
     url: `http://${formatHostPort(urlHost, port)}`,
+    stalls,
     cutAll() {
       for (const s of sockets) s.destroy();
     },
     close(graceMs = 3000) {
       closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          stalls.close();
+          resolve();
+        });
         server.closeIdleConnections();
+        // A held long poll is not a transfer: it would keep an idle stop waiting for the whole grace.
+        for (const s of sockets) if (isLongPoll(s)) s.destroy();
         const timer = setTimeout(() => {
           for (const s of sockets) s.destroy();
         }, graceMs);

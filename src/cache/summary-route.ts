@@ -3,6 +3,7 @@ import { DELTA_TYPE, encodeDelta, SUMMARY_TYPE, type SummaryDelta } from '../wir
 import type { StoreSummary } from '../store/store-summary.ts';
 import { Busy, NotFound, sendBody, Unavailable } from './http-error.ts';
 import type { RouteHandler } from './route-table.ts';
+import { markLongPoll } from './long-poll.ts';
 
 // GET /peernix/summary (and /nix-cache/peernix/summary) on the share listener: this store's summary for peers.
 //   no query                     the whole summary
@@ -47,6 +48,7 @@ export function createSummaryHandler(opts: SummaryRouteOptions): RouteHandler {
     waitingTotal++;
     const gone = new AbortController();
     res.once('close', () => gone.abort());
+    markLongPoll(res);
     void summary.waitForChange(epoch, since, waitMs, gone.signal).then(() => {
       waitingTotal--;
       const left = (waiting.get(address) ?? 1) - 1;

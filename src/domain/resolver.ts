@@ -1,3 +1,4 @@
+import type { TimerHandle } from '../base/clock.ts';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
@@ -54,6 +55,11 @@ export interface ResolverOptions {
   /** A lookup neither this store nor any peer could answer (the LAN totals count these). */
   onMiss?: () => void;
 }
+
+/** How long a NAR waits for the peer whose narinfo Nix holds, while that peer is alive but busy. */
+const HOLDER_WAIT_MS = 30_000;
+const HOLDER_RETRY_MS = 250;
+const HOLDER_RETRY_MAX_MS = 2000;
 
 /** Most transfers cut for wrong bytes remembered at once (oldest forgotten first). */
 const MAX_MISMATCH_CUTS = 4096;
@@ -183,15 +189,26 @@ export class Resolver implements CacheBackend {
     const holder = entry && entry.source !== LOCAL && entry.peerNarUrl ? this.opts.registry.get(entry.source) : undefined;
     // Once more even if it was just tried (a timeout on a congested link is no proof it is gone),
     // but not when its probes fail and nothing has come from it lately (a cut link): that 404 is quick.
-    const alive = holder && (holder.failures === 0 || Date.now() - holder.lastHeard < 2000);
-    if (entry && holder && alive && holder.state !== 'gone' && holder.badUntil <= Date.now()) {
+    // It is waited for at its own pace: a holder busy at its stream cap (503) or slow to send headers
+    // while it still answers probes or sends bytes is tried again, with a growing pause, for up to
+    // HOLDER_WAIT_MS — a 404 here fails a substitution Nix was promised.
+    const health = this.opts.registry.health;
+    const alive = (p: Peer) => p.state !== 'gone' && !health.isBad(p) && (p.failures === 0 || health.heardWithin(p, 2000));
+    if (entry && holder && alive(holder)) {
       const last: Candidate = { peer: holder, url: entry.peerNarUrl!, storePath: entry.storePath, narSize: entry.narSize, answer: null };
-      const opened = await this.hedged.openOne(last, last.narSize, 0, signal);
-      if (signal?.aborted) return this.clientLeft(hashPart, opened?.stream);
-      if (opened) {
-        tried.add(holder.id);
-        this.opts.affinity.hit(hashPart);
-        return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
+      const until = health.clock.now() + HOLDER_WAIT_MS;
+      for (let pause = HOLDER_RETRY_MS; ; pause = Math.min(HOLDER_RETRY_MAX_MS, pause * 2)) {
+        const opened = await this.hedged.openOne(last, last.narSize, 0, signal);
+        if (signal?.aborted) return this.clientLeft(hashPart, opened?.stream);
+        if (opened) {
+          tried.add(holder.id);
+          this.opts.affinity.hit(hashPart);
+          return this.peerBody(hashPart, entry.storePath, narHash, entry.narSize, opened, tried);
+        }
+        if (health.clock.now() + pause >= until || !alive(holder)) break;
+        this.opts.log.info(`NAR ${entry.storePath}: its holder ${holder.name} is busy or slow; trying it again in ${pause} ms`);
+        await this.pause(pause, signal);
+        if (signal?.aborted) return this.clientLeft(hashPart);
       }
     }
     if (entry) this.fallback(entry.storePath, entry, null, reason, 'not-found');
@@ -206,6 +223,20 @@ export class Resolver implements CacheBackend {
     opened?.destroy();
     this.opts.log.debug(`NAR ${hashPart}: the client left before it was found; no longer looking`);
     return null;
+  }
+
+  /** Waits `ms` on the health clock, or until the client leaves. */
+  private pause(ms: number, signal?: AbortSignal): Promise<void> {
+    const clock = this.opts.registry.health.clock;
+    return new Promise((resolve) => {
+      const done = () => {
+        clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = clock.setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 
   private refusesResume(hashPart: string, narHash32: string): boolean {
@@ -303,10 +334,12 @@ export class Resolver implements CacheBackend {
     const asks = candidates.map(async (peer) => {
       // A stall of this peer (registry health) releases this lookup and every other one waiting on it.
       const stop = new AbortController();
-      const untrack = this.opts.registry.trackLookup(peer, () => stop.abort());
       const go = peer.dialect === 'go' ? this.goLookup(peer, hashPart, stop.signal) : null;
+      // What the peer promised ("yes" over UDP) is not released when it is struck for another lookup.
+      const untrack = this.opts.registry.trackLookup(peer, () => stop.abort(), () => go?.saidYes() ?? false);
       try {
         const info = await this.opts.client.narInfo(peer.url, hashPart, go?.signal ?? stop.signal, this.opts.registry.lookupMs(peer));
+        go?.answered();
         this.opts.registry.reportAnswer(peer);
         const answer = info && this.validAnswer(peer, hashPart, info);
         if (answer) {
@@ -349,36 +382,56 @@ export class Resolver implements CacheBackend {
 
   /**
    * A Go peer's lookup: its silence is a miss after registry.goSilenceMs, unless it says over UDP
-   * that it holds the path; then its (slow) narinfo is waited for. The signal aborts either way.
+   * that it holds the path. Then its (slow) narinfo is waited for at the peer's own pace: as long as
+   * the peer keeps answering something within registry.goHeldMs — a host making twenty narinfos one
+   * nix-store run at a time is slow, not gone, and a 404 for a path it said it has is remembered by
+   * Nix for an hour. The signal aborts either way.
    */
-  private goLookup(peer: Peer, hashPart: string, stop: AbortSignal): { signal: AbortSignal; end: () => void; saidYes: () => boolean; saidNotFound: () => boolean } {
+  private goLookup(
+    peer: Peer,
+    hashPart: string,
+    stop: AbortSignal,
+  ): { signal: AbortSignal; end: () => void; saidYes: () => boolean; saidNotFound: () => boolean; answered: () => void } {
+    const clock = this.opts.registry.health.clock;
     const silence = new AbortController();
     const asked = new AbortController(); // the UDP question ends with the lookup
     // A host that has said "not_found" speaks today's protocol, where silence is no answer (a loaded
     // host, a lost datagram), not a miss: only the narinfo's own deadline ends its lookup.
-    const timer = this.goAnswersMisses.has(peer) ? undefined : setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
-    let yes = false;
+    let timer: TimerHandle | undefined = this.goAnswersMisses.has(peer) ? undefined : clock.setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
+    const stopTimer = () => timer !== undefined && clock.clearTimeout(timer);
+    let yesAt: number | null = null;
     let notFound = false;
+    // After a "yes": cut only once the peer has been silent for its held allowance.
+    const held = () => {
+      const ms = this.opts.registry.goHeldMs(peer);
+      const quiet = clock.now() - Math.max(yesAt!, peer.lastHeard);
+      if (quiet >= ms) silence.abort();
+      else timer = clock.setTimeout(held, ms - quiet);
+    };
     void askGoHasPath(peer.address, this.opts.goUdpPort ?? GO_UDP_DEFAULT_PORT, hashPart, AbortSignal.any([stop, asked.signal, silence.signal])).then((ms) => {
-      if (ms === null) return;
+      if (ms === null || silence.signal.aborted) return;
       if (ms === 'not-found') {
         // Definitive (today's Go says it of its own store): the lookup needs no narinfo from it.
         notFound = true;
         this.goAnswersMisses.add(peer);
-        clearTimeout(timer);
+        stopTimer();
         silence.abort();
         return;
       }
-      yes = true;
-      clearTimeout(timer);
+      yesAt = clock.now();
+      stopTimer();
       this.opts.registry.reportGoYes(peer, ms);
+      timer = clock.setTimeout(held, this.opts.registry.goHeldMs(peer));
     });
     return {
-      saidYes: () => yes,
+      saidYes: () => yesAt !== null,
       saidNotFound: () => notFound,
+      answered: () => {
+        if (yesAt !== null) this.opts.registry.reportGoHeld(peer, clock.now() - yesAt);
+      },
       signal: AbortSignal.any([stop, silence.signal]),
       end: () => {
-        clearTimeout(timer);
+        stopTimer();
         asked.abort();
       },
     };

@@ -1,4 +1,6 @@
 import type { PeerState } from '../base/api.ts';
+import { systemClock, type Clock, type TimerHandle } from '../base/clock.ts';
+import { SampledLoopLag, type LoopLag } from '../base/loop-lag.ts';
 
 // A peer's liveness, judged by what it actually answers. A passing /nix-cache-info probe is not
 // enough: a peer can answer that and stall every lookup (a wedged daemon, a dropped link that
@@ -13,6 +15,15 @@ import type { PeerState } from '../base/api.ts';
 //     (reach-check.ts): a cut link is a strike within tens of milliseconds, where waiting for stallMs
 //     would make every miss its summary falsely admits wait half a second; a peer whose kernel
 //     answers is only busy, and keeps stallMs.
+//   - silence is counted only while this process was awake to hear it (loop-lag.ts): on a loaded
+//     machine our event loop can be away for hundreds of milliseconds, and a timer that fires after
+//     such a stall must not blame the peer whose answer sits unread in our socket. A stall timer
+//     decides only after pending I/O has been read (setImmediate), and re-arms for the silence we
+//     slept through; a failed link check during which we were stalled proves nothing.
+//   - a lookup the peer has promised to answer (a Go host's UDP "yes") is not released when the peer
+//     is struck for another lookup: it keeps its own deadline, at the peer's own pace.
+// All of its times are on a monotonic clock (an injected Clock): a wall clock set back a day must not
+// keep a peer out for a day.
 
 export interface HealthOptions {
   /** First backoff after a strike; doubles per strike. */
@@ -54,23 +65,32 @@ export interface PeerHealthFields {
   rttFloorMs: number | null;
   failures: number; // probes failed in a row
   strikes: number; // lookups left unanswered since it last answered one
-  retryAt: number; // epoch ms: not brought back before this
-  lastHeard: number; // epoch ms of its last answer or NAR byte
-  lastSeen: number; // epoch ms of its last passing probe
-  badUntil: number; // served wrong bytes: not asked until then
-  badSince: number;
+  retryAt: number; // health clock (monotonic) ms: not brought back before this
+  lastHeard: number; // health clock ms of its last answer or NAR byte
+  lastSeen: number; // epoch ms of its last passing probe (shown to the user)
+  badUntil: number; // health clock ms: served wrong bytes, not asked until then
+  badSince: number; // health clock ms
   badReason: string | null;
 }
 
 export function freshHealth(now = Date.now()): PeerHealthFields {
-  return { state: 'suspect', rttMs: null, rttFloorMs: null, failures: 0, strikes: 0, retryAt: 0, lastHeard: 0, lastSeen: now, badUntil: 0, badSince: 0, badReason: null };
+  return { state: 'suspect', rttMs: null, rttFloorMs: null, failures: 0, strikes: 0, retryAt: -Infinity, lastHeard: -Infinity, lastSeen: now, badUntil: -Infinity, badSince: -Infinity, badReason: null };
 }
 
 interface Outstanding {
   start: number;
   abort: () => void;
-  timer: NodeJS.Timeout;
-  quick: NodeJS.Timeout | null;
+  /** The peer promised this answer: a strike for another lookup does not release it. */
+  promised: () => boolean;
+  timer: TimerHandle | null;
+  quick: TimerHandle | null;
+  endLag: () => void;
+}
+
+export interface HealthDeps {
+  clock?: Clock;
+  /** This process's own stalls (default: a sampler on `clock`, running only while lookups wait). */
+  lag?: LoopLag;
 }
 
 /** Moves peers between states; `onTransition` hears every change of `state` (and of bad marks). */
@@ -83,15 +103,42 @@ export class PeerHealth<P extends PeerHealthFields> {
   private readonly reaching = new Set<P>();
   private readonly reachedUntil = new WeakMap<P, number>();
 
-  constructor(opts: Partial<HealthOptions>, onTransition: (peer: P, before: PeerState, why: string) => void, reach: ReachCheck<P> | null = null) {
+  readonly clock: Clock;
+  readonly lag: LoopLag;
+
+  constructor(opts: Partial<HealthOptions>, onTransition: (peer: P, before: PeerState, why: string) => void, reach: ReachCheck<P> | null = null, deps: HealthDeps = {}) {
     this.opts = { ...DEFAULT_HEALTH, ...opts };
     this.onTransition = onTransition;
     this.reach = reach;
+    this.clock = deps.clock ?? systemClock;
+    this.lag = deps.lag ?? new SampledLoopLag({ clock: this.clock });
   }
 
   /** Worth asking now: up and not caught serving wrong bytes. */
-  askable(p: P, now = Date.now()): boolean {
+  askable(p: P, now = this.clock.now()): boolean {
     return p.state === 'up' && p.badUntil <= now;
+  }
+
+  /** Caught serving wrong bytes, and not yet cleared or expired. */
+  isBad(p: P): boolean {
+    return p.badUntil > this.clock.now();
+  }
+
+  /** Bytes or an answer came from it within the last `ms`. */
+  heardWithin(p: P, ms: number): boolean {
+    return this.clock.now() - p.lastHeard < ms;
+  }
+
+  /** Epoch ms of a time on the health clock, for showing to people and other machines. */
+  wallTime(t: number): number {
+    return Math.round(Date.now() - (this.clock.now() - t));
+  }
+
+  /** Of the last `ms` before now, how long the peer was silent while we were awake to hear it. */
+  private awakeSilence(p: P, since: number): number {
+    const now = this.clock.now();
+    const from = Math.max(since, p.lastHeard);
+    return now - from - this.lag.stalledBetween(from, now);
   }
 
   backoffMs(strikes: number): number {
@@ -100,24 +147,25 @@ export class PeerHealth<P extends PeerHealthFields> {
 
   /** Bytes or an answer came from the peer: it is alive, whatever its lookups are doing. */
   heard(p: P): void {
-    p.lastHeard = Date.now();
+    p.lastHeard = this.clock.now();
   }
 
   /** It answered a lookup (yes or no) in time. */
   answered(p: P): void {
-    p.lastHeard = Date.now();
+    p.lastHeard = this.clock.now();
     p.strikes = 0;
   }
 
   /**
    * A request to it failed or went unanswered: out until the backoff is over, waiting lookups
    * released. A `soft` failure (a timeout) of a peer heard from within stallMs is congestion, not
-   * death: a peer busy streaming NARs over a slow link is kept. Returns whether it counted.
+   * death: a peer busy streaming NARs over a slow link is kept, and so is one whose silence fell
+   * in time our own loop was stalled. Returns whether it counted.
    */
   strike(p: P, why: string, soft = false): boolean {
-    if (soft && Date.now() - p.lastHeard < this.opts.stallMs) return false;
+    if (soft && this.awakeSilence(p, -Infinity) < this.opts.stallMs) return false;
     p.strikes++;
-    p.retryAt = Date.now() + this.backoffMs(p.strikes);
+    p.retryAt = this.clock.now() + this.backoffMs(p.strikes);
     this.releaseAll(p);
     this.set(p, p.state === 'gone' ? 'gone' : 'suspect', why);
     return true;
@@ -125,13 +173,13 @@ export class PeerHealth<P extends PeerHealthFields> {
 
   /** The result of a health probe. */
   probed(p: P, ok: boolean, rttMs: number | null): void {
-    const now = Date.now();
+    const now = this.clock.now();
     if (ok) {
       p.rttMs = rttMs;
       // Drifts up 10% a probe, so a link that really got slower is followed within a minute or so.
       if (rttMs !== null) p.rttFloorMs = p.rttFloorMs === null ? rttMs : Math.min(rttMs, p.rttFloorMs * 1.1 + 0.1);
       p.failures = 0;
-      p.lastSeen = now;
+      p.lastSeen = Date.now();
       // A probe shows the peer is there, not that it answers lookups: after a strike it comes back
       // only once the backoff is over, and its next lookup decides. A liar stays out until cleared.
       if (now >= p.retryAt && p.badUntil <= now) this.set(p, 'up', 'health check passed');
@@ -143,7 +191,7 @@ export class PeerHealth<P extends PeerHealthFields> {
   }
 
   markBad(p: P, reason: string): void {
-    const now = Date.now();
+    const now = this.clock.now();
     if (p.badUntil <= now) p.badSince = now;
     p.badUntil = now + this.opts.badPeerMs;
     p.badReason = reason;
@@ -152,74 +200,101 @@ export class PeerHealth<P extends PeerHealthFields> {
 
   /** The user vouches for the peer again. */
   clearBad(p: P): boolean {
-    const was = p.badUntil > Date.now();
-    p.badUntil = 0;
-    p.badSince = 0;
+    const was = this.isBad(p);
+    p.badUntil = -Infinity;
+    p.badSince = -Infinity;
     p.badReason = null;
     // Its strikes came from the same wrong bytes: the next passing probe brings it back.
     p.strikes = 0;
-    p.retryAt = 0;
+    p.retryAt = -Infinity;
     return was;
   }
 
   /**
    * A lookup to `p` is starting; `abort` ends it. It counts as a stall (a strike, releasing every
-   * lookup waiting on `p`) if nothing at all arrives from `p` within stallMs (or the given allowance).
-   * Call the returned function when it ends.
+   * lookup waiting on `p` but the promised ones) if nothing at all arrives from `p` within stallMs (or
+   * the given allowance) of time we were awake. Call the returned function when it ends.
    */
-  track(p: P, abort: () => void, stallMs = this.opts.stallMs): () => void {
+  track(p: P, abort: () => void, stallMs = this.opts.stallMs, promised: () => boolean = () => false): () => void {
     let set = this.outstanding.get(p);
     if (!set) this.outstanding.set(p, (set = new Set()));
-    const o: Outstanding = {
-      start: Date.now(),
-      abort,
-      timer: setTimeout(() => {
-        if (p.lastHeard < o.start && set.has(o)) this.strike(p, `no answer for ${stallMs} ms`);
-      }, stallMs),
-      quick: null,
+    const o: Outstanding = { start: this.clock.now(), abort, promised, timer: null, quick: null, endLag: this.lag.hold() };
+    const judge = () => {
+      o.timer = null;
+      // Answers that came while we were away are read before the peer is judged.
+      setImmediate(() => {
+        if (!set.has(o) || p.lastHeard >= o.start) return;
+        const awake = this.awakeSilence(p, o.start);
+        if (awake < stallMs) {
+          o.timer = this.clock.setTimeout(judge, stallMs - awake);
+          o.timer.unref?.();
+        } else this.strike(p, `no answer for ${stallMs} ms`);
+      });
     };
-    o.timer.unref();
+    o.timer = this.clock.setTimeout(judge, stallMs);
+    o.timer.unref?.();
     if (this.reach) {
       const after = Math.min(this.opts.stallMs, Math.max(this.opts.reachAfterMs, 2 * (p.rttFloorMs ?? 0)));
-      o.quick = setTimeout(() => {
-        if (p.lastHeard < o.start && set.has(o)) this.checkReach(p, o.start);
+      o.quick = this.clock.setTimeout(() => {
+        setImmediate(() => {
+          if (p.lastHeard < o.start && set.has(o)) this.checkReach(p, o.start);
+        });
       }, after);
-      o.quick.unref();
+      o.quick.unref?.();
     }
     set.add(o);
     return () => {
-      clearTimeout(o.timer);
-      if (o.quick) clearTimeout(o.quick);
+      this.clear(o);
       set.delete(o);
       if (set.size === 0 && this.outstanding.get(p) === set) this.outstanding.delete(p);
     };
   }
 
+  private clear(o: Outstanding): void {
+    if (o.timer) this.clock.clearTimeout(o.timer);
+    if (o.quick) this.clock.clearTimeout(o.quick);
+    o.timer = o.quick = null;
+    o.endLag();
+  }
+
   forget(p: P): void {
-    this.releaseAll(p);
+    this.releaseAll(p, true);
   }
 
   /** One connect per peer at a time; its failure strikes the peer if it stayed silent meanwhile. */
   private checkReach(p: P, since: number): void {
-    if (this.reaching.has(p) || (this.reachedUntil.get(p) ?? 0) > Date.now()) return;
+    if (this.reaching.has(p) || (this.reachedUntil.get(p) ?? -Infinity) > this.clock.now()) return;
     this.reaching.add(p);
     const timeoutMs = Math.min(this.opts.stallMs, Math.max(this.opts.reachTimeoutMs, 4 * (p.rttFloorMs ?? 0)));
+    const asked = this.clock.now();
     void this.reach!(p, timeoutMs).then((ok) => {
       this.reaching.delete(p);
-      if (ok) this.reachedUntil.set(p, Date.now() + this.opts.reachMemoryMs);
+      const now = this.clock.now();
+      if (ok) this.reachedUntil.set(p, now + this.opts.reachMemoryMs);
+      // A connect that timed out while our own loop was away proves nothing of the link: the stall
+      // timer still decides.
+      else if (this.wasAway(asked, now, timeoutMs)) return;
       else if (p.lastHeard < since && this.outstanding.get(p)?.size) this.strike(p, `its host did not answer a connect within ${timeoutMs} ms (link down?)`);
     });
   }
 
-  private releaseAll(p: P): void {
+  /** Whether a wait of `waitMs` that ended (failed) at `to` fell partly in our own stall, so it proves nothing. */
+  wasAway(from: number, to: number, waitMs: number): boolean {
+    const away = this.lag.stalledBetween(from, to);
+    return away > 0 && to - from - away < waitMs;
+  }
+
+  /** Ends the lookups waiting on `p`, but (unless `all`) not those it promised to answer. */
+  private releaseAll(p: P, all = false): void {
     const set = this.outstanding.get(p);
     if (!set) return;
-    this.outstanding.delete(p);
-    for (const o of set) {
-      clearTimeout(o.timer);
-      if (o.quick) clearTimeout(o.quick);
+    for (const o of [...set]) {
+      if (!all && o.promised()) continue;
+      set.delete(o);
+      this.clear(o);
       o.abort();
     }
+    if (set.size === 0) this.outstanding.delete(p);
   }
 
   private set(p: P, to: PeerState, why: string): void {

@@ -4,7 +4,7 @@ import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } fr
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
-import { UnprovenProbes, type UnprovenProbeOptions } from './unproven-probes.ts';
+import type { Clock, TimerHandle } from '../base/clock.ts';
 
 // Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
@@ -44,8 +44,8 @@ export interface RegistryOptions {
   /** Challenges an mDNS peer to prove its claimed id and key (default: GET /peernix/identity). */
   proveIdentity?: (peer: PeerInfo) => Promise<ProofResult>;
   identityRetryMs?: number;
-  /** Probes of announced hosts not yet proven to be caches (unproven-probes.ts). */
-  unprovenProbes?: Partial<UnprovenProbeOptions>;
+  /** Drives peer health (tests); monotonic. */
+  clock?: Clock;
 }
 
 interface Contender {
@@ -72,8 +72,23 @@ const GO_SILENCE_FACTOR = 2;
 /** A slow "yes" counts half as much after this long. */
 const GO_SLOW_HALF_LIFE_MS = 30_000;
 const GO_STALL_MS = 2500;
-/** Under GO_STALL_MS: a narinfo that never comes after a "yes" ends as a timeout, struck like any unanswered lookup. */
+/**
+ * After a "yes", the narinfo is waited for while the peer keeps answering: it is cut once the peer has
+ * been silent for GO_HELD_MS, or GO_HELD_FACTOR times its recent slowest yes→narinfo time if longer
+ * (never past GO_HELD_MAX_MS), and then struck like any unanswered lookup.
+ */
 const GO_HELD_MS = 2400;
+const GO_HELD_FACTOR = 3;
+const GO_HELD_MAX_MS = 20_000;
+/** The longest a narinfo request to a Go peer may take at all (its held wait decides before). */
+const GO_LOOKUP_MAX_MS = 60_000;
+
+// An announced host that has never answered a probe (a stale record, a pointer at someone else's
+// host) is probed less and less often — 2 s, 4 s, … up to 5 min — and only a few such hosts per round,
+// so a flood of announcements costs a bounded number of requests, not one per record every round.
+const UNANSWERED_BACKOFF_BASE_MS = 2000;
+const UNANSWERED_BACKOFF_MAX_MS = 5 * 60_000;
+const UNANSWERED_PER_ROUND = 8;
 
 /** Whether an update would send a peer's requests elsewhere or change the key it is known by. */
 function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
@@ -104,36 +119,40 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   private readonly provedAt = new WeakMap<Peer, number>();
   /** Go peers' slowest recent UDP "yes" answers (see goSilenceMs). */
   private readonly goSlow = new WeakMap<Peer, { ms: number; at: number }>();
+  /** Go peers' slowest recent narinfo after a "yes" (see goHeldMs). */
+  private readonly goHeld = new WeakMap<Peer, { ms: number; at: number }>();
   private readonly proofs = new WeakMap<Peer, ProofResult>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'unprovenProbes'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
-  private readonly unproven: UnprovenProbes<Peer>;
+  /** Peers that have passed a probe at least once. */
+  private readonly everAnswered = new WeakSet<Peer>();
+  /** Announced peers that never did: when each may be probed next. */
+  private readonly unanswered = new WeakMap<Peer, { next: number; misses: number }>();
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
 
   constructor(opts: RegistryOptions) {
     super();
     const prove = (p: PeerInfo) => proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.lookupPool.http, timeoutMs: 1500 });
     this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
-    this.unproven = new UnprovenProbes(opts.unprovenProbes);
     this.health = new PeerHealth<Peer>(opts.health ?? {}, (peer, before, why) => {
       if (this.peers.get(peer.id) !== peer) return; // replaced (another claimant took the id) or gone
       if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
       if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
       this.emit('changed');
-    }, (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs));
+    }, (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs), { clock: opts.clock });
   }
 
   start(): void {
-    this.timer ??= setInterval(() => {
-      void this.checkAll();
+    this.timer ??= this.health.clock.setInterval(() => {
+      void this.probeRound();
       for (const c of [...this.contenders.values()]) void this.tryContender(c);
       for (const c of [...this.claims.values()]) void this.tryClaim(c);
     }, this.opts.healthIntervalMs);
-    this.timer.unref();
+    this.timer.unref?.();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) this.health.clock.clearInterval(this.timer);
     this.timer = null;
   }
 
@@ -383,7 +402,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   /** Peers worth asking now: up, and not caught serving bad bytes recently. */
   live(): Peer[] {
-    const now = Date.now();
+    const now = this.health.clock.now();
     return this.all().filter((p) => this.health.askable(p, now));
   }
 
@@ -404,7 +423,17 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   /** How long a narinfo lookup may wait for this peer (undefined: the client's default). */
   lookupMs(peer: Peer): number | undefined {
-    return peer.dialect === 'go' ? GO_HELD_MS : undefined;
+    return peer.dialect === 'go' ? GO_LOOKUP_MAX_MS : undefined;
+  }
+
+  /** How long a Go peer that said "yes" may stay silent before its narinfo is given up. */
+  goHeldMs(peer: Peer): number {
+    return Math.min(GO_HELD_MAX_MS, Math.max(GO_HELD_MS, GO_HELD_FACTOR * this.fading(this.goHeld, peer)));
+  }
+
+  /** A Go peer's narinfo came `ms` after its "yes". */
+  reportGoHeld(peer: Peer, ms: number): void {
+    if (ms > this.fading(this.goHeld, peer)) this.goHeld.set(peer, { ms, at: this.health.clock.now() });
   }
 
   /** How long a lookup takes a Go peer's silence (no UDP "yes") for a miss. */
@@ -415,13 +444,18 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   /** A Go peer said "yes" over UDP `ms` after it was asked. */
   reportGoYes(peer: Peer, ms: number): void {
-    if (ms > this.goSlowest(peer)) this.goSlow.set(peer, { ms, at: Date.now() });
+    this.health.heard(peer); // a "yes" is a sign of life: no lookup waiting on it is a stall
+    if (ms > this.goSlowest(peer)) this.goSlow.set(peer, { ms, at: this.health.clock.now() });
   }
 
   /** A Go peer's slowest recent "yes", fading with time. */
   private goSlowest(peer: Peer): number {
-    const slow = this.goSlow.get(peer);
-    return slow ? slow.ms * 0.5 ** ((Date.now() - slow.at) / GO_SLOW_HALF_LIFE_MS) : 0;
+    return this.fading(this.goSlow, peer);
+  }
+
+  private fading(map: WeakMap<Peer, { ms: number; at: number }>, peer: Peer): number {
+    const slow = map.get(peer);
+    return slow ? slow.ms * 0.5 ** ((this.health.clock.now() - slow.at) / GO_SLOW_HALF_LIFE_MS) : 0;
   }
 
   /**
@@ -435,8 +469,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /** A lookup to `peer` starts; see PeerHealth.track. */
-  trackLookup(peer: Peer, abort: () => void): () => void {
-    return peer.dialect === 'go' ? this.health.track(peer, abort, GO_STALL_MS) : this.health.track(peer, abort);
+  trackLookup(peer: Peer, abort: () => void, promised?: () => boolean): () => void {
+    return this.health.track(peer, abort, peer.dialect === 'go' ? GO_STALL_MS : undefined, promised);
   }
 
   reportBadBytes(peer: Peer, why: string): void {
@@ -480,8 +514,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
       // A key only counts once the peer has proven it holds it (or the user configured the peer).
       trusted: p.verified && this.opts.isTrusted(p.publicKey),
       rttMs: p.rttMs,
-      state: p.badUntil > Date.now() && p.state === 'up' ? 'suspect' : p.state,
-      bad: p.badUntil > Date.now() ? { since: p.badSince, until: p.badUntil, reason: p.badReason ?? 'served wrong bytes' } : null,
+      state: this.health.isBad(p) && p.state === 'up' ? 'suspect' : p.state,
+      bad: this.health.isBad(p) ? { since: this.health.wallTime(p.badSince), until: this.health.wallTime(p.badUntil), reason: p.badReason ?? 'served wrong bytes' } : null,
       summary: this.opts.summaryOf?.(p.id) ?? null,
       source: p.source,
       bytesFrom: p.bytesFrom,
@@ -505,8 +539,23 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     if (before === 'gone' || retry) void this.verify(peer);
   }
 
+  /** Probes every peer now, whatever its backoff. */
   async checkAll(): Promise<void> {
     await Promise.all(this.all().map((p) => this.check(p)));
+  }
+
+  /** The timer's round: every peer that has answered before, and a few due announced hosts that never did. */
+  async probeRound(): Promise<void> {
+    const now = this.health.clock.now();
+    const due: Peer[] = [];
+    const unproven: Peer[] = [];
+    for (const p of this.peers.values()) {
+      if (p.source !== 'mdns' || this.everAnswered.has(p)) due.push(p);
+      else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
+    }
+    const next = (p: Peer) => this.unanswered.get(p)?.next ?? -Infinity;
+    unproven.sort((a, b) => next(a) - next(b));
+    await Promise.all([...due, ...unproven.slice(0, UNANSWERED_PER_ROUND)].map((p) => this.check(p)));
   }
 
   private async check(peer: Peer): Promise<void> {
@@ -515,13 +564,25 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
     const url = peer.url;
-    if (peer.verified) this.unproven.proven(peer);
-    else if (peer.source === 'mdns' && !this.unproven.allow(peer)) return;
-    const rtt = await this.opts.client.probe(url, this.opts.healthTimeoutMs, peer.dialect !== 'go');
+    const clock = this.health.clock;
+    const endLag = this.health.lag.hold();
+    const asked = clock.now();
+    const rtt = await this.opts.client.probe(url, this.opts.healthTimeoutMs, peer.dialect !== 'go').finally(endLag);
     const ok = rtt !== null;
-    if (ok && peer.dialect === 'go') this.unproven.proven(peer);
     // A probe of an address the peer has since moved from says nothing of it.
     if (this.peers.get(peer.id) !== peer || peer.url !== url) return;
+    // Nor does one that failed while our own loop was stalled (a loaded machine): no flapping for it.
+    if (!ok && this.health.wasAway(asked, clock.now(), this.opts.healthTimeoutMs)) return;
+    // Answered as a cache: proved its identity, or answered as a Go host does. Any HTTP server would
+    // answer a probe, so an announcement pointing at one is no reason to probe it every round.
+    if (ok && (peer.verified || peer.dialect === 'go')) {
+      this.everAnswered.add(peer);
+      this.unanswered.delete(peer);
+    } else if (peer.source === 'mdns' && !this.everAnswered.has(peer)) {
+      const misses = (this.unanswered.get(peer)?.misses ?? 0) + 1;
+      const wait = Math.min(UNANSWERED_BACKOFF_MAX_MS, UNANSWERED_BACKOFF_BASE_MS * 2 ** Math.min(20, misses - 1));
+      this.unanswered.set(peer, { misses, next: clock.now() + wait });
+    }
     const before = peer.state;
     this.health.probed(peer, ok, ok ? Math.round(rtt * 100) / 100 : null);
     this.afterCheck(peer, before);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { addPath, cleanup, makeTempDir, startNixHost, type NixHost } from '../support/nix-host.ts';
 import { get, narinfoField } from '../support/http.ts';
@@ -37,6 +38,15 @@ function slowDownload(url: string, rate: number): Download {
     bytesSoFar: () => bytes,
     done: once(curl, 'close').then(([code]) => ({ code: code as number | null, bytes, sha256: hash.digest('hex') })),
   };
+}
+
+/** A loopback port free right now (the instances must know each other's ports before they start). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }
 
 describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, () => {
@@ -92,6 +102,41 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     assert.equal(code, 0, pn.logs());
     assert.doesNotMatch(pn.logs(), /second SIGTERM/);
     assert.match(pn.logs(), /SIGTERM: stopping/);
+  });
+
+  it('idle instances that follow each other as --peer peers each exit within 1 s of one SIGTERM', async (t) => {
+    // Each polls the next one's summary (a long poll held open on its share listener): a held poll
+    // is not a transfer, so nothing should make the stop wait for its grace period.
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const pns: PeernixProcess[] = [];
+    for (const [i, port] of ports.entries()) {
+      const peers = ports.filter((p) => p !== port).flatMap((p) => ['--peer', `http://127.0.0.1:${p}`]);
+      const pn = await startPeernixProcess(
+        ['--store', host.storeUri, '--share-listen', `127.0.0.1:${port}`, '--listen', '127.0.0.1:0', '--state-dir', `${dir}/follow-${i}`, '--no-mdns', ...peers],
+        { main: undefined },
+      );
+      procs.push(pn);
+      pns.push(pn);
+    }
+    // Every instance sees both others up and holds a summary poll on each.
+    for (const pn of pns) {
+      await waitFor('both peers up', async () => {
+        const s = JSON.parse((await get(`${pn.substituterUrl}/peernix/api/snapshot`)).body.toString()) as { peers: { state: string }[] };
+        return s.peers.filter((p) => p.state === 'up').length === 2;
+      }, 20_000);
+    }
+    await new Promise((r) => setTimeout(r, 3000)); // a summary round or two, so long polls are held
+    const took: number[] = [];
+    for (const pn of pns) {
+      const exited = once(pn.proc, 'exit');
+      const t0 = Date.now();
+      pn.proc.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      took.push(Date.now() - t0);
+      assert.equal(code, 0, pn.logs());
+    }
+    t.diagnostic(`idle SIGTERM of three instances following each other: ${took.join(', ')} ms`);
+    for (const ms of took) assert.ok(ms < 1000, `an idle instance took ${ms} ms to exit`);
   });
 
   it('a second SIGTERM cuts the running NAR and exits 1 promptly', async (t) => {

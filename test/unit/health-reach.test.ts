@@ -3,31 +3,38 @@ import { createServer, type Server } from 'node:net';
 import { describe, it } from 'node:test';
 import { freshHealth, PeerHealth, type PeerHealthFields } from '../../src/peers/health.ts';
 import { tcpReachable } from '../../src/peers/reach-check.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 
 // A lookup left unanswered has its peer's link checked: a host that doesn't answer a connect is
 // struck long before the stall threshold, a host that does is only busy and keeps it.
 
 type P = PeerHealthFields & { name: string };
 const peer = (): P => ({ ...freshHealth(), state: 'up', rttMs: 1, rttFloorMs: 1, name: 'p' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Lets deferred judgements (setImmediate) and the check's promise run. */
+const turns = async (n = 3) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+function health(stallMs: number, reach: (p: P, ms: number) => Promise<boolean>) {
+  const clock = new FakeClock();
+  return { clock, h: new PeerHealth<P>({ stallMs }, () => {}, reach, { clock }) };
+}
 
 describe('health: link checks on silent lookups', () => {
-  it('strikes a peer whose host does not answer, releasing its lookups at once', async (tc) => {
+  it('strikes a peer whose host does not answer, releasing its lookups at once', async () => {
     const checks: number[] = [];
-    const h = new PeerHealth<P>({ stallMs: 2000 }, () => {}, async (_p, timeoutMs) => {
+    const { clock, h } = health(2000, async (_p, timeoutMs) => {
       checks.push(timeoutMs);
-      await sleep(timeoutMs);
-      return false;
+      return false; // the connect timed out (or was refused)
     });
     const p = peer();
-    const t0 = performance.now();
-    const aborted: number[] = [];
-    const untrack = [h.track(p, () => aborted.push(performance.now() - t0)), h.track(p, () => aborted.push(performance.now() - t0))];
-    await sleep(300);
-    tc.diagnostic(`connect checks ${checks.length} (timeout ${checks[0]} ms); lookups released after ${aborted.map((x) => x.toFixed(0)).join(', ')} ms`);
+    const released: number[] = [];
+    const t0 = clock.now();
+    const untrack = [h.track(p, () => released.push(clock.now() - t0)), h.track(p, () => released.push(clock.now() - t0))];
+    clock.advance(10); // reachAfterMs: the link is checked
+    await turns();
     assert.equal(checks.length, 1, 'one check per peer, however many lookups wait');
-    assert.equal(aborted.length, 2);
-    assert.ok(aborted.every((t) => t < 200), `released after ${aborted} ms, stall threshold 2000`);
+    assert.deepEqual(released, [10, 10], 'released when the check failed, long before the 2000 ms stall threshold');
     assert.equal(p.state, 'suspect');
     assert.equal(p.strikes, 1);
     for (const u of untrack) u();
@@ -35,20 +42,24 @@ describe('health: link checks on silent lookups', () => {
 
   it('keeps a busy peer whose host answers until the stall threshold', async () => {
     let checks = 0;
-    const h = new PeerHealth<P>({ stallMs: 400 }, () => {}, async () => {
+    const { clock, h } = health(400, async () => {
       checks++;
       return true;
     });
     const p = peer();
     let aborted = false;
     const untrack = h.track(p, () => (aborted = true));
-    await sleep(200);
+    clock.advance(200);
+    await turns();
+    assert.equal(checks, 1);
     assert.equal(aborted, false, 'released while its host answers');
     assert.equal(p.state, 'up');
     const second = h.track(p, () => {});
-    await sleep(50);
+    clock.advance(50);
+    await turns();
     assert.equal(checks, 1, 'a passed check is believed for a while');
-    await sleep(300);
+    clock.advance(150);
+    await turns();
     assert.equal(aborted, true, 'the stall threshold still applies');
     assert.equal(p.state, 'suspect');
     untrack();
@@ -56,13 +67,16 @@ describe('health: link checks on silent lookups', () => {
   });
 
   it('does not strike a peer heard from while the check ran', async () => {
-    const h = new PeerHealth<P>({ stallMs: 2000 }, () => {}, async (p) => {
+    const { clock, h } = health(2000, async (p) => {
       h.heard(p); // a NAR byte arrived meanwhile
       return false;
     });
     const p = peer();
-    const untrack = h.track(p, () => {});
-    await sleep(100);
+    let aborted = false;
+    const untrack = h.track(p, () => (aborted = true));
+    clock.advance(100);
+    await turns();
+    assert.equal(aborted, false);
     assert.equal(p.state, 'up');
     assert.equal(p.strikes, 0);
     untrack();

@@ -482,6 +482,22 @@ describe('resolver: NAR', () => {
     assert.ok(w.registry.live().some((x) => x.id === w.idOf(first)), 'a busy peer is still up');
   });
 
+  it('the only holder busy (503) for a while → the NAR waits for it and is served, not a 404 after the narinfo 200', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const [only] = w.peers;
+    const p = makePath('busy-only');
+    only.add(p, narInfoFor(p, { signers: [upstream] }));
+    assert.equal((await w.narInfo(p.hashPart)).status, 200);
+    only.knobs.nar503 = true;
+    let answered = false;
+    const nar = w.nar(p).finally(() => (answered = true));
+    // Evidence that it was refused several times (more than the two tries a 404 used to follow) …
+    while (only.narRequests.length < 4 && !answered) await sleep(20);
+    only.knobs.nar503 = false; // … and then its share listener has a free slot again.
+    assertSameNar(await nar, p);
+    assert.ok(w.registry.live().some((x) => x.id === w.idOf(only)), 'a busy peer is still up');
+  });
+
   it('entry peer removed from the registry → another peer serves, fallback peer-gone', T, async (t) => {
     const w = await world(t, { peers: 2 });
     const [first, second] = w.peers;
@@ -621,7 +637,7 @@ describe('resolver: NAR', () => {
     assert.equal(r.complete, false, 'never a clean end');
     assert.ok(r.body.length < p.narSize, `got ${r.body.length} of ${p.narSize} bytes`);
     await waitFor('the liar marked bad', async () => !w.registry.live().some((x) => x.id === w.idOf(liar)), 3000);
-    assert.ok(w.registry.get(w.idOf(liar))!.badUntil > Date.now());
+    assert.ok(w.registry.health.isBad(w.registry.get(w.idOf(liar))!));
     await waitFor('transfer event', async () => w.transfers().length === 1, 3000);
     assert.equal(w.transfers()[0].outcome, 'failed');
     // Even once its health probe passes again, the liar stays out for a while.

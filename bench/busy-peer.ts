@@ -1,0 +1,107 @@
+// Benchmark: a NAR burst from a slow peer on an idle and on a busy machine (issue #27).
+//
+//   node bench/busy-peer.ts        (root: network namespaces, tc)
+//
+// Two hosts in network namespaces with real Nix and Peernix; B's link shaped to 20 Mbit/s (tbf). A
+// fetches the narinfos of 40 one-MiB paths only B holds, then all 40 NARs at once through its
+// substituter, while asking for misses one after another; once with the machine idle, once beside two
+// CPU busy-loops. Then A is stopped with SIGTERM, idle. Prints side by side: NARs served complete
+// (every status checked: 200 and the full NarSize), the misses' p50 and max meanwhile (each checked to
+// be a 404), and the idle SIGTERM time. Target: 40/40 in both columns.
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { encodeNix32 } from '../src/nix/nix32.ts';
+import { startCpuHogs } from '../test/support/cpu-hogs.ts';
+import { importPaths } from '../test/support/nix-host.ts';
+import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../test/support/peernix-lan.ts';
+import { percentile } from './lib.ts';
+
+const MiB = 1024 * 1024;
+const N = 40;
+
+interface Column {
+  served: number;
+  statuses: Record<string, number>;
+  missP50: number;
+  missMax: number;
+  missesNot404: number;
+  sigtermMs: number;
+}
+
+async function round(pl: PnLan, A: PnHost, B: PnHost, hogCount: number): Promise<Column> {
+  await pl.start(A);
+  await waitFor('A to see B', async () => upPeers(await pl.status(A)).includes('host-b'), 30_000);
+  const paths = Array.from({ length: N }, (_, i) => ({ path: `/nix/store/${encodeNix32(randomBytes(20))}-busy-${hogCount}-${i}`, tree: { type: 'file' as const, size: MiB, seed: `busy-${hogCount}-${i}` }, references: [] }));
+  await importPaths(B.nix, paths);
+  const infos = await Promise.all(
+    paths.map(async ({ path }) => {
+      const r = await pl.curl(A, [`${SUBST}/${H(path)}.narinfo`]);
+      const url = /^URL: (.*)$/m.exec(r.stdout)?.[1];
+      if (!url) throw new Error(`no narinfo for ${path}: ${r.stdout}`);
+      return { url, narSize: Number(/^NarSize: (\d+)$/m.exec(r.stdout)![1]) };
+    }),
+  );
+  const shaped = await B.lan.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'latency', '50ms']);
+  if (shaped.code !== 0) throw new Error(shaped.stderr);
+  const hogs = startCpuHogs(hogCount, 180);
+  try {
+    let done = false;
+    const nars = Promise.all(infos.map((i) => pl.curl(A, ['-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${SUBST}/${i.url}`]))).finally(() => (done = true));
+    const misses: number[] = [];
+    let missesNot404 = 0;
+    while (!done) {
+      const r = await pl.curl(A, ['-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${encodeNix32(randomBytes(20))}.narinfo`]);
+      const [code, secs] = r.stdout.split(' ');
+      if (code !== '404') missesNot404++;
+      misses.push(Number(secs) * 1000);
+    }
+    const results = await nars;
+    const statuses: Record<string, number> = {};
+    let served = 0;
+    results.forEach((r, i) => {
+      const [code, size] = r.stdout.split(' ');
+      statuses[code] = (statuses[code] ?? 0) + 1;
+      if (r.code === 0 && code === '200' && Number(size) === infos[i].narSize) served++;
+    });
+    misses.sort((a, b) => a - b);
+    if (served !== N) process.stderr.write(`${hogCount} hogs: A's log around the failures:\n${A.pn!.logs().split('\n').filter((l) => /host-b|fallback|NAR|peer/.test(l)).slice(-60).join('\n')}\n`);
+    await hogs.stop();
+    await B.lan.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
+    // Idle now: how long one SIGTERM takes to end it.
+    const proc = A.pn!.proc;
+    const exited = once(proc, 'exit');
+    const t0 = performance.now();
+    proc.kill('SIGTERM');
+    await exited;
+    const sigtermMs = performance.now() - t0;
+    A.pn = null;
+    return { served, statuses, missP50: percentile(misses, 50), missMax: misses.at(-1) ?? NaN, missesNot404, sigtermMs };
+  } finally {
+    await hogs.stop();
+    await B.lan.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']).catch(() => {});
+  }
+}
+
+async function main() {
+  const pl = await createPnLan('pn-bbusy', ['host-a', 'host-b']);
+  const [A, B] = pl.hosts;
+  try {
+    await pl.start(B);
+    const idle = await round(pl, A, B, 0);
+    const busy = await round(pl, A, B, 2);
+    const line = (label: string, a: string, b: string) => console.log(`${label.padEnd(34)}${a.padStart(16)}${b.padStart(16)}`);
+    console.log(`\n${N} concurrent 1 MiB NARs from a peer at 20 Mbit/s, through the substituter`);
+    line('', 'idle', '2 CPU hogs');
+    line('NARs served complete', `${idle.served}/${N}`, `${busy.served}/${N}`);
+    line('NAR statuses', JSON.stringify(idle.statuses), JSON.stringify(busy.statuses));
+    line('misses meanwhile p50 (ms)', idle.missP50.toFixed(1), busy.missP50.toFixed(1));
+    line('misses meanwhile max (ms)', idle.missMax.toFixed(1), busy.missMax.toFixed(1));
+    line('misses not answered 404', String(idle.missesNot404), String(busy.missesNot404));
+    line('idle SIGTERM to exit (ms)', idle.sigtermMs.toFixed(0), busy.sigtermMs.toFixed(0));
+    if (idle.served !== N || busy.served !== N || idle.missesNot404 || busy.missesNot404) process.exitCode = 1;
+  } finally {
+    await pl.teardown();
+  }
+}
+
+await main();

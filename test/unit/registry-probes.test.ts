@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { PeerClient } from '../../src/peers/peer-client.ts';
+import { PeerRegistry, type PeerInfo } from '../../src/peers/registry.ts';
+import { FakeClock } from '../support/fake-clock.ts';
+
+// Health probes by the registry's own timer, on a FakeClock: an announced host that has never
+// answered is probed less and less often (seconds → minutes), and only a few such hosts per round;
+// a peer that has answered is probed every round; a probe that failed while our loop was stalled
+// moves no peer.
+
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+};
+
+function announced(i: number): PeerInfo {
+  return { id: `id-${i}`, name: `host-${i}`, url: `http://10.9.0.${i}:9999`, address: `10.9.0.${i}`, port: 9999, platform: null, publicKey: null, source: 'mdns', key: `svc-${i}` };
+}
+
+function setup(answers: (url: string) => boolean, onProbe: (clock: FakeClock) => void = () => {}) {
+  const clock = new FakeClock();
+  const probes = new Map<string, number>();
+  const client = {
+    probe: async (url: string) => {
+      probes.set(url, (probes.get(url) ?? 0) + 1);
+      onProbe(clock);
+      return answers(url) ? 1 : null;
+    },
+  } as unknown as PeerClient;
+  const registry = new PeerRegistry({ client, isTrusted: () => false, proveIdentity: async () => 'unsupported', clock, healthIntervalMs: 2000 });
+  return { clock, registry, probes };
+}
+
+/** Runs the registry's timer for `ms` of fake time, letting each round's probes finish. */
+async function run(clock: FakeClock, ms: number): Promise<void> {
+  for (let t = 0; t < ms; t += 1000) {
+    clock.advance(1000);
+    await settle();
+  }
+}
+
+describe('registry probes', () => {
+  it('backs off an announced host that never answered, and keeps probing one that did every round', async () => {
+    const { clock, registry, probes } = setup((url) => url.endsWith('.1:9999'));
+    registry.upsert(announced(1));
+    registry.upsert(announced(2));
+    await settle();
+    registry.start();
+    await run(clock, 10 * 60_000);
+    registry.stop();
+    const good = probes.get(announced(1).url)!;
+    const silent = probes.get(announced(2).url)!;
+    // Ten minutes at one round per 2 s: 300 rounds. The silent host: at 2, 4, 8, … s, then every 5 min.
+    assert.ok(good >= 300, `answering peer probed ${good} times`);
+    assert.ok(silent <= 12, `silent host probed ${silent} times in ten minutes`);
+    assert.ok(silent >= 6, `silent host still probed now and then (${silent})`);
+  });
+
+  it('probes at most a few never-answering hosts per round', async () => {
+    const { clock, registry, probes } = setup(() => false);
+    for (let i = 1; i <= 40; i++) registry.upsert(announced(i));
+    await settle();
+    probes.clear(); // the probe each gets when admitted
+    registry.start();
+    await run(clock, 2000);
+    const round = [...probes.values()].reduce((a, b) => a + b, 0);
+    registry.stop();
+    assert.ok(round > 0 && round <= 8, `${round} probes in one round of 40 silent hosts`);
+  });
+
+  it('a probe that failed while our loop was stalled does not move the peer', async () => {
+    let stall = false;
+    const { clock, registry } = setup(() => !stall, (c) => {
+      if (!stall) return;
+      c.jump(900); // the probe's 800 ms timeout ran out while we were away
+      c.advance(1);
+    });
+    registry.upsert(announced(1));
+    await settle();
+    const p = registry.get('id-1')!;
+    assert.equal(p.state, 'up');
+    stall = true;
+    for (let i = 0; i < 5; i++) {
+      await registry.probeRound();
+      await settle();
+    }
+    assert.equal(p.state, 'up', 'no flapping for our own stalls');
+    assert.equal(p.failures, 0);
+    const down = setup(() => false);
+    down.registry.upsert(announced(1));
+    await settle();
+    for (let i = 0; i < 3; i++) await down.registry.checkAll();
+    assert.equal(down.registry.get('id-1')!.state, 'gone', 'failed probes while awake do count');
+  });
+});
