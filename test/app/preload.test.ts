@@ -39,17 +39,19 @@ test('the preload exposes exactly window.peernix, whose methods only invoke our 
   assert.deepEqual(required, ['electron']);
   assert.deepEqual(exposed.map(([n]) => n), ['peernix']);
   const bridge = exposed[0][1] as Record<string, (...a: unknown[]) => unknown>;
-  assert.deepEqual(Object.keys(bridge).sort(), ['copyText', 'doctor', 'onChange', 'setSharing', 'snapshot']);
+  assert.deepEqual(Object.keys(bridge).sort(), ['copyText', 'doctor', 'network', 'onChange', 'setSharing', 'snapshot']);
   for (const v of Object.values(bridge)) assert.equal(typeof v, 'function');
   await bridge.snapshot();
   await bridge.setSharing('yes'); // coerced to a boolean before it leaves the page
   await bridge.copyText(42);
+  await bridge.network({ trust: 'current' });
   const off = bridge.onChange(() => {}) as () => void;
   off();
   assert.deepEqual(invoked, [
     [IPC.snapshot, []],
     [IPC.setSharing, [false]],
     [IPC.copyText, ['42']],
+    [IPC.network, [{ trust: 'current' }]],
   ]);
   assert.deepEqual(subscribed, [IPC.change]);
 });
