@@ -5,6 +5,7 @@ import { formatHostPort, isLoopbackHost } from '../base/listen-address.ts';
 import { allowedHost, normaliseHosts } from '../base/host-header.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
 import { Forbidden, writeError } from './http-error.ts';
+import { acceptTlsToo, type TlsIdentity } from './tls-sniff.ts';
 
 // One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header
 // time, a response that stalls is cut, and a stop that lets transfers finish for a moment and then
@@ -34,6 +35,8 @@ export interface ListenOptions {
   pinLoopbackHost?: boolean;
   /** Cut a connection whose socket neither takes nor gives a byte for this long (default 60 s). */
   stallMs?: number;
+  /** Also accept TLS on the same port (the team channel), with this certificate. */
+  tls?: TlsIdentity;
 }
 
 /** The Host values a loopback listener on this port answers to (Nix sends "127.0.0.1:PORT"). */
@@ -73,6 +76,7 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
       }
     },
   );
+  if (opts.tls) acceptTlsToo(server, opts.tls);
   // A request may hold a NAR for many minutes (requestTimeout covers only receiving the request), but
   // not without progress: a socket idle this long in both directions is destroyed (Node resets the
   // timer on every read and on every write the kernel takes, not on bytes merely queued for it), which
