@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { isLoopbackHost, parseHostPort } from '../base/listen-address.ts';
 import { MAX_PEER_URL_LENGTH, peerUrlProblem } from '../wire/peer-url.ts';
+import { parsePublicKey } from '../nix/signing.ts';
 import path from 'node:path';
 import Conf from 'conf';
 
@@ -90,6 +91,39 @@ const peersField: Field<string[]> = {
   },
 };
 
+export const MAX_TEAM = 256;
+
+const teamField: Field<string[]> = {
+  default: [],
+  schema: {
+    type: 'array',
+    items: { type: 'string', pattern: '^[^:\\s]+:[A-Za-z0-9+/]{43}=$' },
+    maxItems: MAX_TEAM,
+    default: [],
+    description: 'Public keys (name:base64, as `nix-store --generate-binary-cache-key` writes them) of the Peernix machines in your team: they talk to this one over TLS bound to their keys.',
+  },
+  check(v) {
+    if (!Array.isArray(v)) return { ok: false, why: `must be a list of public keys (got ${describe(v)})` };
+    const kept: string[] = [];
+    const extra: string[] = [];
+    for (const [i, item] of v.entries()) {
+      let text: string;
+      try {
+        text = parsePublicKey(typeof item === 'string' ? item.trim() : '').text;
+      } catch (e) {
+        extra.push(`settings: team[${i}] ${describe(item)}: ${(e as Error).message}; ignoring it`);
+        continue;
+      }
+      if (kept.length >= MAX_TEAM) {
+        extra.push(`settings: more than ${MAX_TEAM} team members; ignoring team[${i}] and the rest`);
+        break;
+      }
+      if (!kept.includes(text)) kept.push(text);
+    }
+    return { ok: true, value: kept, extra };
+  },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -110,6 +144,8 @@ const FIELDS = {
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
   /** GET /metrics on the share listener as well as on loopback, for a fleet's Prometheus. */
   metricsOnShare: booleanField(false, 'Also serve Prometheus metrics (/metrics) on the LAN share listener.'),
+  /** The team: Peernix machines (by identity key) that talk to this one over the team channel (TLS). */
+  team: teamField,
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;
@@ -142,7 +178,7 @@ function describe(v: unknown): string {
 }
 
 function defaultsCopy(): Settings {
-  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers] };
+  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team] };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -299,7 +335,7 @@ export function openSettingsStore(
       return [...notes, ...current.problems];
     },
     get() {
-      return { ...current.settings, peers: [...current.settings.peers] };
+      return { ...current.settings, peers: [...current.settings.peers], team: [...current.settings.team] };
     },
     set(patch) {
       const clean = validatePatch(patch);

@@ -7,6 +7,7 @@ import { createLogger } from '../../src/base/log.ts';
 import { askerClassifier, type AskerClass } from '../../src/cache/asker-class.ts';
 import { listen, type HttpListener } from '../../src/cache/http-listener.ts';
 import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
+import { PeerClient, PeerError } from '../../src/peers/peer-client.ts';
 import { TeamAgent, TeamKeyMismatch } from '../../src/peers/team-agent.ts';
 import { ed25519KeyOfCertificate, makeTeamCertificate, type TeamCertificate } from '../../src/wire/team-certificate.ts';
 import { get } from '../support/http.ts';
@@ -138,5 +139,31 @@ describe('share listener with the team channel', () => {
     } finally {
       relay.close();
     }
+  });
+});
+
+describe('peer client over the team channel', () => {
+  const narInfoAsker = async (keyOf: (origin: string) => string | null) => {
+    const client = new PeerClient({ narInfoMs: 3000 }, 'test', {}, { team: { cert: memberCert, keyOf } });
+    const before = seen.length;
+    try {
+      await client.narInfo(server.url, 'a'.repeat(32));
+    } catch (e) {
+      return { error: e as PeerError, asked: seen.slice(before) };
+    } finally {
+      client.close();
+    }
+    return { error: null, asked: seen.slice(before) };
+  };
+
+  test('asks a member over TLS with its own key, a non-member in plain, and a member holding another key not at all', async () => {
+    const origin = new URL(server.url).origin;
+    const member = await narInfoAsker((o) => (o === origin ? b64(owner) : null));
+    assert.deepEqual(member.asked.map((s) => s.asker), ['team']);
+    const plain = await narInfoAsker(() => null);
+    assert.deepEqual(plain.asked.map((s) => s.asker), ['anonymous']);
+    const impostor = await narInfoAsker(() => b64(stranger));
+    assert.ok(impostor.error instanceof PeerError, 'a server without the expected key is an error');
+    assert.deepEqual(impostor.asked, []);
   });
 });
