@@ -25,8 +25,12 @@ export function acceptTlsToo(server: Server, identity: TlsIdentity, firstByteMs 
   server.on('connection', (raw: Socket) => {
     // Until its first byte a connection is no HTTP server's yet, so no HTTP timeout covers it.
     raw.setTimeout(firstByteMs, () => raw.destroy());
+    // Nobody else listens yet: an asker resetting now must not be an unhandled error (the daemon's end).
+    const early = () => raw.destroy();
+    raw.on('error', early);
     raw.once('data', (first: Buffer) => {
       raw.setTimeout(0);
+      raw.off('error', early);
       raw.pause();
       raw.unshift(first);
       if (first[0] !== TLS_HANDSHAKE) {

@@ -75,6 +75,17 @@ describe('share listener with the team channel', () => {
     assert.equal(r.body.toString(), 'anonymous\n');
   });
 
+  test('a connection reset before its first byte leaves the listener answering', async () => {
+    await new Promise<void>((resolve) => {
+      const s = netConnect(server.port, '127.0.0.1', () => {
+        s.resetAndDestroy();
+        resolve();
+      });
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await tlsGet('/after-reset', { cert: memberCert })).body, 'team\n');
+  });
+
   test('a team member proving its key over TLS is team; no certificate or a stranger key is anonymous', async () => {
     assert.equal((await tlsGet('/m', { cert: memberCert })).body, 'team\n');
     assert.equal((await tlsGet('/none')).body, 'anonymous\n');
