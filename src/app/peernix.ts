@@ -32,6 +32,8 @@ import { NetworkTrust } from '../domain/network-trust.ts';
 import { NetworkWatch } from '../peers/network-watch.ts';
 import { createShareSide } from './share-side.ts';
 import { startSubstituterSide } from './substituter-side.ts';
+import { makeTeamCertificate } from '../wire/team-certificate.ts';
+import { teamKeyAt, teamKeySet } from '../domain/team.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else; what each
 // part does is in its own file. A request from Nix: cache/http-listener.ts → cache/route-table.ts with
@@ -77,6 +79,8 @@ export interface PeernixOptions {
   networkWatch?: Pick<ConstructorParameters<typeof NetworkWatch>[0], 'read' | 'poke' | 'clock' | 'intervalMs'>;
   /** Serve /metrics on the share listener too (for a fleet's Prometheus); always on loopback. */
   metricsOnShare?: boolean;
+  /** Public keys ("name:base64") of the team: peers this one talks to, and is asked by, over TLS. */
+  team?: string[];
   /** The control API and dashboard on the loopback listener, given the API and that listener's URL. */
   control?: (api: PeernixApi, substituterUrl: string) => ControlHandlers;
 }
@@ -104,7 +108,11 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const storeSummary = new StoreSummary(store.summarySource);
   const trust = new TrustWatch({ log, changed: () => notifySoon('status') });
 
-  const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true });
+  // The team channel: a certificate for this identity key, made anew at each start (the key is what lasts).
+  const teamCert = await makeTeamCertificate(identity.key);
+  const teamKeys = teamKeySet(opts.team ?? []);
+  const team = { cert: teamCert, keyOf: (origin: string): string | null => (teamKeys.size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys)) };
+  const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true, team });
   // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
   const summaries = new PeerSummaries({ log: log.child('summaries'), userAgent: `peernix/${opts.version}`, onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')) });
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => summaries.view(id) });
@@ -140,6 +148,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     announce: (port) => discovery?.publish(port),
     unannounce: async () => discovery?.unpublish(),
     persist: opts.persistSharing,
+    tls: teamCert,
   });
   if (opts.mdns) {
     const hostName = opts.name ? `${opts.name}-${identity.instanceId.slice(0, 6)}` : undefined;

@@ -37,7 +37,7 @@ export interface ServiceOptions {
   state: ServiceState;
   core: CoreOptions;
   /** Settings overridden for this run only (command-line flags); never written back. */
-  overrides?: Partial<Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks'>>;
+  overrides?: Partial<Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team'>>;
   /** The built renderer (dist/renderer) the dashboard serves. */
   rendererDir: string;
   version: string;
@@ -69,6 +69,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     mdns: s.mdns,
     peerCompression: s.peerCompression,
     metricsOnShare: s.metricsOnShare,
+    team: s.team,
     goUdp: s.goPeers ? { port: s.goUdpPort } : null,
     version: opts.version,
     log: opts.log,

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import { isLoopbackHost, parseHostPort } from '../base/listen-address.ts';
 import { MAX_PEER_URL_LENGTH, peerUrlProblem } from '../wire/peer-url.ts';
+import { parsePublicKey } from '../nix/signing.ts';
 import path from 'node:path';
 import { isNetworkId } from '../peers/network-id.ts';
 import { MAX_TRUSTED_NETWORKS } from '../domain/network-trust.ts';
@@ -118,6 +119,39 @@ const trustedNetworksField: Field<string[]> = {
   },
 };
 
+export const MAX_TEAM = 256;
+
+const teamField: Field<string[]> = {
+  default: [],
+  schema: {
+    type: 'array',
+    items: { type: 'string', pattern: '^[^:\\s]+:[A-Za-z0-9+/]{43}=$' },
+    maxItems: MAX_TEAM,
+    default: [],
+    description: 'Public keys (name:base64, as `nix-store --generate-binary-cache-key` writes them) of the Peernix machines in your team: they talk to this one over TLS bound to their keys.',
+  },
+  check(v) {
+    if (!Array.isArray(v)) return { ok: false, why: `must be a list of public keys (got ${describe(v)})` };
+    const kept: string[] = [];
+    const extra: string[] = [];
+    for (const [i, item] of v.entries()) {
+      let text: string;
+      try {
+        text = parsePublicKey(typeof item === 'string' ? item.trim() : '').text;
+      } catch (e) {
+        extra.push(`settings: team[${i}] ${describe(item)}: ${(e as Error).message}; ignoring it`);
+        continue;
+      }
+      if (kept.length >= MAX_TEAM) {
+        extra.push(`settings: more than ${MAX_TEAM} team members; ignoring team[${i}] and the rest`);
+        break;
+      }
+      if (!kept.includes(text)) kept.push(text);
+    }
+    return { ok: true, value: kept, extra };
+  },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -142,6 +176,8 @@ const FIELDS = {
   trustedNetworks: trustedNetworksField,
   /** Share on every network (headless installs, build boxes). */
   trustAllNetworks: booleanField(false, 'Share on every network, not only trusted ones (for headless machines on a network you control).'),
+  /** The team: Peernix machines (by identity key) that talk to this one over the team channel (TLS). */
+  team: teamField,
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;
@@ -174,7 +210,7 @@ function describe(v: unknown): string {
 }
 
 function defaultsCopy(): Settings {
-  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], trustedNetworks: [...DEFAULT_SETTINGS.trustedNetworks] };
+  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], trustedNetworks: [...DEFAULT_SETTINGS.trustedNetworks], team: [...DEFAULT_SETTINGS.team] };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -329,7 +365,7 @@ export function openSettingsStore(stateDir: string): SettingsStore {
     },
     predatesNetworkTrust,
     get() {
-      return { ...current.settings, peers: [...current.settings.peers], trustedNetworks: [...current.settings.trustedNetworks] };
+      return { ...current.settings, peers: [...current.settings.peers], trustedNetworks: [...current.settings.trustedNetworks], team: [...current.settings.team] };
     },
     set(patch) {
       const clean = validatePatch(patch);

@@ -17,6 +17,7 @@ import type { PeernixMetrics } from '../metrics/metrics.ts';
 import { goUdpCompanion } from '../peers/go-udp-companion.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import type { SecretKey } from '../nix/signing.ts';
+import type { TeamCertificate } from '../wire/team-certificate.ts';
 import type { LocalStore } from '../store/local-store.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
 import { CACHE_PRIORITY } from './cache-priority.ts';
@@ -43,6 +44,8 @@ export interface ShareSideParts {
   announce: (port: number) => void;
   unannounce: () => Promise<void>;
   persist?: (on: boolean) => void;
+  /** The team channel: TLS on the share port with this certificate (team members talk only that). */
+  tls?: TeamCertificate;
   log: Logger;
 }
 
@@ -90,6 +93,7 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
         },
         log,
         stallMs: limits.stallMs,
+        tls: p.tls,
       }),
     announce: p.announce,
     unannounce: p.unannounce,

@@ -8,6 +8,7 @@ import { Forbidden, writeError } from './http-error.ts';
 import { isLongPoll } from './long-poll.ts';
 import { WireStallWatch } from './wire-stall.ts';
 import type { Clock } from '../base/clock.ts';
+import { acceptTlsToo, type TlsIdentity } from './tls-sniff.ts';
 
 // One HTTP listener with the limits a LAN-facing server needs: small headers, bounded idle and header
 // time, a response that stalls is cut, and a stop that lets transfers finish for a moment and then
@@ -41,6 +42,8 @@ export interface ListenOptions {
   stallMs?: number;
   /** Drives the stall watch (tests). */
   clock?: Clock;
+  /** Also accept TLS on the same port (the team channel), with this certificate. */
+  tls?: TlsIdentity;
 }
 
 /** The Host values a loopback listener on this port answers to (Nix sends "127.0.0.1:PORT"). */
@@ -82,6 +85,7 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
       }
     },
   );
+  if (opts.tls) acceptTlsToo(server, opts.tls);
   // A request may hold a NAR for many minutes (requestTimeout covers only receiving the request), but
   // not without progress. The stall watch (wire-stall.ts) judges a response by what its client takes;
   // this timeout still ends a socket idle in both directions (Node pushes it back whenever the kernel

@@ -4,6 +4,7 @@ import { createLogger, isLogLevel } from '../base/log.ts';
 import { openServiceState, startService } from '../app/service.ts';
 import { onShutdownSignals, SHUTDOWN_GRACE_MS } from '../base/shutdown-signals.ts';
 import { VERSION } from '../base/version.ts';
+import { parsePublicKey } from '../nix/signing.ts';
 
 export const SERVE_HELP = `Usage: peernix serve [options]
 
@@ -22,6 +23,8 @@ Options:
   --state-dir DIR           where the key, settings and state live (default $PEERNIX_STATE_DIR, else
                             $XDG_STATE_HOME/peernix)
   --peer URL                a static peer (any Nix binary cache serving uncompressed NARs); repeatable
+  --team KEY                a team member's public key (name:base64): it and this machine talk
+                            over TLS bound to their identity keys; repeatable
   --no-mdns                 neither announce nor discover peers by mDNS
   --no-peer-compression     don't let Peernix peers compress the NARs they send here
   --mdns-interface IFACE    use only this interface (name or IPv4 address) for mDNS
@@ -50,6 +53,7 @@ export async function serve(argv: string[]): Promise<number> {
       'secret-key-file': { type: 'string' },
       'state-dir': { type: 'string' },
       peer: { type: 'string', multiple: true },
+      team: { type: 'string', multiple: true },
       'no-mdns': { type: 'boolean', default: false },
       'no-peer-compression': { type: 'boolean', default: false },
       'mdns-interface': { type: 'string' },
@@ -77,6 +81,7 @@ export async function serve(argv: string[]): Promise<number> {
   const goUdpPort = values['go-udp-port'] === undefined ? undefined : Number(values['go-udp-port']);
   if (goUdpPort !== undefined && !(Number.isInteger(goUdpPort) && goUdpPort >= 1 && goUdpPort <= 65535)) throw new Error('--go-udp-port must be a port number 1–65535');
 
+  for (const k of values.team ?? []) parsePublicKey(k); // a bad --team key stops here, with the parser's reason
   const state = openServiceState({ stateDir: values['state-dir'], log });
   const service = await startService({
     state,
@@ -93,6 +98,7 @@ export async function serve(argv: string[]): Promise<number> {
       listen: values.listen,
       sharing: values['no-share'] ? false : undefined,
       peers: values.peer,
+      team: values.team,
       mdns: values['no-mdns'] ? false : undefined,
       peerCompression: values['no-peer-compression'] ? false : undefined,
       goPeers: values['no-go-peers'] ? false : undefined,

@@ -19,6 +19,8 @@ export interface SecretKey {
   name: string;
   publicKey: PublicKey;
   sign(data: string): string; // 'name:base64(64-byte signature)'
+  /** The same key for TLS and certificates (the team channel), which take a key object. */
+  privateKey: KeyObject;
 }
 
 type FingerprintInput = Pick<NarInfo, 'storePath' | 'narHash' | 'narSize' | 'references'>;
@@ -90,6 +92,7 @@ export function parseSecretKey(text: string): SecretKey {
   return {
     name,
     publicKey,
+    privateKey,
     sign(data: string): string {
       return `${name}:${sign(null, Buffer.from(data, 'utf8'), privateKey).toString('base64')}`;
     },

@@ -8,6 +8,8 @@ import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
 import { skipPrefix } from './skip-prefix.ts';
 import { ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 import { NarSlots } from '../base/nar-slots.ts';
+import type { TeamCertificate } from '../wire/team-certificate.ts';
+import { TeamAgent } from './team-agent.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -42,6 +44,12 @@ export interface PeerLimits {
 
 export const DEFAULT_LIMITS: PeerLimits = { lookupSockets: 16, narSlots: 32 };
 
+/** The team channel from this side: our certificate, and the identity key a peer origin must prove (null: not a member). */
+export interface TeamChannel {
+  cert: TeamCertificate;
+  keyOf(origin: string): string | null;
+}
+
 // Lookups and probes have a pool of their own, so they never queue behind NAR bodies from the
 // same peer (a slow peer with 32 NARs streaming would otherwise time every lookup out and look dead).
 
@@ -56,12 +64,18 @@ export class PeerClient {
   private readonly frames: boolean;
   /** Whether our side held recent NARs from each peer back, for the peer to judge compression by. */
   readonly receiverLoad = new ReceiverLoad();
+  private readonly team: TeamChannel | null;
+  /** Per member key, its own lookup and NAR pools: a socket is only ever reused for the key it proved. */
+  private readonly teamPools = new Map<string, { lookup: Pools; nar: Pools }>();
+  private readonly limits: PeerLimits;
 
-  constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix', limits: Partial<PeerLimits> = {}, opts: { frames?: boolean } = {}) {
+  constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix', limits: Partial<PeerLimits> = {}, opts: { frames?: boolean; team?: TeamChannel } = {}) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    this.team = opts.team ?? null;
     this.userAgent = userAgent;
     this.frames = opts.frames ?? true;
     const l = { ...DEFAULT_LIMITS, ...limits };
+    this.limits = l;
     const lookup = { keepAlive: true, maxSockets: l.lookupSockets, maxFreeSockets: 4, timeout: 60_000 };
     this.lookupPool = { http: new Agent(lookup), https: new HttpsAgent(lookup) };
     // No socket limit here: NarSlots is the queue, so waiting for a slot is never mistaken for a
@@ -117,7 +131,10 @@ export class PeerClient {
       // Plain http peers get the lean client (nar-get.ts); https keeps node:http. No connect timeout
       // of its own: on a congested link a SYN-ACK can be dropped, and the header deadline (with
       // hedging in the resolver) already bounds the wait.
-      res = url.startsWith('http:')
+      const team = this.viaTeam(url, 'nar');
+      res = team
+        ? await this.request(team.url, headers, team.pool, this.timeouts.narHeadersMs, opts.signal, false)
+        : url.startsWith('http:')
         ? await getNar(url, { headers, headersMs: this.timeouts.narHeadersMs, signal: opts.signal, timeoutError: () => new PeerError('timeout', `${url}: no answer within ${this.timeouts.narHeadersMs} ms`) })
         : await this.request(url, headers, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
     } catch (e) {
@@ -210,7 +227,7 @@ export class PeerClient {
   }
 
   close(): void {
-    for (const p of [this.lookupPool, this.narPool]) {
+    for (const p of [this.lookupPool, this.narPool, ...[...this.teamPools.values()].flatMap((t) => [t.lookup, t.nar])]) {
       p.http.destroy();
       p.https.destroy();
     }
@@ -224,7 +241,8 @@ export class PeerClient {
     const deadline = Date.now() + ms;
     let res: IncomingMessage;
     try {
-      res = await this.request(url, {}, this.lookupPool, ms, signal);
+      const team = this.viaTeam(url, 'lookup');
+      res = team ? await this.request(team.url, {}, team.pool, ms, signal) : await this.request(url, {}, this.lookupPool, ms, signal);
     } catch (e) {
       throw asPeerError(e, url);
     }
@@ -239,6 +257,26 @@ export class PeerClient {
     }
   }
 
+
+  /**
+   * A team member's plain URL as the team channel: https to the same host and port (its share listener
+   * takes both), on pools whose TLS checks the member's key. Null for anyone else.
+   */
+  private viaTeam(url: string, kind: 'lookup' | 'nar'): { url: string; pool: Pools } | null {
+    if (!this.team || !url.startsWith('http:')) return null;
+    const key = this.team.keyOf(originOf(url));
+    if (key === null) return null;
+    let pools = this.teamPools.get(key);
+    if (!pools) {
+      const make = (o: { maxSockets?: number; maxFreeSockets: number }) => {
+        const agent = new TeamAgent(this.team!.cert, key, { keepAlive: true, timeout: 60_000, ...o });
+        return { http: this.lookupPool.http, https: agent };
+      };
+      pools = { lookup: make({ maxSockets: this.limits.lookupSockets, maxFreeSockets: 4 }), nar: make({ maxFreeSockets: 8 }) };
+      this.teamPools.set(key, pools);
+    }
+    return { url: `https:${url.slice('http:'.length)}`, pool: kind === 'lookup' ? pools.lookup : pools.nar };
+  }
 
   private request(url: string, headers: Record<string, string>, pool: Pools, headersMs: number, signal?: AbortSignal, connectTimeout = true): Promise<IncomingMessage> {
     return getHeaders(url, {

@@ -29,7 +29,7 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as 
 
 describe('defaults and schema', () => {
   test('defaults are the documented ones', T, () => {
-    assert.deepEqual({ ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers] }, {
+    assert.deepEqual({ ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team] }, {
       sharing: true,
       shareListen: '0.0.0.0:9999',
       listen: '127.0.0.1:9998',
@@ -42,6 +42,7 @@ describe('defaults and schema', () => {
       metricsOnShare: false,
       trustedNetworks: [],
       trustAllNetworks: false,
+      team: [],
     });
   });
 
