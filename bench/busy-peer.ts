@@ -31,7 +31,11 @@ interface Column {
 async function round(pl: PnLan, A: PnHost, B: PnHost, hogCount: number): Promise<Column> {
   await pl.start(A);
   await waitFor('A to see B', async () => upPeers(await pl.status(A)).includes('host-b'), 30_000);
-  const paths = Array.from({ length: N }, (_, i) => ({ path: `/nix/store/${encodeNix32(randomBytes(20))}-busy-${hogCount}-${i}`, tree: { type: 'file' as const, size: MiB, seed: `busy-${hogCount}-${i}` }, references: [] }));
+  const paths = Array.from({ length: N }, (_, i) => ({
+    path: `/nix/store/${encodeNix32(randomBytes(20))}-busy-${hogCount}-${i}`,
+    tree: { type: 'file' as const, size: MiB, seed: `busy-${hogCount}-${i}` },
+    references: [],
+  }));
   await importPaths(B.nix, paths);
   const infos = await Promise.all(
     paths.map(async ({ path }) => {
@@ -46,7 +50,9 @@ async function round(pl: PnLan, A: PnHost, B: PnHost, hogCount: number): Promise
   const hogs = startCpuHogs(hogCount, 180);
   try {
     let done = false;
-    const nars = Promise.all(infos.map((i) => pl.curl(A, ['-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${SUBST}/${i.url}`]))).finally(() => (done = true));
+    const nars = Promise.all(infos.map((i) => pl.curl(A, ['-o', '/dev/null', '-w', '%{http_code} %{size_download}', `${SUBST}/${i.url}`]))).finally(
+      () => (done = true),
+    );
     const misses: number[] = [];
     let missesNot404 = 0;
     while (!done) {
@@ -64,7 +70,14 @@ async function round(pl: PnLan, A: PnHost, B: PnHost, hogCount: number): Promise
       if (r.code === 0 && code === '200' && Number(size) === infos[i].narSize) served++;
     });
     misses.sort((a, b) => a - b);
-    if (served !== N) process.stderr.write(`${hogCount} hogs: A's log around the failures:\n${A.pn!.logs().split('\n').filter((l) => /host-b|fallback|NAR|peer/.test(l)).slice(-60).join('\n')}\n`);
+    if (served !== N)
+      process.stderr.write(
+        `${hogCount} hogs: A's log around the failures:\n${A.pn!.logs()
+          .split('\n')
+          .filter((l) => /host-b|fallback|NAR|peer/.test(l))
+          .slice(-60)
+          .join('\n')}\n`,
+      );
     await hogs.stop();
     await B.lan.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
     // Idle now: how long one SIGTERM takes to end it.

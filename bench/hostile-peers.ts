@@ -51,7 +51,19 @@ async function main() {
     const upstream = await makeSigningKey(a, `${dir}/a`, 'upstream-1');
     const genuinePath = await addPath(b, 'genuine', { type: 'file', size: SIZE, seed: 'genuine' });
     const narSize = (await b.pathInfoJson([genuinePath]))[0].narSize;
-    const genuine = await startPeernixProcess(['--store', b.storeUri, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/b-state`, '--no-mdns', '--secret-key-file', bKey.secretKeyFile]);
+    const genuine = await startPeernixProcess([
+      '--store',
+      b.storeUri,
+      '--listen',
+      '127.0.0.1:0',
+      '--share-listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      `${dir}/b-state`,
+      '--no-mdns',
+      '--secret-key-file',
+      bKey.secretKeyFile,
+    ]);
     started.push(genuine);
 
     // The hostile peer's narinfos: the same size as the genuine NAR, hashes no NAR has.
@@ -64,13 +76,31 @@ async function main() {
       const storePath = `/nix/store/${hash}-${kind}`;
       const narHash = `sha256:${encodeNix32(randomBytes(32))}`;
       const sig = signNarInfo({ storePath, narHash, narSize, references: [] }, key);
-      writeFileSync(`${infoDir}/${hash}.narinfo`, [`StorePath: ${storePath}`, `URL: nar/${kind}-${hash}.nar`, 'Compression: none', `NarHash: ${narHash}`, `NarSize: ${narSize}`, 'References: ', `Sig: ${sig}`, ''].join('\n'));
+      writeFileSync(
+        `${infoDir}/${hash}.narinfo`,
+        [
+          `StorePath: ${storePath}`,
+          `URL: nar/${kind}-${hash}.nar`,
+          'Compression: none',
+          `NarHash: ${narHash}`,
+          `NarSize: ${narSize}`,
+          'References: ',
+          `Sig: ${sig}`,
+          '',
+        ].join('\n'),
+      );
       hostilePaths[kind] = storePath;
     }
-    hostile = spawn(process.execPath, [new URL('../test/fixtures/frame-bomb-peer.ts', import.meta.url).pathname, infoDir, '127.0.0.1', String(HOSTILE_PORT)], { stdio: 'ignore' });
+    hostile = spawn(process.execPath, [new URL('../test/fixtures/frame-bomb-peer.ts', import.meta.url).pathname, infoDir, '127.0.0.1', String(HOSTILE_PORT)], {
+      stdio: 'ignore',
+    });
 
     // Another loopback address: to A it is one LAN host, not a process on its own machine.
-    flood = spawn(process.execPath, [new URL('../test/fixtures/summary-flood-peer.ts', import.meta.url).pathname, '127.0.0.2', String(FLOOD_PORT), String(FLOOD_IDENTITIES)], { stdio: 'ignore' });
+    flood = spawn(
+      process.execPath,
+      [new URL('../test/fixtures/summary-flood-peer.ts', import.meta.url).pathname, '127.0.0.2', String(FLOOD_PORT), String(FLOOD_IDENTITIES)],
+      { stdio: 'ignore' },
+    );
     const floodPeers = Array.from({ length: FLOOD_IDENTITIES }, (_, i) => ['--peer', `http://127.0.0.2:${FLOOD_PORT + i}`]).flat();
 
     const cases: [string, string[], string][] = [
@@ -83,19 +113,38 @@ async function main() {
     const results: Record<string, { cpu: number[]; rss: number[]; bytes: number[]; ends: string[] }> = {};
     for (let i = 0; i < RUNS; i++) {
       for (const [name, peers, storePath] of cases) {
-        const pn = await startPeernixProcess(['--store', a.storeUri, '--listen', '127.0.0.1:0', '--no-share', '--state-dir', `${dir}/a-state-${name.replace(/\W/g, '')}-${i}`, '--no-mdns', ...peers], {
-          env: { MALLOC_MMAP_THRESHOLD_: '131072', NIX_CONFIG: `trusted-public-keys = ${bKey.publicKey} ${upstream.publicKey}\nrequire-sigs = true` },
-        });
+        const pn = await startPeernixProcess(
+          [
+            '--store',
+            a.storeUri,
+            '--listen',
+            '127.0.0.1:0',
+            '--no-share',
+            '--state-dir',
+            `${dir}/a-state-${name.replace(/\W/g, '')}-${i}`,
+            '--no-mdns',
+            ...peers,
+          ],
+          {
+            env: { MALLOC_MMAP_THRESHOLD_: '131072', NIX_CONFIG: `trusted-public-keys = ${bKey.publicKey} ${upstream.publicKey}\nrequire-sigs = true` },
+          },
+        );
         started.push(pn);
-        await waitFor('the peers up', async () => {
-          const r = await run('curl', ['-s', `${pn.substituterUrl}/peernix/api/snapshot`]);
-          return (r.stdout.match(/"state":\s*"up"/g) ?? []).length >= peers.length / 2;
-        }, 20_000);
+        await waitFor(
+          'the peers up',
+          async () => {
+            const r = await run('curl', ['-s', `${pn.substituterUrl}/peernix/api/snapshot`]);
+            return (r.stdout.match(/"state":\s*"up"/g) ?? []).length >= peers.length / 2;
+          },
+          20_000,
+        );
         const cpu0 = cpuSeconds(pn.proc.pid!);
         await new Promise((r) => setTimeout(r, FLOOD_S * 1000));
         const info = await run('curl', ['-s', `${pn.substituterUrl}/${storePath.slice(11, 43)}.narinfo`]);
         const url = /^URL: (.*)$/m.exec(info.stdout)?.[1];
-        const got = url ? await run('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download} %{http_code} %{exitcode}', '--max-time', '120', `${pn.substituterUrl}/${url}`]) : { stdout: '0 000 -' };
+        const got = url
+          ? await run('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download} %{http_code} %{exitcode}', '--max-time', '120', `${pn.substituterUrl}/${url}`])
+          : { stdout: '0 000 -' };
         const [bytes, code, exit] = got.stdout.trim().split(' ');
         const r = (results[name] ??= { cpu: [], rss: [], bytes: [], ends: [] });
         r.cpu.push(cpuSeconds(pn.proc.pid!) - cpu0);
@@ -106,12 +155,18 @@ async function main() {
         started.splice(started.indexOf(pn), 1);
       }
     }
-    console.log(`One NAR of ${(narSize / 1048576).toFixed(0)} MiB fetched through a fresh Peernix after ${FLOOD_S} s with its peers up; medians of ${RUNS} runs`);
-    console.log(`${'peer'.padEnd(18)} ${'CPU s'.padStart(8)} ${'× genuine'.padStart(10)} ${'peak RSS MiB'.padStart(13)} ${'NAR bytes to client'.padStart(20)}  ending`);
+    console.log(
+      `One NAR of ${(narSize / 1048576).toFixed(0)} MiB fetched through a fresh Peernix after ${FLOOD_S} s with its peers up; medians of ${RUNS} runs`,
+    );
+    console.log(
+      `${'peer'.padEnd(18)} ${'CPU s'.padStart(8)} ${'× genuine'.padStart(10)} ${'peak RSS MiB'.padStart(13)} ${'NAR bytes to client'.padStart(20)}  ending`,
+    );
     const base = median(results.genuine.cpu);
     for (const [name] of cases) {
       const r = results[name];
-      console.log(`${name.padEnd(18)} ${median(r.cpu).toFixed(2).padStart(8)} ${(median(r.cpu) / base).toFixed(2).padStart(10)} ${median(r.rss).toFixed(0).padStart(13)} ${String(median(r.bytes)).padStart(20)}  ${r.ends[0]}`);
+      console.log(
+        `${name.padEnd(18)} ${median(r.cpu).toFixed(2).padStart(8)} ${(median(r.cpu) / base).toFixed(2).padStart(10)} ${median(r.rss).toFixed(0).padStart(13)} ${String(median(r.bytes)).padStart(20)}  ${r.ends[0]}`,
+      );
     }
   } finally {
     hostile?.kill('SIGKILL');

@@ -13,7 +13,10 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export function median(xs: number[]): number {
-  return percentile([...xs].sort((a, b) => a - b), 50);
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 }
 
 /** A response with another status than a run expects: its timing would measure the wrong thing. */
@@ -55,7 +58,9 @@ function timedGet(url: string, agent: Agent, expect: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent }, (res) => {
       res.on('data', () => {});
-      res.on('end', () => (res.statusCode === expect ? resolve(performance.now() - t0) : reject(new UnexpectedStatus(`${url}: HTTP ${res.statusCode}, expected ${expect}`))));
+      res.on('end', () =>
+        res.statusCode === expect ? resolve(performance.now() - t0) : reject(new UnexpectedStatus(`${url}: HTTP ${res.statusCode}, expected ${expect}`)),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -68,17 +73,19 @@ export async function curlThroughput(url: string, connections: number): Promise<
   const args = ['-sS', '-f', '-o', '/dev/null', '-w', '%{http_code} %{size_download}\\n'];
   const t0 = performance.now();
   const sizes = await Promise.all(
-    Array.from({ length: connections }, () =>
-      new Promise<number>((resolve, reject) => {
-        const p = spawn('curl', [...args, url], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        p.stdout.on('data', (d) => (out += d));
-        p.on('close', (code) => {
-          const [status, size] = out.trim().split(' ');
-          if (code === 0 && status === '200') resolve(Number(size));
-          else reject(new UnexpectedStatus(`curl exit ${code}, HTTP ${status} for ${url}`));
-        });
-      }),
+    Array.from(
+      { length: connections },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const p = spawn('curl', [...args, url], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          p.stdout.on('data', (d) => (out += d));
+          p.on('close', (code) => {
+            const [status, size] = out.trim().split(' ');
+            if (code === 0 && status === '200') resolve(Number(size));
+            else reject(new UnexpectedStatus(`curl exit ${code}, HTTP ${status} for ${url}`));
+          });
+        }),
     ),
   );
   const secs = (performance.now() - t0) / 1000;
@@ -121,7 +128,10 @@ export function peernixLauncher(dir: string): { started: PeernixProcess[]; serve
   return {
     started,
     async serve(name, store, args) {
-      const p = await startPeernixProcess(['--store', store, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}`, '--no-mdns', ...args], { main: BUILT_MAIN });
+      const p = await startPeernixProcess(
+        ['--store', store, '--listen', '127.0.0.1:0', '--share-listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}`, '--no-mdns', ...args],
+        { main: BUILT_MAIN },
+      );
       started.push(p);
       return p;
     },

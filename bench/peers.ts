@@ -60,7 +60,8 @@ async function main() {
         const via = a.substituterUrl;
         const direct = peerUrls[0];
         let next = 0;
-        const hits = (base: string, from: number) => Array.from({ length: REQUESTS }, (_, i) => `${base}/${small[(from + i) % small.length].slice(11, 43)}.narinfo`);
+        const hits = (base: string, from: number) =>
+          Array.from({ length: REQUESTS }, (_, i) => `${base}/${small[(from + i) % small.length].slice(11, 43)}.narinfo`);
         for (let r = 0; r < RUNS; r++) {
           // Fresh paths each run so no lookup is shared with an earlier one; asked of the peer once
           // beforehand, so that both ways find its answers warm (it signs each narinfo once).
@@ -113,7 +114,9 @@ async function bareNodeProxy(upstream: string): Promise<{ url: string; server: S
 
 async function waitUp(p: PeernixProcess, n: number) {
   for (let i = 0; i < 100; i++) {
-    const s = (await (await fetchOk(`${p.substituterUrl}/peernix/api/snapshot`, { headers: { host: new URL(p.substituterUrl).host } })).json()) as { peers: { state: string }[] };
+    const s = (await (await fetchOk(`${p.substituterUrl}/peernix/api/snapshot`, { headers: { host: new URL(p.substituterUrl).host } })).json()) as {
+      peers: { state: string }[];
+    };
     if (s.peers.filter((x) => x.state === 'up').length === n) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -121,4 +124,3 @@ async function waitUp(p: PeernixProcess, n: number) {
 }
 
 await main();
-

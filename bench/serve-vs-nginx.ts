@@ -55,12 +55,17 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     nginx = spawn('nginx', ['-c', conf, '-p', `${dir}/nginx`], { stdio: 'inherit' });
     const nginxBase = `http://127.0.0.1:${nginxPort}`;
     for (let i = 0; i < 100; i++) {
-      const ok = await fetch(`${nginxBase}/nix-cache-info`).then((r) => r.ok, () => false);
+      const ok = await fetch(`${nginxBase}/nix-cache-info`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    const bareNode = spawn(process.execPath, [new URL('./bare-node-cache.ts', import.meta.url).pathname, cache, String(nginxPort + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const bareNode = spawn(process.execPath, [new URL('./bare-node-cache.ts', import.meta.url).pathname, cache, String(nginxPort + 1)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     bare = bareNode;
     await new Promise((resolve) => bareNode.stdout!.once('data', resolve));
     const bareBase = `http://127.0.0.1:${nginxPort + 1}`;
@@ -74,18 +79,27 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     mkdirSync(`${dir}/state-user`);
     chownSync(`${dir}/state-user`, user.uid, user.gid);
     mkdirSync(`${dir}/empty-bin`);
-    pnUser = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state-user`, '--no-mdns'], {
-      main: BUILT_MAIN,
-      env: { PATH: `${dir}/empty-bin`, HOME: `${dir}/state-user`, NIX_CONFIG: undefined },
-      wrap: asUser(user),
-    });
+    pnUser = await startPeernixProcess(
+      ['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state-user`, '--no-mdns'],
+      {
+        main: BUILT_MAIN,
+        env: { PATH: `${dir}/empty-bin`, HOME: `${dir}/state-user`, NIX_CONFIG: undefined },
+        wrap: asUser(user),
+      },
+    );
     const userBase = pnUser.shareUrl!;
-    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns'], { main: BUILT_MAIN });
+    pn = await startPeernixProcess(
+      ['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns'],
+      { main: BUILT_MAIN },
+    );
     const pnBase = pn.shareUrl!;
     await new Promise((r) => setTimeout(r, 500));
     await fetch(`${userBase}/${'0'.repeat(32)}.narinfo`); // a request brings the fast path up at the latest
     // Logged when the source changes; nothing logged means the database opened at once.
-    const userMetadata = /narinfo metadata from the store database/.test(pnUser.logs()) || !/narinfo metadata from the nix-daemon/.test(pnUser.logs()) ? 'store database' : 'nix-daemon';
+    const userMetadata =
+      /narinfo metadata from the store database/.test(pnUser.logs()) || !/narinfo metadata from the nix-daemon/.test(pnUser.logs())
+        ? 'store database'
+        : 'nix-daemon';
 
     const hp = (p: string) => p.slice(11, 43);
     const hitHashes = paths.map(hp);
@@ -130,9 +144,15 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50), percentile(bm, 50));
       add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99), percentile(bm, 99));
       addNonRoot('narinfo miss p50', percentile(pm, 50), percentile(um, 50));
-      const [p1, n1] = await inTurn(r, [pnNar, nginxNar].map((u) => () => curlThroughput(u, 1)));
+      const [p1, n1] = await inTurn(
+        r,
+        [pnNar, nginxNar].map((u) => () => curlThroughput(u, 1)),
+      );
       add('NAR 200 MB, 1 connection (MiB/s)', p1, n1);
-      const [p16, n16] = await inTurn(r, [pnNar, nginxNar].map((u) => () => curlThroughput(u, 16)));
+      const [p16, n16] = await inTurn(
+        r,
+        [pnNar, nginxNar].map((u) => () => curlThroughput(u, 16)),
+      );
       add('NAR 200 MB, 16 connections (MiB/s)', p16, n16);
     }
     const rss = peakRssMiB(pn.proc.pid!);
@@ -146,7 +166,9 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       console.log(`${row(k.replace(/ \((ms|MiB\/s)\)$/, ''), median(v.ours), median(v.ref), unit)} ${nodeCol}`);
     }
     console.log(`${'peernix peak RSS (whole run, incl. 16×200 MB)'.padEnd(34)} ${rss.toFixed(1).padStart(10)} MiB`);
-    console.log(`\npeernix as a non-root user vs as root: user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`);
+    console.log(
+      `\npeernix as a non-root user vs as root: user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`,
+    );
     console.log(`${'metric'.padEnd(34)} ${'non-root'.padStart(10)} ${'root'.padStart(10)}`);
     for (const [k, v] of Object.entries(nonRoot)) console.log(`${row(k, median(v.user), median(v.root), 'ms')}`);
   } finally {

@@ -59,10 +59,25 @@ async function main() {
     const addr = await run('ip', ['addr', 'add', `${bridgeAddress}/24`, 'dev', lan.name]);
     if (addr.code !== 0) throw new Error(`ip addr add: ${addr.stderr}`);
     const farHost = lan.hosts[0];
-    const far = await startPeernixProcess(['--store', otherStore.storeUri, '--listen', '127.0.0.1:0', '--share-listen', '0.0.0.0:9999', '--state-dir', `${dir}/far`, '--no-mdns', '--log-level', 'debug'], {
-      main: BUILT_MAIN,
-      wrap: (cmd, args) => ['ip', ['netns', 'exec', farHost.ns, cmd, ...args]],
-    });
+    const far = await startPeernixProcess(
+      [
+        '--store',
+        otherStore.storeUri,
+        '--listen',
+        '127.0.0.1:0',
+        '--share-listen',
+        '0.0.0.0:9999',
+        '--state-dir',
+        `${dir}/far`,
+        '--no-mdns',
+        '--log-level',
+        'debug',
+      ],
+      {
+        main: BUILT_MAIN,
+        wrap: (cmd, args) => ['ip', ['netns', 'exec', farHost.ns, cmd, ...args]],
+      },
+    );
     started.push(far);
     far.shareUrl = `http://${farHost.address}:9999`;
     const others: PeernixProcess[] = [far];
@@ -70,7 +85,11 @@ async function main() {
     const peers = [holder, ...others];
     const alone = await serve('a0', emptyStore.storeUri, ['--no-share']);
     const a = await serve('a20', emptyStore.storeUri, ['--no-share', ...peers.flatMap((p) => ['--peer', p.shareUrl!])]);
-    await waitFor(`A to follow 20 summaries`, async () => (await snapshot(a)).peers.filter((p) => p.state === 'up' && p.summary?.state === 'ok').length === 20, 60_000);
+    await waitFor(
+      `A to follow 20 summaries`,
+      async () => (await snapshot(a)).peers.filter((p) => p.state === 'up' && p.summary?.state === 'ok').length === 20,
+      60_000,
+    );
 
     const misses = (base: string) => Array.from({ length: REQUESTS }, () => `${base}/${randomHash()}.narinfo`);
     await latencyInTurns([misses(a.substituterUrl).slice(0, 200), misses(alone.substituterUrl).slice(0, 200)], 404);

@@ -63,7 +63,9 @@ async function main() {
     const cores = availableParallelism();
     await compression(dir, hosts, started, (l) => (lan = l));
     await proxy(dir, hosts, started, children);
-    console.log(`\ntransfers between peers — medians of ${RUNS} runs; every process shares this machine's ${cores} cores (A, B, Nix, curl and the proxies alike)`);
+    console.log(
+      `\ntransfers between peers — medians of ${RUNS} runs; every process shares this machine's ${cores} cores (A, B, Nix, curl and the proxies alike)`,
+    );
     for (const [metric, { values, unit }] of Object.entries(fig)) {
       const cols = Object.entries(values).map(([c, v]) => `${c} ${median(v).toFixed(unit === 'ms/MB' || unit === 'x' || unit === 'cores' ? 2 : 1)}`);
       console.log(`${metric.padEnd(46)} ${cols.join('   ')}  ${unit}`);
@@ -127,8 +129,27 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   const lan = await createLan(2);
   keepLan(lan);
   const [A, B] = lan.hosts;
-  const inNs = (h: LanHost) => (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', h.ns, cmd, ...args]];
-  const b = await startPeernixProcess(['--store', bStore.storeUri, '--listen', '127.0.0.1:9998', '--share-listen', '0.0.0.0:9999', '--secret-key-file', key.secretKeyFile, '--state-dir', `${dir}/b-state`, '--no-mdns', '--log-level', 'debug'], { main: BUILT_MAIN, wrap: inNs(B) });
+  const inNs =
+    (h: LanHost) =>
+    (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', h.ns, cmd, ...args]];
+  const b = await startPeernixProcess(
+    [
+      '--store',
+      bStore.storeUri,
+      '--listen',
+      '127.0.0.1:9998',
+      '--share-listen',
+      '0.0.0.0:9999',
+      '--secret-key-file',
+      key.secretKeyFile,
+      '--state-dir',
+      `${dir}/b-state`,
+      '--no-mdns',
+      '--log-level',
+      'debug',
+    ],
+    { main: BUILT_MAIN, wrap: inNs(B) },
+  );
   // B's debug log has a line per framed NAR: how many of its frames went compressed.
   // It also says what A reported of its own pace (peers/receiver-load.ts): the share of its raw
   // transfers' time that its own side, not the link, held B's bytes back.
@@ -148,13 +169,34 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   started.push(b);
   const peer = ['--peer', `http://${B.address}:9999`, '--no-share', '--no-mdns', '--store', aStore.storeUri];
   const aZstd = await startPeernixProcess([...peer, '--listen', '127.0.0.1:9998', '--state-dir', `${dir}/a1`], { main: BUILT_MAIN, wrap: inNs(A) });
-  const aPlain = await startPeernixProcess([...peer, '--listen', '127.0.0.1:9997', '--state-dir', `${dir}/a2`, '--no-peer-compression'], { main: BUILT_MAIN, wrap: inNs(A) });
+  const aPlain = await startPeernixProcess([...peer, '--listen', '127.0.0.1:9997', '--state-dir', `${dir}/a2`, '--no-peer-compression'], {
+    main: BUILT_MAIN,
+    wrap: inNs(A),
+  });
   started.push(aZstd, aPlain);
   // Beside them, what compressing every block would do: a second B on the same store that does so,
   // and an A that fetches from it. Asked only for the compressible closure at 1 Gbit/s.
-  const bForced = await startPeernixProcess(['--store', bStore.storeUri, '--listen', '127.0.0.1:9996', '--share-listen', '0.0.0.0:9995', '--secret-key-file', key.secretKeyFile, '--state-dir', `${dir}/b2-state`, '--no-mdns'], { main: BUILT_MAIN, wrap: inNs(B), env: { PEERNIX_FORCE_PEER_COMPRESSION: '1' } });
+  const bForced = await startPeernixProcess(
+    [
+      '--store',
+      bStore.storeUri,
+      '--listen',
+      '127.0.0.1:9996',
+      '--share-listen',
+      '0.0.0.0:9995',
+      '--secret-key-file',
+      key.secretKeyFile,
+      '--state-dir',
+      `${dir}/b2-state`,
+      '--no-mdns',
+    ],
+    { main: BUILT_MAIN, wrap: inNs(B), env: { PEERNIX_FORCE_PEER_COMPRESSION: '1' } },
+  );
   started.push(bForced);
-  const aForced = await startPeernixProcess(['--peer', `http://${B.address}:9995`, '--no-share', '--no-mdns', '--store', aStore.storeUri, '--listen', '127.0.0.1:9996', '--state-dir', `${dir}/a3`], { main: BUILT_MAIN, wrap: inNs(A) });
+  const aForced = await startPeernixProcess(
+    ['--peer', `http://${B.address}:9995`, '--no-share', '--no-mdns', '--store', aStore.storeUri, '--listen', '127.0.0.1:9996', '--state-dir', `${dir}/a3`],
+    { main: BUILT_MAIN, wrap: inNs(A) },
+  );
   started.push(aForced);
   for (const port of [9998, 9997, 9996]) {
     for (let i = 0; ; i++) {
@@ -169,10 +211,27 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   const substitute = async (port: number, paths: string[]): Promise<number> => {
     const to = `${dir}/client-${copyNo++}`;
     const t0 = performance.now();
-    const r = await A.run('nix', ['copy', '--from', `http://127.0.0.1:${port}`, '--to', to, ...paths, '--option', 'trusted-public-keys', key.publicKey, '--option', 'require-sigs', 'true'], {
-      env: nixEnv({ XDG_CACHE_HOME: `${to}-xdg`, NIX_CONFIG: 'experimental-features = nix-command' }),
-      timeoutMs: 600_000,
-    });
+    const r = await A.run(
+      'nix',
+      [
+        'copy',
+        '--from',
+        `http://127.0.0.1:${port}`,
+        '--to',
+        to,
+        ...paths,
+        '--option',
+        'trusted-public-keys',
+        key.publicKey,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
+      {
+        env: nixEnv({ XDG_CACHE_HOME: `${to}-xdg`, NIX_CONFIG: 'experimental-features = nix-command' }),
+        timeoutMs: 600_000,
+      },
+    );
     const ms = performance.now() - t0;
     if (r.code !== 0) throw new Error(`nix copy via ${port}: ${r.stderr}`);
     await run('rm', ['-rf', to, `${to}-xdg`]);
@@ -182,7 +241,20 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   for (const shape of SHAPES) {
     await B.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
     if (shape !== 'unshaped') {
-      const tc = await B.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', shape, 'burst', shape === '1gbit' ? '256kb' : '64kb', 'latency', '50ms']);
+      const tc = await B.run('tc', [
+        'qdisc',
+        'add',
+        'dev',
+        'eth0',
+        'root',
+        'tbf',
+        'rate',
+        shape,
+        'burst',
+        shape === '1gbit' ? '256kb' : '64kb',
+        'latency',
+        '50ms',
+      ]);
       if (tc.code !== 0) throw new Error(`tc: ${tc.stderr}`);
     }
     for (const [what, paths] of Object.entries(sets) as [keyof typeof sets, string[]][]) {
@@ -216,10 +288,17 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
       if (held.length > 0) add(`${what} closure at ${shape}: A's side held its NARs`, 'share of time', 100 * median(held), '%');
       const t = fig[`${what} closure at ${shape}: nix copy`].values;
       add(`${what} closure at ${shape}: speed-up`, 'compressed vs uncompressed', median(t.uncompressed) / median(t.compressed), 'x');
-      if (forced) add(`${what} closure at ${shape}: speed-up`, 'every block compressed vs uncompressed', median(t.uncompressed) / median(t['every block compressed']), 'x');
+      if (forced)
+        add(
+          `${what} closure at ${shape}: speed-up`,
+          'every block compressed vs uncompressed',
+          median(t.uncompressed) / median(t['every block compressed']),
+          'x',
+        );
       // The most any compression could gain here: to what the same copy takes with no link limit at all.
       const free = fig[`${what} closure at unshaped: nix copy`]?.values.uncompressed;
-      if (shape !== 'unshaped' && free) add(`${what} closure at ${shape}: ceiling on this machine`, 'uncompressed vs unshaped', median(t.uncompressed) / median(free), 'x');
+      if (shape !== 'unshaped' && free)
+        add(`${what} closure at ${shape}: ceiling on this machine`, 'uncompressed vs unshaped', median(t.uncompressed) / median(free), 'x');
     }
   }
 }
@@ -255,10 +334,19 @@ http { access_log off; tcp_nodelay on; client_body_temp_path ${dir}/nginx; proxy
   );
   const nginx = spawn('nginx', ['-c', `${dir}/nginx.conf`, '-p', `${dir}/nginx`], { stdio: 'inherit' });
   children.push(nginx);
-  const bare = spawn(nodeBin(), [new URL('./bare-node-proxy.ts', import.meta.url).pathname, b.shareUrl!, String(port + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const bare = spawn(nodeBin(), [new URL('./bare-node-proxy.ts', import.meta.url).pathname, b.shareUrl!, String(port + 1)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(bare);
   await new Promise((r) => bare.stdout!.once('data', r));
-  for (let i = 0; (await fetch(`http://127.0.0.1:${port}/nix-cache-info`).then((r) => r.status, () => 0)) !== 200; i++) {
+  for (
+    let i = 0;
+    (await fetch(`http://127.0.0.1:${port}/nix-cache-info`).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200;
+    i++
+  ) {
     if (i > 100) throw new Error('nginx did not start');
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -34,8 +34,7 @@ const windowPaths: WindowPaths = {
   icon: path.join(assetsDir, 'icon.png'),
 };
 // Only a launch at login starts hidden; a user who starts the app by hand gets its window.
-const launchedHidden =
-  process.argv.includes(HIDDEN_FLAG) || (process.platform === 'darwin' && Boolean(app.getLoginItemSettings().wasOpenedAtLogin));
+const launchedHidden = process.argv.includes(HIDDEN_FLAG) || (process.platform === 'darwin' && Boolean(app.getLoginItemSettings().wasOpenedAtLogin));
 
 const appLog = new AppLog();
 const log = () => appLog.log;
@@ -113,7 +112,15 @@ function useApi(a: PeernixApi): void {
 function showStartFailure(f: StartFailure): void {
   const buttons = [...(f.dashboardUrl ? ['Open its dashboard'] : []), 'Retry', 'Close'];
   dialog
-    .showMessageBox({ type: 'error', title: 'Peernix', message: 'Peernix could not start', detail: f.message, buttons, cancelId: buttons.length - 1, defaultId: 0 })
+    .showMessageBox({
+      type: 'error',
+      title: 'Peernix',
+      message: 'Peernix could not start',
+      detail: f.message,
+      buttons,
+      cancelId: buttons.length - 1,
+      defaultId: 0,
+    })
     .then(({ response }) => {
       const choice = buttons[response];
       if (choice === 'Open its dashboard' && f.dashboardUrl) return shell.openExternal(f.dashboardUrl);

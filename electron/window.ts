@@ -67,7 +67,10 @@ export function createMainWindow(paths: WindowPaths, log: Logger, menu?: Menu): 
     log.error(`could not load the window's page ${paths.page}: ${(e as Error).message}`);
     if (!win.isDestroyed()) {
       const html = `<meta charset="utf-8"><title>Peernix</title><p>Peernix could not load its window (${escapeHtml((e as Error).message)}). Its log has the details.</p>`;
-      win.loadURL(`data:text/html;charset=utf-8,${encodeURIComponent(html)}`).then(() => win.show(), () => win.show());
+      win.loadURL(`data:text/html;charset=utf-8,${encodeURIComponent(html)}`).then(
+        () => win.show(),
+        () => win.show(),
+      );
     }
   });
   return win;

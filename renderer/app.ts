@@ -27,8 +27,7 @@ export function startApp(bridge: PeernixBridge): () => void {
   const toggle = byId<HTMLInputElement>('sharing-toggle');
   const copy = byId<HTMLButtonElement>('copy-nixconf');
 
-  const header = () =>
-    renderHeader({ status: snap?.status ?? null, peersKnown: snap?.peers.length ?? 0, pending, problem });
+  const header = () => renderHeader({ status: snap?.status ?? null, peersKnown: snap?.peers.length ?? 0, pending, problem });
   const entries = () => renderEntries(snap?.entries ?? [], search.value, Date.now());
   const networkAct = bridge.network
     ? (action: NetworkAction) => {

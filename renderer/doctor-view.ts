@@ -77,7 +77,8 @@ export function mountDoctor(bridge: PeernixBridge, doc: Document = document): ()
       try {
         const report = await fetchReport(bridge);
         renderDoctorChecks(doc, list, report);
-        summary.textContent = report.failed === 0 ? 'Nothing is wrong that can be seen from here.' : `${report.failed} problem(s) found; each says how to fix it.`;
+        summary.textContent =
+          report.failed === 0 ? 'Nothing is wrong that can be seen from here.' : `${report.failed} problem(s) found; each says how to fix it.`;
       } catch (e) {
         summary.textContent = `Could not run the checks: ${(e as Error).message}`;
       } finally {

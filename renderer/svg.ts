@@ -22,7 +22,11 @@ function labelled(width: number, height: number, label: string, cls: string, tes
  * A line of recent values, newest at the right; nulls (no answer) break the line. `slots` is how
  * many values a full history has: a young one fills only the right part, at the same scale.
  */
-export function sparkline(values: (number | null)[], label: string, opts: { width?: number; height?: number; cls?: string; testid?: string; slots?: number } = {}): SVGElement {
+export function sparkline(
+  values: (number | null)[],
+  label: string,
+  opts: { width?: number; height?: number; cls?: string; testid?: string; slots?: number } = {},
+): SVGElement {
   const w = opts.width ?? 72;
   const hgt = opts.height ?? 18;
   const root = labelled(w, hgt, label, `spark ${opts.cls ?? ''}`.trim(), opts.testid);

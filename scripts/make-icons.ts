@@ -62,15 +62,25 @@ const hexStroke = (r: number, w: number): Shape => {
   const v = hexVertices(r);
   return (x, y) => polygonEdgeDist(x, y, v) <= w / 2;
 };
-const disc = (cx: number, cy: number, r: number): Shape => (x, y) => Math.hypot(x - cx, y - cy) <= r;
-const line = (ax: number, ay: number, bx: number, by: number, w: number): Shape => (x, y) =>
-  segDist(x, y, ax, ay, bx, by) <= w / 2;
-const union = (...shapes: Shape[]): Shape => (x, y) => shapes.some((s) => s(x, y));
-const roundedSquare = (half: number, radius: number): Shape => (x, y) => {
-  const qx = Math.max(Math.abs(x) - (half - radius), 0);
-  const qy = Math.max(Math.abs(y) - (half - radius), 0);
-  return Math.hypot(qx, qy) <= radius;
-};
+const disc =
+  (cx: number, cy: number, r: number): Shape =>
+  (x, y) =>
+    Math.hypot(x - cx, y - cy) <= r;
+const line =
+  (ax: number, ay: number, bx: number, by: number, w: number): Shape =>
+  (x, y) =>
+    segDist(x, y, ax, ay, bx, by) <= w / 2;
+const union =
+  (...shapes: Shape[]): Shape =>
+  (x, y) =>
+    shapes.some((s) => s(x, y));
+const roundedSquare =
+  (half: number, radius: number): Shape =>
+  (x, y) => {
+    const qx = Math.max(Math.abs(x) - (half - radius), 0);
+    const qy = Math.max(Math.abs(y) - (half - radius), 0);
+    return Math.hypot(qx, qy) <= radius;
+  };
 
 /** The network: three corners (top, lower right, lower left) and the centre. */
 function graph(r: number, stroke: number, node: number, wired: boolean, centre: boolean): Shape {

@@ -20,13 +20,12 @@ export function renderEntries(entries: CacheEntryView[], query: string, now: num
   const more = byId('entries-more');
   const matching = filterEntries(entries, query).sort((a, b) => b.updatedAt - a.updatedAt);
   const shown = matching.slice(0, MAX_ROWS);
-  replaceChildren(body, shown.map((e) => row(e, now)));
+  replaceChildren(
+    body,
+    shown.map((e) => row(e, now)),
+  );
 
-  byId('entries-count').textContent = entries.length
-    ? query.trim()
-      ? `${matching.length} of ${entries.length}`
-      : String(entries.length)
-    : '';
+  byId('entries-count').textContent = entries.length ? (query.trim() ? `${matching.length} of ${entries.length}` : String(entries.length)) : '';
 
   more.hidden = matching.length <= shown.length;
   more.textContent = `Showing the ${shown.length} most recent of ${matching.length}; type in the filter to narrow down.`;
@@ -53,7 +52,11 @@ function row(e: CacheEntryView, now: number): HTMLTableRowElement {
     'tr',
     { testid: 'entry-row', attrs: { 'data-hash-part': e.hashPart } },
     h('td', { class: 'name' }, h('span', { class: 'strong', text: e.name, title: e.storePath })),
-    h('td', null, h('span', { class: local ? 'src src-local' : 'src src-peer', text: e.sourceName, title: local ? 'this machine’s store' : `peer ${e.source}` })),
+    h(
+      'td',
+      null,
+      h('span', { class: local ? 'src src-local' : 'src src-peer', text: e.sourceName, title: local ? 'this machine’s store' : `peer ${e.source}` }),
+    ),
     h('td', { class: 'mono wide-only', text: shortHash(e.narHash), title: e.narHash }),
     h('td', { class: 'num', text: formatBytes(e.narSize) }),
     h('td', {

@@ -54,7 +54,11 @@ function item(e: PeernixEvent): HTMLLIElement {
             ? h('span', { class: 'src src-unknown', text: 'no record', title: 'no remembered source for this path' })
             : h('span', { class: e.from === 'this machine' ? 'src src-local' : 'src', text: e.from, title: e.from }),
           h('span', { class: 'arrow', text: '→', attrs: { 'aria-label': 'to' } }),
-          h('span', { class: e.to ? (e.to === 'this machine' ? 'src src-local' : 'src') : 'src src-none', text: e.to ?? 'nobody', title: e.to ?? 'no source had it' }),
+          h('span', {
+            class: e.to ? (e.to === 'this machine' ? 'src src-local' : 'src') : 'src src-none',
+            text: e.to ?? 'nobody',
+            title: e.to ?? 'no source had it',
+          }),
         ),
         h(
           'div',
@@ -81,7 +85,10 @@ function item(e: PeernixEvent): HTMLLIElement {
     case 'network':
       return li(
         'sharing',
-        h('div', { class: 'ev-title', text: `${e.networkName ? `On ${e.networkName}` : 'On no recognised network'} — ${e.trusted ? 'sharing allowed' : 'not sharing here'}` }),
+        h('div', {
+          class: 'ev-title',
+          text: `${e.networkName ? `On ${e.networkName}` : 'On no recognised network'} — ${e.trusted ? 'sharing allowed' : 'not sharing here'}`,
+        }),
         e.note ? h('div', { class: 'muted', text: e.note }) : null,
       );
     case 'error':

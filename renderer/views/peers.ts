@@ -22,9 +22,7 @@ export function renderPeers(peers: PeerView[], status: StatusView | null): void 
     replaceChildren(empty, [
       h('strong', { text: 'No peers yet.' }),
       ' ',
-      status && !status.mdns
-        ? 'mDNS discovery is off; add a peer with '
-        : 'Peernix looks for peers on your LAN by mDNS; add one with ',
+      status && !status.mdns ? 'mDNS discovery is off; add a peer with ' : 'Peernix looks for peers on your LAN by mDNS; add one with ',
       h('code', { text: '--peer URL' }),
       '.',
     ]);
@@ -57,8 +55,8 @@ function row(p: PeerView): HTMLTableRowElement {
           : !p.verified
             ? 'This peer has not proven it holds the key it announces; its answers are judged one by one'
             : p.publicKey
-            ? `Add ${p.publicKey} to trusted-public-keys to accept paths only this peer signed`
-            : 'This peer announced no signing key',
+              ? `Add ${p.publicKey} to trusted-public-keys to accept paths only this peer signed`
+              : 'This peer announced no signing key',
       }),
     ),
     h('td', { class: 'num', attrs: { 'data-label': 'RTT' } }, formatRtt(p.rttMs), ' ', rttSpark(p)),
@@ -101,7 +99,11 @@ function rttSpark(p: PeerView): SVGElement | null {
 function throughputSpark(p: PeerView): SVGElement | null {
   const v = p.history?.bytesPerSec ?? [];
   if (v.length < 2) return null;
-  return sparkline(v, `Throughput over the last ${minutes(p, v.length)}: up to ${formatBytes(Math.max(...v))}/s`, { cls: 'spark-bytes', testid: 'peer-throughput-spark', slots: SLOTS });
+  return sparkline(v, `Throughput over the last ${minutes(p, v.length)}: up to ${formatBytes(Math.max(...v))}/s`, {
+    cls: 'spark-bytes',
+    testid: 'peer-throughput-spark',
+    slots: SLOTS,
+  });
 }
 
 function minutes(p: PeerView, n: number): string {

@@ -35,10 +35,30 @@ export function renderLanTotals(lan: LanTotalsView | undefined): void {
 function tally(title: string, t: LanTally, testid: string): HTMLElement {
   return h(
     'dl',
-    { class: 'tally', testid, attrs: { 'data-fetched-bytes': String(t.fetchedBytes), 'data-fetched-paths': String(t.fetchedPaths), 'data-served-bytes': String(t.servedBytes), 'data-served-paths': String(t.servedPaths), 'data-misses': String(t.misses) } },
+    {
+      class: 'tally',
+      testid,
+      attrs: {
+        'data-fetched-bytes': String(t.fetchedBytes),
+        'data-fetched-paths': String(t.fetchedPaths),
+        'data-served-bytes': String(t.servedBytes),
+        'data-served-paths': String(t.servedPaths),
+        'data-misses': String(t.misses),
+      },
+    },
     h('dt', { class: 'tally-title', text: title }),
-    h('dd', null, h('span', { class: 'big', text: formatBytes(t.fetchedBytes) }), h('span', { class: 'muted', text: ` from peers · ${plural(t.fetchedPaths, 'path')}` })),
-    h('dd', null, h('span', { class: 'big', text: formatBytes(t.servedBytes) }), h('span', { class: 'muted', text: ` served · ${plural(t.servedPaths, 'path')}` })),
+    h(
+      'dd',
+      null,
+      h('span', { class: 'big', text: formatBytes(t.fetchedBytes) }),
+      h('span', { class: 'muted', text: ` from peers · ${plural(t.fetchedPaths, 'path')}` }),
+    ),
+    h(
+      'dd',
+      null,
+      h('span', { class: 'big', text: formatBytes(t.servedBytes) }),
+      h('span', { class: 'muted', text: ` served · ${plural(t.servedPaths, 'path')}` }),
+    ),
     h('dd', { class: 'muted small', text: `${plural(t.misses, 'miss', 'misses')} answered at once` }),
   );
 }

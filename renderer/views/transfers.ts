@@ -24,15 +24,24 @@ function row(t: TransferView): HTMLLIElement {
   const bar = h('progress', { attrs: { max: String(Math.max(1, t.total)), 'aria-label': `${storePathName(t.storePath)}: ${Math.floor(pct)}%` } });
   bar.value = Math.min(t.bytes, Math.max(1, t.total));
   const figures = [
-    h('span', { testid: 'transfer-bytes', attrs: { 'data-bytes': String(t.bytes), 'data-total': String(t.total) }, text: `${formatBytes(t.bytes)} of ${formatBytes(t.total)}` }),
+    h('span', {
+      testid: 'transfer-bytes',
+      attrs: { 'data-bytes': String(t.bytes), 'data-total': String(t.total) },
+      text: `${formatBytes(t.bytes)} of ${formatBytes(t.total)}`,
+    }),
     h('span', { class: 'muted', text: ` · ${Math.floor(pct)}%` }),
   ];
   if (t.outcome === null) figures.push(h('span', { class: 'muted', testid: 'transfer-rate', text: ` · ${formatBytes(t.bytesPerSec)}/s` }));
   // Frame headers alone add a few bytes per MiB: only a real difference (compression) is worth a word.
-  if (t.wireBytes !== undefined && Math.abs(t.wireBytes - t.bytes) > t.bytes * 0.01) figures.push(h('span', { class: 'muted', testid: 'transfer-wire', text: ` · ${formatBytes(t.wireBytes)} on the wire` }));
+  if (t.wireBytes !== undefined && Math.abs(t.wireBytes - t.bytes) > t.bytes * 0.01)
+    figures.push(h('span', { class: 'muted', testid: 'transfer-wire', text: ` · ${formatBytes(t.wireBytes)} on the wire` }));
   return h(
     'li',
-    { class: `xfer xfer-${t.direction}${t.outcome ? ` xfer-${t.outcome}` : ''}`, testid: 'transfer-row', attrs: { 'data-transfer-id': String(t.id), 'data-direction': t.direction } },
+    {
+      class: `xfer xfer-${t.direction}${t.outcome ? ` xfer-${t.outcome}` : ''}`,
+      testid: 'transfer-row',
+      attrs: { 'data-transfer-id': String(t.id), 'data-direction': t.direction },
+    },
     h(
       'div',
       { class: 'xfer-title' },

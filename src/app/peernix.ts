@@ -103,7 +103,11 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   const activity = new Activity({ stateDir, log });
   const notifySoon = activity.notifySoon.bind(activity);
-  const store = new LocalStore({ location: parseStoreUri(opts.storeUri), narSource: opts.narSource, onMetadataSource: (source, why) => reportMetadataSource(log, source, why, () => notifySoon('status')) });
+  const store = new LocalStore({
+    location: parseStoreUri(opts.storeUri),
+    narSource: opts.narSource,
+    onMetadataSource: (source, why) => reportMetadataSource(log, source, why, () => notifySoon('status')),
+  });
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
   const storeSummary = new StoreSummary(store.summarySource);
   const trust = new TrustWatch({ log, changed: () => notifySoon('status') });
@@ -114,13 +118,24 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const team = { cert: teamCert, keyOf: (origin: string): string | null => (teamKeys.size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys)) };
   const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true, team });
   // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
-  const summaries = new PeerSummaries({ log: log.child('summaries'), userAgent: `peernix/${opts.version}`, onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')) });
+  const summaries = new PeerSummaries({
+    log: log.child('summaries'),
+    userAgent: `peernix/${opts.version}`,
+    onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')),
+  });
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => summaries.view(id) });
   const history = new PeerHistory();
   const stopWatchingPeers = watchPeers({ registry, events: activity.events, history, summaries, log, changed: () => notifySoon('peers') });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
   const resolver = new Resolver({
-    local, registry, client, affinity, events: activity.events, transfers: activity.transfers, log: log.child('resolver'), goUdpPort: opts.goUdp?.port,
+    local,
+    registry,
+    client,
+    affinity,
+    events: activity.events,
+    transfers: activity.transfers,
+    log: log.child('resolver'),
+    goUdpPort: opts.goUdp?.port,
     trust: () => trust.policy,
     mayHave: (peer, hashPart) => summaries.mayHave(peer.id, hashPart),
     // A lookup no peer could answer is a miss the LAN answered at once (Nix goes on to its other caches).
@@ -128,20 +143,54 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
 
   const storeWatch = new StoreWatch({ store, summary: storeSummary, sharing: () => sharing.on, log, changed: () => notifySoon('status') });
-  const metrics = new PeernixMetrics({ peers: () => registry.all(), peerViews: () => registry.views(), sharing: () => sharing.on, daemonUp: () => storeWatch.daemon.ok, subscribe: (l) => activity.events.subscribe(l), lanToday: () => activity.lanTotals.view().today });
+  const metrics = new PeernixMetrics({
+    peers: () => registry.all(),
+    peerViews: () => registry.views(),
+    sharing: () => sharing.on,
+    daemonUp: () => storeWatch.daemon.ok,
+    subscribe: (l) => activity.events.subscribe(l),
+    lanToday: () => activity.lanTotals.view().today,
+  });
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
   const metricsHandler = createMetricsHandler(metrics);
   // Content-addressed derivations' realisations: the share listener answers from this store, the
   // substituter listener from this store and then the peers.
   const realisations = {
     share: createRealisationHandler(createRealisationSource({ local: store, key: identity.key, log: log.child('share') }), log.child('share')),
-    subst: createRealisationHandler(createRealisationSource({ local: store, key: identity.key, log: log.child('subst'), trust: () => trust.policy, peers: { live: () => registry.live(), fetch: (p, id, signal) => client.realisation(p.url, id, signal) } }), log.child('subst')),
+    subst: createRealisationHandler(
+      createRealisationSource({
+        local: store,
+        key: identity.key,
+        log: log.child('subst'),
+        trust: () => trust.policy,
+        peers: { live: () => registry.live(), fetch: (p, id, signal) => client.realisation(p.url, id, signal) },
+      }),
+      log.child('subst'),
+    ),
   };
 
-  const substituter = await startSubstituterSide({ address: substAddr, resolver, affinity, metrics, metricsHandler, realisation: realisations.subst, limits, log });
+  const substituter = await startSubstituterSide({
+    address: substAddr,
+    resolver,
+    affinity,
+    metrics,
+    metricsHandler,
+    realisation: realisations.subst,
+    limits,
+    log,
+  });
   let discovery: MdnsDiscovery | null = null;
   const sharing = createShareSide({
-    address: shareAddr, local, store, identity, summary: storeSummary, registry, activity, metrics, limits, log,
+    address: shareAddr,
+    local,
+    store,
+    identity,
+    summary: storeSummary,
+    registry,
+    activity,
+    metrics,
+    limits,
+    log,
     metricsHandler: opts.metricsOnShare ? metricsHandler : null,
     realisation: realisations.share,
     goUdp: opts.goUdp ?? null,
@@ -152,14 +201,29 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   if (opts.mdns) {
     const hostName = opts.name ? `${opts.name}-${identity.instanceId.slice(0, 6)}` : undefined;
-    discovery = startLanDiscovery({ instanceId: identity.instanceId, name, publicKey: identity.key.publicKey.text, sharePort: shareAddr.port, hostName, interface: opts.mdnsInterface, registry, log });
+    discovery = startLanDiscovery({
+      instanceId: identity.instanceId,
+      name,
+      publicKey: identity.key.publicKey.text,
+      sharePort: shareAddr.port,
+      hostName,
+      interface: opts.mdnsInterface,
+      registry,
+      log,
+    });
   }
   // Sharing runs only on a trusted network: the watcher's first look decides before it starts, and
   // each move after that pauses or resumes it within a second or two.
   const networkTrust = new NetworkTrust({
-    trusted: opts.trustedNetworks ?? [], trustAll: opts.trustAllNetworks ?? false, trustFirstNetwork: (opts.trustFirstNetwork ?? false) && opts.sharing,
-    wanted: () => sharing.wantedOn, pause: (reason) => sharing.pause(reason), persist: opts.persistTrustedNetworks,
-    events: activity.events, log: log.child('network'), changed: () => notifySoon('status'),
+    trusted: opts.trustedNetworks ?? [],
+    trustAll: opts.trustAllNetworks ?? false,
+    trustFirstNetwork: (opts.trustFirstNetwork ?? false) && opts.sharing,
+    wanted: () => sharing.wantedOn,
+    pause: (reason) => sharing.pause(reason),
+    persist: opts.persistTrustedNetworks,
+    events: activity.events,
+    log: log.child('network'),
+    changed: () => notifySoon('status'),
   });
   const networkWatch = new NetworkWatch({ ...opts.networkWatch, mayPoke: () => !networkTrust.trustAll, onChange: (n) => void networkTrust.moved(n) });
   await networkWatch.start();
@@ -171,8 +235,28 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   const setup = { stateDir, storeUri: opts.storeUri, shareListen: opts.shareListen, secretKeyFile: opts.secretKeyFile };
   const api = createPeernixApi({
-    version: opts.version, setup, identity, name, shareHost: shareAddr.host, substituter: substituter.listener, sharing, registry, discovery, history,
-    stopWatchingPeers, affinity, activity, trust, storeWatch, store, client, summaries, metrics, networkTrust, networkWatch, log,
+    version: opts.version,
+    setup,
+    identity,
+    name,
+    shareHost: shareAddr.host,
+    substituter: substituter.listener,
+    sharing,
+    registry,
+    discovery,
+    history,
+    stopWatchingPeers,
+    affinity,
+    activity,
+    trust,
+    storeWatch,
+    store,
+    client,
+    summaries,
+    metrics,
+    networkTrust,
+    networkWatch,
+    log,
   });
   if (opts.control) substituter.attachControl(opts.control(api, substituter.listener.url));
   return { api, substituterUrl: substituter.listener.url };

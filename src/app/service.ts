@@ -37,7 +37,9 @@ export interface ServiceOptions {
   state: ServiceState;
   core: CoreOptions;
   /** Settings overridden for this run only (command-line flags); never written back. */
-  overrides?: Partial<Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team'>>;
+  overrides?: Partial<
+    Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team'>
+  >;
   /** The built renderer (dist/renderer) the dashboard serves. */
   rendererDir: string;
   version: string;

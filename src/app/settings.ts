@@ -41,7 +41,10 @@ function portField(def: number, description: string): Field<number> {
   return {
     default: def,
     schema: { type: 'integer', minimum: 1, maximum: 65535, default: def, description },
-    check: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? { ok: true, value: v as number } : { ok: false, why: `must be a port number 1–65535 (got ${describe(v)})` }),
+    check: (v) =>
+      Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
+        ? { ok: true, value: v as number }
+        : { ok: false, why: `must be a port number 1–65535 (got ${describe(v)})` },
   };
 }
 
@@ -128,7 +131,8 @@ const teamField: Field<string[]> = {
     items: { type: 'string', pattern: '^[^:\\s]+:[A-Za-z0-9+/]{43}=$' },
     maxItems: MAX_TEAM,
     default: [],
-    description: 'Public keys (name:base64, as `nix-store --generate-binary-cache-key` writes them) of the Peernix machines in your team: they talk to this one over TLS bound to their keys.',
+    description:
+      'Public keys (name:base64, as `nix-store --generate-binary-cache-key` writes them) of the Peernix machines in your team: they talk to this one over TLS bound to their keys.',
   },
   check(v) {
     if (!Array.isArray(v)) return { ok: false, why: `must be a list of public keys (got ${describe(v)})` };
@@ -186,7 +190,9 @@ export type Settings = { [K in keyof typeof FIELDS]: FieldValue<(typeof FIELDS)[
 export const SETTING_KEYS = Object.keys(FIELDS) as (keyof Settings)[];
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze(
-  Object.fromEntries(SETTING_KEYS.map((k) => [k, Array.isArray(FIELDS[k].default) ? Object.freeze([...FIELDS[k].default]) : FIELDS[k].default])) as unknown as Settings,
+  Object.fromEntries(
+    SETTING_KEYS.map((k) => [k, Array.isArray(FIELDS[k].default) ? Object.freeze([...FIELDS[k].default]) : FIELDS[k].default]),
+  ) as unknown as Settings,
 );
 
 /**
@@ -194,8 +200,10 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze(
  * Deliberately not passed to conf or electron-store (see the header comment); loopback-ness of
  * `listen` is checked only in code.
  */
-export const SETTINGS_SCHEMA = Object.fromEntries(SETTING_KEYS.map((k) => [k, FIELDS[k].schema])) as Record<keyof Settings, Record<string, unknown> & { default: unknown }>;
-
+export const SETTINGS_SCHEMA = Object.fromEntries(SETTING_KEYS.map((k) => [k, FIELDS[k].schema])) as Record<
+  keyof Settings,
+  Record<string, unknown> & { default: unknown }
+>;
 
 function check<K extends keyof Settings>(key: K, v: unknown): FieldResult<Settings[K]> {
   return (FIELDS[key] as unknown as Field<Settings[K]>).check(v);
@@ -365,7 +373,12 @@ export function openSettingsStore(stateDir: string): SettingsStore {
     },
     predatesNetworkTrust,
     get() {
-      return { ...current.settings, peers: [...current.settings.peers], trustedNetworks: [...current.settings.trustedNetworks], team: [...current.settings.team] };
+      return {
+        ...current.settings,
+        peers: [...current.settings.peers],
+        trustedNetworks: [...current.settings.trustedNetworks],
+        team: [...current.settings.team],
+      };
     },
     set(patch) {
       const clean = validatePatch(patch);

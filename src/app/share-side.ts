@@ -82,7 +82,16 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
     { log: log.child('share'), last: true },
   );
   const sharing: SharingSwitch = new SharingSwitch({
-    companion: p.goUdp ? goUdpCompanion({ host: p.address.host, port: p.goUdp.port, store: p.store, sharePort: () => sharing.listener?.port, proven: (address) => p.registry.findByAddress(address)?.state === 'up', log: log.child('go-udp') }) : undefined,
+    companion: p.goUdp
+      ? goUdpCompanion({
+          host: p.address.host,
+          port: p.goUdp.port,
+          store: p.store,
+          sharePort: () => sharing.listener?.port,
+          proven: (address) => p.registry.findByAddress(address)?.state === 'up',
+          log: log.child('go-udp'),
+        })
+      : undefined,
     bind: () =>
       listen({
         host: p.address.host,

@@ -10,7 +10,7 @@ export interface HostPort {
 /** Parses "HOST:PORT" or "[IPv6]:PORT". Port 0 (any free port) is allowed. */
 export function parseHostPort(s: string): HostPort | null {
   if (typeof s !== 'string' || s.length > 300) return null;
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]\s]+)):(\d{1,5})$/.exec(s);
+  const m = /^(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(s);
   if (!m) return null;
   const port = Number(m[3]);
   if (port > 65535) return null;

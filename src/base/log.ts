@@ -45,7 +45,10 @@ interface Window {
 
 /** The part of a message that says what happened, without which path, peer or how many bytes. */
 export function messageKind(msg: string): string {
-  return msg.replace(/\b[0-9a-df-np-sv-z]{32}\b/g, '<hash>').replace(/\d+/g, '#').slice(0, 200);
+  return msg
+    .replace(/\b[0-9a-df-np-sv-z]{32}\b/g, '<hash>')
+    .replace(/\d+/g, '#')
+    .slice(0, 200);
 }
 
 export class LogRateLimiter {

@@ -48,7 +48,11 @@ function checkKind(file: string, st: fs.Stats, maxBytes: number): void {
   if (!st.isFile()) throw new StateFileError(file, 'not-regular', 'is not a regular file; refusing to use it');
   const uid = euid();
   if (uid !== undefined && st.uid !== uid) {
-    throw new StateFileError(file, 'foreign-owner', `is owned by uid ${st.uid}, not by this process's user (uid ${uid}); refusing to use it (remove it, or chown it to uid ${uid})`);
+    throw new StateFileError(
+      file,
+      'foreign-owner',
+      `is owned by uid ${st.uid}, not by this process's user (uid ${uid}); refusing to use it (remove it, or chown it to uid ${uid})`,
+    );
   }
   if (st.size > maxBytes) throw new StateFileError(file, 'too-large', `is larger than ${maxBytes} bytes; refusing to read it`);
 }

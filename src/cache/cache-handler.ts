@@ -29,7 +29,13 @@ export interface CacheHandlerOptions {
   /** Counts NAR bytes sent, for the API's per-peer figures. */
   onNarSent?: (info: { remoteAddress: string; storePath: string; bytes: number; wireBytes: number; ok: boolean }) => void;
   /** A NAR starts streaming: `bytes` reads how many have been sent; end() is called once it is over. */
-  trackNar?: (info: { remoteAddress: string; storePath: string; total: number; bytes: () => number; wireBytes: () => number | undefined }) => { end(outcome: 'ok' | 'failed' | 'aborted'): void } | null;
+  trackNar?: (info: {
+    remoteAddress: string;
+    storePath: string;
+    total: number;
+    bytes: () => number;
+    wireBytes: () => number | undefined;
+  }) => { end(outcome: 'ok' | 'failed' | 'aborted'): void } | null;
   /** Caps concurrent NAR streams (the share listener); without it every request streams at once. */
   narSlots?: NarSlots;
   /** Lets Peernix peers that offer it get NARs in frames, compressed when that pays (the share listener). */
@@ -181,11 +187,21 @@ export function createCacheHandlers(opts: CacheHandlerOptions): CacheHandlers {
     });
     source.once('error', () => (firstFailure ??= 'source'));
     const frames: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
-    const tracked = opts.trackNar?.({ remoteAddress, storePath: body.storePath, total: end - start + 1, bytes: () => Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start), wireBytes: () => (framed ? frames.wireBytes : undefined) }) ?? null;
+    const tracked =
+      opts.trackNar?.({
+        remoteAddress,
+        storePath: body.storePath,
+        total: end - start + 1,
+        bytes: () => Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start),
+        wireBytes: () => (framed ? frames.wireBytes : undefined),
+      }) ?? null;
     const done = (err: Error | null | undefined) => {
       const sent = Math.max(0, Math.min(skip + verifier.bytesSeen, end + 1) - start);
       const wireBytes = framed ? frames.wireBytes : sent;
-      if (framed) log.debug(`NAR ${hashPart}: ${frames.narBytes} bytes in ${frames.wireBytes} on the wire (${frames.zstdFrames} zstd frames, ${frames.rawFrames} raw; ${frames.blocksCompressed ?? 0} blocks compressed; receiver held ${receiverHeld ?? '?'})`);
+      if (framed)
+        log.debug(
+          `NAR ${hashPart}: ${frames.narBytes} bytes in ${frames.wireBytes} on the wire (${frames.zstdFrames} zstd frames, ${frames.rawFrames} raw; ${frames.blocksCompressed ?? 0} blocks compressed; receiver held ${receiverHeld ?? '?'})`,
+        );
       if (err) {
         const mismatch = err instanceof NarMismatchError;
         const aborted = !mismatch && firstFailure === 'client';
@@ -205,7 +221,6 @@ export function createCacheHandlers(opts: CacheHandlerOptions): CacheHandlers {
     if (framed) pipeline(source, verifier, new FrameEncoder(opts.compression!, frames, { client: remoteAddress, receiverHeld }), new ResponseSink(res), done);
     else pipeline(source, verifier, new ResponseSink(res), done);
   }
-
 }
 
 function offersFrames(req: IncomingMessage): boolean {

@@ -57,7 +57,8 @@ export class CompressionBudget {
 
   give(): void {
     const next = this.waiting.shift();
-    if (next) next(); // the slot passes on
+    if (next)
+      next(); // the slot passes on
     else this.active--;
   }
 

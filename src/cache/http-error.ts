@@ -114,7 +114,10 @@ export class Busy extends HttpError {
 /** What the request needs is down or not ready (not "not found"). */
 export class Unavailable extends HttpError {
   constructor(publicMessage: string, opts: { retryAfterS?: number; logMessage?: string } = {}) {
-    super('unavailable', publicMessage, { logMessage: opts.logMessage, headers: opts.retryAfterS === undefined ? {} : { 'Retry-After': String(opts.retryAfterS) } });
+    super('unavailable', publicMessage, {
+      logMessage: opts.logMessage,
+      headers: opts.retryAfterS === undefined ? {} : { 'Retry-After': String(opts.retryAfterS) },
+    });
   }
 }
 

@@ -22,7 +22,15 @@ export interface ShareHandlers {
 }
 
 export function shareRoutes(h: ShareHandlers): Route[] {
-  const route = (name: string, path: string | RegExp, reveals: Route['reveals'], handler: RouteHandler, more: Partial<Route> = {}): Route => ({ name, methods: GET_HEAD, path, listener: 'share', reveals, handler, ...more });
+  const route = (name: string, path: string | RegExp, reveals: Route['reveals'], handler: RouteHandler, more: Partial<Route> = {}): Route => ({
+    name,
+    methods: GET_HEAD,
+    path,
+    listener: 'share',
+    reveals,
+    handler,
+    ...more,
+  });
   return [
     ...(h.metrics ? [route('metrics', METRICS_PATH, 'figures', h.metrics)] : []),
     route('identity', IDENTITY_PATH, 'nothing', h.identity),

@@ -7,7 +7,14 @@ import { ANY_PATH, CACHE_INFO, GO_NAR, GO_NARINFO, GO_STATELESS_NAR, NAR, NARINF
 // then peers. Threat: only loopback clients reach it, and only with its own Host (http-listener.ts).
 
 export function substituterRoutes(cache: CacheHandlers, realisation: RouteHandler): Route[] {
-  const route = (name: string, path: RegExp, reveals: Route['reveals'], handler: RouteHandler): Route => ({ name, methods: GET_HEAD, path, listener: 'substituter', reveals, handler });
+  const route = (name: string, path: RegExp, reveals: Route['reveals'], handler: RouteHandler): Route => ({
+    name,
+    methods: GET_HEAD,
+    path,
+    listener: 'substituter',
+    reveals,
+    handler,
+  });
   return [
     route('cache-info', CACHE_INFO, 'nothing', cache.cacheInfo),
     route('narinfo', NARINFO, 'path', cache.narInfo),

@@ -30,7 +30,8 @@ export async function readSendQueues(files = ['/proc/net/tcp', '/proc/net/tcp6']
   return any ? out : null;
 }
 
-const LINE = /^\s*\d+:\s+([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})\s+([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})\s+[0-9A-Fa-f]{2}\s+([0-9A-Fa-f]{8}):/;
+const LINE =
+  /^\s*\d+:\s+([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})\s+([0-9A-Fa-f]{8}|[0-9A-Fa-f]{32}):([0-9A-Fa-f]{4})\s+[0-9A-Fa-f]{2}\s+([0-9A-Fa-f]{8}):/;
 
 export function parseSendQueues(text: string, into: SendQueues = new Map()): SendQueues {
   for (const line of text.split('\n')) {
@@ -63,7 +64,10 @@ export function canonicalAddress(address: string): string {
   const mapped = /^(?:0{1,4}:){5}ffff:(\d+\.\d+\.\d+\.\d+)$|^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
   if (mapped) return mapped[1] ?? mapped[2];
   if (/^0:0:0:0:0:ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(a)) {
-    const [hi, lo] = a.split(':').slice(6).map((g) => parseInt(g, 16));
+    const [hi, lo] = a
+      .split(':')
+      .slice(6)
+      .map((g) => parseInt(g, 16));
     return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
   }
   if (!a.includes(':')) return a;

@@ -61,7 +61,10 @@ export class WireStallWatch {
   watch(res: ServerResponse): void {
     const socket = res.socket;
     if (!socket || this.watched.has(res)) return;
-    const key = socket.localPort !== undefined && socket.remoteAddress && socket.remotePort !== undefined ? sendQueueKey(socket.localPort, socket.remoteAddress, socket.remotePort) : null;
+    const key =
+      socket.localPort !== undefined && socket.remoteAddress && socket.remotePort !== undefined
+        ? sendQueueKey(socket.localPort, socket.remoteAddress, socket.remotePort)
+        : null;
     this.watched.set(res, { socket, key, acked: -1, progressAt: this.opts.clock.now() });
     res.once('close', () => this.unwatch(res));
     if (!this.ticker) {

@@ -40,7 +40,9 @@ export async function sharing(argv: string[]): Promise<number> {
   const now = await setSharing(t.baseUrl, token, want === 'on');
   // Wanted but held off by the network: say why and how, rather than a bare "off".
   const paused = !now && want === 'on' ? (await fetchSnapshot(t.baseUrl)).status.sharePaused : null;
-  process.stdout.write(paused ? `sharing is on, but paused here: ${paused} (\`peernix network trust\` to share on it)\n` : `sharing is ${now ? 'on' : 'off'}\n`);
+  process.stdout.write(
+    paused ? `sharing is on, but paused here: ${paused} (\`peernix network trust\` to share on it)\n` : `sharing is ${now ? 'on' : 'off'}\n`,
+  );
   return 0;
 }
 
@@ -107,18 +109,32 @@ function describe(s: Snapshot): string {
   const lines = [
     `Peernix ${st.version} on ${st.hostName} (${st.instanceId})`,
     `  sharing:      ${st.sharing ? `on, ${st.shareUrl}` : st.sharePaused ? `paused: ${st.sharePaused}` : 'off'}`,
-    ...(st.network ? [`  network:      ${st.network.current?.name ?? 'none recognised'}${st.network.trustAll ? ' (every network trusted)' : st.network.trusted ? ' (trusted)' : ' (not trusted: `peernix network trust`)'}`] : []),
+    ...(st.network
+      ? [
+          `  network:      ${st.network.current?.name ?? 'none recognised'}${st.network.trustAll ? ' (every network trusted)' : st.network.trusted ? ' (trusted)' : ' (not trusted: `peernix network trust`)'}`,
+        ]
+      : []),
     ...(st.shareError ? [`  !             ${st.shareError}`] : []),
     `  substituter:  ${st.substituterUrl}`,
     `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
-    ...(st.trust ? [`  nix trust:    ${st.trust.error ? `UNREADABLE: ${st.trust.error}; ` : ''}${st.trust.keys} trusted key(s), require-sigs ${st.trust.requireSigs}${st.trust.source ? `, from ${st.trust.source}` : ''}`] : []),
-    ...(st.trust?.clashes ?? []).map((c) => `  KEY CLASH:    ${c.ignored.length + 1} trusted keys named ${c.name}: Nix honours only the first and refuses paths signed by the others; give each Go peernix host its own key-name (peernix doctor)`),
+    ...(st.trust
+      ? [
+          `  nix trust:    ${st.trust.error ? `UNREADABLE: ${st.trust.error}; ` : ''}${st.trust.keys} trusted key(s), require-sigs ${st.trust.requireSigs}${st.trust.source ? `, from ${st.trust.source}` : ''}`,
+        ]
+      : []),
+    ...(st.trust?.clashes ?? []).map(
+      (c) =>
+        `  KEY CLASH:    ${c.ignored.length + 1} trusted keys named ${c.name}: Nix honours only the first and refuses paths signed by the others; give each Go peernix host its own key-name (peernix doctor)`,
+    ),
     `  public key:   ${st.publicKey}`,
     ...(st.shareAddresses?.length ? [`  colleagues:   ${st.shareAddresses.join('  ')}`] : []),
     `  mDNS:         ${st.mdns ? 'on' : 'off'}`,
     ...lanLines(s),
     `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,
-    ...s.peers.map((p) => `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`),
+    ...s.peers.map(
+      (p) =>
+        `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`,
+    ),
     `  cache entries: ${s.entries.length}`,
     ...s.entries.slice(0, 10).map((e) => `    ${e.name} ← ${e.sourceName} (${e.hits} hits)`),
     `  recent events:`,
@@ -137,7 +153,9 @@ function lanLines(s: Snapshot): string[] {
   if (moving.length) {
     lines.push(`  transfers:`);
     for (const t of moving) {
-      lines.push(`    ${t.direction === 'in' ? '← from' : '→ to'} ${t.peerName} ${t.storePath} ${formatBytes(t.bytes)} of ${formatBytes(t.total)} at ${formatBytes(t.bytesPerSec)}/s`);
+      lines.push(
+        `    ${t.direction === 'in' ? '← from' : '→ to'} ${t.peerName} ${t.storePath} ${formatBytes(t.bytes)} of ${formatBytes(t.total)} at ${formatBytes(t.bytesPerSec)}/s`,
+      );
     }
   }
   return lines;

@@ -79,7 +79,8 @@ export async function serve(argv: string[]): Promise<number> {
   if (narSource !== 'daemon' && narSource !== 'filesystem') throw new Error(`--nar-source must be daemon or filesystem`);
   const log = createLogger(level);
   const goUdpPort = values['go-udp-port'] === undefined ? undefined : Number(values['go-udp-port']);
-  if (goUdpPort !== undefined && !(Number.isInteger(goUdpPort) && goUdpPort >= 1 && goUdpPort <= 65535)) throw new Error('--go-udp-port must be a port number 1–65535');
+  if (goUdpPort !== undefined && !(Number.isInteger(goUdpPort) && goUdpPort >= 1 && goUdpPort <= 65535))
+    throw new Error('--go-udp-port must be a port number 1–65535');
 
   for (const k of values.team ?? []) parsePublicKey(k); // a bad --team key stops here, with the parser's reason
   const state = openServiceState({ stateDir: values['state-dir'], log });

@@ -6,15 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../base/state-file.ts';
-import {
-  LAUNCHD_LABEL,
-  launchdPlist,
-  servicePath,
-  systemdUnit,
-  SYSTEMD_UNIT_NAME,
-  type ServiceManager,
-  type ServiceSpec,
-} from './service-units.ts';
+import { LAUNCHD_LABEL, launchdPlist, servicePath, systemdUnit, SYSTEMD_UNIT_NAME, type ServiceManager, type ServiceSpec } from './service-units.ts';
 
 export const SERVICE_HELP = `Usage: peernix service install [options] [-- serve options]
        peernix service uninstall [options]
@@ -201,7 +193,10 @@ function install(o: Options, out: NodeJS.WritableStream): number {
   }
   if (o.manager === 'systemd') {
     const scope = o.user ? ['--user'] : [];
-    for (const args of [[...scope, 'daemon-reload'], [...scope, 'enable', '--now', SYSTEMD_UNIT_NAME]]) {
+    for (const args of [
+      [...scope, 'daemon-reload'],
+      [...scope, 'enable', '--now', SYSTEMD_UNIT_NAME],
+    ]) {
       const r = run('systemctl', args);
       if (!r.ok) throw new Error(`systemctl ${args.join(' ')} failed: ${r.output}`);
       out.write(`ran systemctl ${args.join(' ')}\n`);

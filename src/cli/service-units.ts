@@ -26,7 +26,10 @@ export const SYSTEM_STATE_DIR = '/var/lib/peernix';
 const MALLOC_ENV: [string, string] = ['MALLOC_MMAP_THRESHOLD_', '131072'];
 
 function checkSpec(spec: ServiceSpec): void {
-  for (const [what, p] of [['Node binary', spec.node], ['CLI entry', spec.entry]] as const) {
+  for (const [what, p] of [
+    ['Node binary', spec.node],
+    ['CLI entry', spec.entry],
+  ] as const) {
     if (!path.isAbsolute(p)) throw new Error(`the ${what} must be an absolute path, got "${p}"`);
   }
   for (const a of [spec.node, spec.entry, ...spec.serveArgs]) {

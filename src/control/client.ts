@@ -50,7 +50,12 @@ export async function clearPeerBad(baseUrl: string, token: string, id: string): 
 export async function networkAction(baseUrl: string, token: string, action: NetworkAction): Promise<NetworkStatusView> {
   const url = endpoint(baseUrl, 'network');
   // Trusting may wait for the share listener to bind.
-  const res = await send(baseUrl, url, { method: 'POST', body: JSON.stringify(action), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, 30_000);
+  const res = await send(
+    baseUrl,
+    url,
+    { method: 'POST', body: JSON.stringify(action), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } },
+    30_000,
+  );
   const reply = parseJson(res.body, url);
   if (res.status !== 200) throw new ControlError(explain(res.status, reply, url), res.status);
   const view = reply as NetworkStatusView | null;
@@ -59,9 +64,21 @@ export async function networkAction(baseUrl: string, token: string, action: Netw
 }
 
 /** POSTs a change with the control token; resolves to the boolean field `answer` of the reply. */
-async function postForBoolean(baseUrl: string, token: string, route: keyof typeof CONTROL_API, body: object, answer: string, timeoutMs: number): Promise<boolean> {
+async function postForBoolean(
+  baseUrl: string,
+  token: string,
+  route: keyof typeof CONTROL_API,
+  body: object,
+  answer: string,
+  timeoutMs: number,
+): Promise<boolean> {
   const url = endpoint(baseUrl, route);
-  const res = await send(baseUrl, url, { method: 'POST', body: JSON.stringify(body), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, timeoutMs);
+  const res = await send(
+    baseUrl,
+    url,
+    { method: 'POST', body: JSON.stringify(body), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } },
+    timeoutMs,
+  );
   const reply = parseJson(res.body, url);
   if (res.status !== 200) throw new ControlError(explain(res.status, reply, url), res.status);
   const value = (reply as Record<string, unknown> | null)?.[answer];

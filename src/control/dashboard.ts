@@ -32,9 +32,7 @@ export async function renderDashboardHtml(rendererDir: string, token: string): P
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
-  const inject =
-    `\n    <meta name="${TOKEN_META_NAME}" content="${escapeAttr(token)}">` +
-    `\n    <base href="${ASSET_PREFIX}">`;
+  const inject = `\n    <meta name="${TOKEN_META_NAME}" content="${escapeAttr(token)}">` + `\n    <base href="${ASSET_PREFIX}">`;
   const head = /<head(\s[^>]*)?>/i.exec(html);
   if (!head) throw new Error('renderer index.html has no <head>');
   const at = head.index + head[0].length;

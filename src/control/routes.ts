@@ -64,7 +64,16 @@ export function loopbackRoutes(parts: { metrics: RouteHandler | null; control: C
   if (parts.metrics) routes.push({ name: 'metrics', methods: GET_HEAD, path: METRICS_PATH, listener: 'loopback', reveals: 'figures', handler: parts.metrics });
   const c = parts.control;
   if (!c) return routes;
-  const api = (name: string, methods: Route['methods'], path: string | RegExp, handler: RouteHandler): Route => ({ name, methods, path, listener: 'loopback', reveals: 'control', guard: c.guard, errorBody: 'json', handler });
+  const api = (name: string, methods: Route['methods'], path: string | RegExp, handler: RouteHandler): Route => ({
+    name,
+    methods,
+    path,
+    listener: 'loopback',
+    reveals: 'control',
+    guard: c.guard,
+    errorBody: 'json',
+    handler,
+  });
   routes.push(
     api('dashboard-redirect', ANY_METHOD, '/peernix', c.toDashboard),
     api('dashboard', GET_HEAD, CONTROL_PREFIX, c.dashboard),
@@ -169,12 +178,7 @@ export function createControlHandlers(opts: ControlRoutesOptions): ControlHandle
 
   async function postSharing(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const parsed = await authorisedJson(req);
-    if (
-      typeof parsed !== 'object' ||
-      parsed === null ||
-      Object.keys(parsed).length !== 1 ||
-      typeof (parsed as { enabled?: unknown }).enabled !== 'boolean'
-    ) {
+    if (typeof parsed !== 'object' || parsed === null || Object.keys(parsed).length !== 1 || typeof (parsed as { enabled?: unknown }).enabled !== 'boolean') {
       throw new BadRequest('body must be {"enabled": true} or {"enabled": false}');
     }
     await opts.api.setSharing((parsed as { enabled: boolean }).enabled);

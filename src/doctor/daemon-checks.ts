@@ -27,7 +27,9 @@ export function daemonChecks(f: DoctorFacts): DoctorCheck[] {
       detail: `${(d.error ?? 'no answer').replace(/\.+$/, '')}. Peernix reads this machine's store through the nix-daemon: without it, it shares nothing and Nix (multi-user) can't substitute at all.`,
       fix:
         `Start the nix-daemon: \`sudo systemctl start nix-daemon\` (or \`sudo nix-daemon &\` where there is no systemd).` +
-        (d.socketPath !== '/nix/var/nix/daemon-socket/socket' ? ` Peernix looks for it at ${d.socketPath} (--store / NIX_DAEMON_SOCKET_PATH): check that path.` : ''),
+        (d.socketPath !== '/nix/var/nix/daemon-socket/socket'
+          ? ` Peernix looks for it at ${d.socketPath} (--store / NIX_DAEMON_SOCKET_PATH): check that path.`
+          : ''),
     },
   ];
 }
@@ -41,7 +43,12 @@ function configAge(f: DoctorFacts): DoctorCheck {
   const started = f.daemon.startedAt;
   if (changed === null) return { ...base, status: 'ok', detail: `No ${file}: the daemon runs with Nix's defaults.`, fix: null };
   if (started === null) {
-    return { ...base, status: 'unknown', detail: `Can't tell when the nix-daemon started (that needs root here); it reads ${file} only then.`, fix: `If you changed ${file} since it started: ${restart}` };
+    return {
+      ...base,
+      status: 'unknown',
+      detail: `Can't tell when the nix-daemon started (that needs root here); it reads ${file} only then.`,
+      fix: `If you changed ${file} since it started: ${restart}`,
+    };
   }
   // The start time is known to a second or so (/proc/stat's boot time is in whole seconds).
   if (changed > started + 1500) {

@@ -33,7 +33,6 @@ export interface GatherOptions {
   now?: number;
 }
 
-
 export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const env = o.env ?? process.env;
   const me = userInfo();
@@ -51,7 +50,14 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
   const keyPath = o.secretKeyFile ?? path.join(o.stateDir, 'secret-key');
   const forms = urlForms(substituterUrl);
   const ownCache = path.join(env.XDG_CACHE_HOME || path.join(home, '.cache'), 'nix');
-  const caches = o.narinfoCaches ?? (usesDaemon ? [{ dir: '/root/.cache/nix', owner: 'nix-daemon' }, { dir: ownCache, owner: me.username }] : [{ dir: ownCache, owner: me.username }]);
+  const caches =
+    o.narinfoCaches ??
+    (usesDaemon
+      ? [
+          { dir: '/root/.cache/nix', owner: 'nix-daemon' },
+          { dir: ownCache, owner: me.username },
+        ]
+      : [{ dir: ownCache, owner: me.username }]);
 
   const system = layer([path.join(nixConfDir(env), 'nix.conf')]);
   const [daemon, shareProbe, reachBack] = await Promise.all([probeDaemon(o.storeUri, env), probeShare(snapshot, o.shareListen), askPeersToReachBack(snapshot)]);
@@ -192,7 +198,9 @@ function stateDirFacts(dir: string): DoctorFacts['stateDir'] {
 function groupNames(user: string): string[] {
   const names = new Set<string>();
   try {
-    const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(user + ':'));
+    const passwd = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(user + ':'));
     const gid = passwd?.split(':')[3];
     for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
       const [name, , id, members] = line.split(':');

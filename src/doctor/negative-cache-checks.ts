@@ -21,7 +21,12 @@ export function negativeCacheChecks(f: DoctorFacts): DoctorCheck[] {
   for (const c of f.negativeCaches) {
     const base = { id: `nix-cache.negative:${c.owner}:${path.basename(c.file)}`, group: 'nix-cache', title: `Nix's remembered misses (${c.owner})` } as const;
     if (c.state === 'unreadable') {
-      checks.push({ ...base, status: 'unknown', detail: `Cannot read ${c.file}: ${c.error}.`, fix: `Run \`sudo peernix doctor\` to see the nix-daemon's cache.` });
+      checks.push({
+        ...base,
+        status: 'unknown',
+        detail: `Cannot read ${c.file}: ${c.error}.`,
+        fix: `Run \`sudo peernix doctor\` to see the nix-daemon's cache.`,
+      });
       continue;
     }
     if (c.state === 'absent' || c.cacheId === null) {

@@ -26,10 +26,22 @@ export function readNegativeCache(file: string, owner: string, urlForms: string[
     accessSync(file, constants.R_OK);
     db = new sqlite.DatabaseSync(file, { readOnly: true, timeout: 2000 });
     const marks = urlForms.map(() => '?').join(', ');
-    const cache = db.prepare(`SELECT id, url FROM BinaryCaches WHERE url IN (${marks}) ORDER BY timestamp DESC LIMIT 1`).get(...urlForms) as { id: number; url: string } | undefined;
+    const cache = db.prepare(`SELECT id, url FROM BinaryCaches WHERE url IN (${marks}) ORDER BY timestamp DESC LIMIT 1`).get(...urlForms) as
+      | { id: number; url: string }
+      | undefined;
     if (!cache) return { ...base, state: 'read', error: null };
-    const rows = db.prepare(`SELECT hashPart, timestamp FROM NARs WHERE cache = ? AND present = 0 ORDER BY timestamp DESC LIMIT ${MAX_ROWS}`).all(cache.id) as { hashPart: string; timestamp: number }[];
-    return { ...base, state: 'read', error: null, cacheId: Number(cache.id), url: cache.url, misses: rows.map((r) => ({ hashPart: String(r.hashPart), timestamp: Number(r.timestamp) })) };
+    const rows = db.prepare(`SELECT hashPart, timestamp FROM NARs WHERE cache = ? AND present = 0 ORDER BY timestamp DESC LIMIT ${MAX_ROWS}`).all(cache.id) as {
+      hashPart: string;
+      timestamp: number;
+    }[];
+    return {
+      ...base,
+      state: 'read',
+      error: null,
+      cacheId: Number(cache.id),
+      url: cache.url,
+      misses: rows.map((r) => ({ hashPart: String(r.hashPart), timestamp: Number(r.timestamp) })),
+    };
   } catch (e) {
     return { ...base, state: 'unreadable', error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
   } finally {

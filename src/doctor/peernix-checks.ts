@@ -17,7 +17,14 @@ export function peernixChecks(f: DoctorFacts): DoctorCheck[] {
       fix: 'Start it: `peernix serve` (or the Peernix app).',
     });
   } else {
-    checks.push({ id: 'peernix.running', group: 'peernix', title: 'Peernix running', status: 'ok', detail: `Peernix ${snap.status.version} on ${snap.status.hostName}, substituter ${snap.status.substituterUrl}.`, fix: null });
+    checks.push({
+      id: 'peernix.running',
+      group: 'peernix',
+      title: 'Peernix running',
+      status: 'ok',
+      detail: `Peernix ${snap.status.version} on ${snap.status.hostName}, substituter ${snap.status.substituterUrl}.`,
+      fix: null,
+    });
   }
   checks.push(shareCheck(f));
   checks.push(lanCheck(f));
@@ -33,7 +40,7 @@ function shareCheck(f: DoctorFacts): DoctorCheck {
       ...base,
       status: 'warn',
       detail: `Sharing is off${snap.status.shareError ? `: ${snap.status.shareError}` : ''}. Peers can't fetch from this machine (this machine can still fetch from them).`,
-      fix: 'Turn it on: `peernix sharing on` (or the window\'s switch).',
+      fix: "Turn it on: `peernix sharing on` (or the window's switch).",
     };
   }
   const probe = f.shareProbe;
@@ -42,7 +49,9 @@ function shareCheck(f: DoctorFacts): DoctorCheck {
   return {
     ...base,
     status: 'fail',
-    detail: `Nothing accepts connections on port ${probe.port}: ${probe.error ?? 'refused'}.` + (snap?.status.shareError ? ` Peernix says: ${snap.status.shareError}.` : ''),
+    detail:
+      `Nothing accepts connections on port ${probe.port}: ${probe.error ?? 'refused'}.` +
+      (snap?.status.shareError ? ` Peernix says: ${snap.status.shareError}.` : ''),
     fix: snap
       ? `Turn sharing off and on again (\`peernix sharing off && peernix sharing on\`); if the port is held by another program, stop it or set another \`shareListen\` in settings.json.`
       : 'Start Peernix (`peernix serve`) with sharing on.',
@@ -96,29 +105,76 @@ function mdnsAndPeers(f: DoctorFacts): DoctorCheck[] {
   const checks: DoctorCheck[] = [];
   const st = snap.status;
   if (!st.mdns) {
-    checks.push({ id: 'lan.mdns', group: 'lan', title: 'mDNS', status: 'warn', detail: 'mDNS is off: peers are only those given with --peer or in settings.json.', fix: 'Turn it on: remove --no-mdns, or set "mdns": true in settings.json.' });
+    checks.push({
+      id: 'lan.mdns',
+      group: 'lan',
+      title: 'mDNS',
+      status: 'warn',
+      detail: 'mDNS is off: peers are only those given with --peer or in settings.json.',
+      fix: 'Turn it on: remove --no-mdns, or set "mdns": true in settings.json.',
+    });
   } else if (st.mdnsSelfSeenAt) {
-    checks.push({ id: 'lan.mdns', group: 'lan', title: 'mDNS', status: 'ok', detail: `Working: this host's own announcement came back (${new Date(st.mdnsSelfSeenAt).toISOString()}).`, fix: null });
+    checks.push({
+      id: 'lan.mdns',
+      group: 'lan',
+      title: 'mDNS',
+      status: 'ok',
+      detail: `Working: this host's own announcement came back (${new Date(st.mdnsSelfSeenAt).toISOString()}).`,
+      fix: null,
+    });
   } else if (st.mdnsSelfSeenAt === undefined) {
-    checks.push({ id: 'lan.mdns', group: 'lan', title: 'mDNS', status: 'unknown', detail: 'This Peernix does not report whether its own announcement came back.', fix: null });
+    checks.push({
+      id: 'lan.mdns',
+      group: 'lan',
+      title: 'mDNS',
+      status: 'unknown',
+      detail: 'This Peernix does not report whether its own announcement came back.',
+      fix: null,
+    });
   } else if (st.sharing) {
     checks.push({
       id: 'lan.mdns',
       group: 'lan',
       title: 'mDNS',
       status: 'warn',
-      detail: "This host's own announcement has not come back: multicast may be blocked here (a firewall dropping UDP 5353, or an interface without multicast).",
+      detail:
+        "This host's own announcement has not come back: multicast may be blocked here (a firewall dropping UDP 5353, or an interface without multicast).",
       fix: 'Allow mDNS: `sudo ufw allow 5353/udp` (or `sudo firewall-cmd --add-service=mdns --permanent && sudo firewall-cmd --reload`); on macOS allow Local Network access for Peernix.',
     });
   } else {
-    checks.push({ id: 'lan.mdns', group: 'lan', title: 'mDNS', status: 'unknown', detail: 'Sharing is off, so nothing is announced to see come back.', fix: null });
+    checks.push({
+      id: 'lan.mdns',
+      group: 'lan',
+      title: 'mDNS',
+      status: 'unknown',
+      detail: 'Sharing is off, so nothing is announced to see come back.',
+      fix: null,
+    });
   }
   const up = snap.peers.filter((p) => p.state === 'up');
   if (snap.peers.length === 0) {
-    checks.push({ id: 'lan.peers', group: 'lan', title: 'Peers found', status: 'warn', detail: 'No peers yet: nothing can be fetched from the LAN.', fix: st.mdns ? 'Start Peernix on another machine of this LAN, or add one with `peernix serve --peer http://HOST:9999`.' : 'Add a peer with `peernix serve --peer http://HOST:9999`, or turn mDNS on.' });
+    checks.push({
+      id: 'lan.peers',
+      group: 'lan',
+      title: 'Peers found',
+      status: 'warn',
+      detail: 'No peers yet: nothing can be fetched from the LAN.',
+      fix: st.mdns
+        ? 'Start Peernix on another machine of this LAN, or add one with `peernix serve --peer http://HOST:9999`.'
+        : 'Add a peer with `peernix serve --peer http://HOST:9999`, or turn mDNS on.',
+    });
   } else {
-    const lines = snap.peers.map((p) => `${p.name} ${p.state}${p.verified ? '' : ', identity not proven'}, key ${p.publicKey ?? 'none'} ${p.trusted ? 'trusted' : 'not trusted'}`);
-    checks.push({ id: 'lan.peers', group: 'lan', title: 'Peers found', status: up.length > 0 ? 'ok' : 'warn', detail: `${up.length} of ${snap.peers.length} up: ${lines.join('; ')}.`, fix: up.length > 0 ? null : 'They are known but not answering: see `peernix status`.' });
+    const lines = snap.peers.map(
+      (p) => `${p.name} ${p.state}${p.verified ? '' : ', identity not proven'}, key ${p.publicKey ?? 'none'} ${p.trusted ? 'trusted' : 'not trusted'}`,
+    );
+    checks.push({
+      id: 'lan.peers',
+      group: 'lan',
+      title: 'Peers found',
+      status: up.length > 0 ? 'ok' : 'warn',
+      detail: `${up.length} of ${snap.peers.length} up: ${lines.join('; ')}.`,
+      fix: up.length > 0 ? null : 'They are known but not answering: see `peernix status`.',
+    });
     const untrusted = snap.peers.filter((p) => p.verified && !p.trusted && p.publicKey);
     if (untrusted.length > 0) {
       checks.push({

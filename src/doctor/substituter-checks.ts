@@ -64,10 +64,28 @@ export function substituterChecks(f: DoctorFacts): DoctorCheck[] {
   const daemonJudges = f.usesDaemon;
 
   if (inSystem) {
-    checks.push({ id: 'nixconf.substituter', group: 'nix-config', title: 'Nix uses Peernix as a substituter', status: 'ok', detail: `${inSystem} is in substituters (${f.system.layer.sources.join(', ') || 'system'}).`, fix: null });
+    checks.push({
+      id: 'nixconf.substituter',
+      group: 'nix-config',
+      title: 'Nix uses Peernix as a substituter',
+      status: 'ok',
+      detail: `${inSystem} is in substituters (${f.system.layer.sources.join(', ') || 'system'}).`,
+      fix: null,
+    });
   } else if (inUser && (!daemonJudges || userTrusted || trustedSubs.includes(inUser) || trustedSubs.includes(inUser + '/'))) {
-    const why = !daemonJudges ? 'Nix runs without the daemon here, so your settings apply' : userTrusted ? `you (${f.user.name}) are in trusted-users` : `${inUser} is in trusted-substituters`;
-    checks.push({ id: 'nixconf.substituter', group: 'nix-config', title: 'Nix uses Peernix as a substituter', status: 'ok', detail: `${inUser} is in your substituters (${f.userConf.layer!.sources.join(', ')}), and it is honoured: ${why}.`, fix: null });
+    const why = !daemonJudges
+      ? 'Nix runs without the daemon here, so your settings apply'
+      : userTrusted
+        ? `you (${f.user.name}) are in trusted-users`
+        : `${inUser} is in trusted-substituters`;
+    checks.push({
+      id: 'nixconf.substituter',
+      group: 'nix-config',
+      title: 'Nix uses Peernix as a substituter',
+      status: 'ok',
+      detail: `${inUser} is in your substituters (${f.userConf.layer!.sources.join(', ')}), and it is honoured: ${why}.`,
+      fix: null,
+    });
   } else if (inUser) {
     checks.push({
       id: 'nixconf.substituter',
@@ -95,7 +113,14 @@ export function substituterChecks(f: DoctorFacts): DoctorCheck[] {
     const userKeys = f.userConf.layer?.settings.get('trusted-public-keys') ?? [];
     const keyHonoured = sysKeys.includes(f.publicKey) || (userKeys.includes(f.publicKey) && (!daemonJudges || userTrusted));
     if (keyHonoured) {
-      checks.push({ id: 'nixconf.key', group: 'nix-config', title: "Nix trusts this Peernix's key", status: 'ok', detail: `${f.publicKey} is in trusted-public-keys.`, fix: null });
+      checks.push({
+        id: 'nixconf.key',
+        group: 'nix-config',
+        title: "Nix trusts this Peernix's key",
+        status: 'ok',
+        detail: `${f.publicKey} is in trusted-public-keys.`,
+        fix: null,
+      });
     } else {
       const ignored = userKeys.includes(f.publicKey);
       checks.push({

@@ -58,6 +58,9 @@ function loadInstanceId(stateDir: string): string {
 }
 
 function safeHostName(): string {
-  const h = hostname().split('.')[0].replace(/[^A-Za-z0-9-]/g, '-').slice(0, 40);
+  const h = hostname()
+    .split('.')[0]
+    .replace(/[^A-Za-z0-9-]/g, '-')
+    .slice(0, 40);
   return h || 'peernix';
 }

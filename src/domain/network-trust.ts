@@ -71,7 +71,13 @@ export class NetworkTrust {
       this.parts.log.info(note);
     }
     if (!first || network || note) {
-      this.parts.events.emit({ type: 'network', networkId: network?.id ?? null, networkName: network?.name ?? null, trusted: this.allowed, ...(note ? { note } : {}) });
+      this.parts.events.emit({
+        type: 'network',
+        networkId: network?.id ?? null,
+        networkName: network?.name ?? null,
+        trusted: this.allowed,
+        ...(note ? { note } : {}),
+      });
     }
     if (network) this.parts.log.info(`on network ${network.name}: ${this.allowed ? 'trusted, sharing allowed' : 'not trusted, not sharing here'}`);
     else this.parts.log.info('on no recognised network: not sharing');

@@ -73,9 +73,12 @@ function push<T>(list: T[], v: T, max: number): void {
 /** Why a peer is not used, or its own paths not accepted, in words; null when all is well. */
 export function explainPeer(p: PeerView, downReason: string | null): string | null {
   if (p.bad) return `Not used for NARs (${p.bad.reason}) for a while, or until you clear it: peernix peer clear ${p.name}.`;
-  if (p.state === 'gone') return `Unreachable: ${downReason ?? 'it stopped answering health checks'}. Peernix keeps checking and uses it again once it answers.`;
-  if (p.state === 'suspect') return downReason ? `Not answering reliably (${downReason}); not asked until it does.` : 'Not confirmed yet: waiting for it to answer a health check.';
-  if (!p.verified) return 'Has not proved it holds the signing key it announces, so its answers are judged one by one (paths signed by keys your Nix trusts are still accepted).';
+  if (p.state === 'gone')
+    return `Unreachable: ${downReason ?? 'it stopped answering health checks'}. Peernix keeps checking and uses it again once it answers.`;
+  if (p.state === 'suspect')
+    return downReason ? `Not answering reliably (${downReason}); not asked until it does.` : 'Not confirmed yet: waiting for it to answer a health check.';
+  if (!p.verified)
+    return 'Has not proved it holds the signing key it announces, so its answers are judged one by one (paths signed by keys your Nix trusts are still accepted).';
   if (!p.trusted) {
     return p.publicKey
       ? `Your Nix does not trust its key, so paths only it signed are not accepted: add ${p.publicKey} to trusted-public-keys.`

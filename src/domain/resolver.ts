@@ -1,7 +1,7 @@
 import type { TimerHandle } from '../base/clock.ts';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
+import { type AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
 import type { FallbackReason } from '../base/api.ts';
 import type { CacheBackend, LocalSource, NarBody, NarRequestOptions } from '../cache/backend.ts';
 import { narUrl } from '../cache/routes.ts';
@@ -85,7 +85,13 @@ export class Resolver implements CacheBackend {
       lookupReuseMs: opts.lookupReuseMs ?? 1000,
       mismatchMemoryMs: opts.mismatchMemoryMs ?? 60 * 60_000,
     };
-    this.hedged = new HedgedOpener({ registry: opts.registry, client: opts.client, log: opts.log, hedgeMs: this.opts.hedgeMs, lookup: (h, fresh) => this.fanOut(h, fresh) });
+    this.hedged = new HedgedOpener({
+      registry: opts.registry,
+      client: opts.client,
+      log: opts.log,
+      hedgeMs: this.opts.hedgeMs,
+      lookup: (h, fresh) => this.fanOut(h, fresh),
+    });
     // A new peer may have what we just missed. Finished lookups go too: reusing one would repeat
     // the miss without asking the newcomer.
     opts.registry.on('up', (peer: Peer) => {
@@ -255,7 +261,14 @@ export class Resolver implements CacheBackend {
     if (this.mismatchCuts.size > MAX_MISMATCH_CUTS) this.mismatchCuts.delete(this.mismatchCuts.keys().next().value!);
   }
 
-  private servedByOtherPeer(hashPart: string, narHash: Buffer, entry: AffinityEntry | undefined, reason: FallbackReason, found: Found, tried: Set<string>): NarBody {
+  private servedByOtherPeer(
+    hashPart: string,
+    narHash: Buffer,
+    entry: AffinityEntry | undefined,
+    reason: FallbackReason,
+    found: Found,
+    tried: Set<string>,
+  ): NarBody {
     const { candidate, opened } = found;
     if (candidate.answer) this.remember(hashPart, candidate.answer);
     this.opts.affinity.hit(hashPart);
@@ -336,7 +349,11 @@ export class Resolver implements CacheBackend {
       const stop = new AbortController();
       const go = peer.dialect === 'go' ? this.goLookup(peer, hashPart, stop.signal) : null;
       // What the peer promised ("yes" over UDP) is not released when it is struck for another lookup.
-      const untrack = this.opts.registry.trackLookup(peer, () => stop.abort(), () => go?.saidYes() ?? false);
+      const untrack = this.opts.registry.trackLookup(
+        peer,
+        () => stop.abort(),
+        () => go?.saidYes() ?? false,
+      );
       try {
         const info = await this.opts.client.narInfo(peer.url, hashPart, go?.signal ?? stop.signal, this.opts.registry.lookupMs(peer));
         go?.answered();
@@ -350,7 +367,8 @@ export class Resolver implements CacheBackend {
         this.opts.log.debug(`peer ${peer.name}: ${(e as Error).message}`);
         // A Go peer's "not_found" over UDP is its answer: a miss, not a failure to strike it for.
         if (go?.saidNotFound()) this.opts.registry.reportAnswer(peer);
-        else if (!stop.signal.aborted) this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout', go?.saidYes() ?? false);
+        else if (!stop.signal.aborted)
+          this.opts.registry.reportLookupFailure(peer, (e as Error).message, e instanceof PeerError && e.kind === 'timeout', go?.saidYes() ?? false);
       } finally {
         go?.end();
         untrack();
@@ -397,7 +415,9 @@ export class Resolver implements CacheBackend {
     const asked = new AbortController(); // the UDP question ends with the lookup
     // A host that has said "not_found" speaks today's protocol, where silence is no answer (a loaded
     // host, a lost datagram), not a miss: only the narinfo's own deadline ends its lookup.
-    let timer: TimerHandle | undefined = this.goAnswersMisses.has(peer) ? undefined : clock.setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
+    let timer: TimerHandle | undefined = this.goAnswersMisses.has(peer)
+      ? undefined
+      : clock.setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
     const stopTimer = () => timer !== undefined && clock.clearTimeout(timer);
     let yesAt: number | null = null;
     let notFound = false;
@@ -494,7 +514,14 @@ export class Resolver implements CacheBackend {
           },
         });
         const s = stream;
-        progress = this.opts.transfers?.begin({ storePath, direction: 'in', peerName: () => (s.sources.at(-1) ?? first.source).peer.name, total: narSize, bytes: () => bytes, wireBytes: () => s.wireBytes });
+        progress = this.opts.transfers?.begin({
+          storePath,
+          direction: 'in',
+          peerName: () => (s.sources.at(-1) ?? first.source).peer.name,
+          total: narSize,
+          bytes: () => bytes,
+          wireBytes: () => s.wireBytes,
+        });
         return stream;
       },
       release: (reason = 'done') => {
@@ -529,4 +556,3 @@ export class Resolver implements CacheBackend {
     };
   }
 }
-

@@ -70,7 +70,17 @@ export class TransferTracker {
       endedAt: null,
       samples: [{ t: now, bytes: 0 }],
       flowed: 0,
-      view: { id, storePath: start.storePath, direction: start.direction, peerName: peerNameOf(start), bytes: 0, total: start.total, bytesPerSec: 0, startedAt: now, outcome: null },
+      view: {
+        id,
+        storePath: start.storePath,
+        direction: start.direction,
+        peerName: peerNameOf(start),
+        bytes: 0,
+        total: start.total,
+        bytesPerSec: 0,
+        startedAt: now,
+        outcome: null,
+      },
     };
     this.rows.set(id, row);
     this.trim();

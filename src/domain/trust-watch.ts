@@ -52,7 +52,10 @@ export class TrustWatch {
     const log = this.opts.log;
     if (next.error) log.warn(`cannot read this machine's Nix trust settings (trusted-public-keys, require-sigs): ${next.error}`);
     else log.info(`Nix trust settings from ${next.source}: ${next.keys} trusted key(s), require-sigs ${next.requireSigs}`);
-    for (const c of next.clashes ?? []) log.warn(`${c.ignored.length + 1} trusted keys are named ${c.name}; Nix honours only ${c.honoured} and refuses paths signed by ${c.ignored.join(', ')} (give each Go peernix host its own key-name)`);
+    for (const c of next.clashes ?? [])
+      log.warn(
+        `${c.ignored.length + 1} trusted keys are named ${c.name}; Nix honours only ${c.honoured} and refuses paths signed by ${c.ignored.join(', ')} (give each Go peernix host its own key-name)`,
+      );
     this.opts.changed();
   }
 

@@ -69,7 +69,13 @@ export class PeernixMetrics {
         handOver(this, answerCounts, ['listener', 'route', 'source']);
       },
     });
-    this.lookupSeconds = new Histogram({ name: 'peernix_lookup_duration_seconds', help: 'Time to answer a narinfo request, by where the answer came from.', labelNames: ['listener', 'source'], buckets: LOOKUP_BUCKETS, registers });
+    this.lookupSeconds = new Histogram({
+      name: 'peernix_lookup_duration_seconds',
+      help: 'Time to answer a narinfo request, by where the answer came from.',
+      labelNames: ['listener', 'source'],
+      buckets: LOOKUP_BUCKETS,
+      registers,
+    });
     this.transferSeconds = new Histogram({
       name: 'peernix_nar_transfer_duration_seconds',
       help: 'Time from a NAR request to the end of its body, by source and how it ended.',
@@ -78,13 +84,38 @@ export class PeernixMetrics {
       registers,
     });
     this.narsInFlight = new Gauge({ name: 'peernix_nars_in_flight', help: 'NAR bodies being served now.', labelNames: ['listener'], registers });
-    this.narBytesSent = new Counter({ name: 'peernix_nar_sent_bytes_total', help: 'NAR bytes sent to clients, by listener.', labelNames: ['listener'], registers });
+    this.narBytesSent = new Counter({
+      name: 'peernix_nar_sent_bytes_total',
+      help: 'NAR bytes sent to clients, by listener.',
+      labelNames: ['listener'],
+      registers,
+    });
 
-    const fallbacks = new Counter({ name: 'peernix_fallbacks_total', help: 'Requests served elsewhere than the affinity cache said (or not at all), by reason and outcome.', labelNames: ['reason', 'outcome'], registers });
-    const transfers = new Counter({ name: 'peernix_transfers_total', help: 'Finished NAR transfers with peers, by direction (in: fetched, out: served) and outcome.', labelNames: ['direction', 'outcome'], registers });
+    const fallbacks = new Counter({
+      name: 'peernix_fallbacks_total',
+      help: 'Requests served elsewhere than the affinity cache said (or not at all), by reason and outcome.',
+      labelNames: ['reason', 'outcome'],
+      registers,
+    });
+    const transfers = new Counter({
+      name: 'peernix_transfers_total',
+      help: 'Finished NAR transfers with peers, by direction (in: fetched, out: served) and outcome.',
+      labelNames: ['direction', 'outcome'],
+      registers,
+    });
     // NAR bytes against bytes on the wire: what compression between Peernix peers saved.
-    const transferNar = new Counter({ name: 'peernix_transfer_nar_bytes_total', help: 'NAR bytes of finished transfers with peers, by direction.', labelNames: ['direction'], registers });
-    const transferWire = new Counter({ name: 'peernix_transfer_wire_bytes_total', help: 'Bytes on the network for finished transfers with peers (fewer than NAR bytes when a Peernix peer compressed them), by direction.', labelNames: ['direction'], registers });
+    const transferNar = new Counter({
+      name: 'peernix_transfer_nar_bytes_total',
+      help: 'NAR bytes of finished transfers with peers, by direction.',
+      labelNames: ['direction'],
+      registers,
+    });
+    const transferWire = new Counter({
+      name: 'peernix_transfer_wire_bytes_total',
+      help: 'Bytes on the network for finished transfers with peers (fewer than NAR bytes when a Peernix peer compressed them), by direction.',
+      labelNames: ['direction'],
+      registers,
+    });
     const peerEvents = new Counter({ name: 'peernix_peer_transitions_total', help: 'Peers coming up and going down.', labelNames: ['transition'], registers });
     const labels = this.labels;
     const fetched = new Counter({
@@ -120,29 +151,63 @@ export class PeernixMetrics {
         for (const p of src.peerViews()) this.inc({ state: p.state, verified: String(p.verified) });
       },
     });
-    new Gauge({ name: 'peernix_peer_labels', help: 'Peers with their own label in the byte counters (capped).', registers, collect() { this.set(labels.labelCount()); } });
+    new Gauge({
+      name: 'peernix_peer_labels',
+      help: 'Peers with their own label in the byte counters (capped).',
+      registers,
+      collect() {
+        this.set(labels.labelCount());
+      },
+    });
     const today = src.lanToday;
     if (today) {
       // Gauges, not counters: they start again at local midnight, as the window's "today" does.
-      new Gauge({ name: 'peernix_lan_today_bytes', help: 'NAR bytes fetched from peers (in) and served to them (out) today, local time.', labelNames: ['direction'], registers, collect() {
-        const t = today();
-        this.set({ direction: 'in' }, t.fetchedBytes);
-        this.set({ direction: 'out' }, t.servedBytes);
-      } });
-      new Gauge({ name: 'peernix_lan_today_paths', help: 'Store paths fetched from peers (in) and served to them (out) today, local time.', labelNames: ['direction'], registers, collect() {
-        const t = today();
-        this.set({ direction: 'in' }, t.fetchedPaths);
-        this.set({ direction: 'out' }, t.servedPaths);
-      } });
+      new Gauge({
+        name: 'peernix_lan_today_bytes',
+        help: 'NAR bytes fetched from peers (in) and served to them (out) today, local time.',
+        labelNames: ['direction'],
+        registers,
+        collect() {
+          const t = today();
+          this.set({ direction: 'in' }, t.fetchedBytes);
+          this.set({ direction: 'out' }, t.servedBytes);
+        },
+      });
+      new Gauge({
+        name: 'peernix_lan_today_paths',
+        help: 'Store paths fetched from peers (in) and served to them (out) today, local time.',
+        labelNames: ['direction'],
+        registers,
+        collect() {
+          const t = today();
+          this.set({ direction: 'in' }, t.fetchedPaths);
+          this.set({ direction: 'out' }, t.servedPaths);
+        },
+      });
     }
-    new Gauge({ name: 'peernix_sharing', help: '1 while this store is shared with the LAN.', registers, collect() { this.set(src.sharing() ? 1 : 0); } });
-    new Gauge({ name: 'peernix_nix_daemon_up', help: '1 while the local nix-daemon answers.', registers, collect() { this.set(src.daemonUp() ? 1 : 0); } });
+    new Gauge({
+      name: 'peernix_sharing',
+      help: '1 while this store is shared with the LAN.',
+      registers,
+      collect() {
+        this.set(src.sharing() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'peernix_nix_daemon_up',
+      help: '1 while the local nix-daemon answers.',
+      registers,
+      collect() {
+        this.set(src.daemonUp() ? 1 : 0);
+      },
+    });
 
     // Series that exist from the start, so a rate() over them has a zero to start from.
     for (const listener of ['substituter', 'share'] as const) {
       this.narsInFlight.set({ listener }, 0);
       this.narBytesSent.inc({ listener }, 0);
-      for (const route of ['narinfo', 'nar'] as const) for (const source of ['local', 'peer', 'miss', 'error'] as const) answerCounts.set(`${listener}|${route}|${source}`, 0);
+      for (const route of ['narinfo', 'nar'] as const)
+        for (const source of ['local', 'peer', 'miss', 'error'] as const) answerCounts.set(`${listener}|${route}|${source}`, 0);
     }
     for (const reason of FALLBACK_REASONS) for (const outcome of ['served', 'not-found', 'failed']) fallbacks.inc({ reason, outcome }, 0);
 

@@ -93,7 +93,9 @@ export function contentAddressedPath(ca: ContentAddress, name: string, reference
     return makeStorePath(makeType('source', refs, hasSelf), typed('sha256', ca.hash), name);
   }
   if (refs.length > 0 || hasSelf) return null;
-  const inner = createHash('sha256').update(`fixed:out:${ca.recursive ? 'r:' : ''}${typed(ca.algo, ca.hash)}:`).digest();
+  const inner = createHash('sha256')
+    .update(`fixed:out:${ca.recursive ? 'r:' : ''}${typed(ca.algo, ca.hash)}:`)
+    .digest();
   return makeStorePath('output:out', typed('sha256', inner), name);
 }
 

@@ -74,14 +74,10 @@ function lstat(p: Buffer): Promise<Stats> {
   return new Promise((resolve, reject) => fs.lstat(p, (err, st) => (err ? reject(err) : resolve(st))));
 }
 function readdir(p: Buffer): Promise<Buffer[]> {
-  return new Promise((resolve, reject) =>
-    fs.readdir(p, { encoding: 'buffer' }, (err, names) => (err ? reject(err) : resolve(names))),
-  );
+  return new Promise((resolve, reject) => fs.readdir(p, { encoding: 'buffer' }, (err, names) => (err ? reject(err) : resolve(names))));
 }
 function readlink(p: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    fs.readlink(p, { encoding: 'buffer' }, (err, target) => (err ? reject(err) : resolve(target))),
-  );
+  return new Promise((resolve, reject) => fs.readlink(p, { encoding: 'buffer' }, (err, target) => (err ? reject(err) : resolve(target))));
 }
 function open(p: Buffer): Promise<number> {
   return new Promise((resolve, reject) => fs.open(p, OPEN_FLAGS, (err, fd) => (err ? reject(err) : resolve(fd))));
@@ -90,9 +86,7 @@ function close(fd: number): Promise<void> {
   return new Promise((resolve) => fs.close(fd, () => resolve()));
 }
 function pread(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    fs.read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))),
-  );
+  return new Promise((resolve, reject) => fs.read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
 function displayPath(p: Buffer): string {
@@ -295,11 +289,7 @@ class NarDumper {
     // A rare slow call is a GC pause or a huge directory; a steady 2% of them means the data is
     // not in the page cache.
     this.syncCalls++;
-    if (
-      performance.now() - t0 > SLOW_SYNC_MS &&
-      ++this.slowCalls >= SLOW_SYNC_LIMIT &&
-      this.slowCalls * 50 > this.syncCalls
-    ) {
+    if (performance.now() - t0 > SLOW_SYNC_MS && ++this.slowCalls >= SLOW_SYNC_LIMIT && this.slowCalls * 50 > this.syncCalls) {
       this.sync = false;
     }
   }

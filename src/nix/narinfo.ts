@@ -51,18 +51,7 @@ export function renderNarInfo(info: NarInfo): string {
   return out;
 }
 
-const SINGLE_VALUED = new Set([
-  'StorePath',
-  'URL',
-  'Compression',
-  'FileHash',
-  'FileSize',
-  'NarHash',
-  'NarSize',
-  'References',
-  'Deriver',
-  'CA',
-]);
+const SINGLE_VALUED = new Set(['StorePath', 'URL', 'Compression', 'FileHash', 'FileSize', 'NarHash', 'NarSize', 'References', 'Deriver', 'CA']);
 
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 const SIG = /^[^\s:]+:[A-Za-z0-9+/]+={0,2}$/;

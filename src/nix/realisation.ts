@@ -50,7 +50,8 @@ export function parseRealisation(text: string, expectedId: string): Realisation 
     throw new RealisationError(`realisation outPath: ${(e as Error).message}`);
   }
   const sigs = signatures ?? [];
-  if (!Array.isArray(sigs) || sigs.length > MAX_SIGS || !sigs.every((s) => typeof s === 'string' && SIG.test(s))) throw new RealisationError('realisation signatures malformed');
+  if (!Array.isArray(sigs) || sigs.length > MAX_SIGS || !sigs.every((s) => typeof s === 'string' && SIG.test(s)))
+    throw new RealisationError('realisation signatures malformed');
   const deps = dependentRealisations ?? {};
   if (!isObject(deps)) throw new RealisationError('realisation dependentRealisations malformed');
   const entries = Object.entries(deps);

@@ -48,10 +48,33 @@ export function goServicesIn(records: RawRecord[], rawSource: unknown, ownFqdn: 
 export function goEntry(s: GoSighting, go: GoTxtAnnouncement, now: number): Tracked {
   const txt: TxtAnnouncement = { protocol: 0, instanceId: s.key, name: null, publicKey: null, platform: go.platform };
   const family = net.isIP(s.source);
-  return { key: s.key, go, host: '', port: s.port, txt, v4: family === 4 ? [s.source] : [], v6: family === 6 ? [s.source] : [], source: s.source, peer: null, addressQueriedAt: 0, seenAt: now, expiresAt: now };
+  return {
+    key: s.key,
+    go,
+    host: '',
+    port: s.port,
+    txt,
+    v4: family === 4 ? [s.source] : [],
+    v6: family === 6 ? [s.source] : [],
+    source: s.source,
+    peer: null,
+    addressQueriedAt: 0,
+    seenAt: now,
+    expiresAt: now,
+  };
 }
 
 // Its claimed key is left out: it can prove nothing (and every Go host names its key peernix-1).
 export function goPeer(t: Tracked, go: GoTxtAnnouncement, address: string): DiscoveredPeer {
-  return { key: t.key, id: t.txt.instanceId, name: goPeerName(address), address, port: t.port, url: goPeerUrl(address, t.port), publicKey: null, platform: go.platform, dialect: 'go' };
+  return {
+    key: t.key,
+    id: t.txt.instanceId,
+    name: goPeerName(address),
+    address,
+    port: t.port,
+    url: goPeerUrl(address, t.port),
+    publicKey: null,
+    platform: go.platform,
+    dialect: 'go',
+  };
 }

@@ -45,7 +45,9 @@ export function goUdpCompanion(opts: GoUdpCompanionOptions): { open(): Promise<v
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         const why = err.code === 'EADDRINUSE' ? 'is in use by another program' : err.code === 'EACCES' ? 'may not be bound' : 'could not be bound';
-        throw new Error(`the UDP port for Go peernix questions (${opts.port}) ${why} (${err.message}): Go peernix hosts will not fetch from this one (settings goUdpPort, goPeers)`);
+        throw new Error(
+          `the UDP port for Go peernix questions (${opts.port}) ${why} (${err.message}): Go peernix hosts will not fetch from this one (settings goUdpPort, goPeers)`,
+        );
       }
       log.info(`answering Go peernix UDP questions on ${formatHostPort(opts.host, responder.port ?? opts.port)}/udp`);
     },

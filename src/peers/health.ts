@@ -74,7 +74,19 @@ export interface PeerHealthFields {
 }
 
 export function freshHealth(now = Date.now()): PeerHealthFields {
-  return { state: 'suspect', rttMs: null, rttFloorMs: null, failures: 0, strikes: 0, retryAt: -Infinity, lastHeard: -Infinity, lastSeen: now, badUntil: -Infinity, badSince: -Infinity, badReason: null };
+  return {
+    state: 'suspect',
+    rttMs: null,
+    rttFloorMs: null,
+    failures: 0,
+    strikes: 0,
+    retryAt: -Infinity,
+    lastHeard: -Infinity,
+    lastSeen: now,
+    badUntil: -Infinity,
+    badSince: -Infinity,
+    badReason: null,
+  };
 }
 
 interface Outstanding {
@@ -106,7 +118,12 @@ export class PeerHealth<P extends PeerHealthFields> {
   readonly clock: Clock;
   readonly lag: LoopLag;
 
-  constructor(opts: Partial<HealthOptions>, onTransition: (peer: P, before: PeerState, why: string) => void, reach: ReachCheck<P> | null = null, deps: HealthDeps = {}) {
+  constructor(
+    opts: Partial<HealthOptions>,
+    onTransition: (peer: P, before: PeerState, why: string) => void,
+    reach: ReachCheck<P> | null = null,
+    deps: HealthDeps = {},
+  ) {
     this.opts = { ...DEFAULT_HEALTH, ...opts };
     this.onTransition = onTransition;
     this.reach = reach;

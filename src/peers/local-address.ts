@@ -50,7 +50,7 @@ function isLocalIPv4(addr: string, ifaces: Interfaces): boolean {
       if (i.internal || i.family !== 'IPv4') continue;
       const mask = ipv4ToInt(i.netmask);
       const network = (ipv4ToInt(i.address) & mask) >>> 0;
-      if (((a & mask) >>> 0) !== network) continue;
+      if ((a & mask) >>> 0 !== network) continue;
       const broadcast = (network | ~mask) >>> 0;
       if (mask < 0xfffffffe && (a === network || a === broadcast)) return false;
       return true;
@@ -85,4 +85,3 @@ export function isLocalAddress(addr: string, ifaces: Interfaces = os.networkInte
   if (family === 6) return isLocalIPv6(addr, ifaces);
   return false;
 }
-

@@ -96,4 +96,3 @@ export function shapeResponses(mdns: unknown, opts: ShapeOptions = {}): void {
     return original(res, ...rest);
   };
 }
-

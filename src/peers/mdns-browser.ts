@@ -255,10 +255,10 @@ export class MdnsBrowser {
     try {
       if (packet === null || typeof packet !== 'object') return;
       const p = packet as { answers?: unknown; additionals?: unknown };
-      const records = [
-        ...(Array.isArray(p.answers) ? p.answers : []),
-        ...(Array.isArray(p.additionals) ? p.additionals : []),
-      ].slice(0, MAX_RECORDS_PER_PACKET) as RawRecord[];
+      const records = [...(Array.isArray(p.answers) ? p.answers : []), ...(Array.isArray(p.additionals) ? p.additionals : [])].slice(
+        0,
+        MAX_RECORDS_PER_PACKET,
+      ) as RawRecord[];
       this.considerGo(records, (rinfo as { address?: unknown } | null)?.address);
       if (this.tracked.size === 0) return;
       const byHost = new Map<string, { fresh: string[]; withdrawn: string[] }>();

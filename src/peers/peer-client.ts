@@ -69,7 +69,12 @@ export class PeerClient {
   private readonly teamPools = new Map<string, { lookup: Pools; nar: Pools }>();
   private readonly limits: PeerLimits;
 
-  constructor(timeouts: Partial<PeerTimeouts> = {}, userAgent = 'peernix', limits: Partial<PeerLimits> = {}, opts: { frames?: boolean; team?: TeamChannel } = {}) {
+  constructor(
+    timeouts: Partial<PeerTimeouts> = {},
+    userAgent = 'peernix',
+    limits: Partial<PeerLimits> = {},
+    opts: { frames?: boolean; team?: TeamChannel } = {},
+  ) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
     this.team = opts.team ?? null;
     this.userAgent = userAgent;
@@ -135,8 +140,13 @@ export class PeerClient {
       res = team
         ? await this.request(team.url, headers, team.pool, this.timeouts.narHeadersMs, opts.signal, false)
         : url.startsWith('http:')
-        ? await getNar(url, { headers, headersMs: this.timeouts.narHeadersMs, signal: opts.signal, timeoutError: () => new PeerError('timeout', `${url}: no answer within ${this.timeouts.narHeadersMs} ms`) })
-        : await this.request(url, headers, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
+          ? await getNar(url, {
+              headers,
+              headersMs: this.timeouts.narHeadersMs,
+              signal: opts.signal,
+              timeoutError: () => new PeerError('timeout', `${url}: no answer within ${this.timeouts.narHeadersMs} ms`),
+            })
+          : await this.request(url, headers, this.narPool, this.timeouts.narHeadersMs, opts.signal, false);
     } catch (e) {
       release();
       throw asPeerError(e, url);
@@ -257,7 +267,6 @@ export class PeerClient {
     }
   }
 
-
   /**
    * A team member's plain URL as the team channel: https to the same host and port (its share listener
    * takes both), on pools whose TLS checks the member's key. Null for anyone else.
@@ -278,7 +287,14 @@ export class PeerClient {
     return { url: `https:${url.slice('http:'.length)}`, pool: kind === 'lookup' ? pools.lookup : pools.nar };
   }
 
-  private request(url: string, headers: Record<string, string>, pool: Pools, headersMs: number, signal?: AbortSignal, connectTimeout = true): Promise<IncomingMessage> {
+  private request(
+    url: string,
+    headers: Record<string, string>,
+    pool: Pools,
+    headersMs: number,
+    signal?: AbortSignal,
+    connectTimeout = true,
+  ): Promise<IncomingMessage> {
     return getHeaders(url, {
       pool,
       headers: { 'user-agent': this.userAgent, ...headers },

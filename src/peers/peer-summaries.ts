@@ -6,7 +6,16 @@ import type { PeerSummaryState, PeerSummaryView } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { SummaryBudget } from './summary-budget.ts';
-import { decodeDelta, decodeSummary, DELTA_TYPE, MAX_DELTA_PATHS, MAX_SUMMARY_BYTES, SUMMARY_PATH, SUMMARY_TYPE, SummaryFormatError } from '../wire/summary-wire.ts';
+import {
+  decodeDelta,
+  decodeSummary,
+  DELTA_TYPE,
+  MAX_DELTA_PATHS,
+  MAX_SUMMARY_BYTES,
+  SUMMARY_PATH,
+  SUMMARY_TYPE,
+  SummaryFormatError,
+} from '../wire/summary-wire.ts';
 
 // The other peers' store summaries, each followed with one long poll: the peer answers as soon as
 // its store changed (a path added there is known here within moments) and otherwise every `waitS`
@@ -52,7 +61,10 @@ export class PeerSummaries {
   private readonly budget: SummaryBudget;
   private readonly peers = new Map<string, Followed>();
   // A pool of its own: long polls must not hold sockets that lookups or NARs wait for.
-  private readonly pool: Pools = { http: new Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }) };
+  private readonly pool: Pools = {
+    http: new Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 1 }),
+  };
 
   constructor(opts: PeerSummariesOptions) {
     const waitS = opts.waitS ?? 20;
@@ -160,7 +172,9 @@ export class PeerSummaries {
   /** Applies one answer; says when the loop should back off. */
   private async take(f: Followed, res: IncomingMessage): Promise<'ok' | 'unsupported' | 'refused'> {
     const status = res.statusCode ?? 0;
-    const type = String(res.headers['content-type'] ?? '').split(';')[0].trim();
+    const type = String(res.headers['content-type'] ?? '')
+      .split(';')[0]
+      .trim();
     if (status === 404 || status === 405 || status === 501) {
       res.resume();
       f.filter = null;
@@ -212,7 +226,8 @@ export class PeerSummaries {
     this.budget.charge(f.address, charged, this.budget.opts.now() - cpuFrom);
     const over = this.budget.over(f.address);
     if (over) return this.refuse(f, over);
-    if (bits / filter.m > this.opts.maxFill) return this.refuse(f, `its filter admits nearly everything (${Math.round((bits / filter.m) * 100)} % of bits set)`);
+    if (bits / filter.m > this.opts.maxFill)
+      return this.refuse(f, `its filter admits nearly everything (${Math.round((bits / filter.m) * 100)} % of bits set)`);
     const now = Date.now();
     f.contactAt = now;
     f.updates = f.updates.filter((t) => now - t < 60_000);
@@ -252,7 +267,13 @@ export class PeerSummaries {
   }
 
   private get(url: string, signal: AbortSignal, ms: number): Promise<IncomingMessage> {
-    return getHeaders(url, { pool: this.pool, headers: { 'user-agent': this.opts.userAgent }, headersMs: ms, signal, timeoutError: () => new Error(`no answer within ${ms} ms`) });
+    return getHeaders(url, {
+      pool: this.pool,
+      headers: { 'user-agent': this.opts.userAgent },
+      headersMs: ms,
+      signal,
+      timeoutError: () => new Error(`no answer within ${ms} ms`),
+    });
   }
 }
 

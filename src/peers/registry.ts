@@ -126,20 +126,27 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   private readonly everAnswered = new WeakSet<Peer>();
   /** Announced peers that never did: when each may be probed next. */
   private readonly unanswered = new WeakMap<Peer, { next: number; misses: number }>();
-  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> & Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
+  private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> &
+    Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
   private timer: TimerHandle | null = null;
 
   constructor(opts: RegistryOptions) {
     super();
-    const prove = (p: PeerInfo) => proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.lookupPool.http, timeoutMs: 1500 });
+    const prove = (p: PeerInfo) =>
+      proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.lookupPool.http, timeoutMs: 1500 });
     this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
-    this.health = new PeerHealth<Peer>(opts.health ?? {}, (peer, before, why) => {
-      if (this.peers.get(peer.id) !== peer) return; // replaced (another claimant took the id) or gone
-      if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
-      if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
-      this.emit('changed');
-    }, (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs), { clock: opts.clock });
+    this.health = new PeerHealth<Peer>(
+      opts.health ?? {},
+      (peer, before, why) => {
+        if (this.peers.get(peer.id) !== peer) return; // replaced (another claimant took the id) or gone
+        if (before !== 'up' && peer.state === 'up') this.emit('up', peer);
+        if (before === 'up' && peer.state !== 'up') this.emit('down', peer, why);
+        this.emit('changed');
+      },
+      (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs),
+      { clock: opts.clock },
+    );
   }
 
   start(): void {
@@ -515,7 +522,9 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
       trusted: p.verified && this.opts.isTrusted(p.publicKey),
       rttMs: p.rttMs,
       state: this.health.isBad(p) && p.state === 'up' ? 'suspect' : p.state,
-      bad: this.health.isBad(p) ? { since: this.health.wallTime(p.badSince), until: this.health.wallTime(p.badUntil), reason: p.badReason ?? 'served wrong bytes' } : null,
+      bad: this.health.isBad(p)
+        ? { since: this.health.wallTime(p.badSince), until: this.health.wallTime(p.badUntil), reason: p.badReason ?? 'served wrong bytes' }
+        : null,
       summary: this.opts.summaryOf?.(p.id) ?? null,
       source: p.source,
       bytesFrom: p.bytesFrom,

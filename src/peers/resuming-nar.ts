@@ -38,7 +38,14 @@ export interface NarWatchOptions {
   retryMs: number;
 }
 
-export const DEFAULT_NAR_WATCH: NarWatchOptions = { tickMs: 1000, graceMs: 3000, windowTicks: 5, minBytesPerSec: 32 * 1024, relativeFloor: 50, retryMs: 10_000 };
+export const DEFAULT_NAR_WATCH: NarWatchOptions = {
+  tickMs: 1000,
+  graceMs: 3000,
+  windowTicks: 5,
+  minBytesPerSec: 32 * 1024,
+  relativeFloor: 50,
+  retryMs: 10_000,
+};
 
 export interface ResumingNarOptions {
   first: OpenedNar;
@@ -176,7 +183,8 @@ export class ResumingNarStream extends Readable {
     this.resuming = true;
     const failed = this.source;
     const current = this.upstream;
-    if (slow) current?.pause(); // the offset must not move while another source opens at it
+    if (slow)
+      current?.pause(); // the offset must not move while another source opens at it
     else {
       current?.destroy();
       this.upstream = null;

@@ -86,8 +86,10 @@ export class SummaryBudget {
       bytes += s.bytes;
       cpuMs += s.cpuMs;
     }
-    if (bytes > this.opts.bytesPerMinute) return `its address sent ${Math.round(bytes / 1048576)} MiB of summaries in a minute (budget ${Math.round(this.opts.bytesPerMinute / 1048576)} MiB)`;
-    if (cpuMs > this.opts.cpuMsPerMinute) return `its address's summaries took ${Math.round(cpuMs)} ms of CPU in a minute (budget ${this.opts.cpuMsPerMinute} ms)`;
+    if (bytes > this.opts.bytesPerMinute)
+      return `its address sent ${Math.round(bytes / 1048576)} MiB of summaries in a minute (budget ${Math.round(this.opts.bytesPerMinute / 1048576)} MiB)`;
+    if (cpuMs > this.opts.cpuMsPerMinute)
+      return `its address's summaries took ${Math.round(cpuMs)} ms of CPU in a minute (budget ${this.opts.cpuMsPerMinute} ms)`;
     return null;
   }
 }

@@ -214,7 +214,8 @@ export class UdpResponder {
     let b = this.sources.get(address);
     const proven = this.proven(address);
     const factor = proven ? this.opts.provenSourceFactor : 1;
-    if (b) this.sources.delete(address); // re-inserted below: the map's order is least recent first
+    if (b)
+      this.sources.delete(address); // re-inserted below: the map's order is least recent first
     else {
       if (this.sources.size >= this.opts.maxSources) this.sources.delete(this.sources.keys().next().value!);
       b = { tokens: this.opts.perSourceBurst * factor, at: now };

@@ -7,14 +7,7 @@
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import {
-  encodeString,
-  encodeStringList,
-  encodeU64,
-  RawByteStream,
-  WireError,
-  WireReader,
-} from './wire.ts';
+import { encodeString, encodeStringList, encodeU64, RawByteStream, WireError, WireReader } from './wire.ts';
 import type { Readable } from 'node:stream';
 
 export interface PathInfo {
@@ -41,7 +34,6 @@ const WORKER_MAGIC_1 = 0x6e697863; // "cxin"
 const WORKER_MAGIC_2 = 0x6478696f; // "oixd"
 const CLIENT_VERSION = 0x126; // 1.38: lets current Lix (min 1.35) and upstream (1.38) talk to us
 const MIN_DAEMON_MINOR = 10;
-
 
 const OP_IS_VALID_PATH = 1;
 const OP_ADD_TEMP_ROOT = 11;
@@ -288,8 +280,7 @@ export class DaemonConnection extends EventEmitter {
             } else if (err instanceof WireError && err.code === 'EOF') {
               fail(
                 new DaemonError(
-                  `nix-daemon at ${socketPath} closed the connection during the handshake ` +
-                    `(user not in allowed-users, or protocol 1.38 not accepted)`,
+                  `nix-daemon at ${socketPath} closed the connection during the handshake ` + `(user not in allowed-users, or protocol 1.38 not accepted)`,
                   { fatal: true, code: 'ECONNRESET', cause: err },
                 ),
               );
@@ -332,11 +323,7 @@ export class DaemonConnection extends EventEmitter {
     if (typeof hashPart !== 'string' || !HASH_PART_RE.test(hashPart)) {
       throw new DaemonError(`not a valid hash part: ${JSON.stringify(hashPart)}`, { fatal: false, code: 'EINVAL' });
     }
-    const path = await this.call<string>(
-      'QueryPathFromHashPart',
-      [encodeU64(OP_QUERY_PATH_FROM_HASH_PART), encodeString(hashPart)],
-      (r) => r.str(MAX_PATH),
-    );
+    const path = await this.call<string>('QueryPathFromHashPart', [encodeU64(OP_QUERY_PATH_FROM_HASH_PART), encodeString(hashPart)], (r) => r.str(MAX_PATH));
     return path === '' ? null : path;
   }
 

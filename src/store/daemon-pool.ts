@@ -99,7 +99,12 @@ export class DaemonPool {
     const all = [...this.conns, ...this.dedicated];
     for (const c of all) c.close();
     // Connections still being established are closed as soon as they arrive.
-    const pendingConnects = [...this.connecting].map((p) => p.then((c) => c.close(), () => {}));
+    const pendingConnects = [...this.connecting].map((p) =>
+      p.then(
+        (c) => c.close(),
+        () => {},
+      ),
+    );
     await Promise.all([...all.map((c) => c.whenClosed()), ...pendingConnects]);
     this.conns.length = 0;
     this.dedicated.clear();

@@ -35,10 +35,7 @@ export class DaemonError extends Error {
   /** Extra context lines the daemon attached to the error (N >= 1.26). */
   readonly traces: string[];
 
-  constructor(
-    message: string,
-    opts: { fatal: boolean; code?: string; cause?: unknown; traces?: string[] } = { fatal: false },
-  ) {
+  constructor(message: string, opts: { fatal: boolean; code?: string; cause?: unknown; traces?: string[] } = { fatal: false }) {
     super(stripAnsi(message).trim(), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'DaemonError';
     this.fatal = opts.fatal;
@@ -46,7 +43,6 @@ export class DaemonError extends Error {
     this.traces = (opts.traces ?? []).map((t) => stripAnsi(t).trim());
   }
 }
-
 
 export type LogSink = (line: string) => void;
 
@@ -125,4 +121,3 @@ export async function readStderr(r: WireReader, version: number, onLog: LogSink 
     }
   }
 }
-

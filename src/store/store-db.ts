@@ -37,7 +37,9 @@ export class StoreDb {
 
   private constructor(db: DatabaseSync) {
     this.db = db;
-    this.byHash = db.prepare('SELECT id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca FROM ValidPaths WHERE path >= ? AND path < ? LIMIT 1');
+    this.byHash = db.prepare(
+      'SELECT id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca FROM ValidPaths WHERE path >= ? AND path < ? LIMIT 1',
+    );
     this.byPath = db.prepare('SELECT id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca FROM ValidPaths WHERE path = ?');
     this.refs = db.prepare('SELECT v.path AS path FROM Refs r JOIN ValidPaths v ON r.reference = v.id WHERE r.referrer = ?');
     this.rowsAfter = db.prepare('SELECT id, path FROM ValidPaths WHERE id > ? ORDER BY id');
@@ -105,7 +107,8 @@ export class StoreDb {
   hashPartsAfter(afterId: number): { id: number; hashPart: string }[] | null {
     try {
       const out: { id: number; hashPart: string }[] = [];
-      for (const row of this.rowsAfter.iterate(afterId) as Iterable<{ id: number; path: string }>) out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32) });
+      for (const row of this.rowsAfter.iterate(afterId) as Iterable<{ id: number; path: string }>)
+        out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32) });
       return out;
     } catch {
       return null;

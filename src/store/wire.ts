@@ -359,11 +359,7 @@ export class WireReader {
     if (!raw) return;
     this.raw = null;
     raw.target.feeder = null;
-    const err = new WireError(
-      'EOF',
-      `stream ended after ${raw.target.delivered} of ${raw.target.expected} bytes (${cause.message})`,
-      { cause },
-    );
+    const err = new WireError('EOF', `stream ended after ${raw.target.delivered} of ${raw.target.expected} bytes (${cause.message})`, { cause });
     raw.target.destroy(err);
     raw.reject(err);
   }

@@ -22,10 +22,7 @@ const HAS_PATH_WITH_NARHASH = 'has_path_with_narhash?';
 const HASH_PART = /^[0123456789abcdfghijklmnpqrsvwxyz]{32}$/;
 const WITH_NARHASH = /^([0123456789abcdfghijklmnpqrsvwxyz]{32}):([0123456789abcdfghijklmnpqrsvwxyz]{52})$/;
 
-export type GoQuestion =
-  | { kind: 'has-path'; hashPart: string }
-  | { kind: 'has-path-with-narhash'; hashPart: string; narHash: Buffer }
-  | { kind: 'ping' };
+export type GoQuestion = { kind: 'has-path'; hashPart: string } | { kind: 'has-path-with-narhash'; hashPart: string; narHash: Buffer } | { kind: 'ping' };
 
 /** The question in a datagram, or null for anything else (malformed, oversized, not ours). */
 export function parseGoQuestion(packet: Buffer): GoQuestion | null {

@@ -105,7 +105,10 @@ export class FrameDecoder extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.wireBytes += chunk.length;
-    this.consume(chunk).then(() => cb(), (e: unknown) => cb(e as Error));
+    this.consume(chunk).then(
+      () => cb(),
+      (e: unknown) => cb(e as Error),
+    );
   }
 
   override _flush(cb: TransformCallback): void {
@@ -151,12 +154,14 @@ export class FrameDecoder extends Transform {
     const payload = h.readUInt32BE(5);
     if (kind !== FRAME_RAW && kind !== FRAME_ZSTD) throw new FrameError(`unknown frame kind ${kind}`);
     if (narBytes < 1 || narBytes > MAX_FRAME_NAR_BYTES) throw new FrameError(`frame of ${narBytes} NAR bytes`);
-    if (kind === FRAME_RAW ? payload !== narBytes : payload < 1 || payload > narBytes) throw new FrameError(`frame payload of ${payload} bytes for ${narBytes} NAR bytes`);
+    if (kind === FRAME_RAW ? payload !== narBytes : payload < 1 || payload > narBytes)
+      throw new FrameError(`frame payload of ${payload} bytes for ${narBytes} NAR bytes`);
     this.frames++;
     this.narBytesOut += narBytes;
     if (this.narBytesOut > this.maxNarBytes) throw new FrameError(`frames stand for more than the ${this.maxNarBytes} NAR bytes expected`);
     this.spent += kind === FRAME_RAW ? RAW_FRAME_COST : ZSTD_FRAME_COST;
-    if (this.spent > FRAME_CREDIT + this.narBytesOut) throw new FrameError(`${this.frames} frames for ${this.narBytesOut} NAR bytes: frames too small to be worth decoding`);
+    if (this.spent > FRAME_CREDIT + this.narBytesOut)
+      throw new FrameError(`${this.frames} frames for ${this.narBytesOut} NAR bytes: frames too small to be worth decoding`);
     this.kind = kind;
     this.narBytes = narBytes;
     this.remaining = payload;

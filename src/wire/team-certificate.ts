@@ -31,7 +31,9 @@ export async function makeTeamCertificate(secret: SecretKey, now = new Date()): 
   const cn = secret.name.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 60) || 'peernix';
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     {
-      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),
+      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8)))
+        .toString('hex')
+        .replace(/^[89a-f]/, '1'),
       name: `CN=${cn}`,
       notBefore: new Date(now.getTime() - 24 * 3600_000),
       notAfter: new Date(now.getTime() + VALID_DAYS * 24 * 3600_000),

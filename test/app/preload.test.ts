@@ -37,7 +37,10 @@ test('the preload exposes exactly window.peernix, whose methods only invoke our 
   vm.runInNewContext(code, sandbox, { filename: file });
   t.diagnostic(`required ${JSON.stringify(required)}; exposed ${JSON.stringify(exposed.map(([n, a]) => [n, Object.keys(a)]))}`);
   assert.deepEqual(required, ['electron']);
-  assert.deepEqual(exposed.map(([n]) => n), ['peernix']);
+  assert.deepEqual(
+    exposed.map(([n]) => n),
+    ['peernix'],
+  );
   const bridge = exposed[0][1] as Record<string, (...a: unknown[]) => unknown>;
   assert.deepEqual(Object.keys(bridge).sort(), ['copyText', 'doctor', 'network', 'onChange', 'setSharing', 'snapshot']);
   for (const v of Object.values(bridge)) assert.equal(typeof v, 'function');

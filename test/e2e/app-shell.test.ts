@@ -113,7 +113,11 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     const a = launch(user().env, ['--hidden']);
     await a.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
     for (const url of ['https://evil.example/', 'file:///tmp/index.html', `${OWN_PAGE}.evil`, 'about:blank', '']) {
-      for (const [channel, args] of [[IPC.snapshot, []], [IPC.setSharing, [true]], [IPC.copyText, ['x']]] as const) {
+      for (const [channel, args] of [
+        [IPC.snapshot, []],
+        [IPC.setSharing, [true]],
+        [IPC.copyText, ['x']],
+      ] as const) {
         await assert.rejects(a.invoke(channel, url, ...args), /refused a request/, `${channel} from ${url}`);
       }
     }
@@ -202,7 +206,9 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
     await dev.waitFor('core started', (s) => statusLine(s) === 'Not sharing');
     await dev.click('Start at login');
     const d = await dev.waitFor('refusal shown', (s) => s.tray!.menu[1].type !== 'separator' && s);
-    t.diagnostic(`macOS dev build: "${d.tray!.menu[1].label}"; login items registered: ${d.loginItem.length}; icons ${d.imagesRequested.map((f) => path.basename(f)).join(', ')}; dock hidden ${d.dockHidden}`);
+    t.diagnostic(
+      `macOS dev build: "${d.tray!.menu[1].label}"; login items registered: ${d.loginItem.length}; icons ${d.imagesRequested.map((f) => path.basename(f)).join(', ')}; dock hidden ${d.dockHidden}`,
+    );
     assert.match(d.tray!.menu[1].label, /installed Peernix\.app/);
     assert.equal(d.loginItem.length, 0, 'bare Electron.app is never registered');
     assert.equal(menuItem(d, 'Start at login')!.checked, false);
@@ -240,7 +246,17 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
   });
 
   it('the tray menu is not rebuilt while nothing it shows changes (one idle peer, 10 s)', async (t) => {
-    other = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/other`, '--no-mdns']);
+    other = await startPeernixProcess([
+      '--store',
+      host.storeUri,
+      '--share-listen',
+      '127.0.0.1:0',
+      '--listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      `${dir}/other`,
+      '--no-mdns',
+    ]);
     const a = launch(user({ peers: [other.shareUrl] }).env, ['--hidden']);
     await a.waitFor('peer up', (s) => /^Not sharing/.test(statusLine(s)) && (s.tray?.setContextMenuCalls ?? 0) > 0);
     await waitFor('peer seen', async () => (await snapshot(a)).peers.some((p) => p.state === 'up'), 20_000);
@@ -279,7 +295,17 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
   });
 
   it('when a Peernix daemon holds the port, the app says so and offers its dashboard', async (t) => {
-    other ??= await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/other`, '--no-mdns']);
+    other ??= await startPeernixProcess([
+      '--store',
+      host.storeUri,
+      '--share-listen',
+      '127.0.0.1:0',
+      '--listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      `${dir}/other`,
+      '--no-mdns',
+    ]);
     const port = new URL(other.substituterUrl).port;
     const a = launch(user({ listen: `127.0.0.1:${port}` }).env);
     await a.send({ cmd: 'dialogResponse', response: 0 });
@@ -294,13 +320,27 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
 
   it('when this user’s own `peernix serve` runs, the app becomes its tray and window, and takes over when it stops', async (t) => {
     const u = user();
-    const daemon = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${u.dir}/state`, '--no-mdns', '--no-share']);
+    const daemon = await startPeernixProcess([
+      '--store',
+      host.storeUri,
+      '--share-listen',
+      '127.0.0.1:0',
+      '--listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      `${u.dir}/state`,
+      '--no-mdns',
+      '--no-share',
+    ]);
     const port = new URL(daemon.substituterUrl).port;
     const settingsFile = `${u.dir}/state/settings.json`;
     fs.writeFileSync(settingsFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(settingsFile, 'utf8')), listen: `127.0.0.1:${port}` }));
     try {
       const a = launch(u.env);
-      const s = await a.waitFor('attached, window open', (st) => st.tray?.menu[1]?.label.startsWith('Showing the Peernix already running here') && st.windows.some((w) => w.visible) && st);
+      const s = await a.waitFor(
+        'attached, window open',
+        (st) => st.tray?.menu[1]?.label.startsWith('Showing the Peernix already running here') && st.windows.some((w) => w.visible) && st,
+      );
       assert.equal(s.dialogs.length, 0, 'no error dialog');
       const theirs = JSON.parse((await get(`${daemon.substituterUrl}/peernix/api/snapshot`)).body.toString()) as Snapshot;
       assert.equal((await snapshot(a)).status.substituterUrl, theirs.status.substituterUrl);

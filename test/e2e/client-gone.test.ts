@@ -60,10 +60,25 @@ describe('peernix serve: a client that leaves before its NAR is found', { timeou
     peer.add(p, narInfoFor(p, { signers: [upstream] }));
     peer.knobs.narDelayMs = 60_000; // accepts the NAR request, never answers its head within the test
     const before = peer.narRequests.length;
-    const nix = spawn('nix-store', ['--store', `${dir}/client`, '-r', p.storePath, '--option', 'substituters', pn.substituterUrl, '--option', 'trusted-public-keys', upstream.publicKey.text], {
-      env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-xdg` }),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const nix = spawn(
+      'nix-store',
+      [
+        '--store',
+        `${dir}/client`,
+        '-r',
+        p.storePath,
+        '--option',
+        'substituters',
+        pn.substituterUrl,
+        '--option',
+        'trusted-public-keys',
+        upstream.publicKey.text,
+      ],
+      {
+        env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-xdg` }),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     nix.stderr!.on('data', (d) => (stderr += d));
     const exited = once(nix, 'exit');
@@ -75,13 +90,20 @@ describe('peernix serve: a client that leaves before its NAR is found', { timeou
       await exited;
       const exitedAt = performance.now();
       const closedAt = await waitFor("the peer's request closed", async () => peer.narRequests[before].closedAt, HEADERS_MS + 2000);
-      t.diagnostic(format(`Nix interrupted ${Math.round(interruptedAt - asked.at)} ms after the peer was asked, exited (${nix.exitCode ?? nix.signalCode}) ${Math.round(exitedAt - interruptedAt)} ms later; ` +
-          `the peer's request closed ${Math.round(closedAt - interruptedAt)} ms after the interrupt (header timeout ${HEADERS_MS} ms)`));
+      t.diagnostic(
+        format(
+          `Nix interrupted ${Math.round(interruptedAt - asked.at)} ms after the peer was asked, exited (${nix.exitCode ?? nix.signalCode}) ${Math.round(exitedAt - interruptedAt)} ms later; ` +
+            `the peer's request closed ${Math.round(closedAt - interruptedAt)} ms after the interrupt (header timeout ${HEADERS_MS} ms)`,
+        ),
+      );
       // Nix's own way out is in this bound; the header timeout it must beat is three times as long.
       assert.ok(closedAt - interruptedAt < 1000, `the peer's request stayed open ${Math.round(closedAt - interruptedAt)} ms after the interrupt`);
       // Past the header timeout: before, the search went on to retry the holder and record a fallback.
       await new Promise((r) => setTimeout(r, HEADERS_MS + 500));
-      const fallbacks = pn.logs().split('\n').filter((l) => l.includes(`fallback ${p.storePath}`));
+      const fallbacks = pn
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes(`fallback ${p.storePath}`));
       t.diagnostic(`NAR requests for it at the peer: ${peer.narRequests.length - before}; fallback log lines: ${fallbacks.length}`);
       assert.equal(peer.narRequests.length - before, 1, 'no retry for a client that left');
       assert.deepEqual(fallbacks, [], 'a client that left is no fallback');

@@ -69,12 +69,16 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     const copying = nixCopy(pyPath, `${pl.dir}/client-py`);
     // Whichever holder A streams from dies (SIGKILL: its socket is reset) once part of the NAR is across.
     let source: PnHost | null = null;
-    await waitFor('A to be a few MiB into the NAR', async () => {
-      const s = await pl.status(A);
-      const from = s.peers.find((p) => p.bytesFrom > 4 * MiB);
-      source = from ? (from.name === 'host-b' ? B : C) : null;
-      return source !== null;
-    }, 60_000);
+    await waitFor(
+      'A to be a few MiB into the NAR',
+      async () => {
+        const s = await pl.status(A);
+        const from = s.peers.find((p) => p.bytesFrom > 4 * MiB);
+        source = from ? (from.name === 'host-b' ? B : C) : null;
+        return source !== null;
+      },
+      60_000,
+    );
     const src = source as unknown as PnHost;
     const sourceLog = src.pn!.logs();
     src.pn!.proc.kill('SIGKILL');
@@ -82,7 +86,9 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await dumpSha(`${pl.dir}/client-py`, pyPath), await dumpSha(B.nix.root, pyPath), 'NAR bytes identical');
     const t = transfersIn(await pl.status(A)).find((e) => e.storePath === pyPath)!;
-    tc.diagnostic(`Python library: NAR ${narSize} bytes; transfer ${t.outcome}, ${t.bytes} NAR bytes in ${t.wireBytes} on the wire (${(t.bytes / t.wireBytes).toFixed(2)}×), ${src.name} killed mid-way`);
+    tc.diagnostic(
+      `Python library: NAR ${narSize} bytes; transfer ${t.outcome}, ${t.bytes} NAR bytes in ${t.wireBytes} on the wire (${(t.bytes / t.wireBytes).toFixed(2)}×), ${src.name} killed mid-way`,
+    );
     tc.diagnostic(`the killed source had logged: ${(sourceLog.match(/zstd frames[^\n]*/g) ?? []).slice(-1)[0] ?? '(no finished transfer yet)'}`);
     assert.equal(t.outcome, 'resumed');
     assert.equal(t.bytes, narSize);

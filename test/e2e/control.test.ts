@@ -12,8 +12,10 @@ describe('peernix CLI and control API', { timeout: 180_000 }, () => {
   let dir: string;
   let host: NixHost;
   let pn: PeernixProcess;
-  const cli = (args: string[]) => run(process.execPath, [MAIN, ...args, '--listen', new URL(pn.substituterUrl).host, '--state-dir', `${dir}/state`], { timeoutMs: 30_000 });
-  const start = () => startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns']);
+  const cli = (args: string[]) =>
+    run(process.execPath, [MAIN, ...args, '--listen', new URL(pn.substituterUrl).host, '--state-dir', `${dir}/state`], { timeoutMs: 30_000 });
+  const start = () =>
+    startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns']);
 
   before(async () => {
     dir = await makeTempDir('pn-ctl');
@@ -31,7 +33,8 @@ describe('peernix CLI and control API', { timeout: 180_000 }, () => {
     const v = await run(process.execPath, [MAIN, '--version']);
     assert.match(v.stdout, /^peernix \d+\.\d+\.\d+\n$/);
     const h = await run(process.execPath, [MAIN, 'serve', '--help']);
-    for (const opt of ['--share-listen', '--listen', '--store', '--secret-key-file', '--state-dir', '--peer', '--no-mdns']) assert.ok(h.stdout.includes(opt), opt);
+    for (const opt of ['--share-listen', '--listen', '--store', '--secret-key-file', '--state-dir', '--peer', '--no-mdns'])
+      assert.ok(h.stdout.includes(opt), opt);
     const conf = await run(process.execPath, [MAIN, 'nix-conf', '--state-dir', `${dir}/state`]);
     const pub = (await readFile(`${dir}/state/public-key`, 'utf8')).trim();
     assert.equal(conf.stdout, `extra-substituters = http://127.0.0.1:9998\nextra-trusted-public-keys = ${pub}\n`);
@@ -70,7 +73,11 @@ describe('peernix CLI and control API', { timeout: 180_000 }, () => {
     assert.equal((await get(`${base}/peernix/api/snapshot`, { Host: host })).status, 200);
     assert.equal((await get(`${base}/peernix/api/snapshot`, { Host: `evil.example:${new URL(base).port}` })).status, 403, 'DNS rebinding: foreign Host');
     const post = async (headers: Record<string, string>) => {
-      const res = await fetch(`${base}/peernix/api/sharing`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"enabled":false}' });
+      const res = await fetch(`${base}/peernix/api/sharing`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: '{"enabled":false}',
+      });
       return res.status;
     };
     assert.equal(await post({}), 403, 'no token');

@@ -60,7 +60,20 @@ async function hashStream(s: NodeJS.ReadableStream): Promise<{ sha256: Buffer; s
   return { sha256: h.digest(), size };
 }
 
-function compareWithCli(info: PathInfo | null, cli: { path: string; narHash: string; narSize: number; references: string[]; deriver?: string; signatures?: string[]; ca?: string; registrationTime?: number; ultimate?: boolean }): void {
+function compareWithCli(
+  info: PathInfo | null,
+  cli: {
+    path: string;
+    narHash: string;
+    narSize: number;
+    references: string[];
+    deriver?: string;
+    signatures?: string[];
+    ca?: string;
+    registrationTime?: number;
+    ultimate?: boolean;
+  },
+): void {
   assert.ok(info, `no info for ${cli.path}`);
   assert.equal(info.path, cli.path);
   assert.equal(`sha256-${info.narHash.toString('base64')}`, cli.narHash);
@@ -73,18 +86,24 @@ function compareWithCli(info: PathInfo | null, cli: { path: string; narHash: str
   if (cli.registrationTime !== undefined) assert.equal(info.registrationTime, cli.registrationTime);
 }
 
-before(async () => {
-  dir = await makeTempDir('pnx-daemon');
-  host = await startNixHost(dir);
-  closure = await addTestClosure(host, { largeSize: LARGE });
-  nixVersion = (await host.run('nix', ['--version'], { check: true })).stdout.trim().split(' ').pop()!;
-}, { timeout: 120_000 });
+before(
+  async () => {
+    dir = await makeTempDir('pnx-daemon');
+    host = await startNixHost(dir);
+    closure = await addTestClosure(host, { largeSize: LARGE });
+    nixVersion = (await host.run('nix', ['--version'], { check: true })).stdout.trim().split(' ').pop()!;
+  },
+  { timeout: 120_000 },
+);
 
-after(async () => {
-  for (const c of opened) c.close();
-  await Promise.all(pools.map((p) => p.close()));
-  await cleanup(dir);
-}, { timeout: 30_000 });
+after(
+  async () => {
+    for (const c of opened) c.close();
+    await Promise.all(pools.map((p) => p.close()));
+    await cleanup(dir);
+  },
+  { timeout: 30_000 },
+);
 
 describe('DaemonConnection (real nix-daemon)', () => {
   test('handshake', { timeout: 10_000 }, async () => {
@@ -257,7 +276,9 @@ describe('DaemonConnection (real nix-daemon)', () => {
       }
       const stalled = (stalledPeak - base) / MiB;
       const overall = (peak - base) / MiB;
-      t.diagnostic(`RSS growth: ${stalled.toFixed(1)} MiB while stalled, ${overall.toFixed(1)} MiB peak while streaming 16 x 200 MiB (base ${(base / MiB).toFixed(0)} MiB)`);
+      t.diagnostic(
+        `RSS growth: ${stalled.toFixed(1)} MiB while stalled, ${overall.toFixed(1)} MiB peak while streaming 16 x 200 MiB (base ${(base / MiB).toFixed(0)} MiB)`,
+      );
       assert.ok(stalled < 64, `stalled RSS growth ${stalled} MiB`);
       assert.ok(overall < 150, `peak RSS growth ${overall} MiB`);
     } finally {
@@ -357,7 +378,9 @@ describe('DaemonPool (real nix-daemon)', () => {
     t0 = performance.now();
     for (let i = 0; i < N; i++) await p.queryPathFromHashPart(hashPart(closure.paths[i % closure.paths.length]));
     const seqHash = ((performance.now() - t0) * 1000) / N;
-    t.diagnostic(`pool queryPathInfo: sequential ${seq.toFixed(1)} µs/op, ${10 * N} concurrent ${par.toFixed(1)} µs/op; sequential queryPathFromHashPart ${seqHash.toFixed(1)} µs/op`);
+    t.diagnostic(
+      `pool queryPathInfo: sequential ${seq.toFixed(1)} µs/op, ${10 * N} concurrent ${par.toFixed(1)} µs/op; sequential queryPathFromHashPart ${seqHash.toFixed(1)} µs/op`,
+    );
     assert.equal(await p.queryPathFromHashPart('3'.repeat(32)), null);
     assert.equal(await p.isValidPath(closure.top), true);
   });

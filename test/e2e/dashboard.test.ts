@@ -61,11 +61,10 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
   });
 
   it('shows the cache entry after a real Nix substitution through this host', async () => {
-    const r = await A.lan.run(
-      'nix',
-      ['copy', '--from', SUBST, '--to', `${pl.dir}/client`, closure.top, '--option', 'trusted-public-keys', B.key.publicKey],
-      { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-xdg` }), timeoutMs: 120_000 },
-    );
+    const r = await A.lan.run('nix', ['copy', '--from', SUBST, '--to', `${pl.dir}/client`, closure.top, '--option', 'trusted-public-keys', B.key.publicKey], {
+      env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-xdg` }),
+      timeoutMs: 120_000,
+    });
     assert.equal(r.code, 0, r.stderr);
     const name = closure.top.slice(44);
     const row = page.locator('[data-testid="entry-row"]', { hasText: name });
@@ -101,10 +100,14 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
     await page.locator('label.switch').click();
     await waitFor('A to report sharing off', async () => (await pl.status(A)).status.sharing === false, 10_000);
     // Timed by B's own event clock (the same machine's), not by how fast the CLI polls under load.
-    const down = await waitFor('B to drop A', async () => {
-      const s = await pl.status(B);
-      return !upPeers(s).includes('laptop-a') && s.events.find((e) => e.type === 'peer-down' && e.peerName === 'laptop-a' && e.time >= clicked);
-    }, 10_000);
+    const down = await waitFor(
+      'B to drop A',
+      async () => {
+        const s = await pl.status(B);
+        return !upPeers(s).includes('laptop-a') && s.events.find((e) => e.type === 'peer-down' && e.peerName === 'laptop-a' && e.time >= clicked);
+      },
+      10_000,
+    );
     t.diagnostic(`B dropped A ${down.time - clicked} ms after the click`);
     assert.ok(down.time - clicked <= 2000, `${down.time - clicked} ms`);
     assert.equal(await page.locator('[data-testid="sharing-toggle"]').isChecked(), false);

@@ -31,9 +31,27 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
   let svc: PeernixService;
   let url: string;
   let publicKey: string;
-  const env = () => ({ ...process.env, NIX_CONFIG: undefined, NIX_USER_CONF_FILES: undefined, NIX_CONF_DIR: `${dir}/etc`, HOME: `${dir}/home`, XDG_CONFIG_HOME: `${dir}/home/.config`, XDG_CACHE_HOME: `${dir}/home/.cache`, NIX_REMOTE: 'daemon' });
+  const env = () => ({
+    ...process.env,
+    NIX_CONFIG: undefined,
+    NIX_USER_CONF_FILES: undefined,
+    NIX_CONF_DIR: `${dir}/etc`,
+    HOME: `${dir}/home`,
+    XDG_CONFIG_HOME: `${dir}/home/.config`,
+    XDG_CACHE_HOME: `${dir}/home/.cache`,
+    NIX_REMOTE: 'daemon',
+  });
   // The daemon reads only the system nix.conf: no NIX_CONFIG, and user config dirs of its own (empty).
-  const daemonEnv = () => ({ ...process.env, NIX_CONFIG: '', NIX_REMOTE: '', NIX_CONF_DIR: `${dir}/etc`, NIX_DAEMON_SOCKET_PATH: `${dir}/socket`, HOME: `${dir}/daemon-home`, XDG_CONFIG_HOME: `${dir}/daemon-home/.config`, XDG_CACHE_HOME: `${dir}/daemon-xdg` });
+  const daemonEnv = () => ({
+    ...process.env,
+    NIX_CONFIG: '',
+    NIX_REMOTE: '',
+    NIX_CONF_DIR: `${dir}/etc`,
+    NIX_DAEMON_SOCKET_PATH: `${dir}/socket`,
+    HOME: `${dir}/daemon-home`,
+    XDG_CONFIG_HOME: `${dir}/daemon-home/.config`,
+    XDG_CACHE_HOME: `${dir}/daemon-xdg`,
+  });
   const writeSystemConf = (lines: string[]) => writeFileSync(`${dir}/etc/nix.conf`, [...NIX_BASE, ...lines].join('\n') + '\n');
   const writeUserConf = (lines: string[]) => writeFileSync(`${dir}/home/.config/nix/nix.conf`, lines.join('\n') + '\n');
   const opts = (over: Partial<GatherOptions> = {}): GatherOptions => ({
@@ -52,7 +70,11 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     t.diagnostic(`${label}: ${r.failed} failed; ${ids.map((id) => `${id}=${check(r, id).status}`).join(' ')}`);
   // What Nix itself does with the substituter: the daemon's own warning is the witness.
   const nixStoreR = (path: string, extra: string[] = []) =>
-    run('nix-store', ['--store', `unix://${dir}/socket`, '-r', path, ...extra], { baseEnv: env() as NodeJS.ProcessEnv, env: { XDG_CACHE_HOME: `${dir}/client-xdg` }, timeoutMs: 60_000 });
+    run('nix-store', ['--store', `unix://${dir}/socket`, '-r', path, ...extra], {
+      baseEnv: env() as NodeJS.ProcessEnv,
+      env: { XDG_CACHE_HOME: `${dir}/client-xdg` },
+      timeoutMs: 60_000,
+    });
 
   before(async () => {
     dir = await makeTempDir('pn-doctor');
@@ -103,16 +125,49 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     assert.match(stale.fix!, /systemctl restart nix-daemon/);
     await restartDaemon();
     const r = await doctor();
-    show(t, 'right state', r, ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'share.lan', 'nix-cache.negative', 'files.key', 'files.state-dir']);
+    show(t, 'right state', r, [
+      'daemon.reachable',
+      'daemon.config-age',
+      'nixconf.substituter',
+      'nixconf.key',
+      'peernix.running',
+      'share.listening',
+      'share.lan',
+      'nix-cache.negative',
+      'files.key',
+      'files.state-dir',
+    ]);
     t.diagnostic(`  daemon: ${check(r, 'daemon.reachable').detail}`);
-    assert.equal(r.failed, 0, JSON.stringify(r.checks.filter((c) => c.status === 'fail'), null, 1));
-    for (const id of ['daemon.reachable', 'daemon.config-age', 'nixconf.substituter', 'nixconf.key', 'peernix.running', 'share.listening', 'files.key', 'files.state-dir']) assert.equal(check(r, id).status, 'ok', id);
+    assert.equal(
+      r.failed,
+      0,
+      JSON.stringify(
+        r.checks.filter((c) => c.status === 'fail'),
+        null,
+        1,
+      ),
+    );
+    for (const id of [
+      'daemon.reachable',
+      'daemon.config-age',
+      'nixconf.substituter',
+      'nixconf.key',
+      'peernix.running',
+      'share.listening',
+      'files.key',
+      'files.state-dir',
+    ])
+      assert.equal(check(r, id).status, 'ok', id);
     assert.match(check(r, 'daemon.reachable').detail, /worker protocol 1\.\d+/);
     // Honest: from here the LAN side can't be seen.
     assert.equal(check(r, 'share.lan').status, 'unknown');
     assert.match(check(r, 'share.lan').detail, /Can't tell from this host/);
 
-    const cli = await run(nodeBin(), [MAIN, 'doctor', '--json', '--listen', new URL(url).host, '--state-dir', `${dir}/state`, '--store', `unix://${dir}/socket?root=${dir}/root`], { baseEnv: env() as NodeJS.ProcessEnv, timeoutMs: 60_000 });
+    const cli = await run(
+      nodeBin(),
+      [MAIN, 'doctor', '--json', '--listen', new URL(url).host, '--state-dir', `${dir}/state`, '--store', `unix://${dir}/socket?root=${dir}/root`],
+      { baseEnv: env() as NodeJS.ProcessEnv, timeoutMs: 60_000 },
+    );
     const fromCli = JSON.parse(cli.stdout) as DoctorReport;
     t.diagnostic(`peernix doctor --json: exit ${cli.code}, ${fromCli.checks.length} checks, ${fromCli.failed} failed`);
     assert.equal(cli.code, 0, cli.stdout + cli.stderr);
@@ -126,7 +181,9 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
       const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
       await page.goto(`${url}/peernix/`);
       await page.getByTestId('doctor-check').first().waitFor({ timeout: 20_000 });
-      const shown = await page.$$eval('[data-testid="doctor-check"]', (els) => els.map((e) => `${(e as HTMLElement).dataset.check}=${(e as HTMLElement).dataset.status}`));
+      const shown = await page.$$eval('[data-testid="doctor-check"]', (els) =>
+        els.map((e) => `${(e as HTMLElement).dataset.check}=${(e as HTMLElement).dataset.status}`),
+      );
       const report = await svc.api.doctor!();
       const expected = report.checks.map((c) => `${c.id}=${c.status}`);
       const fix = await page.locator('[data-check="nixconf.substituter"] [data-testid="doctor-fix"]').textContent();
@@ -162,8 +219,17 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     assert.ok(c.fix!.includes(`extra-substituters = ${url}\nextra-trusted-public-keys = ${publicKey}\n`), c.fix!);
     assert.ok(c.fix!.includes(`${dir}/etc/nix.conf`));
     assert.equal(check(r, 'nixconf.key').status, 'warn');
-    const cli = await run(nodeBin(), [MAIN, 'doctor', '--listen', new URL(url).host, '--state-dir', `${dir}/state`, '--store', `unix://${dir}/socket?root=${dir}/root`], { baseEnv: env() as NodeJS.ProcessEnv, timeoutMs: 60_000 });
-    t.diagnostic(`peernix doctor (text): exit ${cli.code}\n${cli.stdout.split('\n').filter((l) => /FAIL|fix:|extra-/.test(l)).join('\n')}`);
+    const cli = await run(
+      nodeBin(),
+      [MAIN, 'doctor', '--listen', new URL(url).host, '--state-dir', `${dir}/state`, '--store', `unix://${dir}/socket?root=${dir}/root`],
+      { baseEnv: env() as NodeJS.ProcessEnv, timeoutMs: 60_000 },
+    );
+    t.diagnostic(
+      `peernix doctor (text): exit ${cli.code}\n${cli.stdout
+        .split('\n')
+        .filter((l) => /FAIL|fix:|extra-/.test(l))
+        .join('\n')}`,
+    );
     assert.equal(cli.code, 1);
     assert.match(cli.stdout, /\[FAIL\] Nix uses Peernix as a substituter/);
   });
@@ -217,7 +283,8 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
 
     // The fix is exact: while the row is there Nix doesn't ask Peernix (its miss counter stays);
     // once the doctor's DELETE has run, it asks again.
-    const misses = async () => sample(await (await fetch(`${url}/metrics`)).text(), 'peernix_answers_total', { listener: 'substituter', route: 'narinfo', source: 'miss' });
+    const misses = async () =>
+      sample(await (await fetch(`${url}/metrics`)).text(), 'peernix_answers_total', { listener: 'substituter', route: 'narinfo', source: 'miss' });
     const m0 = await misses();
     await nixStoreR(path);
     const m1 = await misses();
@@ -270,7 +337,17 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     try {
       chmodSync(dir, 0o755);
       mkdirSync(`${dir}/root-owned-state`, { mode: 0o755 });
-      const [cmd, args] = asUser(user)(nodeBin(), [MAIN, 'doctor', '--json', '--state-dir', `${dir}/root-owned-state`, '--listen', '127.0.0.1:1', '--store', `unix://${dir}/no-socket`]);
+      const [cmd, args] = asUser(user)(nodeBin(), [
+        MAIN,
+        'doctor',
+        '--json',
+        '--state-dir',
+        `${dir}/root-owned-state`,
+        '--listen',
+        '127.0.0.1:1',
+        '--store',
+        `unix://${dir}/no-socket`,
+      ]);
       const r = await run(cmd, args, { baseEnv: { PATH: '/usr/bin:/bin', HOME: `/home/${user.name}` }, timeoutMs: 60_000 });
       const report = JSON.parse(r.stdout) as DoctorReport;
       const c = check(report, 'files.state-dir');

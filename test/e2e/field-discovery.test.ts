@@ -41,8 +41,7 @@ function hostile(h: PnHost, args: string[]): { child: ChildProcess; until(pred: 
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   return {
     child,
-    until: (pred, ms, what) =>
-      waitFor(`${what} (stderr: ${stderr})`, async () => lines.some(pred), ms).then(() => undefined),
+    until: (pred, ms, what) => waitFor(`${what} (stderr: ${stderr})`, async () => lines.some(pred), ms).then(() => undefined),
   };
 }
 
@@ -53,10 +52,14 @@ const brief = (p: PeerView) => `${p.name} ${p.url} ${p.state} verified=${p.verif
 async function waitPeer(pl: PnLan, h: PnHost, what: string, pred: (p: PeerView) => boolean, ms: number): Promise<PeerView> {
   let last: Snapshot | null = null;
   try {
-    return await waitFor(what, async () => {
-      last = await pl.status(h);
-      return last.peers.find(pred) ?? null;
-    }, ms);
+    return await waitFor(
+      what,
+      async () => {
+        last = await pl.status(h);
+        return last.peers.find(pred) ?? null;
+      },
+      ms,
+    );
   } catch (e) {
     const shown = last ? (last as Snapshot).peers.filter((p) => !p.name.startsWith('fake ')).map(brief) : [];
     const nFake = last ? fakes(last).length : 0;
@@ -95,17 +98,29 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     const flood = hostile(evil, ['flood', String(FLOOD), `${pl.lan.name}fl.local`, evil.lan.address, '7000']);
     killed.push(flood.child);
     await flood.until((l) => l.event === 'round' && l.n >= 2, 30_000, 'two flood rounds');
-    const flooded = await waitFor('the flood to reach the observer', async () => {
-      const s = await pl.status(obs);
-      return fakes(s).length >= 8 ? s : null;
-    }, 20_000);
+    const flooded = await waitFor(
+      'the flood to reach the observer',
+      async () => {
+        const s = await pl.status(obs);
+        return fakes(s).length >= 8 ? s : null;
+      },
+      20_000,
+    );
     t.diagnostic(`observer while flooded: ${flooded.peers.length} peers listed, ${fakes(flooded).length} fake; RSS ${rssMiB(obs.pn!.proc.pid!)} MiB`);
 
     const t0 = Date.now();
     await pl.start(genuine);
-    const seen = await waitPeer(pl, obs, 'the genuine peer to be discovered during the flood', (x) => x.name === genuine.name && x.state === 'up' && x.verified, DISCOVERY_MS);
+    const seen = await waitPeer(
+      pl,
+      obs,
+      'the genuine peer to be discovered during the flood',
+      (x) => x.name === genuine.name && x.state === 'up' && x.verified,
+      DISCOVERY_MS,
+    );
     const during = await pl.status(obs);
-    t.diagnostic(`genuine peer discovered and verified ${Date.now() - t0} ms after start, during the flood: ${brief(seen)}; fakes listed ${fakes(during).length}`);
+    t.diagnostic(
+      `genuine peer discovered and verified ${Date.now() - t0} ms after start, during the flood: ${brief(seen)}; fakes listed ${fakes(during).length}`,
+    );
     assert.equal(seen.url, `http://${genuine.lan.address}:9999`);
     assert.equal(seen.trusted, true);
     assert.ok(fakes(during).length <= 16, `${fakes(during).length} fake services held`);
@@ -115,14 +130,24 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     flood.child.kill('SIGKILL');
     const t1 = Date.now();
     await pl.start(later);
-    const found = await waitPeer(pl, obs, 'a peer appearing after the flood vanished', (x) => x.name === later.name && x.state === 'up' && x.verified, DISCOVERY_MS);
+    const found = await waitPeer(
+      pl,
+      obs,
+      'a peer appearing after the flood vanished',
+      (x) => x.name === later.name && x.state === 'up' && x.verified,
+      DISCOVERY_MS,
+    );
     t.diagnostic(`later peer discovered ${Date.now() - t1} ms after start: ${brief(found)}`);
 
     // The dead services expire on their own (never re-announced, never answering).
-    const gone = await waitFor('the vanished services to expire', async () => {
-      const s = await pl.status(obs);
-      return fakes(s).length === 0 ? s : null;
-    }, 200_000);
+    const gone = await waitFor(
+      'the vanished services to expire',
+      async () => {
+        const s = await pl.status(obs);
+        return fakes(s).length === 0 ? s : null;
+      },
+      200_000,
+    );
     const expiredAfter = Date.now() - t1;
     const rssAfter = rssMiB(obs.pn!.proc.pid!);
     t.diagnostic(`vanished services expired ${expiredAfter} ms after the flood stopped; peers now: ${gone.peers.map(brief).join('; ')}`);
@@ -131,7 +156,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     assert.ok(rssAfter - rssBefore < 40, `RSS grew by ${Math.round(rssAfter - rssBefore)} MiB`);
   });
 
-  it('an impostor announcing a departed peer\'s id and key is neither verified nor trusted; the real one wins when it returns', async (t) => {
+  it("an impostor announcing a departed peer's id and key is neither verified nor trusted; the real one wins when it returns", async (t) => {
     // Runs on its own too (--test-name-pattern impostor): then the genuine peer starts here.
     if (!genuine.pn) await pl.start(genuine);
     const id = readFileSync(`${genuine.stateDir}/instance-id`, 'utf8').trim();
@@ -145,7 +170,11 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     const impostor = hostile(evil, ['impostor', id, genuine.key.publicKey, genuine.name, `${pl.lan.name}im.local`, evil.lan.address, '7001']);
     killed.push(impostor.child);
     await impostor.until((l) => l.event === 'round' && l.n >= 1, 30_000, 'the impostor announcing');
-    const squat = await waitFor('the observer to see the impostor', async () => (await pl.status(obs)).peers.find((p) => p.url === impostorUrl) ?? null, DISCOVERY_MS);
+    const squat = await waitFor(
+      'the observer to see the impostor',
+      async () => (await pl.status(obs)).peers.find((p) => p.url === impostorUrl) ?? null,
+      DISCOVERY_MS,
+    );
     await new Promise((r) => setTimeout(r, 4000)); // time for it to be challenged (and fail)
     const squatted = (await pl.status(obs)).peers.filter((p) => p.id === id || p.url === impostorUrl);
     t.diagnostic(`while the genuine peer is away: ${squatted.map(brief).join('; ') || 'the impostor is not listed'}`);
@@ -157,7 +186,13 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
 
     const t0 = Date.now();
     await pl.start(genuine);
-    const back = await waitPeer(pl, obs, 'the genuine peer to be used again', (x) => x.id === id && x.url === genuineUrl && x.state === 'up' && x.verified, DISCOVERY_MS);
+    const back = await waitPeer(
+      pl,
+      obs,
+      'the genuine peer to be used again',
+      (x) => x.id === id && x.url === genuineUrl && x.state === 'up' && x.verified,
+      DISCOVERY_MS,
+    );
     t.diagnostic(`genuine peer back and verified ${Date.now() - t0} ms after its restart: ${brief(back)}`);
     assert.equal(back.trusted, true);
 
@@ -174,7 +209,7 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     assert.ok(!settled.peers.some((p) => p.url === impostorUrl && (p.verified || p.trusted)));
   });
 
-  it('a host answering for a proven peer\'s host name with its own address does not take it over', async (t) => {
+  it("a host answering for a proven peer's host name with its own address does not take it over", async (t) => {
     // Runs on its own too (--test-name-pattern "host name"): then the genuine peer starts here.
     if (!genuine.pn) await pl.start(genuine);
     const id = readFileSync(`${genuine.stateDir}/instance-id`, 'utf8').trim();
@@ -190,7 +225,11 @@ describe('discovery in the field: floods and squatters', { timeout: 600_000 }, (
     const watcher = (async () => {
       while (watching) {
         const s = await pl.status(obs);
-        const line = s.peers.filter((p) => p.id === id).map(brief).join('; ') || 'not listed';
+        const line =
+          s.peers
+            .filter((p) => p.id === id)
+            .map(brief)
+            .join('; ') || 'not listed';
         views.set(line, (views.get(line) ?? 0) + 1);
         await new Promise((r) => setTimeout(r, 250));
       }

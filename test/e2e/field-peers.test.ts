@@ -68,7 +68,10 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
     const saved = pl.trustedKeys;
     pl.trustedKeys = opts.trustedKeys;
     try {
-      await pl.start(A, opts.peers.flatMap((p) => ['--peer', p]));
+      await pl.start(
+        A,
+        opts.peers.flatMap((p) => ['--peer', p]),
+      );
     } finally {
       pl.trustedKeys = saved;
     }
@@ -139,8 +142,17 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
         if (r.code === 0 && code === '200' && Number(size) === infos[i].narSize) complete++;
       });
       const bState = (await status(A)).peers.find((p) => p.name === 'host-b')?.state;
-      if (codes.get('404')) t.diagnostic(A.pn!.logs().split('\n').filter((l) => /host-b|fallback|NAR/.test(l)).slice(-30).join('\n'));
-      t.diagnostic(`40 NARs of 1 MiB from B at 20 mbit beside two CPU hogs: HTTP ${JSON.stringify(Object.fromEntries(codes))}, ${complete} complete in ${took} ms; misses meanwhile ${misses.map(Math.round).join(', ')} ms; B is ${bState}`);
+      if (codes.get('404'))
+        t.diagnostic(
+          A.pn!.logs()
+            .split('\n')
+            .filter((l) => /host-b|fallback|NAR/.test(l))
+            .slice(-30)
+            .join('\n'),
+        );
+      t.diagnostic(
+        `40 NARs of 1 MiB from B at 20 mbit beside two CPU hogs: HTTP ${JSON.stringify(Object.fromEntries(codes))}, ${complete} complete in ${took} ms; misses meanwhile ${misses.map(Math.round).join(', ')} ms; B is ${bState}`,
+      );
       assert.equal(codes.get('404') ?? 0, 0, 'no NAR 404 after its narinfo said 200');
       assert.equal(complete, 40);
       assert.ok(Math.max(...misses) < 1000, `a miss took ${Math.max(...misses)} ms while B streamed`);
@@ -154,10 +166,14 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
   it('(b) a peer that sends wrong bytes: Nix never keeps a resumed wrong prefix; the peer shows as bad and clearing works', async (t) => {
     // A trusts only "upstream": its narinfos come from the liar, B is the holder a resume would use.
     await restartA({ trustedKeys: upstream.publicKey, peers: [evilUrl, dripUrl] });
-    await waitFor('A to see B and the liar', async () => {
-      const s = await status(A);
-      return upPeers(s).includes('host-b') && peerByUrl(s, evilUrl)?.state === 'up';
-    }, 20_000);
+    await waitFor(
+      'A to see B and the liar',
+      async () => {
+        const s = await status(A);
+        return upPeers(s).includes('host-b') && peerByUrl(s, evilUrl)?.state === 'up';
+      },
+      20_000,
+    );
     const outcomes: string[] = [];
     const clears: string[] = [];
     const wrongPrefix: string[] = [];
@@ -168,17 +184,32 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
         const before = peerByUrl(await status(A), evilUrl)!;
         const cleared = await pl.cli(A, ['peer', 'clear', before.name]);
         clears.push(`${before.bad ? 'bad' : 'not marked'} → ${cleared.code === 0 ? cleared.stdout.trim() : `exit ${cleared.code}: ${cleared.stderr.trim()}`}`);
-        await waitFor('the liar back in use', async () => {
-          const p = peerByUrl(await status(A), evilUrl)!;
-          return !p.bad && p.state === 'up';
-        }, 15_000).catch(() => clears.push('(not back in use)'));
+        await waitFor(
+          'the liar back in use',
+          async () => {
+            const p = peerByUrl(await status(A), evilUrl)!;
+            return !p.bad && p.state === 'up';
+          },
+          15_000,
+        ).catch(() => clears.push('(not back in use)'));
       }
       const r = await A.lan.run(
         'nix-store',
-        ['--store', `${dir}/client-lying`, '-r', path,
-          '--option', 'substituters', `${SUBST} http://${B.lan.address}:9999?priority=50`,
-          '--option', 'trusted-public-keys', `${upstream.publicKey} ${B.key.publicKey}`,
-          '--option', 'require-sigs', 'true'],
+        [
+          '--store',
+          `${dir}/client-lying`,
+          '-r',
+          path,
+          '--option',
+          'substituters',
+          `${SUBST} http://${B.lan.address}:9999?priority=50`,
+          '--option',
+          'trusted-public-keys',
+          `${upstream.publicKey} ${B.key.publicKey}`,
+          '--option',
+          'require-sigs',
+          'true',
+        ],
         { env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-lying-xdg-${i}` }), timeoutMs: 180_000 },
       );
       const valid = await C.nix.run('nix-store', ['--store', `${dir}/client-lying`, '--verify-path', path]);
@@ -193,7 +224,9 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
     const liar = peerByUrl(s, evilUrl)!;
     const evilNars = (fixtureOut.get('evil')!.match(/^nar /gm) ?? []).length;
     const refused = s.events.filter((e) => e.type === 'fallback' && e.reason === 'mismatch' && e.outcome === 'not-found').length;
-    t.diagnostic(`copies through a liar: ${ok} of ${lyingPaths.length} good (${outcomes.join('; ')}); liar served ${evilNars} NARs; resumes refused: ${refused}; liar now ${JSON.stringify(liar.bad)}`);
+    t.diagnostic(
+      `copies through a liar: ${ok} of ${lyingPaths.length} good (${outcomes.join('; ')}); liar served ${evilNars} NARs; resumes refused: ${refused}; liar now ${JSON.stringify(liar.bad)}`,
+    );
     t.diagnostic(`between copies: ${clears.join('; ')}`);
     t.diagnostic(`copies where Nix got a resumed wrong prefix: ${wrongPrefix.length}${wrongPrefix.length ? ` (${wrongPrefix[0]})` : ''}`);
     assert.equal(wrongPrefix.length, 0, 'never completed onto the wrong prefix');
@@ -228,10 +261,14 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
 
   it('(d) a peer that stalls lookups and a peer whose link is cut each cost at most one slow lookup', async (t) => {
     await restartA({ trustedKeys: allKeys, peers: [stallUrl] });
-    await waitFor('A to see B and know the staller', async () => {
-      const s = await status(A);
-      return upPeers(s).includes('host-b') && peerByUrl(s, stallUrl) !== undefined;
-    }, 20_000);
+    await waitFor(
+      'A to see B and know the staller',
+      async () => {
+        const s = await status(A);
+        return upPeers(s).includes('host-b') && peerByUrl(s, stallUrl) !== undefined;
+      },
+      20_000,
+    );
     await new Promise((r) => setTimeout(r, 3000)); // a health-probe round or two: /nix-cache-info answers
     const firstStall = await timedMiss();
     const afterStall: number[] = [];
@@ -254,8 +291,12 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
         await new Promise((r) => setTimeout(r, 250));
       }
       const slow = (xs: number[]) => xs.filter((ms) => ms > 100).length;
-      t.diagnostic(`staller: first miss ${Math.round(firstStall)} ms, then ${slow(afterStall)} of 20 misses > 100 ms (max ${Math.round(Math.max(...afterStall))} ms), staller ${stallState}`);
-      t.diagnostic(`cut link: a miss just before took ${Math.round(beforeCut)} ms; 10 misses in flight took at most ${Math.round(Math.max(...burst))} ms; then ${slow(afterCut)} of 20 misses > 100 ms (max ${Math.round(Math.max(...afterCut))} ms)`);
+      t.diagnostic(
+        `staller: first miss ${Math.round(firstStall)} ms, then ${slow(afterStall)} of 20 misses > 100 ms (max ${Math.round(Math.max(...afterStall))} ms), staller ${stallState}`,
+      );
+      t.diagnostic(
+        `cut link: a miss just before took ${Math.round(beforeCut)} ms; 10 misses in flight took at most ${Math.round(Math.max(...burst))} ms; then ${slow(afterCut)} of 20 misses > 100 ms (max ${Math.round(Math.max(...afterCut))} ms)`,
+      );
       assert.ok(firstStall < 1400, `the first miss with a staller took ${firstStall} ms`);
       assert.equal(slow(afterStall), 0, 'a probe alone does not bring back a peer whose lookups stall');
       assert.notEqual(stallState, 'up');

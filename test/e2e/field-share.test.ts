@@ -74,7 +74,11 @@ function stalledClient(port: number, localAddress: string, path: string): Promis
 }
 
 /** Downloads a URL as fast as it comes, keeping only its digest. */
-function download(url: string, headers: Record<string, string> = {}, localAddress?: string): Promise<{ status: number; bytes: number; sha256: string; complete: boolean }> {
+function download(
+  url: string,
+  headers: Record<string, string> = {},
+  localAddress?: string,
+): Promise<{ status: number; bytes: number; sha256: string; complete: boolean }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false, headers, localAddress }, (res) => {
       const h = createHash('sha256');
@@ -135,7 +139,10 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       entries: {
         a: { type: 'file', contents: 'hello\n' },
         big: { type: 'file', size: 3 * MB + 5, seed: 'big' },
-        bin: { type: 'directory', entries: { run: { type: 'file', contents: '#!/bin/sh\n', executable: true }, mid: { type: 'file', size: 300_001, seed: 'mid' } } },
+        bin: {
+          type: 'directory',
+          entries: { run: { type: 'file', contents: '#!/bin/sh\n', executable: true }, mid: { type: 'file', size: 300_001, seed: 'mid' } },
+        },
         link: { type: 'symlink', target: 'a' },
         z: { type: 'file', size: 1_000_003, seed: 'z' },
       },
@@ -145,7 +152,19 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     const build = await run(process.execPath, ['scripts/build.ts'], { cwd: PROJECT_ROOT });
     assert.equal(build.code, 0, build.stderr);
     pn = await startPeernixProcess(
-      ['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns', '--log-level', 'debug'],
+      [
+        '--store',
+        host.storeUri,
+        '--share-listen',
+        '127.0.0.1:0',
+        '--listen',
+        '127.0.0.1:0',
+        '--state-dir',
+        `${dir}/state`,
+        '--no-mdns',
+        '--log-level',
+        'debug',
+      ],
       {
         env: { PEERNIX_LIMITS: `stallMs=${STALL_MS},narQueueWaitMs=${QUEUE_WAIT_MS}`, MALLOC_MMAP_THRESHOLD_: undefined },
         main: BUILT_MAIN,
@@ -191,7 +210,11 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
   it('(e) range starts give exactly the matching slice of nix-store --dump and skip file contents unread', async (t) => {
     const pid = pn.proc.pid!;
     let checked = 0;
-    for (const [p, base] of [[tree, share], [tree, subst], [memTarget, share]] as const) {
+    for (const [p, base] of [
+      [tree, share],
+      [tree, subst],
+      [memTarget, share],
+    ] as const) {
       const whole = await nixDump(host, p);
       const starts = [whole.length - 1, 0, 1, 7, 8, 9, whole.length - 8];
       for (let i = 0; i < 12; i++) starts.push(Math.floor(Math.random() * whole.length));
@@ -267,7 +290,13 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       worstPeak = Math.max(worstPeak, peak);
       const ok = results.filter((r) => r.status === 200 && r.complete && r.bytes > 50 * MB).length;
       const cut = results.filter((r) => r.status === 200 && !r.complete);
-      if (cut.length) t.diagnostic(`cut: ${cut.map((r) => r.bytes).join(', ')} bytes; log: ${logLines(pn, 0, 'warn').slice(-5).join(' | ')} ${logLines(pn, 0, 'debug').filter((l) => /cut after/.test(l)).slice(-5).join(' | ')}`);
+      if (cut.length)
+        t.diagnostic(
+          `cut: ${cut.map((r) => r.bytes).join(', ')} bytes; log: ${logLines(pn, 0, 'warn').slice(-5).join(' | ')} ${logLines(pn, 0, 'debug')
+            .filter((l) => /cut after/.test(l))
+            .slice(-5)
+            .join(' | ')}`,
+        );
       const busy = results.filter((r) => r.status === 503).length;
       figures.push(`round ${round}: ${ok}×200 complete, ${busy}×503 in ${ms} ms, peak RSS ${peak.toFixed(0)} MB, 3 s later ${lastAfter.toFixed(0)} MB`);
       t.diagnostic(format(figures.at(-1)));
@@ -301,14 +330,21 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       freedAfter = Date.now() - t0;
     } finally {
       const peak = { daemons: daemons.stop(), fds: fds.stop(), rss: rss.stop() };
-      t.diagnostic(format(`300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting ≥${QUEUE_WAIT_MS - 200} ms), all headers in ${headersIn} ms; ` +
-          `peak nix-daemon children ${peak.daemons} (idle ${idleDaemons}), peak fds ${peak.fds} (idle ${idleFds}), peak RSS ${peak.rss.toFixed(0)} MB; ` +
-          `daemon children now ${childPids(daemonPid).length}, freed after ${freedAfter} ms`));
+      t.diagnostic(
+        format(
+          `300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting ≥${QUEUE_WAIT_MS - 200} ms), all headers in ${headersIn} ms; ` +
+            `peak nix-daemon children ${peak.daemons} (idle ${idleDaemons}), peak fds ${peak.fds} (idle ${idleFds}), peak RSS ${peak.rss.toFixed(0)} MB; ` +
+            `daemon children now ${childPids(daemonPid).length}, freed after ${freedAfter} ms`,
+        ),
+      );
       Object.assign(peakSeen, peak);
       for (const c of clients) c.socket.destroy();
     }
     const peak = peakSeen;
-    assert.deepEqual(clients.filter((c) => c.status === 0).map((c) => c.why), []);
+    assert.deepEqual(
+      clients.filter((c) => c.status === 0).map((c) => c.why),
+      [],
+    );
     assert.equal(ok.length + busy.length, 300);
     const { narStreams, narQueue } = DEFAULT_LIMITS;
     assert.equal(ok.length, narStreams, 'streams at once');
@@ -324,7 +360,9 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     await waitFor('fds back near idle', async () => fdCount(pid) <= idleFds + 10, 20_000);
 
     // A normal Nix opens at most 25 connections at once: it never sees a 503.
-    const want = createHash('sha256').update(await nixDump(host, memTarget)).digest('hex');
+    const want = createHash('sha256')
+      .update(await nixDump(host, memTarget))
+      .digest('hex');
     const normal = await Promise.all(Array.from({ length: 25 }, () => download(`${share}${narUrl[memTarget]}`)));
     const statuses = normal.map((r) => r.status);
     t.diagnostic(`25 concurrent downloads from one address: ${statuses.filter((s) => s === 200).length}×200, ${statuses.filter((s) => s === 503).length}×503`);

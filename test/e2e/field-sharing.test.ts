@@ -18,7 +18,8 @@ describe('field: the sharing switch survives a busy port', { timeout: 120_000 },
   let blocker: net.Server | null = null;
   let sharePort = 0;
   const stateDir = () => `${dir}/state`;
-  const cli = (args: string[]) => run(process.execPath, [MAIN, ...args, '--listen', new URL(pn!.substituterUrl).host, '--state-dir', stateDir()], { timeoutMs: 30_000 });
+  const cli = (args: string[]) =>
+    run(process.execPath, [MAIN, ...args, '--listen', new URL(pn!.substituterUrl).host, '--state-dir', stateDir()], { timeoutMs: 30_000 });
   const snapshot = async (): Promise<Snapshot> => {
     const r = await cli(['status', '--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -42,16 +43,37 @@ describe('field: the sharing switch survives a busy port', { timeout: 120_000 },
   });
 
   it('starts with the share port busy: sharing off for this run, the reason shown, the saved choice kept', async (t) => {
-    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', `127.0.0.1:${sharePort}`, '--listen', '127.0.0.1:0', '--state-dir', stateDir(), '--no-mdns']);
+    pn = await startPeernixProcess([
+      '--store',
+      host.storeUri,
+      '--share-listen',
+      `127.0.0.1:${sharePort}`,
+      '--listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      stateDir(),
+      '--no-mdns',
+    ]);
     const s = await snapshot();
     t.diagnostic(`status after start: sharing=${s.status.sharing} shareError=${JSON.stringify(s.status.shareError)}`);
     assert.equal(s.status.sharing, false);
     assert.equal(s.status.shareUrl, null);
     assert.match(s.status.shareError ?? '', /in use/);
-    assert.ok(s.events.some((e) => e.type === 'error' && /in use/.test(e.message)), 'an error event says why');
+    assert.ok(
+      s.events.some((e) => e.type === 'error' && /in use/.test(e.message)),
+      'an error event says why',
+    );
     assert.equal(await savedSharing(), true, 'the user chose to share; a busy port does not change that choice');
     assert.equal((await get(`${pn.substituterUrl}/nix-cache-info`)).status, 200, 'the substituter works meanwhile');
-    assert.match(await new Promise<string>((resolve) => net.connect(sharePort, '127.0.0.1').once('close', () => resolve('blocker still owns the port')).once('error', (e) => resolve(e.message))), /blocker/);
+    assert.match(
+      await new Promise<string>((resolve) =>
+        net
+          .connect(sharePort, '127.0.0.1')
+          .once('close', () => resolve('blocker still owns the port'))
+          .once('error', (e) => resolve(e.message)),
+      ),
+      /blocker/,
+    );
   });
 
   it('a switch while the port is busy fails with the reason and changes nothing; once free, the next switch works', async (t) => {
@@ -92,7 +114,18 @@ describe('field: the sharing switch survives a busy port', { timeout: 120_000 },
   it('at run time, a switch that failed does not poison the next one (no restart)', async (t) => {
     await pn?.stop();
     if (blocker) await new Promise<void>((resolve) => blocker!.close(() => resolve()));
-    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', `127.0.0.1:${sharePort}`, '--listen', '127.0.0.1:0', '--state-dir', stateDir(), '--no-mdns', '--no-share']);
+    pn = await startPeernixProcess([
+      '--store',
+      host.storeUri,
+      '--share-listen',
+      `127.0.0.1:${sharePort}`,
+      '--listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      stateDir(),
+      '--no-mdns',
+      '--no-share',
+    ]);
     blocker = net.createServer((s) => s.destroy());
     await new Promise<void>((resolve) => blocker!.listen(sharePort, '127.0.0.1', resolve));
     const failed = await cli(['sharing', 'on']);

@@ -33,7 +33,16 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
     const storePath = `/nix/store/${hash}-${kind}`;
     const narHash = `sha256:${encodeNix32(randomBytes(32))}`;
     const sig = signNarInfo({ storePath, narHash, narSize, references: [] }, parseSecretKey(signKey));
-    const text = [`StorePath: ${storePath}`, `URL: nar/${kind}-${hash}.nar`, 'Compression: none', `NarHash: ${narHash}`, `NarSize: ${narSize}`, 'References: ', `Sig: ${sig}`, ''].join('\n');
+    const text = [
+      `StorePath: ${storePath}`,
+      `URL: nar/${kind}-${hash}.nar`,
+      'Compression: none',
+      `NarHash: ${narHash}`,
+      `NarSize: ${narSize}`,
+      'References: ',
+      `Sig: ${sig}`,
+      '',
+    ].join('\n');
     await writeFile(`${into}/${hash}.narinfo`, text);
     return storePath;
   }
@@ -47,10 +56,14 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
     pl.trustedKeys += ` ${upstream.publicKey}`;
     const key = (await readFile(upstream.secretKeyFile, 'utf8')).trim();
     // Two hostile peers: one for the bombs, one for the tiny frames, so each is marked for its own.
-    for (const [port, kinds] of [[9997, ['bomb-1', 'bomb-2', 'bomb-3', 'bomb-4']], [9996, ['tinyraw', 'tinyzstd']]] as const) {
+    for (const [port, kinds] of [
+      [9997, ['bomb-1', 'bomb-2', 'bomb-3', 'bomb-4']],
+      [9996, ['tinyraw', 'tinyzstd']],
+    ] as const) {
       const d = `${dir}/hostile-${port}`;
       await mkdir(d, { recursive: true });
-      for (const k of kinds) paths[k] = await narinfo(d, k.replace(/-\d$/, ''), key, k === 'bomb-4' ? BOMB_NAR_SIZE : k.startsWith('bomb') ? SLOW_BOMB_NAR_SIZE : 64 * 1024 * 1024);
+      for (const k of kinds)
+        paths[k] = await narinfo(d, k.replace(/-\d$/, ''), key, k === 'bomb-4' ? BOMB_NAR_SIZE : k.startsWith('bomb') ? SLOW_BOMB_NAR_SIZE : 64 * 1024 * 1024);
       hostile.push(B.lan.exec(nodeBin(), [`${PROJECT_ROOT}test/fixtures/frame-bomb-peer.ts`, d, '0.0.0.0', String(port)]));
     }
     // As bin/peernix runs it: large buffers mapped on their own, so freed ones leave the RSS.
@@ -101,7 +114,9 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
     const got = await Promise.all(readers);
     done = true;
     await watch;
-    console.log(`three bombs at 10 MB/s: RSS ${before.toFixed(0)} MB before, peak ${most.toFixed(0)} MB; read ${got.map((g) => g.stdout).join(', ')} bytes; ${answers} misses answered meanwhile, slowest ${slowest.toFixed(0)} ms`);
+    console.log(
+      `three bombs at 10 MB/s: RSS ${before.toFixed(0)} MB before, peak ${most.toFixed(0)} MB; read ${got.map((g) => g.stdout).join(', ')} bytes; ${answers} misses answered meanwhile, slowest ${slowest.toFixed(0)} ms`,
+    );
     assert.ok(most < 300, `peak RSS ${most} MB`);
     assert.ok(answers > 0);
   });
@@ -113,7 +128,15 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
     assert.notEqual((await run('nix-store', ['--store', `${dir}/client-bomb`, '--check-validity', paths['bomb-4']])).code, 0);
     const s = await pl.status(A);
     const peer = s.peers.find((p) => p.url.endsWith(':9997'));
-    if (!peer?.bad) console.log(r.stderr.slice(-800), A.pn!.logs().split('\n').filter((l) => !/GET \/1{32}|HEAD|narinfo 200/.test(l)).slice(-30).join('\n'));
+    if (!peer?.bad)
+      console.log(
+        r.stderr.slice(-800),
+        A.pn!.logs()
+          .split('\n')
+          .filter((l) => !/GET \/1{32}|HEAD|narinfo 200/.test(l))
+          .slice(-30)
+          .join('\n'),
+      );
     assert.ok(peer?.bad, 'the bomb peer is marked bad');
     console.log(`marked bad: ${peer.bad.reason}`);
   });
@@ -126,7 +149,11 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
         const peer = s.peers.find((p) => p.url.endsWith(':9996'))!;
         const c = await pl.cli(A, ['peer', 'clear', peer.id]);
         assert.equal(c.code, 0, c.stderr);
-        await waitFor('the tiny-frames peer up again', async () => (await pl.status(A)).peers.some((p) => p.url.endsWith(':9996') && p.state === 'up' && !p.bad), 20_000);
+        await waitFor(
+          'the tiny-frames peer up again',
+          async () => (await pl.status(A)).peers.some((p) => p.url.endsWith(':9996') && p.state === 'up' && !p.bad),
+          20_000,
+        );
       }
       const r = await nixCopy(paths[kind], `client-${kind}`);
       assert.notEqual(r.code, 0, 'Nix must not accept it');

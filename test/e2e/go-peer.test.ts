@@ -44,7 +44,15 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     closure = await addTestClosure(go.nix, { largeSize: 3 * 1024 * 1024, smallFiles: 40 });
     onlyHere = await addPath(pn.nix, 'only-on-peernix', { type: 'file', contents: 'held by the Peernix host alone\n' });
 
-    const cfg = { root: go.nix.root, address: go.lan.address, hostName: 'gohost', httpPort: 9999, udpPort: 9999, secretKeyFile: goKey.secretKeyFile, peers: [pn.lan.address] };
+    const cfg = {
+      root: go.nix.root,
+      address: go.lan.address,
+      hostName: 'gohost',
+      httpPort: 9999,
+      udpPort: 9999,
+      secretKeyFile: goKey.secretKeyFile,
+      peers: [pn.lan.address],
+    };
     standin = go.lan.exec(nodeBin(), [STANDIN, JSON.stringify(cfg)], { cwd: PROJECT_ROOT, env: go.nix.env, stdio: ['ignore', 'pipe', 'pipe'] });
     standin.stdout!.setEncoding('utf8').on('data', (d: string) => (standinOut += d));
     standin.stderr!.setEncoding('utf8').on('data', (d: string) => (standinErr = (standinErr + d).slice(-4000)));
@@ -69,14 +77,20 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
   it('is discovered by its TXT record at its /nix-cache/ URL, and its announced key makes it neither verified nor trusted', async (t) => {
     const t0 = Date.now();
     let last: Snapshot | null = null;
-    const peer = await waitFor('Peernix to list the Go peer as up', async () => {
-      last = await pl.status(pn);
-      const p = goPeer(last);
-      return p?.state === 'up' ? p : null;
-    }, 30_000).catch((e: Error) => {
+    const peer = await waitFor(
+      'Peernix to list the Go peer as up',
+      async () => {
+        last = await pl.status(pn);
+        const p = goPeer(last);
+        return p?.state === 'up' ? p : null;
+      },
+      30_000,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; Peernix showed ${JSON.stringify((last as Snapshot | null)?.peers ?? [])}; stand-in said ${standinOut.slice(-1500)}`);
     });
-    t.diagnostic(`Go peer up after ${Date.now() - t0} ms: ${peer.name} ${peer.url} verified=${peer.verified} trusted=${peer.trusted} publicKey=${peer.publicKey} platform=${peer.platform}`);
+    t.diagnostic(
+      `Go peer up after ${Date.now() - t0} ms: ${peer.name} ${peer.url} verified=${peer.verified} trusted=${peer.trusted} publicKey=${peer.publicKey} platform=${peer.platform}`,
+    );
     assert.equal(peer.address, go.lan.address);
     assert.equal(peer.port, 9999);
     assert.equal(peer.verified, false);
@@ -102,11 +116,30 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
   it('a closure is substituted from it through Peernix with signature checking on, bytes identical', async (t) => {
     const r = await pn.lan.run(
       'nix-store',
-      ['--store', `${pl.dir}/client`, '-r', closure.top, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', goKey.publicKey, '--option', 'require-sigs', 'true'],
+      [
+        '--store',
+        `${pl.dir}/client`,
+        '-r',
+        closure.top,
+        '--option',
+        'substituters',
+        SUBST,
+        '--option',
+        'trusted-public-keys',
+        goKey.publicKey,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
       { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-xdg` }), timeoutMs: 180_000 },
     );
     if (r.code !== 0) {
-      const lines = pn.pn!.logs().split('\n').filter((l) => /resolver|subst|peer/.test(l)).slice(-40).join('\n');
+      const lines = pn
+        .pn!.logs()
+        .split('\n')
+        .filter((l) => /resolver|subst|peer/.test(l))
+        .slice(-40)
+        .join('\n');
       assert.fail(`nix-store -r failed: ${r.stderr.slice(-1500)}\nPeernix: ${lines}\nstand-in: ${standinOut.slice(-1500)}`);
     }
     const fromGo = await go.nix.pathInfoJson(closure.paths);
@@ -122,11 +155,15 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     }
     const nars = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}-[0-9a-z]{52}\.nar"/g) ?? []).length;
     const narinfos = (standinOut.match(/"event":"http","url":"\/nix-cache\/[0-9a-z]{32}\.narinfo"/g) ?? []).length;
-    t.diagnostic(`closure of ${closure.paths.length} paths substituted from the Go peer: ${identical} verified with NarHash and size equal to the Go host's; the stand-in served ${narinfos} narinfos and ${nars} NARs`);
+    t.diagnostic(
+      `closure of ${closure.paths.length} paths substituted from the Go peer: ${identical} verified with NarHash and size equal to the Go host's; the stand-in served ${narinfos} narinfos and ${nars} NARs`,
+    );
     // A Go narinfo leaves out a path's reference to itself (generateNarInfo): the path arrives without it.
     const topHere = JSON.parse((await pn.nix.run('nix', ['--store', `${pl.dir}/client`, 'path-info', '--json', closure.top], { check: true })).stdout)[0];
     const topThere = fromGo.find((x) => x.path === closure.top)!;
-    t.diagnostic(`top's references: ${topThere.references.length} on the Go host (self ${topThere.references.includes(closure.top)}), ${topHere.references.length} as substituted (self ${topHere.references.includes(closure.top)})`);
+    t.diagnostic(
+      `top's references: ${topThere.references.length} on the Go host (self ${topThere.references.includes(closure.top)}), ${topHere.references.length} as substituted (self ${topHere.references.includes(closure.top)})`,
+    );
     assert.deepEqual([...topHere.references].sort(), topThere.references.filter((r) => r !== closure.top).sort());
     assert.equal(identical, closure.paths.length);
     assert.ok(nars >= closure.paths.length, 'every NAR came from the Go peer');
@@ -153,13 +190,30 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
   it('a Go host slow to make narinfos (a loaded machine) still has its paths found: its UDP "yes" keeps the lookup waiting', async (tc) => {
     // Its narinfo takes 1.5 s, past the 600 ms after which silence counts as a miss; its "yes" comes in 300 ms.
     const slowPath = await addPath(go.nix, 'slow-go-narinfo', { type: 'file', contents: 'made slowly on a loaded Go host\n' });
-    const slow = (ms: number) => go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/slow/${ms}`], { timeoutMs: 10_000 }).then((r) => assert.equal(r.stdout, 'slow\n', r.stderr));
+    const slow = (ms: number) =>
+      go.lan
+        .run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/slow/${ms}`], { timeoutMs: 10_000 })
+        .then((r) => assert.equal(r.stdout, 'slow\n', r.stderr));
     await slow(1500);
     try {
       const t0 = Date.now();
       const r = await pn.lan.run(
         'nix-store',
-        ['--store', `${pl.dir}/client`, '-r', slowPath, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', goKey.publicKey, '--option', 'require-sigs', 'true'],
+        [
+          '--store',
+          `${pl.dir}/client`,
+          '-r',
+          slowPath,
+          '--option',
+          'substituters',
+          SUBST,
+          '--option',
+          'trusted-public-keys',
+          goKey.publicKey,
+          '--option',
+          'require-sigs',
+          'true',
+        ],
         { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-slow-xdg` }), timeoutMs: 60_000 },
       );
       const hitMs = Date.now() - t0;
@@ -173,7 +227,9 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
         misses.push(Number(secs) * 1000);
       }
       const s = await pl.status(pn);
-      tc.diagnostic(`slow Go host (narinfo 1500 ms, "yes" 300 ms): nix-store -r took ${hitMs} ms; misses meanwhile ${misses.map((t) => t.toFixed(0)).join(', ')} ms; Go peer ${goPeer(s)?.state}`);
+      tc.diagnostic(
+        `slow Go host (narinfo 1500 ms, "yes" 300 ms): nix-store -r took ${hitMs} ms; misses meanwhile ${misses.map((t) => t.toFixed(0)).join(', ')} ms; Go peer ${goPeer(s)?.state}`,
+      );
       // Silence is waited out 2× its slowest recent "yes" (about 600 ms here), never past 1.8 s (a loaded
       // test machine adds its own delay on top).
       assert.ok(Math.max(...misses) < 2300, `slowest miss ${Math.max(...misses)} ms`);
@@ -183,7 +239,9 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
       // like any peer that leaves a lookup unanswered, rather than holding every lookup that long.
       const wedgedPath = await addPath(go.nix, 'wedged-go-narinfo', { type: 'file', contents: 'promised, never delivered in time\n' });
       await slow(3000);
-      const w = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(wedgedPath)}.narinfo`], { timeoutMs: 15_000 });
+      const w = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(wedgedPath)}.narinfo`], {
+        timeoutMs: 15_000,
+      });
       const after = goPeer(await pl.status(pn));
       tc.diagnostic(`"yes" then no narinfo within 2.4 s: ${w.stdout}; Go peer then ${after?.state}`);
       assert.equal(w.stdout.split(' ')[0], '404');
@@ -201,7 +259,8 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     const latePath = await addPath(go.nix, 'late-udp-answer', { type: 'file', contents: 'answered late over UDP\n' });
     // Not struck by an earlier case (on a loaded machine a slow narinfo can outlast the 2.4 s wait).
     await waitFor('the Go peer to be up', async () => goPeer(await pl.status(pn))?.state === 'up', 30_000);
-    const hook = (what: string, ms: number) => go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/${what}/${ms}`], { timeoutMs: 10_000 });
+    const hook = (what: string, ms: number) =>
+      go.lan.run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:9999/standin/${what}/${ms}`], { timeoutMs: 10_000 });
     const set = async (udpMs: number, narInfoMs: number) => {
       await hook('udp-delay', udpMs);
       await hook('slow', narInfoMs);
@@ -210,8 +269,12 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     // for a hash no store has (resolver.learnGoDialect).
     await set(900, 600);
     try {
-      const r = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(latePath)}.narinfo`], { timeoutMs: 15_000 });
-      const m = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${encodeNix32(randomBytes(20))}.narinfo`], { timeoutMs: 15_000 });
+      const r = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${hashPart(latePath)}.narinfo`], {
+        timeoutMs: 15_000,
+      });
+      const m = await pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', `${SUBST}/${encodeNix32(randomBytes(20))}.narinfo`], {
+        timeoutMs: 15_000,
+      });
       t.diagnostic(`late UDP answers (~1 s), narinfo +0.6 s: a held path ${r.stdout}; a miss ${m.stdout}; Go peer ${goPeer(await pl.status(pn))?.state}`);
       assert.equal(r.stdout.split(' ')[0], '200');
       assert.equal(m.stdout.split(' ')[0], '404');
@@ -230,22 +293,41 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     const known = await ask(closure.top);
     t.diagnostic(`has_path? for a path Peernix knows only from a peer: found=${known.found} replies=${JSON.stringify(known.replies)} in ${known.ms} ms`);
     assert.equal(known.found, null);
-    assert.deepEqual(known.replies, ['not_found'], 'a definitive miss, as today\'s Go protocol (e74df7c) expects');
+    assert.deepEqual(known.replies, ['not_found'], "a definitive miss, as today's Go protocol (e74df7c) expects");
   });
 
   it("the Go peer's own Nix fetches a path from Peernix through it: narinfo URL in the form it follows", async (t) => {
     const r = await go.lan.run(
       'nix-store',
-      ['--store', `${pl.dir}/goclient`, '-r', onlyHere, '--option', 'substituters', 'http://127.0.0.1:9999/nix-cache', '--option', 'trusted-public-keys', pn.key.publicKey, '--option', 'require-sigs', 'true'],
+      [
+        '--store',
+        `${pl.dir}/goclient`,
+        '-r',
+        onlyHere,
+        '--option',
+        'substituters',
+        'http://127.0.0.1:9999/nix-cache',
+        '--option',
+        'trusted-public-keys',
+        pn.key.publicKey,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
       { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/goclient-xdg` }), timeoutMs: 120_000 },
     );
     assert.equal(r.code, 0, `the Go host's Nix failed: ${r.stderr.slice(-2000)}\nstand-in: ${standinOut.slice(-2000)}`);
     const here = JSON.parse((await go.nix.run('nix', ['--store', `${pl.dir}/goclient`, 'path-info', '--json', onlyHere], { check: true })).stdout)[0];
     const there = (await pn.nix.pathInfoJson([onlyHere]))[0];
     const proxied = standinOut.split('\n').filter((l) => l.includes('"event":"proxied"') && l.includes(hashPart(onlyHere)));
-    t.diagnostic(`Go host's Nix got ${onlyHere} via the stand-in's proxy (${proxied.length} requests: ${proxied.map((l) => JSON.parse(l).url + ' ' + JSON.parse(l).status).join(', ')}); narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
+    t.diagnostic(
+      `Go host's Nix got ${onlyHere} via the stand-in's proxy (${proxied.length} requests: ${proxied.map((l) => JSON.parse(l).url + ' ' + JSON.parse(l).status).join(', ')}); narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`,
+    );
     assert.equal(here.narHash, there.narHash);
-    assert.ok(proxied.some((l) => new RegExp(`${hashPart(onlyHere)}-[0-9a-z]{52}\\.nar"`).test(l) && l.includes('"status":200')), 'the NAR came from Peernix at the stateless Go form URL');
+    assert.ok(
+      proxied.some((l) => new RegExp(`${hashPart(onlyHere)}-[0-9a-z]{52}\\.nar"`).test(l) && l.includes('"status":200')),
+      'the NAR came from Peernix at the stateless Go form URL',
+    );
   });
 
   it('answers nothing at all while sharing is off, and again once it is back on', async (t) => {
@@ -274,7 +356,21 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
 
     const copying = pn.lan.run(
       'nix-store',
-      ['--store', `${pl.dir}/client-resume`, '-r', large, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', `${goKey.publicKey} ${p2.key.publicKey}`, '--option', 'require-sigs', 'true'],
+      [
+        '--store',
+        `${pl.dir}/client-resume`,
+        '-r',
+        large,
+        '--option',
+        'substituters',
+        SUBST,
+        '--option',
+        'trusted-public-keys',
+        `${goKey.publicKey} ${p2.key.publicKey}`,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
       { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-resume-xdg` }), timeoutMs: 180_000 },
     );
     await waitFor('the Go peer to be mid-way through the NAR', async () => standinOut.includes(`"event":"held","hash":"${hashPart(large)}"`), 30_000);
@@ -290,9 +386,14 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     const there = (await go.nix.pathInfoJson([large]))[0];
     const goNars = standinOut.split('\n').filter((l) => l.includes('"event":"http"') && l.includes(`/nix-cache/${hashPart(large)}-`));
     const goRanges = goNars.filter((l) => !l.includes('"range":null'));
-    const p2Ranges = p2.pn!.logs().split('\n').filter((l) => l.includes(`/nar/${hashPart(large)}-`) && / 206 /.test(l));
+    const p2Ranges = p2
+      .pn!.logs()
+      .split('\n')
+      .filter((l) => l.includes(`/nar/${hashPart(large)}-`) && / 206 /.test(l));
     const resumed = (await pl.status(pn)).events.filter((e) => e.type === 'transfer' && (e as { outcome?: string }).outcome === 'resumed');
-    t.diagnostic(`NAR of ${size} bytes held by the Go peer at ${cutAt}, then cut: NAR requests to the Go peer ${goNars.length} (with Range ${goRanges.length}); Range answers (206) from peer2 ${p2Ranges.length}; resumed transfers ${resumed.length}; narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`);
+    t.diagnostic(
+      `NAR of ${size} bytes held by the Go peer at ${cutAt}, then cut: NAR requests to the Go peer ${goNars.length} (with Range ${goRanges.length}); Range answers (206) from peer2 ${p2Ranges.length}; resumed transfers ${resumed.length}; narHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}`,
+    );
     assert.equal(goNars.length, 2, 'the Go peer served this NAR once before (the closure) and once now');
     assert.equal(goRanges.length, 0, 'never asked to resume: it ignores Range');
     assert.ok(p2Ranges.length >= 1, 'the rest came from peer2 by Range');
@@ -304,7 +405,10 @@ describe('a Go peernix on the LAN', { timeout: 600_000 }, () => {
     await pn.pn!.stop();
     await pl.start(pn, ['--share-listen', '0.0.0.0:9990']);
     const quiet = await ask(onlyHere);
-    const said = pn.pn!.logs().split('\n').find((l) => l.includes('not answering Go peernix UDP questions'));
+    const said = pn
+      .pn!.logs()
+      .split('\n')
+      .find((l) => l.includes('not answering Go peernix UDP questions'));
     t.diagnostic(`shared on 9990: has_path? found=${quiet.found} replies=${JSON.stringify(quiet.replies)}; log: ${said?.replace(/^.*\] /, '')}`);
     assert.equal(quiet.found, null);
     // peer2 (a Peernix on 9999, found by the stand-in's mDNS browse) says not_found; Peernix stays silent.

@@ -157,9 +157,7 @@ class Announcer {
   readonly proc: JsonProcess;
   #seq = 0;
   constructor(host: LanHost) {
-    this.proc = new JsonProcess(
-      host.exec(nodeBin(), ['--input-type=module', '-e', ANNOUNCER], { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] }),
-    );
+    this.proc = new JsonProcess(host.exec(nodeBin(), ['--input-type=module', '-e', ANNOUNCER], { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] }));
   }
   async do(cmd: Record<string, unknown>): Promise<void> {
     const seq = ++this.#seq;
@@ -247,7 +245,10 @@ describe('mDNS discovery between network namespaces', { skip, timeout: 180_000 }
         });
       }
       const listed = (await askPeers(me)).sort((a, b) => a.id.localeCompare(b.id));
-      assert.deepEqual(listed, [...seen.values()].sort((a, b) => a.id.localeCompare(b.id)));
+      assert.deepEqual(
+        listed,
+        [...seen.values()].sort((a, b) => a.id.localeCompare(b.id)),
+      );
     }
   });
 
@@ -359,7 +360,12 @@ enable-reflector=no
         .filter((l) => l.startsWith('='))
         .map((l) => {
           const f = l.split(';');
-          const txt = [...(f.slice(9).join(';').matchAll(/"((?:[^"\\]|\\.)*)"/g))].map((m) => m[1]);
+          const txt = [
+            ...f
+              .slice(9)
+              .join(';')
+              .matchAll(/"((?:[^"\\]|\\.)*)"/g),
+          ].map((m) => m[1]);
           return { name: f[3], host: f[6], address: f[7], port: Number(f[8]), txt };
         });
       if (peers.every((p) => resolved.some((r) => r.port === p.port))) break;
@@ -376,18 +382,13 @@ enable-reflector=no
 
     // The other way: a service Avahi announces is a peer to us, and its withdrawal a goodbye.
     const avahiId = `${hex(4)}-from-avahi`;
-    const publisher = host.exec(
-      'avahi-publish',
-      ['-s', 'Avahi Peer', '_peernix._tcp', '37600', 'v=1', `id=${avahiId}`, 'name=Avahi Peer', 'os=linux'],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const publisher = host.exec('avahi-publish', ['-s', 'Avahi Peer', '_peernix._tcp', '37600', 'v=1', `id=${avahiId}`, 'name=Avahi Peer', 'os=linux'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     started.push(publisher);
     for (const me of peers) {
-      const line = await me.proc.waitFor(
-        (l) => l.event === 'up' && l.peer.id === avahiId,
-        15_000,
-        `${me.name} to see Avahi's service`,
-      );
+      const line = await me.proc.waitFor((l) => l.event === 'up' && l.peer.id === avahiId, 15_000, `${me.name} to see Avahi's service`);
       assert.equal(line.peer.address, host.address);
       assert.equal(line.peer.port, 37600);
       assert.equal(line.peer.name, 'Avahi Peer');
@@ -446,7 +447,10 @@ enable-reflector=no
     const promote = await moving.host.run('sh', ['-c', 'echo 1 > /proc/sys/net/ipv4/conf/eth0/promote_secondaries']);
     assert.equal(promote.code, 0, promote.stderr);
     const readdress = async (add: string, del: string): Promise<void> => {
-      for (const args of [['addr', 'add', `${add}/24`, 'dev', 'eth0'], ['addr', 'del', `${del}/24`, 'dev', 'eth0']]) {
+      for (const args of [
+        ['addr', 'add', `${add}/24`, 'dev', 'eth0'],
+        ['addr', 'del', `${del}/24`, 'dev', 'eth0'],
+      ]) {
         const r = await moving.host.run('ip', args);
         assert.equal(r.code, 0, r.stderr);
       }
@@ -492,11 +496,7 @@ enable-reflector=no
     const [leaving, ...staying] = peers;
     const sentAt = Date.now();
     leaving.proc.child.kill('SIGTERM');
-    await Promise.all(
-      staying.map((me) =>
-        me.proc.waitFor((l) => l.event === 'down' && l.id === leaving.id, 2000, `${me.name} to see ${leaving.name} leave`),
-      ),
-    );
+    await Promise.all(staying.map((me) => me.proc.waitFor((l) => l.event === 'down' && l.id === leaving.id, 2000, `${me.name} to see ${leaving.name} leave`)));
     const elapsed = Date.now() - sentAt;
     assert.ok(elapsed < 2000, `down after ${elapsed} ms`);
     assert.equal(await leaving.proc.exited(5000), 0);
@@ -553,11 +553,7 @@ enable-reflector=no
     await send('weird', 4207, weirdTxt, [`${base}.215`]);
 
     for (const me of observers) {
-      const line = await me.proc.waitFor(
-        (l) => l.event === 'up' && l.peer.id === ids.weird,
-        10_000,
-        `${me.name}: weird peer`,
-      );
+      const line = await me.proc.waitFor((l) => l.event === 'up' && l.peer.id === ids.weird, 10_000, `${me.name}: weird peer`);
       assert.deepEqual(line.peer, {
         key: 'weird._peernix._tcp.local',
         id: ids.weird,
@@ -583,7 +579,10 @@ enable-reflector=no
     // A second service claiming a known id does not redirect the first: each is reported under its own
     // service name, and the registry decides between them by proof (registry-identity.test.ts).
     const claimants = (await askPeers(observers[1])).filter((p) => p.id === ids.impostor);
-    assert.ok(claimants.some((p) => p.address === observers[0].host.address && p.port === observers[0].port), JSON.stringify(claimants));
+    assert.ok(
+      claimants.some((p) => p.address === observers[0].host.address && p.port === observers[0].port),
+      JSON.stringify(claimants),
+    );
 
     // A flood of distinct, valid services from one host: it holds at most its quota (64 / 4) of the table.
     for (let batch = 0; batch < 10; batch++) {
@@ -609,7 +608,10 @@ enable-reflector=no
       t.diagnostic(`${me.name}: ${listed.length} services listed, ${flood.length} of them from the flood`);
       assert.ok(listed.length <= 64, `${me.name} holds ${listed.length} peers`);
       assert.ok(flood.length >= 1 && flood.length <= 16, `${me.name} holds ${flood.length} flood services`);
-      assert.ok(listed.some((p) => p.id === observers.find((o) => o !== me)!.id), 'a real peer was pushed out');
+      assert.ok(
+        listed.some((p) => p.id === observers.find((o) => o !== me)!.id),
+        'a real peer was pushed out',
+      );
     }
     announcer.proc.child.kill('SIGTERM');
   });

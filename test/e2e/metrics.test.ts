@@ -36,10 +36,14 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     path = await addPath(B.nix, 'metrics-payload', { type: 'file', contents: randomBytes(300_000).toString('hex') });
     await pl.start(A);
     await pl.start(B);
-    await waitFor('A and B to see each other, proven', async () => {
-      const [a, b] = [await pl.status(A), await pl.status(B)];
-      return upPeers(a).includes('host-b') && upPeers(b).includes('host-a') && a.peers.every((p) => p.verified) && b.peers.every((p) => p.verified);
-    }, 30_000);
+    await waitFor(
+      'A and B to see each other, proven',
+      async () => {
+        const [a, b] = [await pl.status(A), await pl.status(B)];
+        return upPeers(a).includes('host-b') && upPeers(b).includes('host-a') && a.peers.every((p) => p.verified) && b.peers.every((p) => p.verified);
+      },
+      30_000,
+    );
   });
 
   after(async () => {
@@ -87,7 +91,10 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     assert.equal(fig.bNarFromStore, 1);
     assert.equal(fig.bSentOnShare, narSize);
     assert.equal(fig.bServedToA, narSize);
-    for (const [who, text] of [['A', a.text], ['B', b.text]]) {
+    for (const [who, text] of [
+      ['A', a.text],
+      ['B', b.text],
+    ]) {
       const check = await promtoolCheck(text);
       t.diagnostic(`promtool check metrics on ${who}: exit ${check.code} ${check.output || '(no complaints)'}`);
       assert.equal(check.code, 0, check.output);
@@ -98,7 +105,9 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     const r = await pl.cli(B, ['doctor', '--json', '--store', B.nix.storeUri]);
     const report = JSON.parse(r.stdout) as DoctorReport;
     const byId = (id: string) => report.checks.find((c) => c.id === id)!;
-    t.diagnostic(`doctor on B (exit ${r.code}): lan.mdns ${byId('lan.mdns').status} (${byId('lan.mdns').detail}); share.lan ${byId('share.lan').status} (${byId('share.lan').detail}); lan.peers ${byId('lan.peers').status}`);
+    t.diagnostic(
+      `doctor on B (exit ${r.code}): lan.mdns ${byId('lan.mdns').status} (${byId('lan.mdns').detail}); share.lan ${byId('share.lan').status} (${byId('share.lan').detail}); lan.peers ${byId('lan.peers').status}`,
+    );
     assert.equal(byId('lan.mdns').status, 'ok');
     assert.equal(byId('share.lan').status, 'ok');
     assert.match(byId('share.lan').detail, /host-a/);

@@ -54,7 +54,9 @@ for (const suite of SUITES) {
     let peerB: string;
 
     const status = async (pn: PeernixProcess, stateDir: string): Promise<Snapshot> => {
-      const r = await run(process.execPath, [MAIN, 'status', '--json', '--listen', new URL(pn.substituterUrl).host, '--state-dir', stateDir], { timeoutMs: 30_000 });
+      const r = await run(process.execPath, [MAIN, 'status', '--json', '--listen', new URL(pn.substituterUrl).host, '--state-dir', stateDir], {
+        timeoutMs: 30_000,
+      });
       assert.equal(r.code, 0, r.stderr);
       return JSON.parse(r.stdout) as Snapshot;
     };
@@ -64,9 +66,29 @@ for (const suite of SUITES) {
     };
     // Peernix reads the host's nix.conf as its Nix does (which keys the local Nix trusts).
     const start = (h: ModernNixHost, name: string, extra: string[], env: Record<string, string> = {}) =>
-      startPeernixProcess(['--store', h.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/${name}-state`, '--name', name, '--secret-key-file', h.outside(`/etc/nix/${name}.sec`), '--no-mdns', '--log-level', 'debug', ...extra], {
-        env: { ...env, NIX_CONF_DIR: h.outside('/etc/nix'), NIX_CONFIG: undefined as unknown as string },
-      });
+      startPeernixProcess(
+        [
+          '--store',
+          h.storeUri,
+          '--share-listen',
+          '127.0.0.1:0',
+          '--listen',
+          '127.0.0.1:0',
+          '--state-dir',
+          `${dir}/${name}-state`,
+          '--name',
+          name,
+          '--secret-key-file',
+          h.outside(`/etc/nix/${name}.sec`),
+          '--no-mdns',
+          '--log-level',
+          'debug',
+          ...extra,
+        ],
+        {
+          env: { ...env, NIX_CONF_DIR: h.outside('/etc/nix'), NIX_CONFIG: undefined as unknown as string },
+        },
+      );
     const makeKey = async (h: ModernNixHost, name: string) => {
       await h.exec('nix-store', ['--generate-binary-cache-key', `${name}-1`, `/etc/nix/${name}.sec`, `/etc/nix/${name}.pub`], { check: true });
       return readFileSync(h.outside(`/etc/nix/${name}.pub`), 'utf8').trim();
@@ -89,7 +111,11 @@ for (const suite of SUITES) {
       appendFileSync(A.outside('/etc/nix/nix.conf'), `trusted-public-keys = ${keyA} ${keyB}\n`);
       pnB = await start(B, 'host-b', [], { PEERNIX_FORCE_PEER_COMPRESSION: '1' });
       pnA = await start(A, 'host-a', ['--peer', pnB.shareUrl!]);
-      peerB = await waitFor('A to see B up', async () => (await status(pnA, `${dir}/host-a-state`)).peers.find((p) => p.url === pnB.shareUrl && p.state === 'up')?.name, 20_000);
+      peerB = await waitFor(
+        'A to see B up',
+        async () => (await status(pnA, `${dir}/host-a-state`)).peers.find((p) => p.url === pnB.shareUrl && p.state === 'up')?.name,
+        20_000,
+      );
     });
 
     after(async () => {
@@ -113,15 +139,23 @@ for (const suite of SUITES) {
     });
 
     it(`a ${suite} Nix substitutes a closure only B has through its own Peernix, signatures required; the NARs come compressed`, async () => {
-      const r = await A.exec('nix', ['copy', '--from', pnA.substituterUrl, '--to', '/tmp/client', top, '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', keyB], {
-        env: { XDG_CACHE_HOME: '/tmp/client-xdg' },
-        timeoutMs: 240_000,
-      });
+      const r = await A.exec(
+        'nix',
+        ['copy', '--from', pnA.substituterUrl, '--to', '/tmp/client', top, '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', keyB],
+        {
+          env: { XDG_CACHE_HOME: '/tmp/client-xdg' },
+          timeoutMs: 240_000,
+        },
+      );
       assert.equal(r.code, 0, r.stderr);
       const got = (await A.exec('nix-store', ['--store', '/tmp/client', '-qR', top], { check: true })).stdout.trim().split('\n').sort();
       assert.deepEqual(got, [dep, top].sort());
       // Through the nix-daemon too, the way a user's Nix substitutes (root is a trusted user).
-      const d = await A.exec('nix-store', ['--store', 'daemon', '-r', top, '--option', 'substituters', pnA.substituterUrl, '--option', 'trusted-public-keys', keyB], { timeoutMs: 240_000 });
+      const d = await A.exec(
+        'nix-store',
+        ['--store', 'daemon', '-r', top, '--option', 'substituters', pnA.substituterUrl, '--option', 'trusted-public-keys', keyB],
+        { timeoutMs: 240_000 },
+      );
       assert.equal(d.code, 0, d.stderr);
       assert.equal(await narSha(A, top), await narSha(B, top));
       const s = await status(pnA, `${dir}/host-a-state`);
@@ -156,7 +190,25 @@ for (const suite of SUITES) {
       // A learns what B holds from B's store summary, refreshed every few seconds: until then A's
       // Peernix answers a quick 404 without asking (and Nix would remember that miss for an hour).
       await waitFor('B’s summary to admit the new paths (the .drv and its output)', async () => (await summaryOfB()) >= before + 2, 30_000);
-      const r = await A.exec('nix-build', ['--store', 'daemon', '--no-out-link', '/tmp/ca.nix', '--option', 'substituters', pnA.substituterUrl, '--option', 'trusted-public-keys', keyB, '--option', 'require-sigs', 'true'], { timeoutMs: 120_000 });
+      const r = await A.exec(
+        'nix-build',
+        [
+          '--store',
+          'daemon',
+          '--no-out-link',
+          '/tmp/ca.nix',
+          '--option',
+          'substituters',
+          pnA.substituterUrl,
+          '--option',
+          'trusted-public-keys',
+          keyB,
+          '--option',
+          'require-sigs',
+          'true',
+        ],
+        { timeoutMs: 120_000 },
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), out);
       assert.match(r.stderr, new RegExp(`copying path '${out}' from 'http://127\\.0\\.0\\.1`));
@@ -169,12 +221,24 @@ for (const suite of SUITES) {
       const id = /GET \/realisations\/(sha256:[0-9a-f]{64})%21out\.doi 200/.exec(pnB.logs())![1];
       const doi = JSON.parse((await get(`${pnB.shareUrl}/realisations/${id}!out.doi`)).body.toString()) as { outPath: string; signatures: string[] };
       assert.equal(`/nix/store/${doi.outPath}`, out);
-      assert.ok(doi.signatures.some((s) => s.startsWith('host-b-1:')), JSON.stringify(doi));
+      assert.ok(
+        doi.signatures.some((s) => s.startsWith('host-b-1:')),
+        JSON.stringify(doi),
+      );
     });
 
     it(`the doctor finds the miss ${suite}'s Nix remembers, in the file that Nix wrote`, async () => {
       const missing = `/nix/store/${'0'.repeat(32)}-nobody-has-this`;
-      const r = await A.exec('nix-store', ['-r', missing, '--option', 'substituters', pnA.substituterUrl, '--option', 'trusted-public-keys', `${keyA} ${keyB}`]);
+      const r = await A.exec('nix-store', [
+        '-r',
+        missing,
+        '--option',
+        'substituters',
+        pnA.substituterUrl,
+        '--option',
+        'trusted-public-keys',
+        `${keyA} ${keyB}`,
+      ]);
       assert.notEqual(r.code, 0);
       const cacheDir = A.outside('/root/.cache/nix');
       const files = readdirSync(cacheDir).filter((f) => /^binary-cache-v\d+\.sqlite$/.test(f));
@@ -217,9 +281,12 @@ describe('realisations asked of daemons without ca-derivations', { timeout: 300_
   });
 
   const ask = async (storeUri: string, confDir: string, daemonLog: () => string, label: string) => {
-    const pn = await startPeernixProcess(['--store', storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/${label}-state`, '--no-mdns'], {
-      env: { NIX_CONF_DIR: confDir, NIX_CONFIG: undefined as unknown as string },
-    });
+    const pn = await startPeernixProcess(
+      ['--store', storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/${label}-state`, '--no-mdns'],
+      {
+        env: { NIX_CONF_DIR: confDir, NIX_CONFIG: undefined as unknown as string },
+      },
+    );
     stops.push(() => pn.stop());
     const id = `sha256:${'a'.repeat(64)}`;
     for (const url of [`${pn.shareUrl}/realisations/${id}!out.doi`, `${pn.substituterUrl}/realisations/${id}%21out.doi`]) {

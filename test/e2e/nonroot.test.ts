@@ -51,7 +51,9 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     confDir = `${dir}/etc-nix`;
     await fsp.mkdir(`${confDir}/nix.conf.d`, { recursive: true, mode: 0o755 });
     await fsp.writeFile(`${confDir}/nix.conf`, `# system config\nrequire-sigs = true\ninclude nix.conf.d/keys.conf\n`, { mode: 0o644 });
-    await fsp.writeFile(`${confDir}/nix.conf.d/keys.conf`, `trusted-public-keys = ${K('upstream')}\nextra-trusted-public-keys = ${K('colleague')}\n`, { mode: 0o644 });
+    await fsp.writeFile(`${confDir}/nix.conf.d/keys.conf`, `trusted-public-keys = ${K('upstream')}\nextra-trusted-public-keys = ${K('colleague')}\n`, {
+      mode: 0o644,
+    });
     const bin = `${dir}/bin-without-nix`;
     await fsp.mkdir(bin, { mode: 0o755 });
     for (const d of ['state', 'state2', 'home']) {
@@ -91,11 +93,28 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
   it('comes up on the database fast path, with the trust settings read without nix on PATH', async (t) => {
     // The precondition of the bug: no client connected, so SQLite's index file is gone.
     await waitFor('the database index file to go away', async () => !fs.existsSync(`${dbFile()}-shm`), 10_000);
-    t.diagnostic(`${dbFile()}-shm exists at start: ${fs.existsSync(`${dbFile()}-shm`)}; db dir mode ${(fs.statSync(path.dirname(dbFile())).mode & 0o777).toString(8)}, owner uid ${fs.statSync(dbFile()).uid}`);
-    pn = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state`, '--no-mdns', '--log-level', 'debug'], {
-      env: userEnv,
-      wrap: asUser(user),
-    });
+    t.diagnostic(
+      `${dbFile()}-shm exists at start: ${fs.existsSync(`${dbFile()}-shm`)}; db dir mode ${(fs.statSync(path.dirname(dbFile())).mode & 0o777).toString(8)}, owner uid ${fs.statSync(dbFile()).uid}`,
+    );
+    pn = await startPeernixProcess(
+      [
+        '--store',
+        host.storeUri,
+        '--share-listen',
+        '127.0.0.1:0',
+        '--listen',
+        '127.0.0.1:0',
+        '--state-dir',
+        `${dir}/state`,
+        '--no-mdns',
+        '--log-level',
+        'debug',
+      ],
+      {
+        env: userEnv,
+        wrap: asUser(user),
+      },
+    );
     const uidOf = Number(/^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pn.proc.pid}/status`, 'utf8'))?.[1]);
     assert.equal(uidOf, user.uid, 'the Node process runs as the user');
     let snap = await status(pn, `${dir}/state`);
@@ -104,7 +123,10 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
       await new Promise((r) => setTimeout(r, 100));
       snap = await status(pn, `${dir}/state`);
     }
-    const metaLines = pn.logs().split('\n').filter((l) => /narinfo metadata from/.test(l));
+    const metaLines = pn
+      .logs()
+      .split('\n')
+      .filter((l) => /narinfo metadata from/.test(l));
     t.diagnostic(`as uid ${uidOf}: metadata ${JSON.stringify(snap.status.metadata)}; log:\n  ${metaLines.join('\n  ')}`);
     assert.equal(snap.status.metadata?.source, 'database');
     assert.equal(snap.status.metadata?.why, null);
@@ -144,15 +166,34 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     assert.equal(snap.status.metadata?.source, 'database', 'still on the fast path after serving');
     const client = `${dir}/client`;
     const t0 = performance.now();
-    const copy = await run('nix', ['copy', '--from', pn.substituterUrl, '--to', client, closure.top, '--option', 'trusted-public-keys', snap.status.publicKey, '--option', 'require-sigs', 'true'], {
-      env: { XDG_CACHE_HOME: `${dir}/client-xdg` },
-      timeoutMs: 120_000,
-    });
+    const copy = await run(
+      'nix',
+      [
+        'copy',
+        '--from',
+        pn.substituterUrl,
+        '--to',
+        client,
+        closure.top,
+        '--option',
+        'trusted-public-keys',
+        snap.status.publicKey,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
+      {
+        env: { XDG_CACHE_HOME: `${dir}/client-xdg` },
+        timeoutMs: 120_000,
+      },
+    );
     assert.equal(copy.code, 0, copy.stderr);
     const valid = await run('nix-store', ['--store', client, '--verify-path', closure.top], { timeoutMs: 60_000 });
     assert.equal(valid.code, 0, valid.stderr);
     const listed = await run('nix-store', ['--store', client, '-qR', closure.top], { check: true });
-    t.diagnostic(`nix copy --from ${pn.substituterUrl} (require-sigs, this peernix's key): ${listed.stdout.trim().split('\n').length} paths in ${Math.round(performance.now() - t0)} ms`);
+    t.diagnostic(
+      `nix copy --from ${pn.substituterUrl} (require-sigs, this peernix's key): ${listed.stdout.trim().split('\n').length} paths in ${Math.round(performance.now() - t0)} ms`,
+    );
     assert.deepEqual(listed.stdout.trim().split('\n').sort(), [...closure.paths].sort());
   });
 
@@ -179,13 +220,19 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
   it('says so in `peernix status --json` when the trust settings cannot be read', async (t) => {
     await fsp.chmod(`${confDir}/nix.conf.d/keys.conf`, 0o600); // root-only, as a hardened system might have it
     try {
-      pn2 = await startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state2`, '--no-mdns'], {
-        env: userEnv,
-        wrap: asUser(user),
-      });
+      pn2 = await startPeernixProcess(
+        ['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state2`, '--no-mdns'],
+        {
+          env: userEnv,
+          wrap: asUser(user),
+        },
+      );
       const snap = await status(pn2, `${dir}/state2`);
       t.diagnostic(`unreadable include: trust ${JSON.stringify(snap.status.trust)}`);
-      assert.match(snap.status.trust?.error ?? '', new RegExp(`cannot read '${confDir}/nix.conf.d/keys.conf' \\(included from '${confDir}/nix.conf'\\): EACCES`));
+      assert.match(
+        snap.status.trust?.error ?? '',
+        new RegExp(`cannot read '${confDir}/nix.conf.d/keys.conf' \\(included from '${confDir}/nix.conf'\\): EACCES`),
+      );
       assert.equal(snap.status.trust?.keys, 0);
       assert.match(pn2.logs(), /cannot read this machine's Nix trust settings/);
       const listen = pn2.substituterUrl.replace('http://', '');

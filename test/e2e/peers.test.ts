@@ -9,7 +9,6 @@ import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type 
 // Three Peernix hosts in network namespaces, each with its own chroot store and nix-daemon,
 // finding each other by mDNS alone — and the seed scenario, verbatim.
 
-
 // A sequence on one LAN (three hosts are slow to set up): the last two cases kill hosts on purpose,
 // the fast-404 case relies on the kill before it, and nothing before them depends on them.
 describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 900_000 }, () => {
@@ -46,7 +45,11 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
 
     // The hostile peer's cache: a genuine, signed path that exists nowhere else.
     evilPath = (await run('nix-store', ['--store', `${dir}/evilstore`, '--add', `${PROJECT_ROOT}package.json`], { check: true })).stdout.trim();
-    await run('nix', ['copy', '--store', `${dir}/evilstore`, '--to', `file://${dir}/evilcache?compression=none&secret-key=${upstream.secretKeyFile}`, evilPath], { check: true });
+    await run(
+      'nix',
+      ['copy', '--store', `${dir}/evilstore`, '--to', `file://${dir}/evilcache?compression=none&secret-key=${upstream.secretKeyFile}`, evilPath],
+      { check: true },
+    );
     evil = hosts[C].lan.exec(nodeBin(), [`${PROJECT_ROOT}test/fixtures/evil-cache.ts`, `${dir}/evilcache`, '0.0.0.0', '9997']);
 
     await pl.start(hosts[A], ['--peer', `http://${hosts[C].lan.address}:9997`]);
@@ -61,11 +64,18 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
 
   it('every host finds the other two by mDNS alone, never itself', async () => {
     for (const h of hosts) {
-      const others = hosts.filter((o) => o !== h).map((o) => o.name).sort();
-      const s = await waitFor(`${h.name} to see ${others}`, async () => {
-        const st = await status(h);
-        return others.every((o) => upPeers(st).includes(o)) ? st : null;
-      }, 15_000);
+      const others = hosts
+        .filter((o) => o !== h)
+        .map((o) => o.name)
+        .sort();
+      const s = await waitFor(
+        `${h.name} to see ${others}`,
+        async () => {
+          const st = await status(h);
+          return others.every((o) => upPeers(st).includes(o)) ? st : null;
+        },
+        15_000,
+      );
       assert.ok(!s.peers.some((p) => p.name === h.name), 'a host never lists itself');
       for (const p of s.peers.filter((x) => x.source === 'mdns')) {
         const o = hosts.find((x) => x.name === p.name)!;
@@ -79,7 +89,20 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
   it('a real Nix on A substitutes a closure that only B has, through its own Peernix', async () => {
     const r = await hosts[A].lan.run(
       'nix',
-      ['copy', '--from', SUBST, '--to', `${dir}/client-a`, onlyB.top, '--option', 'trusted-public-keys', hosts[B].key.publicKey, '--option', 'require-sigs', 'true'],
+      [
+        'copy',
+        '--from',
+        SUBST,
+        '--to',
+        `${dir}/client-a`,
+        onlyB.top,
+        '--option',
+        'trusted-public-keys',
+        hosts[B].key.publicKey,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
       { env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-a-xdg` }), timeoutMs: 180_000 },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -111,7 +134,12 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
     assert.equal(entry.sourceName, 'host-b');
     const fb = s.events.find((e) => e.type === 'fallback' && e.storePath === seed);
     assert.ok(fb?.type === 'fallback');
-    assert.deepEqual(fb && { from: fb.from, to: fb.to, reason: fb.reason, outcome: fb.outcome }, { from: 'this machine', to: 'host-b', reason: 'gc', outcome: 'served' });
+    assert.deepEqual(fb && { from: fb.from, to: fb.to, reason: fb.reason, outcome: fb.outcome }, {
+      from: 'this machine',
+      to: 'host-b',
+      reason: 'gc',
+      outcome: 'served',
+    });
   });
 
   it('sharing off on B: A stops seeing B within 2 s; back on, A finds it again', async () => {
@@ -130,11 +158,10 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
   });
 
   it('a peer serving corrupted bytes is never accepted by Nix, and is marked bad', async () => {
-    const r = await hosts[A].lan.run(
-      'nix',
-      ['copy', '--from', SUBST, '--to', `${dir}/client-evil`, evilPath, '--option', 'require-sigs', 'true'],
-      { env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-evil-xdg`, NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${pl.trustedKeys}` }), timeoutMs: 120_000 },
-    );
+    const r = await hosts[A].lan.run('nix', ['copy', '--from', SUBST, '--to', `${dir}/client-evil`, evilPath, '--option', 'require-sigs', 'true'], {
+      env: nixEnv({ XDG_CACHE_HOME: `${dir}/client-evil-xdg`, NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${pl.trustedKeys}` }),
+      timeoutMs: 120_000,
+    });
     assert.notEqual(r.code, 0, 'Nix must not accept the path');
     const present = await run('nix-store', ['--store', `${dir}/client-evil`, '--check-validity', evilPath]);
     assert.notEqual(present.code, 0, 'the corrupted path is not in the client store');

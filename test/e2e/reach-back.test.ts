@@ -25,10 +25,14 @@ describe('doctor: peers connect back to the share listener', { timeout: 300_000 
     pl = await createPnLan('pn-reach', ['host-a', 'host-b', 'host-c']);
     [A, B, C] = pl.hosts;
     for (const h of pl.hosts) await pl.start(h);
-    await waitFor('A to see B and C up', async () => {
-      const up = upPeers(await pl.status(A));
-      return up.includes('host-b') && up.includes('host-c');
-    }, 30_000);
+    await waitFor(
+      'A to see B and C up',
+      async () => {
+        const up = upPeers(await pl.status(A));
+        return up.includes('host-b') && up.includes('host-c');
+      },
+      30_000,
+    );
     // From now on B can't open a connection to A's share port (A still reaches B: A sees it up).
     const r = await B.lan.run('ip', ['rule', 'add', 'to', A.lan.address, 'ipproto', 'tcp', 'dport', '9999', 'prohibit']);
     assert.equal(r.code, 0, r.stderr);

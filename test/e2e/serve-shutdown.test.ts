@@ -91,7 +91,15 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     pn.proc.kill('SIGTERM');
     const exited = once(pn.proc, 'exit');
     // The listener stops accepting at once.
-    await waitFor('listener closed', async () => (await get(`${pn.shareUrl}/nix-cache-info`).then(() => false, () => true)), 5_000);
+    await waitFor(
+      'listener closed',
+      async () =>
+        await get(`${pn.shareUrl}/nix-cache-info`).then(
+          () => false,
+          () => true,
+        ),
+      5_000,
+    );
     const r = await dl.done;
     const [code] = (await exited) as [number | null];
     const ms = Date.now() - t0;
@@ -112,7 +120,18 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     for (const [i, port] of ports.entries()) {
       const peers = ports.filter((p) => p !== port).flatMap((p) => ['--peer', `http://127.0.0.1:${p}`]);
       const pn = await startPeernixProcess(
-        ['--store', host.storeUri, '--share-listen', `127.0.0.1:${port}`, '--listen', '127.0.0.1:0', '--state-dir', `${dir}/follow-${i}`, '--no-mdns', ...peers],
+        [
+          '--store',
+          host.storeUri,
+          '--share-listen',
+          `127.0.0.1:${port}`,
+          '--listen',
+          '127.0.0.1:0',
+          '--state-dir',
+          `${dir}/follow-${i}`,
+          '--no-mdns',
+          ...peers,
+        ],
         { main: undefined },
       );
       procs.push(pn);
@@ -120,10 +139,14 @@ describe('peernix serve: SIGTERM while a transfer runs', { timeout: 300_000 }, (
     }
     // Every instance sees both others up and holds a summary poll on each.
     for (const pn of pns) {
-      await waitFor('both peers up', async () => {
-        const s = JSON.parse((await get(`${pn.substituterUrl}/peernix/api/snapshot`)).body.toString()) as { peers: { state: string }[] };
-        return s.peers.filter((p) => p.state === 'up').length === 2;
-      }, 20_000);
+      await waitFor(
+        'both peers up',
+        async () => {
+          const s = JSON.parse((await get(`${pn.substituterUrl}/peernix/api/snapshot`)).body.toString()) as { peers: { state: string }[] };
+          return s.peers.filter((p) => p.state === 'up').length === 2;
+        },
+        20_000,
+      );
     }
     await new Promise((r) => setTimeout(r, 3000)); // a summary round or two, so long polls are held
     const took: number[] = [];

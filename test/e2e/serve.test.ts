@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { addPath, addTestClosure, cleanup, makeSigningKey, makeTempDir, nixEnv, run, signPaths, startNixHost, type NixHost, type TestClosure } from '../support/nix-host.ts';
+import {
+  addPath,
+  addTestClosure,
+  cleanup,
+  makeSigningKey,
+  makeTempDir,
+  nixEnv,
+  run,
+  signPaths,
+  startNixHost,
+  type NixHost,
+  type TestClosure,
+} from '../support/nix-host.ts';
 import { get, narinfoField, rawExchange, sha256Of } from '../support/http.ts';
 import { startPeernixProcess, type PeernixProcess } from '../support/peernix-process.ts';
 import { waitFor } from '../support/wait.ts';
@@ -34,11 +46,16 @@ describe('peernix serve: a real Nix substitutes from it', { timeout: 600_000 }, 
     stranger = await makeSigningKey(host, dir, 'stranger-1');
     await signPaths(host, upstream.secretKeyFile, closure.paths);
     pn = await startPeernixProcess([
-      '--store', host.storeUri,
-      '--share-listen', '127.0.0.1:0',
-      '--listen', '127.0.0.1:0',
-      '--secret-key-file', ours.secretKeyFile,
-      '--state-dir', `${dir}/state`,
+      '--store',
+      host.storeUri,
+      '--share-listen',
+      '127.0.0.1:0',
+      '--listen',
+      '127.0.0.1:0',
+      '--secret-key-file',
+      ours.secretKeyFile,
+      '--state-dir',
+      `${dir}/state`,
       '--no-mdns',
     ]);
     base = pn.shareUrl!;
@@ -51,10 +68,14 @@ describe('peernix serve: a real Nix substitutes from it', { timeout: 600_000 }, 
   });
 
   async function nixCopy(client: string, trustedKey: string) {
-    return run('nix', ['copy', '--from', base, '--to', `${dir}/${client}`, closure.top, '--option', 'trusted-public-keys', trustedKey, '--option', 'require-sigs', 'true'], {
-      baseEnv: nixEnv({ XDG_CACHE_HOME: `${dir}/${client}-xdg` }),
-      timeoutMs: 180_000,
-    });
+    return run(
+      'nix',
+      ['copy', '--from', base, '--to', `${dir}/${client}`, closure.top, '--option', 'trusted-public-keys', trustedKey, '--option', 'require-sigs', 'true'],
+      {
+        baseEnv: nixEnv({ XDG_CACHE_HOME: `${dir}/${client}-xdg` }),
+        timeoutMs: 180_000,
+      },
+    );
   }
 
   async function clientClosure(client: string): Promise<string[]> {

@@ -14,7 +14,6 @@ import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type 
 // and B's link cut without a goodbye doesn't slow A's misses — not even the ones B's summary falsely
 // admits, which A has to ask B about.
 
-
 describe('store summaries between two hosts', { timeout: 300_000 }, () => {
   if (skippedWithoutNetns()) return;
   let pl: PnLan;
@@ -41,10 +40,14 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
     await B.nix.nixStore(['--add', ...files], { check: true });
     await pl.start(A);
     await pl.start(B);
-    await waitFor('A to follow B’s summary', async () => {
-      const s = await pl.status(A);
-      return upPeers(s).includes('host-b') && s.peers.find((p) => p.name === 'host-b')?.summary?.state === 'ok';
-    }, 30_000);
+    await waitFor(
+      'A to follow B’s summary',
+      async () => {
+        const s = await pl.status(A);
+        return upPeers(s).includes('host-b') && s.peers.find((p) => p.name === 'host-b')?.summary?.state === 'ok';
+      },
+      30_000,
+    );
   });
 
   after(async () => {
@@ -62,7 +65,9 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
     const asked = narinfoRequestsOnB() - before;
     times.sort((a, b) => a - b);
     const view = (await pl.status(A)).peers.find((p) => p.name === 'host-b')!.summary!;
-    t.diagnostic(`50 misses on A: ${asked} narinfo requests reached B (false positives allowed: ≤ 2); p50 ${times[25].toFixed(2)} ms, max ${times[49].toFixed(2)} ms; B's summary as A sees it: ${JSON.stringify(view)}`);
+    t.diagnostic(
+      `50 misses on A: ${asked} narinfo requests reached B (false positives allowed: ≤ 2); p50 ${times[25].toFixed(2)} ms, max ${times[49].toFixed(2)} ms; B's summary as A sees it: ${JSON.stringify(view)}`,
+    );
     assert.ok(asked <= 2, `${asked} of 50 misses were asked of B`);
     assert.equal(view.state, 'ok');
     assert.ok(view.paths >= 1 && view.bytes > 0 && view.generation !== null);
@@ -74,10 +79,14 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
     const found = await waitFor('A to answer the new path', async () => ((await timedNarinfo(H(path))).code === 200 ? Date.now() : null), 5000);
     t.diagnostic(`nix-store --add on B → A answers its narinfo: ${found - added} ms`);
     assert.ok(found - added <= 2000, `${found - added} ms`);
-    const r = await A.lan.run('nix', ['copy', '--from', SUBST, '--to', `${pl.dir}/client-a`, path, '--option', 'trusted-public-keys', B.key.publicKey, '--option', 'require-sigs', 'true'], {
-      env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-a-xdg` }),
-      timeoutMs: 60_000,
-    });
+    const r = await A.lan.run(
+      'nix',
+      ['copy', '--from', SUBST, '--to', `${pl.dir}/client-a`, path, '--option', 'trusted-public-keys', B.key.publicKey, '--option', 'require-sigs', 'true'],
+      {
+        env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-a-xdg` }),
+        timeoutMs: 60_000,
+      },
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await run('nix-store', ['--store', `${pl.dir}/client-a`, '--check-validity', path])).code, 0);
   });
@@ -111,7 +120,9 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     times.sort((a, b) => a - b);
-    tc.diagnostic(`${times.length} misses in the 10 s after B's link was cut: p50 ${times[times.length >> 1].toFixed(2)} ms, slowest ${times.at(-1)!.toFixed(2)} ms`);
+    tc.diagnostic(
+      `${times.length} misses in the 10 s after B's link was cut: p50 ${times[times.length >> 1].toFixed(2)} ms, slowest ${times.at(-1)!.toFixed(2)} ms`,
+    );
     tc.diagnostic(`${fpTimes.length} misses B's summary admits, in the same 10 s: ${fpTimes.map((t) => t.toFixed(1)).join(' ')} ms`);
     const struck = A.pn!.logs().match(/did not answer a connect within \d+ ms/g) ?? [];
     tc.diagnostic(`A struck B for a dead link ${struck.length} time(s)`);

@@ -63,7 +63,20 @@ describe('team channel between Peernix hosts', { timeout: 600_000 }, () => {
   async function substitute(h: PnHost): Promise<void> {
     const r = await h.lan.run(
       'nix',
-      ['copy', '--from', SUBST, '--to', `${pl.dir}/client-${h.name}`, teamPath, '--option', 'trusted-public-keys', owner.key.publicKey, '--option', 'require-sigs', 'true'],
+      [
+        'copy',
+        '--from',
+        SUBST,
+        '--to',
+        `${pl.dir}/client-${h.name}`,
+        teamPath,
+        '--option',
+        'trusted-public-keys',
+        owner.key.publicKey,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
       { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/xdg-${h.name}` }), timeoutMs: 120_000 },
     );
     assert.equal(r.code, 0, r.stderr);

@@ -89,7 +89,9 @@ describe('trusted networks: sharing follows the network the owner is on', { time
       return r.stdout;
     };
     const status = async () => (JSON.parse(await cli(['status', '--json'])) as Snapshot).status;
-    const served = async () => (await watcher.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://${owner.address}:9999/nix-cache-info`])).stdout === '200';
+    const served = async () =>
+      (await watcher.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://${owner.address}:9999/nix-cache-info`])).stdout ===
+      '200';
     const announced = () => {
       // The owner's last word as the watcher heard it: up (announced) or down (goodbye).
       let id: string | null = null;
@@ -102,11 +104,27 @@ describe('trusted networks: sharing follows the network the owner is on', { time
     };
 
     await owner.run('ip', ['route', 'replace', 'default', 'via', gw(routerA)]);
-    pn = await startPeernixProcess(['--store', nix.storeUri, '--share-listen', '0.0.0.0:9999', '--listen', '127.0.0.1:9998', '--state-dir', stateDir, '--name', 'owner', '--log-level', 'debug'], {
-      env: nixEnv({ HOME: stateDir, XDG_CACHE_HOME: `${stateDir}/xdg` }),
-      wrap: inOwner,
-      trustedNetworksOnly: true,
-    });
+    pn = await startPeernixProcess(
+      [
+        '--store',
+        nix.storeUri,
+        '--share-listen',
+        '0.0.0.0:9999',
+        '--listen',
+        '127.0.0.1:9998',
+        '--state-dir',
+        stateDir,
+        '--name',
+        'owner',
+        '--log-level',
+        'debug',
+      ],
+      {
+        env: nixEnv({ HOME: stateDir, XDG_CACHE_HOME: `${stateDir}/xdg` }),
+        wrap: inOwner,
+        trustedNetworksOnly: true,
+      },
+    );
 
     // A fresh install on a network it has not been told about: fetches, but neither serves nor announces.
     const macA = await macOf(routerA);
@@ -135,20 +153,30 @@ describe('trusted networks: sharing follows the network the owner is on', { time
     const goodbyeAfter = goodbye!.t - moved;
     // Until the kernel learns router B's MAC (a poll or two) the network is "none recognised": paused either way.
     const macB = await macOf(routerB);
-    st = (await waitFor('router B recognised', async () => {
-      const s = await status();
-      return s.network?.current?.id === `gateway ${macB} ${lan.subnet}` && s;
-    }, 10_000));
+    st = await waitFor(
+      'router B recognised',
+      async () => {
+        const s = await status();
+        return s.network?.current?.id === `gateway ${macB} ${lan.subnet}` && s;
+      },
+      10_000,
+    );
     assert.equal(st.sharing, false);
     assert.equal(await served(), false);
     const events = (await cli(['status', '--json']).then((t) => JSON.parse(t) as Snapshot)).events;
     const pause = events.find((e) => e.type === 'sharing' && !e.enabled && e.time >= moved);
-    assert.ok(pause?.type === 'sharing' && /not a trusted network|no recognised network/.test(pause.reason ?? ''), `a sharing event with the reason: ${JSON.stringify(events)}`);
+    assert.ok(
+      pause?.type === 'sharing' && /not a trusted network|no recognised network/.test(pause.reason ?? ''),
+      `a sharing event with the reason: ${JSON.stringify(events)}`,
+    );
     const pausedAfter = pause.time - moved;
     console.log(`moved to router B: sharing paused after ${pausedAfter} ms (${pause.reason}), goodbye heard after ${goodbyeAfter} ms; now: ${st.sharePaused}`);
     assert.ok(pausedAfter < 5000, `paused after ${pausedAfter} ms`);
     assert.ok(goodbyeAfter < 5000, `goodbye after ${goodbyeAfter} ms`);
-    assert.ok(events.some((e) => e.type === 'network' && e.networkId === st.network!.current!.id && !e.trusted), 'a network event for the move');
+    assert.ok(
+      events.some((e) => e.type === 'network' && e.networkId === st.network!.current!.id && !e.trusted),
+      'a network event for the move',
+    );
     const saved = JSON.parse(await fsp.readFile(`${stateDir}/settings.json`, 'utf8')) as { sharing: boolean; trustedNetworks: string[] };
     assert.equal(saved.sharing, true, 'the pause did not change the saved choice');
     assert.deepEqual(saved.trustedNetworks, [netA.id]);

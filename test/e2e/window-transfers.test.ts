@@ -71,16 +71,24 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     const row = page.locator('[data-testid="transfer-row"][data-direction="in"]', { hasText: 'big-dataset' });
     await row.waitFor({ timeout: 60_000 });
     // A first screenshot once some bytes have moved, a second once clearly more have.
-    const first = await waitFor('bytes to move', async () => {
-      const s = await bytesShown();
-      return s.bytes > 0 && s.bytes < s.total ? s : null;
-    }, 30_000);
+    const first = await waitFor(
+      'bytes to move',
+      async () => {
+        const s = await bytesShown();
+        return s.bytes > 0 && s.bytes < s.total ? s : null;
+      },
+      30_000,
+    );
     await shot('transfer-progress-1');
     const firstAfter = await bytesShown();
-    const second = await waitFor('more bytes to move', async () => {
-      const s = await bytesShown();
-      return s.bytes >= firstAfter.bytes + 4 * 1024 * 1024 && s.bytes < s.total ? s : null;
-    }, 60_000);
+    const second = await waitFor(
+      'more bytes to move',
+      async () => {
+        const s = await bytesShown();
+        return s.bytes >= firstAfter.bytes + 4 * 1024 * 1024 && s.bytes < s.total ? s : null;
+      },
+      60_000,
+    );
     await shot('transfer-progress-2');
     // The other side at the same moment: B is serving it, and says so.
     const serving = (await pl.status(B)).transfers?.find((x) => x.direction === 'out' && x.storePath === blob);
@@ -88,7 +96,9 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     assert.ok(serving && serving.bytes > 0 && serving.total === narSize && serving.peerName === 'laptop-a', 'B shows the NAR it serves to A in progress');
     const rate = await row.locator('[data-testid="transfer-rate"]').innerText();
     const peer = await row.innerText();
-    t.diagnostic(`shown: "${first.text}" then "${second.text}" (${firstAfter.bytes} → ${second.bytes} of ${second.total} bytes), rate ${rate.trim()}, ${Date.now() - t0} ms after the start`);
+    t.diagnostic(
+      `shown: "${first.text}" then "${second.text}" (${firstAfter.bytes} → ${second.bytes} of ${second.total} bytes), rate ${rate.trim()}, ${Date.now() - t0} ms after the start`,
+    );
     assert.ok(second.bytes > firstAfter.bytes, 'bytes done increase between the two screenshots');
     assert.equal(first.total, narSize, 'the total shown is the NarSize');
     assert.equal(second.total, narSize);
@@ -116,12 +126,21 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
       text: await today.innerText(),
     };
     // The finished row says so, then leaves.
-    await page.locator('[data-testid="transfer-row"]', { hasText: 'big-dataset' }).filter({ hasText: 'done' }).waitFor({ timeout: 5000 }).catch(() => {});
+    await page
+      .locator('[data-testid="transfer-row"]', { hasText: 'big-dataset' })
+      .filter({ hasText: 'done' })
+      .waitFor({ timeout: 5000 })
+      .catch(() => {});
     await shot('totals');
     const status = await pl.status(A);
     const cli = await pl.cli(A, ['status']);
     t.diagnostic(`page: ${JSON.stringify(shown)}; core: ${JSON.stringify(status.lan?.today)}; NarSize ${narSize}`);
-    t.diagnostic(cli.stdout.split('\n').filter((l) => /LAN today|this week/.test(l)).join('\n'));
+    t.diagnostic(
+      cli.stdout
+        .split('\n')
+        .filter((l) => /LAN today|this week/.test(l))
+        .join('\n'),
+    );
     assert.equal(shown.bytes, narSize, 'bytes fetched from peers today = the NAR transferred');
     assert.equal(shown.paths, 1);
     assert.equal(shown.week, narSize);
@@ -134,7 +153,11 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     t.diagnostic(`B: ${JSON.stringify(served.today)}`);
     assert.equal(served.today.servedBytes, narSize, 'B counted what it served');
     assert.equal(served.today.servedPaths, 1);
-    assert.equal(served.minutes.outBytes.reduce((a, b) => a + b, 0), narSize, "B's chart adds up to it too");
+    assert.equal(
+      served.minutes.outBytes.reduce((a, b) => a + b, 0),
+      narSize,
+      "B's chart adds up to it too",
+    );
     const label = await page.locator('[data-testid="lan-chart"]').getAttribute('aria-label');
     assert.match(label ?? '', /fetched from peers/);
     await page.locator('[data-testid="transfer-row"]').first().waitFor({ state: 'detached', timeout: 15_000 });
@@ -151,16 +174,24 @@ describe('the window shows transfers in progress and what the LAN did', { timeou
     t.diagnostic(`at 420 px the page is ${overflow} px wider than the window`);
     assert.ok(overflow <= 0, `no sideways scrolling at 420 px (${overflow} px over)`);
     assert.ok(await page.locator('[data-testid="lan-today"]').isVisible());
-    assert.ok(await page.locator('[data-testid="share-address"]', { hasText: `http://${A.lan.address}:9999` }).isVisible(), 'the LAN address a colleague can use');
+    assert.ok(
+      await page.locator('[data-testid="share-address"]', { hasText: `http://${A.lan.address}:9999` }).isVisible(),
+      'the LAN address a colleague can use',
+    );
     await shot('narrow', true);
   });
 
   it('the totals outlive a restart: kept in the state directory', async (t) => {
     await browser.close();
     const code = await A.pn!.stop();
-    const stored = JSON.parse(readFileSync(`${A.stateDir}/lan-totals.json`, 'utf8')) as { days: Record<string, { fetchedBytes: number; fetchedPaths: number }> };
+    const stored = JSON.parse(readFileSync(`${A.stateDir}/lan-totals.json`, 'utf8')) as {
+      days: Record<string, { fetchedBytes: number; fetchedPaths: number }>;
+    };
     t.diagnostic(`A exited ${code}; lan-totals.json: ${JSON.stringify(stored.days)}`);
-    assert.deepEqual(Object.values(stored.days).map((d) => [d.fetchedBytes, d.fetchedPaths]), [[narSize, 1]]);
+    assert.deepEqual(
+      Object.values(stored.days).map((d) => [d.fetchedBytes, d.fetchedPaths]),
+      [[narSize, 1]],
+    );
     await pl.start(A);
     const again = await pl.status(A);
     assert.equal(again.lan?.today.fetchedBytes, narSize);

@@ -105,7 +105,9 @@ process.on('SIGINT', () => void teardown().then(() => process.exit(130)));
 try {
   pl = await createPnLan('pn-interop', ['pn', 'gohost', 'peer2']);
   const [pn, go, p2] = pl.hosts as [PnHost, PnHost, PnHost];
-  console.log(`LAN ${pl.lan.subnet}: pn ${pn.lan.address} ${pn.lan.linkLocal}; gohost ${go.lan.address} ${go.lan.linkLocal}; peer2 ${p2.lan.address} ${p2.lan.linkLocal}`);
+  console.log(
+    `LAN ${pl.lan.subnet}: pn ${pn.lan.address} ${pn.lan.linkLocal}; gohost ${go.lan.address} ${go.lan.linkLocal}; peer2 ${p2.lan.address} ${p2.lan.linkLocal}`,
+  );
 
   // The Go host: its key (raw 64-byte secret, named peernix-1 as on every Go host), config, shim, hosts entry.
   const goKey = await makeSigningKey(go.nix, `${pl.dir}/gohost`, 'peernix-1');
@@ -113,7 +115,10 @@ try {
   fs.mkdirSync(`${goDir}/bin`, { recursive: true });
   const secret = fs.readFileSync(goKey.secretKeyFile, 'utf8').trim().split(':')[1];
   fs.writeFileSync(`${goDir}/key`, Buffer.from(secret, 'base64'));
-  fs.writeFileSync(`${goDir}/peernix.conf`, `http-port = 9999\nudp-port = 9999\nsigning-enabled = true\nkey-file = ${goDir}/key\ncompression-enabled = false\n`);
+  fs.writeFileSync(
+    `${goDir}/peernix.conf`,
+    `http-port = 9999\nudp-port = 9999\nsigning-enabled = true\nkey-file = ${goDir}/key\ncompression-enabled = false\n`,
+  );
   // Nix 2.8 lacks `nix store path-from-hash-part`: answered from the (bind-mounted) store.
   const realNix = (await run('sh', ['-c', 'command -v nix'])).out.trim();
   fs.writeFileSync(
@@ -134,7 +139,12 @@ try {
     goProc.stdout!.on('data', (d) => (goLog = (goLog + d).slice(-200_000)));
     goProc.stderr!.on('data', (d) => (goLog = (goLog + d).slice(-200_000)));
   };
-  const goUp = () => waitFor('the Go program to answer /ping', async () => (await go.lan.run('curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:9999/ping'])).code === 0, 60_000);
+  const goUp = () =>
+    waitFor(
+      'the Go program to answer /ping',
+      async () => (await go.lan.run('curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:9999/ping'])).code === 0,
+      60_000,
+    );
   const stopGo = async () => {
     const p = goProc;
     if (!p || p.exitCode !== null) return;
@@ -161,14 +171,20 @@ try {
     await goUp();
     const upMs = Date.now() - t0;
     await waitFor('our status to list the Go host up', async () => (await pl!.status(pn)).peers.some((p) => p.url === goUrl && p.state === 'up'), 60_000);
-    figure(`Go host started after us: answering HTTP after ${(upMs / 1000).toFixed(1)} s, listed up by us ${((Date.now() - t0) / 1000).toFixed(1)} s after its start`);
+    figure(
+      `Go host started after us: answering HTTP after ${(upMs / 1000).toFixed(1)} s, listed up by us ${((Date.now() - t0) / 1000).toFixed(1)} s after its start`,
+    );
   });
 
   await check('the Go host records our IPv4 address from our mDNS answer (not our link-local AAAA)', async () => {
-    const found = await waitFor('the Go host to discover us', async () => {
-      const m = [...goLog.matchAll(/Discovered peer via mDNS: (\S+)/g)].map((x) => x[1]);
-      return m.length > 0 ? m : null;
-    }, 45_000);
+    const found = await waitFor(
+      'the Go host to discover us',
+      async () => {
+        const m = [...goLog.matchAll(/Discovered peer via mDNS: (\S+)/g)].map((x) => x[1]);
+        return m.length > 0 ? m : null;
+      },
+      45_000,
+    );
     figure(`Go host discovered by mDNS: ${[...new Set(found)].join(', ')} (ours: ${pn.lan.address}, ${pn.lan.linkLocal})`);
     assert.ok(found.includes(pn.lan.address), `it recorded ${found.join(', ')}`);
     assert.ok(!found.some((a) => a.includes(':')), 'no IPv6 address recorded');
@@ -176,9 +192,13 @@ try {
 
   await check('the Go host answers 20 narinfos at once (its own speed, no Peernix involved)', async () => {
     const fmt = '%{http_code} %{time_total}';
-    const all = await Promise.all(twenty.map((p) => pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', fmt, '--max-time', '30', `${goUrl}/${hashPart(p)}.narinfo`], { timeoutMs: 40_000 })));
+    const all = await Promise.all(
+      twenty.map((p) => pn.lan.run('curl', ['-s', '-o', '/dev/null', '-w', fmt, '--max-time', '30', `${goUrl}/${hashPart(p)}.narinfo`], { timeoutMs: 40_000 })),
+    );
     const secs = all.map((r) => Number(r.stdout.split(' ')[1] ?? 'NaN')).sort((a, b) => a - b);
-    figure(`20 narinfos at once straight from the Go host: ${all.filter((r) => r.stdout.startsWith('200')).length}/20 HTTP 200, median ${secs[10]?.toFixed(2)} s, slowest ${secs[19]?.toFixed(2)} s (our wait for a Go narinfo after its UDP yes: 2.4 s)`);
+    figure(
+      `20 narinfos at once straight from the Go host: ${all.filter((r) => r.stdout.startsWith('200')).length}/20 HTTP 200, median ${secs[10]?.toFixed(2)} s, slowest ${secs[19]?.toFixed(2)} s (our wait for a Go narinfo after its UDP yes: 2.4 s)`,
+    );
   });
 
   await check(`our Nix substitutes 20 paths at once from the Go host (${RUNS} runs)`, async () => {
@@ -189,12 +209,32 @@ try {
       const t0 = Date.now();
       const res = await pn.lan.run(
         'nix-store',
-        ['--store', client, '-r', ...twenty, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', goKey.publicKey, '--option', 'require-sigs', 'true', '--option', 'max-jobs', '20'],
+        [
+          '--store',
+          client,
+          '-r',
+          ...twenty,
+          '--option',
+          'substituters',
+          SUBST,
+          '--option',
+          'trusted-public-keys',
+          goKey.publicKey,
+          '--option',
+          'require-sigs',
+          'true',
+          '--option',
+          'max-jobs',
+          '20',
+        ],
         { env: nixEnv({ XDG_CACHE_HOME: `${client}-xdg` }), timeoutMs: 300_000 },
       );
       const secs = (Date.now() - t0) / 1000;
       if (res.code === 0) {
-        const here = JSON.parse((await pn.nix.run('nix', ['--store', client, 'path-info', '--json', ...twenty], { check: true })).stdout) as { path: string; narHash: string }[];
+        const here = JSON.parse((await pn.nix.run('nix', ['--store', client, 'path-info', '--json', ...twenty], { check: true })).stdout) as {
+          path: string;
+          narHash: string;
+        }[];
         const there = await go.nix.pathInfoJson(twenty);
         const same = here.filter((h) => there.find((t) => t.path === h.path)?.narHash === h.narHash).length;
         if (same === 20) ok++;
@@ -203,7 +243,11 @@ try {
         const missing = res.stderr.match(/don't know how to build|does not exist in binary cache|lacks a valid signature|error: [^\n]{0,160}/)?.[0] ?? 'error';
         times.push(`${secs.toFixed(2)} s FAILED (${missing})`);
         if (r === 0) {
-          const lines = pn.pn!.logs().split('\n').filter((l) => /resolver|go-udp|warn|error/.test(l)).slice(-25);
+          const lines = pn
+            .pn!.logs()
+            .split('\n')
+            .filter((l) => /resolver|go-udp|warn|error/.test(l))
+            .slice(-25);
           console.log(`nix-store said:\n${res.stderr.slice(-1200)}\nour log:\n${lines.join('\n')}`);
         }
       }
@@ -215,13 +259,26 @@ try {
   await check("the Go host's Nix substitutes from us, and after the Go program restarts follows a narinfo from before", async () => {
     const xdg = `${pl!.dir}/goclient-xdg`;
     const client = `${pl!.dir}/goclient`;
-    const opts = ['--option', 'substituters', 'http://127.0.0.1:9999/nix-cache', '--option', 'trusted-public-keys', pn.key.publicKey, '--option', 'require-sigs', 'true'];
+    const opts = [
+      '--option',
+      'substituters',
+      'http://127.0.0.1:9999/nix-cache',
+      '--option',
+      'trusted-public-keys',
+      pn.key.publicKey,
+      '--option',
+      'require-sigs',
+      'true',
+    ];
     let t0 = Date.now();
     const before = await goNix(['--store', client, '-r', onlyUs1, ...opts], xdg);
     assert.equal(before.code, 0, `before the restart: ${before.stderr.slice(-600)}`);
     const beforeS = (Date.now() - t0) / 1000;
     // Its Nix fetches (and caches) the narinfo of the second path now; the NAR only after the restart.
-    const info = await go.lan.run('nix', ['path-info', '--store', 'http://127.0.0.1:9999/nix-cache', onlyUs2, ...opts], { env: nixEnv({ XDG_CACHE_HOME: xdg, NIX_CONFIG: 'experimental-features = nix-command' }), timeoutMs: 60_000 });
+    const info = await go.lan.run('nix', ['path-info', '--store', 'http://127.0.0.1:9999/nix-cache', onlyUs2, ...opts], {
+      env: nixEnv({ XDG_CACHE_HOME: xdg, NIX_CONFIG: 'experimental-features = nix-command' }),
+      timeoutMs: 60_000,
+    });
     assert.equal(info.code, 0, `narinfo before the restart: ${info.stderr.slice(-600)}`);
     const narUrl = (await go.lan.run('curl', ['-s', `http://127.0.0.1:9999/nix-cache/${hashPart(onlyUs2)}.narinfo`])).stdout.match(/^URL: (.*)$/m)?.[1] ?? '?';
     await stopGo();
@@ -231,20 +288,42 @@ try {
     const restartS = (Date.now() - t0) / 1000;
     // It knows us again once its start-up browse (0, 5 and 10 s after start; 3 s each) is merged; until
     // then it knows no peer at all and answers every NAR it lacks with a 404.
-    await waitFor('the restarted Go host to know us again', async () => /Discovered peer via mDNS: [\s\S]*updated peer count: [1-9]/.test(goLog.split('--- start').pop()!), 30_000);
-    const legacy = (await go.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:9999/nix-cache/${hashPart(onlyUs2)}.nar`])).stdout;
+    await waitFor(
+      'the restarted Go host to know us again',
+      async () => /Discovered peer via mDNS: [\s\S]*updated peer count: [1-9]/.test(goLog.split('--- start').pop()!),
+      30_000,
+    );
+    const legacy = (await go.lan.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:9999/nix-cache/${hashPart(onlyUs2)}.nar`]))
+      .stdout;
     t0 = Date.now();
     const after = await goNix(['--store', client, '-r', onlyUs2, ...opts], xdg);
     if (after.code !== 0) {
-      console.log(`Go log for ${hashPart(onlyUs2)}:\n${goLog.split('\n').filter((l) => l.includes(hashPart(onlyUs2))).slice(-20).join('\n')}`);
-      console.log(`our log:\n${pn.pn!.logs().split('\n').filter((l) => l.includes(hashPart(onlyUs2)) || /go-udp/.test(l)).slice(-20).join('\n')}`);
+      console.log(
+        `Go log for ${hashPart(onlyUs2)}:\n${goLog
+          .split('\n')
+          .filter((l) => l.includes(hashPart(onlyUs2)))
+          .slice(-20)
+          .join('\n')}`,
+      );
+      console.log(
+        `our log:\n${pn
+          .pn!.logs()
+          .split('\n')
+          .filter((l) => l.includes(hashPart(onlyUs2)) || /go-udp/.test(l))
+          .slice(-20)
+          .join('\n')}`,
+      );
     }
     assert.equal(after.code, 0, `after the restart: ${after.stderr.slice(-600)}`);
     const afterS = (Date.now() - t0) / 1000;
     const here = await go.nix.run('nix', ['--store', client, 'path-info', '--json', onlyUs1, onlyUs2], { check: true });
     const there = await pn.nix.pathInfoJson([onlyUs1, onlyUs2]);
-    const same = (JSON.parse(here.stdout) as { path: string; narHash: string }[]).filter((h) => there.find((t) => t.path === h.path)?.narHash === h.narHash).length;
-    figure(`Go host's Nix from us: before its restart ${beforeS.toFixed(2)} s; NAR URL we gave it "${narUrl}"; restart to HTTP ${restartS.toFixed(1)} s; after it, the legacy <hash>.nar is HTTP ${legacy} and the narinfo from before is followed in ${afterS.toFixed(2)} s; ${same}/2 NarHash equal`);
+    const same = (JSON.parse(here.stdout) as { path: string; narHash: string }[]).filter(
+      (h) => there.find((t) => t.path === h.path)?.narHash === h.narHash,
+    ).length;
+    figure(
+      `Go host's Nix from us: before its restart ${beforeS.toFixed(2)} s; NAR URL we gave it "${narUrl}"; restart to HTTP ${restartS.toFixed(1)} s; after it, the legacy <hash>.nar is HTTP ${legacy} and the narinfo from before is followed in ${afterS.toFixed(2)} s; ${same}/2 NarHash equal`,
+    );
     assert.equal(same, 2);
     assert.match(narUrl, /^[0-9a-z]{32}-[0-9a-z]{52}\.nar$/);
   });
@@ -264,7 +343,21 @@ try {
     const t0 = Date.now();
     const copying = pn.lan.run(
       'nix-store',
-      ['--store', client, '-r', large, '--option', 'substituters', SUBST, '--option', 'trusted-public-keys', `${goKey.publicKey} ${p2.key.publicKey}`, '--option', 'require-sigs', 'true'],
+      [
+        '--store',
+        client,
+        '-r',
+        large,
+        '--option',
+        'substituters',
+        SUBST,
+        '--option',
+        'trusted-public-keys',
+        `${goKey.publicKey} ${p2.key.publicKey}`,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
       { env: nixEnv({ XDG_CACHE_HOME: `${client}-xdg` }), timeoutMs: 300_000 },
     );
     // Once peer2 has sent part of it, peer2's Peernix dies (the kernel resets its connections).
@@ -275,14 +368,24 @@ try {
     if (started) await p2.pn!.stop('SIGKILL');
     const r = await copying;
     const secs = (Date.now() - t0) / 1000;
-    if (r.code !== 0) console.log(`our log:\n${pn.pn!.logs().split('\n').filter((l) => l.includes(hashPart(large)) || /resum|peer (up|down)/.test(l)).slice(-25).join('\n')}`);
+    if (r.code !== 0)
+      console.log(
+        `our log:\n${pn
+          .pn!.logs()
+          .split('\n')
+          .filter((l) => l.includes(hashPart(large)) || /resum|peer (up|down)/.test(l))
+          .slice(-25)
+          .join('\n')}`,
+      );
     assert.equal(r.code, 0, `nix-store -r: ${r.stderr.slice(-800)}`);
     const here = JSON.parse((await pn.nix.run('nix', ['--store', client, 'path-info', '--json', large], { check: true })).stdout)[0];
     const there = (await go.nix.pathInfoJson([large]))[0];
     const s = await pl!.status(pn);
     const goPeer = s.peers.find((p) => p.url === goUrl);
     const goNars = goLog.split(`/nix-cache/${hashPart(large)}-`).length - 1 - goBefore;
-    figure(`resume: NAR of ${size} bytes, peer2 cut after ~${cutAt} bytes${started ? '' : ' (peer2 never started it: not a resume)'}; finished in ${secs.toFixed(1)} s with ${goNars} NAR request(s) to the Go host; NarHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}; Go host ${goStateBefore} before, ${goPeer?.state}${goPeer?.bad ? ' (marked bad)' : ''} after`);
+    figure(
+      `resume: NAR of ${size} bytes, peer2 cut after ~${cutAt} bytes${started ? '' : ' (peer2 never started it: not a resume)'}; finished in ${secs.toFixed(1)} s with ${goNars} NAR request(s) to the Go host; NarHash ${here.narHash === there.narHash ? 'equal' : 'DIFFERENT'}; Go host ${goStateBefore} before, ${goPeer?.state}${goPeer?.bad ? ' (marked bad)' : ''} after`,
+    );
     assert.ok(started, 'peer2 streamed part of the NAR first');
     assert.equal(here.narHash, there.narHash);
     assert.equal(goPeer?.state, 'up', 'the Range-less holder is not struck');

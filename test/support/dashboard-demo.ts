@@ -3,7 +3,21 @@
 // Used by the renderer's Chromium test and by `node scripts/dev-dashboard.ts` for UI work.
 import http from 'node:http';
 import path from 'node:path';
-import type { NetworkAction, NetworkStatusView, ApiChange, CacheEntryView, DoctorCheck, DoctorReport, LanTotalsView, PeerView, PeernixApi, PeernixEvent, Snapshot, StatusView, TransferView } from '../../src/base/api.ts';
+import type {
+  NetworkAction,
+  NetworkStatusView,
+  ApiChange,
+  CacheEntryView,
+  DoctorCheck,
+  DoctorReport,
+  LanTotalsView,
+  PeerView,
+  PeernixApi,
+  PeernixEvent,
+  Snapshot,
+  StatusView,
+  TransferView,
+} from '../../src/base/api.ts';
 import { explainPeer } from '../../src/domain/peer-history.ts';
 import { createControlRoutes } from '../../src/control/routes.ts';
 import { nixConfLines } from '../../src/nix/nix-conf-lines.ts';
@@ -12,7 +26,7 @@ import { statusFixture } from './snapshot-fixture.ts';
 
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
 let seed = 7;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 const nix32 = (n: number) => Array.from({ length: n }, () => NIX32[Math.floor(rand() * 32)]).join('');
 
 const now = Date.now();
@@ -47,7 +61,16 @@ export const demoPeers: PeerView[] = [
     verified: true,
     trusted: true,
     bad: null,
-    summary: { state: 'ok', reason: null, bytes: 131_800, epoch: '5b1e0c2a9d3f4e71', generation: 412, paths: 98_204, admittedEstimate: 98_517, updatedAt: now - 3000 },
+    summary: {
+      state: 'ok',
+      reason: null,
+      bytes: 131_800,
+      epoch: '5b1e0c2a9d3f4e71',
+      generation: 412,
+      paths: 98_204,
+      admittedEstimate: 98_517,
+      updatedAt: now - 3000,
+    },
     rttMs: 0.8,
     state: 'up',
     source: 'mdns',
@@ -66,7 +89,16 @@ export const demoPeers: PeerView[] = [
     verified: true,
     trusted: true,
     bad: null,
-    summary: { state: 'unsupported', reason: 'the peer publishes no summary', bytes: 0, epoch: null, generation: null, paths: 0, admittedEstimate: 0, updatedAt: null },
+    summary: {
+      state: 'unsupported',
+      reason: 'the peer publishes no summary',
+      bytes: 0,
+      epoch: null,
+      generation: null,
+      paths: 0,
+      admittedEstimate: 0,
+      updatedAt: null,
+    },
     rttMs: 3.4,
     state: 'up',
     source: 'static',
@@ -85,7 +117,16 @@ export const demoPeers: PeerView[] = [
     verified: false,
     trusted: false,
     bad: null,
-    summary: { state: 'stale', reason: 'no word from the peer for 35 s', bytes: 40_200, epoch: '77aa0c2a9d3f4e71', generation: 9, paths: 30_112, admittedEstimate: 30_090, updatedAt: now - 15 * min },
+    summary: {
+      state: 'stale',
+      reason: 'no word from the peer for 35 s',
+      bytes: 40_200,
+      epoch: '77aa0c2a9d3f4e71',
+      generation: 9,
+      paths: 30_112,
+      admittedEstimate: 30_090,
+      updatedAt: now - 15 * min,
+    },
     rttMs: null,
     state: 'gone',
     source: 'mdns',
@@ -98,8 +139,16 @@ export const demoPeers: PeerView[] = [
 // RTT and throughput samples, every 10 s over five minutes; the gone peer stopped answering.
 const wave = <T = number>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 const HISTORY: PeerView['history'][] = [
-  { intervalMs: 10_000, rttMs: wave(30, (i) => 0.6 + 0.3 * Math.abs(Math.sin(i / 3))), bytesPerSec: wave(30, (i) => (i > 18 && i < 26 ? 9e6 + 2e6 * Math.sin(i) : 0)) },
-  { intervalMs: 10_000, rttMs: wave(30, (i) => 2.5 + (i % 7 === 0 ? 4 : 1) * Math.abs(Math.cos(i))), bytesPerSec: wave(30, (i) => (i > 5 && i < 12 ? 3e6 : 0)) },
+  {
+    intervalMs: 10_000,
+    rttMs: wave(30, (i) => 0.6 + 0.3 * Math.abs(Math.sin(i / 3))),
+    bytesPerSec: wave(30, (i) => (i > 18 && i < 26 ? 9e6 + 2e6 * Math.sin(i) : 0)),
+  },
+  {
+    intervalMs: 10_000,
+    rttMs: wave(30, (i) => 2.5 + (i % 7 === 0 ? 4 : 1) * Math.abs(Math.cos(i))),
+    bytesPerSec: wave(30, (i) => (i > 5 && i < 12 ? 3e6 : 0)),
+  },
   { intervalMs: 10_000, rttMs: wave<number | null>(30, (i) => (i < 12 ? 5 + Math.sin(i) : null)), bytesPerSec: wave(30, () => 0) },
 ];
 const DOWN = [null, null, 'no answer to 3 health checks'];
@@ -107,9 +156,40 @@ demoPeers.forEach((p, i) => Object.assign(p, { history: HISTORY[i], why: explain
 
 export function demoTransfers(at = now): TransferView[] {
   return [
-    { id: 1, storePath: `/nix/store/${nix32(32)}-llvm-19.1.5-lib`, direction: 'in', peerName: 'build-01', bytes: 212_000_000, total: 498_000_000, wireBytes: 131_000_000, bytesPerSec: 38_400_000, startedAt: at - 6000, outcome: null },
-    { id: 2, storePath: demoEntries[1].storePath, direction: 'out', peerName: 'mac-mini.lan', bytes: 8_200_000, total: 29_600_000, bytesPerSec: 4_100_000, startedAt: at - 2000, outcome: null },
-    { id: 3, storePath: demoEntries[0].storePath, direction: 'in', peerName: 'build-01', bytes: 226_000, total: 226_000, bytesPerSec: 0, startedAt: at - 3000, outcome: 'ok' },
+    {
+      id: 1,
+      storePath: `/nix/store/${nix32(32)}-llvm-19.1.5-lib`,
+      direction: 'in',
+      peerName: 'build-01',
+      bytes: 212_000_000,
+      total: 498_000_000,
+      wireBytes: 131_000_000,
+      bytesPerSec: 38_400_000,
+      startedAt: at - 6000,
+      outcome: null,
+    },
+    {
+      id: 2,
+      storePath: demoEntries[1].storePath,
+      direction: 'out',
+      peerName: 'mac-mini.lan',
+      bytes: 8_200_000,
+      total: 29_600_000,
+      bytesPerSec: 4_100_000,
+      startedAt: at - 2000,
+      outcome: null,
+    },
+    {
+      id: 3,
+      storePath: demoEntries[0].storePath,
+      direction: 'in',
+      peerName: 'build-01',
+      bytes: 226_000,
+      total: 226_000,
+      bytesPerSec: 0,
+      startedAt: at - 3000,
+      outcome: 'ok',
+    },
   ];
 }
 
@@ -165,10 +245,35 @@ export const demoEvents: PeernixEvent[] = [
   ev({ type: 'peer-up', time: now - 179 * min, peerId: demoPeers[0].id, peerName: demoPeers[0].name }),
   ev({ type: 'peer-up', time: now - 178 * min, peerId: demoPeers[1].id, peerName: demoPeers[1].name }),
   ev({ type: 'peer-up', time: now - 60 * min, peerId: demoPeers[2].id, peerName: demoPeers[2].name }),
-  ev({ type: 'fallback', time: now - 41 * min, storePath: demoEntries[5].storePath, from: 'bob-thinkpad <script>alert(1)</script>', to: 'build-01', reason: 'peer-gone', outcome: 'served' }),
+  ev({
+    type: 'fallback',
+    time: now - 41 * min,
+    storePath: demoEntries[5].storePath,
+    from: 'bob-thinkpad <script>alert(1)</script>',
+    to: 'build-01',
+    reason: 'peer-gone',
+    outcome: 'served',
+  }),
   ev({ type: 'peer-down', time: now - 14 * min, peerId: demoPeers[2].id, peerName: demoPeers[2].name, reason: 'no answer to 3 health checks' }),
-  ev({ type: 'fallback', time: now - 9 * min, storePath: `/nix/store/${nix32(32)}-ripgrep-14.1.1`, from: 'none', to: null, reason: 'none', outcome: 'not-found' }),
-  ev({ type: 'transfer', time: now - 6 * min, storePath: demoEntries[4].storePath, direction: 'in', peerName: 'mac-mini.lan', bytes: 94_000_000, wireBytes: 31_500_000, outcome: 'resumed' }),
+  ev({
+    type: 'fallback',
+    time: now - 9 * min,
+    storePath: `/nix/store/${nix32(32)}-ripgrep-14.1.1`,
+    from: 'none',
+    to: null,
+    reason: 'none',
+    outcome: 'not-found',
+  }),
+  ev({
+    type: 'transfer',
+    time: now - 6 * min,
+    storePath: demoEntries[4].storePath,
+    direction: 'in',
+    peerName: 'mac-mini.lan',
+    bytes: 94_000_000,
+    wireBytes: 31_500_000,
+    outcome: 'resumed',
+  }),
   ev({ type: 'fallback', time: now - 2 * min, storePath: demoEntries[0].storePath, from: 'this machine', to: 'build-01', reason: 'gc', outcome: 'served' }),
 ];
 
@@ -200,8 +305,22 @@ export class DemoApi implements PeernixApi {
   async doctor(): Promise<DoctorReport> {
     const checks: DoctorCheck[] = [
       { id: 'nix-daemon.reachable', group: 'nix-daemon', title: 'nix-daemon', status: 'ok', detail: 'Nix 2.8.0, protocol 1.34', fix: null },
-      { id: 'nix-config.substituter', group: 'nix-config', title: 'Substituter in nix.conf', status: 'fail', detail: 'http://127.0.0.1:9998 is not in substituters or extra-substituters', fix: 'add to /etc/nix/nix.conf:\nextra-substituters = http://127.0.0.1:9998' },
-      { id: 'lan.reachable', group: 'lan', title: 'Share listener reachable from the LAN', status: 'unknown', detail: 'no peer has found this machine yet', fix: null },
+      {
+        id: 'nix-config.substituter',
+        group: 'nix-config',
+        title: 'Substituter in nix.conf',
+        status: 'fail',
+        detail: 'http://127.0.0.1:9998 is not in substituters or extra-substituters',
+        fix: 'add to /etc/nix/nix.conf:\nextra-substituters = http://127.0.0.1:9998',
+      },
+      {
+        id: 'lan.reachable',
+        group: 'lan',
+        title: 'Share listener reachable from the LAN',
+        status: 'unknown',
+        detail: 'no peer has found this machine yet',
+        fix: null,
+      },
       { id: 'files.key', group: 'files', title: 'Signing key', status: 'warn', detail: 'readable by others (mode 644)', fix: 'chmod 600 secret-key' },
     ];
     return { at: now, checks, failed: checks.filter((c) => c.status === 'fail').length };
@@ -241,7 +360,14 @@ export class DemoApi implements PeernixApi {
 }
 
 export function demoApi(): DemoApi {
-  return new DemoApi({ status: demoStatus(), peers: structuredClone(demoPeers), entries: structuredClone(demoEntries), events: structuredClone(demoEvents), transfers: demoTransfers(), lan: demoLan() });
+  return new DemoApi({
+    status: demoStatus(),
+    peers: structuredClone(demoPeers),
+    entries: structuredClone(demoEntries),
+    events: structuredClone(demoEvents),
+    transfers: demoTransfers(),
+    lan: demoLan(),
+  });
 }
 
 // ---- serving -------------------------------------------------------------------------------------
@@ -270,4 +396,3 @@ export async function serveDemoApi(api: PeernixApi, port: number) {
     },
   };
 }
-

@@ -31,7 +31,6 @@ export function makePath(name: string, size = 64 * 1024, hashPart = encodeNix32(
   return { storePath: `/nix/store/${hashPart}-${name}`, hashPart, nar, narHash, narHash32: formatSha256Nix32(narHash).slice(7), narSize: size };
 }
 
-
 /** The same store path holding other bytes (a non-reproducible rebuild). */
 export function otherBytes(p: TestPath, size = p.narSize): TestPath {
   return makePath(p.storePath.slice(44), size, p.hashPart);
@@ -98,7 +97,19 @@ export class FakePeer {
   readonly server: Server;
   readonly url: string;
   readonly port: number;
-  readonly knobs: FakePeerKnobs = { narInfoDelayMs: 0, narDelayMs: 0, narInfo404: false, nar404: false, nar503: false, dieAfterBytes: null, corruptAt: null, ranges: true, drip: null, blackhole: false, fastProbeLookups: false };
+  readonly knobs: FakePeerKnobs = {
+    narInfoDelayMs: 0,
+    narDelayMs: 0,
+    narInfo404: false,
+    nar404: false,
+    nar503: false,
+    dieAfterBytes: null,
+    corruptAt: null,
+    ranges: true,
+    drip: null,
+    blackhole: false,
+    fastProbeLookups: false,
+  };
   readonly counts: FakePeerCounts = { probe: 0, probeLookup: 0, narInfo: 0, nar: 0, ranged: 0, urls: [] };
   /** Ranges asked for, as "start-" strings. */
   readonly rangesAsked: string[] = [];

@@ -109,8 +109,20 @@ async function findStorePath(hash: string): Promise<string | null> {
 async function hasPath(hash: string): Promise<string | null> {
   const p = await findStorePath(hash);
   if (!p) return null;
-  if (!(await fsp.stat(cfg.root + p).then(() => true, () => false))) return null;
-  if (await fsp.stat(cfg.root + p + '.lock').then(() => true, () => false)) return null;
+  if (
+    !(await fsp.stat(cfg.root + p).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return null;
+  if (
+    await fsp.stat(cfg.root + p + '.lock').then(
+      () => true,
+      () => false,
+    )
+  )
+    return null;
   return (await nixStore(['--check-validity', p])).code === 0 ? p : null;
 }
 
@@ -120,7 +132,10 @@ async function narHashOf(full: string): Promise<string> {
 }
 
 async function narInfo(full: string, hash: string): Promise<string> {
-  const refs = (await nixStore(['--query', '--references', full])).out.split(/\s+/).filter((r) => r && r !== full).sort();
+  const refs = (await nixStore(['--query', '--references', full])).out
+    .split(/\s+/)
+    .filter((r) => r && r !== full)
+    .sort();
   const deriverOut = (await nixStore(['--query', '--deriver', full])).out.trim();
   const size = (await nixStore(['--query', '--size', full])).out.trim();
   const narHash = (await nixStore(['--query', '--hash', full])).out.trim();
@@ -294,10 +309,10 @@ async function handleNixCache(req: http.IncomingMessage, res: http.ServerRespons
   let upstream: http.ClientRequest;
   try {
     upstream = http.get(`http://${peer}:${cfg.httpPort}${req.url}`, (up) => {
-    const headers = { ...up.headers };
-    res.writeHead(up.statusCode ?? 502, headers);
-    up.pipe(res);
-    say({ event: 'proxied', url: req.url, peer, status: up.statusCode });
+      const headers = { ...up.headers };
+      res.writeHead(up.statusCode ?? 502, headers);
+      up.pipe(res);
+      say({ event: 'proxied', url: req.url, peer, status: up.statusCode });
     });
   } catch (e) {
     say({ event: 'proxy-failed', url: req.url, peer, message: String(e) });
@@ -327,7 +342,9 @@ const server = http.createServer((req, res) => {
   if (ask) {
     const replies: (string | null)[] = [];
     const t0 = Date.now();
-    void findPeerForHash(ask[1], replies).then((found) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ found, replies, ms: Date.now() - t0 })));
+    void findPeerForHash(ask[1], replies).then((found) =>
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ found, replies, ms: Date.now() - t0 })),
+    );
     return;
   }
   const slow = /^\/standin\/slow\/([0-9]{1,5})$/.exec(url);
@@ -376,7 +393,8 @@ mdns.on('query', (q: { questions?: { name: string; type: string }[] }, rinfo: ob
   const answers: object[] = [];
   for (const question of q.questions ?? []) {
     const name = question.name.toLowerCase().replace(/\.$/, '');
-    if (name === SERVICE && (question.type === 'PTR' || question.type === 'ANY')) answers.push({ name: SERVICE, type: 'PTR', ttl: 120, data: INSTANCE }, srv, a, txtRr);
+    if (name === SERVICE && (question.type === 'PTR' || question.type === 'ANY'))
+      answers.push({ name: SERVICE, type: 'PTR', ttl: 120, data: INSTANCE }, srv, a, txtRr);
     else if (name === INSTANCE.toLowerCase() && question.type === 'ANY') answers.push(srv, a, txtRr);
     else if (name === INSTANCE.toLowerCase() && question.type === 'SRV') answers.push(srv, a);
     else if (name === INSTANCE.toLowerCase() && question.type === 'TXT') answers.push(txtRr);

@@ -27,7 +27,10 @@ export function get(url: string, headers: Record<string, string> = {}, method = 
   });
 }
 
-export async function sha256Of(url: string, headers: Record<string, string> = {}): Promise<{ status: number; sha256: string; size: number; complete: boolean }> {
+export async function sha256Of(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; sha256: string; size: number; complete: boolean }> {
   const r = await get(url, headers);
   return { status: r.status, sha256: createHash('sha256').update(r.body).digest('hex'), size: r.body.length, complete: r.complete };
 }
@@ -47,5 +50,8 @@ export function rawExchange(host: string, port: number, data: string | Buffer, t
 }
 
 export function narinfoField(text: string, key: string): string | undefined {
-  return text.split('\n').find((l) => l.startsWith(`${key}: `))?.slice(key.length + 2);
+  return text
+    .split('\n')
+    .find((l) => l.startsWith(`${key}: `))
+    ?.slice(key.length + 2);
 }

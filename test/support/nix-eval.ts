@@ -32,16 +32,36 @@ export interface ModuleEval {
 export function evalModule(module: string, settings: string, opts: { storeDir?: string; isDarwin?: boolean } = {}): ModuleEval {
   return evalJson<ModuleEval>([
     evalModuleNix,
-    '--arg', 'module', path.join(repoRoot, module),
-    '--arg', 'settings', settings,
-    '--argstr', 'storeDir', opts.storeDir ?? '/nix/store',
-    '--arg', 'isDarwin', opts.isDarwin ? 'true' : 'false',
+    '--arg',
+    'module',
+    path.join(repoRoot, module),
+    '--arg',
+    'settings',
+    settings,
+    '--argstr',
+    'storeDir',
+    opts.storeDir ?? '/nix/store',
+    '--arg',
+    'isDarwin',
+    opts.isDarwin ? 'true' : 'false',
   ]);
 }
 
 /** The error nix-instantiate gives for a module and settings the stand-in must refuse. */
 export function evalModuleError(module: string, settings: string): string {
-  const r = nixInstantiate(['--readonly-mode', '--eval', '--strict', '--json', evalModuleNix, '--arg', 'module', path.join(repoRoot, module), '--arg', 'settings', settings]);
+  const r = nixInstantiate([
+    '--readonly-mode',
+    '--eval',
+    '--strict',
+    '--json',
+    evalModuleNix,
+    '--arg',
+    'module',
+    path.join(repoRoot, module),
+    '--arg',
+    'settings',
+    settings,
+  ]);
   if (r.status === 0) throw new Error(`expected an evaluation error, got ${r.stdout}`);
   return r.stderr;
 }
@@ -96,12 +116,16 @@ export function modernNixInstantiate(args: string[]): { status: number | null; s
   const confDir = path.join(MODERN_CACHE, 'nix-eval-conf');
   fs.mkdirSync(confDir, { recursive: true });
   fs.writeFileSync(path.join(confDir, 'nix.conf'), 'build-users-group =\n');
-  const r = spawnSync(path.join(root, 'usr/lib64/ld-linux-x86-64.so.2'), ['--library-path', path.join(root, 'usr/lib/x86_64-linux-gnu'), path.join(root, 'usr/bin/nix-instantiate'), ...args], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH, HOME: confDir, NIX_CONF_DIR: confDir, XDG_CACHE_HOME: path.join(confDir, 'cache') },
-  });
+  const r = spawnSync(
+    path.join(root, 'usr/lib64/ld-linux-x86-64.so.2'),
+    ['--library-path', path.join(root, 'usr/lib/x86_64-linux-gnu'), path.join(root, 'usr/bin/nix-instantiate'), ...args],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, HOME: confDir, NIX_CONF_DIR: confDir, XDG_CACHE_HOME: path.join(confDir, 'cache') },
+    },
+  );
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -128,8 +152,26 @@ export function evalRealModule(kind: 'nixos' | 'darwin' | 'home' | 'home-darwin'
   const src = realNixSources();
   const module = path.join(repoRoot, kind === 'nixos' ? 'nix/nixos-module.nix' : kind === 'darwin' ? 'nix/darwin-module.nix' : 'nix/home-manager-module.nix');
   const r = modernNixInstantiate([
-    '--readonly-mode', '--eval', '--strict', '--json', path.join(import.meta.dirname, 'nix/eval-real.nix'),
-    '--arg', 'lib', src.lib, '--arg', 'nixDarwin', src.nixDarwin, '--arg', 'module', module, '--argstr', 'kind', kind, '--arg', 'settings', settings,
+    '--readonly-mode',
+    '--eval',
+    '--strict',
+    '--json',
+    path.join(import.meta.dirname, 'nix/eval-real.nix'),
+    '--arg',
+    'lib',
+    src.lib,
+    '--arg',
+    'nixDarwin',
+    src.nixDarwin,
+    '--arg',
+    'module',
+    module,
+    '--argstr',
+    'kind',
+    kind,
+    '--arg',
+    'settings',
+    settings,
   ]);
   return r.status === 0 ? { ok: true, value: JSON.parse(r.stdout) } : { ok: false, error: r.stderr };
 }

@@ -374,8 +374,11 @@ export async function startNixHost(dir: string, opts: StartOptions = {}): Promis
   return host;
 }
 
-
-export async function makeSigningKey(host: NixHost, dirPath: string, name: string): Promise<{ secretKeyFile: string; publicKeyFile: string; publicKey: string }> {
+export async function makeSigningKey(
+  host: NixHost,
+  dirPath: string,
+  name: string,
+): Promise<{ secretKeyFile: string; publicKeyFile: string; publicKey: string }> {
   const secretKeyFile = path.join(dirPath, `${name}.sec`);
   const publicKeyFile = path.join(dirPath, `${name}.pub`);
   await host.nixStore(['--generate-binary-cache-key', name, secretKeyFile, publicKeyFile], { check: true });
@@ -386,7 +389,6 @@ export async function makeSigningKey(host: NixHost, dirPath: string, name: strin
 export async function signPaths(host: NixHost, secretKeyFile: string, paths: string[]): Promise<void> {
   await host.nix(['store', 'sign', '--key-file', secretKeyFile, ...paths], { check: true });
 }
-
 
 // End-to-end tests take the whole kit from here.
 export * from './nix-env.ts';

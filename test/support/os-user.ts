@@ -30,4 +30,6 @@ export async function releaseUser(u: OsUser | undefined): Promise<void> {
  * A `wrap` for startPeernixProcess / run: the command as the user. setpriv execs, so the pid is
  * Node's own and signals reach it. Absolute path: the user's PATH may be anything.
  */
-export const asUser = (u: OsUser) => (cmd: string, args: string[]): [string, string[]] => ['/usr/bin/setpriv', [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--clear-groups', '--', cmd, ...args]];
+export const asUser =
+  (u: OsUser) =>
+  (cmd: string, args: string[]): [string, string[]] => ['/usr/bin/setpriv', [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--clear-groups', '--', cmd, ...args]];

@@ -45,7 +45,23 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
     trustedKeys: '',
     async start(h, extra = []) {
       h.pn = await startPeernixProcess(
-        ['--store', h.nix.storeUri, '--share-listen', '0.0.0.0:9999', '--listen', '127.0.0.1:9998', '--secret-key-file', h.key.secretKeyFile, '--state-dir', h.stateDir, '--name', h.name, '--log-level', 'debug', ...extra],
+        [
+          '--store',
+          h.nix.storeUri,
+          '--share-listen',
+          '0.0.0.0:9999',
+          '--listen',
+          '127.0.0.1:9998',
+          '--secret-key-file',
+          h.key.secretKeyFile,
+          '--state-dir',
+          h.stateDir,
+          '--name',
+          h.name,
+          '--log-level',
+          'debug',
+          ...extra,
+        ],
         {
           env: nixEnv({ NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${self.trustedKeys}`, XDG_CACHE_HOME: `${h.stateDir}/xdg` }),
           wrap: (cmd, args) => ['ip', ['netns', 'exec', h.lan.ns, cmd, ...args]],
@@ -79,4 +95,8 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
   return self;
 }
 
-export const upPeers = (s: Snapshot) => s.peers.filter((p) => p.state === 'up').map((p) => p.name).sort();
+export const upPeers = (s: Snapshot) =>
+  s.peers
+    .filter((p) => p.state === 'up')
+    .map((p) => p.name)
+    .sort();

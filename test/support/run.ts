@@ -4,7 +4,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { nixEnv } from './nix-env.ts';
 
-
 export interface RunOptions {
   /** Bytes for stdin (closed after writing). */
   input?: string | Buffer;

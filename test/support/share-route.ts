@@ -8,7 +8,10 @@ import { serveRoutes, type RouteHandler } from '../../src/cache/route-table.ts';
 import { shareRoutes } from '../../src/cache/share-routes.ts';
 import { substituterRoutes } from '../../src/cache/substituter-routes.ts';
 
-export function shareRouteOnly(part: 'identity' | 'summary' | 'reachBack' | 'realisation', handler: RouteHandler): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function shareRouteOnly(
+  part: 'identity' | 'summary' | 'reachBack' | 'realisation',
+  handler: RouteHandler,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
   const unused: RouteHandler = () => {
     throw new Error('not under test');
   };
@@ -19,8 +22,11 @@ export function shareRouteOnly(part: 'identity' | 'summary' | 'reachBack' | 'rea
 
 /** A cache listener for one backend: the substituter's routes over these handlers. */
 export function cacheListenerHandler(opts: CacheHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const serve = serveRoutes(substituterRoutes(createCacheHandlers(opts), () => {
-    throw new NotFound();
-  }), { log: opts.log, last: true });
+  const serve = serveRoutes(
+    substituterRoutes(createCacheHandlers(opts), () => {
+      throw new NotFound();
+    }),
+    { log: opts.log, last: true },
+  );
   return (req, res) => void serve(req, res);
 }

@@ -127,8 +127,24 @@ export async function addTestClosure(host: NixHost, opts: TestClosureOptions = {
   await fsp.writeFile(exprFile, FIXTURE_EXPR);
   const ev = await host.run(
     'nix-instantiate',
-    ['--store', host.root, '--eval', '--strict', '--json', '--read-write-mode', exprFile,
-      '--argstr', 'tag', tag, '--argstr', 'data', data, '--argstr', 'largeSize', String(largeSize)],
+    [
+      '--store',
+      host.root,
+      '--eval',
+      '--strict',
+      '--json',
+      '--read-write-mode',
+      exprFile,
+      '--argstr',
+      'tag',
+      tag,
+      '--argstr',
+      'data',
+      data,
+      '--argstr',
+      'largeSize',
+      String(largeSize),
+    ],
     { check: true },
   );
   const drvs = JSON.parse(ev.stdout) as Record<'lib' | 'large' | 'top', { drv: string; out: string }>;
@@ -179,7 +195,7 @@ function dataTree(tag: string, smallFiles: number): TreeNode {
   const groups: Record<string, TreeNode> = {};
   for (let i = 0; i < smallFiles; i++) {
     const g = `group-${String(i % 10).padStart(2, '0')}`;
-    const entries = ((groups[g] as { entries: Record<string, TreeNode> } | undefined)?.entries) ?? {};
+    const entries = (groups[g] as { entries: Record<string, TreeNode> } | undefined)?.entries ?? {};
     // Sizes vary from 0 to a few KiB so the NAR has every padding length.
     entries[`file-${String(i).padStart(4, '0')}.txt`] = file(`${tag} small file ${i}\n`.repeat(i % 97));
     groups[g] = dir(entries);

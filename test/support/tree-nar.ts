@@ -5,7 +5,6 @@ import { createCipheriv, createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { encodeU64 } from '../../src/store/wire.ts';
 
-
 /** A file tree to put in the store. */
 export type TreeNode =
   | { type: 'file'; contents: string | Buffer; executable?: boolean }
@@ -29,7 +28,6 @@ export function* pseudoRandom(seed: string, size: number): Generator<Buffer> {
     left -= n;
   }
 }
-
 
 export function str(s: string | Buffer): Buffer[] {
   const b = typeof s === 'string' ? Buffer.from(s) : s;

@@ -53,12 +53,23 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
     assert.equal(await page.getByTestId('entry-row').count(), demoEntries.length);
     assert.equal(await page.getByTestId('event-row').count(), demoEvents.length);
     assert.equal(await page.locator('script').count(), 1, 'the hostile peer name injected no script element');
-    assert.ok((await page.getByTestId('peer-row').allTextContents()).some((t) => t.includes('<script>alert(1)</script>')), 'shown as text');
+    assert.ok(
+      (await page.getByTestId('peer-row').allTextContents()).some((t) => t.includes('<script>alert(1)</script>')),
+      'shown as text',
+    );
     assert.equal(await page.getByTestId('sharing-toggle').isChecked(), true);
     await page.getByTestId('entries-search').fill('glibc');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="entry-row"]').length === 1, undefined, { timeout: 5000 });
     await page.getByTestId('entries-search').fill('');
-    api.addEvent({ type: 'fallback', time: Date.now(), storePath: demoEntries[2].storePath, from: 'this machine', to: 'mac-mini.lan', reason: 'gc', outcome: 'served' });
+    api.addEvent({
+      type: 'fallback',
+      time: Date.now(),
+      storePath: demoEntries[2].storePath,
+      from: 'this machine',
+      to: 'mac-mini.lan',
+      reason: 'gc',
+      outcome: 'served',
+    });
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="event-row"]').length === n, demoEvents.length + 1, { timeout: 5000 });
     await shot(page, 'light');
     await page.getByTestId('sharing-toggle').click({ force: true });
@@ -72,16 +83,31 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
   it('dark, empty, error and narrow states render without errors', async () => {
     const cases: { name: string; api: DemoApi; scheme: 'light' | 'dark'; width?: number; expect: RegExp }[] = [
       { name: 'dark', api: demoApi(), scheme: 'dark', expect: /Sharing/ },
-      { name: 'empty-light', api: new DemoApi({ status: demoStatus({ peersUp: 0 }), peers: [], entries: [], events: [] }), scheme: 'light', expect: /no peers found yet/ },
+      {
+        name: 'empty-light',
+        api: new DemoApi({ status: demoStatus({ peersUp: 0 }), peers: [], entries: [], events: [] }),
+        scheme: 'light',
+        expect: /no peers found yet/,
+      },
       {
         name: 'error-dark',
-        api: new DemoApi({ ...demoApi().snapshot(), status: demoStatus({ sharing: false, shareUrl: null, daemon: { ok: false, version: null, error: 'cannot connect to /nix/var/nix/daemon-socket/socket: ENOENT' } }) }),
+        api: new DemoApi({
+          ...demoApi().snapshot(),
+          status: demoStatus({
+            sharing: false,
+            shareUrl: null,
+            daemon: { ok: false, version: null, error: 'cannot connect to /nix/var/nix/daemon-socket/socket: ENOENT' },
+          }),
+        }),
         scheme: 'dark',
         expect: /Nix daemon unavailable/,
       },
       {
         name: 'share-error-light',
-        api: new DemoApi({ ...demoApi().snapshot(), status: demoStatus({ sharing: false, shareUrl: null, shareError: 'could not start sharing: the share port is in use by another program' }) }),
+        api: new DemoApi({
+          ...demoApi().snapshot(),
+          status: demoStatus({ sharing: false, shareUrl: null, shareError: 'could not start sharing: the share port is in use by another program' }),
+        }),
         scheme: 'light',
         expect: /share port is in use/,
       },
@@ -90,7 +116,15 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
         name: 'key-clash-light',
         api: new DemoApi({
           ...demoApi().snapshot(),
-          status: demoStatus({ trust: { source: '/etc/nix/nix.conf', keys: 2, requireSigs: true, error: null, clashes: [{ name: 'peernix-1', honoured: 'peernix-1:AAAA', ignored: ['peernix-1:BBBB'] }] } }),
+          status: demoStatus({
+            trust: {
+              source: '/etc/nix/nix.conf',
+              keys: 2,
+              requireSigs: true,
+              error: null,
+              clashes: [{ name: 'peernix-1', honoured: 'peernix-1:AAAA', ignored: ['peernix-1:BBBB'] }],
+            },
+          }),
         }),
         scheme: 'light',
         expect: /2 trusted keys are named peernix-1: Nix honours only the first.*own key-name/,
@@ -116,14 +150,23 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
       const rows = demoTransfers();
       for (const bytes of [300_000_000, 420_000_000]) {
         api.emit({ topic: 'transfers', transfers: [{ ...rows[0], bytes }, rows[1]], lan: demoLan() });
-        await page.waitForFunction((b) => document.querySelector('[data-transfer-id="1"] progress')?.getAttribute('value') === String(b) || (document.querySelector('[data-transfer-id="1"] progress') as HTMLProgressElement | null)?.value === b, bytes, { timeout: 5000 });
+        await page.waitForFunction(
+          (b) =>
+            document.querySelector('[data-transfer-id="1"] progress')?.getAttribute('value') === String(b) ||
+            (document.querySelector('[data-transfer-id="1"] progress') as HTMLProgressElement | null)?.value === b,
+          bytes,
+          { timeout: 5000 },
+        );
       }
       const shown = await page.locator('[data-transfer-id="1"] [data-testid="transfer-bytes"]').innerText();
       t.diagnostic(`after two live changes: "${shown}"; rows ${await page.getByTestId('transfer-row').count()}`);
       assert.equal(shown, '420 MB of 498 MB');
       assert.equal(await page.getByTestId('transfer-row').count(), 2, 'the finished row left with the change that dropped it');
       assert.equal(await page.getByTestId('lan-today').getAttribute('data-fetched-paths'), '412');
-      assert.match((await page.getByTestId('lan-chart').getAttribute('aria-label')) ?? '', /^Last hour, per minute: 2\.6 GB fetched from peers, 376 MB served to them$/);
+      assert.match(
+        (await page.getByTestId('lan-chart').getAttribute('aria-label')) ?? '',
+        /^Last hour, per minute: 2\.6 GB fetched from peers, 376 MB served to them$/,
+      );
       assert.equal(await page.locator('[data-testid="lan-chart"] title').count(), 1, 'the chart has a text alternative');
       assert.equal(await page.getByTestId('peer-rtt-spark').count(), 3);
       assert.match((await page.getByTestId('peer-why').allTextContents()).join('\n'), /Unreachable: no answer to 3 health checks/);
@@ -138,7 +181,10 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
       t.diagnostic(`420 px: page ${over} px over, tables ${tableOver.join(', ')} px over`);
       await shot(page, 'transfers-narrow-dark');
       assert.ok(over <= 0, 'no sideways scrolling of the page');
-      assert.ok(tableOver.every((o) => o <= 0), 'no table needs sideways scrolling at 420 px');
+      assert.ok(
+        tableOver.every((o) => o <= 0),
+        'no table needs sideways scrolling at 420 px',
+      );
       assert.deepEqual(problems, [], 'no console errors or CSP violations');
     } finally {
       await close();
@@ -187,18 +233,21 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
     });
     page.on('pageerror', (e) => problems.push(e.message));
     const demo = demoApi();
-    await page.addInitScript(({ s, report }: { s: Snapshot; report: DoctorReport }) => {
-      const listeners = new Set<(c: ApiChange) => void>();
-      const w = window as unknown as { peernix: unknown; __sharing: boolean[] };
-      w.__sharing = [];
-      w.peernix = {
-        snapshot: async () => s,
-        onChange: (l: (c: ApiChange) => void) => (listeners.add(l), () => listeners.delete(l)),
-        setSharing: async (on: boolean) => void w.__sharing.push(on),
-        copyText: async () => {},
-        doctor: async () => report,
-      };
-    }, { s: demo.snapshot(), report: await demo.doctor() });
+    await page.addInitScript(
+      ({ s, report }: { s: Snapshot; report: DoctorReport }) => {
+        const listeners = new Set<(c: ApiChange) => void>();
+        const w = window as unknown as { peernix: unknown; __sharing: boolean[] };
+        w.__sharing = [];
+        w.peernix = {
+          snapshot: async () => s,
+          onChange: (l: (c: ApiChange) => void) => (listeners.add(l), () => listeners.delete(l)),
+          setSharing: async (on: boolean) => void w.__sharing.push(on),
+          copyText: async () => {},
+          doctor: async () => report,
+        };
+      },
+      { s: demo.snapshot(), report: await demo.doctor() },
+    );
     await page.goto(`file://${path.join(PROJECT_ROOT, 'dist', 'renderer', 'index.html')}`);
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="peer-row"]').length === n, demoPeers.length, { timeout: 5000 });
     assert.equal(await page.getByTestId('entry-row').count(), demoEntries.length);

@@ -22,7 +22,10 @@ describe('bench helpers check every status', () => {
   test('latency runs time the expected status and fail on any other', async () => {
     assert.equal((await sequentialLatency([`${base}/200`, `${base}/200`], 200)).length, 2);
     assert.equal((await sequentialLatency([`${base}/404`], 404)).length, 1);
-    await assert.rejects(sequentialLatency([`${base}/200`, `${base}/500`], 200), (e: unknown) => e instanceof UnexpectedStatus && /HTTP 500, expected 200/.test((e as Error).message));
+    await assert.rejects(
+      sequentialLatency([`${base}/200`, `${base}/500`], 200),
+      (e: unknown) => e instanceof UnexpectedStatus && /HTTP 500, expected 200/.test((e as Error).message),
+    );
     await assert.rejects(latencyInTurns([[`${base}/404`], [`${base}/503`]], 404), UnexpectedStatus);
   });
 

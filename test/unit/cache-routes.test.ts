@@ -21,7 +21,14 @@ const cache: CacheHandlers = {
   notFound: marker('notFound'),
 };
 const subst = substituterRoutes(cache, marker('realisation'));
-const share = shareRoutes({ cache, identity: marker('identity'), summary: marker('summary'), reachBack: marker('reachBack'), realisation: marker('realisation'), metrics: null });
+const share = shareRoutes({
+  cache,
+  identity: marker('identity'),
+  summary: marker('summary'),
+  reachBack: marker('reachBack'),
+  realisation: marker('realisation'),
+  metrics: null,
+});
 
 /** Which handler a GET of this URL reaches, with what it captured; 'none' when no route matches. */
 function resolve(routes: Route[], url: string | undefined): { handler: string; params: string[] } | { handler: 'none' } {
@@ -55,7 +62,14 @@ describe('cache routes', () => {
 
   it('serves the older Go peernix NAR form <hash>.nar only under /nix-cache/', () => {
     assert.deepEqual(resolve(subst, `/nix-cache/${H}.nar`), { handler: 'narByHash', params: [H] });
-    const bad = [`/${H}.nar`, `/nix-cache/${H}.nar.gz`, `/nix-cache/nar/${H}.nar`, `/nix-cache/${H.slice(1)}.nar`, `/nix-cache/${H.toUpperCase()}.nar`, `/nix-cache/../${H}.nar`];
+    const bad = [
+      `/${H}.nar`,
+      `/nix-cache/${H}.nar.gz`,
+      `/nix-cache/nar/${H}.nar`,
+      `/nix-cache/${H.slice(1)}.nar`,
+      `/nix-cache/${H.toUpperCase()}.nar`,
+      `/nix-cache/../${H}.nar`,
+    ];
     for (const u of bad) assert.deepEqual(resolve(subst, u), { handler: 'notFound', params: [] }, u);
   });
 

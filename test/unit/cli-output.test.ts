@@ -29,7 +29,9 @@ describe('peernix status --json through a pipe', () => {
   it('writes every byte, even to a reader that starts late', async (t) => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const child = spawn('./bin/peernix', ['status', '--json', '--listen', `127.0.0.1:${port}`, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('./bin/peernix', ['status', '--json', '--listen', `127.0.0.1:${port}`, '--state-dir', stateDir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     // Not read until the CLI has had every chance to exit: the pipe fills at 64 KiB meanwhile.
     child.stdout.pause();
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

@@ -229,12 +229,18 @@ describe('control routes', () => {
 
   test('POST network: token required, one verb with an id, errors as 409 with the reason', T, async () => {
     const post = (body: unknown, headers: Record<string, string> = {}) =>
-      request({ method: 'POST', path: '/peernix/api/network', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...headers }, body: JSON.stringify(body) });
+      request({
+        method: 'POST',
+        path: '/peernix/api/network',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...headers },
+        body: JSON.stringify(body),
+      });
     const current = { id: 'subnet 10.77.0.0/24', name: '10.77.0.0/24 (no router)' };
     const saved = api.snap.status;
     api.snap.status = { ...api.snap.status, network: { current, trusted: false, trustAll: false, trustedNetworks: [], ask: true } };
     assert.equal((await post({ trust: 'current' }, { authorization: `Bearer ${'f'.repeat(64)}` })).status, 403);
-    for (const bad of [{}, { trust: 1 }, { trust: 'a', dismiss: 'b' }, { share: 'x' }, ['trust']]) assert.equal((await post(bad)).status, 400, JSON.stringify(bad));
+    for (const bad of [{}, { trust: 1 }, { trust: 'a', dismiss: 'b' }, { share: 'x' }, ['trust']])
+      assert.equal((await post(bad)).status, 400, JSON.stringify(bad));
     assert.deepEqual(api.networkCalls, [], 'nothing refused reached the API');
     const ok = await post({ trust: 'current' });
     assert.equal(ok.status, 200);
@@ -385,7 +391,25 @@ describe('control routes: clearing a bad peer', () => {
     });
 
   test('needs the token, takes {"id"} of a known peer, and answers whether it was marked', T, async () => {
-    const peer = { id: 'bad-peer', name: 'liar', url: 'http://10.0.0.9:9999', address: '10.0.0.9', port: 9999, platform: null, publicKey: null, verified: true, trusted: false, summary: null, rttMs: 1, state: 'suspect' as const, source: 'static' as const, bytesFrom: 0, bytesTo: 0, lastSeen: 1, bad: { since: 1, until: 2, reason: 'served bytes that do not match the NarHash' } };
+    const peer = {
+      id: 'bad-peer',
+      name: 'liar',
+      url: 'http://10.0.0.9:9999',
+      address: '10.0.0.9',
+      port: 9999,
+      platform: null,
+      publicKey: null,
+      verified: true,
+      trusted: false,
+      summary: null,
+      rttMs: 1,
+      state: 'suspect' as const,
+      source: 'static' as const,
+      bytesFrom: 0,
+      bytesTo: 0,
+      lastSeen: 1,
+      bad: { since: 1, until: 2, reason: 'served bytes that do not match the NarHash' },
+    };
     api.snap.peers = [peer, { ...peer, id: 'good-peer', name: 'honest', bad: null }];
     try {
       assert.equal((await post({ id: 'bad-peer' }, { authorization: 'Bearer nope' })).status, 403);

@@ -8,8 +8,13 @@ import { test } from 'node:test';
 import { BONJOUR_SERVICE_VERSION } from '../../src/peers/bonjour-internals.ts';
 
 const root = path.join(import.meta.dirname, '..', '..');
-const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; dev?: boolean; dependencies?: Record<string, string>; devDependencies?: Record<string, string> }> };
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, { version?: string; dev?: boolean; dependencies?: Record<string, string>; devDependencies?: Record<string, string> }>;
+};
 
 test('bonjour-service is pinned to exactly the version bonjour-internals.ts was written against', () => {
   assert.equal(pkg.dependencies['bonjour-service'], BONJOUR_SERVICE_VERSION, 'an exact version, no range');

@@ -31,10 +31,19 @@ test('every narinfo-cache schema in a directory is read, newest first, each name
   cacheFile(path.join(dir, 'binary-cache-v7.sqlite'), ['b'.repeat(32), 'c'.repeat(32)]);
   writeFileSync(path.join(dir, 'binary-cache-v7.sqlite-journal-not-a-cache'), '');
   const files = readNegativeCaches(dir, 'nix-daemon', [URL]);
-  assert.deepEqual(files.map((f) => [path.basename(f.file), f.misses.length]), [['binary-cache-v7.sqlite', 2], ['binary-cache-v6.sqlite', 1]]);
+  assert.deepEqual(
+    files.map((f) => [path.basename(f.file), f.misses.length]),
+    [
+      ['binary-cache-v7.sqlite', 2],
+      ['binary-cache-v6.sqlite', 1],
+    ],
+  );
 
   const checks = negativeCacheChecks({ now: 1500_000, negativeCaches: files, userConf: { layer: null }, system: { layer: null } } as unknown as DoctorFacts);
-  assert.deepEqual(checks.map((c) => c.status), ['warn', 'warn']);
+  assert.deepEqual(
+    checks.map((c) => c.status),
+    ['warn', 'warn'],
+  );
   assert.notEqual(checks[0].id, checks[1].id);
   assert.match(checks[0].fix!, new RegExp(`sqlite3 ${dir}/binary-cache-v7.sqlite "DELETE`));
   assert.match(checks[1].fix!, new RegExp(`sqlite3 ${dir}/binary-cache-v6.sqlite "DELETE`));

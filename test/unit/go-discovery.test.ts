@@ -9,7 +9,12 @@ import { MdnsDiscovery, type DiscoveredPeer } from '../../src/peers/discovery.ts
 const KEY = `peernix-1:${Buffer.alloc(32, 3).toString('base64')}`;
 const NAME = 'peernix._peernix._tcp.local';
 
-function goResponse(port: number, host = 'gohost.', ttl = 120, txt = ['version=2.0.0', 'platform=amd64-linux', 'features=compression,parallel,health,signing', `pubkey=${KEY}`]) {
+function goResponse(
+  port: number,
+  host = 'gohost.',
+  ttl = 120,
+  txt = ['version=2.0.0', 'platform=amd64-linux', 'features=compression,parallel,health,signing', `pubkey=${KEY}`],
+) {
   return {
     answers: [
       { name: '_peernix._tcp.local', type: 'PTR', ttl, data: NAME },
@@ -34,7 +39,8 @@ function make(opts: { maxPeers?: number; maxPerSource?: number } = {}) {
   const downs: string[] = [];
   d.on('up', (p) => ups.push(p));
   d.on('down', (id) => downs.push(id));
-  const feed = (packet: unknown, address: string) => (d as unknown as { onResponse: (p: unknown, r: unknown) => void }).onResponse(packet, { address, port: 5353 });
+  const feed = (packet: unknown, address: string) =>
+    (d as unknown as { onResponse: (p: unknown, r: unknown) => void }).onResponse(packet, { address, port: 5353 });
   return { d, ups, downs, feed };
 }
 
@@ -46,7 +52,10 @@ describe('discovery of Go peernix hosts', { timeout: 10_000 }, () => {
     feed(goResponse(9999), '10.0.0.2'); // answering again: no news
     feed(goResponse(8080), '10.0.0.2');
     t.diagnostic(format('up:', ups.map((p) => `${p.id} ${p.url}`).join(', ')));
-    assert.deepEqual(ups.map((p) => p.url), ['http://10.0.0.2:9999/nix-cache', 'http://10.0.0.3:9999/nix-cache', 'http://10.0.0.2:8080/nix-cache']);
+    assert.deepEqual(
+      ups.map((p) => p.url),
+      ['http://10.0.0.2:9999/nix-cache', 'http://10.0.0.3:9999/nix-cache', 'http://10.0.0.2:8080/nix-cache'],
+    );
     assert.deepEqual(new Set(ups.map((p) => p.id)).size, 3);
     for (const p of ups) {
       assert.equal(p.publicKey, null, 'a claimed Go key is never carried as the peer key');
@@ -86,6 +95,9 @@ describe('discovery of Go peernix hosts', { timeout: 10_000 }, () => {
     feed(goResponse(9999), '10.0.0.3');
     feed(goResponse(9999, 'gohost.', 0), '10.0.0.2');
     assert.deepEqual(downs, ['go:10.0.0.2:9999']);
-    assert.deepEqual(d.peers().map((p) => p.address), ['10.0.0.3']);
+    assert.deepEqual(
+      d.peers().map((p) => p.address),
+      ['10.0.0.3'],
+    );
   });
 });

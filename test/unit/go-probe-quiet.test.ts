@@ -13,19 +13,36 @@ describe('probes of Go hosts', () => {
     const registry = new PeerRegistry({ client, isTrusted: () => false, proveIdentity: async () => 'unsupported' });
     const goUrl = 'http://10.0.0.9:9999/nix-cache';
     const pnUrl = 'http://10.0.0.8:9999';
-    registry.upsert({ id: 'go:10.0.0.9:9999', name: 'Go peernix at 10.0.0.9', url: goUrl, address: '10.0.0.9', port: 9999, platform: null, publicKey: null, source: 'mdns', dialect: 'go' });
+    registry.upsert({
+      id: 'go:10.0.0.9:9999',
+      name: 'Go peernix at 10.0.0.9',
+      url: goUrl,
+      address: '10.0.0.9',
+      port: 9999,
+      platform: null,
+      publicKey: null,
+      source: 'mdns',
+      dialect: 'go',
+    });
     registry.upsert({ id: 'pn', name: 'pn', url: pnUrl, address: '10.0.0.8', port: 9999, platform: null, publicKey: null, source: 'static' });
     await registry.checkAll();
     const go = registry.get('go:10.0.0.9:9999')!;
     assert.equal(go.state, 'up');
     probed.length = 0;
     for (let i = 0; i < 5; i++) await registry.checkAll();
-    assert.deepEqual(probed.filter((u) => u === goUrl), [], 'an up Go host seen moments ago is left alone');
+    assert.deepEqual(
+      probed.filter((u) => u === goUrl),
+      [],
+      'an up Go host seen moments ago is left alone',
+    );
     assert.ok(probed.filter((u) => u === pnUrl).length >= 5);
     go.lastSeen -= 21_000;
     go.lastHeard -= 21_000;
     await registry.checkAll();
-    assert.deepEqual(probed.filter((u) => u === goUrl), [goUrl]);
+    assert.deepEqual(
+      probed.filter((u) => u === goUrl),
+      [goUrl],
+    );
     registry.stop();
   });
 });

@@ -33,11 +33,31 @@ describe('TXT record of a Go peernix', { timeout: 10_000 }, () => {
     for (const v of ['1.0.0', '3.0.0', '2', '2.0.0 ', '', 'two']) assert.equal(decodeGoTxt([`version=${v}`]), null, `version=${v}`);
     assert.equal(decodeGoTxt(['platform=amd64-linux']), null);
     assert.equal(decodeGoTxt([...goWire(), Buffer.from('v=1')]), null);
-    assert.equal(decodeGoTxt(encodeTxt({ instanceId: 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff', name: 'x', port: 1, publicKey: KEY, platform: 'linux', protocol: 1 })), null);
+    assert.equal(
+      decodeGoTxt(encodeTxt({ instanceId: 'a1b2c3d4-e5f6-4711-8899-aabbccddeeff', name: 'x', port: 1, publicKey: KEY, platform: 'linux', protocol: 1 })),
+      null,
+    );
   });
 
   it('survives hostile input without throwing', (t) => {
-    const hostile: unknown[] = [null, undefined, 42, {}, [], [null, 5, {}], Buffer.alloc(300, 0x41), new Proxy({}, { ownKeys: () => { throw new Error('x'); } }), Array(10_000).fill('version=2.0.0')];
+    const hostile: unknown[] = [
+      null,
+      undefined,
+      42,
+      {},
+      [],
+      [null, 5, {}],
+      Buffer.alloc(300, 0x41),
+      new Proxy(
+        {},
+        {
+          ownKeys: () => {
+            throw new Error('x');
+          },
+        },
+      ),
+      Array(10_000).fill('version=2.0.0'),
+    ];
     let n = 0;
     for (const h of hostile) {
       assert.doesNotThrow(() => decodeGoTxt(h));

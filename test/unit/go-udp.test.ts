@@ -16,7 +16,11 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
   it('reads has_path?, has_path_with_narhash? and ping exactly as the Go peer (e74df7c) writes them', () => {
     assert.deepEqual(parseGoQuestion(Buffer.from(`has_path?${HELD}`)), { kind: 'has-path', hashPart: HELD });
     const n32 = encodeNix32(NAR_HASH);
-    assert.deepEqual(parseGoQuestion(Buffer.from(`has_path_with_narhash?${HELD}:${n32}`)), { kind: 'has-path-with-narhash', hashPart: HELD, narHash: NAR_HASH });
+    assert.deepEqual(parseGoQuestion(Buffer.from(`has_path_with_narhash?${HELD}:${n32}`)), {
+      kind: 'has-path-with-narhash',
+      hashPart: HELD,
+      narHash: NAR_HASH,
+    });
     assert.equal(encodeHasPathWithNarHash(HELD, NAR_HASH).toString(), `has_path_with_narhash?${HELD}:${n32}`);
     assert.ok(isGoNotFound(Buffer.from('not_found')) && !isGoNotFound(Buffer.from('yes')));
     assert.deepEqual(parseGoQuestion(Buffer.from('ping')), { kind: 'ping' });
@@ -27,9 +31,21 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
 
   it('ignores anything else: bad hashes, paths, JSON announcements, oversized or empty packets', (t) => {
     const bad = [
-      '', 'has_path?', `has_path?${HELD}x`, `has_path?${HELD.slice(1)}`, `has_path?${HELD.toUpperCase()}`, `has_path?/nix/store/${HELD}`,
-      `has_path?${HELD.slice(0, 31)}e`, `has_path_with_narhash?${HELD}`, `has_path_with_narhash?${HELD}:sha256:${encodeNix32(NAR_HASH)}`,
-      `has_path_with_narhash?${HELD}:${'z'.repeat(52)}`, `has_path_with_narhash?${HELD}:${encodeNix32(NAR_HASH)}x`, 'ping\n', 'PING', '{"cmd":"announce","peernix_version":"2.0.0"}', `has_path?${HELD}`.padEnd(GO_UDP_MAX_PACKET + 1, 'a'),
+      '',
+      'has_path?',
+      `has_path?${HELD}x`,
+      `has_path?${HELD.slice(1)}`,
+      `has_path?${HELD.toUpperCase()}`,
+      `has_path?/nix/store/${HELD}`,
+      `has_path?${HELD.slice(0, 31)}e`,
+      `has_path_with_narhash?${HELD}`,
+      `has_path_with_narhash?${HELD}:sha256:${encodeNix32(NAR_HASH)}`,
+      `has_path_with_narhash?${HELD}:${'z'.repeat(52)}`,
+      `has_path_with_narhash?${HELD}:${encodeNix32(NAR_HASH)}x`,
+      'ping\n',
+      'PING',
+      '{"cmd":"announce","peernix_version":"2.0.0"}',
+      `has_path?${HELD}`.padEnd(GO_UDP_MAX_PACKET + 1, 'a'),
     ];
     for (const b of bad) assert.equal(parseGoQuestion(Buffer.from(b)), null, JSON.stringify(b.slice(0, 60)));
     assert.equal(parseGoQuestion(Buffer.from([0xff, 0xfe, 0x00])), null);
@@ -88,9 +104,14 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
 
   it('keeps a share of the overall budget for peers proven over HTTP', async (ctx) => {
     // Two sources on loopback: 127.0.0.1 plays a stranger flooding, 127.0.0.2 a proven peer.
-    let t = 0;
+    const t = 0;
     const { r, port } = await start({
-      perSourceBurst: 1000, perSourceRate: 1000, totalRate: 10, totalBurst: 40, provenShare: 0.25, now: () => t,
+      perSourceBurst: 1000,
+      perSourceRate: 1000,
+      totalRate: 10,
+      totalBurst: 40,
+      provenShare: 0.25,
+      now: () => t,
       proven: (a) => a === '127.0.0.2',
     });
     const stranger = dgram.createSocket('udp4');
@@ -174,7 +195,11 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
 
   it('bounds store lookups in flight', async (t) => {
     const pending: (() => void)[] = [];
-    const { r, port } = await start({ maxInFlight: 3, perSourceBurst: 100, narHash: () => new Promise<Buffer | null>((res) => pending.push(() => res(NAR_HASH))) });
+    const { r, port } = await start({
+      maxInFlight: 3,
+      perSourceBurst: 100,
+      narHash: () => new Promise<Buffer | null>((res) => pending.push(() => res(NAR_HASH))),
+    });
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((res) => sock.connect(port, '127.0.0.1', () => res()));
     let yes = 0;

@@ -136,7 +136,12 @@ describe('health on a busy machine', () => {
     const { h } = setup();
     const p = peer();
     const aborted: string[] = [];
-    const u1 = h.track(p, () => aborted.push('promised'), 500, () => true);
+    const u1 = h.track(
+      p,
+      () => aborted.push('promised'),
+      500,
+      () => true,
+    );
     const u2 = h.track(p, () => aborted.push('plain'));
     h.strike(p, 'a lookup went unanswered');
     assert.deepEqual(aborted, ['plain']);

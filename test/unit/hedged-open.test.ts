@@ -32,7 +32,13 @@ describe('hedged open', () => {
   it('an already aborted signal asks nobody', async () => {
     let asked = 0;
     const state: Lookup = { list: [], done: false, doneAt: 0, waiters: new Set() };
-    const h = new HedgedOpener({ registry: { live: () => [] } as unknown as PeerRegistry, client: {} as PeerClient, log: silentLogger, hedgeMs: 50, lookup: () => (asked++, state) });
+    const h = new HedgedOpener({
+      registry: { live: () => [] } as unknown as PeerRegistry,
+      client: {} as PeerClient,
+      log: silentLogger,
+      hedgeMs: 50,
+      lookup: () => (asked++, state),
+    });
     assert.equal(await h.open('a'.repeat(32), 'b'.repeat(52), new Set(), 0, undefined, AbortSignal.abort()), null);
     assert.equal(asked, 0);
     assert.equal(state.waiters.size, 0);

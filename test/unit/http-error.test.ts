@@ -7,7 +7,20 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Logger } from '../../src/base/log.ts';
 import { BackendUnavailableError } from '../../src/cache/backend.ts';
-import { BadRequest, Busy, Forbidden, HttpError, MethodNotAllowed, NotFound, RangeNotSatisfiable, TooLarge, TooOften, Unavailable, writeError, type ErrorBody } from '../../src/cache/http-error.ts';
+import {
+  BadRequest,
+  Busy,
+  Forbidden,
+  HttpError,
+  MethodNotAllowed,
+  NotFound,
+  RangeNotSatisfiable,
+  TooLarge,
+  TooOften,
+  Unavailable,
+  writeError,
+  type ErrorBody,
+} from '../../src/cache/http-error.ts';
 import { GET_HEAD, serveRoutes, type Route } from '../../src/cache/route-table.ts';
 import { get } from '../support/http.ts';
 
@@ -105,10 +118,49 @@ describe('error map', () => {
   it('a route table runs the guard before the method check, and maps sync and async throws', async () => {
     const order: string[] = [];
     const routes: Route[] = [
-      { name: 'guarded', methods: ['POST'], path: '/g', listener: 'loopback', reveals: 'control', errorBody: 'json', guard: () => void order.push('guard'), handler: () => void order.push('handler') },
-      { name: 'forbidden', methods: GET_HEAD, path: '/f', listener: 'loopback', reveals: 'control', errorBody: 'json', guard: () => { throw new Forbidden('this Host is not allowed'); }, handler: () => void order.push('never') },
-      { name: 'sync', methods: GET_HEAD, path: '/sync', listener: 'share', reveals: 'nothing', handler: () => { throw new NotFound(); } },
-      { name: 'async', methods: GET_HEAD, path: '/async', listener: 'share', reveals: 'nothing', handler: async () => { await Promise.resolve(); throw new Busy('busy', { retryAfterS: 1 }); } },
+      {
+        name: 'guarded',
+        methods: ['POST'],
+        path: '/g',
+        listener: 'loopback',
+        reveals: 'control',
+        errorBody: 'json',
+        guard: () => void order.push('guard'),
+        handler: () => void order.push('handler'),
+      },
+      {
+        name: 'forbidden',
+        methods: GET_HEAD,
+        path: '/f',
+        listener: 'loopback',
+        reveals: 'control',
+        errorBody: 'json',
+        guard: () => {
+          throw new Forbidden('this Host is not allowed');
+        },
+        handler: () => void order.push('never'),
+      },
+      {
+        name: 'sync',
+        methods: GET_HEAD,
+        path: '/sync',
+        listener: 'share',
+        reveals: 'nothing',
+        handler: () => {
+          throw new NotFound();
+        },
+      },
+      {
+        name: 'async',
+        methods: GET_HEAD,
+        path: '/async',
+        listener: 'share',
+        reveals: 'nothing',
+        handler: async () => {
+          await Promise.resolve();
+          throw new Busy('busy', { retryAfterS: 1 });
+        },
+      },
     ];
     const serve = serveRoutes(routes, { log });
     let unmatched = 0;

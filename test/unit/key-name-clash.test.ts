@@ -32,7 +32,10 @@ const signedBy = (k: { secretKeyText: string }): NarInfo => ({ ...info, sigs: [s
 describe('two trusted keys with one name (the Go peernix-1 clash)', () => {
   it('trusts only the first key of a name, as Nix does', () => {
     const policy = policyFromKeys([goA.publicKeyText, other.publicKeyText, goB.publicKeyText]);
-    assert.deepEqual(policy.keys.map((k) => k.text), [goA.publicKeyText, other.publicKeyText]);
+    assert.deepEqual(
+      policy.keys.map((k) => k.text),
+      [goA.publicKeyText, other.publicKeyText],
+    );
     assert.equal(judgeNarInfo(signedBy(goA), policy), 'trusted');
     assert.equal(judgeNarInfo(signedBy(goB), policy), 'rejected', 'Nix would refuse this one');
     assert.equal(judgeNarInfo(signedBy(other), policy), 'trusted');
@@ -47,7 +50,9 @@ describe('two trusted keys with one name (the Go peernix-1 clash)', () => {
 
   it('the doctor fails it with the fix (a key name per Go host)', (t) => {
     const facts = (keys: string[]) =>
-      ({ system: { files: ['/etc/nix/nix.conf'], error: null, layer: { sources: [], settings: new Map([['trusted-public-keys', keys]]) } } }) as unknown as DoctorFacts;
+      ({
+        system: { files: ['/etc/nix/nix.conf'], error: null, layer: { sources: [], settings: new Map([['trusted-public-keys', keys]]) } },
+      }) as unknown as DoctorFacts;
     const checks = keyNameChecks(facts([goA.publicKeyText, goB.publicKeyText]));
     assert.equal(checks.length, 1);
     assert.equal(checks[0].status, 'fail');

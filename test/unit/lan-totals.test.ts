@@ -78,7 +78,11 @@ describe('LanTotals', () => {
     assert.equal(m.start, Math.floor(now / 60_000) * 60_000 - 59 * 60_000);
     now += 60 * 60_000;
     m = totals.view().minutes;
-    assert.equal(m.inBytes.reduce((a, b) => a + b, 0), 0, 'an hour later nothing is left');
+    assert.equal(
+      m.inBytes.reduce((a, b) => a + b, 0),
+      0,
+      'an hour later nothing is left',
+    );
   });
 
   test('persists atomically, survives a restart, and keeps at most 14 days', (t) => {
@@ -104,7 +108,12 @@ describe('LanTotals', () => {
   });
 
   test('a corrupt file is set aside and counting starts again; nothing throws', () => {
-    for (const bad of ['{"version":1,"days":{"2026-11-30":{"fetchedBytes":-1}}', 'not json', JSON.stringify({ version: 1, days: { x: {} }, minutes: [] }), JSON.stringify({ version: 2 })]) {
+    for (const bad of [
+      '{"version":1,"days":{"2026-11-30":{"fetchedBytes":-1}}',
+      'not json',
+      JSON.stringify({ version: 1, days: { x: {} }, minutes: [] }),
+      JSON.stringify({ version: 2 }),
+    ]) {
       const dir = tmp();
       const file = path.join(dir, LAN_TOTALS_FILE);
       writeFileSync(file, bad);

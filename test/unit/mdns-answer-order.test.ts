@@ -39,7 +39,10 @@ describe('mDNS answers: address order and freshness', () => {
     held = new Set(['10.0.0.1']); // the IPv6 address left the interface
     t += 1000;
     assert.deepEqual(shape([SRV, A, AAAA]), [SRV, A]);
-    const bye = [{ ...A, ttl: 0 }, { ...AAAA, ttl: 0 }];
+    const bye = [
+      { ...A, ttl: 0 },
+      { ...AAAA, ttl: 0 },
+    ];
     assert.deepEqual(shape(bye), [bye[1], bye[0]]);
   });
 

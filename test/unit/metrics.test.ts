@@ -14,13 +14,33 @@ import { Readable } from 'node:stream';
 // the exposition checked by promtool, and the LAN unable to choose how many series exist.
 
 const peer = (id: string, verified: boolean, bytesFrom = 0, bytesTo = 0): Peer =>
-  ({ id, name: `host-${id}`, url: `http://10.0.0.1:9999`, address: '10.0.0.1', port: 9999, platform: null, publicKey: null, source: 'mdns', verified, bytesFrom, bytesTo }) as unknown as Peer;
+  ({
+    id,
+    name: `host-${id}`,
+    url: `http://10.0.0.1:9999`,
+    address: '10.0.0.1',
+    port: 9999,
+    platform: null,
+    publicKey: null,
+    source: 'mdns',
+    verified,
+    bytesFrom,
+    bytesTo,
+  }) as unknown as Peer;
 
 function setup(peers: Peer[], cap?: number) {
   const events = new EventLog();
   const views = () => peers.map((p) => ({ state: 'up', verified: p.verified }) as PeerView);
   const lanToday = () => ({ fetchedBytes: 4321, fetchedPaths: 2, servedBytes: 99, servedPaths: 1, misses: 7 });
-  const metrics = new PeernixMetrics({ peers: () => peers, peerViews: views, sharing: () => true, daemonUp: () => true, subscribe: (l) => events.subscribe(l), lanToday, peerLabelCap: cap });
+  const metrics = new PeernixMetrics({
+    peers: () => peers,
+    peerViews: views,
+    sharing: () => true,
+    daemonUp: () => true,
+    subscribe: (l) => events.subscribe(l),
+    lanToday,
+    peerLabelCap: cap,
+  });
   return { events, metrics };
 }
 
@@ -32,7 +52,14 @@ describe('metrics', () => {
     events.emit({ type: 'transfer', storePath: '/nix/store/x', direction: 'in', peerName: 'host-a', bytes: 10, wireBytes: 4, outcome: 'ok' });
     events.emit({ type: 'peer-up', peerId: 'a', peerName: 'host-a' });
     const info = { storePath: '/nix/store/x' } as NarInfo;
-    const body: NarBody = { narSize: 3, narHash: Buffer.alloc(32), storePath: '/nix/store/x', hashCheck: true, stream: () => Readable.from([Buffer.from('abc')]), release: () => {} };
+    const body: NarBody = {
+      narSize: 3,
+      narHash: Buffer.alloc(32),
+      storePath: '/nix/store/x',
+      hashCheck: true,
+      stream: () => Readable.from([Buffer.from('abc')]),
+      release: () => {},
+    };
     const backend: CacheBackend = { narInfo: (h) => (h === 'x'.repeat(32) ? info : null), nar: async () => body };
     const probed = probeBackend(backend, { listener: 'substituter', metrics, sourceOf: () => 'peer' });
     assert.equal(probed.narInfo('x'.repeat(32)), info, 'a synchronous answer stays synchronous');
@@ -43,7 +70,8 @@ describe('metrics', () => {
     got!.release('done');
     got!.release('done'); // idempotent
     a.bytesFrom = 5000;
-    for (const url of ['/x.narinfo', '/nix-cache/y.narinfo', '/nar/a-b.nar', '/nix-cache-info', '/metrics', undefined]) metrics.countRequest('substituter', url);
+    for (const url of ['/x.narinfo', '/nix-cache/y.narinfo', '/nar/a-b.nar', '/nix-cache-info', '/metrics', undefined])
+      metrics.countRequest('substituter', url);
     text = await metrics.text();
     assert.deepEqual(
       ['narinfo', 'nar', 'cache-info', 'other'].map((route) => sample(text, 'peernix_requests_total', { listener: 'substituter', route })),

@@ -61,7 +61,9 @@ describe('NAR frames', () => {
     // of three, two blocks compress at once, and the frames still come out in NAR order.
     const nar = compressible(64 * 1024 * 1024);
     const r = await roundTrip(nar, 20e6);
-    t.diagnostic(`64 MiB text at 20 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, ${r.wire.length} bytes on the wire (${(nar.length / r.wire.length).toFixed(2)}×)`);
+    t.diagnostic(
+      `64 MiB text at 20 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, ${r.wire.length} bytes on the wire (${(nar.length / r.wire.length).toFixed(2)}×)`,
+    );
     assert.ok(r.out.equals(nar));
     assert.equal(r.decoderWire, r.wire.length);
     assert.equal(r.stats.wireBytes, r.wire.length);
@@ -131,7 +133,10 @@ describe('NAR frames', () => {
       runs.push(stats);
     }
     t.diagnostic(`receiver-bound: first NAR ${runs[0].zstdFrames} zstd / ${runs[0].rawFrames} raw frames, second ${runs[1].zstdFrames} / ${runs[1].rawFrames}`);
-    assert.ok(runs[0].zstdFrames > 0 && runs[0].zstdFrames <= 35, 'one compressed trial (about a second: under 30 MB/s of NAR, plus two blocks queued), then raw');
+    assert.ok(
+      runs[0].zstdFrames > 0 && runs[0].zstdFrames <= 35,
+      'one compressed trial (about a second: under 30 MB/s of NAR, plus two blocks queued), then raw',
+    );
     assert.equal(runs[1].zstdFrames, 0, 'the next NAR goes on raw: the raw phase after a lost trial is longer than it');
   });
 
@@ -172,14 +177,22 @@ describe('FrameDecoder against hostile bodies', () => {
     ['an empty frame', () => frameHeader(FRAME_RAW, 0, 0), /NAR bytes/],
     ['a raw frame whose payload differs from its size', () => frameHeader(FRAME_RAW, 10, 11), /payload/],
     ['a zstd payload larger than what it stands for', () => frameHeader(FRAME_ZSTD, 10, 11), /payload/],
-    ['a zstd bomb (decodes past its stated size)', () => {
-      const z = zstd(Buffer.alloc(4 * 1024 * 1024));
-      return Buffer.concat([frameHeader(FRAME_ZSTD, 1000, z.length), z]);
-    }, /does not decode|decoded to/],
-    ['a zstd frame that decodes short', () => {
-      const z = zstd(Buffer.alloc(500, 1));
-      return Buffer.concat([frameHeader(FRAME_ZSTD, 1000, z.length), z]);
-    }, /decoded to 500/],
+    [
+      'a zstd bomb (decodes past its stated size)',
+      () => {
+        const z = zstd(Buffer.alloc(4 * 1024 * 1024));
+        return Buffer.concat([frameHeader(FRAME_ZSTD, 1000, z.length), z]);
+      },
+      /does not decode|decoded to/,
+    ],
+    [
+      'a zstd frame that decodes short',
+      () => {
+        const z = zstd(Buffer.alloc(500, 1));
+        return Buffer.concat([frameHeader(FRAME_ZSTD, 1000, z.length), z]);
+      },
+      /decoded to 500/,
+    ],
     ['garbage as zstd', () => Buffer.concat([frameHeader(FRAME_ZSTD, 1000, 20), randomBytes(20)]), /does not decode/],
     ['a body cut inside a frame', () => Buffer.concat([frameHeader(FRAME_RAW, 100, 100), Buffer.alloc(50)]), /ended inside a frame/],
     ['a body cut inside a header', () => frameHeader(FRAME_RAW, 100, 100).subarray(0, 5), /ended inside a frame/],
@@ -212,21 +225,31 @@ describe('FrameDecoder against hostile bodies', () => {
     const frame = Buffer.concat([frameHeader(FRAME_ZSTD, MAX_FRAME_NAR_BYTES, z.length), z]);
     const out: Buffer[] = [];
     const decoder = new FrameDecoder({ maxNarBytes: 10_000_000 });
-    await assert.rejects(pipeline(Readable.from([Buffer.concat([frame, frame, frame])]), decoder, link(Infinity, out)), (e) => e instanceof FrameError && /more than the 10000000 NAR bytes/.test(e.message));
+    await assert.rejects(
+      pipeline(Readable.from([Buffer.concat([frame, frame, frame])]), decoder, link(Infinity, out)),
+      (e) => e instanceof FrameError && /more than the 10000000 NAR bytes/.test(e.message),
+    );
     assert.ok(Buffer.concat(out).length <= 2 * MAX_FRAME_NAR_BYTES);
   });
 
   const tiny = (kind: number, n: number) => {
     const p = zstd(Buffer.alloc(64, 'x')); // the smallest a zstd frame can stand for is what its payload takes
-    const one = kind === FRAME_RAW ? Buffer.concat([frameHeader(FRAME_RAW, 1, 1), Buffer.from('x')]) : Buffer.concat([frameHeader(FRAME_ZSTD, 64, p.length), p]);
+    const one =
+      kind === FRAME_RAW ? Buffer.concat([frameHeader(FRAME_RAW, 1, 1), Buffer.from('x')]) : Buffer.concat([frameHeader(FRAME_ZSTD, 64, p.length), p]);
     return Array.from({ length: n / 1000 }, () => Buffer.concat(Array.from({ length: 1000 }, () => one)));
   };
-  for (const [what, kind] of [['1-byte raw frames', FRAME_RAW], ['tiny zstd frames', FRAME_ZSTD]] as const) {
+  for (const [what, kind] of [
+    ['1-byte raw frames', FRAME_RAW],
+    ['tiny zstd frames', FRAME_ZSTD],
+  ] as const) {
     it(`cuts a stream of endless ${what} within its credit`, async (t) => {
       // A million frames offered; the decoder must stop long before, having given a few hundred bytes.
       const out: Buffer[] = [];
       const decoder = new FrameDecoder({ maxNarBytes: 1e9 });
-      await assert.rejects(pipeline(Readable.from(tiny(kind, 1_000_000)), decoder, link(Infinity, out)), (e) => e instanceof FrameError && /frames too small/.test(e.message));
+      await assert.rejects(
+        pipeline(Readable.from(tiny(kind, 1_000_000)), decoder, link(Infinity, out)),
+        (e) => e instanceof FrameError && /frames too small/.test(e.message),
+      );
       t.diagnostic(`${what}: cut after ${decoder.frames} frames, ${decoder.wireBytes} bytes read`);
       assert.ok(decoder.frames < 1000, `${decoder.frames} frames decoded`);
       assert.ok(Buffer.concat(out).length < FRAME_CREDIT);

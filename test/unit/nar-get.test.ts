@@ -32,23 +32,25 @@ before(async () => {
 });
 after(() => server.close());
 
-const send = (bytes: Buffer | string, opts: { drip?: boolean; end?: boolean } = {}): Script => (socket) => {
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1');
-  if (!opts.drip) {
-    socket.write(buf);
-    if (opts.end !== false) socket.end();
-    return;
-  }
-  let i = 0;
-  const step = () => {
-    if (socket.destroyed) return;
-    if (i >= buf.length) return void (opts.end !== false && socket.end());
-    socket.write(buf.subarray(i, i + 1));
-    i++;
-    setImmediate(step);
+const send =
+  (bytes: Buffer | string, opts: { drip?: boolean; end?: boolean } = {}): Script =>
+  (socket) => {
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1');
+    if (!opts.drip) {
+      socket.write(buf);
+      if (opts.end !== false) socket.end();
+      return;
+    }
+    let i = 0;
+    const step = () => {
+      if (socket.destroyed) return;
+      if (i >= buf.length) return void (opts.end !== false && socket.end());
+      socket.write(buf.subarray(i, i + 1));
+      i++;
+      setImmediate(step);
+    };
+    step();
   };
-  step();
-};
 
 let nextId = 0;
 function serve(script: Script): string {
@@ -73,7 +75,9 @@ function nodes(script: Script): Promise<{ ok: true; status: number; body: Buffer
     const req = get(serve(script), { agent: false }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => (res.complete ? resolve({ ok: true, status: res.statusCode!, body: Buffer.concat(parts) }) : resolve({ ok: false, error: 'incomplete' })));
+      res.on('end', () =>
+        res.complete ? resolve({ ok: true, status: res.statusCode!, body: Buffer.concat(parts) }) : resolve({ ok: false, error: 'incomplete' }),
+      );
       res.on('error', (e) => resolve({ ok: false, error: e.message }));
       res.on('aborted', () => resolve({ ok: false, error: 'aborted' }));
     });
@@ -129,7 +133,11 @@ describe('nar-get: hostile responses, side by side with node:http', () => {
     ['a NUL in a header value', () => 'HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 0\r\n\r\n', { nodeAccepts: false }],
     ['Content-Length not a number', () => 'HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n', { nodeAccepts: false }],
     ['conflicting Content-Lengths', () => 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', { nodeAccepts: false }],
-    ['Content-Length with Transfer-Encoding', () => 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n', { nodeAccepts: false }],
+    [
+      'Content-Length with Transfer-Encoding',
+      () => 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      { nodeAccepts: false },
+    ],
     ['a chunk size that is not hex', () => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', { nodeAccepts: false }],
     ['chunk data longer than its size', () => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n', { nodeAccepts: false }],
     ['a body cut short of its Content-Length', () => 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort', { nodeAccepts: false }],
@@ -168,7 +176,11 @@ describe('nar-get: hostile responses, side by side with node:http', () => {
   it('counts idle time only while it wants bytes: a reader that holds the body back is not a silent peer', async () => {
     // 4 MiB sent at once, then silence with the connection open; the reader takes nothing for a while.
     const big = Buffer.alloc(4 * 1024 * 1024, 7);
-    const res = await getNar(serve(send(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length + 1}\r\n\r\n`), big]), { end: false })), { headers: {}, headersMs: 5000, timeoutError: () => new Error('timeout') });
+    const res = await getNar(serve(send(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length + 1}\r\n\r\n`), big]), { end: false })), {
+      headers: {},
+      headersMs: 5000,
+      timeoutError: () => new Error('timeout'),
+    });
     let timedOut = false;
     res.setIdleTimeout(100, () => {
       timedOut = true;

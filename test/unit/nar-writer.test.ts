@@ -127,9 +127,27 @@ describe('dumpNar', { timeout: 240_000 }, () => {
 
     it(`[${mode}] each kind of node on its own is byte-identical`, async () => {
       for (const rel of [
-        'regular.txt', 'script', 'owner-x-only', 'group-x-only', 'empty', 'binary', 'pad7', 'pad8', 'pad9',
-        'rel-link', 'up-link', 'dangling', 'dir-link', 'emptydir', 'nested', 'nested/deeper/deepest/c', 'sort',
-        'sizes/f131072', 'sizes/f262145', 'sizes/f3145733', 'many',
+        'regular.txt',
+        'script',
+        'owner-x-only',
+        'group-x-only',
+        'empty',
+        'binary',
+        'pad7',
+        'pad8',
+        'pad9',
+        'rel-link',
+        'up-link',
+        'dangling',
+        'dir-link',
+        'emptydir',
+        'nested',
+        'nested/deeper/deepest/c',
+        'sort',
+        'sizes/f131072',
+        'sizes/f262145',
+        'sizes/f3145733',
+        'many',
       ]) {
         const p = path.join(tree, rel);
         const ours = await ourDump(p, opts);
@@ -204,9 +222,18 @@ describe('dumpNar', { timeout: 240_000 }, () => {
         stream.once('data', change);
         return stream;
       };
-      await expectStreamError(raceWith(() => fs.rmSync(path.join(dir, 'f099'))), /ENOENT/);
-      await expectStreamError(raceWith(() => fs.truncateSync(path.join(dir, 'a-big'), 10)), /shrank/);
-      await expectStreamError(raceWith(() => fs.appendFileSync(path.join(dir, 'a-big'), 'more')), /grew/);
+      await expectStreamError(
+        raceWith(() => fs.rmSync(path.join(dir, 'f099'))),
+        /ENOENT/,
+      );
+      await expectStreamError(
+        raceWith(() => fs.truncateSync(path.join(dir, 'a-big'), 10)),
+        /shrank/,
+      );
+      await expectStreamError(
+        raceWith(() => fs.appendFileSync(path.join(dir, 'a-big'), 'more')),
+        /grew/,
+      );
       // Sanity: without interference the same tree dumps fine.
       mk();
       assert.ok((await ourDump(dir, opts)).equals(nixDump(dir)));
@@ -300,7 +327,13 @@ describe('dumpNar', { timeout: 240_000 }, () => {
       const mid = Math.floor(size / 2) + 77;
       const fromMid = createHash('sha256');
       for await (const c of dumpNar(big, { ...opts, start: mid })) fromMid.update(c as Buffer);
-      assert.equal(fromMid.digest('hex'), createHash('sha256').update(await nixDumpFrom(big, mid)).digest('hex'), 'from the middle of the file');
+      assert.equal(
+        fromMid.digest('hex'),
+        createHash('sha256')
+          .update(await nixDumpFrom(big, mid))
+          .digest('hex'),
+        'from the middle of the file',
+      );
       t.diagnostic(`[${mode}] last byte of a ${narSize}-byte NAR: ${read} bytes read (file ${size})`);
       assert.ok(read < 1024 * 1024, `read ${read} bytes to produce one`);
     });

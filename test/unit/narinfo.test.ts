@@ -47,8 +47,7 @@ const FULL_TEXT =
   `Sig: other-1:${Buffer.alloc(64, 7).toString('base64')}\n` +
   'CA: text:sha256:0mi8v5ihjkc9jx0yvh9igrrbbcs55qk5fr7ysfh3rjq3s5kc924b\n';
 
-const MINIMAL =
-  `StorePath: /nix/store/${H1}-withref\n` + 'URL: nar/x.nar\n' + `NarHash: ${NARHASH}\n` + 'NarSize: 224\n';
+const MINIMAL = `StorePath: /nix/store/${H1}-withref\n` + 'URL: nar/x.nar\n' + `NarHash: ${NARHASH}\n` + 'NarSize: 224\n';
 
 function rejects(text: string, pattern?: RegExp): void {
   assert.throws(
@@ -209,7 +208,13 @@ describe('parseNarInfo', { timeout: 30_000 }, () => {
     rejects(MINIMAL + `CA: ${FULL.ca}\nCA: ${FULL.ca}\n`, /CA/);
     rejects(MINIMAL + 'CA: \nCA: \n', /CA/);
     rejects(MINIMAL + `StorePath: /nix/store/${H2}-other\n`, /more than one StorePath/);
-    for (const line of ['URL: nar/y.nar', `NarHash: ${NARHASH}`, 'NarSize: 1', 'Compression: xz\nCompression: none', `Deriver: ${H3}-x.drv\nDeriver: ${H3}-x.drv`]) {
+    for (const line of [
+      'URL: nar/y.nar',
+      `NarHash: ${NARHASH}`,
+      'NarSize: 1',
+      'Compression: xz\nCompression: none',
+      `Deriver: ${H3}-x.drv\nDeriver: ${H3}-x.drv`,
+    ]) {
       rejects(MINIMAL + line + '\n', /more than one/);
     }
   });
@@ -312,7 +317,6 @@ interface NixCache {
   paths: { plain: string; withRef: string; withDeriver: string; dep: string };
 }
 
-
 function nix(args: string[], input?: Buffer): string {
   return execFileSync(args[0], args.slice(1), { env: NIX_ENV, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }).trim();
 }
@@ -396,9 +400,18 @@ describe('narinfos written by Nix 2.8', { timeout: 120_000 }, () => {
     }
     const target = path.join(dir, 'store2');
     nix([
-      'nix', 'copy', '--from', `file://${c.cache}`, '--store', target,
-      '--option', 'trusted-public-keys', c.publicKey,
-      c.paths.plain, c.paths.withRef, c.paths.withDeriver,
+      'nix',
+      'copy',
+      '--from',
+      `file://${c.cache}`,
+      '--store',
+      target,
+      '--option',
+      'trusted-public-keys',
+      c.publicKey,
+      c.paths.plain,
+      c.paths.withRef,
+      c.paths.withDeriver,
     ]);
     const got = nix(['nix', 'path-info', '--store', target, '--json', c.paths.withDeriver]);
     const [info] = JSON.parse(got);

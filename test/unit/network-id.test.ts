@@ -12,11 +12,15 @@ const ARP_HEAD = 'IP address       HW type     Flags       HW address           
 
 const home = {
   route: ROUTE_HEAD + 'wlp2s0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\nwlp2s0\t0001A8C0\t00000000\t0001\t0\t0\t600\t00FFFFFF\t0\t0\t0\n',
-  arp: ARP_HEAD + '192.168.1.1      0x1         0x2         A4:91:B1:0C:22:7E     *        wlp2s0\n192.168.1.40     0x1         0x0         00:00:00:00:00:00     *        wlp2s0\n',
+  arp:
+    ARP_HEAD +
+    '192.168.1.1      0x1         0x2         A4:91:B1:0C:22:7E     *        wlp2s0\n192.168.1.40     0x1         0x0         00:00:00:00:00:00     *        wlp2s0\n',
 };
 
 function ifaces(entries: Record<string, [address: string, netmask: string, mac: string][]>): Interfaces {
-  const out: Interfaces = { lo: [{ address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' }] };
+  const out: Interfaces = {
+    lo: [{ address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' }],
+  };
   for (const [name, list] of Object.entries(entries)) {
     out[name] = list.map(([address, netmask, mac]) =>
       address.includes(':')
@@ -27,7 +31,12 @@ function ifaces(entries: Record<string, [address: string, netmask: string, mac: 
   return out;
 }
 
-const laptop = ifaces({ wlp2s0: [['192.168.1.23', '255.255.255.0', '3c:a9:f4:11:22:33'], ['fe80::3ea9:f4ff:fe11:2233', 'ffff:ffff:ffff:ffff::', '3c:a9:f4:11:22:33']] });
+const laptop = ifaces({
+  wlp2s0: [
+    ['192.168.1.23', '255.255.255.0', '3c:a9:f4:11:22:33'],
+    ['fe80::3ea9:f4ff:fe11:2233', 'ffff:ffff:ffff:ffff::', '3c:a9:f4:11:22:33'],
+  ],
+});
 
 describe('network-id', () => {
   test('a default route: the gateway MAC with the subnet of the interface that reaches it', () => {
@@ -55,10 +64,11 @@ describe('network-id', () => {
 
   test('a VPN default route (tun, no hardware address) is passed over for the LAN under it', () => {
     const route =
-      ROUTE_HEAD +
-      'tun0\t00000000\t0100080A\t0003\t0\t0\t50\t00000000\t0\t0\t0\n' +
-      'wlp2s0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n';
-    const withTun = { ...laptop, tun0: [{ address: '10.8.0.6', netmask: '255.255.255.0', family: 'IPv4' as const, mac: '00:00:00:00:00:00', internal: false, cidr: '10.8.0.6/24' }] };
+      ROUTE_HEAD + 'tun0\t00000000\t0100080A\t0003\t0\t0\t50\t00000000\t0\t0\t0\n' + 'wlp2s0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n';
+    const withTun = {
+      ...laptop,
+      tun0: [{ address: '10.8.0.6', netmask: '255.255.255.0', family: 'IPv4' as const, mac: '00:00:00:00:00:00', internal: false, cidr: '10.8.0.6/24' }],
+    };
     assert.equal(defaultRoutes(route)[0].iface, 'tun0');
     assert.equal(recogniseNetwork({ route, arp: home.arp, interfaces: withTun }).network!.id, 'gateway a4:91:b1:0c:22:7e 192.168.1.0/24');
   });
@@ -74,7 +84,10 @@ describe('network-id', () => {
   });
 
   test('hostile-looking lines are skipped, not trusted', () => {
-    assert.deepEqual(defaultRoutes(ROUTE_HEAD + 'eth0\t00000000\tZZZZZZZZ\t0003\t0\t0\t0\t00000000\n' + 'eth0\t00000000\t0101A8C0\t0001\t0\t0\t0\t00000000\n'), []);
+    assert.deepEqual(
+      defaultRoutes(ROUTE_HEAD + 'eth0\t00000000\tZZZZZZZZ\t0003\t0\t0\t0\t00000000\n' + 'eth0\t00000000\t0101A8C0\t0001\t0\t0\t0\t00000000\n'),
+      [],
+    );
     assert.equal(arpMac(ARP_HEAD + '192.168.1.1 0x1 0x2 not-a-mac * wlp2s0\n', '192.168.1.1', 'wlp2s0'), null);
     assert.equal(arpMac(home.arp, '192.168.1.1', 'eth9'), null);
   });
@@ -139,7 +152,12 @@ describe('network-watch', () => {
 
   test('the first look always counts: offline at start is reported as no network', async () => {
     const seen: (string | null)[] = [];
-    const w = new NetworkWatch({ read: () => ({ route: ROUTE_HEAD, arp: ARP_HEAD, interfaces: ifaces({}) }), mayPoke: () => true, onChange: (n) => seen.push(n?.id ?? null), clock: new HandClock() });
+    const w = new NetworkWatch({
+      read: () => ({ route: ROUTE_HEAD, arp: ARP_HEAD, interfaces: ifaces({}) }),
+      mayPoke: () => true,
+      onChange: (n) => seen.push(n?.id ?? null),
+      clock: new HandClock(),
+    });
     await w.start();
     w.stop();
     assert.deepEqual(seen, [null]);
@@ -150,7 +168,13 @@ describe('network-watch', () => {
     let arp = ARP_HEAD;
     const seen: (string | null)[] = [];
     const poked: string[] = [];
-    const w = new NetworkWatch({ read: () => ({ route: home.route, arp, interfaces: laptop }), poke: (a) => (poked.push(a), (arp = home.arp)), mayPoke: () => true, onChange: (n) => seen.push(n?.id ?? null), clock });
+    const w = new NetworkWatch({
+      read: () => ({ route: home.route, arp, interfaces: laptop }),
+      poke: (a) => (poked.push(a), (arp = home.arp)),
+      mayPoke: () => true,
+      onChange: (n) => seen.push(n?.id ?? null),
+      clock,
+    });
     const started = w.start();
     for (let i = 0; i < 5; i++) await Promise.resolve();
     clock.advance(200);
@@ -164,7 +188,13 @@ describe('network-watch', () => {
     const clock = new HandClock();
     let arp = home.arp;
     const seen: (string | null)[] = [];
-    const w = new NetworkWatch({ read: () => ({ route: home.route, arp, interfaces: laptop }), poke: () => void clock.setTimeout(() => (arp = home.arp), 20), mayPoke: () => true, onChange: (n) => seen.push(n?.id ?? null), clock });
+    const w = new NetworkWatch({
+      read: () => ({ route: home.route, arp, interfaces: laptop }),
+      poke: () => void clock.setTimeout(() => (arp = home.arp), 20),
+      mayPoke: () => true,
+      onChange: (n) => seen.push(n?.id ?? null),
+      clock,
+    });
     await w.start();
     arp = ARP_HEAD;
     clock.advance(1000);
@@ -176,7 +206,13 @@ describe('network-watch', () => {
   test('never pokes while pokes are not wanted (every network trusted)', async () => {
     const clock = new HandClock();
     const poked: string[] = [];
-    const w = new NetworkWatch({ read: () => ({ route: home.route, arp: ARP_HEAD, interfaces: laptop }), poke: (a) => poked.push(a), mayPoke: () => false, onChange: () => {}, clock });
+    const w = new NetworkWatch({
+      read: () => ({ route: home.route, arp: ARP_HEAD, interfaces: laptop }),
+      poke: (a) => poked.push(a),
+      mayPoke: () => false,
+      onChange: () => {},
+      clock,
+    });
     await w.start();
     clock.advance(10_000);
     w.stop();

@@ -17,9 +17,13 @@ import type { Interfaces } from '../../src/peers/local-address.ts';
 const T = { timeout: 10_000 };
 const log = createLogger('error');
 
-const ROUTE = (gwHex: string) => 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n' + `eth0\t00000000\t${gwHex}\t0003\t0\t0\t0\t00000000\t0\t0\t0\n`;
-const ARP = (ip: string, mac: string) => 'IP address       HW type     Flags       HW address            Mask     Device\n' + `${ip}  0x1  0x2  ${mac}  *  eth0\n`;
-const IFACES: Interfaces = { eth0: [{ address: '10.77.0.3', netmask: '255.255.255.0', family: 'IPv4', mac: '2a:00:00:00:00:03', internal: false, cidr: '10.77.0.3/24' }] };
+const ROUTE = (gwHex: string) =>
+  'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n' + `eth0\t00000000\t${gwHex}\t0003\t0\t0\t0\t00000000\t0\t0\t0\n`;
+const ARP = (ip: string, mac: string) =>
+  'IP address       HW type     Flags       HW address            Mask     Device\n' + `${ip}  0x1  0x2  ${mac}  *  eth0\n`;
+const IFACES: Interfaces = {
+  eth0: [{ address: '10.77.0.3', netmask: '255.255.255.0', family: 'IPv4', mac: '2a:00:00:00:00:03', internal: false, cidr: '10.77.0.3/24' }],
+};
 const NET_A: NetworkInputs = { route: ROUTE('FE004D0A'), arp: ARP('10.77.0.254', '02:00:00:00:00:0a'), interfaces: IFACES };
 const NET_B: NetworkInputs = { route: ROUTE('FD004D0A'), arp: ARP('10.77.0.253', '02:00:00:00:00:0b'), interfaces: IFACES };
 const ID_A = 'gateway 02:00:00:00:00:0a 10.77.0.0/24';
@@ -72,7 +76,9 @@ afterEach(async () => {
   for (const stop of running.splice(0)) await stop();
 });
 
-async function rig(o: { start?: NetworkInputs; trusted?: string[]; trustAll?: boolean; trustFirst?: boolean; wanted?: boolean; failSave?: () => boolean } = {}) {
+async function rig(
+  o: { start?: NetworkInputs; trusted?: string[]; trustAll?: boolean; trustFirst?: boolean; wanted?: boolean; failSave?: () => boolean } = {},
+) {
   const port = await freePort();
   const events = new EventLog();
   const clock = new HandClock();
@@ -105,7 +111,13 @@ async function rig(o: { start?: NetworkInputs; trusted?: string[]; trustAll?: bo
     changed: () => {},
   });
   const moves: Promise<void>[] = [];
-  const watch = new NetworkWatch({ read: () => inputs, poke: (a) => poked.push(a), mayPoke: () => !trust.trustAll, clock, onChange: (n) => moves.push(trust.moved(n)) });
+  const watch = new NetworkWatch({
+    read: () => inputs,
+    poke: (a) => poked.push(a),
+    mayPoke: () => !trust.trustAll,
+    clock,
+    onChange: (n) => moves.push(trust.moved(n)),
+  });
   await watch.start();
   await sw.startUp(o.wanted ?? true);
   running.push(async () => {
@@ -134,7 +146,17 @@ async function rig(o: { start?: NetworkInputs; trusted?: string[]; trustAll?: bo
   };
 }
 
-const types = (e: EventLog) => e.recent().reverse().map((x) => (x.type === 'sharing' ? `sharing ${x.enabled ? 'on' : 'off'}${x.reason ? ' paused' : ''}` : x.type === 'network' ? `network ${x.trusted ? 'trusted' : 'untrusted'}${x.note ? ' noted' : ''}` : x.type));
+const types = (e: EventLog) =>
+  e
+    .recent()
+    .reverse()
+    .map((x) =>
+      x.type === 'sharing'
+        ? `sharing ${x.enabled ? 'on' : 'off'}${x.reason ? ' paused' : ''}`
+        : x.type === 'network'
+          ? `network ${x.trusted ? 'trusted' : 'untrusted'}${x.note ? ' noted' : ''}`
+          : x.type,
+    );
 
 describe('NetworkTrust with a sharing switch', () => {
   test('a fresh install on an untrusted network neither serves nor announces, and asks; trusting it shares', T, async () => {
@@ -183,8 +205,17 @@ describe('NetworkTrust with a sharing switch', () => {
     assert.deepEqual(r.savedNetworks, [[ID_A, ID_B], [ID_A]]);
     assert.deepEqual(types(r.events), [
       // start-up shares without an event of its own (as before); every later change has one
-      'network trusted', 'network untrusted', 'sharing off paused', 'network trusted', 'sharing on', 'network untrusted', 'sharing off paused',
-      'network trusted noted', 'sharing on', 'network untrusted noted', 'sharing off paused',
+      'network trusted',
+      'network untrusted',
+      'sharing off paused',
+      'network trusted',
+      'sharing on',
+      'network untrusted',
+      'sharing off paused',
+      'network trusted noted',
+      'sharing on',
+      'network untrusted noted',
+      'sharing off paused',
     ]);
     await r.stop();
   });

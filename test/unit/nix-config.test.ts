@@ -24,13 +24,26 @@ const cases: Case[] = [
   { name: 'comments and tabs', files: { 'nix.conf': `# hello\ntrusted-public-keys\t=\t${K('a')} # trailing\n  require-sigs = false#x\n` } },
   { name: 'extra- appends to the default', files: { 'nix.conf': `extra-trusted-public-keys = ${K('a')}\n` } },
   { name: 'extra- before a plain set is lost', files: { 'nix.conf': `extra-trusted-public-keys = ${K('a')}\ntrusted-public-keys = ${K('b')}\n` } },
-  { name: 'include in place, after', files: { 'nix.conf': `trusted-public-keys = ${K('a')}\ninclude b.conf\n`, 'b.conf': `trusted-public-keys = ${K('b')}\n` } },
-  { name: 'include in place, before', files: { 'nix.conf': `include b.conf\nextra-trusted-public-keys = ${K('a')}\n`, 'b.conf': `trusted-public-keys = ${K('b')}\nrequire-sigs = no\n` } },
-  { name: 'nested include relative to its includer', files: { 'nix.conf': `include sub/c.conf\n`, 'sub/c.conf': `include d.conf\n`, 'sub/d.conf': `extra-trusted-public-keys = ${K('d')}\nrequire-sigs = 0\n` } },
+  {
+    name: 'include in place, after',
+    files: { 'nix.conf': `trusted-public-keys = ${K('a')}\ninclude b.conf\n`, 'b.conf': `trusted-public-keys = ${K('b')}\n` },
+  },
+  {
+    name: 'include in place, before',
+    files: { 'nix.conf': `include b.conf\nextra-trusted-public-keys = ${K('a')}\n`, 'b.conf': `trusted-public-keys = ${K('b')}\nrequire-sigs = no\n` },
+  },
+  {
+    name: 'nested include relative to its includer',
+    files: { 'nix.conf': `include sub/c.conf\n`, 'sub/c.conf': `include d.conf\n`, 'sub/d.conf': `extra-trusted-public-keys = ${K('d')}\nrequire-sigs = 0\n` },
+  },
   { name: '!include of a missing file', files: { 'nix.conf': `!include nope.conf\nrequire-sigs = false\n` } },
   { name: 'old alias binary-cache-public-keys', files: { 'nix.conf': `binary-cache-public-keys = ${K('old')}\n` } },
   { name: 'empty list', files: { 'nix.conf': `trusted-public-keys =\n` } },
-  { name: 'NIX_CONFIG after the files', files: { 'nix.conf': `trusted-public-keys = ${K('a')}\n` }, nixConfig: `extra-trusted-public-keys = ${K('env')}\nrequire-sigs = false` },
+  {
+    name: 'NIX_CONFIG after the files',
+    files: { 'nix.conf': `trusted-public-keys = ${K('a')}\n` },
+    nixConfig: `extra-trusted-public-keys = ${K('env')}\nrequire-sigs = false`,
+  },
   { name: 'error: include of a missing file', files: { 'nix.conf': `include nope.conf\n` } },
   { name: 'error: no spaces around =', files: { 'nix.conf': `require-sigs=false\n` } },
   { name: 'error: line continuation is not a thing', files: { 'nix.conf': `trusted-public-keys = ${K('a')} \\\n  ${K('b')}\n` } },
@@ -38,8 +51,19 @@ const cases: Case[] = [
   { name: 'error: include with two arguments', files: { 'nix.conf': `include a b\n` } },
 ];
 
-function nixShowConfig(dir: string, home: string, nixConfig?: string): Promise<{ ok: true; keys: string[]; requireSigs: boolean } | { ok: false; error: string }> {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: `${home}/.config`, XDG_CONFIG_DIRS: `${home}/xdg`, NIX_CONF_DIR: dir, NIX_USER_CONF_FILES: `${home}/none.conf` };
+function nixShowConfig(
+  dir: string,
+  home: string,
+  nixConfig?: string,
+): Promise<{ ok: true; keys: string[]; requireSigs: boolean } | { ok: false; error: string }> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: home,
+    XDG_CONFIG_HOME: `${home}/.config`,
+    XDG_CONFIG_DIRS: `${home}/xdg`,
+    NIX_CONF_DIR: dir,
+    NIX_USER_CONF_FILES: `${home}/none.conf`,
+  };
   if (nixConfig !== undefined) env.NIX_CONFIG = nixConfig;
   return new Promise((resolve) => {
     execFile('nix', ['--extra-experimental-features', 'nix-command', 'show-config', '--json'], { env, cwd: home, timeout: 30_000 }, (err, stdout, stderr) => {
@@ -80,7 +104,11 @@ describe('nix.conf read the way Nix 2.8 reads it', () => {
         assert.ok(e instanceof NixConfigError, `${c.name}: ${(e as Error).message}`);
         ours = { ok: false, error: e.message };
       }
-      assert.equal(ours.ok, oracle.ok, `${c.name}: Nix ${oracle.ok ? 'accepts' : `refuses (${(oracle as { error: string }).error})`}, we ${ours.ok ? 'accept' : `refuse (${(ours as { error: string }).error})`}`);
+      assert.equal(
+        ours.ok,
+        oracle.ok,
+        `${c.name}: Nix ${oracle.ok ? 'accepts' : `refuses (${(oracle as { error: string }).error})`}, we ${ours.ok ? 'accept' : `refuse (${(ours as { error: string }).error})`}`,
+      );
       if (ours.ok && oracle.ok) {
         assert.deepEqual(ours.keys, oracle.keys, `${c.name}: keys`);
         assert.equal(ours.requireSigs, oracle.requireSigs, `${c.name}: require-sigs`);
@@ -98,14 +126,23 @@ describe('nix.conf read the way Nix 2.8 reads it', () => {
     await fsp.writeFile(path.join(dir, 'more', 'keys.conf'), `trusted-public-keys = ${K('a')} not-a-key ${K('b')}\n`);
     const t = readNixTrust({ NIX_CONF_DIR: dir });
     assert.equal(t.source, `${dir}/nix.conf, ${dir}/more/keys.conf`);
-    assert.deepEqual(t.policy.keys.map((k) => k.name), ['a-1', 'b-1']); // an unparseable key is skipped, as Nix does
+    assert.deepEqual(
+      t.policy.keys.map((k) => k.name),
+      ['a-1', 'b-1'],
+    ); // an unparseable key is skipped, as Nix does
     assert.equal(t.policy.requireSigs, true);
     const none = readNixTrust({ NIX_CONF_DIR: path.join(tmp, 'absent') });
     assert.equal(none.source, `Nix's defaults (no ${tmp}/absent/nix.conf)`);
-    assert.deepEqual(none.policy.keys.map((k) => k.text), DEFAULT_TRUSTED_PUBLIC_KEYS);
+    assert.deepEqual(
+      none.policy.keys.map((k) => k.text),
+      DEFAULT_TRUSTED_PUBLIC_KEYS,
+    );
     // Nix silently skips an include it cannot read (its daemon, as root, reads it); we cannot know it, so: an error.
     await fsp.writeFile(path.join(dir, 'nix.conf'), `include more\n`);
-    assert.throws(() => readNixTrust({ NIX_CONF_DIR: dir }), (e: Error) => e instanceof NixConfigError && /cannot read '.*\/more' \(included from '.*nix\.conf'\): EISDIR/.test(e.message));
+    assert.throws(
+      () => readNixTrust({ NIX_CONF_DIR: dir }),
+      (e: Error) => e instanceof NixConfigError && /cannot read '.*\/more' \(included from '.*nix\.conf'\): EISDIR/.test(e.message),
+    );
     await fsp.writeFile(path.join(dir, 'nix.conf'), `include nix.conf\n`);
     assert.throws(() => readNixTrust({ NIX_CONF_DIR: dir }), /nested deeper than 16/);
     tc.diagnostic('provenance, defaults, unreadable include and include cycle: as expected');

@@ -18,7 +18,10 @@ const HOME = 'nix/home-manager-module.nix';
 function withStore(fn: (store: string) => void): void {
   const store = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-nixstore-'));
   try {
-    for (const [pkg, exe] of [['peernix', 'peernix'], ['peernix-app', 'peernix-app']]) {
+    for (const [pkg, exe] of [
+      ['peernix', 'peernix'],
+      ['peernix-app', 'peernix-app'],
+    ]) {
       fs.mkdirSync(path.join(store, pkg, 'bin'), { recursive: true });
       fs.writeFileSync(path.join(store, pkg, 'bin', exe), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
     }
@@ -77,7 +80,23 @@ test('NixOS: the options, and a sandboxed service with firewall and nix.settings
     const r = evalModule(NIXOS, FULL, { storeDir: store });
     const opts = (r.options.services as any).peernix as Record<string, { type: string; default: unknown; description: string }>;
     t.diagnostic(`options: ${Object.keys(opts).join(', ')}`);
-    for (const name of ['enable', 'package', 'dynamicUser', 'user', 'group', 'stateDir', 'secretKeyFile', 'publicKey', 'shareListen', 'listen', 'peers', 'mdns', 'openFirewall', 'udpPort', 'addToNixSettings']) {
+    for (const name of [
+      'enable',
+      'package',
+      'dynamicUser',
+      'user',
+      'group',
+      'stateDir',
+      'secretKeyFile',
+      'publicKey',
+      'shareListen',
+      'listen',
+      'peers',
+      'mdns',
+      'openFirewall',
+      'udpPort',
+      'addToNixSettings',
+    ]) {
       assert.ok(opts[name], `option ${name} missing`);
     }
     assert.deepEqual(opts.openFirewall, { type: 'bool', default: false, description: opts.openFirewall.description });
@@ -95,13 +114,25 @@ test('NixOS: the options, and a sandboxed service with firewall and nix.settings
     );
     assert.deepEqual(sc.LoadCredential, ['secret-key:/etc/nix/peernix-key']);
     assert.deepEqual(sc.RestrictAddressFamilies, ['AF_UNIX', 'AF_INET', 'AF_INET6', 'AF_NETLINK']);
-    for (const [k, v] of Object.entries({ DynamicUser: true, NoNewPrivileges: true, ProtectSystem: 'strict', ProtectHome: true, PrivateTmp: true, StateDirectory: 'peernix', RestrictNamespaces: true })) {
+    for (const [k, v] of Object.entries({
+      DynamicUser: true,
+      NoNewPrivileges: true,
+      ProtectSystem: 'strict',
+      ProtectHome: true,
+      PrivateTmp: true,
+      StateDirectory: 'peernix',
+      RestrictNamespaces: true,
+    })) {
       assert.equal(sc[k], v, k);
     }
     assert.deepEqual(svc.environment, { PEERNIX_STATE_DIR: '/var/lib/peernix' });
     assert.deepEqual(r.config.environment.systemPackages, [`${store}/peernix`]);
     assert.deepEqual(r.config.networking.firewall, { allowedTCPPorts: [9997], allowedUDPPorts: [5353, 9999] });
-    assert.deepEqual(r.config.nix.settings, { substituters: ['http://127.0.0.1:9998'], 'trusted-public-keys': ['build-1-peernix-1:AAAA='], 'extra-allowed-users': ['peernix'] });
+    assert.deepEqual(r.config.nix.settings, {
+      substituters: ['http://127.0.0.1:9998'],
+      'trusted-public-keys': ['build-1-peernix-1:AAAA='],
+      'extra-allowed-users': ['peernix'],
+    });
     assert.deepEqual(svc.requires, ['nix-daemon.socket'], 'no Peernix without the nix-daemon');
 
     // The service as NixOS writes it, checked by systemd itself.
@@ -123,11 +154,19 @@ test('NixOS: defaults open nothing and add nothing; mdns, sharing and the user f
   assert.equal(plain.config.networking, undefined);
   assert.deepEqual(plain.config.nix, { settings: { 'extra-allowed-users': ['peernix'] } }, 'only let in by the daemon, nothing else added');
   assert.equal(plain.config.users, undefined);
-  assert.equal(plain.config.systemd.services.peernix.serviceConfig.ExecStart, '"/nix/store/peernix/bin/peernix" "serve" "--share-listen" "0.0.0.0:9999" "--listen" "127.0.0.1:9998"');
+  assert.equal(
+    plain.config.systemd.services.peernix.serviceConfig.ExecStart,
+    '"/nix/store/peernix/bin/peernix" "serve" "--share-listen" "0.0.0.0:9999" "--listen" "127.0.0.1:9998"',
+  );
   assert.deepEqual(plain.config.systemd.services.peernix.serviceConfig.LoadCredential, []);
 
-  const quiet = evalModule(NIXOS, '{ services.peernix = { enable = true; mdns = false; share = false; trustAllNetworks = true; openFirewall = true; dynamicUser = false; }; }');
-  t.diagnostic(`mdns off: ExecStart ${quiet.config.systemd.services.peernix.serviceConfig.ExecStart}; firewall ${JSON.stringify(quiet.config.networking.firewall)}`);
+  const quiet = evalModule(
+    NIXOS,
+    '{ services.peernix = { enable = true; mdns = false; share = false; trustAllNetworks = true; openFirewall = true; dynamicUser = false; }; }',
+  );
+  t.diagnostic(
+    `mdns off: ExecStart ${quiet.config.systemd.services.peernix.serviceConfig.ExecStart}; firewall ${JSON.stringify(quiet.config.networking.firewall)}`,
+  );
   assert.match(quiet.config.systemd.services.peernix.serviceConfig.ExecStart, / "--no-mdns" "--no-share" "--trust-all-networks"$/);
   assert.deepEqual(quiet.config.networking.firewall, { allowedTCPPorts: [9999], allowedUDPPorts: [] });
   assert.deepEqual(quiet.config.users, { users: { peernix: { isSystemUser: true, group: 'peernix' } }, groups: { peernix: {} } });
@@ -149,15 +188,28 @@ test('NixOS: what the module system would refuse is refused, with the reason', {
   assert.match(badDir.failedAssertions.join('\n'), /secretKeyFile must be an absolute path/);
   assert.match(badDir.failedAssertions.join('\n'), /stateDir must be under \/var\/lib\//);
 
-  assert.match(evalModuleError(NIXOS, '{ services.peernix = { enable = true; openFirewall = "yes"; }; }'), /services\.peernix\.openFirewall' is not of type `bool'/);
+  assert.match(
+    evalModuleError(NIXOS, '{ services.peernix = { enable = true; openFirewall = "yes"; }; }'),
+    /services\.peernix\.openFirewall' is not of type `bool'/,
+  );
   assert.match(evalModuleError(NIXOS, '{ services.peernix = { enable = true; udpPort = 70000; }; }'), /udpPort' is not of type `null or port'/);
   assert.match(evalModuleError(NIXOS, '{ services.peernix = { enabel = true; }; }'), /services\.peernix\.enabel' does not exist/);
   // Listeners are HOST:PORT with a port that exists.
   for (const bad of ['9999', '0.0.0.0:70000', '0.0.0.0:', 'host:0', '[::1:9999']) {
-    assert.match(evalModuleError(NIXOS, `{ services.peernix = { enable = true; shareListen = "${bad}"; }; }`), /shareListen' is not of type `string matching the pattern/, bad);
+    assert.match(
+      evalModuleError(NIXOS, `{ services.peernix = { enable = true; shareListen = "${bad}"; }; }`),
+      /shareListen' is not of type `string matching the pattern/,
+      bad,
+    );
   }
   for (const good of ['[::]:9999', '[fe80::1%eth0]:9999', 'buildbox.lan:65535', '10.0.0.1:1']) {
-    assert.equal(evalModule(NIXOS, `{ services.peernix = { enable = true; shareListen = "${good}"; }; }`).config.systemd.services.peernix.serviceConfig.ExecStart.includes(good.replace('%', '%%')), true, good);
+    assert.equal(
+      evalModule(NIXOS, `{ services.peernix = { enable = true; shareListen = "${good}"; }; }`).config.systemd.services.peernix.serviceConfig.ExecStart.includes(
+        good.replace('%', '%%'),
+      ),
+      true,
+      good,
+    );
   }
 });
 
@@ -170,10 +222,20 @@ test('nix-darwin: a launchd daemon with the same serve options, plist-ready, and
   // launchd runs daemons before /nix/store is mounted. The shell must get back exactly these words.
   t.diagnostic(`command: ${daemon.command}`);
   assert.equal(sc.ProgramArguments, undefined, 'left to nix-darwin, which adds the wait');
-  const words = spawnSync('sh', ['-c', `for w in ${daemon.command}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' }).stdout.trim().split('\n');
+  const words = spawnSync('sh', ['-c', `for w in ${daemon.command}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n');
   assert.deepEqual(words, [
-    '/nix/store/peernix/bin/peernix', 'serve', '--share-listen', '0.0.0.0:9997', '--listen', '127.0.0.1:9998',
-    '--peer', 'http://buildbox.lan:9999/%7Ex', '--secret-key-file', '/etc/nix/peernix-key',
+    '/nix/store/peernix/bin/peernix',
+    'serve',
+    '--share-listen',
+    '0.0.0.0:9997',
+    '--listen',
+    '127.0.0.1:9998',
+    '--peer',
+    'http://buildbox.lan:9999/%7Ex',
+    '--secret-key-file',
+    '/etc/nix/peernix-key',
   ]);
   assert.deepEqual(sc.EnvironmentVariables, { PEERNIX_STATE_DIR: '/var/lib/peernix' });
   assert.equal(sc.RunAtLoad, true);
@@ -212,12 +274,24 @@ test('home-manager: the tray app starts hidden at login (systemd user service on
 });
 
 test('the flake: four systems, the tray app only where nixpkgs has Electron, apps, overlay, modules defaulting to its package', { timeout: 120_000 }, (t) => {
-  const f = evalJson<any>([path.join(repoRoot, 'test/support/nix/eval-flake.nix'), '--arg', 'flake', path.join(repoRoot, 'flake.nix'), '--arg', 'electronOn', '[ "x86_64-linux" "aarch64-darwin" ]']);
+  const f = evalJson<any>([
+    path.join(repoRoot, 'test/support/nix/eval-flake.nix'),
+    '--arg',
+    'flake',
+    path.join(repoRoot, 'flake.nix'),
+    '--arg',
+    'electronOn',
+    '[ "x86_64-linux" "aarch64-darwin" ]',
+  ]);
   t.diagnostic(`packages: ${JSON.stringify(f.packages)}`);
   assert.deepEqual(Object.keys(f.packages).sort(), ['aarch64-darwin', 'aarch64-linux', 'x86_64-darwin', 'x86_64-linux']);
   assert.deepEqual(f.packages['x86_64-linux'], { default: 'package.nix', peernix: 'package.nix', 'peernix-app': 'tray.nix' });
   assert.deepEqual(f.packages['aarch64-linux'], { default: 'package.nix', peernix: 'package.nix' });
-  assert.deepEqual(f.apps['x86_64-linux'].default, { type: 'app', program: '/nix/store/x86_64-linux-package.nix/bin/peernix', meta: { description: 'Peernix, the headless daemon and its CLI (peernix serve, status, doctor, …)' } });
+  assert.deepEqual(f.apps['x86_64-linux'].default, {
+    type: 'app',
+    program: '/nix/store/x86_64-linux-package.nix/bin/peernix',
+    meta: { description: 'Peernix, the headless daemon and its CLI (peernix serve, status, doctor, …)' },
+  });
   assert.equal(f.apps['x86_64-linux']['peernix-app'].meta.description, 'Peernix, the tray app');
   assert.equal(f.apps['aarch64-linux']['peernix-app'], undefined);
   assert.deepEqual(f.overlay, { peernix: 'package.nix', 'peernix-app': 'tray.nix' });
@@ -233,8 +307,20 @@ test('the flake: four systems, the tray app only where nixpkgs has Electron, app
 
 test('the NixOS VM test: two machines on the flake’s module with settings it accepts, and a test script that parses', { timeout: 120_000 }, () => {
   // What can be checked without nixpkgs' nixos/ tree (and KVM): runNixOSTest itself is not run here.
-  const f = evalJson<any>([path.join(repoRoot, 'test/support/nix/eval-flake.nix'), '--arg', 'flake', path.join(repoRoot, 'flake.nix'), '--arg', 'electronOn', '[ "x86_64-linux" ]']);
-  const t = f.vmTest as { name: string; testScript: string; nodes: Record<string, { imports: string[]; services: { peernix: Record<string, unknown> }; nix: { extraOptions: string } }> };
+  const f = evalJson<any>([
+    path.join(repoRoot, 'test/support/nix/eval-flake.nix'),
+    '--arg',
+    'flake',
+    path.join(repoRoot, 'flake.nix'),
+    '--arg',
+    'electronOn',
+    '[ "x86_64-linux" ]',
+  ]);
+  const t = f.vmTest as {
+    name: string;
+    testScript: string;
+    nodes: Record<string, { imports: string[]; services: { peernix: Record<string, unknown> }; nix: { extraOptions: string } }>;
+  };
   assert.deepEqual(Object.keys(t.nodes).sort(), ['a', 'b']);
   for (const [name, node] of Object.entries(t.nodes)) {
     assert.deepEqual(node.imports, ['lambda'], `${name} imports the flake's NixOS module`);
@@ -265,6 +351,9 @@ test('the npm lock gets a registry URL for every package importNpmLock must fetc
     assert.equal(out[key], `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${m.version}.tgz`, key);
   }
   assert.equal(out[''], null);
-  assert.equal(out['node_modules/bonjour-service'], `https://registry.npmjs.org/bonjour-service/-/bonjour-service-${lock.packages['node_modules/bonjour-service'].version}.tgz`);
+  assert.equal(
+    out['node_modules/bonjour-service'],
+    `https://registry.npmjs.org/bonjour-service/-/bonjour-service-${lock.packages['node_modules/bonjour-service'].version}.tgz`,
+  );
   assert.equal(out['node_modules/@types/node'], `https://registry.npmjs.org/@types/node/-/node-${lock.packages['node_modules/@types/node'].version}.tgz`);
 });

@@ -30,7 +30,9 @@ const evaluated = () => evalJson<PackageEval>([path.join(repoRoot, 'test/support
 test('the package: importNpmLock with every URL filled in, no install scripts, nixpkgs Node in the wrapper', { timeout: 60_000 }, (t) => {
   const { package: p, tray } = evaluated();
   const pkgJson = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
-  t.diagnostic(`${p.pname} ${p.version}: ${p.lockUrls.filter(Boolean).length} tarball URLs, flags ${p.npmFlags.join(' ')}, source ${p.src.fileset.length} paths`);
+  t.diagnostic(
+    `${p.pname} ${p.version}: ${p.lockUrls.filter(Boolean).length} tarball URLs, flags ${p.npmFlags.join(' ')}, source ${p.src.fileset.length} paths`,
+  );
   assert.equal(p.version, pkgJson.version);
   assert.equal(p.npmConfigHook, 'importNpmLock.npmConfigHook');
   assert.deepEqual(p.npmFlags, ['--ignore-scripts']);
@@ -42,13 +44,20 @@ test('the package: importNpmLock with every URL filled in, no install scripts, n
   // Either npm config hook: its patched package.json and lock are put back before the prune, whatever
   // the hook left, and the installed package.json is the source's (no store paths in it).
   const at = (re: RegExp) => p.installPhase.search(re);
-  assert.ok(at(/cp --no-preserve=mode \$npmDeps\/package\.json package\.json/) >= 0 && at(/cp --no-preserve=mode \$npmDeps\/package-lock\.json package-lock\.json/) >= 0, p.installPhase);
+  assert.ok(
+    at(/cp --no-preserve=mode \$npmDeps\/package\.json package\.json/) >= 0 &&
+      at(/cp --no-preserve=mode \$npmDeps\/package-lock\.json package-lock\.json/) >= 0,
+    p.installPhase,
+  );
   assert.ok(at(/\$npmDeps\/package-lock\.json/) < at(/npm prune/));
   assert.match(p.installPhase, /cp \/nix\/store\/source\/package\.json \$dir\/package\.json/);
   assert.doesNotMatch(p.installPhase, /\.package\.json\.orig/);
   assert.deepEqual(p.meta.platforms, ['x86_64-linux', 'aarch64-linux', 'x86_64-darwin', 'aarch64-darwin']);
   for (const f of p.src.fileset) assert.ok(fs.existsSync(f), `${f} is in the source file set but does not exist`);
-  assert.match(tray.script, /makeWrapper \/nix\/store\/electron\/bin\/electron \$out\/bin\/peernix-app \\\n\s+--add-flags \/nix\/store\/peernix\/lib\/peernix\/dist\/electron\/main\.js/);
+  assert.match(
+    tray.script,
+    /makeWrapper \/nix\/store\/electron\/bin\/electron \$out\/bin\/peernix-app \\\n\s+--add-flags \/nix\/store\/peernix\/lib\/peernix\/dist\/electron\/main\.js/,
+  );
   assert.deepEqual(tray.meta.platforms, ['x86_64-linux', 'aarch64-linux'], 'where both Electron and the daemon build');
 });
 
@@ -87,7 +96,9 @@ test('rehearsal: the build runs on the source file set alone, and the installed 
     assert.ok(fs.existsSync(path.join(dir, 'dist/renderer/index.html')), 'the dashboard the daemon serves');
 
     // `npm prune --omit=dev` leaves only the dependencies: the built code may import nothing else.
-    const deps = Object.keys((JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+    const deps = Object.keys(
+      (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies,
+    );
     const built = [...fs.readdirSync(path.join(dir, 'dist/cli')).map((f) => `dist/cli/${f}`), 'dist/electron/main.js'];
     const imported = new Set<string>();
     for (const f of built) {

@@ -23,12 +23,22 @@ test('the real nixpkgs lib needs a modern Nix, and Nix 2.34 evaluates it', { tim
 });
 
 test('NixOS, real module system: the service, its typed options, its assertions', { timeout: 300_000 }, () => {
-  const full = ok('nixos', `{ services.peernix = { enable = true; openFirewall = true; addToNixSettings = true; publicKey = "b-peernix-1:AAAA="; shareListen = "[::]:9997"; peers = [ "http://b:9999" ]; }; }`);
+  const full = ok(
+    'nixos',
+    `{ services.peernix = { enable = true; openFirewall = true; addToNixSettings = true; publicKey = "b-peernix-1:AAAA="; shareListen = "[::]:9997"; peers = [ "http://b:9999" ]; }; }`,
+  );
   assert.deepEqual(full.failedAssertions, []);
   assert.equal(full.package, 'peernix', 'mkPackageOption defaults to pkgs.peernix');
-  assert.equal(full.service.serviceConfig.ExecStart, '"/nix/store/peernix/bin/peernix" "serve" "--share-listen" "[::]:9997" "--listen" "127.0.0.1:9998" "--peer" "http://b:9999"');
+  assert.equal(
+    full.service.serviceConfig.ExecStart,
+    '"/nix/store/peernix/bin/peernix" "serve" "--share-listen" "[::]:9997" "--listen" "127.0.0.1:9998" "--peer" "http://b:9999"',
+  );
   assert.deepEqual(full.service.requires, ['nix-daemon.socket']);
-  assert.deepEqual(full.nixSettings, { substituters: ['http://127.0.0.1:9998'], 'trusted-public-keys': ['b-peernix-1:AAAA='], 'extra-allowed-users': ['peernix'] });
+  assert.deepEqual(full.nixSettings, {
+    substituters: ['http://127.0.0.1:9998'],
+    'trusted-public-keys': ['b-peernix-1:AAAA='],
+    'extra-allowed-users': ['peernix'],
+  });
   assert.deepEqual(full.firewall, { allowedTCPPorts: [9997], allowedUDPPorts: [5353] });
 
   // Without a key: the module's own message, and no null in a list of strings for NixOS to trip on first.
@@ -45,17 +55,44 @@ test('nix-darwin, its real launchd module: the daemon waits for /nix/store, and 
   t.diagnostic(`ProgramArguments: ${JSON.stringify(r.daemon.serviceConfig.ProgramArguments)}`);
   assert.deepEqual(r.daemon.serviceConfig.ProgramArguments, ['/bin/sh', '-c', `/bin/wait4path /nix/store && exec ${r.daemon.command}`]);
   // The shell gets back exactly the daemon's words (the key path has a space).
-  const words = spawnSync('sh', ['-c', `for w in ${r.daemon.command}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' }).stdout.trim().split('\n');
-  assert.deepEqual(words, ['/nix/store/peernix/bin/peernix', 'serve', '--share-listen', '0.0.0.0:9999', '--listen', '127.0.0.1:9998', '--secret-key-file', '/etc/nix/peernix key']);
-  const py = spawnSync('python3', ['-c', 'import plistlib,sys,json; d=plistlib.loads(sys.stdin.buffer.read()); print(json.dumps([d["Label"], d["ProgramArguments"], d["RunAtLoad"]]))'], { input: r.plist, encoding: 'utf8' });
+  const words = spawnSync('sh', ['-c', `for w in ${r.daemon.command}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n');
+  assert.deepEqual(words, [
+    '/nix/store/peernix/bin/peernix',
+    'serve',
+    '--share-listen',
+    '0.0.0.0:9999',
+    '--listen',
+    '127.0.0.1:9998',
+    '--secret-key-file',
+    '/etc/nix/peernix key',
+  ]);
+  const py = spawnSync(
+    'python3',
+    ['-c', 'import plistlib,sys,json; d=plistlib.loads(sys.stdin.buffer.read()); print(json.dumps([d["Label"], d["ProgramArguments"], d["RunAtLoad"]]))'],
+    { input: r.plist, encoding: 'utf8' },
+  );
   assert.equal(py.status, 0, py.stderr);
   assert.deepEqual(JSON.parse(py.stdout), ['org.nixos.peernix', r.daemon.serviceConfig.ProgramArguments, true]);
 });
 
 test('the flake on the real nixpkgs lib: packages per system, the tray app where Electron is, apps, the VM check on Linux', { timeout: 300_000 }, () => {
   const r = modernNixInstantiate([
-    '--readonly-mode', '--eval', '--strict', '--json', path.join(repoRoot, 'test/support/nix/eval-flake.nix'),
-    '--arg', 'flake', path.join(repoRoot, 'flake.nix'), '--arg', 'electronOn', '[ "x86_64-linux" "aarch64-darwin" ]', '--arg', 'realLib', realNixSources().lib,
+    '--readonly-mode',
+    '--eval',
+    '--strict',
+    '--json',
+    path.join(repoRoot, 'test/support/nix/eval-flake.nix'),
+    '--arg',
+    'flake',
+    path.join(repoRoot, 'flake.nix'),
+    '--arg',
+    'electronOn',
+    '[ "x86_64-linux" "aarch64-darwin" ]',
+    '--arg',
+    'realLib',
+    realNixSources().lib,
   ]);
   assert.equal(r.status, 0, r.stderr);
   const f = JSON.parse(r.stdout);

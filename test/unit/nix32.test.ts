@@ -24,7 +24,12 @@ describe('nix32', { timeout: 60_000 }, () => {
   });
 
   it('agrees with `nix hash to-base32` on random digests of several sizes', () => {
-    for (const [type, size] of [['sha256', 32], ['sha1', 20], ['sha512', 64], ['md5', 16]] as const) {
+    for (const [type, size] of [
+      ['sha256', 32],
+      ['sha1', 20],
+      ['sha512', 64],
+      ['md5', 16],
+    ] as const) {
       const samples = Array.from({ length: 8 }, () => randomBytes(size));
       const out = execFileSync('nix', ['hash', 'to-base32', '--type', type, ...samples.map((b) => b.toString('hex'))], {
         env: NIX_ENV,
@@ -69,8 +74,6 @@ describe('nix32', { timeout: 60_000 }, () => {
     assert.throws(() => decodeNix32('z' + NIX32.slice(1), 32), /bits beyond/);
     assert.throws(() => decodeNix32('8' + 'z'.repeat(25), 16), /bits beyond/);
     // Nix refuses the same inputs.
-    assert.throws(() =>
-      execFileSync('nix', ['hash', 'to-base16', '--type', 'sha256', '2' + NIX32.slice(1)], { env: NIX_ENV, stdio: 'pipe' }),
-    );
+    assert.throws(() => execFileSync('nix', ['hash', 'to-base16', '--type', 'sha256', '2' + NIX32.slice(1)], { env: NIX_ENV, stdio: 'pipe' }));
   });
 });

@@ -30,7 +30,10 @@ describe('reach-back route', () => {
       res.end('StoreDir: /nix/store\n');
     });
     let known = false;
-    const route = shareRouteOnly('reachBack', createReachBackHandler({ portOf: (addr) => (known && addr === '127.0.0.1' ? target.port : null), perAddressMs: 60_000 }));
+    const route = shareRouteOnly(
+      'reachBack',
+      createReachBackHandler({ portOf: (addr) => (known && addr === '127.0.0.1' ? target.port : null), perAddressMs: 60_000 }),
+    );
     const share = await server((req, res) => {
       if (!route(req, res)) res.writeHead(404).end();
     });
@@ -40,7 +43,9 @@ describe('reach-back route', () => {
       const first = await get(share.port, REACH_BACK_PATH);
       const again = await get(share.port, REACH_BACK_PATH);
       const withQuery = await get(share.port, `${REACH_BACK_PATH}?host=10.0.0.9&port=22`);
-      t.diagnostic(`unknown asker ${stranger.status}; known ${first.status} ${first.body}; again at once ${again.status}; with a target in the query ${withQuery.status}; connections made: ${JSON.stringify(seen)}`);
+      t.diagnostic(
+        `unknown asker ${stranger.status}; known ${first.status} ${first.body}; again at once ${again.status}; with a target in the query ${withQuery.status}; connections made: ${JSON.stringify(seen)}`,
+      );
       assert.equal(stranger.status, 403);
       assert.equal(first.status, 200);
       assert.equal(JSON.parse(first.body).reachable, true);
@@ -77,7 +82,13 @@ describe('reach-back route', () => {
 describe('doctor: share listener reachable from the LAN', () => {
   const facts = (reachBack: DoctorFacts['reachBack'], bytesTo = 0): DoctorFacts =>
     ({
-      peernix: { snapshot: { status: { sharing: true, mdns: false, version: 't', hostName: 'h', substituterUrl: 'http://127.0.0.1:1' }, peers: [{ name: 'p', state: 'up', bytesTo, verified: true, trusted: true }] } as unknown as Snapshot, error: null },
+      peernix: {
+        snapshot: {
+          status: { sharing: true, mdns: false, version: 't', hostName: 'h', substituterUrl: 'http://127.0.0.1:1' },
+          peers: [{ name: 'p', state: 'up', bytesTo, verified: true, trusted: true }],
+        } as unknown as Snapshot,
+        error: null,
+      },
       shareProbe: { port: 9999, listening: true, error: null },
       reachBack,
       system: { files: [] },

@@ -3,7 +3,14 @@ import { describe, it } from 'node:test';
 import { silentLogger } from '../../src/base/log.ts';
 import { createRealisationSource, type RealisationPeers } from '../../src/domain/realisations.ts';
 import { policyFromKeys } from '../../src/domain/trust.ts';
-import { parseRealisation, RealisationError, realisationFingerprint, renderRealisation, signRealisation, verifyRealisationSignature } from '../../src/nix/realisation.ts';
+import {
+  parseRealisation,
+  RealisationError,
+  realisationFingerprint,
+  renderRealisation,
+  signRealisation,
+  verifyRealisationSignature,
+} from '../../src/nix/realisation.ts';
 import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
 import type { Peer } from '../../src/peers/registry.ts';
 import { versionAtLeast } from '../../src/store/daemon-connection.ts';
@@ -67,7 +74,13 @@ describe('where the substituter takes a realisation from', () => {
   it('this store first, signed with this machine’s key, and only while the output is here', async () => {
     let valid = true;
     const asked: string[] = [];
-    const source = createRealisationSource({ local: { realisation: async () => [FROM_NIX], isValidPath: async () => valid }, key: mine, log: silentLogger, peers: peersAnswering({ b: null }, asked), trust: () => policyFromKeys([]) });
+    const source = createRealisationSource({
+      local: { realisation: async () => [FROM_NIX], isValidPath: async () => valid },
+      key: mine,
+      log: silentLogger,
+      peers: peersAnswering({ b: null }, asked),
+      trust: () => policyFromKeys([]),
+    });
     const r = parseRealisation((await source(ID))!, ID);
     assert.ok(verifyRealisationSignature(r, r.signatures[0], [mine.publicKey]));
     assert.deepEqual(asked, [], 'peers not asked');
@@ -83,7 +96,8 @@ describe('where the substituter takes a realisation from', () => {
     const signedByC = renderRealisation(signRealisation(parseRealisation(FROM_NIX, ID), c));
     const none = { realisation: async () => [], isValidPath: async () => false };
     const trustB = () => policyFromKeys([b.publicKey.text]);
-    const source = (answers: Record<string, string | null>, trust = trustB) => createRealisationSource({ local: none, key: mine, log: silentLogger, peers: peersAnswering(answers), trust });
+    const source = (answers: Record<string, string | null>, trust = trustB) =>
+      createRealisationSource({ local: none, key: mine, log: silentLogger, peers: peersAnswering(answers), trust });
 
     assert.equal(await source({ c: signedByC })(ID), null, 'signed by a key Nix does not trust');
     assert.equal(await source({ c: FROM_NIX })(ID), null, 'unsigned');

@@ -45,7 +45,7 @@ function mdns(id: string, url: string, key: string, publicKey: string | null = K
 }
 
 describe('registry identity', () => {
-  it('an impostor that took a departed peer\'s id is not trusted, and yields when the real one proves itself', async (t) => {
+  it("an impostor that took a departed peer's id is not trusted, and yields when the real one proves itself", async (t) => {
     const realUrl = 'http://10.0.0.2:9999';
     const fakeUrl = 'http://10.0.0.66:9999';
     const { registry } = setup(new Map([[realUrl, 'verified']]));
@@ -59,13 +59,19 @@ describe('registry identity', () => {
     await settle();
     const squatted = registry.views();
     t.diagnostic(`while squatted: ${JSON.stringify(squatted.map((v) => [v.url, v.state, v.verified, v.trusted]))}`);
-    assert.deepEqual(squatted.map((v) => [v.url, v.verified, v.trusted]), [[fakeUrl, false, false]]);
+    assert.deepEqual(
+      squatted.map((v) => [v.url, v.verified, v.trusted]),
+      [[fakeUrl, false, false]],
+    );
 
     registry.upsert(mdns(ID, realUrl, 'laptop-aaaa._peernix._tcp.local')); // back from sleep
     await settle();
     const back = registry.views();
     t.diagnostic(`after return: ${JSON.stringify(back.map((v) => [v.url, v.state, v.verified, v.trusted]))}`);
-    assert.deepEqual(back.map((v) => [v.id, v.url, v.state, v.verified, v.trusted]), [[ID, realUrl, 'up', true, true]]);
+    assert.deepEqual(
+      back.map((v) => [v.id, v.url, v.state, v.verified, v.trusted]),
+      [[ID, realUrl, 'up', true, true]],
+    );
   });
 
   it('an impostor cannot displace a proven, live peer, and its goodbye does not remove it', async () => {
@@ -77,7 +83,10 @@ describe('registry identity', () => {
     await settle();
     registry.remove(ID, 'goodbye', 'laptop-evil._peernix._tcp.local');
     await settle();
-    assert.deepEqual(registry.views().map((v) => [v.url, v.state, v.verified]), [[realUrl, 'up', true]]);
+    assert.deepEqual(
+      registry.views().map((v) => [v.url, v.state, v.verified]),
+      [[realUrl, 'up', true]],
+    );
     assert.equal(registry.isProvenService('laptop-aaaa._peernix._tcp.local'), true);
     assert.equal(registry.isProvenService('laptop-evil._peernix._tcp.local'), false);
   });
@@ -85,7 +94,16 @@ describe('registry identity', () => {
   it('a key is trusted only once proven; peers that cannot prove stay usable but unverified; static peers are as configured', async (t) => {
     const { registry } = setup(new Map([['http://10.0.0.3:9999', 'unsupported']]));
     registry.upsert(mdns('other-implementation-1', 'http://10.0.0.3:9999', 'other._peernix._tcp.local'));
-    registry.upsert({ id: 'http://build:9999', name: 'build:9999', url: 'http://build:9999', address: 'build', port: 9999, platform: null, publicKey: null, source: 'static' });
+    registry.upsert({
+      id: 'http://build:9999',
+      name: 'build:9999',
+      url: 'http://build:9999',
+      address: 'build',
+      port: 9999,
+      platform: null,
+      publicKey: null,
+      source: 'static',
+    });
     await settle();
     const views = Object.fromEntries(registry.views().map((v) => [v.source, { verified: v.verified, trusted: v.trusted }]));
     t.diagnostic(`views: ${JSON.stringify(views)}`);
@@ -96,12 +114,14 @@ describe('registry identity', () => {
   it('a full table of unproven fakes makes room for a genuine peer, which then stays', async (t) => {
     const realUrl = 'http://10.0.0.2:9999';
     const { registry } = setup(new Map([[realUrl, 'verified']]), 64);
-    for (let i = 0; i < 64; i++) registry.upsert(mdns(`fake-peer-${String(i).padStart(8, '0')}`, `http://10.0.0.66:${1000 + i}/fake`, `fake-${i}._peernix._tcp.local`, null));
+    for (let i = 0; i < 64; i++)
+      registry.upsert(mdns(`fake-peer-${String(i).padStart(8, '0')}`, `http://10.0.0.66:${1000 + i}/fake`, `fake-${i}._peernix._tcp.local`, null));
     await settle();
     assert.equal(registry.all().length, 64);
     registry.upsert(mdns(ID, realUrl, 'laptop-aaaa._peernix._tcp.local'));
     await settle();
-    for (let i = 64; i < 500; i++) registry.upsert(mdns(`fake-peer-${String(i).padStart(8, '0')}`, `http://10.0.0.66:${1000 + i}/fake`, `fake-${i}._peernix._tcp.local`, null));
+    for (let i = 64; i < 500; i++)
+      registry.upsert(mdns(`fake-peer-${String(i).padStart(8, '0')}`, `http://10.0.0.66:${1000 + i}/fake`, `fake-${i}._peernix._tcp.local`, null));
     await settle();
     const real = registry.get(ID);
     t.diagnostic(`after 500 fakes: ${registry.all().length} peers, genuine ${real ? `${real.state} verified=${real.verified}` : 'missing'}`);
@@ -220,9 +240,10 @@ async function provenAt(r: ReturnType<typeof liveRegistry>, peer: LoopbackPeer):
   r.asked.length = 0;
 }
 
-const view = (r: ReturnType<typeof liveRegistry>) => r.registry.views().map((v) => [v.url, v.state, v.verified, v.trusted, v.publicKey === realKey.publicKey.text ? 'real key' : 'other key']);
+const view = (r: ReturnType<typeof liveRegistry>) =>
+  r.registry.views().map((v) => [v.url, v.state, v.verified, v.trusted, v.publicKey === realKey.publicKey.text ? 'real key' : 'other key']);
 
-describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
+describe("registry: a peer's new address or key", { timeout: 120_000 }, () => {
   it('a hostile address for a proven peer is challenged, retried and never applied; the peer keeps its address and proof; a flood of such records is one claim; a goodbye still removes it', async (t) => {
     const real = await loopbackPeer('127.0.0.2', realKey);
     const hostile = await loopbackPeer('127.0.0.66', hostileKey); // signs with a key of its own
@@ -233,9 +254,16 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       await until('the hostile claim to be challenged three times', () => hostile.identityAsks >= 3);
       t.diagnostic(`hostile address: challenged ${hostile.identityAsks} times; view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
-      assert.deepEqual(r.registry.live().map((p) => p.url), [real.url], 'lookups go to the proven address');
+      assert.deepEqual(
+        r.registry.live().map((p) => p.url),
+        [real.url],
+        'lookups go to the proven address',
+      );
       assert.equal(r.events.length, 0, 'no moved, down or removed');
-      assert.ok(r.states.every((s) => s.startsWith(`${real.url} up verified=true`)), JSON.stringify(r.states));
+      assert.ok(
+        r.states.every((s) => s.startsWith(`${real.url} up verified=true`)),
+        JSON.stringify(r.states),
+      );
 
       // 200 more such records (another port each) while it is claimed: one claim, not 200 challenges.
       const before = r.asked.length;
@@ -271,11 +299,20 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       await until('the peer to move', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
       t.diagnostic(`moved: challenges ${JSON.stringify(r.asked)}; events ${JSON.stringify(r.events)}; states ${JSON.stringify(r.states)}`);
       assert.deepEqual(r.asked, [`${newAddr.url} real key`], 'one challenge, at the new address');
-      assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${newAddr.url} verified=true`]);
+      assert.deepEqual(
+        r.events.filter((e) => e.startsWith('moved')),
+        [`moved ${newAddr.url} verified=true`],
+      );
       assert.ok(!r.events.some((e) => e.startsWith('removed')), JSON.stringify(r.events));
-      assert.ok(r.states.every((s) => s.includes('verified=true')), `verified throughout: ${JSON.stringify(r.states)}`);
+      assert.ok(
+        r.states.every((s) => s.includes('verified=true')),
+        `verified throughout: ${JSON.stringify(r.states)}`,
+      );
       assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
-      assert.deepEqual(r.registry.live().map((p) => p.url), [newAddr.url]);
+      assert.deepEqual(
+        r.registry.live().map((p) => p.url),
+        [newAddr.url],
+      );
     } finally {
       r.stop();
       await Promise.all([oldAddr.close(), newAddr.close()]);
@@ -293,7 +330,10 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       assert.equal(r.registry.get(ID)?.publicKey, realKey.publicKey.text);
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
       assert.equal(r.events.length, 0);
-      assert.ok(r.states.every((s) => s.includes('verified=true key=real')), JSON.stringify(r.states));
+      assert.ok(
+        r.states.every((s) => s.includes('verified=true key=real')),
+        JSON.stringify(r.states),
+      );
     } finally {
       r.stop();
       await real.close();
@@ -325,7 +365,10 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       const movedAt = r.states.findIndex((s) => s.startsWith(newAddr.url));
       assert.ok(goneAt !== -1 && goneAt < movedAt, `gone before the move: ${JSON.stringify(r.states)}`);
       assert.ok(r.states[movedAt].includes('verified=true'), 'proven when it took over');
-      assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${newAddr.url} verified=true`]);
+      assert.deepEqual(
+        r.events.filter((e) => e.startsWith('moved')),
+        [`moved ${newAddr.url} verified=true`],
+      );
       assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
 
       // An unproven claim pending when the (proven) holder goes takes over as an unproven record
@@ -342,11 +385,17 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
         await until('the hostile claim to take over the gone holder', () => r.registry.get(ID)?.url === hostile.url && r.registry.get(ID)?.state === 'up');
         t.diagnostic(`unproven claim after the holder went: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
         assert.deepEqual(view(r), [[hostile.url, 'up', false, false, 'real key']]);
-        assert.deepEqual(r.events.filter((e) => e.startsWith('moved')), [`moved ${hostile.url} verified=false`]);
+        assert.deepEqual(
+          r.events.filter((e) => e.startsWith('moved')),
+          [`moved ${hostile.url} verified=false`],
+        );
         const back = await loopbackPeer('127.0.0.4', realKey);
         try {
           r.registry.upsert(record(back));
-          await until('the real peer to win it back', () => r.registry.get(ID)?.url === back.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up');
+          await until(
+            'the real peer to win it back',
+            () => r.registry.get(ID)?.url === back.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up',
+          );
           t.diagnostic(`real peer back: view ${JSON.stringify(view(r))}`);
           assert.deepEqual(view(r), [[back.url, 'up', true, true, 'real key']]);
         } finally {
@@ -393,7 +442,11 @@ describe('registry: a peer\'s new address or key', { timeout: 120_000 }, () => {
       r.registry.upsert(record(slow));
       await until('the first challenge to be out', () => slow.identityAsks === 1);
       r.registry.upsert(record(real)); // an unproven peer's record applies at once, as before
-      await until('the peer to be proven at its new address', () => r.registry.get(ID)?.url === real.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up', 10_000);
+      await until(
+        'the peer to be proven at its new address',
+        () => r.registry.get(ID)?.url === real.url && r.registry.get(ID)?.verified && r.registry.get(ID)?.state === 'up',
+        10_000,
+      );
       t.diagnostic(`challenges ${JSON.stringify(r.asked)}; view ${JSON.stringify(view(r))}`);
       assert.deepEqual(r.asked, [`${slow.url} real key`, `${real.url} real key`]);
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);

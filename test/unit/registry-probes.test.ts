@@ -14,7 +14,17 @@ const settle = async () => {
 };
 
 function announced(i: number): PeerInfo {
-  return { id: `id-${i}`, name: `host-${i}`, url: `http://10.9.0.${i}:9999`, address: `10.9.0.${i}`, port: 9999, platform: null, publicKey: null, source: 'mdns', key: `svc-${i}` };
+  return {
+    id: `id-${i}`,
+    name: `host-${i}`,
+    url: `http://10.9.0.${i}:9999`,
+    address: `10.9.0.${i}`,
+    port: 9999,
+    platform: null,
+    publicKey: null,
+    source: 'mdns',
+    key: `svc-${i}`,
+  };
 }
 
 function setup(answers: (url: string) => boolean, onProbe: (clock: FakeClock) => void = () => {}) {
@@ -70,11 +80,14 @@ describe('registry probes', () => {
 
   it('a probe that failed while our loop was stalled does not move the peer', async () => {
     let stall = false;
-    const { clock, registry } = setup(() => !stall, (c) => {
-      if (!stall) return;
-      c.jump(900); // the probe's 800 ms timeout ran out while we were away
-      c.advance(1);
-    });
+    const { clock, registry } = setup(
+      () => !stall,
+      (c) => {
+        if (!stall) return;
+        c.jump(900); // the probe's 800 ms timeout ran out while we were away
+        c.advance(1);
+      },
+    );
     registry.upsert(announced(1));
     await settle();
     const p = registry.get('id-1')!;

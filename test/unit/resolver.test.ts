@@ -118,7 +118,16 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
       const n = peers.length;
       peers.push(peer);
       ids.set(peer, n);
-      registry.upsert({ id: `peer-${n}`, name: NAMES[n], url: peer.url, address: '127.0.0.1', port: peer.port, platform: null, publicKey: null, source: 'static' });
+      registry.upsert({
+        id: `peer-${n}`,
+        name: NAMES[n],
+        url: peer.url,
+        address: '127.0.0.1',
+        port: peer.port,
+        platform: null,
+        publicKey: null,
+        source: 'static',
+      });
       await registry.checkAll();
       assert.equal(registry.get(`peer-${n}`)?.state, 'up', 'fake peer passes its health probe');
       return peer;
@@ -133,13 +142,20 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
       return { status: r.status, text, info: r.status === 200 ? parseNarInfo(text) : null, ms };
     },
     nar: (p, headers = {}, method = 'GET') => get(narUrlOf(listener, p), headers, method),
-    fallbacks: () => events.recent().filter((e) => e.type === 'fallback').reverse() as Extract<PeernixEvent, { type: 'fallback' }>[],
-    transfers: () => events.recent().filter((e) => e.type === 'transfer').reverse() as Extract<PeernixEvent, { type: 'transfer' }>[],
+    fallbacks: () =>
+      events
+        .recent()
+        .filter((e) => e.type === 'fallback')
+        .reverse() as Extract<PeernixEvent, { type: 'fallback' }>[],
+    transfers: () =>
+      events
+        .recent()
+        .filter((e) => e.type === 'transfer')
+        .reverse() as Extract<PeernixEvent, { type: 'transfer' }>[],
   };
   for (let i = 0; i < (o.peers ?? 0); i++) await w.addPeer();
   return w;
 }
-
 
 const narUrlOf = (listener: HttpListener, p: TestPath) => `${listener.url}/nar/${p.hashPart}-${p.narHash32}.nar`;
 
@@ -207,7 +223,10 @@ describe('resolver: narinfo', () => {
     assert.equal(r.status, 200);
     assert.deepEqual(r.info, { ...original, url: `nar/${p.hashPart}-${p.narHash32}.nar` });
     const sigLines = r.text.split('\n').filter((l) => l.startsWith('Sig: '));
-    assert.deepEqual(sigLines, original.sigs.map((s) => `Sig: ${s}`));
+    assert.deepEqual(
+      sigLines,
+      original.sigs.map((s) => `Sig: ${s}`),
+    );
     const e = w.affinity.get(p.hashPart)!;
     assert.equal(e.source, w.idOf(w.peers[0]));
     assert.equal(e.sourceName, 'alice');
@@ -291,14 +310,25 @@ describe('resolver: narinfo', () => {
     const p = makePath('nowhere');
     const r = await w.narInfo(p.hashPart);
     assert.equal(r.status, 404);
-    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1]);
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.narInfo),
+      [1, 1],
+    );
     await sleep(200); // past the window in which a finished lookup is shared (lookupReuseMs)
     const again = await w.narInfo(p.hashPart);
     assert.equal(again.status, 404);
-    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1], 'the negative cache answered');
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.narInfo),
+      [1, 1],
+      'the negative cache answered',
+    );
     await sleep(1000); // past negativeTtlMs
     assert.equal((await w.narInfo(p.hashPart)).status, 404);
-    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2], 'expired: the peers are asked again');
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.narInfo),
+      [2, 2],
+      'expired: the peers are asked again',
+    );
   });
 
   it('a remembered miss is forgotten when a peer comes up', T, async (t) => {
@@ -309,14 +339,20 @@ describe('resolver: narinfo', () => {
     await sleep(200); // past lookupReuseMs
     assert.equal((await w.narInfo(p.hashPart)).status, 404); // just now: a finished lookup is shared for a moment
     assert.equal((await w.narInfo(q.hashPart)).status, 404); // long ago: the negative cache
-    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2]);
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.narInfo),
+      [2, 2],
+    );
 
     const newcomer = await w.addPeer();
     newcomer.add(p, narInfoFor(p, { signers: [upstream] })).add(q, narInfoFor(q, { signers: [upstream] }));
     assert.equal((await w.narInfo(p.hashPart)).status, 200, 'the newcomer was asked at once');
     assert.equal((await w.narInfo(q.hashPart)).status, 200);
     assert.equal(newcomer.counts.narInfo, 2);
-    assert.deepEqual(w.peers.slice(0, 2).map((x) => x.counts.narInfo), [4, 4]);
+    assert.deepEqual(
+      w.peers.slice(0, 2).map((x) => x.counts.narInfo),
+      [4, 4],
+    );
   });
 
   it('a miss with no live peer at all is a 404 without waiting', T, async (t) => {
@@ -332,10 +368,16 @@ describe('resolver: narinfo', () => {
     w.peers[2].add(p, narInfoFor(p, { signers: [upstream] }));
     const rs = await Promise.all(Array.from({ length: 8 }, () => w.narInfo(p.hashPart)));
     for (const r of rs) assert.equal(r.status, 200);
-    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [1, 1, 1]);
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.narInfo),
+      [1, 1, 1],
+    );
     const misses = await Promise.all(Array.from({ length: 8 }, () => w.narInfo(makePath('nope', 1, 'z'.repeat(32)).hashPart)));
     for (const r of misses) assert.equal(r.status, 404);
-    assert.deepEqual(w.peers.map((x) => x.counts.narInfo), [2, 2, 2]);
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.narInfo),
+      [2, 2, 2],
+    );
   });
 
   it('a slow peer does not delay a fast trusted answer from another', T, async (t) => {
@@ -432,7 +474,10 @@ describe('resolver: NAR', () => {
     assert.equal(e.narHash32, p.narHash32);
     const [f, ...more] = w.fallbacks();
     assert.deepEqual(more, []);
-    assert.deepEqual({ ...f, id: 0, time: 0 }, { type: 'fallback', id: 0, time: 0, storePath: p.storePath, from: 'this machine', to: 'bob', reason: 'gc', outcome: 'served' });
+    assert.deepEqual(
+      { ...f, id: 0, time: 0 },
+      { type: 'fallback', id: 0, time: 0, storePath: p.storePath, from: 'this machine', to: 'bob', reason: 'gc', outcome: 'served' },
+    );
   });
 
   it('entry local, local path now holds other bytes → fallback mismatch', T, async (t) => {
@@ -466,7 +511,10 @@ describe('resolver: NAR', () => {
       [['alice', 'bob', 'peer-failed', 'served']],
     );
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(second));
-    assert.ok(w.registry.live().some((x) => x.id === w.idOf(first)), 'a peer that merely lost the path is not down');
+    assert.ok(
+      w.registry.live().some((x) => x.id === w.idOf(first)),
+      'a peer that merely lost the path is not down',
+    );
   });
 
   it('entry peer busy (503: its share listener is at its cap) → another peer serves, and the busy one is not marked down', T, async (t) => {
@@ -479,7 +527,10 @@ describe('resolver: NAR', () => {
     second.add(p);
     assertSameNar(await w.nar(p), p);
     assert.equal(second.counts.nar, 1);
-    assert.ok(w.registry.live().some((x) => x.id === w.idOf(first)), 'a busy peer is still up');
+    assert.ok(
+      w.registry.live().some((x) => x.id === w.idOf(first)),
+      'a busy peer is still up',
+    );
   });
 
   it('the only holder busy (503) for a while → the NAR waits for it and is served, not a 404 after the narinfo 200', T, async (t) => {
@@ -495,7 +546,10 @@ describe('resolver: NAR', () => {
     while (only.narRequests.length < 4 && !answered) await sleep(20);
     only.knobs.nar503 = false; // … and then its share listener has a free slot again.
     assertSameNar(await nar, p);
-    assert.ok(w.registry.live().some((x) => x.id === w.idOf(only)), 'a busy peer is still up');
+    assert.ok(
+      w.registry.live().some((x) => x.id === w.idOf(only)),
+      'a busy peer is still up',
+    );
   });
 
   it('entry peer removed from the registry → another peer serves, fallback peer-gone', T, async (t) => {
@@ -608,19 +662,15 @@ describe('resolver: NAR', () => {
     assert.ok(!w.registry.live().some((x) => x.id === w.idOf(w.peers[0])), 'the dead peer is not asked again');
   });
 
-  it(
-    'a peer transfer that fails mid-way is reported as a failed transfer',
-    T,
-    async (t) => {
-      const w = await world(t, { peers: 1 });
-      const p = makePath('orphan-event', 1024 * 1024);
-      w.peers[0].add(p);
-      w.peers[0].knobs.dieAfterBytes = 300_000;
-      assert.equal((await w.nar(p)).complete, false);
-      await waitFor('transfer event', async () => w.transfers().length === 1, 1000);
-      assert.equal(w.transfers()[0].outcome, 'failed');
-    },
-  );
+  it('a peer transfer that fails mid-way is reported as a failed transfer', T, async (t) => {
+    const w = await world(t, { peers: 1 });
+    const p = makePath('orphan-event', 1024 * 1024);
+    w.peers[0].add(p);
+    w.peers[0].knobs.dieAfterBytes = 300_000;
+    assert.equal((await w.nar(p)).complete, false);
+    await waitFor('transfer event', async () => w.transfers().length === 1, 1000);
+    assert.equal(w.transfers()[0].outcome, 'failed');
+  });
 
   it('corrupted bytes: the client connection is cut short and the peer is marked bad', T, async (t) => {
     const w = await world(t, { peers: 2 });
@@ -716,48 +766,59 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     const statuses = new Map<number, number>();
     for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
     const complete = results.filter((r, i) => r.status === 200 && r.complete && r.body.equals(paths[i].nar)).length;
-    t.diagnostic(`40 NARs from one slow peer: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${complete} complete and byte-exact, in ${Math.round(performance.now() - t0)} ms; a miss meanwhile took ${Math.round(miss.ms)} ms; peer ${w.registry.get(w.idOf(slow))!.state}`);
+    t.diagnostic(
+      `40 NARs from one slow peer: statuses ${JSON.stringify(Object.fromEntries(statuses))}, ${complete} complete and byte-exact, in ${Math.round(performance.now() - t0)} ms; a miss meanwhile took ${Math.round(miss.ms)} ms; peer ${w.registry.get(w.idOf(slow))!.state}`,
+    );
     assert.equal(statuses.get(404) ?? 0, 0, 'no NAR 404 after its narinfo said 200');
     assert.equal(complete, 40);
     assert.equal(miss.status, 404);
     assert.equal(w.registry.get(w.idOf(slow))!.state, 'up', 'a busy peer is not a dead one');
   });
 
-  it('a resume of a transfer cut for wrong bytes is refused with 404; a fresh request is served by an honest peer; the liar is marked bad until cleared', T, async (t) => {
-    const w = await world(t, { peers: 2 });
-    const [liar, honest] = w.peers;
-    const p = makePath('tampered-resume', 600_000);
-    liar.add(p, narInfoFor(p, { signers: [upstream] }));
-    honest.add(p, narInfoFor(p, { signers: [upstream] }));
-    honest.knobs.narInfoDelayMs = 100;
-    assert.equal((await w.narInfo(p.hashPart)).status, 200);
-    liar.knobs.corruptAt = 200_000;
-    const cut = await w.nar(p);
-    assert.equal(cut.complete, false);
-    const reached = cut.body.length;
-    assert.ok(reached > 200_000, `the wrong byte reached the client (${reached} bytes sent)`);
-    // What Nix does next: resume at the cut, holding a prefix with the wrong byte in it.
-    const resumed = await w.nar(p, { range: `bytes=${reached}-` });
-    const fresh = await w.nar(p);
-    const view = w.registry.views().find((v) => v.id === w.idOf(liar))!;
-    t.diagnostic(`cut after ${reached} of ${p.narSize} bytes; resume → ${resumed.status}; fresh request → ${fresh.status} (${fresh.body.length} bytes); liar bad: ${JSON.stringify(view.bad)}; honest NAR requests: ${honest.counts.nar}`);
-    assert.equal(resumed.status, 404, 'never complete a wrong prefix with a right suffix');
-    assertSameNar(fresh, p);
-    assert.ok(view.bad && view.bad.until - view.bad.since >= 60 * 60_000, 'bad for hours');
-    assert.match(view.bad!.reason, /NarHash/);
-    assert.equal(liar.counts.nar, 1, 'the liar is not asked for NARs again');
-    assert.ok(!w.registry.live().some((x) => x.id === w.idOf(liar)));
-    assert.deepEqual(
-      w.fallbacks().filter((f) => f.reason === 'mismatch').map((f) => [f.to, f.outcome]),
-      [[null, 'not-found']],
-    );
-    // The user clears it: it is asked again once a probe passes.
-    assert.equal(w.registry.clearBad(w.idOf(liar)), true);
-    assert.equal(w.registry.views().find((v) => v.id === w.idOf(liar))!.bad, null);
-    await w.registry.checkAll();
-    await waitFor('the liar back', async () => w.registry.live().some((x) => x.id === w.idOf(liar)), 5000);
-    assert.equal(w.registry.clearBad(w.idOf(liar)), false, 'nothing left to clear');
-  });
+  it(
+    'a resume of a transfer cut for wrong bytes is refused with 404; a fresh request is served by an honest peer; the liar is marked bad until cleared',
+    T,
+    async (t) => {
+      const w = await world(t, { peers: 2 });
+      const [liar, honest] = w.peers;
+      const p = makePath('tampered-resume', 600_000);
+      liar.add(p, narInfoFor(p, { signers: [upstream] }));
+      honest.add(p, narInfoFor(p, { signers: [upstream] }));
+      honest.knobs.narInfoDelayMs = 100;
+      assert.equal((await w.narInfo(p.hashPart)).status, 200);
+      liar.knobs.corruptAt = 200_000;
+      const cut = await w.nar(p);
+      assert.equal(cut.complete, false);
+      const reached = cut.body.length;
+      assert.ok(reached > 200_000, `the wrong byte reached the client (${reached} bytes sent)`);
+      // What Nix does next: resume at the cut, holding a prefix with the wrong byte in it.
+      const resumed = await w.nar(p, { range: `bytes=${reached}-` });
+      const fresh = await w.nar(p);
+      const view = w.registry.views().find((v) => v.id === w.idOf(liar))!;
+      t.diagnostic(
+        `cut after ${reached} of ${p.narSize} bytes; resume → ${resumed.status}; fresh request → ${fresh.status} (${fresh.body.length} bytes); liar bad: ${JSON.stringify(view.bad)}; honest NAR requests: ${honest.counts.nar}`,
+      );
+      assert.equal(resumed.status, 404, 'never complete a wrong prefix with a right suffix');
+      assertSameNar(fresh, p);
+      assert.ok(view.bad && view.bad.until - view.bad.since >= 60 * 60_000, 'bad for hours');
+      assert.match(view.bad!.reason, /NarHash/);
+      assert.equal(liar.counts.nar, 1, 'the liar is not asked for NARs again');
+      assert.ok(!w.registry.live().some((x) => x.id === w.idOf(liar)));
+      assert.deepEqual(
+        w
+          .fallbacks()
+          .filter((f) => f.reason === 'mismatch')
+          .map((f) => [f.to, f.outcome]),
+        [[null, 'not-found']],
+      );
+      // The user clears it: it is asked again once a probe passes.
+      assert.equal(w.registry.clearBad(w.idOf(liar)), true);
+      assert.equal(w.registry.views().find((v) => v.id === w.idOf(liar))!.bad, null);
+      await w.registry.checkAll();
+      await waitFor('the liar back', async () => w.registry.live().some((x) => x.id === w.idOf(liar)), 5000);
+      assert.equal(w.registry.clearBad(w.idOf(liar)), false, 'nothing left to clear');
+    },
+  );
 
   it('a dripping peer (1 byte per tick) is abandoned mid-stream; the rest comes from another holder by Range', { timeout: 30_000 }, async (t) => {
     const w = await world(t, { peers: 2, narWatch: { tickMs: 200, graceMs: 600, windowTicks: 3, minBytesPerSec: 16 * 1024 } });
@@ -772,12 +833,17 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     const t0 = performance.now();
     const r = await Promise.race([w.nar(p), sleep(10_000).then(() => null)]);
     const ms = Math.round(performance.now() - t0);
-    t.diagnostic(`drip: ${r ? `${r.status}, ${r.body.length} bytes, complete ${r.complete}` : 'still dripping'} after ${ms} ms; backup ranges asked ${JSON.stringify(backup.rangesAsked)}`);
+    t.diagnostic(
+      `drip: ${r ? `${r.status}, ${r.body.length} bytes, complete ${r.complete}` : 'still dripping'} after ${ms} ms; backup ranges asked ${JSON.stringify(backup.rangesAsked)}`,
+    );
     assert.ok(r, 'the NAR completed within 10 s');
     assertSameNar(r, p);
     assert.equal(backup.counts.ranged, 1);
     assert.ok(Number(backup.rangesAsked[0].slice(0, -1)) >= 300_000, 'resumed where the drip had got to');
-    assert.ok(w.registry.live().some((x) => x.id === w.idOf(dripper)), 'slow is not dead: the dripper still answers lookups');
+    assert.ok(
+      w.registry.live().some((x) => x.id === w.idOf(dripper)),
+      'slow is not dead: the dripper still answers lookups',
+    );
   });
 
   it('the entry peer missed a beat (suspect, not gone): its NAR waits for it instead of a 404', T, async (t) => {
@@ -818,12 +884,16 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     // A miss that waited on the staller takes its stall time (300 ms here) or more; on a loaded
     // machine a quick one can still take tens of ms, hence the line at 250.
     const slow = times.filter((ms) => ms > 250).length;
-    t.diagnostic(`stalling peer: first miss ${Math.round(first.ms)} ms; of 20 later misses (probes between), ${slow} took > 250 ms (max ${Math.round(Math.max(...times))} ms); state ${w.registry.get(w.idOf(staller))!.state}`);
+    t.diagnostic(
+      `stalling peer: first miss ${Math.round(first.ms)} ms; of 20 later misses (probes between), ${slow} took > 250 ms (max ${Math.round(Math.max(...times))} ms); state ${w.registry.get(w.idOf(staller))!.state}`,
+    );
     assert.equal(slow, 0);
     assert.notEqual(w.registry.get(w.idOf(staller))!.state, 'up');
   });
 
-  it('a peer that answers probes (lookups of them too) but stalls real lookups is tried again only after a doubling backoff', { timeout: 30_000 }, async (t) => {
+  it('a peer that answers probes (lookups of them too) but stalls real lookups is tried again only after a doubling backoff', {
+    timeout: 30_000,
+  }, async (t) => {
     const w = await world(t, { peers: 2, health: { stallMs: 200, backoffBaseMs: 600 } });
     const [staller] = w.peers;
     staller.knobs.narInfoDelayMs = 60_000;
@@ -839,7 +909,9 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     }
     const gaps = slowAt.slice(1).map((x, i) => x - slowAt[i]);
     const peer = w.registry.get(w.idOf(staller))!;
-    t.diagnostic(`stalled lookups, passing probes: ${staller.counts.probe} probes, slow misses at ${slowAt.join(', ')} ms (gaps ${gaps.join(', ')}), strikes ${peer.strikes}`);
+    t.diagnostic(
+      `stalled lookups, passing probes: ${staller.counts.probe} probes, slow misses at ${slowAt.join(', ')} ms (gaps ${gaps.join(', ')}), strikes ${peer.strikes}`,
+    );
     assert.ok(slowAt.length >= 2 && slowAt.length <= 4, `${slowAt.length} slow misses in 6 s`);
     for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] > gaps[i - 1], 'each retry waits longer');
   });
@@ -853,7 +925,9 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     for (let i = 0; i < 20; i++) later.push((await w.narInfo(makePath(`later-${i}`).hashPart)).ms);
     const burstMax = Math.max(...burst.map((r) => r.ms));
     const slowLater = later.filter((ms) => ms > 100).length;
-    t.diagnostic(`cut link: 10 misses in flight took at most ${Math.round(burstMax)} ms (lookup timeout ${TIMEOUTS.narInfoMs} ms); of 20 later misses ${slowLater} took > 100 ms`);
+    t.diagnostic(
+      `cut link: 10 misses in flight took at most ${Math.round(burstMax)} ms (lookup timeout ${TIMEOUTS.narInfoMs} ms); of 20 later misses ${slowLater} took > 100 ms`,
+    );
     for (const r of burst) assert.equal(r.status, 404);
     assert.ok(burstMax < TIMEOUTS.narInfoMs! - 150, `misses in flight waited ${burstMax} ms`);
     assert.equal(slowLater, 0);
@@ -872,7 +946,13 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
       }, 400);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    t.after(
+      () =>
+        new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+    );
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     // Headers come after 400 ms, then the body stalls: one deadline for the whole exchange fails it
     // before a second one could have started counting at the headers.
@@ -896,8 +976,10 @@ describe('resolver: a client that leaves before its NAR is found', () => {
     alice.knobs.narDelayMs = bob.knobs.narDelayMs = 60_000;
     const leftAt = await leaveAfter(narUrlOf(w.listener, p), 200);
     const asked = await waitFor('the entry peer was asked', async () => alice.narRequests[0], 1000);
-    const closedAt = await waitFor('the entry peer\'s request closed', async () => alice.narRequests[0].closedAt, TIMEOUTS.narHeadersMs! + 2000);
-    t.diagnostic(`the client left ${Math.round(leftAt - asked.at)} ms after the peer was asked; the peer's request closed ${Math.round(closedAt - leftAt)} ms after the client left (header timeout ${TIMEOUTS.narHeadersMs} ms)`);
+    const closedAt = await waitFor("the entry peer's request closed", async () => alice.narRequests[0].closedAt, TIMEOUTS.narHeadersMs! + 2000);
+    t.diagnostic(
+      `the client left ${Math.round(leftAt - asked.at)} ms after the peer was asked; the peer's request closed ${Math.round(closedAt - leftAt)} ms after the client left (header timeout ${TIMEOUTS.narHeadersMs} ms)`,
+    );
     assert.ok(closedAt - leftAt < 500, `the peer's request stayed open ${Math.round(closedAt - leftAt)} ms after the client left`);
     // Past the hedge delay and the header timeout: nobody else is asked, nothing is recorded.
     await sleep(TIMEOUTS.narHeadersMs!);
@@ -932,7 +1014,13 @@ describe('resolver: a client that leaves before its NAR is found', () => {
     t.diagnostic(`NAR requests the peer saw, in order: ${order.join(', ')}`);
     assert.deepEqual(order, ['streaming', 'stayed'], 'no request for the client that left');
     assert.deepEqual(w.fallbacks(), []);
-    assert.deepEqual(w.transfers().map((e) => [e.storePath.slice(44), e.outcome]), [['streaming', 'ok'], ['stayed', 'ok']]);
+    assert.deepEqual(
+      w.transfers().map((e) => [e.storePath.slice(44), e.outcome]),
+      [
+        ['streaming', 'ok'],
+        ['stayed', 'ok'],
+      ],
+    );
   });
 
   it('nar() itself gives up at once when its signal aborts, and leaves no listener on the signal either way', T, async (t) => {
@@ -955,7 +1043,9 @@ describe('resolver: a client that leaves before its NAR is found', () => {
     const t0 = performance.now();
     leaving.abort();
     assert.equal(await before(pending, TIMEOUTS.narHeadersMs! / 2), null);
-    t.diagnostic(`nar() resolved ${(performance.now() - t0).toFixed(1)} ms after the abort; listeners left: ${getEventListeners(leaving.signal, 'abort').length}`);
+    t.diagnostic(
+      `nar() resolved ${(performance.now() - t0).toFixed(1)} ms after the abort; listeners left: ${getEventListeners(leaving.signal, 'abort').length}`,
+    );
     assert.equal(getEventListeners(leaving.signal, 'abort').length, 0, 'no listener left after leaving');
     await waitFor('the peer request closed', async () => alice.narRequests[1].closedAt, 500);
     assert.deepEqual(w.fallbacks(), []);
@@ -971,7 +1061,7 @@ describe('resolver: a client that leaves before its NAR is found', () => {
     assert.equal((await w.narInfo(p.hashPart)).status, 200);
     slow.knobs.narDelayMs = 60_000;
     assertSameNar(await w.nar(p), p);
-    const closedAt = await waitFor('the slow peer\'s request closed', async () => slow.narRequests[0]?.closedAt, 1000);
+    const closedAt = await waitFor("the slow peer's request closed", async () => slow.narRequests[0]?.closedAt, 1000);
     t.diagnostic(`served by the hedge; the slow peer's request closed ${Math.round(closedAt - slow.narRequests[0].at)} ms after it was made`);
     assert.equal(quick.counts.nar, 1);
     await waitFor('transfer event', async () => w.transfers().length === 1, 3000);

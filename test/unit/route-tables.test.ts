@@ -39,7 +39,8 @@ const shareParts = { cache, identity: marker('identity'), summary: marker('summa
 /** "handler status" for a request line: the handler reached, or the error status the listener answers. */
 function outcome(routes: Route[], method: string, url: string | undefined): string {
   const r = resolveRoute(routes, method, url);
-  if (r.kind === 'route') return `${(r.route.handler as RouteHandler & { marker: string }).marker}${r.match.params.length ? ` ${r.match.params.join(' ')}` : ''}`;
+  if (r.kind === 'route')
+    return `${(r.route.handler as RouteHandler & { marker: string }).marker}${r.match.params.length ? ` ${r.match.params.join(' ')}` : ''}`;
   if (r.kind === 'method') return `${r.route.name} ${r.error.status} allow ${r.error.headers.Allow}`;
   return `none ${r.error.status}`;
 }
@@ -136,6 +137,9 @@ describe('route tables', () => {
     for (const r of table) assert.equal(r.reveals, r.name === 'metrics' ? 'figures' : 'control', r.name);
     assert.ok(table.filter((r) => r.name !== 'metrics').every((r) => r.guard === control.guard && r.errorBody === 'json'));
     // Without a service around the core, the loopback listener serves metrics alone.
-    assert.deepEqual(loopbackRoutes({ metrics: marker('metrics'), control: null }).map((r) => r.name), ['metrics']);
+    assert.deepEqual(
+      loopbackRoutes({ metrics: marker('metrics'), control: null }).map((r) => r.name),
+      ['metrics'],
+    );
   });
 });

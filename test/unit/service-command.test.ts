@@ -78,7 +78,11 @@ test('--user writes under the home directory; launchd gets a plist; PEERNIX_SERV
       `${rel}/Library/LaunchAgents/org.peernix.daemon.plist`,
     ]);
     assert.match(fs.readFileSync(path.join(root, written[1]), 'utf8'), /WantedBy=default\.target/);
-    for (const args of [['--user', '--manager', 'systemd'], ['--user', '--manager', 'launchd'], ['--manager', 'launchd']]) {
+    for (const args of [
+      ['--user', '--manager', 'systemd'],
+      ['--user', '--manager', 'launchd'],
+      ['--manager', 'launchd'],
+    ]) {
       assert.equal(peernix(['service', 'uninstall', ...args], env).status, 0);
     }
     assert.deepEqual(files(root), []);

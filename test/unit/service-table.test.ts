@@ -6,7 +6,14 @@ import { describe, it } from 'node:test';
 import { ServiceTable, type TableEntry } from '../../src/peers/service-table.ts';
 
 function table(standing: Map<string, number>, max = 64, perSource = 16) {
-  return new ServiceTable<TableEntry>({ max, perSource, standing: (k) => standing.get(k) ?? 0, minLifetimeMs: 125_000, maxLifetimeMs: 600_000, staleMs: 65_000 });
+  return new ServiceTable<TableEntry>({
+    max,
+    perSource,
+    standing: (k) => standing.get(k) ?? 0,
+    minLifetimeMs: 125_000,
+    maxLifetimeMs: 600_000,
+    staleMs: 65_000,
+  });
 }
 
 function entry(key: string, source: string, now: number, t?: ServiceTable<TableEntry>, ttl?: number): TableEntry {
@@ -34,7 +41,11 @@ describe('service table', () => {
     // One fake loses its address, and the rest go quiet: newcomers replace the unusable one first, then the quietest.
     standing.set('fake-7', 0);
     for (const k of ['late-1', 'late-2', 'late-3']) standing.set(k, 1);
-    const later = [t.admit(entry('late-1', '10.0.0.66', 1000, t)), t.admit(entry('late-2', '10.0.0.66', 1000, t)), t.admit(entry('late-3', '10.0.0.66', 70_000, t))];
+    const later = [
+      t.admit(entry('late-1', '10.0.0.66', 1000, t)),
+      t.admit(entry('late-2', '10.0.0.66', 1000, t)),
+      t.admit(entry('late-3', '10.0.0.66', 70_000, t)),
+    ];
     const replaced = later.map((a) => (a.admitted ? a.evicted.map((e) => e.key).join() : 'refused'));
     tc.diagnostic(`replaced: ${replaced.join(', ')}`);
     assert.deepEqual(replaced, ['fake-7', 'refused', 'fake-0']);
@@ -43,7 +54,12 @@ describe('service table', () => {
   it('when full, the newcomer replaces the weakest: unusable before usable, oldest first, never a proven one', (tc) => {
     const standing = new Map<string, number>();
     const t = table(standing, 4, 4);
-    for (const [k, s] of [['proven', 2], ['usable-old', 1], ['unusable-new', 0], ['usable-new', 1]] as const) {
+    for (const [k, s] of [
+      ['proven', 2],
+      ['usable-old', 1],
+      ['unusable-new', 0],
+      ['usable-new', 1],
+    ] as const) {
       standing.set(k, s);
       t.admit(entry(k, `10.0.0.${k.length}`, k.endsWith('old') ? 1 : 10, t));
     }
@@ -59,11 +75,20 @@ describe('service table', () => {
     // Only proven entries left: a newcomer is turned away rather than displacing one.
     const refused = t.admit(entry('late', '10.0.2.1', 200, t));
     assert.equal(refused.admitted, false);
-    assert.deepEqual(t.values().map((e) => e.key).sort(), ['new-0', 'new-1', 'new-2', 'proven']);
+    assert.deepEqual(
+      t
+        .values()
+        .map((e) => e.key)
+        .sort(),
+      ['new-0', 'new-1', 'new-2', 'proven'],
+    );
   });
 
   it('a source whose quota is all proven cannot add more', () => {
-    const standing = new Map<string, number>([['a', 2], ['b', 2]]);
+    const standing = new Map<string, number>([
+      ['a', 2],
+      ['b', 2],
+    ]);
     const t = table(standing, 64, 2);
     t.admit(entry('a', '10.0.0.9', 0, t));
     t.admit(entry('b', '10.0.0.9', 0, t));

@@ -41,7 +41,15 @@ test('the system unit passes systemd-analyze verify, runs the real Node and CLI,
   assert.deepEqual(r.ours, []);
   const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
   assert.equal(exec, `ExecStart=${node} ${entry} serve --peer "http://build box:9999/?a=1&b=<2>" --name "it's \\"50%%\\" $$HOME \\\\ done" --no-mdns`);
-  for (const line of ['DynamicUser=yes', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK', 'StateDirectory=peernix', 'Environment=PEERNIX_STATE_DIR=%S/peernix', 'WantedBy=multi-user.target']) {
+  for (const line of [
+    'DynamicUser=yes',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK',
+    'StateDirectory=peernix',
+    'Environment=PEERNIX_STATE_DIR=%S/peernix',
+    'WantedBy=multi-user.target',
+  ]) {
     assert.ok(unit.split('\n').includes(line), `missing ${line}`);
   }
   const withUser = systemdUnit(spec({ runAs: 'peernix' }));

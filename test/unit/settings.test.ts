@@ -29,21 +29,24 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as 
 
 describe('defaults and schema', () => {
   test('defaults are the documented ones', T, () => {
-    assert.deepEqual({ ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team] }, {
-      sharing: true,
-      shareListen: '0.0.0.0:9999',
-      listen: '127.0.0.1:9998',
-      peers: [],
-      mdns: true,
-      peerCompression: true,
-      goPeers: true,
-      goUdpPort: 9999,
-      startAtLogin: false,
-      metricsOnShare: false,
-      trustedNetworks: [],
-      trustAllNetworks: false,
-      team: [],
-    });
+    assert.deepEqual(
+      { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team] },
+      {
+        sharing: true,
+        shareListen: '0.0.0.0:9999',
+        listen: '127.0.0.1:9998',
+        peers: [],
+        mdns: true,
+        peerCompression: true,
+        goPeers: true,
+        goUdpPort: 9999,
+        startAtLogin: false,
+        metricsOnShare: false,
+        trustedNetworks: [],
+        trustAllNetworks: false,
+        team: [],
+      },
+    );
   });
 
   test('the JSON schema covers every setting with the same defaults', T, () => {

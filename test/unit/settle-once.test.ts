@@ -61,7 +61,10 @@ describe('settleOnce', () => {
       assert.equal(await p, 'aborted');
       assert.equal(cleanups, 1);
       let started = false;
-      assert.equal(await settleOnce({ ms: 1000, onTimeout: () => 'timeout', signal: ac.signal, onAbort: () => 'aborted' }, () => void (started = true)), 'aborted');
+      assert.equal(
+        await settleOnce({ ms: 1000, onTimeout: () => 'timeout', signal: ac.signal, onAbort: () => 'aborted' }, () => void (started = true)),
+        'aborted',
+      );
       assert.equal(started, false);
     } finally {
       mock.timers.reset();

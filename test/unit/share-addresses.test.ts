@@ -7,7 +7,15 @@ import { shareAddresses, type Interfaces } from '../../src/domain/share-addresse
 // shape).
 
 const iface = (address: string, family: 'IPv4' | 'IPv6', internal = false) =>
-  ({ address, family, internal, netmask: family === 'IPv4' ? '255.255.255.0' : 'ffff:ffff:ffff:ffff::', mac: '00:00:00:00:00:00', cidr: null, scopeid: family === 'IPv6' ? 0 : undefined }) as never;
+  ({
+    address,
+    family,
+    internal,
+    netmask: family === 'IPv4' ? '255.255.255.0' : 'ffff:ffff:ffff:ffff::',
+    mac: '00:00:00:00:00:00',
+    cidr: null,
+    scopeid: family === 'IPv6' ? 0 : undefined,
+  }) as never;
 
 const ifaces: Interfaces = {
   lo: [iface('127.0.0.1', 'IPv4', true), iface('::1', 'IPv6', true)],

@@ -67,7 +67,10 @@ describe('SharingSwitch', () => {
     assert.match(r.sw.error ?? '', /in use/);
     assert.deepEqual(r.saved, [], 'the failed choice is not saved');
     assert.deepEqual(r.announced, [], 'nothing announced');
-    assert.deepEqual(r.events.recent().map((e) => e.type), ['error']);
+    assert.deepEqual(
+      r.events.recent().map((e) => e.type),
+      ['error'],
+    );
 
     await assert.rejects(r.sw.set(true), /in use/, 'still busy: fails again, with the current cause');
     await busy.free();
@@ -77,7 +80,10 @@ describe('SharingSwitch', () => {
     assert.deepEqual(r.saved, [true]);
     assert.deepEqual(r.announced, [busy.port]);
     assert.equal(await answers(busy.port), true);
-    assert.deepEqual(r.events.recent().map((e) => e.type), ['sharing', 'error', 'error']);
+    assert.deepEqual(
+      r.events.recent().map((e) => e.type),
+      ['sharing', 'error', 'error'],
+    );
     await r.sw.set(false);
     assert.equal(await answers(busy.port), false);
     assert.deepEqual(r.saved, [true, false]);
@@ -113,7 +119,10 @@ describe('SharingSwitch', () => {
     assert.equal(r.sw.on, false);
     assert.equal(await answers(port), false, 'the store is not shared any more');
     assert.deepEqual(r.announced, [port, 'gone']);
-    assert.deepEqual(r.events.recent().map((e) => e.type), ['error', 'sharing', 'sharing']);
+    assert.deepEqual(
+      r.events.recent().map((e) => e.type),
+      ['error', 'sharing', 'sharing'],
+    );
     await r.sw.set(false);
     assert.equal(r.sw.error, null, 'saved on the next try; the warning clears');
     assert.deepEqual(r.saved, [true, false]);
@@ -156,14 +165,23 @@ describe('SharingSwitch', () => {
     });
     const udp = new UdpResponder({ host: '127.0.0.1', port: udpPort, log, narHash: (h) => (h === HELD ? Buffer.alloc(32) : null) });
     const companion = {
-      open: () => udp.bind().catch((e: NodeJS.ErrnoException) => {
-        throw new Error(`the Go-peer UDP port ${udpPort} is in use by another program (${e.message})`);
-      }),
+      open: () =>
+        udp.bind().catch((e: NodeJS.ErrnoException) => {
+          throw new Error(`the Go-peer UDP port ${udpPort} is in use by another program (${e.message})`);
+        }),
       close: () => udp.close(),
     };
     const port = await freePort();
     const events = new EventLog();
-    const sw = new SharingSwitch({ bind: () => listen({ host: '127.0.0.1', port, log, handler: (_q, res) => res.end('ok') }), companion, announce: () => {}, unannounce: async () => {}, events, log, changed: () => {} });
+    const sw = new SharingSwitch({
+      bind: () => listen({ host: '127.0.0.1', port, log, handler: (_q, res) => res.end('ok') }),
+      companion,
+      announce: () => {},
+      unannounce: async () => {},
+      events,
+      log,
+      changed: () => {},
+    });
     const squatter = dgram.createSocket('udp4');
     let squatterOpen = false;
     t.after(async () => {
@@ -211,6 +229,11 @@ describe('SharingSwitch', () => {
     assert.deepEqual(await ask(), ['yes']);
     await sw.stop(0);
     assert.equal(udp.open, false);
-    t.diagnostic(`responder stats: ${JSON.stringify(udp.stats)}; events ${events.recent().map((e) => e.type).join(',')}`);
+    t.diagnostic(
+      `responder stats: ${JSON.stringify(udp.stats)}; events ${events
+        .recent()
+        .map((e) => e.type)
+        .join(',')}`,
+    );
   });
 });

@@ -7,14 +7,7 @@ import path from 'node:path';
 import { parseNarInfo, renderNarInfo } from '../../src/nix/narinfo.ts';
 import type { NarInfo } from '../../src/nix/narinfo.ts';
 import { encodeString, encodeU64 } from '../../src/store/wire.ts';
-import {
-  generateKeyPair,
-  narInfoFingerprint,
-  parsePublicKey,
-  parseSecretKey,
-  signNarInfo,
-  verifyNarInfoSignature,
-} from '../../src/nix/signing.ts';
+import { generateKeyPair, narInfoFingerprint, parsePublicKey, parseSecretKey, signNarInfo, verifyNarInfoSignature } from '../../src/nix/signing.ts';
 
 const NIX_ENV = {
   ...process.env,
@@ -24,7 +17,6 @@ const NIX_ENV = {
 function nix(args: string[], input?: Buffer): string {
   return execFileSync(args[0], args.slice(1), { env: NIX_ENV, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }).trim();
 }
-
 
 // Input-addressed paths need a signature to be copied with require-sigs; content-addressed ones
 // do not, so the trust tests use imported input-addressed paths.

@@ -65,7 +65,10 @@ describe('symbolic links in the state directory', () => {
     const store = openDaemonSettings(dir);
     fs.rmSync(path.join(dir, 'settings.json'));
     const { target, link } = plantLink(dir, 'settings.json');
-    assert.throws(() => store.set({ sharing: false }), (e: Error) => e instanceof StateFileError && /symbolic link/.test(e.message) && !e.message.includes('do-not-print-me'));
+    assert.throws(
+      () => store.set({ sharing: false }),
+      (e: Error) => e instanceof StateFileError && /symbolic link/.test(e.message) && !e.message.includes('do-not-print-me'),
+    );
     assertUntouched(target, link, dir);
   });
 
@@ -85,14 +88,20 @@ describe('symbolic links in the state directory', () => {
   test('a linked secret-key is refused and its target never printed', T, () => {
     const dir = tmpDir();
     const { target, link } = plantLink(dir, 'secret-key');
-    assert.throws(() => loadIdentity(dir), (e: Error) => /secret-key is a symbolic link/.test(e.message) && !e.message.includes('do-not-print-me'));
+    assert.throws(
+      () => loadIdentity(dir),
+      (e: Error) => /secret-key is a symbolic link/.test(e.message) && !e.message.includes('do-not-print-me'),
+    );
     assertUntouched(target, link, dir);
   });
 
   test('a secret key that does not parse: the message carries no byte of it', T, () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'secret-key'), 'do-not-print-me:AAAA', { mode: 0o600 });
-    assert.throws(() => loadIdentity(dir), (e: Error) => /cannot use secret key file/.test(e.message) && !e.message.includes('do-not-print-me'));
+    assert.throws(
+      () => loadIdentity(dir),
+      (e: Error) => /cannot use secret key file/.test(e.message) && !e.message.includes('do-not-print-me'),
+    );
   });
 
   test('a linked instance-id is refused, never written through', T, () => {

@@ -79,7 +79,10 @@ describe('StoreSummary', () => {
     const built = s.full()!;
     const buildMs = performance.now() - t;
     const decoded = decodeSummary(built);
-    assert.ok(src.rows.every((r) => decoded.filter.test(r.hashPart)), 'no false negatives');
+    assert.ok(
+      src.rows.every((r) => decoded.filter.test(r.hashPart)),
+      'no false negatives',
+    );
     const probes = 100_000;
     let fp = 0;
     for (let i = 0; i < probes; i++) if (decoded.filter.test(hashPart())) fp++;
@@ -87,7 +90,9 @@ describe('StoreSummary', () => {
     t = performance.now();
     s.refresh();
     const updateMs = performance.now() - t;
-    tc.diagnostic(`100 000 paths: ${(built.length / 1024).toFixed(1)} KiB on the wire, ${((fp / probes) * 100).toFixed(2)} % false positives, built in ${buildMs.toFixed(0)} ms, one added path in ${updateMs.toFixed(2)} ms`);
+    tc.diagnostic(
+      `100 000 paths: ${(built.length / 1024).toFixed(1)} KiB on the wire, ${((fp / probes) * 100).toFixed(2)} % false positives, built in ${buildMs.toFixed(0)} ms, one added path in ${updateMs.toFixed(2)} ms`,
+    );
     assert.ok(built.length <= 150 * 1024, `${built.length} bytes`);
     assert.ok(fp / probes <= 0.012, `${fp} false positives in ${probes}`);
   });
@@ -174,18 +179,36 @@ describe('following a peer summary over HTTP', () => {
     const u1 = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/x-peernix-summary' }).end(saturated));
     let gen = 0;
     const small = BloomFilter.withTargetError(100, 0.01);
-    const u2 = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/x-peernix-summary' }).end(encodeSummary({ epoch: '00000000000000bb', generation: gen++, paths: 0, filter: small })));
+    const u2 = await serve((_req, res) =>
+      res
+        .writeHead(200, { 'content-type': 'application/x-peernix-summary' })
+        .end(encodeSummary({ epoch: '00000000000000bb', generation: gen++, paths: 0, filter: small })),
+    );
     const u3 = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/x-peernix-summary' }).end(randomBytes(5000)));
     const u4 = await serve((_req, res) => res.writeHead(404).end('not found\n'));
     let quickAnswers = 0;
     const u5 = await serve((req, res) => {
-      if (req.url === '/peernix/summary') return res.writeHead(200, { 'content-type': 'application/x-peernix-summary' }).end(encodeSummary({ epoch: '00000000000000cc', generation: 0, paths: 0, filter: small }));
+      if (req.url === '/peernix/summary')
+        return res
+          .writeHead(200, { 'content-type': 'application/x-peernix-summary' })
+          .end(encodeSummary({ epoch: '00000000000000cc', generation: 0, paths: 0, filter: small }));
       quickAnswers++;
       res.writeHead(204).end();
     });
     const followers = new PeerSummaries({ log, waitS: 1, maxUpdatesPerMinute: 20 });
-    for (const [id, u] of [['ones', u1], ['flapping', u2], ['garbage', u3], ['harmonia', u4], ['hasty', u5]]) followers.follow(id, u);
-    await waitFor('all judged', async () => ['ones', 'flapping', 'garbage', 'harmonia'].every((id) => ['refused', 'unsupported'].includes(followers.view(id)!.state)), 10_000);
+    for (const [id, u] of [
+      ['ones', u1],
+      ['flapping', u2],
+      ['garbage', u3],
+      ['harmonia', u4],
+      ['hasty', u5],
+    ])
+      followers.follow(id, u);
+    await waitFor(
+      'all judged',
+      async () => ['ones', 'flapping', 'garbage', 'harmonia'].every((id) => ['refused', 'unsupported'].includes(followers.view(id)!.state)),
+      10_000,
+    );
     for (const id of ['ones', 'flapping', 'garbage', 'harmonia']) {
       assert.equal(followers.mayHave(id, hashPart()), null, id);
       t.diagnostic(`${id}: ${followers.view(id)!.state} — ${followers.view(id)!.reason}`);

@@ -35,7 +35,10 @@ describe('summary budget', () => {
     assert.ok(b.admit('a', '1') && b.admit('a', '2') && b.admit('a', '1'));
     assert.equal(b.admit('a', '3'), false);
     assert.ok(b.admit('b', '3'));
-    assert.ok(['1', '2', '3'].every((id) => b.admit('127.0.0.1', id)), 'processes on this machine are not counted');
+    assert.ok(
+      ['1', '2', '3'].every((id) => b.admit('127.0.0.1', id)),
+      'processes on this machine are not counted',
+    );
     b.release('a', '1');
     assert.ok(b.admit('a', '3'));
   });
@@ -64,7 +67,10 @@ describe('PeerSummaries against a summary flood', () => {
     // The budget, plus what the identities had asked for before the first answer was charged.
     assert.ok(sent <= 4 * 1024 * 1024 + 4 * 1024 * 1024 + 1024, `${sent} bytes`);
     assert.equal(views.filter((v) => /identities at 127\.0\.0\.2/.test(v.reason ?? '')).length, 6);
-    assert.ok(views.every((v) => v.state === 'refused'), 'every one falls back to plain lookups');
+    assert.ok(
+      views.every((v) => v.state === 'refused'),
+      'every one falls back to plain lookups',
+    );
     assert.equal(summaries.mayHave('id-0', '0'.repeat(32)), null);
   });
 });

@@ -44,7 +44,13 @@ function summaryBytes(members: string[], m: number, k: number, epoch: string, ge
   return out;
 }
 
-const MEMBERS = ['p4pclmv1gyja5kzc26npqpia1qqxrf0l', '0000000000000000000000000000000v', 'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz', 'a4b1n4k9gqdyd5xhxm9s4wwb6kja8lch', '9zm2nzrbc9l2vpvkxsqn9d8d6w7czqz0'];
+const MEMBERS = [
+  'p4pclmv1gyja5kzc26npqpia1qqxrf0l',
+  '0000000000000000000000000000000v',
+  'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz',
+  'a4b1n4k9gqdyd5xhxm9s4wwb6kja8lch',
+  '9zm2nzrbc9l2vpvkxsqn9d8d6w7czqz0',
+];
 const isMember = (buckets: Uint32Array, s: string, m: number, k: number) => positions(s, m, k).every((p) => (buckets[p >>> 5] & (1 << (p & 31))) !== 0);
 
 describe('summary wire format, scheme 1', () => {
@@ -84,7 +90,10 @@ describe('summary wire format, scheme 1', () => {
       for (let i = 0; i < m / 32; i++) buckets[i] = expected.readUInt32BE(28 + i * 4);
       let outside = 0;
       for (let i = 0; i < 2000; i++) {
-        const probe = i.toString(32).padStart(32, '0').replace(/[eotu]/g, 'x');
+        const probe = i
+          .toString(32)
+          .padStart(32, '0')
+          .replace(/[eotu]/g, 'x');
         const want = isMember(buckets, probe, m, k);
         if (!want) outside++;
         assert.equal(read.filter.test(probe), want, probe);

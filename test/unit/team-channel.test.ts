@@ -47,7 +47,9 @@ after(() => server.close(0));
 
 function tlsGet(path: string, opts: { cert?: TeamCertificate; agent?: TeamAgent } = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const tls = opts.agent ? { agent: opts.agent } : { agent: false as const, rejectUnauthorized: false, ...(opts.cert ? { cert: opts.cert.cert, key: opts.cert.key } : {}) };
+    const tls = opts.agent
+      ? { agent: opts.agent }
+      : { agent: false as const, rejectUnauthorized: false, ...(opts.cert ? { cert: opts.cert.cert, key: opts.cert.key } : {}) };
     const req = httpsRequest({ host: '127.0.0.1', port: server.port, path, ...tls }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -170,9 +172,15 @@ describe('peer client over the team channel', () => {
   test('asks a member over TLS with its own key, a non-member in plain, and a member holding another key not at all', async () => {
     const origin = new URL(server.url).origin;
     const member = await narInfoAsker((o) => (o === origin ? b64(owner) : null));
-    assert.deepEqual(member.asked.map((s) => s.asker), ['team']);
+    assert.deepEqual(
+      member.asked.map((s) => s.asker),
+      ['team'],
+    );
     const plain = await narInfoAsker(() => null);
-    assert.deepEqual(plain.asked.map((s) => s.asker), ['anonymous']);
+    assert.deepEqual(
+      plain.asked.map((s) => s.asker),
+      ['anonymous'],
+    );
     const impostor = await narInfoAsker(() => b64(stranger));
     assert.ok(impostor.error instanceof PeerError, 'a server without the expected key is an error');
     assert.deepEqual(impostor.asked, []);

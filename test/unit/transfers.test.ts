@@ -10,7 +10,13 @@ function rig() {
   let now = 1_000_000;
   const updates: TransferView[][] = [];
   const flows: [string, number][] = [];
-  const tracker = new TransferTracker({ onUpdate: (v) => updates.push(v), onFlow: (d, n) => flows.push([d, n]), now: () => now, lingerMs: 1000, rateWindowMs: 1000 });
+  const tracker = new TransferTracker({
+    onUpdate: (v) => updates.push(v),
+    onFlow: (d, n) => flows.push([d, n]),
+    now: () => now,
+    lingerMs: 1000,
+    rateWindowMs: 1000,
+  });
   return { tracker, updates, flows, advance: (ms: number) => (now += ms) };
 }
 
@@ -42,7 +48,14 @@ describe('TransferTracker', () => {
     t.diagnostic(`updates: ${updates.length}; last: ${JSON.stringify(last)}; flows: ${JSON.stringify(flows)}`);
     assert.equal(last.outcome, 'ok');
     assert.equal(last.bytes, 10_000);
-    assert.deepEqual(flows, [['in', 1000], ['in', 9000]], 'every byte reaches the per-minute chart once');
+    assert.deepEqual(
+      flows,
+      [
+        ['in', 1000],
+        ['in', 9000],
+      ],
+      'every byte reaches the per-minute chart once',
+    );
     advance(1000);
     tracker.tick();
     assert.deepEqual(updates.at(-1), [], 'the finished row left after lingerMs');

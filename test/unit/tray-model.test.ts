@@ -39,13 +39,19 @@ describe('trayModel', () => {
   test('on an untrusted network: why it is not sharing, and the one question, naming that network', T, () => {
     const current = { id: 'gateway 52:54:00:12:34:56 192.168.1.0/24', name: '192.168.1.0/24 (router 52:54:00:12:34:56)' };
     const network = { current, trusted: false, trustAll: false, trustedNetworks: [], ask: true };
-    const m = trayModel(snapshot({ sharing: false, shareUrl: null, sharePaused: `${current.name} is not a trusted network`, network }), { startAtLogin: false });
+    const m = trayModel(snapshot({ sharing: false, shareUrl: null, sharePaused: `${current.name} is not a trusted network`, network }), {
+      startAtLogin: false,
+    });
     assert.equal(m.icon, 'idle');
     assert.equal(statusLine(m), `Not sharing here: ${current.name} is not a trusted network`);
     assert.equal(item(m, 'action', 'trustNetwork').label, `Share on ${current.name}?`);
     assert.equal(m.askedNetworkId, current.id);
     const answered = trayModel(snapshot({ sharing: false, shareUrl: null, sharePaused: 'x', network: { ...network, ask: false } }), { startAtLogin: false });
-    assert.equal(answered.items.some((i) => 'id' in i && i.id === 'trustNetwork'), false, 'asked once: not after "Not here"');
+    assert.equal(
+      answered.items.some((i) => 'id' in i && i.id === 'trustNetwork'),
+      false,
+      'asked once: not after "Not here"',
+    );
     assert.equal(answered.askedNetworkId, null);
   });
 

@@ -74,14 +74,20 @@ describe('content addresses of paths real Nix 2.8 made', () => {
     for (const p of await host.pathInfoJson([t2, ...(await host.pathInfoJson([t2]))[0].references])) made.push({ how: 'builtins.toFile', info: p });
     // A .drv is a text path referring to its inputs.
     const nixFile = path.join(work, 'drv.nix');
-    await fsp.writeFile(nixFile, 'derivation { name = "fo"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "cat ${builtins.toFile "t" "hi\\n"}" ]; }\n');
+    await fsp.writeFile(
+      nixFile,
+      'derivation { name = "fo"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "cat ${builtins.toFile "t" "hi\\n"}" ]; }\n',
+    );
     const drv = (await host.run('nix-instantiate', ['--store', host.root, nixFile], { check: true })).stdout.trim();
     // --derivation: a .drv given to path-info otherwise stands for its output.
     const drvInfo = JSON.parse((await host.nix(['path-info', '--json', '--derivation', drv], { check: true })).stdout) as PathInfoJson[];
     made.push({ how: 'nix-instantiate (.drv)', info: drvInfo[0] });
     // make-content-addressed: fixed:r:sha256 paths with references and a self-reference.
     const closure = await addTestClosure(host, { largeSize: 1000, smallFiles: 3 });
-    const rewrites = JSON.parse((await host.nix(['store', 'make-content-addressed', '--json', closure.top], { check: true })).stdout).rewrites as Record<string, string>;
+    const rewrites = JSON.parse((await host.nix(['store', 'make-content-addressed', '--json', closure.top], { check: true })).stdout).rewrites as Record<
+      string,
+      string
+    >;
     const top = rewrites[closure.top];
     const infos = await host.pathInfoJson([top, ...(await host.pathInfoJson([top]))[0].references.filter((r) => r !== top)]);
     for (const p of infos) made.push({ how: 'nix store make-content-addressed', info: p });
@@ -104,7 +110,9 @@ describe('content addresses of paths real Nix 2.8 made', () => {
       assert.ok(isContentAddressedPath(info.path, info.ca!, refs), `${how}: ${info.path} from ${info.ca} and [${refs.join(' ')}]`);
       assert.equal(judgeNarInfo(narInfoOf(info), policy), 'trusted', `${how}: unsigned but content-addressed`);
     }
-    t.diagnostic(`${made.length} paths made by Nix 2.8, CA kinds: ${[...kinds].sort().join(', ')}; ${withRefs} with references, ${selfRefs} with a self-reference`);
+    t.diagnostic(
+      `${made.length} paths made by Nix 2.8, CA kinds: ${[...kinds].sort().join(', ')}; ${withRefs} with references, ${selfRefs} with a self-reference`,
+    );
     for (const k of ['text:sha256', 'fixed:sha256', 'fixed:r:sha256', 'fixed:sha1', 'fixed:r:md5', 'fixed:r:sha512']) assert.ok(kinds.has(k), `covers ${k}`);
     assert.ok(selfRefs >= 1 && withRefs >= 3);
   });
@@ -136,7 +144,11 @@ describe('content addresses of paths real Nix 2.8 made', () => {
       ];
       if (refs.length > 0) variants.push(['dropped reference', info.path, refs.slice(1)]);
       const ca = info.ca!;
-      const flipped = ca.startsWith('fixed:r:') ? ca.replace('fixed:r:', 'fixed:') : ca.startsWith('fixed:') ? ca.replace('fixed:', 'fixed:r:') : ca.replace('text:', 'fixed:r:');
+      const flipped = ca.startsWith('fixed:r:')
+        ? ca.replace('fixed:r:', 'fixed:')
+        : ca.startsWith('fixed:')
+          ? ca.replace('fixed:', 'fixed:r:')
+          : ca.replace('text:', 'fixed:r:');
       for (const [what, p, r] of variants) {
         assert.equal(isContentAddressedPath(p, ca, r), false, `${how} ${info.path}: ${what}`);
         refused++;
@@ -155,7 +167,14 @@ describe('content addresses of paths real Nix 2.8 made', () => {
 
 describe('content-address module', () => {
   it('rejects what Nix 2.8 cannot parse and fixed-output paths it has no rule for', () => {
-    for (const bad of ['', 'text:sha1:iwjz551fyw0cxcjgf4l6c879zabd6wpm', 'fixed:git:sha1:iwjz551fyw0cxcjgf4l6c879zabd6wpm', 'fixed:sha256:xyz', 'source:sha256:' + '0'.repeat(52), 'fixed:r:sha256:' + '0'.repeat(52) + ':x']) {
+    for (const bad of [
+      '',
+      'text:sha1:iwjz551fyw0cxcjgf4l6c879zabd6wpm',
+      'fixed:git:sha1:iwjz551fyw0cxcjgf4l6c879zabd6wpm',
+      'fixed:sha256:xyz',
+      'source:sha256:' + '0'.repeat(52),
+      'fixed:r:sha256:' + '0'.repeat(52) + ':x',
+    ]) {
       assert.equal(parseContentAddress(bad), null, bad);
     }
     const flat = parseContentAddress('fixed:sha256:' + '1'.repeat(52))!;
@@ -182,7 +201,13 @@ describe('resolver: a peer forging CA lines', () => {
       trust: () => policy,
       hedgeMs: 150,
     });
-    const listener = await listen({ host: '127.0.0.1', port: 0, handler: cacheListenerHandler({ backend: resolver, log: silentLogger, priority: 30 }), log: silentLogger, loopbackOnly: true });
+    const listener = await listen({
+      host: '127.0.0.1',
+      port: 0,
+      handler: cacheListenerHandler({ backend: resolver, log: silentLogger, priority: 30 }),
+      log: silentLogger,
+      loopbackOnly: true,
+    });
     const forger = await FakePeer.start();
     const genuine = await FakePeer.start();
     t.after(async () => {
@@ -192,7 +217,16 @@ describe('resolver: a peer forging CA lines', () => {
       await Promise.all([forger.close(), genuine.close()]);
     });
     for (const [i, p] of [forger, genuine].entries()) {
-      registry.upsert({ id: `peer-${i}`, name: ['forger', 'genuine'][i], url: p.url, address: '127.0.0.1', port: p.port, platform: null, publicKey: null, source: 'static' });
+      registry.upsert({
+        id: `peer-${i}`,
+        name: ['forger', 'genuine'][i],
+        url: p.url,
+        address: '127.0.0.1',
+        port: p.port,
+        platform: null,
+        publicKey: null,
+        source: 'static',
+      });
     }
     await registry.checkAll();
     assert.equal(registry.live().length, 2);
@@ -217,7 +251,9 @@ describe('resolver: a peer forging CA lines', () => {
       const nar = await get(`${listener.url}/${info.url}`);
       if (nar.status === 200 && nar.body.equals(real.nar)) narsIdentical++;
     }
-    t.diagnostic(`forged CA vs signed: genuine won ${genuineWins}/${N}, forger won ${forgedWins}/${N}; NARs identical to the genuine ones: ${narsIdentical}/${N}`);
+    t.diagnostic(
+      `forged CA vs signed: genuine won ${genuineWins}/${N}, forger won ${forgedWins}/${N}; NARs identical to the genuine ones: ${narsIdentical}/${N}`,
+    );
     assert.equal(genuineWins, N);
     assert.equal(forgedWins, 0);
     assert.equal(narsIdentical, N);

@@ -32,13 +32,19 @@ describe('the Nix trust settings are watched', () => {
     fs.writeFileSync(inc, `trusted-public-keys = ${KEY_B}\n`); // same size, other content
     assert.equal(watch.check(), true);
     assert.equal(watch.check(), false, 'one change is reported once');
-    assert.deepEqual(readNixTrust(env).policy.keys.map((k) => k.text), [KEY_B]);
+    assert.deepEqual(
+      readNixTrust(env).policy.keys.map((k) => k.text),
+      [KEY_B],
+    );
 
     fs.writeFileSync(later, `extra-trusted-public-keys = ${KEY_A}\n`);
     assert.equal(watch.check(), true, 'a file created beside them changes their folder');
     const read = readNixTrust(env);
     files = read.files;
-    assert.deepEqual(read.policy.keys.map((k) => k.text), [KEY_B, KEY_A]);
+    assert.deepEqual(
+      read.policy.keys.map((k) => k.text),
+      [KEY_B, KEY_A],
+    );
 
     fs.writeFileSync(conf, `include keys.conf\n`);
     assert.equal(watch.check(), true);

@@ -149,15 +149,21 @@ describe('TXT record', { timeout: 10_000 }, () => {
     assert.equal(decodeTxt(proto), null);
     const inherited = Object.create({ v: '1', id: ID });
     assert.equal(decodeTxt(inherited), null);
-    const getter = { v: '1', get id(): string {
-      throw new Error('boom');
-    } };
-    assert.equal(decodeTxt(getter), null);
-    const trap = new Proxy({}, {
-      ownKeys() {
+    const getter = {
+      v: '1',
+      get id(): string {
         throw new Error('boom');
       },
-    });
+    };
+    assert.equal(decodeTxt(getter), null);
+    const trap = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('boom');
+        },
+      },
+    );
     assert.equal(decodeTxt(trap), null);
     const arrayTrap = new Proxy([Buffer.from('v=1')], {
       get(target, prop, receiver) {

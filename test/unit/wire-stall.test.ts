@@ -94,7 +94,11 @@ describe('the wire stall watch', () => {
     let body: ReturnType<typeof bigBody> | null = null;
     let closedAt = 0;
     const l = await listen({
-      host: '127.0.0.1', port: 0, log, stallMs: STALL_MS, clock,
+      host: '127.0.0.1',
+      port: 0,
+      log,
+      stallMs: STALL_MS,
+      clock,
       handler: (_req, res) => {
         body = bigBody();
         res.writeHead(200, { 'Content-Length': String(NAR) });
@@ -119,7 +123,11 @@ describe('the wire stall watch', () => {
     const clock = new FakeClock();
     const closed: string[] = [];
     const l = await listen({
-      host: '127.0.0.1', port: 0, log, stallMs: STALL_MS, clock,
+      host: '127.0.0.1',
+      port: 0,
+      log,
+      stallMs: STALL_MS,
+      clock,
       handler: (req, res) => {
         res.once('close', () => closed.push(req.url!));
         if (req.url === '/poll') {

@@ -9,16 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import {
-  encodeBool,
-  encodeString,
-  encodeStringList,
-  encodeU64,
-  padLength,
-  RawByteStream,
-  WireError,
-  WireReader,
-} from '../../src/store/wire.ts';
+import { encodeBool, encodeString, encodeStringList, encodeU64, padLength, RawByteStream, WireError, WireReader } from '../../src/store/wire.ts';
 import { DaemonConnection, DaemonError } from '../../src/store/daemon-connection.ts';
 
 const T = { timeout: 10_000 };
@@ -253,11 +244,14 @@ describe('raw hand-off', () => {
     const r = new WireReader(src);
     const s = r.rawStream(1000);
     src.end(Buffer.alloc(600));
-    await assert.rejects(async () => {
-      for await (const _ of s) {
-        // drain
-      }
-    }, (err: unknown) => err instanceof WireError && err.code === 'EOF' && /600 of 1000/.test(err.message));
+    await assert.rejects(
+      async () => {
+        for await (const _ of s) {
+          // drain
+        }
+      },
+      (err: unknown) => err instanceof WireError && err.code === 'EOF' && /600 of 1000/.test(err.message),
+    );
   });
 
   test('consumer destroy releases the reader', T, async () => {
@@ -527,7 +521,14 @@ describe('DaemonConnection against a scripted daemon', () => {
   test('bad arguments are refused locally', T, async () => {
     const sock = await fakeDaemon(0x122, async () => {});
     const c = await DaemonConnection.connect(sock);
-    for (const bad of ['/tmp/x', '/nix/store/abc-x', `/nix/store/${'e'.repeat(32)}-x`, `${P('a')}/sub`, `/nix/store/${'a'.repeat(32)}-..`, `/nix/store/${'a'.repeat(32)}-a b`]) {
+    for (const bad of [
+      '/tmp/x',
+      '/nix/store/abc-x',
+      `/nix/store/${'e'.repeat(32)}-x`,
+      `${P('a')}/sub`,
+      `/nix/store/${'a'.repeat(32)}-..`,
+      `/nix/store/${'a'.repeat(32)}-a b`,
+    ]) {
       await assert.rejects(c.isValidPath(bad), (e: unknown) => e instanceof DaemonError && e.code === 'EINVAL' && !e.fatal, bad);
     }
     await assert.rejects(c.queryPathFromHashPart('../x'), (e: unknown) => e instanceof DaemonError && e.code === 'EINVAL');
@@ -538,12 +539,18 @@ describe('DaemonConnection against a scripted daemon', () => {
 
   test('connect errors name the socket', T, async () => {
     const missing = path.join(tmp, 'nope');
-    await assert.rejects(DaemonConnection.connect(missing), (e: unknown) => e instanceof DaemonError && e.code === 'ENOENT' && e.fatal && e.message.includes(missing));
+    await assert.rejects(
+      DaemonConnection.connect(missing),
+      (e: unknown) => e instanceof DaemonError && e.code === 'ENOENT' && e.fatal && e.message.includes(missing),
+    );
     // Accepts but never answers the handshake.
     const silent = path.join(tmp, 'silent');
     const server = track(net.createServer(() => {}));
     await new Promise<void>((res) => server.listen(silent, res));
-    await assert.rejects(DaemonConnection.connect(silent, { timeoutMs: 200 }), (e: unknown) => e instanceof DaemonError && e.code === 'ETIMEDOUT' && e.message.includes(silent));
+    await assert.rejects(
+      DaemonConnection.connect(silent, { timeoutMs: 200 }),
+      (e: unknown) => e instanceof DaemonError && e.code === 'ETIMEDOUT' && e.message.includes(silent),
+    );
     // Hangs up during the handshake (what a daemon does to a client it does not allow).
     const rude = path.join(tmp, 'rude');
     const server2 = track(net.createServer((s) => s.destroy()));

@@ -93,7 +93,13 @@ export class Menu {
 }
 let appMenu: Menu | null = null;
 function menuState(m: Menu | null): MenuItemState[] {
-  return (m?.items ?? []).map((i) => ({ label: i.label, type: i.type, checked: i.checked, enabled: i.enabled, ...(i.submenu ? { submenu: menuState(i.submenu) } : {}) }));
+  return (m?.items ?? []).map((i) => ({
+    label: i.label,
+    type: i.type,
+    checked: i.checked,
+    enabled: i.enabled,
+    ...(i.submenu ? { submenu: menuState(i.submenu) } : {}),
+  }));
 }
 function findItem(m: Menu | null, label: string): MenuItem | null {
   for (const i of m?.items ?? []) {
@@ -165,7 +171,16 @@ export class BrowserWindow extends EventEmitter {
   private minimized = false;
   constructor(options: Record<string, unknown>) {
     super();
-    this.s = { id: nextWindowId++, options: JSON.parse(JSON.stringify(options)), loaded: null, loadError: null, visible: options.show !== false, destroyed: false, sent: [], menu: null };
+    this.s = {
+      id: nextWindowId++,
+      options: JSON.parse(JSON.stringify(options)),
+      loaded: null,
+      loadError: null,
+      visible: options.show !== false,
+      destroyed: false,
+      sent: [],
+      menu: null,
+    };
     this.webContents = new WebContents(this);
     windows.set(this.s.id, this);
     state.windows.push(this.s);
