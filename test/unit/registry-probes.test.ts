@@ -6,7 +6,8 @@ import { FakeClock } from '../support/fake-clock.ts';
 
 // Health probes by the registry's own timer, on a FakeClock: an announced host that has never
 // answered is probed less and less often (seconds → minutes), and only a few such hosts per round;
-// a peer that has answered is probed every round; a probe that failed while our loop was stalled
+// a peer that has answered as a cache (proved its identity) is probed every round; one that answers
+// probes without proving it is backed off like a silent one; a probe that failed while our loop was stalled
 // moves no peer.
 
 const settle = async () => {
@@ -27,7 +28,7 @@ function announced(i: number): PeerInfo {
   };
 }
 
-function setup(answers: (url: string) => boolean, onProbe: (clock: FakeClock) => void = () => {}) {
+function setup(answers: (url: string) => boolean, onProbe: (clock: FakeClock) => void = () => {}, proves: (url: string) => boolean = answers) {
   const clock = new FakeClock();
   const probes = new Map<string, number>();
   const client = {
@@ -37,7 +38,15 @@ function setup(answers: (url: string) => boolean, onProbe: (clock: FakeClock) =>
       return answers(url) ? 1 : null;
     },
   } as unknown as PeerClient;
-  const registry = new PeerRegistry({ client, isTrusted: () => false, proveIdentity: async () => 'unsupported', clock, healthIntervalMs: 2000 });
+  // A host that answers probes has also proved its identity (a Peernix): only that makes it a cache
+  // rather than any HTTP server an announcement points at.
+  const registry = new PeerRegistry({
+    client,
+    isTrusted: () => false,
+    proveIdentity: async (p) => (proves(p.url) ? 'verified' : 'unsupported'),
+    clock,
+    healthIntervalMs: 2000,
+  });
   return { clock, registry, probes };
 }
 
@@ -64,6 +73,21 @@ describe('registry probes', () => {
     assert.ok(good >= 300, `answering peer probed ${good} times`);
     assert.ok(silent <= 12, `silent host probed ${silent} times in ten minutes`);
     assert.ok(silent >= 6, `silent host still probed now and then (${silent})`);
+  });
+
+  it('backs off a host that answers probes but never proves it is a cache (an announcement pointing at any web server)', async () => {
+    const { clock, registry, probes } = setup(
+      () => true,
+      () => {},
+      () => false,
+    );
+    registry.upsert(announced(3));
+    await settle();
+    registry.start();
+    await run(clock, 10 * 60_000);
+    registry.stop();
+    const pointed = probes.get(announced(3).url)!;
+    assert.ok(pointed <= 12, `a web server an announcement points at was probed ${pointed} times in ten minutes`);
   });
 
   it('probes at most a few never-answering hosts per round', async () => {
