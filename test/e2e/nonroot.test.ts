@@ -131,7 +131,13 @@ describe('peernix serve as a non-root desktop user', { timeout: 600_000 }, () =>
     assert.equal(snap.status.metadata?.source, 'database');
     assert.equal(snap.status.metadata?.why, null);
     t.diagnostic(`trust: ${JSON.stringify(snap.status.trust)}`);
-    assert.deepEqual(snap.status.trust, { source: `${confDir}/nix.conf, ${confDir}/nix.conf.d/keys.conf`, keys: 2, requireSigs: true, error: null });
+    assert.deepEqual(snap.status.trust, {
+      source: `${confDir}/nix.conf, ${confDir}/nix.conf.d/keys.conf`,
+      keys: 2,
+      requireSigs: true,
+      error: null,
+      clashes: [],
+    });
   });
 
   it('serves narinfos and byte-identical NARs, and a real nix copy with require-sigs succeeds', async (t) => {
