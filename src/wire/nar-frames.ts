@@ -44,6 +44,7 @@ export function frameHeader(kind: number, narBytes: number, payloadBytes: number
   return h;
 }
 
+/** The peer broke the bounds of a framed body (bombs, floods of tiny frames, garbage): as bad as wrong bytes. */
 export class FrameError extends Error {}
 
 /**
@@ -112,7 +113,9 @@ export class FrameDecoder extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.kind !== -1 || this.header.length > 0) cb(new FrameError('framed NAR ended inside a frame'));
+    // A body cut short is what a peer that died or lost its link sends: a failure to resume from,
+    // not a broken bound (a FrameError would mark the peer bad for good).
+    if (this.kind !== -1 || this.header.length > 0) cb(new Error('framed NAR ended inside a frame'));
     else cb();
   }
 

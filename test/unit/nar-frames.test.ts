@@ -203,6 +203,13 @@ describe('FrameDecoder against hostile bodies', () => {
     });
   }
 
+  it('a body cut short (a peer that died or lost its link) is a failure, not a broken bound that marks the peer bad', async () => {
+    for (const body of [Buffer.concat([frameHeader(FRAME_RAW, 100, 100), Buffer.alloc(50)]), frameHeader(FRAME_RAW, 100, 100).subarray(0, 5)]) {
+      await assert.rejects(decode(body), (e: Error) => /ended inside a frame/.test(e.message) && !(e instanceof FrameError));
+    }
+    await assert.rejects(decode(Buffer.concat([frameHeader(FRAME_ZSTD, 1000, 20), randomBytes(20)])), FrameError);
+  });
+
   it('decodes no further ahead of its reader than a buffer and a frame, however far a bomb expands', async (t) => {
     // 64 zstd frames of 4 MiB of zeros: about 10 KB on the wire, 256 MiB decoded, all in one read.
     const z = zstd(Buffer.alloc(MAX_FRAME_NAR_BYTES));
