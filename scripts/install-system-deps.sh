@@ -4,7 +4,7 @@ set -euo pipefail
 want=(nix-bin)
 case "${1:-run}" in
   run) ;;
-  test) want+=(chromium avahi-daemon avahi-utils dbus iproute2 curl procps prometheus systemd python3 debootstrap tcpdump) ;;
+  test) want+=(chromium avahi-daemon avahi-utils dbus iproute2 curl procps prometheus systemd python3 debootstrap tcpdump bind9 bind9-utils bind9-dnsutils) ;;
   bench) want+=(nginx-light curl) ;;
   *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
