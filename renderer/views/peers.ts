@@ -29,6 +29,12 @@ export function renderPeers(peers: PeerView[], status: StatusView | null): void 
   }
 }
 
+const SOURCE_TAG: Record<PeerView['source'], { text: string; title: string }> = {
+  mdns: { text: 'mDNS', title: 'found on the LAN' },
+  dnssd: { text: 'DNS-SD', title: 'found in a DNS-SD domain (across subnets)' },
+  static: { text: 'static', title: 'configured with --peer' },
+};
+
 function row(p: PeerView): HTMLTableRowElement {
   const tr = h(
     'tr',
@@ -37,7 +43,7 @@ function row(p: PeerView): HTMLTableRowElement {
       'td',
       { class: 'name' },
       h('span', { class: 'strong', text: p.name, title: p.url }),
-      h('span', { class: 'tag', text: p.source === 'mdns' ? 'mDNS' : 'static', title: p.source === 'mdns' ? 'found on the LAN' : 'configured with --peer' }),
+      h('span', { class: 'tag', testid: 'peer-source', text: SOURCE_TAG[p.source].text, title: SOURCE_TAG[p.source].title }),
       h('div', { class: 'muted small', testid: 'peer-summary', text: describeSummary(p.summary) }),
       p.why ? h('div', { class: 'why small', testid: 'peer-why', text: p.why }) : null,
     ),

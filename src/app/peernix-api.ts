@@ -16,6 +16,7 @@ import type { TrustWatch } from '../domain/trust-watch.ts';
 import type { PeernixMetrics } from '../metrics/metrics.ts';
 import { nixConfLines } from '../nix/nix-conf-lines.ts';
 import type { MdnsDiscovery } from '../peers/discovery.ts';
+import type { DnsSd } from '../peers/dnssd-discovery.ts';
 import type { NetworkWatch } from '../peers/network-watch.ts';
 import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
@@ -36,6 +37,7 @@ export interface ApiParts {
   sharing: SharingSwitch;
   registry: PeerRegistry;
   discovery: MdnsDiscovery | null;
+  dnsSd: DnsSd | null;
   history: PeerHistory;
   stopWatchingPeers: () => void;
   affinity: AffinityCache;
@@ -78,6 +80,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       metadata: { source: p.store.metadataSource, why: p.store.dbUnavailable },
       mdns: p.discovery !== null,
       mdnsSelfSeenAt: p.discovery?.ownSeenAt ?? null,
+      dnsSd: p.dnsSd?.view() ?? null,
       peersUp: registry.live().length,
       startedAt,
     };
@@ -113,7 +116,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
         p.networkWatch.stop();
         p.stopWatchingPeers();
         registry.stop();
-        await p.discovery?.stop();
+        await Promise.all([p.discovery?.stop(), p.dnsSd?.stop()]);
         await Promise.all([p.substituter.close(stopOpts?.graceMs), sharing.stop(stopOpts?.graceMs ?? 3000)]);
         p.client.close();
         p.summaries.close();

@@ -18,6 +18,7 @@ import { PeernixMetrics } from '../metrics/metrics.ts';
 import { createMetricsHandler } from '../metrics/route.ts';
 import type { MdnsDiscovery } from '../peers/discovery.ts';
 import { startLanDiscovery } from '../peers/lan-discovery.ts';
+import { type DnsSd, type DnsSdRegisterSettings, startDnsSd } from '../peers/dnssd-discovery.ts';
 import { PeerClient } from '../peers/peer-client.ts';
 import { PeerSummaries } from '../peers/peer-summaries.ts';
 import { PeerRegistry, type Peer } from '../peers/registry.ts';
@@ -79,6 +80,10 @@ export interface PeernixOptions {
   networkWatch?: Pick<ConstructorParameters<typeof NetworkWatch>[0], 'read' | 'poke' | 'clock' | 'intervalMs'>;
   /** Serve /metrics on the share listener too (for a fleet's Prometheus); always on loopback. */
   metricsOnShare?: boolean;
+  /** DNS-SD across subnets: domains browsed, the server asked ('' for the system's), and registration. */
+  dnsSdDomains?: string[];
+  dnsSdServer?: string;
+  dnsSdRegister?: DnsSdRegisterSettings | null;
   /** Public keys ("name:base64") of the team: peers this one talks to, and is asked by, over TLS. */
   team?: string[];
   /** The control API and dashboard on the loopback listener, given the API and that listener's URL. */
@@ -180,6 +185,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log,
   });
   let discovery: MdnsDiscovery | null = null;
+  let dnsSd: DnsSd | null = null;
   const sharing = createShareSide({
     address: shareAddr,
     local,
@@ -194,8 +200,13 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     metricsHandler: opts.metricsOnShare ? metricsHandler : null,
     realisation: realisations.share,
     goUdp: opts.goUdp ?? null,
-    announce: (port) => discovery?.publish(port),
-    unannounce: async () => discovery?.unpublish(),
+    announce: (port) => {
+      discovery?.publish(port);
+      dnsSd?.publish(port);
+    },
+    unannounce: async () => {
+      await Promise.all([discovery?.unpublish(), dnsSd?.unpublish()]);
+    },
     persist: opts.persistSharing,
     tls: teamCert,
   });
@@ -210,6 +221,21 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       interface: opts.mdnsInterface,
       registry,
       log,
+    });
+  }
+  // Across subnets: configured domains, those the network advertises, and this machine's registration.
+  if (opts.mdns || (opts.dnsSdDomains?.length ?? 0) > 0 || opts.dnsSdRegister) {
+    dnsSd = startDnsSd({
+      instanceId: identity.instanceId,
+      name,
+      publicKey: identity.key.publicKey.text,
+      domains: opts.dnsSdDomains ?? [],
+      server: opts.dnsSdServer ?? '',
+      register: opts.dnsSdRegister ?? null,
+      registry,
+      log,
+      problem: (message) => activity.events.emit({ type: 'error', message }),
+      changed: () => notifySoon('status'),
     });
   }
   // Sharing runs only on a trusted network: the watcher's first look decides before it starts, and
@@ -244,6 +270,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     sharing,
     registry,
     discovery,
+    dnsSd,
     history,
     stopWatchingPeers,
     affinity,

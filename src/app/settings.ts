@@ -13,6 +13,8 @@ import { parsePublicKey } from '../nix/signing.ts';
 import path from 'node:path';
 import { isNetworkId } from '../peers/network-id.ts';
 import { MAX_TRUSTED_NETWORKS } from '../domain/network-trust.ts';
+import { parseServer } from '../peers/dns-client.ts';
+import { isDomainName } from '../peers/resolv-conf.ts';
 import { keepCorruptFile, readStateFile, StateFileError, writeStateFile } from '../base/state-file.ts';
 
 // ---- the one schema: each field's default, its JSON Schema (documentation) and its check -------
@@ -156,6 +158,84 @@ const teamField: Field<string[]> = {
   },
 };
 
+export const MAX_DNSSD_DOMAINS = 16;
+
+const dnsSdDomainsField: Field<string[]> = {
+  default: [],
+  schema: {
+    type: 'array',
+    items: { type: 'string', maxLength: 253 },
+    maxItems: MAX_DNSSD_DOMAINS,
+    default: [],
+    description: 'DNS-SD domains to find peers in across subnets (e.g. "office.example.com"); the network’s advertised ones are browsed too.',
+  },
+  check(v) {
+    if (!Array.isArray(v)) return { ok: false, why: `must be a list of domain names (got ${describe(v)})` };
+    const kept: string[] = [];
+    const extra: string[] = [];
+    for (const [i, item] of v.entries()) {
+      const d = typeof item === 'string' ? item.trim().toLowerCase().replace(/\.$/, '') : item;
+      if (!isDomainName(d)) extra.push(`settings: dnsSdDomains[${i}] ${describe(item)} is not a domain name; ignoring it`);
+      else if (kept.length >= MAX_DNSSD_DOMAINS) {
+        extra.push(`settings: more than ${MAX_DNSSD_DOMAINS} DNS-SD domains; ignoring dnsSdDomains[${i}] and the rest`);
+        break;
+      } else if (!kept.includes(d)) kept.push(d);
+    }
+    return { ok: true, value: kept, extra };
+  },
+};
+
+const dnsServerField: Field<string> = {
+  default: '',
+  schema: {
+    type: 'string',
+    maxLength: 64,
+    default: '',
+    description: 'DNS server for DNS-SD, "address" or "address:port"; empty: the system’s (/etc/resolv.conf).',
+  },
+  check: (v) =>
+    v === '' || (typeof v === 'string' && parseServer(v) !== null)
+      ? { ok: true, value: (v as string).trim() }
+      : { ok: false, why: `must be an IP address, optionally with :port (got ${describe(v)})` },
+};
+
+export interface DnsSdRegisterSetting {
+  domain: string;
+  server: string;
+  keyFile: string;
+  ttl: number;
+}
+
+const dnsSdRegisterField: Field<DnsSdRegisterSetting | null> = {
+  default: null,
+  schema: {
+    type: ['object', 'null'],
+    properties: {
+      domain: { type: 'string', description: 'The zone to register in.' },
+      server: { type: 'string', description: 'Its primary server, "address" or "address:port", which accepts TSIG-signed updates.' },
+      keyFile: { type: 'string', description: 'A TSIG key file as `tsig-keygen` writes it, owner-only (chmod 600).' },
+      ttl: { type: 'integer', minimum: 5, maximum: 3600, default: 30 },
+    },
+    required: ['domain', 'server', 'keyFile'],
+    default: null,
+    description: 'Register this machine in a DNS-SD domain by DNS UPDATE signed with TSIG, so peers on other subnets find it.',
+  },
+  check(v) {
+    if (v === null) return { ok: true, value: null };
+    if (!isPlainObject(v)) return { ok: false, why: `must be null or { domain, server, keyFile } (got ${describe(v)})` };
+    const domain = typeof v.domain === 'string' ? v.domain.trim().toLowerCase().replace(/\.$/, '') : v.domain;
+    if (!isDomainName(domain)) return { ok: false, why: `needs "domain", a domain name (got ${describe(v.domain)})` };
+    if (typeof v.server !== 'string' || !parseServer(v.server))
+      return { ok: false, why: `needs "server", an IP address with an optional :port (got ${describe(v.server)})` };
+    if (typeof v.keyFile !== 'string' || !path.isAbsolute(v.keyFile))
+      return { ok: false, why: `needs "keyFile", an absolute path (got ${describe(v.keyFile)})` };
+    const ttl = v.ttl === undefined ? 30 : v.ttl;
+    if (!Number.isInteger(ttl) || (ttl as number) < 5 || (ttl as number) > 3600)
+      return { ok: false, why: `"ttl" must be 5–3600 seconds (got ${describe(v.ttl)})` };
+    return { ok: true, value: { domain, server: v.server.trim(), keyFile: v.keyFile, ttl: ttl as number } };
+  },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -182,6 +262,12 @@ const FIELDS = {
   trustAllNetworks: booleanField(false, 'Share on every network, not only trusted ones (for headless machines on a network you control).'),
   /** The team: Peernix machines (by identity key) that talk to this one over the team channel (TLS). */
   team: teamField,
+  /** DNS-SD domains browsed for peers across subnets (README, "Across subnets"). */
+  dnsSdDomains: dnsSdDomainsField,
+  /** The DNS server DNS-SD asks; '' for the system's. */
+  dnsSdServer: dnsServerField,
+  /** Registration of this machine by signed DNS UPDATE; null: none. */
+  dnsSdRegister: dnsSdRegisterField,
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;
@@ -218,7 +304,13 @@ function describe(v: unknown): string {
 }
 
 function defaultsCopy(): Settings {
-  return { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], trustedNetworks: [...DEFAULT_SETTINGS.trustedNetworks], team: [...DEFAULT_SETTINGS.team] };
+  return {
+    ...DEFAULT_SETTINGS,
+    peers: [...DEFAULT_SETTINGS.peers],
+    trustedNetworks: [...DEFAULT_SETTINGS.trustedNetworks],
+    team: [...DEFAULT_SETTINGS.team],
+    dnsSdDomains: [...DEFAULT_SETTINGS.dnsSdDomains],
+  };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -378,6 +470,8 @@ export function openSettingsStore(stateDir: string): SettingsStore {
         peers: [...current.settings.peers],
         trustedNetworks: [...current.settings.trustedNetworks],
         team: [...current.settings.team],
+        dnsSdDomains: [...current.settings.dnsSdDomains],
+        dnsSdRegister: current.settings.dnsSdRegister ? { ...current.settings.dnsSdRegister } : null,
       };
     },
     set(patch) {

@@ -30,7 +30,7 @@ export interface PeerView {
   trusted: boolean; // verified, and this machine's Nix trusts publicKey
   rttMs: number | null;
   state: PeerState;
-  source: 'mdns' | 'static';
+  source: 'mdns' | 'dnssd' | 'static'; // dnssd: found in a DNS-SD domain (across subnets)
   bytesFrom: number; // NAR bytes we fetched from this peer
   bytesTo: number; // NAR bytes this peer fetched from us
   lastSeen: number; // epoch ms
@@ -183,10 +183,31 @@ export interface StatusView {
   mdns: boolean;
   /** When mDNS last brought back this host's own announcement (it works here); null: not yet. */
   mdnsSelfSeenAt?: number | null;
+  /** DNS-SD over unicast DNS (peers across subnets); null or absent when not configured. */
+  dnsSd?: DnsSdStatusView | null;
   /** Addresses a colleague can use for this machine's share listener (its LAN addresses); empty while not sharing. */
   shareAddresses?: string[];
   peersUp: number;
   startedAt: number;
+}
+
+export interface DnsSdStatusView {
+  /** The DNS server asked, "host:port"; null when there is none to ask. */
+  server: string | null;
+  /** Domains browsed in the last round: the configured ones, then those the network advertises. */
+  domains: string[];
+  /** Why the last browse could not read everything; null when it could. */
+  lastError: string | null;
+  found: number;
+  registration: {
+    domain: string;
+    server: string;
+    instance: string;
+    state: 'off' | 'registering' | 'registered' | 'refused' | 'unreachable' | 'removed';
+    /** The server's refusal (rcode, TSIG error) or why it was not reached; null when all is well. */
+    detail: string | null;
+    addresses: string[];
+  } | null;
 }
 
 export interface Snapshot {

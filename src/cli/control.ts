@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { NetworkStatusView, Snapshot } from '../base/api.ts';
+import type { NetworkStatusView, Snapshot, StatusView } from '../base/api.ts';
 import { baseUrlFromListen, clearPeerBad, fetchSnapshot, networkAction, setSharing } from '../control/client.ts';
 import { readToken } from '../control/token.ts';
 import { openDaemonSettings } from '../app/settings.ts';
@@ -129,11 +129,12 @@ function describe(s: Snapshot): string {
     `  public key:   ${st.publicKey}`,
     ...(st.shareAddresses?.length ? [`  colleagues:   ${st.shareAddresses.join('  ')}`] : []),
     `  mDNS:         ${st.mdns ? 'on' : 'off'}`,
+    ...dnsSdLines(st),
     ...lanLines(s),
     `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,
     ...s.peers.map(
       (p) =>
-        `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`,
+        `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.source === 'dnssd' ? ' [DNS-SD]' : ''}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`,
     ),
     `  cache entries: ${s.entries.length}`,
     ...s.entries.slice(0, 10).map((e) => `    ${e.name} ← ${e.sourceName} (${e.hits} hits)`),
@@ -193,4 +194,18 @@ function eventLine(e: Snapshot['events'][number]): string {
     case 'error':
       return `error ${e.message}`;
   }
+}
+
+function dnsSdLines(st: StatusView): string[] {
+  const d = st.dnsSd;
+  if (!d) return [];
+  const out = [
+    `  DNS-SD:       ${d.domains.length ? `browsing ${d.domains.join(', ')}` : 'no domains to browse'}${d.server ? ` via ${d.server}` : ''}, ${d.found} found${d.lastError ? `; ${d.lastError}` : ''}`,
+  ];
+  const r = d.registration;
+  if (r)
+    out.push(
+      `  registered:   ${r.state} ${r.instance || r.domain}${r.addresses.length ? ` (${r.addresses.join(' ')})` : ''}${r.detail ? `: ${r.detail}` : ''}`,
+    );
+  return out;
 }

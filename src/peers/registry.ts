@@ -6,11 +6,11 @@ import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
 import type { Clock, TimerHandle } from '../base/clock.ts';
 
-// Every peer we know of, from mDNS or --peer, with its liveness. bonjour-service never reports a
+// Every peer we know of, from mDNS, DNS-SD or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
 // requests — a failed or stalled one marks it suspect at once, so no lookup waits on it twice.
 //
-// Identity: an mDNS peer's instance id and key are claims. A peer is `verified` once it has signed a
+// Identity: an announced (mDNS or DNS-SD) peer's instance id and key are claims. A peer is `verified` once it has signed a
 // fresh challenge with the key it announces (identity-proof.ts); only then may its key make it
 // "trusted". Unverified peers are still asked, their answers judged one by one like any cache's.
 // One entry per instance id: a second service claiming a held id waits as a contender and takes the id
@@ -90,6 +90,11 @@ const UNANSWERED_BACKOFF_BASE_MS = 2000;
 const UNANSWERED_BACKOFF_MAX_MS = 5 * 60_000;
 const UNANSWERED_PER_ROUND = 8;
 
+/** Found by announcement (mDNS on the link, DNS-SD across subnets): its id and key are claims to prove. */
+function announced(p: PeerInfo): boolean {
+  return p.source === 'mdns' || p.source === 'dnssd';
+}
+
 /** Whether an update would send a peer's requests elsewhere or change the key it is known by. */
 function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
   return peer.url !== info.url || peer.address !== info.address || peer.port !== info.port || peer.publicKey !== info.publicKey;
@@ -166,12 +171,12 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   /** Adds or updates a peer; it is asked only once a health probe has passed. */
   upsert(info: PeerInfo): void {
     const existing = this.peers.get(info.id);
-    if (existing && info.source === 'mdns' && existing.source === 'mdns' && existing.key !== info.key) {
+    if (existing && announced(info) && announced(existing) && existing.key !== info.key) {
       this.contend(info);
       return;
     }
     if (existing) {
-      if (info.source === 'mdns' && this.isProvenLive(existing) && changesIdentity(existing, info)) {
+      if (announced(info) && this.isProvenLive(existing) && changesIdentity(existing, info)) {
         this.claim(info);
         return;
       }
@@ -189,7 +194,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     const rekeyed = existing.publicKey !== info.publicKey;
     Object.assign(existing, info);
     // Its proof is settled before anyone hears of the move, so listeners see the peer as it now is.
-    const reprove = (moved || rekeyed) && existing.source === 'mdns';
+    const reprove = (moved || rekeyed) && announced(existing);
     if (reprove) {
       existing.verified = proof === 'verified';
       if (proof !== undefined) {
@@ -206,7 +211,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private isProvenLive(peer: Peer): boolean {
-    return peer.source === 'mdns' && peer.verified && peer.state !== 'gone';
+    return announced(peer) && peer.verified && peer.state !== 'gone';
   }
 
   /** The peer said goodbye (mDNS; `key` names the service) or was removed from the settings. */
@@ -277,7 +282,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   }
 
   private async verify(peer: Peer): Promise<void> {
-    if (peer.source !== 'mdns' || peer.dialect === 'go' || this.proving.has(peer)) return;
+    if (!announced(peer) || peer.dialect === 'go' || this.proving.has(peer)) return;
     const { url, publicKey } = peer;
     this.proving.add(peer);
     this.provedAt.set(peer, Date.now());
@@ -536,7 +541,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   // Identity follows liveness: a peer that vanished must prove itself again when it answers (someone
   // else may hold its address now), and one that could not answer the challenge yet is asked again.
   private afterCheck(peer: Peer, before: PeerState): void {
-    if (peer.source !== 'mdns') return;
+    if (!announced(peer)) return;
     if (peer.state === 'gone' && peer.verified) {
       peer.verified = false;
       this.emit('changed');
@@ -559,7 +564,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     const due: Peer[] = [];
     const unproven: Peer[] = [];
     for (const p of this.peers.values()) {
-      if (p.source !== 'mdns' || this.everAnswered.has(p)) due.push(p);
+      if (!announced(p) || this.everAnswered.has(p)) due.push(p);
       else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
     }
     const next = (p: Peer) => this.unanswered.get(p)?.next ?? -Infinity;
@@ -587,7 +592,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     if (ok && (peer.verified || peer.dialect === 'go')) {
       this.everAnswered.add(peer);
       this.unanswered.delete(peer);
-    } else if (peer.source === 'mdns' && !this.everAnswered.has(peer)) {
+    } else if (announced(peer) && !this.everAnswered.has(peer)) {
       const misses = (this.unanswered.get(peer)?.misses ?? 0) + 1;
       const wait = Math.min(UNANSWERED_BACKOFF_MAX_MS, UNANSWERED_BACKOFF_BASE_MS * 2 ** Math.min(20, misses - 1));
       this.unanswered.set(peer, { misses, next: clock.now() + wait });

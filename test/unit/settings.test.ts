@@ -30,7 +30,7 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as 
 describe('defaults and schema', () => {
   test('defaults are the documented ones', T, () => {
     assert.deepEqual(
-      { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team] },
+      { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team], dnsSdDomains: [...DEFAULT_SETTINGS.dnsSdDomains] },
       {
         sharing: true,
         shareListen: '0.0.0.0:9999',
@@ -45,8 +45,35 @@ describe('defaults and schema', () => {
         trustedNetworks: [],
         trustAllNetworks: false,
         team: [],
+        dnsSdDomains: [],
+        dnsSdServer: '',
+        dnsSdRegister: null,
       },
     );
+  });
+
+  test('DNS-SD settings: domains, server and registration are checked field by field', T, () => {
+    const { settings, problems } = validateSettings({
+      dnsSdDomains: ['Office.Example.', 'bad domain', 'office.example'],
+      dnsSdServer: '10.0.0.53:5353',
+      dnsSdRegister: { domain: 'office.example', server: '10.0.0.53', keyFile: '/etc/peernix/office.key' },
+    });
+    assert.deepEqual(settings.dnsSdDomains, ['office.example']);
+    assert.equal(settings.dnsSdServer, '10.0.0.53:5353');
+    assert.deepEqual(settings.dnsSdRegister, { domain: 'office.example', server: '10.0.0.53', keyFile: '/etc/peernix/office.key', ttl: 30 });
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], /dnsSdDomains\[1\] "bad domain" is not a domain name/);
+    for (const bad of [
+      { domain: 'x', server: 'ns.example', keyFile: '/k' },
+      { domain: 'x', server: '10.0.0.1', keyFile: 'relative.key' },
+      { domain: 'x', server: '10.0.0.1', keyFile: '/k', ttl: 1 },
+      'on',
+    ]) {
+      const r = validateSettings({ dnsSdRegister: bad });
+      assert.equal(r.settings.dnsSdRegister, null);
+      assert.match(r.problems[0], /"dnsSdRegister"/);
+    }
+    assert.throws(() => validatePatch({ dnsSdServer: 'dns.example' }), /dnsSdServer/);
   });
 
   test('the JSON schema covers every setting with the same defaults', T, () => {
