@@ -1,0 +1,279 @@
+// DNS-SD over unicast DNS across subnets, against a real BIND 9: three subnets (alice's, bob's and the
+// DNS server's) joined by a router namespace that forwards unicast and no multicast, so mDNS cannot
+// find anyone across it. BIND accepts TSIG-signed updates for office.test. Each Peernix registers
+// itself there by DNS UPDATE and browses the zone; the other finds it within one TTL; bob's real Nix
+// substitutes alice's path through bob's Peernix with signatures required; a clean stop removes the
+// records; alice's link is cut and bob stops using her as it would an mDNS peer; a wrong key is refused
+// by BIND and shown with its reason.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import type { Snapshot } from '../../src/base/api.ts';
+import { createLan, type Lan, type LanHost, nodeBin, skippedWithoutNetns } from '../support/netns.ts';
+import { addPath, cleanup, makeSigningKey, makeTempDir, type NixHost, nixEnv, run, startNixHost } from '../support/nix-host.ts';
+import { MAIN, type PeernixProcess, startPeernixProcess } from '../support/peernix-process.ts';
+import { waitFor } from '../support/wait.ts';
+
+const ZONE = 'office.test';
+const TTL = 10;
+const SUBST = 'http://127.0.0.1:9998';
+
+interface Host {
+  name: string;
+  lan: LanHost;
+  nix: NixHost;
+  key: { secretKeyFile: string; publicKey: string };
+  stateDir: string;
+  pn: PeernixProcess | null;
+}
+
+describe('DNS-SD across subnets with BIND', { timeout: 600_000 }, () => {
+  if (skippedWithoutNetns()) return;
+  let dir: string;
+  const lans: Lan[] = [];
+  let router: LanHost;
+  let dns: LanHost;
+  let alice: Host;
+  let bob: Host;
+  let alicePath: string;
+  let aliceOther: string; // never asked for before her link is cut
+  const aliceContent = `dns-sd ${randomBytes(16).toString('hex')}\n`;
+  let trustedKeys = '';
+  const secret = randomBytes(32).toString('base64');
+  const extraVeths: string[] = [];
+
+  const ip = (args: string[]) => run('ip', args, { check: true });
+  const dig = (args: string[]) => dns.run('dig', ['+short', '+time=1', '+tries=1', `@${dns.address}`, ...args]);
+
+  async function startPeernix(h: Host, keyFile: string): Promise<void> {
+    writeFileSync(
+      `${h.stateDir}/settings.json`,
+      JSON.stringify({ dnsSdDomains: [ZONE], dnsSdServer: dns.address, dnsSdRegister: { domain: ZONE, server: dns.address, keyFile, ttl: TTL } }),
+      { mode: 0o600 },
+    );
+    h.pn = await startPeernixProcess(
+      [
+        '--store',
+        h.nix.storeUri,
+        '--share-listen',
+        '0.0.0.0:9999',
+        '--listen',
+        '127.0.0.1:9998',
+        '--secret-key-file',
+        h.key.secretKeyFile,
+        '--state-dir',
+        h.stateDir,
+        '--name',
+        h.name,
+        '--log-level',
+        'debug',
+      ],
+      {
+        env: nixEnv({ NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${trustedKeys}`, XDG_CACHE_HOME: `${h.stateDir}/xdg` }),
+        wrap: (cmd, args) => ['ip', ['netns', 'exec', h.lan.ns, cmd, ...args]],
+      },
+    );
+  }
+
+  async function status(h: Host): Promise<Snapshot> {
+    const r = await h.lan.run(nodeBin(), [MAIN, 'status', '--json', '--listen', '127.0.0.1:9998', '--state-dir', h.stateDir], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Snapshot;
+  }
+
+  function keyFile(h: Host, name: string, sec: string): string {
+    const file = `${dir}/${h.name}/${name}.key`;
+    writeFileSync(file, `key "peernix-office" {\n\talgorithm hmac-sha256;\n\tsecret "${sec}";\n};\n`, { mode: 0o600 });
+    return file;
+  }
+
+  before(async () => {
+    dir = await makeTempDir('pn-dnssd');
+    // Subnet A: alice and the router; B: bob; C: the DNS server. The router gets a leg in B and C.
+    lans.push(await createLan(2), await createLan(1), await createLan(1));
+    const [a, b, c] = lans;
+    router = a.hosts[1];
+    dns = c.hosts[0];
+    for (const [i, lan] of [b, c].entries()) {
+      const veth = `${lan.name.slice(0, -1)}v9`;
+      const leg = `eth${i + 1}`;
+      await ip(['link', 'add', veth, 'type', 'veth', 'peer', 'name', leg, 'netns', router.ns]);
+      extraVeths.push(veth);
+      await ip(['link', 'set', veth, 'master', lan.name]);
+      await ip(['link', 'set', veth, 'up']);
+      const gw = `${lan.subnet.replace(/\.0\/24$/, '')}.254`;
+      await ip(['-n', router.ns, 'addr', 'add', `${gw}/24`, 'dev', leg]);
+      await ip(['-n', router.ns, 'link', 'set', leg, 'up']);
+      await ip(['-n', lan.hosts[0].ns, 'route', 'add', 'default', 'via', gw]);
+    }
+    await ip(['-n', a.hosts[0].ns, 'route', 'add', 'default', 'via', router.address]);
+    // Unicast forwarding only: no multicast routing runs, so mDNS stays on each subnet.
+    const fwd = await router.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    assert.equal(fwd.code, 0, fwd.stderr);
+
+    // BIND, primary for office.test, updates allowed to the key only.
+    const named = `${dir}/named`;
+    await run('mkdir', ['-p', named], { check: true });
+    writeFileSync(
+      `${named}/named.conf`,
+      `options { directory "${named}"; listen-on port 53 { ${dns.address}; }; listen-on-v6 { none; }; recursion no;
+  pid-file "${named}/named.pid"; session-keyfile "${named}/session.key"; dnssec-validation no; };
+key "peernix-office" { algorithm hmac-sha256; secret "${secret}"; };
+zone "${ZONE}" { type primary; file "${named}/${ZONE}.db"; update-policy { grant peernix-office zonesub ANY; }; };
+`,
+    );
+    // SOA minimum 5: "no such records" is re-asked after 5 s, so a new peer is seen within the records' TTL.
+    writeFileSync(`${named}/${ZONE}.db`, `$TTL ${TTL}\n@ IN SOA ns.${ZONE}. admin.${ZONE}. ( 1 60 30 600 5 )\n@ IN NS ns.${ZONE}.\nns IN A ${dns.address}\n`);
+    const bind = dns.exec('named', ['-g', '-c', `${named}/named.conf`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let bindLog = '';
+    bind.stderr?.setEncoding('utf8').on('data', (d: string) => (bindLog += d));
+    await waitFor('BIND to answer', async () => ((await dig([ZONE, 'SOA'])).stdout.includes('admin') ? true : null), 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${bindLog}`);
+    });
+
+    const make = async (name: string, lan: LanHost): Promise<Host> => {
+      const nix = await startNixHost(`${dir}/${name}`);
+      return { name, lan, nix, key: await makeSigningKey(nix, `${dir}/${name}`, `${name}-1`), stateDir: `${dir}/${name}/state`, pn: null };
+    };
+    alice = await make('alice', a.hosts[0]);
+    bob = await make('bob', b.hosts[0]);
+    await run('mkdir', ['-p', alice.stateDir, bob.stateDir], { check: true });
+    trustedKeys = [alice.key.publicKey, bob.key.publicKey].join(' ');
+    alicePath = await addPath(alice.nix, 'across-subnets', { type: 'file', contents: aliceContent });
+    aliceOther = await addPath(alice.nix, 'asked-after-the-cut', { type: 'file', contents: `${randomBytes(16).toString('hex')}\n` });
+  });
+
+  after(async () => {
+    for (const h of [alice, bob]) await h?.pn?.stop().catch(() => {});
+    for (const h of [alice, bob]) await h?.nix.stop().catch(() => {});
+    for (const lan of lans) await lan.teardown().catch(() => {});
+    for (const veth of extraVeths) await run('ip', ['link', 'del', veth]).catch(() => {});
+    if (dir) await cleanup(dir);
+  });
+
+  it('each registers by signed update; the other finds it within one TTL, across the router', async (t) => {
+    await startPeernix(bob, keyFile(bob, 'good', secret));
+    await waitFor('bob registered', async () => ((await status(bob)).status.dnsSd?.registration?.state === 'registered' ? true : null), 20_000);
+    await startPeernix(alice, keyFile(alice, 'good', secret));
+    await waitFor('alice registered', async () => ((await status(alice)).status.dnsSd?.registration?.state === 'registered' ? true : null), 20_000);
+    const registeredAt = Date.now();
+    const ptr = await dig([`_peernix._tcp.${ZONE}`, 'PTR']);
+    assert.match(ptr.stdout, /^alice-[a-z0-9]+\._peernix\._tcp\.office\.test\.$/m);
+    assert.match(ptr.stdout, /^bob-[a-z0-9]+\._peernix\._tcp\.office\.test\.$/m);
+
+    const seen = await waitFor(
+      'bob to find alice',
+      async () => (await status(bob)).peers.find((p) => p.name === 'alice' && p.source === 'dnssd') ?? null,
+      (TTL + 5) * 1000,
+    );
+    const foundMs = Date.now() - registeredAt;
+    t.diagnostic(`bob found alice ${foundMs} ms after her registration was seen (TTL ${TTL} s)`);
+    assert.ok(foundMs <= TTL * 1000, `found within one TTL (${foundMs} ms)`);
+    assert.equal(seen.address, alice.lan.address, 'at her address on the other subnet');
+    const up = await waitFor(
+      'alice up and proven at bob',
+      async () => (await status(bob)).peers.find((p) => p.name === 'alice' && p.state === 'up' && p.verified) ?? null,
+      20_000,
+    );
+    assert.equal(up.trusted, true);
+    const aliceView = await waitFor(
+      'alice to find bob',
+      async () => (await status(alice)).peers.find((p) => p.name === 'bob' && p.source === 'dnssd') ?? null,
+      20_000,
+    );
+    assert.equal(aliceView.address, bob.lan.address);
+    // mDNS found nobody across the router: every peer either side knows came from DNS.
+    for (const h of [alice, bob])
+      assert.deepEqual(
+        (await status(h)).peers.map((p) => p.source),
+        ['dnssd'],
+      );
+  });
+
+  it("bob's Nix substitutes alice's path across the router through Peernix, signatures required", async () => {
+    const r = await bob.lan.run(
+      'nix',
+      [
+        'copy',
+        '--from',
+        SUBST,
+        '--to',
+        `${dir}/client-bob`,
+        alicePath,
+        '--option',
+        'trusted-public-keys',
+        alice.key.publicKey,
+        '--option',
+        'require-sigs',
+        'true',
+      ],
+      { env: nixEnv({ XDG_CACHE_HOME: `${dir}/xdg-client` }), timeoutMs: 120_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const got = await run('cat', [`${dir}/client-bob${alicePath}`], { check: true });
+    assert.equal(got.stdout, aliceContent, 'byte-exact');
+  });
+
+  it("alice's link is cut: bob's next lookup of her path strikes her at once, as for an mDNS peer, and the miss is fast", async (t) => {
+    const veth = alice.lan.ns.replace(/n(\d+)$/, 'v$1');
+    await ip(['link', 'set', veth, 'down']);
+    try {
+      // Her summary admits the path, so bob asks her: the link check finds no one there.
+      const started = performance.now();
+      const miss = await bob.lan.run('curl', [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--max-time',
+        '10',
+        `${SUBST}/${aliceOther.slice(11, 43)}.narinfo`,
+      ]);
+      const ms = performance.now() - started;
+      t.diagnostic(`bob's lookup of alice's path with her link cut: ${miss.stdout} in ${Math.round(ms)} ms`);
+      assert.equal(miss.stdout, '404');
+      assert.ok(ms < 1400, `the miss took ${Math.round(ms)} ms`);
+      await waitFor(
+        'bob to stop counting alice as up',
+        async () => ((await status(bob)).peers.find((p) => p.name === 'alice')?.state !== 'up' ? true : null),
+        5000,
+      );
+      assert.match(bob.pn?.logs() ?? '', /peer down: alice \((no answer for \d+ ms|its host did not answer a connect)/);
+    } finally {
+      await ip(['link', 'set', veth, 'up']);
+    }
+  });
+
+  it("a clean stop removes bob's records; a wrong key is refused by BIND and shown with its reason", async () => {
+    const before = (await dig([`_peernix._tcp.${ZONE}`, 'PTR'])).stdout;
+    assert.match(before, /^bob-/m);
+    assert.equal(await bob.pn?.stop(), 0);
+    const afterStop = await dig([`_peernix._tcp.${ZONE}`, 'PTR']);
+    assert.doesNotMatch(afterStop.stdout, /^bob-/m, 'its PTR is gone');
+    assert.match(afterStop.stdout, /^alice-/m, "alice's stays");
+    const bobHost = before.match(/^(bob-[a-z0-9]+)\./m)?.[1];
+    assert.equal((await dig([`${bobHost}.${ZONE}`, 'A'])).stdout.trim(), '', 'and its address record');
+
+    await startPeernix(bob, keyFile(bob, 'wrong', randomBytes(32).toString('base64')));
+    const refused = await waitFor(
+      'bob refused',
+      async () => {
+        const s = await status(bob);
+        return s.status.dnsSd?.registration?.state === 'refused' ? s : null;
+      },
+      20_000,
+    );
+    const detail = refused.status.dnsSd?.registration?.detail ?? '';
+    assert.match(detail, /NOTAUTH \(BADSIG\)/);
+    assert.ok(
+      refused.events.some((e) => e.type === 'error' && /DNS-SD registration in office\.test: .*NOTAUTH \(BADSIG\)/.test(e.message)),
+      'an event says so',
+    );
+    const cli = await bob.lan.run(nodeBin(), [MAIN, 'status', '--listen', '127.0.0.1:9998', '--state-dir', bob.stateDir], { timeoutMs: 30_000 });
+    assert.match(cli.stdout, /registered: {3}refused .*NOTAUTH \(BADSIG\)/);
+    assert.doesNotMatch((await dig([`_peernix._tcp.${ZONE}`, 'PTR'])).stdout, /^bob-/m, 'nothing was written');
+  });
+});
