@@ -6,11 +6,20 @@ import { negativeCacheChecks } from './negative-cache-checks.ts';
 import { peernixChecks } from './peernix-checks.ts';
 import { substituterChecks } from './substituter-checks.ts';
 import { keyNameChecks } from './key-name-checks.ts';
+import { dnsSdChecks } from './dnssd-checks.ts';
 
 // "Why isn't Nix using Peernix?": every check, in the order a person would look.
 
 export function diagnose(f: DoctorFacts): DoctorReport {
-  const checks = [...daemonChecks(f), ...substituterChecks(f), ...keyNameChecks(f), ...peernixChecks(f), ...negativeCacheChecks(f), ...fileChecks(f)];
+  const checks = [
+    ...daemonChecks(f),
+    ...substituterChecks(f),
+    ...keyNameChecks(f),
+    ...peernixChecks(f),
+    ...dnsSdChecks(f),
+    ...negativeCacheChecks(f),
+    ...fileChecks(f),
+  ];
   return { at: f.now, checks, failed: checks.filter((c) => c.status === 'fail').length };
 }
 

@@ -275,5 +275,13 @@ zone "${ZONE}" { type primary; file "${named}/${ZONE}.db"; update-policy { grant
     const cli = await bob.lan.run(nodeBin(), [MAIN, 'status', '--listen', '127.0.0.1:9998', '--state-dir', bob.stateDir], { timeoutMs: 30_000 });
     assert.match(cli.stdout, /registered: {3}refused .*NOTAUTH \(BADSIG\)/);
     assert.doesNotMatch((await dig([`_peernix._tcp.${ZONE}`, 'PTR'])).stdout, /^bob-/m, 'nothing was written');
+    // The doctor says DNS-SD browsing works from here and why the registration does not, with the fix.
+    const doctor = await bob.lan.run(nodeBin(), [MAIN, 'doctor', '--listen', '127.0.0.1:9998', '--state-dir', bob.stateDir, '--store', bob.nix.storeUri], {
+      env: nixEnv({ NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${trustedKeys}` }),
+      timeoutMs: 60_000,
+    });
+    assert.match(doctor.stdout, /\[ok {2}\] DNS-SD \(peers across subnets\): Working: browsing office\.test via /);
+    assert.match(doctor.stdout, /\[FAIL\] DNS-SD registration: Not registered in office\.test: .*NOTAUTH \(BADSIG\)/);
+    assert.match(doctor.stdout, /fix: The key file’s name or secret is not the one the server has/);
   });
 });
