@@ -7,6 +7,7 @@
 // by BIND and shown with its reason.
 
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
@@ -43,6 +44,7 @@ describe('DNS-SD across subnets with BIND', { timeout: 600_000 }, () => {
   let trustedKeys = '';
   const secret = randomBytes(32).toString('base64');
   const extraVeths: string[] = [];
+  let bind: ChildProcess;
 
   const ip = (args: string[]) => run('ip', args, { check: true });
   const dig = (args: string[]) => dns.run('dig', ['+short', '+time=1', '+tries=1', `@${dns.address}`, ...args]);
@@ -126,7 +128,7 @@ zone "${ZONE}" { type primary; file "${named}/${ZONE}.db"; update-policy { grant
     );
     // SOA minimum 5: "no such records" is re-asked after 5 s, so a new peer is seen within the records' TTL.
     writeFileSync(`${named}/${ZONE}.db`, `$TTL ${TTL}\n@ IN SOA ns.${ZONE}. admin.${ZONE}. ( 1 60 30 600 5 )\n@ IN NS ns.${ZONE}.\nns IN A ${dns.address}\n`);
-    const bind = dns.exec('named', ['-g', '-c', `${named}/named.conf`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    bind = dns.exec('named', ['-g', '-c', `${named}/named.conf`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let bindLog = '';
     bind.stderr?.setEncoding('utf8').on('data', (d: string) => (bindLog += d));
     await waitFor('BIND to answer', async () => ((await dig([ZONE, 'SOA'])).stdout.includes('admin') ? true : null), 20_000).catch((e: Error) => {
@@ -283,5 +285,45 @@ zone "${ZONE}" { type primary; file "${named}/${ZONE}.db"; update-policy { grant
     assert.match(doctor.stdout, /\[ok {2}\] DNS-SD \(peers across subnets\): Working: browsing office\.test via /);
     assert.match(doctor.stdout, /\[FAIL\] DNS-SD registration: Not registered in office\.test: .*NOTAUTH \(BADSIG\)/);
     assert.match(doctor.stdout, /fix: The key file’s name or secret is not the one the server has/);
+  });
+
+  it('with the DNS server dead, lookups stay fast and found peers stay (health judges them), the reason shown', async (t) => {
+    await waitFor('bob to see alice again', async () => ((await status(bob)).peers.find((p) => p.name === 'alice' && p.state === 'up') ? true : null), 30_000);
+    const exited = new Promise((r) => bind.once('exit', r));
+    bind.kill('SIGKILL');
+    await exited;
+    const s = await waitFor(
+      'a browse round to find the server silent',
+      async () => {
+        const st = await status(bob);
+        return /no answer from DNS server/.test(st.status.dnsSd?.lastError ?? '') ? st : null;
+      },
+      (TTL + 10) * 1000,
+    );
+    assert.ok(
+      s.peers.some((p) => p.name === 'alice' && p.state === 'up'),
+      'alice is still used',
+    );
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      const miss = await bob.lan.run('curl', [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--max-time',
+        '10',
+        `${SUBST}/${randomBytes(16)
+          .toString('hex')
+          .slice(0, 32)
+          .replace(/[eotu]/g, 'a')}.narinfo`,
+      ]);
+      times.push(performance.now() - started);
+      assert.equal(miss.stdout, '404');
+    }
+    t.diagnostic(`misses with the DNS server dead: ${times.map((x) => Math.round(x)).join(' ')} ms`);
+    assert.ok(Math.max(...times) < 1400, `slowest miss ${Math.max(...times)} ms`);
   });
 });
