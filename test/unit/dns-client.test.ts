@@ -90,3 +90,23 @@ describe('DNS exchange', () => {
     for (const bad of ['ns.example', '10.0.0.53:0', '10.0.0.53:99999', '', '[fd00::53']) assert.equal(parseServer(bad), null, bad);
   });
 });
+
+describe('DNS answers that are garbage', () => {
+  it('a malformed answer with the right id is an error, never a crash or a hang past the timeout', async () => {
+    const udp = dgram.createSocket('udp4');
+    udp.on('message', (msg, rinfo) => {
+      // The header of an answer to this query, then a question whose name points forwards (a loop).
+      const bad = Buffer.concat([msg.subarray(0, 12), Buffer.from([0xc0, 0x0e, 0xc0, 0x0c, 0, 12, 0, 1])]);
+      bad.writeUInt16BE(0x8180, 2);
+      udp.send(bad, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+    try {
+      const { serverLookup } = await import('../../src/peers/dns-lookup.ts');
+      const lookup = serverLookup({ host: '127.0.0.1', port: udp.address().port }, { timeoutMs: 150, tries: 1 });
+      await assert.rejects(lookup('_peernix._tcp.office.test', 'PTR'), /no answer from DNS server|undecodable answer/);
+    } finally {
+      udp.close();
+    }
+  });
+});
