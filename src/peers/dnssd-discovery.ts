@@ -1,5 +1,4 @@
 import os from 'node:os';
-import { arch, platform } from 'node:os';
 import type { DnsSdStatusView } from '../base/api.ts';
 import { type Clock, systemClock } from '../base/clock.ts';
 import type { Logger } from '../base/log.ts';
@@ -82,7 +81,7 @@ export function startDnsSd(o: DnsSdOptions): DnsSd {
         server: regServer,
         key: readTsigKeyFile(r.keyFile),
         label: instanceLabel(o.name, o.instanceId),
-        txt: encodeTxt({ instanceId: o.instanceId, name: o.name, port: 0, publicKey: o.publicKey, platform: `${platform()}-${arch()}`, protocol: 1 }),
+        txt: encodeTxt({ instanceId: o.instanceId, name: o.name, port: 0, publicKey: o.publicKey, platform: `${os.platform()}-${os.arch()}`, protocol: 1 }),
         ttl: r.ttl ?? 30,
         addresses: ourAddresses,
         clock,
