@@ -158,7 +158,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
     let raw = 0;
     let tried = 0;
     const held: number[] = [];
-    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw; (\d+) blocks compressed; receiver held ([\d.?]+)\)/g)) {
+    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw; (\d+) blocks compressed; receiver held ([\d.?]+);/g)) {
       zstd += Number(m[1]);
       raw += Number(m[2]);
       tried += Number(m[3]);

@@ -5,7 +5,7 @@ import { releaseChunk } from '../base/chunk-pool.ts';
 import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../wire/nar-frames.ts';
 import type { CompressionBudget } from './compression-budget.ts';
 import { LinkMeter } from './link-meter.ts';
-import { MARGIN, type PhasePlan } from './phase-plan.ts';
+import { MARGIN, RECEIVER_HELD_MAX, type PhasePlan } from './phase-plan.ts';
 
 // The serving side of NAR frames (peers/nar-frames.ts): block by block, compress only when that
 // gets the NAR there sooner. Whether it does is measured, not guessed from core counts or link
@@ -34,8 +34,6 @@ const MAX_AHEAD = 4;
 const COALESCE_PARTS = 8;
 /** Blocks that shrink less than this are not worth compressing. */
 const WORTH = 0.9;
-/** A receiver whose consumer held its recent transfers up for more than this share of their time gets no trial. */
-const RECEIVER_HELD_MAX = 0.3;
 
 const compress = promisify(zstdCompress) as (buf: Buffer, opts: object) => Promise<Buffer>;
 
@@ -77,7 +75,7 @@ export class FrameEncoder extends Transform {
   /** Blocks encoding or encoded, in NAR order, not yet pushed. */
   private readonly queue: Promise<Encoded>[] = [];
 
-  constructor(budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null } = {}) {
+  constructor(budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null; linkRate?: number | null } = {}) {
     // Counted in buffers, not bytes: a few compressed blocks are tiny on the wire, and a byte limit
     // would let many of them run ahead of the consumer, where they look sent to the phase timing.
     super({ readableObjectMode: true, readableHighWaterMark: 2 });
@@ -86,6 +84,7 @@ export class FrameEncoder extends Transform {
     this.plan = budget.planFor(from.client ?? '');
     this.plan.resumeAfterIdle();
     this.plan.receiverHeld = from.receiverHeld ?? null;
+    this.plan.knownLink(from.linkRate ?? null, budget.rate(1));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -201,6 +200,8 @@ export class FrameEncoder extends Transform {
         this.budget.give();
       }
       if (packed) this.ratio = this.ratio === null ? packed.length / bytes : 0.5 * this.ratio + 0.5 * (packed.length / bytes);
+      // Started compressed on the receiver's word, or content that changed: no CPU on blocks that don't shrink.
+      if (this.ratio !== null && this.ratio > WORTH && !this.budget.forced) this.plan.incompressible();
       if (packed && packed.length < bytes * 0.95) {
         if (releasable) for (const p of parts) releaseChunk(p);
         this.stats.zstdFrames++;

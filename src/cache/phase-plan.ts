@@ -8,6 +8,15 @@ const LONG_MS = 4000;
 const MAX_RAW_MS = 64_000;
 /** Compressing must bring at least this much more NAR per second than sending raw. */
 export const MARGIN = 1.1;
+/**
+ * A link the receiver measured at this many times less than one compression here is known slow:
+ * a client's first NAR then starts compressed. Wide on purpose: the receiver pays for decoding, and
+ * a link near this machine's compression rate is for the phases to judge, not a guess.
+ */
+export const KNOWN_SLOW = 4;
+
+/** A receiver whose consumer held its recent transfers up for more than this share of their time gets no compression trial. */
+export const RECEIVER_HELD_MAX = 0.3;
 
 type Mode = 'raw' | 'zstd';
 
@@ -51,6 +60,29 @@ export class PhasePlan {
     this.mode = next;
     this.trial = trial;
     this.begin(now);
+  }
+
+  /**
+   * A NAR starts with what the receiver knows of its link from earlier transfers (wire bytes per
+   * second, receiver-load.ts). With nothing measured here yet for this client, a link far slower than
+   * this machine compresses makes the first phase a long compressed one: no raw phase first to learn
+   * what the receiver already knew. The phases then judge as ever (a raw trial follows it).
+   */
+  knownLink(linkRate: number | null, compressRate: number): void {
+    if (linkRate === null || this.rate.raw !== null || this.rate.zstd !== null || this.mode !== 'raw' || this.samples.length > 0) return;
+    if (this.receiverHeld !== null && this.receiverHeld > RECEIVER_HELD_MAX) return; // its own side, not the link, is what it waits on
+    if (compressRate < linkRate * KNOWN_SLOW) return;
+    this.mode = 'zstd';
+    this.trial = false;
+    this.begin(performance.now());
+  }
+
+  /** Blocks of a compressed phase no longer shrink: raw until the plan's next look. */
+  incompressible(): void {
+    if (this.mode !== 'zstd') return;
+    this.mode = 'raw';
+    this.trial = false;
+    this.begin(performance.now());
   }
 
   /** A NAR starts: after a pause (no block for a while) the phase is timed afresh. */

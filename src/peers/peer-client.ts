@@ -6,7 +6,7 @@ import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
 import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
 import { skipPrefix } from './skip-prefix.ts';
-import { ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
+import { LINK_RATE_HEADER, ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 import { NarSlots } from '../base/nar-slots.ts';
 import type { TeamCertificate } from '../wire/team-certificate.ts';
 import { TeamAgent } from './team-agent.ts';
@@ -133,6 +133,8 @@ export class PeerClient {
       const held = this.frames ? this.receiverLoad.hint(origin) : undefined;
       if (this.frames) headers[FRAMES_HEADER] = FRAMES_VERSION;
       if (held !== undefined) headers[RECEIVER_HELD_HEADER] = held;
+      const link = this.frames ? this.receiverLoad.linkHint(origin) : undefined;
+      if (link !== undefined) headers[LINK_RATE_HEADER] = link;
       // Plain http peers get the lean client (nar-get.ts); https keeps node:http. No connect timeout
       // of its own: on a congested link a SYN-ACK can be dropped, and the header deadline (with
       // hedging in the resolver) already bounds the wait.
@@ -181,15 +183,15 @@ export class PeerClient {
     else res.setTimeout(this.timeouts.narIdleMs, idle);
     // A whole NAR from the lean client says how long its bytes waited for us (receiver-load.ts).
     const noteCompleted = () => {
-      if (res.complete && 'pace' in res) this.receiverLoad.note(origin, res.pace());
+      if (res.complete && 'pace' in res) this.receiverLoad.note(origin, { ...res.pace(), wireBytes: decoder ? decoder.wireBytes : want + skip });
     };
     const whole = (s: Readable): Readable => (skip ? skipPrefix(s, skip, (why) => new PeerError('unreachable', `${url}: ${why}`)) : s);
-    if (!framed) {
+    // Never more NAR bytes than the narinfo said are left (nar-frames.ts paces and bounds the rest).
+    const decoder = framed ? new FrameDecoder({ maxNarBytes: want }) : null;
+    if (!decoder) {
       res.once('end', noteCompleted);
       return whole(res);
     }
-    // Never more NAR bytes than the narinfo said are left (nar-frames.ts paces and bounds the rest).
-    const decoder = new FrameDecoder({ maxNarBytes: want });
     decoder.once('end', noteCompleted);
     // Either side failing ends both: a cut response is a cut NAR, a bad frame must stop the peer.
     res.once('error', (e) => decoder.destroy(asPeerError(e, url)));
