@@ -64,12 +64,14 @@ export class PhasePlan {
 
   /**
    * A NAR starts with what the receiver knows of its link from earlier transfers (wire bytes per
-   * second, receiver-load.ts). With nothing measured here yet for this client, a link far slower than
+   * second, receiver-load.ts). With no phase measured here yet for this client, a link far slower than
    * this machine compresses makes the first phase a long compressed one: no raw phase first to learn
    * what the receiver already knew. The phases then judge as ever (a raw trial follows it).
    */
   knownLink(linkRate: number | null, compressRate: number): void {
-    if (linkRate === null || this.rate.raw !== null || this.rate.zstd !== null || this.mode !== 'raw' || this.samples.length > 0) return;
+    // A raw phase under way counts as nothing measured: pieces of one NAR from several holders
+    // (swarm-nar.ts) are short requests that may all fall inside one.
+    if (linkRate === null || this.rate.raw !== null || this.rate.zstd !== null || this.mode !== 'raw') return;
     if (this.receiverHeld !== null && this.receiverHeld > RECEIVER_HELD_MAX) return; // its own side, not the link, is what it waits on
     if (compressRate < linkRate * KNOWN_SLOW) return;
     this.mode = 'zstd';
