@@ -1,3 +1,5 @@
+import { LinkMeter } from './link-meter.ts';
+
 // A client's NARs go in timed phases, raw or compressed, and the NAR bytes per second each phase
 // achieved decide the next (adaptive-frames.ts says why). A phase's rate counts only its second
 // half: the buffers between here and the receiver hold the previous phase's bytes at first.
@@ -22,6 +24,8 @@ type Mode = 'raw' | 'zstd';
 
 /** Timed phases of raw or compressed blocks, chosen by the NAR throughput each achieved. */
 export class PhasePlan {
+  /** How fast this client drains what is sent to it, across its responses. */
+  readonly link = new LinkMeter();
   mode: Mode = 'raw';
   private trial = true;
   private start = performance.now();
@@ -64,25 +68,18 @@ export class PhasePlan {
 
   /**
    * A NAR starts with what the receiver knows of its link from earlier transfers (wire bytes per
-   * second, receiver-load.ts). With no phase measured here yet for this client, a link far slower than
-   * this machine compresses makes the first phase a long compressed one: no raw phase first to learn
-   * what the receiver already knew. The phases then judge as ever (a raw trial follows it).
+   * second, receiver-load.ts). While no compressed phase was measured here for this client, a link far
+   * slower than this machine compresses makes the next phase a long compressed one: no raw phase
+   * first to learn what the receiver already knew. The phases then judge as ever (a raw trial follows).
    */
   knownLink(linkRate: number | null, compressRate: number): void {
-    // A raw phase under way counts as nothing measured: pieces of one NAR from several holders
-    // (swarm-nar.ts) are short requests that may all fall inside one.
-    if (linkRate === null || this.rate.raw !== null || this.rate.zstd !== null || this.mode !== 'raw') return;
+    // Only while compressing was never measured for this client: once it was, the phases judge. Raw
+    // phases may have run (pieces of one NAR from several holders, swarm-nar.ts, are short requests
+    // that start raw before the receiver has a figure for this holder's link).
+    if (linkRate === null || this.rate.zstd !== null || this.mode !== 'raw') return;
     if (this.receiverHeld !== null && this.receiverHeld > RECEIVER_HELD_MAX) return; // its own side, not the link, is what it waits on
     if (compressRate < linkRate * KNOWN_SLOW) return;
     this.mode = 'zstd';
-    this.trial = false;
-    this.begin(performance.now());
-  }
-
-  /** Blocks of a compressed phase no longer shrink: raw until the plan's next look. */
-  incompressible(): void {
-    if (this.mode !== 'zstd') return;
-    this.mode = 'raw';
     this.trial = false;
     this.begin(performance.now());
   }

@@ -110,7 +110,7 @@ describe('NAR frames', () => {
     }
   });
 
-  it('a known-slow link with incompressible bytes goes raw after a look', async (t) => {
+  it('a known-slow link with incompressible bytes goes raw after a look, looking again now and then', async (t) => {
     const nar = randomBytes(24 * 1024 * 1024);
     const r = await roundTrip(nar, 40e6, 0, 12_500_000);
     t.diagnostic(
@@ -118,7 +118,8 @@ describe('NAR frames', () => {
     );
     assert.ok(r.out.equals(nar));
     assert.equal(r.stats.zstdFrames, 0);
-    assert.ok((r.stats.blocksCompressed ?? 0) <= 3, 'CPU spent on a look, not on every block');
+    // The first blocks (two encode at once here), then one in eight to see whether they shrink again.
+    assert.ok((r.stats.blocksCompressed ?? 0) <= 2 + 24 / 8, 'CPU spent on looks, not on every block');
   });
 
   it('sends raw when the link keeps up', async (t) => {
