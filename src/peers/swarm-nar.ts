@@ -9,8 +9,9 @@ import type { NarSource } from './resuming-nar.ts';
 // judges the whole).
 //
 // It begins as one stream, the caller's (a ResumingNarStream from the first holder, with its own
-// resume and drip watchdog). Only once that stream has run a while with this side keeping up (the
-// holder, not this machine, sets the pace) and another holder with Range is known does it split:
+// resume and drip watchdog). Only once that stream has run a while with our reader waiting on it in
+// most ticks (the holder, not this machine, sets the pace) and another holder with Range is known
+// does it split:
 // the first stream is cut at a piece boundary ahead of it, and every holder, the first included,
 // fetches pieces by bounded Range in turn. With one holder nothing changes.
 //
@@ -41,7 +42,7 @@ export interface SwarmTuning {
   pieceBytes: number;
   /** Pieces are claimed no further than this many bytes past the one being sent. */
   aheadBytes: number;
-  /** The one stream runs this long, its holder setting the pace, before pieces are fetched from others too. */
+  /** The one stream runs this long, its holder setting the pace most of the time, before pieces are fetched from others too. */
   graceMs: number;
   tickMs: number;
   /** A holder silent this long while its bytes are wanted is cut, and its piece goes to the others. */
@@ -54,7 +55,7 @@ export const DEFAULT_SWARM: SwarmTuning = {
   minNarBytes: 32 * 1024 * 1024,
   pieceBytes: 4 * 1024 * 1024,
   aheadBytes: 24 * 1024 * 1024,
-  graceMs: 1000,
+  graceMs: 500,
   tickMs: 250,
   stallMs: 2500,
   minStealBytes: 512 * 1024,
@@ -95,6 +96,11 @@ export class SwarmNarStream extends Readable {
   private readonly startedAt: number;
   /** Our reader held us back since the last tick: this machine, not the holder, set the pace. */
   private readerWaited = false;
+  /** Our reader found nothing to read since the last tick: the holder set the pace. */
+  private starved = false;
+  /** Ticks of the one stream, and how many of them found our reader waiting on the holder. */
+  private ticks = 0;
+  private starvedTicks = 0;
   private readonly timer: TimerHandle;
   /** Every stream read from, for the bytes on the wire. */
   private readonly streams: { stream: Readable; narBytes: number }[] = [];
@@ -146,6 +152,8 @@ export class SwarmNarStream extends Readable {
   override _read(): void {
     this.flowing = true;
     this.emit_();
+    // Our reader asked and nothing had come: the holders, not this machine, set the pace just now.
+    if (this.flowing && this.pieces.length > 0 && this.pieces[0].bufs.length === 0) this.starved = true;
     for (const w of this.workers) {
       if (w.paused && w.stream) {
         w.paused = false;
@@ -250,8 +258,13 @@ export class SwarmNarStream extends Readable {
     const waited = this.readerWaited || !this.flowing;
     this.readerWaited = false;
     if (!this.swarming) {
+      // Who sets the pace, judged over the whole stream so far: on a busy machine our reader backs up
+      // now and then even behind a slow link, and waits on a fast holder now and then too.
+      this.ticks++;
+      if (this.starved && !waited) this.starvedTicks++;
+      this.starved = false;
       const left = this.opts.narSize - this.emitted;
-      if (waited || now - this.startedAt < this.tune.graceMs || left < 2 * this.tune.pieceBytes) return;
+      if (this.starvedTicks * 2 < this.ticks || now - this.startedAt < this.tune.graceMs || left < 2 * this.tune.pieceBytes) return;
       if (this.others().length === 0) return;
       const head = this.pieces[0];
       // Cut the first stream a piece ahead of where it is: it keeps streaming up to there.
