@@ -1,7 +1,10 @@
-// Benchmark for transfers between peers (issue 11).
+// Benchmark for transfers between peers (issues 11 and 24).
 //
 //   npm run bench:transfers          (root: network namespaces and tc; nginx: scripts/install-system-deps.sh bench)
+//   BENCH_PARTS=one,swarm,model npm run bench:transfers      (some parts only; BENCH_RUNS=n runs each)
 //
+// 0. Issue 24: one NAR with the link known or not (transfers-one-nar.ts), one NAR from several
+//    holders (transfers-swarm.ts), and the 1 Gbit/s model (transfers-model.ts).
 // 1. Compression between Peernix peers. Two hosts in network namespaces, A and B, B's outgoing link
 //    shaped with tc tbf (100 Mbit/s, 1 Gbit/s, and unshaped). A real Nix on A substitutes a closure
 //    from B through A's substituter (`nix copy --from`, signatures required), once through an A that
@@ -19,14 +22,21 @@
 // started with PEERNIX_FORCE_PEER_COMPRESSION=1).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { createLan, nodeBin, type Lan, type LanHost } from '../test/support/netns.ts';
 import { addPath, cleanup, makeSigningKey, makeTempDir, nixEnv, startNixHost, type NixHost } from '../test/support/nix-host.ts';
 import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/support/peernix-process.ts';
 import { run } from '../test/support/run.ts';
 import { curlThroughput, fetchOk, median, peernixLauncher } from './lib.ts';
+import { model } from './transfers-model.ts';
+import { cpuSeconds, type Figures, oneNar, type OneNarFigures } from './transfers-one-nar.ts';
+import { swarm } from './transfers-swarm.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+// Which parts run (all by default): one (a single NAR, link known or not), swarm (several holders),
+// model (1 Gbit/s by measurement and model), closure (the closure at each shape), proxy (vs nginx).
+const PARTS = (process.env.BENCH_PARTS ?? 'one,swarm,model,closure,proxy').split(',');
+const ONE_SHAPES = (process.env.BENCH_ONE_SHAPES ?? '100mbit,1gbit,unshaped').split(',');
 // Unshaped first: it is the ceiling the shaped runs are held against.
 const SHAPES = (process.env.BENCH_SHAPES ?? 'unshaped,100mbit,1gbit').split(',');
 const MB = 1e6;
@@ -37,13 +47,6 @@ const fig: Fig = {};
 function add(metric: string, column: string, value: number, unit: string) {
   fig[metric] ??= { values: {}, unit };
   (fig[metric].values[column] ??= []).push(value);
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 /** Busy and total CPU time of the whole machine so far, in clock ticks (from /proc/stat). */
@@ -57,14 +60,20 @@ async function main() {
   const dir = await makeTempDir('pn-bxfer');
   const hosts: NixHost[] = [];
   const started: PeernixProcess[] = [];
-  let lan: Lan | null = null;
+  const lans: Lan[] = [];
   const children: ChildProcess[] = [];
+  const figs: Figures = { add, values: (m, c) => fig[m]?.values[c] ?? [] };
+  const load0 = loadavg()[0];
   try {
     const cores = availableParallelism();
-    await compression(dir, hosts, started, (l) => (lan = l));
-    await proxy(dir, hosts, started, children);
+    let one: OneNarFigures | null = null;
+    if (PARTS.includes('one')) one = await oneNar(dir, figs, RUNS, ONE_SHAPES, hosts, started, (l) => lans.push(l));
+    if (PARTS.includes('swarm')) await swarm(dir, figs, RUNS, hosts, started, (l) => lans.push(l));
+    if (PARTS.includes('model')) model(figs, one);
+    if (PARTS.includes('closure')) await compression(dir, hosts, started, (l) => lans.push(l));
+    if (PARTS.includes('proxy')) await proxy(dir, hosts, started, children);
     console.log(
-      `\ntransfers between peers — medians of ${RUNS} runs; every process shares this machine's ${cores} cores (A, B, Nix, curl and the proxies alike)`,
+      `\ntransfers between peers — medians of ${RUNS} runs; every process shares this machine's ${cores} cores (A, B, Nix, curl and the proxies alike); load average ${load0.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (other helpers' tests included)`,
     );
     for (const [metric, { values, unit }] of Object.entries(fig)) {
       const cols = Object.entries(values).map(([c, v]) => `${c} ${median(v).toFixed(unit === 'ms/MB' || unit === 'x' || unit === 'cores' ? 2 : 1)}`);
@@ -73,7 +82,7 @@ async function main() {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     for (const p of started) await p.stop().catch(() => {});
-    await (lan as Lan | null)?.teardown();
+    for (const l of lans) await l.teardown();
     for (const h of hosts) await h.stop();
     await cleanup(dir);
   }
@@ -158,7 +167,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
     let raw = 0;
     let tried = 0;
     const held: number[] = [];
-    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw; (\d+) blocks compressed; receiver held ([\d.?]+)\)/g)) {
+    for (const m of b.logs().matchAll(/\((\d+) zstd frames, (\d+) raw; (\d+) blocks compressed; receiver held ([\d.?]+);/g)) {
       zstd += Number(m[1]);
       raw += Number(m[2]);
       tried += Number(m[3]);

@@ -4,8 +4,8 @@ import { constants, zstdCompress } from 'node:zlib';
 import { releaseChunk } from '../base/chunk-pool.ts';
 import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../wire/nar-frames.ts';
 import type { CompressionBudget } from './compression-budget.ts';
-import { LinkMeter } from './link-meter.ts';
-import { MARGIN, type PhasePlan } from './phase-plan.ts';
+import type { LinkMeter } from './link-meter.ts';
+import { MARGIN, RECEIVER_HELD_MAX, type PhasePlan } from './phase-plan.ts';
 
 // The serving side of NAR frames (peers/nar-frames.ts): block by block, compress only when that
 // gets the NAR there sooner. Whether it does is measured, not guessed from core counts or link
@@ -34,8 +34,8 @@ const MAX_AHEAD = 4;
 const COALESCE_PARTS = 8;
 /** Blocks that shrink less than this are not worth compressing. */
 const WORTH = 0.9;
-/** A receiver whose consumer held its recent transfers up for more than this share of their time gets no trial. */
-const RECEIVER_HELD_MAX = 0.3;
+/** While blocks don't shrink, one in this many is still compressed, to see whether they shrink again. */
+const PROBE_EVERY = 8;
 
 const compress = promisify(zstdCompress) as (buf: Buffer, opts: object) => Promise<Buffer>;
 
@@ -66,8 +66,9 @@ export class FrameEncoder extends Transform {
   private readonly budget: CompressionBudget;
   private readonly stats: FrameStats;
   private readonly plan: PhasePlan;
-  private readonly link = new LinkMeter();
+  private readonly link: LinkMeter;
   private ratio: number | null = null; // wire bytes per NAR byte of recent compressed blocks
+  private sinceProbe = 0;
   private block: Buffer[] = [];
   private blockBytes = 0;
   // Backpressure: when a push found the consumer behind, and how long it kept us waiting since the last note.
@@ -77,15 +78,19 @@ export class FrameEncoder extends Transform {
   /** Blocks encoding or encoded, in NAR order, not yet pushed. */
   private readonly queue: Promise<Encoded>[] = [];
 
-  constructor(budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null } = {}) {
+  constructor(budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null; linkRate?: number | null } = {}) {
     // Counted in buffers, not bytes: a few compressed blocks are tiny on the wire, and a byte limit
     // would let many of them run ahead of the consumer, where they look sent to the phase timing.
     super({ readableObjectMode: true, readableHighWaterMark: 2 });
     this.budget = budget;
     this.stats = stats;
     this.plan = budget.planFor(from.client ?? '');
+    // The client's, not this response's: a NAR fetched in pieces by Range (several holders at once,
+    // peers/swarm-nar.ts) comes as short requests, none long enough to measure the link on its own.
+    this.link = this.plan.link;
     this.plan.resumeAfterIdle();
     this.plan.receiverHeld = from.receiverHeld ?? null;
+    this.plan.knownLink(from.linkRate ?? null, budget.rate(1));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -184,9 +189,23 @@ export class FrameEncoder extends Transform {
     this.plan.blockSent(frame.narBytes, this.zstdWorthTrying);
   }
 
+  /**
+   * In a compressed phase, blocks that stopped shrinking (a run of zip files in a NAR, or content
+   * that never did, on a link the receiver said was slow) go raw, but every PROBE_EVERY-th is still
+   * compressed to notice when they shrink again: one stretch of incompressible files must not end
+   * compression for the rest of the NAR, nor cost the CPU of compressing all of it.
+   */
+  private worthCompressing(): boolean {
+    if (this.budget.forced || this.ratio === null || this.ratio <= WORTH) return true;
+    this.sinceProbe++;
+    if (this.sinceProbe < PROBE_EVERY) return false;
+    this.sinceProbe = 0;
+    return true;
+  }
+
   private async encode(parts: Buffer[], bytes: number, releasable: boolean): Promise<Encoded> {
     this.stats.narBytes += bytes;
-    if ((this.plan.mode === 'zstd' || this.budget.forced) && (await this.budget.take())) {
+    if ((this.plan.mode === 'zstd' || this.budget.forced) && this.worthCompressing() && (await this.budget.take())) {
       let packed: Buffer | null = null;
       const lvl = this.level();
       try {

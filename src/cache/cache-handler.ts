@@ -12,7 +12,7 @@ import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
 import type { NarSlots } from '../base/nar-slots.ts';
 import { FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
-import { parseReceiverHeld, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
+import { LINK_RATE_HEADER, parseLinkRate, parseReceiverHeld, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 import { FrameEncoder, type FrameStats } from './adaptive-frames.ts';
 import type { CompressionBudget } from './compression-budget.ts';
 
@@ -200,7 +200,7 @@ export function createCacheHandlers(opts: CacheHandlerOptions): CacheHandlers {
       const wireBytes = framed ? frames.wireBytes : sent;
       if (framed)
         log.debug(
-          `NAR ${hashPart}: ${frames.narBytes} bytes in ${frames.wireBytes} on the wire (${frames.zstdFrames} zstd frames, ${frames.rawFrames} raw; ${frames.blocksCompressed ?? 0} blocks compressed; receiver held ${receiverHeld ?? '?'})`,
+          `NAR ${hashPart}: ${frames.narBytes} bytes in ${frames.wireBytes} on the wire (${frames.zstdFrames} zstd frames, ${frames.rawFrames} raw; ${frames.blocksCompressed ?? 0} blocks compressed; receiver held ${receiverHeld ?? '?'}; link ${linkRate ?? '?'} B/s)`,
         );
       if (err) {
         const mismatch = err instanceof NarMismatchError;
@@ -218,7 +218,9 @@ export function createCacheHandlers(opts: CacheHandlerOptions): CacheHandlers {
       }
     };
     const receiverHeld = parseReceiverHeld(req.headers[RECEIVER_HELD_HEADER]);
-    if (framed) pipeline(source, verifier, new FrameEncoder(opts.compression!, frames, { client: remoteAddress, receiverHeld }), new ResponseSink(res), done);
+    const linkRate = parseLinkRate(req.headers[LINK_RATE_HEADER]);
+    if (framed)
+      pipeline(source, verifier, new FrameEncoder(opts.compression!, frames, { client: remoteAddress, receiverHeld, linkRate }), new ResponseSink(res), done);
     else pipeline(source, verifier, new ResponseSink(res), done);
   }
 }

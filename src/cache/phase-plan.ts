@@ -1,3 +1,5 @@
+import { LinkMeter } from './link-meter.ts';
+
 // A client's NARs go in timed phases, raw or compressed, and the NAR bytes per second each phase
 // achieved decide the next (adaptive-frames.ts says why). A phase's rate counts only its second
 // half: the buffers between here and the receiver hold the previous phase's bytes at first.
@@ -8,11 +10,22 @@ const LONG_MS = 4000;
 const MAX_RAW_MS = 64_000;
 /** Compressing must bring at least this much more NAR per second than sending raw. */
 export const MARGIN = 1.1;
+/**
+ * A link the receiver measured at this many times less than one compression here is known slow:
+ * a client's first NAR then starts compressed. Wide on purpose: the receiver pays for decoding, and
+ * a link near this machine's compression rate is for the phases to judge, not a guess.
+ */
+export const KNOWN_SLOW = 4;
+
+/** A receiver whose consumer held its recent transfers up for more than this share of their time gets no compression trial. */
+export const RECEIVER_HELD_MAX = 0.3;
 
 type Mode = 'raw' | 'zstd';
 
 /** Timed phases of raw or compressed blocks, chosen by the NAR throughput each achieved. */
 export class PhasePlan {
+  /** How fast this client drains what is sent to it, across its responses. */
+  readonly link = new LinkMeter();
   mode: Mode = 'raw';
   private trial = true;
   private start = performance.now();
@@ -51,6 +64,24 @@ export class PhasePlan {
     this.mode = next;
     this.trial = trial;
     this.begin(now);
+  }
+
+  /**
+   * A NAR starts with what the receiver knows of its link from earlier transfers (wire bytes per
+   * second, receiver-load.ts). While no compressed phase was measured here for this client, a link far
+   * slower than this machine compresses makes the next phase a long compressed one: no raw phase
+   * first to learn what the receiver already knew. The phases then judge as ever (a raw trial follows).
+   */
+  knownLink(linkRate: number | null, compressRate: number): void {
+    // Only while compressing was never measured for this client: once it was, the phases judge. Raw
+    // phases may have run (pieces of one NAR from several holders, swarm-nar.ts, are short requests
+    // that start raw before the receiver has a figure for this holder's link).
+    if (linkRate === null || this.rate.zstd !== null || this.mode !== 'raw') return;
+    if (this.receiverHeld !== null && this.receiverHeld > RECEIVER_HELD_MAX) return; // its own side, not the link, is what it waits on
+    if (compressRate < linkRate * KNOWN_SLOW) return;
+    this.mode = 'zstd';
+    this.trial = false;
+    this.begin(performance.now());
   }
 
   /** A NAR starts: after a pause (no block for a while) the phase is timed afresh. */

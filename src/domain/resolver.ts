@@ -16,7 +16,8 @@ import { GO_UDP_DEFAULT_PORT } from '../wire/go-udp.ts';
 import { HedgedOpener, waitUntil, type Candidate, type Found, type Lookup, type PeerAnswer } from '../peers/hedged-open.ts';
 import { PeerError, type PeerClient } from '../peers/peer-client.ts';
 import type { Peer, PeerRegistry } from '../peers/registry.ts';
-import { ResumingNarStream, type NarWatchOptions, type OpenedNar } from '../peers/resuming-nar.ts';
+import { ResumingNarStream, type NarSource, type NarWatchOptions, type OpenedNar } from '../peers/resuming-nar.ts';
+import { DEFAULT_SWARM, SwarmNarStream, type SwarmTuning } from '../peers/swarm-nar.ts';
 import type { TransferHandle, TransferTracker } from './transfers.ts';
 import { judgeNarInfo, type TrustPolicy, type Verdict } from './trust.ts';
 
@@ -48,6 +49,8 @@ export interface ResolverOptions {
   mismatchMemoryMs?: number;
   /** Drip watchdog for proxied NARs (see resuming-nar.ts). */
   narWatch?: Partial<NarWatchOptions>;
+  /** Large NARs from several holders at once (see swarm-nar.ts); false: always one holder at a time. */
+  swarm?: Partial<SwarmTuning> | false;
   /** A peer's store summary on a path: false = certainly not there (not asked), null = no summary to go by. */
   mayHave?: (peer: Peer, hashPart: string) => boolean | null;
   /** The UDP port Go peernix hosts answer "has_path?" on (go-has-path.ts); default 9999. */
@@ -472,9 +475,33 @@ export class Resolver implements CacheBackend {
     }
   }
 
+  /**
+   * Several holders at once, for a NAR large enough: the holders of this NarHash the lookup found,
+   * live, and honouring Range (a Go peer resends from the start). Null: one holder at a time.
+   */
+  private swarmFor(
+    hashPart: string,
+    narHash32: string,
+    narSize: number,
+    first: OpenedNar,
+  ): { holders: () => NarSource[]; tuning: Partial<SwarmTuning> } | null {
+    const tuning = this.opts.swarm;
+    if (tuning === false || first.source.peer.dialect === 'go' || narSize < (tuning?.minNarBytes ?? DEFAULT_SWARM.minNarBytes)) return null;
+    const state = this.fanOut(hashPart);
+    if (!state) return null;
+    const holders = () => {
+      const live = new Set(this.opts.registry.live());
+      return state.list
+        .filter((a) => a.narHash32 === narHash32 && a.peer.dialect !== 'go' && live.has(a.peer))
+        .map((a): NarSource => ({ peer: a.peer, url: a.narUrl }));
+    };
+    return { holders, tuning: tuning ?? {} };
+  }
+
   private peerBody(hashPart: string, storePath: string, narHash: Buffer, narSize: number, first: OpenedNar, tried: Set<string>): NarBody {
     const narHash32 = encodeNix32(narHash);
     let stream: ResumingNarStream | null = null;
+    let swarm: SwarmNarStream | null = null;
     let bytes = 0;
     let released = false;
     let progress: TransferHandle | undefined;
@@ -488,6 +515,7 @@ export class Resolver implements CacheBackend {
           first,
           narSize,
           onBytes: (src, n) => {
+            if (swarm) return; // counted as the swarm takes them: bytes past its cut are dropped
             bytes += n;
             this.opts.registry.countBytesFrom(src.peer, n);
           },
@@ -514,15 +542,37 @@ export class Resolver implements CacheBackend {
           },
         });
         const s = stream;
+        const split = this.swarmFor(hashPart, narHash32, narSize, first);
+        if (split) {
+          swarm = new SwarmNarStream({
+            head: s,
+            headSource: first.source,
+            narSize,
+            holders: split.holders,
+            tuning: split.tuning,
+            openRange: async (src, start, end, signal) => (await this.hedged.openOne(src, narSize, start, signal, end))?.stream ?? null,
+            onFailure: (src, why, bad) => {
+              this.opts.log.warn(`NAR ${storePath}: ${src.peer.name}'s share failed (${why}); the others take it over`);
+              if (bad) this.opts.registry.reportBadBytes(src.peer, why);
+              else this.opts.registry.reportFailure(src.peer, why);
+            },
+            onBytes: (src, n) => {
+              bytes += n;
+              // The first stream may have resumed on another holder by itself.
+              this.opts.registry.countBytesFrom((src === first.source ? (s.sources.at(-1) ?? src) : src).peer, n);
+            },
+          });
+        }
+        const w = swarm;
         progress = this.opts.transfers?.begin({
           storePath,
           direction: 'in',
-          peerName: () => (s.sources.at(-1) ?? first.source).peer.name,
+          peerName: () => (w?.split ? holderNames(w) : (s.sources.at(-1) ?? first.source).peer.name),
           total: narSize,
           bytes: () => bytes,
-          wireBytes: () => s.wireBytes,
+          wireBytes: () => w?.wireBytes ?? s.wireBytes,
         });
-        return stream;
+        return swarm ?? stream;
       },
       release: (reason = 'done') => {
         if (released) return;
@@ -534,25 +584,38 @@ export class Resolver implements CacheBackend {
           first.stream.destroy();
           return;
         }
+        const w = swarm as SwarmNarStream | null;
+        w?.destroy();
         s.destroy();
-        progress?.end(reason === 'aborted' ? 'aborted' : reason !== 'done' ? 'failed' : s.sources.length > 1 ? 'resumed' : 'ok');
+        const resumed = s.sources.length > 1 || (w?.resumed ?? false);
+        progress?.end(reason === 'aborted' ? 'aborted' : reason !== 'done' ? 'failed' : resumed ? 'resumed' : 'ok');
         const last = s.sources.at(-1)?.peer ?? first.source.peer;
+        const sources = w?.split ? [...new Set([...s.sources, ...w.sources])] : s.sources;
         if (reason === 'mismatch') {
           this.rememberMismatchCut(hashPart, narHash32);
-          for (const src of s.sources) this.opts.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
+          for (const src of sources) this.opts.registry.reportBadBytes(src.peer, 'served bytes that do not match the NarHash');
         }
+        if (w?.split)
+          this.opts.log.info(
+            `NAR ${storePath} from ${w.shares.length} holders at once: ${w.shares.map((x) => `${x.source.peer.name} ${x.narBytes}`).join(', ')} bytes${w.resumed ? ' (a share moved to the others)' : ''}`,
+          );
         if (reason !== 'aborted') {
           this.opts.events.emit({
             type: 'transfer',
             storePath,
             direction: 'in',
-            peerName: last.name,
+            peerName: w?.split ? holderNames(w) : last.name,
             bytes,
-            wireBytes: s.wireBytes,
-            outcome: reason === 'done' ? (s.sources.length > 1 ? 'resumed' : 'ok') : 'failed',
+            wireBytes: w?.wireBytes ?? s.wireBytes,
+            outcome: reason === 'done' ? (resumed ? 'resumed' : 'ok') : 'failed',
           });
         }
       },
     };
   }
+}
+
+/** The holders a split NAR came from, as one peer name ("host-b + host-c"). */
+function holderNames(swarm: SwarmNarStream): string {
+  return swarm.sources.map((x) => x.peer.name).join(' + ');
 }

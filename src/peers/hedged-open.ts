@@ -154,9 +154,9 @@ export class HedgedOpener {
    * Opens a NAR on one source; a failure marks the peer so it isn't asked again until it recovers.
    * A peer that merely no longer has the path, is busy, or that we cancelled, has not failed.
    */
-  async openOne(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal): Promise<OpenedNar | null> {
+  async openOne(source: NarSource, narSize: number, offset = 0, signal?: AbortSignal, end?: number): Promise<OpenedNar | null> {
     try {
-      const stream = await this.deps.client.openNar(source.url, { offset, expectedSize: narSize, signal });
+      const stream = await this.deps.client.openNar(source.url, { offset, expectedSize: narSize, signal, end });
       return { source: { peer: source.peer, url: source.url }, stream };
     } catch (e) {
       if (signal?.aborted) return null;

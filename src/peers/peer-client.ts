@@ -6,7 +6,7 @@ import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
 import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
 import { skipPrefix } from './skip-prefix.ts';
-import { ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
+import { LINK_RATE_HEADER, ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 import { NarSlots } from '../base/nar-slots.ts';
 import type { TeamCertificate } from '../wire/team-certificate.ts';
 import { TeamAgent } from './team-agent.ts';
@@ -123,16 +123,22 @@ export class PeerClient {
    * A framed answer (a Peernix peer, nar-frames.ts) comes back decoded: NAR bytes, with the bytes on
    * the wire counted in the decoder's `wireBytes`.
    */
-  async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal }): Promise<Readable> {
+  async openNar(url: string, opts: { offset: number; expectedSize: number; signal?: AbortSignal; end?: number }): Promise<Readable> {
+    // `end` (inclusive): a bounded range, one share of a NAR fetched from several holders at once
+    // (swarm-nar.ts). Only a holder that honours Range is asked for one; anything but that 206 fails.
+    const bounded = opts.end !== undefined && !(opts.offset === 0 && opts.end === opts.expectedSize - 1);
     const origin = originOf(url);
     const release = await this.narSlot(origin, url, opts.signal);
     let res: IncomingMessage | NarResponse;
     try {
       const headers: Record<string, string> = { 'user-agent': this.userAgent };
-      if (opts.offset > 0) headers.range = `bytes=${opts.offset}-`;
+      if (bounded) headers.range = `bytes=${opts.offset}-${opts.end}`;
+      else if (opts.offset > 0) headers.range = `bytes=${opts.offset}-`;
       const held = this.frames ? this.receiverLoad.hint(origin) : undefined;
       if (this.frames) headers[FRAMES_HEADER] = FRAMES_VERSION;
       if (held !== undefined) headers[RECEIVER_HELD_HEADER] = held;
+      const link = this.frames ? this.receiverLoad.linkHint(origin) : undefined;
+      if (link !== undefined) headers[LINK_RATE_HEADER] = link;
       // Plain http peers get the lean client (nar-get.ts); https keeps node:http. No connect timeout
       // of its own: on a congested link a SYN-ACK can be dropped, and the header deadline (with
       // hedging in the resolver) already bounds the wait.
@@ -152,7 +158,7 @@ export class PeerClient {
       throw asPeerError(e, url);
     }
     res.once('close', release);
-    const want = opts.expectedSize - opts.offset;
+    const want = (bounded ? opts.end! + 1 : opts.expectedSize) - opts.offset;
     const fail = (why: string, kind: PeerError['kind'] = 'bad-response'): never => {
       res.destroy();
       throw new PeerError(kind, `${url}: ${why}`);
@@ -164,8 +170,12 @@ export class PeerClient {
     if (status === 503) fail('busy (HTTP 503)', 'busy');
     // A 200 to a Range request is a holder that ignores Range (the Go peernix): the whole NAR comes,
     // and the part already sent is dropped (skip-prefix.ts). Not a fault of the holder.
-    const skip = opts.offset > 0 && status === 200 ? opts.offset : 0;
-    if (opts.offset > 0 && !skip) {
+    const skip = opts.offset > 0 && status === 200 && !bounded ? opts.offset : 0;
+    if (bounded) {
+      if (status !== 206) fail(`no range support (HTTP ${status})`);
+      const cr = String(res.headers['content-range'] ?? '');
+      if (!cr.startsWith(`bytes ${opts.offset}-${opts.end}/`)) fail(`wrong Content-Range "${cr}"`);
+    } else if (opts.offset > 0 && !skip) {
       if (status !== 206) fail(`no range support (HTTP ${status})`);
       const cr = String(res.headers['content-range'] ?? '');
       if (!cr.startsWith(`bytes ${opts.offset}-`)) fail(`wrong Content-Range "${cr}"`);
@@ -181,15 +191,15 @@ export class PeerClient {
     else res.setTimeout(this.timeouts.narIdleMs, idle);
     // A whole NAR from the lean client says how long its bytes waited for us (receiver-load.ts).
     const noteCompleted = () => {
-      if (res.complete && 'pace' in res) this.receiverLoad.note(origin, res.pace());
+      if (res.complete && 'pace' in res) this.receiverLoad.note(origin, { ...res.pace(), wireBytes: decoder ? decoder.wireBytes : want + skip });
     };
     const whole = (s: Readable): Readable => (skip ? skipPrefix(s, skip, (why) => new PeerError('unreachable', `${url}: ${why}`)) : s);
-    if (!framed) {
+    // Never more NAR bytes than the narinfo said are left (nar-frames.ts paces and bounds the rest).
+    const decoder = framed ? new FrameDecoder({ maxNarBytes: want }) : null;
+    if (!decoder) {
       res.once('end', noteCompleted);
       return whole(res);
     }
-    // Never more NAR bytes than the narinfo said are left (nar-frames.ts paces and bounds the rest).
-    const decoder = new FrameDecoder({ maxNarBytes: want });
     decoder.once('end', noteCompleted);
     // Either side failing ends both: a cut response is a cut NAR, a bad frame must stop the peer.
     res.once('error', (e) => decoder.destroy(asPeerError(e, url)));

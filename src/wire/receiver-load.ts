@@ -11,6 +11,20 @@
 
 /** Request header: the share (0–1) of recent transfers from this peer that our consumer held up. */
 export const RECEIVER_HELD_HEADER = 'x-peernix-receiver-held';
+/**
+ * Request header: the wire bytes per second recent transfers from this peer crossed the link at,
+ * counting only the time our side did not hold them. A peer that compresses many times faster than
+ * that sends compressed from the first byte (cache/phase-plan.ts), with no raw phase to measure
+ * what this side already knows.
+ */
+export const LINK_RATE_HEADER = 'x-peernix-link-rate';
+/**
+ * Transfers with fewer wire bytes than this say nothing of the link: TCP's slow start and the round
+ * trip set their pace, and a fast LAN would look slow.
+ */
+const MIN_LINK_BYTES = 2 * 1024 * 1024;
+/** Nor do those that our side held for more than this share of their time (the link was not the limit). */
+const MAX_LINK_HELD = 0.3;
 /** Transfers shorter than this say little about who sets the pace. */
 const MIN_SPAN_MS = 200;
 /** Recent transfers' weight: each counts by its length, older ones fading out past about this much time. */
@@ -22,13 +36,18 @@ export interface TransferPace {
   heldMs: number;
   /** From the first body byte to the last. */
   spanMs: number;
+  /** Bytes that crossed the link (framed: compressed or not, headers included); unknown: no link figure. */
+  wireBytes?: number;
 }
 
 export class ReceiverLoad {
   private readonly peers = new Map<string, { held: number; weightMs: number }>();
+  /** Per peer: wire bytes per second while our side kept up (an average fading like the held share). */
+  private readonly links = new Map<string, number>();
 
   note(origin: string, pace: TransferPace): void {
     if (pace.spanMs < MIN_SPAN_MS) return;
+    this.noteLink(origin, pace);
     const share = Math.min(1, Math.max(0, pace.heldMs / pace.spanMs));
     const prev = this.peers.get(origin);
     this.peers.delete(origin);
@@ -41,6 +60,23 @@ export class ReceiverLoad {
     if (this.peers.size > REMEMBERED_PEERS) this.peers.delete(this.peers.keys().next().value!);
   }
 
+  private noteLink(origin: string, pace: TransferPace): void {
+    const linkMs = pace.spanMs - pace.heldMs;
+    if (pace.wireBytes === undefined || pace.wireBytes < MIN_LINK_BYTES || pace.heldMs > pace.spanMs * MAX_LINK_HELD || linkMs < MIN_SPAN_MS) return;
+    const rate = (pace.wireBytes / linkMs) * 1000;
+    const prev = this.links.get(origin);
+    this.links.delete(origin);
+    // The latest transfer weighs most: a link that changed (a laptop off the dock) shows at once.
+    this.links.set(origin, prev === undefined ? rate : 0.3 * prev + 0.7 * rate);
+    if (this.links.size > REMEMBERED_PEERS) this.links.delete(this.links.keys().next().value!);
+  }
+
+  /** The link-rate header value for a request to `origin` (whole bytes per second), or undefined while nothing is known. */
+  linkHint(origin: string): string | undefined {
+    const r = this.links.get(origin);
+    return r === undefined ? undefined : String(Math.round(r));
+  }
+
   /** The header value for a request to `origin`, or undefined while nothing is known. */
   hint(origin: string): string | undefined {
     const p = this.peers.get(origin);
@@ -51,5 +87,11 @@ export class ReceiverLoad {
 /** The share a request's header states, or null when absent or not a plain number in 0–1. */
 export function parseReceiverHeld(value: string | string[] | undefined): number | null {
   if (typeof value !== 'string' || !/^(0(\.\d{1,3})?|1(\.0{1,3})?)$/.test(value.trim())) return null;
+  return Number(value.trim());
+}
+
+/** The link rate a request's header states (bytes per second), or null when absent or not a plain whole number. */
+export function parseLinkRate(value: string | string[] | undefined): number | null {
+  if (typeof value !== 'string' || !/^[1-9]\d{0,12}$/.test(value.trim())) return null;
   return Number(value.trim());
 }

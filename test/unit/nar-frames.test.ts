@@ -45,10 +45,14 @@ function link(bytesPerSec: number, into: Buffer[]): Writable {
   });
 }
 
-async function roundTrip(nar: Buffer, bytesPerSec: number, receiverHeld: number | null = null) {
+async function roundTrip(nar: Buffer, bytesPerSec: number, receiverHeld: number | null = null, linkRate: number | null = null) {
   const wire: Buffer[] = [];
   const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
-  await pipeline(Readable.from(chunks(nar)), new FrameEncoder(new CompressionBudget(3), stats, { client: 'client', receiverHeld }), link(bytesPerSec, wire));
+  await pipeline(
+    Readable.from(chunks(nar)),
+    new FrameEncoder(new CompressionBudget(3), stats, { client: 'client', receiverHeld, linkRate }),
+    link(bytesPerSec, wire),
+  );
   const decoder = new FrameDecoder();
   const out: Buffer[] = [];
   await pipeline(Readable.from(chunks(Buffer.concat(wire), 64 * 1024 + 3)), decoder, link(Infinity, out));
@@ -83,6 +87,39 @@ describe('NAR frames', () => {
     assert.equal(held.stats.zstdFrames, 0);
     // After a one-second raw phase (about 20 blocks), the rest may go compressed: how many depends on timing.
     assert.ok(free.stats.zstdFrames >= 5, `${free.stats.zstdFrames} zstd frames`);
+  });
+
+  it('starts compressed when the receiver already measured its link slow, raw when fast or unknown', async (t) => {
+    // The first frame tells: a known-slow link gets no raw phase first (phase-plan.ts knownLink).
+    const nar = compressible(8 * 1024 * 1024);
+    const firstKind = (wire: Buffer) => wire[0];
+    const slow = await roundTrip(nar, 20e6, 0.05, 12_500_000);
+    const fast = await roundTrip(nar, 20e6, 0.05, 400_000_000);
+    const unknown = await roundTrip(nar, 20e6, 0.05, null);
+    const busy = await roundTrip(nar, 20e6, 0.8, 12_500_000);
+    t.diagnostic(
+      `8 MiB text, first NAR: link 12.5 MB/s → ${slow.stats.zstdFrames} zstd / ${slow.stats.rawFrames} raw; 400 MB/s → ${fast.stats.zstdFrames}; unknown → ${unknown.stats.zstdFrames}; busy receiver → ${busy.stats.zstdFrames}`,
+    );
+    for (const r of [slow, fast, unknown, busy]) assert.ok(r.out.equals(nar));
+    assert.equal(firstKind(slow.wire), FRAME_ZSTD);
+    assert.equal(slow.stats.rawFrames, 0, 'compressed from the first byte');
+    assert.ok(slow.wire.length < nar.length / 2);
+    for (const r of [fast, unknown, busy]) {
+      assert.equal(firstKind(r.wire), FRAME_RAW);
+      assert.equal(r.stats.zstdFrames, 0, 'an 8 MiB NAR is done before any compressed trial');
+    }
+  });
+
+  it('a known-slow link with incompressible bytes goes raw after a look, looking again now and then', async (t) => {
+    const nar = randomBytes(24 * 1024 * 1024);
+    const r = await roundTrip(nar, 40e6, 0, 12_500_000);
+    t.diagnostic(
+      `24 MiB random, link known at 12.5 MB/s: ${r.stats.zstdFrames} zstd frames, ${r.stats.rawFrames} raw, ${r.stats.blocksCompressed ?? 0} blocks compressed`,
+    );
+    assert.ok(r.out.equals(nar));
+    assert.equal(r.stats.zstdFrames, 0);
+    // The first blocks (two encode at once here), then one in eight to see whether they shrink again.
+    assert.ok((r.stats.blocksCompressed ?? 0) <= 2 + 24 / 8, 'CPU spent on looks, not on every block');
   });
 
   it('sends raw when the link keeps up', async (t) => {

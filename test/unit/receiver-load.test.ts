@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { PeerClient } from '../../src/peers/peer-client.ts';
-import { parseReceiverHeld, ReceiverLoad, RECEIVER_HELD_HEADER } from '../../src/wire/receiver-load.ts';
+import { LINK_RATE_HEADER, parseLinkRate, parseReceiverHeld, ReceiverLoad, RECEIVER_HELD_HEADER } from '../../src/wire/receiver-load.ts';
 
 // A Peernix tells the peer it fetches NARs from whether its own side (its consumer: Nix, the disk,
 // a CPU shared with both) held the peer's bytes back, so the peer doesn't take a busy receiver for a
@@ -46,13 +46,13 @@ function consumer(bytesPerSec: number): Writable {
   });
 }
 
-async function fetchTwice(peerRate: number, consumerRate: number) {
+async function fetchTwice(peerRate: number, consumerRate: number, header = RECEIVER_HELD_HEADER) {
   const seen: IncomingHttpHeaders[] = [];
   const { server, url } = await peer(peerRate, seen);
   const client = new PeerClient({}, 'test', {}, { frames: true });
   try {
     for (let i = 0; i < 2; i++) await pipeline(await client.openNar(url, { offset: 0, expectedSize: SIZE }), consumer(consumerRate));
-    return seen.map((h) => h[RECEIVER_HELD_HEADER]);
+    return seen.map((h) => h[header]);
   } finally {
     client.close();
     server.closeAllConnections();
@@ -88,6 +88,33 @@ describe('receiver load', () => {
     load.note('a', { heldMs: 0, spanMs: 12_000 });
     assert.equal(load.hint('a'), '0.00', 'a long transfer outweighs what came well before it');
     assert.equal(load.hint('b'), undefined);
+  });
+
+  it('a peer slower than the consumer: the next request states the link rate it measured', async (t) => {
+    const rates = await fetchTwice(20e6, Infinity, LINK_RATE_HEADER);
+    t.diagnostic(`peer at 20 MB/s: link rates sent ${JSON.stringify(rates)}`);
+    assert.equal(rates[0], undefined);
+    // 8 MiB paced by timers at 20 MB/s; timers only ever fire late, so the rate can only come out lower.
+    assert.ok(Number(rates[1]) > 5e6 && Number(rates[1]) < 25e6, `link rate ${rates[1]}`);
+  });
+
+  it('a link rate comes only from transfers big enough and not held by our side', () => {
+    const load = new ReceiverLoad();
+    load.note('a', { heldMs: 0, spanMs: 1000, wireBytes: 1024 * 1024 });
+    assert.equal(load.linkHint('a'), undefined, 'too few bytes: slow start and the round trip set that pace');
+    load.note('a', { heldMs: 600, spanMs: 1000, wireBytes: 8e6 });
+    assert.equal(load.linkHint('a'), undefined, 'our side held it: the link was not the limit');
+    load.note('a', { heldMs: 200, spanMs: 1000, wireBytes: 8e6 });
+    assert.equal(load.linkHint('a'), '10000000', 'counted over the time the link had');
+    load.note('a', { heldMs: 0, spanMs: 1000, wireBytes: 100e6 });
+    assert.equal(load.linkHint('a'), '73000000', 'the latest transfer weighs most');
+    load.note('b', { heldMs: 0, spanMs: 1000 });
+    assert.equal(load.linkHint('b'), undefined, 'no wire bytes (TLS, node:http): no figure');
+  });
+
+  it('a peer reads the link rate strictly: a plain whole number or nothing', () => {
+    assert.equal(parseLinkRate('12500000'), 12_500_000);
+    for (const bad of [undefined, '', '0', '-5', '1e7', '12.5', '0x10', '99999999999999', '1, 2', ['5']]) assert.equal(parseLinkRate(bad), null, String(bad));
   });
 
   it('a peer reads the hint strictly: anything but a share from 0 to 1 is no hint', () => {

@@ -1,0 +1,416 @@
+import { Readable } from 'node:stream';
+import { type Clock, systemClock, type TimerHandle } from '../base/clock.ts';
+import { FrameDecoder, FrameError } from '../wire/nar-frames.ts';
+import type { NarSource } from './resuming-nar.ts';
+
+// One large NAR from several holders at once. Each holder on its own link (Wi-Fi, a slow uplink)
+// sends at a fraction of what this machine takes; with the same NarHash, their bytes are the same
+// NAR, so byte ranges from each, put back in order, are the NAR (the caller's one NarHash check
+// judges the whole).
+//
+// It begins as one stream, the caller's (a ResumingNarStream from the first holder, with its own
+// resume and drip watchdog). Only once that stream has run a while with our reader waiting on it in
+// most ticks (the holder, not this machine, sets the pace) and another holder with Range is known
+// does it split:
+// the first stream is cut at a piece boundary ahead of it, and every holder, the first included,
+// fetches pieces by bounded Range in turn. With one holder nothing changes.
+//
+// Memory is bounded: pieces are claimed no further than AHEAD_BYTES past the one being sent, and
+// the one being sent flows on as it arrives (and is paused when our reader is behind). A holder that
+// fails gives its piece back (from the byte it reached) for the others; one that stalls is cut and
+// does the same; an idle holder takes half of what a slower one still has to send of its piece.
+
+export interface SwarmOptions {
+  /** The NAR from byte 0 on the first holder; destroyed once the pieces take over from it. */
+  head: Readable;
+  headSource: NarSource;
+  narSize: number;
+  /** Holders of the same NarHash that honour Range, as now known (the first holder may be among them). */
+  holders: () => NarSource[];
+  /** Opens NAR bytes [start, end] on a holder; null when it could not (already reported by the caller). */
+  openRange: (source: NarSource, start: number, end: number, signal: AbortSignal) => Promise<Readable | null>;
+  /** A holder's piece failed mid-way (`bad`: it broke a bound of a NAR body). */
+  onFailure: (source: NarSource, why: string, bad: boolean) => void;
+  onBytes: (source: NarSource, n: number) => void;
+  clock?: Clock;
+  tuning?: Partial<SwarmTuning>;
+}
+
+export interface SwarmTuning {
+  /** NARs this large or larger are worth splitting (smaller ones go as one stream). */
+  minNarBytes: number;
+  pieceBytes: number;
+  /** Pieces are claimed no further than this many bytes past the one being sent. */
+  aheadBytes: number;
+  /** The one stream runs this long, its holder setting the pace most of the time, before pieces are fetched from others too. */
+  graceMs: number;
+  tickMs: number;
+  /** A holder silent this long while its bytes are wanted is cut, and its piece goes to the others. */
+  stallMs: number;
+  /** Less than this left of a piece is not worth taking from its holder. */
+  minStealBytes: number;
+}
+
+export const DEFAULT_SWARM: SwarmTuning = {
+  minNarBytes: 32 * 1024 * 1024,
+  pieceBytes: 4 * 1024 * 1024,
+  aheadBytes: 24 * 1024 * 1024,
+  graceMs: 500,
+  tickMs: 250,
+  stallMs: 2500,
+  minStealBytes: 512 * 1024,
+};
+
+interface Piece {
+  start: number;
+  /** Exclusive; lowered when another holder takes the rest. */
+  end: number;
+  received: number;
+  bufs: Buffer[];
+  worker: Worker | null;
+}
+
+interface Worker {
+  source: NarSource;
+  stream: Readable | null;
+  piece: Piece | null;
+  cancel: AbortController | null;
+  lastByteAt: number;
+  narBytes: number;
+  retired: boolean;
+  paused: boolean;
+}
+
+export class SwarmNarStream extends Readable {
+  private readonly opts: SwarmOptions;
+  private readonly tune: SwarmTuning;
+  private readonly clock: Clock;
+  /** Claimed and not yet fully sent, in NAR order; pieces[0] is the one being sent. */
+  private readonly pieces: Piece[] = [];
+  private readonly workers: Worker[] = [];
+  /** First NAR byte not claimed by any piece. */
+  private nextStart: number;
+  private emitted = 0;
+  private flowing = true;
+  private swarming = false;
+  private readonly startedAt: number;
+  /** Our reader held us back since the last tick: this machine, not the holder, set the pace. */
+  private readerWaited = false;
+  /** Our reader found nothing to read since the last tick: the holder set the pace. */
+  private starved = false;
+  /** Ticks of the one stream, and how many of them found our reader waiting on the holder. */
+  private ticks = 0;
+  private starvedTicks = 0;
+  private readonly timer: TimerHandle;
+  /** Every stream read from, for the bytes on the wire. */
+  private readonly streams: { stream: Readable; narBytes: number }[] = [];
+  private readonly headWorker: Worker;
+  /** Holders whose piece failed or stalled: not asked again for this NAR. */
+  private readonly given = new Set<string>();
+  /** A piece was given back or a holder was cut (the outcome is then "resumed"). */
+  resumed = false;
+
+  constructor(opts: SwarmOptions) {
+    super({ highWaterMark: 1 << 20 });
+    this.opts = opts;
+    this.tune = { ...DEFAULT_SWARM, ...opts.tuning };
+    this.clock = opts.clock ?? systemClock;
+    this.startedAt = this.clock.now();
+    this.nextStart = opts.narSize;
+    const piece: Piece = { start: 0, end: opts.narSize, received: 0, bufs: [], worker: null };
+    this.pieces.push(piece);
+    this.headWorker = this.newWorker(opts.headSource);
+    this.attach(this.headWorker, piece, opts.head);
+    this.timer = this.clock.setInterval(() => this.tick(), this.tune.tickMs);
+    this.timer.unref?.();
+  }
+
+  /** Holders that sent bytes of this NAR, in the order they were first used. */
+  get sources(): NarSource[] {
+    return this.workers.filter((w) => w.narBytes > 0).map((w) => w.source);
+  }
+
+  /** Each holder and the NAR bytes it sent. */
+  get shares(): { source: NarSource; narBytes: number }[] {
+    return this.workers.filter((w) => w.narBytes > 0).map((w) => ({ source: w.source, narBytes: w.narBytes }));
+  }
+
+  get split(): boolean {
+    return this.swarming;
+  }
+
+  /** Bytes that crossed the network: what framed sources received, the NAR bytes of plain ones. */
+  get wireBytes(): number {
+    let n = 0;
+    for (const s of this.streams) {
+      const w = (s.stream as { wireBytes?: unknown }).wireBytes;
+      n += s.stream instanceof FrameDecoder || typeof w === 'number' ? (w as number) : s.narBytes;
+    }
+    return n;
+  }
+
+  override _read(): void {
+    this.flowing = true;
+    this.emit_();
+    // Our reader asked and nothing had come: the holders, not this machine, set the pace just now.
+    if (this.flowing && this.pieces.length > 0 && this.pieces[0].bufs.length === 0) this.starved = true;
+    for (const w of this.workers) {
+      if (w.paused && w.stream) {
+        w.paused = false;
+        w.lastByteAt = this.clock.now();
+        w.stream.resume();
+      }
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.clock.clearInterval(this.timer);
+    for (const w of this.workers) this.stop(w);
+    cb(err);
+  }
+
+  private newWorker(source: NarSource): Worker {
+    const w: Worker = { source, stream: null, piece: null, cancel: null, lastByteAt: this.clock.now(), narBytes: 0, retired: false, paused: false };
+    this.workers.push(w);
+    return w;
+  }
+
+  private attach(w: Worker, piece: Piece, stream: Readable): void {
+    w.stream = stream;
+    w.piece = piece;
+    piece.worker = w;
+    w.lastByteAt = this.clock.now();
+    const mine = { stream, narBytes: 0 };
+    this.streams.push(mine);
+    stream.on('data', (chunk: Buffer) => {
+      if (w.stream !== stream || this.destroyed) return;
+      w.lastByteAt = this.clock.now();
+      const want = piece.end - (piece.start + piece.received);
+      const take = chunk.length > want ? chunk.subarray(0, want) : chunk;
+      if (take.length > 0) {
+        piece.bufs.push(take);
+        piece.received += take.length;
+        mine.narBytes += take.length;
+        w.narBytes += take.length;
+        this.opts.onBytes(w.source, take.length);
+      }
+      if (piece.start + piece.received >= piece.end) this.pieceDone(w);
+      this.emit_();
+      if (!this.flowing && piece === this.pieces[0] && w.stream === stream && !w.paused) {
+        w.paused = true;
+        stream.pause();
+      }
+    });
+    stream.once('end', () => {
+      if (w.stream !== stream) return;
+      if (piece.start + piece.received >= piece.end) this.pieceDone(w);
+      else this.failed(w, `ended after ${piece.received} of ${piece.end - piece.start} bytes of its piece`, false);
+    });
+    stream.once('error', (e: Error) => {
+      if (w.stream !== stream) return;
+      this.failed(w, e.message, e instanceof FrameError);
+    });
+  }
+
+  /** Ends a worker's stream (its request) without judging it. */
+  private stop(w: Worker): void {
+    w.cancel?.abort();
+    w.cancel = null;
+    const s = w.stream;
+    w.stream = null;
+    w.paused = false;
+    s?.destroy();
+  }
+
+  private pieceDone(w: Worker): void {
+    const piece = w.piece;
+    if (piece) piece.worker = null;
+    w.piece = null;
+    this.stop(w);
+    if (w === this.headWorker && !this.swarming) {
+      // The whole NAR came from the one stream.
+      return;
+    }
+    queueMicrotask(() => this.schedule());
+  }
+
+  private failed(w: Worker, why: string, bad: boolean, reported = false): void {
+    const piece = w.piece;
+    if (piece) piece.worker = null;
+    w.piece = null;
+    this.stop(w);
+    w.retired = true;
+    this.given.add(w.source.peer.id);
+    this.resumed = true;
+    if (!reported) this.opts.onFailure(w.source, why, bad);
+    if (!this.swarming) {
+      // The first stream (which already resumed on its own where it could) is gone: its rest is
+      // pieces for whoever else holds the NAR.
+      if (piece) piece.end = piece.start + piece.received;
+      this.beginPieces(piece ? piece.end : this.emitted);
+    }
+    this.schedule();
+  }
+
+  private tick(): void {
+    if (this.destroyed) return;
+    const now = this.clock.now();
+    const waited = this.readerWaited || !this.flowing;
+    this.readerWaited = false;
+    if (!this.swarming) {
+      // Who sets the pace, judged over the whole stream so far: on a busy machine our reader backs up
+      // now and then even behind a slow link, and waits on a fast holder now and then too.
+      this.ticks++;
+      if (this.starved && !waited) this.starvedTicks++;
+      this.starved = false;
+      const left = this.opts.narSize - this.emitted;
+      if (this.starvedTicks * 2 < this.ticks || now - this.startedAt < this.tune.graceMs || left < 2 * this.tune.pieceBytes) return;
+      if (this.others().length === 0) return;
+      const head = this.pieces[0];
+      // Cut the first stream a piece ahead of where it is: it keeps streaming up to there.
+      const cut = Math.min(this.opts.narSize, head.start + head.received + this.tune.pieceBytes);
+      head.end = cut;
+      if (head.start + head.received >= head.end) this.pieceDone(this.headWorker);
+      this.beginPieces(cut);
+      return;
+    }
+    // A holder silent while its bytes are wanted (not paused by us): its piece goes to the others.
+    for (const w of this.workers) {
+      if (w.retired || !w.piece || w.paused || now - w.lastByteAt < this.tune.stallMs) continue;
+      if (!this.workers.some((o) => o !== w && !o.retired)) continue; // nobody to give it to: its own timeouts decide
+      this.failed(w, `nothing for ${Math.round(now - w.lastByteAt)} ms`, false);
+    }
+  }
+
+  /** Holders not yet working on this NAR and not given up on. */
+  private others(): NarSource[] {
+    const working = new Set(this.workers.filter((w) => !w.retired).map((w) => w.source.peer.id));
+    const seen = new Set<string>();
+    return this.opts.holders().filter((h) => {
+      const id = h.peer.id;
+      if (working.has(id) || this.given.has(id) || seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+  }
+
+  private beginPieces(from: number): void {
+    if (this.swarming) return;
+    this.swarming = true;
+    this.nextStart = from;
+    this.schedule();
+  }
+
+  /** Gives every idle holder something to fetch, joining newly known holders. */
+  private schedule(): void {
+    if (this.destroyed || !this.swarming) return;
+    for (const source of this.others()) this.newWorker(source);
+    for (const w of this.workers) if (!w.retired && !w.piece && !w.cancel) this.assign(w);
+    this.dropDonePieces();
+    if (this.emitted < this.opts.narSize && !this.workers.some((w) => !w.retired)) {
+      this.destroy(new Error(`NAR: every holder failed at byte ${this.emitted} of ${this.opts.narSize}`));
+    }
+  }
+
+  private assign(w: Worker): void {
+    const t = this.tune;
+    let piece: Piece | undefined = this.pieces.find((p) => p.worker === null && p.start + p.received < p.end);
+    if (!piece && this.nextStart < this.opts.narSize && this.aheadBytes() + t.pieceBytes <= t.aheadBytes) {
+      piece = { start: this.nextStart, end: Math.min(this.opts.narSize, this.nextStart + t.pieceBytes), received: 0, bufs: [], worker: null };
+      this.nextStart = piece.end;
+      this.pieces.push(piece);
+    }
+    if (!piece) piece = this.steal();
+    if (!piece) return;
+    piece.worker = w;
+    w.piece = piece;
+    const from = piece.start + piece.received;
+    const cancel = new AbortController();
+    w.cancel = cancel;
+    w.lastByteAt = this.clock.now();
+    void this.opts.openRange(w.source, from, piece.end - 1, cancel.signal).then(
+      (stream) => {
+        if (w.cancel !== cancel) return stream?.destroy();
+        w.cancel = null;
+        if (this.destroyed) return stream?.destroy();
+        const p = w.piece!;
+        if (!stream) return this.failed(w, 'could not open its piece', false, true);
+        if (p.start + p.received !== from) {
+          // Someone else moved this piece on meanwhile (it was given back and taken): start again.
+          stream.destroy();
+          p.worker = null;
+          w.piece = null;
+          return this.schedule();
+        }
+        if (p.start + p.received >= p.end) {
+          stream.destroy();
+          return this.pieceDone(w);
+        }
+        this.attach(w, p, stream);
+      },
+      (e: Error) => {
+        if (w.cancel === cancel) this.failed(w, e.message, false);
+      },
+    );
+  }
+
+  /** Half of what is left of the slowest-looking piece another holder is still sending, or nothing. */
+  private steal(): Piece | undefined {
+    let best: Piece | undefined;
+    let bestLeft = 0;
+    for (const p of this.pieces) {
+      if (!p.worker || p.worker.cancel) continue;
+      const left = p.end - (p.start + p.received);
+      // The piece being sent first: it holds everything behind it up.
+      const weight = p === this.pieces[0] ? left * 4 : left;
+      if (left >= 2 * this.tune.minStealBytes && weight > bestLeft) {
+        best = p;
+        bestLeft = weight;
+      }
+    }
+    if (!best) return undefined;
+    const at = best.start + best.received + Math.floor((best.end - best.start - best.received) / 2);
+    const rest: Piece = { start: at, end: best.end, received: 0, bufs: [], worker: null };
+    best.end = at;
+    this.pieces.splice(this.pieces.indexOf(best) + 1, 0, rest);
+    return rest;
+  }
+
+  private aheadBytes(): number {
+    let n = 0;
+    for (let i = 1; i < this.pieces.length; i++) n += this.pieces[i].end - this.pieces[i].start;
+    return n;
+  }
+
+  private dropDonePieces(): void {
+    while (this.pieces.length > 0) {
+      const p = this.pieces[0];
+      if (p.bufs.length > 0 || p.start + p.received < p.end) break;
+      this.pieces.shift();
+    }
+  }
+
+  /** Sends what has arrived of the pieces at the front, in order, as far as our reader takes it. */
+  private emit_(): void {
+    while (this.flowing && this.pieces.length > 0) {
+      const p = this.pieces[0];
+      while (p.bufs.length > 0) {
+        const b = p.bufs.shift()!;
+        this.emitted += b.length;
+        if (!this.push(b)) {
+          this.flowing = false;
+          this.readerWaited = true;
+          break;
+        }
+      }
+      if (p.start + p.received < p.end || p.bufs.length > 0) break;
+      this.pieces.shift();
+      if (this.swarming) queueMicrotask(() => this.schedule()); // room ahead for another piece
+    }
+    if (this.emitted >= this.opts.narSize && this.pieces.length === 0 && !this.readableEnded) {
+      this.clock.clearInterval(this.timer);
+      for (const w of this.workers) this.stop(w);
+      this.push(null);
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { PeernixEvent, Snapshot } from '../../src/base/api.ts';
+import { skippedWithoutNetns } from '../support/netns.ts';
+import { nixEnv, run } from '../support/nix-host.ts';
+import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
+
+// One large NAR from several holders at once (issue #24, peers/swarm-nar.ts). Four hosts in
+// namespaces: A has nothing; B, C and D hold the same Python library (one NAR of about 53 MB) and
+// each sends through a tbf-shaped link. A real Nix on A substitutes it through A with signatures
+// required, while one holder's link is cut (`ip link set eth0 down`) once A is taking bytes from
+// more than one holder. The NAR must arrive byte-exact, its share carried by the others.
+
+const PYTHON_LIB = '/usr/lib/python3.11';
+const MiB = 1024 * 1024;
+
+describe('one NAR from several holders at once', { timeout: 600_000 }, () => {
+  if (skippedWithoutNetns()) return;
+  let pl: PnLan;
+  let A: PnHost, B: PnHost, C: PnHost, D: PnHost;
+  let pyPath: string;
+
+  /** sha256 of `nix-store --dump` of a path in a chroot store (--dump reads the filesystem, not --store). */
+  const dumpSha = async (root: string, path: string) => {
+    const r = await run('bash', ['-c', `set -o pipefail; nix-store --dump '${root}${path}' | sha256sum`]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.split(' ')[0];
+  };
+  /** A's snapshot through its loopback API with curl: quick enough to poll during a transfer of seconds. */
+  const snapshot = async (): Promise<Snapshot> => {
+    const r = await pl.curl(A, ['-f', `${SUBST}/peernix/api/snapshot`, '-H', 'host: 127.0.0.1:9998']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Snapshot;
+  };
+
+  before(async () => {
+    pl = await createPnLan('pn-swarm', ['host-a', 'host-b', 'host-c', 'host-d']);
+    [A, B, C, D] = pl.hosts;
+    pyPath = (await B.nix.nixStore(['--add', PYTHON_LIB], { check: true })).stdout.trim();
+    for (const h of [C, D]) assert.equal((await h.nix.nixStore(['--add', PYTHON_LIB], { check: true })).stdout.trim(), pyPath);
+    for (const h of [B, C, D]) {
+      // Each holder's link, not the CPU, sets its pace: slow enough that the cut lands mid-NAR.
+      const tc = await h.lan.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'latency', '100ms']);
+      assert.equal(tc.code, 0, tc.stderr);
+    }
+    for (const h of [B, C, D, A]) await pl.start(h);
+    await waitFor('A to see B, C and D', async () => upPeers(await pl.status(A)).join() === 'host-b,host-c,host-d', 30_000);
+  });
+
+  after(async () => {
+    await pl?.teardown();
+  });
+
+  it('arrives byte-exact from three holders, one of whose links is cut mid-way', async (tc) => {
+    const info = await pl.curl(A, [`${SUBST}/${H(pyPath)}.narinfo`]);
+    const narSize = Number(/^NarSize: (\d+)$/m.exec(info.stdout)?.[1]);
+    assert.ok(narSize > 32 * MiB, info.stdout);
+    const t0 = performance.now();
+    const copying = A.lan.run(
+      'nix',
+      ['copy', '--from', SUBST, '--to', `${pl.dir}/client`, pyPath, '--option', 'trusted-public-keys', pl.trustedKeys, '--option', 'require-sigs', 'true'],
+      { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/xdg-client` }), timeoutMs: 240_000 },
+    );
+    // Once two holders are sending, cut the link of one of them.
+    let victim: PnHost | null = null;
+    await waitFor(
+      'A to take bytes from two holders at once',
+      async () => {
+        const sending = (await snapshot()).peers.filter((p) => p.bytesFrom > 256 * 1024);
+        if (sending.length < 2) return false;
+        victim = [B, C, D].find((h) => h.name === sending[1].name) ?? null;
+        return victim !== null;
+      },
+      60_000,
+    );
+    const cut = victim as unknown as PnHost;
+    const down = await cut.lan.run('ip', ['link', 'set', 'eth0', 'down']);
+    assert.equal(down.code, 0, down.stderr);
+    const cutAt = (await snapshot()).peers.find((p) => p.name === cut.name)?.bytesFrom ?? 0;
+    const r = await copying;
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await dumpSha(`${pl.dir}/client`, pyPath), await dumpSha(B.nix.root, pyPath), 'NAR bytes identical');
+
+    const s = await snapshot();
+    const t = s.events.find((e): e is Extract<PeernixEvent, { type: 'transfer' }> => e.type === 'transfer' && e.direction === 'in' && e.storePath === pyPath)!;
+    const split = /NAR \S+ from (\d) holders at once: ([^\n]*)/.exec(A.pn!.logs());
+    tc.diagnostic(
+      `NAR ${narSize} bytes in ${seconds.toFixed(1)} s (links 20 Mbit/s each); ${cut.name}'s link cut after it sent ${cutAt} bytes; transfer ${t.outcome} from ${t.peerName}, ${t.wireBytes} bytes on the wire; ${split?.[0] ?? 'no split logged'}`,
+    );
+    assert.equal(t.bytes, narSize);
+    assert.equal(t.outcome, 'resumed', "the cut holder's share moved to the others");
+    assert.ok(split, 'A logged the split');
+    assert.ok(Number(split[1]) >= 2);
+    assert.match(A.pn!.logs(), new RegExp(`${cut.name}'s share failed`));
+    // Pieces are bounded ranges: the holders answered 206s.
+    const ranged = [B, C, D].filter((h) => h !== cut && /GET \/nar\/[0-9a-z]+-[0-9a-z]+\.nar 206/.test(h.pn!.logs()));
+    assert.ok(ranged.length >= 1, 'a surviving holder served ranges');
+  });
+});

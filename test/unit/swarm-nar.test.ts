@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import type { Peer } from '../../src/peers/registry.ts';
+import type { NarSource } from '../../src/peers/resuming-nar.ts';
+import { SwarmNarStream, type SwarmTuning } from '../../src/peers/swarm-nar.ts';
+import { FakeClock } from '../support/fake-clock.ts';
+
+// One NAR from several holders at once (swarm-nar.ts): pieces by Range from each, put back in NAR
+// order; a failing or silent holder's piece goes to the others; claimed pieces stay within the
+// bound ahead of the one being sent; with one holder, one stream as before. Holders here are
+// in-memory streams; the clock is driven by the test.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const TUNING: Partial<SwarmTuning> = { pieceBytes: 256 * KiB, aheadBytes: 1 * MiB, graceMs: 1000, tickMs: 250, stallMs: 2500, minStealBytes: 32 * KiB };
+
+const source = (name: string): NarSource => ({ peer: { id: name, name } as Peer, url: `http://${name}/nar/x.nar` });
+
+/** The bytes [from, to) in 64 KiB chunks, then the end; `failAfter`: an error after that many bytes; `stallAfter`: silence after that many. */
+function rangeStream(nar: Buffer, from: number, to: number, how: { failAfter?: number; stallAfter?: number } = {}): Readable {
+  let at = from;
+  return new Readable({
+    read() {
+      setImmediate(() => {
+        if (how.failAfter !== undefined && at - from >= how.failAfter) return this.destroy(new Error('connection reset'));
+        if (how.stallAfter !== undefined && at - from >= how.stallAfter) return; // never another byte
+        if (at >= to) return this.push(null);
+        const n = Math.min(64 * KiB, to - at);
+        this.push(nar.subarray(at, at + n));
+        at += n;
+      });
+    },
+  });
+}
+
+interface Run {
+  out: Buffer;
+  swarm: SwarmNarStream;
+  opened: { holder: string; start: number; end: number }[];
+  failures: string[];
+  /** Most bytes held in pieces not yet sent, seen at any step. */
+  maxHeld: number;
+}
+
+async function fetchSwarm(
+  nar: Buffer,
+  holders: string[],
+  head: { stallAfter?: number; failAfter?: number },
+  ranges: (holder: string) => { failAfter?: number; stallAfter?: number } = () => ({}),
+): Promise<Run> {
+  const clock = new FakeClock();
+  const sources = new Map(holders.map((h) => [h, source(h)]));
+  const opened: Run['opened'] = [];
+  const failures: string[] = [];
+  const swarm = new SwarmNarStream({
+    head: rangeStream(nar, 0, nar.length, head),
+    headSource: sources.get(holders[0])!,
+    narSize: nar.length,
+    holders: () => [...sources.values()],
+    openRange: async (src, start, end) => {
+      opened.push({ holder: src.peer.name, start, end });
+      return rangeStream(nar, start, end + 1, ranges(src.peer.name));
+    },
+    onFailure: (src, why) => failures.push(`${src.peer.name}: ${why}`),
+    onBytes: () => {},
+    clock,
+    tuning: TUNING,
+  });
+  const parts: Buffer[] = [];
+  let maxHeld = 0;
+  let ended = false;
+  let failed: Error | null = null;
+  swarm.on('data', (b: Buffer) => parts.push(b));
+  swarm.once('end', () => (ended = true));
+  swarm.once('error', (e) => (failed = e));
+  for (let step = 0; !ended && !failed && step < 4000; step++) {
+    await new Promise((r) => setImmediate(r));
+    const held = (swarm as unknown as { pieces: { bufs: Buffer[] }[] }).pieces.reduce((n, p) => n + p.bufs.reduce((m, b) => m + b.length, 0), 0);
+    maxHeld = Math.max(maxHeld, held);
+    if (step % 4 === 0) clock.advance(125);
+  }
+  if (failed) throw failed;
+  assert.ok(ended, 'the swarm ended');
+  return { out: Buffer.concat(parts), swarm, opened, failures, maxHeld };
+}
+
+describe('one NAR from several holders at once', () => {
+  const nar = randomBytes(8 * MiB + 12345);
+
+  it('splits once the first holder sets the pace, and the pieces come back in order', async (t) => {
+    // The first holder sends 1 MiB and then trickles nothing: the others take the rest by Range.
+    const r = await fetchSwarm(nar, ['b', 'c', 'd'], { stallAfter: 1 * MiB });
+    const shares = r.swarm.shares.map((s) => `${s.source.peer.name} ${s.narBytes}`).join(', ');
+    t.diagnostic(
+      `8 MiB from b (stalls after 1 MiB), c, d: ${shares}; ${r.opened.length} ranges; most held ${r.maxHeld} bytes; failures: ${r.failures.join('; ')}`,
+    );
+    assert.ok(r.out.equals(nar), 'byte-exact');
+    assert.ok(r.swarm.split);
+    assert.ok(r.opened.some((o) => o.holder === 'c') && r.opened.some((o) => o.holder === 'd'));
+    for (const o of r.opened) assert.ok(o.start <= o.end && o.end < nar.length, `range ${o.start}-${o.end}`);
+    assert.ok(r.maxHeld <= 1 * MiB + 256 * KiB, `held ${r.maxHeld} bytes ahead, bound ${1 * MiB} + a piece`);
+    assert.ok(
+      r.failures.some((f) => f.startsWith('b: nothing for')),
+      'the silent first holder was cut',
+    );
+  });
+
+  it("moves a failing holder's piece to the others", async (t) => {
+    const r = await fetchSwarm(nar, ['b', 'c', 'd'], { stallAfter: 512 * KiB }, (h) => (h === 'c' ? { failAfter: 100 * KiB } : {}));
+    t.diagnostic(
+      `c fails 100 KiB into its first piece: ${r.swarm.shares.map((s) => `${s.source.peer.name} ${s.narBytes}`).join(', ')}; failures: ${r.failures.join('; ')}`,
+    );
+    assert.ok(r.out.equals(nar));
+    assert.ok(r.failures.some((f) => f.startsWith('c: connection reset')));
+    assert.equal(r.opened.filter((o) => o.holder === 'c').length, 1, 'a holder that failed is not asked again for this NAR');
+    assert.ok(r.swarm.resumed);
+  });
+
+  it("takes a silent holder's piece (a cut link) and carries on without it", async (t) => {
+    const r = await fetchSwarm(nar, ['b', 'c', 'd'], { stallAfter: 512 * KiB }, (h) => (h === 'd' ? { stallAfter: 64 * KiB } : {}));
+    t.diagnostic(`d goes silent: ${r.swarm.shares.map((s) => `${s.source.peer.name} ${s.narBytes}`).join(', ')}; failures: ${r.failures.join('; ')}`);
+    assert.ok(r.out.equals(nar));
+    assert.ok(r.failures.some((f) => f.startsWith('d: nothing for')));
+  });
+
+  it('with one holder, one stream: nothing split, no range asked', async () => {
+    const r = await fetchSwarm(nar, ['b'], {});
+    assert.ok(r.out.equals(nar));
+    assert.equal(r.swarm.split, false);
+    assert.equal(r.opened.length, 0);
+  });
+
+  it('fails, rather than send a short NAR, when every holder fails', async () => {
+    await assert.rejects(
+      fetchSwarm(nar, ['b', 'c'], { failAfter: 512 * KiB }, () => ({ failAfter: 10 * KiB })),
+      /every holder failed/,
+    );
+  });
+});
