@@ -446,6 +446,11 @@ export class DaemonConnection extends EventEmitter {
     }
   }
 
+  /** Hang up, rejecting calls still waiting with this error (a caller's deadline passed). */
+  closeWith(err: DaemonError): void {
+    this.fail(err);
+  }
+
   // --- machinery ---
 
   private assertUsable(): void {

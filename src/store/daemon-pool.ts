@@ -5,10 +5,19 @@
 // opened lazily and replaced when they die; a daemon restart just means the next call connects
 // again. NAR transfers never use pooled connections: they hold temp roots and consume the
 // connection (see openDedicated).
+//
+// A daemon can also stall without going away (stopped, wedged on a lock, swapped out): a lookup then
+// must not queue behind a request that will not be answered. Every call has a deadline, and a
+// connection whose oldest request has waited past the stall threshold gets no new callers: it leaves
+// the pool (answering what it already has, if it ever does) and a fresh connection takes its place.
+// A fresh connection is served by a fresh worker process, so a stall of one worker (the one streaming
+// a NAR, say) costs lookups nothing; a stall of the whole daemon turns lookups into prompt errors.
 
 import { DaemonConnection, DaemonError } from './daemon-connection.ts';
 import type { PathInfo } from './daemon-connection.ts';
 import type { DaemonHealth } from '../base/api.ts';
+import { type Clock, systemClock } from '../base/clock.ts';
+import { settleOnce } from '../base/settle-once.ts';
 
 export interface DaemonPoolOptions {
   socketPath: string;
@@ -18,6 +27,16 @@ export interface DaemonPoolOptions {
   connectTimeoutMs?: number;
   /** A pooled connection that makes no progress for this long is declared dead. Default 60 s. */
   opTimeoutMs?: number;
+  /** Deadline of one metadata call, connecting included. Default 5 s. */
+  callTimeoutMs?: number;
+  /** A connection whose oldest request waited this long takes no new callers. Default 1 s. */
+  stallMs?: number;
+  clock?: Clock;
+}
+
+/** The error of a call past its deadline: the daemon accepts but does not answer. */
+export function isDaemonStall(err: unknown): boolean {
+  return err instanceof DaemonError && err.code === 'ETIMEDOUT';
 }
 
 // A path that cannot exist, for a cheap round trip in health().
@@ -31,6 +50,13 @@ export class DaemonPool {
   private readonly conns: DaemonConnection[] = [];
   private readonly connecting = new Set<Promise<DaemonConnection>>();
   private readonly dedicated = new Set<DaemonConnection>();
+  /** Left the pool while stalled: closed once they answer all they were asked, or at their op timeout. */
+  private readonly stalled = new Set<DaemonConnection>();
+  /** When each call in flight on a connection started, oldest first (the daemon answers in order). */
+  private readonly inFlight = new Map<DaemonConnection, number[]>();
+  private readonly callTimeoutMs: number;
+  private readonly stallMs: number;
+  private readonly clock: Clock;
   private isClosed = false;
   private spread = 0;
 
@@ -39,6 +65,14 @@ export class DaemonPool {
     this.size = Math.max(1, Math.floor(opts.size ?? 4));
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.opTimeoutMs = opts.opTimeoutMs ?? 60_000;
+    this.callTimeoutMs = opts.callTimeoutMs ?? 5_000;
+    this.stallMs = opts.stallMs ?? 1_000;
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Connections that left the pool stalled and have not answered yet (for tests and the status). */
+  get stalledConnections(): number {
+    return this.stalled.size;
   }
 
   get closed(): boolean {
@@ -88,7 +122,7 @@ export class DaemonPool {
       });
       return { ok: true, version, error: null };
     } catch (err) {
-      return { ok: false, version: null, error: (err as Error).message };
+      return { ok: false, version: null, error: (err as Error).message, ...(isDaemonStall(err) ? { stalled: true } : {}) };
     }
   }
 
@@ -96,7 +130,7 @@ export class DaemonPool {
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
-    const all = [...this.conns, ...this.dedicated];
+    const all = [...this.conns, ...this.dedicated, ...this.stalled];
     for (const c of all) c.close();
     // Connections still being established are closed as soon as they arrive.
     const pendingConnects = [...this.connecting].map((p) =>
@@ -108,6 +142,7 @@ export class DaemonPool {
     await Promise.all([...all.map((c) => c.whenClosed()), ...pendingConnects]);
     this.conns.length = 0;
     this.dedicated.clear();
+    this.stalled.clear();
   }
 
   // --- internals ---
@@ -116,26 +151,89 @@ export class DaemonPool {
     if (this.isClosed) throw new DaemonError('daemon pool is closed', { fatal: true, code: 'ECLOSED' });
   }
 
-  private async run<T>(fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
+  /** One call with its deadline: past it the caller gets ETIMEDOUT, whatever the daemon does later. */
+  private run<T>(fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
     this.assertOpen();
+    type Outcome = { ok: true; value: T } | { ok: false; err: unknown };
+    const outcome = settleOnce<Outcome>(
+      {
+        ms: this.callTimeoutMs,
+        unref: true,
+        onTimeout: () => ({
+          ok: false,
+          err: new DaemonError(`nix-daemon at ${this.socketPath} did not answer within ${this.callTimeoutMs} ms (stalled)`, { fatal: true, code: 'ETIMEDOUT' }),
+        }),
+      },
+      (settle) => {
+        this.attempt(fn).then(
+          (value) => settle({ ok: true, value }),
+          (err) => settle({ ok: false, err }),
+        );
+      },
+    );
+    return outcome.then((o) => {
+      if (o.ok) return o.value;
+      throw o.err;
+    });
+  }
+
+  private async attempt<T>(fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
     const conn = await this.acquire();
     try {
-      return await fn(conn);
+      return await this.tracked(conn, fn);
     } catch (err) {
       // Retry only when the connection died under the call (daemon restarted, process killed);
       // errors about the request itself are the caller's answer.
       if (!(err instanceof DaemonError) || !err.fatal || this.isClosed || err.code === 'EINVAL') throw err;
       const fresh = await this.openPooled();
       try {
-        return await fn(fresh);
+        return await this.tracked(fresh, fn);
       } finally {
         if (!this.conns.includes(fresh)) fresh.close();
       }
     }
   }
 
+  private async tracked<T>(conn: DaemonConnection, fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
+    let starts = this.inFlight.get(conn);
+    if (!starts) this.inFlight.set(conn, (starts = []));
+    const start = this.clock.now();
+    starts.push(start);
+    try {
+      return await fn(conn);
+    } finally {
+      const i = starts.indexOf(start);
+      if (i >= 0) starts.splice(i, 1);
+      if (starts.length === 0) {
+        this.inFlight.delete(conn);
+        // A stalled connection that caught up is closed rather than kept: the pool has its replacement.
+        if (this.stalled.delete(conn)) conn.close();
+      }
+    }
+  }
+
+  /** Moves connections whose oldest call waited past the stall threshold out of the pool. */
+  private setAsideStalled(): void {
+    const now = this.clock.now();
+    for (let i = this.conns.length - 1; i >= 0; i--) {
+      const c = this.conns[i];
+      const oldest = this.inFlight.get(c)?.[0];
+      if (oldest === undefined || now - oldest < this.stallMs) continue;
+      this.conns.splice(i, 1);
+      this.stalled.add(c);
+      c.onClose(() => this.stalled.delete(c));
+    }
+    // Bounded: a daemon stalled for good would otherwise cost a socket per round of replacements.
+    while (this.stalled.size > this.size) {
+      const oldest = this.stalled.values().next().value!;
+      this.stalled.delete(oldest);
+      oldest.close();
+    }
+  }
+
   private acquire(): Promise<DaemonConnection> {
     this.prune();
+    this.setAsideStalled();
     let best: DaemonConnection | null = null;
     for (const c of this.conns) {
       if (c.pending === 0) return Promise.resolve(c);
