@@ -194,7 +194,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
       existing.verified = proof === 'verified';
       if (proof !== undefined) {
         this.proofs.set(existing, proof);
-        this.provedAt.set(existing, Date.now());
+        this.provedAt.set(existing, this.health.clock.now());
       }
     }
     if (moved) {
@@ -280,7 +280,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     if (peer.source !== 'mdns' || peer.dialect === 'go' || this.proving.has(peer)) return;
     const { url, publicKey } = peer;
     this.proving.add(peer);
-    this.provedAt.set(peer, Date.now());
+    this.provedAt.set(peer, this.health.clock.now());
     const result = await this.challenge(peer);
     this.proving.delete(peer);
     if (this.peers.get(peer.id) !== peer) return;
@@ -367,7 +367,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   /** Challenges a waiting claimant once its turn has come (one challenge at a time each): what was asked and the result, or null when not now. */
   private async challengeInTurn(c: Contender): Promise<{ asked: PeerInfo; result: ProofResult } | null> {
-    const now = Date.now();
+    const now = this.health.clock.now();
     if (c.proving || now < c.nextTry) return null;
     c.proving = true;
     c.nextTry = now + this.opts.identityRetryMs;
@@ -544,7 +544,10 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     if (peer.state === 'gone' && before !== 'gone') this.claimNow(peer);
     if (peer.state !== 'up') return;
     // A peer without the identity route (another implementation) is not asked again until it changes.
-    const retry = !peer.verified && this.proofs.get(peer) !== 'unsupported' && Date.now() - (this.provedAt.get(peer) ?? 0) >= this.opts.identityRetryMs;
+    const retry =
+      !peer.verified &&
+      this.proofs.get(peer) !== 'unsupported' &&
+      this.health.clock.now() - (this.provedAt.get(peer) ?? -Infinity) >= this.opts.identityRetryMs;
     if (before === 'gone' || retry) void this.verify(peer);
   }
 
@@ -569,7 +572,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   private async check(peer: Peer): Promise<void> {
     // A Go host logs every request; one that is up and was seen lately needs no probe yet (#21).
-    if (peer.dialect === 'go' && peer.state === 'up' && Date.now() - Math.max(peer.lastSeen, peer.lastHeard) < GO_PROBE_QUIET_MS) return;
+    if (peer.dialect === 'go' && peer.state === 'up' && this.health.clock.now() - Math.max(peer.seenAt, peer.lastHeard) < GO_PROBE_QUIET_MS) return;
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
     const url = peer.url;

@@ -7,9 +7,10 @@
 // connection (see openDedicated).
 //
 // A daemon can also stall without going away (stopped, wedged on a lock, swapped out): a lookup then
-// must not queue behind a request that will not be answered. Every call has a deadline, and a
-// connection whose oldest request has waited past the stall threshold gets no new callers: it leaves
-// the pool (answering what it already has, if it ever does) and a fresh connection takes its place.
+// must not queue behind a request that will not be answered. A call fails once its connection has
+// answered nothing for the call deadline, and a busy connection that answered nothing for the stall
+// threshold gets no new callers: it leaves the pool (answering what it already has, if it ever does)
+// and a fresh connection takes its place.
 // A fresh connection is served by a fresh worker process, so a stall of one worker (the one streaming
 // a NAR, say) costs lookups nothing; a stall of the whole daemon turns lookups into prompt errors.
 
@@ -17,7 +18,6 @@ import { DaemonConnection, DaemonError } from './daemon-connection.ts';
 import type { PathInfo } from './daemon-connection.ts';
 import type { DaemonHealth } from '../base/api.ts';
 import { type Clock, systemClock } from '../base/clock.ts';
-import { settleOnce } from '../base/settle-once.ts';
 
 export interface DaemonPoolOptions {
   socketPath: string;
@@ -29,7 +29,7 @@ export interface DaemonPoolOptions {
   opTimeoutMs?: number;
   /** Deadline of one metadata call, connecting included. Default 5 s. */
   callTimeoutMs?: number;
-  /** A connection whose oldest request waited this long takes no new callers. Default 1 s. */
+  /** A busy connection that answered nothing for this long takes no new callers. Default 1 s. */
   stallMs?: number;
   clock?: Clock;
 }
@@ -52,8 +52,10 @@ export class DaemonPool {
   private readonly dedicated = new Set<DaemonConnection>();
   /** Left the pool while stalled: closed once they answer all they were asked, or at their op timeout. */
   private readonly stalled = new Set<DaemonConnection>();
-  /** When each call in flight on a connection started, oldest first (the daemon answers in order). */
-  private readonly inFlight = new Map<DaemonConnection, number[]>();
+  /** Calls in flight on each connection. */
+  private readonly inFlight = new Map<DaemonConnection, number>();
+  /** When each busy connection last answered (or, idle before, was asked): the daemon answers in order. */
+  private readonly progress = new Map<DaemonConnection, number>();
   private readonly callTimeoutMs: number;
   private readonly stallMs: number;
   private readonly clock: Clock;
@@ -151,34 +153,53 @@ export class DaemonPool {
     if (this.isClosed) throw new DaemonError('daemon pool is closed', { fatal: true, code: 'ECLOSED' });
   }
 
-  /** One call with its deadline: past it the caller gets ETIMEDOUT, whatever the daemon does later. */
-  private run<T>(fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
+  /**
+   * One call with its deadline: once the connection it waits on has answered nothing for
+   * callTimeoutMs (connecting included), the caller gets ETIMEDOUT, whatever the daemon does later.
+   * A connection that keeps answering (a long queue on a busy machine) is no stall.
+   */
+  private async run<T>(fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
     this.assertOpen();
-    type Outcome = { ok: true; value: T } | { ok: false; err: unknown };
-    const outcome = settleOnce<Outcome>(
-      {
-        ms: this.callTimeoutMs,
-        unref: true,
-        onTimeout: () => ({
-          ok: false,
-          err: new DaemonError(`nix-daemon at ${this.socketPath} did not answer within ${this.callTimeoutMs} ms (stalled)`, { fatal: true, code: 'ETIMEDOUT' }),
-        }),
-      },
-      (settle) => {
-        this.attempt(fn).then(
-          (value) => settle({ ok: true, value }),
-          (err) => settle({ ok: false, err }),
+    return new Promise<T>((resolve, reject) => {
+      let on: DaemonConnection | null = null;
+      let done = false;
+      const started = this.clock.now();
+      const check = () => {
+        if (done) return;
+        const quietSince = Math.max(started, on ? (this.progress.get(on) ?? started) : started);
+        const left = quietSince + this.callTimeoutMs - this.clock.now();
+        if (left > 0) {
+          timer = this.clock.setTimeout(check, left);
+          timer.unref?.();
+          return;
+        }
+        done = true;
+        reject(
+          new DaemonError(`nix-daemon at ${this.socketPath} did not answer within ${this.callTimeoutMs} ms (stalled)`, { fatal: true, code: 'ETIMEDOUT' }),
         );
-      },
-    );
-    return outcome.then((o) => {
-      if (o.ok) return o.value;
-      throw o.err;
+      };
+      let timer = this.clock.setTimeout(check, this.callTimeoutMs);
+      timer.unref?.();
+      this.attempt(fn, (c) => (on = c)).then(
+        (value) => {
+          if (done) return;
+          done = true;
+          this.clock.clearTimeout(timer);
+          resolve(value);
+        },
+        (err) => {
+          if (done) return;
+          done = true;
+          this.clock.clearTimeout(timer);
+          reject(err);
+        },
+      );
     });
   }
 
-  private async attempt<T>(fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
+  private async attempt<T>(fn: (c: DaemonConnection) => Promise<T>, onConn: (c: DaemonConnection) => void): Promise<T> {
     const conn = await this.acquire();
+    onConn(conn);
     try {
       return await this.tracked(conn, fn);
     } catch (err) {
@@ -186,6 +207,7 @@ export class DaemonPool {
       // errors about the request itself are the caller's answer.
       if (!(err instanceof DaemonError) || !err.fatal || this.isClosed || err.code === 'EINVAL') throw err;
       const fresh = await this.openPooled();
+      onConn(fresh);
       try {
         return await this.tracked(fresh, fn);
       } finally {
@@ -195,30 +217,31 @@ export class DaemonPool {
   }
 
   private async tracked<T>(conn: DaemonConnection, fn: (c: DaemonConnection) => Promise<T>): Promise<T> {
-    let starts = this.inFlight.get(conn);
-    if (!starts) this.inFlight.set(conn, (starts = []));
-    const start = this.clock.now();
-    starts.push(start);
+    const n = this.inFlight.get(conn) ?? 0;
+    if (n === 0) this.progress.set(conn, this.clock.now());
+    this.inFlight.set(conn, n + 1);
     try {
       return await fn(conn);
     } finally {
-      const i = starts.indexOf(start);
-      if (i >= 0) starts.splice(i, 1);
-      if (starts.length === 0) {
+      const left = (this.inFlight.get(conn) ?? 1) - 1;
+      this.progress.set(conn, this.clock.now());
+      if (left > 0) this.inFlight.set(conn, left);
+      else {
         this.inFlight.delete(conn);
+        this.progress.delete(conn);
         // A stalled connection that caught up is closed rather than kept: the pool has its replacement.
         if (this.stalled.delete(conn)) conn.close();
       }
     }
   }
 
-  /** Moves connections whose oldest call waited past the stall threshold out of the pool. */
+  /** Moves busy connections that answered nothing for the stall threshold out of the pool. */
   private setAsideStalled(): void {
     const now = this.clock.now();
     for (let i = this.conns.length - 1; i >= 0; i--) {
       const c = this.conns[i];
-      const oldest = this.inFlight.get(c)?.[0];
-      if (oldest === undefined || now - oldest < this.stallMs) continue;
+      const since = this.progress.get(c);
+      if (since === undefined || now - since < this.stallMs) continue;
       this.conns.splice(i, 1);
       this.stalled.add(c);
       c.onClose(() => this.stalled.delete(c));
