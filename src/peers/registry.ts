@@ -98,6 +98,15 @@ function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
 /** How long an up Go peer goes unprobed after it was last seen (probes and lookups still strike a dead one). */
 const GO_PROBE_QUIET_MS = 20_000;
 
+// Idle cost (#26): an up peer that answered lately needs no probe every round. An up peer is probed
+// every 10 s, or less often in a large mesh so that all of them together take about one probe every
+// 3 s (at most every 60 s each): N idle hosts cost each a probe sent and one answered every 3 s,
+// not N every 2 s. A peer that is not up is probed every round as before; a dead one says goodbye
+// over mDNS or is struck by the first lookup it leaves unanswered, so health needs no faster probes.
+const UP_PROBE_MIN_MS = 10_000;
+const UP_PROBE_SPACING_MS = 3000;
+const UP_PROBE_MAX_MS = 60_000;
+
 /** What the registry tells its listeners, typed so a listener's arguments are checked. */
 export interface RegistryEvents {
   up: [peer: Peer];
@@ -561,13 +570,22 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     const now = this.health.clock.now();
     const due: Peer[] = [];
     const unproven: Peer[] = [];
+    const upEvery = this.upProbeMs();
     for (const p of this.peers.values()) {
-      if (p.source !== 'mdns' || this.everAnswered.has(p)) due.push(p);
-      else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
+      if (p.source !== 'mdns' || this.everAnswered.has(p)) {
+        if (p.state !== 'up' || now - Math.max(p.seenAt, p.lastHeard) >= upEvery) due.push(p);
+      } else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
     }
     const next = (p: Peer) => this.unanswered.get(p)?.next ?? -Infinity;
     unproven.sort((a, b) => next(a) - next(b));
     await Promise.all([...due, ...unproven.slice(0, UNANSWERED_PER_ROUND)].map((p) => this.check(p)));
+  }
+
+  /** How often an up peer is probed: about one probe every 3 s over all up peers, within [10 s, 60 s] (never more often than the round). */
+  private upProbeMs(): number {
+    let up = 0;
+    for (const p of this.peers.values()) if (p.state === 'up') up++;
+    return Math.min(UP_PROBE_MAX_MS, Math.max(this.opts.healthIntervalMs, Math.min(UP_PROBE_MIN_MS, 5 * this.opts.healthIntervalMs), up * UP_PROBE_SPACING_MS));
   }
 
   private async check(peer: Peer): Promise<void> {
