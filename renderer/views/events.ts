@@ -91,6 +91,15 @@ function item(e: PeernixEvent): HTMLLIElement {
         }),
         e.note ? h('div', { class: 'muted', text: e.note }) : null,
       );
+    case 'daemon':
+      return li(
+        e.state === 'ok' ? 'up' : 'error',
+        h('div', {
+          class: 'ev-title',
+          text: e.state === 'ok' ? 'nix-daemon answers again' : e.state === 'stalled' ? 'nix-daemon stalled: NARs wait for it' : 'nix-daemon unreachable',
+        }),
+        e.detail ? h('div', { class: 'muted', text: e.detail }) : null,
+      );
     case 'error':
       return li('error', h('div', { class: 'ev-title', text: e.message }));
     case 'transfer':

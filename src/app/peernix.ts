@@ -147,7 +147,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     onMiss: () => activity.lanTotals.countMiss(),
   });
 
-  const storeWatch = new StoreWatch({ store, summary: storeSummary, sharing: () => sharing.on, log, changed: () => notifySoon('status') });
+  const storeWatch = new StoreWatch({
+    store,
+    summary: storeSummary,
+    sharing: () => sharing.on,
+    log,
+    changed: () => notifySoon('status'),
+    events: activity.events,
+  });
   const metrics = new PeernixMetrics({
     peers: () => registry.all(),
     peerViews: () => registry.views(),

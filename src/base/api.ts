@@ -130,6 +130,8 @@ export type PeernixEvent =
    * what Peernix decided on its own (an upgrade trusting the network it started on).
    */
   | { type: 'network'; id: number; time: number; networkId: string | null; networkName: string | null; trusted: boolean; note?: string }
+  /** The local nix-daemon went down, stalled (accepts, answers nothing: NARs wait, lookups don't) or answers again. */
+  | { type: 'daemon'; id: number; time: number; state: 'ok' | 'stalled' | 'down'; detail: string | null }
   | { type: 'error'; id: number; time: number; message: string };
 
 /** Whether the local nix-daemon answers, and which Nix it is. */
@@ -137,6 +139,8 @@ export interface DaemonHealth {
   ok: boolean;
   version: string | null;
   error: string | null;
+  /** It accepts connections but answers nothing in time (stopped, wedged): NARs wait, lookups don't. */
+  stalled?: boolean;
 }
 
 /** The network this machine is on and whether it shares there (README, "Trusted networks"). */

@@ -116,7 +116,7 @@ function describe(s: Snapshot): string {
       : []),
     ...(st.shareError ? [`  !             ${st.shareError}`] : []),
     `  substituter:  ${st.substituterUrl}`,
-    `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : `unreachable: ${st.daemon.error}`}`,
+    `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : st.daemon.stalled ? `stalled, NARs wait for it (lookups go on from the store database where it can be read): ${st.daemon.error}` : `unreachable: ${st.daemon.error}`}`,
     ...(st.trust
       ? [
           `  nix trust:    ${st.trust.error ? `UNREADABLE: ${st.trust.error}; ` : ''}${st.trust.keys} trusted key(s), require-sigs ${st.trust.requireSigs}${st.trust.source ? `, from ${st.trust.source}` : ''}`,
@@ -191,6 +191,8 @@ function eventLine(e: Snapshot['events'][number]): string {
       return `sharing ${e.enabled ? 'on' : 'off'}${e.reason ? ` (${e.reason})` : ''}`;
     case 'network':
       return `network ${e.networkName ?? 'none'}: ${e.trusted ? 'sharing allowed' : 'not sharing'}${e.note ? ` (${e.note})` : ''}`;
+    case 'daemon':
+      return `nix-daemon ${e.state}${e.detail ? ` (${e.detail})` : ''}`;
     case 'error':
       return `error ${e.message}`;
   }

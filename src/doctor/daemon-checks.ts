@@ -18,6 +18,18 @@ export function daemonChecks(f: DoctorFacts): DoctorCheck[] {
       configAge(f),
     ];
   }
+  if (d.stalled) {
+    return [
+      {
+        id: 'daemon.reachable',
+        group: 'nix-daemon',
+        title: 'nix-daemon reachable',
+        status: 'fail',
+        detail: `${(d.error ?? 'no answer').replace(/\.+$/, '')}: the nix-daemon accepts connections but answers nothing (stopped or wedged). Peernix still answers lookups from the store database where it can read it; NARs from this machine wait for the daemon and fail after a few seconds.`,
+        fix: `Resume or restart the nix-daemon: \`sudo systemctl restart nix-daemon\` (a process stopped with SIGSTOP resumes with \`sudo kill -CONT <pid>\`).`,
+      },
+    ];
+  }
   return [
     {
       id: 'daemon.reachable',

@@ -30,7 +30,16 @@ export interface DoctorFacts {
   user: { name: string; uid: number; groups: string[] };
   /** Nix commands of this user go through the nix-daemon (multi-user install) rather than the store directly. */
   usesDaemon: boolean;
-  daemon: { socketPath: string; ok: boolean; version: string | null; protocol: string | null; error: string | null; startedAt: number | null };
+  /** `stalled`: it accepts connections but answers nothing in time (a stopped or wedged process). */
+  daemon: {
+    socketPath: string;
+    ok: boolean;
+    version: string | null;
+    protocol: string | null;
+    error: string | null;
+    startedAt: number | null;
+    stalled?: boolean;
+  };
   /** When the system configuration files were last changed (epoch ms; null when none was read). */
   systemConfChangedAt: number | null;
   /** The system configuration the nix-daemon reads ($NIX_CONF_DIR/nix.conf). */

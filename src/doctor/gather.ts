@@ -7,6 +7,7 @@ import { parseHostPort } from '../base/listen-address.ts';
 import { nixConfDir, readNixConfLayer, userNixConfFiles } from '../nix/nix-config.ts';
 import { parseSecretKey } from '../nix/signing.ts';
 import { DaemonConnection } from '../store/daemon-connection.ts';
+import { isDaemonStall } from '../store/daemon-pool.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import type { DoctorFacts, Layer } from './facts.ts';
 import { daemonStartedAt } from './daemon-start.ts';
@@ -137,7 +138,8 @@ async function probeDaemon(storeUri: string, env: NodeJS.ProcessEnv): Promise<Do
     conn.close();
     return { socketPath, ok: true, version: conn.daemonVersion, protocol: `${p >> 8}.${p & 0xff}`, error: null, startedAt: daemonStartedAt(socketPath) };
   } catch (e) {
-    return { socketPath, ok: false, version: null, protocol: null, error: (e as Error).message, startedAt: null };
+    const stalled = isDaemonStall(e);
+    return { socketPath, ok: false, version: null, protocol: null, error: (e as Error).message, startedAt: null, ...(stalled ? { stalled } : {}) };
   }
 }
 

@@ -1,4 +1,5 @@
 import type { DaemonHealth } from '../base/api.ts';
+import type { EventLog } from '../base/events.ts';
 import type { Logger } from '../base/log.ts';
 import type { LocalStore } from '../store/local-store.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
@@ -15,17 +16,21 @@ export interface StoreWatchOptions {
   log: Logger;
   /** The status shows something new. */
   changed: () => void;
+  /** Told when the daemon goes down, stalls or comes back. */
+  events?: Pick<EventLog, 'emit'>;
 }
 
 const DAEMON_EVERY_MS = 5_000;
+const NOT_CHECKED = 'not checked yet';
 const SUMMARY_EVERY_MS = 500;
 const DELETIONS_EVERY_TICKS = 20;
 
 export class StoreWatch {
-  daemon: DaemonHealth = { ok: false, version: null, error: 'not checked yet' };
+  daemon: DaemonHealth = { ok: false, version: null, error: NOT_CHECKED };
   private readonly opts: StoreWatchOptions;
   private timers: NodeJS.Timeout[] = [];
   private summaryTicks = 0;
+  private checking = false;
 
   constructor(opts: StoreWatchOptions) {
     this.opts = opts;
@@ -40,11 +45,26 @@ export class StoreWatch {
   }
 
   private async refreshDaemon(): Promise<void> {
-    const h = await this.opts.store.health();
-    const changed = h.ok !== this.daemon.ok || h.error !== this.daemon.error;
+    // One check at a time: a stalled daemon answers the check only at its deadline.
+    if (this.checking) return;
+    this.checking = true;
+    let h: DaemonHealth;
+    try {
+      h = await this.opts.store.health();
+    } finally {
+      this.checking = false;
+    }
+    const before = this.daemon;
+    const changed = h.ok !== before.ok || h.error !== before.error;
+    const first = before.error === NOT_CHECKED;
     this.daemon = h;
     if (changed) {
-      if (!h.ok) this.opts.log.warn(`nix-daemon unreachable: ${h.error}`);
+      if (!h.ok) this.opts.log.warn(`nix-daemon ${h.stalled ? 'stalled' : 'unreachable'}: ${h.error}`);
+      else if (!first) this.opts.log.info('nix-daemon answers again');
+      // Events mark what changed state, not each new wording of the same failure.
+      if (!first && (h.ok !== before.ok || !!h.stalled !== !!before.stalled)) {
+        this.opts.events?.emit({ type: 'daemon', state: h.ok ? 'ok' : h.stalled ? 'stalled' : 'down', detail: h.error });
+      }
       this.opts.changed();
     }
   }

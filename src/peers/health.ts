@@ -68,6 +68,7 @@ export interface PeerHealthFields {
   retryAt: number; // health clock (monotonic) ms: not brought back before this
   lastHeard: number; // health clock ms of its last answer or NAR byte
   lastSeen: number; // epoch ms of its last passing probe (shown to the user)
+  seenAt: number; // health clock ms of its last passing probe (what decisions compare)
   badUntil: number; // health clock ms: served wrong bytes, not asked until then
   badSince: number; // health clock ms
   badReason: string | null;
@@ -83,6 +84,7 @@ export function freshHealth(now = Date.now()): PeerHealthFields {
     retryAt: -Infinity,
     lastHeard: -Infinity,
     lastSeen: now,
+    seenAt: -Infinity,
     badUntil: -Infinity,
     badSince: -Infinity,
     badReason: null,
@@ -196,7 +198,8 @@ export class PeerHealth<P extends PeerHealthFields> {
       // Drifts up 10% a probe, so a link that really got slower is followed within a minute or so.
       if (rttMs !== null) p.rttFloorMs = p.rttFloorMs === null ? rttMs : Math.min(rttMs, p.rttFloorMs * 1.1 + 0.1);
       p.failures = 0;
-      p.lastSeen = Date.now();
+      p.lastSeen = this.wallTime(now);
+      p.seenAt = now;
       // A probe shows the peer is there, not that it answers lookups: after a strike it comes back
       // only once the backoff is over, and its next lookup decides. A liar stays out until cleared.
       if (now >= p.retryAt && p.badUntil <= now) this.set(p, 'up', 'health check passed');

@@ -18,7 +18,7 @@ export class LocalNetworks {
   private readonly interfaceName: string | undefined; // peers only on this interface's networks
   private readonly customIsLocal: ((addr: string) => boolean) | undefined;
   private interfaces: Interfaces = {};
-  private interfacesReadAt = 0;
+  private interfacesReadAt = -Infinity;
 
   /** `iface`: an interface name, or its IPv4 address (which does not narrow the networks). */
   constructor(iface: string | undefined, customIsLocal: ((addr: string) => boolean) | undefined) {
@@ -30,14 +30,14 @@ export class LocalNetworks {
   read(): string {
     const all = os.networkInterfaces();
     this.interfaces = this.interfaceName === undefined ? all : { [this.interfaceName]: all[this.interfaceName] ?? [] };
-    this.interfacesReadAt = Date.now();
+    this.interfacesReadAt = performance.now();
     return addressSignature(all);
   }
 
   isLocal(addr: string): boolean {
     if (this.customIsLocal) return this.customIsLocal(addr) === true;
     // Re-read at most every couple of seconds: a flood of records must not mean a flood of syscalls.
-    if (Date.now() - this.interfacesReadAt > 2000) this.read();
+    if (performance.now() - this.interfacesReadAt > 2000) this.read();
     return isLocalAddress(addr, this.interfaces);
   }
 }

@@ -7,6 +7,7 @@ import { forgetInBrowser, trimBrowser, txtOf, type MdnsSocket, type RawRecord } 
 import { SERVICE_TYPE, announcedPeer, chooseAddress, samePeer, setAddresses, type DiscoveredPeer, type Tracked } from './discovered-service.ts';
 import { goEntry, goPeer, goServicesIn, type GoSighting } from './go-records.ts';
 import type { LocalNetworks } from './local-networks.ts';
+import { type Clock, systemClock } from '../base/clock.ts';
 
 // Browsing for other Peernix services and turning what they announce into peers. Everything a record
 // says is hostile input: the TXT record goes through decodeTxt, only addresses on a local network are
@@ -29,6 +30,8 @@ export interface MdnsBrowserOptions {
   down: (id: string, key: string) => void;
   ownSeen: () => void; // our own announcement came back
   fail: (err: unknown) => void;
+  /** Record lifetimes run on it (monotonic: a TTL must not outlive a wall clock set back). */
+  clock?: Pick<Clock, 'now'>;
 }
 
 export class MdnsBrowser {
@@ -45,7 +48,10 @@ export class MdnsBrowser {
   private mdns: MdnsSocket | null = null;
   private browser: Browser | null = null;
 
+  private readonly clock: Pick<Clock, 'now'>;
+
   constructor(opts: MdnsBrowserOptions) {
+    this.clock = opts.clock ?? systemClock;
     this.ownFqdn = opts.ownFqdn;
     this.ownInstanceId = opts.ownInstanceId;
     this.maxPeers = opts.maxPeers;
@@ -110,7 +116,7 @@ export class MdnsBrowser {
 
   expire(): void {
     try {
-      for (const gone of this.tracked.expire(Date.now())) this.drop(gone);
+      for (const gone of this.tracked.expire(this.clock.now())) this.drop(gone);
     } catch (err) {
       this.fail(err);
     }
@@ -179,7 +185,7 @@ export class MdnsBrowser {
     }
     // Several services may claim one instance id (a peer back from sleep under a new name, or an
     // impostor): each is reported on its own, and the registry decides by proof, not by arrival order.
-    const now = Date.now();
+    const now = this.clock.now();
     const referer = service.referer?.address;
     if (!t) {
       const source = typeof referer === 'string' && net.isIP(referer) ? referer : null;
@@ -232,7 +238,7 @@ export class MdnsBrowser {
 
   // A service whose host address records did not come with it (they may travel in another packet): ask.
   private askForAddress(t: Tracked): void {
-    const now = Date.now();
+    const now = this.clock.now();
     if (!this.mdns || now - t.addressQueriedAt < ADDRESS_QUERY_INTERVAL_MS) return;
     t.addressQueriedAt = now;
     try {
@@ -262,7 +268,7 @@ export class MdnsBrowser {
       this.considerGo(records, (rinfo as { address?: unknown } | null)?.address);
       if (this.tracked.size === 0) return;
       const byHost = new Map<string, { fresh: string[]; withdrawn: string[] }>();
-      const now = Date.now();
+      const now = this.clock.now();
       for (const rr of records) {
         // A service answering again (our query round, or its own re-announcement) is still there.
         if (rr && rr.type === 'SRV' && typeof rr.name === 'string' && typeof rr.ttl === 'number' && rr.ttl > 0) {
@@ -290,7 +296,7 @@ export class MdnsBrowser {
   }
 
   private considerGo(records: RawRecord[], rawSource: unknown): void {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const s of goServicesIn(records, rawSource, this.ownFqdn)) {
       const known = this.tracked.get(s.key);
       if (s.ttl === 0) {

@@ -32,11 +32,24 @@ export interface NetworkInputs {
   interfaces: Interfaces;
 }
 
-/** Linux's tables as this process's network namespace sees them; null elsewhere (see the README). */
+/**
+ * Linux's tables as this process's network namespace sees them; null elsewhere (see the README).
+ * The interface list is read only when asked for (a getifaddrs dump is most of a look's cost).
+ */
 export function readLinuxInputs(): NetworkInputs | null {
   if (process.platform !== 'linux') return null;
   try {
-    return { route: fs.readFileSync('/proc/net/route', 'utf8'), arp: fs.readFileSync('/proc/net/arp', 'utf8'), interfaces: os.networkInterfaces() };
+    const route = fs.readFileSync('/proc/net/route', 'utf8');
+    const arp = fs.readFileSync('/proc/net/arp', 'utf8');
+    let interfaces: Interfaces | null = null;
+    return {
+      route,
+      arp,
+      get interfaces() {
+        interfaces ??= os.networkInterfaces();
+        return interfaces;
+      },
+    };
   } catch {
     return null;
   }
@@ -65,6 +78,7 @@ export class NetworkWatch {
   private lastPoke = '';
   private recheck: unknown = null;
   private reported = false;
+  private last: { route: string; arp: string; recognition: Recognition } | null = null;
 
   constructor(opts: NetworkWatchOptions) {
     this.opts = opts;
@@ -141,7 +155,12 @@ export class NetworkWatch {
   private recognise(): Recognition {
     const inputs = (this.opts.read ?? readLinuxInputs)();
     if (!inputs) return { network: UNRECOGNISED };
-    return recogniseNetwork(inputs);
+    // Idle cost (#26): once a second, the same tables give the same answer. An address that moves
+    // to another subnet changes the routes too, so the interface list is read only when they change.
+    if (this.last && this.last.route === inputs.route && this.last.arp === inputs.arp) return this.last.recognition;
+    const recognition = recogniseNetwork(inputs);
+    this.last = { route: inputs.route, arp: inputs.arp, recognition };
+    return recognition;
   }
 }
 

@@ -81,6 +81,11 @@ export class PeerSummaries {
     this.budget = opts.budget ?? new SummaryBudget();
   }
 
+  /** Monotonic ms (the budget's clock): contact and update rates must not stretch with a wall clock set back. */
+  private now(): number {
+    return this.budget.opts.now();
+  }
+
   /** Starts following a peer's summary, or restarts it when the peer moved. */
   follow(id: string, url: string): void {
     const known = this.peers.get(id);
@@ -94,7 +99,7 @@ export class PeerSummaries {
       abort: new AbortController(),
       filter: null,
       view: { state: 'loading', reason: null, bytes: 0, epoch: null, generation: null, paths: 0, admittedEstimate: 0, updatedAt: null },
-      contactAt: 0,
+      contactAt: -Infinity,
       updates: [],
     };
     this.peers.set(id, f);
@@ -120,8 +125,8 @@ export class PeerSummaries {
   mayHave(id: string, hashPart: string): boolean | null {
     const f = this.peers.get(id);
     if (!f || !f.filter || f.view.state !== 'ok') return null;
-    if (Date.now() - f.contactAt > this.opts.staleMs) {
-      this.setState(f, 'stale', `no word from the peer for ${Math.round((Date.now() - f.contactAt) / 1000)} s`);
+    if (this.now() - f.contactAt > this.opts.staleMs) {
+      this.setState(f, 'stale', `no word from the peer for ${Math.round((this.now() - f.contactAt) / 1000)} s`);
       return null;
     }
     return f.filter.test(hashPart);
@@ -142,7 +147,7 @@ export class PeerSummaries {
     let failures = 0;
     while (!f.stopped) {
       // However fast a peer answers, it is asked at most this often: a hostile one can't make us spin.
-      const started = Date.now();
+      const started = this.now();
       const over = this.budget.over(f.address);
       if (over) {
         this.refuse(f, over);
@@ -158,7 +163,7 @@ export class PeerSummaries {
         failures = 0;
         if (done === 'unsupported') await this.sleep(f, this.opts.retryUnsupportedMs);
         else if (done === 'refused') await this.sleep(f, this.opts.refusedMs);
-        else await this.sleep(f, MIN_INTERVAL_MS - (Date.now() - started));
+        else await this.sleep(f, MIN_INTERVAL_MS - (this.now() - started));
       } catch (e) {
         if (f.stopped) return;
         failures++;
@@ -183,7 +188,7 @@ export class PeerSummaries {
     }
     if (status === 204) {
       res.resume();
-      f.contactAt = Date.now();
+      f.contactAt = this.now();
       if (f.view.state === 'stale') this.setState(f, 'ok', null);
       return 'ok';
     }
@@ -228,12 +233,12 @@ export class PeerSummaries {
     if (over) return this.refuse(f, over);
     if (bits / filter.m > this.opts.maxFill)
       return this.refuse(f, `its filter admits nearly everything (${Math.round((bits / filter.m) * 100)} % of bits set)`);
-    const now = Date.now();
+    const now = this.now();
     f.contactAt = now;
     f.updates = f.updates.filter((t) => now - t < 60_000);
     f.updates.push(now);
     if (f.updates.length > this.opts.maxUpdatesPerMinute) return this.refuse(f, `its summary changed ${f.updates.length} times in a minute`);
-    f.view.updatedAt = now;
+    f.view.updatedAt = Date.now(); // shown to people
     // The filter's own estimate of what was added to it (Swamidass & Baldi), from the bits counted once.
     f.view.admittedEstimate = Math.round((-filter.m / filter.k) * Math.log(1 - bits / filter.m));
     f.view.state = 'ok';

@@ -103,6 +103,15 @@ function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
 /** How long an up Go peer goes unprobed after it was last seen (probes and lookups still strike a dead one). */
 const GO_PROBE_QUIET_MS = 20_000;
 
+// Idle cost (#26): an up peer that answered lately needs no probe every round. An up peer is probed
+// every 10 s, or less often in a large mesh so that all of them together take about one probe every
+// 3 s (at most every 60 s each): N idle hosts cost each a probe sent and one answered every 3 s,
+// not N every 2 s. A peer that is not up is probed every round as before; a dead one says goodbye
+// over mDNS or is struck by the first lookup it leaves unanswered, so health needs no faster probes.
+const UP_PROBE_MIN_MS = 10_000;
+const UP_PROBE_SPACING_MS = 3000;
+const UP_PROBE_MAX_MS = 60_000;
+
 /** What the registry tells its listeners, typed so a listener's arguments are checked. */
 export interface RegistryEvents {
   up: [peer: Peer];
@@ -199,7 +208,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
       existing.verified = proof === 'verified';
       if (proof !== undefined) {
         this.proofs.set(existing, proof);
-        this.provedAt.set(existing, Date.now());
+        this.provedAt.set(existing, this.health.clock.now());
       }
     }
     if (moved) {
@@ -285,7 +294,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     if (!announced(peer) || peer.dialect === 'go' || this.proving.has(peer)) return;
     const { url, publicKey } = peer;
     this.proving.add(peer);
-    this.provedAt.set(peer, Date.now());
+    this.provedAt.set(peer, this.health.clock.now());
     const result = await this.challenge(peer);
     this.proving.delete(peer);
     if (this.peers.get(peer.id) !== peer) return;
@@ -372,7 +381,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   /** Challenges a waiting claimant once its turn has come (one challenge at a time each): what was asked and the result, or null when not now. */
   private async challengeInTurn(c: Contender): Promise<{ asked: PeerInfo; result: ProofResult } | null> {
-    const now = Date.now();
+    const now = this.health.clock.now();
     if (c.proving || now < c.nextTry) return null;
     c.proving = true;
     c.nextTry = now + this.opts.identityRetryMs;
@@ -549,7 +558,10 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     if (peer.state === 'gone' && before !== 'gone') this.claimNow(peer);
     if (peer.state !== 'up') return;
     // A peer without the identity route (another implementation) is not asked again until it changes.
-    const retry = !peer.verified && this.proofs.get(peer) !== 'unsupported' && Date.now() - (this.provedAt.get(peer) ?? 0) >= this.opts.identityRetryMs;
+    const retry =
+      !peer.verified &&
+      this.proofs.get(peer) !== 'unsupported' &&
+      this.health.clock.now() - (this.provedAt.get(peer) ?? -Infinity) >= this.opts.identityRetryMs;
     if (before === 'gone' || retry) void this.verify(peer);
   }
 
@@ -563,18 +575,27 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     const now = this.health.clock.now();
     const due: Peer[] = [];
     const unproven: Peer[] = [];
+    const upEvery = this.upProbeMs();
     for (const p of this.peers.values()) {
-      if (!announced(p) || this.everAnswered.has(p)) due.push(p);
-      else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
+      if (!announced(p) || this.everAnswered.has(p)) {
+        if (p.state !== 'up' || now - Math.max(p.seenAt, p.lastHeard) >= upEvery) due.push(p);
+      } else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
     }
     const next = (p: Peer) => this.unanswered.get(p)?.next ?? -Infinity;
     unproven.sort((a, b) => next(a) - next(b));
     await Promise.all([...due, ...unproven.slice(0, UNANSWERED_PER_ROUND)].map((p) => this.check(p)));
   }
 
+  /** How often an up peer is probed: about one probe every 3 s over all up peers, within [10 s, 60 s] (never more often than the round). */
+  private upProbeMs(): number {
+    let up = 0;
+    for (const p of this.peers.values()) if (p.state === 'up') up++;
+    return Math.min(UP_PROBE_MAX_MS, Math.max(this.opts.healthIntervalMs, Math.min(UP_PROBE_MIN_MS, 5 * this.opts.healthIntervalMs), up * UP_PROBE_SPACING_MS));
+  }
+
   private async check(peer: Peer): Promise<void> {
     // A Go host logs every request; one that is up and was seen lately needs no probe yet (#21).
-    if (peer.dialect === 'go' && peer.state === 'up' && Date.now() - Math.max(peer.lastSeen, peer.lastHeard) < GO_PROBE_QUIET_MS) return;
+    if (peer.dialect === 'go' && peer.state === 'up' && this.health.clock.now() - Math.max(peer.seenAt, peer.lastHeard) < GO_PROBE_QUIET_MS) return;
     // A Go peer asks its own peers over UDP (for up to 2 s) before it answers a narinfo it lacks, so a
     // lookup for a hash no one has is no measure of it, and would set it asking its whole LAN each time.
     const url = peer.url;

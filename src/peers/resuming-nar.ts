@@ -109,7 +109,7 @@ export class ResumingNarStream extends Readable {
     this.source = source;
     this.sources.push(source);
     this.upstream = stream;
-    this.attachedAt = Date.now();
+    this.attachedAt = performance.now();
     this.samples = [];
     this.tickBytes = 0;
     this.bestTick = 0;
@@ -169,7 +169,7 @@ export class ResumingNarStream extends Readable {
     this.samples.push(bytes);
     if (this.samples.length > this.watch.windowTicks) this.samples.shift();
     this.bestTick = Math.max(this.bestTick, bytes);
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.attachedAt < this.watch.graceMs || this.samples.length < this.watch.windowTicks || now < this.nextLookAt) return;
     const perSec = (this.samples.reduce((a, b) => a + b, 0) / this.samples.length) * (1000 / this.watch.tickMs);
     const bestPerSec = this.bestTick * (1000 / this.watch.tickMs);
@@ -202,7 +202,7 @@ export class ResumingNarStream extends Readable {
       }
       if (slow && this.failedWhileSwitching === null) {
         // Nobody else has it: the slow peer carries on, and is judged again later.
-        this.nextLookAt = Date.now() + this.retryMs;
+        this.nextLookAt = performance.now() + this.retryMs;
         this.retryMs *= 2;
         this.samples = [];
         return;

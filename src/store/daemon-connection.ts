@@ -228,15 +228,15 @@ export class DaemonConnection extends EventEmitter {
    */
   static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<DaemonConnection> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     let delay = 2;
     for (;;) {
       try {
-        return await DaemonConnection.attempt(socketPath, opts, timeoutMs, Math.max(1, deadline - Date.now()));
+        return await DaemonConnection.attempt(socketPath, opts, timeoutMs, Math.max(1, deadline - performance.now()));
       } catch (err) {
         // The daemon's listen backlog is small; a burst of connects (many NAR requests at once)
         // overflows it and Linux answers EAGAIN instead of queueing. Back off and try again.
-        if (!(err instanceof DaemonError) || err.code !== 'EAGAIN' || Date.now() + delay >= deadline) throw err;
+        if (!(err instanceof DaemonError) || err.code !== 'EAGAIN' || performance.now() + delay >= deadline) throw err;
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 50);
       }
@@ -444,6 +444,11 @@ export class DaemonConnection extends EventEmitter {
     if (!this.isClosed) {
       this.fail(new DaemonError(`nix-daemon connection ${this.socketPath} closed by client`, { fatal: true, code: 'ECLOSED' }));
     }
+  }
+
+  /** Hang up, rejecting calls still waiting with this error (a caller's deadline passed). */
+  closeWith(err: DaemonError): void {
+    this.fail(err);
   }
 
   // --- machinery ---

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { nixEnablesCaDerivations } from '../nix/ca-derivations-setting.ts';
 import { dumpNar } from '../nix/nar-writer.ts';
-import { DaemonPool } from './daemon-pool.ts';
+import { DaemonPool, isDaemonStall } from './daemon-pool.ts';
 import { DaemonError, type DaemonConnection, type PathInfo } from './daemon-connection.ts';
 import { StoreDb } from './store-db.ts';
 import type { SummarySource } from './store-summary.ts';
@@ -31,6 +31,8 @@ export interface LocalStoreOptions {
   useDb?: boolean;
   /** Told whenever metadata starts coming from the other source (the database or the daemon). */
   onMetadataSource?: (source: MetadataSource, why: string | null) => void;
+  /** Deadline of one daemon call for a lookup, and of taking a NAR's temp root (see DaemonPool). */
+  callTimeoutMs?: number;
 }
 
 export type MetadataSource = 'database' | 'daemon';
@@ -50,12 +52,14 @@ export class LocalStore {
   private dbRetryMs = DB_RETRY_MIN_MS;
   private dbAttempts = 0;
   private closed = false;
+  private readonly callTimeoutMs: number;
   private readonly onMetadataSource: LocalStoreOptions['onMetadataSource'];
 
   constructor(opts: LocalStoreOptions) {
     this.location = opts.location;
     this.narSource = opts.narSource ?? 'filesystem';
-    this.pool = new DaemonPool({ socketPath: opts.location.socketPath, size: opts.poolSize ?? 4 });
+    this.callTimeoutMs = opts.callTimeoutMs ?? 5_000;
+    this.pool = new DaemonPool({ socketPath: opts.location.socketPath, size: opts.poolSize ?? 4, callTimeoutMs: this.callTimeoutMs });
     this.onMetadataSource = opts.onMetadataSource;
     if (opts.useDb === false) this.dbWhy = 'disabled';
     else {
@@ -149,7 +153,7 @@ export class LocalStore {
       this.daemonDown = false;
       return v;
     } catch (e) {
-      if (e instanceof DaemonError && e.fatal) this.daemonDown = true;
+      if (e instanceof DaemonError && e.fatal && !isDaemonStall(e)) this.daemonDown = true;
       throw e;
     }
   }
@@ -164,13 +168,24 @@ export class LocalStore {
     if (!path) return 'missing';
     const conn = await this.daemonCall(() => this.pool.openDedicated());
     let info: PathInfo | null;
+    // A stalled daemon holds this NAR only up to the deadline: it fails cleanly (503), and a later try
+    // after the daemon resumes takes a fresh connection.
+    const deadline = setTimeout(
+      () =>
+        conn.closeWith(
+          new DaemonError(`nix-daemon did not take the temp root for ${path} within ${this.callTimeoutMs} ms (stalled)`, { fatal: true, code: 'ETIMEDOUT' }),
+        ),
+      this.callTimeoutMs,
+    );
     try {
       // Pipelined on one connection: the daemon runs them in order, root first.
-      const [, found] = await Promise.all([conn.addTempRoot(path), conn.queryPathInfo(path)]);
+      const [, found] = await this.daemonCall(() => Promise.all([conn.addTempRoot(path), conn.queryPathInfo(path)]));
       info = found;
     } catch (e) {
       conn.close();
       throw e;
+    } finally {
+      clearTimeout(deadline);
     }
     if (!info || !info.narHash.equals(narHash)) {
       conn.close();
@@ -181,7 +196,7 @@ export class LocalStore {
 
   async health(): Promise<DaemonHealth> {
     const h = await this.pool.health();
-    this.daemonDown = !h.ok;
+    this.daemonDown = !h.ok && !h.stalled;
     if (h.ok) this.tryOpenDb();
     return h;
   }

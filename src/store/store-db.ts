@@ -34,6 +34,8 @@ export class StoreDb {
   private filterMaxId = 0;
   private filterBuiltFrom = 0;
   private filterAddedSince = 0;
+  private nothingAfter: { afterId: number; generation: number } | null = null;
+  private counted: { generation: number; n: number } | null = null;
 
   private constructor(db: DatabaseSync) {
     this.db = db;
@@ -105,10 +107,15 @@ export class StoreDb {
 
   /** Hash parts of the rows added after `afterId`, in id order (this store's summary); null when the database can't be read. */
   hashPartsAfter(afterId: number): { id: number; hashPart: string }[] | null {
+    // Asked twice a second while sharing: with no write since it last found nothing, nothing is new
+    // (idle cost, #26). The generation is read before the query, as in byHashPart.
+    const generation = this.wal?.current() ?? null;
+    if (generation !== null && this.nothingAfter?.afterId === afterId && this.nothingAfter.generation === generation) return [];
     try {
       const out: { id: number; hashPart: string }[] = [];
       for (const row of this.rowsAfter.iterate(afterId) as Iterable<{ id: number; path: string }>)
         out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32) });
+      this.nothingAfter = out.length === 0 && generation !== null ? { afterId, generation } : null;
       return out;
     } catch {
       return null;
@@ -117,9 +124,14 @@ export class StoreDb {
 
   /** How many valid paths the store holds; null when the database can't be read. */
   pathCount(): number | null {
+    // A count is a scan of the table: not repeated while nothing was written.
+    const generation = this.wal?.current() ?? null;
+    if (generation !== null && this.counted?.generation === generation) return this.counted.n;
     try {
       this.count ??= this.db.prepare('SELECT count(*) AS n FROM ValidPaths');
-      return Number((this.count.get() as { n: number }).n);
+      const n = Number((this.count.get() as { n: number }).n);
+      this.counted = generation !== null ? { generation, n } : null;
+      return n;
     } catch {
       return null;
     }

@@ -24,6 +24,8 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
   let A: PnHost, B: PnHost, C: PnHost;
   let pyPath: string;
   let randomPath: string;
+  /** A small path only B holds, and one only C holds: what a restarted holder alone can serve. */
+  const onlyOn = new Map<PnHost, string>();
 
   const transfersIn = (s: Snapshot) => s.events.filter((e): e is Extract<PeernixEvent, { type: 'transfer' }> => e.type === 'transfer' && e.direction === 'in');
   /** sha256 of `nix-store --dump` of a path in a chroot store (--dump reads the filesystem, not --store). */
@@ -47,6 +49,11 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     const rnd = `${pl.dir}/random.bin`;
     assert.equal((await run('sh', ['-c', `head -c ${24 * MiB} /dev/urandom > '${rnd}'`])).code, 0);
     randomPath = (await B.nix.nixStore(['--add', rnd], { check: true })).stdout.trim();
+    for (const h of [B, C]) {
+      const own = `${pl.dir}/only-on-${h.name}.bin`;
+      assert.equal((await run('sh', ['-c', `head -c ${MiB} /dev/urandom > '${own}'`])).code, 0);
+      onlyOn.set(h, (await h.nix.nixStore(['--add', own], { check: true })).stdout.trim());
+    }
     for (const h of [B, C]) {
       // 100 Mbit/s out of each holder: the link, not the CPU, sets the pace.
       const tc = await h.lan.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '100mbit', 'burst', '64kb', 'latency', '100ms']);
@@ -96,6 +103,18 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     // The survivor answered the resume from a NAR offset, in frames.
     const survivor = src === B ? C : B;
     assert.match(survivor.pn!.logs(), /GET \/nar\/[0-9a-z]+-[0-9a-z]+\.nar 206/);
+
+    // Whichever holder was killed, restarted it is used again (#26: a body cut by its death is a
+    // failure to resume from, not a broken bound that marks it bad for good): A sees it up and
+    // substitutes from it what only it holds.
+    await pl.start(src);
+    await waitFor(`A to see ${src.name} up again after its restart`, async () => upPeers(await pl.status(A)).includes(src.name), 30_000);
+    const own = onlyOn.get(src)!;
+    const back = await nixCopy(own, `${pl.dir}/client-back`);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(await dumpSha(`${pl.dir}/client-back`, own), await dumpSha(src.nix.root, own));
+    const fromRestarted = transfersIn(await pl.status(A)).find((e) => e.storePath === own);
+    assert.equal(fromRestarted?.peerName, src.name, JSON.stringify(fromRestarted));
   });
 
   it('random bytes go raw, and a plain client advertising zstd gets a plain NAR', async (tc) => {

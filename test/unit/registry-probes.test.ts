@@ -6,7 +6,8 @@ import { FakeClock } from '../support/fake-clock.ts';
 
 // Health probes by the registry's own timer, on a FakeClock: an announced host that has never
 // answered is probed less and less often (seconds → minutes), and only a few such hosts per round;
-// a peer that has answered as a cache (proved its identity) is probed every round; one that answers
+// a peer that has answered as a cache (proved its identity) keeps being probed, an up one every 10 s,
+// or less often in a large mesh so that all up peers together take about one probe every 3 s; one that answers
 // probes without proving it is backed off like a silent one; a probe that failed while our loop was stalled
 // moves no peer.
 
@@ -59,7 +60,7 @@ async function run(clock: FakeClock, ms: number): Promise<void> {
 }
 
 describe('registry probes', () => {
-  it('backs off an announced host that never answered, and keeps probing one that did every round', async () => {
+  it('backs off an announced host that never answered, and keeps probing one that did every 10 s', async () => {
     const { clock, registry, probes } = setup((url) => url.endsWith('.1:9999'));
     registry.upsert(announced(1));
     registry.upsert(announced(2));
@@ -69,8 +70,8 @@ describe('registry probes', () => {
     registry.stop();
     const good = probes.get(announced(1).url)!;
     const silent = probes.get(announced(2).url)!;
-    // Ten minutes at one round per 2 s: 300 rounds. The silent host: at 2, 4, 8, … s, then every 5 min.
-    assert.ok(good >= 300, `answering peer probed ${good} times`);
+    // Ten minutes with an up peer probed every 10 s: 60 probes. The silent host: at 2, 4, 8, … s, then every 5 min.
+    assert.ok(good >= 55 && good <= 65, `answering peer probed ${good} times`);
     assert.ok(silent <= 12, `silent host probed ${silent} times in ten minutes`);
     assert.ok(silent >= 6, `silent host still probed now and then (${silent})`);
   });
@@ -88,6 +89,29 @@ describe('registry probes', () => {
     registry.stop();
     const pointed = probes.get(announced(3).url)!;
     assert.ok(pointed <= 12, `a web server an announcement points at was probed ${pointed} times in ten minutes`);
+  });
+
+  it('idle cost: 30 up peers take about one probe every 3 s in all, each at most every 60 s; a peer that stops answering is probed every round', async () => {
+    let down = '';
+    const { clock, registry, probes } = setup((url) => url !== down);
+    for (let i = 1; i <= 30; i++) registry.upsert(announced(i));
+    await settle();
+    registry.start();
+    await run(clock, 120_000); // all up, their first scaled probes spread out
+    probes.clear();
+    await run(clock, 10 * 60_000);
+    const perPeer = [...probes.values()];
+    const total = perPeer.reduce((a, b) => a + b, 0);
+    assert.equal(perPeer.length, 30, 'every peer still probed');
+    assert.ok(total <= 330 && total >= 270, `${total} probes of 30 up peers in 600 s`);
+    assert.ok(Math.min(...perPeer) >= 9, `each probed at least every 60 s (${Math.min(...perPeer)} in 600 s)`);
+    // One stops answering: found at its next probe, then probed every round until it is gone.
+    down = announced(7).url;
+    probes.clear();
+    await run(clock, 70_000);
+    assert.notEqual(registry.get('id-7')?.state, 'up');
+    assert.ok((probes.get(down) ?? 0) >= 3, `the failing peer was probed ${probes.get(down)} times`);
+    registry.stop();
   });
 
   it('probes at most a few never-answering hosts per round', async () => {
