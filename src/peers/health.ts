@@ -43,6 +43,9 @@ export interface HealthOptions {
   reachMemoryMs: number;
 }
 
+/** Failed waits in a row our own stalls may excuse before the next counts (see wasAway). */
+export const MAX_EXCUSED = 3;
+
 export const DEFAULT_HEALTH: HealthOptions = {
   backoffBaseMs: 2000,
   backoffMaxMs: 10 * 60_000,
@@ -116,6 +119,8 @@ export class PeerHealth<P extends PeerHealthFields> {
   /** Peers whose link is being checked, and until when a passed check holds. */
   private readonly reaching = new Set<P>();
   private readonly reachedUntil = new WeakMap<P, number>();
+  /** Failed waits in a row that a stall of ours excused, per peer. */
+  private readonly excused = new WeakMap<P, number>();
 
   readonly clock: Clock;
   readonly lag: LoopLag;
@@ -194,6 +199,7 @@ export class PeerHealth<P extends PeerHealthFields> {
   probed(p: P, ok: boolean, rttMs: number | null): void {
     const now = this.clock.now();
     if (ok) {
+      this.unexcuse(p);
       p.rttMs = rttMs;
       // Drifts up 10% a probe, so a link that really got slower is followed within a minute or so.
       if (rttMs !== null) p.rttFloorMs = p.rttFloorMs === null ? rttMs : Math.min(rttMs, p.rttFloorMs * 1.1 + 0.1);
@@ -290,18 +296,41 @@ export class PeerHealth<P extends PeerHealthFields> {
     void this.reach!(p, timeoutMs).then((ok) => {
       this.reaching.delete(p);
       const now = this.clock.now();
-      if (ok) this.reachedUntil.set(p, now + this.opts.reachMemoryMs);
+      if (ok) {
+        this.reachedUntil.set(p, now + this.opts.reachMemoryMs);
+        this.unexcuse(p);
+      }
       // A connect that timed out while our own loop was away proves nothing of the link: the stall
       // timer still decides.
-      else if (this.wasAway(asked, now, timeoutMs)) return;
+      else if (this.wasAway(p, asked, now, timeoutMs)) return;
       else if (p.lastHeard < since && this.outstanding.get(p)?.size) this.strike(p, `its host did not answer a connect within ${timeoutMs} ms (link down?)`);
     });
   }
 
-  /** Whether a wait of `waitMs` that ended (failed) at `to` fell partly in our own stall, so it proves nothing. */
-  wasAway(from: number, to: number, waitMs: number): boolean {
+  /**
+   * Whether a wait of `waitMs` for `p` that ended (failed) at `to` fell partly in our own stall, so it
+   * proves nothing. On a machine that stalls all the time nearly every wait does, and a peer whose link
+   * was cut would never be struck: after MAX_EXCUSED such failures in a row the next counts anyway (a
+   * live peer answers one of them in the awake time between stalls).
+   */
+  wasAway(p: P, from: number, to: number, waitMs: number): boolean {
     const away = this.lag.stalledBetween(from, to);
-    return away > 0 && to - from - away < waitMs;
+    if (away === 0 || to - from - away >= waitMs) {
+      this.excused.delete(p);
+      return false;
+    }
+    const n = (this.excused.get(p) ?? 0) + 1;
+    if (n > MAX_EXCUSED) {
+      this.excused.delete(p);
+      return false;
+    }
+    this.excused.set(p, n);
+    return true;
+  }
+
+  /** A wait for `p` succeeded: its excuses start again. */
+  private unexcuse(p: P): void {
+    this.excused.delete(p);
   }
 
   /** Ends the lookups waiting on `p`, but (unless `all`) not those it promised to answer. */

@@ -607,7 +607,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     // A probe of an address the peer has since moved from says nothing of it.
     if (this.peers.get(peer.id) !== peer || peer.url !== url) return;
     // Nor does one that failed while our own loop was stalled (a loaded machine): no flapping for it.
-    if (!ok && this.health.wasAway(asked, clock.now(), this.opts.healthTimeoutMs)) return;
+    if (!ok && this.health.wasAway(peer, asked, clock.now(), this.opts.healthTimeoutMs)) return;
     // Answered as a cache: proved its identity, or answered as a Go host does. Any HTTP server would
     // answer a probe, so an announcement pointing at one is no reason to probe it every round.
     if (ok && (peer.verified || peer.dialect === 'go')) {

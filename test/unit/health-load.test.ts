@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SampledLoopLag } from '../../src/base/loop-lag.ts';
-import { freshHealth, PeerHealth, type PeerHealthFields } from '../../src/peers/health.ts';
+import { freshHealth, MAX_EXCUSED, PeerHealth, type PeerHealthFields } from '../../src/peers/health.ts';
 import { FakeClock } from '../support/fake-clock.ts';
 
 // Peer health on a busy machine: our own event loop's stalls are not the peer's silence, a peer
@@ -130,6 +130,27 @@ describe('health on a busy machine', () => {
     assert.equal(aborted, 1);
     assert.equal(p.strikes, 1);
     again();
+  });
+
+  it('a machine stalled through every wait excuses a silent peer only MAX_EXCUSED times in a row', () => {
+    const { clock, lag, h } = setup();
+    const release = lag.hold();
+    const p = peer();
+    const failedWait = () => {
+      const from = clock.now();
+      clock.advance(100);
+      clock.jump(300); // away for part of every wait, as on a machine saturated for good
+      clock.advance(100);
+      return h.wasAway(p, from, clock.now(), 450);
+    };
+    const verdicts = Array.from({ length: MAX_EXCUSED + 1 }, failedWait);
+    assert.deepEqual(verdicts, [...Array(MAX_EXCUSED).fill(true), false], 'the wait after the excused ones counts');
+    // A wait we were awake for counts at once, and starts the excuses again.
+    const from = clock.now();
+    clock.advance(500);
+    assert.equal(h.wasAway(p, from, clock.now(), 450), false);
+    assert.equal(failedWait(), true);
+    release();
   });
 
   it('a strike for one lookup releases the others but not those the peer promised to answer', () => {
