@@ -1,4 +1,4 @@
-import type { DoctorReport, PeernixApi, Snapshot, StatusView } from '../base/api.ts';
+import type { DoctorReport, PeernixApi, PeerView, Snapshot, StatusView } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
 import { formatHostPort } from '../base/listen-address.ts';
 import type { HttpListener } from '../cache/http-listener.ts';
@@ -12,6 +12,9 @@ import type { PeerHistory } from '../domain/peer-history.ts';
 import { shareAddresses } from '../domain/share-addresses.ts';
 import type { SharingSwitch } from '../domain/sharing-switch.ts';
 import type { StoreWatch } from '../domain/store-watch.ts';
+import type { TeamRoster } from '../domain/team-roster.ts';
+import type { Notices } from '../domain/notices.ts';
+import { fingerprintOf } from '../domain/team.ts';
 import type { TrustWatch } from '../domain/trust-watch.ts';
 import type { PeernixMetrics } from '../metrics/metrics.ts';
 import { nixConfLines } from '../nix/nix-conf-lines.ts';
@@ -48,6 +51,8 @@ export interface ApiParts {
   metrics: PeernixMetrics;
   networkTrust: NetworkTrust;
   networkWatch: NetworkWatch;
+  roster: TeamRoster;
+  notices: Notices;
   log: Logger;
 }
 
@@ -69,6 +74,8 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       shareError: sharing.error,
       sharePaused: sharing.paused,
       network: p.networkTrust.view(),
+      team: p.roster.view(registry.views()),
+      notices: p.notices.view(),
       shareAddresses: share ? shareAddresses(p.shareHost, share.port) : [],
       substituterUrl: p.substituter.url,
       publicKey: p.identity.key.publicKey.text,
@@ -83,10 +90,14 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
     };
   };
 
+  const withTeam = (peer: PeerView): PeerView => {
+    return { ...peer, fingerprint: fingerprintOf(peer.publicKey), teamMember: peer.verified && p.roster.isMember(peer.publicKey) };
+  };
+
   const api: PeernixApi = {
     snapshot: (): Snapshot => ({
       status: status(),
-      peers: registry.views().map((peer) => p.history.annotate(peer)),
+      peers: registry.views().map((peer) => withTeam(p.history.annotate(peer))),
       entries: p.affinity.views(),
       events: activity.events.recent(),
       transfers: activity.transfers.views(),
@@ -95,6 +106,11 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
     subscribe: (listener) => activity.changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
     network: (action) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : p.networkTrust.act(action)),
+    team: async (action) => {
+      if (stopping) throw new Error('Peernix is stopping');
+      return p.roster.act(action, registry.views());
+    },
+    noticeSeen: async (id) => p.notices.seen(id),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) p.log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);

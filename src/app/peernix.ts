@@ -33,7 +33,9 @@ import { NetworkWatch } from '../peers/network-watch.ts';
 import { createShareSide } from './share-side.ts';
 import { startSubstituterSide } from './substituter-side.ts';
 import { makeTeamCertificate } from '../wire/team-certificate.ts';
-import { teamKeyAt, teamKeySet } from '../domain/team.ts';
+import { teamKeyAt } from '../domain/team.ts';
+import { TeamRoster } from '../domain/team-roster.ts';
+import { Notices, type NoticeState } from '../domain/notices.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else; what each
 // part does is in its own file. A request from Nix: cache/http-listener.ts → cache/route-table.ts with
@@ -81,6 +83,12 @@ export interface PeernixOptions {
   metricsOnShare?: boolean;
   /** Public keys ("name:base64") of the team: peers this one talks to, and is asked by, over TLS. */
   team?: string[];
+  /** Saves the team (the settings file); absent: changes last for this run only (`--team` given). */
+  persistTeam?: (keys: string[]) => void;
+  /** The upgrade notice of scoped sharing: where it stands, whether this start found the upgrade, and its saving. */
+  scopesNotice?: NoticeState;
+  upgradedFromBeforeScopes?: boolean;
+  persistScopesNotice?: (state: NoticeState) => void;
   /** The control API and dashboard on the loopback listener, given the API and that listener's URL. */
   control?: (api: PeernixApi, substituterUrl: string) => ControlHandlers;
 }
@@ -114,8 +122,25 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
 
   // The team channel: a certificate for this identity key, made anew at each start (the key is what lasts).
   const teamCert = await makeTeamCertificate(identity.key);
-  const teamKeys = teamKeySet(opts.team ?? []);
-  const team = { cert: teamCert, keyOf: (origin: string): string | null => (teamKeys.size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys)) };
+  // Read at each request and connection: a change of the team takes effect at once.
+  const roster = new TeamRoster({
+    members: opts.team ?? [],
+    ownKey: identity.key.publicKey.text,
+    persist: opts.persistTeam,
+    events: activity.events,
+    log: log.child('team'),
+    changed: () => notifySoon('status'),
+  });
+  const teamKeys = () => roster.keys();
+  const team = { cert: teamCert, keyOf: (origin: string): string | null => (teamKeys().size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys())) };
+  const notices = new Notices({
+    scopes: opts.scopesNotice ?? 'none',
+    upgradedFromBeforeScopes: opts.upgradedFromBeforeScopes ?? false,
+    persist: opts.persistScopesNotice,
+    events: activity.events,
+    log,
+    changed: () => notifySoon('status'),
+  });
   const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true, team });
   // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
   const summaries = new PeerSummaries({
@@ -256,6 +281,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     metrics,
     networkTrust,
     networkWatch,
+    roster,
+    notices,
     log,
   });
   if (opts.control) substituter.attachControl(opts.control(api, substituter.listener.url));

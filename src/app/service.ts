@@ -80,6 +80,11 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     trustAllNetworks: s.trustAllNetworks,
     trustFirstNetwork: settings.predatesNetworkTrust ?? false,
     persistTrustedNetworks: (ids) => settings.set({ trustedNetworks: ids }),
+    // `--team` is for this run only: then the team's changes are not written over the saved list.
+    persistTeam: opts.overrides?.team === undefined ? (keys) => settings.set({ team: keys }) : undefined,
+    scopesNotice: s.scopesNotice,
+    upgradedFromBeforeScopes: settings.predatesScopes ?? false,
+    persistScopesNotice: (state) => settings.set({ scopesNotice: state }),
     // The core calls back with its API and loopback URL once that listener is bound (port 0 is known
     // only then); the routes answer only to that exact host:port.
     control: (api, url) => {

@@ -13,6 +13,8 @@ import { parsePublicKey } from '../nix/signing.ts';
 import path from 'node:path';
 import { isNetworkId } from '../peers/network-id.ts';
 import { MAX_TRUSTED_NETWORKS } from '../domain/network-trust.ts';
+import { MAX_TEAM_MEMBERS } from '../domain/team-roster.ts';
+import type { NoticeState } from '../domain/notices.ts';
 import { keepCorruptFile, readStateFile, StateFileError, writeStateFile } from '../base/state-file.ts';
 
 // ---- the one schema: each field's default, its JSON Schema (documentation) and its check -------
@@ -122,7 +124,7 @@ const trustedNetworksField: Field<string[]> = {
   },
 };
 
-export const MAX_TEAM = 256;
+export const MAX_TEAM = MAX_TEAM_MEMBERS;
 
 const teamField: Field<string[]> = {
   default: [],
@@ -156,6 +158,19 @@ const teamField: Field<string[]> = {
   },
 };
 
+/** Where the one-time notice of an upgrade to scoped sharing stands: 'pending' until the user saw it. */
+const scopesNoticeField: Field<NoticeState> = {
+  default: 'none',
+  schema: {
+    type: 'string',
+    enum: ['none', 'pending', 'seen'],
+    default: 'none',
+    description: 'Set by Peernix: whether you were told, after an upgrade, that team paths now go to team members only.',
+  },
+  check: (v) =>
+    v === 'none' || v === 'pending' || v === 'seen' ? { ok: true, value: v } : { ok: false, why: `must be "none", "pending" or "seen" (got ${describe(v)})` },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -182,6 +197,8 @@ const FIELDS = {
   trustAllNetworks: booleanField(false, 'Share on every network, not only trusted ones (for headless machines on a network you control).'),
   /** The team: Peernix machines (by identity key) that talk to this one over the team channel (TLS). */
   team: teamField,
+  /** The upgrade notice of scoped sharing (README, "Team and scopes"). */
+  scopesNotice: scopesNoticeField,
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;
@@ -287,6 +304,11 @@ export interface SettingsStore {
    * `trustAllNetworks`): an upgrade, which trusts the network it starts on once.
    */
   readonly predatesNetworkTrust?: boolean;
+  /**
+   * The file was there from before paths had scopes (it names neither `publicKeys` nor `exclude`, and
+   * Peernix has not told the user yet): an upgrade, whose user is told once what changed.
+   */
+  readonly predatesScopes?: boolean;
 }
 
 /** The daemon's and the app's settings: `<stateDir>/settings.json`. */
@@ -364,7 +386,11 @@ export function openSettingsStore(stateDir: string): SettingsStore {
   let current = validateSettings(raw);
   const predatesNetworkTrust = fileState === 'ok' && isPlainObject(raw) && !Object.hasOwn(raw, 'trustedNetworks') && !Object.hasOwn(raw, 'trustAllNetworks');
 
+  const predatesScopes =
+    fileState === 'ok' && isPlainObject(raw) && !Object.hasOwn(raw, 'publicKeys') && !Object.hasOwn(raw, 'exclude') && !Object.hasOwn(raw, 'scopesNotice');
+
   return {
+    predatesScopes,
     get path() {
       return file;
     },

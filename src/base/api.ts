@@ -42,6 +42,10 @@ export interface PeerView {
   history?: PeerHistoryView;
   /** Why the peer is not up, or not trusted, in words; null when it is up and trusted. */
   why?: string | null;
+  /** Its identity key's short fingerprint (team.ts), to compare by voice; null when it announced none. */
+  fingerprint?: string | null;
+  /** Its proven identity key is in this machine's team. */
+  teamMember?: boolean;
 }
 
 export interface PeerHistoryView {
@@ -130,7 +134,47 @@ export type PeernixEvent =
    * what Peernix decided on its own (an upgrade trusting the network it started on).
    */
   | { type: 'network'; id: number; time: number; networkId: string | null; networkName: string | null; trusted: boolean; note?: string }
+  /** The team changed (`peernix team add|remove`, the window): who, by key name and fingerprint. */
+  | { type: 'team'; id: number; time: number; change: 'added' | 'removed'; name: string; fingerprint: string }
+  /** Something the user is told once (an upgrade that changed what is shared). */
+  | { type: 'notice'; id: number; time: number; notice: NoticeId; text: string }
   | { type: 'error'; id: number; time: number; message: string };
+
+/** A one-time notice: 'scopes' — an upgrade from before scopes: team paths now go to team members only. */
+export type NoticeId = 'scopes';
+
+export interface NoticeView {
+  id: NoticeId;
+  text: string;
+}
+
+/** A member of this machine's team: a Peernix whose identity key may fetch its team paths. */
+export interface TeamMemberView {
+  name: string; // the key's name part
+  publicKey: string; // "name:base64"
+  fingerprint: string;
+  /** A proven peer seen now with this key, by name; null when none is. */
+  peerName: string | null;
+}
+
+/** A proven peer this machine's Nix already trusts, not yet in the team (offered after an upgrade). */
+export interface TeamCandidateView {
+  peerId: string;
+  name: string;
+  publicKey: string;
+  fingerprint: string;
+}
+
+export interface TeamView {
+  members: TeamMemberView[];
+  max: number;
+  /** False while `--team` was given at start: changes then last only until the next start. */
+  saved: boolean;
+  candidates: TeamCandidateView[];
+}
+
+/** Add a member by its public key ("name:base64"), or remove one by key, key name or fingerprint. */
+export type TeamAction = { add: string } | { remove: string };
 
 /** Whether the local nix-daemon answers, and which Nix it is. */
 export interface DaemonHealth {
@@ -162,6 +206,10 @@ export interface StatusView {
   /** Why sharing is held off though the saved choice is on (an untrusted network); absent in older cores. */
   sharePaused?: string | null;
   network?: NetworkStatusView;
+  /** The team (`peernix team list`); absent in older cores. */
+  team?: TeamView;
+  /** Notices the user has not yet acknowledged (shown in window, tray and status until then). */
+  notices?: NoticeView[];
   substituterUrl: string;
   publicKey: string; // "name:base64"
   nixConf: string; // the lines a user adds to nix.conf
@@ -240,6 +288,10 @@ export interface PeernixApi {
    * the network status after the change; rejects with a sentence when there is nothing to trust.
    */
   network?(action: NetworkAction): Promise<NetworkStatusView>;
+  /** Adds or removes a team member; resolves to the team after the change, rejects with a sentence. */
+  team?(action: TeamAction): Promise<TeamView>;
+  /** The user saw a notice: it is not shown again (remembered in settings). */
+  noticeSeen?(id: NoticeId): Promise<void>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }
@@ -260,4 +312,7 @@ export interface PeernixBridge {
   doctor?(): Promise<DoctorReport>;
   /** Trust, forget or dismiss a network; absent where the window can't. */
   network?(action: NetworkAction): Promise<NetworkStatusView>;
+  /** Add or remove a team member; absent where the window can't. */
+  team?(action: TeamAction): Promise<TeamView>;
+  noticeSeen?(id: NoticeId): Promise<void>;
 }

@@ -9,6 +9,8 @@ export const CONTROL_API = {
   peerClearBad: '/peernix/api/peer-clear-bad',
   doctor: '/peernix/api/doctor',
   network: '/peernix/api/network',
+  team: '/peernix/api/team',
+  notice: '/peernix/api/notice',
 } as const;
 
 /** The <meta> the dashboard's page carries the control token in (the CSP allows no inline script). */

@@ -31,6 +31,8 @@ const control: ControlHandlers = {
   sharing: marker('sharing'),
   clearBad: marker('clearBad'),
   network: marker('network'),
+  team: marker('team'),
+  notice: marker('notice'),
   notFound: marker('controlNotFound'),
   close: () => {},
 };

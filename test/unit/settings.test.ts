@@ -45,6 +45,7 @@ describe('defaults and schema', () => {
         trustedNetworks: [],
         trustAllNetworks: false,
         team: [],
+        scopesNotice: 'none',
       },
     );
   });
@@ -175,6 +176,21 @@ describe('openDaemonSettings (conf)', () => {
     assert.equal(store.predatesNetworkTrust, true);
     store.set({ trustedNetworks: ['subnet 10.77.0.0/24'] });
     assert.equal(openDaemonSettings(old).predatesNetworkTrust, false, 'once written, never again');
+  });
+
+  test('only a file from before scopes is an upgrade to be told about, and only until scopesNotice is written', T, () => {
+    assert.equal(openDaemonSettings(tmpDir()).predatesScopes, false, 'a first run is not an upgrade');
+    const old = tmpDir();
+    fs.writeFileSync(path.join(old, 'settings.json'), JSON.stringify({ sharing: true, team: [] }));
+    const store = openDaemonSettings(old);
+    assert.equal(store.predatesScopes, true);
+    store.set({ scopesNotice: 'pending' });
+    assert.equal(openDaemonSettings(old).predatesScopes, false, 'once told, never again');
+    assert.equal(openDaemonSettings(old).get().scopesNotice, 'pending');
+    const scoped = tmpDir();
+    fs.writeFileSync(path.join(scoped, 'settings.json'), JSON.stringify({ publicKeys: [] }));
+    assert.equal(openDaemonSettings(scoped).predatesScopes, false, 'a file that names publicKeys knows scopes');
+    assert.throws(() => validatePatch({ scopesNotice: 'maybe' }), /"none", "pending" or "seen"/);
   });
 
   test('a first run writes the defaults, private to the user', T, () => {
