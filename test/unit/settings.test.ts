@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { DEFAULT_EXCLUDE } from '../../src/store/path-scope.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +31,13 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as 
 describe('defaults and schema', () => {
   test('defaults are the documented ones', T, () => {
     assert.deepEqual(
-      { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team] },
+      {
+        ...DEFAULT_SETTINGS,
+        peers: [...DEFAULT_SETTINGS.peers],
+        team: [...DEFAULT_SETTINGS.team],
+        publicKeys: [...DEFAULT_SETTINGS.publicKeys],
+        exclude: [...DEFAULT_SETTINGS.exclude],
+      },
       {
         sharing: true,
         shareListen: '0.0.0.0:9999',
@@ -46,8 +53,19 @@ describe('defaults and schema', () => {
         trustAllNetworks: false,
         team: [],
         scopesNotice: 'none',
+        publicKeys: ['cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='],
+        exclude: [...DEFAULT_EXCLUDE],
       },
     );
+  });
+
+  test('publicKeys and exclude keep what parses, once each, and report the rest', T, () => {
+    const k = 'org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+    const { settings, problems } = validateSettings({ publicKeys: [k, k, 'nokey'], exclude: ['*.env', '*.env', '', 'a/b', 7] });
+    assert.deepEqual(settings.publicKeys, [k]);
+    assert.deepEqual(settings.exclude, ['*.env']);
+    assert.equal(problems.length, 4, problems.join('\n'));
+    assert.deepEqual(validateSettings({ publicKeys: [], exclude: [] }).settings.publicKeys, []);
   });
 
   test('the JSON schema covers every setting with the same defaults', T, () => {
