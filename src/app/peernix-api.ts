@@ -24,6 +24,7 @@ import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import type { LocalStore } from '../store/local-store.ts';
+import { whyStorePath, type PathScopes } from '../store/path-scope.ts';
 
 // The API the front ends use (the control routes, the tray app): the snapshot and its changes, the
 // sharing switch, trusting a network, clearing a bad mark, the doctor, and stopping every part in order.
@@ -53,6 +54,7 @@ export interface ApiParts {
   networkWatch: NetworkWatch;
   roster: TeamRoster;
   notices: Notices;
+  scopes: PathScopes;
   log: Logger;
 }
 
@@ -76,6 +78,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       network: p.networkTrust.view(),
       team: p.roster.view(registry.views()),
       notices: p.notices.view(),
+      scopes: { ...p.scopes.counts(), publicKeys: p.scopes.rules.publicKeys, exclude: p.scopes.rules.exclude.length },
       shareAddresses: share ? shareAddresses(p.shareHost, share.port) : [],
       substituterUrl: p.substituter.url,
       publicKey: p.identity.key.publicKey.text,
@@ -111,6 +114,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       return p.roster.act(action, registry.views());
     },
     noticeSeen: async (id) => p.notices.seen(id),
+    shareWhy: (pathOrHash) => whyStorePath(p.store, p.scopes, pathOrHash),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) p.log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);

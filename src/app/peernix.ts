@@ -36,6 +36,7 @@ import { makeTeamCertificate } from '../wire/team-certificate.ts';
 import { teamKeyAt } from '../domain/team.ts';
 import { TeamRoster } from '../domain/team-roster.ts';
 import { Notices, type NoticeState } from '../domain/notices.ts';
+import { DEFAULT_EXCLUDE, DEFAULT_PUBLIC_KEYS, PathScopes } from '../store/path-scope.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else; what each
 // part does is in its own file. A request from Nix: cache/http-listener.ts → cache/route-table.ts with
@@ -83,6 +84,9 @@ export interface PeernixOptions {
   metricsOnShare?: boolean;
   /** Public keys ("name:base64") of the team: peers this one talks to, and is asked by, over TLS. */
   team?: string[];
+  /** Keys of public caches (what they signed is shared with everyone) and names never shared; defaults in store/path-scope.ts. */
+  publicKeys?: string[];
+  exclude?: string[];
   /** Saves the team (the settings file); absent: changes last for this run only (`--team` given). */
   persistTeam?: (keys: string[]) => void;
   /** The upgrade notice of scoped sharing: where it stands, whether this start found the upgrade, and its saving. */
@@ -118,6 +122,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
   const storeSummary = new StoreSummary(store.summarySource);
+  // Who may see each path of this store (public, team, never), with its counters.
+  const scopes = new PathScopes({ publicKeys: opts.publicKeys ?? DEFAULT_PUBLIC_KEYS, exclude: opts.exclude ?? DEFAULT_EXCLUDE });
   const trust = new TrustWatch({ log, changed: () => notifySoon('status') });
 
   // The team channel: a certificate for this identity key, made anew at each start (the key is what lasts).
@@ -175,6 +181,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     daemonUp: () => storeWatch.daemon.ok,
     subscribe: (l) => activity.events.subscribe(l),
     lanToday: () => activity.lanTotals.view().today,
+    scopes: () => scopes.counts(),
   });
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
   const metricsHandler = createMetricsHandler(metrics);
@@ -283,6 +290,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     networkWatch,
     roster,
     notices,
+    scopes,
     log,
   });
   if (opts.control) substituter.attachControl(opts.control(api, substituter.listener.url));

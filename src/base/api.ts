@@ -173,6 +173,27 @@ export interface TeamView {
   candidates: TeamCandidateView[];
 }
 
+export type PathScopeName = 'public' | 'team' | 'never';
+
+/** How this machine's paths are shared (README, "Team and scopes"), from the scope service's counters. */
+export interface ScopesView {
+  /** Paths judged since start (or since the rules changed), by scope: each path once while its verdict is kept. */
+  judged: Record<PathScopeName, number>;
+  /** Requests answered as if the path were absent because the asker may not see it, by the path's scope. */
+  refused: Record<PathScopeName, number>;
+  publicKeys: string[];
+  exclude: number;
+}
+
+/** `peernix share why`: a path of this store, its scope, why, and who would get it. */
+export interface ShareWhyView {
+  storePath: string;
+  scope: PathScopeName;
+  why: string;
+  /** "everyone on a trusted network", "team members only" or "nobody". */
+  servedTo: string;
+}
+
 /** Add a member by its public key ("name:base64"), or remove one by key, key name or fingerprint. */
 export type TeamAction = { add: string } | { remove: string };
 
@@ -208,6 +229,8 @@ export interface StatusView {
   network?: NetworkStatusView;
   /** The team (`peernix team list`); absent in older cores. */
   team?: TeamView;
+  /** Scope counts and refusals by scope; absent in older cores. */
+  scopes?: ScopesView;
   /** Notices the user has not yet acknowledged (shown in window, tray and status until then). */
   notices?: NoticeView[];
   substituterUrl: string;
@@ -292,6 +315,8 @@ export interface PeernixApi {
   team?(action: TeamAction): Promise<TeamView>;
   /** The user saw a notice: it is not shown again (remembered in settings). */
   noticeSeen?(id: NoticeId): Promise<void>;
+  /** A path of this store by full path, base name or hash part: its scope; null when the store lacks it. */
+  shareWhy?(pathOrHash: string): Promise<ShareWhyView | null>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }

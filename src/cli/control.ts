@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { NetworkStatusView, NoticeView, Snapshot, TeamView } from '../base/api.ts';
-import { baseUrlFromListen, clearPeerBad, fetchSnapshot, networkAction, noticeSeen, setSharing, teamAction } from '../control/client.ts';
+import { baseUrlFromListen, clearPeerBad, fetchSnapshot, networkAction, noticeSeen, setSharing, shareWhy, teamAction } from '../control/client.ts';
 import { readToken } from '../control/token.ts';
 import { openDaemonSettings } from '../app/settings.ts';
 import { defaultStateDir } from '../base/state-dir.ts';
@@ -124,6 +124,24 @@ export async function team(argv: string[]): Promise<number> {
   return 0;
 }
 
+const SHARE_USAGE = 'usage: peernix share why <store path or hash part> [--json] [--listen HOST:PORT] [--state-dir DIR]\n';
+
+export async function share(argv: string[]): Promise<number> {
+  const t = target(argv);
+  const [verb, what, ...more] = t.positionals;
+  if (verb !== 'why' || !what || more.length) {
+    process.stderr.write(SHARE_USAGE);
+    return 2;
+  }
+  const why = await shareWhy(t.baseUrl, what);
+  if (!why) {
+    process.stderr.write(`peernix: this store does not hold ${what}; nobody gets it from here\n`);
+    return 1;
+  }
+  process.stdout.write(t.json ? JSON.stringify(why, null, 2) + '\n' : `${why.storePath}\n  scope: ${why.scope} (${why.why})\n  served to: ${why.servedTo}\n`);
+  return 0;
+}
+
 function teamLines(v: TeamView): string[] {
   return [
     `team: ${v.members.length ? `${v.members.length} member(s)` : 'nobody yet: team paths go to no one (`peernix team add <public key>`)'}${v.saved ? '' : ' (for this run only: --team was given)'}`,
@@ -159,6 +177,11 @@ function describe(s: Snapshot): string {
       : []),
     ...(st.shareError ? [`  !             ${st.shareError}`] : []),
     ...(st.notices ?? []).map((n) => `  NOTICE:       ${n.text} (\`peernix team list\` shows whom to add, and stops this notice)`),
+    ...(st.scopes
+      ? [
+          `  scopes:       ${scopeLine(st.scopes.judged)} judged; refused by scope: ${scopeLine(st.scopes.refused)} (public keys: ${st.scopes.publicKeys.map((k) => k.slice(0, k.indexOf(':'))).join(', ') || 'none'}; ${st.scopes.exclude} exclude patterns)`,
+        ]
+      : []),
     ...(st.team
       ? [
           `  team:         ${st.team.members.length ? st.team.members.map((m) => `${m.name} (${m.fingerprint})`).join(', ') : 'nobody (`peernix team add <public key>`)'}`,
@@ -190,6 +213,10 @@ function describe(s: Snapshot): string {
     ...s.events.slice(0, 10).map((e) => `    ${new Date(e.time).toISOString()} ${eventLine(e)}`),
   ];
   return lines.join('\n') + '\n';
+}
+
+function scopeLine(n: Record<'public' | 'team' | 'never', number>): string {
+  return `public ${n.public}, team ${n.team}, never ${n.never}`;
 }
 
 function lanLines(s: Snapshot): string[] {

@@ -1,6 +1,6 @@
 // What the CLI (`peernix status`, `peernix sharing on|off`) uses to talk to a running Peernix over
 // its loopback listener. Errors are turned into sentences a user can act on.
-import type { NetworkAction, NetworkStatusView, NoticeId, Snapshot, TeamAction, TeamView } from '../base/api.ts';
+import type { NetworkAction, NetworkStatusView, NoticeId, ShareWhyView, Snapshot, TeamAction, TeamView } from '../base/api.ts';
 import { CONTROL_API } from './contract.ts';
 import { formatHostPort, parseHostPort } from '../base/listen-address.ts';
 
@@ -70,6 +70,20 @@ export async function teamAction(baseUrl: string, token: string, action: TeamAct
   if (typeof view !== 'object' || view === null || !Array.isArray(view.members))
     throw new ControlError(`${endpoint(baseUrl, 'team')} gave an unexpected answer`);
   return view;
+}
+
+/** A path's scope and who would get it; null when the store does not hold it. */
+export async function shareWhy(baseUrl: string, pathOrHash: string): Promise<ShareWhyView | null> {
+  const url = `${endpoint(baseUrl, 'shareWhy')}?path=${encodeURIComponent(pathOrHash)}`;
+  const res = await send(baseUrl, url, { method: 'GET' }, TIMEOUT_MS);
+  const body = parseJson(res.body, url);
+  if (res.status === 404 && typeof (body as { error?: unknown } | null)?.error === 'string' && /does not hold/.test((body as { error: string }).error))
+    return null;
+  if (res.status !== 200) throw new ControlError(explain(res.status, body, url), res.status);
+  const v = body as ShareWhyView | null;
+  if (typeof v !== 'object' || v === null || typeof v.scope !== 'string' || typeof v.why !== 'string')
+    throw new ControlError(`${url} gave an unexpected answer`);
+  return v;
 }
 
 /** Says the user read a one-time notice. */

@@ -11,6 +11,7 @@ export const CONTROL_API = {
   network: '/peernix/api/network',
   team: '/peernix/api/team',
   notice: '/peernix/api/notice',
+  shareWhy: '/peernix/api/share-why',
 } as const;
 
 /** The <meta> the dashboard's page carries the control token in (the CSP allows no inline script). */

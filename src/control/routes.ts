@@ -14,6 +14,7 @@
 //   POST /peernix/api/network   {"trust"|"forget": id or "current"} or {"dismiss": id} (same rules)
 //   POST /peernix/api/team      {"add": "name:base64"} or {"remove": key, key name or fingerprint} (same rules)
 //   POST /peernix/api/notice    {"seen": "scopes"}: the user read a one-time notice (same rules)
+//   GET  /peernix/api/share-why?path=P  ShareWhyView of a store path, base name or hash part (404: not in this store)
 // Every /peernix request passes the Host and Origin checks (security.ts) before anything else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeernixApi } from '../base/api.ts';
@@ -59,6 +60,7 @@ export interface ControlHandlers {
   network: RouteHandler;
   team: RouteHandler;
   notice: RouteHandler;
+  shareWhy: RouteHandler;
   notFound: RouteHandler;
   close(): void;
 }
@@ -92,6 +94,7 @@ export function loopbackRoutes(parts: { metrics: RouteHandler | null; control: C
     api('network', ['POST'], CONTROL_API.network, c.network),
     api('team', ['POST'], CONTROL_API.team, c.team),
     api('notice', ['POST'], CONTROL_API.notice, c.notice),
+    api('share-why', ['GET'], CONTROL_API.shareWhy, c.shareWhy),
     // Everything else under /peernix/ is ours too (and checked as ours), never a cache path.
     api('control-unknown', ANY_METHOD, /^\/peernix\//, c.notFound),
   );
@@ -143,6 +146,19 @@ export function createControlHandlers(opts: ControlRoutesOptions): ControlHandle
     network: saying(postNetwork),
     team: saying(postTeam),
     notice: saying(postNotice),
+    shareWhy: saying(async (_req, res, m) => {
+      const path = new URLSearchParams(m.query).get('path');
+      if (!path || path.length > 400) throw new BadRequest('give ?path=<store path, base name or hash part>');
+      if (!opts.api.shareWhy) throw new NotFound('this Peernix has no path scopes');
+      let why: Awaited<ReturnType<NonNullable<PeernixApi['shareWhy']>>>;
+      try {
+        why = await opts.api.shareWhy(path);
+      } catch (err) {
+        throw new BadRequest(errorMessage(err));
+      }
+      if (!why) throw new NotFound('this store does not hold that path');
+      sendJson(res, why);
+    }),
     notFound() {
       throw new NotFound();
     },

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FallbackReason, LanTally, PeernixEvent, PeerView } from '../base/api.ts';
+import type { FallbackReason, LanTally, PeernixEvent, PeerView, ScopesView } from '../base/api.ts';
 import type { Peer } from '../peers/registry.ts';
 import { PeerByteLabels } from './peer-labels.ts';
 
@@ -22,6 +22,8 @@ export interface MetricsSources {
   subscribe: (listener: (e: PeernixEvent) => void) => () => void;
   /** What the LAN did today (local time), from the totals the window shows. */
   lanToday?: () => LanTally;
+  /** The scope service's counters: paths by scope, requests refused by scope. */
+  scopes?: () => Pick<ScopesView, 'judged' | 'refused'>;
   /** Most peers with their own label; the rest count as peer="other". */
   peerLabelCap?: number;
 }
@@ -159,6 +161,29 @@ export class PeernixMetrics {
         this.set(labels.labelCount());
       },
     });
+    const scopes = src.scopes;
+    if (scopes) {
+      // Read from the scope service's own counters when scraped: three series each, never a label per path.
+      new Gauge({
+        name: 'peernix_scope_paths',
+        help: 'Store paths judged by scope (public, team, never) since start or since the scope rules changed.',
+        labelNames: ['scope'],
+        registers,
+        collect() {
+          for (const [scope, n] of Object.entries(scopes().judged)) this.set({ scope }, n);
+        },
+      });
+      new Counter({
+        name: 'peernix_scope_refused_total',
+        help: 'Requests answered as if the path were absent because the asker may not see its scope, by the path scope.',
+        labelNames: ['scope'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [scope, n] of Object.entries(scopes().refused)) this.inc({ scope }, n);
+        },
+      });
+    }
     const today = src.lanToday;
     if (today) {
       // Gauges, not counters: they start again at local midnight, as the window's "today" does.

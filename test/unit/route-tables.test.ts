@@ -33,6 +33,7 @@ const control: ControlHandlers = {
   network: marker('network'),
   team: marker('team'),
   notice: marker('notice'),
+  shareWhy: marker('shareWhy'),
   notFound: marker('controlNotFound'),
   close: () => {},
 };
