@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
@@ -94,6 +94,29 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
     await shot('3-gc-fallback-event');
   });
 
+  it('"Add to team" on the other peer’s row puts its proven key in the team, saved in settings, shown with its fingerprint', async () => {
+    const row = page.locator('[data-testid="peer-row"]', { hasText: 'buildbox-b' });
+    const fp = (await row.getByTestId('peer-fingerprint').innerText()).trim();
+    const bKey = (await pl.status(B)).status.publicKey;
+    assert.equal(fp, (await pl.status(A)).peers.find((p) => p.name === 'buildbox-b')?.fingerprint, 'the fingerprint shown is the one A computed');
+    await row.getByTestId('peer-add-team').click();
+    await row.getByTestId('peer-team-member').waitFor({ timeout: 10_000 });
+    const member = page.locator('[data-testid="team-member"]', { hasText: fp });
+    await member.waitFor({ timeout: 10_000 });
+    const status = await pl.status(A);
+    assert.deepEqual(
+      status.status.team?.members.map((m) => m.publicKey),
+      [bKey],
+    );
+    assert.deepEqual(JSON.parse(readFileSync(`${A.stateDir}/settings.json`, 'utf8')).team, [bKey], 'saved for the next start');
+    assert.ok(status.events.some((e) => e.type === 'team' && e.change === 'added' && e.fingerprint === fp));
+    await shot('4-team-added');
+    await member.getByTestId('team-remove').click();
+    await row.getByTestId('peer-add-team').waitFor({ timeout: 10_000 });
+    assert.deepEqual((await pl.status(A)).status.team?.members, []);
+    assert.deepEqual(JSON.parse(readFileSync(`${A.stateDir}/settings.json`, 'utf8')).team, []);
+  });
+
   it('toggling sharing off in the page stops the other host from seeing this one', async (t) => {
     assert.ok(upPeers(await pl.status(B)).includes('laptop-a'));
     const clicked = Date.now();
@@ -111,6 +134,6 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
     t.diagnostic(`B dropped A ${down.time - clicked} ms after the click`);
     assert.ok(down.time - clicked <= 2000, `${down.time - clicked} ms`);
     assert.equal(await page.locator('[data-testid="sharing-toggle"]').isChecked(), false);
-    await shot('4-sharing-off');
+    await shot('5-sharing-off');
   });
 });
