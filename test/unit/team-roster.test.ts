@@ -8,7 +8,8 @@ import { askerClassifier } from '../../src/cache/asker-class.ts';
 import { listen } from '../../src/cache/http-listener.ts';
 import { makeTeamCertificate, type TeamCertificate } from '../../src/wire/team-certificate.ts';
 import { Notices, SCOPES_NOTICE_TEXT, type NoticeState } from '../../src/domain/notices.ts';
-import { keyFingerprint } from '../../src/domain/team.ts';
+import { keyFingerprint, teamKeyAt } from '../../src/domain/team.ts';
+import { PeerClient } from '../../src/peers/peer-client.ts';
 import { MAX_TEAM_MEMBERS, TeamRoster } from '../../src/domain/team-roster.ts';
 import { generateKeyPair, parsePublicKey, parseSecretKey } from '../../src/nix/signing.ts';
 
@@ -84,6 +85,44 @@ describe('the live team', () => {
       teamEvents.map((e) => `${e.change} ${e.name}`),
       ['removed alice-1', 'added alice-1'],
     );
+  });
+
+  test('the peer client’s TLS choice follows the roster at once: plain before, the team channel after add, plain after remove', {
+    timeout: 20_000,
+  }, async (t) => {
+    const ownerSecret = generateKeyPair('owner-1');
+    const owner = parseSecretKey(ownerSecret.secretKeyText);
+    const me = parseSecretKey(aliceSecret.secretKeyText);
+    // The owner has this machine (alice) in its team: a request of ours over TLS is 'team' there.
+    const ownerClassify = askerClassifier(() => new Set([me.publicKey.key.toString('base64')]));
+    const asked: string[] = [];
+    const server = await listen({
+      host: '127.0.0.1',
+      port: 0,
+      log,
+      tls: await makeTeamCertificate(owner),
+      handler: (req, res) => {
+        asked.push(ownerClassify(req));
+        res.statusCode = 404;
+        res.end();
+      },
+    });
+    t.after(() => server.close(0));
+    const { r } = roster();
+    const peers = [{ url: server.url, publicKey: ownerSecret.publicKeyText, verified: true }];
+    const client = new PeerClient(
+      { narInfoMs: 3000 },
+      'test',
+      {},
+      { team: { cert: await makeTeamCertificate(me), keyOf: (origin) => teamKeyAt(origin, peers, r.keys()) } },
+    );
+    t.after(() => client.close());
+    await client.narInfo(server.url, 'a'.repeat(32));
+    r.act({ add: ownerSecret.publicKeyText }, []);
+    await client.narInfo(server.url, 'a'.repeat(32));
+    r.act({ remove: 'owner-1' }, []);
+    await client.narInfo(server.url, 'a'.repeat(32));
+    assert.deepEqual(asked, ['anonymous', 'team', 'anonymous']);
   });
 
   test('bad keys, duplicates under another name, its own key and an unknown member are refused with a reason', () => {
