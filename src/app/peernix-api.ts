@@ -19,6 +19,7 @@ import type { MdnsDiscovery } from '../peers/discovery.ts';
 import type { NetworkWatch } from '../peers/network-watch.ts';
 import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
+import { whyStorePath, type PathScopes } from '../store/path-scope.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import type { LocalStore } from '../store/local-store.ts';
 
@@ -45,6 +46,7 @@ export interface ApiParts {
   store: LocalStore;
   client: PeerClient;
   summaries: PeerSummaries;
+  scopes: PathScopes;
   metrics: PeernixMetrics;
   networkTrust: NetworkTrust;
   networkWatch: NetworkWatch;
@@ -68,6 +70,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       shareUrl: share ? `http://${formatHostPort(p.shareHost, share.port)}` : null,
       shareError: sharing.error,
       sharePaused: sharing.paused,
+      scopes: { ...p.scopes.counts(), ...p.scopes.rules },
       network: p.networkTrust.view(),
       shareAddresses: share ? shareAddresses(p.shareHost, share.port) : [],
       substituterUrl: p.substituter.url,
@@ -95,6 +98,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
     subscribe: (listener) => activity.changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
     network: (action) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : p.networkTrust.act(action)),
+    shareWhy: (pathOrHash) => whyStorePath(p.store, p.scopes, pathOrHash),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) p.log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);

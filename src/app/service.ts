@@ -72,6 +72,8 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     peerCompression: s.peerCompression,
     metricsOnShare: s.metricsOnShare,
     team: s.team,
+    publicKeys: s.publicKeys,
+    exclude: s.exclude,
     goUdp: s.goPeers ? { port: s.goUdpPort } : null,
     version: opts.version,
     log: opts.log,

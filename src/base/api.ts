@@ -187,6 +187,29 @@ export interface StatusView {
   shareAddresses?: string[];
   peersUp: number;
   startedAt: number;
+  /**
+   * Scoped sharing (README, "What is shared with whom"): paths judged since start by scope, and
+   * requests answered as absent because the asker may not see the path, by the path's scope.
+   */
+  scopes?: ScopeCountsView;
+}
+
+export type PathScopeName = 'public' | 'team' | 'never';
+
+export interface ScopeCountsView {
+  judged: Record<PathScopeName, number>;
+  refused: Record<PathScopeName, number>;
+  /** The rules: public caches' keys and the exclude patterns in force. */
+  publicKeys: string[];
+  exclude: string[];
+}
+
+/** `share why`: a path of this store, its scope, why, and who would get it. */
+export interface ShareWhyView {
+  storePath: string;
+  scope: PathScopeName;
+  why: string;
+  servedTo: string;
 }
 
 export interface Snapshot {
@@ -240,6 +263,8 @@ export interface PeernixApi {
    * the network status after the change; rejects with a sentence when there is nothing to trust.
    */
   network?(action: NetworkAction): Promise<NetworkStatusView>;
+  /** The scope of a store path of this store (full path, base name or hash part); null when not held. */
+  shareWhy?(pathOrHash: string): Promise<ShareWhyView | null>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }
