@@ -49,12 +49,12 @@ export interface ApiParts {
   store: LocalStore;
   client: PeerClient;
   summaries: PeerSummaries;
+  scopes: PathScopes;
   metrics: PeernixMetrics;
   networkTrust: NetworkTrust;
   networkWatch: NetworkWatch;
   roster: TeamRoster;
   notices: Notices;
-  scopes: PathScopes;
   log: Logger;
 }
 
@@ -75,10 +75,10 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       shareUrl: share ? `http://${formatHostPort(p.shareHost, share.port)}` : null,
       shareError: sharing.error,
       sharePaused: sharing.paused,
+      scopes: { ...p.scopes.counts(), ...p.scopes.rules },
       network: p.networkTrust.view(),
       team: p.roster.view(registry.views()),
       notices: p.notices.view(),
-      scopes: { ...p.scopes.counts(), publicKeys: p.scopes.rules.publicKeys, exclude: p.scopes.rules.exclude.length },
       shareAddresses: share ? shareAddresses(p.shareHost, share.port) : [],
       substituterUrl: p.substituter.url,
       publicKey: p.identity.key.publicKey.text,

@@ -23,7 +23,8 @@ import { PeerSummaries } from '../peers/peer-summaries.ts';
 import { PeerRegistry, type Peer } from '../peers/registry.ts';
 import { staticPeerInfo } from '../peers/static-peer.ts';
 import { LocalStore, type NarSourceKind } from '../store/local-store.ts';
-import { StoreSummary } from '../store/store-summary.ts';
+import { DEFAULT_EXCLUDE, DEFAULT_PUBLIC_KEYS, PathScopes } from '../store/path-scope.ts';
+import { ScopedSummaries } from '../store/scoped-summaries.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import { createPeernixApi } from './peernix-api.ts';
 import { createRealisationHandler } from '../cache/realisation-route.ts';
@@ -36,7 +37,6 @@ import { makeTeamCertificate } from '../wire/team-certificate.ts';
 import { teamKeyAt } from '../domain/team.ts';
 import { TeamRoster } from '../domain/team-roster.ts';
 import { Notices, type NoticeState } from '../domain/notices.ts';
-import { DEFAULT_EXCLUDE, DEFAULT_PUBLIC_KEYS, PathScopes } from '../store/path-scope.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else; what each
 // part does is in its own file. A request from Nix: cache/http-listener.ts → cache/route-table.ts with
@@ -84,8 +84,9 @@ export interface PeernixOptions {
   metricsOnShare?: boolean;
   /** Public keys ("name:base64") of the team: peers this one talks to, and is asked by, over TLS. */
   team?: string[];
-  /** Keys of public caches (what they signed is shared with everyone) and names never shared; defaults in store/path-scope.ts. */
+  /** Keys of public caches: what they signed is public (default cache.nixos.org-1). */
   publicKeys?: string[];
+  /** Store path name patterns never shared (default store/path-scope.ts DEFAULT_EXCLUDE). */
   exclude?: string[];
   /** Saves the team (the settings file); absent: changes last for this run only (`--team` given). */
   persistTeam?: (keys: string[]) => void;
@@ -121,9 +122,9 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     onMetadataSource: (source, why) => reportMetadataSource(log, source, why, () => notifySoon('status')),
   });
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
-  const storeSummary = new StoreSummary(store.summarySource);
-  // Who may see each path of this store (public, team, never), with its counters.
+  // Who sees which path: public to everyone on a trusted network, team to team members, never to nobody.
   const scopes = new PathScopes({ publicKeys: opts.publicKeys ?? DEFAULT_PUBLIC_KEYS, exclude: opts.exclude ?? DEFAULT_EXCLUDE });
+  const summaries = new ScopedSummaries({ source: store.summarySource, scopes, pathInfo: (hashPart) => store.pathInfoFromDb(hashPart) });
   const trust = new TrustWatch({ log, changed: () => notifySoon('status') });
 
   // The team channel: a certificate for this identity key, made anew at each start (the key is what lasts).
@@ -149,14 +150,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true, team });
   // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
-  const summaries = new PeerSummaries({
+  const peerSummaries = new PeerSummaries({
     log: log.child('summaries'),
     userAgent: `peernix/${opts.version}`,
     onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')),
   });
-  const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => summaries.view(id) });
+  const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => peerSummaries.view(id) });
   const history = new PeerHistory();
-  const stopWatchingPeers = watchPeers({ registry, events: activity.events, history, summaries, log, changed: () => notifySoon('peers') });
+  const stopWatchingPeers = watchPeers({ registry, events: activity.events, history, summaries: peerSummaries, log, changed: () => notifySoon('peers') });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
   const resolver = new Resolver({
     local,
@@ -168,12 +169,12 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log: log.child('resolver'),
     goUdpPort: opts.goUdp?.port,
     trust: () => trust.policy,
-    mayHave: (peer, hashPart) => summaries.mayHave(peer.id, hashPart),
+    mayHave: (peer, hashPart) => peerSummaries.mayHave(peer.id, hashPart),
     // A lookup no peer could answer is a miss the LAN answered at once (Nix goes on to its other caches).
     onMiss: () => activity.lanTotals.countMiss(),
   });
 
-  const storeWatch = new StoreWatch({ store, summary: storeSummary, sharing: () => sharing.on, log, changed: () => notifySoon('status') });
+  const storeWatch = new StoreWatch({ store, summary: summaries, sharing: () => sharing.on, log, changed: () => notifySoon('status') });
   const metrics = new PeernixMetrics({
     peers: () => registry.all(),
     peerViews: () => registry.views(),
@@ -217,7 +218,9 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     local,
     store,
     identity,
-    summary: storeSummary,
+    summaries,
+    scopes,
+    teamKeys,
     registry,
     activity,
     metrics,
@@ -284,13 +287,13 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     storeWatch,
     store,
     client,
-    summaries,
+    summaries: peerSummaries,
+    scopes,
     metrics,
     networkTrust,
     networkWatch,
     roster,
     notices,
-    scopes,
     log,
   });
   if (opts.control) substituter.attachControl(opts.control(api, substituter.listener.url));

@@ -19,7 +19,10 @@ import type { PeerRegistry } from '../peers/registry.ts';
 import type { SecretKey } from '../nix/signing.ts';
 import type { TeamCertificate } from '../wire/team-certificate.ts';
 import type { LocalStore } from '../store/local-store.ts';
-import type { StoreSummary } from '../store/store-summary.ts';
+import type { ScopedSummaries } from '../store/scoped-summaries.ts';
+import type { PathScopes } from '../store/path-scope.ts';
+import { scopePolicy } from '../cache/scope-policy.ts';
+import { askerClassifier } from '../cache/asker-class.ts';
 import { CACHE_PRIORITY } from './cache-priority.ts';
 
 // The share side: the LAN listener behind the sharing switch, serving this machine's own store and
@@ -31,7 +34,11 @@ export interface ShareSideParts {
   local: CacheBackend;
   store: LocalStore;
   identity: { instanceId: string; key: SecretKey };
-  summary: StoreSummary;
+  /** The two summaries: a stranger's (public paths) and a team member's (public and team paths). */
+  summaries: ScopedSummaries;
+  /** Who sees which path (store/path-scope.ts), and the team's raw identity keys as they are now. */
+  scopes: PathScopes;
+  teamKeys: () => ReadonlySet<string>;
   registry: PeerRegistry;
   activity: Activity;
   metrics: PeernixMetrics;
@@ -73,13 +80,18 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
     shareRoutes({
       cache,
       identity: createIdentityHandler(p.identity),
-      summary: createSummaryHandler({ summary: p.summary }),
+      summary: createSummaryHandler({ summary: (asker) => p.summaries.for(asker === 'team') }),
       // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
       reachBack: createReachBackHandler({ portOf: (address) => registry.findByAddress(address)?.port ?? null }),
       metrics: p.metricsHandler,
       realisation: p.realisation,
     }),
-    { log: log.child('share'), last: true },
+    {
+      log: log.child('share'),
+      last: true,
+      // The one place who may see what is decided, for every route of the table (scope-policy.ts).
+      policy: scopePolicy({ classify: askerClassifier(p.teamKeys), scopes: p.scopes, narInfo: (hashPart) => p.local.narInfo(hashPart) }),
+    },
   );
   const sharing: SharingSwitch = new SharingSwitch({
     companion: p.goUdp
@@ -87,6 +99,7 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
           host: p.address.host,
           port: p.goUdp.port,
           store: p.store,
+          scopes: p.scopes,
           sharePort: () => sharing.listener?.port,
           proven: (address) => p.registry.findByAddress(address)?.state === 'up',
           log: log.child('go-udp'),

@@ -173,27 +173,6 @@ export interface TeamView {
   candidates: TeamCandidateView[];
 }
 
-export type PathScopeName = 'public' | 'team' | 'never';
-
-/** How this machine's paths are shared (README, "Team and scopes"), from the scope service's counters. */
-export interface ScopesView {
-  /** Paths judged since start (or since the rules changed), by scope: each path once while its verdict is kept. */
-  judged: Record<PathScopeName, number>;
-  /** Requests answered as if the path were absent because the asker may not see it, by the path's scope. */
-  refused: Record<PathScopeName, number>;
-  publicKeys: string[];
-  exclude: number;
-}
-
-/** `peernix share why`: a path of this store, its scope, why, and who would get it. */
-export interface ShareWhyView {
-  storePath: string;
-  scope: PathScopeName;
-  why: string;
-  /** "everyone on a trusted network", "team members only" or "nobody". */
-  servedTo: string;
-}
-
 /** Add a member by its public key ("name:base64"), or remove one by key, key name or fingerprint. */
 export type TeamAction = { add: string } | { remove: string };
 
@@ -229,8 +208,6 @@ export interface StatusView {
   network?: NetworkStatusView;
   /** The team (`peernix team list`); absent in older cores. */
   team?: TeamView;
-  /** Scope counts and refusals by scope; absent in older cores. */
-  scopes?: ScopesView;
   /** Notices the user has not yet acknowledged (shown in window, tray and status until then). */
   notices?: NoticeView[];
   substituterUrl: string;
@@ -258,6 +235,29 @@ export interface StatusView {
   shareAddresses?: string[];
   peersUp: number;
   startedAt: number;
+  /**
+   * Scoped sharing (README, "What is shared with whom"): paths judged since start by scope, and
+   * requests answered as absent because the asker may not see the path, by the path's scope.
+   */
+  scopes?: ScopeCountsView;
+}
+
+export type PathScopeName = 'public' | 'team' | 'never';
+
+export interface ScopeCountsView {
+  judged: Record<PathScopeName, number>;
+  refused: Record<PathScopeName, number>;
+  /** The rules: public caches' keys and the exclude patterns in force. */
+  publicKeys: string[];
+  exclude: string[];
+}
+
+/** `share why`: a path of this store, its scope, why, and who would get it. */
+export interface ShareWhyView {
+  storePath: string;
+  scope: PathScopeName;
+  why: string;
+  servedTo: string;
 }
 
 export interface Snapshot {

@@ -179,7 +179,7 @@ function describe(s: Snapshot): string {
     ...(st.notices ?? []).map((n) => `  NOTICE:       ${n.text} (\`peernix team list\` shows whom to add, and stops this notice)`),
     ...(st.scopes
       ? [
-          `  scopes:       ${scopeLine(st.scopes.judged)} judged; refused by scope: ${scopeLine(st.scopes.refused)} (public keys: ${st.scopes.publicKeys.map((k) => k.slice(0, k.indexOf(':'))).join(', ') || 'none'}; ${st.scopes.exclude} exclude patterns)`,
+          `  scopes:       ${scopeLine(st.scopes.judged)} judged; refused by scope: ${scopeLine(st.scopes.refused)} (public keys: ${st.scopes.publicKeys.map((k) => k.slice(0, k.indexOf(':'))).join(', ') || 'none'}; ${st.scopes.exclude.length} exclude patterns)`,
         ]
       : []),
     ...(st.team

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FallbackReason, LanTally, PeernixEvent, PeerView, ScopesView } from '../base/api.ts';
+import type { FallbackReason, LanTally, PeernixEvent, PeerView, ScopeCountsView } from '../base/api.ts';
 import type { Peer } from '../peers/registry.ts';
 import { PeerByteLabels } from './peer-labels.ts';
 
@@ -23,7 +23,7 @@ export interface MetricsSources {
   /** What the LAN did today (local time), from the totals the window shows. */
   lanToday?: () => LanTally;
   /** The scope service's counters: paths by scope, requests refused by scope. */
-  scopes?: () => Pick<ScopesView, 'judged' | 'refused'>;
+  scopes?: () => Pick<ScopeCountsView, 'judged' | 'refused'>;
   /** Most peers with their own label; the rest count as peer="other". */
   peerLabelCap?: number;
 }

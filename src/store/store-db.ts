@@ -104,11 +104,11 @@ export class StoreDb {
   }
 
   /** Hash parts of the rows added after `afterId`, in id order (this store's summary); null when the database can't be read. */
-  hashPartsAfter(afterId: number): { id: number; hashPart: string }[] | null {
+  hashPartsAfter(afterId: number): { id: number; hashPart: string; path: string }[] | null {
     try {
-      const out: { id: number; hashPart: string }[] = [];
+      const out: { id: number; hashPart: string; path: string }[] = [];
       for (const row of this.rowsAfter.iterate(afterId) as Iterable<{ id: number; path: string }>)
-        out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32) });
+        out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32), path: row.path });
       return out;
     } catch {
       return null;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ScopesView } from '../../src/base/api.ts';
+import type { ScopeCountsView } from '../../src/base/api.ts';
 import { EventLog } from '../../src/base/events.ts';
 import { scopeChecks } from '../../src/doctor/scope-checks.ts';
 import type { DoctorFacts } from '../../src/doctor/facts.ts';
@@ -52,11 +52,11 @@ describe('scope counts in metrics', () => {
 });
 
 describe('the doctor on scopes', () => {
-  const scopesView = (refusedTeam: number): ScopesView => ({
+  const scopesView = (refusedTeam: number): ScopeCountsView => ({
     judged: { public: 5, team: 3, never: 1 },
     refused: { public: 0, team: refusedTeam, never: 2 },
     publicKeys: [...DEFAULT_PUBLIC_KEYS],
-    exclude: DEFAULT_EXCLUDE.length,
+    exclude: [...DEFAULT_EXCLUDE],
   });
   const doctorFacts = (status: Parameters<typeof snapshotFixture>[0]) => ({ peernix: { snapshot: snapshotFixture(status), error: null } }) as DoctorFacts;
   const team = (n: number) => ({
