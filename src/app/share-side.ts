@@ -20,7 +20,8 @@ import type { SecretKey } from '../nix/signing.ts';
 import type { TeamCertificate } from '../wire/team-certificate.ts';
 import type { LocalStore } from '../store/local-store.ts';
 import type { ScopedSummaries } from '../store/scoped-summaries.ts';
-import type { PathScopes } from '../store/path-scope.ts';
+import type { PathScope, PathScopes } from '../store/path-scope.ts';
+import { parseStorePath } from '../nix/store-path.ts';
 import { scopePolicy } from '../cache/scope-policy.ts';
 import { askerClassifier } from '../cache/asker-class.ts';
 import { CACHE_PRIORITY } from './cache-priority.ts';
@@ -73,8 +74,25 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
       // A colleague using this machine as a plain binary cache is served all the same.
       else if (ok) lanTotals.countTransfer('out', bytes);
     },
-    trackNar: ({ remoteAddress, storePath, total, bytes, wireBytes }) =>
-      transfers.begin({ storePath, direction: 'out', peerName: registry.findByAddress(remoteAddress)?.name ?? remoteAddress, total, bytes, wireBytes }),
+    trackNar: ({ remoteAddress, storePath, total, bytes, wireBytes }) => {
+      // The policy judged this path before serving it: its verdict is cached, found here by its narinfo.
+      let scope: PathScope | undefined;
+      void Promise.resolve()
+        .then(() => p.local.narInfo(parseStorePath(storePath).hashPart))
+        .then(
+          (info) => (scope = info ? p.scopes.scopeOf(info) : undefined),
+          () => {},
+        );
+      return transfers.begin({
+        storePath,
+        direction: 'out',
+        peerName: registry.findByAddress(remoteAddress)?.name ?? remoteAddress,
+        total,
+        bytes,
+        wireBytes,
+        scope: () => scope,
+      });
+    },
   });
   const serve = serveRoutes(
     shareRoutes({

@@ -70,6 +70,8 @@ export interface TransferView {
   startedAt: number;
   /** Set once it ended; the row stays a few seconds so the user sees how it ended. */
   outcome: 'ok' | 'failed' | 'resumed' | null;
+  /** A served path's scope (who may have it), once known; absent for fetched paths and older cores. */
+  scope?: 'public' | 'team' | 'never';
 }
 
 /** What the LAN did for this machine over one period. */

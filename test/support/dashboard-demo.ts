@@ -182,6 +182,7 @@ export function demoTransfers(at = now): TransferView[] {
       bytesPerSec: 4_100_000,
       startedAt: at - 2000,
       outcome: null,
+      scope: 'team',
     },
     {
       id: 3,

@@ -256,6 +256,10 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
       'a peer that has not proven its key is not offered',
     );
 
+    // A served transfer says whom its path is for.
+    assert.equal(await page.locator('[data-testid="transfer-row"][data-direction="out"]').getByTestId('transfer-scope').textContent(), 'team');
+    assert.equal(await page.locator('[data-testid="transfer-row"][data-direction="in"]').getByTestId('transfer-scope').count(), 0);
+
     // A key pasted in the team card; a bad one is refused with the reason in the status line.
     const carol = generateKeyPair('carol-1').publicKeyText;
     await page.getByTestId('team-key').fill(carol);
