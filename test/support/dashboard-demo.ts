@@ -5,6 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type {
   NoticeId,
+  ShareWhyView,
   TeamAction,
   TeamView,
   NetworkAction,
@@ -382,6 +383,8 @@ export class DemoApi implements PeernixApi {
     this.emit({ topic: 'status' });
     return structuredClone(team);
   }
+  /** `share why` as a test sets it; by default the demo store holds nothing. */
+  shareWhy: (pathOrHash: string) => Promise<ShareWhyView | null> = async () => null;
   noticesSeen: NoticeId[] = [];
   async noticeSeen(id: NoticeId) {
     this.noticesSeen.push(id);
