@@ -41,6 +41,13 @@ export function renderTeam(status: StatusView | null, act: TeamAct | null): void
   empty.hidden = team.members.length > 0;
   empty.textContent = 'Nobody yet: paths built or added here go to no one. Add a colleague from the peers list, or paste their public key.';
   byId('team-saved').hidden = team.saved;
+  const sc = status?.scopes;
+  const counts = byId('team-scopes');
+  counts.hidden = !sc;
+  if (sc) {
+    const refused = sc.refused.public + sc.refused.team + sc.refused.never;
+    counts.textContent = `Paths judged: ${sc.judged.public} public · ${sc.judged.team} team · ${sc.judged.never} never. Requests refused by scope: ${refused}.`;
+  }
   const input = byId<HTMLInputElement>('team-key');
   const add = byId<HTMLButtonElement>('team-add');
   input.disabled = add.disabled = !act;

@@ -230,7 +230,16 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
   it('team: the upgrade notice offers a trusted peer, a peer is added from the peers list in one click, a pasted key is added, a member removed', async () => {
     const api = demoApi();
     const [build, mac, bob] = demoPeers;
-    api.snap.status = { ...api.snap.status, notices: [{ id: 'scopes', text: 'Peernix now shares by scope: team paths go only to your team.' }] };
+    api.snap.status = {
+      ...api.snap.status,
+      notices: [{ id: 'scopes', text: 'Peernix now shares by scope: team paths go only to your team.' }],
+      scopes: {
+        judged: { public: 120, team: 31, never: 2 },
+        refused: { public: 0, team: 5, never: 2 },
+        publicKeys: ['cache.nixos.org-1:x'],
+        exclude: ['*.env'],
+      },
+    };
     const { page, problems, close } = await open(api);
     const teamKeys = () => page.getByTestId('team-member').evaluateAll((els) => els.map((e) => e.getAttribute('data-key')));
     const buildFp = fingerprintOf(build.publicKey)!;
@@ -239,6 +248,7 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
     await page.getByTestId('notice-text').waitFor({ timeout: 5000 });
     assert.match((await page.getByTestId('notice-offer').textContent()) ?? '', new RegExp(`build-01.*${buildFp}`));
     assert.deepEqual(await teamKeys(), [mac.publicKey]);
+    assert.equal(await page.getByTestId('team-scopes').textContent(), 'Paths judged: 120 public · 31 team · 2 never. Requests refused by scope: 7.');
     await shot(page, 'team-notice');
 
     // One click in the peers list adds build-01; its row shows the fingerprint beside the button.
