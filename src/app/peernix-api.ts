@@ -19,7 +19,8 @@ import type { MdnsDiscovery } from '../peers/discovery.ts';
 import type { NetworkWatch } from '../peers/network-watch.ts';
 import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
-import { whyStorePath, type PathScopes } from '../store/path-scope.ts';
+import { whyStorePath, type PathScopes, type ScopeVerdict } from '../store/path-scope.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import type { LocalStore } from '../store/local-store.ts';
 
@@ -47,6 +48,8 @@ export interface ApiParts {
   client: PeerClient;
   summaries: PeerSummaries;
   scopes: PathScopes;
+  /** The verdict on a path of this store as the share listener serves it. */
+  verdictOf: (info: PathInfo) => ScopeVerdict;
   metrics: PeernixMetrics;
   networkTrust: NetworkTrust;
   networkWatch: NetworkWatch;
@@ -98,7 +101,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
     subscribe: (listener) => activity.changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
     network: (action) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : p.networkTrust.act(action)),
-    shareWhy: (pathOrHash) => whyStorePath(p.store, p.scopes, pathOrHash),
+    shareWhy: (pathOrHash) => whyStorePath(p.store, p.verdictOf, pathOrHash),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) p.log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);
