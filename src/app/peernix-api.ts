@@ -22,9 +22,10 @@ import type { MdnsDiscovery } from '../peers/discovery.ts';
 import type { NetworkWatch } from '../peers/network-watch.ts';
 import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
+import { whyStorePath, type PathScopes, type ScopeVerdict } from '../store/path-scope.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import type { LocalStore } from '../store/local-store.ts';
-import { whyStorePath, type PathScopes } from '../store/path-scope.ts';
 
 // The API the front ends use (the control routes, the tray app): the snapshot and its changes, the
 // sharing switch, trusting a network, clearing a bad mark, the doctor, and stopping every part in order.
@@ -50,6 +51,8 @@ export interface ApiParts {
   client: PeerClient;
   summaries: PeerSummaries;
   scopes: PathScopes;
+  /** The verdict on a path of this store as the share listener serves it. */
+  verdictOf: (info: PathInfo) => ScopeVerdict;
   metrics: PeernixMetrics;
   networkTrust: NetworkTrust;
   networkWatch: NetworkWatch;
@@ -114,7 +117,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       return p.roster.act(action, registry.views());
     },
     noticeSeen: async (id) => p.notices.seen(id),
-    shareWhy: (pathOrHash) => whyStorePath(p.store, p.scopes, pathOrHash),
+    shareWhy: (pathOrHash) => whyStorePath(p.store, p.verdictOf, pathOrHash),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) p.log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);

@@ -3,7 +3,8 @@ import { isLoopbackHost, parseListenAddress } from '../base/listen-address.ts';
 import type { Logger } from '../base/log.ts';
 import { ensureStateDir } from '../base/state-dir.ts';
 import { limitsFromEnv } from '../cache/limits.ts';
-import { LocalBackend } from '../cache/local-backend.ts';
+import { LocalBackend, narInfoFromPathInfo } from '../cache/local-backend.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
 import type { ControlHandlers } from '../control/routes.ts';
 import { Activity } from '../domain/activity.ts';
 import { AffinityCache } from '../domain/affinity.ts';
@@ -124,7 +125,18 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
   // Who sees which path: public to everyone on a trusted network, team to team members, never to nobody.
   const scopes = new PathScopes({ publicKeys: opts.publicKeys ?? DEFAULT_PUBLIC_KEYS, exclude: opts.exclude ?? DEFAULT_EXCLUDE });
-  const summaries = new ScopedSummaries({ source: store.summarySource, scopes, pathInfo: (hashPart) => store.pathInfoFromDb(hashPart) });
+  // Judged on the narinfo as served (it carries our own signature: a user who lists this machine's
+  // key in publicKeys shares all it holds with everyone, as before scopes).
+  const served = (info: PathInfo) => scopes.scopeOf(narInfoFromPathInfo(info, identity.key));
+  const summaries = new ScopedSummaries({
+    source: store.summarySource,
+    scopes,
+    scopeOf: (hashPart) => {
+      const info = store.pathInfoFromDb(hashPart);
+      return info ? served(info) : null;
+    },
+  });
+  scopes.onChange = () => summaries.rebuild();
   const trust = new TrustWatch({ log, changed: () => notifySoon('status') });
 
   // The team channel: a certificate for this identity key, made anew at each start (the key is what lasts).
@@ -220,6 +232,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     identity,
     summaries,
     scopes,
+    scopeOfInfo: served,
     teamKeys,
     registry,
     activity,
@@ -289,6 +302,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     client,
     summaries: peerSummaries,
     scopes,
+    verdictOf: (info) => scopes.verdict(narInfoFromPathInfo(info, identity.key)),
     metrics,
     networkTrust,
     networkWatch,

@@ -38,7 +38,10 @@ export interface ServiceOptions {
   core: CoreOptions;
   /** Settings overridden for this run only (command-line flags); never written back. */
   overrides?: Partial<
-    Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team'>
+    Pick<
+      Settings,
+      'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team' | 'publicKeys'
+    >
   >;
   /** The built renderer (dist/renderer) the dashboard serves. */
   rendererDir: string;

@@ -22,6 +22,7 @@ import type { LocalStore } from '../store/local-store.ts';
 import type { ScopedSummaries } from '../store/scoped-summaries.ts';
 import type { PathScope, PathScopes } from '../store/path-scope.ts';
 import { parseStorePath } from '../nix/store-path.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
 import { scopePolicy } from '../cache/scope-policy.ts';
 import { askerClassifier } from '../cache/asker-class.ts';
 import { CACHE_PRIORITY } from './cache-priority.ts';
@@ -39,6 +40,8 @@ export interface ShareSideParts {
   summaries: ScopedSummaries;
   /** Who sees which path (store/path-scope.ts), and the team's raw identity keys as they are now. */
   scopes: PathScopes;
+  /** The scope of a path of this store as served (its narinfo with our signature). */
+  scopeOfInfo: (info: PathInfo) => PathScope;
   teamKeys: () => ReadonlySet<string>;
   registry: PeerRegistry;
   activity: Activity;
@@ -118,6 +121,7 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
           port: p.goUdp.port,
           store: p.store,
           scopes: p.scopes,
+          scopeOf: p.scopeOfInfo,
           sharePort: () => sharing.listener?.port,
           proven: (address) => p.registry.findByAddress(address)?.state === 'up',
           log: log.child('go-udp'),

@@ -2,7 +2,7 @@ import type { Logger } from '../base/log.ts';
 import { formatHostPort } from '../base/listen-address.ts';
 import type { PathInfo } from '../store/daemon-connection.ts';
 import type { LocalStore } from '../store/local-store.ts';
-import type { PathScopes } from '../store/path-scope.ts';
+import type { PathScope, PathScopes } from '../store/path-scope.ts';
 import { GO_HTTP_PORT } from './go-peer.ts';
 import { UdpResponder } from './udp-responder.ts';
 
@@ -18,7 +18,9 @@ export interface GoUdpCompanionOptions {
    * Which paths a UDP asker may hear "yes" about: its datagrams are nobody's proof of anything, so it
    * is anonymous and gets public paths only; any other path is answered as absent ("not_found").
    */
-  scopes: PathScopes;
+  scopes: Pick<PathScopes, 'countRefusal'>;
+  /** The scope of a path of this store, judged on the narinfo as the share listener serves it. */
+  scopeOf: (info: PathInfo) => PathScope;
   /** The share listener's port once bound. */
   sharePort: () => number | undefined;
   /** Whether an address belongs to a peer up over HTTP: such peers keep a share of the UDP budget. */
@@ -30,7 +32,7 @@ export function goUdpCompanion(opts: GoUdpCompanionOptions): { open(): Promise<v
   const { store, log, scopes } = opts;
   const publicNarHash = (info: PathInfo | null): Buffer | null => {
     if (!info) return null;
-    const scope = scopes.scopeOfInfo(info);
+    const scope = opts.scopeOf(info);
     if (scope === 'public') return info.narHash;
     scopes.countRefusal(scope);
     return null;

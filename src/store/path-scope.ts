@@ -242,7 +242,8 @@ export function factsOfPathInfo(info: PathInfo): ScopeFacts {
  */
 export async function whyStorePath(
   store: { pathInfoByHashPart(hashPart: string): Promise<PathInfo | null> },
-  scopes: PathScopes,
+  /** The verdict on a path as served (the composition root judges the narinfo with our signature). */
+  verdictOf: (info: PathInfo) => ScopeVerdict,
   pathOrHash: string,
 ): Promise<(ScopeVerdict & { storePath: string; servedTo: string }) | null> {
   const base = pathOrHash.trim().replace(/^\/nix\/store\//, '');
@@ -250,7 +251,7 @@ export async function whyStorePath(
   if (!/^[0123456789abcdfghijklmnpqrsvwxyz]{32}$/.test(hashPart)) throw new Error(`not a store path or hash part: ${pathOrHash.slice(0, 80)}`);
   const info = await store.pathInfoByHashPart(hashPart);
   if (!info) return null;
-  const v = scopes.verdict(factsOfPathInfo(info));
+  const v = verdictOf(info);
   const servedTo = v.scope === 'public' ? 'everyone on a trusted network' : v.scope === 'team' ? 'team members only' : 'nobody';
   return { ...v, storePath: info.path, servedTo };
 }

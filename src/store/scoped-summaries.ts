@@ -1,5 +1,4 @@
-import type { PathInfo } from './daemon-connection.ts';
-import type { PathScopes } from './path-scope.ts';
+import type { PathScope, PathScopes } from './path-scope.ts';
 import { StoreSummary, type StoreSummaryOptions, type SummarySource } from './store-summary.ts';
 
 // This store's two summaries for peers (issue #20): a stranger's admits public paths only, a team
@@ -10,8 +9,11 @@ import { StoreSummary, type StoreSummaryOptions, type SummarySource } from './st
 export interface ScopedSummariesOptions {
   source: SummarySource;
   scopes: PathScopes;
-  /** The path's facts from the store database (synchronous); undefined or null when unknown. */
-  pathInfo: (hashPart: string) => PathInfo | null | undefined;
+  /**
+   * The scope of a row's path, judged on the narinfo as the share listener serves it (synchronous,
+   * from the store database); null when it can't be told now (then it is left out: fails closed).
+   */
+  scopeOf: (hashPart: string) => PathScope | null;
   summary?: StoreSummaryOptions;
 }
 
@@ -23,10 +25,7 @@ export class ScopedSummaries {
     const { source, scopes } = opts;
     this.public = new StoreSummary(source, {
       ...opts.summary,
-      admit: (row) => {
-        const info = opts.pathInfo(row.hashPart);
-        return !!info && scopes.scopeOfInfo(info) === 'public';
-      },
+      admit: (row) => opts.scopeOf(row.hashPart) === 'public',
     });
     this.team = new StoreSummary(source, { ...opts.summary, admit: (row) => row.path !== undefined && !scopes.isExcluded(row.path) });
   }

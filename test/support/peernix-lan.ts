@@ -34,7 +34,13 @@ export interface PnLan {
   teardown(): Promise<void>;
 }
 
-export async function createPnLan(prefix: string, names: string[], opts: { extraKeys?: string[] } = {}): Promise<PnLan> {
+/**
+ * `scoped`: hosts share by scope as a fresh install does, and form no team unless a test passes
+ * --team (scope tests). By default every host is in a team with every other (so Peernix-to-Peernix
+ * traffic rides the team channel) and lists its own key in publicKeys (so a Nix or curl pointed
+ * straight at its share port still gets the unsigned paths tests add).
+ */
+export async function createPnLan(prefix: string, names: string[], opts: { extraKeys?: string[]; scoped?: boolean } = {}): Promise<PnLan> {
   const dir = await makeTempDir(prefix);
   const lan = await createLan(names.length);
   const hosts: PnHost[] = [];
@@ -44,6 +50,7 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
     hosts,
     trustedKeys: '',
     async start(h, extra = []) {
+      const team = opts.scoped ? [] : hosts.filter((o) => o !== h).flatMap((o) => ['--team', o.key.publicKey]);
       h.pn = await startPeernixProcess(
         [
           '--store',
@@ -60,9 +67,11 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
           h.name,
           '--log-level',
           'debug',
+          ...team,
           ...extra,
         ],
         {
+          scoped: opts.scoped,
           env: nixEnv({ NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${self.trustedKeys}`, XDG_CACHE_HOME: `${h.stateDir}/xdg` }),
           wrap: (cmd, args) => ['ip', ['netns', 'exec', h.lan.ns, cmd, ...args]],
         },
