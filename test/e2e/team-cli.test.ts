@@ -23,7 +23,9 @@ describe('peernix team and share why', { timeout: 240_000 }, () => {
   const cli = (args: string[]) =>
     run(process.execPath, [MAIN, ...args, '--listen', new URL(pn.substituterUrl).host, '--state-dir', state], { timeoutMs: 30_000 });
   const start = () =>
-    startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', state, '--no-mdns']);
+    startPeernixProcess(['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', state, '--no-mdns'], {
+      scoped: true,
+    });
   const status = async () => JSON.parse((await cli(['status', '--json'])).stdout).status;
 
   before(async () => {
@@ -100,10 +102,11 @@ describe('peernix team and share why', { timeout: 240_000 }, () => {
     assert.deepEqual(JSON.parse(readFileSync(`${state}/settings.json`, 'utf8')).team, []);
   });
 
-  it('share why: an unsigned added path is team only, an .env file nobody’s, by path or hash part', async () => {
+  it('share why: an added path (signed only by this machine) is team only, an .env file nobody’s, by path or hash part', async () => {
     const team = await cli(['share', 'why', plainPath]);
     assert.equal(team.code, 0, team.stderr);
-    assert.match(team.stdout, /scope: team \(unsigned\)\n {2}served to: team members only/);
+    // Served with this machine's own signature, whose key is not in publicKeys: team.
+    assert.match(team.stdout, /scope: team \(signed only by keys not in publicKeys .*\)\n {2}served to: team members only/);
     const never = await cli(['share', 'why', envPath.slice('/nix/store/'.length, '/nix/store/'.length + 32), '--json']);
     const v = JSON.parse(never.stdout);
     assert.equal(v.scope, 'never');
