@@ -134,12 +134,18 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   // The team channel: a certificate for this identity key, made anew at each start (the key is what lasts).
   const teamCert = await makeTeamCertificate(identity.key);
   const teamKeys = teamKeySet(opts.team ?? []);
-  const team = { cert: teamCert, keyOf: (origin: string): string | null => (teamKeys.size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys)) };
+  const team = {
+    cert: teamCert,
+    keyOf: (origin: string): string | null => (teamKeys.size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys)),
+    isMember: (rawKey: string) => teamKeys.has(rawKey),
+  };
   const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true, team });
   // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
   const peerSummaries = new PeerSummaries({
     log: log.child('summaries'),
     userAgent: `peernix/${opts.version}`,
+    // Team members' summaries (which admit team paths) over the team channel only.
+    channel: (url) => client.summaryChannel(url),
     onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')),
   });
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => peerSummaries.view(id) });
