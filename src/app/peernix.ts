@@ -151,7 +151,11 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     changed: () => notifySoon('status'),
   });
   const teamKeys = () => roster.keys();
-  const team = { cert: teamCert, keyOf: (origin: string): string | null => (teamKeys().size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys())) };
+  const team = {
+    cert: teamCert,
+    keyOf: (origin: string): string | null => (teamKeys().size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys())),
+    isMember: (rawKey: string) => teamKeys().has(rawKey),
+  };
   const notices = new Notices({
     scopes: opts.scopesNotice ?? 'none',
     upgradedFromBeforeScopes: opts.upgradedFromBeforeScopes ?? false,
@@ -165,6 +169,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const peerSummaries = new PeerSummaries({
     log: log.child('summaries'),
     userAgent: `peernix/${opts.version}`,
+    // Team members' summaries (which admit team paths) over the team channel only.
+    channel: (url) => client.summaryChannel(url),
     onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')),
   });
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => peerSummaries.view(id) });
