@@ -200,7 +200,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     daemonUp: () => storeWatch.daemon.ok,
     subscribe: (l) => activity.events.subscribe(l),
     lanToday: () => activity.lanTotals.view().today,
-    scopes: () => scopes.counts(),
+    scopes: () => ({ ...scopes.counts(), ...scopes.rules }),
   });
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
   const metricsHandler = createMetricsHandler(metrics);

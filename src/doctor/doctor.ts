@@ -3,7 +3,6 @@ import { daemonChecks } from './daemon-checks.ts';
 import type { DoctorFacts } from './facts.ts';
 import { fileChecks } from './file-checks.ts';
 import { negativeCacheChecks } from './negative-cache-checks.ts';
-import { scopeChecks } from './scope-checks.ts';
 import { peernixChecks } from './peernix-checks.ts';
 import { substituterChecks } from './substituter-checks.ts';
 import { keyNameChecks } from './key-name-checks.ts';
@@ -11,15 +10,7 @@ import { keyNameChecks } from './key-name-checks.ts';
 // "Why isn't Nix using Peernix?": every check, in the order a person would look.
 
 export function diagnose(f: DoctorFacts): DoctorReport {
-  const checks = [
-    ...daemonChecks(f),
-    ...substituterChecks(f),
-    ...keyNameChecks(f),
-    ...peernixChecks(f),
-    ...scopeChecks(f),
-    ...negativeCacheChecks(f),
-    ...fileChecks(f),
-  ];
+  const checks = [...daemonChecks(f), ...substituterChecks(f), ...keyNameChecks(f), ...peernixChecks(f), ...negativeCacheChecks(f), ...fileChecks(f)];
   return { at: f.now, checks, failed: checks.filter((c) => c.status === 'fail').length };
 }
 

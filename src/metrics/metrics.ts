@@ -22,10 +22,10 @@ export interface MetricsSources {
   subscribe: (listener: (e: PeernixEvent) => void) => () => void;
   /** What the LAN did today (local time), from the totals the window shows. */
   lanToday?: () => LanTally;
-  /** The scope service's counters: paths by scope, requests refused by scope. */
-  scopes?: () => Pick<ScopeCountsView, 'judged' | 'refused'>;
   /** Most peers with their own label; the rest count as peer="other". */
   peerLabelCap?: number;
+  /** Scoped sharing: paths judged by scope, and requests answered as absent by the path's scope. */
+  scopes?: () => ScopeCountsView;
 }
 
 const FALLBACK_REASONS: FallbackReason[] = ['gc', 'peer-gone', 'peer-failed', 'mismatch', 'none'];
@@ -163,10 +163,9 @@ export class PeernixMetrics {
     });
     const scopes = src.scopes;
     if (scopes) {
-      // Read from the scope service's own counters when scraped: three series each, never a label per path.
       new Gauge({
         name: 'peernix_scope_paths',
-        help: 'Store paths judged by scope (public, team, never) since start or since the scope rules changed.',
+        help: 'Paths of this store judged since start, by scope (public, team, never).',
         labelNames: ['scope'],
         registers,
         collect() {
@@ -175,12 +174,11 @@ export class PeernixMetrics {
       });
       new Counter({
         name: 'peernix_scope_refused_total',
-        help: 'Requests answered as if the path were absent because the asker may not see its scope, by the path scope.',
+        help: 'Requests answered as if the path were absent because the asker may not see it, by the path’s scope.',
         labelNames: ['scope'],
         registers,
         collect() {
-          this.reset();
-          for (const [scope, n] of Object.entries(scopes().refused)) this.inc({ scope }, n);
+          handOver(this, new Map(Object.entries(scopes().refused)), ['scope']);
         },
       });
     }

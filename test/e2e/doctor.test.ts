@@ -165,7 +165,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     assert.match(check(r, 'share.lan').detail, /Can't tell from this host/);
     // What is shared with whom, from the running Peernix's scope counters.
     assert.equal(check(r, 'share.scopes').status, 'ok');
-    assert.match(check(r, 'share.scopes').detail, /Paths judged: \d+ public .* Requests refused by scope: \d+ .*cache\.nixos\.org-1/);
+    assert.match(check(r, 'share.scopes').detail, /paths judged: \d+ public, \d+ team, \d+ never .*cache\.nixos\.org-1.*\d+ requests refused by scope/);
 
     const cli = await run(
       nodeBin(),

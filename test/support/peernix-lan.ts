@@ -3,6 +3,8 @@ import type { Snapshot } from '../../src/base/api.ts';
 import { createLan, nodeBin, type Lan, type LanHost } from './netns.ts';
 import { cleanup, makeSigningKey, makeTempDir, nixEnv, startNixHost, type NixHost } from './nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from './peernix-process.ts';
+import { asUser, type OsUser } from './os-user.ts';
+import { chown, mkdir } from 'node:fs/promises';
 
 export { waitFor } from './wait.ts';
 
@@ -27,7 +29,8 @@ export interface PnLan {
   lan: Lan;
   hosts: PnHost[];
   trustedKeys: string;
-  start(h: PnHost, extra?: string[]): Promise<void>;
+  /** `as`: run this host's Peernix as that (non-root) user; its state directory is made theirs. */
+  start(h: PnHost, extra?: string[], opts?: { as?: OsUser }): Promise<void>;
   curl(h: PnHost, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   cli(h: PnHost, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   status(h: PnHost): Promise<Snapshot>;
@@ -49,7 +52,12 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
     lan,
     hosts,
     trustedKeys: '',
-    async start(h, extra = []) {
+    async start(h, extra = [], startOpts = {}) {
+      const as = startOpts.as;
+      if (as) {
+        await mkdir(h.stateDir, { recursive: true });
+        await chown(h.stateDir, as.uid, as.gid);
+      }
       const team = opts.scoped ? [] : hosts.filter((o) => o !== h).flatMap((o) => ['--team', o.key.publicKey]);
       h.pn = await startPeernixProcess(
         [
@@ -72,8 +80,15 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
         ],
         {
           scoped: opts.scoped,
-          env: nixEnv({ NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${self.trustedKeys}`, XDG_CACHE_HOME: `${h.stateDir}/xdg` }),
-          wrap: (cmd, args) => ['ip', ['netns', 'exec', h.lan.ns, cmd, ...args]],
+          env: nixEnv({
+            NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${self.trustedKeys}`,
+            XDG_CACHE_HOME: `${h.stateDir}/xdg`,
+            ...(as ? { HOME: h.stateDir } : {}),
+          }),
+          wrap: (cmd, args) => {
+            const [c, a] = as ? asUser(as)(cmd, args) : [cmd, args];
+            return ['ip', ['netns', 'exec', h.lan.ns, c, ...a]];
+          },
         },
       );
     },
