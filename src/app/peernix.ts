@@ -28,7 +28,7 @@ import { DEFAULT_EXCLUDE, DEFAULT_PUBLIC_KEYS, PathScopes } from '../store/path-
 import { ScopedSummaries } from '../store/scoped-summaries.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import { createPeernixApi } from './peernix-api.ts';
-import { createRealisationHandler } from '../cache/realisation-route.ts';
+import { createRealisationHandler, realisationOutput } from '../cache/realisation-route.ts';
 import { createRealisationSource } from '../domain/realisations.ts';
 import { NetworkTrust } from '../domain/network-trust.ts';
 import { NetworkWatch } from '../peers/network-watch.ts';
@@ -206,8 +206,9 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   const metricsHandler = createMetricsHandler(metrics);
   // Content-addressed derivations' realisations: the share listener answers from this store, the
   // substituter listener from this store and then the peers.
+  const shareRealisations = createRealisationSource({ local: store, key: identity.key, log: log.child('share') });
   const realisations = {
-    share: createRealisationHandler(createRealisationSource({ local: store, key: identity.key, log: log.child('share') }), log.child('share')),
+    share: createRealisationHandler(shareRealisations, log.child('share')),
     subst: createRealisationHandler(
       createRealisationSource({
         local: store,
@@ -247,6 +248,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log,
     metricsHandler: opts.metricsOnShare ? metricsHandler : null,
     realisation: realisations.share,
+    realisationPath: realisationOutput(shareRealisations),
     goUdp: opts.goUdp ?? null,
     announce: (port) => discovery?.publish(port),
     unannounce: async () => discovery?.unpublish(),

@@ -6,7 +6,7 @@ import { listen } from '../cache/http-listener.ts';
 import { createIdentityHandler } from '../cache/identity-route.ts';
 import type { ListenerLimits } from '../cache/limits.ts';
 import { NarSlots } from '../base/nar-slots.ts';
-import { serveRoutes, type RouteHandler } from '../cache/route-table.ts';
+import { serveRoutes, type RouteHandler, type RouteMatch } from '../cache/route-table.ts';
 import { shareRoutes } from '../cache/share-routes.ts';
 import { createSummaryHandler } from '../cache/summary-route.ts';
 import { createReachBackHandler } from '../doctor/reach-back.ts';
@@ -50,6 +50,8 @@ export interface ShareSideParts {
   metricsHandler: RouteHandler | null;
   /** Realisations of content-addressed derivations, from this store only. */
   realisation: RouteHandler;
+  /** The output a realisation request would reveal, for the scope policy. */
+  realisationPath?: (match: RouteMatch) => Promise<string | null>;
   limits: ListenerLimits;
   goUdp: { port: number } | null;
   announce: (port: number) => void;
@@ -106,6 +108,7 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
       reachBack: createReachBackHandler({ portOf: (address) => registry.findByAddress(address)?.port ?? null }),
       metrics: p.metricsHandler,
       realisation: p.realisation,
+      realisationPath: p.realisationPath,
     }),
     {
       log: log.child('share'),

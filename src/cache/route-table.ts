@@ -62,6 +62,12 @@ export interface Route {
   guard?: (req: IncomingMessage, res: ServerResponse) => void;
   /** How this route's errors read; default text. */
   errorBody?: ErrorBody;
+  /**
+   * For a 'path' route whose URL names no hash part (a realisation names a derivation output): the
+   * hash part of the store path answering would reveal, null when there is none. Scope policies
+   * judge that path; without it such a route is for team members only.
+   */
+  revealedPath?: (match: RouteMatch) => Promise<string | null>;
   handler: RouteHandler;
 }
 

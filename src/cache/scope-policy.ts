@@ -13,9 +13,10 @@ import type { Route, RouteMatch, RoutePolicy } from './route-table.ts';
 // as an absent one: the same NotFound thrown on the same route (so the same 404 bytes), after the
 // same store lookup an absent path costs (so the same timing class). Per reveals:
 //   nothing, control  served (the asker is classed all the same)
-//   path              by the scope of the path the route names (its first capture is the hash part);
-//                     a route naming no hash part (a realisation's id names a derivation, and its
-//                     output is only known by answering) is for team members only: fails closed
+//   path              by the scope of the path the route names: its first capture is the hash part,
+//                     or the route's revealedPath finds it (a realisation's id names a derivation
+//                     output: judged by its output path); a route naming no hash part otherwise is for
+//                     team members only (fails closed)
 //   summary           served; the handler picks the summary the asker's class may see
 //   figures           team members only: counts and byte totals move with team transfers
 
@@ -40,17 +41,23 @@ export function scopePolicy(opts: ScopePolicyOptions): RoutePolicy {
         if (asker !== 'team') throw new NotFound();
         return;
       case 'path': {
-        const hashPart = match.params[0];
-        if (hashPart === undefined || !isHashPart(hashPart)) {
-          if (asker !== 'team') throw new NotFound();
-          return;
-        }
-        const info = opts.narInfo(hashPart);
-        if (info instanceof Promise) return info.then((i) => judge(i, asker));
-        return judge(info, asker);
+        if (route.revealedPath) return route.revealedPath(match).then((h) => judgeHashPart(h, asker));
+        return judgeHashPart(match.params[0], asker);
       }
     }
   };
+
+  function judgeHashPart(hashPart: string | null | undefined, asker: AskerClass): void | Promise<void> {
+    // No path named: absent, the handler answers it; a name that is no hash part: fail closed.
+    if (hashPart === null) return;
+    if (hashPart === undefined || !isHashPart(hashPart)) {
+      if (asker !== 'team') throw new NotFound();
+      return;
+    }
+    const info = opts.narInfo(hashPart);
+    if (info instanceof Promise) return info.then((i) => judge(i, asker));
+    return judge(info, asker);
+  }
 
   function judge(info: NarInfo | null, asker: AskerClass): void {
     // Absent: the route's handler answers it (404), as it would have anyway.

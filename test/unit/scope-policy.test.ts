@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/base/log.ts';
 import type { AskerClass } from '../../src/cache/asker-class.ts';
 import type { CacheBackend, NarBody } from '../../src/cache/backend.ts';
 import { createCacheHandlers } from '../../src/cache/cache-handler.ts';
+import { NotFound } from '../../src/cache/http-error.ts';
 import { serveRoutes, type RouteHandler } from '../../src/cache/route-table.ts';
 import { scopePolicy } from '../../src/cache/scope-policy.ts';
 import { shareRoutes } from '../../src/cache/share-routes.ts';
@@ -95,7 +96,12 @@ describe('the scope policy over the share route table', () => {
           res.end(`summary for ${m.asker}`);
         },
         reachBack: marker('reach-back'),
-        realisation: marker('{"realisation":1}'),
+        realisation: (_req, res, m) => {
+          if (m.params[0].startsWith('none')) throw new NotFound();
+          res.end('{"realisation":1}');
+        },
+        // Which output each stand-in realisation names: "pub…" the public path, "team…" the team one.
+        realisationPath: async (m) => (m.params[0].startsWith('pub') ? PUB : m.params[0].startsWith('team') ? TEAM : m.params[0].startsWith('odd') ? '' : null),
         metrics: marker('peernix_up 1'),
       }),
       {
@@ -150,11 +156,13 @@ describe('the scope policy over the share route table', () => {
     }
   });
 
-  it('realisations (whose output is known only by answering) are for team members only', async () => {
-    const u = `/realisations/sha256:${'0123456789abcdef'.repeat(4)}!out.doi`;
-    assert.deepEqual(seen(await ask(u, 'anonymous')), seen(await ask('/realisations/sha256:nothing!out.doi', 'anonymous')));
-    assert.equal((await ask(u, 'anonymous')).status, 404);
-    assert.equal((await ask(u, 'team')).status, 200);
+  it('a realisation is judged by the output it names: a team output is an absent realisation to anonymous askers', async () => {
+    const absent = seen(await ask('/realisations/none!out.doi', 'anonymous'));
+    assert.equal(absent.status, 404);
+    assert.equal((await ask('/realisations/pub!out.doi', 'anonymous')).status, 200);
+    assert.deepEqual(seen(await ask('/realisations/team!out.doi', 'anonymous')), absent);
+    assert.deepEqual(seen(await ask('/realisations/odd!out.doi', 'anonymous')), absent, 'an output that is no hash part: fails closed');
+    assert.equal((await ask('/realisations/team!out.doi', 'team')).status, 200);
   });
 
   it('share metrics are for team members only: to others they are an unknown URL', async () => {
