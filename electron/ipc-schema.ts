@@ -1,7 +1,8 @@
 // Every IPC channel between the window and the main process, with its payload types. The preload
 // and the main-side handlers both import this file; nothing else names a channel.
-import type { ApiChange, DoctorReport, NetworkAction, NetworkStatusView, Snapshot } from '../src/base/api.ts';
+import type { ApiChange, DoctorReport, NetworkAction, NetworkStatusView, NoticeId, Snapshot, TeamAction, TeamView } from '../src/base/api.ts';
 import { parseNetworkAction } from '../src/base/network-action.ts';
+import { parseNoticeId, parseTeamAction } from '../src/base/team-action.ts';
 
 export const IPC = {
   /** renderer → main (invoke): the full snapshot. */
@@ -14,6 +15,10 @@ export const IPC = {
   doctor: 'peernix:doctor',
   /** renderer → main (invoke): trust, forget or dismiss a network. */
   network: 'peernix:network',
+  /** renderer → main (invoke): add or remove a team member. */
+  team: 'peernix:team',
+  /** renderer → main (invoke): the user read a one-time notice. */
+  noticeSeen: 'peernix:notice-seen',
   /** main → renderer (send): an ApiChange. */
   change: 'peernix:change',
 } as const;
@@ -25,6 +30,8 @@ export interface IpcInvoke {
   [IPC.copyText]: { args: [text: string]; result: void };
   [IPC.doctor]: { args: []; result: DoctorReport };
   [IPC.network]: { args: [action: NetworkAction]; result: NetworkStatusView };
+  [IPC.team]: { args: [action: TeamAction]; result: TeamView };
+  [IPC.noticeSeen]: { args: [id: NoticeId]; result: void };
 }
 
 /** Payload of each main → renderer channel. */
@@ -75,6 +82,18 @@ export const IPC_ARGS: { [C in InvokeChannel]: (args: unknown[]) => IpcInvoke[C]
     const action = parseNetworkAction(args[0]);
     if (!action) throw new IpcInputError(`${IPC.network}: expected {trust|forget: id or "current"} or {dismiss: id}`);
     return [action];
+  },
+  [IPC.team]: (args) => {
+    arity(IPC.team, args, 1);
+    const action = parseTeamAction(args[0]);
+    if (!action) throw new IpcInputError(`${IPC.team}: expected {add: key} or {remove: key, name or fingerprint}`);
+    return [action];
+  },
+  [IPC.noticeSeen]: (args) => {
+    arity(IPC.noticeSeen, args, 1);
+    const id = parseNoticeId(args[0]);
+    if (!id) throw new IpcInputError(`${IPC.noticeSeen}: expected a notice id`);
+    return [id];
   },
 };
 

@@ -33,6 +33,8 @@ export function registerIpc(ipcMain: IpcMainLike, api: PeernixApi, deps: IpcDeps
     [IPC.copyText]: (text) => deps.clipboard.writeText(text),
     [IPC.doctor]: () => (api.doctor ? api.doctor() : Promise.reject(new Error('this Peernix has no doctor'))),
     [IPC.network]: (action) => (api.network ? api.network(action) : Promise.reject(new Error('this Peernix has no trusted networks'))),
+    [IPC.team]: (action) => (api.team ? api.team(action) : Promise.reject(new Error('this Peernix has no team'))),
+    [IPC.noticeSeen]: (id) => (api.noticeSeen ? api.noticeSeen(id) : Promise.resolve()),
   };
   const call = <C extends InvokeChannel>(channel: C, raw: unknown[]) =>
     (handlers[channel] as (...args: IpcInvoke[C]['args']) => unknown)(...IPC_ARGS[channel](raw));

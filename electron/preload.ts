@@ -29,6 +29,8 @@ const bridge: PeernixBridge = {
   },
   doctor: () => invoke(IPC.doctor),
   network: (action) => invoke(IPC.network, action),
+  team: (action) => invoke(IPC.team, action),
+  noticeSeen: (id) => invoke(IPC.noticeSeen, id),
 };
 
 contextBridge.exposeInMainWorld('peernix', bridge);

@@ -58,6 +58,8 @@ export function trayModel(snapshot: Snapshot | null, opts: TrayOptions): TrayMod
     items: [
       { kind: 'status', label: truncate(line, 120) },
       ...(opts.notice ? [{ kind: 'status', label: truncate(opts.notice, 120) } as const] : []),
+      // An upgrade's one-time notice stays here until it is read in the window (or `peernix team list`).
+      ...(!error && status?.notices?.length ? [{ kind: 'status', label: 'Team paths now go to your team only: open Peernix to add colleagues' } as const] : []),
       ...(opts.startError ? [{ kind: 'action', id: 'retry', label: 'Retry', enabled: true } as const] : []),
       // The one question on an untrusted network, asked in the tray as in the window.
       ...(asked ? [{ kind: 'action', id: 'trustNetwork', label: truncate(`Share on ${asked.name}?`, 120), enabled: true } as const] : []),

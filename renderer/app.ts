@@ -1,6 +1,6 @@
 // The window's state and wiring. Everything comes from a PeernixBridge: a snapshot to start, then
 // changes. Topic changes refetch the snapshot (coalesced); events are appended as they arrive.
-import type { ApiChange, NetworkAction, PeernixBridge, PeernixEvent, Snapshot } from '../src/base/api.ts';
+import type { ApiChange, NetworkAction, NoticeId, PeernixBridge, PeernixEvent, Snapshot, TeamAction } from '../src/base/api.ts';
 import { byId } from './dom.ts';
 import { renderConfig } from './views/config.ts';
 import { renderEntries } from './views/entries.ts';
@@ -10,6 +10,8 @@ import { renderPeers } from './views/peers.ts';
 import { renderLanTotals } from './views/totals.ts';
 import { renderNetwork } from './views/network.ts';
 import { renderTransfers } from './views/transfers.ts';
+import { renderNetworks } from './views/networks.ts';
+import { renderNotice, renderTeam, wireTeamAdd } from './views/team.ts';
 
 const MAX_EVENTS = 500;
 const REFRESH_DELAY_MS = 150;
@@ -44,10 +46,33 @@ export function startApp(bridge: PeernixBridge): () => void {
           });
       }
     : null;
+  /** A change through the bridge: its failure is said in the status line, its result comes with the next snapshot. */
+  const acting =
+    <A>(what: string, call: ((a: A) => Promise<unknown>) | undefined) =>
+    (a: A) => {
+      if (!call) return;
+      call(a)
+        .then(() => {
+          problem = null;
+        })
+        .catch((err: unknown) => {
+          problem = `${what}: ${messageOf(err)}`;
+        })
+        .finally(() => {
+          header();
+          scheduleRefresh();
+        });
+    };
+  const teamAct = bridge.team ? acting<TeamAction>('could not change the team', bridge.team.bind(bridge)) : null;
+  const noticeSeen = bridge.noticeSeen ? acting<NoticeId>('could not put the notice away', bridge.noticeSeen.bind(bridge)) : null;
+  wireTeamAdd(teamAct);
   const all = () => {
     header();
     renderNetwork(snap?.status ?? null, networkAct);
-    renderPeers(snap?.peers ?? [], snap?.status ?? null);
+    renderNotice(snap?.status ?? null, teamAct, noticeSeen);
+    renderTeam(snap?.status ?? null, teamAct);
+    renderNetworks(snap?.status ?? null, networkAct);
+    renderPeers(snap?.peers ?? [], snap?.status ?? null, teamAct);
     entries();
     renderEvents(snap?.events ?? []);
     renderConfig(snap?.status ?? null);
@@ -95,7 +120,7 @@ export function startApp(bridge: PeernixBridge): () => void {
         snap = { ...snap, events: mergeEvents(snap.events, [change.event]) };
         renderEvents(snap.events);
       }
-      if (change.event.type === 'sharing' || change.event.type === 'network') scheduleRefresh();
+      if (change.event.type === 'sharing' || change.event.type === 'network' || change.event.type === 'team') scheduleRefresh();
       return;
     }
     // Progress carries its data: applied as it comes, no snapshot refetch.

@@ -1,7 +1,7 @@
 // PeernixBridge for the dashboard in a plain browser: fetch + EventSource against /peernix/api on
 // the page's own origin. The control token comes from a <meta> the server adds to the page (the
 // CSP allows no inline script); it is only needed for POSTs.
-import type { ApiChange, NetworkStatusView, PeernixBridge, Snapshot } from '../src/base/api.ts';
+import type { ApiChange, NetworkStatusView, PeernixBridge, Snapshot, TeamView } from '../src/base/api.ts';
 import { CONTROL_API, TOKEN_META_NAME } from '../src/control/contract.ts';
 
 export function readPageToken(doc: Document = document): string | null {
@@ -43,6 +43,19 @@ export function createWebBridge(doc: Document = document): PeernixBridge {
     };
   }
 
+  /** A change with the page's token; the JSON answer, or the server's reason as the error. */
+  async function post(url: string, body: unknown): Promise<unknown> {
+    if (!token) throw new Error('this page has no control token; reload it from Peernix');
+    const res = await fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(await errorText(res));
+    return res.json();
+  }
+
   return {
     async snapshot(): Promise<Snapshot> {
       const res = await fetch(CONTROL_API.snapshot, { cache: 'no-store', credentials: 'same-origin' });
@@ -80,6 +93,12 @@ export function createWebBridge(doc: Document = document): PeernixBridge {
       });
       if (!res.ok) throw new Error(await errorText(res));
       return (await res.json()) as NetworkStatusView;
+    },
+    async team(action) {
+      return (await post(CONTROL_API.team, action)) as TeamView;
+    },
+    async noticeSeen(id) {
+      await post(CONTROL_API.notice, { seen: id });
     },
     async copyText(text) {
       if (navigator.clipboard?.writeText) {

@@ -100,6 +100,14 @@ function item(e: PeernixEvent): HTMLLIElement {
         }),
         e.detail ? h('div', { class: 'muted', text: e.detail }) : null,
       );
+    case 'team':
+      return li(
+        'sharing',
+        h('div', { class: 'ev-title', text: `${e.name} ${e.change === 'added' ? 'joined the team' : 'left the team'}` }),
+        h('div', { class: 'muted mono', text: `key ${e.fingerprint}` }),
+      );
+    case 'notice':
+      return li('sharing', h('div', { class: 'ev-title', text: 'Sharing changed with this version' }), h('div', { class: 'muted', text: e.text }));
     case 'error':
       return li('error', h('div', { class: 'ev-title', text: e.message }));
     case 'transfer':

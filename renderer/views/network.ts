@@ -20,7 +20,11 @@ export function renderNetwork(status: StatusView | null, act: ((a: NetworkAction
     bar.className = 'network-bar network-ask';
     replaceChildren(bar, [
       h('span', { testid: 'network-question', text: `Share on ${name}?` }),
-      h('span', { class: 'muted', text: ' Peers here can fetch your store paths only once you say yes.' }),
+      h('span', {
+        class: 'muted',
+        testid: 'network-scopes',
+        text: ' If you say yes, everyone here can fetch your public paths (those a public cache such as cache.nixos.org signed); paths built or added here go only to your team.',
+      }),
       button('Share here', 'network-trust', () => act({ trust: id })),
       button('Not here', 'network-dismiss', () => act({ dismiss: id })),
     ]);

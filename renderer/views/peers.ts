@@ -1,17 +1,21 @@
-import type { PeerView, StatusView } from '../../src/base/api.ts';
+import type { PeerView, StatusView, TeamAction } from '../../src/base/api.ts';
 import { byId, h, replaceChildren } from '../dom.ts';
 import { formatBytes, formatDateTime, formatRtt } from '../format.ts';
 import { describeSummary } from '../../src/base/summary-text.ts';
 import { sparkline } from '../svg.ts';
+import { button } from './team.ts';
 
 const STATE_LABEL: Record<PeerView['state'], string> = { up: 'up', suspect: 'suspect', gone: 'gone' };
 
-export function renderPeers(peers: PeerView[], status: StatusView | null): void {
+export function renderPeers(peers: PeerView[], status: StatusView | null, teamAct: ((a: TeamAction) => void) | null = null): void {
   const body = byId('peers-body');
   const empty = byId('peers-empty');
   const order = { up: 0, suspect: 1, gone: 2 } as const;
   const sorted = [...peers].sort((a, b) => order[a.state] - order[b.state] || a.name.localeCompare(b.name));
-  replaceChildren(body, sorted.map(row));
+  replaceChildren(
+    body,
+    sorted.map((p) => row(p, teamAct)),
+  );
 
   const up = peers.filter((p) => p.state === 'up').length;
   byId('peers-count').textContent = peers.length ? `${up} up · ${peers.length} known` : '';
@@ -35,7 +39,7 @@ const SOURCE_TAG: Record<PeerView['source'], { text: string; title: string }> = 
   static: { text: 'static', title: 'configured with --peer' },
 };
 
-function row(p: PeerView): HTMLTableRowElement {
+function row(p: PeerView, teamAct: ((a: TeamAction) => void) | null): HTMLTableRowElement {
   const tr = h(
     'tr',
     { testid: 'peer-row', class: `peer-${p.state}`, attrs: { 'data-peer-id': p.id, 'data-state': p.state } },
@@ -46,6 +50,7 @@ function row(p: PeerView): HTMLTableRowElement {
       h('span', { class: 'tag', testid: 'peer-source', text: SOURCE_TAG[p.source].text, title: SOURCE_TAG[p.source].title }),
       h('div', { class: 'muted small', testid: 'peer-summary', text: describeSummary(p.summary) }),
       p.why ? h('div', { class: 'why small', testid: 'peer-why', text: p.why }) : null,
+      teamLine(p, teamAct),
     ),
     h('td', { class: 'mono wide-only', text: `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}` }),
     h('td', { class: 'wide-only', text: p.platform ?? '—' }),
@@ -87,6 +92,26 @@ function row(p: PeerView): HTMLTableRowElement {
     h('td', { class: 'num', attrs: { 'data-label': 'Received' } }, formatBytes(p.bytesFrom), ' ', throughputSpark(p)),
   );
   return tr;
+}
+
+/**
+ * The peer's key fingerprint and its place in the team: a member is marked; a peer that proved its
+ * key can be added in one click, the fingerprint beside the button to compare with its owner first.
+ */
+function teamLine(p: PeerView, act: ((a: TeamAction) => void) | null): HTMLElement | null {
+  if (!p.fingerprint || !p.publicKey) return null;
+  const key = p.publicKey;
+  return h(
+    'div',
+    { class: 'small peer-team', testid: 'peer-team' },
+    h('span', { class: 'mono', testid: 'peer-fingerprint', text: p.fingerprint, title: `Key ${key}: compare with its owner` }),
+    ' ',
+    p.teamMember
+      ? h('span', { class: 'pill pill-ok', testid: 'peer-team-member', text: 'team' })
+      : p.verified && act
+        ? button('Add to team', 'peer-add-team', () => act({ add: key }))
+        : null,
+  );
 }
 
 /** Samples in a full history (peer-history.ts keeps 30). */

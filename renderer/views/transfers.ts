@@ -18,6 +18,12 @@ export function renderTransfers(transfers: TransferView[]): void {
 
 const OUTCOME: Record<NonNullable<TransferView['outcome']>, string> = { ok: 'done', resumed: 'done (resumed)', failed: 'failed' };
 
+const SCOPE_TITLE: Record<NonNullable<TransferView['scope']>, string> = {
+  public: 'Public: signed by a public cache; anyone on a trusted network may have it',
+  team: 'Team: served only to team members, over the team channel',
+  never: 'Never: excluded by name (never served)',
+};
+
 function row(t: TransferView): HTMLLIElement {
   const incoming = t.direction === 'in';
   const pct = t.total > 0 ? Math.min(100, (t.bytes / t.total) * 100) : 100;
@@ -48,6 +54,7 @@ function row(t: TransferView): HTMLLIElement {
       h('span', { class: 'xfer-dir', text: incoming ? '↓' : '↑', attrs: { 'aria-hidden': 'true' } }),
       h('span', { class: 'strong xfer-name', text: storePathName(t.storePath), title: t.storePath }),
       h('span', { class: 'muted xfer-peer', text: incoming ? `from ${t.peerName}` : `to ${t.peerName}` }),
+      t.scope ? h('span', { class: 'tag', testid: 'transfer-scope', text: t.scope, title: SCOPE_TITLE[t.scope] }) : null,
       t.outcome ? h('span', { class: `pill ${t.outcome === 'failed' ? 'pill-warn' : 'pill-ok'}`, text: OUTCOME[t.outcome] }) : null,
     ),
     bar,

@@ -1,4 +1,4 @@
-import type { DoctorReport, PeernixApi, Snapshot, StatusView } from '../base/api.ts';
+import type { DoctorReport, PeernixApi, PeerView, Snapshot, StatusView } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
 import { formatHostPort } from '../base/listen-address.ts';
 import type { HttpListener } from '../cache/http-listener.ts';
@@ -12,6 +12,9 @@ import type { PeerHistory } from '../domain/peer-history.ts';
 import { shareAddresses } from '../domain/share-addresses.ts';
 import type { SharingSwitch } from '../domain/sharing-switch.ts';
 import type { StoreWatch } from '../domain/store-watch.ts';
+import type { TeamRoster } from '../domain/team-roster.ts';
+import type { Notices } from '../domain/notices.ts';
+import { fingerprintOf } from '../domain/team.ts';
 import type { TrustWatch } from '../domain/trust-watch.ts';
 import type { PeernixMetrics } from '../metrics/metrics.ts';
 import { nixConfLines } from '../nix/nix-conf-lines.ts';
@@ -20,6 +23,8 @@ import type { DnsSd } from '../peers/dnssd-discovery.ts';
 import type { NetworkWatch } from '../peers/network-watch.ts';
 import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
+import { whyStorePath, type PathScopes, type ScopeVerdict } from '../store/path-scope.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import type { LocalStore } from '../store/local-store.ts';
 
@@ -47,9 +52,14 @@ export interface ApiParts {
   store: LocalStore;
   client: PeerClient;
   summaries: PeerSummaries;
+  scopes: PathScopes;
+  /** The verdict on a path of this store as the share listener serves it. */
+  verdictOf: (info: PathInfo) => ScopeVerdict;
   metrics: PeernixMetrics;
   networkTrust: NetworkTrust;
   networkWatch: NetworkWatch;
+  roster: TeamRoster;
+  notices: Notices;
   log: Logger;
 }
 
@@ -70,7 +80,10 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
       shareUrl: share ? `http://${formatHostPort(p.shareHost, share.port)}` : null,
       shareError: sharing.error,
       sharePaused: sharing.paused,
+      scopes: { ...p.scopes.counts(), ...p.scopes.rules },
       network: p.networkTrust.view(),
+      team: p.roster.view(registry.views()),
+      notices: p.notices.view(),
       shareAddresses: share ? shareAddresses(p.shareHost, share.port) : [],
       substituterUrl: p.substituter.url,
       publicKey: p.identity.key.publicKey.text,
@@ -86,10 +99,14 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
     };
   };
 
+  const withTeam = (peer: PeerView): PeerView => {
+    return { ...peer, fingerprint: fingerprintOf(peer.publicKey), teamMember: peer.verified && p.roster.isMember(peer.publicKey) };
+  };
+
   const api: PeernixApi = {
     snapshot: (): Snapshot => ({
       status: status(),
-      peers: registry.views().map((peer) => p.history.annotate(peer)),
+      peers: registry.views().map((peer) => withTeam(p.history.annotate(peer))),
       entries: p.affinity.views(),
       events: activity.events.recent(),
       transfers: activity.transfers.views(),
@@ -98,6 +115,12 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
     subscribe: (listener) => activity.changes.subscribe(listener),
     setSharing: (on) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : sharing.set(on)),
     network: (action) => (stopping ? Promise.reject(new Error('Peernix is stopping')) : p.networkTrust.act(action)),
+    team: async (action) => {
+      if (stopping) throw new Error('Peernix is stopping');
+      return p.roster.act(action, registry.views());
+    },
+    noticeSeen: async (id) => p.notices.seen(id),
+    shareWhy: (pathOrHash) => whyStorePath(p.store, p.verdictOf, pathOrHash),
     async clearPeerBad(id) {
       const cleared = registry.clearBad(id);
       if (cleared) p.log.info(`peer ${registry.get(id)?.name ?? id}: bad mark cleared by the user`);

@@ -3,7 +3,8 @@ import { isLoopbackHost, parseListenAddress } from '../base/listen-address.ts';
 import type { Logger } from '../base/log.ts';
 import { ensureStateDir } from '../base/state-dir.ts';
 import { limitsFromEnv } from '../cache/limits.ts';
-import { LocalBackend } from '../cache/local-backend.ts';
+import { LocalBackend, narInfoFromPathInfo } from '../cache/local-backend.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
 import type { ControlHandlers } from '../control/routes.ts';
 import { Activity } from '../domain/activity.ts';
 import { AffinityCache } from '../domain/affinity.ts';
@@ -24,17 +25,20 @@ import { PeerSummaries } from '../peers/peer-summaries.ts';
 import { PeerRegistry, type Peer } from '../peers/registry.ts';
 import { staticPeerInfo } from '../peers/static-peer.ts';
 import { LocalStore, type NarSourceKind } from '../store/local-store.ts';
-import { StoreSummary } from '../store/store-summary.ts';
+import { DEFAULT_EXCLUDE, DEFAULT_PUBLIC_KEYS, PathScopes } from '../store/path-scope.ts';
+import { ScopedSummaries } from '../store/scoped-summaries.ts';
 import { parseStoreUri } from '../store/store-uri.ts';
 import { createPeernixApi } from './peernix-api.ts';
-import { createRealisationHandler } from '../cache/realisation-route.ts';
+import { createRealisationHandler, realisationOutput } from '../cache/realisation-route.ts';
 import { createRealisationSource } from '../domain/realisations.ts';
 import { NetworkTrust } from '../domain/network-trust.ts';
 import { NetworkWatch } from '../peers/network-watch.ts';
 import { createShareSide } from './share-side.ts';
 import { startSubstituterSide } from './substituter-side.ts';
 import { makeTeamCertificate } from '../wire/team-certificate.ts';
-import { teamKeyAt, teamKeySet } from '../domain/team.ts';
+import { teamKeyAt } from '../domain/team.ts';
+import { TeamRoster } from '../domain/team-roster.ts';
+import { Notices, type NoticeState } from '../domain/notices.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else; what each
 // part does is in its own file. A request from Nix: cache/http-listener.ts → cache/route-table.ts with
@@ -86,6 +90,16 @@ export interface PeernixOptions {
   dnsSdRegister?: DnsSdRegisterSettings | null;
   /** Public keys ("name:base64") of the team: peers this one talks to, and is asked by, over TLS. */
   team?: string[];
+  /** Keys of public caches: what they signed is public (default cache.nixos.org-1). */
+  publicKeys?: string[];
+  /** Store path name patterns never shared (default store/path-scope.ts DEFAULT_EXCLUDE). */
+  exclude?: string[];
+  /** Saves the team (the settings file); absent: changes last for this run only (`--team` given). */
+  persistTeam?: (keys: string[]) => void;
+  /** The upgrade notice of scoped sharing: where it stands, whether this start found the upgrade, and its saving. */
+  scopesNotice?: NoticeState;
+  upgradedFromBeforeScopes?: boolean;
+  persistScopesNotice?: (state: NoticeState) => void;
   /** The control API and dashboard on the loopback listener, given the API and that listener's URL. */
   control?: (api: PeernixApi, substituterUrl: string) => ControlHandlers;
 }
@@ -114,23 +128,59 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     onMetadataSource: (source, why) => reportMetadataSource(log, source, why, () => notifySoon('status')),
   });
   const local = new LocalBackend(store, identity.key, opts.verifyLocalNars);
-  const storeSummary = new StoreSummary(store.summarySource);
+  // Who sees which path: public to everyone on a trusted network, team to team members, never to nobody.
+  const scopes = new PathScopes({ publicKeys: opts.publicKeys ?? DEFAULT_PUBLIC_KEYS, exclude: opts.exclude ?? DEFAULT_EXCLUDE });
+  // Judged on the narinfo as served (it carries our own signature: a user who lists this machine's
+  // key in publicKeys shares all it holds with everyone, as before scopes).
+  const served = (info: PathInfo) => scopes.scopeOf(narInfoFromPathInfo(info, identity.key));
+  const summaries = new ScopedSummaries({
+    source: store.summarySource,
+    scopes,
+    scopeOf: (hashPart) => {
+      const info = store.pathInfoFromDb(hashPart);
+      return info ? served(info) : null;
+    },
+  });
+  scopes.onChange = () => summaries.rebuild();
   const trust = new TrustWatch({ log, changed: () => notifySoon('status') });
 
   // The team channel: a certificate for this identity key, made anew at each start (the key is what lasts).
   const teamCert = await makeTeamCertificate(identity.key);
-  const teamKeys = teamKeySet(opts.team ?? []);
-  const team = { cert: teamCert, keyOf: (origin: string): string | null => (teamKeys.size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys)) };
+  // Read at each request and connection: a change of the team takes effect at once.
+  const roster = new TeamRoster({
+    members: opts.team ?? [],
+    ownKey: identity.key.publicKey.text,
+    persist: opts.persistTeam,
+    events: activity.events,
+    log: log.child('team'),
+    changed: () => notifySoon('status'),
+  });
+  const teamKeys = () => roster.keys();
+  const team = {
+    cert: teamCert,
+    keyOf: (origin: string): string | null => (teamKeys().size === 0 ? null : teamKeyAt(origin, registry.all(), teamKeys())),
+    isMember: (rawKey: string) => teamKeys().has(rawKey),
+  };
+  const notices = new Notices({
+    scopes: opts.scopesNotice ?? 'none',
+    upgradedFromBeforeScopes: opts.upgradedFromBeforeScopes ?? false,
+    persist: opts.persistScopesNotice,
+    events: activity.events,
+    log,
+    changed: () => notifySoon('status'),
+  });
   const client = new PeerClient({}, `peernix/${opts.version}`, {}, { frames: opts.peerCompression ?? true, team });
   // Peers' store summaries: a miss no summary admits asks nobody. A change may admit what just missed.
-  const summaries = new PeerSummaries({
+  const peerSummaries = new PeerSummaries({
     log: log.child('summaries'),
     userAgent: `peernix/${opts.version}`,
+    // Team members' summaries (which admit team paths) over the team channel only.
+    channel: (url) => client.summaryChannel(url),
     onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')),
   });
-  const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => summaries.view(id) });
+  const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => peerSummaries.view(id) });
   const history = new PeerHistory();
-  const stopWatchingPeers = watchPeers({ registry, events: activity.events, history, summaries, log, changed: () => notifySoon('peers') });
+  const stopWatchingPeers = watchPeers({ registry, events: activity.events, history, summaries: peerSummaries, log, changed: () => notifySoon('peers') });
   const affinity = new AffinityCache(20_000, () => notifySoon('entries'));
   const resolver = new Resolver({
     local,
@@ -142,14 +192,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log: log.child('resolver'),
     goUdpPort: opts.goUdp?.port,
     trust: () => trust.policy,
-    mayHave: (peer, hashPart) => summaries.mayHave(peer.id, hashPart),
+    mayHave: (peer, hashPart) => peerSummaries.mayHave(peer.id, hashPart),
     // A lookup no peer could answer is a miss the LAN answered at once (Nix goes on to its other caches).
     onMiss: () => activity.lanTotals.countMiss(),
   });
 
   const storeWatch = new StoreWatch({
     store,
-    summary: storeSummary,
+    summary: summaries,
     sharing: () => sharing.on,
     log,
     changed: () => notifySoon('status'),
@@ -162,13 +212,15 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     daemonUp: () => storeWatch.daemon.ok,
     subscribe: (l) => activity.events.subscribe(l),
     lanToday: () => activity.lanTotals.view().today,
+    scopes: () => ({ ...scopes.counts(), ...scopes.rules }),
   });
   registry.on('removed', (p: Peer) => metrics.peerRemoved(p));
   const metricsHandler = createMetricsHandler(metrics);
   // Content-addressed derivations' realisations: the share listener answers from this store, the
   // substituter listener from this store and then the peers.
+  const shareRealisations = createRealisationSource({ local: store, key: identity.key, log: log.child('share') });
   const realisations = {
-    share: createRealisationHandler(createRealisationSource({ local: store, key: identity.key, log: log.child('share') }), log.child('share')),
+    share: createRealisationHandler(shareRealisations, log.child('share')),
     subst: createRealisationHandler(
       createRealisationSource({
         local: store,
@@ -198,7 +250,10 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     local,
     store,
     identity,
-    summary: storeSummary,
+    summaries,
+    scopes,
+    scopeOfInfo: served,
+    teamKeys,
     registry,
     activity,
     metrics,
@@ -206,6 +261,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     log,
     metricsHandler: opts.metricsOnShare ? metricsHandler : null,
     realisation: realisations.share,
+    realisationPath: realisationOutput(shareRealisations),
     goUdp: opts.goUdp ?? null,
     announce: (port) => {
       discovery?.publish(port);
@@ -286,10 +342,14 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     storeWatch,
     store,
     client,
-    summaries,
+    summaries: peerSummaries,
+    scopes,
+    verdictOf: (info) => scopes.verdict(narInfoFromPathInfo(info, identity.key)),
     metrics,
     networkTrust,
     networkWatch,
+    roster,
+    notices,
     log,
   });
   if (opts.control) substituter.attachControl(opts.control(api, substituter.listener.url));

@@ -38,7 +38,10 @@ export interface ServiceOptions {
   core: CoreOptions;
   /** Settings overridden for this run only (command-line flags); never written back. */
   overrides?: Partial<
-    Pick<Settings, 'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team'>
+    Pick<
+      Settings,
+      'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team' | 'publicKeys'
+    >
   >;
   /** The built renderer (dist/renderer) the dashboard serves. */
   rendererDir: string;
@@ -75,6 +78,8 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     dnsSdDomains: s.dnsSdDomains,
     dnsSdServer: s.dnsSdServer,
     dnsSdRegister: s.dnsSdRegister,
+    publicKeys: s.publicKeys,
+    exclude: s.exclude,
     goUdp: s.goPeers ? { port: s.goUdpPort } : null,
     version: opts.version,
     log: opts.log,
@@ -83,6 +88,11 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     trustAllNetworks: s.trustAllNetworks,
     trustFirstNetwork: settings.predatesNetworkTrust ?? false,
     persistTrustedNetworks: (ids) => settings.set({ trustedNetworks: ids }),
+    // `--team` is for this run only: then the team's changes are not written over the saved list.
+    persistTeam: opts.overrides?.team === undefined ? (keys) => settings.set({ team: keys }) : undefined,
+    scopesNotice: s.scopesNotice,
+    upgradedFromBeforeScopes: settings.predatesScopes ?? false,
+    persistScopesNotice: (state) => settings.set({ scopesNotice: state }),
     // The core calls back with its API and loopback URL once that listener is bound (port 0 is known
     // only then); the routes answer only to that exact host:port.
     control: (api, url) => {

@@ -15,6 +15,9 @@ import { isNetworkId } from '../peers/network-id.ts';
 import { MAX_TRUSTED_NETWORKS } from '../domain/network-trust.ts';
 import { parseServer } from '../peers/dns-client.ts';
 import { isDomainName } from '../peers/resolv-conf.ts';
+import { MAX_TEAM_MEMBERS } from '../domain/team-roster.ts';
+import type { NoticeState } from '../domain/notices.ts';
+import { checkExcludePattern, DEFAULT_EXCLUDE, DEFAULT_PUBLIC_KEYS, MAX_EXCLUDE } from '../store/path-scope.ts';
 import { keepCorruptFile, readStateFile, StateFileError, writeStateFile } from '../base/state-file.ts';
 
 // ---- the one schema: each field's default, its JSON Schema (documentation) and its check -------
@@ -124,35 +127,83 @@ const trustedNetworksField: Field<string[]> = {
   },
 };
 
-export const MAX_TEAM = 256;
+export const MAX_TEAM = MAX_TEAM_MEMBERS;
 
-const teamField: Field<string[]> = {
-  default: [],
+/** A list of Nix public keys ("name:base64"), each kept once; bad ones are reported and left out. */
+function publicKeyListField(setting: string, dflt: readonly string[], max: number, description: string): Field<string[]> {
+  return {
+    default: [...dflt],
+    schema: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[^:\\s]+:[A-Za-z0-9+/]{43}=$' },
+      maxItems: max,
+      default: [...dflt],
+      description,
+    },
+    check(v) {
+      if (!Array.isArray(v)) return { ok: false, why: `must be a list of public keys (got ${describe(v)})` };
+      const kept: string[] = [];
+      const extra: string[] = [];
+      for (const [i, item] of v.entries()) {
+        let text: string;
+        try {
+          text = parsePublicKey(typeof item === 'string' ? item.trim() : '').text;
+        } catch (e) {
+          extra.push(`settings: ${setting}[${i}] ${describe(item)}: ${(e as Error).message}; ignoring it`);
+          continue;
+        }
+        if (kept.length >= max) {
+          extra.push(`settings: more than ${max} ${setting} entries; ignoring ${setting}[${i}] and the rest`);
+          break;
+        }
+        if (!kept.includes(text)) kept.push(text);
+      }
+      return { ok: true, value: kept, extra };
+    },
+  };
+}
+
+const teamField = publicKeyListField(
+  'team',
+  [],
+  MAX_TEAM,
+  'Public keys (name:base64, as `nix-store --generate-binary-cache-key` writes them) of the Peernix machines in your team: they talk to this one over TLS bound to their keys, and get the paths that are not public.',
+);
+
+const publicKeysField = publicKeyListField(
+  'publicKeys',
+  DEFAULT_PUBLIC_KEYS,
+  MAX_TEAM,
+  'Keys of public binary caches (name:base64): a path whose narinfo carries a valid signature by one of them is public, shared with everyone on a trusted network. Default: cache.nixos.org-1.',
+);
+
+const excludeField: Field<string[]> = {
+  default: [...DEFAULT_EXCLUDE],
   schema: {
     type: 'array',
-    items: { type: 'string', pattern: '^[^:\\s]+:[A-Za-z0-9+/]{43}=$' },
-    maxItems: MAX_TEAM,
-    default: [],
+    items: { type: 'string', minLength: 1, maxLength: 200 },
+    maxItems: MAX_EXCLUDE,
+    default: [...DEFAULT_EXCLUDE],
     description:
-      'Public keys (name:base64, as `nix-store --generate-binary-cache-key` writes them) of the Peernix machines in your team: they talk to this one over TLS bound to their keys.',
+      'Store path names (after "<hash>-") never shared with anyone, team included: case-insensitive patterns, `*` any run of characters, `?` one. The defaults catch names that look like secrets (README, "What is shared with whom").',
   },
   check(v) {
-    if (!Array.isArray(v)) return { ok: false, why: `must be a list of public keys (got ${describe(v)})` };
+    if (!Array.isArray(v)) return { ok: false, why: `must be a list of name patterns (got ${describe(v)})` };
     const kept: string[] = [];
     const extra: string[] = [];
     for (const [i, item] of v.entries()) {
-      let text: string;
+      let p: string;
       try {
-        text = parsePublicKey(typeof item === 'string' ? item.trim() : '').text;
+        p = checkExcludePattern(item);
       } catch (e) {
-        extra.push(`settings: team[${i}] ${describe(item)}: ${(e as Error).message}; ignoring it`);
+        extra.push(`settings: exclude[${i}] ${describe(item)}: ${(e as Error).message}; ignoring it`);
         continue;
       }
-      if (kept.length >= MAX_TEAM) {
-        extra.push(`settings: more than ${MAX_TEAM} team members; ignoring team[${i}] and the rest`);
+      if (kept.length >= MAX_EXCLUDE) {
+        extra.push(`settings: more than ${MAX_EXCLUDE} exclude patterns; ignoring exclude[${i}] and the rest`);
         break;
       }
-      if (!kept.includes(text)) kept.push(text);
+      if (!kept.includes(p)) kept.push(p);
     }
     return { ok: true, value: kept, extra };
   },
@@ -236,6 +287,19 @@ const dnsSdRegisterField: Field<DnsSdRegisterSetting | null> = {
   },
 };
 
+/** Where the one-time notice of an upgrade to scoped sharing stands: 'pending' until the user saw it. */
+const scopesNoticeField: Field<NoticeState> = {
+  default: 'none',
+  schema: {
+    type: 'string',
+    enum: ['none', 'pending', 'seen'],
+    default: 'none',
+    description: 'Set by Peernix: whether you were told, after an upgrade, that team paths now go to team members only.',
+  },
+  check: (v) =>
+    v === 'none' || v === 'pending' || v === 'seen' ? { ok: true, value: v } : { ok: false, why: `must be "none", "pending" or "seen" (got ${describe(v)})` },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -268,6 +332,12 @@ const FIELDS = {
   dnsSdServer: dnsServerField,
   /** Registration of this machine by signed DNS UPDATE; null: none. */
   dnsSdRegister: dnsSdRegisterField,
+  /** The upgrade notice of scoped sharing (README, "Team and scopes"). */
+  scopesNotice: scopesNoticeField,
+  /** Public caches' keys: what they signed is shared with everyone (README, "What is shared with whom"). */
+  publicKeys: publicKeysField,
+  /** Names never shared, team included. */
+  exclude: excludeField,
 };
 
 type FieldValue<F> = F extends Field<infer T> ? T : never;
@@ -310,6 +380,8 @@ function defaultsCopy(): Settings {
     trustedNetworks: [...DEFAULT_SETTINGS.trustedNetworks],
     team: [...DEFAULT_SETTINGS.team],
     dnsSdDomains: [...DEFAULT_SETTINGS.dnsSdDomains],
+    publicKeys: [...DEFAULT_SETTINGS.publicKeys],
+    exclude: [...DEFAULT_SETTINGS.exclude],
   };
 }
 
@@ -379,6 +451,11 @@ export interface SettingsStore {
    * `trustAllNetworks`): an upgrade, which trusts the network it starts on once.
    */
   readonly predatesNetworkTrust?: boolean;
+  /**
+   * The file was there from before paths had scopes (it names neither `publicKeys` nor `exclude`, and
+   * Peernix has not told the user yet): an upgrade, whose user is told once what changed.
+   */
+  readonly predatesScopes?: boolean;
 }
 
 /** The daemon's and the app's settings: `<stateDir>/settings.json`. */
@@ -456,7 +533,11 @@ export function openSettingsStore(stateDir: string): SettingsStore {
   let current = validateSettings(raw);
   const predatesNetworkTrust = fileState === 'ok' && isPlainObject(raw) && !Object.hasOwn(raw, 'trustedNetworks') && !Object.hasOwn(raw, 'trustAllNetworks');
 
+  const predatesScopes =
+    fileState === 'ok' && isPlainObject(raw) && !Object.hasOwn(raw, 'publicKeys') && !Object.hasOwn(raw, 'exclude') && !Object.hasOwn(raw, 'scopesNotice');
+
   return {
+    predatesScopes,
     get path() {
       return file;
     },
@@ -472,6 +553,8 @@ export function openSettingsStore(stateDir: string): SettingsStore {
         team: [...current.settings.team],
         dnsSdDomains: [...current.settings.dnsSdDomains],
         dnsSdRegister: current.settings.dnsSdRegister ? { ...current.settings.dnsSdRegister } : null,
+        publicKeys: [...current.settings.publicKeys],
+        exclude: [...current.settings.exclude],
       };
     },
     set(patch) {

@@ -6,7 +6,7 @@ import { listen } from '../cache/http-listener.ts';
 import { createIdentityHandler } from '../cache/identity-route.ts';
 import type { ListenerLimits } from '../cache/limits.ts';
 import { NarSlots } from '../base/nar-slots.ts';
-import { serveRoutes, type RouteHandler } from '../cache/route-table.ts';
+import { serveRoutes, type RouteHandler, type RouteMatch } from '../cache/route-table.ts';
 import { shareRoutes } from '../cache/share-routes.ts';
 import { createSummaryHandler } from '../cache/summary-route.ts';
 import { createReachBackHandler } from '../doctor/reach-back.ts';
@@ -19,7 +19,12 @@ import type { PeerRegistry } from '../peers/registry.ts';
 import type { SecretKey } from '../nix/signing.ts';
 import type { TeamCertificate } from '../wire/team-certificate.ts';
 import type { LocalStore } from '../store/local-store.ts';
-import type { StoreSummary } from '../store/store-summary.ts';
+import type { ScopedSummaries } from '../store/scoped-summaries.ts';
+import type { PathScope, PathScopes } from '../store/path-scope.ts';
+import { parseStorePath } from '../nix/store-path.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
+import { scopePolicy } from '../cache/scope-policy.ts';
+import { askerClassifier } from '../cache/asker-class.ts';
 import { CACHE_PRIORITY } from './cache-priority.ts';
 
 // The share side: the LAN listener behind the sharing switch, serving this machine's own store and
@@ -31,7 +36,13 @@ export interface ShareSideParts {
   local: CacheBackend;
   store: LocalStore;
   identity: { instanceId: string; key: SecretKey };
-  summary: StoreSummary;
+  /** The two summaries: a stranger's (public paths) and a team member's (public and team paths). */
+  summaries: ScopedSummaries;
+  /** Who sees which path (store/path-scope.ts), and the team's raw identity keys as they are now. */
+  scopes: PathScopes;
+  /** The scope of a path of this store as served (its narinfo with our signature). */
+  scopeOfInfo: (info: PathInfo) => PathScope;
+  teamKeys: () => ReadonlySet<string>;
   registry: PeerRegistry;
   activity: Activity;
   metrics: PeernixMetrics;
@@ -39,6 +50,8 @@ export interface ShareSideParts {
   metricsHandler: RouteHandler | null;
   /** Realisations of content-addressed derivations, from this store only. */
   realisation: RouteHandler;
+  /** The output a realisation request would reveal, for the scope policy. */
+  realisationPath?: (match: RouteMatch) => Promise<string | null>;
   limits: ListenerLimits;
   goUdp: { port: number } | null;
   announce: (port: number) => void;
@@ -66,20 +79,43 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
       // A colleague using this machine as a plain binary cache is served all the same.
       else if (ok) lanTotals.countTransfer('out', bytes);
     },
-    trackNar: ({ remoteAddress, storePath, total, bytes, wireBytes }) =>
-      transfers.begin({ storePath, direction: 'out', peerName: registry.findByAddress(remoteAddress)?.name ?? remoteAddress, total, bytes, wireBytes }),
+    trackNar: ({ remoteAddress, storePath, total, bytes, wireBytes }) => {
+      // The policy judged this path before serving it: its verdict is cached, found here by its narinfo.
+      let scope: PathScope | undefined;
+      void Promise.resolve()
+        .then(() => p.local.narInfo(parseStorePath(storePath).hashPart))
+        .then(
+          (info) => (scope = info ? p.scopes.scopeOf(info) : undefined),
+          () => {},
+        );
+      return transfers.begin({
+        storePath,
+        direction: 'out',
+        peerName: registry.findByAddress(remoteAddress)?.name ?? remoteAddress,
+        total,
+        bytes,
+        wireBytes,
+        scope: () => scope,
+      });
+    },
   });
   const serve = serveRoutes(
     shareRoutes({
       cache,
       identity: createIdentityHandler(p.identity),
-      summary: createSummaryHandler({ summary: p.summary }),
+      summary: createSummaryHandler({ summary: (asker) => p.summaries.for(asker === 'team') }),
       // A peer asking whether its share listener is reachable from here (doctor): tried at its own address only.
       reachBack: createReachBackHandler({ portOf: (address) => registry.findByAddress(address)?.port ?? null }),
       metrics: p.metricsHandler,
       realisation: p.realisation,
+      realisationPath: p.realisationPath,
     }),
-    { log: log.child('share'), last: true },
+    {
+      log: log.child('share'),
+      last: true,
+      // The one place who may see what is decided, for every route of the table (scope-policy.ts).
+      policy: scopePolicy({ classify: askerClassifier(p.teamKeys), scopes: p.scopes, narInfo: (hashPart) => p.local.narInfo(hashPart) }),
+    },
   );
   const sharing: SharingSwitch = new SharingSwitch({
     companion: p.goUdp
@@ -87,6 +123,8 @@ export function createShareSide(p: ShareSideParts): SharingSwitch {
           host: p.address.host,
           port: p.goUdp.port,
           store: p.store,
+          scopes: p.scopes,
+          scopeOf: p.scopeOfInfo,
           sharePort: () => sharing.listener?.port,
           proven: (address) => p.registry.findByAddress(address)?.state === 'up',
           log: log.child('go-udp'),

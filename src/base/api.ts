@@ -42,6 +42,10 @@ export interface PeerView {
   history?: PeerHistoryView;
   /** Why the peer is not up, or not trusted, in words; null when it is up and trusted. */
   why?: string | null;
+  /** Its identity key's short fingerprint (team.ts), to compare by voice; null when it announced none. */
+  fingerprint?: string | null;
+  /** Its proven identity key is in this machine's team. */
+  teamMember?: boolean;
 }
 
 export interface PeerHistoryView {
@@ -66,6 +70,8 @@ export interface TransferView {
   startedAt: number;
   /** Set once it ended; the row stays a few seconds so the user sees how it ended. */
   outcome: 'ok' | 'failed' | 'resumed' | null;
+  /** A served path's scope (who may have it), once known; absent for fetched paths and older cores. */
+  scope?: 'public' | 'team' | 'never';
 }
 
 /** What the LAN did for this machine over one period. */
@@ -132,7 +138,47 @@ export type PeernixEvent =
   | { type: 'network'; id: number; time: number; networkId: string | null; networkName: string | null; trusted: boolean; note?: string }
   /** The local nix-daemon went down, stalled (accepts, answers nothing: NARs wait, lookups don't) or answers again. */
   | { type: 'daemon'; id: number; time: number; state: 'ok' | 'stalled' | 'down'; detail: string | null }
+  /** The team changed (`peernix team add|remove`, the window): who, by key name and fingerprint. */
+  | { type: 'team'; id: number; time: number; change: 'added' | 'removed'; name: string; fingerprint: string }
+  /** Something the user is told once (an upgrade that changed what is shared). */
+  | { type: 'notice'; id: number; time: number; notice: NoticeId; text: string }
   | { type: 'error'; id: number; time: number; message: string };
+
+/** A one-time notice: 'scopes' — an upgrade from before scopes: team paths now go to team members only. */
+export type NoticeId = 'scopes';
+
+export interface NoticeView {
+  id: NoticeId;
+  text: string;
+}
+
+/** A member of this machine's team: a Peernix whose identity key may fetch its team paths. */
+export interface TeamMemberView {
+  name: string; // the key's name part
+  publicKey: string; // "name:base64"
+  fingerprint: string;
+  /** A proven peer seen now with this key, by name; null when none is. */
+  peerName: string | null;
+}
+
+/** A proven peer this machine's Nix already trusts, not yet in the team (offered after an upgrade). */
+export interface TeamCandidateView {
+  peerId: string;
+  name: string;
+  publicKey: string;
+  fingerprint: string;
+}
+
+export interface TeamView {
+  members: TeamMemberView[];
+  max: number;
+  /** False while `--team` was given at start: changes then last only until the next start. */
+  saved: boolean;
+  candidates: TeamCandidateView[];
+}
+
+/** Add a member by its public key ("name:base64"), or remove one by key, key name or fingerprint. */
+export type TeamAction = { add: string } | { remove: string };
 
 /** Whether the local nix-daemon answers, and which Nix it is. */
 export interface DaemonHealth {
@@ -166,6 +212,10 @@ export interface StatusView {
   /** Why sharing is held off though the saved choice is on (an untrusted network); absent in older cores. */
   sharePaused?: string | null;
   network?: NetworkStatusView;
+  /** The team (`peernix team list`); absent in older cores. */
+  team?: TeamView;
+  /** Notices the user has not yet acknowledged (shown in window, tray and status until then). */
+  notices?: NoticeView[];
   substituterUrl: string;
   publicKey: string; // "name:base64"
   nixConf: string; // the lines a user adds to nix.conf
@@ -193,6 +243,29 @@ export interface StatusView {
   shareAddresses?: string[];
   peersUp: number;
   startedAt: number;
+  /**
+   * Scoped sharing (README, "What is shared with whom"): paths judged since start by scope, and
+   * requests answered as absent because the asker may not see the path, by the path's scope.
+   */
+  scopes?: ScopeCountsView;
+}
+
+export type PathScopeName = 'public' | 'team' | 'never';
+
+export interface ScopeCountsView {
+  judged: Record<PathScopeName, number>;
+  refused: Record<PathScopeName, number>;
+  /** The rules: public caches' keys and the exclude patterns in force. */
+  publicKeys: string[];
+  exclude: string[];
+}
+
+/** `share why`: a path of this store, its scope, why, and who would get it. */
+export interface ShareWhyView {
+  storePath: string;
+  scope: PathScopeName;
+  why: string;
+  servedTo: string;
 }
 
 export interface DnsSdStatusView {
@@ -265,6 +338,12 @@ export interface PeernixApi {
    * the network status after the change; rejects with a sentence when there is nothing to trust.
    */
   network?(action: NetworkAction): Promise<NetworkStatusView>;
+  /** Adds or removes a team member; resolves to the team after the change, rejects with a sentence. */
+  team?(action: TeamAction): Promise<TeamView>;
+  /** The user saw a notice: it is not shown again (remembered in settings). */
+  noticeSeen?(id: NoticeId): Promise<void>;
+  /** A path of this store by full path, base name or hash part: its scope; null when the store lacks it. */
+  shareWhy?(pathOrHash: string): Promise<ShareWhyView | null>;
   /** Stops accepting, lets running transfers finish for up to `graceMs` (default 3 s), then cuts them. */
   stop(opts?: StopOptions): Promise<void>;
 }
@@ -285,4 +364,7 @@ export interface PeernixBridge {
   doctor?(): Promise<DoctorReport>;
   /** Trust, forget or dismiss a network; absent where the window can't. */
   network?(action: NetworkAction): Promise<NetworkStatusView>;
+  /** Add or remove a team member; absent where the window can't. */
+  team?(action: TeamAction): Promise<TeamView>;
+  noticeSeen?(id: NoticeId): Promise<void>;
 }

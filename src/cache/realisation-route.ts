@@ -1,7 +1,7 @@
 import type { Logger } from '../base/log.ts';
 import { isDrvOutputId } from '../nix/realisation.ts';
 import { NotFound, sendBody, Unavailable } from './http-error.ts';
-import type { RouteHandler } from './route-table.ts';
+import type { RouteHandler, RouteMatch } from './route-table.ts';
 
 // GET /realisations/<drv output id>.doi: what a Nix with ca-derivations asks a binary cache before it
 // would build a content-addressed derivation (Nix 2.34 asks "/realisations/sha256:<hex>%21out.doi",
@@ -27,5 +27,32 @@ export function createRealisationHandler(lookup: RealisationLookup, log: Logger)
     }
     if (body === null) throw new NotFound();
     sendBody(res, body, { 'Content-Type': 'application/json' }, { head: match.head });
+  };
+}
+
+/**
+ * The hash part of the output a realisation request would reveal, by the same lookup (share-routes.ts
+ * revealedPath): the scope policy judges that path. Null when there is no realisation (or it can't
+ * be read: the handler answers that itself).
+ */
+export function realisationOutput(lookup: RealisationLookup): (match: RouteMatch) => Promise<string | null> {
+  return async (match) => {
+    const id = match.params[0].replace(/%21/i, '!');
+    if (!isDrvOutputId(id)) return null;
+    let body: string | null;
+    try {
+      body = await lookup(id);
+    } catch {
+      // Unknown, so for team members only (fails closed): the handler may succeed where this failed.
+      return '';
+    }
+    if (body === null) return null;
+    try {
+      const outPath = (JSON.parse(body) as { outPath?: unknown }).outPath;
+      // A realisation that names no readable output is judged as a path no one may see.
+      return typeof outPath === 'string' ? outPath.slice(0, 32) : '';
+    } catch {
+      return '';
+    }
   };
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silentLogger, type Logger } from '../base/log.ts';
+import type { AskerClass } from './asker-class.ts';
 import { MethodNotAllowed, NotFound, writeError, type ErrorBody, type HttpError } from './http-error.ts';
 
 // Routes as data: each listener's file (app/*-routes.ts) is a list of these, and this file finds the
@@ -34,7 +35,16 @@ export interface RouteMatch {
   /** The pattern's capture groups, in order. */
   params: string[];
   head: boolean;
+  /** Who is asking, as the listener's policy classed them (set before the handler runs; 'anonymous' without a policy). */
+  asker: AskerClass;
 }
+
+/**
+ * A listener's one policy on who may ask what (scope-policy.ts): runs before every route's handler,
+ * may class the asker on the match, and throws (NotFound, to look exactly like an absent path) to
+ * refuse. Synchronous when it can be, so the narinfo hot path costs no event-loop turn.
+ */
+export type RoutePolicy = (req: IncomingMessage, route: Route, match: RouteMatch) => void | Promise<void>;
 
 /** Answers a request or throws an HttpError (any other throw is a 500); may finish later. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, match: RouteMatch) => void | Promise<void>;
@@ -52,6 +62,12 @@ export interface Route {
   guard?: (req: IncomingMessage, res: ServerResponse) => void;
   /** How this route's errors read; default text. */
   errorBody?: ErrorBody;
+  /**
+   * For a 'path' route whose URL names no hash part (a realisation names a derivation output): the
+   * hash part of the store path answering would reveal, null when there is none. Scope policies
+   * judge that path; without it such a route is for team members only.
+   */
+  revealedPath?: (match: RouteMatch) => Promise<string | null>;
   handler: RouteHandler;
 }
 
@@ -82,7 +98,7 @@ export function resolveRoute(routes: readonly Route[], method: string | undefine
       params = m.slice(1);
     }
     if (route.methods !== ANY_METHOD && !route.methods.includes(method as Method)) return { kind: 'method', route, error: new MethodNotAllowed(route.methods) };
-    return { kind: 'route', route, match: { path, query, params, head: method === 'HEAD' } };
+    return { kind: 'route', route, match: { path, query, params, head: method === 'HEAD', asker: 'anonymous' } };
   }
   return { kind: 'none', error: new NotFound() };
 }
@@ -92,7 +108,10 @@ export function resolveRoute(routes: readonly Route[], method: string | undefine
  * line no route could match, however the table ends) it returns false having written nothing, so the
  * caller may try more routes; with `last` it answers 404 itself.
  */
-export function serveRoutes(routes: readonly Route[], opts: { log?: Logger; last?: boolean } = {}): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function serveRoutes(
+  routes: readonly Route[],
+  opts: { log?: Logger; last?: boolean; policy?: RoutePolicy } = {},
+): (req: IncomingMessage, res: ServerResponse) => boolean {
   const log = opts.log ?? silentLogger;
   return (req, res) => {
     const found = resolveRoute(routes, req.method, req.url);
@@ -117,7 +136,9 @@ export function serveRoutes(routes: readonly Route[], opts: { log?: Logger; last
     try {
       route.guard?.(req, res);
       if (found.kind === 'method') throw found.error;
-      const done = route.handler(req, res, found.match);
+      const match = found.match;
+      const admitted = opts.policy?.(req, route, match);
+      const done = admitted instanceof Promise ? admitted.then(() => route.handler(req, res, match)) : route.handler(req, res, match);
       // Never an unhandled rejection: that would end the whole daemon.
       if (done instanceof Promise) done.catch(fail);
     } catch (e) {

@@ -1,7 +1,7 @@
 import { IDENTITY_PATH } from '../wire/identity-proof.ts';
 import { SUMMARY_PATH } from '../wire/summary-wire.ts';
 import type { CacheHandlers } from './cache-handler.ts';
-import { GET_HEAD, type Route, type RouteHandler } from './route-table.ts';
+import { GET_HEAD, type Route, type RouteHandler, type RouteMatch } from './route-table.ts';
 import { ANY_PATH, CACHE_INFO, GO_NAR, GO_NARINFO, GO_STATELESS_NAR, METRICS_PATH, NAR, NARINFO, REACH_BACK_PATH, REALISATION } from './routes.ts';
 
 // Everything the share listener serves to the LAN, first match wins. Answered from this machine's own
@@ -17,6 +17,8 @@ export interface ShareHandlers {
   reachBack: RouteHandler;
   /** A content-addressed derivation's realisation, from this store only (realisation-route.ts). */
   realisation: RouteHandler;
+  /** The hash part of the output a realisation request would reveal (its scope decides), null when none. */
+  realisationPath?: (match: RouteMatch) => Promise<string | null>;
   /** Only with the metricsOnShare setting (a fleet's Prometheus). */
   metrics: RouteHandler | null;
 }
@@ -44,7 +46,7 @@ export function shareRoutes(h: ShareHandlers): Route[] {
     route('nar', NAR, 'path', h.cache.nar),
     route('nar-go-stateless', GO_STATELESS_NAR, 'path', h.cache.nar),
     route('nar-go', GO_NAR, 'path', h.cache.narByHash),
-    route('realisation', REALISATION, 'path', h.realisation),
+    route('realisation', REALISATION, 'path', h.realisation, h.realisationPath ? { revealedPath: h.realisationPath } : {}),
     route('not-found', ANY_PATH, 'nothing', h.cache.notFound),
   ];
 }

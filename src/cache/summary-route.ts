@@ -4,6 +4,7 @@ import type { StoreSummary } from '../store/store-summary.ts';
 import { Busy, NotFound, sendBody, Unavailable } from './http-error.ts';
 import type { RouteHandler } from './route-table.ts';
 import { markLongPoll } from './long-poll.ts';
+import type { AskerClass } from './asker-class.ts';
 
 // GET /peernix/summary (and /nix-cache/peernix/summary) on the share listener: this store's summary for peers.
 //   no query                     the whole summary
@@ -13,7 +14,8 @@ import { markLongPoll } from './long-poll.ts';
 // A waiting request holds a socket, so there are only a few per client address and a bound overall.
 
 export interface SummaryRouteOptions {
-  summary: StoreSummary;
+  /** The summary this asker may see (scoped-summaries.ts: a stranger's admits public paths only). */
+  summary: StoreSummary | ((asker: AskerClass) => StoreSummary);
   maxWaitMs?: number;
   maxWaitingPerAddress?: number;
   maxWaiting?: number;
@@ -30,16 +32,16 @@ export function createSummaryHandler(opts: SummaryRouteOptions): RouteHandler {
 
   return (req, res, m) => {
     const head = m.head;
-    const summary = opts.summary;
+    const summary = typeof opts.summary === 'function' ? opts.summary(m.asker) : opts.summary;
     if (!summary.ready) throw new Unavailable('summary not ready', { retryAfterS: 5 });
-    if (m.query === '') return sendFull(res, head);
+    if (m.query === '') return sendFull(summary, res, head);
     const q = QUERY.exec(m.query);
     if (!q) throw new NotFound();
     const [epoch, since] = [q[1], Number(q[2])];
     const waitMs = Math.min(maxWaitMs, Number(q[3] ?? 0) * 1000);
     const delta = summary.deltaSince(epoch, since);
-    if (!delta) return sendFull(res, head);
-    if (delta.hashParts.length > 0 || waitMs === 0) return sendDelta(res, delta, head);
+    if (!delta) return sendFull(summary, res, head);
+    if (delta.hashParts.length > 0 || waitMs === 0) return sendDelta(summary, res, delta, head);
 
     const address = req.socket.remoteAddress ?? '';
     const mine = waiting.get(address) ?? 0;
@@ -56,22 +58,22 @@ export function createSummaryHandler(opts: SummaryRouteOptions): RouteHandler {
       else waiting.delete(address);
       if (gone.signal.aborted) return;
       const after = summary.deltaSince(epoch, since);
-      if (!after) sendFull(res, head);
-      else if (after.hashParts.length > 0) sendDelta(res, after, head);
-      else sendBody(res, '', current(), { head, status: 204 });
+      if (!after) sendFull(summary, res, head);
+      else if (after.hashParts.length > 0) sendDelta(summary, res, after, head);
+      else sendBody(res, '', current(summary), { head, status: 204 });
     });
   };
 
-  function sendDelta(res: ServerResponse, delta: SummaryDelta, head: boolean): void {
-    sendBody(res, encodeDelta(delta), { 'Content-Type': DELTA_TYPE, ...current() }, { head });
+  function sendDelta(summary: StoreSummary, res: ServerResponse, delta: SummaryDelta, head: boolean): void {
+    sendBody(res, encodeDelta(delta), { 'Content-Type': DELTA_TYPE, ...current(summary) }, { head });
   }
 
-  function current(): Record<string, string> {
-    const c = opts.summary.current();
+  function current(summary: StoreSummary): Record<string, string> {
+    const c = summary.current();
     return { 'X-Peernix-Summary': `${c.epoch}.${c.generation}`, 'Cache-Control': 'no-store' };
   }
 
-  function sendFull(res: ServerResponse, head: boolean): void {
-    sendBody(res, opts.summary.full()!, { 'Content-Type': SUMMARY_TYPE, ...current() }, { head });
+  function sendFull(summary: StoreSummary, res: ServerResponse, head: boolean): void {
+    sendBody(res, summary.full()!, { 'Content-Type': SUMMARY_TYPE, ...current(summary) }, { head });
   }
 }

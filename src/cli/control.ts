@@ -1,13 +1,14 @@
 import { parseArgs } from 'node:util';
-import type { NetworkStatusView, Snapshot, StatusView } from '../base/api.ts';
-import { baseUrlFromListen, clearPeerBad, fetchSnapshot, networkAction, setSharing } from '../control/client.ts';
+import type { NetworkStatusView, NoticeView, Snapshot, StatusView, TeamView } from '../base/api.ts';
+import { baseUrlFromListen, clearPeerBad, fetchSnapshot, networkAction, noticeSeen, setSharing, shareWhy, teamAction } from '../control/client.ts';
 import { readToken } from '../control/token.ts';
 import { openDaemonSettings } from '../app/settings.ts';
 import { defaultStateDir } from '../base/state-dir.ts';
 import { describeSummary } from '../base/summary-text.ts';
 
-// `peernix status`, `peernix sharing on|off`, `peernix peer clear ID|NAME` and `peernix network
-// trust|forget|list`: talk to the running Peernix on its loopback listener.
+// `peernix status`, `peernix sharing on|off`, `peernix peer clear ID|NAME`, `peernix network
+// trust|forget|list` and `peernix team add|remove|list`: talk to the running Peernix on its loopback
+// listener.
 
 function target(argv: string[]) {
   const { values, positionals } = parseArgs({
@@ -94,6 +95,66 @@ export async function network(argv: string[]): Promise<number> {
   return 0;
 }
 
+const TEAM_USAGE = 'usage: peernix team add <public key> | remove <key|name|fingerprint> | list [--json] [--listen HOST:PORT] [--state-dir DIR]\n';
+
+export async function team(argv: string[]): Promise<number> {
+  const t = target(argv);
+  const [verb, who, ...more] = t.positionals;
+  const ok = more.length === 0 && ((verb === 'list' && who === undefined) || ((verb === 'add' || verb === 'remove') && who !== undefined));
+  if (!ok) {
+    process.stderr.write(TEAM_USAGE);
+    return 2;
+  }
+  let view: TeamView | undefined;
+  let notices: NoticeView[] = [];
+  if (verb === 'list') {
+    const st = (await fetchSnapshot(t.baseUrl)).status;
+    view = st.team;
+    if (!view) throw new Error('this Peernix is too old to have a team');
+    notices = st.notices ?? [];
+  } else {
+    const token = await readToken(t.stateDir);
+    if (!token) throw new Error(`no control token in ${t.stateDir}; is this the state directory of the running Peernix?`);
+    view = await teamAction(t.baseUrl, token, verb === 'add' ? { add: who! } : { remove: who! });
+  }
+  process.stdout.write(t.json ? JSON.stringify(view, null, 2) + '\n' : [...notices.map((n) => `NOTICE: ${n.text}\n`), ...teamLines(view)].join('\n') + '\n');
+  // The list printed the notice in full, with whom to add: it has been read.
+  const token = notices.length ? await readToken(t.stateDir) : null;
+  if (token) for (const n of notices) await noticeSeen(t.baseUrl, token, n.id);
+  return 0;
+}
+
+const SHARE_USAGE = 'usage: peernix share why <store path or hash part> [--json] [--listen HOST:PORT] [--state-dir DIR]\n';
+
+export async function share(argv: string[]): Promise<number> {
+  const t = target(argv);
+  const [verb, what, ...more] = t.positionals;
+  if (verb !== 'why' || !what || more.length) {
+    process.stderr.write(SHARE_USAGE);
+    return 2;
+  }
+  const why = await shareWhy(t.baseUrl, what);
+  if (!why) {
+    process.stderr.write(`peernix: this store does not hold ${what}; nobody gets it from here\n`);
+    return 1;
+  }
+  process.stdout.write(t.json ? JSON.stringify(why, null, 2) + '\n' : `${why.storePath}\n  scope: ${why.scope} (${why.why})\n  served to: ${why.servedTo}\n`);
+  return 0;
+}
+
+function teamLines(v: TeamView): string[] {
+  return [
+    `team: ${v.members.length ? `${v.members.length} member(s)` : 'nobody yet: team paths go to no one (`peernix team add <public key>`)'}${v.saved ? '' : ' (for this run only: --team was given)'}`,
+    ...v.members.map((m) => `  ${m.name}  ${m.fingerprint}${m.peerName ? `  seen now as ${m.peerName}` : ''}\n    ${m.publicKey}`),
+    ...(v.candidates.length
+      ? [
+          `peers your Nix already trusts, not in the team (compare the fingerprint with its owner before adding):`,
+          ...v.candidates.map((c) => `  ${c.name}  ${c.fingerprint}\n    peernix team add ${c.publicKey}`),
+        ]
+      : []),
+  ];
+}
+
 function networkLines(n: NetworkStatusView): string[] {
   const here = n.current ? `${n.current.name}  [${n.current.id}]` : 'no recognised network';
   return [
@@ -115,6 +176,17 @@ function describe(s: Snapshot): string {
         ]
       : []),
     ...(st.shareError ? [`  !             ${st.shareError}`] : []),
+    ...(st.notices ?? []).map((n) => `  NOTICE:       ${n.text} (\`peernix team list\` shows whom to add, and stops this notice)`),
+    ...(st.scopes
+      ? [
+          `  scopes:       ${scopeLine(st.scopes.judged)} judged; refused by scope: ${scopeLine(st.scopes.refused)} (public keys: ${st.scopes.publicKeys.map((k) => k.slice(0, k.indexOf(':'))).join(', ') || 'none'}; ${st.scopes.exclude.length} exclude patterns)`,
+        ]
+      : []),
+    ...(st.team
+      ? [
+          `  team:         ${st.team.members.length ? st.team.members.map((m) => `${m.name} (${m.fingerprint})`).join(', ') : 'nobody (`peernix team add <public key>`)'}`,
+        ]
+      : []),
     `  substituter:  ${st.substituterUrl}`,
     `  nix-daemon:   ${st.daemon.ok ? `ok (Nix ${st.daemon.version ?? '?'})` : st.daemon.stalled ? `stalled, NARs wait for it (lookups go on from the store database where it can be read): ${st.daemon.error}` : `unreachable: ${st.daemon.error}`}`,
     ...(st.trust
@@ -134,7 +206,7 @@ function describe(s: Snapshot): string {
     `  peers:        ${s.peers.length === 0 ? 'none yet' : ''}`,
     ...s.peers.map(
       (p) =>
-        `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.source === 'dnssd' ? ' [DNS-SD]' : ''}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`,
+        `    ${(p.bad ? 'bad' : p.state).padEnd(7)} ${p.name} ${p.url}${p.source === 'dnssd' ? ' [DNS-SD]' : ''}${p.rttMs !== null ? ` ${p.rttMs} ms` : ''}${p.trusted ? ' (trusted key)' : ''}${p.teamMember ? ' (team)' : ''}${badLine(p)}\n            ${describeSummary(p.summary)}`,
     ),
     `  cache entries: ${s.entries.length}`,
     ...s.entries.slice(0, 10).map((e) => `    ${e.name} ← ${e.sourceName} (${e.hits} hits)`),
@@ -142,6 +214,10 @@ function describe(s: Snapshot): string {
     ...s.events.slice(0, 10).map((e) => `    ${new Date(e.time).toISOString()} ${eventLine(e)}`),
   ];
   return lines.join('\n') + '\n';
+}
+
+function scopeLine(n: Record<'public' | 'team' | 'never', number>): string {
+  return `public ${n.public}, team ${n.team}, never ${n.never}`;
 }
 
 function lanLines(s: Snapshot): string[] {
@@ -193,6 +269,10 @@ function eventLine(e: Snapshot['events'][number]): string {
       return `network ${e.networkName ?? 'none'}: ${e.trusted ? 'sharing allowed' : 'not sharing'}${e.note ? ` (${e.note})` : ''}`;
     case 'daemon':
       return `nix-daemon ${e.state}${e.detail ? ` (${e.detail})` : ''}`;
+    case 'team':
+      return `team ${e.change} ${e.name} (${e.fingerprint})`;
+    case 'notice':
+      return `notice ${e.text}`;
     case 'error':
       return `error ${e.message}`;
   }

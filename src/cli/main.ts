@@ -17,6 +17,10 @@ Commands:
                use a peer again that was caught serving wrong bytes
   network trust [current|ID] | forget [current|ID] | list
                share on this network (or stop); Peernix shares only on networks you trust
+  team add KEY | remove KEY|NAME|FINGERPRINT | list
+               the colleagues' machines (by public key) that get your team paths  [--json]
+  share why PATH|HASH
+               a store path's scope (public, team, never), why, and who gets it  [--json]
   service install|uninstall [--user]
                run the daemon as a systemd or launchd service; see peernix service --help
   doctor       why isn't Nix using Peernix? each problem with its fix  [--json]
@@ -40,6 +44,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./control.ts')).peer(rest);
     case 'network':
       return (await import('./control.ts')).network(rest);
+    case 'team':
+      return (await import('./control.ts')).team(rest);
+    case 'share':
+      return (await import('./control.ts')).share(rest);
     case 'service':
       return (await import('./service-command.ts')).service(rest);
     case 'doctor':

@@ -25,6 +25,9 @@ Options:
   --peer URL                a static peer (any Nix binary cache serving uncompressed NARs); repeatable
   --team KEY                a team member's public key (name:base64): it and this machine talk
                             over TLS bound to their identity keys; repeatable
+  --public-key KEY          a public cache's key (name:base64): what it signed is shared with
+                            everyone; repeatable, replaces the publicKeys setting (default
+                            cache.nixos.org-1). This machine's own key shares all it serves
   --no-mdns                 neither announce nor discover peers by mDNS
   --no-peer-compression     don't let Peernix peers compress the NARs they send here
   --mdns-interface IFACE    use only this interface (name or IPv4 address) for mDNS
@@ -54,6 +57,7 @@ export async function serve(argv: string[]): Promise<number> {
       'state-dir': { type: 'string' },
       peer: { type: 'string', multiple: true },
       team: { type: 'string', multiple: true },
+      'public-key': { type: 'string', multiple: true },
       'no-mdns': { type: 'boolean', default: false },
       'no-peer-compression': { type: 'boolean', default: false },
       'mdns-interface': { type: 'string' },
@@ -82,7 +86,7 @@ export async function serve(argv: string[]): Promise<number> {
   if (goUdpPort !== undefined && !(Number.isInteger(goUdpPort) && goUdpPort >= 1 && goUdpPort <= 65535))
     throw new Error('--go-udp-port must be a port number 1–65535');
 
-  for (const k of values.team ?? []) parsePublicKey(k); // a bad --team key stops here, with the parser's reason
+  for (const k of [...(values.team ?? []), ...(values['public-key'] ?? [])]) parsePublicKey(k); // a bad key stops here, with the parser's reason
   const state = openServiceState({ stateDir: values['state-dir'], log });
   const service = await startService({
     state,
@@ -100,6 +104,7 @@ export async function serve(argv: string[]): Promise<number> {
       sharing: values['no-share'] ? false : undefined,
       peers: values.peer,
       team: values.team,
+      publicKeys: values['public-key'],
       mdns: values['no-mdns'] ? false : undefined,
       peerCompression: values['no-peer-compression'] ? false : undefined,
       goPeers: values['no-go-peers'] ? false : undefined,

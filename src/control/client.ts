@@ -1,6 +1,6 @@
 // What the CLI (`peernix status`, `peernix sharing on|off`) uses to talk to a running Peernix over
 // its loopback listener. Errors are turned into sentences a user can act on.
-import type { NetworkAction, NetworkStatusView, Snapshot } from '../base/api.ts';
+import type { NetworkAction, NetworkStatusView, NoticeId, ShareWhyView, Snapshot, TeamAction, TeamView } from '../base/api.ts';
 import { CONTROL_API } from './contract.ts';
 import { formatHostPort, parseHostPort } from '../base/listen-address.ts';
 
@@ -61,6 +61,48 @@ export async function networkAction(baseUrl: string, token: string, action: Netw
   const view = reply as NetworkStatusView | null;
   if (typeof view !== 'object' || view === null || !Array.isArray(view.trustedNetworks)) throw new ControlError(`${url} gave an unexpected answer`);
   return view;
+}
+
+/** Adds or removes a team member; resolves to the team afterwards. */
+export async function teamAction(baseUrl: string, token: string, action: TeamAction): Promise<TeamView> {
+  const reply = await postJson(baseUrl, token, 'team', action, TIMEOUT_MS);
+  const view = reply as TeamView | null;
+  if (typeof view !== 'object' || view === null || !Array.isArray(view.members))
+    throw new ControlError(`${endpoint(baseUrl, 'team')} gave an unexpected answer`);
+  return view;
+}
+
+/** A path's scope and who would get it; null when the store does not hold it. */
+export async function shareWhy(baseUrl: string, pathOrHash: string): Promise<ShareWhyView | null> {
+  const url = `${endpoint(baseUrl, 'shareWhy')}?path=${encodeURIComponent(pathOrHash)}`;
+  const res = await send(baseUrl, url, { method: 'GET' }, TIMEOUT_MS);
+  const body = parseJson(res.body, url);
+  if (res.status === 404 && typeof (body as { error?: unknown } | null)?.error === 'string' && /does not hold/.test((body as { error: string }).error))
+    return null;
+  if (res.status !== 200) throw new ControlError(explain(res.status, body, url), res.status);
+  const v = body as ShareWhyView | null;
+  if (typeof v !== 'object' || v === null || typeof v.scope !== 'string' || typeof v.why !== 'string')
+    throw new ControlError(`${url} gave an unexpected answer`);
+  return v;
+}
+
+/** Says the user read a one-time notice. */
+export async function noticeSeen(baseUrl: string, token: string, id: NoticeId): Promise<void> {
+  await postJson(baseUrl, token, 'notice', { seen: id }, TIMEOUT_MS);
+}
+
+/** POSTs a change with the control token; resolves to the reply, or throws the server's reason. */
+async function postJson(baseUrl: string, token: string, route: keyof typeof CONTROL_API, body: object, timeoutMs: number): Promise<unknown> {
+  const url = endpoint(baseUrl, route);
+  const res = await send(
+    baseUrl,
+    url,
+    { method: 'POST', body: JSON.stringify(body), headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } },
+    timeoutMs,
+  );
+  const reply = parseJson(res.body, url);
+  if (res.status !== 200) throw new ControlError(explain(res.status, reply, url), res.status);
+  return reply;
 }
 
 /** POSTs a change with the control token; resolves to the boolean field `answer` of the reply. */

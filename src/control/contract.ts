@@ -9,6 +9,9 @@ export const CONTROL_API = {
   peerClearBad: '/peernix/api/peer-clear-bad',
   doctor: '/peernix/api/doctor',
   network: '/peernix/api/network',
+  team: '/peernix/api/team',
+  notice: '/peernix/api/notice',
+  shareWhy: '/peernix/api/share-why',
 } as const;
 
 /** The <meta> the dashboard's page carries the control token in (the CSP allows no inline script). */

@@ -3,7 +3,7 @@
 // and changes come over the control API (JSON + Server-Sent Events), sharing needs the control token.
 import type { ApiChange, PeernixApi, Snapshot } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
-import { clearPeerBad, fetchSnapshot, networkAction, setSharing } from './client.ts';
+import { clearPeerBad, fetchSnapshot, networkAction, noticeSeen, setSharing, shareWhy, teamAction } from './client.ts';
 import { CONTROL_API, TOKEN_META_NAME } from './contract.ts';
 
 export interface RemoteApi extends PeernixApi {
@@ -112,6 +112,9 @@ export async function connectRemoteApi(baseUrl: string, token: string, log: Logg
     },
     clearPeerBad: (id) => clearPeerBad(baseUrl, token, id),
     network: (action) => networkAction(baseUrl, token, action),
+    team: (action) => teamAction(baseUrl, token, action),
+    noticeSeen: (id) => noticeSeen(baseUrl, token, id),
+    shareWhy: (pathOrHash) => shareWhy(baseUrl, pathOrHash),
     async setSharing(on) {
       await setSharing(baseUrl, token, on);
       await refresh();

@@ -12,10 +12,14 @@
 //   POST /peernix/api/peer-clear-bad  {"id": string}: forget that a peer served wrong bytes (same rules)
 //   GET  /peernix/api/doctor    DoctorReport as JSON (`peernix doctor`'s checks)
 //   POST /peernix/api/network   {"trust"|"forget": id or "current"} or {"dismiss": id} (same rules)
+//   POST /peernix/api/team      {"add": "name:base64"} or {"remove": key, key name or fingerprint} (same rules)
+//   POST /peernix/api/notice    {"seen": "scopes"}: the user read a one-time notice (same rules)
+//   GET  /peernix/api/share-why?path=P  ShareWhyView of a store path, base name or hash part (404: not in this store)
 // Every /peernix request passes the Host and Origin checks (security.ts) before anything else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PeernixApi } from '../base/api.ts';
 import { parseNetworkAction } from '../base/network-action.ts';
+import { parseNoticeId, parseTeamAction } from '../base/team-action.ts';
 import { BadRequest, Conflict, Forbidden, HttpError, NotFound, TooLarge, Unavailable, sendBody } from '../cache/http-error.ts';
 import { ANY_METHOD, GET_HEAD, serveRoutes, type Route, type RouteHandler } from '../cache/route-table.ts';
 import { METRICS_PATH } from '../cache/routes.ts';
@@ -54,6 +58,9 @@ export interface ControlHandlers {
   sharing: RouteHandler;
   clearBad: RouteHandler;
   network: RouteHandler;
+  team: RouteHandler;
+  notice: RouteHandler;
+  shareWhy: RouteHandler;
   notFound: RouteHandler;
   close(): void;
 }
@@ -85,6 +92,9 @@ export function loopbackRoutes(parts: { metrics: RouteHandler | null; control: C
     api('sharing', ['POST'], CONTROL_API.sharing, c.sharing),
     api('peer-clear-bad', ['POST'], CONTROL_API.peerClearBad, c.clearBad),
     api('network', ['POST'], CONTROL_API.network, c.network),
+    api('team', ['POST'], CONTROL_API.team, c.team),
+    api('notice', ['POST'], CONTROL_API.notice, c.notice),
+    api('share-why', ['GET'], CONTROL_API.shareWhy, c.shareWhy),
     // Everything else under /peernix/ is ours too (and checked as ours), never a cache path.
     api('control-unknown', ANY_METHOD, /^\/peernix\//, c.notFound),
   );
@@ -134,6 +144,21 @@ export function createControlHandlers(opts: ControlRoutesOptions): ControlHandle
     sharing: saying(postSharing),
     clearBad: saying(postClearBad),
     network: saying(postNetwork),
+    team: saying(postTeam),
+    notice: saying(postNotice),
+    shareWhy: saying(async (_req, res, m) => {
+      const path = new URLSearchParams(m.query).get('path');
+      if (!path || path.length > 400) throw new BadRequest('give ?path=<store path, base name or hash part>');
+      if (!opts.api.shareWhy) throw new NotFound('this Peernix has no path scopes');
+      let why: Awaited<ReturnType<NonNullable<PeernixApi['shareWhy']>>>;
+      try {
+        why = await opts.api.shareWhy(path);
+      } catch (err) {
+        throw new BadRequest(errorMessage(err));
+      }
+      if (!why) throw new NotFound('this store does not hold that path');
+      sendJson(res, why);
+    }),
     notFound() {
       throw new NotFound();
     },
@@ -174,6 +199,28 @@ export function createControlHandlers(opts: ControlRoutesOptions): ControlHandle
       throw new Conflict(errorMessage(err));
     }
     sendJson(res, result);
+  }
+
+  async function postTeam(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const action = parseTeamAction(await authorisedJson(req));
+    if (!action) throw new BadRequest('body must be {"add": "<name:base64 public key>"} or {"remove": "<key, key name or fingerprint>"}');
+    if (!opts.api.team) throw new NotFound('this Peernix has no team');
+    let result: unknown;
+    try {
+      result = await opts.api.team(action);
+    } catch (err) {
+      throw new Conflict(errorMessage(err));
+    }
+    sendJson(res, result);
+  }
+
+  async function postNotice(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = (await authorisedJson(req)) as { seen?: unknown } | null;
+    const id = typeof body === 'object' && body !== null && Object.keys(body).length === 1 ? parseNoticeId(body.seen) : null;
+    if (!id) throw new BadRequest('body must be {"seen": "scopes"}');
+    if (!opts.api.noticeSeen) throw new NotFound('this Peernix has no notices');
+    await opts.api.noticeSeen(id);
+    sendJson(res, { seen: id });
   }
 
   async function postSharing(req: IncomingMessage, res: ServerResponse): Promise<void> {

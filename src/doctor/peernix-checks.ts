@@ -29,7 +29,27 @@ export function peernixChecks(f: DoctorFacts): DoctorCheck[] {
   checks.push(shareCheck(f));
   checks.push(lanCheck(f));
   if (snap) checks.push(...mdnsAndPeers(f));
+  const scopes = scopeCheck(f);
+  if (scopes) checks.push(scopes);
   return checks;
+}
+
+// What scoped sharing kept back (README, "What is shared with whom"): refusals are expected — a
+// stranger asking for a team path — but team paths refused while sharing is why a colleague's Nix
+// would not get what this machine built.
+function scopeCheck(f: DoctorFacts): DoctorCheck | null {
+  const s = f.peernix.snapshot?.status.scopes;
+  if (!s) return null;
+  const base = { id: 'share.scopes', group: 'peernix', title: 'What is shared with whom' } as const;
+  const judged = `paths judged: ${s.judged.public} public, ${s.judged.team} team, ${s.judged.never} never (exclude patterns: ${s.exclude.length}; public keys: ${s.publicKeys.map((k) => k.slice(0, k.indexOf(':'))).join(', ') || 'none'})`;
+  const refused = s.refused.team + s.refused.never;
+  if (s.refused.team === 0) return { ...base, status: 'ok', detail: `${judged}; ${refused} requests refused by scope.`, fix: null };
+  return {
+    ...base,
+    status: 'warn',
+    detail: `${judged}; ${s.refused.team} requests for team paths (built or added here, not signed by a public key) were answered as absent to askers outside the team${s.refused.never ? `, and ${s.refused.never} for excluded paths` : ''}.`,
+    fix: "If those askers are your colleagues' Peernix machines, add each other to the team: `peernix team list` shows the peers your Nix already trusts with their key fingerprints (compare them with their owners), `peernix team add <public key>` adds one (or the window's Add to team). A Nix or cache pointed straight at this machine only ever gets public paths.",
+  };
 }
 
 function shareCheck(f: DoctorFacts): DoctorCheck {

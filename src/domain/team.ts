@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parsePublicKey } from '../nix/signing.ts';
 
 // The team as the channel needs it: members by their raw identity key (base64 of the 32 bytes; a
@@ -41,6 +42,26 @@ export function teamKeyAt(origin: string, peers: Iterable<KnownPeer>, team: Read
 function originOf(url: string): string | null {
   try {
     return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A short fingerprint of an identity key for two people to compare by voice ("3f2a 9c1e 77b0 12cd"):
+ * the first 8 bytes of the SHA-256 of the raw key, in hex groups. 64 bits: a colleague's key can't be
+ * swapped for one made to match it, and it fits on one line of a terminal or a tray menu.
+ */
+export function keyFingerprint(rawKey: Buffer): string {
+  const hex = createHash('sha256').update(rawKey).digest('hex').slice(0, 16);
+  return hex.match(/.{4}/g)!.join(' ');
+}
+
+/** The fingerprint of a "name:base64" key; null for a key that does not parse. */
+export function fingerprintOf(publicKey: string | null): string | null {
+  if (!publicKey) return null;
+  try {
+    return keyFingerprint(parsePublicKey(publicKey).key);
   } catch {
     return null;
   }

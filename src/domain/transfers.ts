@@ -19,6 +19,8 @@ export interface TransferStart {
   bytes: () => number;
   /** Bytes on the wire so far, when the link compresses. */
   wireBytes?: () => number | undefined;
+  /** A served path's scope, once known (it is judged beside the transfer, not before it). */
+  scope?: () => TransferView['scope'];
 }
 
 export interface TransferHandle {
@@ -147,8 +149,9 @@ export class TransferTracker {
     const bytesPerSec = span > 0 ? Math.round(((bytes - first.bytes) * 1000) / span) : 0;
     const v = row.view;
     const peerName = peerNameOf(row.start);
-    if (bytes !== v.bytes || bytesPerSec !== v.bytesPerSec || wire !== v.wireBytes || peerName !== v.peerName) {
-      row.view = { ...v, bytes, bytesPerSec, peerName, ...(wire !== undefined ? { wireBytes: wire } : {}) };
+    const scope = row.start.scope?.();
+    if (bytes !== v.bytes || bytesPerSec !== v.bytesPerSec || wire !== v.wireBytes || peerName !== v.peerName || scope !== v.scope) {
+      row.view = { ...v, bytes, bytesPerSec, peerName, ...(wire !== undefined ? { wireBytes: wire } : {}), ...(scope !== undefined ? { scope } : {}) };
       this.dirty = true;
     }
   }

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FallbackReason, LanTally, PeernixEvent, PeerView } from '../base/api.ts';
+import type { FallbackReason, LanTally, PeernixEvent, PeerView, ScopeCountsView } from '../base/api.ts';
 import type { Peer } from '../peers/registry.ts';
 import { PeerByteLabels } from './peer-labels.ts';
 
@@ -24,6 +24,8 @@ export interface MetricsSources {
   lanToday?: () => LanTally;
   /** Most peers with their own label; the rest count as peer="other". */
   peerLabelCap?: number;
+  /** Scoped sharing: paths judged by scope, and requests answered as absent by the path's scope. */
+  scopes?: () => ScopeCountsView;
 }
 
 const FALLBACK_REASONS: FallbackReason[] = ['gc', 'peer-gone', 'peer-failed', 'mismatch', 'none'];
@@ -159,6 +161,27 @@ export class PeernixMetrics {
         this.set(labels.labelCount());
       },
     });
+    const scopes = src.scopes;
+    if (scopes) {
+      new Gauge({
+        name: 'peernix_scope_paths',
+        help: 'Paths of this store judged since start, by scope (public, team, never).',
+        labelNames: ['scope'],
+        registers,
+        collect() {
+          for (const [scope, n] of Object.entries(scopes().judged)) this.set({ scope }, n);
+        },
+      });
+      new Counter({
+        name: 'peernix_scope_refused_total',
+        help: 'Requests answered as if the path were absent because the asker may not see it, by the path’s scope.',
+        labelNames: ['scope'],
+        registers,
+        collect() {
+          handOver(this, new Map(Object.entries(scopes().refused)), ['scope']);
+        },
+      });
+    }
     const today = src.lanToday;
     if (today) {
       // Gauges, not counters: they start again at local midnight, as the window's "today" does.

@@ -1,6 +1,8 @@
 import type { Logger } from '../base/log.ts';
 import { formatHostPort } from '../base/listen-address.ts';
+import type { PathInfo } from '../store/daemon-connection.ts';
 import type { LocalStore } from '../store/local-store.ts';
+import type { PathScope, PathScopes } from '../store/path-scope.ts';
 import { GO_HTTP_PORT } from './go-peer.ts';
 import { UdpResponder } from './udp-responder.ts';
 
@@ -12,6 +14,13 @@ export interface GoUdpCompanionOptions {
   host: string;
   port: number;
   store: Pick<LocalStore, 'pathInfoFromDb' | 'pathInfoByHashPart'>;
+  /**
+   * Which paths a UDP asker may hear "yes" about: its datagrams are nobody's proof of anything, so it
+   * is anonymous and gets public paths only; any other path is answered as absent ("not_found").
+   */
+  scopes: Pick<PathScopes, 'countRefusal'>;
+  /** The scope of a path of this store, judged on the narinfo as the share listener serves it. */
+  scopeOf: (info: PathInfo) => PathScope;
   /** The share listener's port once bound. */
   sharePort: () => number | undefined;
   /** Whether an address belongs to a peer up over HTTP: such peers keep a share of the UDP budget. */
@@ -20,14 +29,21 @@ export interface GoUdpCompanionOptions {
 }
 
 export function goUdpCompanion(opts: GoUdpCompanionOptions): { open(): Promise<void>; close(): Promise<void> } {
-  const { store, log } = opts;
+  const { store, log, scopes } = opts;
+  const publicNarHash = (info: PathInfo | null): Buffer | null => {
+    if (!info) return null;
+    const scope = opts.scopeOf(info);
+    if (scope === 'public') return info.narHash;
+    scopes.countRefusal(scope);
+    return null;
+  };
   const responder = new UdpResponder({
     host: opts.host,
     port: opts.port,
     log,
     narHash: (hashPart) => {
       const known = store.pathInfoFromDb(hashPart);
-      return known !== undefined ? (known?.narHash ?? null) : store.pathInfoByHashPart(hashPart).then((info) => info?.narHash ?? null);
+      return known !== undefined ? publicNarHash(known) : store.pathInfoByHashPart(hashPart).then(publicNarHash);
     },
     proven: opts.proven,
   });

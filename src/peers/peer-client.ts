@@ -10,6 +10,7 @@ import { LINK_RATE_HEADER, ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/re
 import { NarSlots } from '../base/nar-slots.ts';
 import type { TeamCertificate } from '../wire/team-certificate.ts';
 import { TeamAgent } from './team-agent.ts';
+import { parsePublicKey } from '../nix/signing.ts';
 
 // HTTP to other caches. Peers are hostile input: bounded bodies, tight timeouts, no retries (the
 // resolver decides what to try next), nothing followed but what the peer itself serves.
@@ -48,6 +49,8 @@ export const DEFAULT_LIMITS: PeerLimits = { lookupSockets: 16, narSlots: 32 };
 export interface TeamChannel {
   cert: TeamCertificate;
   keyOf(origin: string): string | null;
+  /** Whether a raw identity key (base64) is a team member's: a peer claiming one is challenged over the channel. */
+  isMember?(rawKey: string): boolean;
 }
 
 // Lookups and probes have a pool of their own, so they never queue behind NAR bodies from the
@@ -66,7 +69,7 @@ export class PeerClient {
   readonly receiverLoad = new ReceiverLoad();
   private readonly team: TeamChannel | null;
   /** Per member key, its own lookup and NAR pools: a socket is only ever reused for the key it proved. */
-  private readonly teamPools = new Map<string, { lookup: Pools; nar: Pools }>();
+  private readonly teamPools = new Map<string, { lookup: Pools; nar: Pools; summary: Pools }>();
   private readonly limits: PeerLimits;
 
   constructor(
@@ -247,7 +250,8 @@ export class PeerClient {
   }
 
   close(): void {
-    for (const p of [this.lookupPool, this.narPool, ...[...this.teamPools.values()].flatMap((t) => [t.lookup, t.nar])]) {
+    for (const a of this.identityAgents.values()) a.destroy();
+    for (const p of [this.lookupPool, this.narPool, ...[...this.teamPools.values()].flatMap((t) => [t.lookup, t.nar, t.summary])]) {
       p.http.destroy();
       p.https.destroy();
     }
@@ -281,7 +285,9 @@ export class PeerClient {
    * A team member's plain URL as the team channel: https to the same host and port (its share listener
    * takes both), on pools whose TLS checks the member's key. Null for anyone else.
    */
-  private viaTeam(url: string, kind: 'lookup' | 'nar'): { url: string; pool: Pools } | null {
+  private readonly identityAgents = new Map<string, HttpsAgent>();
+
+  private viaTeam(url: string, kind: 'lookup' | 'nar' | 'summary'): { url: string; pool: Pools } | null {
     if (!this.team || !url.startsWith('http:')) return null;
     const key = this.team.keyOf(originOf(url));
     if (key === null) return null;
@@ -291,10 +297,41 @@ export class PeerClient {
         const agent = new TeamAgent(this.team!.cert, key, { keepAlive: true, timeout: 60_000, ...o });
         return { http: this.lookupPool.http, https: agent };
       };
-      pools = { lookup: make({ maxSockets: this.limits.lookupSockets, maxFreeSockets: 4 }), nar: make({ maxFreeSockets: 8 }) };
+      // Summaries have their own: a long poll holds its socket for up to 25 s.
+      pools = {
+        lookup: make({ maxSockets: this.limits.lookupSockets, maxFreeSockets: 4 }),
+        nar: make({ maxFreeSockets: 8 }),
+        summary: make({ maxFreeSockets: 2 }),
+      };
       this.teamPools.set(key, pools);
     }
-    return { url: `https:${url.slice('http:'.length)}`, pool: kind === 'lookup' ? pools.lookup : pools.nar };
+    return { url: `https:${url.slice('http:'.length)}`, pool: pools[kind] };
+  }
+
+  /** A team member's URL as the team channel for summaries (peer-summaries.ts); null for anyone else. */
+  summaryChannel(url: string): { url: string; pool: Pools } | null {
+    return this.viaTeam(url, 'summary');
+  }
+
+  /**
+   * The TLS agent to challenge a peer claiming `publicKey` ("name:base64") over, when that key is a
+   * team member's: its handshake must prove the claimed key. Null when it is not (challenged plain).
+   */
+  identityAgent(publicKey: string | null): HttpsAgent | null {
+    if (!this.team?.isMember || !publicKey) return null;
+    let raw: string;
+    try {
+      raw = parsePublicKey(publicKey).key.toString('base64');
+    } catch {
+      return null;
+    }
+    if (!this.team.isMember(raw)) return null;
+    let agent = this.identityAgents.get(raw);
+    if (!agent) {
+      agent = new TeamAgent(this.team.cert, raw, { keepAlive: false });
+      this.identityAgents.set(raw, agent);
+    }
+    return agent;
   }
 
   private request(

@@ -40,6 +40,11 @@ export interface PeerSummariesOptions {
   retryUnsupportedMs?: number; // default 5 min
   refusedMs?: number; // how long a peer whose summary was refused goes without one (default 5 min)
   budget?: SummaryBudget; // per address: bytes and CPU per minute, identities followed
+  /**
+   * A team member's URL as the team channel (peer-client.ts): its summary admits team paths too and
+   * is served only there, so it never crosses the LAN in clear. Null for anyone else (plain).
+   */
+  channel?: (url: string) => { url: string; pool: Pools } | null;
 }
 
 const MIN_INTERVAL_MS = 250;
@@ -57,7 +62,7 @@ interface Followed {
 }
 
 export class PeerSummaries {
-  private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange' | 'budget'>> & Pick<PeerSummariesOptions, 'onChange'>;
+  private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange' | 'budget' | 'channel'>> & Pick<PeerSummariesOptions, 'onChange' | 'channel'>;
   private readonly budget: SummaryBudget;
   private readonly peers = new Map<string, Followed>();
   // A pool of its own: long polls must not hold sockets that lookups or NARs wait for.
@@ -272,8 +277,9 @@ export class PeerSummaries {
   }
 
   private get(url: string, signal: AbortSignal, ms: number): Promise<IncomingMessage> {
-    return getHeaders(url, {
-      pool: this.pool,
+    const team = this.opts.channel?.(url);
+    return getHeaders(team?.url ?? url, {
+      pool: team?.pool ?? this.pool,
       headers: { 'user-agent': this.opts.userAgent },
       headersMs: ms,
       signal,

@@ -148,7 +148,15 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   constructor(opts: RegistryOptions) {
     super();
     const prove = (p: PeerInfo) =>
-      proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: opts.client.lookupPool.http, timeoutMs: 1500 });
+      proveIdentity({
+        address: p.address,
+        port: p.port,
+        instanceId: p.id,
+        publicKey: p.publicKey,
+        agent: opts.client.lookupPool.http,
+        tlsAgent: opts.client.identityAgent?.(p.publicKey) ?? undefined,
+        timeoutMs: 1500,
+      });
     this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
     this.health = new PeerHealth<Peer>(
       opts.health ?? {},

@@ -106,15 +106,15 @@ export class StoreDb {
   }
 
   /** Hash parts of the rows added after `afterId`, in id order (this store's summary); null when the database can't be read. */
-  hashPartsAfter(afterId: number): { id: number; hashPart: string }[] | null {
+  hashPartsAfter(afterId: number): { id: number; hashPart: string; path: string }[] | null {
     // Asked twice a second while sharing: with no write since it last found nothing, nothing is new
     // (idle cost, #26). The generation is read before the query, as in byHashPart.
     const generation = this.wal?.current() ?? null;
     if (generation !== null && this.nothingAfter?.afterId === afterId && this.nothingAfter.generation === generation) return [];
     try {
-      const out: { id: number; hashPart: string }[] = [];
+      const out: { id: number; hashPart: string; path: string }[] = [];
       for (const row of this.rowsAfter.iterate(afterId) as Iterable<{ id: number; path: string }>)
-        out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32) });
+        out.push({ id: row.id, hashPart: row.path.slice('/nix/store/'.length, '/nix/store/'.length + 32), path: row.path });
       this.nothingAfter = out.length === 0 && generation !== null ? { afterId, generation } : null;
       return out;
     } catch {

@@ -12,7 +12,7 @@ import { settleOnce } from '../base/settle-once.ts';
 
 export interface SummarySource {
   /** Rows added after `afterId`, in id order; null while the store can't be read. */
-  rowsAfter(afterId: number): { id: number; hashPart: string }[] | null;
+  rowsAfter(afterId: number): { id: number; hashPart: string; path?: string }[] | null;
   /** How many paths the store holds now; null while it can't be read. */
   count(): number | null;
 }
@@ -22,6 +22,11 @@ export interface StoreSummaryOptions {
   headroom?: number; // room for growth before a rebuild, as a factor of the paths at build time (default 1.1)
   /** Rebuild once this share of the filter's paths is gone (default 10 %, at least 1000 paths). */
   staleShare?: number;
+  /**
+   * Which rows this summary admits (scoped-summaries.ts); default all. With it, deletions are not
+   * counted (the store's count is not this summary's): it is rebuilt on growth and when rules change.
+   */
+  admit?: (row: { hashPart: string; path?: string }) => boolean;
 }
 
 export class StoreSummary {
@@ -29,6 +34,7 @@ export class StoreSummary {
   private readonly fpRate: number;
   private readonly headroom: number;
   private readonly staleShare: number;
+  private readonly admit: ((row: { hashPart: string; path?: string }) => boolean) | null;
   private filter: BloomFilter | null = null;
   private epoch = '';
   private generation = 0;
@@ -45,23 +51,32 @@ export class StoreSummary {
     this.fpRate = opts.falsePositiveRate ?? 0.01;
     this.headroom = opts.headroom ?? 1.1;
     this.staleShare = opts.staleShare ?? 0.1;
+    this.admit = opts.admit ?? null;
+  }
+
+  /** Builds it anew now (the rules of what it admits changed). */
+  rebuildNow(): boolean {
+    return this.rebuild();
   }
 
   /** Takes in what the store gained (and rebuilds when deletions or growth call for it); true when the summary changed. */
   refresh(checkDeletions = false): boolean {
     if (!this.filter) return this.rebuild();
-    if (checkDeletions) {
+    if (checkDeletions && !this.admit) {
       const count = this.source.count();
       if (count !== null && this.inFilter - count > Math.max(1000, this.staleShare * this.inFilter)) return this.rebuild();
     }
-    const rows = this.source.rowsAfter(this.maxId);
-    if (!rows || rows.length === 0) return false;
+    const all = this.source.rowsAfter(this.maxId);
+    if (!all || all.length === 0) return false;
+    const rows = this.admit ? all.filter(this.admit) : all;
     if (this.inFilter + rows.length > this.capacity) return this.rebuild();
+    // Rows it does not admit are passed over for good (until a rebuild judges them again).
+    this.maxId = all.at(-1)!.id;
+    if (rows.length === 0) return false;
     const added: string[] = [];
     for (const row of rows) {
       this.filter.add(row.hashPart);
       added.push(row.hashPart);
-      this.maxId = row.id;
     }
     this.inFilter += added.length;
     this.generation++;
@@ -107,15 +122,16 @@ export class StoreSummary {
   }
 
   private rebuild(): boolean {
-    const rows = this.source.rowsAfter(0);
-    if (!rows) return false;
+    const all = this.source.rowsAfter(0);
+    if (!all) return false;
+    const rows = this.admit ? all.filter(this.admit) : all;
     this.capacity = Math.max(1024, Math.ceil(rows.length * this.headroom));
     const filter = BloomFilter.withTargetError(this.capacity, this.fpRate);
     for (const row of rows) filter.add(row.hashPart);
     this.filter = filter;
     this.epoch = randomBytes(8).toString('hex');
     this.generation = 0;
-    this.maxId = rows.at(-1)?.id ?? 0;
+    this.maxId = all.at(-1)?.id ?? 0;
     this.inFilter = rows.length;
     this.batches = [];
     this.batchedPaths = 0;

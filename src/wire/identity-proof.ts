@@ -11,6 +11,7 @@
 
 import { randomBytes, verify as edVerify, createPublicKey } from 'node:crypto';
 import { request, type Agent } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import net from 'node:net';
 import type { SecretKey } from '../nix/signing.ts';
 import { parsePublicKey } from '../nix/signing.ts';
@@ -81,6 +82,11 @@ export interface ProveOptions {
   publicKey: string | null; // claimed in the TXT record
   timeoutMs?: number;
   agent?: Agent;
+  /**
+   * The team channel to a peer claiming a team member's key (peers/team-agent.ts): the challenge goes
+   * over TLS whose handshake must prove that very key, so not even the proof crosses the LAN in clear.
+   */
+  tlsAgent?: Agent;
 }
 
 /**
@@ -94,7 +100,8 @@ export async function proveIdentity(opts: ProveOptions): Promise<ProofResult> {
   let status: number;
   let body: string;
   try {
-    ({ status, body } = await get(`http://${host}:${opts.port}${IDENTITY_PATH}?nonce=${nonce}`, opts.timeoutMs ?? 1500, opts.agent));
+    const scheme = opts.tlsAgent ? 'https' : 'http';
+    ({ status, body } = await get(`${scheme}://${host}:${opts.port}${IDENTITY_PATH}?nonce=${nonce}`, opts.timeoutMs ?? 1500, opts.tlsAgent ?? opts.agent));
   } catch {
     return 'failed';
   }
@@ -115,7 +122,7 @@ export async function proveIdentity(opts: ProveOptions): Promise<ProofResult> {
 
 function get(url: string, timeoutMs: number, agent: Agent | undefined): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent, headers: { accept: 'application/json' } }, (res) => {
+    const req = (url.startsWith('https:') ? httpsRequest : request)(url, { agent, headers: { accept: 'application/json' } }, (res) => {
       const parts: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {

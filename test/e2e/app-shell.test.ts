@@ -1,3 +1,4 @@
+import { generateKeyPair } from '../../src/nix/signing.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -351,7 +352,11 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
       assert.equal(after.status.sharing, true, 'the click switched the daemon');
       // The daemon stops: the app runs its own core on the freed port, with the saved choice.
       assert.equal(await daemon.stop(), 0);
-      const own = await a.waitFor('own core', (st) => /^Sharing/.test(statusLine(st)) && st.tray!.menu[1].type === 'separator' && st);
+      // Its own core: no "showing the Peernix running here" line under the status (an upgrade's notice may be there).
+      const own = await a.waitFor(
+        'own core',
+        (st) => /^Sharing/.test(statusLine(st)) && st.tray!.menu.filter((i) => !/^Team paths now/.test(i.label))[1].type === 'separator' && st,
+      );
       const mine = await snapshot(a);
       t.diagnostic(`after the daemon stopped: tray "${statusLine(own)}", own core on ${mine.status.substituterUrl}`);
       assert.equal(mine.status.substituterUrl, `http://127.0.0.1:${port}`);
@@ -397,7 +402,11 @@ describe('the tray app, driven end to end', { timeout: 600_000 }, () => {
   it('Quit while a peer downloads a NAR: the transfer finishes byte-exact, then exit 0', async (t) => {
     const big = await addPath(host, 'app-quit', { type: 'file', size: 64 * 1024 * 1024, seed: 'app-quit' });
     const want = await host.dumpHash(big);
-    const a = launch(user({ sharing: true }).env, ['--hidden']);
+    // The path is unsigned (team only): the app's own key, which signs what it serves, is made public so curl may have it.
+    const key = generateKeyPair('app-quit-1');
+    const u = user({ sharing: true, publicKeys: [key.publicKeyText] });
+    fs.writeFileSync(`${u.dir}/state/secret-key`, key.secretKeyText, { mode: 0o600 });
+    const a = launch(u.env, ['--hidden']);
     await a.waitFor('sharing', (s) => /^Sharing/.test(statusLine(s)));
     const shareUrl = (await snapshot(a)).status.shareUrl!;
     const ni = await get(`${shareUrl}/${big.slice(11, 43)}.narinfo`);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.ts';
@@ -94,6 +94,32 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
     await shot('3-gc-fallback-event');
   });
 
+  it('"Add to team" on the other peer’s row puts its proven key in the team, shown with its fingerprint; Remove takes it out', async () => {
+    const row = page.locator('[data-testid="peer-row"]', { hasText: 'buildbox-b' });
+    await row.getByTestId('peer-fingerprint').waitFor({ timeout: 10_000 });
+    const fp = (await row.getByTestId('peer-fingerprint').innerText()).trim();
+    const bKey = (await pl.status(B)).status.publicKey;
+    const before = (await pl.status(A)).status.team!;
+    assert.equal(fp, (await pl.status(A)).peers.find((p) => p.name === 'buildbox-b')?.fingerprint, 'the fingerprint shown is the one A computed');
+    // Test hosts may start with the other in their team (--team): take it out in the window first.
+    const saved = () => JSON.parse(readFileSync(`${A.stateDir}/settings.json`, 'utf8')).team;
+    const savedAtStart = saved();
+    if (before.members.some((m) => m.publicKey === bKey)) {
+      await page.locator('[data-testid="team-member"]', { hasText: fp }).getByTestId('team-remove').click();
+      await row.getByTestId('peer-add-team').waitFor({ timeout: 10_000 });
+      assert.ok(!(await pl.status(A)).status.team!.members.some((m) => m.publicKey === bKey));
+    }
+    await row.getByTestId('peer-add-team').click();
+    await row.getByTestId('peer-team-member').waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid="team-member"]', { hasText: fp }).waitFor({ timeout: 10_000 });
+    const status = await pl.status(A);
+    assert.ok(status.status.team!.members.some((m) => m.publicKey === bKey && m.fingerprint === fp && m.peerName === 'buildbox-b'));
+    assert.ok(status.events.some((e) => e.type === 'team' && e.change === 'added' && e.fingerprint === fp));
+    // Saved for the next start, unless this run's team came from --team (then the file is left as it was).
+    assert.deepEqual(saved(), status.status.team!.saved ? [bKey] : savedAtStart);
+    await shot('4-team-added');
+  });
+
   it('toggling sharing off in the page stops the other host from seeing this one', async (t) => {
     assert.ok(upPeers(await pl.status(B)).includes('laptop-a'));
     const clicked = Date.now();
@@ -111,6 +137,6 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
     t.diagnostic(`B dropped A ${down.time - clicked} ms after the click`);
     assert.ok(down.time - clicked <= 2000, `${down.time - clicked} ms`);
     assert.equal(await page.locator('[data-testid="sharing-toggle"]').isChecked(), false);
-    await shot('4-sharing-off');
+    await shot('5-sharing-off');
   });
 });

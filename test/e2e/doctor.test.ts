@@ -133,6 +133,7 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
       'peernix.running',
       'share.listening',
       'share.lan',
+      'share.scopes',
       'nix-cache.negative',
       'files.key',
       'files.state-dir',
@@ -162,6 +163,9 @@ describe('peernix doctor on real machine states', { timeout: 240_000 }, () => {
     // Honest: from here the LAN side can't be seen.
     assert.equal(check(r, 'share.lan').status, 'unknown');
     assert.match(check(r, 'share.lan').detail, /Can't tell from this host/);
+    // What is shared with whom, from the running Peernix's scope counters.
+    assert.equal(check(r, 'share.scopes').status, 'ok');
+    assert.match(check(r, 'share.scopes').detail, /paths judged: \d+ public, \d+ team, \d+ never .*cache\.nixos\.org-1.*\d+ requests refused by scope/);
 
     const cli = await run(
       nodeBin(),

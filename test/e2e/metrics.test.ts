@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { DoctorReport } from '../../src/base/api.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
+import { parseSecretKey } from '../../src/nix/signing.ts';
+import { makeTeamCertificate } from '../../src/wire/team-certificate.ts';
 import { skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, nixEnv, run } from '../support/nix-host.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
@@ -115,12 +117,30 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     assert.equal(byId('daemon.reachable').status, 'ok');
   });
 
-  it('/metrics is on the share listener only where the setting asks for it', async (t) => {
+  it('/metrics is on the share listener only where the setting asks for it, and only to team members', async (t) => {
+    // A Prometheus holding A's identity key (a team member of B) scrapes over the team channel.
+    const cert = await makeTeamCertificate(parseSecretKey(readFileSync(A.key.secretKeyFile, 'utf8')));
+    writeFileSync(`${pl.dir}/a-cert.pem`, cert.cert);
+    writeFileSync(`${pl.dir}/a-key.pem`, cert.key, { mode: 0o600 });
     const onB = await scrape(A, `http://${B.lan.address}:9999/metrics`);
+    const onBTeam = await pl.curl(A, [
+      '-k',
+      '--cert',
+      `${pl.dir}/a-cert.pem`,
+      '--key',
+      `${pl.dir}/a-key.pem`,
+      '-w',
+      '\n%{http_code}',
+      `https://${B.lan.address}:9999/metrics`,
+    ]);
     const onA = await scrape(B, `http://${A.lan.address}:9999/metrics`);
-    t.diagnostic(`from the LAN: B's share listener /metrics → ${onB.code} (${onB.text.length} bytes, metricsOnShare on); A's → ${onA.code} (default off)`);
-    assert.equal(onB.code, 200);
-    assert.ok(sample(onB.text, 'peernix_sharing') === 1);
+    t.diagnostic(
+      `from the LAN: B's share listener /metrics → ${onB.code} in plain, ${onBTeam.stdout.slice(-3)} to a team member (metricsOnShare on); A's → ${onA.code} (default off)`,
+    );
+    assert.equal(onB.code, 404, 'figures move with team transfers: not for anonymous askers');
+    assert.ok(!onB.text.includes('peernix_'));
+    assert.ok(onBTeam.stdout.endsWith('\n200'), onBTeam.stderr);
+    assert.ok(sample(onBTeam.stdout.slice(0, onBTeam.stdout.lastIndexOf('\n')), 'peernix_sharing') === 1);
     assert.equal(onA.code, 404);
     assert.ok(!onA.text.includes('peernix_'));
   });

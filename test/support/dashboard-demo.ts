@@ -4,6 +4,10 @@
 import http from 'node:http';
 import path from 'node:path';
 import type {
+  NoticeId,
+  ShareWhyView,
+  TeamAction,
+  TeamView,
   NetworkAction,
   NetworkStatusView,
   ApiChange,
@@ -19,6 +23,7 @@ import type {
   TransferView,
 } from '../../src/base/api.ts';
 import { explainPeer } from '../../src/domain/peer-history.ts';
+import { fingerprintOf } from '../../src/domain/team.ts';
 import { createControlRoutes } from '../../src/control/routes.ts';
 import { nixConfLines } from '../../src/nix/nix-conf-lines.ts';
 import { PROJECT_ROOT } from './peernix-process.ts';
@@ -178,6 +183,7 @@ export function demoTransfers(at = now): TransferView[] {
       bytesPerSec: 4_100_000,
       startedAt: at - 2000,
       outcome: null,
+      scope: 'team',
     },
     {
       id: 3,
@@ -346,9 +352,44 @@ export class DemoApi implements PeernixApi {
       this.snap.status = { ...this.snap.status, sharing: true, sharePaused: null, network: { ...n, trusted: true, ask: false } };
     } else if ('dismiss' in action) {
       this.snap.status.network = { ...n, ask: false };
+    } else if ('forget' in action) {
+      const trustedNetworks = n.trustedNetworks.filter((t) => t.id !== action.forget);
+      const trusted = n.trustAll || trustedNetworks.some((t) => t.id === n.current?.id);
+      this.snap.status = { ...this.snap.status, sharing: trusted, network: { ...n, trustedNetworks, trusted } };
     }
     this.emit({ topic: 'status' });
     return structuredClone(this.snap.status.network!);
+  }
+  teamCalls: TeamAction[] = [];
+  /** Adds or removes in the made-up snapshot as the core's roster would: members, peers' marks, candidates. */
+  async team(action: TeamAction): Promise<TeamView> {
+    this.teamCalls.push(action);
+    const st = this.snap.status;
+    const team: TeamView = st.team ?? { members: [], max: 256, saved: true, candidates: [] };
+    if ('add' in action) {
+      const fingerprint = fingerprintOf(action.add);
+      if (!fingerprint) throw new Error('not a public key: expected "name:base64"');
+      if (team.members.some((m) => m.fingerprint === fingerprint)) throw new Error('already in the team');
+      const peer = this.snap.peers.find((p) => p.publicKey === action.add);
+      team.members.push({ name: action.add.slice(0, action.add.indexOf(':')), publicKey: action.add, fingerprint, peerName: peer?.name ?? null });
+    } else {
+      team.members = team.members.filter((m) => m.publicKey !== action.remove && m.name !== action.remove && m.fingerprint !== action.remove);
+    }
+    const keys = new Set(team.members.map((m) => m.publicKey));
+    team.candidates = team.candidates.filter((c) => !keys.has(c.publicKey));
+    for (const p of this.snap.peers) p.teamMember = p.publicKey !== null && keys.has(p.publicKey);
+    this.snap.status = { ...st, team };
+    this.addEvent({ type: 'team', time: Date.now(), change: 'add' in action ? 'added' : 'removed', name: 'demo', fingerprint: 'demo' });
+    this.emit({ topic: 'status' });
+    return structuredClone(team);
+  }
+  /** `share why` as a test sets it; by default the demo store holds nothing. */
+  shareWhy: (pathOrHash: string) => Promise<ShareWhyView | null> = async () => null;
+  noticesSeen: NoticeId[] = [];
+  async noticeSeen(id: NoticeId) {
+    this.noticesSeen.push(id);
+    this.snap.status = { ...this.snap.status, notices: (this.snap.status.notices ?? []).filter((n) => n.id !== id) };
+    this.emit({ topic: 'status' });
   }
   async setSharing(on: boolean) {
     this.sharingCalls.push(on);
@@ -359,10 +400,26 @@ export class DemoApi implements PeernixApi {
   async stop() {}
 }
 
+/** A team of one (mac-mini), with build-01 offered: its key is trusted by this machine's Nix. */
+export function demoTeam(): TeamView {
+  const [build, mac] = demoPeers;
+  return {
+    members: [{ name: 'mac-mini-1', publicKey: mac.publicKey!, fingerprint: fingerprintOf(mac.publicKey)!, peerName: mac.name }],
+    max: 256,
+    saved: true,
+    candidates: [{ peerId: build.id, name: build.name, publicKey: build.publicKey!, fingerprint: fingerprintOf(build.publicKey)! }],
+  };
+}
+
 export function demoApi(): DemoApi {
+  const team = demoTeam();
   return new DemoApi({
-    status: demoStatus(),
-    peers: structuredClone(demoPeers),
+    status: demoStatus({ team }),
+    peers: structuredClone(demoPeers).map((p) => ({
+      ...p,
+      fingerprint: fingerprintOf(p.publicKey),
+      teamMember: team.members.some((m) => m.publicKey === p.publicKey),
+    })),
     entries: structuredClone(demoEntries),
     events: structuredClone(demoEvents),
     transfers: demoTransfers(),

@@ -3,6 +3,8 @@ import type { Snapshot } from '../../src/base/api.ts';
 import { createLan, nodeBin, type Lan, type LanHost } from './netns.ts';
 import { cleanup, makeSigningKey, makeTempDir, nixEnv, startNixHost, type NixHost } from './nix-host.ts';
 import { MAIN, startPeernixProcess, type PeernixProcess } from './peernix-process.ts';
+import { asUser, type OsUser } from './os-user.ts';
+import { chown, mkdir } from 'node:fs/promises';
 
 export { waitFor } from './wait.ts';
 
@@ -27,14 +29,21 @@ export interface PnLan {
   lan: Lan;
   hosts: PnHost[];
   trustedKeys: string;
-  start(h: PnHost, extra?: string[]): Promise<void>;
+  /** `as`: run this host's Peernix as that (non-root) user; its state directory is made theirs. */
+  start(h: PnHost, extra?: string[], opts?: { as?: OsUser }): Promise<void>;
   curl(h: PnHost, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   cli(h: PnHost, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   status(h: PnHost): Promise<Snapshot>;
   teardown(): Promise<void>;
 }
 
-export async function createPnLan(prefix: string, names: string[], opts: { extraKeys?: string[] } = {}): Promise<PnLan> {
+/**
+ * `scoped`: hosts share by scope as a fresh install does, and form no team unless a test passes
+ * --team (scope tests). By default every host is in a team with every other (so Peernix-to-Peernix
+ * traffic rides the team channel) and lists its own key in publicKeys (so a Nix or curl pointed
+ * straight at its share port still gets the unsigned paths tests add).
+ */
+export async function createPnLan(prefix: string, names: string[], opts: { extraKeys?: string[]; scoped?: boolean } = {}): Promise<PnLan> {
   const dir = await makeTempDir(prefix);
   const lan = await createLan(names.length);
   const hosts: PnHost[] = [];
@@ -43,7 +52,13 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
     lan,
     hosts,
     trustedKeys: '',
-    async start(h, extra = []) {
+    async start(h, extra = [], startOpts = {}) {
+      const as = startOpts.as;
+      if (as) {
+        await mkdir(h.stateDir, { recursive: true });
+        await chown(h.stateDir, as.uid, as.gid);
+      }
+      const team = opts.scoped ? [] : hosts.filter((o) => o !== h).flatMap((o) => ['--team', o.key.publicKey]);
       h.pn = await startPeernixProcess(
         [
           '--store',
@@ -60,11 +75,20 @@ export async function createPnLan(prefix: string, names: string[], opts: { extra
           h.name,
           '--log-level',
           'debug',
+          ...team,
           ...extra,
         ],
         {
-          env: nixEnv({ NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${self.trustedKeys}`, XDG_CACHE_HOME: `${h.stateDir}/xdg` }),
-          wrap: (cmd, args) => ['ip', ['netns', 'exec', h.lan.ns, cmd, ...args]],
+          scoped: opts.scoped,
+          env: nixEnv({
+            NIX_CONFIG: `experimental-features = nix-command\ntrusted-public-keys = ${self.trustedKeys}`,
+            XDG_CACHE_HOME: `${h.stateDir}/xdg`,
+            ...(as ? { HOME: h.stateDir } : {}),
+          }),
+          wrap: (cmd, args) => {
+            const [c, a] = as ? asUser(as)(cmd, args) : [cmd, args];
+            return ['ip', ['netns', 'exec', h.lan.ns, c, ...a]];
+          },
         },
       );
     },

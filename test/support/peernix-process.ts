@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
 
 // Runs `peernix` as a real child process (the same entry point users run) and finds its listeners
 // from its log lines, so tests can use port 0 and never collide.
@@ -27,9 +31,17 @@ export async function startPeernixProcess(
     main?: string;
     /** Share only on trusted networks, as a fresh install does; by default test hosts trust every network. */
     trustedNetworksOnly?: boolean;
+    /**
+     * Share by scope as a fresh install does (public paths to anonymous askers). By default a test
+     * host lists its own identity key in publicKeys, so everything it serves is public, as before
+     * scopes: most tests share unsigned `nix-store --add` paths with a Nix or curl pointed straight at
+     * the share port, which no team membership could reach. Scope tests set this.
+     */
+    scoped?: boolean;
   } = {},
 ): Promise<PeernixProcess> {
-  const cmdArgs = [opts.main ?? MAIN, 'serve', ...(opts.trustedNetworksOnly ? [] : ['--trust-all-networks']), ...args];
+  const own = opts.scoped || args.includes('--public-key') ? null : ownPublicKey(args, opts.env);
+  const cmdArgs = [opts.main ?? MAIN, 'serve', ...(opts.trustedNetworksOnly ? [] : ['--trust-all-networks']), ...(own ? ['--public-key', own] : []), ...args];
   const [cmd, finalArgs] = opts.wrap ? opts.wrap(process.execPath, cmdArgs) : [process.execPath, cmdArgs];
   const proc = spawn(cmd, finalArgs, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -64,4 +76,40 @@ export async function startPeernixProcess(
       return code;
     },
   };
+}
+
+function argValue(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i === -1 ? undefined : args[i + 1];
+}
+
+/**
+ * The identity key the host will run with, public half: its --secret-key-file, else the key in its
+ * state directory, made there now (as `peernix serve` would make it, owned like the directory's
+ * parent, so a host run as another user can read it) when there is none yet.
+ */
+function ownPublicKey(args: string[], env: NodeJS.ProcessEnv | undefined): string | null {
+  const keyFile = argValue(args, '--secret-key-file');
+  if (keyFile) return parseSecretKey(readFileSync(keyFile, 'utf8')).publicKey.text;
+  const stateDir = argValue(args, '--state-dir') ?? env?.PEERNIX_STATE_DIR;
+  if (!stateDir) return null;
+  const file = join(stateDir, 'secret-key');
+  if (existsSync(file)) return parseSecretKey(readFileSync(file, 'utf8')).publicKey.text;
+  const owner = statSync(existsSync(stateDir) ? stateDir : dirname(stateDir));
+  if (!existsSync(stateDir)) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    chownSync(stateDir, owner.uid, owner.gid);
+  }
+  const pair = generateKeyPair(
+    `${
+      hostname()
+        .split('.')[0]
+        .replace(/[^A-Za-z0-9-]/g, '-')
+        .slice(0, 40) || 'peernix'
+    }-peernix-1`,
+  );
+  writeFileSync(file, pair.secretKeyText, { mode: 0o600 });
+  writeFileSync(join(stateDir, 'public-key'), pair.publicKeyText, { mode: 0o644 });
+  for (const f of [file, join(stateDir, 'public-key')]) chownSync(f, owner.uid, owner.gid);
+  return pair.publicKeyText;
 }

@@ -7,6 +7,8 @@ import type { ApiChange, DoctorReport, Snapshot } from '../../src/base/api.ts';
 import { launchChromium } from '../support/chromium.ts';
 import { demoApi, demoEntries, demoEvents, demoLan, demoPeers, demoStatus, demoTransfers, DemoApi, serveDemoApi } from '../support/dashboard-demo.ts';
 import { PROJECT_ROOT } from '../support/peernix-process.ts';
+import { fingerprintOf } from '../../src/domain/team.ts';
+import { generateKeyPair } from '../../src/nix/signing.ts';
 
 // The window's renderer on its own, in Debian's Chromium: over HTTP from the real control routes
 // (as the dashboard) and from file:// with a preload-style window.peernix (as the Electron window),
@@ -221,6 +223,106 @@ describe('the renderer in Chromium', { timeout: 120_000 }, () => {
     await page.getByTestId('network-line').waitFor({ timeout: 5000 });
     assert.deepEqual(api.networkCalls, [{ trust: net.id }, { dismiss: other.id }]);
     assert.match((await page.getByTestId('network-line').textContent()) ?? '', /not trusted, not sharing here/);
+    assert.deepEqual(problems, [], 'no console errors or CSP violations');
+    await close();
+  });
+
+  it('team: the upgrade notice offers a trusted peer, a peer is added from the peers list in one click, a pasted key is added, a member removed', async () => {
+    const api = demoApi();
+    const [build, mac, bob] = demoPeers;
+    api.snap.status = {
+      ...api.snap.status,
+      notices: [{ id: 'scopes', text: 'Peernix now shares by scope: team paths go only to your team.' }],
+      scopes: {
+        judged: { public: 120, team: 31, never: 2 },
+        refused: { public: 0, team: 5, never: 2 },
+        publicKeys: ['cache.nixos.org-1:x'],
+        exclude: ['*.env'],
+      },
+    };
+    const { page, problems, close } = await open(api);
+    const teamKeys = () => page.getByTestId('team-member').evaluateAll((els) => els.map((e) => e.getAttribute('data-key')));
+    const buildFp = fingerprintOf(build.publicKey)!;
+
+    // The notice, with build-01 (its key trusted by this machine's Nix) offered by name and fingerprint.
+    await page.getByTestId('notice-text').waitFor({ timeout: 5000 });
+    assert.match((await page.getByTestId('notice-offer').textContent()) ?? '', new RegExp(`build-01.*${buildFp}`));
+    assert.deepEqual(await teamKeys(), [mac.publicKey]);
+    assert.equal(await page.getByTestId('team-scopes').textContent(), 'Paths judged: 120 public · 31 team · 2 never. Requests refused by scope: 7.');
+    await shot(page, 'team-notice');
+
+    // One click in the peers list adds build-01; its row shows the fingerprint beside the button.
+    const buildRow = page.locator('[data-testid="peer-row"]', { hasText: 'build-01' });
+    assert.equal(await buildRow.getByTestId('peer-fingerprint').textContent(), buildFp);
+    await buildRow.getByTestId('peer-add-team').click();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="team-member"]').length === n, 2, { timeout: 5000 });
+    assert.deepEqual(api.teamCalls, [{ add: build.publicKey }]);
+    await buildRow.getByTestId('peer-team-member').waitFor({ timeout: 5000 });
+    assert.equal(await page.getByTestId('notice-offer').count(), 0, 'no longer offered once in the team');
+    assert.ok((await page.getByTestId('team-fingerprint').allTextContents()).includes(buildFp));
+    assert.equal(
+      await page.locator('[data-testid="peer-row"]', { hasText: 'bob-thinkpad' }).getByTestId('peer-add-team').count(),
+      0,
+      'a peer that has not proven its key is not offered',
+    );
+
+    // A served transfer says whom its path is for.
+    assert.equal(await page.locator('[data-testid="transfer-row"][data-direction="out"]').getByTestId('transfer-scope').textContent(), 'team');
+    assert.equal(await page.locator('[data-testid="transfer-row"][data-direction="in"]').getByTestId('transfer-scope').count(), 0);
+
+    // A key pasted in the team card; a bad one is refused with the reason in the status line.
+    const carol = generateKeyPair('carol-1').publicKeyText;
+    await page.getByTestId('team-key').fill(carol);
+    await page.getByTestId('team-add').click();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="team-member"]').length === n, 3, { timeout: 5000 });
+    await page.getByTestId('team-key').fill('carol-1:AAAA');
+    await page.getByTestId('team-key').press('Enter');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid="status-line"]')?.textContent?.includes('could not change the team: not a public key'),
+      undefined,
+      {
+        timeout: 5000,
+      },
+    );
+
+    // Remove mac-mini: gone from the card and its peer row loses the mark.
+    await page.locator('[data-testid="team-member"]', { hasText: 'mac-mini-1' }).getByTestId('team-remove').click();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="team-member"]').length === n, 2, { timeout: 5000 });
+    assert.deepEqual(await teamKeys(), [build.publicKey, carol]);
+    await page.locator('[data-testid="peer-row"]', { hasText: 'mac-mini' }).getByTestId('peer-add-team').waitFor({ timeout: 5000 });
+    assert.deepEqual(api.teamCalls.at(-1), { remove: mac.publicKey });
+
+    // "Got it" puts the notice away, through the API (remembered there).
+    await page.getByTestId('notice-seen').click();
+    await page.getByTestId('notice-bar').waitFor({ state: 'hidden', timeout: 5000 });
+    assert.deepEqual(api.noticesSeen, ['scopes']);
+    assert.ok(bob.publicKey);
+    await shot(page, 'team-after');
+    // Chromium logs the refused key's 409 itself; nothing else went wrong.
+    assert.deepEqual(problems, ['Failed to load resource: the server responded with a status of 409 (Conflict)']);
+    await close();
+  });
+
+  it('networks: the trusted list with Forget, and "Share on this network" for the current one; the first question explains scopes', async () => {
+    const api = demoApi();
+    const home = { id: 'gateway 52:54:00:12:34:56 192.168.1.0/24', name: '192.168.1.0/24 (router 52:54:00:12:34:56)' };
+    const office = { id: 'gateway 52:54:00:aa:bb:cc 10.1.0.0/16', name: '10.1.0.0/16 (router 52:54:00:aa:bb:cc)' };
+    api.snap.status = { ...api.snap.status, network: { current: home, trusted: true, trustAll: false, trustedNetworks: [home, office], ask: false } };
+    const { page, problems, close } = await open(api);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="network-trusted"]').length === 2, undefined, { timeout: 5000 });
+    await page.locator('[data-testid="network-trusted"]', { hasText: '192.168.1.0/24' }).getByTestId('network-forget').click();
+    await page.getByTestId('networks-trust').waitFor({ timeout: 5000 });
+    assert.deepEqual(api.networkCalls, [{ forget: home.id }]);
+    assert.equal(await page.getByTestId('network-trusted').count(), 1);
+    await page.getByTestId('networks-trust').click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="network-trusted"]').length === 2, undefined, { timeout: 5000 });
+    assert.deepEqual(api.networkCalls, [{ forget: home.id }, { trust: home.id }]);
+    await shot(page, 'networks');
+    // The first start's question says what a yes shares with whom.
+    api.snap.status = { ...api.snap.status, sharing: false, network: { current: office, trusted: false, trustAll: false, trustedNetworks: [], ask: true } };
+    api.emit({ topic: 'status' });
+    await page.getByTestId('network-question').waitFor({ timeout: 5000 });
+    assert.match((await page.getByTestId('network-scopes').textContent()) ?? '', /public paths.*only to your team/);
     assert.deepEqual(problems, [], 'no console errors or CSP violations');
     await close();
   });

@@ -4,7 +4,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ApiChange } from '../../src/base/api.ts';
+import type { ApiChange, ShareWhyView, TeamView } from '../../src/base/api.ts';
+import { generateKeyPair } from '../../src/nix/signing.ts';
 import { ControlError, baseUrlFromListen, fetchSnapshot, setSharing } from '../../src/control/client.ts';
 import { createControlRoutes, type ControlHandler } from '../../src/control/routes.ts';
 import { loadOrCreateToken, readToken } from '../../src/control/token.ts';
@@ -251,6 +252,49 @@ describe('control routes', () => {
     assert.equal(refused.status, 409);
     assert.match(refused.body, /no network in this snapshot/);
     api.networkCalls.length = 0;
+  });
+
+  test('POST team and notice: token required, one verb, the roster’s refusal as 409 with its reason', T, async () => {
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      request({
+        method: 'POST',
+        path,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}`, ...headers },
+        body: JSON.stringify(body),
+      });
+    const key = generateKeyPair('colleague-1').publicKeyText;
+    assert.equal((await post('/peernix/api/team', { add: key }, { authorization: `Bearer ${'f'.repeat(64)}` })).status, 403);
+    assert.equal((await post('/peernix/api/team', { add: key }, { origin: 'http://evil.example' })).status, 403);
+    for (const bad of [{}, { add: 1 }, { add: key, remove: key }, { invite: key }, ['add'], { add: 'x'.repeat(301) }])
+      assert.equal((await post('/peernix/api/team', bad)).status, 400, JSON.stringify(bad));
+    assert.deepEqual(api.teamCalls, [], 'nothing refused reached the API');
+    const ok = await post('/peernix/api/team', { add: key });
+    assert.equal(ok.status, 200);
+    assert.ok((JSON.parse(ok.body) as TeamView).members.some((m) => m.publicKey === key));
+    const refused = await post('/peernix/api/team', { add: 'colleague-1:AAAA' });
+    assert.equal(refused.status, 409);
+    assert.match(refused.body, /not a public key/);
+    assert.equal((await post('/peernix/api/notice', { seen: 'other' })).status, 400);
+    assert.equal((await post('/peernix/api/notice', { seen: 'scopes' }, { authorization: 'Bearer 00' })).status, 403);
+    assert.equal((await post('/peernix/api/notice', { seen: 'scopes' })).status, 200);
+    assert.deepEqual(api.noticesSeen, ['scopes']);
+  });
+
+  test('GET share-why: the API’s answer, 404 for a path not held, 400 for no path or a bad one', T, async () => {
+    const hash = '0'.repeat(32);
+    api.shareWhy = async (p: string) => {
+      if (p.startsWith('bad')) throw new Error('not a store path or hash part: bad');
+      return p === hash ? { storePath: `/nix/store/${hash}-x`, scope: 'team', why: 'unsigned', servedTo: 'team members only' } : null;
+    };
+    const ok = await request({ path: `/peernix/api/share-why?path=${hash}` });
+    assert.equal(ok.status, 200);
+    assert.equal((JSON.parse(ok.body) as ShareWhyView).scope, 'team');
+    assert.equal((await request({ path: `/peernix/api/share-why?path=${'1'.repeat(32)}` })).status, 404);
+    assert.equal((await request({ path: '/peernix/api/share-why' })).status, 400);
+    const bad = await request({ path: '/peernix/api/share-why?path=bad' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /not a store path/);
+    assert.equal((await request({ path: `/peernix/api/share-why?path=${hash}`, headers: { host: 'evil.example' } })).status, 403);
   });
 
   test('wrong methods are refused', T, async () => {

@@ -8,6 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createIdentityHandler } from '../../src/cache/identity-route.ts';
 import { shareRouteOnly } from '../support/share-route.ts';
+import { silentLogger } from '../../src/base/log.ts';
+import { listen } from '../../src/cache/http-listener.ts';
+import { PeerClient } from '../../src/peers/peer-client.ts';
+import { makeTeamCertificate } from '../../src/wire/team-certificate.ts';
 import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
 import { identityMessage, newNonce, proveIdentity, signIdentity, verifyIdentity, IDENTITY_PATH } from '../../src/wire/identity-proof.ts';
 
@@ -122,5 +126,49 @@ describe('identity route on a real listener', () => {
     };
     t.diagnostic(`impostor proof results: ${JSON.stringify(results)}`);
     assert.deepEqual(results, { relay: 'failed', forger: 'failed', noRoute: 'unsupported', closedPort: 'failed' });
+  });
+});
+
+describe('identity proof over the team channel', () => {
+  it('a peer claiming a member key is challenged over TLS that must prove that key; the request never goes out in clear', async () => {
+    const member = parseSecretKey(generateKeyPair('member-1').secretKeyText);
+    const [realCert, memberCert, otherCert] = await Promise.all([makeTeamCertificate(real), makeTeamCertificate(member), makeTeamCertificate(other)]);
+    const plainRequests: string[] = [];
+    const start = async (cert: typeof realCert, key: typeof real) => {
+      const route = shareRouteOnly('identity', createIdentityHandler({ instanceId: ID, key }));
+      return listen({
+        host: '127.0.0.1',
+        port: 0,
+        log: silentLogger,
+        tls: cert,
+        handler: (req, res) => {
+          if (!(req.socket as { encrypted?: boolean }).encrypted) plainRequests.push(req.url ?? '');
+          if (!route(req, res)) res.writeHead(404).end();
+        },
+      });
+    };
+    const server = await start(realCert, real);
+    const impostor = await start(otherCert, other);
+    try {
+      const client = new PeerClient(
+        {},
+        'test',
+        {},
+        { team: { cert: memberCert, keyOf: () => null, isMember: (raw) => raw === real.publicKey.key.toString('base64') } },
+      );
+      const agent = client.identityAgent(real.publicKey.text);
+      assert.ok(agent, 'a member key gets the channel');
+      assert.equal(client.identityAgent(other.publicKey.text), null, 'any other key is challenged in plain');
+      const prove = (port: number) =>
+        proveIdentity({ address: '127.0.0.1', port, instanceId: ID, publicKey: real.publicKey.text, tlsAgent: agent ?? undefined, timeoutMs: 5000 });
+      assert.equal(await prove(server.port), 'verified');
+      // The impostor holds another key: the handshake fails before any request is sent.
+      assert.equal(await prove(impostor.port), 'failed');
+      assert.deepEqual(plainRequests, []);
+      client.close();
+    } finally {
+      await server.close(0);
+      await impostor.close(0);
+    }
   });
 });

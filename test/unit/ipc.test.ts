@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ApiChange, NetworkAction, PeernixApi, Snapshot } from '../../src/base/api.ts';
+import type { ApiChange, NetworkAction, NoticeId, PeernixApi, Snapshot, TeamAction } from '../../src/base/api.ts';
 import { registerIpc, type InvokeEventLike, type IpcMainLike } from '../../electron/ipc.ts';
 import { IPC, MAX_COPY_TEXT } from '../../electron/ipc-schema.ts';
 
@@ -30,6 +30,8 @@ function setup() {
   const snap = { status: { sharing: true }, peers: [], entries: [], events: [] } as unknown as Snapshot;
   const sharingCalls: boolean[] = [];
   const networkCalls: NetworkAction[] = [];
+  const teamCalls: TeamAction[] = [];
+  const seen: NoticeId[] = [];
   const listeners = new Set<(c: ApiChange) => void>();
   const api: PeernixApi = {
     snapshot: () => snap,
@@ -45,6 +47,11 @@ function setup() {
       networkCalls.push(action);
       return { current: null, trusted: false, trustAll: false, trustedNetworks: [], ask: false };
     },
+    team: async (action) => {
+      teamCalls.push(action);
+      return { members: [], max: 256, saved: true, candidates: [] };
+    },
+    noticeSeen: async (id) => void seen.push(id),
     stop: async () => {},
   };
   const copied: string[] = [];
@@ -55,13 +62,13 @@ function setup() {
     isTrustedSender: (url) => url === PAGE,
     broadcast: (channel, c) => void (channel === IPC.change && broadcasts.push(c)),
   });
-  return { ipc, snap, sharingCalls, networkCalls, copied, broadcasts, listeners, dispose };
+  return { ipc, snap, sharingCalls, networkCalls, teamCalls, seen, copied, broadcasts, listeners, dispose };
 }
 
 describe('registerIpc', () => {
   test('registers exactly the schema channels', T, () => {
     const { ipc } = setup();
-    assert.deepEqual([...ipc.handlers.keys()].sort(), [IPC.copyText, IPC.doctor, IPC.network, IPC.setSharing, IPC.snapshot].sort());
+    assert.deepEqual([...ipc.handlers.keys()].sort(), [IPC.copyText, IPC.doctor, IPC.network, IPC.team, IPC.noticeSeen, IPC.setSharing, IPC.snapshot].sort());
   });
 
   test('network forwards one checked action and refuses anything else', T, async () => {
@@ -73,6 +80,20 @@ describe('registerIpc', () => {
       await assert.rejects(ipc.invoke(IPC.network, bad), /expected \{trust\|forget/, JSON.stringify(bad));
     }
     assert.equal(networkCalls.length, 2);
+  });
+
+  test('team and noticeSeen forward one checked argument and refuse anything else', T, async () => {
+    const { ipc, teamCalls, seen } = setup();
+    await ipc.invoke(IPC.team, { add: ' alice-1:key ' });
+    await ipc.invoke(IPC.team, { remove: 'alice-1' });
+    assert.deepEqual(teamCalls, [{ add: 'alice-1:key' }, { remove: 'alice-1' }]);
+    for (const bad of [null, 'alice-1', { add: 1 }, { add: 'a', remove: 'b' }, { invite: 'x' }, { add: 'x'.repeat(301) }, { add: ' ' }]) {
+      await assert.rejects(ipc.invoke(IPC.team, bad), /expected \{add: key\}/, JSON.stringify(bad));
+    }
+    await ipc.invoke(IPC.noticeSeen, 'scopes');
+    await assert.rejects(ipc.invoke(IPC.noticeSeen, 'everything'), /expected a notice id/);
+    assert.deepEqual(seen, ['scopes']);
+    assert.equal(teamCalls.length, 2);
   });
 
   test('snapshot returns the API snapshot', T, async () => {

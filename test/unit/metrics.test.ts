@@ -5,6 +5,7 @@ import type { CacheBackend, NarBody } from '../../src/cache/backend.ts';
 import { EventLog } from '../../src/base/events.ts';
 import { probeBackend } from '../../src/metrics/backend-probe.ts';
 import { PeernixMetrics } from '../../src/metrics/metrics.ts';
+import { PathScopes } from '../../src/store/path-scope.ts';
 import type { NarInfo } from '../../src/nix/narinfo.ts';
 import type { Peer } from '../../src/peers/registry.ts';
 import { promtoolCheck, sample, seriesCount } from '../support/promtool.ts';
@@ -142,5 +143,29 @@ describe('metrics', () => {
     assert.equal(sample(await two.metrics.text(), 'peernix_peer_transitions_total', { transition: 'down' }), 0);
     one.metrics.close();
     two.metrics.close();
+  });
+
+  it('scope counts: paths judged and requests refused, by scope', async () => {
+    const scopes = new PathScopes({ publicKeys: [], exclude: ['*.env'] });
+    scopes.scopeOf({ storePath: '/nix/store/0a9m2q7yl3gr2dxhhvs4bkz6ix0kdxn1-a', narHash: 'sha256:x', narSize: 1, references: [], sigs: [] });
+    scopes.scopeOf({ storePath: '/nix/store/0a9m2q7yl3gr2dxhhvs4bkz6ix0kdxn2-b.env', narHash: 'sha256:x', narSize: 1, references: [], sigs: [] });
+    for (let i = 0; i < 3; i++) scopes.countRefusal('team');
+    const metrics = new PeernixMetrics({
+      peers: () => [],
+      peerViews: () => [],
+      sharing: () => true,
+      daemonUp: () => true,
+      subscribe: () => () => {},
+      scopes: () => ({ ...scopes.counts(), ...scopes.rules }),
+    });
+    const text = await metrics.text();
+    assert.equal(sample(text, 'peernix_scope_paths', { scope: 'team' }), 1);
+    assert.equal(sample(text, 'peernix_scope_paths', { scope: 'never' }), 1);
+    assert.equal(sample(text, 'peernix_scope_refused_total', { scope: 'team' }), 3);
+    scopes.countRefusal('never');
+    assert.equal(sample(await metrics.text(), 'peernix_scope_refused_total', { scope: 'team' }), 3, 'counted once, not added again per scrape');
+    assert.equal(sample(await metrics.text(), 'peernix_scope_refused_total', { scope: 'never' }), 1);
+    assert.equal((await promtoolCheck(text)).code, 0);
+    metrics.close();
   });
 });

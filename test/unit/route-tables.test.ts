@@ -31,6 +31,9 @@ const control: ControlHandlers = {
   sharing: marker('sharing'),
   clearBad: marker('clearBad'),
   network: marker('network'),
+  team: marker('team'),
+  notice: marker('notice'),
+  shareWhy: marker('shareWhy'),
   notFound: marker('controlNotFound'),
   close: () => {},
 };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { DEFAULT_EXCLUDE } from '../../src/store/path-scope.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +31,14 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as 
 describe('defaults and schema', () => {
   test('defaults are the documented ones', T, () => {
     assert.deepEqual(
-      { ...DEFAULT_SETTINGS, peers: [...DEFAULT_SETTINGS.peers], team: [...DEFAULT_SETTINGS.team], dnsSdDomains: [...DEFAULT_SETTINGS.dnsSdDomains] },
+      {
+        ...DEFAULT_SETTINGS,
+        peers: [...DEFAULT_SETTINGS.peers],
+        team: [...DEFAULT_SETTINGS.team],
+        dnsSdDomains: [...DEFAULT_SETTINGS.dnsSdDomains],
+        publicKeys: [...DEFAULT_SETTINGS.publicKeys],
+        exclude: [...DEFAULT_SETTINGS.exclude],
+      },
       {
         sharing: true,
         shareListen: '0.0.0.0:9999',
@@ -48,6 +56,9 @@ describe('defaults and schema', () => {
         dnsSdDomains: [],
         dnsSdServer: '',
         dnsSdRegister: null,
+        scopesNotice: 'none',
+        publicKeys: ['cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY='],
+        exclude: [...DEFAULT_EXCLUDE],
       },
     );
   });
@@ -74,6 +85,15 @@ describe('defaults and schema', () => {
       assert.match(r.problems[0], /"dnsSdRegister"/);
     }
     assert.throws(() => validatePatch({ dnsSdServer: 'dns.example' }), /dnsSdServer/);
+  });
+
+  test('publicKeys and exclude keep what parses, once each, and report the rest', T, () => {
+    const k = 'org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+    const { settings, problems } = validateSettings({ publicKeys: [k, k, 'nokey'], exclude: ['*.env', '*.env', '', 'a/b', 7] });
+    assert.deepEqual(settings.publicKeys, [k]);
+    assert.deepEqual(settings.exclude, ['*.env']);
+    assert.equal(problems.length, 4, problems.join('\n'));
+    assert.deepEqual(validateSettings({ publicKeys: [], exclude: [] }).settings.publicKeys, []);
   });
 
   test('the JSON schema covers every setting with the same defaults', T, () => {
@@ -202,6 +222,21 @@ describe('openDaemonSettings (conf)', () => {
     assert.equal(store.predatesNetworkTrust, true);
     store.set({ trustedNetworks: ['subnet 10.77.0.0/24'] });
     assert.equal(openDaemonSettings(old).predatesNetworkTrust, false, 'once written, never again');
+  });
+
+  test('only a file from before scopes is an upgrade to be told about, and only until scopesNotice is written', T, () => {
+    assert.equal(openDaemonSettings(tmpDir()).predatesScopes, false, 'a first run is not an upgrade');
+    const old = tmpDir();
+    fs.writeFileSync(path.join(old, 'settings.json'), JSON.stringify({ sharing: true, team: [] }));
+    const store = openDaemonSettings(old);
+    assert.equal(store.predatesScopes, true);
+    store.set({ scopesNotice: 'pending' });
+    assert.equal(openDaemonSettings(old).predatesScopes, false, 'once told, never again');
+    assert.equal(openDaemonSettings(old).get().scopesNotice, 'pending');
+    const scoped = tmpDir();
+    fs.writeFileSync(path.join(scoped, 'settings.json'), JSON.stringify({ publicKeys: [] }));
+    assert.equal(openDaemonSettings(scoped).predatesScopes, false, 'a file that names publicKeys knows scopes');
+    assert.throws(() => validatePatch({ scopesNotice: 'maybe' }), /"none", "pending" or "seen"/);
   });
 
   test('a first run writes the defaults, private to the user', T, () => {

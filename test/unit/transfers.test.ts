@@ -21,6 +21,19 @@ function rig() {
 }
 
 describe('TransferTracker', () => {
+  test('a served path’s scope shows once it is known, in the next update', () => {
+    const { tracker, updates, advance } = rig();
+    let scope: 'public' | 'team' | 'never' | undefined;
+    tracker.begin({ storePath: '/nix/store/x-tool', direction: 'out', peerName: 'b', total: 10, bytes: () => 0, scope: () => scope });
+    tracker.tick();
+    assert.equal(updates.at(-1)![0].scope, undefined, 'not judged yet');
+    scope = 'team';
+    advance(250);
+    tracker.tick();
+    assert.equal(updates.at(-1)![0].scope, 'team');
+    assert.equal(tracker.views()[0].scope, 'team');
+  });
+
   test('one update per tick with bytes, total and rate; nothing when nothing moved', (t) => {
     const { tracker, updates, flows, advance } = rig();
     let bytes = 0;

@@ -55,6 +55,14 @@ describe('trayModel', () => {
     assert.equal(answered.askedNetworkId, null);
   });
 
+  test('an upgrade’s unread notice is a line of its own until it is read', T, () => {
+    const notices = [{ id: 'scopes' as const, text: 'Peernix now shares by scope.' }];
+    const m = trayModel(snapshot({ notices }), { startAtLogin: false });
+    assert.ok(m.items.some((i) => i.kind === 'status' && /Team paths now go to your team only/.test(i.label)));
+    const read = trayModel(snapshot({ notices: [] }), { startAtLogin: false });
+    assert.equal(read.items.filter((i) => i.kind === 'status').length, 1, 'only the status line once read');
+  });
+
   test('the daemon error is shown plainly and wins over sharing state', T, () => {
     const m = trayModel(snapshot({ daemon: { ok: false, version: null, error: 'connect ENOENT /nix/var/nix/daemon-socket/socket' } }), {
       startAtLogin: false,
