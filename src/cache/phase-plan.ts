@@ -1,3 +1,5 @@
+import type { Clock } from '../base/clock.ts';
+
 // A client's NARs go in timed phases, raw or compressed, and the NAR bytes per second each phase
 // achieved decide the next (adaptive-frames.ts says why). A phase's rate counts only its second
 // half: the buffers between here and the receiver hold the previous phase's bytes at first.
@@ -15,7 +17,8 @@ type Mode = 'raw' | 'zstd';
 export class PhasePlan {
   mode: Mode = 'raw';
   private trial = true;
-  private start = performance.now();
+  private readonly clock: Clock;
+  private start: number;
   private nar = 0;
   private samples: { at: number; nar: number }[] = [];
   private readonly rate: Record<Mode, number | null> = { raw: null, zstd: null };
@@ -24,9 +27,14 @@ export class PhasePlan {
   /** What the receiver said of its own pace in its latest request (null: nothing, an older Peernix). */
   receiverHeld: number | null = null;
 
+  constructor(clock: Clock) {
+    this.clock = clock;
+    this.start = clock.now();
+  }
+
   /** Called once a block is on its way; `zstdWorthTrying` says whether a compressed trial could pay now. */
   blockSent(narBytes: number, zstdWorthTrying: () => boolean): void {
-    const now = performance.now();
+    const now = this.clock.now();
     this.nar += narBytes;
     this.samples.push({ at: now, nar: this.nar });
     const elapsed = now - this.start;
@@ -56,7 +64,8 @@ export class PhasePlan {
   /** A NAR starts: after a pause (no block for a while) the phase is timed afresh. */
   resumeAfterIdle(): void {
     const last = this.samples.at(-1)?.at ?? this.start;
-    if (performance.now() - last > 1000) this.begin(performance.now());
+    const now = this.clock.now();
+    if (now - last > 1000) this.begin(now);
   }
 
   private begin(now: number): void {
