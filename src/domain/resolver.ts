@@ -428,10 +428,12 @@ export class Resolver implements CacheBackend {
       : clock.setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
     const stopTimer = () => timer !== undefined && clock.clearTimeout(timer);
     let yesAt: number | null = null;
+    let yesMs = 0;
     let notFound = false;
-    // After a "yes": cut only once the peer has been silent for its held allowance.
+    // After a "yes": cut only once the peer has been silent for its held allowance, which a slow
+    // "yes" (a loaded host) lengthens.
     const held = () => {
-      const ms = this.opts.registry.goHeldMs(peer);
+      const ms = this.opts.registry.goHeldMs(peer, yesMs);
       const quiet = clock.now() - Math.max(yesAt!, peer.lastHeard);
       if (quiet >= ms) silence.abort();
       else timer = clock.setTimeout(held, ms - quiet);
@@ -447,9 +449,10 @@ export class Resolver implements CacheBackend {
         return;
       }
       yesAt = clock.now();
+      yesMs = ms;
       stopTimer();
       this.opts.registry.reportGoYes(peer, ms);
-      timer = clock.setTimeout(held, this.opts.registry.goHeldMs(peer));
+      timer = clock.setTimeout(held, this.opts.registry.goHeldMs(peer, ms));
     });
     return {
       saidYes: () => yesAt !== null,

@@ -282,7 +282,20 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       const rss = sampleMax(() => rssMb(pid), 50);
       const t0 = Date.now();
       // Four client addresses, 25 downloads each: four Nix clients at full tilt.
-      const results = await Promise.all(Array.from({ length: 100 }, (_, i) => download(`${share}${narUrl[memTarget]}`, {}, `127.0.0.${1 + (i % 4)}`)));
+      const logFrom = pn.logs().length;
+      // Every download settles before the round is judged: one that failed must not leave 99 others
+      // still holding the server's streams for the next test.
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          download(`${share}${narUrl[memTarget]}`, {}, `127.0.0.${1 + (i % 4)}`).catch((e: Error) => ({
+            status: 0,
+            bytes: 0,
+            sha256: '',
+            complete: false,
+            why: e.message,
+          })),
+        ),
+      );
       const ms = Date.now() - t0;
       const peak = rss.stop();
       await sleep(3000);
@@ -298,6 +311,21 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
             .join(' | ')}`,
         );
       const busy = results.filter((r) => r.status === 503).length;
+      const failed = results.filter((r) => r.status === 0);
+      if (failed.length)
+        t.diagnostic(
+          `${failed.length} downloads failed before an answer: ${[...new Set(failed.map((r) => ('why' in r ? r.why : '')))].join('; ')}; server log: ${logLines(
+            pn,
+            logFrom,
+            'warn',
+          )
+            .concat(
+              logLines(pn, logFrom, 'error'),
+              logLines(pn, logFrom, 'debug').filter((l) => !/cut after \d+ bytes: the client left/.test(l)),
+            )
+            .slice(-15)
+            .join(' | ')}`,
+        );
       figures.push(`round ${round}: ${ok}×200 complete, ${busy}×503 in ${ms} ms, peak RSS ${peak.toFixed(0)} MB, 3 s later ${lastAfter.toFixed(0)} MB`);
       t.diagnostic(format(figures.at(-1)));
       assert.equal(ok + busy, 100);
