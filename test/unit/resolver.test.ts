@@ -76,7 +76,8 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   const store = new FakeLocalStore();
   const client = new PeerClient({ ...TIMEOUTS, ...o.timeouts }, 'peernix-test', o.limits);
   const trust = policyFromKeys([upstream.publicKey.text], o.requireSigs ?? true);
-  const registry = new PeerRegistry({ client, healthTimeoutMs: 500, health: o.health, clock: o.clock, isTrusted: () => false });
+  // A probe's deadline well past a loaded machine's delays: no case here turns on a probe timing out.
+  const registry = new PeerRegistry({ client, healthTimeoutMs: 10_000, health: o.health, clock: o.clock, isTrusted: () => false });
   const affinity = new AffinityCache();
   const events = new EventLog();
   const resolver = new Resolver({
