@@ -307,7 +307,9 @@ describe('the field: slow, lying, dripping, stalling and vanished peers', { time
       // Counted, not timed (the times above are shown only: on a loaded machine they are the machine's).
       assert.equal(stallerSaw, 0, 'a probe alone does not bring back a peer whose lookups stall');
       assert.notEqual(stallState, 'up');
-      assert.equal(bAfterBurst, false, 'the misses in flight at the cut struck B: later ones do not wait on it');
+      // After the cut every miss is still a 404 (timedMiss checks each); whether one waited on B is
+      // not told apart here (B's summary keeps most misses from asking it at all): the unit test
+      // 'a peer whose link is cut' counts what reached the cut peer on a driven clock.
     } finally {
       await C.nix.run('ip', ['link', 'set', veth, 'up']);
     }
