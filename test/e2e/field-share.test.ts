@@ -376,10 +376,14 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       [],
     );
     assert.equal(ok.length + busy.length, 300);
-    const { narStreams, narQueue } = DEFAULT_LIMITS;
+    const { narStreams } = DEFAULT_LIMITS;
     assert.equal(ok.length, narStreams, 'streams at once');
     assert.equal(busy.length, 300 - narStreams, 'turned away');
-    assert.ok(busyLate.length > 0 && busyLate.length <= narQueue, `${busyLate.length} turned away after the queue wait`);
+    // Some waited in the queue and were turned away after its wait; others found it full and were
+    // turned away at once. (More than narQueue may wait in all: the bound is on those waiting at
+    // once, and clients arriving over seconds on a loaded machine take the places of those that left.)
+    assert.ok(busyLate.length > 0, 'some turned away after the queue wait');
+    assert.ok(busy.length - busyLate.length > 0, `${busy.length - busyLate.length} turned away at once: the queue was full`);
     assert.ok(peak.daemons <= narStreams + idleDaemons + 4, `peak ${peak.daemons} nix-daemon children`);
     assert.ok(peak.fds < 600, `peak ${peak.fds} fds`);
     assert.ok(peak.rss < 300, `peak RSS ${peak.rss} MB`);
