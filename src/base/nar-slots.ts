@@ -5,12 +5,16 @@
 // connections, file descriptors and buffers, never one per client; and a peer is never asked for more
 // NARs at once than its share.
 
+import { type Clock, systemClock, type TimerHandle } from './clock.ts';
+
 export interface NarSlotOptions {
   total: number;
   perAddress: number;
   /** Requests that may wait at once (Infinity: no bound); 0 turns every request over a cap away at once. */
   queue: number;
   waitMs: number;
+  /** Times the queue waits (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface NarSlot {
@@ -25,12 +29,13 @@ interface Waiter {
   address: string;
   grant: (slot: NarSlot) => void;
   finish: (a: Admission) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
   done: boolean;
 }
 
 export class NarSlots {
   private readonly limits: NarSlotOptions;
+  private readonly clock: Clock;
   private active = 0;
   private readonly byAddress = new Map<string, number>();
   private readonly waiting: Waiter[] = [];
@@ -40,6 +45,7 @@ export class NarSlots {
 
   constructor(limits: NarSlotOptions) {
     this.limits = limits;
+    this.clock = limits.clock ?? systemClock;
   }
 
   get inUse(): number {
@@ -73,7 +79,7 @@ export class NarSlots {
         done: false,
         grant: (slot) => finish({ slot }),
         finish: (a) => finish(a),
-        timer: setTimeout(() => {
+        timer: this.clock.setTimeout(() => {
           this.refused++;
           finish({ refused: 'busy' });
         }, this.limits.waitMs),
@@ -82,7 +88,7 @@ export class NarSlots {
       const finish = (a: Admission) => {
         if (waiter.done) return;
         waiter.done = true;
-        clearTimeout(waiter.timer);
+        this.clock.clearTimeout(waiter.timer);
         signal?.removeEventListener('abort', onAbort);
         const i = this.waiting.indexOf(waiter);
         if (i >= 0) this.waiting.splice(i, 1);

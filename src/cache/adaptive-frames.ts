@@ -2,6 +2,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { constants, zstdCompress } from 'node:zlib';
 import { releaseChunk } from '../base/chunk-pool.ts';
+import type { Clock } from '../base/clock.ts';
 import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../wire/nar-frames.ts';
 import type { CompressionBudget } from './compression-budget.ts';
 import type { LinkMeter } from './link-meter.ts';
@@ -67,6 +68,7 @@ export class FrameEncoder extends Transform {
   private readonly stats: FrameStats;
   private readonly plan: PhasePlan;
   private readonly link: LinkMeter;
+  private readonly clock: Clock;
   private ratio: number | null = null; // wire bytes per NAR byte of recent compressed blocks
   private sinceProbe = 0;
   private block: Buffer[] = [];
@@ -83,6 +85,7 @@ export class FrameEncoder extends Transform {
     // would let many of them run ahead of the consumer, where they look sent to the phase timing.
     super({ readableObjectMode: true, readableHighWaterMark: 2 });
     this.budget = budget;
+    this.clock = budget.clock;
     this.stats = stats;
     this.plan = budget.planFor(from.client ?? '');
     // The client's, not this response's: a NAR fetched in pieces by Range (several holders at once,
@@ -122,7 +125,7 @@ export class FrameEncoder extends Transform {
 
   override _read(size: number): void {
     if (this.blockedAt > 0) {
-      this.waitedMs += performance.now() - this.blockedAt;
+      this.waitedMs += this.clock.now() - this.blockedAt;
       this.blockedAt = 0;
     }
     super._read(size);
@@ -140,13 +143,13 @@ export class FrameEncoder extends Transform {
   private out(buf: Buffer): void {
     this.stats.wireBytes += buf.length;
     this.pushedBytes += buf.length;
-    if (!this.push(buf) && this.blockedAt === 0) this.blockedAt = performance.now();
+    if (!this.push(buf) && this.blockedAt === 0) this.blockedAt = this.clock.now();
   }
 
   /** Tells the link meter what went out since the last note, and how long the consumer held us meanwhile. */
   private noteLink(): void {
-    const waited = this.waitedMs + (this.blockedAt > 0 ? performance.now() - this.blockedAt : 0);
-    if (this.blockedAt > 0) this.blockedAt = performance.now();
+    const waited = this.waitedMs + (this.blockedAt > 0 ? this.clock.now() - this.blockedAt : 0);
+    if (this.blockedAt > 0) this.blockedAt = this.clock.now();
     this.link.note(this.pushedBytes, waited);
     this.pushedBytes = 0;
     this.waitedMs = 0;
@@ -210,10 +213,10 @@ export class FrameEncoder extends Transform {
       const lvl = this.level();
       try {
         const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
-        const t0 = performance.now();
+        const t0 = this.clock.now();
         packed = await compress(whole, { params: { [constants.ZSTD_c_compressionLevel]: lvl } });
         this.stats.blocksCompressed = (this.stats.blocksCompressed ?? 0) + 1;
-        this.budget.measured(lvl, bytes, performance.now() - t0);
+        this.budget.measured(lvl, bytes, this.clock.now() - t0);
       } catch {
         packed = null; // compression failing here is our problem, not the peer's: send it raw
       } finally {

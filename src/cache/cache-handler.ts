@@ -101,11 +101,14 @@ export function createCacheHandlers(opts: CacheHandlerOptions): CacheHandlers {
     const gone = new AbortController();
     const onClose = () => gone.abort();
     res.once('close', onClose);
-    const admission = await opts.narSlots.acquire(address, gone.signal);
+    const pending = opts.narSlots.acquire(address, gone.signal);
+    const queued = pending instanceof Promise;
+    const admission = await pending;
     res.off('close', onClose);
     if ('refused' in admission) {
       if (admission.refused === 'busy') {
-        log.debug(`NAR ${hashPart} for ${address}: all NAR streams busy, 503`);
+        // Which of the two refusals: what a test (or a person reading the log) tells apart, not a stopwatch.
+        log.debug(`NAR ${hashPart} for ${address}: all NAR streams busy ${queued ? 'after waiting in the queue' : 'and the queue full'}, 503`);
         throw new Busy('busy: too many NAR transfers at once', { retryAfterS: 2, close: true });
       }
       return;

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { type Clock, systemClock } from '../base/clock.ts';
 import { PhasePlan } from './phase-plan.ts';
 
 // How much compressing this machine does for NAR frames (adaptive-frames.ts), for all clients
@@ -28,10 +29,13 @@ export class CompressionBudget {
    * bench:transfers, to show beside the adaptive figures what compressing always would do here.
    */
   readonly forced: boolean;
+  /** Times the phases, the link's waits and the compressions of every NAR framed under this budget. */
+  readonly clock: Clock;
 
-  constructor(max = Math.max(1, availableParallelism() - 1), forced = process.env.PEERNIX_FORCE_PEER_COMPRESSION === '1') {
+  constructor(max = Math.max(1, availableParallelism() - 1), forced = process.env.PEERNIX_FORCE_PEER_COMPRESSION === '1', clock: Clock = systemClock) {
     this.max = max;
     this.forced = forced;
+    this.clock = clock;
   }
 
   /** A compression slot within waitMs, or false. */
@@ -43,10 +47,10 @@ export class CompressionBudget {
     if (waitMs <= 0 || this.waiting.length >= 64) return Promise.resolve(false);
     return new Promise((resolve) => {
       const grant = () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         resolve(true);
       };
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         const i = this.waiting.indexOf(grant);
         if (i >= 0) this.waiting.splice(i, 1);
         resolve(false);
@@ -66,7 +70,7 @@ export class CompressionBudget {
   planFor(client: string): PhasePlan {
     let plan = this.plans.get(client);
     if (plan) this.plans.delete(client);
-    else plan = new PhasePlan();
+    else plan = new PhasePlan(this.clock);
     this.plans.set(client, plan);
     if (this.plans.size > REMEMBERED_CLIENTS) this.plans.delete(this.plans.keys().next().value!);
     return plan;

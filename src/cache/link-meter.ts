@@ -1,3 +1,5 @@
+import type { Clock } from '../base/clock.ts';
+
 // Whether the consumer of a framed NAR (the link, or a receiver behind it) is what holds the
 // sender back, and how fast it drains meanwhile: from the time each push had to wait for it.
 
@@ -8,9 +10,14 @@ const WINDOW_MS = 500;
 /** How fast the consumer takes what is yielded, and whether it is what holds us back. */
 export class LinkMeter {
   private samples: { at: number; bytes: number; waitedMs: number }[] = [];
+  private readonly clock: Clock;
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
 
   note(bytes: number, waitedMs: number): void {
-    const now = performance.now();
+    const now = this.clock.now();
     this.samples.push({ at: now, bytes, waitedMs });
     while (this.samples.length > 2 && now - this.samples[0].at > WINDOW_MS) this.samples.shift();
   }

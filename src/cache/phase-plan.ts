@@ -1,3 +1,4 @@
+import type { Clock } from '../base/clock.ts';
 import { LinkMeter } from './link-meter.ts';
 
 // A client's NARs go in timed phases, raw or compressed, and the NAR bytes per second each phase
@@ -25,10 +26,11 @@ type Mode = 'raw' | 'zstd';
 /** Timed phases of raw or compressed blocks, chosen by the NAR throughput each achieved. */
 export class PhasePlan {
   /** How fast this client drains what is sent to it, across its responses. */
-  readonly link = new LinkMeter();
+  readonly link: LinkMeter;
   mode: Mode = 'raw';
   private trial = true;
-  private start = performance.now();
+  private readonly clock: Clock;
+  private start: number;
   private nar = 0;
   private samples: { at: number; nar: number }[] = [];
   private readonly rate: Record<Mode, number | null> = { raw: null, zstd: null };
@@ -37,9 +39,15 @@ export class PhasePlan {
   /** What the receiver said of its own pace in its latest request (null: nothing, an older Peernix). */
   receiverHeld: number | null = null;
 
+  constructor(clock: Clock) {
+    this.clock = clock;
+    this.start = clock.now();
+    this.link = new LinkMeter(clock);
+  }
+
   /** Called once a block is on its way; `zstdWorthTrying` says whether a compressed trial could pay now. */
   blockSent(narBytes: number, zstdWorthTrying: () => boolean): void {
-    const now = performance.now();
+    const now = this.clock.now();
     this.nar += narBytes;
     this.samples.push({ at: now, nar: this.nar });
     const elapsed = now - this.start;
@@ -81,13 +89,14 @@ export class PhasePlan {
     if (compressRate < linkRate * KNOWN_SLOW) return;
     this.mode = 'zstd';
     this.trial = false;
-    this.begin(performance.now());
+    this.begin(this.clock.now());
   }
 
   /** A NAR starts: after a pause (no block for a while) the phase is timed afresh. */
   resumeAfterIdle(): void {
     const last = this.samples.at(-1)?.at ?? this.start;
-    if (performance.now() - last > 1000) this.begin(performance.now());
+    const now = this.clock.now();
+    if (now - last > 1000) this.begin(now);
   }
 
   private begin(now: number): void {

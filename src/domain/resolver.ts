@@ -1,4 +1,4 @@
-import type { TimerHandle } from '../base/clock.ts';
+import type { Clock, TimerHandle } from '../base/clock.ts';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { type AffinityCache, LOCAL, type AffinityEntry } from './affinity.ts';
@@ -102,6 +102,14 @@ export class Resolver implements CacheBackend {
       for (const [hashPart, l] of this.lookups) if (l.done) this.lookups.delete(hashPart);
       this.learnGoDialect(peer);
     });
+  }
+
+  /**
+   * The registry's health clock (monotonic): remembered misses, shared lookups and refused resumes
+   * expire on it, so a wall clock set back keeps none of them longer and unit tests drive it.
+   */
+  private get clock(): Clock {
+    return this.opts.registry.health.clock;
   }
 
   /** Forgets remembered misses a peer's summary now admits: these paths, or (none given) all. */
@@ -236,7 +244,7 @@ export class Resolver implements CacheBackend {
 
   /** Waits `ms` on the health clock, or until the client leaves. */
   private pause(ms: number, signal?: AbortSignal): Promise<void> {
-    const clock = this.opts.registry.health.clock;
+    const clock = this.clock;
     return new Promise((resolve) => {
       const done = () => {
         clock.clearTimeout(timer);
@@ -252,7 +260,7 @@ export class Resolver implements CacheBackend {
     const key = `${hashPart}-${narHash32}`;
     const until = this.mismatchCuts.get(key);
     if (until === undefined) return false;
-    if (until > Date.now()) return true;
+    if (until > this.clock.now()) return true;
     this.mismatchCuts.delete(key);
     return false;
   }
@@ -260,7 +268,7 @@ export class Resolver implements CacheBackend {
   private rememberMismatchCut(hashPart: string, narHash32: string): void {
     const key = `${hashPart}-${narHash32}`;
     this.mismatchCuts.delete(key);
-    this.mismatchCuts.set(key, Date.now() + this.opts.mismatchMemoryMs);
+    this.mismatchCuts.set(key, this.clock.now() + this.opts.mismatchMemoryMs);
     if (this.mismatchCuts.size > MAX_MISMATCH_CUTS) this.mismatchCuts.delete(this.mismatchCuts.keys().next().value!);
   }
 
@@ -332,7 +340,7 @@ export class Resolver implements CacheBackend {
    * one. Null on a remembered miss.
    */
   private fanOut(hashPart: string, fresh = false): Lookup | null {
-    const now = Date.now();
+    const now = this.clock.now();
     const until = this.negative.get(hashPart);
     if (until !== undefined) {
       if (until > now) return null;
@@ -379,10 +387,10 @@ export class Resolver implements CacheBackend {
     });
     void Promise.all(asks).then(() => {
       state.done = true;
-      state.doneAt = Date.now();
+      state.doneAt = this.clock.now();
       if (state.list.length === 0) this.negative.set(hashPart, state.doneAt + this.opts.negativeTtlMs!);
       wake();
-      setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.opts.lookupReuseMs).unref();
+      this.clock.setTimeout(() => this.lookups.get(hashPart) === state && this.lookups.delete(hashPart), this.opts.lookupReuseMs).unref?.();
     });
     return state;
   }
@@ -423,10 +431,12 @@ export class Resolver implements CacheBackend {
       : clock.setTimeout(() => silence.abort(), this.opts.registry.goSilenceMs(peer));
     const stopTimer = () => timer !== undefined && clock.clearTimeout(timer);
     let yesAt: number | null = null;
+    let yesMs = 0;
     let notFound = false;
-    // After a "yes": cut only once the peer has been silent for its held allowance.
+    // After a "yes": cut only once the peer has been silent for its held allowance, which a slow
+    // "yes" (a loaded host) lengthens.
     const held = () => {
-      const ms = this.opts.registry.goHeldMs(peer);
+      const ms = this.opts.registry.goHeldMs(peer, yesMs);
       const quiet = clock.now() - Math.max(yesAt!, peer.lastHeard);
       if (quiet >= ms) silence.abort();
       else timer = clock.setTimeout(held, ms - quiet);
@@ -442,9 +452,10 @@ export class Resolver implements CacheBackend {
         return;
       }
       yesAt = clock.now();
+      yesMs = ms;
       stopTimer();
       this.opts.registry.reportGoYes(peer, ms);
-      timer = clock.setTimeout(held, this.opts.registry.goHeldMs(peer));
+      timer = clock.setTimeout(held, this.opts.registry.goHeldMs(peer, ms));
     });
     return {
       saidYes: () => yesAt !== null,

@@ -1,3 +1,4 @@
+import type { TimerHandle } from '../base/clock.ts';
 import type { Logger } from '../base/log.ts';
 import type { NarInfo } from '../nix/narinfo.ts';
 import { PeerError, type PeerClient } from './peer-client.ts';
@@ -97,14 +98,16 @@ export class HedgedOpener {
     return new Promise((resolve) => {
       let pending = 0;
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
+      // The hedge waits on the health clock, as the peer's other waits do.
+      const clock = this.deps.registry.health.clock;
+      let timer: TimerHandle | undefined;
       const cancels = new Set<AbortController>();
       // Aborted once the open is over (won, failed or the client left): ends the waits for more answers.
       const over = new AbortController();
       const finish = (v: Found | null) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        if (timer) clock.clearTimeout(timer);
         signal?.removeEventListener('abort', left);
         over.abort();
         // Cancelling an open ends its slot wait or destroys its request, so the peer's slot frees too.
@@ -117,8 +120,8 @@ export class HedgedOpener {
       const open = async (candidate: Candidate) => {
         tried.add(candidate.peer.id);
         pending++;
-        clearTimeout(timer);
-        timer = setTimeout(() => void launch(), this.deps.hedgeMs);
+        if (timer) clock.clearTimeout(timer);
+        timer = clock.setTimeout(() => void launch(), this.deps.hedgeMs);
         const cancel = new AbortController();
         cancels.add(cancel);
         const opened = await this.openOne(candidate, candidate.narSize, offset, cancel.signal);

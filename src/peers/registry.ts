@@ -79,6 +79,11 @@ const GO_STALL_MS = 2500;
  */
 const GO_HELD_MS = 2400;
 const GO_HELD_FACTOR = 3;
+/**
+ * Its narinfo costs about this many of the nix-store runs its "yes" cost one of: a "yes" that came
+ * slowly (a loaded host) promises a narinfo slower still, even with no narinfo of its seen before.
+ */
+const GO_NARINFO_RUNS = 5;
 const GO_HELD_MAX_MS = 20_000;
 /** The longest a narinfo request to a Go peer may take at all (its held wait decides before). */
 const GO_LOOKUP_MAX_MS = 60_000;
@@ -455,9 +460,9 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     return peer.dialect === 'go' ? GO_LOOKUP_MAX_MS : undefined;
   }
 
-  /** How long a Go peer that said "yes" may stay silent before its narinfo is given up. */
-  goHeldMs(peer: Peer): number {
-    return Math.min(GO_HELD_MAX_MS, Math.max(GO_HELD_MS, GO_HELD_FACTOR * this.fading(this.goHeld, peer)));
+  /** How long a Go peer that said "yes" (after `yesMs`) may stay silent before its narinfo is given up. */
+  goHeldMs(peer: Peer, yesMs = 0): number {
+    return Math.min(GO_HELD_MAX_MS, Math.max(GO_HELD_MS, GO_HELD_FACTOR * Math.max(this.fading(this.goHeld, peer), GO_NARINFO_RUNS * yesMs)));
   }
 
   /** A Go peer's narinfo came `ms` after its "yes". */

@@ -282,7 +282,20 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       const rss = sampleMax(() => rssMb(pid), 50);
       const t0 = Date.now();
       // Four client addresses, 25 downloads each: four Nix clients at full tilt.
-      const results = await Promise.all(Array.from({ length: 100 }, (_, i) => download(`${share}${narUrl[memTarget]}`, {}, `127.0.0.${1 + (i % 4)}`)));
+      const logFrom = pn.logs().length;
+      // Every download settles before the round is judged: one that failed must not leave 99 others
+      // still holding the server's streams for the next test.
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          download(`${share}${narUrl[memTarget]}`, {}, `127.0.0.${1 + (i % 4)}`).catch((e: Error) => ({
+            status: 0,
+            bytes: 0,
+            sha256: '',
+            complete: false,
+            why: e.message,
+          })),
+        ),
+      );
       const ms = Date.now() - t0;
       const peak = rss.stop();
       await sleep(3000);
@@ -298,6 +311,21 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
             .join(' | ')}`,
         );
       const busy = results.filter((r) => r.status === 503).length;
+      const failed = results.filter((r) => r.status === 0);
+      if (failed.length)
+        t.diagnostic(
+          `${failed.length} downloads failed before an answer: ${[...new Set(failed.map((r) => ('why' in r ? r.why : '')))].join('; ')}; server log: ${logLines(
+            pn,
+            logFrom,
+            'warn',
+          )
+            .concat(
+              logLines(pn, logFrom, 'error'),
+              logLines(pn, logFrom, 'debug').filter((l) => !/cut after \d+ bytes: the client left/.test(l)),
+            )
+            .slice(-15)
+            .join(' | ')}`,
+        );
       figures.push(`round ${round}: ${ok}×200 complete, ${busy}×503 in ${ms} ms, peak RSS ${peak.toFixed(0)} MB, 3 s later ${lastAfter.toFixed(0)} MB`);
       t.diagnostic(format(figures.at(-1)));
       assert.equal(ok + busy, 100);
@@ -316,13 +344,15 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
     const daemons = sampleMax(() => childPids(daemonPid).length);
     const fds = sampleMax(() => fdCount(pid));
     const rss = sampleMax(() => rssMb(pid));
+    const logFrom = pn.logs().length;
     const t0 = Date.now();
     // Ten client addresses, 30 clients each: the overall cap binds, not the per-address one.
     const clients = await Promise.all(Array.from({ length: 300 }, (_, i) => stalledClient(sharePort, `127.0.0.${1 + (i % 10)}`, narUrl[stallTarget])));
     const headersIn = Date.now() - t0;
     const ok = clients.filter((c) => c.status === 200);
     const busy = clients.filter((c) => c.status === 503);
-    const busyLate = busy.filter((c) => c.afterMs >= QUEUE_WAIT_MS - 200);
+    // Turned away after the queue wait, by the server's own account (its log), not by a stopwatch here.
+    const busyLate = logLines(pn, logFrom, 'debug').filter((l) => /all NAR streams busy after waiting in the queue, 503/.test(l));
     // The stalled transfers are cut after STALL_MS without a byte taken; their daemon processes go.
     let freedAfter = -1;
     try {
@@ -332,7 +362,7 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       const peak = { daemons: daemons.stop(), fds: fds.stop(), rss: rss.stop() };
       t.diagnostic(
         format(
-          `300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting ≥${QUEUE_WAIT_MS - 200} ms), all headers in ${headersIn} ms; ` +
+          `300 stalled clients: ${ok.length}×200, ${busy.length}×503 (${busyLate.length} after waiting in the queue), all headers in ${headersIn} ms; ` +
             `peak nix-daemon children ${peak.daemons} (idle ${idleDaemons}), peak fds ${peak.fds} (idle ${idleFds}), peak RSS ${peak.rss.toFixed(0)} MB; ` +
             `daemon children now ${childPids(daemonPid).length}, freed after ${freedAfter} ms`,
         ),
@@ -346,10 +376,14 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       [],
     );
     assert.equal(ok.length + busy.length, 300);
-    const { narStreams, narQueue } = DEFAULT_LIMITS;
+    const { narStreams } = DEFAULT_LIMITS;
     assert.equal(ok.length, narStreams, 'streams at once');
     assert.equal(busy.length, 300 - narStreams, 'turned away');
-    assert.ok(busyLate.length > 0 && busyLate.length <= narQueue, `${busyLate.length} turned away after the queue wait`);
+    // Some waited in the queue and were turned away after its wait; others found it full and were
+    // turned away at once. (More than narQueue may wait in all: the bound is on those waiting at
+    // once, and clients arriving over seconds on a loaded machine take the places of those that left.)
+    assert.ok(busyLate.length > 0, 'some turned away after the queue wait');
+    assert.ok(busy.length - busyLate.length > 0, `${busy.length - busyLate.length} turned away at once: the queue was full`);
     assert.ok(peak.daemons <= narStreams + idleDaemons + 4, `peak ${peak.daemons} nix-daemon children`);
     assert.ok(peak.fds < 600, `peak ${peak.fds} fds`);
     assert.ok(peak.rss < 300, `peak RSS ${peak.rss} MB`);

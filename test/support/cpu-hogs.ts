@@ -7,12 +7,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface CpuHogs {
   stop(): Promise<void>;
+  /** At once, for a process about to exit (no waiting possible): SIGKILL to each hog's group. */
+  killNow(): void;
 }
 
 export function startCpuHogs(count = 2, maxSeconds = 120): CpuHogs {
   const hogs: ChildProcess[] = [];
   for (let i = 0; i < count; i++) hogs.push(spawn('timeout', [String(maxSeconds), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore', detached: true }));
   return {
+    killNow() {
+      for (const h of hogs)
+        if (h.exitCode === null && h.signalCode === null && h.pid !== undefined)
+          try {
+            process.kill(-h.pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+    },
     async stop() {
       await Promise.all(
         hogs.map(

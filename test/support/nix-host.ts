@@ -34,6 +34,7 @@ import { once } from 'node:events';
 import { NIX_ENV, nixEnv } from './nix-env.ts';
 import { run, type RunOptions, type RunResult } from './run.ts';
 import { onCleanup } from './temp-dir.ts';
+import './e2e-hogs.ts'; // PEERNIX_E2E_HOGS: this file's tests beside CPU hogs
 
 // ---------------------------------------------------------------------------------------------
 // Hosts

@@ -6,6 +6,7 @@ import { silentLogger } from '../../src/base/log.ts';
 import { encodeHasPath, encodeHasPathWithNarHash, GO_UDP_MAX_PACKET, isGoNotFound, isGoYes, parseGoQuestion } from '../../src/wire/go-udp.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { UdpResponder } from '../../src/peers/udp-responder.ts';
+import { waitFor } from '../support/wait.ts';
 
 const HELD = '0123456789abcdfghijklmnpqrsvwxyz'.slice(0, 32);
 const OTHER = 'zyxwvsrqpnmlkjihgfdcba9876543210';
@@ -54,17 +55,60 @@ describe('Go peernix UDP questions: the codec', { timeout: 10_000 }, () => {
   });
 });
 
-// A Go-style asker: a connected socket (so only the peer's own address and port can answer), one
-// question, the replies within `ms`.
-async function ask(port: number, payload: Buffer, ms = 300): Promise<string[]> {
+/**
+ * A Go-style asker: a connected socket (so only the peer's own address and port can answer). `ask`
+ * sends its question and then a ping, and returns the replies that came before the pong: loopback
+ * datagrams arrive in order and the responder takes them in order, so every reply the question got
+ * (from a store lookup that answers at once or fails) is in by then. Nothing is timed.
+ */
+async function asker(port: number, from?: string) {
   const sock = dgram.createSocket('udp4');
-  const replies: string[] = [];
+  if (from) await new Promise<void>((r) => sock.bind(0, from, () => r()));
   await new Promise<void>((r) => sock.connect(port, '127.0.0.1', () => r()));
-  sock.on('message', (m) => replies.push(m.toString()));
-  sock.send(payload);
-  await new Promise((r) => setTimeout(r, ms));
-  sock.close();
-  return replies;
+  const replies: string[] = [];
+  let wake = () => {};
+  sock.on('message', (m) => {
+    replies.push(m.toString());
+    wake();
+  });
+  const next = (n: number) =>
+    new Promise<void>((r) => {
+      wake = () => replies.length >= n && r();
+      wake();
+    });
+  return {
+    sock,
+    replies,
+    /** Resolves once `n` replies in all have come. */
+    next,
+    async ask(payload: Buffer): Promise<string[]> {
+      const from = replies.length;
+      sock.send(payload);
+      sock.send('ping');
+      await new Promise<void>((r) => {
+        wake = () => replies.slice(from + (payload.toString() === 'ping' ? 1 : 0)).includes('pong') && r();
+        wake();
+      });
+      const got = replies.slice(from);
+      got.splice(got.lastIndexOf('pong'), 1);
+      return got;
+    },
+    close: () => sock.close(),
+  };
+}
+
+async function ask(port: number, payload: Buffer): Promise<string[]> {
+  const a = await asker(port);
+  try {
+    return await a.ask(payload);
+  } finally {
+    a.close();
+  }
+}
+
+/** Resolves once the responder has taken `n` datagrams in all. */
+async function received(r: UdpResponder, n: number): Promise<void> {
+  await waitFor(`${n} datagrams received`, async () => r.stats.received >= n, 10_000);
 }
 
 describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
@@ -119,7 +163,8 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     let strangerAnswers = 0;
     stranger.on('message', () => strangerAnswers++);
     for (let i = 0; i < 100; i++) stranger.send(encodeHasPath(HELD));
-    await new Promise((res) => setTimeout(res, 400));
+    await received(r, 100);
+    await waitFor('the answers', async () => strangerAnswers >= r.stats.yes, 10_000);
     assert.equal(strangerAnswers, 30, 'a stranger gets the general 75 % of the burst, no more');
     const peer = dgram.createSocket('udp4');
     await new Promise<void>((res) => peer.bind(0, '127.0.0.2', () => res()));
@@ -127,7 +172,8 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     let peerAnswers = 0;
     peer.on('message', () => peerAnswers++);
     for (let i = 0; i < 20; i++) peer.send(encodeHasPath(HELD));
-    await new Promise((res) => setTimeout(res, 400));
+    await received(r, 120);
+    await waitFor('the answers', async () => strangerAnswers + peerAnswers >= r.stats.yes, 10_000);
     ctx.diagnostic(`after a stranger's flood of 100: stranger ${strangerAnswers} answered, proven peer ${peerAnswers} of 20 (${r.stats.limited} limited)`);
     assert.equal(peerAnswers, 10, 'the proven peer still gets the reserved 25 %');
     stranger.close();
@@ -140,16 +186,24 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
       narHash: (h) => {
         if (mode === 'throw') throw new Error('db gone');
         if (mode === 'reject') return Promise.reject(new Error('daemon gone'));
-        return new Promise((r) => setTimeout(() => r(h === HELD ? NAR_HASH : null), 20));
+        return new Promise((r) => setImmediate(() => r(h === HELD ? NAR_HASH : null)));
       },
     });
-    assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
+    // An asynchronous answer may come after the pong: it is waited for.
+    const later = async () => {
+      const a = await asker(port);
+      a.sock.send(encodeHasPath(HELD));
+      await a.next(1);
+      a.close();
+      return a.replies;
+    };
+    assert.deepEqual(await later(), ['yes']);
     mode = 'throw';
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), []);
     mode = 'reject';
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), []);
     mode = 'ok';
-    assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
+    assert.deepEqual(await later(), ['yes']);
   });
 
   it('bounds the rate per source address: a burst beyond it goes unanswered until tokens return', async (tc) => {
@@ -160,13 +214,15 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     let yes = 0;
     sock.on('message', () => yes++);
     for (let i = 0; i < 50; i++) sock.send(encodeHasPath(HELD));
-    await new Promise((res) => setTimeout(res, 400));
+    await received(r, 50);
+    await waitFor('the answers', async () => yes >= r.stats.yes, 10_000);
     tc.diagnostic(`burst of 50 with burst 10: ${yes} answered, ${r.stats.limited} limited`);
     assert.equal(yes, 10);
     assert.equal(r.stats.limited, 40);
     t += 1000; // one second later: 5 more tokens
     for (let i = 0; i < 20; i++) sock.send(encodeHasPath(HELD));
-    await new Promise((res) => setTimeout(res, 400));
+    await received(r, 70);
+    await waitFor('the answers', async () => yes >= r.stats.yes, 10_000);
     tc.diagnostic(`after 1 s at 5/s: ${yes - 10} more answered`);
     assert.equal(yes, 15);
     sock.close();
@@ -181,8 +237,11 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
       await new Promise<void>((res) => sock.connect(port, '127.0.0.1', () => res()));
       let n = 0;
       sock.on('message', () => n++);
+      const seen = r.stats.received;
+      const answered = r.stats.yes;
       for (let i = 0; i < 100; i++) sock.send(encodeHasPath(HELD));
-      await new Promise((res) => setTimeout(res, 400));
+      await received(r, seen + 100);
+      await waitFor('the answers', async () => n >= r.stats.yes - answered, 10_000);
       sock.close();
       return n;
     };
@@ -205,10 +264,11 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
     let yes = 0;
     sock.on('message', () => yes++);
     for (let i = 0; i < 10; i++) sock.send(encodeHasPath(HELD));
-    await new Promise((res) => setTimeout(res, 300));
+    await received(r, 10);
     assert.equal(pending.length, 3);
     for (const p of pending) p();
-    await new Promise((res) => setTimeout(res, 200));
+    await waitFor('the answers', async () => yes >= 3, 10_000);
+    await waitFor('the answers counted', async () => r.stats.yes === 3, 10_000);
     t.diagnostic(`10 questions with 3 lookups at most in flight: ${yes} answered, ${r.stats.limited} dropped`);
     assert.equal(yes, 3);
     assert.equal(r.stats.limited, 7);
@@ -217,16 +277,21 @@ describe('Go peernix UDP questions: the responder', { timeout: 30_000 }, () => {
 
   it('answers nothing once closed, not even a lookup that was under way; binds again; a busy port rejects', async () => {
     let release: () => void = () => {};
-    const { r, port } = await start({ narHash: () => new Promise<Buffer | null>((res) => (release = () => res(NAR_HASH))) });
-    const asking = ask(port, encodeHasPath(HELD), 400);
-    await new Promise((res) => setTimeout(res, 100));
+    let lookups = 0;
+    const { r, port } = await start({ narHash: () => (lookups++, new Promise<Buffer | null>((res) => (release = () => res(NAR_HASH)))) });
+    const asking = await asker(port);
+    asking.sock.send(encodeHasPath(HELD));
+    await waitFor('the lookup under way', async () => lookups === 1, 10_000);
     await r.close();
     release();
-    assert.deepEqual(await asking, []);
     assert.equal(r.port, null);
     const other = new UdpResponder({ host: '127.0.0.1', port, log: silentLogger, narHash: () => NAR_HASH });
     await other.bind();
     open.push(other);
+    // The same asking socket: a late "yes" from the closed responder would come before this pong.
+    assert.deepEqual(await asking.ask(Buffer.from('ping')), ['pong']);
+    assert.ok(!asking.replies.includes('yes'), 'nothing from the closed responder');
+    asking.close();
     assert.deepEqual(await ask(port, encodeHasPath(HELD)), ['yes']);
     const clash = new UdpResponder({ host: '127.0.0.1', port, log: silentLogger, narHash: () => NAR_HASH });
     await assert.rejects(clash.bind(), /EADDRINUSE/);

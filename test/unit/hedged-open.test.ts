@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
+import { systemClock } from '../../src/base/clock.ts';
 import { silentLogger } from '../../src/base/log.ts';
 import { HedgedOpener, type Lookup } from '../../src/peers/hedged-open.ts';
 import type { PeerClient } from '../../src/peers/peer-client.ts';
@@ -10,7 +11,7 @@ import type { PeerRegistry } from '../../src/peers/registry.ts';
 // what an open leaves behind on the shared lookup and on the caller's signal once it is over.
 
 function opener(state: Lookup): HedgedOpener {
-  const registry = { live: () => [] } as unknown as PeerRegistry;
+  const registry = { live: () => [], health: { clock: systemClock } } as unknown as PeerRegistry;
   const client = { openNar: () => Promise.reject(new Error('no peer is opened here')) } as unknown as PeerClient;
   return new HedgedOpener({ registry, client, log: silentLogger, hedgeMs: 50, lookup: () => state });
 }
@@ -33,7 +34,7 @@ describe('hedged open', () => {
     let asked = 0;
     const state: Lookup = { list: [], done: false, doneAt: 0, waiters: new Set() };
     const h = new HedgedOpener({
-      registry: { live: () => [] } as unknown as PeerRegistry,
+      registry: { live: () => [], health: { clock: systemClock } } as unknown as PeerRegistry,
       client: {} as PeerClient,
       log: silentLogger,
       hedgeMs: 50,

@@ -7,6 +7,7 @@ import { zstdCompressSync } from 'node:zlib';
 import { FrameEncoder, type FrameStats } from '../../src/cache/adaptive-frames.ts';
 import { CompressionBudget } from '../../src/cache/compression-budget.ts';
 import { FRAME_CREDIT, FRAME_RAW, FRAME_ZSTD, FrameDecoder, FrameError, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/wire/nar-frames.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 
 // NAR frames between Peernix peers: what goes in comes out byte for byte; compression happens only
 // when the consumer (the link) is what holds the transfer back and the bytes shrink; a hostile
@@ -33,14 +34,19 @@ function chunks(buf: Buffer, size = 256 * 1024): Buffer[] {
   return out;
 }
 
-/** A consumer that takes `bytesPerSec` (Infinity: at once), like a socket on a link of that speed. */
-function link(bytesPerSec: number, into: Buffer[]): Writable {
+/**
+ * A consumer that takes `bytesPerSec` (Infinity: at once), like a socket on a link of that speed.
+ * Its time is the fake clock's, which only it moves: the encoder's own work costs no time there, so
+ * what the encoder decides depends on the link's speed and never on how busy this machine is.
+ */
+function link(bytesPerSec: number, into: Buffer[], clock?: FakeClock): Writable {
   return new Writable({
     highWaterMark: 256 * 1024,
     write(chunk: Buffer, _e, cb) {
       into.push(chunk);
-      if (bytesPerSec === Infinity) return cb();
-      setTimeout(cb, (chunk.length / bytesPerSec) * 1000);
+      if (bytesPerSec === Infinity || !clock) return cb();
+      clock.advance((chunk.length / bytesPerSec) * 1000);
+      setImmediate(cb);
     },
   });
 }
@@ -48,11 +54,9 @@ function link(bytesPerSec: number, into: Buffer[]): Writable {
 async function roundTrip(nar: Buffer, bytesPerSec: number, receiverHeld: number | null = null, linkRate: number | null = null) {
   const wire: Buffer[] = [];
   const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
-  await pipeline(
-    Readable.from(chunks(nar)),
-    new FrameEncoder(new CompressionBudget(3), stats, { client: 'client', receiverHeld, linkRate }),
-    link(bytesPerSec, wire),
-  );
+  const clock = new FakeClock();
+  const budget = new CompressionBudget(3, false, clock);
+  await pipeline(Readable.from(chunks(nar)), new FrameEncoder(budget, stats, { client: 'client', receiverHeld, linkRate }), link(bytesPerSec, wire, clock));
   const decoder = new FrameDecoder();
   const out: Buffer[] = [];
   await pipeline(Readable.from(chunks(Buffer.concat(wire), 64 * 1024 + 3)), decoder, link(Infinity, out));
@@ -142,6 +146,7 @@ describe('NAR frames', () => {
   it('stays raw for a receiver that decoding slows down, and remembers it for the client’s next NAR', async (t) => {
     // A receiver that takes 30 MB/s of NAR however it comes, and 1.3× longer for what it must decompress:
     // the consumer backs up, the bytes shrink, and yet compressing loses.
+    const clock = new FakeClock();
     const receiver = (into: number[]) => {
       let left = 0; // payload bytes of the current raw frame still to come
       return new Writable({
@@ -158,11 +163,12 @@ describe('NAR frames', () => {
             }
             into.push(kind);
           } else left -= chunk.length;
-          setTimeout(cb, (nar / 30e6) * 1000);
+          clock.advance((nar / 30e6) * 1000);
+          setImmediate(cb);
         },
       });
     };
-    const budget = new CompressionBudget(2);
+    const budget = new CompressionBudget(2, false, clock);
     const runs: FrameStats[] = [];
     for (let i = 0; i < 2; i++) {
       const stats: FrameStats = { narBytes: 0, wireBytes: 0, zstdFrames: 0, rawFrames: 0 };
@@ -178,14 +184,23 @@ describe('NAR frames', () => {
   });
 
   it('the compression budget: a slot at once while one is free, a short wait, then raw', async () => {
-    const budget = new CompressionBudget(1);
+    const clock = new FakeClock();
+    const budget = new CompressionBudget(1, false, clock);
     assert.equal(await budget.take(0), true);
     assert.equal(await budget.take(0), false, 'full, and not waiting');
-    const t0 = performance.now();
-    assert.equal(await budget.take(30), false, 'full for longer than the wait');
-    assert.ok(performance.now() - t0 >= 25);
+    let outcome: boolean | null = null;
+    const short = budget.take(30).then((ok) => {
+      outcome = ok;
+    });
+    clock.advance(29);
+    await Promise.resolve();
+    assert.equal(outcome, null, 'still waiting before its wait is up');
+    clock.advance(1);
+    await short;
+    assert.equal(outcome, false, 'full for longer than the wait');
     const waiting = budget.take(500);
-    setTimeout(() => budget.give(), 20);
+    clock.advance(20);
+    budget.give();
     assert.equal(await waiting, true, 'the slot given back passes to the one waiting');
     budget.give();
     assert.equal(await budget.take(0), true);

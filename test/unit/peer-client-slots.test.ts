@@ -7,7 +7,7 @@ import { PeerClient, PeerError } from '../../src/peers/peer-client.ts';
 // (Peernix stops), every wait ends at once instead of holding the stop for up to the slot timeout.
 
 describe('peer client NAR slots', () => {
-  it('close() ends the waits for a slot at once', async (t) => {
+  it('close() ends the waits for a slot at once', async () => {
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-length': '1000' });
       res.write(Buffer.alloc(10)); // and never the rest: the slot stays taken
@@ -20,12 +20,10 @@ describe('peer client NAR slots', () => {
       first.on('error', () => {});
       const waiting = client.openNar(url, { offset: 0, expectedSize: 1000 });
       await new Promise((r) => setTimeout(r, 50));
-      const t0 = performance.now();
+      // Ended by close() while the first NAR still holds the only slot (and would for good).
       client.close();
       await assert.rejects(waiting, (e: unknown) => e instanceof PeerError && /client closed/.test(e.message));
-      const ms = performance.now() - t0;
-      t.diagnostic(`a wait for a NAR slot ended ${ms.toFixed(1)} ms after close()`);
-      assert.ok(ms < 1000);
+      assert.equal(first.destroyed, false, 'the slot is still held');
       first.destroy();
     } finally {
       server.closeAllConnections();

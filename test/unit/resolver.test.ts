@@ -19,6 +19,7 @@ import type { NarWatchOptions } from '../../src/peers/resuming-nar.ts';
 import { Resolver } from '../../src/domain/resolver.ts';
 import { policyFromKeys, type TrustPolicy } from '../../src/domain/trust.ts';
 import { waitFor } from '../support/wait.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 import { FakeLocalStore, FakePeer, makePath, narInfoFor, otherBytes, type TestPath } from '../support/fake-peer.ts';
 import { get } from '../support/http.ts';
 import { LocalBackend } from '../../src/cache/local-backend.ts';
@@ -41,6 +42,10 @@ interface WorldOptions {
   negativeTtlMs?: number;
   lookupReuseMs?: number;
   health?: Partial<HealthOptions>;
+  /** The registry's health clock, which the resolver's expiries also follow (default: the real one). */
+  clock?: FakeClock;
+  /** Peer client timeouts over TIMEOUTS: a long one makes an outcome that would need it impossible within the test's own timeout. */
+  timeouts?: Partial<PeerTimeouts>;
   narWatch?: Partial<NarWatchOptions>;
   limits?: Partial<PeerLimits>;
 }
@@ -69,9 +74,10 @@ const NAMES = ['alice', 'bob', 'carol', 'dave', 'erin'];
 
 async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
   const store = new FakeLocalStore();
-  const client = new PeerClient(TIMEOUTS, 'peernix-test', o.limits);
+  const client = new PeerClient({ ...TIMEOUTS, ...o.timeouts }, 'peernix-test', o.limits);
   const trust = policyFromKeys([upstream.publicKey.text], o.requireSigs ?? true);
-  const registry = new PeerRegistry({ client, healthTimeoutMs: 500, health: o.health, isTrusted: () => false });
+  // A probe's deadline well past a loaded machine's delays: no case here turns on a probe timing out.
+  const registry = new PeerRegistry({ client, healthTimeoutMs: 10_000, health: o.health, clock: o.clock, isTrusted: () => false });
   const affinity = new AffinityCache();
   const events = new EventLog();
   const resolver = new Resolver({
@@ -82,7 +88,8 @@ async function world(t: TestContext, o: WorldOptions = {}): Promise<World> {
     events,
     log: silentLogger,
     trust: () => trust,
-    hedgeMs: o.hedgeMs ?? 150,
+    // No hedge unless a case asks for one: a 150 ms hedge fires on a loaded machine whenever it pleases.
+    hedgeMs: o.hedgeMs ?? 30_000,
     negativeTtlMs: o.negativeTtlMs,
     lookupReuseMs: o.lookupReuseMs,
     narWatch: o.narWatch,
@@ -173,19 +180,6 @@ function leaveAfter(url: string, ms: number): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Whether `p` settles before `ms` pass: an assertion on order (answered before the slow thing it must
- * not wait for could have happened), with `ms` the delay or timeout in question, not a stopwatch.
- */
-async function before<V>(p: Promise<V>, ms: number): Promise<V> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
-  const first = await Promise.race([p, late]);
-  clearTimeout(timer);
-  assert.notEqual(first, 'late', `still waiting after ${ms} ms`);
-  return first as V;
-}
 
 function assertSameNar(r: Awaited<ReturnType<typeof get>>, p: TestPath): void {
   assert.equal(r.status, 200);
@@ -305,8 +299,9 @@ describe('resolver: narinfo', () => {
     });
   }
 
-  it('miss: 404 quickly, remembered briefly (no peer asked again), then asked again once it expires', T, async (t) => {
-    const w = await world(t, { peers: 2, negativeTtlMs: 1000, lookupReuseMs: 100 });
+  it('miss: 404, remembered briefly (no peer asked again), then asked again once it expires', T, async (t) => {
+    const clock = new FakeClock();
+    const w = await world(t, { peers: 2, negativeTtlMs: 1000, lookupReuseMs: 100, clock });
     const p = makePath('nowhere');
     const r = await w.narInfo(p.hashPart);
     assert.equal(r.status, 404);
@@ -314,7 +309,7 @@ describe('resolver: narinfo', () => {
       w.peers.map((x) => x.counts.narInfo),
       [1, 1],
     );
-    await sleep(200); // past the window in which a finished lookup is shared (lookupReuseMs)
+    clock.advance(200); // past the window in which a finished lookup is shared (lookupReuseMs)
     const again = await w.narInfo(p.hashPart);
     assert.equal(again.status, 404);
     assert.deepEqual(
@@ -322,7 +317,14 @@ describe('resolver: narinfo', () => {
       [1, 1],
       'the negative cache answered',
     );
-    await sleep(1000); // past negativeTtlMs
+    clock.advance(799); // just before negativeTtlMs
+    assert.equal((await w.narInfo(p.hashPart)).status, 404);
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.narInfo),
+      [1, 1],
+      'still remembered',
+    );
+    clock.advance(1); // negativeTtlMs after the miss
     assert.equal((await w.narInfo(p.hashPart)).status, 404);
     assert.deepEqual(
       w.peers.map((x) => x.counts.narInfo),
@@ -332,11 +334,12 @@ describe('resolver: narinfo', () => {
   });
 
   it('a remembered miss is forgotten when a peer comes up', T, async (t) => {
-    const w = await world(t, { peers: 2, lookupReuseMs: 100 }); // the default negative TTL (5s), passed as undefined
+    const clock = new FakeClock();
+    const w = await world(t, { peers: 2, lookupReuseMs: 100, clock }); // the default negative TTL (5s), passed as undefined
     const p = makePath('not-yet');
     const q = makePath('not-yet-either');
     assert.equal((await w.narInfo(q.hashPart)).status, 404);
-    await sleep(200); // past lookupReuseMs
+    clock.advance(200); // past lookupReuseMs
     assert.equal((await w.narInfo(p.hashPart)).status, 404); // just now: a finished lookup is shared for a moment
     assert.equal((await w.narInfo(q.hashPart)).status, 404); // long ago: the negative cache
     assert.deepEqual(
@@ -357,7 +360,7 @@ describe('resolver: narinfo', () => {
 
   it('a miss with no live peer at all is a 404 without waiting', T, async (t) => {
     const w = await world(t);
-    const r = await before(w.narInfo(makePath('alone').hashPart), TIMEOUTS.narInfoMs!);
+    const r = await w.narInfo(makePath('alone').hashPart);
     assert.equal(r.status, 404);
   });
 
@@ -383,18 +386,19 @@ describe('resolver: narinfo', () => {
   it('a slow peer does not delay a fast trusted answer from another', T, async (t) => {
     const w = await world(t, { peers: 2 });
     const p = makePath('fast');
-    w.peers[0].knobs.narInfoDelayMs = 2000;
+    // Past the test's own timeout: only the fast peer's answer can end this lookup in time.
+    w.peers[0].knobs.narInfoDelayMs = 60_000;
     w.peers[0].add(p, narInfoFor(p, { signers: [upstream] }));
     w.peers[1].add(p, narInfoFor(p, { signers: [upstream] }));
-    const r = await before(w.narInfo(p.hashPart), w.peers[0].knobs.narInfoDelayMs);
+    const r = await w.narInfo(p.hashPart);
     assert.equal(r.status, 200);
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(w.peers[1]));
   });
 
   it('a peer that never answers costs a miss no more than the narinfo timeout', T, async (t) => {
     const w = await world(t, { peers: 2 });
-    w.peers[0].knobs.narInfoDelayMs = 10_000;
-    const r = await before(w.narInfo(makePath('hang').hashPart), 2 * TIMEOUTS.narInfoMs!);
+    w.peers[0].knobs.narInfoDelayMs = 60_000; // past the test's own timeout: the lookup's must end it
+    const r = await w.narInfo(makePath('hang').hashPart);
     assert.equal(r.status, 404);
     assert.equal(w.registry.get(w.idOf(w.peers[0]))!.state, 'suspect', 'the timeout marks it');
     assert.ok(!w.registry.live().some((x) => x.id === w.idOf(w.peers[0])));
@@ -609,10 +613,13 @@ describe('resolver: NAR', () => {
     w.store.add(p);
     assert.equal((await w.narInfo(p.hashPart)).status, 200);
     w.store.delete(p);
-    const t0 = performance.now();
     const r = await w.nar(p);
     assert.equal(r.status, 404);
-    assert.ok(performance.now() - t0 < 400);
+    assert.deepEqual(
+      w.peers.map((x) => x.counts.nar),
+      [0, 0],
+      'no peer was asked or waited for: none said it had it',
+    );
     assert.deepEqual(
       w.fallbacks().map((f) => [f.from, f.to, f.reason, f.outcome]),
       [['this machine', null, 'gc', 'not-found']],
@@ -705,8 +712,8 @@ describe('resolver: NAR', () => {
     slow.add(p);
     quick.add(p);
     quick.knobs.narInfoDelayMs = 50; // slow is first in line
-    slow.knobs.narDelayMs = 1500;
-    assertSameNar(await before(w.nar(p), slow.knobs.narDelayMs), p);
+    slow.knobs.narDelayMs = 60_000; // past the test's own timeout: only the hedge can serve it
+    assertSameNar(await w.nar(p), p);
     assert.equal(slow.counts.nar, 1);
     assert.equal(quick.counts.nar, 1);
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(quick));
@@ -721,8 +728,8 @@ describe('resolver: NAR', () => {
     quick.knobs.narInfoDelayMs = 50;
     assert.equal((await w.narInfo(p.hashPart)).status, 200);
     assert.equal(w.affinity.get(p.hashPart)!.source, w.idOf(slow));
-    slow.knobs.narDelayMs = 1500;
-    assertSameNar(await before(w.nar(p), slow.knobs.narDelayMs), p);
+    slow.knobs.narDelayMs = 60_000; // past the test's own timeout: only the hedge can serve it
+    assertSameNar(await w.nar(p), p);
     assert.equal(quick.counts.nar, 1);
   });
 
@@ -759,9 +766,13 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     // Each body takes ~2.5 s: 32 fill the old shared pool, and everything else queued behind them.
     slow.knobs.drip = { afterBytes: 0, bytes: 10_000, everyMs: 250 };
     const t0 = performance.now();
-    const nars = Promise.all(paths.map((p) => w.nar(p)));
-    await sleep(400);
-    const miss = await before(w.narInfo(makePath('not-there').hashPart), TIMEOUTS.narInfoMs!); // not queued behind the bodies
+    let narsDone = false;
+    const nars = Promise.all(paths.map((p) => w.nar(p))).finally(() => {
+      narsDone = true;
+    });
+    await waitFor('the NARs under way', async () => slow.counts.nar >= 1, 30_000);
+    const miss = await w.narInfo(makePath('not-there').hashPart);
+    const missBeforeNars = !narsDone; // not queued behind the bodies, which drip for seconds
     const results = await nars;
     const statuses = new Map<number, number>();
     for (const r of results) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
@@ -772,6 +783,7 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     assert.equal(statuses.get(404) ?? 0, 0, 'no NAR 404 after its narinfo said 200');
     assert.equal(complete, 40);
     assert.equal(miss.status, 404);
+    assert.ok(missBeforeNars, 'the miss was answered while the NARs were still coming');
     assert.equal(w.registry.get(w.idOf(slow))!.state, 'up', 'a busy peer is not a dead one');
   });
 
@@ -868,69 +880,101 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     assertSameNar(r, p);
   });
 
-  it('a peer that passes health checks but stalls lookups costs one slow lookup, not one per probe', { timeout: 30_000 }, async (t) => {
-    const w = await world(t, { peers: 2, health: { stallMs: 300, backoffBaseMs: 1000 } });
+  // The stall tests run the health clock by hand: a stall is time passing with the peer silent, so
+  // the test moves the clock once the lookup is waiting on the staller, and the verdicts follow from
+  // what the peers were asked, never from how long a miss took. Peer timeouts are far beyond the
+  // test's own so that only the stall can end a lookup.
+
+  /** Starts a miss; once it is waiting on `peer` (or ended without asking it), says which. */
+  async function missWaitingOn(w: World, peer: FakePeer, name: string) {
+    const asked = peer.counts.narInfo + peer.counts.urls.filter((u) => u.endsWith('.narinfo')).length;
+    let ended = false;
+    const miss = w.narInfo(makePath(name).hashPart).finally(() => {
+      ended = true;
+    });
+    const waitedOn = () => peer.counts.narInfo + peer.counts.urls.filter((u) => u.endsWith('.narinfo')).length > asked;
+    await waitFor(`the miss ${name} ends or waits on the peer`, async () => ended || waitedOn(), 10_000);
+    return { miss, waiting: !ended && waitedOn() };
+  }
+
+  it('a peer that passes health checks but stalls lookups costs one stalled lookup, not one per probe', { timeout: 180_000 }, async (t) => {
+    const clock = new FakeClock();
+    const w = await world(t, { peers: 2, clock, health: { stallMs: 300, backoffBaseMs: 1000 }, timeouts: { narInfoMs: 60_000 } });
     const [staller] = w.peers;
     staller.knobs.narInfoDelayMs = 60_000; // /nix-cache-info still answers at once
-    const first = await before(w.narInfo(makePath('first-miss').hashPart), TIMEOUTS.narInfoMs!); // released by the stall, not the timeout
-    const times: number[] = [];
+    const first = await missWaitingOn(w, staller, 'first-miss');
+    assert.ok(first.waiting, 'the first miss waits on the staller');
+    clock.advance(300); // its stall: released by that, since no timeout is near
+    assert.equal((await first.miss).status, 404);
+    let waitedOn = 0;
     for (let i = 0; i < 20; i++) {
       if (i % 4 === 0) await w.registry.checkAll(); // the health probes, as the timer would run them
-      const r = await w.narInfo(makePath(`miss-${i}`).hashPart);
-      assert.equal(r.status, 404);
-      times.push(r.ms);
-      await sleep(100);
+      clock.advance(40); // well within the backoff
+      const m = await missWaitingOn(w, staller, `miss-${i}`);
+      if (m.waiting) {
+        waitedOn++;
+        clock.advance(300);
+      }
+      assert.equal((await m.miss).status, 404);
     }
-    // A miss that waited on the staller takes its stall time (300 ms here) or more; on a loaded
-    // machine a quick one can still take tens of ms, hence the line at 250.
-    const slow = times.filter((ms) => ms > 250).length;
     t.diagnostic(
-      `stalling peer: first miss ${Math.round(first.ms)} ms; of 20 later misses (probes between), ${slow} took > 250 ms (max ${Math.round(Math.max(...times))} ms); state ${w.registry.get(w.idOf(staller))!.state}`,
+      `stalling peer: of 20 later misses (probes between), ${waitedOn} waited on it; ${staller.counts.probe} probes; state ${w.registry.get(w.idOf(staller))!.state}`,
     );
-    assert.equal(slow, 0);
+    assert.equal(waitedOn, 0, 'a passing probe does not bring a staller back within its backoff');
+    assert.equal(staller.counts.narInfo, 1);
     assert.notEqual(w.registry.get(w.idOf(staller))!.state, 'up');
   });
 
   it('a peer that answers probes (lookups of them too) but stalls real lookups is tried again only after a doubling backoff', {
-    timeout: 30_000,
+    timeout: 180_000,
   }, async (t) => {
-    const w = await world(t, { peers: 2, health: { stallMs: 200, backoffBaseMs: 600 } });
+    const clock = new FakeClock();
+    const w = await world(t, { peers: 2, clock, health: { stallMs: 200, backoffBaseMs: 600 }, timeouts: { narInfoMs: 60_000 } });
     const [staller] = w.peers;
     staller.knobs.narInfoDelayMs = 60_000;
     staller.knobs.fastProbeLookups = true;
     const slowAt: number[] = [];
-    const t0 = performance.now();
-    while (performance.now() - t0 < 6000) {
-      await w.registry.checkAll(); // probes every ~100 ms: far more often than the real timer
-      const r = await w.narInfo(makePath('m').hashPart);
-      assert.equal(r.status, 404);
-      if (r.ms > 100) slowAt.push(Math.round(performance.now() - t0));
-      await sleep(100);
+    const t0 = clock.now();
+    while (clock.now() - t0 < 6000) {
+      await w.registry.checkAll(); // probes every 100 ms: far more often than the real timer
+      const m = await missWaitingOn(w, staller, 'm');
+      if (m.waiting) {
+        slowAt.push(clock.now() - t0);
+        clock.advance(200); // the stall
+      }
+      assert.equal((await m.miss).status, 404);
+      clock.advance(100);
     }
     const gaps = slowAt.slice(1).map((x, i) => x - slowAt[i]);
     const peer = w.registry.get(w.idOf(staller))!;
     t.diagnostic(
-      `stalled lookups, passing probes: ${staller.counts.probe} probes, slow misses at ${slowAt.join(', ')} ms (gaps ${gaps.join(', ')}), strikes ${peer.strikes}`,
+      `stalled lookups, passing probes: ${staller.counts.probe} probes, lookups waiting on it at ${slowAt.join(', ')} ms (gaps ${gaps.join(', ')}), strikes ${peer.strikes}`,
     );
-    assert.ok(slowAt.length >= 2 && slowAt.length <= 4, `${slowAt.length} slow misses in 6 s`);
+    assert.ok(slowAt.length >= 2 && slowAt.length <= 4, `${slowAt.length} stalled misses in 6 s`);
     for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] > gaps[i - 1], 'each retry waits longer');
   });
 
-  it('a peer whose link is cut: misses in flight end together, at most one slow round, the rest fast', { timeout: 30_000 }, async (t) => {
-    const w = await world(t, { peers: 2, health: { stallMs: 200 } });
+  it('a peer whose link is cut: misses in flight end together at its stall, and later ones do not ask it', { timeout: 30_000 }, async (t) => {
+    const clock = new FakeClock();
+    const w = await world(t, { peers: 2, clock, health: { stallMs: 200 }, timeouts: { narInfoMs: 60_000 } });
     const [cut] = w.peers;
     cut.knobs.blackhole = true;
-    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => sleep(i * 20).then(() => w.narInfo(makePath(`burst-${i}`).hashPart))));
-    const later: number[] = [];
-    for (let i = 0; i < 20; i++) later.push((await w.narInfo(makePath(`later-${i}`).hashPart)).ms);
-    const burstMax = Math.max(...burst.map((r) => r.ms));
-    const slowLater = later.filter((ms) => ms > 100).length;
-    t.diagnostic(
-      `cut link: 10 misses in flight took at most ${Math.round(burstMax)} ms (lookup timeout ${TIMEOUTS.narInfoMs} ms); of 20 later misses ${slowLater} took > 100 ms`,
+    const asked = () => cut.counts.urls.filter((u) => u.endsWith('.narinfo')).length;
+    const askedBefore = asked();
+    let ended = 0;
+    const burst = Array.from({ length: 10 }, (_, i) =>
+      w.narInfo(makePath(`burst-${i}`).hashPart).finally(() => {
+        ended++;
+      }),
     );
-    for (const r of burst) assert.equal(r.status, 404);
-    assert.ok(burstMax < TIMEOUTS.narInfoMs! - 150, `misses in flight waited ${burstMax} ms`);
-    assert.equal(slowLater, 0);
+    await waitFor('all ten misses waiting on the cut peer', async () => asked() - askedBefore === 10, 10_000);
+    assert.equal(ended, 0, 'none ends before the stall');
+    clock.advance(200); // one stall releases all of them
+    for (const r of await Promise.all(burst)) assert.equal(r.status, 404);
+    const afterBurst = asked();
+    for (let i = 0; i < 20; i++) assert.equal((await w.narInfo(makePath(`later-${i}`).hashPart)).status, 404);
+    t.diagnostic(`cut link: 10 misses in flight ended at one stall; of 20 later misses ${asked() - afterBurst} asked the cut peer`);
+    assert.equal(asked(), afterBurst, 'later misses do not wait on the cut peer');
   });
 
   it('a lookup timeout covers the whole exchange, body included', T, async (t) => {
@@ -939,10 +983,12 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
     const { createServer } = await import('node:http');
     const server = createServer((req, res) => {
       if (req.url === '/nix-cache-info') return void res.end('StoreDir: /nix/store\n');
-      // Headers late but in time, then a body that never finishes.
+      // Headers late but in time, then a body that trickles and never finishes.
       setTimeout(() => {
-        res.writeHead(200, { 'Content-Length': '100' });
+        res.writeHead(200, { 'Content-Length': '100000' });
         res.write('StorePath: ');
+        const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write(' ')), 50);
+        res.once('close', () => clearInterval(drip));
       }, 400);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -954,17 +1000,18 @@ describe('resolver: the field (slow, lying, dripping and stalling peers)', () =>
         }),
     );
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    // Headers come after 400 ms, then the body stalls: one deadline for the whole exchange fails it
-    // before a second one could have started counting at the headers.
-    const t0 = performance.now();
-    await before(assert.rejects(w.client.narInfo(url, makePath('x').hashPart)), TIMEOUTS.narInfoMs! + 400);
-    t.diagnostic(`a narinfo whose body stalls failed after ${Math.round(performance.now() - t0)} ms (narInfoMs ${TIMEOUTS.narInfoMs})`);
+    // Headers in time, then a body that keeps trickling: timers per phase or per idle gap would
+    // never end it, and the test's own timeout would; one deadline for the whole exchange does.
+    await assert.rejects(w.client.narInfo(url, makePath('x').hashPart));
   });
 });
 
 describe('resolver: a client that leaves before its NAR is found', () => {
   it('the peer request made for it is cut at once; no hedge, retry or fallback follows', T, async (t) => {
-    const w = await world(t, { peers: 2, hedgeMs: 1000 });
+    // The peer's headers would take 60 s, past the test's own timeout: its request ends only because
+    // the client left. The hedge waits on the health clock, which the test moves past it afterwards.
+    const clock = new FakeClock();
+    const w = await world(t, { peers: 2, hedgeMs: 1000, clock, timeouts: { narHeadersMs: 60_000 } });
     const [alice, bob] = w.peers;
     const p = makePath('left-early', 100_000);
     alice.add(p, narInfoFor(p, { signers: [upstream] }));
@@ -976,13 +1023,12 @@ describe('resolver: a client that leaves before its NAR is found', () => {
     alice.knobs.narDelayMs = bob.knobs.narDelayMs = 60_000;
     const leftAt = await leaveAfter(narUrlOf(w.listener, p), 200);
     const asked = await waitFor('the entry peer was asked', async () => alice.narRequests[0], 1000);
-    const closedAt = await waitFor("the entry peer's request closed", async () => alice.narRequests[0].closedAt, TIMEOUTS.narHeadersMs! + 2000);
+    const closedAt = await waitFor("the entry peer's request closed", async () => alice.narRequests[0].closedAt, 10_000);
     t.diagnostic(
-      `the client left ${Math.round(leftAt - asked.at)} ms after the peer was asked; the peer's request closed ${Math.round(closedAt - leftAt)} ms after the client left (header timeout ${TIMEOUTS.narHeadersMs} ms)`,
+      `the client left ${Math.round(leftAt - asked.at)} ms after the peer was asked; the peer's request closed ${Math.round(closedAt - leftAt)} ms after the client left`,
     );
-    assert.ok(closedAt - leftAt < 500, `the peer's request stayed open ${Math.round(closedAt - leftAt)} ms after the client left`);
-    // Past the hedge delay and the header timeout: nobody else is asked, nothing is recorded.
-    await sleep(TIMEOUTS.narHeadersMs!);
+    // Past the hedge delay: nobody else is asked, nothing is recorded (a hedge still set would run here, at once).
+    clock.advance(2000);
     t.diagnostic(`NAR requests: alice ${alice.counts.nar}, bob ${bob.counts.nar}; fallback events ${w.fallbacks().length}`);
     assert.equal(alice.counts.nar, 1);
     assert.equal(bob.counts.nar, 0, 'no hedge for a client that left');
@@ -1024,7 +1070,7 @@ describe('resolver: a client that leaves before its NAR is found', () => {
   });
 
   it('nar() itself gives up at once when its signal aborts, and leaves no listener on the signal either way', T, async (t) => {
-    const w = await world(t, { peers: 1 });
+    const w = await world(t, { peers: 1, timeouts: { narHeadersMs: 60_000 } });
     const [alice] = w.peers;
     const p = makePath('signal', 50_000);
     alice.add(p, narInfoFor(p, { signers: [upstream] }));
@@ -1040,12 +1086,9 @@ describe('resolver: a client that leaves before its NAR is found', () => {
     const leaving = new AbortController();
     const pending = w.resolver.nar(p.hashPart, p.narHash, { signal: leaving.signal });
     await waitFor('the peer was asked', async () => alice.counts.nar === 2, 1000);
-    const t0 = performance.now();
     leaving.abort();
-    assert.equal(await before(pending, TIMEOUTS.narHeadersMs! / 2), null);
-    t.diagnostic(
-      `nar() resolved ${(performance.now() - t0).toFixed(1)} ms after the abort; listeners left: ${getEventListeners(leaving.signal, 'abort').length}`,
-    );
+    assert.equal(await pending, null); // the peer's headers would take 60 s, past the test's own timeout
+    t.diagnostic(`listeners left: ${getEventListeners(leaving.signal, 'abort').length}`);
     assert.equal(getEventListeners(leaving.signal, 'abort').length, 0, 'no listener left after leaving');
     await waitFor('the peer request closed', async () => alice.narRequests[1].closedAt, 500);
     assert.deepEqual(w.fallbacks(), []);

@@ -161,7 +161,7 @@ describe('following a peer summary over HTTP', () => {
     assert.equal(followers.mayHave('b', added), false);
     const t0 = Date.now();
     summary.refresh();
-    await waitFor('the added path', async () => followers.mayHave('b', added), 2000);
+    await waitFor('the added path', async () => followers.mayHave('b', added), 30_000);
     const before = requests;
     t.diagnostic(`added path admitted after ${Date.now() - t0} ms; ${admitted}/2000 absent paths admitted; view ${JSON.stringify(followers.view('b'))}`);
     await new Promise((r) => setTimeout(r, 1000));

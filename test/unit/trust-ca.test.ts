@@ -190,7 +190,7 @@ describe('resolver: a peer forging CA lines', () => {
   it('loses to a genuine signed peer in 20 of 20 lookups, and a genuine unsigned CA path still wins', async (t) => {
     const store = new FakeLocalStore();
     const client = new PeerClient({ connectMs: 300, narInfoMs: 1500, narHeadersMs: 2000, narIdleMs: 3000 }, 'peernix-test');
-    const registry = new PeerRegistry({ client, healthTimeoutMs: 500, isTrusted: () => false });
+    const registry = new PeerRegistry({ client, healthTimeoutMs: 10_000, isTrusted: () => false });
     const resolver = new Resolver({
       local: new LocalBackend(store, parseSecretKey(generateKeyPair('this-machine-1').secretKeyText)),
       registry,
