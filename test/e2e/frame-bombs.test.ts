@@ -88,7 +88,7 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
     return Number(/^VmRSS:\s+(\d+) kB/m.exec(s)![1]) / 1024;
   };
 
-  it('three zstd bombs read at 10 MB/s at once: Peernix stays under 300 MB and keeps answering', async () => {
+  it('three zstd bombs read at 10 MB/s at once: Peernix stays under 300 MB and keeps answering', async (tc) => {
     const before = await rssMb();
     let most = before;
     let answers = 0;
@@ -114,14 +114,14 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
     const got = await Promise.all(readers);
     done = true;
     await watch;
-    console.log(
+    tc.diagnostic(
       `three bombs at 10 MB/s: RSS ${before.toFixed(0)} MB before, peak ${most.toFixed(0)} MB; read ${got.map((g) => g.stdout).join(', ')} bytes; ${answers} misses answered meanwhile, slowest ${slowest.toFixed(0)} ms`,
     );
     assert.ok(most < 300, `peak RSS ${most} MB`);
     assert.ok(answers > 0);
   });
 
-  it('a zstd bomb read by Nix: refused, the peer marked bad', async () => {
+  it('a zstd bomb read by Nix: refused, the peer marked bad', async (tc) => {
     await waitFor('the bomb peer up', async () => (await pl.status(A)).peers.some((p) => p.url.endsWith(':9997') && p.state === 'up'), 20_000);
     const r = await nixCopy(paths['bomb-4'], 'client-bomb');
     assert.notEqual(r.code, 0, 'Nix must not accept a bomb');
@@ -129,20 +129,19 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
     const s = await pl.status(A);
     const peer = s.peers.find((p) => p.url.endsWith(':9997'));
     if (!peer?.bad)
-      console.log(
-        r.stderr.slice(-800),
-        A.pn!.logs()
+      tc.diagnostic(
+        `${r.stderr.slice(-800)}\n${A.pn!.logs()
           .split('\n')
           .filter((l) => !/GET \/1{32}|HEAD|narinfo 200/.test(l))
           .slice(-30)
-          .join('\n'),
+          .join('\n')}`,
       );
     assert.ok(peer?.bad, 'the bomb peer is marked bad');
-    console.log(`marked bad: ${peer.bad.reason}`);
+    tc.diagnostic(`marked bad: ${peer.bad.reason}`);
   });
 
   for (const kind of ['tinyraw', 'tinyzstd']) {
-    it(`endless ${kind === 'tinyraw' ? '1-byte raw' : 'tiny zstd'} frames: cut, refused by Nix, the peer marked bad`, async () => {
+    it(`endless ${kind === 'tinyraw' ? '1-byte raw' : 'tiny zstd'} frames: cut, refused by Nix, the peer marked bad`, async (tc) => {
       if (kind === 'tinyzstd') {
         // The same peer served the 1-byte frames and is marked for them: let it be tried again.
         const s = await pl.status(A);
@@ -162,7 +161,7 @@ describe('hostile frames from a peer', { timeout: 900_000 }, () => {
       assert.ok(peer?.bad, 'the peer is marked bad');
       assert.match(peer.bad.reason, /frames too small/);
       const t = s.events.find((e) => e.type === 'transfer' && e.storePath === paths[kind]);
-      console.log(`${kind}: ${t?.type === 'transfer' ? `${t.bytes} NAR bytes, ${t.wireBytes ?? '?'} on the wire` : 'no transfer event'}; ${peer.bad.reason}`);
+      tc.diagnostic(`${kind}: ${t?.type === 'transfer' ? `${t.bytes} NAR bytes, ${t.wireBytes ?? '?'} on the wire` : 'no transfer event'}; ${peer.bad.reason}`);
     });
   }
 });

@@ -32,9 +32,9 @@ describe('our mDNS answers on a dual-stack LAN', { timeout: 300_000 }, () => {
     return answers[answers.length - 1].addresses;
   };
 
-  it('lists both addresses, the A record last, and drops the IPv6 one as soon as it leaves the interface', async () => {
+  it('lists both addresses, the A record last, and drops the IPv6 one as soon as it leaves the interface', async (t) => {
     const before = await ask();
-    console.log(`answer before: ${before.map((a) => `${a.type} ${a.data}`).join(', ')}`);
+    t.diagnostic(`answer before: ${before.map((a) => `${a.type} ${a.data}`).join(', ')}`);
     assert.deepEqual(before.map((a) => a.data).sort(), [pn.lan.address, pn.lan.linkLocal].sort());
     assert.equal(before[before.length - 1].type, 'A');
 
@@ -42,7 +42,7 @@ describe('our mDNS answers on a dual-stack LAN', { timeout: 300_000 }, () => {
     const del = await pn.lan.run('ip', ['addr', 'del', `${pn.lan.linkLocal}/64`, 'dev', 'eth0']);
     assert.equal(del.code, 0, del.stderr);
     const afterDel = await ask();
-    console.log(`answer ${Date.now() - t0} ms after the IPv6 address was removed: ${afterDel.map((a) => `${a.type} ${a.data}`).join(', ')}`);
+    t.diagnostic(`answer ${Date.now() - t0} ms after the IPv6 address was removed: ${afterDel.map((a) => `${a.type} ${a.data}`).join(', ')}`);
     assert.deepEqual(afterDel, [{ type: 'A', data: pn.lan.address }]);
   });
 });

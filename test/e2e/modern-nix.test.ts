@@ -97,7 +97,6 @@ for (const suite of SUITES) {
     before(async () => {
       dir = await makeTempDir(`pn-${suite}`);
       [A, B] = await Promise.all([startModernNixHost(`${dir}/a`, suite), startModernNixHost(`${dir}/b`, suite)]);
-      console.log(`${suite}: ${A.version}`);
       await B.exec('sh', ['-c', `cat > /tmp/closure.nix <<'EOF'\n${CLOSURE}\nEOF`], { check: true });
       top = (await B.exec('nix-build', ['--no-out-link', '/tmp/closure.nix'], { check: true, timeoutMs: 300_000 })).stdout.trim();
       dep = (await B.exec('nix-store', ['-q', '--references', top], { check: true })).stdout.trim();
@@ -138,7 +137,8 @@ for (const suite of SUITES) {
       assert.equal(createHash('sha256').update(nar.body).digest('hex'), await narSha(B, top));
     });
 
-    it(`a ${suite} Nix substitutes a closure only B has through its own Peernix, signatures required; the NARs come compressed`, async () => {
+    it(`a ${suite} Nix substitutes a closure only B has through its own Peernix, signatures required; the NARs come compressed`, async (tc) => {
+      tc.diagnostic(`${suite}: ${A.version}`);
       const r = await A.exec(
         'nix',
         ['copy', '--from', pnA.substituterUrl, '--to', '/tmp/client', top, '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', keyB],
@@ -161,7 +161,7 @@ for (const suite of SUITES) {
       const s = await status(pnA, `${dir}/host-a-state`);
       const t = s.events.find((e): e is Extract<PeernixEvent, { type: 'transfer' }> => e.type === 'transfer' && e.direction === 'in' && e.storePath === top);
       assert.ok(t, 'a transfer of the top path from B');
-      console.log(`${suite}: ${top}: ${t.bytes} NAR bytes in ${t.wireBytes} on the wire (${(t.bytes / t.wireBytes).toFixed(2)}×)`);
+      tc.diagnostic(`${suite}: ${top}: ${t.bytes} NAR bytes in ${t.wireBytes} on the wire (${(t.bytes / t.wireBytes).toFixed(2)}×)`);
       assert.ok(t.wireBytes < t.bytes * 0.5, `compressed: ${t.wireBytes} for ${t.bytes}`);
       assert.match(pnB.logs(), /[1-9]\d* zstd frames/);
     });
@@ -227,7 +227,7 @@ for (const suite of SUITES) {
       );
     });
 
-    it(`the doctor finds the miss ${suite}'s Nix remembers, in the file that Nix wrote`, async () => {
+    it(`the doctor finds the miss ${suite}'s Nix remembers, in the file that Nix wrote`, async (tc) => {
       const missing = `/nix/store/${'0'.repeat(32)}-nobody-has-this`;
       const r = await A.exec('nix-store', [
         '-r',
@@ -256,7 +256,7 @@ for (const suite of SUITES) {
       );
       const daemon = report.checks.find((c) => c.id === 'daemon.reachable')!;
       const neg = report.checks.find((c) => c.id.startsWith('nix-cache.negative:nix-daemon'))!;
-      console.log(`${suite}: ${daemon.detail} | ${files[0]}: ${neg.status}: ${neg.detail}`);
+      tc.diagnostic(`${suite}: ${daemon.detail} | ${files[0]}: ${neg.status}: ${neg.detail}`);
       assert.equal(daemon.status, 'ok');
       assert.match(daemon.detail, /worker protocol 1\.38/);
       assert.equal(neg.status, 'warn', neg.detail);

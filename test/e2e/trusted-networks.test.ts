@@ -72,7 +72,7 @@ describe('trusted networks: sharing follows the network the owner is on', { time
 
   const macOf = async (r: LanHost) => (await r.run('cat', ['/sys/class/net/eth0/address'])).stdout.trim();
 
-  async function scenario(as: OsUser | null, stateDir: string) {
+  async function scenario(as: OsUser | null, stateDir: string, note: (line: string) => void) {
     await pn?.stop();
     pn = null;
     await fsp.mkdir(stateDir, { recursive: true });
@@ -130,7 +130,7 @@ describe('trusted networks: sharing follows the network the owner is on', { time
     const macA = await macOf(routerA);
     let st = await status();
     const netA = st.network!.current!;
-    console.log(`${as ? `as ${as.name}` : 'as root'}: on ${netA.name} [${netA.id}]; sharing ${st.sharing}, paused: ${st.sharePaused}; ask ${st.network!.ask}`);
+    note(`${as ? `as ${as.name}` : 'as root'}: on ${netA.name} [${netA.id}]; sharing ${st.sharing}, paused: ${st.sharePaused}; ask ${st.network!.ask}`);
     assert.equal(netA.id, `gateway ${macA} ${lan.subnet}`);
     assert.equal(st.sharing, false);
     assert.match(st.sharePaused ?? '', /is not a trusted network/);
@@ -170,7 +170,7 @@ describe('trusted networks: sharing follows the network the owner is on', { time
       `a sharing event with the reason: ${JSON.stringify(events)}`,
     );
     const pausedAfter = pause.time - moved;
-    console.log(`moved to router B: sharing paused after ${pausedAfter} ms (${pause.reason}), goodbye heard after ${goodbyeAfter} ms; now: ${st.sharePaused}`);
+    note(`moved to router B: sharing paused after ${pausedAfter} ms (${pause.reason}), goodbye heard after ${goodbyeAfter} ms; now: ${st.sharePaused}`);
     assert.ok(pausedAfter < 5000, `paused after ${pausedAfter} ms`);
     assert.ok(goodbyeAfter < 5000, `goodbye after ${goodbyeAfter} ms`);
     assert.ok(
@@ -193,11 +193,11 @@ describe('trusted networks: sharing follows the network the owner is on', { time
     await waitFor('the goodbye at stop', async () => announced() === 'down', 10_000);
   }
 
-  it('as root', async () => {
-    await scenario(null, `${dir}/state-root`);
+  it('as root', async (t) => {
+    await scenario(null, `${dir}/state-root`, (line) => t.diagnostic(line));
   });
 
-  it('as a non-root desktop user', async () => {
-    await scenario(user, `${dir}/state-user`);
+  it('as a non-root desktop user', async (t) => {
+    await scenario(user, `${dir}/state-user`, (line) => t.diagnostic(line));
   });
 });
