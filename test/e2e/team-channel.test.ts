@@ -8,8 +8,9 @@
 //     membership, and the Go UDP questions.
 //   - The member's Nix substitutes the team path through its own Peernix with signatures required,
 //     and a capture of the owner's link during that transfer holds no byte of its plaintext (nor the
-//     hash part asked for: summaries and lookups ride the channel too); the stranger's Peernix
-//     fetching the public path crosses in clear, which shows the capture would have seen it.
+//     hash part asked for: summaries and lookups ride the channel too). Those captured connections,
+//     replayed byte for byte by the stranger to the owner and to another server, get no answer.
+//   - The stranger's Peernix fetching the public path crosses in clear, which shows the capture would have seen it.
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -202,6 +203,8 @@ process.stdout.write(JSON.stringify(answers));
       return pcap;
     }
 
+    let teamCapture: Buffer | null = null;
+
     it("the member's Nix substitutes the team path through its own Peernix, and the link never carries it in clear", async () => {
       const pcap = await capture(async () => {
         const r = await nixCopy(member, SUBST, paths.team, owner.key.publicKey, 'team');
@@ -210,8 +213,51 @@ process.stdout.write(JSON.stringify(answers));
       assert.ok(pcap.length > 48 * 1024, `the capture holds the transfer (${pcap.length} bytes)`);
       assert.ok(!pcap.includes(markers.team), 'no plaintext of the NAR crossed the LAN');
       assert.ok(!pcap.includes(H(paths.team)), 'not even the hash part asked for');
+      teamCapture = pcap;
       const excluded = await nixCopy(member, SUBST, paths.never, `${owner.key.publicKey} ${publicKey}`, 'never');
       assert.equal(excluded.ok, false, 'an excluded path is served to no one, team included');
+    });
+
+    it("the member's captured team connections, replayed byte for byte by the stranger to the owner and to another server, get nothing", async () => {
+      assert.ok(teamCapture, 'the team transfer was captured');
+      const streams = tlsStreamsFrom(teamCapture, member.lan.address, 9999);
+      assert.ok(streams.length > 0, 'the capture holds the member’s TLS connections to the owner');
+      const script = `${pl.dir}/replay.ts`;
+      await writeFile(
+        script,
+        `import net from 'node:net';
+const [host, file] = process.argv.slice(2);
+const bytes = (await import('node:fs')).readFileSync(file);
+const got = [];
+await new Promise((resolve) => {
+  const s = net.connect(9999, host, () => s.write(bytes));
+  s.on('data', (d) => got.push(d));
+  s.on('close', resolve);
+  s.on('error', resolve);
+  setTimeout(() => { s.destroy(); resolve(); }, 5000);
+});
+process.stdout.write(Buffer.concat(got).toString('latin1'));
+`,
+      );
+      // The replayer itself works: a plain request sent the same way is answered.
+      const control = `${pl.dir}/replay-control.bin`;
+      await writeFile(control, `GET /nix-cache-info HTTP/1.1\r\nHost: ${owner.lan.address}\r\nConnection: close\r\n\r\n`);
+      const plain = await stranger.lan.run(nodeBin(), [script, owner.lan.address, control], { timeoutMs: 30_000 });
+      assert.match(plain.stdout, /^HTTP\/1\.1 200/, plain.stderr);
+      // Against the owner it came from, and against another server (the member's own share port).
+      for (const [i, stream] of streams.slice(0, 4).entries()) {
+        const file = `${pl.dir}/replay-${i}.bin`;
+        await writeFile(file, stream);
+        for (const target of [owner, member]) {
+          const r = await stranger.lan.run(nodeBin(), [script, target.lan.address, file], { timeoutMs: 30_000 });
+          assert.equal(r.code, 0, r.stderr);
+          assert.ok(!r.stdout.includes('HTTP/1.1'), `replay ${i} to ${target.name} got no HTTP answer`);
+          assert.ok(!r.stdout.includes(markers.team) && !r.stdout.includes(H(paths.team)), `replay ${i} to ${target.name} revealed nothing`);
+        }
+      }
+      // And the owner still serves the member: the replays broke nothing.
+      const again = await nixCopy(member, SUBST, paths.team, owner.key.publicKey, 'team-after-replay');
+      assert.ok(again.ok, again.stderr);
     });
 
     it("the stranger's Peernix gets the public path in plain (the capture sees it), and not the team path", async () => {
@@ -228,4 +274,46 @@ process.stdout.write(JSON.stringify(answers));
 /** The real uid of a process (the one setpriv gave it). */
 function uidOf(pid: number): number {
   return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
+/**
+ * The bytes each TCP connection from `src` to port `port` carried, in sequence order, for the
+ * connections that began with a TLS handshake record: what a LAN host capturing them could replay.
+ * Reads a pcap of Ethernet frames (tcpdump on a veth), IPv4 and IPv6.
+ */
+function tlsStreamsFrom(pcap: Buffer, src: string, port: number): Buffer[] {
+  const le = pcap.readUInt32LE(0) === 0xa1b2c3d4;
+  const u32 = (o: number) => (le ? pcap.readUInt32LE(o) : pcap.readUInt32BE(o));
+  const streams = new Map<string, Map<number, Buffer>>();
+  for (let o = 24; o + 16 <= pcap.length; ) {
+    const len = u32(o + 8);
+    const frame = pcap.subarray(o + 16, o + 16 + len);
+    o += 16 + len;
+    const type = frame.readUInt16BE(12);
+    let ip = 14;
+    let from: string;
+    let end: number;
+    if (type === 0x0800 && frame[ip + 9] === 6) {
+      from = [...frame.subarray(ip + 12, ip + 16)].join('.');
+      end = ip + frame.readUInt16BE(ip + 2);
+      ip += (frame[ip] & 0x0f) * 4;
+    } else if (type === 0x86dd && frame[ip + 6] === 6) {
+      from = frame.subarray(ip + 8, ip + 24).toString('hex');
+      end = ip + 40 + frame.readUInt16BE(ip + 4);
+      ip += 40;
+    } else continue;
+    if (from !== src || frame.readUInt16BE(ip + 2) !== port) continue;
+    const seq = frame.readUInt32BE(ip + 4);
+    const payload = frame.subarray(ip + (frame[ip + 12] >> 4) * 4, end);
+    if (payload.length === 0) continue;
+    const key = `${from}:${frame.readUInt16BE(ip)}`;
+    if (!streams.has(key)) streams.set(key, new Map());
+    streams.get(key)!.set(seq, Buffer.from(payload));
+  }
+  const out: Buffer[] = [];
+  for (const segments of streams.values()) {
+    const ordered = [...segments.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b);
+    if (ordered[0]?.[0] === 0x16) out.push(Buffer.concat(ordered));
+  }
+  return out;
 }
