@@ -42,12 +42,14 @@ test('the preload exposes exactly window.peernix, whose methods only invoke our 
     ['peernix'],
   );
   const bridge = exposed[0][1] as Record<string, (...a: unknown[]) => unknown>;
-  assert.deepEqual(Object.keys(bridge).sort(), ['copyText', 'doctor', 'network', 'onChange', 'setSharing', 'snapshot']);
+  assert.deepEqual(Object.keys(bridge).sort(), ['copyText', 'doctor', 'network', 'noticeSeen', 'onChange', 'setSharing', 'snapshot', 'team']);
   for (const v of Object.values(bridge)) assert.equal(typeof v, 'function');
   await bridge.snapshot();
   await bridge.setSharing('yes'); // coerced to a boolean before it leaves the page
   await bridge.copyText(42);
   await bridge.network({ trust: 'current' });
+  await bridge.team({ add: 'colleague-1:key' });
+  await bridge.noticeSeen('scopes');
   const off = bridge.onChange(() => {}) as () => void;
   off();
   assert.deepEqual(invoked, [
@@ -55,6 +57,8 @@ test('the preload exposes exactly window.peernix, whose methods only invoke our 
     [IPC.setSharing, [false]],
     [IPC.copyText, ['42']],
     [IPC.network, [{ trust: 'current' }]],
+    [IPC.team, [{ add: 'colleague-1:key' }]],
+    [IPC.noticeSeen, ['scopes']],
   ]);
   assert.deepEqual(subscribed, [IPC.change]);
 });
