@@ -2,7 +2,8 @@
 // local backend and the same real route table and handlers, one with the scope policy (the asker
 // classed from its connection, the path's verdict from the cache) and one without, asked in turns
 // for the same public paths' narinfos over kept-alive plain connections, so both see the same moments
-// of a busy machine. Every hit must be a 200 (and each team path a 404 from the scoped one).
+// of a busy machine. Every hit must be a 200 (and each team path a 404 from the scoped one). Then the
+// scoped listener's 404s for team paths beside its 404s for absent ones: the same timing class.
 //
 //   node bench/scope.ts        (BENCH_RUNS, BENCH_SCOPE_PATHS to change the defaults)
 
@@ -101,6 +102,22 @@ async function main() {
     console.log(`${''.padEnd(34)} ${'scoped'.padStart(10)} ${'unscoped'.padStart(10)}`);
     console.log(row('narinfo hit p50', median(p50.scoped), median(p50.unscoped), 'ms', 3));
     console.log(row('narinfo hit p99', median(p99.scoped), median(p99.unscoped), 'ms', 3));
+
+    // The same timing class: to an anonymous asker a team path's 404 costs what an absent path's does.
+    const absentPaths = Array.from({ length: PATHS }, () => encodeNix32(randomBytes(20)));
+    const notFound: Record<'team' | 'absent', number[][]> = { team: [[], []], absent: [[], []] };
+    await latencyInTurns([teamPaths.map((h) => `${scoped.url}/${h}.narinfo`), absentPaths.map((h) => `${scoped.url}/${h}.narinfo`)], 404);
+    for (let i = 0; i < RUNS; i++) {
+      const [t, a] = await latencyInTurns([teamPaths.map((h) => `${scoped.url}/${h}.narinfo`), absentPaths.map((h) => `${scoped.url}/${h}.narinfo`)], 404);
+      notFound.team[0].push(percentile(t, 50));
+      notFound.absent[0].push(percentile(a, 50));
+      notFound.team[1].push(percentile(t, 99));
+      notFound.absent[1].push(percentile(a, 99));
+    }
+    console.log(`\n404s to an anonymous asker on the scoped listener, in turns, median of ${RUNS} runs (the same timing class)`);
+    console.log(`${''.padEnd(34)} ${'team path'.padStart(10)} ${'absent'.padStart(10)}`);
+    console.log(row('narinfo 404 p50', median(notFound.team[0]), median(notFound.absent[0]), 'ms', 3));
+    console.log(row('narinfo 404 p99', median(notFound.team[1]), median(notFound.absent[1]), 'ms', 3));
     const c = scopes.counts();
     console.log(`verdicts: ${JSON.stringify(c.judged)}; refused: ${JSON.stringify(c.refused)}`);
   } finally {
