@@ -10,10 +10,10 @@ import type { NarSource } from './resuming-nar.ts';
 //
 // It begins as one stream, the caller's (a ResumingNarStream from the first holder, with its own
 // resume and drip watchdog). Only once that stream has run a while with our reader waiting on it in
-// most ticks (the holder, not this machine, sets the pace) and another holder with Range is known
-// does it split:
-// the first stream is cut at a piece boundary ahead of it, and every holder, the first included,
-// fetches pieces by bounded Range in turn. With one holder nothing changes.
+// most ticks (the holder, not this machine, sets the pace), without coming compressed, and another
+// holder with Range is known does it split: the first stream is cut at a piece boundary ahead of it,
+// and every holder, the first included, fetches pieces by bounded Range in turn. With one holder
+// nothing changes; a stream that comes compressed is left whole (compressed Range pieces: not yet).
 //
 // Memory is bounded: pieces are claimed no further than AHEAD_BYTES past the one being sent, and
 // the one being sent flows on as it arrives (and is paused when our reader is behind). A holder that
@@ -45,11 +45,20 @@ export interface SwarmTuning {
   /** The one stream runs this long, its holder setting the pace most of the time, before pieces are fetched from others too. */
   graceMs: number;
   tickMs: number;
+  /**
+   * A stream that has not yet come compressed is not split before this long: its holder first tries
+   * compressing (adaptive-frames.ts), and what crosses the link compressed is seen only once the
+   * buffers between drain.
+   */
+  compressionWaitMs: number;
   /** A holder silent this long while its bytes are wanted is cut, and its piece goes to the others. */
   stallMs: number;
   /** Less than this left of a piece is not worth taking from its holder. */
   minStealBytes: number;
 }
+
+/** Wire bytes per NAR byte under which a stream counts as compressed. */
+const COMPRESSED_RATIO = 0.9;
 
 export const DEFAULT_SWARM: SwarmTuning = {
   minNarBytes: 32 * 1024 * 1024,
@@ -57,6 +66,7 @@ export const DEFAULT_SWARM: SwarmTuning = {
   aheadBytes: 24 * 1024 * 1024,
   graceMs: 500,
   tickMs: 250,
+  compressionWaitMs: 8000,
   stallMs: 2500,
   minStealBytes: 512 * 1024,
 };
@@ -101,6 +111,10 @@ export class SwarmNarStream extends Readable {
   /** Ticks of the one stream, and how many of them found our reader waiting on the holder. */
   private ticks = 0;
   private starvedTicks = 0;
+  /** The one stream's wire and NAR bytes at the last tick, for how well its latest bytes were compressed. */
+  private headAt = { wire: 0, nar: 0 };
+  /** The one stream came compressed in some tick. */
+  private sawCompressed = false;
   private readonly timer: TimerHandle;
   /** Every stream read from, for the bytes on the wire. */
   private readonly streams: { stream: Readable; narBytes: number }[] = [];
@@ -264,7 +278,15 @@ export class SwarmNarStream extends Readable {
       if (this.starved && !waited) this.starvedTicks++;
       this.starved = false;
       const left = this.opts.narSize - this.emitted;
+      const compressing = this.headCompressing();
+      if (compressing) this.sawCompressed = true;
       if (this.starvedTicks * 2 < this.ticks || now - this.startedAt < this.tune.graceMs || left < 2 * this.tune.pieceBytes) return;
+      // A NAR whose frames came compressed stays one stream: Range pieces start their holders' phases
+      // raw (no piece carries a figure of its holder's link), and raw pieces from a few slow links lose
+      // to one compressed stream (a 52 MB library from two 20 Mbit/s holders: 21 s in raw pieces, ~8 s
+      // compressed from one) — even after a resume on another holder that starts raw again. Nor is one
+      // split before its holder could try compressing.
+      if (this.sawCompressed || now - this.startedAt < this.tune.compressionWaitMs) return;
       if (this.others().length === 0) return;
       const head = this.pieces[0];
       // Cut the first stream a piece ahead of where it is: it keeps streaming up to there.
@@ -280,6 +302,17 @@ export class SwarmNarStream extends Readable {
       if (!this.workers.some((o) => o !== w && !o.retired)) continue; // nobody to give it to: its own timeouts decide
       this.failed(w, `nothing for ${Math.round(now - w.lastByteAt)} ms`, false);
     }
+  }
+
+  /** Whether the one stream's bytes since the last tick came compressed to under COMPRESSED_RATIO of their size. */
+  private headCompressing(): boolean {
+    const head = this.streams[0];
+    const wire = (head.stream as { wireBytes?: unknown }).wireBytes;
+    if (typeof wire !== 'number') return false;
+    const dWire = wire - this.headAt.wire;
+    const dNar = head.narBytes - this.headAt.nar;
+    this.headAt = { wire, nar: head.narBytes };
+    return dNar > 0 && dWire < dNar * COMPRESSED_RATIO;
   }
 
   /** Holders not yet working on this NAR and not given up on. */

@@ -105,7 +105,9 @@ describe('compressed transfers between Peernix peers', { timeout: 600_000 }, () 
     tc.diagnostic(`the survivor logged: ${(survivor.pn!.logs().match(/zstd frames[^\n]*/g) ?? []).join(' | ') || '(no framed transfer)'}`);
     assert.equal(t.outcome, 'resumed');
     assert.equal(t.bytes, narSize);
-    assert.ok(t.wireBytes < narSize * 0.7, `${t.wireBytes} bytes on the wire for ${narSize}`);
+    // Each holder starts A with a raw trial (a resume on the survivor too), so how much of a ~5 s
+    // transfer goes compressed depends on where the kill falls: 1.4–1.6× seen; raw would be 1.00×.
+    assert.ok(t.wireBytes < narSize * 0.85, `${t.wireBytes} bytes on the wire for ${narSize}`);
     assert.match(survivor.pn!.logs(), /GET \/nar\/[0-9a-z]+-[0-9a-z]+\.nar 206/);
 
     // Whichever holder was killed, restarted it is used again (#26: a body cut by its death is a

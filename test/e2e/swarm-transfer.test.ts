@@ -6,19 +6,19 @@ import { nixEnv, run } from '../support/nix-host.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
 
 // One large NAR from several holders at once (issue #24, peers/swarm-nar.ts). Four hosts in
-// namespaces: A has nothing; B, C and D hold the same Python library (one NAR of about 53 MB) and
-// each sends through a tbf-shaped link. A real Nix on A substitutes it through A with signatures
+// namespaces: A has nothing; B, C and D hold the same 48 MiB of random bytes (a NAR no compression
+// shrinks: one that does is fetched as one compressed stream, not split) and each sends through a
+// tbf-shaped link. A real Nix on A substitutes it through A with signatures
 // required, while one holder's link is cut (`ip link set eth0 down`) once A is taking bytes from
 // more than one holder. The NAR must arrive byte-exact, its share carried by the others.
 
-const PYTHON_LIB = '/usr/lib/python3.11';
 const MiB = 1024 * 1024;
 
 describe('one NAR from several holders at once', { timeout: 600_000 }, () => {
   if (skippedWithoutNetns()) return;
   let pl: PnLan;
   let A: PnHost, B: PnHost, C: PnHost, D: PnHost;
-  let pyPath: string;
+  let narPath: string;
 
   /** sha256 of `nix-store --dump` of a path in a chroot store (--dump reads the filesystem, not --store). */
   const dumpSha = async (root: string, path: string) => {
@@ -36,8 +36,10 @@ describe('one NAR from several holders at once', { timeout: 600_000 }, () => {
   before(async () => {
     pl = await createPnLan('pn-swarm', ['host-a', 'host-b', 'host-c', 'host-d']);
     [A, B, C, D] = pl.hosts;
-    pyPath = (await B.nix.nixStore(['--add', PYTHON_LIB], { check: true })).stdout.trim();
-    for (const h of [C, D]) assert.equal((await h.nix.nixStore(['--add', PYTHON_LIB], { check: true })).stdout.trim(), pyPath);
+    const file = `${pl.dir}/random.bin`;
+    assert.equal((await run('sh', ['-c', `head -c ${48 * MiB} /dev/urandom > '${file}'`])).code, 0);
+    narPath = (await B.nix.nixStore(['--add', file], { check: true })).stdout.trim();
+    for (const h of [C, D]) assert.equal((await h.nix.nixStore(['--add', file], { check: true })).stdout.trim(), narPath);
     for (const h of [B, C, D]) {
       // Each holder's link, not the CPU, sets its pace: slow enough that the cut lands mid-NAR.
       const tc = await h.lan.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kb', 'latency', '100ms']);
@@ -52,13 +54,13 @@ describe('one NAR from several holders at once', { timeout: 600_000 }, () => {
   });
 
   it('arrives byte-exact from three holders, one of whose links is cut mid-way', async (tc) => {
-    const info = await pl.curl(A, [`${SUBST}/${H(pyPath)}.narinfo`]);
+    const info = await pl.curl(A, [`${SUBST}/${H(narPath)}.narinfo`]);
     const narSize = Number(/^NarSize: (\d+)$/m.exec(info.stdout)?.[1]);
     assert.ok(narSize > 32 * MiB, info.stdout);
     const t0 = performance.now();
     const copying = A.lan.run(
       'nix',
-      ['copy', '--from', SUBST, '--to', `${pl.dir}/client`, pyPath, '--option', 'trusted-public-keys', pl.trustedKeys, '--option', 'require-sigs', 'true'],
+      ['copy', '--from', SUBST, '--to', `${pl.dir}/client`, narPath, '--option', 'trusted-public-keys', pl.trustedKeys, '--option', 'require-sigs', 'true'],
       { env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/xdg-client` }), timeoutMs: 240_000 },
     );
     // Once two holders are sending, cut the link of one of them.
@@ -80,10 +82,10 @@ describe('one NAR from several holders at once', { timeout: 600_000 }, () => {
     const r = await copying;
     const seconds = (performance.now() - t0) / 1000;
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(await dumpSha(`${pl.dir}/client`, pyPath), await dumpSha(B.nix.root, pyPath), 'NAR bytes identical');
+    assert.equal(await dumpSha(`${pl.dir}/client`, narPath), await dumpSha(B.nix.root, narPath), 'NAR bytes identical');
 
     const s = await snapshot();
-    const t = s.events.find((e): e is Extract<PeernixEvent, { type: 'transfer' }> => e.type === 'transfer' && e.direction === 'in' && e.storePath === pyPath)!;
+    const t = s.events.find((e): e is Extract<PeernixEvent, { type: 'transfer' }> => e.type === 'transfer' && e.direction === 'in' && e.storePath === narPath)!;
     const split = /NAR \S+ from (\d) holders at once: ([^\n]*)/.exec(A.pn!.logs());
     tc.diagnostic(
       `NAR ${narSize} bytes in ${seconds.toFixed(1)} s (links 20 Mbit/s each); ${cut.name}'s link cut after it sent ${cutAt} bytes; transfer ${t.outcome} from ${t.peerName}, ${t.wireBytes} bytes on the wire; ${split?.[0] ?? 'no split logged'}`,

@@ -14,7 +14,15 @@ import { FakeClock } from '../support/fake-clock.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const TUNING: Partial<SwarmTuning> = { pieceBytes: 256 * KiB, aheadBytes: 1 * MiB, graceMs: 1000, tickMs: 250, stallMs: 2500, minStealBytes: 32 * KiB };
+const TUNING: Partial<SwarmTuning> = {
+  pieceBytes: 256 * KiB,
+  aheadBytes: 1 * MiB,
+  graceMs: 1000,
+  compressionWaitMs: 1000,
+  tickMs: 250,
+  stallMs: 2500,
+  minStealBytes: 32 * KiB,
+};
 
 const source = (name: string): NarSource => ({ peer: { id: name, name } as Peer, url: `http://${name}/nar/x.nar` });
 
@@ -49,13 +57,14 @@ async function fetchSwarm(
   holders: string[],
   head: { stallAfter?: number; failAfter?: number },
   ranges: (holder: string) => { failAfter?: number; stallAfter?: number } = () => ({}),
+  makeHead?: (clock: FakeClock) => Readable,
 ): Promise<Run> {
   const clock = new FakeClock();
   const sources = new Map(holders.map((h) => [h, source(h)]));
   const opened: Run['opened'] = [];
   const failures: string[] = [];
   const swarm = new SwarmNarStream({
-    head: rangeStream(nar, 0, nar.length, head),
+    head: makeHead ? makeHead(clock) : rangeStream(nar, 0, nar.length, head),
     headSource: sources.get(holders[0])!,
     narSize: nar.length,
     holders: () => [...sources.values()],
@@ -123,6 +132,40 @@ describe('one NAR from several holders at once', () => {
     t.diagnostic(`d goes silent: ${r.swarm.shares.map((s) => `${s.source.peer.name} ${s.narBytes}`).join(', ')}; failures: ${r.failures.join('; ')}`);
     assert.ok(r.out.equals(nar));
     assert.ok(r.failures.some((f) => f.startsWith('d: nothing for')));
+  });
+
+  /** The whole NAR, 32 KiB per tick of the fake clock (a slow link), its wire bytes `ratio` of the NAR's (a framed stream). */
+  function slowHead(clock: FakeClock, ratio: number): Readable {
+    let at = 0;
+    let last = -1;
+    const head = Object.assign(
+      new Readable({
+        read() {
+          const next = () => {
+            if (at >= nar.length) return this.push(null);
+            if (clock.now() === last) return void setImmediate(next);
+            last = clock.now();
+            const n = Math.min(32 * KiB, nar.length - at);
+            head.wireBytes += Math.round(n * ratio);
+            this.push(nar.subarray(at, at + n));
+            at += n;
+          };
+          setImmediate(next);
+        },
+      }),
+      { wireBytes: 0 },
+    );
+    return head;
+  }
+
+  it('a slow first holder whose frames come compressed is not split; the same raw is, once its holder could have compressed', async () => {
+    const compressed = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, 0.3));
+    assert.ok(compressed.out.equals(nar));
+    assert.equal(compressed.swarm.split, false, 'one compressed stream beats raw pieces from several slow links');
+    assert.equal(compressed.opened.length, 0);
+    const raw = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, 1));
+    assert.ok(raw.out.equals(nar));
+    assert.ok(raw.swarm.split, 'the same pace raw is split');
   });
 
   it('with one holder, one stream: nothing split, no range asked', async () => {
