@@ -48,9 +48,9 @@ export function scopePolicy(opts: ScopePolicyOptions): RoutePolicy {
   };
 
   function judgeHashPart(hashPart: string | null | undefined, asker: AskerClass): void | Promise<void> {
-    // No path named: absent, the handler answers it; a name that is no hash part: fail closed.
-    if (hashPart === null) return;
-    if (hashPart === undefined || !isHashPart(hashPart)) {
+    // No path named, or a name that is no hash part: the handler answers a team member; anyone else
+    // gets the absent answer here (fail closed: a path the handler would find after all is not judged).
+    if (hashPart === null || hashPart === undefined || !isHashPart(hashPart)) {
       if (asker !== 'team') throw new NotFound();
       return;
     }
@@ -60,8 +60,12 @@ export function scopePolicy(opts: ScopePolicyOptions): RoutePolicy {
   }
 
   function judge(info: NarInfo | null, asker: AskerClass): void {
-    // Absent: the route's handler answers it (404), as it would have anyway.
-    if (!info) return;
+    // Absent at this lookup: the absent answer, here for anyone but a team member. The handler looks
+    // again, and a path added in between (a build finishing) must not reach a stranger unjudged.
+    if (!info) {
+      if (asker !== 'team') throw new NotFound();
+      return;
+    }
     const scope = scopes.scopeOf(info);
     if (scope === 'public' || (scope === 'team' && asker === 'team')) return;
     scopes.countRefusal(scope);

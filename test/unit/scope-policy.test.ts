@@ -48,10 +48,13 @@ const PUB = '0a9m2q7yl3gr2dxhhvs4bkz6ix0kdxn1';
 const TEAM = '0a9m2q7yl3gr2dxhhvs4bkz6ix0kdxn2';
 const NEVER = '0a9m2q7yl3gr2dxhhvs4bkz6ix0kdxn3';
 const ABSENT = '0a9m2q7yl3gr2dxhhvs4bkz6ix0kdxn4';
+/** A team path that appears between the policy's lookup and the handler's (a build finishing). */
+const LATE = '0a9m2q7yl3gr2dxhhvs4bkz6ix0kdxn5';
 const store = new Map<string, NarInfo>([
   [PUB, info(PUB, 'hello-2.12', true)],
   [TEAM, info(TEAM, 'my-app-1.0', false)],
   [NEVER, info(NEVER, 'prod.env', true)],
+  [LATE, info(LATE, 'just-built-1.0', false)],
 ]);
 
 const backend: CacheBackend = {
@@ -106,7 +109,11 @@ describe('the scope policy over the share route table', () => {
       }),
       {
         last: true,
-        policy: scopePolicy({ classify: (req) => (req.headers['x-test-asker'] === 'team' ? 'team' : 'anonymous'), scopes, narInfo: backend.narInfo }),
+        policy: scopePolicy({
+          classify: (req) => (req.headers['x-test-asker'] === 'team' ? 'team' : 'anonymous'),
+          scopes,
+          narInfo: (h) => (h === LATE ? null : backend.narInfo(h)),
+        }),
       },
     );
     server = createServer(serve);
@@ -153,6 +160,15 @@ describe('the scope policy over the share route table', () => {
       const r = await ask(u, 'team');
       assert.equal(r.status, 200, u);
       assert.deepEqual(seen(await ask(pathUrls(NEVER)[i], 'team')), seen(await ask(pathUrls(ABSENT)[i], 'team')), u);
+    }
+  });
+
+  it('a path the policy found absent is absent to an anonymous asker even if the handler would find it (fail closed)', async () => {
+    for (const [i, u] of pathUrls(ABSENT).entries()) {
+      const absent = seen(await ask(u, 'anonymous'));
+      assert.equal(absent.status, 404, u);
+      assert.deepEqual(seen(await ask(pathUrls(LATE)[i], 'anonymous')), absent, pathUrls(LATE)[i]);
+      assert.equal((await ask(pathUrls(LATE)[i], 'team')).status, 200, `a team member still gets ${pathUrls(LATE)[i]}`);
     }
   });
 
