@@ -11,6 +11,7 @@ import { renderLanTotals } from './views/totals.ts';
 import { renderNetwork } from './views/network.ts';
 import { renderTransfers } from './views/transfers.ts';
 import { renderNetworks } from './views/networks.ts';
+import { renderDnsSd } from './views/dnssd.ts';
 import { renderNotice, renderTeam, wireTeamAdd } from './views/team.ts';
 
 const MAX_EVENTS = 500;
@@ -72,6 +73,7 @@ export function startApp(bridge: PeernixBridge): () => void {
     renderNotice(snap?.status ?? null, teamAct, noticeSeen);
     renderTeam(snap?.status ?? null, teamAct);
     renderNetworks(snap?.status ?? null, networkAct);
+    renderDnsSd(snap?.status ?? null);
     renderPeers(snap?.peers ?? [], snap?.status ?? null, teamAct);
     entries();
     renderEvents(snap?.events ?? []);

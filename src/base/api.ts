@@ -284,6 +284,13 @@ export interface DnsSdStatusView {
     /** The server's refusal (rcode, TSIG error) or why it was not reached; null when all is well. */
     detail: string | null;
     addresses: string[];
+    /** The update lease (RFC 9664) asked for with each registration, seconds. */
+    leaseRequested: number;
+    /**
+     * The lease the server granted by echoing the option, seconds; null when it did not: then the
+     * records stay until this machine's next start replaces them, and peers' health judges it meanwhile.
+     */
+    leaseGranted: number | null;
   } | null;
 }
 

@@ -5,6 +5,7 @@ import { readToken } from '../control/token.ts';
 import { openDaemonSettings } from '../app/settings.ts';
 import { defaultStateDir } from '../base/state-dir.ts';
 import { describeSummary } from '../base/summary-text.ts';
+import { describeLease } from '../base/dnssd-text.ts';
 
 // `peernix status`, `peernix sharing on|off`, `peernix peer clear ID|NAME`, `peernix network
 // trust|forget|list` and `peernix team add|remove|list`: talk to the running Peernix on its loopback
@@ -288,6 +289,7 @@ function dnsSdLines(st: StatusView): string[] {
   if (r)
     out.push(
       `  registered:   ${r.state} ${r.instance || r.domain}${r.addresses.length ? ` (${r.addresses.join(' ')})` : ''}${r.detail ? `: ${r.detail}` : ''}`,
+      `  lease:        ${describeLease(r)}`,
     );
   return out;
 }

@@ -1,4 +1,5 @@
 import type { DnsSdStatusView, DoctorCheck } from '../base/api.ts';
+import { describeLease } from '../base/dnssd-text.ts';
 import type { DoctorFacts } from './facts.ts';
 
 // Does DNS-SD work from here: is there a DNS server to ask, did browsing read the domains, and is this
@@ -46,7 +47,12 @@ function browseCheck(d: DnsSdStatusView): DoctorCheck {
 function registerCheck(r: NonNullable<DnsSdStatusView['registration']>): DoctorCheck {
   switch (r.state) {
     case 'registered':
-      return { ...REGISTER, status: 'ok', detail: `Registered as ${r.instance} (${r.addresses.join(' ')}) with ${r.server}.`, fix: null };
+      return {
+        ...REGISTER,
+        status: 'ok',
+        detail: `Registered as ${r.instance} (${r.addresses.join(' ')}) with ${r.server}; ${describeLease(r)}.`,
+        fix: null,
+      };
     case 'refused':
       return {
         ...REGISTER,

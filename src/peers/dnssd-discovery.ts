@@ -122,9 +122,27 @@ export function startDnsSd(o: DnsSdOptions): DnsSd {
         lastError: browser?.state.lastError ?? (server ? null : 'no DNS server to ask (dnsSdServer unset and none in /etc/resolv.conf)'),
         found: browser?.state.found ?? 0,
         registration: reg
-          ? { domain: reg.domain, server: reg.server, instance: reg.instance, state: reg.state, detail: reg.detail, addresses: [...reg.addresses] }
+          ? {
+              domain: reg.domain,
+              server: reg.server,
+              instance: reg.instance,
+              state: reg.state,
+              detail: reg.detail,
+              addresses: [...reg.addresses],
+              leaseRequested: reg.leaseRequested,
+              leaseGranted: reg.leaseGranted,
+            }
           : o.register
-            ? { domain: o.register.domain, server: o.register.server, instance: '', state: 'refused', detail: registrationError, addresses: [] }
+            ? {
+                domain: o.register.domain,
+                server: o.register.server,
+                instance: '',
+                state: 'refused',
+                detail: registrationError,
+                addresses: [],
+                leaseRequested: 0,
+                leaseGranted: null,
+              }
             : null,
       };
     },

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Clock, TimerHandle } from '../base/clock.ts';
 import { rcodeName, rcodeOf } from '../wire/dns-codec.ts';
 import { type Change, encodeUpdate } from '../wire/dns-update.ts';
+import { encodeLeaseOpt, findUpdateLease, withOpt } from '../wire/dns-update-lease.ts';
 import { findTsig, signMessage, TSIG_ERRORS, type TsigKey, verifyMessage } from '../wire/tsig.ts';
 import { SERVICE_TYPE } from './discovered-service.ts';
 import { type DnsServer, exchange, formatServer, newQueryId } from './dns-client.ts';
@@ -14,6 +15,12 @@ import { routableAddress } from './dnssd-browser.ts';
 //                                     TXT  the announcement (wire/txt-record.ts)
 //   <label>.<domain>                  A / AAAA  this machine's routable addresses
 //   _services._dns-sd._udp.<domain>   PTR  _peernix._tcp.<domain>   (RFC 6763 §9; shared, never removed)
+//
+// Every registration asks for an update lease (RFC 9664, wire/dns-update-lease.ts). A server that
+// echoes it removes our records itself if we vanish, so we refresh them at 75–80 % of the lease it
+// granted (jittered, so a floor of laptops started together does not refresh together). A server that
+// does not echo it (BIND 9.18 ignores the option) keeps what it was given: then the records are kept
+// short-lived and replaced at the next start, and peers' health judges a vanished host meanwhile.
 //
 // <label> is the display name and the instance id's start, so it is the same at every start: a start
 // replaces what a crash left (each update deletes the instance's and host's records before adding).
@@ -36,6 +43,10 @@ export interface RegistrationOptions {
   /** How often addresses are compared with what is registered (default 5 s). */
   checkMs?: number;
   timeoutMs?: number;
+  /** The update lease asked for, seconds (default 2 h). */
+  leaseSeconds?: number;
+  /** In [0, 1): spreads lease refreshes (default Math.random). */
+  random?: () => number;
 }
 
 export type RegistrationState = 'off' | 'registering' | 'registered' | 'refused' | 'unreachable' | 'removed';
@@ -49,10 +60,24 @@ export interface RegistrationStatus {
   detail: string | null;
   addresses: string[];
   at: number | null; // clock ms of the last answer
+  /** The update lease asked for with each registration, seconds. */
+  leaseRequested: number;
+  /** The lease the server granted by echoing the option, seconds; null: it did not (records stay until replaced). */
+  leaseGranted: number | null;
+  /** Clock ms of the next lease refresh; null when none is due. */
+  refreshAt: number | null;
 }
 
 const RETRY_MIN_MS = 5000;
 const RETRY_MAX_MS = 5 * 60_000;
+const DEFAULT_LEASE_S = 2 * 3600;
+// A server granting a lease this short is refreshed no more often than this.
+const MIN_REFRESH_MS = 5000;
+
+/** When to refresh a granted lease: 75–80 % of it (random in [0, 1) picks where), never sooner than MIN_REFRESH_MS. */
+export function leaseRefreshMs(grantedSeconds: number, random: number): number {
+  return Math.max(MIN_REFRESH_MS, Math.floor(grantedSeconds * 1000 * (0.8 - 0.05 * random)));
+}
 
 /** A DNS label from the display name and the instance id: same at every start, unique per machine. */
 export function instanceLabel(name: string, instanceId: string): string {
@@ -72,6 +97,7 @@ export class DnsSdRegistration {
   private port: number | null = null;
   private registered: string | null = null; // what was last accepted: port and addresses
   private timer: TimerHandle | null = null;
+  private refreshTimer: TimerHandle | null = null;
   private retryMs = RETRY_MIN_MS;
   private retryAt = 0;
   private busy: Promise<void> = Promise.resolve();
@@ -80,7 +106,14 @@ export class DnsSdRegistration {
   onChange: (s: RegistrationStatus) => void = () => {};
 
   constructor(opts: RegistrationOptions) {
-    this.o = { wallSeconds: () => Math.floor(Date.now() / 1000), checkMs: 5000, timeoutMs: 2000, ...opts };
+    this.o = {
+      wallSeconds: () => Math.floor(Date.now() / 1000),
+      checkMs: 5000,
+      timeoutMs: 2000,
+      leaseSeconds: DEFAULT_LEASE_S,
+      random: Math.random,
+      ...opts,
+    };
     this.status = {
       domain: opts.domain,
       server: formatServer(opts.server),
@@ -89,6 +122,9 @@ export class DnsSdRegistration {
       detail: null,
       addresses: [],
       at: null,
+      leaseRequested: this.o.leaseSeconds,
+      leaseGranted: null,
+      refreshAt: null,
     };
   }
 
@@ -118,6 +154,7 @@ export class DnsSdRegistration {
   unpublish(): Promise<void> {
     if (this.timer) this.o.clock.clearInterval(this.timer);
     this.timer = null;
+    this.scheduleRefresh(null);
     const wasPublished = this.port !== null;
     this.port = null;
     this.busy = this.busy.then(async () => {
@@ -127,9 +164,11 @@ export class DnsSdRegistration {
         { op: 'delete-rrset', name: this.instance, type: 'ANY' },
         { op: 'delete-rrset', name: this.host, type: 'ANY' },
       ];
-      const r = await this.send(changes);
+      const r = await this.send(changes, false);
       this.registered = null;
-      this.set(r === null ? 'removed' : r.state, r?.detail ?? null, []);
+      this.status.leaseGranted = null;
+      if (r === null || 'lease' in r) this.set('removed', null, []);
+      else this.set(r.state, r.detail, []);
     });
     return this.busy;
   }
@@ -150,10 +189,13 @@ export class DnsSdRegistration {
         return;
       }
       if (this.status.state === 'off' || this.status.state === 'removed') this.set('registering', null, addresses);
-      const r = await this.send(this.registerChanges(this.port, addresses));
-      if (r === null) {
+      const r = await this.send(this.registerChanges(this.port, addresses), true);
+      if (r === null || 'lease' in r) {
         this.registered = want;
         this.retryMs = RETRY_MIN_MS;
+        const granted = r?.lease ?? null;
+        this.status.leaseGranted = granted;
+        this.scheduleRefresh(granted);
         this.set('registered', null, addresses);
       } else {
         this.retryAt = this.o.clock.now() + this.retryMs;
@@ -177,9 +219,28 @@ export class DnsSdRegistration {
     ];
   }
 
-  // null: accepted; otherwise the state and the words for it.
-  private async send(changes: Change[]): Promise<{ state: 'refused' | 'unreachable'; detail: string } | null> {
-    const { message, mac } = signMessage(encodeUpdate(newQueryId(), this.o.domain, changes), this.o.key, this.o.wallSeconds());
+  // A granted lease is honoured by sending the registration again before it runs out.
+  private scheduleRefresh(grantedSeconds: number | null): void {
+    if (this.refreshTimer) this.o.clock.clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    this.status.refreshAt = null;
+    if (grantedSeconds === null || this.port === null) return;
+    const ms = leaseRefreshMs(grantedSeconds, this.o.random());
+    this.status.refreshAt = this.o.clock.now() + ms;
+    this.refreshTimer = this.o.clock.setTimeout(() => {
+      this.refreshTimer = null;
+      this.registered = null;
+      void this.check();
+    }, ms);
+    this.refreshTimer.unref?.();
+  }
+
+  // null or { lease }: accepted (with the lease the server granted, when it echoed one); otherwise the
+  // state and the words for it.
+  private async send(changes: Change[], askLease: boolean): Promise<{ state: 'refused' | 'unreachable'; detail: string } | { lease: number | null } | null> {
+    const update = encodeUpdate(newQueryId(), this.o.domain, changes);
+    const unsigned = askLease ? withOpt(update, encodeLeaseOpt({ lease: this.o.leaseSeconds, keyLease: null })) : update;
+    const { message, mac } = signMessage(unsigned, this.o.key, this.o.wallSeconds());
     let answer: Buffer;
     try {
       answer = await exchange(this.o.server, message, { timeoutMs: this.o.timeoutMs, tries: 2 });
@@ -200,7 +261,14 @@ export class DnsSdRegistration {
     const check = verifyMessage(answer, this.o.key, this.o.wallSeconds(), mac);
     if (!check.ok)
       return { state: 'refused', detail: `${formatServer(this.o.server)} said yes, but its answer is not signed with key ${this.o.key.name}: ${check.why}` };
-    return null;
+    if (!askLease) return null;
+    let lease: number | null = null;
+    try {
+      lease = findUpdateLease(answer)?.lease ?? null;
+    } catch {
+      // a signed answer that cannot be walked was refused above; nothing granted
+    }
+    return { lease };
   }
 
   private set(state: RegistrationState, detail: string | null, addresses: string[]): void {

@@ -7,7 +7,15 @@ import type { DoctorFacts } from '../../src/doctor/facts.ts';
 
 const facts = (dnsSd: DnsSdStatusView | null) => ({ peernix: { snapshot: { status: { dnsSd } }, error: null } }) as unknown as DoctorFacts;
 const base: DnsSdStatusView = { server: '10.0.0.53:53', domains: ['office.test'], lastError: null, found: 2, registration: null };
-const reg = { domain: 'office.test', server: '10.0.0.53:53', instance: 'me-1234._peernix._tcp.office.test', addresses: ['10.1.0.5'], detail: null };
+const reg = {
+  domain: 'office.test',
+  server: '10.0.0.53:53',
+  instance: 'me-1234._peernix._tcp.office.test',
+  addresses: ['10.1.0.5'],
+  detail: null,
+  leaseRequested: 7200,
+  leaseGranted: null,
+};
 
 describe('doctor: DNS-SD', () => {
   it('says nothing when DNS-SD is off, and "not in use" when there is nothing to browse', () => {
@@ -37,5 +45,16 @@ describe('doctor: DNS-SD', () => {
       assert.match(c.fix ?? '', fix);
     }
     assert.equal(dnsSdChecks(facts({ ...base, registration: { ...reg, state: 'registered' } }))[1].status, 'ok');
+  });
+
+  it('says whether the server granted the update lease, and what follows from it', () => {
+    const [, without] = dnsSdChecks(facts({ ...base, registration: { ...reg, state: 'registered' } }));
+    assert.match(without.detail, /update lease not granted \(the server ignores the option\): the records stay until the next start replaces them/);
+    const [, granted] = dnsSdChecks(facts({ ...base, registration: { ...reg, state: 'registered', leaseGranted: 3600 } }));
+    assert.equal(granted.status, 'ok');
+    assert.match(
+      granted.detail,
+      /update lease granted: 3600 s \(asked 7200 s\), refreshed before it runs out; the server removes the records if this machine vanishes/,
+    );
   });
 });

@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
-import { DnsSdRegistration, instanceLabel } from '../../src/peers/dnssd-registration.ts';
+import { DnsSdRegistration, instanceLabel, leaseRefreshMs } from '../../src/peers/dnssd-registration.ts';
 import { dnsName, dnsQuestion, dnsRecord } from '../../src/wire/dns-codec.ts';
+import { encodeLeaseOpt, findUpdateLease, withOpt } from '../../src/wire/dns-update-lease.ts';
 import { findTsig, signMessage, type TsigKey, verifyMessage } from '../../src/wire/tsig.ts';
 import { FakeClock } from '../support/fake-clock.ts';
 
@@ -14,6 +15,7 @@ const NOW = 1_800_000_000;
 
 interface Seen {
   ok: boolean;
+  lease: number | null;
   changes: { name: string; type: string; klass: number; data: unknown }[];
 }
 
@@ -21,6 +23,7 @@ interface Seen {
 function updates(msg: Buffer): Seen['changes'] {
   const t = findTsig(msg);
   const end = t ? t.offset : msg.length;
+  const lease = findUpdateLease(msg);
   let o = 12;
   dnsQuestion.decode(msg, o);
   o += dnsQuestion.decode.bytes;
@@ -33,7 +36,8 @@ function updates(msg: Buffer): Seen['changes'] {
     o += dnsRecord.decode.bytes;
     out.push({ name, type: rec.type, klass, data: (rec as { data?: unknown }).data });
   }
-  assert.equal(o, end);
+  // The OPT (when there) is the last record before the TSIG, which stays the very last (RFC 8945 §5.1).
+  assert.equal(o + (lease ? 1 + 10 + 4 + 4 : 0), end);
   return out;
 }
 
@@ -42,13 +46,16 @@ describe('DNS-SD registration', () => {
   let port = 0;
   const seen: Seen[] = [];
   let answer: 'ok' | 'badsig' | 'silent' = 'ok';
+  // The lease the stand-in grants by echoing the option (as a server implementing RFC 9664), or null: it
+  // ignores it, as BIND 9.18 does.
+  let grant: number | null = null;
 
   before(async () => {
     server = dgram.createSocket('udp4');
     server.on('message', (msg, rinfo) => {
       const check = verifyMessage(msg, key, NOW);
       const mac = findTsig(msg)?.mac;
-      seen.push({ ok: check.ok, changes: updates(msg) });
+      seen.push({ ok: check.ok, lease: findUpdateLease(msg)?.lease ?? null, changes: updates(msg) });
       if (answer === 'silent') return;
       const head = Buffer.from(msg.subarray(0, 12));
       head.writeUInt16BE(0x8000 | (5 << 11) | (answer === 'badsig' ? 9 : 0), 2);
@@ -57,7 +64,8 @@ describe('DNS-SD registration', () => {
       let o = 12;
       dnsQuestion.decode(msg, o);
       o += dnsQuestion.decode.bytes;
-      const reply = Buffer.concat([head, msg.subarray(12, o)]);
+      const bare = Buffer.concat([head, msg.subarray(12, o)]);
+      const reply = grant !== null && findUpdateLease(msg) ? withOpt(bare, encodeLeaseOpt({ lease: grant, keyLease: null })) : bare;
       if (answer === 'badsig') {
         // BIND's answer to a bad signature: NOTAUTH, and a TSIG with error BADSIG and no MAC.
         const signed = signMessage(reply, key, NOW).message;
@@ -87,8 +95,100 @@ describe('DNS-SD registration', () => {
       clock,
       wallSeconds: () => NOW,
       timeoutMs: 300,
+      leaseSeconds: 3600,
+      random: () => 0.5,
     });
   }
+
+  async function sent(n: number): Promise<void> {
+    for (let i = 0; i < 100 && seen.length < n; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.equal(seen.length, n);
+  }
+
+  it('asks for an update lease on every registration, and honours the one the server grants: refreshed at ~80 % of it', async () => {
+    seen.length = 0;
+    answer = 'ok';
+    grant = 600;
+    try {
+      const clock = new FakeClock();
+      const r = registration({ now: ['10.1.0.5'] }, clock);
+      await r.publish(9999);
+      assert.equal(r.status.state, 'registered');
+      assert.equal(seen[0].ok, true, 'signed over the OPT too');
+      assert.equal(seen[0].lease, 3600, 'the lease asked for');
+      assert.equal(r.status.leaseRequested, 3600);
+      assert.equal(r.status.leaseGranted, 600, 'the lease granted');
+      const due = leaseRefreshMs(600, 0.5);
+      assert.equal(due, 465_000);
+      assert.equal(r.status.refreshAt, clock.now() + due);
+      clock.advance(due - 1);
+      await new Promise((res) => setTimeout(res, 30));
+      assert.equal(seen.length, 1, 'not refreshed early');
+      clock.advance(1);
+      await sent(2);
+      assert.equal(seen[1].lease, 3600);
+      assert.ok(
+        seen[1].changes.some((c) => c.type === 'SRV'),
+        'the refresh sends the registration again',
+      );
+      // Each refresh schedules the next one.
+      for (let i = 0; i < 50 && r.status.refreshAt !== clock.now() + due; i++) await new Promise((res) => setTimeout(res, 10));
+      clock.advance(due);
+      await sent(3);
+      await r.unpublish();
+      assert.equal(seen[3].lease, null, 'the removal asks for no lease');
+      assert.equal(r.status.refreshAt, null);
+      clock.advance(10 * due);
+      await new Promise((res) => setTimeout(res, 30));
+      assert.equal(seen.length, 4, 'no refresh after a clean stop');
+    } finally {
+      grant = null;
+    }
+  });
+
+  it('a server that ignores the lease: nothing is refreshed, and the status says no lease was granted', async () => {
+    seen.length = 0;
+    answer = 'ok';
+    const clock = new FakeClock();
+    const r = registration({ now: ['10.1.0.5'] }, clock);
+    await r.publish(9999);
+    assert.equal(r.status.state, 'registered');
+    assert.equal(seen[0].lease, 3600, 'asked all the same');
+    assert.equal(r.status.leaseGranted, null);
+    assert.equal(r.status.refreshAt, null);
+    clock.advance(4 * 3600_000);
+    await new Promise((res) => setTimeout(res, 30));
+    assert.equal(seen.length, 1);
+    await r.unpublish();
+  });
+
+  it('a failed refresh is retried with the backoff, and a tiny granted lease is not refreshed in a loop', async () => {
+    assert.equal(leaseRefreshMs(1, 0), 5000, 'floored');
+    assert.equal(leaseRefreshMs(7200, 0), 5_760_000, '80 %');
+    const late = leaseRefreshMs(7200, 0.999_999);
+    assert.ok(late >= 5_400_000 && late < 5_401_000, `just over 75 % (${late})`);
+    seen.length = 0;
+    answer = 'ok';
+    grant = 100;
+    try {
+      const clock = new FakeClock();
+      const r = registration({ now: ['10.1.0.5'] }, clock);
+      await r.publish(9999);
+      answer = 'silent';
+      clock.advance(leaseRefreshMs(100, 0.5));
+      for (let i = 0; i < 100 && r.status.state !== 'unreachable'; i++) await new Promise((res) => setTimeout(res, 10));
+      assert.equal(r.status.state, 'unreachable');
+      answer = 'ok';
+      const before = seen.length;
+      clock.advance(5000);
+      await sent(before + 1);
+      for (let i = 0; i < 50 && (r.status.state as string) !== 'registered'; i++) await new Promise((res) => setTimeout(res, 10));
+      assert.equal(r.status.state as string, 'registered');
+      await r.unpublish();
+    } finally {
+      grant = null;
+    }
+  });
 
   it('registers PTR, SRV, TXT and the routable addresses, signed, replacing what a crash left', async () => {
     seen.length = 0;
