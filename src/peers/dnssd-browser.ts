@@ -37,6 +37,11 @@ export interface DnsSdBrowserOptions {
   maxRefreshMs?: number; // default 5 min
   /** When nothing said how long an answer lasts (default 30 s). */
   defaultRefreshMs?: number;
+  /**
+   * The IP families (4, 6) this machine has routable addresses in now (default both): a peer's
+   * address of one of them is preferred, so an IPv6-only machine reaches a dual-stack peer by its AAAA.
+   */
+  families?: () => ReadonlySet<number>;
 }
 
 export interface DnsSdBrowserEvents {
@@ -79,7 +84,7 @@ export class DnsSdBrowser extends EventEmitter<DnsSdBrowserEvents> {
 
   constructor(opts: DnsSdBrowserOptions) {
     super();
-    this.opts = { maxPeers: 64, minRefreshMs: 2000, maxRefreshMs: 300_000, defaultRefreshMs: 30_000, ...opts };
+    this.opts = { maxPeers: 64, minRefreshMs: 2000, maxRefreshMs: 300_000, defaultRefreshMs: 30_000, families: () => new Set([4, 6]), ...opts };
   }
 
   start(): void {
@@ -242,7 +247,8 @@ export class DnsSdBrowser extends EventEmitter<DnsSdBrowserEvents> {
   }
 
   private async address(target: string): Promise<string | null> {
-    for (const type of ['A', 'AAAA'] as const) {
+    const order = this.opts.families().has(4) ? (['A', 'AAAA'] as const) : (['AAAA', 'A'] as const);
+    for (const type of order) {
       const r = await this.opts.lookup(target, type);
       this.ttl(r.ttl);
       const found = r.records.map(dataOf).find((d): d is string => typeof d === 'string' && routableAddress(d));

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import type { DnsSdStatusView } from '../base/api.ts';
 import { type Clock, systemClock } from '../base/clock.ts';
@@ -6,7 +7,7 @@ import { encodeTxt } from '../wire/txt-record.ts';
 import { readTsigKeyFile } from '../wire/tsig-key-file.ts';
 import { type DnsServer, formatServer, parseServer } from './dns-client.ts';
 import { serverLookup } from './dns-lookup.ts';
-import { DnsSdBrowser } from './dnssd-browser.ts';
+import { DnsSdBrowser, routableAddress } from './dnssd-browser.ts';
 import { DnsSdRegistration, instanceLabel, type RegistrationStatus } from './dnssd-registration.ts';
 import type { PeerRegistry } from './registry.ts';
 import { readResolvConf } from './resolv-conf.ts';
@@ -63,7 +64,19 @@ export function startDnsSd(o: DnsSdOptions): DnsSd {
 
   let browser: DnsSdBrowser | null = null;
   if (server && (o.domains.length > 0 || conf.search.length > 0)) {
-    browser = new DnsSdBrowser({ domains: o.domains, searchDomains: conf.search, lookup: serverLookup(server), ownInstanceId: o.instanceId, clock });
+    browser = new DnsSdBrowser({
+      domains: o.domains,
+      searchDomains: conf.search,
+      lookup: serverLookup(server),
+      ownInstanceId: o.instanceId,
+      clock,
+      families: () =>
+        new Set(
+          ourAddresses()
+            .filter(routableAddress)
+            .map((a) => net.isIP(a)),
+        ),
+    });
     browser.on('up', (p) => o.registry.upsert({ ...p, source: 'dnssd' }));
     browser.on('down', (id, key) => o.registry.remove(id, 'gone from DNS-SD', key));
     browser.start();

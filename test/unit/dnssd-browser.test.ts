@@ -67,6 +67,27 @@ describe('DNS-SD browser', () => {
     b.stop();
   });
 
+  it('prefers the address family this machine has: an IPv6-only one reaches a dual-stack peer by its AAAA', async () => {
+    const zone: Zone = new Map();
+    addPeer(zone, 'office.test', 'alice', '10.9.8.7');
+    zone.set('alice.office.test AAAA', [{ name: 'alice.office.test', type: 'AAAA', data: 'fd25:0:0:a::1' }]);
+    const dual = browse(zone);
+    await dual.b.round();
+    assert.equal(dual.up[0].url, 'http://10.9.8.7:9999');
+    dual.b.stop();
+    const v6 = browse(zone, { families: () => new Set([6]) });
+    await v6.b.round();
+    assert.equal(v6.up[0].address, 'fd25:0:0:a::1');
+    assert.equal(v6.up[0].url, 'http://[fd25:0:0:a::1]:9999');
+    v6.b.stop();
+    // A peer with only an address of the other family is still found (its route may exist).
+    zone.delete('alice.office.test AAAA');
+    const only4 = browse(zone, { families: () => new Set([6]) });
+    await only4.b.round();
+    assert.equal(only4.up[0].address, '10.9.8.7');
+    only4.b.stop();
+  });
+
   it('browses the domains the network advertises under its search domain (RFC 6763 §11)', async () => {
     const zone: Zone = new Map();
     zone.set('b._dns-sd._udp.corp.test PTR', [{ name: 'b._dns-sd._udp.corp.test', type: 'PTR', data: 'floor2.corp.test' }]);
