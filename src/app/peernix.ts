@@ -295,6 +295,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
       domains: opts.dnsSdDomains ?? [],
       server: opts.dnsSdServer ?? '',
       register: opts.dnsSdRegister ?? null,
+      shareHost: shareAddr.host,
       registry,
       log,
       problem: (message) => activity.events.emit({ type: 'error', message }),

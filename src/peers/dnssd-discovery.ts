@@ -8,7 +8,7 @@ import { readTsigKeyFile } from '../wire/tsig-key-file.ts';
 import { type DnsServer, formatServer, parseServer } from './dns-client.ts';
 import { serverLookup } from './dns-lookup.ts';
 import { DnsSdBrowser, routableAddress } from './dnssd-browser.ts';
-import { DnsSdRegistration, instanceLabel, type RegistrationStatus } from './dnssd-registration.ts';
+import { DnsSdRegistration, instanceLabel, listenerAddresses, type RegistrationStatus } from './dnssd-registration.ts';
 import type { PeerRegistry } from './registry.ts';
 import { readResolvConf } from './resolv-conf.ts';
 
@@ -33,6 +33,8 @@ export interface DnsSdOptions {
   /** "host[:port]" to ask; empty: the first nameserver of resolv.conf. */
   server: string;
   register: DnsSdRegisterSettings | null;
+  /** The host the share listener binds (registered addresses are those it accepts). */
+  shareHost: string;
   registry: PeerRegistry;
   log: Logger;
   /** A refused or failing registration, for the event list. */
@@ -96,7 +98,7 @@ export function startDnsSd(o: DnsSdOptions): DnsSd {
         label: instanceLabel(o.name, o.instanceId),
         txt: encodeTxt({ instanceId: o.instanceId, name: o.name, port: 0, publicKey: o.publicKey, platform: `${os.platform()}-${os.arch()}`, protocol: 1 }),
         ttl: r.ttl ?? 30,
-        addresses: ourAddresses,
+        addresses: () => listenerAddresses(o.shareHost, ourAddresses()),
         clock,
       });
       registration.onChange = (s: RegistrationStatus) => {

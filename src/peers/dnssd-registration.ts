@@ -79,6 +79,16 @@ export function leaseRefreshMs(grantedSeconds: number, random: number): number {
   return Math.max(MIN_REFRESH_MS, Math.floor(grantedSeconds * 1000 * (0.8 - 0.05 * random)));
 }
 
+/**
+ * The addresses a share listener bound to `host` is reached at: 0.0.0.0 accepts IPv4 only (so an AAAA
+ * registered for it would point peers at a closed port), :: both families, one address only itself.
+ */
+export function listenerAddresses(host: string, addresses: string[]): string[] {
+  if (host === '0.0.0.0') return addresses.filter((a) => net.isIPv4(a));
+  if (host === '::' || net.isIP(host) === 0) return addresses;
+  return addresses.filter((a) => a === host);
+}
+
 /** A DNS label from the display name and the instance id: same at every start, unique per machine. */
 export function instanceLabel(name: string, instanceId: string): string {
   const base = name

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
-import { DnsSdRegistration, instanceLabel, leaseRefreshMs } from '../../src/peers/dnssd-registration.ts';
+import { DnsSdRegistration, instanceLabel, leaseRefreshMs, listenerAddresses } from '../../src/peers/dnssd-registration.ts';
 import { dnsName, dnsQuestion, dnsRecord } from '../../src/wire/dns-codec.ts';
 import { encodeLeaseOpt, findUpdateLease, withOpt } from '../../src/wire/dns-update-lease.ts';
 import { findTsig, signMessage, type TsigKey, verifyMessage } from '../../src/wire/tsig.ts';
@@ -188,6 +188,15 @@ describe('DNS-SD registration', () => {
     } finally {
       grant = null;
     }
+  });
+
+  it('registers only the addresses the share listener accepts: 0.0.0.0 no AAAA, :: both, one address itself', () => {
+    const ours = ['10.1.0.5', 'fd25::5', '192.168.7.2'];
+    assert.deepEqual(listenerAddresses('0.0.0.0', ours), ['10.1.0.5', '192.168.7.2']);
+    assert.deepEqual(listenerAddresses('::', ours), ours);
+    assert.deepEqual(listenerAddresses('fd25::5', ours), ['fd25::5']);
+    assert.deepEqual(listenerAddresses('10.9.9.9', ours), [], 'an address this machine no longer has: none');
+    assert.deepEqual(listenerAddresses('peernix.local', ours), ours, 'a name: whatever it resolves to, all are offered');
   });
 
   it('registers PTR, SRV, TXT and the routable addresses, signed, replacing what a crash left', async () => {
