@@ -4,15 +4,16 @@ import { byId, h, replaceChildren } from '../dom.ts';
 
 // The DNS-SD card: what is browsed across subnets, and this machine's registration in the office's
 // DNS (domain, server, registered or refused with the server's words, the update lease granted or
-// not), in the same words as `peernix status` and the doctor. Hidden when DNS-SD is off.
+// not), in the same words as `peernix status` and the doctor. Hidden when DNS-SD is not in use.
 
 const PILL: Record<string, string> = { registered: 'pill pill-ok', refused: 'pill pill-warn', unreachable: 'pill pill-warn' };
 
 export function renderDnsSd(status: StatusView | null): void {
   const card = byId('dnssd-card');
   const d = status?.dnsSd;
-  card.hidden = !d;
-  if (!d) return;
+  // Nothing to say on a machine that neither browses a domain nor registers in one (mDNS only).
+  card.hidden = !d || (d.domains.length === 0 && !d.registration);
+  if (!d || card.hidden) return;
   const browse = d.domains.length
     ? `Browsing ${d.domains.join(', ')}${d.server ? ` via ${d.server}` : ''}: ${d.found} found${d.lastError ? `; ${d.lastError}` : ''}.`
     : 'No DNS-SD domain to browse.';

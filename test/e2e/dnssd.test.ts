@@ -464,7 +464,8 @@ zone "${SEARCH}" { type primary; file "${named}/${SEARCH}.db"; };
     await page.locator('[data-testid="dnssd-registration"][data-state="refused"]').waitFor({ timeout: 20_000 });
     assert.equal(await page.locator('[data-testid="dnssd-registration-state"]').innerText(), 'refused');
     assert.match(await page.locator('[data-testid="dnssd-registration-text"]').innerText(), /^refused in office\.test: .*NOTAUTH \(BADSIG\)$/);
-    await page.screenshot({ path: `${dir}/window-refused.png` });
+    mkdirSync(`${PROJECT_ROOT}test-artifacts/e2e-dnssd`, { recursive: true });
+    await page.screenshot({ path: `${PROJECT_ROOT}test-artifacts/e2e-dnssd/window-refused.png`, fullPage: true });
   });
 
   it('with the DNS server dead, lookups stay fast and found peers stay (health judges them), the reason shown', async (t) => {
