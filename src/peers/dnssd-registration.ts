@@ -235,7 +235,9 @@ export class DnsSdRegistration {
     this.refreshTimer = null;
     this.status.refreshAt = null;
     if (grantedSeconds === null || this.port === null) return;
-    const ms = leaseRefreshMs(grantedSeconds, this.o.random());
+    // A server may grant more than was asked (up to 136 years in 32 bits, past what a timer can hold):
+    // refreshing on the lease asked for is never late.
+    const ms = leaseRefreshMs(Math.min(grantedSeconds, this.o.leaseSeconds), this.o.random());
     this.status.refreshAt = this.o.clock.now() + ms;
     this.refreshTimer = this.o.clock.setTimeout(() => {
       this.refreshTimer = null;

@@ -146,6 +146,24 @@ describe('DNS-SD registration', () => {
     }
   });
 
+  it('a lease granted longer than asked (up to 2^32-1 s) is refreshed on the one asked for, never in a loop', async () => {
+    seen.length = 0;
+    answer = 'ok';
+    grant = 0xffffffff;
+    try {
+      const clock = new FakeClock();
+      const r = registration({ now: ['10.1.0.5'] }, clock);
+      await r.publish(9999);
+      assert.equal(r.status.leaseGranted, 0xffffffff, 'shown as granted');
+      assert.equal(r.status.refreshAt, clock.now() + leaseRefreshMs(3600, 0.5), 'refreshed within the lease asked for');
+      await new Promise((res) => setTimeout(res, 30));
+      assert.equal(seen.length, 1, 'no refresh storm');
+      await r.unpublish();
+    } finally {
+      grant = null;
+    }
+  });
+
   it('a server that ignores the lease: nothing is refreshed, and the status says no lease was granted', async () => {
     seen.length = 0;
     answer = 'ok';
