@@ -60,6 +60,14 @@ describe('the dashboard in Chromium against two real hosts', { timeout: 600_000 
     await shot('1-peer-listed');
   });
 
+  it('shows no DNS-SD card on a host that neither browses a DNS-SD domain nor registers (mDNS only)', async () => {
+    // DNS-SD's own window checks (registered, refused with BIND's reason, the lease) are in dnssd.test.ts,
+    // where a real BIND runs.
+    const card = page.locator('[data-testid="dnssd-card"]');
+    assert.equal(await card.count(), 1, 'the page has the card');
+    assert.equal(await card.isHidden(), true);
+  });
+
   it('shows the cache entry after a real Nix substitution through this host', async () => {
     const r = await A.lan.run('nix', ['copy', '--from', SUBST, '--to', `${pl.dir}/client`, closure.top, '--option', 'trusted-public-keys', B.key.publicKey], {
       env: nixEnv({ XDG_CACHE_HOME: `${pl.dir}/client-xdg` }),
