@@ -18,7 +18,6 @@ const TUNING: Partial<SwarmTuning> = {
   pieceBytes: 256 * KiB,
   aheadBytes: 1 * MiB,
   graceMs: 1000,
-  compressionWaitMs: 1000,
   tickMs: 250,
   stallMs: 2500,
   minStealBytes: 32 * KiB,
@@ -58,6 +57,7 @@ async function fetchSwarm(
   head: { stallAfter?: number; failAfter?: number },
   ranges: (holder: string) => { failAfter?: number; stallAfter?: number } = () => ({}),
   makeHead?: (clock: FakeClock) => Readable,
+  watch?: (holder: string, stream: Readable) => void,
 ): Promise<Run> {
   const clock = new FakeClock();
   const sources = new Map(holders.map((h) => [h, source(h)]));
@@ -70,7 +70,9 @@ async function fetchSwarm(
     holders: () => [...sources.values()],
     openRange: async (src, start, end) => {
       opened.push({ holder: src.peer.name, start, end });
-      return rangeStream(nar, start, end + 1, ranges(src.peer.name));
+      const stream = rangeStream(nar, start, end + 1, ranges(src.peer.name));
+      watch?.(src.peer.name, stream);
+      return stream;
     },
     onFailure: (src, why) => failures.push(`${src.peer.name}: ${why}`),
     onBytes: () => {},
@@ -158,14 +160,39 @@ describe('one NAR from several holders at once', () => {
     return head;
   }
 
-  it('a slow first holder whose frames come compressed is not split; the same raw is, once its holder could have compressed', async () => {
-    const compressed = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, 0.3));
-    assert.ok(compressed.out.equals(nar));
-    assert.equal(compressed.swarm.split, false, 'one compressed stream beats raw pieces from several slow links');
-    assert.equal(compressed.opened.length, 0);
-    const raw = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, 1));
-    assert.ok(raw.out.equals(nar));
-    assert.ok(raw.swarm.split, 'the same pace raw is split');
+  it('a slow first holder is split whether its frames come compressed or raw (pieces are framed too)', async () => {
+    for (const ratio of [0.3, 1]) {
+      const r = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, ratio));
+      assert.ok(r.out.equals(nar), `byte-exact at wire ratio ${ratio}`);
+      assert.ok(r.swarm.split, `split at wire ratio ${ratio}`);
+      assert.ok(r.opened.some((o) => o.holder === 'c') && r.opened.some((o) => o.holder === 'd'));
+    }
+  });
+
+  it("lets a complete piece's response end by itself (the peer client measures the holder's link from it), and cuts a piece whose rest went to another", async () => {
+    const ends: { holder: string; ended: boolean; destroyedEarly: boolean }[] = [];
+    const r = await fetchSwarm(
+      nar,
+      ['b', 'c', 'd'],
+      { stallAfter: 512 * KiB },
+      (h) => (h === 'd' ? { stallAfter: 128 * KiB } : {}),
+      undefined,
+      (holder, stream) => {
+        const e = { holder, ended: false, destroyedEarly: false };
+        ends.push(e);
+        stream.once('end', () => (e.ended = true));
+        stream.once('close', () => (e.destroyedEarly = !e.ended));
+      },
+    );
+    assert.ok(r.out.equals(nar));
+    // The last piece's end comes a turn after its last byte, which may have ended the NAR.
+    for (let i = 0; i < 4; i++) await new Promise((res) => setImmediate(res));
+    const whole = ends.filter((e) => e.holder === 'c');
+    assert.ok(whole.length > 0 && whole.every((e) => e.ended && !e.destroyedEarly), 'every piece c completed ended by itself');
+    assert.ok(
+      ends.some((e) => e.holder === 'd' && e.destroyedEarly),
+      "d's silent piece was cut",
+    );
   });
 
   it('with one holder, one stream: nothing split, no range asked', async () => {
