@@ -24,6 +24,7 @@ export async function swarm(dir: string, figs: Figures, runs: number, hosts: Nix
     keys.push(await makeSigningKey(s, `${dir}/sw-${'bcd'[i]}`, `bench-sw-${'bcd'[i]}-1`));
     py = (await s.nixStore(['--add', '/usr/lib/python3.11'], { check: true })).stdout.trim();
   }
+  const senders: PeernixProcess[] = [];
   const lan = await createLan(4);
   keepLan(lan);
   const [A, ...holders] = lan.hosts;
@@ -50,6 +51,7 @@ export async function swarm(dir: string, figs: Figures, runs: number, hosts: Nix
       { main: BUILT_MAIN, wrap: inNs(h) },
     );
     started.push(p);
+    senders.push(p);
   }
   const peers = (n: number) => holders.slice(0, n).flatMap((h) => ['--peer', `http://${h.address}:9999`]);
   const ways: { col: string; port: number; n: number; raw: boolean }[] = [
@@ -102,11 +104,15 @@ export async function swarm(dir: string, figs: Figures, runs: number, hosts: Nix
       const w = ways[(i + r) % ways.length];
       const a = as.get(w.col)!;
       const c0 = cpuSeconds(a.proc.pid!);
+      const h0 = senders.reduce((n, p) => n + cpuSeconds(p.proc.pid!), 0);
       const s = await fetchNar(w.port);
       const m = /NarSize: (\d+)/.exec((await A.run('curl', ['-sf', `http://127.0.0.1:${w.port}/${py.slice(11, 43)}.narinfo`])).stdout);
       size = Number(m?.[1] ?? size);
       figs.add(`${metric}: fetch through A`, w.col, s, 's');
       figs.add(`${metric}: A's CPU per MB`, w.col, ((cpuSeconds(a.proc.pid!) - c0) * 1000) / (size / MB), 'ms/MB');
+      // The holders' CPU together: on this machine they share A's two cores.
+      const h1 = senders.reduce((n, p) => n + cpuSeconds(p.proc.pid!), 0);
+      figs.add(`${metric}: the holders' CPU per MB`, w.col, ((h1 - h0) * 1000) / (size / MB), 'ms/MB');
     }
   }
   const t = (col: string) => median(figs.values(`${metric}: fetch through A`, col));

@@ -53,6 +53,12 @@ export interface SwarmTuning {
   stallMs: number;
   /** Less than this left of a piece is not worth taking from its holder. */
   minStealBytes: number;
+  /**
+   * Pieces each holder sends at once. With one, a holder sat idle while each next piece's request
+   * was answered (100–370 ms on a loaded machine, against 340 ms for 4 MiB at 100 Mbit/s); a second
+   * one fills that gap on the same link.
+   */
+  lanes: number;
 }
 
 export const DEFAULT_SWARM: SwarmTuning = {
@@ -63,6 +69,7 @@ export const DEFAULT_SWARM: SwarmTuning = {
   tickMs: 250,
   stallMs: 2500,
   minStealBytes: 512 * 1024,
+  lanes: 2,
 };
 
 interface Piece {
@@ -285,6 +292,14 @@ export class SwarmNarStream extends Readable {
     this.stop(w);
     w.retired = true;
     this.given.add(w.source.peer.id);
+    // Its other lane goes too, its piece back to the others: the same holder, the same link.
+    for (const o of this.workers) {
+      if (o === w || o.retired || o.source.peer.id !== w.source.peer.id) continue;
+      o.retired = true;
+      if (o.piece) o.piece.worker = null;
+      o.piece = null;
+      this.stop(o);
+    }
     this.resumed = true;
     if (!reported) this.opts.onFailure(w.source, why, bad);
     if (!this.swarming) {
@@ -320,9 +335,10 @@ export class SwarmNarStream extends Readable {
     }
     // A holder silent while its bytes are wanted (not paused by us): its piece goes to the others.
     for (const w of this.workers) {
-      if (w.retired || !w.piece || w.paused || now - w.lastByteAt < this.tune.stallMs) continue;
-      if (!this.workers.some((o) => o !== w && !o.retired)) continue; // nobody to give it to: its own timeouts decide
-      this.failed(w, `nothing for ${Math.round(now - w.lastByteAt)} ms`, false);
+      // Retired lanes too: their holder failed in another lane, and this one may still hold a piece.
+      if (!w.piece || w.paused || now - w.lastByteAt < this.tune.stallMs) continue;
+      if (!this.workers.some((o) => o.source.peer.id !== w.source.peer.id && !o.retired)) continue; // nobody to give it to: its own timeouts decide
+      this.failed(w, `nothing for ${Math.round(now - w.lastByteAt)} ms`, false, w.retired);
     }
   }
 
@@ -348,11 +364,23 @@ export class SwarmNarStream extends Readable {
   /** Gives every idle holder something to fetch, joining newly known holders. */
   private schedule(): void {
     if (this.destroyed || !this.swarming) return;
-    for (const source of this.others()) this.newWorker(source);
+    this.addLanes();
     for (const w of this.workers) if (!w.retired && !w.piece && !w.cancel) this.assign(w);
     this.dropDonePieces();
     if (this.emitted < this.opts.narSize && !this.workers.some((w) => !w.retired)) {
       this.destroy(new Error(`NAR: every holder failed at byte ${this.emitted} of ${this.opts.narSize}`));
+    }
+  }
+
+  /** Gives every holder not given up on its lanes (the first holder already has one: its first stream). */
+  private addLanes(): void {
+    const lanes = new Map<string, number>();
+    for (const w of this.workers) if (!w.retired) lanes.set(w.source.peer.id, (lanes.get(w.source.peer.id) ?? 0) + 1);
+    for (const h of this.opts.holders()) {
+      const id = h.peer.id;
+      if (this.given.has(id)) continue;
+      for (let n = lanes.get(id) ?? 0; n < this.tune.lanes; n++) this.newWorker(h);
+      lanes.set(id, this.tune.lanes);
     }
   }
 
@@ -364,7 +392,7 @@ export class SwarmNarStream extends Readable {
       this.nextStart = piece.end;
       this.pieces.push(piece);
     }
-    if (!piece) piece = this.steal();
+    if (!piece) piece = this.steal(w);
     if (!piece) return;
     piece.worker = w;
     w.piece = piece;
@@ -400,11 +428,12 @@ export class SwarmNarStream extends Readable {
   }
 
   /** Half of what is left of the slowest-looking piece another holder is still sending, or nothing. */
-  private steal(): Piece | undefined {
+  private steal(thief: Worker): Piece | undefined {
     let best: Piece | undefined;
     let bestLeft = 0;
     for (const p of this.pieces) {
-      if (!p.worker || p.worker.cancel) continue;
+      // Not from its own holder's other lane: the same link would send the same bytes no sooner.
+      if (!p.worker || p.worker.cancel || p.worker.source.peer.id === thief.source.peer.id) continue;
       const left = p.end - (p.start + p.received);
       // The piece being sent first: it holds everything behind it up.
       const weight = p === this.pieces[0] ? left * 4 : left;
