@@ -59,6 +59,12 @@ export interface SwarmTuning {
    * one fills that gap on the same link.
    */
   lanes: number;
+  /**
+   * A holder's first piece of this NAR: alone (its other lanes wait) and this size, enough for the
+   * peer client's figure of its link (receiver-load.ts). Until that piece ends, the holder has no
+   * figure to compress by and starts raw; its next pieces state one.
+   */
+  firstPieceBytes: number;
 }
 
 export const DEFAULT_SWARM: SwarmTuning = {
@@ -70,6 +76,7 @@ export const DEFAULT_SWARM: SwarmTuning = {
   stallMs: 2500,
   minStealBytes: 512 * 1024,
   lanes: 2,
+  firstPieceBytes: 2 * 1024 * 1024,
 };
 
 interface Piece {
@@ -120,6 +127,10 @@ export class SwarmNarStream extends Readable {
   private readonly headWorker: Worker;
   /** Streams whose piece is complete, left to end by themselves (letEnd). */
   private readonly ending = new Set<Readable>();
+  /** Holders that completed a piece of this NAR: their link is measured, every lane of theirs works. */
+  private readonly proven = new Set<string>();
+  /** Holders whose first piece is complete and whose response is still to end. */
+  private readonly measuring = new Set<string>();
   /** Holders whose piece failed or stalled: not asked again for this NAR. */
   private readonly given = new Set<string>();
   /** A piece was given back or a holder was cut (the outcome is then "resumed"). */
@@ -142,12 +153,19 @@ export class SwarmNarStream extends Readable {
 
   /** Holders that sent bytes of this NAR, in the order they were first used. */
   get sources(): NarSource[] {
-    return this.workers.filter((w) => w.narBytes > 0).map((w) => w.source);
+    return this.shares.map((x) => x.source);
   }
 
-  /** Each holder and the NAR bytes it sent. */
+  /** Each holder and the NAR bytes it sent (its lanes together). */
   get shares(): { source: NarSource; narBytes: number }[] {
-    return this.workers.filter((w) => w.narBytes > 0).map((w) => ({ source: w.source, narBytes: w.narBytes }));
+    const by = new Map<string, { source: NarSource; narBytes: number }>();
+    for (const w of this.workers) {
+      if (w.narBytes === 0) continue;
+      const x = by.get(w.source.peer.id);
+      if (x) x.narBytes += w.narBytes;
+      else by.set(w.source.peer.id, { source: w.source, narBytes: w.narBytes });
+    }
+    return [...by.values()];
   }
 
   get split(): boolean {
@@ -259,6 +277,11 @@ export class SwarmNarStream extends Readable {
     s.once('close', () => {
       this.clock.clearTimeout(timer);
       this.ending.delete(s);
+      const id = w.source.peer.id;
+      if (this.measuring.delete(id)) {
+        this.proven.add(id);
+        queueMicrotask(() => this.schedule());
+      }
     });
   }
 
@@ -274,10 +297,17 @@ export class SwarmNarStream extends Readable {
 
   private pieceDone(w: Worker): void {
     const piece = w.piece;
+    const id = w.source.peer.id;
     if (piece) piece.worker = null;
     w.piece = null;
-    if (piece && w.stream && w.streamEnd === piece.end) this.letEnd(w);
-    else this.stop(w);
+    if (piece && w.stream && w.streamEnd === piece.end) {
+      // Its first piece: the holder's next ones wait until this response ends (and the figure exists).
+      if (!this.proven.has(id)) this.measuring.add(id);
+      this.letEnd(w);
+    } else {
+      this.stop(w);
+      this.proven.add(id);
+    }
     if (w === this.headWorker && !this.swarming) {
       // The whole NAR came from the one stream.
       return;
@@ -386,9 +416,15 @@ export class SwarmNarStream extends Readable {
 
   private assign(w: Worker): void {
     const t = this.tune;
+    const proven = this.proven.has(w.source.peer.id);
+    // One lane of a holder not yet proven here works (its first piece); the others wait for it, and
+    // for its response to end, which gives the figure their requests state.
+    if (this.measuring.has(w.source.peer.id)) return;
+    if (!proven && this.workers.some((o) => o !== w && o.source.peer.id === w.source.peer.id && (o.piece || o.cancel))) return;
     let piece: Piece | undefined = this.pieces.find((p) => p.worker === null && p.start + p.received < p.end);
     if (!piece && this.nextStart < this.opts.narSize && this.aheadBytes() + t.pieceBytes <= t.aheadBytes) {
-      piece = { start: this.nextStart, end: Math.min(this.opts.narSize, this.nextStart + t.pieceBytes), received: 0, bufs: [], worker: null };
+      const size = proven ? t.pieceBytes : t.firstPieceBytes;
+      piece = { start: this.nextStart, end: Math.min(this.opts.narSize, this.nextStart + size), received: 0, bufs: [], worker: null };
       this.nextStart = piece.end;
       this.pieces.push(piece);
     }
