@@ -9,7 +9,7 @@ import { createLan, type Lan, type LanHost } from '../test/support/netns.ts';
 import { makeSigningKey, type NixHost, startNixHost } from '../test/support/nix-host.ts';
 import { BUILT_MAIN, type PeernixProcess, startPeernixProcess } from '../test/support/peernix-process.ts';
 import { median } from './lib.ts';
-import { cpuSeconds, type Figures } from './transfers-one-nar.ts';
+import { cpuSeconds, type Figures, holderArgs, shapeLink } from './transfers-one-nar.ts';
 
 const MB = 1e6;
 
@@ -32,24 +32,11 @@ export async function swarm(dir: string, figs: Figures, runs: number, hosts: Nix
     (h: LanHost) =>
     (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', h.ns, cmd, ...args]];
   for (const [i, h] of holders.entries()) {
-    const tc = await h.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '100mbit', 'burst', '64kb', 'latency', '50ms']);
-    if (tc.code !== 0) throw new Error(`tc: ${tc.stderr}`);
-    const p = await startPeernixProcess(
-      [
-        '--store',
-        stores[i + 1].storeUri,
-        '--listen',
-        '127.0.0.1:9998',
-        '--share-listen',
-        '0.0.0.0:9999',
-        '--secret-key-file',
-        keys[i].secretKeyFile,
-        '--state-dir',
-        `${dir}/sw-${'bcd'[i]}-state`,
-        '--no-mdns',
-      ],
-      { main: BUILT_MAIN, wrap: inNs(h) },
-    );
+    await shapeLink(h, '100mbit');
+    const p = await startPeernixProcess(holderArgs(stores[i + 1].storeUri, keys[i].secretKeyFile, `${dir}/sw-${'bcd'[i]}-state`), {
+      main: BUILT_MAIN,
+      wrap: inNs(h),
+    });
     started.push(p);
     senders.push(p);
   }
