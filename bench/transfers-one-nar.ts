@@ -32,6 +32,32 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
+/** Shapes a host's outgoing link with tc tbf at `shape` (a tc rate, or `unshaped`: none), as every part of bench:transfers does. */
+export async function shapeLink(h: LanHost, shape: string): Promise<void> {
+  await h.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
+  if (shape === 'unshaped') return;
+  const burst = shape === '1gbit' ? '256kb' : '64kb';
+  const tc = await h.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', shape, 'burst', burst, 'latency', '50ms']);
+  if (tc.code !== 0) throw new Error(`tc: ${tc.stderr}`);
+}
+
+/** A serving peer's arguments: its store, loopback API on 9998 (share port 9999 unless told), key and state, no mDNS. */
+export function holderArgs(storeUri: string, secretKeyFile: string, stateDir: string, ports = { listen: 9998, share: 9999 }): string[] {
+  return [
+    '--store',
+    storeUri,
+    '--listen',
+    `127.0.0.1:${ports.listen}`,
+    '--share-listen',
+    `0.0.0.0:${ports.share}`,
+    '--secret-key-file',
+    secretKeyFile,
+    '--state-dir',
+    stateDir,
+    '--no-mdns',
+  ];
+}
+
 export interface OneNarFigures {
   /** Per shape and dataset, CPU ms per MB of NAR: B sending compressed, A receiving it; and raw. */
   cpu: Record<string, { bCompressed: number[]; aCompressed: number[]; bRaw: number[]; aRaw: number[]; ratio: number[] }>;
@@ -80,22 +106,10 @@ export async function oneNar(
   };
 
   const once = async (variant: 'raw' | 'unknown' | 'known', target: string, pin: boolean) => {
-    const b = await startPeernixProcess(
-      [
-        '--store',
-        bStore.storeUri,
-        '--listen',
-        '127.0.0.1:9998',
-        '--share-listen',
-        '0.0.0.0:9999',
-        '--secret-key-file',
-        key.secretKeyFile,
-        '--state-dir',
-        `${dir}/one-b-state`,
-        '--no-mdns',
-      ],
-      { main: BUILT_MAIN, wrap: wrap(B, pin ? '0' : null) },
-    );
+    const b = await startPeernixProcess(holderArgs(bStore.storeUri, key.secretKeyFile, `${dir}/one-b-state`), {
+      main: BUILT_MAIN,
+      wrap: wrap(B, pin ? '0' : null),
+    });
     started.push(b);
     const a = await startPeernixProcess(
       [
@@ -136,24 +150,7 @@ export async function oneNar(
 
   const sets = { 'Python library NAR': py, 'random NAR': rnd };
   for (const shape of shapes) {
-    await B.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
-    if (shape !== 'unshaped') {
-      const tc = await B.run('tc', [
-        'qdisc',
-        'add',
-        'dev',
-        'eth0',
-        'root',
-        'tbf',
-        'rate',
-        shape,
-        'burst',
-        shape === '1gbit' ? '256kb' : '64kb',
-        'latency',
-        '50ms',
-      ]);
-      if (tc.code !== 0) throw new Error(`tc: ${tc.stderr}`);
-    }
+    await shapeLink(B, shape);
     for (const [what, path] of Object.entries(sets)) {
       const metric = `one ${what} at ${shape}`;
       const ways: [string, 'raw' | 'unknown' | 'known', boolean][] = [

@@ -9,7 +9,7 @@ import { createLan, type Lan, type LanHost } from '../test/support/netns.ts';
 import { makeSigningKey, type NixHost, startNixHost } from '../test/support/nix-host.ts';
 import { BUILT_MAIN, type PeernixProcess, startPeernixProcess } from '../test/support/peernix-process.ts';
 import { median } from './lib.ts';
-import { cpuSeconds, type Figures } from './transfers-one-nar.ts';
+import { cpuSeconds, type Figures, holderArgs, shapeLink } from './transfers-one-nar.ts';
 
 const MB = 1e6;
 
@@ -24,6 +24,7 @@ export async function swarm(dir: string, figs: Figures, runs: number, hosts: Nix
     keys.push(await makeSigningKey(s, `${dir}/sw-${'bcd'[i]}`, `bench-sw-${'bcd'[i]}-1`));
     py = (await s.nixStore(['--add', '/usr/lib/python3.11'], { check: true })).stdout.trim();
   }
+  const senders: PeernixProcess[] = [];
   const lan = await createLan(4);
   keepLan(lan);
   const [A, ...holders] = lan.hosts;
@@ -31,25 +32,13 @@ export async function swarm(dir: string, figs: Figures, runs: number, hosts: Nix
     (h: LanHost) =>
     (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', h.ns, cmd, ...args]];
   for (const [i, h] of holders.entries()) {
-    const tc = await h.run('tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '100mbit', 'burst', '64kb', 'latency', '50ms']);
-    if (tc.code !== 0) throw new Error(`tc: ${tc.stderr}`);
-    const p = await startPeernixProcess(
-      [
-        '--store',
-        stores[i + 1].storeUri,
-        '--listen',
-        '127.0.0.1:9998',
-        '--share-listen',
-        '0.0.0.0:9999',
-        '--secret-key-file',
-        keys[i].secretKeyFile,
-        '--state-dir',
-        `${dir}/sw-${'bcd'[i]}-state`,
-        '--no-mdns',
-      ],
-      { main: BUILT_MAIN, wrap: inNs(h) },
-    );
+    await shapeLink(h, '100mbit');
+    const p = await startPeernixProcess(holderArgs(stores[i + 1].storeUri, keys[i].secretKeyFile, `${dir}/sw-${'bcd'[i]}-state`), {
+      main: BUILT_MAIN,
+      wrap: inNs(h),
+    });
     started.push(p);
+    senders.push(p);
   }
   const peers = (n: number) => holders.slice(0, n).flatMap((h) => ['--peer', `http://${h.address}:9999`]);
   const ways: { col: string; port: number; n: number; raw: boolean }[] = [
@@ -102,11 +91,15 @@ export async function swarm(dir: string, figs: Figures, runs: number, hosts: Nix
       const w = ways[(i + r) % ways.length];
       const a = as.get(w.col)!;
       const c0 = cpuSeconds(a.proc.pid!);
+      const h0 = senders.reduce((n, p) => n + cpuSeconds(p.proc.pid!), 0);
       const s = await fetchNar(w.port);
       const m = /NarSize: (\d+)/.exec((await A.run('curl', ['-sf', `http://127.0.0.1:${w.port}/${py.slice(11, 43)}.narinfo`])).stdout);
       size = Number(m?.[1] ?? size);
       figs.add(`${metric}: fetch through A`, w.col, s, 's');
       figs.add(`${metric}: A's CPU per MB`, w.col, ((cpuSeconds(a.proc.pid!) - c0) * 1000) / (size / MB), 'ms/MB');
+      // The holders' CPU together: on this machine they share A's two cores.
+      const h1 = senders.reduce((n, p) => n + cpuSeconds(p.proc.pid!), 0);
+      figs.add(`${metric}: the holders' CPU per MB`, w.col, ((h1 - h0) * 1000) / (size / MB), 'ms/MB');
     }
   }
   const t = (col: string) => median(figs.values(`${metric}: fetch through A`, col));

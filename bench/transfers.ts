@@ -29,7 +29,7 @@ import { BUILT_MAIN, startPeernixProcess, type PeernixProcess } from '../test/su
 import { run } from '../test/support/run.ts';
 import { curlThroughput, fetchOk, median, peernixLauncher } from './lib.ts';
 import { model } from './transfers-model.ts';
-import { cpuSeconds, type Figures, oneNar, type OneNarFigures } from './transfers-one-nar.ts';
+import { cpuSeconds, type Figures, holderArgs, oneNar, type OneNarFigures, shapeLink } from './transfers-one-nar.ts';
 import { swarm } from './transfers-swarm.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -141,24 +141,10 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   const inNs =
     (h: LanHost) =>
     (cmd: string, args: string[]): [string, string[]] => ['ip', ['netns', 'exec', h.ns, cmd, ...args]];
-  const b = await startPeernixProcess(
-    [
-      '--store',
-      bStore.storeUri,
-      '--listen',
-      '127.0.0.1:9998',
-      '--share-listen',
-      '0.0.0.0:9999',
-      '--secret-key-file',
-      key.secretKeyFile,
-      '--state-dir',
-      `${dir}/b-state`,
-      '--no-mdns',
-      '--log-level',
-      'debug',
-    ],
-    { main: BUILT_MAIN, wrap: inNs(B) },
-  );
+  const b = await startPeernixProcess([...holderArgs(bStore.storeUri, key.secretKeyFile, `${dir}/b-state`), '--log-level', 'debug'], {
+    main: BUILT_MAIN,
+    wrap: inNs(B),
+  });
   // B's debug log has a line per framed NAR: how many of its frames went compressed.
   // It also says what A reported of its own pace (peers/receiver-load.ts): the share of its raw
   // transfers' time that its own side, not the link, held B's bytes back.
@@ -185,22 +171,11 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   started.push(aZstd, aPlain);
   // Beside them, what compressing every block would do: a second B on the same store that does so,
   // and an A that fetches from it. Asked only for the compressible closure at 1 Gbit/s.
-  const bForced = await startPeernixProcess(
-    [
-      '--store',
-      bStore.storeUri,
-      '--listen',
-      '127.0.0.1:9996',
-      '--share-listen',
-      '0.0.0.0:9995',
-      '--secret-key-file',
-      key.secretKeyFile,
-      '--state-dir',
-      `${dir}/b2-state`,
-      '--no-mdns',
-    ],
-    { main: BUILT_MAIN, wrap: inNs(B), env: { PEERNIX_FORCE_PEER_COMPRESSION: '1' } },
-  );
+  const bForced = await startPeernixProcess(holderArgs(bStore.storeUri, key.secretKeyFile, `${dir}/b2-state`, { listen: 9996, share: 9995 }), {
+    main: BUILT_MAIN,
+    wrap: inNs(B),
+    env: { PEERNIX_FORCE_PEER_COMPRESSION: '1' },
+  });
   started.push(bForced);
   const aForced = await startPeernixProcess(
     ['--peer', `http://${B.address}:9995`, '--no-share', '--no-mdns', '--store', aStore.storeUri, '--listen', '127.0.0.1:9996', '--state-dir', `${dir}/a3`],
@@ -248,24 +223,7 @@ async function compression(dir: string, hosts: NixHost[], started: PeernixProces
   };
 
   for (const shape of SHAPES) {
-    await B.run('tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
-    if (shape !== 'unshaped') {
-      const tc = await B.run('tc', [
-        'qdisc',
-        'add',
-        'dev',
-        'eth0',
-        'root',
-        'tbf',
-        'rate',
-        shape,
-        'burst',
-        shape === '1gbit' ? '256kb' : '64kb',
-        'latency',
-        '50ms',
-      ]);
-      if (tc.code !== 0) throw new Error(`tc: ${tc.stderr}`);
-    }
+    await shapeLink(B, shape);
     for (const [what, paths] of Object.entries(sets) as [keyof typeof sets, string[]][]) {
       process.stderr.write(`${shape}, ${what} (${(sizes[what] / MB).toFixed(0)} MB of NARs)…\n`);
       const before = frameCounts();

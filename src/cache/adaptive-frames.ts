@@ -4,7 +4,7 @@ import { constants, zstdCompress } from 'node:zlib';
 import { releaseChunk } from '../base/chunk-pool.ts';
 import type { Clock } from '../base/clock.ts';
 import { FRAME_HEADER_BYTES, FRAME_RAW, FRAME_ZSTD, frameHeader } from '../wire/nar-frames.ts';
-import type { CompressionBudget } from './compression-budget.ts';
+import { BUDGET_WAIT_MS, type CompressionBudget } from './compression-budget.ts';
 import type { LinkMeter } from './link-meter.ts';
 import { MARGIN, RECEIVER_HELD_MAX, type PhasePlan } from './phase-plan.ts';
 
@@ -37,6 +37,8 @@ const COALESCE_PARTS = 8;
 const WORTH = 0.9;
 /** While blocks don't shrink, one in this many is still compressed, to see whether they shrink again. */
 const PROBE_EVERY = 8;
+/** Longest a block waits for a compression slot, however slow the link. */
+const MAX_SLOT_WAIT_MS = 250;
 
 const compress = promisify(zstdCompress) as (buf: Buffer, opts: object) => Promise<Buffer>;
 
@@ -79,6 +81,8 @@ export class FrameEncoder extends Transform {
   private pushedBytes = 0;
   /** Blocks encoding or encoded, in NAR order, not yet pushed. */
   private readonly queue: Promise<Encoded>[] = [];
+  /** The link rate the receiver stated (receiver-load.ts), null when it stated none. */
+  private readonly knownLinkRate: number | null;
 
   constructor(budget: CompressionBudget, stats: FrameStats, from: { client?: string; receiverHeld?: number | null; linkRate?: number | null } = {}) {
     // Counted in buffers, not bytes: a few compressed blocks are tiny on the wire, and a byte limit
@@ -93,7 +97,8 @@ export class FrameEncoder extends Transform {
     this.link = this.plan.link;
     this.plan.resumeAfterIdle();
     this.plan.receiverHeld = from.receiverHeld ?? null;
-    this.plan.knownLink(from.linkRate ?? null, budget.rate(1));
+    this.knownLinkRate = from.linkRate ?? null;
+    this.plan.knownLink(this.knownLinkRate, budget.rate(1));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -208,7 +213,11 @@ export class FrameEncoder extends Transform {
 
   private async encode(parts: Buffer[], bytes: number, releasable: boolean): Promise<Encoded> {
     this.stats.narBytes += bytes;
-    if ((this.plan.mode === 'zstd' || this.budget.forced) && this.worthCompressing() && (await this.budget.take())) {
+    if (
+      (this.plan.mode === 'zstd' || this.budget.forced) &&
+      this.worthCompressing() &&
+      (await this.budget.take(slotWaitMs(bytes, this.link.boundRate() ?? this.knownLinkRate)))
+    ) {
       let packed: Buffer | null = null;
       const lvl = this.level();
       try {
@@ -239,4 +248,16 @@ export class FrameEncoder extends Transform {
     }
     return { narBytes: bytes, buffers: [frameHeader(FRAME_RAW, bytes, bytes), ...parts] };
   }
+}
+
+/**
+ * How long a block may wait for a compression slot before it goes raw: on a link known to be the
+ * bottleneck (`drain`, wire bytes per second; null: not known to be), up to half the time the block
+ * would take on it raw (compressed, it takes a fraction of that), so two responses to one client
+ * (pieces of one NAR from several holders at once, peers/swarm-nar.ts) share the slot rather than
+ * send every other block raw; the budget's own wait otherwise.
+ */
+export function slotWaitMs(bytes: number, drain: number | null): number {
+  if (drain === null) return BUDGET_WAIT_MS;
+  return Math.min(MAX_SLOT_WAIT_MS, Math.max(BUDGET_WAIT_MS, ((bytes / drain) * 1000) / 2));
 }

@@ -7,7 +7,7 @@ import { PhasePlan } from './phase-plan.ts';
 // soon goes raw. It also keeps each client's phase plan and the compression rates measured here.
 
 /** Longest a block waits for the compression budget before it goes raw. */
-const BUDGET_WAIT_MS = 20;
+export const BUDGET_WAIT_MS = 20;
 /** Clients whose plans are kept. */
 const REMEMBERED_CLIENTS = 256;
 

@@ -6,7 +6,7 @@ import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { FrameDecoder, FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
 import { getNar, HttpResponseError, type NarResponse } from './nar-get.ts';
 import { skipPrefix } from './skip-prefix.ts';
-import { LINK_RATE_HEADER, ReceiverLoad, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
+import { LINK_RATE_HEADER, ReceiverLoad, RECEIVER_HELD_HEADER, watchPace } from '../wire/receiver-load.ts';
 import { NarSlots } from '../base/nar-slots.ts';
 import type { TeamCertificate } from '../wire/team-certificate.ts';
 import { TeamAgent } from './team-agent.ts';
@@ -192,9 +192,11 @@ export class PeerClient {
     const idle = () => res.destroy(new PeerError('timeout', `${url}: no data for ${this.timeouts.narIdleMs} ms`));
     if ('setIdleTimeout' in res) res.setIdleTimeout(this.timeouts.narIdleMs, idle);
     else res.setTimeout(this.timeouts.narIdleMs, idle);
-    // A whole NAR from the lean client says how long its bytes waited for us (receiver-load.ts).
+    // A whole NAR says how long its bytes waited for us (receiver-load.ts): the lean client counts
+    // that itself, node:http's bodies (https, the team channel) are watched.
+    const pace = 'pace' in res ? () => (res as NarResponse).pace() : watchPace(res);
     const noteCompleted = () => {
-      if (res.complete && 'pace' in res) this.receiverLoad.note(origin, { ...res.pace(), wireBytes: decoder ? decoder.wireBytes : want + skip });
+      if (res.complete) this.receiverLoad.note(origin, { ...pace(), wireBytes: decoder ? decoder.wireBytes : want + skip });
     };
     const whole = (s: Readable): Readable => (skip ? skipPrefix(s, skip, (why) => new PeerError('unreachable', `${url}: ${why}`)) : s);
     // Never more NAR bytes than the narinfo said are left (nar-frames.ts paces and bounds the rest).

@@ -10,10 +10,14 @@ import type { NarSource } from './resuming-nar.ts';
 //
 // It begins as one stream, the caller's (a ResumingNarStream from the first holder, with its own
 // resume and drip watchdog). Only once that stream has run a while with our reader waiting on it in
-// most ticks (the holder, not this machine, sets the pace), without coming compressed, and another
-// holder with Range is known does it split: the first stream is cut at a piece boundary ahead of it,
-// and every holder, the first included, fetches pieces by bounded Range in turn. With one holder
-// nothing changes; a stream that comes compressed is left whole (compressed Range pieces: not yet).
+// most ticks (the holder, not this machine, sets the pace) and another holder with Range is known
+// does it split: the first stream is cut at a piece boundary ahead of it, and every holder, the
+// first included, fetches pieces by bounded Range in turn. With one holder nothing changes.
+//
+// Pieces come framed like any NAR request, so a compressible NAR gains from several holders too:
+// each piece states what this machine measured of that holder's link (X-Peernix-Link-Rate,
+// receiver-load.ts), and a holder whose link is known slow compresses a piece from its first byte;
+// one not yet measured sends its first piece raw, which measures it.
 //
 // Memory is bounded: pieces are claimed no further than AHEAD_BYTES past the one being sent, and
 // the one being sent flows on as it arrives (and is paused when our reader is behind). A holder that
@@ -45,20 +49,23 @@ export interface SwarmTuning {
   /** The one stream runs this long, its holder setting the pace most of the time, before pieces are fetched from others too. */
   graceMs: number;
   tickMs: number;
-  /**
-   * A stream that has not yet come compressed is not split before this long: its holder first tries
-   * compressing (adaptive-frames.ts), and what crosses the link compressed is seen only once the
-   * buffers between drain.
-   */
-  compressionWaitMs: number;
   /** A holder silent this long while its bytes are wanted is cut, and its piece goes to the others. */
   stallMs: number;
   /** Less than this left of a piece is not worth taking from its holder. */
   minStealBytes: number;
+  /**
+   * Pieces each holder sends at once. With one, a holder sat idle while each next piece's request
+   * was answered (100–370 ms on a loaded machine, against 340 ms for 4 MiB at 100 Mbit/s); a second
+   * one fills that gap on the same link.
+   */
+  lanes: number;
+  /**
+   * A holder's first piece of this NAR: alone (its other lanes wait) and this size, enough for the
+   * peer client's figure of its link (receiver-load.ts). Until that piece ends, the holder has no
+   * figure to compress by and starts raw; its next pieces state one.
+   */
+  firstPieceBytes: number;
 }
-
-/** Wire bytes per NAR byte under which a stream counts as compressed. */
-const COMPRESSED_RATIO = 0.9;
 
 export const DEFAULT_SWARM: SwarmTuning = {
   minNarBytes: 32 * 1024 * 1024,
@@ -66,9 +73,10 @@ export const DEFAULT_SWARM: SwarmTuning = {
   aheadBytes: 24 * 1024 * 1024,
   graceMs: 500,
   tickMs: 250,
-  compressionWaitMs: 8000,
   stallMs: 2500,
   minStealBytes: 512 * 1024,
+  lanes: 2,
+  firstPieceBytes: 2 * 1024 * 1024,
 };
 
 interface Piece {
@@ -83,6 +91,8 @@ interface Piece {
 interface Worker {
   source: NarSource;
   stream: Readable | null;
+  /** Where the stream's request ends (exclusive): a piece that ends there lets its response end by itself. */
+  streamEnd: number;
   piece: Piece | null;
   cancel: AbortController | null;
   lastByteAt: number;
@@ -111,14 +121,16 @@ export class SwarmNarStream extends Readable {
   /** Ticks of the one stream, and how many of them found our reader waiting on the holder. */
   private ticks = 0;
   private starvedTicks = 0;
-  /** The one stream's wire and NAR bytes at the last tick, for how well its latest bytes were compressed. */
-  private headAt = { wire: 0, nar: 0 };
-  /** The one stream came compressed in some tick. */
-  private sawCompressed = false;
   private readonly timer: TimerHandle;
   /** Every stream read from, for the bytes on the wire. */
   private readonly streams: { stream: Readable; narBytes: number }[] = [];
   private readonly headWorker: Worker;
+  /** Streams whose piece is complete, left to end by themselves (letEnd). */
+  private readonly ending = new Set<Readable>();
+  /** Holders that completed a piece of this NAR: their link is measured, every lane of theirs works. */
+  private readonly proven = new Set<string>();
+  /** Holders whose first piece is complete and whose response is still to end. */
+  private readonly measuring = new Set<string>();
   /** Holders whose piece failed or stalled: not asked again for this NAR. */
   private readonly given = new Set<string>();
   /** A piece was given back or a holder was cut (the outcome is then "resumed"). */
@@ -134,19 +146,26 @@ export class SwarmNarStream extends Readable {
     const piece: Piece = { start: 0, end: opts.narSize, received: 0, bufs: [], worker: null };
     this.pieces.push(piece);
     this.headWorker = this.newWorker(opts.headSource);
-    this.attach(this.headWorker, piece, opts.head);
+    this.attach(this.headWorker, piece, opts.head, opts.narSize);
     this.timer = this.clock.setInterval(() => this.tick(), this.tune.tickMs);
     this.timer.unref?.();
   }
 
   /** Holders that sent bytes of this NAR, in the order they were first used. */
   get sources(): NarSource[] {
-    return this.workers.filter((w) => w.narBytes > 0).map((w) => w.source);
+    return this.shares.map((x) => x.source);
   }
 
-  /** Each holder and the NAR bytes it sent. */
+  /** Each holder and the NAR bytes it sent (its lanes together). */
   get shares(): { source: NarSource; narBytes: number }[] {
-    return this.workers.filter((w) => w.narBytes > 0).map((w) => ({ source: w.source, narBytes: w.narBytes }));
+    const by = new Map<string, { source: NarSource; narBytes: number }>();
+    for (const w of this.workers) {
+      if (w.narBytes === 0) continue;
+      const x = by.get(w.source.peer.id);
+      if (x) x.narBytes += w.narBytes;
+      else by.set(w.source.peer.id, { source: w.source, narBytes: w.narBytes });
+    }
+    return [...by.values()];
   }
 
   get split(): boolean {
@@ -180,17 +199,30 @@ export class SwarmNarStream extends Readable {
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     this.clock.clearInterval(this.timer);
     for (const w of this.workers) this.stop(w);
+    // Once the whole NAR is through, the last pieces' responses may still end by themselves (letEnd).
+    if (this.emitted < this.opts.narSize) for (const s of this.ending) s.destroy();
     cb(err);
   }
 
   private newWorker(source: NarSource): Worker {
-    const w: Worker = { source, stream: null, piece: null, cancel: null, lastByteAt: this.clock.now(), narBytes: 0, retired: false, paused: false };
+    const w: Worker = {
+      source,
+      stream: null,
+      streamEnd: 0,
+      piece: null,
+      cancel: null,
+      lastByteAt: this.clock.now(),
+      narBytes: 0,
+      retired: false,
+      paused: false,
+    };
     this.workers.push(w);
     return w;
   }
 
-  private attach(w: Worker, piece: Piece, stream: Readable): void {
+  private attach(w: Worker, piece: Piece, stream: Readable, streamEnd: number): void {
     w.stream = stream;
+    w.streamEnd = streamEnd;
     w.piece = piece;
     piece.worker = w;
     w.lastByteAt = this.clock.now();
@@ -226,6 +258,33 @@ export class SwarmNarStream extends Readable {
     });
   }
 
+  /**
+   * A stream whose piece has all it asked for is left to end by itself: only a response that ended
+   * tells the peer client how fast that holder's link is (receiver-load.ts), the figure the holder's
+   * next pieces carry so it compresses them from the first byte. Cut a moment early, every piece
+   * went unmeasured and started raw. One that does not end soon is cut after all.
+   */
+  private letEnd(w: Worker): void {
+    const s = w.stream!;
+    w.stream = null;
+    w.cancel = null;
+    if (w.paused) {
+      w.paused = false;
+      s.resume();
+    }
+    this.ending.add(s);
+    const timer = this.clock.setTimeout(() => s.destroy(), this.tune.stallMs);
+    s.once('close', () => {
+      this.clock.clearTimeout(timer);
+      this.ending.delete(s);
+      const id = w.source.peer.id;
+      if (this.measuring.delete(id)) {
+        this.proven.add(id);
+        queueMicrotask(() => this.schedule());
+      }
+    });
+  }
+
   /** Ends a worker's stream (its request) without judging it. */
   private stop(w: Worker): void {
     w.cancel?.abort();
@@ -238,9 +297,17 @@ export class SwarmNarStream extends Readable {
 
   private pieceDone(w: Worker): void {
     const piece = w.piece;
+    const id = w.source.peer.id;
     if (piece) piece.worker = null;
     w.piece = null;
-    this.stop(w);
+    if (piece && w.stream && w.streamEnd === piece.end) {
+      // Its first piece: the holder's next ones wait until this response ends (and the figure exists).
+      if (!this.proven.has(id)) this.measuring.add(id);
+      this.letEnd(w);
+    } else {
+      this.stop(w);
+      this.proven.add(id);
+    }
     if (w === this.headWorker && !this.swarming) {
       // The whole NAR came from the one stream.
       return;
@@ -255,6 +322,14 @@ export class SwarmNarStream extends Readable {
     this.stop(w);
     w.retired = true;
     this.given.add(w.source.peer.id);
+    // Its other lane goes too, its piece back to the others: the same holder, the same link.
+    for (const o of this.workers) {
+      if (o === w || o.retired || o.source.peer.id !== w.source.peer.id) continue;
+      o.retired = true;
+      if (o.piece) o.piece.worker = null;
+      o.piece = null;
+      this.stop(o);
+    }
     this.resumed = true;
     if (!reported) this.opts.onFailure(w.source, why, bad);
     if (!this.swarming) {
@@ -278,15 +353,7 @@ export class SwarmNarStream extends Readable {
       if (this.starved && !waited) this.starvedTicks++;
       this.starved = false;
       const left = this.opts.narSize - this.emitted;
-      const compressing = this.headCompressing();
-      if (compressing) this.sawCompressed = true;
       if (this.starvedTicks * 2 < this.ticks || now - this.startedAt < this.tune.graceMs || left < 2 * this.tune.pieceBytes) return;
-      // A NAR whose frames came compressed stays one stream: Range pieces start their holders' phases
-      // raw (no piece carries a figure of its holder's link), and raw pieces from a few slow links lose
-      // to one compressed stream (a 52 MB library from two 20 Mbit/s holders: 21 s in raw pieces, ~8 s
-      // compressed from one) — even after a resume on another holder that starts raw again. Nor is one
-      // split before its holder could try compressing.
-      if (this.sawCompressed || now - this.startedAt < this.tune.compressionWaitMs) return;
       if (this.others().length === 0) return;
       const head = this.pieces[0];
       // Cut the first stream a piece ahead of where it is: it keeps streaming up to there.
@@ -298,21 +365,11 @@ export class SwarmNarStream extends Readable {
     }
     // A holder silent while its bytes are wanted (not paused by us): its piece goes to the others.
     for (const w of this.workers) {
-      if (w.retired || !w.piece || w.paused || now - w.lastByteAt < this.tune.stallMs) continue;
-      if (!this.workers.some((o) => o !== w && !o.retired)) continue; // nobody to give it to: its own timeouts decide
-      this.failed(w, `nothing for ${Math.round(now - w.lastByteAt)} ms`, false);
+      // Retired lanes too: their holder failed in another lane, and this one may still hold a piece.
+      if (!w.piece || w.paused || now - w.lastByteAt < this.tune.stallMs) continue;
+      if (!this.workers.some((o) => o.source.peer.id !== w.source.peer.id && !o.retired)) continue; // nobody to give it to: its own timeouts decide
+      this.failed(w, `nothing for ${Math.round(now - w.lastByteAt)} ms`, false, w.retired);
     }
-  }
-
-  /** Whether the one stream's bytes since the last tick came compressed to under COMPRESSED_RATIO of their size. */
-  private headCompressing(): boolean {
-    const head = this.streams[0];
-    const wire = (head.stream as { wireBytes?: unknown }).wireBytes;
-    if (typeof wire !== 'number') return false;
-    const dWire = wire - this.headAt.wire;
-    const dNar = head.narBytes - this.headAt.nar;
-    this.headAt = { wire, nar: head.narBytes };
-    return dNar > 0 && dWire < dNar * COMPRESSED_RATIO;
   }
 
   /** Holders not yet working on this NAR and not given up on. */
@@ -337,7 +394,7 @@ export class SwarmNarStream extends Readable {
   /** Gives every idle holder something to fetch, joining newly known holders. */
   private schedule(): void {
     if (this.destroyed || !this.swarming) return;
-    for (const source of this.others()) this.newWorker(source);
+    this.addLanes();
     for (const w of this.workers) if (!w.retired && !w.piece && !w.cancel) this.assign(w);
     this.dropDonePieces();
     if (this.emitted < this.opts.narSize && !this.workers.some((w) => !w.retired)) {
@@ -345,15 +402,33 @@ export class SwarmNarStream extends Readable {
     }
   }
 
+  /** Gives every holder not given up on its lanes (the first holder already has one: its first stream). */
+  private addLanes(): void {
+    const lanes = new Map<string, number>();
+    for (const w of this.workers) if (!w.retired) lanes.set(w.source.peer.id, (lanes.get(w.source.peer.id) ?? 0) + 1);
+    for (const h of this.opts.holders()) {
+      const id = h.peer.id;
+      if (this.given.has(id)) continue;
+      for (let n = lanes.get(id) ?? 0; n < this.tune.lanes; n++) this.newWorker(h);
+      lanes.set(id, this.tune.lanes);
+    }
+  }
+
   private assign(w: Worker): void {
     const t = this.tune;
+    const proven = this.proven.has(w.source.peer.id);
+    // One lane of a holder not yet proven here works (its first piece); the others wait for it, and
+    // for its response to end, which gives the figure their requests state.
+    if (this.measuring.has(w.source.peer.id)) return;
+    if (!proven && this.workers.some((o) => o !== w && o.source.peer.id === w.source.peer.id && (o.piece || o.cancel))) return;
     let piece: Piece | undefined = this.pieces.find((p) => p.worker === null && p.start + p.received < p.end);
     if (!piece && this.nextStart < this.opts.narSize && this.aheadBytes() + t.pieceBytes <= t.aheadBytes) {
-      piece = { start: this.nextStart, end: Math.min(this.opts.narSize, this.nextStart + t.pieceBytes), received: 0, bufs: [], worker: null };
+      const size = proven ? t.pieceBytes : t.firstPieceBytes;
+      piece = { start: this.nextStart, end: Math.min(this.opts.narSize, this.nextStart + size), received: 0, bufs: [], worker: null };
       this.nextStart = piece.end;
       this.pieces.push(piece);
     }
-    if (!piece) piece = this.steal();
+    if (!piece) piece = this.steal(w);
     if (!piece) return;
     piece.worker = w;
     w.piece = piece;
@@ -361,7 +436,8 @@ export class SwarmNarStream extends Readable {
     const cancel = new AbortController();
     w.cancel = cancel;
     w.lastByteAt = this.clock.now();
-    void this.opts.openRange(w.source, from, piece.end - 1, cancel.signal).then(
+    const until = piece.end;
+    void this.opts.openRange(w.source, from, until - 1, cancel.signal).then(
       (stream) => {
         if (w.cancel !== cancel) return stream?.destroy();
         w.cancel = null;
@@ -379,7 +455,7 @@ export class SwarmNarStream extends Readable {
           stream.destroy();
           return this.pieceDone(w);
         }
-        this.attach(w, p, stream);
+        this.attach(w, p, stream, until);
       },
       (e: Error) => {
         if (w.cancel === cancel) this.failed(w, e.message, false);
@@ -388,11 +464,12 @@ export class SwarmNarStream extends Readable {
   }
 
   /** Half of what is left of the slowest-looking piece another holder is still sending, or nothing. */
-  private steal(): Piece | undefined {
+  private steal(thief: Worker): Piece | undefined {
     let best: Piece | undefined;
     let bestLeft = 0;
     for (const p of this.pieces) {
-      if (!p.worker || p.worker.cancel) continue;
+      // Not from its own holder's other lane: the same link would send the same bytes no sooner.
+      if (!p.worker || p.worker.cancel || p.worker.source.peer.id === thief.source.peer.id) continue;
       const left = p.end - (p.start + p.received);
       // The piece being sent first: it holds everything behind it up.
       const weight = p === this.pieces[0] ? left * 4 : left;

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 // Whether this side, not the link, is what holds NARs from a peer back. The serving peer sees only
 // that its response backs up, which a slow link and a busy receiver (its Nix writing files, its CPU
 // shared with everything else) look alike from there. Compressing helps only the first: for the
@@ -82,6 +84,35 @@ export class ReceiverLoad {
     const p = this.peers.get(origin);
     return p === undefined ? undefined : p.held.toFixed(2);
   }
+}
+
+/**
+ * The pace of a body read through node:http (a team member's NARs come over TLS, without the lean
+ * client's own count): from its headers to its end, and how long its consumer kept it paused
+ * meanwhile. Without it a team member's link is never known, and every NAR from it, and every
+ * piece of one fetched from several holders at once, starts raw.
+ * Only 'pause', 'resume' and 'end' are listened to: a 'data' listener would set the body flowing
+ * before its reader is attached.
+ */
+export function watchPace(body: Readable, now: () => number = () => performance.now()): () => Omit<TransferPace, 'wireBytes'> {
+  const start = now();
+  let end = 0;
+  let pausedAt = 0;
+  let heldMs = 0;
+  const resumed = () => {
+    if (pausedAt === 0) return;
+    heldMs += now() - pausedAt;
+    pausedAt = 0;
+  };
+  body.on('pause', () => {
+    if (pausedAt === 0) pausedAt = now();
+  });
+  body.on('resume', resumed);
+  body.once('end', () => {
+    resumed();
+    end = now();
+  });
+  return () => ({ heldMs, spanMs: (end || now()) - start });
 }
 
 /** The share a request's header states, or null when absent or not a plain number in 0–1. */

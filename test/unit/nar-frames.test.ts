@@ -4,7 +4,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { zstdCompressSync } from 'node:zlib';
-import { FrameEncoder, type FrameStats } from '../../src/cache/adaptive-frames.ts';
+import { FrameEncoder, type FrameStats, slotWaitMs } from '../../src/cache/adaptive-frames.ts';
 import { CompressionBudget } from '../../src/cache/compression-budget.ts';
 import { FRAME_CREDIT, FRAME_RAW, FRAME_ZSTD, FrameDecoder, FrameError, frameHeader, MAX_FRAME_NAR_BYTES } from '../../src/wire/nar-frames.ts';
 import { FakeClock } from '../support/fake-clock.ts';
@@ -112,6 +112,17 @@ describe('NAR frames', () => {
       assert.equal(firstKind(r.wire), FRAME_RAW);
       assert.equal(r.stats.zstdFrames, 0, 'an 8 MiB NAR is done before any compressed trial');
     }
+  });
+
+  it('a block waits for a compression slot up to half its raw time on a link known slow, the usual 20 ms otherwise', () => {
+    // Pieces of one NAR from several holders at once come two at a time from each holder
+    // (peers/swarm-nar.ts); with one slot, a block that gave up after 20 ms went raw, every other
+    // one, on a link where raw costs three times the wire.
+    const MiB = 1024 * 1024;
+    assert.equal(slotWaitMs(MiB, null), 20, 'no link figure: the budget wait');
+    assert.equal(slotWaitMs(MiB, 12.5e6), (MiB / 12.5e6) * 1000 * 0.5, '100 Mbit/s: half of 84 ms');
+    assert.equal(slotWaitMs(MiB, 125e6), 20, 'a fast link: never less than the budget wait');
+    assert.equal(slotWaitMs(MiB, 1e6), 250, 'a very slow link: bounded');
   });
 
   it('a known-slow link with incompressible bytes goes raw after a look, looking again now and then', async (t) => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { PeerClient } from '../../src/peers/peer-client.ts';
-import { LINK_RATE_HEADER, parseLinkRate, parseReceiverHeld, ReceiverLoad, RECEIVER_HELD_HEADER } from '../../src/wire/receiver-load.ts';
+import { LINK_RATE_HEADER, parseLinkRate, parseReceiverHeld, ReceiverLoad, RECEIVER_HELD_HEADER, watchPace } from '../../src/wire/receiver-load.ts';
 
 // A Peernix tells the peer it fetches NARs from whether its own side (its consumer: Nix, the disk,
 // a CPU shared with both) held the peer's bytes back, so the peer doesn't take a busy receiver for a
@@ -110,6 +111,25 @@ describe('receiver load', () => {
     assert.equal(load.linkHint('a'), '73000000', 'the latest transfer weighs most');
     load.note('b', { heldMs: 0, spanMs: 1000 });
     assert.equal(load.linkHint('b'), undefined, 'no wire bytes (TLS, node:http): no figure');
+  });
+
+  it("a body read through node:http (https: a team member's NARs) has its pace from its pauses, and watching it starts no flow", async () => {
+    let now = 0;
+    const body = new Readable({ read() {} });
+    const pace = watchPace(body, () => now);
+    body.push(Buffer.alloc(1024));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(body.readableFlowing, null, 'the body waits for its reader');
+    body.on('data', () => {});
+    now = 100;
+    body.pause();
+    now = 400;
+    body.resume();
+    await new Promise((r) => setImmediate(r)); // 'resume' is emitted on the next tick
+    now = 1000;
+    body.push(null);
+    await once(body, 'end');
+    assert.deepEqual(pace(), { heldMs: 300, spanMs: 1000 });
   });
 
   it('a peer reads the link rate strictly: a plain whole number or nothing', () => {

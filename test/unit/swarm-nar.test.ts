@@ -18,10 +18,10 @@ const TUNING: Partial<SwarmTuning> = {
   pieceBytes: 256 * KiB,
   aheadBytes: 1 * MiB,
   graceMs: 1000,
-  compressionWaitMs: 1000,
   tickMs: 250,
   stallMs: 2500,
   minStealBytes: 32 * KiB,
+  firstPieceBytes: 128 * KiB,
 };
 
 const source = (name: string): NarSource => ({ peer: { id: name, name } as Peer, url: `http://${name}/nar/x.nar` });
@@ -50,6 +50,10 @@ interface Run {
   failures: string[];
   /** Most bytes held in pieces not yet sent, seen at any step. */
   maxHeld: number;
+  /** Per holder that failed, how many ranges had been opened by then. */
+  failedAt: Map<string, number>;
+  /** Per holder, the most pieces it was sending at once, seen at any step. */
+  mostLanes: Map<string, number>;
 }
 
 async function fetchSwarm(
@@ -58,11 +62,13 @@ async function fetchSwarm(
   head: { stallAfter?: number; failAfter?: number },
   ranges: (holder: string) => { failAfter?: number; stallAfter?: number } = () => ({}),
   makeHead?: (clock: FakeClock) => Readable,
+  watch?: (holder: string, stream: Readable, bytes: number) => void,
 ): Promise<Run> {
   const clock = new FakeClock();
   const sources = new Map(holders.map((h) => [h, source(h)]));
   const opened: Run['opened'] = [];
   const failures: string[] = [];
+  const failedAt = new Map<string, number>();
   const swarm = new SwarmNarStream({
     head: makeHead ? makeHead(clock) : rangeStream(nar, 0, nar.length, head),
     headSource: sources.get(holders[0])!,
@@ -70,15 +76,21 @@ async function fetchSwarm(
     holders: () => [...sources.values()],
     openRange: async (src, start, end) => {
       opened.push({ holder: src.peer.name, start, end });
-      return rangeStream(nar, start, end + 1, ranges(src.peer.name));
+      const stream = rangeStream(nar, start, end + 1, ranges(src.peer.name));
+      watch?.(src.peer.name, stream, end + 1 - start);
+      return stream;
     },
-    onFailure: (src, why) => failures.push(`${src.peer.name}: ${why}`),
+    onFailure: (src, why) => {
+      failures.push(`${src.peer.name}: ${why}`);
+      if (!failedAt.has(src.peer.name)) failedAt.set(src.peer.name, opened.length);
+    },
     onBytes: () => {},
     clock,
     tuning: TUNING,
   });
   const parts: Buffer[] = [];
   let maxHeld = 0;
+  const mostLanes = new Map<string, number>();
   let ended = false;
   let failed: Error | null = null;
   swarm.on('data', (b: Buffer) => parts.push(b));
@@ -88,11 +100,15 @@ async function fetchSwarm(
     await new Promise((r) => setImmediate(r));
     const held = (swarm as unknown as { pieces: { bufs: Buffer[] }[] }).pieces.reduce((n, p) => n + p.bufs.reduce((m, b) => m + b.length, 0), 0);
     maxHeld = Math.max(maxHeld, held);
+    const busy = new Map<string, number>();
+    for (const w of (swarm as unknown as { workers: { source: NarSource; piece: unknown }[] }).workers)
+      if (w.piece) busy.set(w.source.peer.name, (busy.get(w.source.peer.name) ?? 0) + 1);
+    for (const [h, n] of busy) mostLanes.set(h, Math.max(mostLanes.get(h) ?? 0, n));
     if (step % 4 === 0) clock.advance(125);
   }
   if (failed) throw failed;
   assert.ok(ended, 'the swarm ended');
-  return { out: Buffer.concat(parts), swarm, opened, failures, maxHeld };
+  return { out: Buffer.concat(parts), swarm, opened, failures, failedAt, maxHeld, mostLanes };
 }
 
 describe('one NAR from several holders at once', () => {
@@ -123,7 +139,8 @@ describe('one NAR from several holders at once', () => {
     );
     assert.ok(r.out.equals(nar));
     assert.ok(r.failures.some((f) => f.startsWith('c: connection reset')));
-    assert.equal(r.opened.filter((o) => o.holder === 'c').length, 1, 'a holder that failed is not asked again for this NAR');
+    const after = r.opened.slice(r.failedAt.get('c')).filter((o) => o.holder === 'c');
+    assert.deepEqual(after, [], 'a holder that failed is not asked again for this NAR');
     assert.ok(r.swarm.resumed);
   });
 
@@ -158,14 +175,51 @@ describe('one NAR from several holders at once', () => {
     return head;
   }
 
-  it('a slow first holder whose frames come compressed is not split; the same raw is, once its holder could have compressed', async () => {
-    const compressed = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, 0.3));
-    assert.ok(compressed.out.equals(nar));
-    assert.equal(compressed.swarm.split, false, 'one compressed stream beats raw pieces from several slow links');
-    assert.equal(compressed.opened.length, 0);
-    const raw = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, 1));
-    assert.ok(raw.out.equals(nar));
-    assert.ok(raw.swarm.split, 'the same pace raw is split');
+  it('a slow first holder is split whether its frames come compressed or raw (pieces are framed too)', async () => {
+    for (const ratio of [0.3, 1]) {
+      const r = await fetchSwarm(nar, ['b', 'c', 'd'], {}, undefined, (clock) => slowHead(clock, ratio));
+      assert.ok(r.out.equals(nar), `byte-exact at wire ratio ${ratio}`);
+      assert.ok(r.swarm.split, `split at wire ratio ${ratio}`);
+      assert.ok(r.opened.some((o) => o.holder === 'c') && r.opened.some((o) => o.holder === 'd'));
+    }
+  });
+
+  it("lets a complete piece's response end by itself: the peer client measures the holder's link from it", async () => {
+    // b stalls at once; c, alone, sends every piece (no other holder takes a part of one).
+    const ends: { ended: boolean; destroyedEarly: boolean }[] = [];
+    const r = await fetchSwarm(nar, ['b', 'c'], { stallAfter: 512 * KiB }, undefined, undefined, (_holder, stream) => {
+      const e = { ended: false, destroyedEarly: false };
+      ends.push(e);
+      stream.once('end', () => (e.ended = true));
+      stream.once('close', () => (e.destroyedEarly = !e.ended));
+    });
+    assert.ok(r.out.equals(nar));
+    // The last piece's end comes a turn after its last byte, which may have ended the NAR.
+    for (let i = 0; i < 4; i++) await new Promise((res) => setImmediate(res));
+    assert.ok(ends.length > 4 && ends.every((e) => e.ended && !e.destroyedEarly), 'every piece ended by itself');
+  });
+
+  it('keeps two pieces in flight per holder once its first, smaller piece (which measures its link) is done', async () => {
+    // Whether c's first response had ended when each of c's ranges was opened.
+    let cFirstEnded = false;
+    const cEndedAtOpen: boolean[] = [];
+    const r = await fetchSwarm(nar, ['b', 'c', 'd'], { stallAfter: 512 * KiB }, undefined, undefined, (holder, stream) => {
+      if (holder !== 'c') return;
+      cEndedAtOpen.push(cFirstEnded);
+      if (cEndedAtOpen.length === 1) stream.once('end', () => (cFirstEnded = true));
+    });
+    assert.ok(r.out.equals(nar));
+    const cFirst = r.opened.find((o) => o.holder === 'c')!;
+    assert.equal(cFirst.end - cFirst.start + 1, 128 * KiB, "c's first piece is the small one");
+    assert.deepEqual(cEndedAtOpen.slice(0, 3), [false, true, true], "c's next pieces waited for its first response to end");
+    assert.equal(r.mostLanes.get('c'), 2, 'c sent two pieces at once');
+    assert.equal(r.mostLanes.get('d'), 2, 'd sent two pieces at once');
+    assert.deepEqual(
+      r.swarm.sources.map((x) => x.peer.name),
+      [...new Set(r.swarm.sources.map((x) => x.peer.name))],
+      'each holder named once, its lanes together',
+    );
+    assert.ok(r.maxHeld <= 1 * MiB + 256 * KiB, `held ${r.maxHeld} bytes ahead, bound ${1 * MiB} + a piece`);
   });
 
   it('with one holder, one stream: nothing split, no range asked', async () => {
