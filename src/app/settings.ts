@@ -300,6 +300,22 @@ const scopesNoticeField: Field<NoticeState> = {
     v === 'none' || v === 'pending' || v === 'seen' ? { ok: true, value: v } : { ok: false, why: `must be "none", "pending" or "seen" (got ${describe(v)})` },
 };
 
+/** Worker threads beside the main thread for the share listener; 'auto' picks by platform and cores. */
+export const MAX_SHARE_THREADS = 15;
+const shareThreadsField: Field<'auto' | number> = {
+  default: 'auto',
+  schema: {
+    oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 0, maximum: MAX_SHARE_THREADS }],
+    default: 'auto',
+    description:
+      'Worker threads serving the share port beside the main one, so NAR streams use every core: "auto" (the spare cores up to 3, on Linux; none elsewhere) or 0–15.',
+  },
+  check: (v) =>
+    v === 'auto' || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_SHARE_THREADS)
+      ? { ok: true, value: v as 'auto' | number }
+      : { ok: false, why: `must be "auto" or a whole number 0–${MAX_SHARE_THREADS} (got ${describe(v)})` },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -320,6 +336,8 @@ const FIELDS = {
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
   /** GET /metrics on the share listener as well as on loopback, for a fleet's Prometheus. */
   metricsOnShare: booleanField(false, 'Also serve Prometheus metrics (/metrics) on the LAN share listener.'),
+  /** Threads for the share listener (app/share-loops.ts). */
+  shareThreads: shareThreadsField,
   /** Networks sharing runs on (README, "Trusted networks"). */
   trustedNetworks: trustedNetworksField,
   /** Share on every network (headless installs, build boxes). */
