@@ -4,7 +4,8 @@ import type { AskerClass } from '../cache/asker-class.ts';
 import type { PathScope } from '../store/path-scope.ts';
 
 // What crosses between the main thread and a share worker (share-loops.ts, share-worker.ts). Live
-// state goes to the worker (the team's keys; listen and close, together with every other loop); what
+// state goes to the worker (the team's keys, whether the daemon is down as another loop found it;
+// listen and close, together with every other loop); what
 // the app counts and shows comes back (sent NARs, transfers in progress, metrics, scope refusals, log
 // lines), with NAR slot claims on the one NarSlots and relayed requests for the routes only the main
 // thread can answer (summaries, reach-back, metrics).
@@ -30,6 +31,7 @@ export type ToWorker =
   | ClaimAnswer
   | PipeMessage
   | { t: 'team'; keys: string[] }
+  | { t: 'daemon'; down: boolean }
   | { t: 'op'; rid: number; op: 'listen'; host: string; port: number }
   | { t: 'op'; rid: number; op: 'close'; graceMs: number }
   | { t: 'op'; rid: number; op: 'cut' | 'accepted' | 'stop' };
@@ -45,6 +47,7 @@ export type FromWorker =
   | { t: 'untrack'; id: number; outcome: 'ok' | 'failed' | 'aborted' }
   | { t: 'metrics'; calls: MetricCall[] }
   | { t: 'refused'; scope: PathScope }
+  | { t: 'daemon'; down: boolean }
   | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string };
 
 export type MetricCall =

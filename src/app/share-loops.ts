@@ -10,6 +10,7 @@ import type { CacheHandlerOptions } from '../cache/cache-handler.ts';
 import type { HttpListener } from '../cache/http-listener.ts';
 import { MAX_HEADER_BYTES } from '../cache/http-listener.ts';
 import type { PeernixMetrics } from '../metrics/metrics.ts';
+import type { LocalStore } from '../store/local-store.ts';
 import type { PathScopes } from '../store/path-scope.ts';
 import type { FromWorker, ShareWorkerData, ToWorker } from './share-loop-messages.ts';
 
@@ -31,6 +32,8 @@ export interface ShareLoopsOptions {
   worker: Omit<ShareWorkerData, 'loop' | 'teamKeys'>;
   teamKeys: () => ReadonlySet<string>;
   narSlots: NarSlots;
+  /** The main thread's store handle: whether the daemon is down, as any loop found it, reaches every loop. */
+  store: Pick<LocalStore, 'onDaemonChange' | 'daemonFound'>;
   /** The main thread's route handler, for the relayed requests (it classes their asker by relayedAsker). */
   serve: (req: IncomingMessage, res: ServerResponse) => void;
   onNarSent: NonNullable<CacheHandlerOptions['onNarSent']>;
@@ -84,6 +87,11 @@ export class ShareLoops {
       for (const l of this.loops) this.post(l, { t: 'team', keys: [...keys] });
     }, 200);
     this.teamWatch.unref();
+    opts.store.onDaemonChange = (down) => this.tellOthers(null, down);
+  }
+
+  private tellOthers(from: Loop | null, down: boolean): void {
+    for (const l of this.loops) if (l !== from) this.post(l, { t: 'daemon', down });
   }
 
   get threads(): number {
@@ -222,6 +230,9 @@ export class ShareLoops {
           else o.metrics.transferSeconds.observe({ listener: 'share', source: c[1], outcome: c[2] }, c[3]);
         }
         return;
+      case 'daemon':
+        o.store.daemonFound(m.down);
+        return this.tellOthers(loop, m.down);
       case 'refused':
         return o.scopes.countRefusal(m.scope);
       case 'log':

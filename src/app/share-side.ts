@@ -145,6 +145,7 @@ export function createShareSide(p: ShareSideParts): ShareSide {
           },
           teamKeys: p.teamKeys,
           narSlots,
+          store: p.store,
           serve,
           onNarSent,
           trackNar,

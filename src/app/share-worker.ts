@@ -28,6 +28,7 @@ const send = (m: FromWorker) => port.postMessage(m);
 
 const log = portLogger(data.debug, `share loop ${data.loop}`);
 const store = new LocalStore({ location: parseStoreUri(data.storeUri), narSource: data.narSource });
+store.onDaemonChange = (down) => send({ t: 'daemon', down });
 const key = parseSecretKey(data.secretKey);
 const local = new LocalBackend(store, key, data.verifyLocalNars);
 const scopes = new PathScopes({ publicKeys: data.publicKeys, exclude: data.exclude });
@@ -87,6 +88,7 @@ port.on('message', (m: ToWorker) => {
     teamKeys = new Set(m.keys);
     return;
   }
+  if (m.t === 'daemon') return store.daemonFound(m.down);
   void operate(m).then(
     (value) => send({ t: 'done', rid: m.rid, value }),
     (e: Error) => send({ t: 'done', rid: m.rid, error: `${(e as NodeJS.ErrnoException).code ?? ''} ${e.message}`.trim() }),
