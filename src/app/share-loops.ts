@@ -31,6 +31,8 @@ export interface ShareLoopsOptions {
   threads: number;
   worker: Omit<ShareWorkerData, 'loop' | 'teamKeys'>;
   teamKeys: () => ReadonlySet<string>;
+  /** Calls back on each change of the team (its 'team' events); returns the unsubscribe. */
+  watchTeam: (changed: () => void) => () => void;
   narSlots: NarSlots;
   /** The main thread's store handle: whether the daemon is down, as any loop found it, reaches every loop. */
   store: Pick<LocalStore, 'onDaemonChange' | 'daemonFound'>;
@@ -72,21 +74,20 @@ export class ShareLoops {
   private readonly relayServer;
   private nextOp = 1;
   private lastTeam: ReadonlySet<string>;
-  private readonly teamWatch: NodeJS.Timeout;
+  private readonly unwatchTeam: () => void;
 
   constructor(opts: ShareLoopsOptions) {
     this.opts = opts;
     this.relayServer = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, opts.serve);
     this.lastTeam = opts.teamKeys();
     for (let i = 1; i <= opts.threads; i++) this.loops.push(this.spawn(i));
-    // The roster hands out a new set on each change: the workers follow within a moment.
-    this.teamWatch = setInterval(() => {
+    // The roster hands out a new set on each change, before its event: the workers get it at once.
+    this.unwatchTeam = opts.watchTeam(() => {
       const keys = opts.teamKeys();
       if (keys === this.lastTeam) return;
       this.lastTeam = keys;
       for (const l of this.loops) this.post(l, { t: 'team', keys: [...keys] });
-    }, 200);
-    this.teamWatch.unref();
+    });
     opts.store.onDaemonChange = (down) => this.tellOthers(null, down);
   }
 
@@ -142,7 +143,7 @@ export class ShareLoops {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.teamWatch);
+    this.unwatchTeam();
     await Promise.all(
       this.loops.map(async (l) => {
         if (l.gone) return;
@@ -226,7 +227,7 @@ export class ShareLoops {
           if (c[0] === 'countRequest') o.metrics.countRequest('share', c[1]);
           else if (c[0] === 'countAnswer') o.metrics.countAnswer('share', c[1], c[2]);
           else if (c[0] === 'observeLookup') o.metrics.observeLookup('share', c[1], c[2]);
-          else if (c[0] === 'narsInFlight') o.metrics.narsInFlight.inc({ listener: 'share' }, c[1]);
+          else if (c[0] === 'narsInFlight') o.metrics.narsInFlight[c[1] > 0 ? 'inc' : 'dec']({ listener: 'share' });
           else o.metrics.transferSeconds.observe({ listener: 'share', source: c[1], outcome: c[2] }, c[3]);
         }
         return;

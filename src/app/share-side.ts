@@ -144,6 +144,7 @@ export function createShareSide(p: ShareSideParts): ShareSide {
             debug: t.debug,
           },
           teamKeys: p.teamKeys,
+          watchTeam: (changed) => events.subscribe((e) => e.type === 'team' && changed()),
           narSlots,
           store: p.store,
           serve,

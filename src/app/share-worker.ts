@@ -7,6 +7,7 @@ import { askerClassifier } from '../cache/asker-class.ts';
 import { Unavailable, writeError } from '../cache/http-error.ts';
 import { listen, type HttpListener } from '../cache/http-listener.ts';
 import { LocalBackend } from '../cache/local-backend.ts';
+import { markLongPoll } from '../cache/long-poll.ts';
 import { createRealisationHandler, realisationOutput } from '../cache/realisation-route.ts';
 import type { RouteHandler } from '../cache/route-table.ts';
 import { createRealisationSource } from '../domain/realisations.ts';
@@ -44,12 +45,17 @@ const relay = relayToMain();
 
 const tracked = new Map<number, { bytes: () => number; wireBytes: () => number | undefined }>();
 let nextTrack = 1;
-// The main thread samples transfers on its own timer: each worker's progress reaches it at about that rate.
-const progress = setInterval(() => {
-  if (tracked.size === 0) return;
+// The main thread samples transfers on its own timer: each worker's progress reaches it at about that
+// rate, and only while it streams (an idle loop wakes for nothing).
+let progress: NodeJS.Timeout | null = null;
+const reportProgress = () => {
+  if (tracked.size === 0) {
+    if (progress) clearInterval(progress);
+    progress = null;
+    return;
+  }
   send({ t: 'progress', rows: [...tracked].map(([id, t]) => [id, t.bytes(), t.wireBytes() ?? null]) });
-}, 250);
-progress.unref();
+};
 
 const serve = shareServe({
   local,
@@ -60,6 +66,7 @@ const serve = shareServe({
     const id = nextTrack++;
     tracked.set(id, { bytes, wireBytes });
     send({ t: 'track', id, remoteAddress, storePath, total });
+    progress ??= setInterval(reportProgress, 250);
     return {
       end: (outcome) => {
         if (!tracked.delete(id)) return;
@@ -125,7 +132,7 @@ async function operate(m: Extract<ToWorker, { t: 'op' }>): Promise<number | unde
     case 'stop':
       slots.close();
       await listener?.close(0);
-      clearInterval(progress);
+      if (progress) clearInterval(progress);
       metrics.flush();
       store.close();
       port.close();
@@ -137,13 +144,17 @@ async function operate(m: Extract<ToWorker, { t: 'op' }>): Promise<number | unde
 function relayToMain(): RouteHandler {
   return (req: IncomingMessage, res: ServerResponse, match) =>
     new Promise<void>((resolve) => {
+      // No NAR transfer: a stop cuts it at once rather than letting it run for the grace (a summary's
+      // long poll, a reach-back's wait, as on the main thread).
+      markLongPoll(res);
       const id = nextPipe++;
       const pipe = new PortDuplex(id, send);
       pipes.set(id, pipe);
       pipe.once('close', () => pipes.delete(id));
       send({ t: 'relay', id, address: req.socket.remoteAddress ?? '', asker: match.asker ?? 'anonymous' });
       const headers: OutgoingHttpHeaders = { ...req.headers, connection: 'close' };
-      const out = request({ createConnection: () => pipe as never, method: req.method, path: req.url, headers, agent: false });
+      // No agent: with one, Node would ignore createConnection and dial a TCP port.
+      const out = request({ createConnection: () => pipe as never, method: req.method, path: req.url, headers });
       out.on('response', (answer) => {
         const h = { ...answer.headers };
         // Hop by hop: this listener frames its own answer on its own connection.
@@ -168,17 +179,20 @@ function relayToMain(): RouteHandler {
     });
 }
 
+// Batched: a message per request would cost the main thread more than the request itself.
 function metricsRelay(): ShareMetrics & { flush(): void } {
   let calls: MetricCall[] = [];
+  let timer: NodeJS.Timeout | null = null;
   const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
     if (calls.length > 0) send({ t: 'metrics', calls });
     calls = [];
   };
-  const timer = setInterval(flush, 500);
-  timer.unref();
   const add = (c: MetricCall) => {
     calls.push(c);
     if (calls.length >= 512) flush();
+    else timer ??= setTimeout(flush, 250);
   };
   return {
     flush,
