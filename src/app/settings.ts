@@ -308,7 +308,7 @@ const shareThreadsField: Field<'auto' | number> = {
     oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 0, maximum: MAX_SHARE_THREADS }],
     default: 'auto',
     description:
-      'Worker threads serving the share port beside the main one, so NAR streams use every core: "auto" (the spare cores up to 3, on Linux; none elsewhere) or 0–15.',
+      'Worker threads serving the share port beside the main one, so NAR streams use every core: "auto" (on Linux the cores beyond the second, up to 3; none elsewhere) or 0–15.',
   },
   check: (v) =>
     v === 'auto' || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_SHARE_THREADS)

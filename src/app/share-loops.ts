@@ -22,9 +22,14 @@ import type { FromWorker, ShareWorkerData, ToWorker } from './share-loop-message
 // transfers, events and counts (reported). Sharing on and off moves every loop together: a bind that
 // fails in any closes all. Where SO_REUSEPORT is refused (not Linux), the main thread serves alone.
 
-/** The default thread count: the spare cores, up to 3; none where SO_REUSEPORT is unknown. */
+/**
+ * The default thread count on Linux: the cores beyond the second, up to 3; none elsewhere. Measured on
+ * 2 cores (bench/serve-vs-nginx.ts, README "Every core for the share listener"), a thread beside the
+ * main one served 16 connections no faster and spent more CPU per byte: the receivers and the rest of
+ * the machine need the second core, so threads start from the third.
+ */
 export function defaultShareThreads(platform = process.platform, cores = availableParallelism()): number {
-  return platform === 'linux' ? Math.max(0, Math.min(cores - 1, 3)) : 0;
+  return platform === 'linux' ? Math.max(0, Math.min(cores - 2, 3)) : 0;
 }
 
 export interface ShareLoopsOptions {

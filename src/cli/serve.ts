@@ -44,7 +44,8 @@ Options:
   --verify-local-nars       SHA-256 local NARs while they stream too, not only before headers
                             (peers' NARs always are); costs about half the throughput
   --share-threads N|auto    worker threads serving the share port beside the main one (default
-                            auto: the spare cores up to 3 on Linux, none elsewhere; setting shareThreads)
+                            auto: on Linux the cores beyond the second, up to 3; none elsewhere;
+                            setting shareThreads)
   --log-level LEVEL         debug | info | warn | error (default info; debug logs every request)
   -h, --help                this text
 `;

@@ -66,10 +66,10 @@ describe('PortDuplex', () => {
 });
 
 describe('defaultShareThreads', () => {
-  it('uses the spare cores up to 3 on Linux, none elsewhere', () => {
+  it('uses the cores beyond the second up to 3 on Linux, none elsewhere', () => {
     assert.deepEqual(
-      [1, 2, 4, 8].map((n) => defaultShareThreads('linux', n)),
-      [0, 1, 3, 3],
+      [1, 2, 3, 4, 5, 8].map((n) => defaultShareThreads('linux', n)),
+      [0, 0, 1, 2, 3, 3],
     );
     assert.equal(defaultShareThreads('darwin', 8), 0);
     assert.equal(defaultShareThreads('win32', 8), 0);
