@@ -303,12 +303,14 @@ const scopesNoticeField: Field<NoticeState> = {
 /** Worker threads beside the main thread for the share listener; 'auto' picks by platform and cores. */
 export const MAX_SHARE_THREADS = 15;
 const shareThreadsField: Field<'auto' | number> = {
-  default: 'auto',
+  // Off by default: on 2 cores no gain was measured, and each thread costs ~30 MB of RSS (the 200 MB
+  // bound for 100 downloads no longer holds with 2), see app/share-loops.ts.
+  default: 0,
   schema: {
     oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 0, maximum: MAX_SHARE_THREADS }],
-    default: 'auto',
+    default: 0,
     description:
-      'Worker threads serving the share port beside the main one, so NAR streams use every core: "auto" (on Linux the cores beyond the second, up to 3; none elsewhere) or 0–15.',
+      'Worker threads serving the share port beside the main one, so NAR streams use more cores (each costs about 30 MB of memory): 0 (default), 1–15, or "auto" (on Linux the cores beyond the second, up to 3; none elsewhere).',
   },
   check: (v) =>
     v === 'auto' || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_SHARE_THREADS)

@@ -23,10 +23,11 @@ import type { FromWorker, ShareWorkerData, ToWorker } from './share-loop-message
 // fails in any closes all. Where SO_REUSEPORT is refused (not Linux), the main thread serves alone.
 
 /**
- * The default thread count on Linux: the cores beyond the second, up to 3; none elsewhere. Measured on
- * 2 cores (bench/serve-vs-nginx.ts, README "Every core for the share listener"), a thread beside the
- * main one served 16 connections no faster and spent more CPU per byte: the receivers and the rest of
- * the machine need the second core, so threads start from the third.
+ * What shareThreads "auto" picks (the setting's default is 0): on Linux the cores beyond the second, up
+ * to 3; none elsewhere. Measured on 2 cores (bench/serve-vs-nginx.ts), a thread beside the main one
+ * served 16 connections no faster and spent more CPU per byte: the receivers and the rest of the
+ * machine need the second core. Each thread costs about 30 MB of RSS (its own V8 heap, modules and
+ * chunk pool).
  */
 export function defaultShareThreads(platform = process.platform, cores = availableParallelism()): number {
   return platform === 'linux' ? Math.max(0, Math.min(cores - 2, 3)) : 0;

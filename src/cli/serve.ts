@@ -43,9 +43,8 @@ Options:
                             (default), or the daemon's NarFromPath; both under a GC temp root
   --verify-local-nars       SHA-256 local NARs while they stream too, not only before headers
                             (peers' NARs always are); costs about half the throughput
-  --share-threads N|auto    worker threads serving the share port beside the main one (default
-                            auto: on Linux the cores beyond the second, up to 3; none elsewhere;
-                            setting shareThreads)
+  --share-threads N|auto    worker threads serving the share port beside the main one (default 0;
+                            auto: on Linux the cores beyond the second, up to 3; setting shareThreads)
   --log-level LEVEL         debug | info | warn | error (default info; debug logs every request)
   -h, --help                this text
 `;

@@ -50,7 +50,7 @@ describe('defaults and schema', () => {
         goUdpPort: 9999,
         startAtLogin: false,
         metricsOnShare: false,
-        shareThreads: 'auto',
+        shareThreads: 0,
         trustedNetworks: [],
         trustAllNetworks: false,
         team: [],
@@ -140,7 +140,7 @@ describe('validateSettings, field by field', () => {
     assert.equal(one({ shareThreads: 'auto' }).settings.shareThreads, 'auto');
     for (const bad of [16, -1, 1.5, '2', 'all', null]) {
       const r = one({ shareThreads: bad });
-      assert.equal(r.settings.shareThreads, 'auto');
+      assert.equal(r.settings.shareThreads, 0);
       assert.equal(r.problems.length, 1, String(bad));
       assert.match(r.problems[0], /"shareThreads" must be "auto" or a whole number 0–15/);
     }
