@@ -126,8 +126,10 @@ export function createShareSide(p: ShareSideParts): ShareSide {
     log,
   });
   const t = p.threads;
+  // SO_REUSEPORT spreads connections over listeners only on Linux (elsewhere the last bound takes all).
+  if (t && t.count > 0 && process.platform !== 'linux') log.warn(`shareThreads ${t.count} is for Linux only: the main thread serves the share port alone`);
   const loops =
-    t && t.count > 0
+    t && t.count > 0 && process.platform === 'linux'
       ? new ShareLoops({
           threads: t.count,
           worker: {

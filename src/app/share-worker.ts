@@ -130,12 +130,12 @@ async function operate(m: Extract<ToWorker, { t: 'op' }>): Promise<number | unde
     case 'accepted':
       return (await listener?.accepted())?.[0] ?? 0;
     case 'stop':
+      // The main thread ends the thread once this is answered.
       slots.close();
       await listener?.close(0);
       if (progress) clearInterval(progress);
       metrics.flush();
-      store.close();
-      port.close();
+      await store.close();
       return;
   }
 }
