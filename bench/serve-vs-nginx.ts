@@ -9,10 +9,13 @@
 // Narinfo latency is also measured against bare-node-cache.ts (narinfos from memory, no checks): the
 // floor of any Node server on this machine, and against a second `peernix serve` run as a non-root
 // user (created for the run if missing, with no nix on PATH) on the same root-owned store and daemon,
-// as the desktop app runs.
+// as the desktop app runs. A third `peernix serve` with worker threads on its share port
+// (--share-threads, BENCH_SHARE_THREADS or 1; app/share-loops.ts) is measured in the same turns as the
+// default (the main thread alone) and nginx: what the threads gain, in one run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
 import { asUser, ensureUser, releaseUser, type OsUser } from '../test/support/os-user.ts';
 import { BUILT_MAIN, startPeernixProcess } from '../test/support/peernix-process.ts';
@@ -29,6 +32,7 @@ async function main() {
   let bare: ChildProcess | null = null;
   let pn: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
   let pnUser: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
+  let pnThreads: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
   let user: OsUser | undefined;
   const host = await startNixHost(`${dir}/host`);
   try {
@@ -93,6 +97,24 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       { main: BUILT_MAIN },
     );
     const pnBase = pn.shareUrl!;
+    const threads = process.env.BENCH_SHARE_THREADS ?? '1';
+    pnThreads = await startPeernixProcess(
+      [
+        '--store',
+        host.storeUri,
+        '--share-listen',
+        '127.0.0.1:0',
+        '--listen',
+        '127.0.0.1:0',
+        '--state-dir',
+        `${dir}/state-threads`,
+        '--no-mdns',
+        '--share-threads',
+        threads,
+      ],
+      { main: BUILT_MAIN },
+    );
+    const threadsBase = pnThreads.shareUrl!;
     await new Promise((r) => setTimeout(r, 500));
     await fetch(`${userBase}/${'0'.repeat(32)}.narinfo`); // a request brings the fast path up at the latest
     // Logged when the source changes; nothing logged means the database opened at once.
@@ -108,6 +130,7 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       Array.from({ length: NARINFO_REQUESTS }, () => `${b}/${Array.from(randomBytes(32), (x) => NIX32[x & 31]).join('')}.narinfo`);
     const bigInfo = await (await fetchOk(`${pnBase}/${hp(big)}.narinfo`)).text();
     const pnNar = `${pnBase}/${/^URL: (.*)$/m.exec(bigInfo)![1]}`;
+    const threadsNar = `${threadsBase}/${/^URL: (.*)$/m.exec(await (await fetchOk(`${threadsBase}/${hp(big)}.narinfo`)).text())![1]}`;
     const nginxInfo = await (await fetchOk(`${nginxBase}/${hp(big)}.narinfo`)).text();
     const nginxNar = `${nginxBase}/${/^URL: (.*)$/m.exec(nginxInfo)![1]}`;
 
@@ -116,7 +139,9 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     await sequentialLatency(hitUrls(nginxBase).slice(0, 300), 200);
     await sequentialLatency(hitUrls(bareBase).slice(0, 300), 200);
     await sequentialLatency(hitUrls(userBase).slice(0, 300), 200);
+    await sequentialLatency(hitUrls(threadsBase).slice(0, 300), 200);
     await curlThroughput(pnNar, 1);
+    await curlThroughput(threadsNar, 1);
     await curlThroughput(nginxNar, 1);
 
     const nonRoot: Record<string, { root: number[]; user: number[] }> = {};
@@ -124,6 +149,13 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       nonRoot[k] ??= { root: [], user: [] };
       nonRoot[k].root.push(root);
       nonRoot[k].user.push(usr);
+    };
+    const one: Record<string, { threads: number[]; one: number[]; nginx: number[] }> = {};
+    const addOne = (k: string, threadsFigure: number, oneFigure: number, nginxFigure: number) => {
+      one[k] ??= { threads: [], one: [], nginx: [] };
+      one[k].threads.push(threadsFigure);
+      one[k].one.push(oneFigure);
+      one[k].nginx.push(nginxFigure);
     };
     const m: Record<string, { ours: number[]; ref: number[]; node: number[] }> = {};
     const add = (k: string, ours: number, ref: number, node = NaN) => {
@@ -140,22 +172,27 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50), percentile(bh, 50));
       add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99), percentile(bh, 99));
       addNonRoot('narinfo hit p50', percentile(ph, 50), percentile(uh, 50));
+      const [th, oh, tnh] = await latencyInTurns([threadsBase, pnBase, nginxBase].map(hitUrls), 200);
+      addOne('narinfo hit p50 (ms)', percentile(th, 50), percentile(oh, 50), percentile(tnh, 50));
       const [pm, nm, bm, um] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(missUrls), 404);
       add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50), percentile(bm, 50));
       add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99), percentile(bm, 99));
       addNonRoot('narinfo miss p50', percentile(pm, 50), percentile(um, 50));
-      const [p1, n1] = await inTurn(
+      const [p1, n1, t1] = await inTurn(
         r,
-        [pnNar, nginxNar].map((u) => () => curlThroughput(u, 1)),
+        [pnNar, nginxNar, threadsNar].map((u) => () => curlThroughput(u, 1)),
       );
       add('NAR 200 MB, 1 connection (MiB/s)', p1, n1);
-      const [p16, n16] = await inTurn(
+      addOne('NAR 200 MB, 1 connection (MiB/s)', t1, p1, n1);
+      const [p16, n16, t16] = await inTurn(
         r,
-        [pnNar, nginxNar].map((u) => () => curlThroughput(u, 16)),
+        [pnNar, nginxNar, threadsNar].map((u) => () => curlThroughput(u, 16)),
       );
       add('NAR 200 MB, 16 connections (MiB/s)', p16, n16);
+      addOne('NAR 200 MB, 16 connections (MiB/s)', t16, p16, n16);
     }
     const rss = peakRssMiB(pn.proc.pid!);
+    const rssThreads = peakRssMiB(pnThreads.proc.pid!);
 
     console.log(`\npeernix serve vs nginx (flat file cache, compression=none) — medians of ${RUNS} runs, ${NARINFO_REQUESTS} narinfo requests per run`);
     console.log(`${'metric'.padEnd(34)} ${'peernix'.padStart(10)} ${'nginx'.padStart(10)}                ${'bare node'.padStart(10)}`);
@@ -167,6 +204,19 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     }
     console.log(`${'peernix peak RSS (whole run, incl. 16×200 MB)'.padEnd(34)} ${rss.toFixed(1).padStart(10)} MiB`);
     console.log(
+      `\nshare listener with worker threads (--share-threads ${threads}) vs the main thread alone (the default), beside nginx — medians of ${RUNS} runs; load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
+    console.log(`${'metric'.padEnd(34)} ${'threads'.padStart(10)} ${'one loop'.padStart(10)} ${'nginx'.padStart(10)}  threads/nginx  one/nginx`);
+    for (const [k, v] of Object.entries(one)) {
+      const [a, b, c] = [median(v.threads), median(v.one), median(v.nginx)];
+      console.log(
+        `${k.padEnd(34)} ${a.toFixed(3).padStart(10)} ${b.toFixed(3).padStart(10)} ${c.toFixed(3).padStart(10)}  ${(a / c).toFixed(2).padStart(12)}× ${(b / c).toFixed(2).padStart(9)}×`,
+      );
+    }
+    console.log(`${'peak RSS (MiB)'.padEnd(34)} ${rssThreads.toFixed(1).padStart(10)} ${rss.toFixed(1).padStart(10)}`);
+    console.log(
       `\npeernix as a non-root user vs as root: user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`,
     );
     console.log(`${'metric'.padEnd(34)} ${'non-root'.padStart(10)} ${'root'.padStart(10)}`);
@@ -174,6 +224,7 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
   } finally {
     await pn?.stop();
     await pnUser?.stop();
+    await pnThreads?.stop();
     await releaseUser(user);
     nginx?.kill('SIGTERM');
     bare?.kill('SIGTERM');

@@ -40,7 +40,8 @@ const builds: esbuild.BuildOptions[] = [
   {
     // The daemon as users run it: one file, so Node needn't strip types (and hold the stripper) at run time.
     // Split so that `status`/`sharing`'s HTTP client stays a separate chunk the daemon never loads.
-    entryPoints: { peernix: r('src/cli/main.ts') },
+    // The share listener's worker threads load their own entry, beside the chunk that starts them.
+    entryPoints: { peernix: r('src/cli/main.ts'), 'share-worker': r('src/app/share-worker.ts') },
     outdir: r('dist/cli'),
     bundle: true,
     splitting: true,
@@ -50,8 +51,8 @@ const builds: esbuild.BuildOptions[] = [
     packages: 'external',
   },
   {
-    entryPoints: [r('electron/main.ts')],
-    outfile: r('dist/electron/main.js'),
+    entryPoints: { main: r('electron/main.ts'), 'share-worker': r('src/app/share-worker.ts') },
+    outdir: r('dist/electron'),
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -40,6 +40,8 @@ export interface ApiParts {
   shareHost: string;
   substituter: HttpListener;
   sharing: SharingSwitch;
+  /** Ends the share listener's worker threads, once sharing is stopped. */
+  stopShareLoops?: () => Promise<void>;
   registry: PeerRegistry;
   discovery: MdnsDiscovery | null;
   dnsSd: DnsSd | null;
@@ -141,6 +143,7 @@ export function createPeernixApi(p: ApiParts): PeernixApi {
         registry.stop();
         await Promise.all([p.discovery?.stop(), p.dnsSd?.stop()]);
         await Promise.all([p.substituter.close(stopOpts?.graceMs), sharing.stop(stopOpts?.graceMs ?? 3000)]);
+        await p.stopShareLoops?.();
         p.client.close();
         p.summaries.close();
         await p.store.close();

@@ -82,6 +82,8 @@ export interface PeernixOptions {
   persistTrustedNetworks?: (ids: string[]) => void;
   /** Test seam: how the network is read (default: this machine's kernel tables). */
   networkWatch?: Pick<ConstructorParameters<typeof NetworkWatch>[0], 'read' | 'poke' | 'clock' | 'intervalMs'>;
+  /** Worker threads serving the share port beside the main thread (share-loops.ts; 0: none). */
+  shareThreads?: number;
   /** Serve /metrics on the share listener too (for a fleet's Prometheus); always on loopback. */
   metricsOnShare?: boolean;
   /** DNS-SD across subnets: domains browsed, the server asked ('' for the system's), and registration. */
@@ -245,7 +247,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
   });
   let discovery: MdnsDiscovery | null = null;
   let dnsSd: DnsSd | null = null;
-  const sharing = createShareSide({
+  const shareSide = createShareSide({
     address: shareAddr,
     local,
     store,
@@ -272,7 +274,17 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     },
     persist: opts.persistSharing,
     tls: teamCert,
+    threads: {
+      count: opts.shareThreads ?? 0,
+      storeUri: opts.storeUri,
+      narSource: opts.narSource,
+      verifyLocalNars: opts.verifyLocalNars,
+      publicKeys: opts.publicKeys ?? DEFAULT_PUBLIC_KEYS,
+      exclude: opts.exclude ?? DEFAULT_EXCLUDE,
+      debug: log.debugEnabled,
+    },
   });
+  const sharing = shareSide.sharing;
   if (opts.mdns) {
     const hostName = opts.name ? `${opts.name}-${identity.instanceId.slice(0, 6)}` : undefined;
     discovery = startLanDiscovery({
@@ -332,6 +344,7 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     shareHost: shareAddr.host,
     substituter: substituter.listener,
     sharing,
+    stopShareLoops: shareSide.stop,
     registry,
     discovery,
     dnsSd,

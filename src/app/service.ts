@@ -2,6 +2,7 @@
 // its settings and their problems, the control token, the core's options and the control routes on
 // the loopback listener. The front ends differ only in how they open settings (conf or
 // electron-store), which flags override them, and what they show.
+import { defaultShareThreads } from './share-loops.ts';
 import type { PeernixApi, StopOptions } from '../base/api.ts';
 import { createControlHandlers, type ControlHandlers } from '../control/routes.ts';
 import { loadOrCreateToken } from '../control/token.ts';
@@ -40,7 +41,18 @@ export interface ServiceOptions {
   overrides?: Partial<
     Pick<
       Settings,
-      'shareListen' | 'listen' | 'sharing' | 'peers' | 'mdns' | 'peerCompression' | 'goPeers' | 'goUdpPort' | 'trustAllNetworks' | 'team' | 'publicKeys'
+      | 'shareListen'
+      | 'listen'
+      | 'sharing'
+      | 'peers'
+      | 'mdns'
+      | 'peerCompression'
+      | 'goPeers'
+      | 'goUdpPort'
+      | 'trustAllNetworks'
+      | 'team'
+      | 'publicKeys'
+      | 'shareThreads'
     >
   >;
   /** The built renderer (dist/renderer) the dashboard serves. */
@@ -74,6 +86,7 @@ export async function startService(opts: ServiceOptions): Promise<PeernixService
     mdns: s.mdns,
     peerCompression: s.peerCompression,
     metricsOnShare: s.metricsOnShare,
+    shareThreads: s.shareThreads === 'auto' ? defaultShareThreads() : s.shareThreads,
     team: s.team,
     dnsSdDomains: s.dnsSdDomains,
     dnsSdServer: s.dnsSdServer,

@@ -300,6 +300,24 @@ const scopesNoticeField: Field<NoticeState> = {
     v === 'none' || v === 'pending' || v === 'seen' ? { ok: true, value: v } : { ok: false, why: `must be "none", "pending" or "seen" (got ${describe(v)})` },
 };
 
+/** Worker threads beside the main thread for the share listener; 'auto' picks by platform and cores. */
+export const MAX_SHARE_THREADS = 15;
+const shareThreadsField: Field<'auto' | number> = {
+  // Off by default: on 2 cores no gain was measured, and each thread costs ~30 MB of RSS (the 200 MB
+  // bound for 100 downloads no longer holds with 2), see app/share-loops.ts.
+  default: 0,
+  schema: {
+    oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 0, maximum: MAX_SHARE_THREADS }],
+    default: 0,
+    description:
+      'Worker threads serving the share port beside the main one, so NAR streams use more cores (each costs about 30 MB of memory): 0 (default), 1–15, or "auto" (on Linux the cores beyond the second, up to 3; none elsewhere).',
+  },
+  check: (v) =>
+    v === 'auto' || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= MAX_SHARE_THREADS)
+      ? { ok: true, value: v as 'auto' | number }
+      : { ok: false, why: `must be "auto" or a whole number 0–${MAX_SHARE_THREADS} (got ${describe(v)})` },
+};
+
 const FIELDS = {
   /** Whether the share listener (LAN) is up. */
   sharing: booleanField(true, 'Share this machine’s Nix store with LAN peers.'),
@@ -320,6 +338,8 @@ const FIELDS = {
   startAtLogin: booleanField(false, 'Start Peernix when you log in.'),
   /** GET /metrics on the share listener as well as on loopback, for a fleet's Prometheus. */
   metricsOnShare: booleanField(false, 'Also serve Prometheus metrics (/metrics) on the LAN share listener.'),
+  /** Threads for the share listener (app/share-loops.ts). */
+  shareThreads: shareThreadsField,
   /** Networks sharing runs on (README, "Trusted networks"). */
   trustedNetworks: trustedNetworksField,
   /** Share on every network (headless installs, build boxes). */

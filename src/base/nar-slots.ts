@@ -25,6 +25,11 @@ export interface NarSlot {
 /** 'busy': the caps stayed full; 'gone': the caller's signal aborted; 'closed': close() was called. */
 export type Admission = { slot: NarSlot } | { refused: 'busy' | 'gone' | 'closed' };
 
+/** What a NAR route needs of admission: these slots, or a claim on them from another event loop (nar-slot-claims.ts). */
+export interface NarAdmission {
+  acquire(address: string, signal?: AbortSignal): Admission | Promise<Admission>;
+}
+
 interface Waiter {
   address: string;
   grant: (slot: NarSlot) => void;
@@ -33,7 +38,7 @@ interface Waiter {
   done: boolean;
 }
 
-export class NarSlots {
+export class NarSlots implements NarAdmission {
   private readonly limits: NarSlotOptions;
   private readonly clock: Clock;
   private active = 0;

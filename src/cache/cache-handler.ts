@@ -10,7 +10,7 @@ import { parseRange } from './range.ts';
 import { goNarUrl } from './routes.ts';
 import { NarMismatchError, VerifiedBody } from './verified-body.ts';
 import { ResponseSink } from './response-sink.ts';
-import type { NarSlots } from '../base/nar-slots.ts';
+import type { NarAdmission } from '../base/nar-slots.ts';
 import { FRAMES_HEADER, FRAMES_VERSION } from '../wire/nar-frames.ts';
 import { LINK_RATE_HEADER, parseLinkRate, parseReceiverHeld, RECEIVER_HELD_HEADER } from '../wire/receiver-load.ts';
 import { FrameEncoder, type FrameStats } from './adaptive-frames.ts';
@@ -37,7 +37,7 @@ export interface CacheHandlerOptions {
     wireBytes: () => number | undefined;
   }) => { end(outcome: 'ok' | 'failed' | 'aborted'): void } | null;
   /** Caps concurrent NAR streams (the share listener); without it every request streams at once. */
-  narSlots?: NarSlots;
+  narSlots?: NarAdmission;
   /** Lets Peernix peers that offer it get NARs in frames, compressed when that pays (the share listener). */
   compression?: CompressionBudget;
 }

@@ -24,6 +24,8 @@ export interface HttpListener {
   cutAll(): void;
   /** The watch that cuts responses whose client stopped taking bytes. */
   readonly stalls: Pick<WireStallWatch, 'checks' | 'size'>;
+  /** Connections accepted so far, per event loop serving the port (one, unless spread over threads). */
+  accepted(): Promise<number[]>;
 }
 
 export interface ListenOptions {
@@ -44,6 +46,8 @@ export interface ListenOptions {
   clock?: Clock;
   /** Also accept TLS on the same port (the team channel), with this certificate. */
   tls?: TlsIdentity;
+  /** Share the port with other listeners of this process (SO_REUSEPORT; Linux): the kernel spreads connections over them. */
+  reusePort?: boolean;
 }
 
 /** The Host values a loopback listener on this port answers to (Nix sends "127.0.0.1:PORT"). */
@@ -92,7 +96,9 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
   // takes a few bytes, so it is no judge of a reader that stopped).
   server.timeout = opts.stallMs ?? DEFAULT_LIMITS.stallMs;
   server.maxHeadersCount = 64;
+  let accepted = 0;
   server.on('connection', (s: Socket) => {
+    accepted++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -104,7 +110,7 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: opts.host, port: opts.port }, () => {
+    server.listen({ host: opts.host, port: opts.port, ...(opts.reusePort ? { reusePort: true } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });
@@ -122,6 +128,7 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
     port,
     url: `http://${formatHostPort(urlHost, port)}`,
     stalls,
+    accepted: async () => [accepted],
     cutAll() {
       for (const s of sockets) s.destroy();
     },

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, isLogLevel } from '../base/log.ts';
 import { openServiceState, startService } from '../app/service.ts';
+import { MAX_SHARE_THREADS } from '../app/settings.ts';
 import { onShutdownSignals, SHUTDOWN_GRACE_MS } from '../base/shutdown-signals.ts';
 import { VERSION } from '../base/version.ts';
 import { parsePublicKey } from '../nix/signing.ts';
@@ -42,6 +43,8 @@ Options:
                             (default), or the daemon's NarFromPath; both under a GC temp root
   --verify-local-nars       SHA-256 local NARs while they stream too, not only before headers
                             (peers' NARs always are); costs about half the throughput
+  --share-threads N|auto    worker threads serving the share port beside the main one (default 0;
+                            auto: on Linux the cores beyond the second, up to 3; setting shareThreads)
   --log-level LEVEL         debug | info | warn | error (default info; debug logs every request)
   -h, --help                this text
 `;
@@ -68,6 +71,7 @@ export async function serve(argv: string[]): Promise<number> {
       'trust-all-networks': { type: 'boolean', default: false },
       'nar-source': { type: 'string', default: 'filesystem' },
       'verify-local-nars': { type: 'boolean', default: false },
+      'share-threads': { type: 'string' },
       'log-level': { type: 'string', default: process.env.PEERNIX_LOG_LEVEL ?? 'info' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -86,6 +90,10 @@ export async function serve(argv: string[]): Promise<number> {
   if (goUdpPort !== undefined && !(Number.isInteger(goUdpPort) && goUdpPort >= 1 && goUdpPort <= 65535))
     throw new Error('--go-udp-port must be a port number 1–65535');
 
+  const threadsText = values['share-threads'];
+  const shareThreads = threadsText === undefined || threadsText === 'auto' ? threadsText : Number(threadsText);
+  if (typeof shareThreads === 'number' && !(Number.isInteger(shareThreads) && shareThreads >= 0 && shareThreads <= MAX_SHARE_THREADS))
+    throw new Error(`--share-threads must be auto or a whole number 0–${MAX_SHARE_THREADS}`);
   for (const k of [...(values.team ?? []), ...(values['public-key'] ?? [])]) parsePublicKey(k); // a bad key stops here, with the parser's reason
   const state = openServiceState({ stateDir: values['state-dir'], log });
   const service = await startService({
@@ -110,6 +118,7 @@ export async function serve(argv: string[]): Promise<number> {
       goPeers: values['no-go-peers'] ? false : undefined,
       goUdpPort,
       trustAllNetworks: values['trust-all-networks'] ? true : undefined,
+      shareThreads,
     },
     rendererDir: fileURLToPath(new URL('../../dist/renderer/', import.meta.url)),
     version: VERSION,

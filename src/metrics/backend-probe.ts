@@ -6,9 +6,17 @@ import type { Listener, PeernixMetrics } from './metrics.ts';
 // from and timed, and NAR bodies are tracked until released. The backend is unchanged; a narinfo
 // answered synchronously stays synchronous (the hottest route pays no event-loop turn for this).
 
+/** What the probe records on: the metrics, or their relay from another event loop (app/share-loop-relay.ts). */
+export interface ProbeMetrics {
+  countAnswer: PeernixMetrics['countAnswer'];
+  observeLookup: PeernixMetrics['observeLookup'];
+  narsInFlight: { inc(labels: { listener: Listener }): void; dec(labels: { listener: Listener }): void };
+  transferSeconds: { observe(labels: { listener: Listener; source: string; outcome: string }, seconds: number): void };
+}
+
 export interface ProbeOptions {
   listener: Listener;
-  metrics: PeernixMetrics;
+  metrics: ProbeMetrics;
   /** Where the answer for this path came from, once answered: the local store or a peer. */
   sourceOf: (hashPart: string) => 'local' | 'peer';
 }

@@ -145,7 +145,27 @@ export class LocalStore {
     return this.daemonCall(() => this.pool.isValidPath(path));
   }
 
-  private daemonDown = false;
+  private daemonDownNow = false;
+  /**
+   * Told whenever this handle finds the daemon down or up again: other handles on the same daemon
+   * (the share listener's worker threads) learn it by daemonFound(), so every loop answers alike.
+   */
+  onDaemonChange?: (down: boolean) => void;
+
+  private get daemonDown(): boolean {
+    return this.daemonDownNow;
+  }
+
+  private set daemonDown(down: boolean) {
+    if (down === this.daemonDownNow) return;
+    this.daemonDownNow = down;
+    this.onDaemonChange?.(down);
+  }
+
+  /** What another handle on the same daemon found (not passed on again). */
+  daemonFound(down: boolean): void {
+    this.daemonDownNow = down;
+  }
 
   private async daemonCall<T>(fn: () => Promise<T>): Promise<T> {
     try {

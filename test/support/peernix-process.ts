@@ -41,7 +41,16 @@ export async function startPeernixProcess(
   } = {},
 ): Promise<PeernixProcess> {
   const own = opts.scoped || args.includes('--public-key') ? null : ownPublicKey(args, opts.env);
-  const cmdArgs = [opts.main ?? MAIN, 'serve', ...(opts.trustedNetworksOnly ? [] : ['--trust-all-networks']), ...(own ? ['--public-key', own] : []), ...args];
+  // PEERNIX_E2E_SHARE_THREADS=N: every host serves its share port on N worker threads too (app/share-loops.ts).
+  const threads = process.env.PEERNIX_E2E_SHARE_THREADS && !args.includes('--share-threads') ? ['--share-threads', process.env.PEERNIX_E2E_SHARE_THREADS] : [];
+  const cmdArgs = [
+    opts.main ?? MAIN,
+    'serve',
+    ...(opts.trustedNetworksOnly ? [] : ['--trust-all-networks']),
+    ...(own ? ['--public-key', own] : []),
+    ...threads,
+    ...args,
+  ];
   const [cmd, finalArgs] = opts.wrap ? opts.wrap(process.execPath, cmdArgs) : [process.execPath, cmdArgs];
   const proc = spawn(cmd, finalArgs, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

@@ -50,6 +50,7 @@ describe('defaults and schema', () => {
         goUdpPort: 9999,
         startAtLogin: false,
         metricsOnShare: false,
+        shareThreads: 0,
         trustedNetworks: [],
         trustAllNetworks: false,
         team: [],
@@ -130,6 +131,18 @@ describe('validateSettings, field by field', () => {
       assert.equal(r.settings.goUdpPort, 9999);
       assert.equal(r.problems.length, 1, String(bad));
       assert.match(r.problems[0], /"goUdpPort" must be a port number/);
+    }
+  });
+
+  test('shareThreads takes "auto" or a whole number 0–15, and nothing else', T, () => {
+    assert.equal(one({ shareThreads: 3 }).settings.shareThreads, 3);
+    assert.equal(one({ shareThreads: 0 }).settings.shareThreads, 0);
+    assert.equal(one({ shareThreads: 'auto' }).settings.shareThreads, 'auto');
+    for (const bad of [16, -1, 1.5, '2', 'all', null]) {
+      const r = one({ shareThreads: bad });
+      assert.equal(r.settings.shareThreads, 0);
+      assert.equal(r.problems.length, 1, String(bad));
+      assert.match(r.problems[0], /"shareThreads" must be "auto" or a whole number 0–15/);
     }
   });
 
