@@ -43,7 +43,14 @@ async function round(pl: PnLan, A: PnHost, B: PnHost, hogCount: number): Promise
     tree: { type: 'file' as const, size: MiB, seed: `busy-${hogCount}-${i}` },
     references: [],
   }));
+  // A trusts B's store summary for misses: the narinfos are asked once A's copy of it counts the new
+  // paths (asked before, they would rightly be misses: B's summary did not admit them yet).
+  const summaryOf = async () => (await pl.status(A)).peers.find((p) => p.name === 'host-b')?.summary ?? null;
+  const summaryPaths = async () => (await summaryOf())?.paths ?? 0;
+  await waitFor('A to follow B’s summary', async () => (await summaryOf())?.state === 'ok', 30_000);
+  const before = await summaryPaths();
   await importPaths(B.nix, paths);
+  await waitFor('A’s copy of B’s summary to count the new paths', async () => (await summaryPaths()) >= before + N, 30_000);
   const infos = await Promise.all(
     paths.map(async ({ path }) => {
       const r = await pl.curl(A, [`${SUBST}/${H(path)}.narinfo`]);

@@ -62,7 +62,12 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 export async function listen(opts: ListenOptions): Promise<HttpListener> {
   const sockets = new Set<Socket>();
   let hosts: Set<string> | null = null; // set once the port is known
-  const stalls = new WireStallWatch({ stallMs: opts.stallMs ?? DEFAULT_LIMITS.stallMs, clock: opts.clock });
+  const stalls = new WireStallWatch({
+    stallMs: opts.stallMs ?? DEFAULT_LIMITS.stallMs,
+    clock: opts.clock,
+    onCut: ({ res, idleMs, acked, waiting }) =>
+      opts.log.debug(`${res.req.method} ${res.req.url}: cut, its client took no bytes for ${idleMs} ms (${acked} taken, ${waiting} waiting)`),
+  });
   const server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
@@ -97,6 +102,14 @@ export async function listen(opts: ListenOptions): Promise<HttpListener> {
   server.timeout = opts.stallMs ?? DEFAULT_LIMITS.stallMs;
   server.maxHeadersCount = 64;
   let accepted = 0;
+  // Node's idle timer cuts a connection where nothing moved either way (what Node does on its own,
+  // said in the log), except a response with bytes waiting for its client: the kernel may be taking
+  // them where Node cannot see it, and the wire-stall watch judges that by what the client acknowledged.
+  server.on('timeout', (s: Socket) => {
+    if (stalls.judges(s)) return;
+    opts.log.debug(`connection from ${s.remoteAddress}: cut, nothing moved either way for ${server.timeout} ms`);
+    s.destroy();
+  });
   server.on('connection', (s: Socket) => {
     accepted++;
     sockets.add(s);

@@ -24,12 +24,16 @@ export function acceptTlsToo(server: Server, identity: TlsIdentity, firstByteMs 
   server.removeAllListeners('connection');
   server.on('connection', (raw: Socket) => {
     // Until its first byte a connection is no HTTP server's yet, so no HTTP timeout covers it.
-    raw.setTimeout(firstByteMs, () => raw.destroy());
+    const late = () => raw.destroy();
+    raw.setTimeout(firstByteMs, late);
     // Nobody else listens yet: an asker resetting now must not be an unhandled error (the daemon's end).
     const early = () => raw.destroy();
     raw.on('error', early);
     raw.once('data', (first: Buffer) => {
+      // Its listener goes too: left on, it would cut the connection at the HTTP server's idle timeout
+      // whatever the server decides (a response the wire-stall watch judges, http-listener.ts).
       raw.setTimeout(0);
+      raw.off('timeout', late);
       raw.off('error', early);
       raw.pause();
       raw.unshift(first);

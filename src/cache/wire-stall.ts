@@ -20,6 +20,8 @@ export interface WireStallOptions {
   checkEveryMs?: number;
   /** The kernel's unacknowledged bytes per connection (tests and other systems may give their own). */
   sendQueues?: () => Promise<SendQueues | null>;
+  /** Told of each cut (the listener logs it: a cut must be told from a client that left). */
+  onCut?: (cut: { res: ServerResponse; idleMs: number; acked: number; waiting: number }) => void;
 }
 
 interface Watched {
@@ -41,7 +43,8 @@ function unsentInNode(socket: Socket): number {
 }
 
 export class WireStallWatch {
-  private readonly opts: Required<WireStallOptions>;
+  private readonly opts: Required<Omit<WireStallOptions, 'onCut'>>;
+  private readonly onCut: WireStallOptions['onCut'];
   private readonly watched = new Map<ServerResponse, Watched>();
   private ticker: TimerHandle | null = null;
   private checking = false;
@@ -56,6 +59,7 @@ export class WireStallWatch {
       checkEveryMs: opts.checkEveryMs ?? Math.max(1, Math.min(5000, Math.floor(opts.stallMs / 4))),
       sendQueues: opts.sendQueues ?? (() => readSendQueues()),
     };
+    this.onCut = opts.onCut;
   }
 
   watch(res: ServerResponse): void {
@@ -71,6 +75,17 @@ export class WireStallWatch {
       this.ticker = this.opts.clock.setInterval(() => void this.check(), this.opts.checkEveryMs);
       this.ticker.unref?.();
     }
+  }
+
+  /**
+   * Whether a watched response on `socket` has bytes waiting in Node: then this watch, not Node's idle
+   * timer, judges it. Node hears that the kernel took more only once about a third of the socket's send
+   * buffer is free, so a client draining a few hundred KB a second through a megabytes-deep buffer
+   * looks idle to Node's timer for many seconds while every byte it takes is on the wire.
+   */
+  judges(socket: Socket): boolean {
+    for (const w of this.watched.values()) if (w.socket === socket) return !socket.destroyed && unsentInNode(socket) > 0;
+    return false;
   }
 
   get size(): number {
@@ -106,14 +121,15 @@ export class WireStallWatch {
         }
         const inKernel = (w.key !== null && queues?.get(w.key)) || 0;
         const acked = kernelTaken(w.socket) - inKernel;
-        const waiting = unsentInNode(w.socket) + inKernel > 0;
-        if (acked !== w.acked || !waiting) {
+        const waiting = unsentInNode(w.socket) + inKernel;
+        if (acked !== w.acked || waiting === 0) {
           w.acked = acked;
           w.progressAt = now;
           continue;
         }
         if (now - w.progressAt >= this.opts.stallMs) {
           this.unwatch(res);
+          this.onCut?.({ res, idleMs: now - w.progressAt, acked, waiting });
           w.socket.destroy();
         }
       }

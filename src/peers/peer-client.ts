@@ -251,6 +251,11 @@ export class PeerClient {
     throw new PeerError('unreachable', `${url}: client closed while waiting for a NAR slot`);
   }
 
+  /** NAR requests waiting for a slot of their peer: what a test waits on for evidence of the queue. */
+  get narsWaiting(): number {
+    return this.slots.queued;
+  }
+
   close(): void {
     for (const a of this.identityAgents.values()) a.destroy();
     for (const p of [this.lookupPool, this.narPool, ...[...this.teamPools.values()].flatMap((t) => [t.lookup, t.nar, t.summary])]) {

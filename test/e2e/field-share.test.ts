@@ -305,9 +305,10 @@ describe('field: the share listener holds up on a real LAN', { timeout: 900_000 
       const cut = results.filter((r) => r.status === 200 && !r.complete);
       if (cut.length)
         t.diagnostic(
-          `cut: ${cut.map((r) => r.bytes).join(', ')} bytes; log: ${logLines(pn, 0, 'warn').slice(-5).join(' | ')} ${logLines(pn, 0, 'debug')
-            .filter((l) => /cut after/.test(l))
-            .slice(-5)
+          // Which cut fired, by the server's own account: the wire-stall watch, Node's idle timeout, or the source.
+          `cut: ${cut.map((r) => r.bytes).join(', ')} bytes; log: ${logLines(pn, logFrom, 'warn')
+            .concat(logLines(pn, logFrom, 'debug').filter((l) => /: cut, |cut after/.test(l)))
+            .slice(-10)
             .join(' | ')}`,
         );
       const busy = results.filter((r) => r.status === 503).length;

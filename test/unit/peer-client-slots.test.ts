@@ -19,7 +19,8 @@ describe('peer client NAR slots', () => {
       const first = await client.openNar(url, { offset: 0, expectedSize: 1000 });
       first.on('error', () => {});
       const waiting = client.openNar(url, { offset: 0, expectedSize: 1000 });
-      await new Promise((r) => setTimeout(r, 50));
+      // Evidence that it waits for the slot (not a guess that 50 ms got it there).
+      while (client.narsWaiting === 0) await new Promise((r) => setTimeout(r, 5));
       // Ended by close() while the first NAR still holds the only slot (and would for good).
       client.close();
       await assert.rejects(waiting, (e: unknown) => e instanceof PeerError && /client closed/.test(e.message));

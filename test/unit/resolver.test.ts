@@ -1050,12 +1050,13 @@ describe('resolver: a client that leaves before its NAR is found', () => {
     const first = w.nar(a);
     await waitFor('A streaming', async () => alice.counts.nar === 1, 1000);
     const left = leaveAfter(narUrlOf(w.listener, b), 300);
-    await sleep(100); // B queues first, C behind it
+    await waitFor('B waiting for the slot', async () => w.client.narsWaiting === 1, 10_000); // B queues first, C behind it
     const third = w.nar(c);
     await left;
     assertSameNar(await first, a);
     assertSameNar(await third, c);
-    await sleep(500);
+    // C was served after B's place in the queue was judged: with nothing left waiting, no request for B can follow.
+    assert.equal(w.client.narsWaiting, 0);
     const order = alice.narRequests.map((r) => [a, b, c].find((p) => r.path.includes(p.hashPart))!.storePath.slice(44));
     t.diagnostic(`NAR requests the peer saw, in order: ${order.join(', ')}`);
     assert.deepEqual(order, ['streaming', 'stayed'], 'no request for the client that left');

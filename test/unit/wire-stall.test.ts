@@ -9,6 +9,8 @@ import { ResponseSink } from '../../src/cache/response-sink.ts';
 import { canonicalAddress, parseSendQueues, sendQueueKey } from '../../src/cache/tcp-send-queues.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { FakeClock } from '../support/fake-clock.ts';
+import { generateKeyPair, parseSecretKey } from '../../src/nix/signing.ts';
+import { makeTeamCertificate } from '../../src/wire/team-certificate.ts';
 
 // A response whose client stopped taking bytes is cut after stallMs of fake time, whatever sits in
 // Node's and the kernel's buffers; its source (the daemon connection's stand-in) is destroyed with it.
@@ -164,5 +166,41 @@ describe('the wire stall watch', () => {
     assert.equal(l.stalls.size, 2);
     slow.destroy();
     poll.destroy();
+  });
+  it("leaves a response with bytes waiting to the watch when Node's idle timer fires, and still lets that timer cut a silent source", async () => {
+    // Node's idle timer runs on real time (here 300 ms); the watch's fake clock is moved only at the end.
+    const clock = new FakeClock();
+    const closed: string[] = [];
+    let timeouts = 0;
+    const l = await listen({
+      host: '127.0.0.1',
+      port: 0,
+      log,
+      stallMs: 300,
+      clock,
+      // As the share listener is: TLS on the same port, so the plain connection passes the first-byte sniff.
+      tls: await makeTeamCertificate(parseSecretKey(generateKeyPair('stall-1').secretKeyText)),
+      handler: (req, res) => {
+        res.once('close', () => closed.push(req.url!));
+        res.writeHead(200, { 'Content-Length': String(NAR) });
+        if (req.url === '/silent')
+          res.write('x'); // and then the source says nothing
+        else pipeline(bigBody().stream, new ResponseSink(res), () => {});
+      },
+    });
+    listeners.push(l);
+    l.server.on('timeout', () => timeouts++);
+    const client = stoppedReader(l.port, 200);
+    children.push(client);
+    await once(client.stdout!, 'data');
+    const silent = connect(l.port, '127.0.0.1');
+    silent.on('error', () => {});
+    silent.write(`GET /silent HTTP/1.1\r\nHost: x\r\n\r\n`);
+    // Evidence that Node's timer judged both: the silent one is cut by it, the stopped reader is not.
+    while (!closed.includes('/silent') || timeouts < 2) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(closed, ['/silent']);
+    await drive(l, clock, () => closed.includes('/nar'), 20 * 300);
+    assert.deepEqual(closed, ['/silent', '/nar'], 'the watch, on its own clock, cuts the stopped reader');
+    silent.destroy();
   });
 });
