@@ -20,6 +20,13 @@ import { median } from './lib.ts';
 const SIZES = (process.env.BENCH_IDLE_SIZES ?? '10,30').split(',').map(Number);
 const WINDOW_S = Number(process.env.BENCH_IDLE_WINDOW_S ?? 60);
 const EXTRA_ARGS = (process.env.BENCH_IDLE_ARGS ?? '').split(' ').filter(Boolean); // e.g. "--no-share", to see what costs what
+// Attribution (debug, not figures): BENCH_IDLE_TRACE=<dir> writes each node's wake-ups by source over the
+// window (idle-wakeups.cjs) and prints the mean per node; BENCH_IDLE_NODE_OPTIONS (e.g. "--cpu-prof
+// --cpu-prof-dir=/tmp/p") goes to the nodes only.
+const TRACE_DIR = process.env.BENCH_IDLE_TRACE;
+const NODE_OPTIONS = [process.env.BENCH_IDLE_NODE_OPTIONS ?? '', TRACE_DIR ? `--require ${import.meta.dirname}/idle-wakeups.cjs` : '']
+  .filter(Boolean)
+  .join(' ');
 const SETTLE_S = 10;
 const UP_WITHIN_S = 240;
 const TICKS_PER_S = 100; // USER_HZ on Linux
@@ -70,7 +77,11 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
           {
             main: BUILT_MAIN,
             timeoutMs: 60_000,
-            env: nixEnv({ XDG_CACHE_HOME: `${stateDir}/xdg` }),
+            env: nixEnv({
+              XDG_CACHE_HOME: `${stateDir}/xdg`,
+              ...(NODE_OPTIONS ? { NODE_OPTIONS } : {}),
+              ...(TRACE_DIR ? { PEERNIX_WAKEUP_TRACE: TRACE_DIR } : {}),
+            }),
             wrap: (cmd, args) => ['ip', ['netns', 'exec', lan.hosts[i].ns, cmd, ...args]],
           },
         ),
@@ -94,6 +105,8 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
     await sleep(SETTLE_S * 1000);
 
     const pids = nodes.map((p) => p.proc.pid!);
+    process.stderr.write(`${n} nodes: pids ${pids.join(' ')}\n`);
+    if (TRACE_DIR) for (const pid of pids) process.kill(pid, 'SIGUSR2');
     const before = pids.map(cpuSeconds);
     const refBefore = cpuSeconds(reference.pid!);
     const load0 = loadavg()[0];
@@ -103,6 +116,11 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
     const secs = (performance.now() - t0) / 1000;
     const after = pids.map(cpuSeconds);
     const refAfter = cpuSeconds(reference.pid!);
+    if (TRACE_DIR) {
+      for (const pid of pids) process.kill(pid, 'SIGUSR2');
+      await sleep(2000);
+      printWakeups(TRACE_DIR, pids);
+    }
     const wall1 = Date.now();
     const load1 = loadavg()[0];
 
@@ -126,6 +144,23 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
     await Promise.all(nodes.map((p) => p.stop().catch(() => null)));
     await lan.teardown();
   }
+}
+
+/** Each node's wake-ups per second by source (idle-wakeups.cjs), summed by source over the nodes, as a mean per node. */
+function printWakeups(dir: string, pids: number[]): void {
+  const total = new Map<string, number>();
+  let read = 0;
+  for (const pid of pids) {
+    try {
+      const { rows } = JSON.parse(readFileSync(`${dir}/${pid}.json`, 'utf8')) as { rows: { perSecond: number; site: string }[] };
+      for (const r of rows) total.set(r.site, (total.get(r.site) ?? 0) + r.perSecond);
+      read++;
+    } catch {}
+  }
+  const rows = [...total].sort((a, b) => b[1] - a[1]);
+  const all = rows.reduce((a, [, v]) => a + v, 0) / Math.max(1, read);
+  process.stderr.write(`wake-ups per node and second (mean of ${read} nodes): ${all.toFixed(2)}\n`);
+  for (const [site, v] of rows.slice(0, 40)) process.stderr.write(`  ${(v / Math.max(1, read)).toFixed(3)}  ${site}\n`);
 }
 
 function cpuCount(): number {

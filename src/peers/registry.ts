@@ -116,6 +116,9 @@ const GO_PROBE_QUIET_MS = 20_000;
 const UP_PROBE_MIN_MS = 10_000;
 const UP_PROBE_SPACING_MS = 3000;
 const UP_PROBE_MAX_MS = 60_000;
+// A peer in steady contact (its summary's long poll answers at least every so often) is probed only
+// once that contact is this late: a probe would tell nothing the answers don't.
+const CONTACT_GRACE_MS = 5000;
 
 /** What the registry tells its listeners, typed so a listener's arguments are checked. */
 export interface RegistryEvents {
@@ -143,6 +146,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   private readonly proofs = new WeakMap<Peer, ProofResult>();
   /** Peers that have passed a probe at least once. */
   private readonly everAnswered = new WeakSet<Peer>();
+  /** Peers in steady contact (reportContact): how often they answer at the least. */
+  private readonly contactEvery = new WeakMap<Peer, number>();
   /** Announced peers that never did: when each may be probed next. */
   private readonly unanswered = new WeakMap<Peer, { next: number; misses: number }>();
   private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> &
@@ -257,6 +262,15 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   /** Whether the mDNS service `key` is held by a peer that proved its identity (discovery keeps those). */
   isProvenService(key: string): boolean {
     for (const p of this.peers.values()) if (p.key === key) return p.verified;
+    return false;
+  }
+
+  /**
+   * Whether the mDNS service `key` is held by a peer we hear from over HTTP: proven (or a Go host, which
+   * can't prove), and not gone. Discovery keeps such a service without hearing it over mDNS.
+   */
+  isLiveService(key: string): boolean {
+    for (const p of this.peers.values()) if (p.key === key) return (p.verified || p.dialect === 'go') && p.state !== 'gone';
     return false;
   }
 
@@ -450,6 +464,17 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     this.health.strike(peer, why, soft);
   }
 
+  /**
+   * Something it answers regularly (its summary's long poll) came in: it is alive, and is probed only
+   * once the next such answer is late (more than `everyMs` and a grace after this one).
+   */
+  reportContact(id: string, everyMs: number): void {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.health.heard(peer);
+    this.contactEvery.set(peer, everyMs);
+  }
+
   /** It answered a lookup in time, yes or no. */
   reportAnswer(peer: Peer): void {
     this.health.answered(peer);
@@ -591,7 +616,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     const upEvery = this.upProbeMs();
     for (const p of this.peers.values()) {
       if (!announced(p) || this.everAnswered.has(p)) {
-        if (p.state !== 'up' || now - Math.max(p.seenAt, p.lastHeard) >= upEvery) due.push(p);
+        const every = Math.max(upEvery, (this.contactEvery.get(p) ?? -Infinity) + CONTACT_GRACE_MS);
+        if (p.state !== 'up' || now - Math.max(p.seenAt, p.lastHeard) >= every) due.push(p);
       } else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
     }
     const next = (p: Peer) => this.unanswered.get(p)?.next ?? -Infinity;
