@@ -49,7 +49,7 @@ async function status(lan: Lan, i: number): Promise<Snapshot | null> {
 
 const pct = (x: number) => `${x.toFixed(3)} %`;
 
-async function measure(n: number, storeUri: string, dir: string): Promise<string[]> {
+async function measure(n: number, storeUri: string, dir: string): Promise<{ rows: string[]; median: number }> {
   const lan = await createLan(n + 1);
   const nodes: PeernixProcess[] = [];
   const stateDirs: string[] = [];
@@ -133,12 +133,13 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
       .sort((a, b) => a - b);
     const upAtEnd = Math.min(...views.map((v) => (v ? v.peers.filter((p) => p.state === 'up').length : 0)));
     const unread = views.filter((v) => !v).length;
-    return [
+    const rows = [
       `| ${n} idle peers | CPU per node, median / max | ${pct(median(cpu))} / ${pct(cpu[cpu.length - 1])} | idle bare Node: ${pct(ref)} |`,
       `| ${n} idle peers | flaps per node and minute, median / max (all nodes: total in ${secs.toFixed(0)} s) | ${median(flaps).toFixed(2)} / ${flaps[flaps.length - 1].toFixed(2)} (${flaps.reduce((a, b) => a + b, 0) * (secs / 60)}) | 0 |`,
       `| ${n} idle peers | least peers seen up by a node, at the start / end of the window | ${leastUp} / ${upAtEnd} of ${n - 1}${unread ? ` (${unread} status unread)` : ''} | ${n - 1} |`,
       `| ${n} idle peers | load average (1 min) at the window's start / end, ${cpuCount()} cores | ${load0.toFixed(1)} / ${load1.toFixed(1)} | |`,
     ];
+    return { rows, median: median(cpu) };
   } finally {
     reference.kill('SIGKILL');
     await Promise.all(nodes.map((p) => p.stop().catch(() => null)));
@@ -175,11 +176,18 @@ async function main() {
   // Peernix's, and 30 nix-daemons would only add their own.
   const store = await startNixHost(`${dir}/store`);
   const rows: string[] = ['| setting | figure | Peernix | reference |', '|---|---|---|---|'];
+  const medians: number[] = [];
   try {
     for (const n of SIZES) {
       const got = await measure(n, store.storeUri, dir);
-      rows.push(...got);
-      process.stderr.write(`${got.join('\n')}\n`);
+      rows.push(...got.rows);
+      medians.push(got.median);
+      process.stderr.write(`${got.rows.join('\n')}\n`);
+    }
+    // What each further peer costs a node: the slope of the median between consecutive sizes.
+    for (let i = 1; i < SIZES.length; i++) {
+      const slope = (medians[i] - medians[i - 1]) / (SIZES[i] - SIZES[i - 1]);
+      rows.push(`| ${SIZES[i - 1]} → ${SIZES[i]} idle peers | CPU per node for each further peer (slope of the medians) | ${pct(slope)} | |`);
     }
   } finally {
     await store.stop();

@@ -21,6 +21,10 @@ const UP_PROBE_MAX_MS = 60_000;
 // A peer in steady contact (its summary's long poll answers at least every so often) is probed only
 // once that contact is this late: a probe would tell nothing the answers don't.
 const CONTACT_GRACE_MS = 5000;
+// Until then it is probed as any up peer for its first few passing probes: their quickest is the RTT
+// floor that times the link check of a silent lookup (health.ts), and a single probe, made while the
+// connection was new or the machine busy, sets it too high to beat the stall timer.
+const FLOOR_PROBES = 5;
 
 export interface ProbeScheduleOptions<P> {
   /** The registry's round. */
@@ -31,8 +35,8 @@ export interface ProbeScheduleOptions<P> {
 
 export class ProbeSchedule<P extends Pick<PeerHealthFields, 'state' | 'seenAt' | 'lastHeard'>> {
   private readonly opts: ProbeScheduleOptions<P>;
-  /** Peers that have answered as a cache at least once. */
-  private readonly everAnswered = new WeakSet<P>();
+  /** Peers that have answered as a cache: how many probes passed so (counted up to FLOOR_PROBES). */
+  private readonly answered = new WeakMap<P, number>();
   /** Announced peers that never did: when each may be probed next. */
   private readonly unanswered = new WeakMap<P, { next: number; misses: number }>();
   /** Peers in steady contact (contact()): how often they answer at the least. */
@@ -49,8 +53,9 @@ export class ProbeSchedule<P extends Pick<PeerHealthFields, 'state' | 'seenAt' |
     const all = [...peers];
     const upEvery = this.upProbeMs(all);
     for (const p of all) {
-      if (!this.opts.announced(p) || this.everAnswered.has(p)) {
-        const every = Math.max(upEvery, (this.contactEvery.get(p) ?? -Infinity) + CONTACT_GRACE_MS);
+      if (!this.opts.announced(p) || this.answered.has(p)) {
+        const contact = (this.answered.get(p) ?? 0) >= FLOOR_PROBES ? this.contactEvery.get(p) : undefined;
+        const every = Math.max(upEvery, (contact ?? -Infinity) + CONTACT_GRACE_MS);
         if (p.state !== 'up' || now - Math.max(p.seenAt, p.lastHeard) >= every) due.push(p);
       } else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
     }
@@ -61,13 +66,13 @@ export class ProbeSchedule<P extends Pick<PeerHealthFields, 'state' | 'seenAt' |
 
   /** It answered a probe as a cache (proved its identity, or answered as a Go host does). */
   answeredAsCache(peer: P): void {
-    this.everAnswered.add(peer);
+    this.answered.set(peer, Math.min(FLOOR_PROBES, (this.answered.get(peer) ?? 0) + 1));
     this.unanswered.delete(peer);
   }
 
   /** A probe of it passed without showing a cache, or failed: an announced host that never answered as one backs off. */
   notACache(peer: P, now: number): void {
-    if (!this.opts.announced(peer) || this.everAnswered.has(peer)) return;
+    if (!this.opts.announced(peer) || this.answered.has(peer)) return;
     const misses = (this.unanswered.get(peer)?.misses ?? 0) + 1;
     const wait = Math.min(UNANSWERED_BACKOFF_MAX_MS, UNANSWERED_BACKOFF_BASE_MS * 2 ** Math.min(20, misses - 1));
     this.unanswered.set(peer, { misses, next: now + wait });
