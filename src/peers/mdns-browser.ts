@@ -18,6 +18,8 @@ const MAX_HOST_CHARS = 255;
 const MAX_RECORDS_PER_PACKET = 256;
 const ADDRESS_QUERY_INTERVAL_MS = 10_000;
 const MAX_LIFETIME_MS = 10 * 60_000;
+/** Known answers our query lists (about 64 bytes each). */
+const MAX_KNOWN_ANSWERS = 20;
 
 export interface MdnsBrowserOptions {
   ownFqdn: string;
@@ -125,7 +127,9 @@ export class MdnsBrowser {
       return;
     }
     try {
-      this.mdns.query(knownAnswerQuery(`_${SERVICE_TYPE}._tcp.local`, this.knownAnswers()));
+      // One datagram under a common MTU: the services left out just answer.
+      const known = this.knownAnswers().sort((a, b) => b.ttlS - a.ttlS);
+      this.mdns.query(knownAnswerQuery(`_${SERVICE_TYPE}._tcp.local`, known.slice(0, MAX_KNOWN_ANSWERS)));
     } catch (err) {
       this.fail(err);
     }

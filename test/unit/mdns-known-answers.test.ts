@@ -114,6 +114,30 @@ describe('our periodic query', () => {
     assert.deepEqual(sent.at(-1)!.answers, [], 'past half its TTL: its host is asked to answer again');
   });
 
+  it('lists at most 20 (one datagram), the freshest; a host that lists 20 of the 30 we know asked what we would', () => {
+    const { b, clock, sent, live, keys } = browser();
+    for (let i = 10; i < 38; i++) {
+      clock.t += 1000;
+      b.readResponse(goResponse(9000 + i), { address: `10.0.0.${i}` });
+    }
+    const all = [...keys];
+    for (const t of b.peers()) all.includes(t.key) || all.push(t.key);
+    for (const k of all) live.add(k);
+    b.query();
+    assert.equal(all.length, 30);
+    assert.equal(sent.at(-1)!.answers!.length, 20);
+    assert.ok(!sent.at(-1)!.answers!.some((a) => a.data === keys[0]), 'the stalest are left out');
+    b.heardQuery(
+      knownAnswerQuery(
+        TYPE,
+        all.slice(10).map((fqdn) => ({ fqdn, ttlS: PTR_TTL_S })),
+      ),
+    );
+    clock.t += 1000;
+    b.periodicQuery();
+    assert.equal(sent.length, 1);
+  });
+
   it('is skipped for a round after another host asked, listing nothing we would not; not after a query listing more', () => {
     const { b, clock, sent, live, keys } = browser();
     live.add(keys[0]);
