@@ -27,7 +27,8 @@ const TRACE_DIR = process.env.BENCH_IDLE_TRACE;
 const NODE_OPTIONS = [process.env.BENCH_IDLE_NODE_OPTIONS ?? '', TRACE_DIR ? `--require ${import.meta.dirname}/idle-wakeups.cjs` : '']
   .filter(Boolean)
   .join(' ');
-const SETTLE_S = 10;
+// Idle is the steady state: a new peer's first probes (its RTT floor, probe-schedule.ts) are over within a minute.
+const SETTLE_S = 60;
 const UP_WITHIN_S = 240;
 const TICKS_PER_S = 100; // USER_HZ on Linux
 

@@ -21,9 +21,11 @@ const UP_PROBE_MAX_MS = 60_000;
 // A peer in steady contact (its summary's long poll answers at least every so often) is probed only
 // once that contact is this late: a probe would tell nothing the answers don't.
 const CONTACT_GRACE_MS = 5000;
-// Until then it is probed as any up peer for its first few passing probes: their quickest is the RTT
-// floor that times the link check of a silent lookup (health.ts), and a single probe, made while the
-// connection was new or the machine busy, sets it too high to beat the stall timer.
+// Until then it is probed every 10 s, whatever the mesh's size, for its first few passing probes: their
+// quickest is the RTT floor that times the link check of a silent lookup (health.ts), and a single
+// probe, made while the connection was new or the machine busy, sets it too high to beat the stall
+// timer. At 10 s they also keep one connection (a listener keeps an idle one 30 s), not a TLS
+// handshake each; the mesh's spacing applies after.
 const FLOOR_PROBES = 5;
 
 export interface ProbeScheduleOptions<P> {
@@ -54,8 +56,10 @@ export class ProbeSchedule<P extends Pick<PeerHealthFields, 'state' | 'seenAt' |
     const upEvery = this.upProbeMs(all);
     for (const p of all) {
       if (!this.opts.announced(p) || this.answered.has(p)) {
-        const contact = (this.answered.get(p) ?? 0) >= FLOOR_PROBES ? this.contactEvery.get(p) : undefined;
-        const every = Math.max(upEvery, (contact ?? -Infinity) + CONTACT_GRACE_MS);
+        const every =
+          (this.answered.get(p) ?? FLOOR_PROBES) < FLOOR_PROBES
+            ? Math.min(upEvery, this.floorEvery())
+            : Math.max(upEvery, (this.contactEvery.get(p) ?? -Infinity) + CONTACT_GRACE_MS);
         if (p.state !== 'up' || now - Math.max(p.seenAt, p.lastHeard) >= every) due.push(p);
       } else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
     }
@@ -81,6 +85,11 @@ export class ProbeSchedule<P extends Pick<PeerHealthFields, 'state' | 'seenAt' |
   /** It answers something regularly, at least every `everyMs`: not probed while that comes in time. */
   contact(peer: P, everyMs: number): void {
     this.contactEvery.set(peer, everyMs);
+  }
+
+  /** How often a peer is probed while its RTT floor is being found: 10 s (never more often than the round). */
+  private floorEvery(): number {
+    return Math.max(this.opts.roundMs, Math.min(UP_PROBE_MIN_MS, 5 * this.opts.roundMs));
   }
 
   /** How often an up peer is probed: about one probe every 3 s over all up peers, within [10 s, 60 s] (never more often than the round). */
