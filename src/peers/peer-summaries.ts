@@ -198,7 +198,9 @@ export class PeerSummaries {
       return 'unsupported';
     }
     if (status === 204) {
-      res.resume();
+      // Its socket goes back to the pool at the response's end: the next poll, sent at once, must find
+      // it there, or it opens a connection (a TLS handshake to a team member) every poll.
+      await drained(res);
       f.contactAt = this.now();
       if (f.view.state === 'stale') this.setState(f, 'ok', null);
       this.contact(f);
@@ -306,6 +308,15 @@ function addressOf(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** Reads a response with no body of interest to its end. */
+function drained(res: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    res.once('end', resolve);
+    res.once('close', resolve);
+    res.resume();
+  });
 }
 
 /** The body, bounded in size and time: a summary that trickles in is as useless as none. */
