@@ -20,7 +20,15 @@ import { median } from './lib.ts';
 const SIZES = (process.env.BENCH_IDLE_SIZES ?? '10,30').split(',').map(Number);
 const WINDOW_S = Number(process.env.BENCH_IDLE_WINDOW_S ?? 60);
 const EXTRA_ARGS = (process.env.BENCH_IDLE_ARGS ?? '').split(' ').filter(Boolean); // e.g. "--no-share", to see what costs what
-const SETTLE_S = 10;
+// Attribution (debug, not figures): BENCH_IDLE_TRACE=<dir> writes each node's wake-ups by source over the
+// window (idle-wakeups.cjs) and prints the mean per node; BENCH_IDLE_NODE_OPTIONS (e.g. "--cpu-prof
+// --cpu-prof-dir=/tmp/p") goes to the nodes only.
+const TRACE_DIR = process.env.BENCH_IDLE_TRACE;
+const NODE_OPTIONS = [process.env.BENCH_IDLE_NODE_OPTIONS ?? '', TRACE_DIR ? `--require ${import.meta.dirname}/idle-wakeups.cjs` : '']
+  .filter(Boolean)
+  .join(' ');
+// Idle is the steady state: a new peer's first probes (its RTT floor, probe-schedule.ts) are over within a minute.
+const SETTLE_S = 60;
 const UP_WITHIN_S = 240;
 const TICKS_PER_S = 100; // USER_HZ on Linux
 
@@ -42,7 +50,7 @@ async function status(lan: Lan, i: number): Promise<Snapshot | null> {
 
 const pct = (x: number) => `${x.toFixed(3)} %`;
 
-async function measure(n: number, storeUri: string, dir: string): Promise<string[]> {
+async function measure(n: number, storeUri: string, dir: string): Promise<{ rows: string[]; median: number }> {
   const lan = await createLan(n + 1);
   const nodes: PeernixProcess[] = [];
   const stateDirs: string[] = [];
@@ -70,7 +78,11 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
           {
             main: BUILT_MAIN,
             timeoutMs: 60_000,
-            env: nixEnv({ XDG_CACHE_HOME: `${stateDir}/xdg` }),
+            env: nixEnv({
+              XDG_CACHE_HOME: `${stateDir}/xdg`,
+              ...(NODE_OPTIONS ? { NODE_OPTIONS } : {}),
+              ...(TRACE_DIR ? { PEERNIX_WAKEUP_TRACE: TRACE_DIR } : {}),
+            }),
             wrap: (cmd, args) => ['ip', ['netns', 'exec', lan.hosts[i].ns, cmd, ...args]],
           },
         ),
@@ -94,6 +106,8 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
     await sleep(SETTLE_S * 1000);
 
     const pids = nodes.map((p) => p.proc.pid!);
+    process.stderr.write(`${n} nodes: pids ${pids.join(' ')}\n`);
+    if (TRACE_DIR) for (const pid of pids) process.kill(pid, 'SIGUSR2');
     const before = pids.map(cpuSeconds);
     const refBefore = cpuSeconds(reference.pid!);
     const load0 = loadavg()[0];
@@ -103,6 +117,11 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
     const secs = (performance.now() - t0) / 1000;
     const after = pids.map(cpuSeconds);
     const refAfter = cpuSeconds(reference.pid!);
+    if (TRACE_DIR) {
+      for (const pid of pids) process.kill(pid, 'SIGUSR2');
+      await sleep(2000);
+      printWakeups(TRACE_DIR, pids);
+    }
     const wall1 = Date.now();
     const load1 = loadavg()[0];
 
@@ -115,17 +134,35 @@ async function measure(n: number, storeUri: string, dir: string): Promise<string
       .sort((a, b) => a - b);
     const upAtEnd = Math.min(...views.map((v) => (v ? v.peers.filter((p) => p.state === 'up').length : 0)));
     const unread = views.filter((v) => !v).length;
-    return [
+    const rows = [
       `| ${n} idle peers | CPU per node, median / max | ${pct(median(cpu))} / ${pct(cpu[cpu.length - 1])} | idle bare Node: ${pct(ref)} |`,
       `| ${n} idle peers | flaps per node and minute, median / max (all nodes: total in ${secs.toFixed(0)} s) | ${median(flaps).toFixed(2)} / ${flaps[flaps.length - 1].toFixed(2)} (${flaps.reduce((a, b) => a + b, 0) * (secs / 60)}) | 0 |`,
       `| ${n} idle peers | least peers seen up by a node, at the start / end of the window | ${leastUp} / ${upAtEnd} of ${n - 1}${unread ? ` (${unread} status unread)` : ''} | ${n - 1} |`,
       `| ${n} idle peers | load average (1 min) at the window's start / end, ${cpuCount()} cores | ${load0.toFixed(1)} / ${load1.toFixed(1)} | |`,
     ];
+    return { rows, median: median(cpu) };
   } finally {
     reference.kill('SIGKILL');
     await Promise.all(nodes.map((p) => p.stop().catch(() => null)));
     await lan.teardown();
   }
+}
+
+/** Each node's wake-ups per second by source (idle-wakeups.cjs), summed by source over the nodes, as a mean per node. */
+function printWakeups(dir: string, pids: number[]): void {
+  const total = new Map<string, number>();
+  let read = 0;
+  for (const pid of pids) {
+    try {
+      const { rows } = JSON.parse(readFileSync(`${dir}/${pid}.json`, 'utf8')) as { rows: { perSecond: number; site: string }[] };
+      for (const r of rows) total.set(r.site, (total.get(r.site) ?? 0) + r.perSecond);
+      read++;
+    } catch {}
+  }
+  const rows = [...total].sort((a, b) => b[1] - a[1]);
+  const all = rows.reduce((a, [, v]) => a + v, 0) / Math.max(1, read);
+  process.stderr.write(`wake-ups per node and second (mean of ${read} nodes): ${all.toFixed(2)}\n`);
+  for (const [site, v] of rows.slice(0, 40)) process.stderr.write(`  ${(v / Math.max(1, read)).toFixed(3)}  ${site}\n`);
 }
 
 function cpuCount(): number {
@@ -140,11 +177,18 @@ async function main() {
   // Peernix's, and 30 nix-daemons would only add their own.
   const store = await startNixHost(`${dir}/store`);
   const rows: string[] = ['| setting | figure | Peernix | reference |', '|---|---|---|---|'];
+  const medians: number[] = [];
   try {
     for (const n of SIZES) {
       const got = await measure(n, store.storeUri, dir);
-      rows.push(...got);
-      process.stderr.write(`${got.join('\n')}\n`);
+      rows.push(...got.rows);
+      medians.push(got.median);
+      process.stderr.write(`${got.rows.join('\n')}\n`);
+    }
+    // What each further peer costs a node: the slope of the median between consecutive sizes.
+    for (let i = 1; i < SIZES.length; i++) {
+      const slope = (medians[i] - medians[i - 1]) / (SIZES[i] - SIZES[i - 1]);
+      rows.push(`| ${SIZES[i - 1]} → ${SIZES[i]} idle peers | CPU per node for each further peer (slope of the medians) | ${pct(slope)} | |`);
     }
   } finally {
     await store.stop();

@@ -179,6 +179,8 @@ export async function startPeernix(opts: PeernixOptions): Promise<Peernix> {
     // Team members' summaries (which admit team paths) over the team channel only.
     channel: (url) => client.summaryChannel(url),
     onChange: (hashParts) => (resolver.forgetMisses(hashParts), notifySoon('peers')),
+    // Its answers keep the peer's health current: no probes while they come (#26 idle cost).
+    onContact: (id, everyMs) => registry.reportContact(id, everyMs),
   });
   const registry = new PeerRegistry({ client, isTrusted: (k) => isKeyTrusted(k, trust.policy), summaryOf: (id) => peerSummaries.view(id) });
   const history = new PeerHistory();

@@ -9,7 +9,7 @@ import type { AskerClass } from './asker-class.ts';
 // GET /peernix/summary (and /nix-cache/peernix/summary) on the share listener: this store's summary for peers.
 //   no query                     the whole summary
 //   ?epoch=E&since=G[&wait=S]    what was added after generation G of epoch E; if nothing yet, the
-//                                answer waits up to S seconds (at most 25) for it, else 204.
+//                                answer waits up to S seconds (at most 55) for it, else 204.
 //                                A summary rebuilt since (another epoch) or too far ahead comes whole.
 // A waiting request holds a socket, so there are only a few per client address and a bound overall.
 
@@ -24,7 +24,8 @@ export interface SummaryRouteOptions {
 const QUERY = /^epoch=([0-9a-f]{16})&since=(\d{1,10})(?:&wait=(\d{1,3}))?$/;
 
 export function createSummaryHandler(opts: SummaryRouteOptions): RouteHandler {
-  const maxWaitMs = opts.maxWaitMs ?? 25_000;
+  // Room for followers that ask to wait longer than today's 20 s (#26 idle cost).
+  const maxWaitMs = opts.maxWaitMs ?? 55_000;
   const perAddress = opts.maxWaitingPerAddress ?? 4;
   const maxWaiting = opts.maxWaiting ?? 256;
   const waiting = new Map<string, number>();

@@ -112,6 +112,13 @@ export class WireStallWatch {
     if (this.checking || this.watched.size === 0) return;
     this.checking = true;
     try {
+      // Responses that have sent nothing yet (long polls between events) wait for nothing: the kernel's
+      // table is not read for them alone (#26 idle cost: it was read every second for idle followers).
+      if (![...this.watched.keys()].some((res) => res.headersSent)) {
+        const now = this.opts.clock.now();
+        for (const w of this.watched.values()) w.progressAt = now;
+        return;
+      }
       const queues = await this.opts.sendQueues().catch(() => null);
       const now = this.opts.clock.now();
       for (const [res, w] of this.watched) {

@@ -13,6 +13,8 @@ export interface MdnsSocket {
   on(event: string, listener: (...args: any[]) => void): unknown;
   removeListener(event: string, listener: (...args: any[]) => void): unknown;
   query(name: string, type: string): void;
+  /** A whole packet: questions with their known answers (mdns-known-answers.ts). */
+  query(packet: { questions: unknown[]; answers?: unknown[] }): void;
 }
 
 export interface RawRecord {

@@ -22,6 +22,7 @@ import { MdnsAnnouncer } from './mdns-announcer.ts';
 import { shapeResponses } from './mdns-answer-order.ts';
 import { QuerySignOfLife } from './query-sign-of-life.ts';
 import { MdnsBrowser } from './mdns-browser.ts';
+import { answerOnlyTheUnknown } from './mdns-known-answers.ts';
 
 export interface MdnsDiscoveryOptions {
   self: Announcement;
@@ -30,6 +31,8 @@ export interface MdnsDiscoveryOptions {
   maxPerSource?: number; // services one announcing address may hold in the table (default maxPeers / 4)
   /** Whether this service's claim has been proven (the registry verified its key): never evicted for a newcomer. */
   isProven?: (peer: DiscoveredPeer) => boolean;
+  /** Whether the service `key`'s peer answers over HTTP now (the registry): kept, and listed as a known answer. */
+  isLive?: (key: string) => boolean;
   expiryCheckMs?: number; // how often expired services are swept (default 5 s)
   interface?: string; // interface name ("eth0") or its IPv4 address: mDNS and peers only there
   isLocalAddress?: (addr: string) => boolean;
@@ -89,6 +92,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
       maxPeers: Math.max(0, Math.floor(opts.maxPeers ?? 64)),
       maxPerSource: opts.maxPerSource,
       isProven: opts.isProven,
+      isLive: opts.isLive,
       requeryMs: this.requeryMs,
       networks: this.networks,
       up: (peer) => this.emit('up', peer),
@@ -124,6 +128,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     mdns?.on('warning', this.onWarning);
     // Address records last-A and current, for Go clients and after an address leaves (mdns-answer-order.ts).
     shapeResponses(mdns);
+    // Before any listener of ours: only bonjour-service's responder is wrapped.
+    answerOnlyTheUnknown(mdns, `_${SERVICE_TYPE}._tcp.local`, () => this.announcer.announcedFqdn());
 
     this.browser.attach(bonjour, mdns);
     // After the browser, so a goodbye packet has removed the service before its addresses are read.
@@ -137,7 +143,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     mdns?.on('query', this.onQuery);
 
     if (this.requeryMs > 0) {
-      this.requery = setInterval(() => this.browser.query(), this.requeryMs);
+      this.requery = setInterval(() => this.browser.periodicQuery(), this.requeryMs);
       this.requery.unref();
     }
     if (this.expiryCheckMs > 0) {
@@ -208,7 +214,10 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     // Undecodable packets and per-interface multicast hiccups: expected on a real LAN.
   };
   private readonly onResponse = (packet: unknown, rinfo: unknown): void => this.browser.readResponse(packet, rinfo);
-  private readonly onQuery = (packet: unknown, rinfo: unknown): void => this.signOfLife?.heard(packet, rinfo);
+  private readonly onQuery = (packet: unknown, rinfo: unknown): void => {
+    this.browser.heardQuery(packet);
+    this.signOfLife?.heard(packet, rinfo);
+  };
 
   private isOwnOrKnown(address: string): boolean {
     const a = address.startsWith('::ffff:') ? address.slice(7) : address;

@@ -25,6 +25,7 @@ export function startLanDiscovery(opts: LanDiscoveryOptions): MdnsDiscovery {
     hostName: opts.hostName,
     interface: opts.interface,
     isProven: (p) => registry.isProvenService(p.key),
+    isLive: (key) => registry.isLiveService(key),
   });
   discovery.on('up', (p) => registry.upsert({ ...p, source: 'mdns' }));
   discovery.on('down', (id, key) => registry.remove(id, 'goodbye', key));

@@ -63,6 +63,11 @@ export class MdnsAnnouncer {
     this.fail = fail;
   }
 
+  /** Our service's name (lower case) while it is announced, else null. */
+  announcedFqdn(): string | null {
+    return this.service ? this.fqdn : null;
+  }
+
   attach(bonjour: Bonjour): void {
     this.bonjour = bonjour;
     if (this.wantPublished) this.publishNow();

@@ -8,6 +8,7 @@ import { SERVICE_TYPE, announcedPeer, chooseAddress, samePeer, setAddresses, typ
 import { goEntry, goPeer, goServicesIn, type GoSighting } from './go-records.ts';
 import type { LocalNetworks } from './local-networks.ts';
 import { type Clock, systemClock } from '../base/clock.ts';
+import { asksFor, knownAnswerQuery, knownIn, PTR_TTL_S, type KnownService } from './mdns-known-answers.ts';
 
 // Browsing for other Peernix services and turning what they announce into peers. Everything a record
 // says is hostile input: the TXT record goes through decodeTxt, only addresses on a local network are
@@ -17,6 +18,8 @@ const MAX_HOST_CHARS = 255;
 const MAX_RECORDS_PER_PACKET = 256;
 const ADDRESS_QUERY_INTERVAL_MS = 10_000;
 const MAX_LIFETIME_MS = 10 * 60_000;
+/** Known answers our query lists (about 64 bytes each). */
+const MAX_KNOWN_ANSWERS = 20;
 
 export interface MdnsBrowserOptions {
   ownFqdn: string;
@@ -24,6 +27,8 @@ export interface MdnsBrowserOptions {
   maxPeers: number;
   maxPerSource: number | undefined;
   isProven: ((peer: DiscoveredPeer) => boolean) | undefined;
+  /** Whether the service's peer answers over HTTP now: it stays past its mDNS lifetime, and is a known answer. */
+  isLive?: (key: string) => boolean;
   requeryMs: number;
   networks: LocalNetworks;
   up: (peer: DiscoveredPeer) => void;
@@ -39,6 +44,10 @@ export class MdnsBrowser {
   private readonly ownInstanceId: string;
   private readonly maxPeers: number;
   private readonly isProven: ((peer: DiscoveredPeer) => boolean) | undefined;
+  private readonly isLive: (key: string) => boolean;
+  private readonly requeryMs: number;
+  /** When a query was last heard that brings every answer ours would (§7.3): ours waits a round. */
+  private equivalentQueryAt = -Infinity;
   private readonly networks: LocalNetworks;
   private readonly up: (peer: DiscoveredPeer) => void;
   private readonly down: (id: string, key: string) => void;
@@ -56,6 +65,14 @@ export class MdnsBrowser {
     this.ownInstanceId = opts.ownInstanceId;
     this.maxPeers = opts.maxPeers;
     this.isProven = opts.isProven;
+    this.isLive = (key) => {
+      try {
+        return opts.isLive?.(key) === true;
+      } catch {
+        return false;
+      }
+    };
+    this.requeryMs = opts.requeryMs;
     this.networks = opts.networks;
     this.up = opts.up;
     this.down = opts.down;
@@ -103,9 +120,52 @@ export class MdnsBrowser {
     this.tracked.clear();
   }
 
-  /** Asks the network for every service again. */
+  /** Asks the network for every service again, listing those we know alive (their hosts stay silent). */
   query(): void {
-    this.browser?.update();
+    if (!this.mdns) {
+      this.browser?.update();
+      return;
+    }
+    try {
+      // One datagram under a common MTU: the services left out just answer.
+      const known = this.knownAnswers().sort((a, b) => b.ttlS - a.ttlS);
+      this.mdns.query(knownAnswerQuery(`_${SERVICE_TYPE}._tcp.local`, known.slice(0, MAX_KNOWN_ANSWERS)));
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** The round's periodic query, unless another host's query asked for us within the round (RFC 6762 §7.3). */
+  periodicQuery(): void {
+    if (this.clock.now() - this.equivalentQueryAt < 0.9 * this.requeryMs) return;
+    this.query();
+  }
+
+  /** A multicast-dns 'query' event (ours included: the loop brings it back). */
+  heardQuery(packet: unknown): void {
+    try {
+      const type = `_${SERVICE_TYPE}._tcp.local`;
+      if (!asksFor(packet, type)) return;
+      const ours = new Set(this.knownAnswers().map((k) => k.fqdn));
+      ours.add(this.ownFqdn);
+      for (const fqdn of knownIn(packet, type).keys()) if (!ours.has(fqdn)) return;
+      this.equivalentQueryAt = this.clock.now();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // Services whose peers answer over HTTP, heard over mDNS within half their PTR TTL (RFC 6762 §7.1):
+  // any other is left out, so its host answers and its entry is refreshed.
+  private knownAnswers(): KnownService[] {
+    const now = this.clock.now();
+    const out: KnownService[] = [];
+    for (const t of this.tracked.values()) {
+      if (!t.peer || !this.isLive(t.key)) continue;
+      const ttlS = PTR_TTL_S - (now - t.seenAt) / 1000;
+      if (ttlS >= PTR_TTL_S / 2) out.push({ fqdn: t.key, ttlS });
+    }
+    return out;
   }
 
   peers(): DiscoveredPeer[] {
@@ -116,7 +176,7 @@ export class MdnsBrowser {
 
   expire(): void {
     try {
-      for (const gone of this.tracked.expire(this.clock.now())) this.drop(gone);
+      for (const gone of this.tracked.expire(this.clock.now(), this.isLive)) this.drop(gone);
     } catch (err) {
       this.fail(err);
     }

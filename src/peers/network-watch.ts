@@ -5,8 +5,8 @@ import { recogniseNetwork, type RecognisedNetwork, type Recognition } from './ne
 import type { Interfaces } from './local-address.ts';
 
 // Follows which network this machine is on (network-id.ts) by reading the kernel's tables every
-// second — two small /proc files and the interface list, no root and no netlink — and says when it
-// changed. When the default gateway's MAC is not known yet, one UDP datagram to it (discard port)
+// 2 s — two small /proc files and the interface list, no root and no netlink — and says when it
+// changed (a move pauses sharing well within the 5 s we promise; a faster look is idle cost, #26). When the default gateway's MAC is not known yet, one UDP datagram to it (discard port)
 // makes the kernel ask for it; that is sent only when a decision waits on the answer (`mayPoke`), so
 // an install that trusts every network never sends anything.
 
@@ -25,6 +25,8 @@ export const realClock: NetworkClock = {
 };
 
 const RECHECK_MS = 250;
+/** How often the tables are read. */
+export const NETWORK_POLL_MS = 2000;
 
 export interface NetworkInputs {
   route: string;
@@ -149,13 +151,13 @@ export class NetworkWatch {
     this.timer = this.clock.setTimeout(() => {
       this.check();
       this.schedule();
-    }, this.opts.intervalMs ?? 1000);
+    }, this.opts.intervalMs ?? NETWORK_POLL_MS);
   }
 
   private recognise(): Recognition {
     const inputs = (this.opts.read ?? readLinuxInputs)();
     if (!inputs) return { network: UNRECOGNISED };
-    // Idle cost (#26): once a second, the same tables give the same answer. An address that moves
+    // Idle cost (#26): look after look, the same tables give the same answer. An address that moves
     // to another subnet changes the routes too, so the interface list is read only when they change.
     if (this.last && this.last.route === inputs.route && this.last.arp === inputs.arp) return this.last.recognition;
     const recognition = recogniseNetwork(inputs);

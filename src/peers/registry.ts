@@ -5,6 +5,8 @@ import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
 import type { Clock, TimerHandle } from '../base/clock.ts';
+import { GO_LOOKUP_MAX_MS, GO_STALL_MS, GoPace } from './go-pace.ts';
+import { ProbeSchedule } from './probe-schedule.ts';
 
 // Every peer we know of, from mDNS, DNS-SD or --peer, with its liveness. bonjour-service never reports a
 // crashed peer, so liveness is ours (health.ts): health probes, and what the peer answers to real
@@ -18,6 +20,7 @@ import type { Clock, TimerHandle } from '../base/clock.ts';
 // A proven peer's own records are claims too: anyone on the LAN can answer for its host name or send its
 // service's TXT, so a new address or key for it is challenged there first and applied only once proven
 // (or once the peer itself has gone and is no longer proven); meanwhile the proven one is kept and used.
+// When each peer is probed is probe-schedule.ts's; how long lookups wait on a Go peer, go-pace.ts's.
 
 /** What discovery or the settings say of a peer: the identifying part of its view. */
 export type PeerInfo = Pick<PeerView, 'id' | 'name' | 'url' | 'address' | 'port' | 'platform' | 'publicKey' | 'source'> & {
@@ -56,45 +59,6 @@ interface Contender {
 
 const MAX_CONTENDERS = 16;
 
-// A Go peer makes each narinfo by running nix-store four times, and looks for what it lacks on its own
-// peers over UDP for up to 2 s before it says 404 (zw3rk/peernix main.go: generateNarInfo,
-// findPeerForHash): slow answers are its normal, not a stall.
-// So a lookup also asks it over UDP (go-has-path.ts), where it answers "yes" after one nix-store run
-// and never "no". Until a "yes" comes, its silence is taken as the miss it will be after a while:
-// GO_SILENCE_MS on an idle host, longer for a host whose "yes" answers or probes come slowly now
-// (fading with time), since a hit cut short is a 404 that Nix remembers for an hour. After a "yes",
-// the narinfo is waited for up to GO_HELD_MS. It is never struck as stalled meanwhile.
-const GO_SILENCE_MS = 600;
-/** Below the 2 s a Go host spends asking its peers before its 404: silence is never waited out longer. */
-const GO_SILENCE_MAX_MS = 1800;
-/** Silence is waited out this many times the peer's recent slowest "yes" (or probe). */
-const GO_SILENCE_FACTOR = 2;
-/** A slow "yes" counts half as much after this long. */
-const GO_SLOW_HALF_LIFE_MS = 30_000;
-const GO_STALL_MS = 2500;
-/**
- * After a "yes", the narinfo is waited for while the peer keeps answering: it is cut once the peer has
- * been silent for GO_HELD_MS, or GO_HELD_FACTOR times its recent slowest yes→narinfo time if longer
- * (never past GO_HELD_MAX_MS), and then struck like any unanswered lookup.
- */
-const GO_HELD_MS = 2400;
-const GO_HELD_FACTOR = 3;
-/**
- * Its narinfo costs about this many of the nix-store runs its "yes" cost one of: a "yes" that came
- * slowly (a loaded host) promises a narinfo slower still, even with no narinfo of its seen before.
- */
-const GO_NARINFO_RUNS = 5;
-const GO_HELD_MAX_MS = 20_000;
-/** The longest a narinfo request to a Go peer may take at all (its held wait decides before). */
-const GO_LOOKUP_MAX_MS = 60_000;
-
-// An announced host that has never answered a probe (a stale record, a pointer at someone else's
-// host) is probed less and less often — 2 s, 4 s, … up to 5 min — and only a few such hosts per round,
-// so a flood of announcements costs a bounded number of requests, not one per record every round.
-const UNANSWERED_BACKOFF_BASE_MS = 2000;
-const UNANSWERED_BACKOFF_MAX_MS = 5 * 60_000;
-const UNANSWERED_PER_ROUND = 8;
-
 /** Found by announcement (mDNS on the link, DNS-SD across subnets): its id and key are claims to prove. */
 function announced(p: PeerInfo): boolean {
   return p.source === 'mdns' || p.source === 'dnssd';
@@ -107,15 +71,6 @@ function changesIdentity(peer: PeerInfo, info: PeerInfo): boolean {
 
 /** How long an up Go peer goes unprobed after it was last seen (probes and lookups still strike a dead one). */
 const GO_PROBE_QUIET_MS = 20_000;
-
-// Idle cost (#26): an up peer that answered lately needs no probe every round. An up peer is probed
-// every 10 s, or less often in a large mesh so that all of them together take about one probe every
-// 3 s (at most every 60 s each): N idle hosts cost each a probe sent and one answered every 3 s,
-// not N every 2 s. A peer that is not up is probed every round as before; a dead one says goodbye
-// over mDNS or is struck by the first lookup it leaves unanswered, so health needs no faster probes.
-const UP_PROBE_MIN_MS = 10_000;
-const UP_PROBE_SPACING_MS = 3000;
-const UP_PROBE_MAX_MS = 60_000;
 
 /** What the registry tells its listeners, typed so a listener's arguments are checked. */
 export interface RegistryEvents {
@@ -136,15 +91,9 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   private readonly claims = new Map<string, Contender>();
   private readonly proving = new Set<Peer>();
   private readonly provedAt = new WeakMap<Peer, number>();
-  /** Go peers' slowest recent UDP "yes" answers (see goSilenceMs). */
-  private readonly goSlow = new WeakMap<Peer, { ms: number; at: number }>();
-  /** Go peers' slowest recent narinfo after a "yes" (see goHeldMs). */
-  private readonly goHeld = new WeakMap<Peer, { ms: number; at: number }>();
+  private readonly goPace: GoPace<Peer>;
+  private readonly schedule: ProbeSchedule<Peer>;
   private readonly proofs = new WeakMap<Peer, ProofResult>();
-  /** Peers that have passed a probe at least once. */
-  private readonly everAnswered = new WeakSet<Peer>();
-  /** Announced peers that never did: when each may be probed next. */
-  private readonly unanswered = new WeakMap<Peer, { next: number; misses: number }>();
   private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> &
     Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
@@ -174,6 +123,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
       (peer, timeoutMs) => tcpReachable(peer.address, peer.port, timeoutMs),
       { clock: opts.clock },
     );
+    this.goPace = new GoPace(this.health.clock);
+    this.schedule = new ProbeSchedule<Peer>({ roundMs: this.opts.healthIntervalMs, announced });
   }
 
   start(): void {
@@ -257,6 +208,15 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   /** Whether the mDNS service `key` is held by a peer that proved its identity (discovery keeps those). */
   isProvenService(key: string): boolean {
     for (const p of this.peers.values()) if (p.key === key) return p.verified;
+    return false;
+  }
+
+  /**
+   * Whether the mDNS service `key` is held by a peer we hear from over HTTP: proven (or a Go host, which
+   * can't prove), and not gone. Discovery keeps such a service without hearing it over mDNS.
+   */
+  isLiveService(key: string): boolean {
+    for (const p of this.peers.values()) if (p.key === key) return (p.verified || p.dialect === 'go') && p.state !== 'gone';
     return false;
   }
 
@@ -450,6 +410,17 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     this.health.strike(peer, why, soft);
   }
 
+  /**
+   * Something it answers regularly (its summary's long poll) came in: it is alive, and is probed only
+   * once the next such answer is late (more than `everyMs` and a grace after this one).
+   */
+  reportContact(id: string, everyMs: number): void {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.health.heard(peer);
+    this.schedule.contact(peer, everyMs);
+  }
+
   /** It answered a lookup in time, yes or no. */
   reportAnswer(peer: Peer): void {
     this.health.answered(peer);
@@ -462,34 +433,23 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
 
   /** How long a Go peer that said "yes" (after `yesMs`) may stay silent before its narinfo is given up. */
   goHeldMs(peer: Peer, yesMs = 0): number {
-    return Math.min(GO_HELD_MAX_MS, Math.max(GO_HELD_MS, GO_HELD_FACTOR * Math.max(this.fading(this.goHeld, peer), GO_NARINFO_RUNS * yesMs)));
+    return this.goPace.heldMs(peer, yesMs);
   }
 
   /** A Go peer's narinfo came `ms` after its "yes". */
   reportGoHeld(peer: Peer, ms: number): void {
-    if (ms > this.fading(this.goHeld, peer)) this.goHeld.set(peer, { ms, at: this.health.clock.now() });
+    this.goPace.held(peer, ms);
   }
 
   /** How long a lookup takes a Go peer's silence (no UDP "yes") for a miss. */
   goSilenceMs(peer: Peer): number {
-    const slowest = Math.max(this.goSlowest(peer), peer.rttMs ?? 0);
-    return Math.min(GO_SILENCE_MAX_MS, Math.max(GO_SILENCE_MS, GO_SILENCE_FACTOR * slowest));
+    return this.goPace.silenceMs(peer);
   }
 
   /** A Go peer said "yes" over UDP `ms` after it was asked. */
   reportGoYes(peer: Peer, ms: number): void {
     this.health.heard(peer); // a "yes" is a sign of life: no lookup waiting on it is a stall
-    if (ms > this.goSlowest(peer)) this.goSlow.set(peer, { ms, at: this.health.clock.now() });
-  }
-
-  /** A Go peer's slowest recent "yes", fading with time. */
-  private goSlowest(peer: Peer): number {
-    return this.fading(this.goSlow, peer);
-  }
-
-  private fading(map: WeakMap<Peer, { ms: number; at: number }>, peer: Peer): number {
-    const slow = map.get(peer);
-    return slow ? slow.ms * 0.5 ** ((this.health.clock.now() - slow.at) / GO_SLOW_HALF_LIFE_MS) : 0;
+    this.goPace.yes(peer, ms);
   }
 
   /**
@@ -583,27 +543,9 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     await Promise.all(this.all().map((p) => this.check(p)));
   }
 
-  /** The timer's round: every peer that has answered before, and a few due announced hosts that never did. */
+  /** The timer's round: the peers due a probe (probe-schedule.ts). */
   async probeRound(): Promise<void> {
-    const now = this.health.clock.now();
-    const due: Peer[] = [];
-    const unproven: Peer[] = [];
-    const upEvery = this.upProbeMs();
-    for (const p of this.peers.values()) {
-      if (!announced(p) || this.everAnswered.has(p)) {
-        if (p.state !== 'up' || now - Math.max(p.seenAt, p.lastHeard) >= upEvery) due.push(p);
-      } else if ((this.unanswered.get(p)?.next ?? -Infinity) <= now) unproven.push(p);
-    }
-    const next = (p: Peer) => this.unanswered.get(p)?.next ?? -Infinity;
-    unproven.sort((a, b) => next(a) - next(b));
-    await Promise.all([...due, ...unproven.slice(0, UNANSWERED_PER_ROUND)].map((p) => this.check(p)));
-  }
-
-  /** How often an up peer is probed: about one probe every 3 s over all up peers, within [10 s, 60 s] (never more often than the round). */
-  private upProbeMs(): number {
-    let up = 0;
-    for (const p of this.peers.values()) if (p.state === 'up') up++;
-    return Math.min(UP_PROBE_MAX_MS, Math.max(this.opts.healthIntervalMs, Math.min(UP_PROBE_MIN_MS, 5 * this.opts.healthIntervalMs), up * UP_PROBE_SPACING_MS));
+    await Promise.all(this.schedule.due(this.peers.values(), this.health.clock.now()).map((p) => this.check(p)));
   }
 
   private async check(peer: Peer): Promise<void> {
@@ -623,14 +565,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
     if (!ok && this.health.wasAway(peer, asked, clock.now(), this.opts.healthTimeoutMs)) return;
     // Answered as a cache: proved its identity, or answered as a Go host does. Any HTTP server would
     // answer a probe, so an announcement pointing at one is no reason to probe it every round.
-    if (ok && (peer.verified || peer.dialect === 'go')) {
-      this.everAnswered.add(peer);
-      this.unanswered.delete(peer);
-    } else if (announced(peer) && !this.everAnswered.has(peer)) {
-      const misses = (this.unanswered.get(peer)?.misses ?? 0) + 1;
-      const wait = Math.min(UNANSWERED_BACKOFF_MAX_MS, UNANSWERED_BACKOFF_BASE_MS * 2 ** Math.min(20, misses - 1));
-      this.unanswered.set(peer, { misses, next: clock.now() + wait });
-    }
+    if (ok && (peer.verified || peer.dialect === 'go')) this.schedule.answeredAsCache(peer);
+    else this.schedule.notACache(peer, clock.now());
     const before = peer.state;
     this.health.probed(peer, ok, ok ? Math.round(rtt * 100) / 100 : null);
     this.afterCheck(peer, before);

@@ -2,7 +2,8 @@
 // it likes and never say goodbye, so the table has three defences:
 //   - a bound overall and a smaller one per announcing address, so one host cannot fill it;
 //   - an expiry: a service not heard from (announced or answering our queries) within its record TTL
-//     (clamped, and never shorter than two of our query rounds) is dropped;
+//     (clamped, and never shorter than two of our query rounds) is dropped, unless its peer answers
+//     over HTTP (with known-answer suppression a known live service no longer answers our queries);
 //   - an eviction order that gives up unproven, unreachable, long-unheard entries first and never
 //     drops a proven one to make room for a newcomer. Within one address's quota a newcomer replaces
 //     only an entry that is unusable or has gone quiet, so a host re-announcing hundreds of names
@@ -87,10 +88,17 @@ export class ServiceTable<T extends TableEntry> {
     return { admitted: true, evicted };
   }
 
-  /** Removes and returns every entry whose lifetime is over. */
-  expire(now: number): T[] {
+  /**
+   * Removes and returns every entry whose lifetime is over, but for those `alive` vouches for (their
+   * peer answers over HTTP): those get another lifetime, and keep their `seenAt`.
+   */
+  expire(now: number, alive: (key: string) => boolean = () => false): T[] {
     const gone: T[] = [];
-    for (const e of this.entries.values()) if (e.expiresAt <= now) gone.push(e);
+    for (const e of this.entries.values()) {
+      if (e.expiresAt > now) continue;
+      if (alive(e.key)) e.expiresAt = now + this.limits.minLifetimeMs;
+      else gone.push(e);
+    }
     for (const e of gone) this.entries.delete(e.key);
     return gone;
   }

@@ -6,7 +6,7 @@ import { EventLog } from '../../src/base/events.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { SharingSwitch } from '../../src/domain/sharing-switch.ts';
 import { NetworkTrust } from '../../src/domain/network-trust.ts';
-import { NetworkWatch, type NetworkClock, type NetworkInputs } from '../../src/peers/network-watch.ts';
+import { NETWORK_POLL_MS, NetworkWatch, type NetworkClock, type NetworkInputs } from '../../src/peers/network-watch.ts';
 import type { Interfaces } from '../../src/peers/local-address.ts';
 
 // Sharing gated by the network: the watcher on a hand clock reading captured kernel tables, the
@@ -134,7 +134,7 @@ async function rig(
     savedNetworks,
     poked,
     /** Moves the machine, lets one poll pass, and waits for what it decided. */
-    async move(to: NetworkInputs, ms = 1000) {
+    async move(to: NetworkInputs, ms = NETWORK_POLL_MS) {
       inputs = to;
       clock.advance(ms);
       await Promise.all(moves);
@@ -222,7 +222,7 @@ describe('NetworkTrust with a sharing switch', () => {
 
   test('an unresolved gateway is no network: paused, and poked once so the next poll can tell', T, async () => {
     const r = await rig({ trusted: [ID_A] });
-    await r.move({ ...NET_B, arp: ARP('10.77.0.9', '02:00:00:00:00:99') }, 1250);
+    await r.move({ ...NET_B, arp: ARP('10.77.0.9', '02:00:00:00:00:99') }, NETWORK_POLL_MS + 250);
     assert.equal(r.sw.on, false);
     assert.equal(r.sw.paused, 'this machine is on no recognised network');
     assert.deepEqual(r.poked, ['10.77.0.253']);

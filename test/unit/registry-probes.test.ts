@@ -153,4 +153,32 @@ describe('registry probes', () => {
     for (let i = 0; i < 3; i++) await down.registry.checkAll();
     assert.equal(down.registry.get('id-1')!.state, 'gone', 'failed probes while awake do count');
   });
+
+  it('a peer in steady contact (its summary answers every 45 s) is not probed while the answers come, after its first few probes; once they stop, it is probed and goes', async () => {
+    let down = false;
+    const { clock, registry, probes } = setup(() => !down);
+    registry.upsert(announced(1));
+    await settle();
+    registry.start();
+    const url = announced(1).url;
+    // Its first probes come as for any up peer (their quickest times the link check), contact or not;
+    // then, with long-poll answers every 45 s, none at all.
+    let first = 0;
+    for (let t = 0; t < 11 * 60_000; t += 45_000) {
+      registry.reportContact('id-1', 45_000);
+      await run(clock, 45_000);
+      if (t === 45_000) {
+        first = probes.get(url) ?? 0;
+        probes.clear();
+      }
+    }
+    assert.ok(first >= 3, `probed ${first} times in its first 90 s`);
+    assert.equal(probes.get(url) ?? 0, 0, `probed ${probes.get(url)} times while in contact`);
+    // The answers stop (a dead link): probed once they are late, and gone within a minute.
+    down = true;
+    await run(clock, 60_000);
+    assert.ok((probes.get(url) ?? 0) >= 3, `probed ${probes.get(url)} times after contact stopped`);
+    assert.equal(registry.get('id-1')!.state, 'gone');
+    registry.stop();
+  });
 });

@@ -173,6 +173,29 @@ describe('following a peer summary over HTTP', () => {
     followers.close();
   });
 
+  test('long polls that end with nothing new (204) keep one connection, and each tells its peer is alive', T, async (t) => {
+    const src = new MemorySource();
+    src.add(100);
+    const summary = new StoreSummary(src);
+    summary.refresh();
+    const route = shareRouteOnly('summary', createSummaryHandler({ summary }));
+    let polls = 0;
+    const url = await serve((req, res) => {
+      polls++;
+      if (!route(req, res)) res.writeHead(404).end();
+    });
+    let connections = 0;
+    servers.at(-1)!.on('connection', () => connections++);
+    const contacts: number[] = [];
+    const followers = new PeerSummaries({ log, waitS: 1, onContact: (_id, everyMs) => contacts.push(everyMs) });
+    followers.follow('b', url);
+    await waitFor('five polls', async () => polls >= 6, 20_000);
+    followers.close();
+    t.diagnostic(`${polls} polls over ${connections} connection(s); ${contacts.length} contacts`);
+    assert.equal(connections, 1, `${polls} polls opened ${connections} connections`);
+    assert.ok(contacts.length >= 5 && contacts.every((ms) => ms === 1000));
+  });
+
   test('a filter of all ones, a summary that changes all the time, garbage, and a cache without summaries: no summary (asked as before)', T, async (t) => {
     const allOnes = new BloomFilter(new Uint32Array(1024).fill(0xffffffff), 7);
     const saturated = encodeSummary({ epoch: '00000000000000aa', generation: 1, paths: 1, filter: allOnes });
