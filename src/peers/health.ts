@@ -303,7 +303,8 @@ export class PeerHealth<P extends PeerHealthFields> {
       // A connect that timed out while our own loop was away proves nothing of the link: the stall
       // timer still decides.
       else if (this.wasAway(p, asked, now, timeoutMs)) return;
-      else if (p.lastHeard < since && this.outstanding.get(p)?.size) this.strike(p, `its host did not answer a connect within ${Math.round(timeoutMs)} ms (link down?)`);
+      else if (p.lastHeard < since && this.outstanding.get(p)?.size)
+        this.strike(p, `its host did not answer a connect within ${Math.round(timeoutMs)} ms (link down?)`);
     });
   }
 
