@@ -49,8 +49,11 @@ describe('PortDuplex', () => {
   it('a client that leaves closes the answer still waiting on the other side (a long poll ends)', async (t) => {
     let closed!: () => void;
     const answerClosed = new Promise<void>((r) => (closed = r));
+    let asked!: () => void;
+    const held = new Promise<void>((r) => (asked = r));
     const server = createServer((_req, res) => {
       res.once('close', closed); // never answered: held like a summary's wait
+      asked();
     });
     const p = pair('192.0.2.8');
     t.after(p.close);
@@ -58,7 +61,7 @@ describe('PortDuplex', () => {
     const req = request({ createConnection: () => p.client as never, path: '/wait' });
     req.on('error', () => {});
     req.end();
-    await new Promise((r) => setTimeout(r, 20));
+    await held; // the request reached the other side and waits there
     req.destroy();
     await answerClosed;
     assert.ok(p.server.destroyed);
