@@ -98,6 +98,11 @@ export class FrameDecoder extends Transform {
     super._destroy(err, cb);
   }
 
+  /** Decoding has stopped until the reader takes what is buffered (a test's evidence of the pause). */
+  get waitingForReader(): boolean {
+    return this.drained !== null;
+  }
+
   /** Pushes NAR bytes; when the reader is a buffer behind, waits for it before decoding more. */
   private async give(b: Buffer): Promise<void> {
     if (this.push(b) || this.destroyed) return;
