@@ -186,7 +186,12 @@ describe('nar-get: hostile responses, side by side with node:http', () => {
       timedOut = true;
       res.destroy(new Error('idle'));
     });
-    await new Promise((r) => setTimeout(r, 600)); // held back: its buffer is full, reads stopped
+    // Held back: its buffer fills and reads from the peer stop. While they are stopped, no idle
+    // timer may be armed on the connection (one armed would fire in 100 ms of the peer's silence).
+    const socket = (res as unknown as { socket: Socket }).socket;
+    while (!socket.isPaused()) await new Promise((r) => setImmediate(r));
+    assert.ok(res.readableLength >= res.readableHighWaterMark, 'held because its buffer is full');
+    assert.equal(socket.timeout, 0, 'no idle timer while the reader holds the body back');
     assert.equal(timedOut, false, 'no idle timeout while the reader held the body back');
     let got = 0;
     res.on('data', (c: Buffer) => (got += c.length));
