@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,20 @@ after(() => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
+/**
+ * The process has handed its output to write(2) (more than 48 KiB written can only be that) and its
+ * event loop is back waiting for events (Linux /proc): a CLI that exits right after its write does
+ * so in the same turn of its loop, before it waits for anything.
+ */
+function waitingAfterWrite(pid: number): boolean {
+  try {
+    const wrote = Number(/^wchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
+    return wrote > 48 * 1024 && /epoll|ep_poll/.test(readFileSync(`/proc/${pid}/wchan`, 'utf8'));
+  } catch {
+    return false; // gone: its exit is seen
+  }
+}
+
 describe('peernix status --json through a pipe', () => {
   it('writes every byte, even to a reader that starts late', async (t) => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -32,11 +46,18 @@ describe('peernix status --json through a pipe', () => {
     const child = spawn('./bin/peernix', ['status', '--json', '--listen', `127.0.0.1:${port}`, '--state-dir', stateDir], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    // Not read until the CLI has had every chance to exit: the pipe fills at 64 KiB meanwhile.
+    // Not read until the CLI has had every chance to exit: it has exited, or it wrote its output
+    // into the pipe (which fills at 64 KiB) and went back to waiting for events.
     child.stdout.pause();
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let gone = false;
+    const exited = new Promise<number | null>((r) =>
+      child.once('exit', (code) => {
+        gone = true;
+        r(code);
+      }),
+    );
     const closed = new Promise((r) => child.stdout.once('close', r));
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    while (!gone && !waitingAfterWrite(child.pid!)) await new Promise((r) => setTimeout(r, 5));
     const out: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stdout.resume();
