@@ -145,8 +145,18 @@ describe('following a peer summary over HTTP', () => {
     summary.refresh();
     const route = shareRouteOnly('summary', createSummaryHandler({ summary }));
     let requests = 0;
+    // Each request as the peer saw it: what it asked, whether another was open then, how it ended.
+    const asked: { url: string; overlapped: boolean; status?: number }[] = [];
+    let open = 0;
     const url = await serve((req, res) => {
       requests++;
+      const seen: (typeof asked)[number] = { url: req.url ?? '', overlapped: open > 0 };
+      asked.push(seen);
+      open++;
+      res.once('close', () => {
+        open--;
+        seen.status = res.statusCode;
+      });
       if (!route(req, res)) res.writeHead(404).end();
     });
     const followers = new PeerSummaries({ log, waitS: 2, staleMs: 3000 });
@@ -163,9 +173,18 @@ describe('following a peer summary over HTTP', () => {
     summary.refresh();
     await waitFor('the added path', async () => followers.mayHave('b', added), 30_000);
     const before = requests;
+    const { epoch, generation } = followers.view('b')!;
     t.diagnostic(`added path admitted after ${Date.now() - t0} ms; ${admitted}/2000 absent paths admitted; view ${JSON.stringify(followers.view('b'))}`);
-    await new Promise((r) => setTimeout(r, 1000));
-    assert.ok(requests - before <= 1, `${requests - before} requests in a quiet second (long poll, not polling)`);
+    // Quiet now: the next polls each ask the peer to wait for news after what is known, one at a time,
+    // and the first is held until its wait ran out with nothing new (long poll, not polling).
+    await waitFor('two more polls', async () => requests >= before + 2, 20_000);
+    const quiet = asked.slice(before, before + 2);
+    t.diagnostic(`polls while quiet: ${JSON.stringify(quiet)}`);
+    for (const q of quiet) {
+      assert.equal(q.url, `/peernix/summary?epoch=${epoch}&since=${generation}&wait=2`);
+      assert.equal(q.overlapped, false, 'one poll at a time');
+    }
+    assert.equal(quiet[0].status, 204, 'the first ended with nothing new');
 
     for (const s of servers) s.closeAllConnections?.(), s.close();
     await waitFor('stale', async () => followers.mayHave('b', present[1]) === null, 8000);
