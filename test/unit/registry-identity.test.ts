@@ -188,12 +188,14 @@ async function until<T>(what: string, f: () => T | null | undefined | false, ms 
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const turn = () => new Promise((r) => setImmediate(r));
 
 // A started registry with a real client and the real challenge (counted per url and key).
 function liveRegistry(identityRetryMs: number, healthTimeoutMs = 1000) {
   const client = new PeerClient({ connectMs: 300, narInfoMs: 1000 }, 'peernix-test');
   const asked: string[] = [];
+  let started = 0;
+  let answered = 0; // challenges whose result the registry has been handed
   const registry = new PeerRegistry({
     client,
     isTrusted: (k) => k === realKey.publicKey.text,
@@ -203,9 +205,37 @@ function liveRegistry(identityRetryMs: number, healthTimeoutMs = 1000) {
     identityRetryMs,
     proveIdentity: (p) => {
       asked.push(`${p.url} ${p.publicKey === realKey.publicKey.text ? 'real key' : 'other key'}`);
-      return proveIdentity({ address: p.address, port: p.port, instanceId: p.id, publicKey: p.publicKey, agent: client.lookupPool.http, timeoutMs: 1500 });
+      started++;
+      return proveIdentity({
+        address: p.address,
+        port: p.port,
+        instanceId: p.id,
+        publicKey: p.publicKey,
+        agent: client.lookupPool.http,
+        timeoutMs: 1500,
+      }).finally(() => answered++);
     },
   });
+  // Evidence that the registry had its chance to act: when each timer round began (on its clock,
+  // performance.now), and how many of its health probes have ended.
+  const rounds: number[] = [];
+  const probeRound = registry.probeRound.bind(registry);
+  registry.probeRound = () => (rounds.push(performance.now()), probeRound());
+  const probesEnded = new Map<string, number>();
+  const probe = client.probe.bind(client);
+  client.probe = (url, ...rest) => probe(url, ...rest).finally(() => probesEnded.set(url, (probesEnded.get(url) ?? 0) + 1));
+  /** Resolves once a round has begun at least `ms` after now, and the work it started had a turn. */
+  const roundAfter = async (ms: number) => {
+    const at = performance.now() + ms;
+    await until(`a round ${ms} ms on`, () => rounds.some((r) => r >= at));
+    await turn();
+  };
+  /** Resolves once every challenge asked so far has ended and the registry took its result. */
+  const challengesEnded = async () => {
+    const n = started;
+    await until(`${n} challenges to end`, () => answered >= n);
+    await turn();
+  };
   // What a listener sees: each event, with the peer's URL and verified state at that moment.
   const events: string[] = [];
   for (const name of ['up', 'down', 'moved', 'removed'] as const) {
@@ -222,7 +252,7 @@ function liveRegistry(identityRetryMs: number, healthTimeoutMs = 1000) {
     registry.stop();
     client.close();
   };
-  return { registry, asked, events, states, stop };
+  return { registry, asked, events, states, stop, roundAfter, challengesEnded, probesEnded };
 }
 
 function record(peer: { url: string; address: string; port: number }, publicKey = realKey.publicKey.text): PeerInfo {
@@ -266,19 +296,28 @@ describe("registry: a peer's new address or key", { timeout: 120_000 }, () => {
       );
 
       // 200 more such records (another port each) while it is claimed: one claim, not 200 challenges.
+      // The claim asks the latest record's address once the challenge out at the time has ended (the
+      // first record's, unless one of the earlier claim's was out); the others are never asked.
       const before = r.asked.length;
-      for (let i = 0; i < 200; i++) r.registry.upsert(record({ url: `http://127.0.0.66:${20000 + i}`, address: '127.0.0.66', port: 20000 + i }));
-      await sleep(1000);
-      const burst = r.asked.length - before;
-      t.diagnostic(`200 hostile records: ${burst} challenges in the next second (retry every 300 ms)`);
-      assert.ok(burst <= 8, `${burst} challenges`);
+      const flood = Array.from({ length: 200 }, (_, i) => `http://127.0.0.66:${20000 + i}`);
+      for (const [i, url] of flood.entries()) r.registry.upsert(record({ url, address: '127.0.0.66', port: 20000 + i }));
+      await until("the flood's latest address to be challenged", () => r.asked.includes(`${flood[199]} real key`));
+      await r.roundAfter(300); // and the claim's retry was due at least once since
+      const burst = r.asked.slice(before);
+      const floodAsked = new Set(burst.map((a) => a.split(' ')[0]).filter((u) => flood.includes(u)));
+      t.diagnostic(`200 hostile records: ${burst.length} challenges since, at ${[...floodAsked].join(' ')} (retry every 300 ms)`);
+      assert.ok(
+        [...floodAsked].every((u) => u === flood[0] || u === flood[199]),
+        `challenged ${floodAsked.size} of the flood's addresses`,
+      );
       assert.deepEqual(view(r), [[real.url, 'up', true, true, 'real key']]);
       assert.equal(r.events.length, 0);
 
       // A goodbye from the service removes the peer as before, and its pending claim with it.
       r.registry.remove(ID, 'goodbye', SERVICE);
       const askedAtGoodbye = r.asked.length;
-      await sleep(1000);
+      await r.challengesEnded(); // each ends within its 1.5 s timeout
+      await r.roundAfter(300); // a claim still pending would have been asked again in this round
       t.diagnostic(`after goodbye: ${r.registry.all().length} peers; events ${JSON.stringify(r.events)}; challenges since ${r.asked.length - askedAtGoodbye}`);
       assert.equal(r.registry.all().length, 0);
       assert.deepEqual(r.events, [`down ${real.url} verified=true`, `removed ${real.url} verified=true`]);
@@ -349,7 +388,7 @@ describe("registry: a peer's new address or key", { timeout: 120_000 }, () => {
       await provenAt(r, oldAddr);
       r.registry.upsert(record(newAddr));
       await until('the claim to be challenged', () => newAddr.identityAsks === 1 && r.asked.length === 1);
-      await sleep(300);
+      await r.challengesEnded(); // it failed (503), and the registry took that result
       t.diagnostic(`claim not yet proven: view ${JSON.stringify(view(r))}; events ${JSON.stringify(r.events)}`);
       assert.deepEqual(view(r), [[oldAddr.url, 'up', true, true, 'real key']], 'the live, proven holder is kept');
       assert.equal(r.events.length, 0);
@@ -379,7 +418,7 @@ describe("registry: a peer's new address or key", { timeout: 120_000 }, () => {
         r.states.length = 0;
         r.registry.upsert(record(hostile));
         await until('the hostile claim to be challenged', () => hostile.identityAsks === 1);
-        await sleep(300);
+        await r.challengesEnded(); // it failed (another key), and the registry took that result
         assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
         await newAddr.close();
         await until('the hostile claim to take over the gone holder', () => r.registry.get(ID)?.url === hostile.url && r.registry.get(ID)?.state === 'up');
@@ -421,8 +460,10 @@ describe("registry: a peer's new address or key", { timeout: 120_000 }, () => {
       r.registry.upsert(record(newAddr));
       await until('the peer to move and pass a probe there', () => r.registry.get(ID)?.url === newAddr.url && r.registry.get(ID)?.state === 'up');
       const stale = oldAddr.held.size;
+      const endedBefore = r.probesEnded.get(oldAddr.url) ?? 0;
       for (const s of oldAddr.held) s.destroy(); // now they fail
-      await sleep(500);
+      await until('the held probes to end', () => (r.probesEnded.get(oldAddr.url) ?? 0) >= endedBefore + stale);
+      await turn(); // and the registry took their results
       t.diagnostic(`${stale} probes of the old address failed after the move; states ${JSON.stringify(r.states)}; events ${JSON.stringify(r.events)}`);
       assert.ok(stale >= 3);
       assert.deepEqual(view(r), [[newAddr.url, 'up', true, true, 'real key']]);
