@@ -1,8 +1,8 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { BloomFilter } from 'bloomfilter';
 import type { PeerSummaryState, PeerSummaryView } from '../base/api.ts';
+import { type Clock, systemClock } from '../base/clock.ts';
 import type { Logger } from '../base/log.ts';
 import { getHeaders, readBounded, type Pools } from './http-get.ts';
 import { SummaryBudget } from './summary-budget.ts';
@@ -43,6 +43,8 @@ export interface PeerSummariesOptions {
   retryUnsupportedMs?: number; // default 5 min
   refusedMs?: number; // how long a peer whose summary was refused goes without one (default 5 min)
   budget?: SummaryBudget; // per address: bytes and CPU per minute, identities followed
+  /** Paces the polls (default: the system's); a budget made here reads its time too. */
+  clock?: Clock;
   /**
    * A team member's URL as the team channel (peer-client.ts): its summary admits team paths too and
    * is served only there, so it never crosses the LAN in clear. Null for anyone else (plain).
@@ -65,9 +67,10 @@ interface Followed {
 }
 
 export class PeerSummaries {
-  private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange' | 'onContact' | 'budget' | 'channel'>> &
+  private readonly opts: Required<Omit<PeerSummariesOptions, 'onChange' | 'onContact' | 'budget' | 'channel' | 'clock'>> &
     Pick<PeerSummariesOptions, 'onChange' | 'onContact' | 'channel'>;
   private readonly budget: SummaryBudget;
+  private readonly clock: Clock;
   private readonly peers = new Map<string, Followed>();
   // A pool of its own: long polls must not hold sockets that lookups or NARs wait for.
   private readonly pool: Pools = {
@@ -90,7 +93,8 @@ export class PeerSummaries {
       refusedMs: 5 * 60_000,
       ...opts,
     };
-    this.budget = opts.budget ?? new SummaryBudget();
+    this.clock = opts.clock ?? systemClock;
+    this.budget = opts.budget ?? new SummaryBudget({ now: () => this.clock.now() });
   }
 
   /** Monotonic ms (the budget's clock): contact and update rates must not stretch with a wall clock set back. */
@@ -286,9 +290,18 @@ export class PeerSummaries {
 
   /** Waits `ms`, or less when the peer stops being followed. */
   private async sleep(f: Followed, ms: number): Promise<void> {
-    if (ms <= 0) return;
-    // Node's own abortable timer removes its listener either way: the signal lives as long as the peer is followed.
-    await delay(ms, undefined, { signal: f.abort.signal }).catch(() => {});
+    const signal = f.abort.signal;
+    if (ms <= 0 || signal.aborted) return;
+    // The listener goes either way: the signal lives as long as the peer is followed.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.clock.clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = this.clock.setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   private get(url: string, signal: AbortSignal, ms: number): Promise<IncomingMessage> {

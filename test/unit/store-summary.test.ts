@@ -11,6 +11,7 @@ import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { PeerSummaries } from '../../src/peers/peer-summaries.ts';
 import { decodeDelta, decodeSummary, encodeDelta, encodeSummary, SummaryFormatError } from '../../src/wire/summary-wire.ts';
 import { StoreSummary, type SummarySource } from '../../src/store/store-summary.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 import { waitFor } from '../support/wait.ts';
 
 const T = { timeout: 30_000 };
@@ -243,9 +244,12 @@ describe('following a peer summary over HTTP', () => {
       ['flapping', u2],
       ['garbage', u3],
       ['harmonia', u4],
-      ['hasty', u5],
     ])
       followers.follow(id, u);
+    // The hasty peer's follower is paced by a clock the test drives.
+    const clock = new FakeClock();
+    const hastyFollower = new PeerSummaries({ log, waitS: 1, clock });
+    hastyFollower.follow('hasty', u5);
     await waitFor(
       'all judged',
       async () => ['ones', 'flapping', 'garbage', 'harmonia'].every((id) => ['refused', 'unsupported'].includes(followers.view(id)!.state)),
@@ -258,10 +262,22 @@ describe('following a peer summary over HTTP', () => {
     assert.match(followers.view('ones')!.reason!, /admits nearly everything/);
     assert.match(followers.view('flapping')!.reason!, /changed \d+ times in a minute/);
     assert.equal(followers.view('harmonia')!.state, 'unsupported');
-    const q0 = quickAnswers;
-    await new Promise((r) => setTimeout(r, 1000));
-    t.diagnostic(`a peer that answers every wait at once was asked ${quickAnswers - q0} times in a second`);
-    assert.ok(quickAnswers - q0 <= 5, `${quickAnswers - q0} requests in a second`);
-    followers.close();
+    // A peer that answers every wait at once is asked again only once its interval (250 ms) has passed
+    // on the follower's clock: after each answer the follower waits on that clock, and nothing is asked
+    // before it is due.
+    try {
+      for (let i = 0; i < 4; i++) {
+        await waitFor(`answer ${i} taken, and the follower waiting on its clock`, async () => quickAnswers === i && clock.pending === 1, 10_000);
+        clock.advance(249);
+        assert.equal(clock.pending, 1, 'still waiting 1 ms before its interval');
+        assert.equal(quickAnswers, i, 'not asked again before its interval');
+        clock.advance(1);
+      }
+      await waitFor('the last answer', async () => quickAnswers === 4, 10_000);
+      t.diagnostic(`a peer that answers every wait at once: ${quickAnswers} polls in 1 s of the follower's clock`);
+    } finally {
+      hastyFollower.close();
+      followers.close();
+    }
   });
 });
