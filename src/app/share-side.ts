@@ -161,10 +161,8 @@ export function createShareSide(p: ShareSideParts): ShareSide {
     listen({
       host: p.address.host,
       port: p.address.port,
-      handler: (req, res) => {
-        metrics.countRequest('share', req.url);
-        serve(req, res);
-      },
+      // shareServe counts each request in the metrics.
+      handler: serve,
       log,
       stallMs: limits.stallMs,
       tls: p.tls,

@@ -109,10 +109,8 @@ async function operate(m: Extract<ToWorker, { t: 'op' }>): Promise<number | unde
         host: m.host,
         port: m.port,
         reusePort: true,
-        handler: (req, res) => {
-          metrics.countRequest('share', req.url);
-          serve(req, res);
-        },
+        // shareServe counts each request in the metrics.
+        handler: serve,
         log,
         stallMs: data.stallMs,
         tls: data.tls,

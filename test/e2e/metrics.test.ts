@@ -79,6 +79,7 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
       aLookups: moved(a.text, beforeA, 'peernix_lookup_duration_seconds_count', { listener: 'substituter' }),
       aPeersUpVerified: sample(a.text, 'peernix_peers', { state: 'up', verified: 'true' }),
       bNarFromStore: moved(b.text, beforeB, 'peernix_answers_total', { listener: 'share', route: 'nar', source: 'local' }),
+      bNarRequests: moved(b.text, beforeB, 'peernix_requests_total', { listener: 'share', route: 'nar' }),
       bSentOnShare: moved(b.text, beforeB, 'peernix_nar_sent_bytes_total', { listener: 'share' }),
       bServedToA: moved(b.text, beforeB, 'peernix_peer_served_bytes_total', { peer: 'host-a' }),
       narSize,
@@ -91,6 +92,7 @@ describe('metrics between two hosts', { timeout: 300_000 }, () => {
     assert.ok(fig.aLookups >= 2);
     assert.equal(fig.aPeersUpVerified, 1);
     assert.equal(fig.bNarFromStore, 1);
+    assert.equal(fig.bNarRequests, 1, 'each request on the share listener is counted once');
     assert.equal(fig.bSentOnShare, narSize);
     assert.equal(fig.bServedToA, narSize);
     for (const [who, text] of [
