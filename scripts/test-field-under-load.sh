@@ -16,16 +16,4 @@ FILES=(
   test/e2e/client-gone.test.ts
   test/e2e/summaries.test.ts
 )
-hogs=()
-stop_hogs() {
-  for pid in "${hogs[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${hogs[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap stop_hogs EXIT
-trap 'exit 130' INT TERM
-for _ in 1 2; do
-  timeout "$((LIMIT_S + 60))" sh -c 'while :; do :; done' &
-  hogs+=("$!")
-done
-echo "field end-to-end tests beside two CPU hogs (pids ${hogs[*]}), at most ${LIMIT_S} s"
-PATH="$PWD/node_modules/.bin:$PATH" timeout "$LIMIT_S" node --test --test-concurrency=1 --test-timeout=900000 "${FILES[@]}"
+PATH="$PWD/node_modules/.bin:$PATH" bash scripts/beside-cpu-hogs.sh "$LIMIT_S" "field end-to-end tests" node --test --test-concurrency=1 --test-timeout=900000 "${FILES[@]}"

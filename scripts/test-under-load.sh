@@ -6,16 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_S=${PEERNIX_UNDER_LOAD_LIMIT_S:-1800}
-hogs=()
-stop_hogs() {
-  for pid in "${hogs[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${hogs[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap stop_hogs EXIT
-trap 'exit 130' INT TERM
-for _ in 1 2; do
-  timeout "$((LIMIT_S + 60))" sh -c 'while :; do :; done' &
-  hogs+=("$!")
-done
-echo "unit tests beside two CPU hogs (pids ${hogs[*]}), at most ${LIMIT_S} s"
-PATH="$PWD/node_modules/.bin:$PATH" timeout "$LIMIT_S" node --test --test-concurrency=1 --test-timeout=300000 'test/unit/**/*.test.ts'
+PATH="$PWD/node_modules/.bin:$PATH" bash scripts/beside-cpu-hogs.sh "$LIMIT_S" "unit tests" node --test --test-concurrency=1 --test-timeout=300000 'test/unit/**/*.test.ts'
