@@ -17,10 +17,11 @@ export interface NarBody {
   /** The whole NAR from byte 0; the HTTP layer slices ranges and verifies every byte. */
   stream(): Readable;
   /**
-   * The NAR from byte `start` on, when the source can skip ahead without reading what it skips
-   * (the local store's files). Used only for bodies without hashCheck: a hash needs every byte.
+   * The NAR from byte `start` on, up to `end` (exclusive) when given, when the source can skip ahead
+   * without reading what it skips (the local store's files) and stop where asked. Used only for
+   * bodies without hashCheck: a hash needs every byte.
    */
-  streamFrom?(start: number): Readable;
+  streamFrom?(start: number, end?: number): Readable;
   /** Ends whatever holds the body alive (a GC temp root, a peer request). Idempotent. */
   release(reason?: 'done' | 'failed' | 'aborted' | 'mismatch'): void;
 }

@@ -169,15 +169,19 @@ export function createCacheHandlers(opts: CacheHandlerOptions): CacheHandlers {
       return;
     }
 
-    // A body that need not be hashed can start at the range: the bytes before it are never produced.
-    const skip = start > 0 && !body.hashCheck && body.streamFrom ? start : 0;
-    // The verifier counts from the first byte it is given, so a body that starts at `skip` is, to it,
-    // a NAR of size - skip bytes (its size is still checked to the end; there is no hash to check).
-    const verifier = new VerifiedBody({ narHash: body.hashCheck ? body.narHash : null, narSize: size - skip, start: start - skip, end: end - skip });
+    // A body that need not be hashed can be just the range: the bytes before it are never produced,
+    // nor those after it (a bounded range, one piece of a NAR fetched from several holders at once,
+    // would otherwise wait for the whole rest of the NAR to be walked before its last bytes left).
+    const cut = (start > 0 || end < size - 1) && !body.hashCheck && body.streamFrom !== undefined;
+    const skip = cut ? start : 0;
+    const until = cut ? end + 1 : size;
+    // The verifier counts from the first byte it is given, so a body of [skip, until) is, to it, a NAR
+    // of until - skip bytes (its size is checked to there; there is no hash to check).
+    const verifier = new VerifiedBody({ narHash: body.hashCheck ? body.narHash : null, narSize: until - skip, start: start - skip, end: end - skip });
     const remoteAddress = req.socket.remoteAddress ?? '';
     let source;
     try {
-      source = skip > 0 ? body.streamFrom!(skip) : body.stream();
+      source = cut ? body.streamFrom!(skip, until) : body.stream();
     } catch (e) {
       body.release('failed');
       throw e;

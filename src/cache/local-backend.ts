@@ -89,7 +89,7 @@ function localNarBody(nar: LocalNar, hashCheck: boolean): NarBody {
     storePath: nar.info.path,
     hashCheck,
     stream: () => nar.stream(),
-    streamFrom: nar.streamFrom && ((start) => nar.streamFrom!(start)),
+    streamFrom: nar.streamFrom && ((start, end) => nar.streamFrom!(start, end)),
     release: () => nar.release(),
   };
 }

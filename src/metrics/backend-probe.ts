@@ -71,7 +71,7 @@ export function probeBackend(backend: CacheBackend, opts: ProbeOptions): CacheBa
       return {
         ...inner,
         stream: () => inner.stream(),
-        streamFrom: inner.streamFrom ? (start: number) => inner.streamFrom!(start) : undefined,
+        streamFrom: inner.streamFrom ? (start: number, end?: number) => inner.streamFrom!(start, end) : undefined,
         release(reason) {
           if (!released) {
             released = true;

@@ -16,6 +16,11 @@
 // before the offset, and a file's contents that lie wholly before it are never read — lstat gives
 // their size — while a big file straddling it is read from the right place on.
 //
+// A dump can also stop at a byte offset (a bounded range: one piece of a NAR fetched from several
+// holders at once). It ends there, rather than walking on to the NAR's end for bytes nobody asked for.
+// Given a NarCursors memo, it notes where entries start as it goes, and a later dump of the same tree
+// from an offset picks up at the nearest such place before it instead of walking from the root.
+//
 // Any inconsistency (a vanished entry, a file whose size differs from its lstat) destroys the
 // stream with an error: a NAR with wrong bytes is worse than no NAR.
 
@@ -23,6 +28,7 @@ import fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { CHUNK_SIZE, releaseChunk, takeChunk } from '../base/chunk-pool.ts';
+import type { NarCursor, NarCursors } from './nar-cursors.ts';
 
 const ACC_SIZE = CHUNK_SIZE; // output chunk for packed tokens and small files; also the big-file read size
 const SMALL_FILE = 128 * 1024; // files up to this size are read whole, in one call (< ACC_SIZE)
@@ -32,6 +38,7 @@ const HIGH_WATER_MARK = 256 * 1024;
 const SLICE_MS = 4; // longest run of synchronous work between event-loop turns
 const SLOW_SYNC_MS = 2; // a synchronous entry slower than this counts as slow...
 const SLOW_SYNC_LIMIT = 8; // ...and this many (and over 2% of all) switch the walk to async I/O
+const CURSOR_EVERY = 1024 * 1024; // a cursor at the first entry start past each MiB of the NAR
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0);
 
@@ -41,6 +48,10 @@ export interface DumpNarOptions {
   io?: 'auto' | 'async';
   /** First byte of the NAR to produce; the stream is the NAR's bytes from here to its end. */
   start?: number;
+  /** Where to stop (exclusive): the stream ends after the byte before it, or at the NAR's end if sooner. */
+  end?: number;
+  /** Places to pick up from, and to note, for this tree (`key` names the tree and its content). */
+  cursors?: { memo: NarCursors; key: string };
 }
 
 function pad(n: number): number {
@@ -103,6 +114,9 @@ function abortedError(): Error {
   return new Error('NAR dump aborted');
 }
 
+/** Thrown once every byte up to the dump's end has been produced: the walk stops there. */
+class EndReached extends Error {}
+
 // Whole small files are read with a buffer one byte larger than the lstat size, so that growth
 // shows up without an extra call; a short count means it shrank.
 async function readSmallFile(p: Buffer, size: number): Promise<Buffer> {
@@ -158,13 +172,21 @@ class NarDumper {
   private syncCalls = 0;
   private prefetchedBytes = 0; // async mode only; meaningless once the walk has failed
   private readonly start: number;
+  private readonly end: number;
   private pos = 0; // NAR offset of acc[0]: every byte before it has been pushed or dropped
+  private readonly cursors: DumpNarOptions['cursors'];
+  /** The directories being walked, outermost first, each with the entry in progress. */
+  private readonly frames: { names: Buffer[]; index: number }[] = [];
+  private nextCursorAt = 0;
 
   constructor(stream: Readable, options: DumpNarOptions) {
     this.stream = stream;
     this.sync = (options.io ?? 'auto') === 'auto';
     this.start = options.start ?? 0;
+    this.end = options.end ?? Number.POSITIVE_INFINITY;
+    this.cursors = options.cursors;
     if (!Number.isSafeInteger(this.start) || this.start < 0) throw new RangeError(`NAR dump: bad start ${options.start}`);
+    if (options.end !== undefined && (!Number.isSafeInteger(this.end) || this.end < this.start)) throw new RangeError(`NAR dump: bad end ${options.end}`);
   }
 
   onRead(): void {
@@ -185,22 +207,36 @@ class NarDumper {
 
   async run(root: Buffer): Promise<void> {
     this.sliceStart = performance.now();
-    this.put(T_MAGIC);
-    const node = this.sync ? this.timedFetchSync(root) : await this.fetchAsync(root);
-    await this.dumpNode(root, node);
-    this.flushAcc();
+    try {
+      if (this.end <= this.start) throw new EndReached();
+      const from = this.start > 0 ? this.cursors?.memo.find(this.cursors.key, this.start) : undefined;
+      if (from) {
+        // Everything before the cursor lies before start: the walk begins inside the tree.
+        this.pos = from.at;
+        this.nextCursorAt = from.at + CURSOR_EVERY;
+        await this.dumpDirectory(root, from.frames[0].names, { cursor: from, level: 0 });
+      } else {
+        this.put(T_MAGIC);
+        const node = this.sync ? this.timedFetchSync(root) : await this.fetchAsync(root);
+        await this.dumpNode(root, node);
+      }
+      this.flushAcc();
+    } catch (e) {
+      if (!(e instanceof EndReached)) throw e;
+    }
     if (!this.aborted) this.stream.push(null);
   }
 
   // --- output -------------------------------------------------------------------------------
 
-  /** Pushes what of `b` lies at or after `start`; false if none of it did (the caller keeps `b`). */
+  /** Pushes what of `b` lies in [start, end); false if none of it did (the caller keeps `b`). */
   private pushChunk(b: Buffer): boolean {
     if (this.aborted) throw abortedError();
     const from = this.pos;
     this.pos += b.length;
-    if (this.pos <= this.start) return false;
-    if (!this.stream.push(from < this.start ? b.subarray(this.start - from) : b)) {
+    if (this.pos <= this.start || from >= this.end) return false;
+    const out = from < this.start || this.pos > this.end ? b.subarray(Math.max(0, this.start - from), Math.min(b.length, this.end - from)) : b;
+    if (!this.stream.push(out)) {
       this.needDrain = true;
       this.wantMore = false;
     }
@@ -258,8 +294,13 @@ class NarDumper {
   }
 
   // Waits while the consumer is behind, and ends a synchronous slice that has run long enough.
+  // Past the dump's end, stops the walk (what is gathered up to there is sent first).
   private async barrier(): Promise<void> {
     if (this.aborted) throw abortedError();
+    if (this.pos + this.off >= this.end) {
+      this.flushAcc();
+      throw new EndReached();
+    }
     if (this.needDrain) {
       if (!this.wantMore) {
         await new Promise<void>((resolve) => {
@@ -419,12 +460,30 @@ class NarDumper {
     }
   }
 
-  private async dumpDirectory(dir: Buffer, names: Buffer[]): Promise<void> {
-    this.put(T_DIRECTORY);
+  /**
+   * `resume`: the walk picks up at a cursor. This directory's header and its entries before the one
+   * in progress lie before the cursor; at the cursor's innermost level that entry starts there,
+   * above it, the entry in progress is the directory the walk resumes inside.
+   */
+  private async dumpDirectory(dir: Buffer, names: Buffer[], resume?: { cursor: NarCursor; level: number }): Promise<void> {
+    const frame = resume ? resume.cursor.frames[resume.level] : { names, index: 0 };
+    if (!resume) this.put(T_DIRECTORY);
+    this.frames.push({ names, index: frame.index });
+    const here = this.frames[this.frames.length - 1];
     const fetched: Promise<Node>[] = new Array(names.length);
-    let started = 0;
-    for (let i = 0; i < names.length; i++) {
+    let started = frame.index;
+    for (let i = frame.index; i < names.length; i++) {
+      here.index = i;
       const path = Buffer.concat([dir, SLASH, names[i]]);
+      if (resume && i === frame.index && resume.level < resume.cursor.frames.length - 1) {
+        // Inside this entry (a directory) lies the cursor: its tokens up to there are already counted.
+        const inner = resume.cursor.frames[resume.level + 1];
+        await this.dumpDirectory(path, inner.names, { cursor: resume.cursor, level: resume.level + 1 });
+        this.put(T_ENTRY_END);
+        await this.barrier();
+        continue;
+      }
+      this.noteCursor();
       let node: Node;
       if (this.sync) {
         node = this.timedFetchSync(path);
@@ -446,7 +505,17 @@ class NarDumper {
       this.put(T_ENTRY_END);
       await this.barrier();
     }
+    this.frames.pop();
     this.put(T_CLOSE);
+  }
+
+  /** At an entry's start: a cursor there, if the last one lies a step back. */
+  private noteCursor(): void {
+    if (!this.cursors) return;
+    const at = this.pos + this.off;
+    if (at < this.nextCursorAt) return;
+    this.nextCursorAt = at + CURSOR_EVERY;
+    this.cursors.memo.note(this.cursors.key, { at, frames: this.frames.map((f) => ({ names: f.names, index: f.index })) });
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { nixEnablesCaDerivations } from '../nix/ca-derivations-setting.ts';
+import { NarCursors } from '../nix/nar-cursors.ts';
 import { dumpNar } from '../nix/nar-writer.ts';
 import { DaemonPool, isDaemonStall } from './daemon-pool.ts';
 import { DaemonError, type DaemonConnection, type PathInfo } from './daemon-connection.ts';
@@ -17,8 +18,8 @@ export interface LocalNar {
   info: PathInfo;
   /** The whole NAR, exactly info.narSize bytes (the caller verifies them). */
   stream(): Readable;
-  /** The NAR from byte `start`, skipping file contents before it unread (filesystem source only). */
-  streamFrom?(start: number): Readable;
+  /** The NAR from byte `start` (to `end`, exclusive, when given), skipping file contents before it unread (filesystem source only). */
+  streamFrom?(start: number, end?: number): Readable;
   /** Drops the temp root. Safe to call more than once. */
   release(): void;
 }
@@ -54,6 +55,8 @@ export class LocalStore {
   private closed = false;
   private readonly callTimeoutMs: number;
   private readonly onMetadataSource: LocalStoreOptions['onMetadataSource'];
+  /** Where dumps of recently served paths can pick up (pieces of one NAR asked for at many offsets). */
+  private readonly cursors = new NarCursors();
 
   constructor(opts: LocalStoreOptions) {
     this.location = opts.location;
@@ -253,7 +256,10 @@ export class LocalStore {
         body = this.narSource === 'filesystem' ? dumpNar(fsPath) : conn.narFromPath(info.path, info.narSize);
         return body;
       },
-      streamFrom: this.narSource === 'filesystem' ? (start) => (body = dumpNar(fsPath, { start })) : undefined,
+      streamFrom:
+        this.narSource === 'filesystem'
+          ? (start, end) => (body = dumpNar(fsPath, { start, end, cursors: { memo: this.cursors, key: `${info.path} ${info.narHash.toString('hex')}` } }))
+          : undefined,
     };
   }
 }

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { releaseChunk } from '../../src/base/chunk-pool.ts';
+import { NarCursors } from '../../src/nix/nar-cursors.ts';
 import { dumpNar, narSizeOf } from '../../src/nix/nar-writer.ts';
 import type { DumpNarOptions } from '../../src/nix/nar-writer.ts';
 import { waitFor } from '../support/wait.ts';
@@ -315,6 +316,70 @@ describe('dumpNar', { timeout: 900_000 }, () => {
         starts++;
       }
       t.diagnostic(`[${mode}] ${starts} start offsets checked against nix-store --dump`);
+    });
+
+    it(`[${mode}] pieces [start, end), with cursors shared between dumps, are exactly those slices of nix-store --dump`, async (t) => {
+      const whole = nixDump(tree);
+      const memo = new NarCursors();
+      const cursors = { memo, key: 'tree' };
+      let pieces = 0;
+      // Every piece of a few sizes, in order (each starts where cursors the last one noted lie) and
+      // then in reverse order and at random (cursors from earlier dumps, behind and ahead).
+      for (const size of [1, 65_536 + 5, 1_000_003]) {
+        const cuts: number[] = [];
+        for (let at = 0; at < whole.length; at += size === 1 ? Math.max(1, Math.floor(whole.length / 151)) : size) cuts.push(at);
+        const order = size === 1 ? cuts : [...cuts, ...[...cuts].reverse()];
+        for (const start of order) {
+          const end = Math.min(whole.length, start + size);
+          const ours = await ourDump(tree, { ...opts, start, end, cursors });
+          assert.ok(ours.equals(whole.subarray(start, end)), `tree [${start}, ${end})`);
+          pieces++;
+        }
+      }
+      for (let i = 0; i < 40; i++) {
+        const start = Math.floor(Math.random() * whole.length);
+        const end = Math.min(whole.length, start + 1 + Math.floor(Math.random() * 2_000_000));
+        assert.ok((await ourDump(tree, { ...opts, start, end, cursors })).equals(whole.subarray(start, end)), `tree [${start}, ${end})`);
+        pieces++;
+      }
+      // Without cursors, and past the end.
+      assert.ok((await ourDump(tree, { ...opts, start: 100, end: 20_000 })).equals(whole.subarray(100, 20_000)));
+      assert.ok((await ourDump(tree, { ...opts, start: 100, end: whole.length + 50 })).equals(whole.subarray(100)));
+      assert.equal((await ourDump(tree, { ...opts, start: 100, end: 100 })).length, 0);
+      assert.ok(memo.find('tree', whole.length)!.at > 0, 'cursors were noted');
+      t.diagnostic(`[${mode}] ${pieces} pieces checked against nix-store --dump`);
+    });
+
+    it(`[${mode}] a piece from a cursor walks only from there`, async () => {
+      // About 3 MB in 3000 files: cursors every MiB, a few hundred entries apart.
+      const many = path.join(tmp, `cursor-walk-${mode}`);
+      fs.mkdirSync(many, { recursive: true });
+      for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(many, `f${i}`), randomBytes(900 + (i % 200)));
+      const whole = nixDump(many);
+      const memo = new NarCursors();
+      const cursors = { memo, key: 'many' };
+      const lstats = (start: number, end: number) => {
+        let n = 0;
+        const real = fs.lstatSync;
+        const realAsync = fs.lstat;
+        (fs as { lstatSync: unknown }).lstatSync = (...a: Parameters<typeof fs.lstatSync>) => (n++, real(...a));
+        (fs as { lstat: unknown }).lstat = (...a: Parameters<typeof fs.lstat>) => (n++, (realAsync as (...x: unknown[]) => void)(...a));
+        return ourDump(many, { ...opts, start, end, cursors })
+          .finally(() => {
+            (fs as { lstatSync: unknown }).lstatSync = real;
+            (fs as { lstat: unknown }).lstat = realAsync;
+          })
+          .then((b) => ({ b, n }));
+      };
+      const tail = whole.length - 2000;
+      const cold = await lstats(tail, whole.length);
+      assert.ok(cold.b.equals(whole.subarray(tail)));
+      assert.ok(cold.n >= 3000, `a dump from the end without cursors looks at every entry (${cold.n})`);
+      // One whole dump notes cursors along the way; then the same piece walks from the nearest.
+      await ourDump(many, { ...opts, cursors });
+      const warm = await lstats(tail, whole.length);
+      assert.ok(warm.b.equals(whole.subarray(tail)));
+      assert.ok(warm.n < 1000, `from a cursor: ${warm.n} entries looked at`);
     });
 
     it(`[${mode}] a start near the end of a big file does not read the file`, async (t) => {
