@@ -567,6 +567,7 @@ export class Resolver implements CacheBackend {
               if (bad) this.opts.registry.reportBadBytes(src.peer, why);
               else this.opts.registry.reportFailure(src.peer, why);
             },
+            firstHeld: heldShare(this.opts.client.receiverLoad.hint(new URL(first.source.url).origin)),
             onBytes: (src, n) => {
               bytes += n;
               // The first stream may have resumed on another holder by itself.
@@ -624,6 +625,11 @@ export class Resolver implements CacheBackend {
       },
     };
   }
+}
+
+/** A receiver-load hint as a number (undefined while nothing is known). */
+function heldShare(hint: string | undefined): number | undefined {
+  return hint === undefined ? undefined : Number(hint);
 }
 
 /** The holders a split NAR came from, as one peer name ("host-b + host-c"). */

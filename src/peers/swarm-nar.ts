@@ -10,9 +10,10 @@ import type { NarSource } from './resuming-nar.ts';
 //
 // It begins as one stream, the caller's (a ResumingNarStream from the first holder, with its own
 // resume and drip watchdog). Only once that stream has run a while with our reader waiting on it in
-// most ticks (the holder, not this machine, sets the pace) and another holder with Range is known
-// does it split: the first stream is cut at a piece boundary ahead of it, and every holder, the
-// first included, fetches pieces by bounded Range in turn. With one holder nothing changes.
+// most ticks (the holder, not this machine, sets the pace), or at once when recent transfers from
+// that holder already showed as much, and another holder with Range is known does it split: the
+// first stream is cut at a piece boundary ahead of it, and every holder, the first included,
+// fetches pieces by bounded Range in turn. With one holder nothing changes.
 //
 // Pieces come framed like any NAR request, so a compressible NAR gains from several holders too:
 // each piece states what this machine measured of that holder's link (X-Peernix-Link-Rate,
@@ -36,6 +37,13 @@ export interface SwarmOptions {
   /** A holder's piece failed mid-way (`bad`: it broke a bound of a NAR body). */
   onFailure: (source: NarSource, why: string, bad: boolean) => void;
   onBytes: (source: NarSource, n: number) => void;
+  /**
+   * The share of recent transfers from the first holder that our side held up (receiver-load.ts),
+   * when known. Low: that holder's link, not this machine, set their pace, so the grace would only
+   * measure it again (half a second of one link where three could send: a third of the time a
+   * 53 MB NAR from three 100 Mbit/s holders needs).
+   */
+  firstHeld?: number;
   clock?: Clock;
   tuning?: Partial<SwarmTuning>;
 }
@@ -78,6 +86,9 @@ export const DEFAULT_SWARM: SwarmTuning = {
   lanes: 2,
   firstPieceBytes: 2 * 1024 * 1024,
 };
+
+/** A first holder whose recent transfers our side held up less than this share of their time is link-bound. */
+const LINK_BOUND_HELD = 0.25;
 
 interface Piece {
   start: number;
@@ -149,6 +160,7 @@ export class SwarmNarStream extends Readable {
     this.attach(this.headWorker, piece, opts.head, opts.narSize);
     this.timer = this.clock.setInterval(() => this.tick(), this.tune.tickMs);
     this.timer.unref?.();
+    if (opts.firstHeld !== undefined && opts.firstHeld < LINK_BOUND_HELD) queueMicrotask(() => this.splitNow());
   }
 
   /** Holders that sent bytes of this NAR, in the order they were first used. */
@@ -352,15 +364,9 @@ export class SwarmNarStream extends Readable {
       this.ticks++;
       if (this.starved && !waited) this.starvedTicks++;
       this.starved = false;
-      const left = this.opts.narSize - this.emitted;
-      if (this.starvedTicks * 2 < this.ticks || now - this.startedAt < this.tune.graceMs || left < 2 * this.tune.pieceBytes) return;
-      if (this.others().length === 0) return;
-      const head = this.pieces[0];
-      // Cut the first stream a piece ahead of where it is: it keeps streaming up to there.
-      const cut = Math.min(this.opts.narSize, head.start + head.received + this.tune.pieceBytes);
-      head.end = cut;
-      if (head.start + head.received >= head.end) this.pieceDone(this.headWorker);
-      this.beginPieces(cut);
+      const linkBound = this.opts.firstHeld !== undefined && this.opts.firstHeld < LINK_BOUND_HELD;
+      if (!linkBound && (this.starvedTicks * 2 < this.ticks || now - this.startedAt < this.tune.graceMs)) return;
+      this.splitNow();
       return;
     }
     // A holder silent while its bytes are wanted (not paused by us): its piece goes to the others.
@@ -370,6 +376,17 @@ export class SwarmNarStream extends Readable {
       if (!this.workers.some((o) => o.source.peer.id !== w.source.peer.id && !o.retired)) continue; // nobody to give it to: its own timeouts decide
       this.failed(w, `nothing for ${Math.round(now - w.lastByteAt)} ms`, false, w.retired);
     }
+  }
+
+  /** Cuts the one stream a piece ahead of where it is (it keeps streaming up to there), and fetches the rest as pieces. */
+  private splitNow(): void {
+    if (this.destroyed || this.swarming) return;
+    if (this.opts.narSize - this.emitted < 2 * this.tune.pieceBytes || this.others().length === 0) return;
+    const head = this.pieces[0];
+    const cut = Math.min(this.opts.narSize, head.start + head.received + this.tune.pieceBytes);
+    head.end = cut;
+    if (head.start + head.received >= head.end) this.pieceDone(this.headWorker);
+    this.beginPieces(cut);
   }
 
   /** Holders not yet working on this NAR and not given up on. */

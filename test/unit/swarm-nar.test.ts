@@ -46,7 +46,8 @@ function rangeStream(nar: Buffer, from: number, to: number, how: { failAfter?: n
 interface Run {
   out: Buffer;
   swarm: SwarmNarStream;
-  opened: { holder: string; start: number; end: number }[];
+  /** `at`: the fake clock's time when the range was asked for, from the swarm's start. */
+  opened: { holder: string; start: number; end: number; at: number }[];
   failures: string[];
   /** Most bytes held in pieces not yet sent, seen at any step. */
   maxHeld: number;
@@ -63,8 +64,10 @@ async function fetchSwarm(
   ranges: (holder: string) => { failAfter?: number; stallAfter?: number } = () => ({}),
   makeHead?: (clock: FakeClock) => Readable,
   watch?: (holder: string, stream: Readable, bytes: number) => void,
+  firstHeld?: number,
 ): Promise<Run> {
   const clock = new FakeClock();
+  const t0 = clock.now();
   const sources = new Map(holders.map((h) => [h, source(h)]));
   const opened: Run['opened'] = [];
   const failures: string[] = [];
@@ -75,7 +78,7 @@ async function fetchSwarm(
     narSize: nar.length,
     holders: () => [...sources.values()],
     openRange: async (src, start, end) => {
-      opened.push({ holder: src.peer.name, start, end });
+      opened.push({ holder: src.peer.name, start, end, at: clock.now() - t0 });
       const stream = rangeStream(nar, start, end + 1, ranges(src.peer.name));
       watch?.(src.peer.name, stream, end + 1 - start);
       return stream;
@@ -85,6 +88,7 @@ async function fetchSwarm(
       if (!failedAt.has(src.peer.name)) failedAt.set(src.peer.name, opened.length);
     },
     onBytes: () => {},
+    firstHeld,
     clock,
     tuning: TUNING,
   });
@@ -220,6 +224,17 @@ describe('one NAR from several holders at once', () => {
       'each holder named once, its lanes together',
     );
     assert.ok(r.maxHeld <= 1 * MiB + 256 * KiB, `held ${r.maxHeld} bytes ahead, bound ${1 * MiB} + a piece`);
+  });
+
+  it('splits at once, without the grace, when recent transfers from the first holder were link-bound', async () => {
+    // Our side held b's recent transfers up 5% of their time (b's link set their pace), or 90% (this machine did).
+    const known = await fetchSwarm(nar, ['b', 'c', 'd'], { stallAfter: 512 * KiB }, undefined, undefined, undefined, 0.05);
+    assert.ok(known.out.equals(nar));
+    assert.equal(known.opened[0].at, 0, 'the first range was asked for before any time passed');
+    assert.ok(known.opened.some((o) => o.holder === 'c') && known.opened.some((o) => o.holder === 'd'));
+    const busy = await fetchSwarm(nar, ['b', 'c', 'd'], { stallAfter: 512 * KiB }, undefined, undefined, undefined, 0.9);
+    assert.ok(busy.out.equals(nar));
+    assert.ok(busy.opened[0].at >= TUNING.graceMs!, `held up by this machine: the grace first (first range at ${busy.opened[0].at} ms)`);
   });
 
   it('with one holder, one stream: nothing split, no range asked', async () => {
