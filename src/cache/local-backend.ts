@@ -90,7 +90,7 @@ function localNarBody(nar: LocalNar, hashCheck: boolean): NarBody {
     hashCheck,
     stream: () => nar.stream(),
     streamFrom: nar.streamFrom && ((start, end) => nar.streamFrom!(start, end)),
-    release: () => nar.release(),
+    release: (reason) => nar.release(reason === undefined || reason === 'done'),
   };
 }
 

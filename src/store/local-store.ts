@@ -8,9 +8,29 @@ import { StoreDb } from './store-db.ts';
 import type { SummarySource } from './store-summary.ts';
 import type { StoreLocation } from './store-uri.ts';
 import type { DaemonHealth } from '../base/api.ts';
+import { type Clock, systemClock, type TimerHandle } from '../base/clock.ts';
 
 // The local Nix store as the cache needs it: metadata over pooled daemon connections, and NARs
-// under a GC temp root that lives on a connection of their own for exactly as long as the transfer.
+// under a GC temp root that lives on a connection of its own for as long as the transfer.
+//
+// Read from the filesystem, NARs of the same path served at once or one soon after another share
+// that connection (its temp root), kept ROOT_LINGER_MS after the last one ends: a NAR fetched from
+// several holders at once asks each holder for a dozen pieces of one path, and each new connection
+// is a forked nix-daemon worker (~7 ms of its CPU, and on a loaded machine 50-400 ms before the
+// piece's first byte).
+
+/** How long a path's temp-root connection outlives the last NAR of it being served. */
+const ROOT_LINGER_MS = 2000;
+/** At most this many such connections wait unused; past it the longest-waiting one closes. */
+const MAX_IDLE_ROOTS = 8;
+
+/** A daemon connection holding one path's temp root, and how many NARs of the path use it now. */
+interface HeldRoot {
+  conn: DaemonConnection;
+  info: PathInfo;
+  users: number;
+  idle: TimerHandle | null;
+}
 
 export type NarSourceKind = 'daemon' | 'filesystem';
 
@@ -20,14 +40,18 @@ export interface LocalNar {
   stream(): Readable;
   /** The NAR from byte `start` (to `end`, exclusive, when given), skipping file contents before it unread (filesystem source only). */
   streamFrom?(start: number, end?: number): Readable;
-  /** Drops the temp root. Safe to call more than once. */
-  release(): void;
+  /**
+   * Drops the temp root. Safe to call more than once. `served`: the NAR went out whole, so another
+   * piece of the path may follow soon (its root lingers); otherwise it goes at once.
+   */
+  release(served?: boolean): void;
 }
 
 export interface LocalStoreOptions {
   location: StoreLocation;
   narSource?: NarSourceKind;
   poolSize?: number;
+  clock?: Clock;
   /** Read narinfo metadata from the store's SQLite database when it is readable (default true). */
   useDb?: boolean;
   /** Told whenever metadata starts coming from the other source (the database or the daemon). */
@@ -57,6 +81,9 @@ export class LocalStore {
   private readonly onMetadataSource: LocalStoreOptions['onMetadataSource'];
   /** Where dumps of recently served paths can pick up (pieces of one NAR asked for at many offsets). */
   private readonly cursors = new NarCursors();
+  /** Temp-root connections by store path (filesystem NARs only). */
+  private readonly roots = new Map<string, HeldRoot>();
+  private readonly clock: Clock;
 
   constructor(opts: LocalStoreOptions) {
     this.location = opts.location;
@@ -64,6 +91,7 @@ export class LocalStore {
     this.callTimeoutMs = opts.callTimeoutMs ?? 5_000;
     this.pool = new DaemonPool({ socketPath: opts.location.socketPath, size: opts.poolSize ?? 4, callTimeoutMs: this.callTimeoutMs });
     this.onMetadataSource = opts.onMetadataSource;
+    this.clock = opts.clock ?? systemClock;
     if (opts.useDb === false) this.dbWhy = 'disabled';
     else {
       this.dbRetryable = true;
@@ -189,6 +217,15 @@ export class LocalStore {
     const known = this.pathInfoFromDb(hashPart);
     const path = known === undefined ? await this.daemonCall(() => this.pool.queryPathFromHashPart(hashPart)) : known?.path;
     if (!path) return 'missing';
+    const held = this.narSource === 'filesystem' ? this.roots.get(path) : undefined;
+    if (held?.conn.usable) {
+      // Valid since the root was taken, and still rooted.
+      if (!held.info.narHash.equals(narHash)) return 'mismatch';
+      held.users++;
+      if (held.idle) this.clock.clearTimeout(held.idle);
+      held.idle = null;
+      return this.handle(held.conn, held.info, (served) => this.unuse(path, held, served));
+    }
     const conn = await this.daemonCall(() => this.pool.openDedicated());
     let info: PathInfo | null;
     // A stalled daemon holds this NAR only up to the deadline: it fails cleanly (503), and a later try
@@ -214,7 +251,38 @@ export class LocalStore {
       conn.close();
       return info ? 'mismatch' : 'missing';
     }
-    return this.handle(conn, info);
+    if (this.narSource !== 'filesystem' || this.roots.has(path)) return this.handle(conn, info, () => conn.close());
+    const root: HeldRoot = { conn, info, users: 1, idle: null };
+    this.roots.set(path, root);
+    conn.onClose(() => {
+      if (root.idle) this.clock.clearTimeout(root.idle);
+      if (this.roots.get(path) === root) this.roots.delete(path);
+    });
+    return this.handle(conn, info, (served) => this.unuse(path, root, served));
+  }
+
+  /** A NAR of `path` is over: after one served whole, its root's connection lingers for the next, within the bound. */
+  private unuse(path: string, root: HeldRoot, served: boolean): void {
+    if (--root.users > 0) return;
+    if (!served || this.closed || !root.conn.usable) return root.conn.close();
+    root.idle = this.clock.setTimeout(() => root.conn.close(), ROOT_LINGER_MS);
+    root.idle.unref?.();
+    // Re-inserted, so the map's order is that of going idle: the first idle one waited longest.
+    this.roots.delete(path);
+    this.roots.set(path, root);
+    let idle = 0;
+    for (const r of this.roots.values()) if (r.users === 0) idle++;
+    for (const r of this.roots.values()) {
+      if (idle <= MAX_IDLE_ROOTS) break;
+      if (r.users > 0) continue;
+      idle--;
+      r.conn.close();
+    }
+  }
+
+  /** Temp-root connections held for NARs served now or lately (for tests and the status). */
+  get heldRoots(): { path: string; users: number }[] {
+    return [...this.roots].map(([path, r]) => ({ path, users: r.users }));
   }
 
   async health(): Promise<DaemonHealth> {
@@ -226,11 +294,13 @@ export class LocalStore {
 
   close(): Promise<void> {
     this.closed = true;
+    for (const r of this.roots.values()) if (r.idle) this.clock.clearTimeout(r.idle);
     this.db?.close();
     return this.pool.close();
   }
 
-  private handle(conn: DaemonConnection, info: PathInfo): LocalNar {
+  /** `drop`: this NAR no longer needs the connection's temp root (`served`: it went out whole). */
+  private handle(conn: DaemonConnection, info: PathInfo, drop: (served: boolean) => void): LocalNar {
     let released = false;
     let body: Readable | null = null;
     // The temp root lives exactly as long as this connection. If the daemon goes away mid-transfer
@@ -242,11 +312,11 @@ export class LocalStore {
         body.destroy(new Error('nix-daemon connection holding the GC temp root closed'));
       }
     });
-    const release = () => {
+    const release = (served = false) => {
       if (released) return;
       released = true;
       stopWatching();
-      conn.close();
+      drop(served);
     };
     const fsPath = this.location.root + info.path;
     return {
