@@ -77,7 +77,11 @@ export interface SwarmTuning {
 
 export const DEFAULT_SWARM: SwarmTuning = {
   minNarBytes: 32 * 1024 * 1024,
-  pieceBytes: 4 * 1024 * 1024,
+  // Three holders with two lanes each have six pieces in flight: at 4 MiB that was the whole window
+  // ahead (aheadBytes), so one late piece at the front stopped every holder until it came. At 2 MiB
+  // half the window is slack; a piece's own cost on the holder (a shared temp root, a dump that
+  // resumes at a cursor and stops at its end) is a few ms.
+  pieceBytes: 2 * 1024 * 1024,
   aheadBytes: 24 * 1024 * 1024,
   graceMs: 500,
   tickMs: 250,
