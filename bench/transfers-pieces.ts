@@ -1,7 +1,9 @@
 // What a piece costs the holder that serves it: the Python library's NAR (about 53 MB) from one
 // holder B, unshaped, fetched with curl from A as one whole NAR and as 4 MiB Range pieces one after
-// another (what one lane of a fetch from several holders at once asks). Figures per run: wall time,
-// B's CPU and its nix-daemon's CPU per MB, and for pieces the median time to the first byte.
+// another (what one lane of a fetch from several holders at once asks). Figures per run: wall time
+// (curl started in A's namespace for each piece: on a loaded machine mostly process start-up), B's
+// CPU and its nix-daemon's CPU per MB, and for pieces the median time to the first byte and curl's
+// own time per piece.
 //
 //   node bench/transfers-pieces.ts          (root: network namespaces; npm run build first)
 //   BENCH_RUNS=n  BENCH_PIECE_MIB=n  BENCH_WAYS=whole,pieces  BENCH_PROFILE=dir (B runs with --cpu-prof into dir)
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
           for (let at = 0; at < size; at += PIECE, n++) {
             const got = await get([at, Math.min(size, at + PIECE) - 1]);
             add('pieces: time to first byte (ms)', got.first * 1000);
+            add('pieces: curl time per piece (ms)', got.total * 1000);
           }
         add(`${way}: wall (s)`, (performance.now() - t0) / 1000);
         add(`${way}: B's CPU (ms/MB)`, ((cpuSeconds(holder.proc.pid!) - b0) * 1000) / (size / MB));
