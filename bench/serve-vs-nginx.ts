@@ -12,8 +12,10 @@
 // as the desktop app runs. A third `peernix serve` with worker threads on its share port
 // (--share-threads, BENCH_SHARE_THREADS or 1; app/share-loops.ts) is measured in the same turns as the
 // default (the main thread alone) and nginx: what the threads gain, in one run.
-// Each NAR figure also has the server's CPU time per GiB sent (user + system, nginx's workers included):
-// on a machine shared with other work the throughput swings with the load, its CPU cost much less.
+// Each NAR figure also has the server's CPU time per GiB sent (its threads' run time, nginx's workers
+// included): on a machine shared with other work the throughput swings with the load, its CPU cost less.
+// Less, not little: over loopback the receiving side's kernel work is often done, and counted, in the
+// sender's thread, so one connection's figure scatters (nginx's read 0.07 and 0.30 s/GiB in two runs).
 // BENCH_BASE_MAIN=path/to/another/build/cli/peernix.js: that build too (say, the commit before a change),
 // in the same turns, so a change is judged against its base at the same moments.
 import { spawn, type ChildProcess } from 'node:child_process';
