@@ -12,9 +12,15 @@
 // as the desktop app runs. A third `peernix serve` with worker threads on its share port
 // (--share-threads, BENCH_SHARE_THREADS or 1; app/share-loops.ts) is measured in the same turns as the
 // default (the main thread alone) and nginx: what the threads gain, in one run.
+// Each NAR figure also has the server's CPU time per GiB sent (its threads' run time, nginx's workers
+// included): on a machine shared with other work the throughput swings with the load, its CPU cost less.
+// Less, not little: over loopback the receiving side's kernel work is often done, and counted, in the
+// sender's thread, so one connection's figure scatters (nginx's read 0.07 and 0.30 s/GiB in two runs).
+// BENCH_BASE_MAIN=path/to/another/build/cli/peernix.js: that build too (say, the commit before a change),
+// in the same turns, so a change is judged against its base at the same moments.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { addPath, addTestClosure, cleanup, makeTempDir, run, startNixHost } from '../test/support/nix-host.ts';
 import { asUser, ensureUser, releaseUser, type OsUser } from '../test/support/os-user.ts';
@@ -33,6 +39,7 @@ async function main() {
   let pn: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
   let pnUser: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
   let pnThreads: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
+  let pnBefore: Awaited<ReturnType<typeof startPeernixProcess>> | null = null;
   let user: OsUser | undefined;
   const host = await startNixHost(`${dir}/host`);
   try {
@@ -115,6 +122,12 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       { main: BUILT_MAIN },
     );
     const threadsBase = pnThreads.shareUrl!;
+    const baseMain = process.env.BENCH_BASE_MAIN;
+    if (baseMain)
+      pnBefore = await startPeernixProcess(
+        ['--store', host.storeUri, '--share-listen', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--state-dir', `${dir}/state-base`, '--no-mdns'],
+        { main: baseMain },
+      );
     await new Promise((r) => setTimeout(r, 500));
     await fetch(`${userBase}/${'0'.repeat(32)}.narinfo`); // a request brings the fast path up at the latest
     // Logged when the source changes; nothing logged means the database opened at once.
@@ -133,6 +146,7 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     const threadsNar = `${threadsBase}/${/^URL: (.*)$/m.exec(await (await fetchOk(`${threadsBase}/${hp(big)}.narinfo`)).text())![1]}`;
     const nginxInfo = await (await fetchOk(`${nginxBase}/${hp(big)}.narinfo`)).text();
     const nginxNar = `${nginxBase}/${/^URL: (.*)$/m.exec(nginxInfo)![1]}`;
+    const beforeNar = pnBefore ? `${pnBefore.shareUrl!}${pnNar.slice(pnBase.length)}` : null;
 
     // Warm both (page cache, connection pools, JIT).
     await sequentialLatency(hitUrls(pnBase).slice(0, 300), 200);
@@ -150,13 +164,21 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       nonRoot[k].root.push(root);
       nonRoot[k].user.push(usr);
     };
-    const one: Record<string, { threads: number[]; one: number[]; nginx: number[] }> = {};
-    const addOne = (k: string, threadsFigure: number, oneFigure: number, nginxFigure: number) => {
-      one[k] ??= { threads: [], one: [], nginx: [] };
+    const one: Record<string, { threads: number[]; one: number[]; nginx: number[]; before: number[] }> = {};
+    const addOne = (k: string, threadsFigure: number, oneFigure: number, nginxFigure: number, beforeFigure = NaN) => {
+      one[k] ??= { threads: [], one: [], nginx: [], before: [] };
       one[k].threads.push(threadsFigure);
       one[k].one.push(oneFigure);
       one[k].nginx.push(nginxFigure);
+      one[k].before.push(beforeFigure);
     };
+    const beforeBase = pnBefore?.shareUrl ?? null;
+    const nars: [string, number][] = [
+      [pnNar, pn.proc.pid!],
+      [nginxNar, nginx.pid!],
+      [threadsNar, pnThreads.proc.pid!],
+      ...(beforeNar && pnBefore ? [[beforeNar, pnBefore.proc.pid!] as [string, number]] : []),
+    ];
     const m: Record<string, { ours: number[]; ref: number[]; node: number[] }> = {};
     const add = (k: string, ours: number, ref: number, node = NaN) => {
       m[k] ??= { ours: [], ref: [], node: [] };
@@ -172,24 +194,28 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
       add('narinfo hit p50 (ms)', percentile(ph, 50), percentile(nh, 50), percentile(bh, 50));
       add('narinfo hit p99 (ms)', percentile(ph, 99), percentile(nh, 99), percentile(bh, 99));
       addNonRoot('narinfo hit p50', percentile(ph, 50), percentile(uh, 50));
-      const [th, oh, tnh] = await latencyInTurns([threadsBase, pnBase, nginxBase].map(hitUrls), 200);
-      addOne('narinfo hit p50 (ms)', percentile(th, 50), percentile(oh, 50), percentile(tnh, 50));
+      const [th, oh, tnh, bfh] = await latencyInTurns([threadsBase, pnBase, nginxBase, ...(beforeBase ? [beforeBase] : [])].map(hitUrls), 200);
+      addOne('narinfo hit p50 (ms)', percentile(th, 50), percentile(oh, 50), percentile(tnh, 50), bfh ? percentile(bfh, 50) : NaN);
       const [pm, nm, bm, um] = await latencyInTurns([pnBase, nginxBase, bareBase, userBase].map(missUrls), 404);
       add('narinfo miss p50 (ms)', percentile(pm, 50), percentile(nm, 50), percentile(bm, 50));
       add('narinfo miss p99 (ms)', percentile(pm, 99), percentile(nm, 99), percentile(bm, 99));
       addNonRoot('narinfo miss p50', percentile(pm, 50), percentile(um, 50));
-      const [p1, n1, t1] = await inTurn(
-        r,
-        [pnNar, nginxNar, threadsNar].map((u) => () => curlThroughput(u, 1)),
-      );
-      add('NAR 200 MB, 1 connection (MiB/s)', p1, n1);
-      addOne('NAR 200 MB, 1 connection (MiB/s)', t1, p1, n1);
-      const [p16, n16, t16] = await inTurn(
-        r,
-        [pnNar, nginxNar, threadsNar].map((u) => () => curlThroughput(u, 16)),
-      );
-      add('NAR 200 MB, 16 connections (MiB/s)', p16, n16);
-      addOne('NAR 200 MB, 16 connections (MiB/s)', t16, p16, n16);
+      for (const c of [1, 16]) {
+        const label = `NAR 200 MB, ${c} connection${c > 1 ? 's' : ''}`;
+        const [p, n, t, bf] = await inTurn(
+          r,
+          nars.map(
+            ([u, pid]) =>
+              () =>
+                withCpu(pid, () => curlThroughput(u, c)),
+          ),
+        );
+        add(`${label} (MiB/s)`, p.value, n.value);
+        addOne(`${label} (MiB/s)`, t.value, p.value, n.value, bf?.value);
+        // MiB/s × seconds = MiB sent in the run.
+        const perGiB = (x: { value: number; cpu: number; secs: number }) => x.cpu / ((x.value * x.secs) / 1024);
+        addOne(`${label} (CPU s/GiB)`, perGiB(t), perGiB(p), perGiB(n), bf ? perGiB(bf) : NaN);
+      }
     }
     const rss = peakRssMiB(pn.proc.pid!);
     const rssThreads = peakRssMiB(pnThreads.proc.pid!);
@@ -208,14 +234,19 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );
-    console.log(`${'metric'.padEnd(34)} ${'threads'.padStart(10)} ${'one loop'.padStart(10)} ${'nginx'.padStart(10)}  threads/nginx  one/nginx`);
+    const beforeCols = beforeBase ? ` ${'before'.padStart(10)}  before/nginx` : '';
+    console.log(`${'metric'.padEnd(34)} ${'threads'.padStart(10)} ${'one loop'.padStart(10)} ${'nginx'.padStart(10)}  threads/nginx  one/nginx${beforeCols}`);
     for (const [k, v] of Object.entries(one)) {
-      const [a, b, c] = [median(v.threads), median(v.one), median(v.nginx)];
+      const [a, b, c, d] = [median(v.threads), median(v.one), median(v.nginx), median(v.before)];
+      const before = beforeBase ? ` ${d.toFixed(3).padStart(10)}  ${(d / c).toFixed(2).padStart(11)}×` : '';
       console.log(
-        `${k.padEnd(34)} ${a.toFixed(3).padStart(10)} ${b.toFixed(3).padStart(10)} ${c.toFixed(3).padStart(10)}  ${(a / c).toFixed(2).padStart(12)}× ${(b / c).toFixed(2).padStart(9)}×`,
+        `${k.padEnd(34)} ${a.toFixed(3).padStart(10)} ${b.toFixed(3).padStart(10)} ${c.toFixed(3).padStart(10)}  ${(a / c).toFixed(2).padStart(12)}× ${(b / c).toFixed(2).padStart(9)}×${before}`,
       );
     }
-    console.log(`${'peak RSS (MiB)'.padEnd(34)} ${rssThreads.toFixed(1).padStart(10)} ${rss.toFixed(1).padStart(10)}`);
+    if (beforeBase) console.log(`(before: ${process.env.BENCH_BASE_MAIN}, one loop)`);
+    console.log(
+      `${'peak RSS (MiB)'.padEnd(34)} ${rssThreads.toFixed(1).padStart(10)} ${rss.toFixed(1).padStart(10)}${pnBefore ? ` ${''.padStart(10)} ${peakRssMiB(pnBefore.proc.pid!).toFixed(1).padStart(10)}` : ''}`,
+    );
     console.log(
       `\npeernix as a non-root user vs as root: user ${user.name} (uid ${user.uid}, no nix on PATH, started while ${shmAtStart ? 'a' : 'no'} daemon client held the database; its metadata from the ${userMetadata}) — medians of ${RUNS} runs`,
     );
@@ -225,12 +256,42 @@ http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_req
     await pn?.stop();
     await pnUser?.stop();
     await pnThreads?.stop();
+    await pnBefore?.stop();
     await releaseUser(user);
     nginx?.kill('SIGTERM');
     bare?.kill('SIGTERM');
     await host.stop();
     await cleanup(dir);
   }
+}
+
+/**
+ * CPU seconds of a process and its direct children (nginx's workers): the scheduler's run time of
+ * every thread, in nanoseconds (/proc/…/schedstat), where utime and stime tick at 10 ms, too coarse
+ * for one connection's 200 MB.
+ */
+function cpuSeconds(pid: number): number {
+  let ns = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (Number(d) !== pid && ppid !== pid) continue;
+      for (const t of readdirSync(`/proc/${d}/task`)) ns += Number(readFileSync(`/proc/${d}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ns / 1e9;
+}
+
+/** A measurement with the CPU time `pid` spent during it and its length in seconds. */
+async function withCpu(pid: number, measure: () => Promise<number>): Promise<{ value: number; cpu: number; secs: number }> {
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  const value = await measure();
+  return { value, cpu: cpuSeconds(pid) - cpu0, secs: (performance.now() - t0) / 1000 };
 }
 
 /** Runs the measurements one after another starting with number `run` (mod n); results in the given order. */

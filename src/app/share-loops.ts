@@ -26,12 +26,16 @@ import type { FromWorker, ShareWorkerData, ToWorker } from './share-loop-message
  * What shareThreads "auto" picks (the setting's default is 0): on Linux the cores beyond the second, up
  * to 3; none elsewhere. Measured on 2 cores (bench/serve-vs-nginx.ts), a thread beside the main one
  * served 16 connections no faster and spent more CPU per byte: the receivers and the rest of the
- * machine need the second core. Each thread costs about 30 MB of RSS (its own V8 heap, modules and
- * chunk pool).
+ * machine need the second core (again on 8 Dec 2026: 16 connections, one thread beside the main one,
+ * 0.46 CPU s/GiB against 0.40 for the main thread alone). Each thread costs about 17 MB of RSS idle (its
+ * own V8 isolate and modules) and some 20 MB under load, with its chunk pool, sinks' allowance and young
+ * generation kept small (chunk-pool.ts, response-sink.ts, spawn below).
  */
 export function defaultShareThreads(platform = process.platform, cores = availableParallelism()): number {
   return platform === 'linux' ? Math.max(0, Math.min(cores - 2, 3)) : 0;
 }
+
+const YOUNG_GENERATION_MB = 6;
 
 export interface ShareLoopsOptions {
   threads: number;
@@ -161,7 +165,10 @@ export class ShareLoops {
 
   private spawn(n: number): Loop {
     const workerData: ShareWorkerData = { ...this.opts.worker, loop: n, teamKeys: [...this.opts.teamKeys()] };
-    const worker = new Worker(workerEntry(), { workerData, name: `share-${n}` });
+    // A small young generation: a loop's garbage is mostly per-chunk stream objects that die young, and
+    // V8's default lets each thread's young space grow by tens of MB under load, held on to afterwards
+    // (field-share's 48 downloads at once, two threads: peak RSS 238 MB with 6 MB, 253–258 MB without).
+    const worker = new Worker(workerEntry(), { workerData, name: `share-${n}`, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     const loop: Loop = {
       worker,
       claims: new SlotClaimsHost(this.opts.narSlots, (a) => this.post(loop, a)),

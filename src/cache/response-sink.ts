@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
+import { isMainThread } from 'node:worker_threads';
 import { releaseChunk } from '../base/chunk-pool.ts';
 
 // The last stage of a NAR transfer: writes to the HTTP response and gives each chunk back to the
@@ -18,7 +19,9 @@ import { releaseChunk } from '../base/chunk-pool.ts';
 
 const MAX_IN_FLIGHT = 1024 * 1024;
 const MIN_IN_FLIGHT = 256 * 1024;
-const SHARED_IN_FLIGHT = 16 * 1024 * 1024;
+// A share loop in a worker thread (app/share-loops.ts) has its own sinks: there a quarter, so that the
+// threads together add little to what many slow clients can hold (the chunk pool keeps a quarter too).
+const SHARED_IN_FLIGHT = (isMainThread ? 16 : 4) * 1024 * 1024;
 let openSinks = 0;
 
 function inFlightAllowance(): number {

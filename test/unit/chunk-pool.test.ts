@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { CHUNK_SIZE, freeChunks, releaseChunk, takeChunk } from '../../src/base/chunk-pool.ts';
 
 describe('chunk pool', () => {
@@ -32,5 +33,28 @@ describe('chunk pool', () => {
     for (const c of out) releaseChunk(c);
     assert.ok(freeChunks() <= 64, `${freeChunks()} free chunks kept`);
     assert.ok(freeChunks() > 0);
+  });
+});
+
+describe('chunk pool in a worker thread', () => {
+  it('keeps a quarter of what the main thread keeps', async () => {
+    // A share loop's own pool (app/share-worker.ts): the same module, loaded in a worker.
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(new URL('../../src/base/chunk-pool.ts', import.meta.url).href)}).then((pool) => {
+        const out = Array.from({ length: 80 }, () => pool.takeChunk());
+        for (const c of out) pool.releaseChunk(c);
+        parentPort.postMessage(pool.freeChunks());
+      });`;
+    const worker = new Worker(code, { eval: true });
+    try {
+      const free = await new Promise<number>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      assert.equal(free, 16);
+    } finally {
+      await worker.terminate();
+    }
   });
 });
