@@ -24,7 +24,7 @@ export interface SummaryRouteOptions {
 const QUERY = /^epoch=([0-9a-f]{16})&since=(\d{1,10})(?:&wait=(\d{1,3}))?$/;
 
 export function createSummaryHandler(opts: SummaryRouteOptions): RouteHandler {
-  // Room for followers that ask to wait longer than today's 20 s (#26 idle cost).
+  // Followers ask to wait 45 s (peer-summaries.ts, #26 idle cost); below the listener's idle cut (60 s).
   const maxWaitMs = opts.maxWaitMs ?? 55_000;
   const perAddress = opts.maxWaitingPerAddress ?? 4;
   const maxWaiting = opts.maxWaiting ?? 256;

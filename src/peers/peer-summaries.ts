@@ -36,7 +36,7 @@ export interface PeerSummariesOptions {
   onChange?: (hashParts?: readonly string[]) => void;
   /** The peer answered a poll: it is alive, and will answer again within `contactEveryMs`. */
   onContact?: (id: string, contactEveryMs: number) => void;
-  waitS?: number; // long-poll wait asked of peers (default 20 s; a peer may answer sooner)
+  waitS?: number; // long-poll wait asked of peers (default 45 s; a peer may answer sooner)
   staleMs?: number; // without contact for this long a summary is not used (default waitS + 15 s)
   maxUpdatesPerMinute?: number; // default 120
   maxFill?: number; // share of bits set above which a filter says nothing (default 0.6)
@@ -79,10 +79,10 @@ export class PeerSummaries {
   };
 
   constructor(opts: PeerSummariesOptions) {
-    // Each followed peer costs one answered request per wait, both ways (#26 idle cost). 45 s would
-    // cost less; it stays 20 s (as before) until summaries.test.ts's cut-link case, which failed with
-    // this branch at 45 s and at 20 s, is understood.
-    const waitS = opts.waitS ?? 20;
+    // Each followed peer costs one answered request per wait, both ways: in an idle mesh, most of a
+    // node's wake-ups (#26 idle cost). The route waits up to 55 s, the listener cuts a connection idle
+    // for 60 s, and the request's own deadline is the wait + 10 s.
+    const waitS = opts.waitS ?? 45;
     this.opts = {
       userAgent: 'peernix',
       waitS,
