@@ -3,10 +3,12 @@ import type { EventLog } from '../base/events.ts';
 import type { Logger } from '../base/log.ts';
 import type { LocalStore } from '../store/local-store.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
-import { type Clock, systemClock, type TimerHandle } from '../base/clock.ts';
+import { tickerOf } from '../base/beat.ts';
+import { type Clock, systemClock } from '../base/clock.ts';
 import { FolderWatch, type FolderWatchOptions } from '../store/folder-watch.ts';
 
-// Keeps what the status says about the local store current: the nix-daemon's health every 5 s, and,
+// Keeps what the status says about the local store current: the nix-daemon's health every 6 s (on the
+// process's beat, base/beat.ts, with the other 2 s chores: one wake-up for them all), and,
 // while sharing, this store's summary for peers — paths added here reach peers' summaries within
 // moments: the database's newest rows are looked at when the kernel says its folder was written
 // (folder-watch.ts), every 10 s in case it didn't, and twice a second while the folder can't be
@@ -29,7 +31,7 @@ export interface StoreWatchOptions {
   watch?: FolderWatchOptions['watch'];
 }
 
-const DAEMON_EVERY_MS = 5_000;
+const DAEMON_EVERY_MS = 6_000;
 const NOT_CHECKED = 'not checked yet';
 const UNWATCHED_EVERY_MS = 500;
 const FALLBACK_EVERY_MS = 10_000;
@@ -38,7 +40,7 @@ const DELETIONS_EVERY_MS = 10_000;
 export class StoreWatch {
   daemon: DaemonHealth = { ok: false, version: null, error: NOT_CHECKED };
   private readonly opts: StoreWatchOptions;
-  private daemonTimer: TimerHandle | null = null;
+  private stopDaemonChecks: (() => void) | null = null;
   private readonly folder: FolderWatch | null;
   private readonly clock: Clock;
   private deletionsAt = -Infinity;
@@ -54,7 +56,7 @@ export class StoreWatch {
           onChange: () => this.refreshSummary(),
           fallbackMs: FALLBACK_EVERY_MS,
           unwatchedMs: UNWATCHED_EVERY_MS,
-          clock: this.clock,
+          clock: opts.clock,
           watch: opts.watch,
         })
       : null;
@@ -69,8 +71,7 @@ export class StoreWatch {
   async start(): Promise<void> {
     await this.refreshDaemon();
     this.refreshSummary();
-    this.daemonTimer = this.clock.setInterval(() => void this.refreshDaemon(), DAEMON_EVERY_MS);
-    this.daemonTimer.unref?.();
+    this.stopDaemonChecks = tickerOf(this.opts.clock).every(DAEMON_EVERY_MS, () => void this.refreshDaemon());
     this.folder?.start();
   }
 
@@ -108,7 +109,7 @@ export class StoreWatch {
   }
 
   stop(): void {
-    if (this.daemonTimer) this.clock.clearInterval(this.daemonTimer);
+    this.stopDaemonChecks?.();
     this.folder?.stop();
   }
 }

@@ -1,7 +1,8 @@
 import type { StatusView } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
 import { dirname, join } from 'node:path';
-import { type Clock, systemClock, type TimerHandle } from '../base/clock.ts';
+import { tickerOf } from '../base/beat.ts';
+import type { Clock } from '../base/clock.ts';
 import { FolderWatch, type FolderWatchOptions } from '../store/folder-watch.ts';
 import { nixConfDir } from '../nix/nix-config.ts';
 import { readNixTrust, type NixTrust, type TrustPolicy } from './trust.ts';
@@ -34,8 +35,7 @@ export class TrustWatch {
   policy: TrustPolicy = { requireSigs: true, keys: [] };
   view: TrustView = { source: null, keys: 0, requireSigs: true, error: 'not read yet' };
   private readonly opts: TrustWatchOptions;
-  private readonly clock: Clock;
-  private readonly timer: TimerHandle;
+  private readonly stopRefresh: () => void;
   private readonly folders: FolderWatch;
   /** The files last read (an unreadable include keeps the ones before). */
   private files = [join(nixConfDir(), 'nix.conf')];
@@ -45,16 +45,14 @@ export class TrustWatch {
     this.opts = opts;
     this.refresh();
     this.stamps = new TrustFiles({ files: () => this.files, changed: () => this.refresh() });
-    this.clock = opts.clock ?? systemClock;
-    this.timer = this.clock.setInterval(() => this.refresh(), opts.everyMs ?? 60_000);
-    this.timer.unref?.();
+    this.stopRefresh = tickerOf(opts.clock).every(opts.everyMs ?? 60_000, () => this.refresh());
     // Told of anything in these folders (a compile, a swap file): the stamps say whether it was ours.
     this.folders = new FolderWatch({
       folders: () => [...new Set(this.files.map((f) => dirname(f)))],
       onChange: () => this.stamps.check(),
       fallbackMs: FALLBACK_EVERY_MS,
       unwatchedMs: UNWATCHED_EVERY_MS,
-      clock: this.clock,
+      clock: opts.clock,
       watch: opts.watch,
     });
     this.folders.start();
@@ -88,7 +86,7 @@ export class TrustWatch {
   }
 
   stop(): void {
-    this.clock.clearInterval(this.timer);
+    this.stopRefresh();
     this.folders.stop();
   }
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { type Ticker, tickerOf } from '../base/beat.ts';
 import { type Clock, systemClock, type TimerHandle } from '../base/clock.ts';
 
 // Says when something in a few folders may have changed, so that a watcher looks when there is
@@ -44,7 +45,9 @@ export class FolderWatch {
   private readonly opts: FolderWatchOptions;
   private readonly clock: Clock;
   private readonly watches = new Map<string, { close(): void } | null>(); // null: could not be watched
-  private tickTimer: TimerHandle | null = null;
+  private readonly ticker: Ticker;
+  private stopTick: (() => void) | null = null;
+  private tickEvery = 0;
   private settleTimer: TimerHandle | null = null;
   private againTimer: TimerHandle | null = null;
   private stopped = false;
@@ -52,6 +55,7 @@ export class FolderWatch {
   constructor(opts: FolderWatchOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
+    this.ticker = tickerOf(opts.clock);
   }
 
   /** Sets the watches and the tick. */
@@ -67,8 +71,10 @@ export class FolderWatch {
 
   stop(): void {
     this.stopped = true;
-    for (const t of [this.tickTimer, this.settleTimer, this.againTimer]) if (t) this.clock.clearTimeout(t);
-    this.tickTimer = this.settleTimer = this.againTimer = null;
+    this.stopTick?.();
+    this.stopTick = null;
+    for (const t of [this.settleTimer, this.againTimer]) if (t) this.clock.clearTimeout(t);
+    this.settleTimer = this.againTimer = null;
     for (const w of this.watches.values()) w?.close();
     this.watches.clear();
   }
@@ -118,16 +124,18 @@ export class FolderWatch {
     }, this.opts.settleMs ?? 100);
   }
 
+  /** The tick for the current state of the watches (on the process's beat, base/beat.ts). */
   private schedule(): void {
     if (this.stopped) return;
-    if (this.tickTimer) this.clock.clearTimeout(this.tickTimer);
     const every = this.watching ? (this.opts.fallbackMs ?? 10_000) : (this.opts.unwatchedMs ?? 500);
-    this.tickTimer = this.later(() => {
-      this.tickTimer = null;
+    if (this.stopTick && every === this.tickEvery) return;
+    this.stopTick?.();
+    this.tickEvery = every;
+    this.stopTick = this.ticker.every(every, () => {
       this.sync();
       this.opts.onChange('tick');
       this.schedule();
-    }, every);
+    });
   }
 
   private later(fn: () => void, ms: number): TimerHandle {
