@@ -16,7 +16,7 @@ import os from 'node:os';
 import Bonjour from 'bonjour-service';
 import { isLocalAddress } from './local-address.ts';
 import type { Announcement } from '../wire/txt-record.ts';
-import { mdnsSocketOf, type MdnsSocket } from './bonjour-internals.ts';
+import { mdnsSocketOf, type MdnsSocket, takeOverInterfaceUpdates } from './bonjour-internals.ts';
 import { SERVICE_TYPE, type DiscoveredPeer } from './discovered-service.ts';
 import { LocalNetworks } from './local-networks.ts';
 import { MdnsAnnouncer } from './mdns-announcer.ts';
@@ -73,6 +73,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   private bonjour: Bonjour | null = null;
   private mdns: MdnsSocket | null = null;
   private readonly stopChores: (() => void)[] = [];
+  /** multicast-dns's join of the mDNS group on every interface, once its own timer is gone. */
+  private joinInterfaces: (() => void) | null = null;
   private addressesSeen = '';
   private signOfLife: QuerySignOfLife | null = null;
   private stopping: Promise<void> | null = null;
@@ -123,6 +125,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.bonjour = bonjour;
     const mdns = mdnsSocketOf(bonjour);
     this.mdns = mdns;
+    // Its own 5 s interface timer gives way to our address check (followNetworkChanges).
+    if (mdns && this.addressCheckMs > 0) this.joinInterfaces = takeOverInterfaceUpdates(mdns);
     // Unhandled, multicast-dns's 'error' (EADDRINUSE, EACCES) would throw out of the event loop.
     mdns?.on('error', this.onSocketError);
     mdns?.on('warning', this.onWarning);
@@ -188,6 +192,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     const seen = this.networks.read();
     if (seen !== this.addressesSeen) {
       this.addressesSeen = seen;
+      this.joinInterfaces?.();
       this.browser.networkChanged();
     }
     this.announcer.followAddresses(seen);
