@@ -21,11 +21,16 @@ export interface SummaryRouteOptions {
   maxWaiting?: number;
 }
 
+/**
+ * The longest a summary request may wait for news: room for the 45 s followers ask (peer-summaries.ts,
+ * #26 idle cost), under the listener's 60 s cut of a connection where nothing moves (limits.ts).
+ */
+export const MAX_SUMMARY_WAIT_MS = 55_000;
+
 const QUERY = /^epoch=([0-9a-f]{16})&since=(\d{1,10})(?:&wait=(\d{1,3}))?$/;
 
 export function createSummaryHandler(opts: SummaryRouteOptions): RouteHandler {
-  // Room for followers that ask to wait longer than today's 20 s (#26 idle cost).
-  const maxWaitMs = opts.maxWaitMs ?? 55_000;
+  const maxWaitMs = opts.maxWaitMs ?? MAX_SUMMARY_WAIT_MS;
   const perAddress = opts.maxWaitingPerAddress ?? 4;
   const maxWaiting = opts.maxWaiting ?? 256;
   const waiting = new Map<string, number>();

@@ -1,3 +1,4 @@
+import { processBeat } from '../base/beat.ts';
 import type { EventLog } from '../base/events.ts';
 import type { Logger } from '../base/log.ts';
 import type { PeerSummaries } from '../peers/peer-summaries.ts';
@@ -35,7 +36,6 @@ export function watchPeers(parts: PeerWatchParts): () => void {
   registry.on('up', (p: Peer) => p.dialect !== 'go' && summaries.follow(p.id, p.url));
   registry.on('moved', (p: Peer) => p.dialect !== 'go' && summaries.follow(p.id, p.url));
   registry.on('removed', (p: Peer) => summaries.unfollow(p.id));
-  const sampling = setInterval(() => history.sample(registry.views()), history.intervalMs);
-  sampling.unref();
-  return () => clearInterval(sampling);
+  // On the process's beat (base/beat.ts): no wake-up of its own (#26 idle cost).
+  return processBeat.every(history.intervalMs, () => history.sample(registry.views()));
 }

@@ -3,14 +3,20 @@ import type { EventLog } from '../base/events.ts';
 import type { Logger } from '../base/log.ts';
 import type { LocalStore } from '../store/local-store.ts';
 import type { StoreSummary } from '../store/store-summary.ts';
+import { tickerOf } from '../base/beat.ts';
+import { type Clock, systemClock } from '../base/clock.ts';
+import { FolderWatch, type FolderWatchOptions } from '../store/folder-watch.ts';
 
-// Keeps what the status says about the local store current: the nix-daemon's health every 5 s, and,
+// Keeps what the status says about the local store current: the nix-daemon's health every 6 s (on the
+// process's beat, base/beat.ts, with the other 2 s chores: one wake-up for them all), and,
 // while sharing, this store's summary for peers — paths added here reach peers' summaries within
-// moments: a look at the database's newest rows twice a second (an indexed query that finds nothing
-// most of the time), and every 10 s a count for deletions.
+// moments: the database's newest rows are looked at when the kernel says its folder was written
+// (folder-watch.ts), every 10 s in case it didn't, and twice a second while the folder can't be
+// watched — as before, when that was the only way (idle cost, #26). Deletions need a count, a scan
+// of the table: at most every 10 s.
 
 export interface StoreWatchOptions {
-  store: Pick<LocalStore, 'health'>;
+  store: Pick<LocalStore, 'health'> & Partial<Pick<LocalStore, 'location'>>;
   summary: Pick<StoreSummary, 'refresh'>;
   sharing: () => boolean;
   log: Logger;
@@ -18,30 +24,55 @@ export interface StoreWatchOptions {
   changed: () => void;
   /** Told when the daemon goes down, stalls or comes back. */
   events?: Pick<EventLog, 'emit'>;
+  /** The store database's folder (`<root>/nix/var/nix/db`); default from the store's location. */
+  dbFolder?: string;
+  clock?: Clock;
+  /** Sets a folder watch (folder-watch.ts); for tests. */
+  watch?: FolderWatchOptions['watch'];
 }
 
-const DAEMON_EVERY_MS = 5_000;
+const DAEMON_EVERY_MS = 6_000;
 const NOT_CHECKED = 'not checked yet';
-const SUMMARY_EVERY_MS = 500;
-const DELETIONS_EVERY_TICKS = 20;
+const UNWATCHED_EVERY_MS = 500;
+const FALLBACK_EVERY_MS = 10_000;
+const DELETIONS_EVERY_MS = 10_000;
 
 export class StoreWatch {
   daemon: DaemonHealth = { ok: false, version: null, error: NOT_CHECKED };
   private readonly opts: StoreWatchOptions;
-  private timers: NodeJS.Timeout[] = [];
-  private summaryTicks = 0;
+  private stopDaemonChecks: (() => void) | null = null;
+  private readonly folder: FolderWatch | null;
+  private readonly clock: Clock;
+  private deletionsAt = -Infinity;
   private checking = false;
 
   constructor(opts: StoreWatchOptions) {
     this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+    const dbFolder = opts.dbFolder ?? (opts.store.location ? `${opts.store.location.root}/nix/var/nix/db` : null);
+    this.folder = dbFolder
+      ? new FolderWatch({
+          folders: () => [dbFolder],
+          onChange: () => this.refreshSummary(),
+          fallbackMs: FALLBACK_EVERY_MS,
+          unwatchedMs: UNWATCHED_EVERY_MS,
+          clock: opts.clock,
+          watch: opts.watch,
+        })
+      : null;
+  }
+
+  /** Whether the kernel tells when the database is written (else it is looked at twice a second). */
+  get watchingDb(): boolean {
+    return this.folder?.watching ?? false;
   }
 
   /** Checks the daemon once (the status is right from the start), then keeps watching. */
   async start(): Promise<void> {
     await this.refreshDaemon();
     this.refreshSummary();
-    this.timers = [setInterval(() => void this.refreshDaemon(), DAEMON_EVERY_MS), setInterval(() => this.refreshSummary(), SUMMARY_EVERY_MS)];
-    for (const t of this.timers) t.unref();
+    this.stopDaemonChecks = tickerOf(this.opts.clock).every(DAEMON_EVERY_MS, () => void this.refreshDaemon());
+    this.folder?.start();
   }
 
   private async refreshDaemon(): Promise<void> {
@@ -70,10 +101,15 @@ export class StoreWatch {
   }
 
   private refreshSummary(): void {
-    if (this.opts.sharing()) this.opts.summary.refresh(++this.summaryTicks % DELETIONS_EVERY_TICKS === 0);
+    if (!this.opts.sharing()) return;
+    const now = this.clock.now();
+    const deletions = now - this.deletionsAt >= DELETIONS_EVERY_MS;
+    if (deletions) this.deletionsAt = now;
+    this.opts.summary.refresh(deletions);
   }
 
   stop(): void {
-    for (const t of this.timers) clearInterval(t);
+    this.stopDaemonChecks?.();
+    this.folder?.stop();
   }
 }

@@ -1,14 +1,19 @@
 import type { StatusView } from '../base/api.ts';
 import type { Logger } from '../base/log.ts';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { tickerOf } from '../base/beat.ts';
+import type { Clock } from '../base/clock.ts';
+import { FolderWatch, type FolderWatchOptions } from '../store/folder-watch.ts';
 import { nixConfDir } from '../nix/nix-config.ts';
 import { readNixTrust, type NixTrust, type TrustPolicy } from './trust.ts';
 import { TrustFiles } from './trust-files.ts';
 
 // This machine's Nix trust settings (trusted-public-keys, require-sigs), which peers' answers are
-// judged by: read at start, again within 2 s of a change to nix.conf or any file it includes, and
-// every minute. Unreadable settings keep the last ones read (none at first: nothing from a peer is
-// trusted) and say why in the status.
+// judged by: read at start, again as soon as the kernel says a folder holding nix.conf or a file it
+// includes changed (folder-watch.ts; within 10 s should it not say, within 2 s while a folder can't be
+// watched — a stat of each every 2 s was most of this part's idle cost, #26), and every minute.
+// Unreadable settings keep the last ones read (none at first: nothing from a peer is trusted) and
+// say why in the status.
 
 export type TrustView = NonNullable<StatusView['trust']>;
 
@@ -18,13 +23,20 @@ export interface TrustWatchOptions {
   changed: () => void;
   read?: () => NixTrust;
   everyMs?: number;
+  clock?: Clock;
+  /** Sets a folder watch (folder-watch.ts); for tests. */
+  watch?: FolderWatchOptions['watch'];
 }
+
+const FALLBACK_EVERY_MS = 10_000;
+const UNWATCHED_EVERY_MS = 2_000;
 
 export class TrustWatch {
   policy: TrustPolicy = { requireSigs: true, keys: [] };
   view: TrustView = { source: null, keys: 0, requireSigs: true, error: 'not read yet' };
   private readonly opts: TrustWatchOptions;
-  private readonly timers: NodeJS.Timeout[];
+  private readonly stopRefresh: () => void;
+  private readonly folders: FolderWatch;
   /** The files last read (an unreadable include keeps the ones before). */
   private files = [join(nixConfDir(), 'nix.conf')];
   private readonly stamps: TrustFiles;
@@ -33,8 +45,22 @@ export class TrustWatch {
     this.opts = opts;
     this.refresh();
     this.stamps = new TrustFiles({ files: () => this.files, changed: () => this.refresh() });
-    this.timers = [setInterval(() => this.refresh(), opts.everyMs ?? 60_000), setInterval(() => this.stamps.check(), 2_000)];
-    for (const t of this.timers) t.unref();
+    this.stopRefresh = tickerOf(opts.clock).every(opts.everyMs ?? 60_000, () => this.refresh());
+    // Told of anything in these folders (a compile, a swap file): the stamps say whether it was ours.
+    this.folders = new FolderWatch({
+      folders: () => [...new Set(this.files.map((f) => dirname(f)))],
+      onChange: () => this.stamps.check(),
+      fallbackMs: FALLBACK_EVERY_MS,
+      unwatchedMs: UNWATCHED_EVERY_MS,
+      clock: opts.clock,
+      watch: opts.watch,
+    });
+    this.folders.start();
+  }
+
+  /** Whether the kernel tells of changes to the trust files' folders (else they are looked at every 2 s). */
+  get watching(): boolean {
+    return this.folders.watching;
   }
 
   refresh(): void {
@@ -60,6 +86,7 @@ export class TrustWatch {
   }
 
   stop(): void {
-    for (const t of this.timers) clearInterval(t);
+    this.stopRefresh();
+    this.folders.stop();
   }
 }

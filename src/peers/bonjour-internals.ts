@@ -56,3 +56,22 @@ export function trimBrowser(browser: Browser | null, max: number, kept: (key: st
     internals.serviceMap = Object.fromEntries(keep.map((s) => [s.fqdn, true]));
   }
 }
+
+/**
+ * multicast-dns re-reads the interface list every 5 s on a timer of its own (to join the mDNS group
+ * on interfaces that appeared), a wake-up and a getifaddrs dump each time, whatever happens (#26 idle
+ * cost). It starts that timer when its socket listens, as `setInterval(mdns.update, 5000)`; replaced
+ * before then, `update` ends the timer it is called from (Node calls a timer's function on the
+ * Timeout) and still joins what there is to join. Returns the join, for the caller to run when its
+ * own watch sees the addresses change; null when the private method is not there.
+ */
+export function takeOverInterfaceUpdates(mdns: MdnsSocket): (() => void) | null {
+  const internals = mdns as unknown as { update?: (this: unknown) => void };
+  const join = internals.update;
+  if (typeof join !== 'function') return null;
+  internals.update = function (this: unknown) {
+    if (this !== internals && this !== undefined) clearInterval(this as NodeJS.Timeout);
+    join.call(internals);
+  };
+  return () => join.call(internals);
+}

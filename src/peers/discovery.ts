@@ -9,13 +9,14 @@
 // bonjour-service never notices a peer that died without a goodbye: entries expire here when not heard
 // from (service-table.ts), and the peer registry health-checks what is left.
 
+import { processBeat } from '../base/beat.ts';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
 import Bonjour from 'bonjour-service';
 import { isLocalAddress } from './local-address.ts';
 import type { Announcement } from '../wire/txt-record.ts';
-import { mdnsSocketOf, type MdnsSocket } from './bonjour-internals.ts';
+import { mdnsSocketOf, type MdnsSocket, takeOverInterfaceUpdates } from './bonjour-internals.ts';
 import { SERVICE_TYPE, type DiscoveredPeer } from './discovered-service.ts';
 import { LocalNetworks } from './local-networks.ts';
 import { MdnsAnnouncer } from './mdns-announcer.ts';
@@ -33,12 +34,12 @@ export interface MdnsDiscoveryOptions {
   isProven?: (peer: DiscoveredPeer) => boolean;
   /** Whether the service `key`'s peer answers over HTTP now (the registry): kept, and listed as a known answer. */
   isLive?: (key: string) => boolean;
-  expiryCheckMs?: number; // how often expired services are swept (default 5 s)
+  expiryCheckMs?: number; // how often expired services are swept (default 6 s)
   interface?: string; // interface name ("eth0") or its IPv4 address: mDNS and peers only there
   isLocalAddress?: (addr: string) => boolean;
   publish?: boolean; // announce as soon as start() runs, as if publish() had been called
   requeryMs?: number; // re-ask the network this often (default 60 s; 0 = never)
-  addressCheckMs?: number; // re-announce when our addresses change, checked this often (default 5 s; 0 = never)
+  addressCheckMs?: number; // re-announce when our addresses change, checked this often (default 6 s; 0 = never)
 }
 
 export interface MdnsDiscoveryEvents {
@@ -67,13 +68,13 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   private readonly requeryMs: number;
   private readonly addressCheckMs: number;
   private readonly expiryCheckMs: number;
-  private expiryCheck: NodeJS.Timeout | null = null;
   /** When our own announcement was last seen on the network (null: never yet). */
   ownSeenAt: number | null = null;
   private bonjour: Bonjour | null = null;
   private mdns: MdnsSocket | null = null;
-  private requery: NodeJS.Timeout | null = null;
-  private addressCheck: NodeJS.Timeout | null = null;
+  private readonly stopChores: (() => void)[] = [];
+  /** multicast-dns's join of the mDNS group on every interface, once its own timer is gone. */
+  private joinInterfaces: (() => void) | null = null;
   private addressesSeen = '';
   private signOfLife: QuerySignOfLife | null = null;
   private stopping: Promise<void> | null = null;
@@ -84,8 +85,9 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.interface = opts.interface;
     this.networks = new LocalNetworks(opts.interface, opts.isLocalAddress);
     this.requeryMs = opts.requeryMs ?? 60_000;
-    this.addressCheckMs = opts.addressCheckMs ?? 5000;
-    this.expiryCheckMs = opts.expiryCheckMs ?? 5000;
+    // 6 s, not 5: on the 2 s grid of the process's other chores (base/beat.ts).
+    this.addressCheckMs = opts.addressCheckMs ?? 6000;
+    this.expiryCheckMs = opts.expiryCheckMs ?? 6000;
     this.browser = new MdnsBrowser({
       ownFqdn: this.announcer.fqdn,
       ownInstanceId: opts.self.instanceId,
@@ -123,6 +125,8 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     this.bonjour = bonjour;
     const mdns = mdnsSocketOf(bonjour);
     this.mdns = mdns;
+    // Its own 5 s interface timer gives way to our address check (followNetworkChanges).
+    if (mdns && this.addressCheckMs > 0) this.joinInterfaces = takeOverInterfaceUpdates(mdns);
     // Unhandled, multicast-dns's 'error' (EADDRINUSE, EACCES) would throw out of the event loop.
     mdns?.on('error', this.onSocketError);
     mdns?.on('warning', this.onWarning);
@@ -142,18 +146,12 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     });
     mdns?.on('query', this.onQuery);
 
-    if (this.requeryMs > 0) {
-      this.requery = setInterval(() => this.browser.periodicQuery(), this.requeryMs);
-      this.requery.unref();
-    }
-    if (this.expiryCheckMs > 0) {
-      this.expiryCheck = setInterval(() => this.browser.expire(), this.expiryCheckMs);
-      this.expiryCheck.unref();
-    }
+    // On the process's beat (base/beat.ts): no wake-ups of their own (#26 idle cost).
+    if (this.requeryMs > 0) this.stopChores.push(processBeat.every(this.requeryMs, () => this.browser.periodicQuery()));
+    if (this.expiryCheckMs > 0) this.stopChores.push(processBeat.every(this.expiryCheckMs, () => this.browser.expire()));
     if (this.addressCheckMs > 0) {
       this.addressesSeen = this.networks.read();
-      this.addressCheck = setInterval(() => this.followNetworkChanges(), this.addressCheckMs);
-      this.addressCheck.unref();
+      this.stopChores.push(processBeat.every(this.addressCheckMs, () => this.followNetworkChanges()));
     }
     this.announcer.attach(bonjour);
   }
@@ -170,12 +168,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
-      if (this.requery) clearInterval(this.requery);
-      if (this.addressCheck) clearInterval(this.addressCheck);
-      if (this.expiryCheck) clearInterval(this.expiryCheck);
-      this.expiryCheck = null;
-      this.requery = null;
-      this.addressCheck = null;
+      for (const stop of this.stopChores.splice(0)) stop();
       await this.announcer.stop();
       this.browser.detach();
       this.mdns?.removeListener('response', this.onResponse);
@@ -199,6 +192,7 @@ export class MdnsDiscovery extends EventEmitter<MdnsDiscoveryEvents> {
     const seen = this.networks.read();
     if (seen !== this.addressesSeen) {
       this.addressesSeen = seen;
+      this.joinInterfaces?.();
       this.browser.networkChanged();
     }
     this.announcer.followAddresses(seen);

@@ -1,11 +1,12 @@
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
+import { processBeat } from '../base/beat.ts';
 import { recogniseNetwork, type RecognisedNetwork, type Recognition } from './network-id.ts';
 import type { Interfaces } from './local-address.ts';
 
 // Follows which network this machine is on (network-id.ts) by reading the kernel's tables every
-// 2 s — two small /proc files and the interface list, no root and no netlink — and says when it
+// 2 s (on the process's beat) — two small /proc files and the interface list, no root and no netlink — and says when it
 // changed (a move pauses sharing well within the 5 s we promise; a faster look is idle cost, #26). When the default gateway's MAC is not known yet, one UDP datagram to it (discard port)
 // makes the kernel ask for it; that is sent only when a decision waits on the answer (`mayPoke`), so
 // an install that trusts every network never sends anything.
@@ -75,6 +76,7 @@ export class NetworkWatch {
   private readonly opts: NetworkWatchOptions;
   private readonly clock: NetworkClock;
   private timer: unknown = null;
+  private stopBeat: (() => void) | null = null;
   private current: RecognisedNetwork | null = null;
   private stopped = false;
   private lastPoke = '';
@@ -140,6 +142,8 @@ export class NetworkWatch {
 
   stop(): void {
     this.stopped = true;
+    this.stopBeat?.();
+    this.stopBeat = null;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     if (this.recheck !== null) this.clock.clearTimeout(this.recheck);
     this.timer = null;
@@ -148,10 +152,16 @@ export class NetworkWatch {
 
   private schedule(): void {
     if (this.stopped) return;
+    const every = this.opts.intervalMs ?? NETWORK_POLL_MS;
+    // On the process's beat (base/beat.ts), with the registry's round, unless a test drives a clock.
+    if (!this.opts.clock) {
+      this.stopBeat = processBeat.every(every, () => this.check());
+      return;
+    }
     this.timer = this.clock.setTimeout(() => {
       this.check();
       this.schedule();
-    }, this.opts.intervalMs ?? NETWORK_POLL_MS);
+    }, every);
   }
 
   private recognise(): Recognition {

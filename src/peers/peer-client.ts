@@ -304,7 +304,7 @@ export class PeerClient {
         const agent = new TeamAgent(this.team!.cert, key, { keepAlive: true, timeout: 60_000, ...o });
         return { http: this.lookupPool.http, https: agent };
       };
-      // Summaries have their own: a long poll holds its socket for up to 25 s.
+      // Summaries have their own: a long poll holds its socket for up to 55 s.
       pools = {
         lookup: make({ maxSockets: this.limits.lookupSockets, maxFreeSockets: 4 }),
         nar: make({ maxFreeSockets: 8 }),

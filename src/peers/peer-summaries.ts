@@ -36,7 +36,7 @@ export interface PeerSummariesOptions {
   onChange?: (hashParts?: readonly string[]) => void;
   /** The peer answered a poll: it is alive, and will answer again within `contactEveryMs`. */
   onContact?: (id: string, contactEveryMs: number) => void;
-  waitS?: number; // long-poll wait asked of peers (default 20 s; a peer may answer sooner)
+  waitS?: number; // long-poll wait asked of peers (default 45 s; a peer may answer sooner)
   staleMs?: number; // without contact for this long a summary is not used (default waitS + 15 s)
   maxUpdatesPerMinute?: number; // default 120
   maxFill?: number; // share of bits set above which a filter says nothing (default 0.6)
@@ -53,6 +53,10 @@ export interface PeerSummariesOptions {
 }
 
 const MIN_INTERVAL_MS = 250;
+/** The long poll's wait asked of peers by default: the route's cap (summary-route.ts) must allow it. */
+export const DEFAULT_WAIT_S = 45;
+/** A waiting request's deadline beyond the wait asked. */
+const ANSWER_GRACE_MS = 10_000;
 
 interface Followed {
   id: string;
@@ -79,10 +83,10 @@ export class PeerSummaries {
   };
 
   constructor(opts: PeerSummariesOptions) {
-    // Each followed peer costs one answered request per wait, both ways (#26 idle cost). 45 s would
-    // cost less; it stays 20 s (as before) until summaries.test.ts's cut-link case, which failed with
-    // this branch at 45 s and at 20 s, is understood.
-    const waitS = opts.waitS ?? 20;
+    // Each followed peer costs one answered request per wait, both ways: in an idle mesh, most of a
+    // node's wake-ups (#26 idle cost). The route waits up to 55 s, the listener cuts a connection idle
+    // for 60 s, and the request's own deadline is the wait + 10 s.
+    const waitS = opts.waitS ?? DEFAULT_WAIT_S;
     this.opts = {
       userAgent: 'peernix',
       waitS,
@@ -173,7 +177,7 @@ export class PeerSummaries {
       try {
         const waiting = f.filter !== null && f.view.state !== 'refused';
         const url = waiting ? `${f.url}${SUMMARY_PATH}?epoch=${f.view.epoch}&since=${f.view.generation}&wait=${this.opts.waitS}` : `${f.url}${SUMMARY_PATH}`;
-        const res = await this.get(url, f.abort.signal, waiting ? this.opts.waitS * 1000 + 10_000 : 10_000);
+        const res = await this.get(url, f.abort.signal, waiting ? this.opts.waitS * 1000 + ANSWER_GRACE_MS : 10_000);
         if (f.stopped) return;
         const done = await this.take(f, res);
         failures = 0;

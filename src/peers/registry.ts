@@ -4,7 +4,8 @@ import { freshHealth, PeerHealth, type HealthOptions, type PeerHealthFields } fr
 import type { PeerClient } from './peer-client.ts';
 import { proveIdentity, type ProofResult } from '../wire/identity-proof.ts';
 import { tcpReachable } from './reach-check.ts';
-import type { Clock, TimerHandle } from '../base/clock.ts';
+import type { Clock } from '../base/clock.ts';
+import { tickerOf } from '../base/beat.ts';
 import { GO_LOOKUP_MAX_MS, GO_STALL_MS, GoPace } from './go-pace.ts';
 import { ProbeSchedule } from './probe-schedule.ts';
 
@@ -97,7 +98,8 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   private readonly opts: Required<Omit<RegistryOptions, 'isTrusted' | 'client' | 'health' | 'summaryOf' | 'clock'>> &
     Pick<RegistryOptions, 'isTrusted' | 'client' | 'summaryOf'>;
   readonly health: PeerHealth<Peer>;
-  private timer: TimerHandle | null = null;
+  private stopRounds: (() => void) | null = null;
+  private readonly clockGiven: boolean;
 
   constructor(opts: RegistryOptions) {
     super();
@@ -111,6 +113,7 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
         tlsAgent: opts.client.identityAgent?.(p.publicKey) ?? undefined,
         timeoutMs: 1500,
       });
+    this.clockGiven = opts.clock !== undefined;
     this.opts = { maxPeers: 64, healthIntervalMs: 2000, healthTimeoutMs: 800, proveIdentity: prove, identityRetryMs: 10_000, ...opts };
     this.health = new PeerHealth<Peer>(
       opts.health ?? {},
@@ -128,17 +131,17 @@ export class PeerRegistry extends EventEmitter<RegistryEvents> {
   }
 
   start(): void {
-    this.timer ??= this.health.clock.setInterval(() => {
+    // On the process's beat (base/beat.ts) unless a test drives a clock of its own.
+    this.stopRounds ??= tickerOf(this.clockGiven ? this.health.clock : undefined).every(this.opts.healthIntervalMs, () => {
       void this.probeRound();
       for (const c of [...this.contenders.values()]) void this.tryContender(c);
       for (const c of [...this.claims.values()]) void this.tryClaim(c);
-    }, this.opts.healthIntervalMs);
-    this.timer.unref?.();
+    });
   }
 
   stop(): void {
-    if (this.timer) this.health.clock.clearInterval(this.timer);
-    this.timer = null;
+    this.stopRounds?.();
+    this.stopRounds = null;
   }
 
   /** Adds or updates a peer; it is asked only once a health probe has passed. */

@@ -4,7 +4,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { PROBE_HASH_PART } from '../../src/peers/peer-client.ts';
+import { parseSecretKey } from '../../src/nix/signing.ts';
 import { decodeSummary, SUMMARY_PATH } from '../../src/wire/summary-wire.ts';
+import { makeTeamCertificate } from '../../src/wire/team-certificate.ts';
 import { skippedWithoutNetns } from '../support/netns.ts';
 import { addPath, nixEnv, run } from '../support/nix-host.ts';
 import { createPnLan, hashPart as H, SUBST, upPeers, waitFor, type PnHost, type PnLan } from '../support/peernix-lan.ts';
@@ -92,9 +94,25 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
   });
 
   it('B’s link cut without a goodbye: A’s misses stay fast, false positives included', async (tc) => {
-    // Hash parts B's summary admits but B doesn't have: each is a lookup A must send to B.
+    // Hash parts B's summary admits but B doesn't have: each is a lookup A must send to B. The summary
+    // A follows: A is in B's team, so it is B's team summary, read as A reads it (over TLS with A's
+    // key). B's public one admits the same paths here, but a filter sized for a path more or fewer
+    // has other false positives.
+    const cert = await makeTeamCertificate(parseSecretKey(readFileSync(A.key.secretKeyFile, 'utf8')));
+    writeFileSync(`${pl.dir}/a-cert.pem`, cert.cert);
+    writeFileSync(`${pl.dir}/a-key.pem`, cert.key, { mode: 0o600 });
     const file = `${pl.dir}/b-summary`;
-    const got = await B.lan.run('curl', ['-sf', '--max-time', '10', '-o', file, `http://${B.lan.address}:9999${SUMMARY_PATH}`]);
+    const got = await pl.curl(A, [
+      '-f',
+      '-k',
+      '--cert',
+      `${pl.dir}/a-cert.pem`,
+      '--key',
+      `${pl.dir}/a-key.pem`,
+      '-o',
+      file,
+      `https://${B.lan.address}:9999${SUMMARY_PATH}`,
+    ]);
     assert.equal(got.code, 0, got.stderr);
     const summary = decodeSummary(readFileSync(file));
     const falsePositives: string[] = [];
@@ -103,7 +121,11 @@ describe('store summaries between two hosts', { timeout: 300_000 }, () => {
       if (summary.filter.test(h)) falsePositives.push(h);
     }
     assert.equal(falsePositives.length, 20, `B's summary (${summary.paths} paths) admitted too few random hash parts`);
+    const followed = (await pl.status(A)).peers.find((p) => p.name === 'host-b')?.summary;
+    assert.equal(summary.epoch, followed?.epoch, `the summary A follows: ${JSON.stringify(followed)}`);
+    const askedBefore = narinfoRequestsOnB();
     assert.equal((await timedNarinfo(falsePositives[0])).code, 404); // asked of B while its link is up: a plain miss
+    await waitFor('B to log the false positive A asked it', async () => narinfoRequestsOnB() > askedBefore, 10_000);
 
     const veth = B.lan.ns.replace(/n(\d+)$/, 'v$1');
     const logFrom = A.pn!.logs().length;

@@ -4,11 +4,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { BloomFilter } from 'bloomfilter';
-import { createSummaryHandler } from '../../src/cache/summary-route.ts';
+import { createSummaryHandler, MAX_SUMMARY_WAIT_MS } from '../../src/cache/summary-route.ts';
+import { DEFAULT_LIMITS } from '../../src/cache/limits.ts';
 import { shareRouteOnly } from '../support/share-route.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
-import { PeerSummaries } from '../../src/peers/peer-summaries.ts';
+import { DEFAULT_WAIT_S, PeerSummaries } from '../../src/peers/peer-summaries.ts';
 import { decodeDelta, decodeSummary, encodeDelta, encodeSummary, SummaryFormatError } from '../../src/wire/summary-wire.ts';
 import { StoreSummary, type SummarySource } from '../../src/store/store-summary.ts';
 import { FakeClock } from '../support/fake-clock.ts';
@@ -214,6 +215,26 @@ describe('following a peer summary over HTTP', () => {
     t.diagnostic(`${polls} polls over ${connections} connection(s); ${contacts.length} contacts`);
     assert.equal(connections, 1, `${polls} polls opened ${connections} connections`);
     assert.ok(contacts.length >= 5 && contacts.every((ms) => ms === 1000));
+  });
+
+  test('the wait a follower asks by default is one the route grants, under the listener’s idle cut', T, async () => {
+    const src = new MemorySource();
+    src.add(10);
+    const summary = new StoreSummary(src);
+    summary.refresh();
+    const route = shareRouteOnly('summary', createSummaryHandler({ summary }));
+    const asked: string[] = [];
+    const url = await serve((req, res) => {
+      asked.push(req.url ?? '');
+      if (!route(req, res)) res.writeHead(404).end();
+    });
+    const followers = new PeerSummaries({ log });
+    followers.follow('b', url);
+    const waiting = await waitFor('a waiting poll', async () => asked.find((u) => u.includes('wait=')), 10_000);
+    followers.close();
+    assert.equal(new URL(waiting, url).searchParams.get('wait'), String(DEFAULT_WAIT_S));
+    assert.ok(DEFAULT_WAIT_S * 1000 <= MAX_SUMMARY_WAIT_MS, 'the route would answer sooner than asked');
+    assert.ok(MAX_SUMMARY_WAIT_MS < DEFAULT_LIMITS.stallMs, 'the listener would cut a waiting poll as idle');
   });
 
   test('a filter of all ones, a summary that changes all the time, garbage, and a cache without summaries: no summary (asked as before)', T, async (t) => {
