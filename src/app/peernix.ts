@@ -42,8 +42,8 @@ import { Notices, type NoticeState } from '../domain/notices.ts';
 
 // The composition root: every part of the core is built and wired here, and nowhere else; what each
 // part does is in its own file. A request from Nix: cache/http-listener.ts → cache/route-table.ts with
-// cache/substituter-routes.ts → cache/cache-handler.ts → domain/resolver.ts → the local store
-// (cache/local-backend.ts) or a peer (peers/peer-client.ts).
+// cache/substituter-routes.ts → cache/cache-handler.ts → domain/resolver.ts (narinfo-lookup.ts,
+// nar-sourcing.ts) → the local store (cache/local-backend.ts) or a peer (peers/peer-client.ts).
 //
 //   substituter listener (loopback) ── resolver ── local store (nix-daemon)
 //                                          └────── peer client ── registry ── mDNS / --peer

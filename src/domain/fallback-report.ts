@@ -11,7 +11,7 @@ export function reportFallback(
   log: Logger,
   events: EventLog,
   storePath: string,
-  entry: AffinityEntry | undefined,
+  entry: Pick<AffinityEntry, 'sourceName'> | undefined,
   to: string | null,
   reason: FallbackReason,
   outcome: 'served' | 'not-found',

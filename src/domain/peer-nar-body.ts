@@ -2,7 +2,7 @@ import type { NarBody } from '../cache/backend.ts';
 import type { EventLog } from '../base/events.ts';
 import type { Logger } from '../base/log.ts';
 import { encodeNix32 } from '../nix/nix32.ts';
-import type { HedgedOpener } from '../peers/hedged-open.ts';
+import type { HedgedOpener, PeerAnswer } from '../peers/hedged-open.ts';
 import type { PeerClient } from '../peers/peer-client.ts';
 import type { PeerRegistry } from '../peers/registry.ts';
 import { ResumingNarStream, type NarSource, type NarWatchOptions, type OpenedNar } from '../peers/resuming-nar.ts';
@@ -47,18 +47,34 @@ export class PeerNarBodies {
     narHash32: string,
     narSize: number,
     first: OpenedNar,
-  ): { holders: () => NarSource[]; tuning: Partial<SwarmTuning> } | null {
+  ): { holders: () => NarSource[]; answers: () => PeerAnswer[]; tuning: Partial<SwarmTuning> } | null {
     const tuning = this.opts.swarm;
     if (tuning === false || first.source.peer.dialect === 'go' || narSize < (tuning?.minNarBytes ?? DEFAULT_SWARM.minNarBytes)) return null;
     const state = this.opts.lookup.fanOut(hashPart);
     if (!state) return null;
-    const holders = () => {
+    const answers = () => {
       const live = new Set(this.opts.registry.live());
-      return state.list
-        .filter((a) => a.narHash32 === narHash32 && a.peer.dialect !== 'go' && live.has(a.peer))
-        .map((a): NarSource => ({ peer: a.peer, url: a.narUrl }));
+      return state.list.filter((a) => a.narHash32 === narHash32 && a.peer.dialect !== 'go' && live.has(a.peer));
     };
-    return { holders, tuning: tuning ?? {} };
+    const holders = () => answers().map((a): NarSource => ({ peer: a.peer, url: a.narUrl }));
+    return { holders, answers, tuning: tuning ?? {} };
+  }
+
+  /**
+   * One holder's share of a split NAR failed and the others take it over: for the window and the
+   * affinity cache that is a fallback, as when a single source is replaced by a resume.
+   */
+  private shareMoved(hashPart: string, storePath: string, failed: NarSource, answers: () => PeerAnswer[], swarm: () => SwarmNarStream | null): void {
+    const left = answers().filter((a) => a.peer.id !== failed.peer.id);
+    const working = (swarm()?.working ?? []).filter((x) => x.peer.id !== failed.peer.id);
+    const takers = working.length > 0 ? working.map((x) => x.peer.name) : left.map((a) => a.peer.name);
+    const before = this.opts.affinity.get(hashPart);
+    if (before?.source === failed.peer.id) {
+      const next = left.find((a) => working.some((x) => x.peer.id === a.peer.id)) ?? left[0];
+      if (next) this.opts.lookup.remember(hashPart, next);
+    }
+    const to = takers.length > 0 ? [...new Set(takers)].join(' + ') : null;
+    reportFallback(this.opts.log, this.opts.events, storePath, { sourceName: failed.peer.name }, to, 'peer-failed', to ? 'served' : 'not-found');
   }
 
   body(hashPart: string, storePath: string, narHash: Buffer, narSize: number, first: OpenedNar, tried: Set<string>): NarBody {
@@ -106,6 +122,7 @@ export class PeerNarBodies {
         });
         const s = stream;
         const split = this.swarmFor(hashPart, narHash32, narSize, first);
+        const w = () => swarm;
         if (split) {
           swarm = new SwarmNarStream({
             head: s,
@@ -119,6 +136,7 @@ export class PeerNarBodies {
               if (bad) this.opts.registry.reportBadBytes(src.peer, why);
               else this.opts.registry.reportFailure(src.peer, why);
             },
+            onGivenUp: (src) => this.shareMoved(hashPart, storePath, src, split.answers, w),
             firstHeld: heldShare(this.opts.client.receiverLoad.hint(new URL(first.source.url).origin)),
             onBytes: (src, n) => {
               bytes += n;
@@ -127,14 +145,14 @@ export class PeerNarBodies {
             },
           });
         }
-        const w = swarm;
+        const sw: SwarmNarStream | null = swarm;
         progress = this.opts.transfers?.begin({
           storePath,
           direction: 'in',
-          peerName: () => (w?.split ? holderNames(w) : (s.sources.at(-1) ?? first.source).peer.name),
+          peerName: () => (sw?.split ? holderNames(sw) : (s.sources.at(-1) ?? first.source).peer.name),
           total: narSize,
           bytes: () => bytes,
-          wireBytes: () => w?.wireBytes ?? s.wireBytes,
+          wireBytes: () => sw?.wireBytes ?? s.wireBytes,
         });
         return swarm ?? stream;
       },

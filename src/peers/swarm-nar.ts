@@ -36,6 +36,8 @@ export interface SwarmOptions {
   openRange: (source: NarSource, start: number, end: number, signal: AbortSignal) => Promise<Readable | null>;
   /** A holder's piece failed mid-way (`bad`: it broke a bound of a NAR body). */
   onFailure: (source: NarSource, why: string, bad: boolean) => void;
+  /** A holder was given up on, however it failed (reported or not): its share goes to the others. */
+  onGivenUp?: (source: NarSource) => void;
   onBytes: (source: NarSource, n: number) => void;
   /**
    * The share of recent transfers from the first holder that our side held up (receiver-load.ts),
@@ -170,6 +172,13 @@ export class SwarmNarStream extends Readable {
   /** Holders that sent bytes of this NAR, in the order they were first used. */
   get sources(): NarSource[] {
     return this.shares.map((x) => x.source);
+  }
+
+  /** Holders still taking pieces (a failed one's lanes are retired). */
+  get working(): NarSource[] {
+    const by = new Map<string, NarSource>();
+    for (const w of this.workers) if (!w.retired) by.set(w.source.peer.id, w.source);
+    return [...by.values()];
   }
 
   /** Each holder and the NAR bytes it sent (its lanes together). */
@@ -337,6 +346,7 @@ export class SwarmNarStream extends Readable {
     w.piece = null;
     this.stop(w);
     w.retired = true;
+    const first = !this.given.has(w.source.peer.id);
     this.given.add(w.source.peer.id);
     // Its other lane goes too, its piece back to the others: the same holder, the same link.
     for (const o of this.workers) {
@@ -348,6 +358,7 @@ export class SwarmNarStream extends Readable {
     }
     this.resumed = true;
     if (!reported) this.opts.onFailure(w.source, why, bad);
+    if (first) this.opts.onGivenUp?.(w.source);
     if (!this.swarming) {
       // The first stream (which already resumed on its own where it could) is gone: its rest is
       // pieces for whoever else holds the NAR.

@@ -191,7 +191,11 @@ describe('peers on a LAN: mDNS, the resolver, GC fallback, sharing', { timeout: 
     assert.equal(sum, (await other.nix.dumpHash(big)).sha256.toString('hex'));
     const s = await status(hosts[A]);
     const fb = s.events.find((e) => e.type === 'fallback' && e.storePath === big);
-    assert.ok(fb && fb.type === 'fallback' && fb.to === other.name && fb.reason === 'peer-failed', JSON.stringify(fb));
+    const tr = s.events.find((e) => e.type === 'transfer' && e.storePath === big);
+    assert.ok(
+      fb && fb.type === 'fallback' && fb.to === other.name && fb.reason === 'peer-failed',
+      `${JSON.stringify(fb)} ${JSON.stringify(tr)}\nA's log: ${aLog()}`,
+    );
     assert.equal(s.entries.find((e) => e.storePath === big)?.sourceName, other.name);
     await victim.pn!.stop();
     victim.pn = null;

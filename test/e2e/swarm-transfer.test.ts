@@ -131,6 +131,13 @@ describe('one NAR from several holders at once', { timeout: 600_000 }, () => {
     assert.ok(split, 'A logged the split');
     assert.ok(Number(split[1]) >= 2);
     assert.match(A.pn!.logs(), new RegExp(`${cut.name}'s share failed`));
+    // The window shows it as a fallback from the cut holder to the ones that took its share over.
+    const fb = (await snapshot()).events.find((e) => e.type === 'fallback' && e.storePath === narPath && e.from === cut.name);
+    assert.ok(fb?.type === 'fallback', 'a fallback event for the moved share');
+    assert.equal(fb.from, cut.name);
+    assert.equal(fb.reason, 'peer-failed');
+    assert.equal(fb.outcome, 'served');
+    assert.ok(fb.to && !fb.to.includes(cut.name) && fb.to.split(' + ').every((n) => [B, C, D].some((h) => h.name === n)), fb.to ?? 'nobody');
     // Pieces are bounded ranges: the holders answered 206s.
     const ranged = [B, C, D].filter((h) => h !== cut && /GET \/nar\/[0-9a-z]+-[0-9a-z]+\.nar 206/.test(h.pn!.logs()));
     assert.ok(ranged.length >= 1, 'a surviving holder served ranges');

@@ -49,6 +49,8 @@ interface Run {
   /** `at`: the fake clock's time when the range was asked for, from the swarm's start. */
   opened: { holder: string; start: number; end: number; at: number }[];
   failures: string[];
+  /** Holders given up on (onGivenUp), in order. */
+  givenUp: string[];
   /** Most bytes held in pieces not yet sent, seen at any step. */
   maxHeld: number;
   /** Per holder that failed, how many ranges had been opened by then. */
@@ -61,7 +63,7 @@ async function fetchSwarm(
   nar: Buffer,
   holders: string[],
   head: { stallAfter?: number; failAfter?: number },
-  ranges: (holder: string) => { failAfter?: number; stallAfter?: number } = () => ({}),
+  ranges: (holder: string) => { failAfter?: number; stallAfter?: number; refuse?: boolean } = () => ({}),
   makeHead?: (clock: FakeClock) => Readable,
   watch?: (holder: string, stream: Readable, bytes: number) => void,
   firstHeld?: number,
@@ -72,6 +74,7 @@ async function fetchSwarm(
   const opened: Run['opened'] = [];
   const failures: string[] = [];
   const failedAt = new Map<string, number>();
+  const givenUp: string[] = [];
   const swarm = new SwarmNarStream({
     head: makeHead ? makeHead(clock) : rangeStream(nar, 0, nar.length, head),
     headSource: sources.get(holders[0])!,
@@ -79,6 +82,8 @@ async function fetchSwarm(
     holders: () => [...sources.values()],
     openRange: async (src, start, end) => {
       opened.push({ holder: src.peer.name, start, end, at: clock.now() - t0 });
+      // A holder the caller could not open a range on (it reported why itself): null.
+      if (ranges(src.peer.name).refuse) return null;
       const stream = rangeStream(nar, start, end + 1, ranges(src.peer.name));
       watch?.(src.peer.name, stream, end + 1 - start);
       return stream;
@@ -87,6 +92,7 @@ async function fetchSwarm(
       failures.push(`${src.peer.name}: ${why}`);
       if (!failedAt.has(src.peer.name)) failedAt.set(src.peer.name, opened.length);
     },
+    onGivenUp: (src) => givenUp.push(src.peer.name),
     onBytes: () => {},
     firstHeld,
     clock,
@@ -112,7 +118,7 @@ async function fetchSwarm(
   }
   if (failed) throw failed;
   assert.ok(ended, 'the swarm ended');
-  return { out: Buffer.concat(parts), swarm, opened, failures, failedAt, maxHeld, mostLanes };
+  return { out: Buffer.concat(parts), swarm, opened, failures, failedAt, givenUp, maxHeld, mostLanes };
 }
 
 describe('one NAR from several holders at once', () => {
@@ -146,6 +152,16 @@ describe('one NAR from several holders at once', () => {
     const after = r.opened.slice(r.failedAt.get('c')).filter((o) => o.holder === 'c');
     assert.deepEqual(after, [], 'a holder that failed is not asked again for this NAR');
     assert.ok(r.swarm.resumed);
+    assert.equal(r.givenUp.filter((h) => h === 'c').length, 1, `given up on c once, whatever its lanes: ${r.givenUp.join(', ')}`);
+    assert.ok(!r.swarm.working.some((x) => x.peer.name === 'c'), 'c no longer works on this NAR');
+  });
+
+  it('says a holder was given up on even when its failure was already reported (a range it could not open)', async (t) => {
+    const r = await fetchSwarm(nar, ['b', 'c', 'd'], { stallAfter: 512 * KiB }, (h) => (h === 'd' ? { refuse: true } : {}));
+    t.diagnostic(`d refuses its ranges: given up on ${r.givenUp.join(', ')}; failures: ${r.failures.join('; ')}`);
+    assert.ok(r.out.equals(nar));
+    assert.ok(!r.failures.some((f) => f.startsWith('d:')), 'the caller reported it; the swarm does not again');
+    assert.equal(r.givenUp.filter((h) => h === 'd').length, 1);
   });
 
   it("takes a silent holder's piece (a cut link) and carries on without it", async (t) => {
