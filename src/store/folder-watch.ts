@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { type Ticker, tickerOf } from '../base/beat.ts';
 import { type Clock, systemClock, type TimerHandle } from '../base/clock.ts';
 
@@ -41,10 +42,25 @@ export function watchFolder(folder: string, onEvent: () => void, onError: () => 
   return w;
 }
 
+/** The folder itself if it exists, else its nearest existing ancestor; null when none is a folder. */
+export function nearestExisting(folder: string): string | null {
+  for (let at = path.resolve(folder); ; at = path.dirname(at)) {
+    try {
+      if (fs.statSync(at).isDirectory()) return at;
+      return null; // a file where a folder should be: nothing to wait for
+    } catch {
+      if (at === path.dirname(at)) return null;
+    }
+  }
+}
+
 export class FolderWatch {
   private readonly opts: FolderWatchOptions;
   private readonly clock: Clock;
-  private readonly watches = new Map<string, { close(): void } | null>(); // null: could not be watched
+  // null: could not be watched. standIn: the folder doesn't exist yet and its nearest existing
+  // ancestor is watched instead, so its creation is an event (retrying a missing folder on every tick
+  // cost a failed inotify_add_watch and an exception each time, and kept the fast tick going).
+  private readonly watches = new Map<string, { close(): void; standIn: boolean } | null>();
   private readonly ticker: Ticker;
   private stopTick: (() => void) | null = null;
   private tickEvery = 0;
@@ -83,19 +99,21 @@ export class FolderWatch {
   private sync(): void {
     const wanted = new Set(this.opts.folders());
     for (const [folder, w] of this.watches)
-      if (!wanted.has(folder) || w === null) {
+      if (!wanted.has(folder) || w === null || (w.standIn && fs.existsSync(folder))) {
         w?.close();
         this.watches.delete(folder);
       }
     for (const folder of wanted) {
       if (this.watches.has(folder)) continue;
+      const target = nearestExisting(folder);
       try {
+        if (target === null) throw new Error(`nothing of ${folder} exists`);
         const w = (this.opts.watch ?? watchFolder)(
-          folder,
+          target,
           () => this.event(),
           () => this.lost(folder),
         );
-        this.watches.set(folder, w);
+        this.watches.set(folder, { close: () => w.close(), standIn: target !== folder });
       } catch {
         this.watches.set(folder, null);
       }
@@ -115,6 +133,8 @@ export class FolderWatch {
     if (this.stopped || this.settleTimer) return;
     this.settleTimer = this.later(() => {
       this.settleTimer = null;
+      // A folder that was missing may exist now: watch it rather than its ancestor.
+      if ([...this.watches.values()].some((w) => w?.standIn)) this.sync();
       this.opts.onChange('event');
       if (this.againTimer) this.clock.clearTimeout(this.againTimer);
       this.againTimer = this.later(() => {

@@ -45,9 +45,10 @@ describe('the store summary follows the store', () => {
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   /** A StoreWatch on a folder of its own; `events` resolves each time the kernel told of a write there. */
-  async function setUp(name: string, opts: { watchable?: boolean } = {}) {
+  /** `watchable: false`: every watch is refused (inotify's limit); `exists: false`: the folder is made later. */
+  async function setUp(name: string, opts: { watchable?: boolean; exists?: boolean } = {}) {
     const folder = path.join(root, name);
-    if (opts.watchable !== false) fs.mkdirSync(folder);
+    if (opts.exists !== false) fs.mkdirSync(folder);
     const source = new MemorySource();
     source.add(50);
     const summary = new StoreSummary(source);
@@ -62,15 +63,17 @@ describe('the store summary follows the store', () => {
       changed: () => {},
       dbFolder: folder,
       clock,
-      watch: (f, onEvent, onError) =>
-        watchFolder(
+      watch: (f, onEvent, onError) => {
+        if (opts.watchable === false) throw new Error('ENOSPC');
+        return watchFolder(
           f,
           () => {
             onEvent();
             told();
           },
           onError,
-        ),
+        );
+      },
     });
     await watch.start();
     return { folder, source, summary, clock, watch, nextEvent };
@@ -104,24 +107,33 @@ describe('the store summary follows the store', () => {
     assert.equal(s.summary.current().generation, before.generation + 1);
   });
 
-  it('looks twice a second while the folder cannot be watched, and watches it once it can', async (t) => {
-    const s = await setUp('not-yet', { watchable: false });
+  it('looks twice a second while the folder cannot be watched', async (t) => {
+    const s = await setUp('refused', { watchable: false });
     t.after(() => s.watch.stop());
     assert.equal(s.watch.watchingDb, false);
     const before = s.summary.current();
     s.source.add(1);
     s.clock.advance(500);
     assert.equal(s.summary.current().generation, before.generation + 1);
+  });
 
+  it("watches the nearest existing folder while the database's doesn't exist, and the folder once it does", async (t) => {
+    const s = await setUp('not-yet', { exists: false });
+    t.after(() => s.watch.stop());
+    assert.equal(s.watch.watchingDb, true, 'its parent is watched: no fast tick');
+    const before = s.summary.current();
+
+    let seen = s.nextEvent();
     fs.mkdirSync(s.folder);
-    s.clock.advance(500);
-    assert.equal(s.watch.watchingDb, true, 'the watch is set at the next look');
-    s.source.add(1);
-    const seen = s.nextEvent();
-    fs.writeFileSync(path.join(s.folder, 'db.sqlite-wal'), 'a write');
-    await seen;
+    await seen; // the parent's watch tells of the folder's creation
     s.clock.advance(100);
-    assert.equal(s.summary.current().generation, before.generation + 2);
+    s.source.add(1);
+    seen = s.nextEvent();
+    fs.writeFileSync(path.join(s.folder, 'db.sqlite-wal'), 'a write');
+    await seen; // now the folder's own watch
+    s.clock.advance(100);
+    assert.equal(s.summary.current().generation, before.generation + 1);
+    assert.equal(s.watch.watchingDb, true);
   });
 
   it('rebuilds on deletions within 10 s, watched or not', async (t) => {

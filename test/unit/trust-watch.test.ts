@@ -21,11 +21,11 @@ describe('TrustWatch notices changes to nix.conf', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trust-watch-'));
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  function setUp(name: string, watch: 'kernel' | 'silent' | 'refused') {
-    const dir = path.join(root, name);
-    fs.mkdirSync(dir);
+  function setUp(name: string, watch: 'kernel' | 'silent' | 'refused', exists = true) {
+    const dir = path.join(root, name, 'etc');
     const conf = path.join(dir, 'nix.conf');
-    fs.writeFileSync(conf, `trusted-public-keys = ${KEY_A}\n`);
+    fs.mkdirSync(exists ? dir : path.join(root, name), { recursive: true });
+    if (exists) fs.writeFileSync(conf, `trusted-public-keys = ${KEY_A}\n`);
     const env = { NIX_CONF_DIR: dir } as NodeJS.ProcessEnv;
     const clock = new FakeClock();
     let told: () => void = () => {};
@@ -85,6 +85,25 @@ describe('TrustWatch notices changes to nix.conf', () => {
     assert.deepEqual(s.keys(), [KEY_A]);
     s.clock.advance(100);
     assert.deepEqual(s.keys(), [KEY_B]);
+  });
+
+  it("watches the nearest existing folder while nix.conf's folder doesn't exist, and the folder once it does", async (t) => {
+    const s = setUp('absent', 'kernel', false);
+    t.after(() => s.tw.stop());
+    assert.equal(s.tw.watching, true, 'the kernel tells: the parent is watched, no fast tick');
+    assert.ok(!s.keys().includes(KEY_B), "no nix.conf: Nix's default keys");
+
+    let seen = s.nextEvent();
+    fs.mkdirSync(s.dir);
+    await seen;
+    s.clock.advance(100);
+
+    seen = s.nextEvent();
+    fs.writeFileSync(s.conf, `trusted-public-keys = ${KEY_B}\n`);
+    await seen; // told by the watch on the folder itself now
+    s.clock.advance(100);
+    assert.deepEqual(s.keys(), [KEY_B]);
+    assert.equal(s.tw.watching, true);
   });
 
   it('looks every 2 s while the folder cannot be watched', (t) => {
