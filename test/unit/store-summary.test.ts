@@ -8,36 +8,15 @@ import { createSummaryHandler, MAX_SUMMARY_WAIT_MS } from '../../src/cache/summa
 import { DEFAULT_LIMITS } from '../../src/cache/limits.ts';
 import { shareRouteOnly } from '../support/share-route.ts';
 import { createLogger } from '../../src/base/log.ts';
-import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { DEFAULT_WAIT_S, PeerSummaries } from '../../src/peers/peer-summaries.ts';
 import { decodeDelta, decodeSummary, encodeDelta, encodeSummary, SummaryFormatError } from '../../src/wire/summary-wire.ts';
-import { StoreSummary, type SummarySource } from '../../src/store/store-summary.ts';
+import { StoreSummary } from '../../src/store/store-summary.ts';
 import { FakeClock } from '../support/fake-clock.ts';
+import { MemorySource, randomHashPart as hashPart } from '../support/memory-source.ts';
 import { waitFor } from '../support/wait.ts';
 
 const T = { timeout: 30_000 };
 const log = createLogger('error');
-const hashPart = () => encodeNix32(randomBytes(20));
-
-/** A store's rows in memory: ids only grow, deletions leave gaps, as in Nix's ValidPaths. */
-class MemorySource implements SummarySource {
-  rows: { id: number; hashPart: string }[] = [];
-  nextId = 1;
-  add(n: number): string[] {
-    const added = Array.from({ length: n }, hashPart);
-    for (const h of added) this.rows.push({ id: this.nextId++, hashPart: h });
-    return added;
-  }
-  remove(n: number): void {
-    this.rows.splice(0, n);
-  }
-  rowsAfter(afterId: number) {
-    return this.rows.filter((r) => r.id > afterId);
-  }
-  count() {
-    return this.rows.length;
-  }
-}
 
 describe('summary wire format', () => {
   test('a summary and a delta survive the trip; hostile bytes are refused with a reason', T, () => {

@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '../../src/base/log.ts';
 import { StoreWatch } from '../../src/domain/store-watch.ts';
-import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { watchFolder } from '../../src/store/folder-watch.ts';
-import { StoreSummary, type SummarySource } from '../../src/store/store-summary.ts';
+import { StoreSummary } from '../../src/store/store-summary.ts';
 import { FakeClock } from '../support/fake-clock.ts';
+import { MemorySource } from '../support/memory-source.ts';
 
 // The store summary follows the store (#26 idle cost): a write to the database's folder, told by the
 // kernel, brings what was added into the summary at once; a change the kernel didn't tell of comes
@@ -18,25 +17,6 @@ import { FakeClock } from '../support/fake-clock.ts';
 // the timers the fake clock's.
 
 const log = createLogger('error');
-const hashPart = () => encodeNix32(randomBytes(20));
-
-/** A store's rows in memory (ids only grow, as in Nix's ValidPaths). */
-class MemorySource implements SummarySource {
-  rows: { id: number; hashPart: string }[] = [];
-  nextId = 1;
-  add(n: number): void {
-    for (let i = 0; i < n; i++) this.rows.push({ id: this.nextId++, hashPart: hashPart() });
-  }
-  remove(n: number): void {
-    this.rows.splice(0, n);
-  }
-  rowsAfter(afterId: number) {
-    return this.rows.filter((r) => r.id > afterId);
-  }
-  count() {
-    return this.rows.length;
-  }
-}
 
 const healthy = { health: async () => ({ ok: true, version: 'test', error: null }) };
 
